@@ -1,0 +1,398 @@
+//! Cairn's configuration: one typed struct, filled from compiled defaults, then
+//! an optional TOML file, then `CAIRN__SECTION__KEY` environment variables,
+//! and validated before anything starts.
+//!
+//! Architecture invariant: loading configuration has no side effects. It
+//! reads the file and the environment it is given and nothing else; it opens
+//! no connection and creates no directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Prefix of the environment variables that override configuration; `__`
+/// separates the section from the key (`CAIRN__SERVER__BIND`).
+pub const ENV_PREFIX: &str = "CAIRN__";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the embedded backends keep their files (SQLite database, local
+    /// objects, sandbox workspaces).
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub queue: QueueConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the HTTP server listens on.
+    pub bind: SocketAddr,
+    /// Largest request body accepted, in bytes (uploads have their own limit).
+    pub body_limit_bytes: usize,
+    /// Origins allowed to call the API from a browser; empty allows only the
+    /// same origin, `["*"]` allows any.
+    pub cors_origins: Vec<String>,
+    /// How long shutdown waits for requests in flight, in seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `postgres://…` for PostgreSQL, `sqlite://PATH` for SQLite; empty for a
+    /// SQLite file `cairn.db` in the data dir.
+    pub url: String,
+    pub max_connections: u32,
+    /// How long a request waits for a connection before it fails with 503, in seconds.
+    pub acquire_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://…` or `rediss://…`; empty for the in-process bus.
+    pub url: String,
+    /// Prefix of every key Cairn writes, so several deployments can share a server.
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Seconds a worker may hold a job without a heartbeat before another takes it.
+    pub lease_secs: u64,
+    /// Deliveries after which a failing job is set aside as a dead letter.
+    pub max_deliveries: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `cairn_gateway=debug,info`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            redis: RedisConfig::default(),
+            queue: QueueConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit_bytes: 2 * 1024 * 1024,
+            cors_origins: Vec::new(),
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig { url: String::new(), max_connections: 10, acquire_timeout_secs: 5 }
+    }
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig { url: String::new(), prefix: "cairn".to_owned() }
+    }
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig { lease_secs: 30, max_deliveries: 5 }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".to_owned(), format: LogFormat::Json }
+    }
+}
+
+/// Which database a configuration selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite { url: String },
+    Postgres { url: String },
+}
+
+/// Why configuration could not be loaded. Start-up stops and prints it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file named with `--config` cannot be read.
+    #[error("cannot read the configuration file {path}: {source}")]
+    Unreadable { path: PathBuf, source: std::io::Error },
+    /// A value has the wrong type or shape, a key is unknown, or the file is
+    /// not valid TOML. The message names the key and where it came from.
+    #[error("{0}")]
+    Parse(String),
+    /// A value parsed but is not acceptable.
+    #[error("configuration key `{key}` is invalid: expected {expected}, got `{got}`")]
+    Invalid { key: &'static str, expected: &'static str, got: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Config {
+    /// Defaults, then the file (if any), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        Self::load_from(file, Env::prefixed(ENV_PREFIX).split("__"))
+    }
+
+    fn load_from(file: Option<&Path>, env: Env) -> Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            // Read it ourselves: figment treats a missing file as empty.
+            let text =
+                std::fs::read_to_string(path).map_err(|source| Error::Unreadable { path: path.to_owned(), source })?;
+            figment = figment.merge(Toml::string(&text));
+        }
+        let config: Config = figment.merge(env).extract().map_err(describe)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<()> {
+        self.database_kind()?;
+        let redis = &self.redis.url;
+        if !(redis.is_empty() || redis.starts_with("redis://") || redis.starts_with("rediss://")) {
+            return Err(Error::Invalid {
+                key: "redis.url",
+                expected: "empty (in-process bus) or a redis:// or rediss:// URL",
+                got: redis.clone(),
+            });
+        }
+        let checks: [(&'static str, u64, &'static str); 5] = [
+            ("server.body_limit_bytes", self.server.body_limit_bytes as u64, "a size in bytes of at least 1"),
+            ("database.max_connections", self.database.max_connections.into(), "at least 1"),
+            ("database.acquire_timeout_secs", self.database.acquire_timeout_secs, "at least 1 second"),
+            ("queue.lease_secs", self.queue.lease_secs, "at least 1 second"),
+            ("queue.max_deliveries", self.queue.max_deliveries.into(), "at least 1"),
+        ];
+        for (key, value, expected) in checks {
+            if value == 0 {
+                return Err(Error::Invalid { key, expected, got: value.to_string() });
+            }
+        }
+        if self.redis.prefix.is_empty() || self.redis.prefix.contains(char::is_whitespace) {
+            return Err(Error::Invalid {
+                key: "redis.prefix",
+                expected: "a non-empty prefix without spaces",
+                got: self.redis.prefix.clone(),
+            });
+        }
+        for origin in &self.server.cors_origins {
+            let ok = origin == "*" || origin.starts_with("http://") || origin.starts_with("https://");
+            if !ok {
+                return Err(Error::Invalid {
+                    key: "server.cors_origins",
+                    expected: "`*` or origins like https://app.example.com",
+                    got: origin.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The database this configuration selects; an empty URL means the SQLite
+    /// file in the data dir.
+    pub fn database_kind(&self) -> Result<DatabaseKind> {
+        let url = &self.database.url;
+        if url.is_empty() {
+            let path = self.data_dir.join("cairn.db");
+            return Ok(DatabaseKind::Sqlite { url: format!("sqlite://{}", path.display()) });
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseKind::Postgres { url: url.clone() });
+        }
+        if url.starts_with("sqlite:") {
+            return Ok(DatabaseKind::Sqlite { url: url.clone() });
+        }
+        Err(Error::Invalid {
+            key: "database.url",
+            expected: "empty (SQLite in the data dir), a sqlite:// URL or a postgres:// URL",
+            got: url.clone(),
+        })
+    }
+}
+
+/// Turns figment's errors into one message per problem that names the key in
+/// its `section.key` form, the environment variable or file it came from, and
+/// what was expected.
+fn describe(errors: figment::Error) -> Error {
+    let lines: Vec<String> = errors
+        .into_iter()
+        .map(|error| {
+            let key = error.path.join(".");
+            let origin = match &error.metadata {
+                Some(meta) => match &meta.source {
+                    Some(figment::Source::Custom(s)) if meta.name.contains("environment") => {
+                        format!(" (from environment variable {ENV_PREFIX}{})", s.to_uppercase())
+                    }
+                    _ if meta.name.contains("environment") => {
+                        let var = error.path.iter().map(|p| p.to_uppercase()).collect::<Vec<_>>();
+                        format!(" (from environment variable {ENV_PREFIX}{})", var.join("__"))
+                    }
+                    _ if meta.name.contains("TOML") => " (from the configuration file)".to_owned(),
+                    _ => String::new(),
+                },
+                None => String::new(),
+            };
+            if key.is_empty() {
+                format!("configuration{origin}: {}", error.kind)
+            } else {
+                format!("configuration key `{key}`{origin}: {}", error.kind)
+            }
+        })
+        .collect();
+    Error::Parse(lines.join("; "))
+}
+
+#[cfg(test)]
+// figment's Jail API returns its (large) error type by value.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn load_in_jail(file: Option<&str>) -> Result<Config> {
+        let path = file.map(|_| PathBuf::from("cairn.toml"));
+        Config::load(path.as_deref())
+    }
+
+    #[test]
+    fn defaults_describe_the_all_in_one_shape() {
+        let config = Config::load_from(None, Env::prefixed("CAIRN_TEST_NOTHING__")).unwrap();
+        assert_eq!(config.server.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            config.database_kind().unwrap(),
+            DatabaseKind::Sqlite { url: "sqlite://./data/cairn.db".to_owned() }
+        );
+        assert!(config.redis.url.is_empty());
+    }
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "cairn.toml",
+                "data_dir = \"/srv/cairn\"\n[server]\nbind = \"0.0.0.0:7000\"\nbody_limit_bytes = 1000\n",
+            )?;
+            jail.set_env("CAIRN__SERVER__BIND", "127.0.0.1:9000");
+            jail.set_env("CAIRN__DATABASE__URL", "postgres://db.internal/cairn");
+            jail.set_env("CAIRN__REDIS__URL", "redis://127.0.0.1:6379");
+            let config = load_in_jail(Some("cairn.toml")).map_err(|e| e.to_string())?;
+            assert_eq!(config.server.bind.to_string(), "127.0.0.1:9000");
+            assert_eq!(config.server.body_limit_bytes, 1000);
+            assert_eq!(config.data_dir, PathBuf::from("/srv/cairn"));
+            assert_eq!(
+                config.database_kind().unwrap(),
+                DatabaseKind::Postgres { url: "postgres://db.internal/cairn".to_owned() }
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn data_dir_comes_from_the_top_level_variable() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CAIRN__DATA_DIR", "/var/lib/cairn");
+            let config = load_in_jail(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.data_dir, PathBuf::from("/var/lib/cairn"));
+            Ok(())
+        });
+    }
+
+    fn error_in_jail(setup: impl FnOnce(&mut Jail) -> figment::error::Result<Option<&'static str>>) -> String {
+        let mut message = String::new();
+        Jail::expect_with(|jail| {
+            let file = setup(jail)?;
+            message = load_in_jail(file).expect_err("configuration should be refused").to_string();
+            Ok(())
+        });
+        message
+    }
+
+    #[test]
+    fn a_bad_environment_value_names_the_key_and_the_variable() {
+        let message = error_in_jail(|jail| {
+            jail.set_env("CAIRN__SERVER__BIND", "not-an-address");
+            Ok(None)
+        });
+        assert!(message.contains("`server.bind`"), "{message}");
+        assert!(message.contains("CAIRN__SERVER__BIND"), "{message}");
+        assert!(message.contains("socket address"), "{message}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let message = error_in_jail(|jail| {
+            jail.create_file("cairn.toml", "[server]\nbnid = \"127.0.0.1:1\"\n")?;
+            Ok(Some("cairn.toml"))
+        });
+        assert!(message.contains("unknown field: found `bnid`"), "{message}");
+        assert!(message.contains("configuration file"), "{message}");
+    }
+
+    #[test]
+    fn a_file_that_does_not_parse_is_refused() {
+        let message = error_in_jail(|jail| {
+            jail.create_file("cairn.toml", "[server\nbind = 1\n")?;
+            Ok(Some("cairn.toml"))
+        });
+        assert!(message.starts_with("configuration"), "{message}");
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error_not_an_empty_config() {
+        let err = Config::load(Some(Path::new("/nonexistent/cairn.toml"))).unwrap_err();
+        assert!(matches!(err, Error::Unreadable { .. }), "{err}");
+    }
+
+    #[test]
+    fn values_that_parse_but_make_no_sense_are_refused() {
+        let cases = [
+            ("CAIRN__DATABASE__URL", "mysql://x", "database.url"),
+            ("CAIRN__REDIS__URL", "http://x", "redis.url"),
+            ("CAIRN__QUEUE__LEASE_SECS", "0", "queue.lease_secs"),
+            ("CAIRN__SERVER__BODY_LIMIT_BYTES", "0", "server.body_limit_bytes"),
+        ];
+        for (var, value, key) in cases {
+            let message = error_in_jail(|jail| {
+                jail.set_env(var, value);
+                Ok(None)
+            });
+            assert!(message.contains(&format!("`{key}`")), "{var}={value}: {message}");
+        }
+    }
+}

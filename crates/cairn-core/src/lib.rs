@@ -1,0 +1,19 @@
+//! Cairn's domain core: the types every component shares and the traits behind
+//! which the backends (store, bus) live.
+//!
+//! Architecture invariant: this crate does no IO. It knows nothing of HTTP, SQL,
+//! Redis or the file system; it only names things and the operations on them.
+//! Backends implement the traits in [`store`] and [`bus`] and are chosen once, at
+//! start-up, from configuration.
+
+pub mod bus;
+mod error;
+mod ids;
+pub mod model;
+pub mod store;
+
+pub use error::{Dependency, Error, Result};
+pub use ids::{AuditId, MessageId, ProjectId, RunId, ThreadId, UserId};
+
+/// The version of Cairn, shared by every crate and shown by `cairn version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,299 @@
+//! Domain types. Wire shapes (`*Request`/`*Response`) live in the gateway and
+//! are converted from these explicitly.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::{AuditId, MessageId, ProjectId, RunId, ThreadId, UserId};
+
+/// Parse error for the string forms of the enums below (as stored in the
+/// database): an unknown value means corrupt data or a newer schema.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown {kind} `{value}`")]
+pub struct UnknownVariant {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident, $kind:literal { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            /// The stable text form, as stored and sent on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownVariant;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(UnknownVariant { kind: $kind, value: other.to_owned() }),
+                }
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// A member's role in a project. Viewers read; editors also write and run
+    /// the agent; owners also manage members and the project itself.
+    Role, "role" {
+        Owner => "owner",
+        Editor => "editor",
+        Viewer => "viewer",
+    }
+);
+
+impl Role {
+    /// Whether this role may change project data (files, threads, runs).
+    pub fn can_write(self) -> bool {
+        match self {
+            Role::Owner | Role::Editor => true,
+            Role::Viewer => false,
+        }
+    }
+
+    /// Whether this role may manage members and delete the project.
+    pub fn can_manage(self) -> bool {
+        match self {
+            Role::Owner => true,
+            Role::Editor | Role::Viewer => false,
+        }
+    }
+}
+
+string_enum!(
+    /// Who wrote a message.
+    MessageRole, "message role" {
+        User => "user",
+        Assistant => "assistant",
+        System => "system",
+    }
+);
+
+string_enum!(
+    /// The life cycle of an agent run.
+    RunStatus, "run status" {
+        Queued => "queued",
+        Running => "running",
+        /// Interrupted, waiting for a person to answer.
+        Waiting => "waiting",
+        Succeeded => "succeeded",
+        Failed => "failed",
+        Cancelled => "cancelled",
+    }
+);
+
+impl RunStatus {
+    /// A finished run never changes status again.
+    pub fn is_terminal(self) -> bool {
+        match self {
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled => true,
+            RunStatus::Queued | RunStatus::Running | RunStatus::Waiting => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: UserId,
+    /// Stored lower-cased; unique.
+    pub email: String,
+    pub display_name: String,
+    /// PHC string of the password hash; never leaves the server.
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub disabled: bool,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub is_admin: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Project {
+    pub id: ProjectId,
+    pub name: String,
+    pub created_by: UserId,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewProject {
+    pub name: String,
+    /// Becomes the project's first owner.
+    pub owner: UserId,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Membership {
+    pub project_id: ProjectId,
+    pub user_id: UserId,
+    pub role: Role,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thread {
+    pub id: ThreadId,
+    pub project_id: ProjectId,
+    pub title: String,
+    pub created_by: UserId,
+    pub created_at: OffsetDateTime,
+    /// Sequence number of the newest event in the thread's log (0 if none).
+    pub last_event_seq: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewThread {
+    pub project_id: ProjectId,
+    pub title: String,
+    pub created_by: UserId,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub id: MessageId,
+    pub thread_id: ThreadId,
+    pub role: MessageRole,
+    /// The person who wrote it; `None` for the agent and the system.
+    pub author: Option<UserId>,
+    pub content: String,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub thread_id: ThreadId,
+    pub role: MessageRole,
+    pub author: Option<UserId>,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub id: RunId,
+    pub thread_id: ThreadId,
+    pub status: RunStatus,
+    pub created_by: UserId,
+    /// Why the run failed, in words a user can read.
+    pub error: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub thread_id: ThreadId,
+    pub created_by: UserId,
+}
+
+/// One entry of a thread's append-only event log. `seq` numbers are
+/// consecutive per thread and assigned in the transaction that stores the
+/// event, so a client that has seen `seq = n` resumes with "after n".
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub thread_id: ThreadId,
+    pub seq: i64,
+    pub run_id: Option<RunId>,
+    /// A dotted name such as `run.status` or `message.created`.
+    pub kind: String,
+    pub payload: Value,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub run_id: Option<RunId>,
+    pub kind: String,
+    pub payload: Value,
+}
+
+/// The saved state of a run after one step of its graph.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    pub run_id: RunId,
+    /// Steps count from 1; each step writes exactly one checkpoint.
+    pub step: i64,
+    /// The graph state, position and pending work, as the agent runtime encodes them.
+    pub state: Value,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCheckpoint {
+    pub run_id: RunId,
+    pub step: i64,
+    pub state: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub id: AuditId,
+    pub actor: Option<UserId>,
+    pub project_id: Option<ProjectId>,
+    /// A dotted verb such as `user.disabled` or `member.added`.
+    pub action: String,
+    pub detail: Value,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAuditEntry {
+    pub actor: Option<UserId>,
+    pub project_id: Option<ProjectId>,
+    pub action: String,
+    pub detail: Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_round_trip_through_their_text_form() {
+        for role in [Role::Owner, Role::Editor, Role::Viewer] {
+            assert_eq!(role.as_str().parse::<Role>().ok(), Some(role));
+        }
+        for status in [
+            RunStatus::Queued,
+            RunStatus::Running,
+            RunStatus::Waiting,
+            RunStatus::Succeeded,
+            RunStatus::Failed,
+            RunStatus::Cancelled,
+        ] {
+            assert_eq!(status.as_str().parse::<RunStatus>().ok(), Some(status));
+        }
+        let err = "admin".parse::<Role>().unwrap_err();
+        assert_eq!(err.to_string(), "unknown role `admin`");
+    }
+
+    #[test]
+    fn only_owners_manage_and_viewers_cannot_write() {
+        assert!(Role::Owner.can_manage() && Role::Owner.can_write());
+        assert!(!Role::Editor.can_manage() && Role::Editor.can_write());
+        assert!(!Role::Viewer.can_manage() && !Role::Viewer.can_write());
+    }
+}

@@ -1,0 +1,78 @@
+use std::path::PathBuf;
+
+use cairn_core::Dependency;
+
+/// Why the database could not be opened or migrated (start-up errors).
+/// Repository calls report `cairn_core::Error` instead.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The URL does not parse: a configuration error.
+    #[error("the database URL is not valid: {source}")]
+    Url { source: sqlx::Error },
+    /// The server did not answer or refused us. Check that it runs and the URL.
+    #[error("cannot connect to {backend}: {source}")]
+    Connect { backend: &'static str, source: sqlx::Error },
+    /// The folder for the SQLite file cannot be created.
+    #[error("cannot create the data folder {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    /// A migration failed (it was rolled back) or the database holds a newer
+    /// schema than this binary knows.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Converts sqlx results into the core's error, naming the entity a missing
+/// or duplicate row is about.
+pub(crate) trait DbResult<T> {
+    fn db(self) -> cairn_core::Result<T>;
+    fn db_entity(self, entity: &'static str) -> cairn_core::Result<T>;
+}
+
+impl<T> DbResult<T> for Result<T, sqlx::Error> {
+    fn db(self) -> cairn_core::Result<T> {
+        self.map_err(|e| convert(e, "row"))
+    }
+
+    fn db_entity(self, entity: &'static str) -> cairn_core::Result<T> {
+        self.map_err(|e| convert(e, entity))
+    }
+}
+
+fn convert(error: sqlx::Error, entity: &'static str) -> cairn_core::Error {
+    use sqlx::error::ErrorKind;
+    let internal = |detail: String| cairn_core::Error::Internal { dependency: Dependency::Database, detail };
+    match error {
+        sqlx::Error::RowNotFound => cairn_core::Error::NotFound { entity },
+        sqlx::Error::Database(db) => match db.kind() {
+            ErrorKind::UniqueViolation => cairn_core::Error::Conflict { entity },
+            ErrorKind::ForeignKeyViolation => cairn_core::Error::NotFound { entity: "referenced entity" },
+            _ => {
+                if is_connection_loss(db.code().as_deref()) {
+                    unavailable(db.to_string())
+                } else {
+                    internal(db.to_string())
+                }
+            }
+        },
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => unavailable(error.to_string()),
+        other => internal(other.to_string()),
+    }
+}
+
+/// PostgreSQL codes of class 08 (connection exception) and 57P0x (the server
+/// is shutting down or restarting) mean the server went away, not that the
+/// query was wrong.
+fn is_connection_loss(code: Option<&str>) -> bool {
+    code.is_some_and(|c| c.starts_with("08") || c.starts_with("57P0"))
+}
+
+pub(crate) fn unavailable(reason: String) -> cairn_core::Error {
+    cairn_core::Error::Unavailable { dependency: Dependency::Database, reason }
+}

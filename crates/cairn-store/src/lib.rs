@@ -1,0 +1,123 @@
+//! Cairn's store: the repositories of `cairn_core::store` on SQLite (the
+//! all-in-one default) and PostgreSQL, their migrations, and the embedded
+//! durable work queue.
+//!
+//! Architecture invariant: both backends run the same repository code (one
+//! macro body instantiated twice) against equivalent schemas, so a behaviour
+//! the contract tests prove on one holds on the other. Nothing above this
+//! crate sees SQL or sqlx.
+
+mod error;
+mod queue;
+mod repo;
+mod rows;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_core::bus::{QueueOptions, WorkQueue};
+use cairn_core::store::Store;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+pub use error::{Error, Result};
+pub use queue::{PostgresQueue, SqliteQueue};
+pub use repo::{PostgresStore, SqliteStore};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How to open the database.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    pub max_connections: u32,
+    /// How long a caller waits for a connection (and a new connection for its
+    /// server) before the call fails as unavailable.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions { max_connections: 10, acquire_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// An open database, either backend.
+#[derive(Debug, Clone)]
+pub enum Database {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Database {
+    /// Opens a `sqlite:` or `postgres://` URL and checks that it answers. A
+    /// SQLite file (and its folder) is created if missing.
+    pub async fn open(url: &str, options: &OpenOptions) -> Result<Database> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let connect = PgConnectOptions::from_str(url).map_err(|source| Error::Url { source })?;
+            let pool = PgPoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect)
+                .await
+                .map_err(|source| Error::Connect { backend: "PostgreSQL", source })?;
+            return Ok(Database::Postgres(pool));
+        }
+        let connect = SqliteConnectOptions::from_str(url)
+            .map_err(|source| Error::Url { source })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        if let Some(parent) = connect.get_filename().parent().filter(|p| !p.as_os_str().is_empty()) {
+            create_dir(parent)?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(|source| Error::Connect { backend: "SQLite", source })?;
+        Ok(Database::Sqlite(pool))
+    }
+
+    /// Applies the migrations not yet applied; each runs in its own transaction.
+    pub async fn migrate(&self) -> Result<()> {
+        match self {
+            Database::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+            Database::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// The repositories over this database.
+    pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Database::Sqlite(pool) => Arc::new(SqliteStore::new(pool.clone())),
+            Database::Postgres(pool) => Arc::new(PostgresStore::new(pool.clone())),
+        }
+    }
+
+    /// The durable work queue kept in this database.
+    pub fn queue(&self, options: QueueOptions) -> Arc<dyn WorkQueue> {
+        match self {
+            Database::Sqlite(pool) => Arc::new(SqliteQueue::new(pool.clone(), options)),
+            Database::Postgres(pool) => Arc::new(PostgresQueue::new(pool.clone(), options)),
+        }
+    }
+
+    /// Closes every connection, waiting for those in use to come back.
+    pub async fn close(&self) {
+        match self {
+            Database::Sqlite(pool) => pool.close().await,
+            Database::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+fn create_dir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(|source| Error::DataDir { path: path.to_owned(), source })
+}

@@ -1,0 +1,450 @@
+//! The repositories. One body of code, instantiated for SQLite and for
+//! PostgreSQL by `sql_store!`: the SQL is written in the dialect both accept
+//! (`$n` parameters, `RETURNING`, `ON CONFLICT`), and the schemas differ only
+//! in column types, which sqlx maps to the same Rust types.
+
+use async_trait::async_trait;
+use cairn_core::model::{
+    AuditEntry, Checkpoint, Event, Membership, Message, NewAuditEntry, NewCheckpoint, NewEvent, NewMessage, NewProject,
+    NewRun, NewThread, NewUser, Project, Role, Run, RunStatus, Thread, User,
+};
+use cairn_core::store::{AuditRepo, ProjectRepo, RunRepo, Store, ThreadRepo, UserRepo};
+use cairn_core::{AuditId, MessageId, ProjectId, RunId, ThreadId, UserId};
+use sqlx::types::Json;
+use sqlx::{PgPool, SqlitePool};
+
+use crate::error::DbResult;
+use crate::rows::{
+    AuditRow, CheckpointRow, EventRow, MembershipRow, MessageRow, ProjectRoleRow, ProjectRow, RunRow, ThreadRow,
+    UserRow, now, parse,
+};
+
+macro_rules! user_columns {
+    () => {
+        "id, email, display_name, password_hash, is_admin, disabled, created_at"
+    };
+}
+macro_rules! project_columns {
+    () => {
+        "p.id, p.name, p.created_by, p.created_at"
+    };
+}
+macro_rules! thread_columns {
+    () => {
+        "id, project_id, title, created_by, created_at, last_event_seq"
+    };
+}
+macro_rules! run_columns {
+    () => {
+        "id, thread_id, status, created_by, error, created_at, updated_at"
+    };
+}
+macro_rules! event_columns {
+    () => {
+        "thread_id, seq, run_id, kind, payload, created_at"
+    };
+}
+
+macro_rules! sql_store {
+    ($(#[$meta:meta])* $name:ident, $pool:ty, $backend:literal) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone)]
+        pub struct $name {
+            pool: $pool,
+        }
+
+        impl $name {
+            pub fn new(pool: $pool) -> Self {
+                Self { pool }
+            }
+        }
+
+        #[async_trait]
+        impl Store for $name {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn ping(&self) -> cairn_core::Result<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await.db()?;
+                Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl UserRepo for $name {
+            async fn create_user(&self, new: NewUser) -> cairn_core::Result<User> {
+                let sql = concat!("INSERT INTO users (", user_columns!(), ") VALUES ($1, $2, $3, $4, $5, FALSE, $6) RETURNING ", user_columns!());
+                let row: UserRow = sqlx::query_as(sql)
+                    .bind(UserId::new().0)
+                    .bind(new.email.to_lowercase())
+                    .bind(new.display_name)
+                    .bind(new.password_hash)
+                    .bind(new.is_admin)
+                    .bind(now())
+                    .fetch_one(&self.pool)
+                    .await
+                    .db_entity("user")?;
+                Ok(row.into())
+            }
+
+            async fn user(&self, id: UserId) -> cairn_core::Result<User> {
+                let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+                let row: UserRow = sqlx::query_as(sql).bind(id.0).fetch_one(&self.pool).await.db_entity("user")?;
+                Ok(row.into())
+            }
+
+            async fn user_by_email(&self, email: &str) -> cairn_core::Result<User> {
+                let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1");
+                let row: UserRow = sqlx::query_as(sql)
+                    .bind(email.to_lowercase())
+                    .fetch_one(&self.pool)
+                    .await
+                    .db_entity("user")?;
+                Ok(row.into())
+            }
+        }
+
+        #[async_trait]
+        impl ProjectRepo for $name {
+            async fn create_project(&self, new: NewProject) -> cairn_core::Result<Project> {
+                let (id, at) = (ProjectId::new(), now());
+                let mut tx = self.pool.begin().await.db()?;
+                let row: ProjectRow = sqlx::query_as(
+                    "INSERT INTO projects (id, name, created_by, created_at) VALUES ($1, $2, $3, $4) \
+                     RETURNING id, name, created_by, created_at",
+                )
+                .bind(id.0)
+                .bind(new.name)
+                .bind(new.owner.0)
+                .bind(at)
+                .fetch_one(&mut *tx)
+                .await
+                .db_entity("project")?;
+                sqlx::query("INSERT INTO memberships (project_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(id.0)
+                    .bind(new.owner.0)
+                    .bind(Role::Owner.as_str())
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .db_entity("membership")?;
+                tx.commit().await.db()?;
+                Ok(row.into())
+            }
+
+            async fn project(&self, id: ProjectId) -> cairn_core::Result<Project> {
+                let sql = concat!("SELECT ", project_columns!(), " FROM projects p WHERE p.id = $1");
+                let row: ProjectRow = sqlx::query_as(sql).bind(id.0).fetch_one(&self.pool).await.db_entity("project")?;
+                Ok(row.into())
+            }
+
+            async fn projects_for_user(&self, user: UserId) -> cairn_core::Result<Vec<(Project, Role)>> {
+                let sql = concat!(
+                    "SELECT ",
+                    project_columns!(),
+                    ", m.role FROM projects p JOIN memberships m ON m.project_id = p.id \
+                     WHERE m.user_id = $1 ORDER BY p.id"
+                );
+                let rows: Vec<ProjectRoleRow> = sqlx::query_as(sql).bind(user.0).fetch_all(&self.pool).await.db()?;
+                rows.into_iter().map(ProjectRoleRow::into_domain).collect()
+            }
+
+            async fn set_member(&self, project: ProjectId, user: UserId, role: Role) -> cairn_core::Result<Membership> {
+                let row: MembershipRow = sqlx::query_as(
+                    "INSERT INTO memberships (project_id, user_id, role, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role \
+                     RETURNING project_id, user_id, role, created_at",
+                )
+                .bind(project.0)
+                .bind(user.0)
+                .bind(role.as_str())
+                .bind(now())
+                .fetch_one(&self.pool)
+                .await
+                .db_entity("membership")?;
+                row.into_domain()
+            }
+
+            async fn remove_member(&self, project: ProjectId, user: UserId) -> cairn_core::Result<()> {
+                let done = sqlx::query("DELETE FROM memberships WHERE project_id = $1 AND user_id = $2")
+                    .bind(project.0)
+                    .bind(user.0)
+                    .execute(&self.pool)
+                    .await
+                    .db()?;
+                if done.rows_affected() == 0 {
+                    return Err(cairn_core::Error::NotFound { entity: "membership" });
+                }
+                Ok(())
+            }
+
+            async fn member_role(&self, project: ProjectId, user: UserId) -> cairn_core::Result<Option<Role>> {
+                let role: Option<String> =
+                    sqlx::query_scalar("SELECT role FROM memberships WHERE project_id = $1 AND user_id = $2")
+                        .bind(project.0)
+                        .bind(user.0)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .db()?;
+                role.as_deref().map(parse).transpose()
+            }
+
+            async fn members(&self, project: ProjectId) -> cairn_core::Result<Vec<Membership>> {
+                let rows: Vec<MembershipRow> = sqlx::query_as(
+                    "SELECT project_id, user_id, role, created_at FROM memberships \
+                     WHERE project_id = $1 ORDER BY created_at, user_id",
+                )
+                .bind(project.0)
+                .fetch_all(&self.pool)
+                .await
+                .db()?;
+                rows.into_iter().map(MembershipRow::into_domain).collect()
+            }
+        }
+
+        #[async_trait]
+        impl ThreadRepo for $name {
+            async fn create_thread(&self, new: NewThread) -> cairn_core::Result<Thread> {
+                let sql = concat!("INSERT INTO threads (", thread_columns!(), ") VALUES ($1, $2, $3, $4, $5, 0) RETURNING ", thread_columns!());
+                let row: ThreadRow = sqlx::query_as(sql)
+                    .bind(ThreadId::new().0)
+                    .bind(new.project_id.0)
+                    .bind(new.title)
+                    .bind(new.created_by.0)
+                    .bind(now())
+                    .fetch_one(&self.pool)
+                    .await
+                    .db_entity("thread")?;
+                Ok(row.into())
+            }
+
+            async fn thread(&self, id: ThreadId) -> cairn_core::Result<Thread> {
+                let sql = concat!("SELECT ", thread_columns!(), " FROM threads WHERE id = $1");
+                let row: ThreadRow = sqlx::query_as(sql).bind(id.0).fetch_one(&self.pool).await.db_entity("thread")?;
+                Ok(row.into())
+            }
+
+            async fn threads(&self, project: ProjectId) -> cairn_core::Result<Vec<Thread>> {
+                let sql = concat!("SELECT ", thread_columns!(), " FROM threads WHERE project_id = $1 ORDER BY id DESC");
+                let rows: Vec<ThreadRow> = sqlx::query_as(sql).bind(project.0).fetch_all(&self.pool).await.db()?;
+                Ok(rows.into_iter().map(Thread::from).collect())
+            }
+
+            async fn append_message(&self, new: NewMessage) -> cairn_core::Result<Message> {
+                let row: MessageRow = sqlx::query_as(
+                    "INSERT INTO messages (id, thread_id, role, author_id, content, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) \
+                     RETURNING id, thread_id, role, author_id, content, created_at",
+                )
+                .bind(MessageId::new().0)
+                .bind(new.thread_id.0)
+                .bind(new.role.as_str())
+                .bind(new.author.map(|u| u.0))
+                .bind(new.content)
+                .bind(now())
+                .fetch_one(&self.pool)
+                .await
+                .db_entity("message")?;
+                row.into_domain()
+            }
+
+            async fn messages(&self, thread: ThreadId) -> cairn_core::Result<Vec<Message>> {
+                let rows: Vec<MessageRow> = sqlx::query_as(
+                    "SELECT id, thread_id, role, author_id, content, created_at FROM messages \
+                     WHERE thread_id = $1 ORDER BY id",
+                )
+                .bind(thread.0)
+                .fetch_all(&self.pool)
+                .await
+                .db()?;
+                rows.into_iter().map(MessageRow::into_domain).collect()
+            }
+
+            async fn append_events(&self, thread: ThreadId, events: Vec<NewEvent>) -> cairn_core::Result<Vec<Event>> {
+                if events.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
+                let at = now();
+                let mut tx = self.pool.begin().await.db()?;
+                // Reserving the numbers by bumping the thread's counter first takes
+                // the row's write lock, so concurrent appenders queue here and each
+                // gets its own consecutive block.
+                let last: i64 = sqlx::query_scalar(
+                    "UPDATE threads SET last_event_seq = last_event_seq + $2 WHERE id = $1 RETURNING last_event_seq",
+                )
+                .bind(thread.0)
+                .bind(count)
+                .fetch_one(&mut *tx)
+                .await
+                .db_entity("thread")?;
+                let mut stored = Vec::with_capacity(events.len());
+                for (seq, event) in (last - count + 1..).zip(events) {
+                    let sql = concat!("INSERT INTO events (", event_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6) RETURNING ", event_columns!());
+                    let row: EventRow = sqlx::query_as(sql)
+                        .bind(thread.0)
+                        .bind(seq)
+                        .bind(event.run_id.map(|r| r.0))
+                        .bind(event.kind)
+                        .bind(Json(event.payload))
+                        .bind(at)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .db_entity("event")?;
+                    stored.push(Event::from(row));
+                }
+                tx.commit().await.db()?;
+                Ok(stored)
+            }
+
+            async fn events_after(&self, thread: ThreadId, after: i64, limit: i64) -> cairn_core::Result<Vec<Event>> {
+                let sql = concat!("SELECT ", event_columns!(), " FROM events WHERE thread_id = $1 AND seq > $2 ORDER BY seq LIMIT $3");
+                let rows: Vec<EventRow> = sqlx::query_as(sql)
+                    .bind(thread.0)
+                    .bind(after)
+                    .bind(limit.max(0))
+                    .fetch_all(&self.pool)
+                    .await
+                    .db()?;
+                Ok(rows.into_iter().map(Event::from).collect())
+            }
+        }
+
+        #[async_trait]
+        impl RunRepo for $name {
+            async fn create_run(&self, new: NewRun) -> cairn_core::Result<Run> {
+                let at = now();
+                let sql = concat!("INSERT INTO runs (", run_columns!(), ") VALUES ($1, $2, $3, $4, NULL, $5, $5) RETURNING ", run_columns!());
+                let row: RunRow = sqlx::query_as(sql)
+                    .bind(RunId::new().0)
+                    .bind(new.thread_id.0)
+                    .bind(RunStatus::Queued.as_str())
+                    .bind(new.created_by.0)
+                    .bind(at)
+                    .fetch_one(&self.pool)
+                    .await
+                    .db_entity("run")?;
+                row.into_domain()
+            }
+
+            async fn run(&self, id: RunId) -> cairn_core::Result<Run> {
+                let sql = concat!("SELECT ", run_columns!(), " FROM runs WHERE id = $1");
+                let row: RunRow = sqlx::query_as(sql).bind(id.0).fetch_one(&self.pool).await.db_entity("run")?;
+                row.into_domain()
+            }
+
+            async fn set_run_status(
+                &self,
+                id: RunId,
+                status: RunStatus,
+                error: Option<String>,
+            ) -> cairn_core::Result<Run> {
+                // The guard in the WHERE clause makes "finished runs stay finished"
+                // hold even when two workers race.
+                let sql = concat!(
+                    "UPDATE runs SET status = $2, error = $3, updated_at = $4 \
+                     WHERE id = $1 AND status NOT IN ('succeeded', 'failed', 'cancelled') RETURNING ",
+                    run_columns!()
+                );
+                let row: Option<RunRow> = sqlx::query_as(sql)
+                    .bind(id.0)
+                    .bind(status.as_str())
+                    .bind(error)
+                    .bind(now())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .db()?;
+                match row {
+                    Some(row) => row.into_domain(),
+                    // Either there is no such run, or it already finished.
+                    None => match self.run(id).await?.status.is_terminal() {
+                        true => Err(cairn_core::Error::Conflict { entity: "finished run" }),
+                        false => Err(cairn_core::Error::NotFound { entity: "run" }),
+                    },
+                }
+            }
+
+            async fn put_checkpoint(&self, checkpoint: NewCheckpoint) -> cairn_core::Result<Checkpoint> {
+                let row: CheckpointRow = sqlx::query_as(
+                    "INSERT INTO checkpoints (run_id, step, state, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (run_id, step) DO UPDATE SET state = excluded.state, created_at = excluded.created_at \
+                     RETURNING run_id, step, state, created_at",
+                )
+                .bind(checkpoint.run_id.0)
+                .bind(checkpoint.step)
+                .bind(Json(checkpoint.state))
+                .bind(now())
+                .fetch_one(&self.pool)
+                .await
+                .db_entity("checkpoint")?;
+                Ok(row.into())
+            }
+
+            async fn latest_checkpoint(&self, run: RunId) -> cairn_core::Result<Option<Checkpoint>> {
+                let row: Option<CheckpointRow> = sqlx::query_as(
+                    "SELECT run_id, step, state, created_at FROM checkpoints WHERE run_id = $1 ORDER BY step DESC LIMIT 1",
+                )
+                .bind(run.0)
+                .fetch_optional(&self.pool)
+                .await
+                .db()?;
+                Ok(row.map(Checkpoint::from))
+            }
+
+            async fn checkpoints(&self, run: RunId) -> cairn_core::Result<Vec<Checkpoint>> {
+                let rows: Vec<CheckpointRow> = sqlx::query_as(
+                    "SELECT run_id, step, state, created_at FROM checkpoints WHERE run_id = $1 ORDER BY step",
+                )
+                .bind(run.0)
+                .fetch_all(&self.pool)
+                .await
+                .db()?;
+                Ok(rows.into_iter().map(Checkpoint::from).collect())
+            }
+        }
+
+        #[async_trait]
+        impl AuditRepo for $name {
+            async fn record_audit(&self, entry: NewAuditEntry) -> cairn_core::Result<AuditEntry> {
+                let row: AuditRow = sqlx::query_as(
+                    "INSERT INTO audit_log (id, actor_id, project_id, action, detail, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, actor_id, project_id, action, detail, created_at",
+                )
+                .bind(AuditId::new().0)
+                .bind(entry.actor.map(|u| u.0))
+                .bind(entry.project_id.map(|p| p.0))
+                .bind(entry.action)
+                .bind(Json(entry.detail))
+                .bind(now())
+                .fetch_one(&self.pool)
+                .await
+                .db_entity("audit entry")?;
+                Ok(row.into())
+            }
+
+            async fn audit_log(&self, before: Option<AuditId>, limit: i64) -> cairn_core::Result<Vec<AuditEntry>> {
+                // UUID v7 ids grow with time, so paging by id pages by time.
+                let rows: Vec<AuditRow> = sqlx::query_as(
+                    "SELECT id, actor_id, project_id, action, detail, created_at FROM audit_log \
+                     WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
+                )
+                .bind(before.map(|b| b.0))
+                .bind(limit.max(0))
+                .fetch_all(&self.pool)
+                .await
+                .db()?;
+                Ok(rows.into_iter().map(AuditEntry::from).collect())
+            }
+        }
+    };
+}
+
+sql_store!(
+    /// The repositories on SQLite: the all-in-one default.
+    SqliteStore, SqlitePool, "sqlite"
+);
+sql_store!(
+    /// The repositories on PostgreSQL: the distributed shape.
+    PostgresStore, PgPool, "postgres"
+);

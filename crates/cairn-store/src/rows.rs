@@ -1,0 +1,228 @@
+//! Row shapes as both backends return them, and their conversion into domain
+//! types. Enums are stored as their text form; an unknown value is corrupt data.
+
+use std::str::FromStr;
+
+use cairn_core::model::{AuditEntry, Checkpoint, Event, Membership, Message, Project, Role, Run, Thread, User};
+use cairn_core::{AuditId, Dependency, MessageId, ProjectId, RunId, ThreadId, UserId};
+use serde_json::Value;
+use sqlx::types::Json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub(crate) fn parse<T: FromStr>(text: &str) -> cairn_core::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|e: T::Err| cairn_core::Error::Internal { dependency: Dependency::Database, detail: e.to_string() })
+}
+
+/// The current time as stored: UTC, whole microseconds (PostgreSQL's
+/// precision), so a value reads back exactly as it was written on both backends.
+pub(crate) fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000).unwrap_or(t)
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    id: Uuid,
+    email: String,
+    display_name: String,
+    password_hash: String,
+    is_admin: bool,
+    disabled: bool,
+    created_at: OffsetDateTime,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        User {
+            id: UserId(r.id),
+            email: r.email,
+            display_name: r.display_name,
+            password_hash: r.password_hash,
+            is_admin: r.is_admin,
+            disabled: r.disabled,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ProjectRow {
+    id: Uuid,
+    name: String,
+    created_by: Uuid,
+    created_at: OffsetDateTime,
+}
+
+impl From<ProjectRow> for Project {
+    fn from(r: ProjectRow) -> Self {
+        Project { id: ProjectId(r.id), name: r.name, created_by: UserId(r.created_by), created_at: r.created_at }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ProjectRoleRow {
+    #[sqlx(flatten)]
+    project: ProjectRow,
+    role: String,
+}
+
+impl ProjectRoleRow {
+    pub(crate) fn into_domain(self) -> cairn_core::Result<(Project, Role)> {
+        Ok((self.project.into(), parse(&self.role)?))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct MembershipRow {
+    project_id: Uuid,
+    user_id: Uuid,
+    role: String,
+    created_at: OffsetDateTime,
+}
+
+impl MembershipRow {
+    pub(crate) fn into_domain(self) -> cairn_core::Result<Membership> {
+        Ok(Membership {
+            project_id: ProjectId(self.project_id),
+            user_id: UserId(self.user_id),
+            role: parse(&self.role)?,
+            created_at: self.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ThreadRow {
+    id: Uuid,
+    project_id: Uuid,
+    title: String,
+    created_by: Uuid,
+    created_at: OffsetDateTime,
+    last_event_seq: i64,
+}
+
+impl From<ThreadRow> for Thread {
+    fn from(r: ThreadRow) -> Self {
+        Thread {
+            id: ThreadId(r.id),
+            project_id: ProjectId(r.project_id),
+            title: r.title,
+            created_by: UserId(r.created_by),
+            created_at: r.created_at,
+            last_event_seq: r.last_event_seq,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct MessageRow {
+    id: Uuid,
+    thread_id: Uuid,
+    role: String,
+    author_id: Option<Uuid>,
+    content: String,
+    created_at: OffsetDateTime,
+}
+
+impl MessageRow {
+    pub(crate) fn into_domain(self) -> cairn_core::Result<Message> {
+        Ok(Message {
+            id: MessageId(self.id),
+            thread_id: ThreadId(self.thread_id),
+            role: parse(&self.role)?,
+            author: self.author_id.map(UserId),
+            content: self.content,
+            created_at: self.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RunRow {
+    id: Uuid,
+    thread_id: Uuid,
+    status: String,
+    created_by: Uuid,
+    error: Option<String>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl RunRow {
+    pub(crate) fn into_domain(self) -> cairn_core::Result<Run> {
+        Ok(Run {
+            id: RunId(self.id),
+            thread_id: ThreadId(self.thread_id),
+            status: parse(&self.status)?,
+            created_by: UserId(self.created_by),
+            error: self.error,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    thread_id: Uuid,
+    seq: i64,
+    run_id: Option<Uuid>,
+    kind: String,
+    payload: Json<Value>,
+    created_at: OffsetDateTime,
+}
+
+impl From<EventRow> for Event {
+    fn from(r: EventRow) -> Self {
+        Event {
+            thread_id: ThreadId(r.thread_id),
+            seq: r.seq,
+            run_id: r.run_id.map(RunId),
+            kind: r.kind,
+            payload: r.payload.0,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct CheckpointRow {
+    run_id: Uuid,
+    step: i64,
+    state: Json<Value>,
+    created_at: OffsetDateTime,
+}
+
+impl From<CheckpointRow> for Checkpoint {
+    fn from(r: CheckpointRow) -> Self {
+        Checkpoint { run_id: RunId(r.run_id), step: r.step, state: r.state.0, created_at: r.created_at }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AuditRow {
+    id: Uuid,
+    actor_id: Option<Uuid>,
+    project_id: Option<Uuid>,
+    action: String,
+    detail: Json<Value>,
+    created_at: OffsetDateTime,
+}
+
+impl From<AuditRow> for AuditEntry {
+    fn from(r: AuditRow) -> Self {
+        AuditEntry {
+            id: AuditId(r.id),
+            actor: r.actor_id.map(UserId),
+            project_id: r.project_id.map(ProjectId),
+            action: r.action,
+            detail: r.detail.0,
+            created_at: r.created_at,
+        }
+    }
+}

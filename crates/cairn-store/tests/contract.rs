@@ -1,0 +1,299 @@
+//! The store contract: every test runs against SQLite and against the running
+//! PostgreSQL, through the same `Store` trait the rest of Cairn uses.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_core::Error;
+use cairn_core::model::{
+    MessageRole, NewAuditEntry, NewCheckpoint, NewEvent, NewMessage, NewProject, NewRun, NewThread, NewUser, Role,
+    RunStatus, User,
+};
+use cairn_core::store::Store;
+use cairn_store::{Database, OpenOptions};
+use cairn_testkit::{TcpProxy, TempDir, TestPostgres};
+use serde_json::json;
+
+/// Keeps whatever backs the store alive for the test's duration.
+enum Backing {
+    Sqlite(#[allow(dead_code)] TempDir),
+    Postgres(#[allow(dead_code)] TestPostgres),
+}
+
+async fn open(url: &str) -> Arc<dyn Store> {
+    let db = Database::open(url, &OpenOptions::default()).await.expect("open database");
+    db.migrate().await.expect("migrate");
+    db.store()
+}
+
+async fn sqlite() -> (Arc<dyn Store>, Backing) {
+    let dir = TempDir::new("store");
+    (open(&dir.sqlite_url()).await, Backing::Sqlite(dir))
+}
+
+async fn postgres() -> (Arc<dyn Store>, Backing) {
+    let pg = TestPostgres::create().await;
+    (open(&pg.url).await, Backing::Postgres(pg))
+}
+
+macro_rules! contract {
+    ($($name:ident),+ $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (store, _backing) = super::sqlite().await;
+                assert_eq!(store.backend(), "sqlite");
+                super::$name(store).await;
+            })+
+        }
+        mod on_postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (store, _backing) = super::postgres().await;
+                assert_eq!(store.backend(), "postgres");
+                super::$name(store).await;
+            })+
+        }
+    };
+}
+
+contract!(
+    users_are_found_by_id_and_by_email_in_any_case,
+    an_email_is_registered_once,
+    a_new_project_has_its_creator_as_owner,
+    members_are_added_changed_and_removed,
+    messages_keep_their_order_and_authors,
+    events_are_numbered_consecutively_per_thread,
+    concurrent_appenders_never_share_or_skip_a_number,
+    finished_runs_keep_their_final_status,
+    a_rerun_step_replaces_its_checkpoint,
+    the_audit_log_pages_newest_first,
+    references_to_missing_rows_are_refused,
+);
+
+async fn user(store: &Arc<dyn Store>, email: &str) -> User {
+    store
+        .create_user(NewUser {
+            email: email.to_owned(),
+            display_name: email.split('@').next().unwrap_or(email).to_owned(),
+            password_hash: "$argon2id$placeholder".to_owned(),
+            is_admin: false,
+        })
+        .await
+        .expect("create user")
+}
+
+async fn users_are_found_by_id_and_by_email_in_any_case(store: Arc<dyn Store>) {
+    let created = user(&store, "Ada@Example.com").await;
+    assert_eq!(created.email, "ada@example.com");
+    assert!(!created.disabled && !created.is_admin);
+    assert_eq!(store.user(created.id).await.unwrap(), created);
+    assert_eq!(store.user_by_email("ADA@example.COM").await.unwrap(), created);
+    assert!(matches!(store.user_by_email("nobody@example.com").await, Err(Error::NotFound { entity: "user" })));
+}
+
+async fn an_email_is_registered_once(store: Arc<dyn Store>) {
+    user(&store, "grace@example.com").await;
+    let again = store
+        .create_user(NewUser {
+            email: "GRACE@example.com".to_owned(),
+            display_name: "Other".to_owned(),
+            password_hash: "x".to_owned(),
+            is_admin: false,
+        })
+        .await;
+    assert!(matches!(again, Err(Error::Conflict { entity: "user" })), "{again:?}");
+}
+
+async fn a_new_project_has_its_creator_as_owner(store: Arc<dyn Store>) {
+    let owner = user(&store, "owner@example.com").await;
+    let stranger = user(&store, "stranger@example.com").await;
+    let project = store.create_project(NewProject { name: "Research".into(), owner: owner.id }).await.unwrap();
+    assert_eq!(store.project(project.id).await.unwrap(), project);
+    assert_eq!(store.member_role(project.id, owner.id).await.unwrap(), Some(Role::Owner));
+    assert_eq!(store.member_role(project.id, stranger.id).await.unwrap(), None);
+    assert_eq!(store.projects_for_user(owner.id).await.unwrap(), vec![(project, Role::Owner)]);
+    assert!(store.projects_for_user(stranger.id).await.unwrap().is_empty());
+}
+
+async fn members_are_added_changed_and_removed(store: Arc<dyn Store>) {
+    let owner = user(&store, "o@example.com").await;
+    let member = user(&store, "m@example.com").await;
+    let project = store.create_project(NewProject { name: "P".into(), owner: owner.id }).await.unwrap();
+    store.set_member(project.id, member.id, Role::Viewer).await.unwrap();
+    assert_eq!(store.member_role(project.id, member.id).await.unwrap(), Some(Role::Viewer));
+    let changed = store.set_member(project.id, member.id, Role::Editor).await.unwrap();
+    assert_eq!(changed.role, Role::Editor);
+    let roles: Vec<_> = store.members(project.id).await.unwrap().into_iter().map(|m| (m.user_id, m.role)).collect();
+    assert_eq!(roles, vec![(owner.id, Role::Owner), (member.id, Role::Editor)]);
+    store.remove_member(project.id, member.id).await.unwrap();
+    assert_eq!(store.member_role(project.id, member.id).await.unwrap(), None);
+    let again = store.remove_member(project.id, member.id).await;
+    assert!(matches!(again, Err(Error::NotFound { entity: "membership" })), "{again:?}");
+}
+
+async fn thread_in_new_project(store: &Arc<dyn Store>) -> (User, cairn_core::model::Thread) {
+    let owner = user(store, "t@example.com").await;
+    let project = store.create_project(NewProject { name: "P".into(), owner: owner.id }).await.unwrap();
+    let thread = store
+        .create_thread(NewThread { project_id: project.id, title: "Analysis".into(), created_by: owner.id })
+        .await
+        .unwrap();
+    (owner, thread)
+}
+
+async fn messages_keep_their_order_and_authors(store: Arc<dyn Store>) {
+    let (owner, thread) = thread_in_new_project(&store).await;
+    assert_eq!(store.threads(thread.project_id).await.unwrap(), vec![thread.clone()]);
+    let mut written = Vec::new();
+    for (role, author, text) in [
+        (MessageRole::User, Some(owner.id), "chart the trend"),
+        (MessageRole::Assistant, None, "here it is"),
+        (MessageRole::User, Some(owner.id), "thanks"),
+    ] {
+        let message = NewMessage { thread_id: thread.id, role, author, content: text.into() };
+        written.push(store.append_message(message).await.unwrap());
+    }
+    assert_eq!(store.messages(thread.id).await.unwrap(), written);
+}
+
+fn event(kind: &str, n: i64) -> NewEvent {
+    NewEvent { run_id: None, kind: kind.into(), payload: json!({ "n": n }) }
+}
+
+async fn events_are_numbered_consecutively_per_thread(store: Arc<dyn Store>) {
+    let (owner, thread) = thread_in_new_project(&store).await;
+    let other = store
+        .create_thread(NewThread { project_id: thread.project_id, title: "Other".into(), created_by: owner.id })
+        .await
+        .unwrap();
+    let first = store.append_events(thread.id, vec![event("a", 1), event("b", 2)]).await.unwrap();
+    let elsewhere = store.append_events(other.id, vec![event("x", 1)]).await.unwrap();
+    let second = store.append_events(thread.id, vec![event("c", 3)]).await.unwrap();
+    assert_eq!(first.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(elsewhere[0].seq, 1, "each thread has its own numbering");
+    assert_eq!(second[0].seq, 3);
+    assert!(store.append_events(thread.id, Vec::new()).await.unwrap().is_empty());
+
+    let after_one = store.events_after(thread.id, 1, 100).await.unwrap();
+    assert_eq!(after_one.iter().map(|e| (e.seq, e.kind.as_str())).collect::<Vec<_>>(), vec![(2, "b"), (3, "c")]);
+    assert_eq!(after_one[1].payload, json!({ "n": 3 }));
+    assert_eq!(store.events_after(thread.id, 0, 1).await.unwrap().len(), 1, "limit is honoured");
+    assert_eq!(store.thread(thread.id).await.unwrap().last_event_seq, 3);
+}
+
+async fn concurrent_appenders_never_share_or_skip_a_number(store: Arc<dyn Store>) {
+    let (_, thread) = thread_in_new_project(&store).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|writer| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..10 {
+                    let batch = vec![event("w", writer * 100 + i), event("w", writer * 100 + i)];
+                    store.append_events(thread.id, batch).await.expect("append");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let all = store.events_after(thread.id, 0, 1000).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=160).collect::<Vec<_>>());
+    // A batch is stored as one block: its two events are neighbours.
+    for pair in all.chunks(2) {
+        assert_eq!(pair[0].payload, pair[1].payload);
+    }
+}
+
+async fn finished_runs_keep_their_final_status(store: Arc<dyn Store>) {
+    let (owner, thread) = thread_in_new_project(&store).await;
+    let run = store.create_run(NewRun { thread_id: thread.id, created_by: owner.id }).await.unwrap();
+    assert_eq!(run.status, RunStatus::Queued);
+    let running = store.set_run_status(run.id, RunStatus::Running, None).await.unwrap();
+    assert_eq!(running.status, RunStatus::Running);
+    let failed = store.set_run_status(run.id, RunStatus::Failed, Some("provider timed out".into())).await.unwrap();
+    assert_eq!(failed.error.as_deref(), Some("provider timed out"));
+    let late = store.set_run_status(run.id, RunStatus::Succeeded, None).await;
+    assert!(matches!(late, Err(Error::Conflict { .. })), "{late:?}");
+    assert_eq!(store.run(run.id).await.unwrap().status, RunStatus::Failed);
+    let missing = store.set_run_status(cairn_core::RunId::new(), RunStatus::Running, None).await;
+    assert!(matches!(missing, Err(Error::NotFound { entity: "run" })), "{missing:?}");
+}
+
+async fn a_rerun_step_replaces_its_checkpoint(store: Arc<dyn Store>) {
+    let (owner, thread) = thread_in_new_project(&store).await;
+    let run = store.create_run(NewRun { thread_id: thread.id, created_by: owner.id }).await.unwrap();
+    assert_eq!(store.latest_checkpoint(run.id).await.unwrap(), None);
+    for (step, node) in [(1, "plan"), (2, "act"), (2, "act-again")] {
+        let cp = NewCheckpoint { run_id: run.id, step, state: json!({ "node": node }) };
+        store.put_checkpoint(cp).await.unwrap();
+    }
+    let all = store.checkpoints(run.id).await.unwrap();
+    assert_eq!(all.iter().map(|c| c.step).collect::<Vec<_>>(), vec![1, 2]);
+    let latest = store.latest_checkpoint(run.id).await.unwrap().unwrap();
+    assert_eq!((latest.step, latest.state), (2, json!({ "node": "act-again" })));
+}
+
+async fn the_audit_log_pages_newest_first(store: Arc<dyn Store>) {
+    let admin = user(&store, "admin@example.com").await;
+    for i in 0..5 {
+        let entry = NewAuditEntry {
+            actor: Some(admin.id),
+            project_id: None,
+            action: format!("test.action{i}"),
+            detail: json!({ "i": i }),
+        };
+        store.record_audit(entry).await.unwrap();
+    }
+    let page1 = store.audit_log(None, 2).await.unwrap();
+    assert_eq!(page1.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), vec!["test.action4", "test.action3"]);
+    let page2 = store.audit_log(Some(page1[1].id), 10).await.unwrap();
+    assert_eq!(page2.len(), 3);
+    assert_eq!(page2[0].action, "test.action2");
+    assert_eq!(page2[0].actor, Some(admin.id));
+}
+
+async fn references_to_missing_rows_are_refused(store: Arc<dyn Store>) {
+    let owner = user(&store, "r@example.com").await;
+    let orphan = store
+        .create_thread(NewThread { project_id: cairn_core::ProjectId::new(), title: "x".into(), created_by: owner.id })
+        .await;
+    assert!(matches!(orphan, Err(Error::NotFound { .. })), "{orphan:?}");
+    let events = store.append_events(cairn_core::ThreadId::new(), vec![event("a", 1)]).await;
+    assert!(matches!(events, Err(Error::NotFound { entity: "thread" })), "{events:?}");
+}
+
+/// When PostgreSQL goes away, calls fail fast as `Unavailable` (the gateway
+/// turns that into 503), and work again by themselves once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_is_reported_and_recovered_from() {
+    let pg = TestPostgres::create().await;
+    let proxy = TcpProxy::start(&pg.server_addr()).await;
+    let options = OpenOptions { max_connections: 4, acquire_timeout: Duration::from_secs(2) };
+    let db = Database::open(&pg.url_via(proxy.addr), &options).await.unwrap();
+    db.migrate().await.unwrap();
+    let store = db.store();
+    store.ping().await.unwrap();
+
+    proxy.cut();
+    let started = std::time::Instant::now();
+    let down = store.user_by_email("x@example.com").await;
+    assert!(matches!(down, Err(Error::Unavailable { dependency: cairn_core::Dependency::Database, .. })), "{down:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "failing took {:?}", started.elapsed());
+
+    proxy.restore();
+    let mut recovered = false;
+    for _ in 0..50 {
+        if store.ping().await.is_ok() {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the store did not reconnect after the outage");
+    user(&store, "back@example.com").await;
+    db.close().await;
+}

@@ -1,0 +1,183 @@
+//! Test support shared by Cairn's test suites: a fresh PostgreSQL database per
+//! test, the Redis to use, and a TCP proxy that can cut a connection to a real
+//! server to show what Cairn does when a dependency goes away.
+//!
+//! Architecture invariant: only dev-dependencies use this crate. It never
+//! fakes a server Cairn owns; it finds the real one or fails loudly, naming
+//! the environment variable that points at it.
+
+// Test support: a set-up step that fails must stop the test loudly.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sqlx::Connection;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// PostgreSQL server (any database on it) the tests may create databases on.
+pub const POSTGRES_ENV: &str = "CAIRN_TEST_POSTGRES_URL";
+/// Redis server the tests use, each under its own key prefix.
+pub const REDIS_ENV: &str = "CAIRN_TEST_REDIS_URL";
+
+fn postgres_admin_url() -> String {
+    std::env::var(POSTGRES_ENV).unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// The Redis URL for tests.
+pub fn redis_url() -> String {
+    std::env::var(REDIS_ENV).unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A key prefix no other test run uses.
+pub fn unique_prefix(label: &str) -> String {
+    format!("cairn-test-{label}-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// A database created for one test and dropped when this value is.
+#[derive(Debug)]
+pub struct TestPostgres {
+    pub url: String,
+    name: String,
+    admin_url: String,
+}
+
+impl TestPostgres {
+    /// Creates an empty database. Panics, naming the server and the variable
+    /// to set, when PostgreSQL cannot be reached: a test never skips silently.
+    pub async fn create() -> TestPostgres {
+        let admin_url = postgres_admin_url();
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL is needed for this test: cannot connect to {admin_url} ({e}); start it or set {POSTGRES_ENV}")
+        });
+        let name = format!("cairn_test_{}", uuid::Uuid::now_v7().simple());
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+        let _ = admin.close().await;
+        let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
+        TestPostgres { url: format!("{base}/{name}"), name, admin_url }
+    }
+
+    /// The URL of this database reached through `addr` (a proxy) instead.
+    pub fn url_via(&self, addr: SocketAddr) -> String {
+        let after_scheme = self.url.split_once("://").map_or("", |(_, rest)| rest);
+        let (userinfo, rest) = after_scheme.split_once('@').unwrap_or(("", after_scheme));
+        let path = rest.split_once('/').map_or("", |(_, path)| path);
+        let user = if userinfo.is_empty() { String::new() } else { format!("{userinfo}@") };
+        format!("postgres://{user}{addr}/{path}")
+    }
+
+    /// The host:port of the server.
+    pub fn server_addr(&self) -> String {
+        let after_scheme = self.url.split_once("://").map_or("", |(_, rest)| rest);
+        let rest = after_scheme.split_once('@').map_or(after_scheme, |(_, rest)| rest);
+        rest.split_once('/').map_or(rest, |(host, _)| host).to_owned()
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop runs outside any runtime guarantee, so use a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A TCP proxy on 127.0.0.1 in front of a real server. `cut` makes the server
+/// look gone (live connections are dropped, new ones closed at once);
+/// `restore` brings it back on the same address.
+#[derive(Debug)]
+pub struct TcpProxy {
+    pub addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    generation: watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: &str) -> TcpProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let up = Arc::new(AtomicBool::new(true));
+        let (generation, _) = watch::channel(0u64);
+        let target = target.to_owned();
+        let (task_up, task_generation) = (up.clone(), generation.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !task_up.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let mut cut = task_generation.subscribe();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(&target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        TcpProxy { addr, up, generation, task }
+    }
+
+    /// The server "goes away": every open connection is dropped and new ones
+    /// are closed as soon as they arrive.
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// The server is back.
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.task.abort();
+    }
+}
+
+/// A folder under the system's temporary directory, removed on drop.
+#[derive(Debug)]
+pub struct TempDir {
+    pub path: std::path::PathBuf,
+}
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        let path = std::env::temp_dir().join(unique_prefix(label));
+        std::fs::create_dir_all(&path).expect("create temporary folder");
+        TempDir { path }
+    }
+
+    /// A SQLite URL for a database file in this folder.
+    pub fn sqlite_url(&self) -> String {
+        format!("sqlite://{}", self.path.join("cairn.db").display())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
