@@ -149,8 +149,8 @@ pub enum DatabaseKind {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file named with `--config` cannot be read.
-    #[error("cannot read the configuration file {path}: {source}")]
-    Unreadable { path: PathBuf, source: std::io::Error },
+    #[error("cannot read the configuration file {path}: {cause}")]
+    Unreadable { path: PathBuf, cause: std::io::Error },
     /// A value has the wrong type or shape, a key is unknown, or the file is
     /// not valid TOML. The message names the key and where it came from.
     #[error("{0}")]
@@ -173,7 +173,7 @@ impl Config {
         if let Some(path) = file {
             // Read it ourselves: figment treats a missing file as empty.
             let text =
-                std::fs::read_to_string(path).map_err(|source| Error::Unreadable { path: path.to_owned(), source })?;
+                std::fs::read_to_string(path).map_err(|cause| Error::Unreadable { path: path.to_owned(), cause })?;
             figment = figment.merge(Toml::string(&text));
         }
         let config: Config = figment.merge(env).extract().map_err(describe)?;
@@ -268,10 +268,16 @@ fn describe(errors: figment::Error) -> Error {
                 },
                 None => String::new(),
             };
+            let hint = match key.as_str() {
+                "server.bind" => "; expected an address such as 127.0.0.1:8080",
+                "log.format" => "; expected `json` or `pretty`",
+                "server.cors_origins" => "; expected a list of origins such as [\"https://app.example.com\"]",
+                _ => "",
+            };
             if key.is_empty() {
                 format!("configuration{origin}: {}", error.kind)
             } else {
-                format!("configuration key `{key}`{origin}: {}", error.kind)
+                format!("configuration key `{key}`{origin}: {}{hint}", error.kind)
             }
         })
         .collect();
@@ -351,7 +357,7 @@ mod tests {
         });
         assert!(message.contains("`server.bind`"), "{message}");
         assert!(message.contains("CAIRN__SERVER__BIND"), "{message}");
-        assert!(message.contains("socket address"), "{message}");
+        assert!(message.contains("expected an address such as 127.0.0.1:8080"), "{message}");
     }
 
     #[test]

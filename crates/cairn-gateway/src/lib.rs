@@ -1,1 +1,83 @@
-//! placeholder
+//! Cairn's API gateway: the HTTP face of every component. It routes the
+//! versioned REST API under `/api/v1`, publishes its OpenAPI 3.1 document and
+//! Swagger UI, answers health, readiness and metrics probes, and serves the
+//! embedded web app.
+//!
+//! Architecture invariant: only this crate knows HTTP and JSON wire shapes.
+//! Handlers extract, call a component through its trait, and convert; every
+//! error leaves as RFC 9457 problem+json with a stable `code`.
+
+mod error;
+mod health;
+mod metrics;
+mod middleware;
+mod openapi;
+mod system;
+mod web;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use cairn_config::Config;
+use cairn_core::bus::Bus;
+use cairn_core::store::Store;
+use tokio::net::TcpListener;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::{ApiError, ApiJson, Problem};
+pub use openapi::openapi_document;
+
+/// The process role the gateway reports (`cairn serve --role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerRole {
+    /// Every component in one process.
+    All,
+    /// Only the HTTP gateway.
+    Gateway,
+}
+
+/// What every handler can reach: small, cloneable handles.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub bus: Bus,
+    pub role: ServerRole,
+}
+
+/// The API routes, as documented in the OpenAPI document.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base()).merge(health::routes()).nest("/api/v1", system::routes())
+}
+
+/// The whole application: API, docs, probes, metrics and the web app, with
+/// the middleware every request passes through.
+pub fn app(state: AppState) -> Router {
+    app_with(state, Router::new())
+}
+
+/// The application with `extra` routes merged in, behind the same
+/// middleware. Tests use it to exercise the stack (body limits, JSON errors,
+/// shutdown) on handlers of their own.
+pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
+    let (api, document) = api_routes().split_for_parts();
+    let router = api
+        .merge(extra)
+        .merge(openapi::docs(document))
+        .merge(metrics::routes())
+        .fallback(web::serve)
+        .method_not_allowed_fallback(error::method_not_allowed);
+    middleware::wrap(router, &state.config).with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting
+/// connections and waits for the requests in flight to finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

@@ -7,18 +7,24 @@ use cairn_core::Dependency;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The URL does not parse: a configuration error.
-    #[error("the database URL is not valid: {source}")]
-    Url { source: sqlx::Error },
+    #[error("the database URL is not valid: {cause}")]
+    Url { cause: sqlx::Error },
     /// The server did not answer or refused us. Check that it runs and the URL.
-    #[error("cannot connect to {backend}: {source}")]
-    Connect { backend: &'static str, source: sqlx::Error },
+    #[error("cannot connect to {backend}: {cause}")]
+    Connect { backend: &'static str, cause: String },
     /// The folder for the SQLite file cannot be created.
-    #[error("cannot create the data folder {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot create the data folder {path}: {cause}")]
+    DataDir { path: PathBuf, cause: std::io::Error },
     /// A migration failed (it was rolled back) or the database holds a newer
     /// schema than this binary knows.
     #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        Error::Migrate(error)
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

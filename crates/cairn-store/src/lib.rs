@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use cairn_core::bus::{QueueOptions, WorkQueue};
 use cairn_core::store::Store;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use error::{Error, Result};
@@ -56,17 +57,29 @@ impl Database {
     /// SQLite file (and its folder) is created if missing.
     pub async fn open(url: &str, options: &OpenOptions) -> Result<Database> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let connect = PgConnectOptions::from_str(url).map_err(|source| Error::Url { source })?;
+            let connect = PgConnectOptions::from_str(url).map_err(|cause| Error::Url { cause })?;
+            // One direct attempt first: the pool would only report that it
+            // timed out, not why (refused, unknown host, bad password).
+            let probe = tokio::time::timeout(options.acquire_timeout, PgConnection::connect_with(&connect)).await;
+            let connect_error = |cause: String| Error::Connect { backend: "PostgreSQL", cause };
+            match probe {
+                Ok(Ok(conn)) => {
+                    let _ = conn.close().await;
+                }
+                Ok(Err(e)) => return Err(connect_error(e.to_string())),
+                Err(_) => {
+                    let waited = options.acquire_timeout.as_secs();
+                    return Err(connect_error(format!("no answer within {waited} s")));
+                }
+            }
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections)
                 .acquire_timeout(options.acquire_timeout)
-                .connect_with(connect)
-                .await
-                .map_err(|source| Error::Connect { backend: "PostgreSQL", source })?;
+                .connect_lazy_with(connect);
             return Ok(Database::Postgres(pool));
         }
         let connect = SqliteConnectOptions::from_str(url)
-            .map_err(|source| Error::Url { source })?
+            .map_err(|cause| Error::Url { cause })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -80,7 +93,7 @@ impl Database {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect)
             .await
-            .map_err(|source| Error::Connect { backend: "SQLite", source })?;
+            .map_err(|e| Error::Connect { backend: "SQLite", cause: e.to_string() })?;
         Ok(Database::Sqlite(pool))
     }
 
@@ -119,5 +132,5 @@ impl Database {
 }
 
 fn create_dir(path: &Path) -> Result<()> {
-    std::fs::create_dir_all(path).map_err(|source| Error::DataDir { path: path.to_owned(), source })
+    std::fs::create_dir_all(path).map_err(|cause| Error::DataDir { path: path.to_owned(), cause })
 }

@@ -1,1 +1,235 @@
-fn main() {}
+//! The `cairn` binary: one executable for every shape of a deployment.
+//! `serve` runs the server (all-in-one by default), `migrate` brings the
+//! database schema up to date, `version` prints the version.
+//!
+//! Architecture invariant: this crate only wires components together from
+//! configuration; it holds no behaviour of its own that a test of the
+//! components would miss.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use cairn_config::{Config, LogFormat};
+use cairn_core::bus::{Bus, QueueOptions};
+use cairn_gateway::{AppState, ServerRole};
+use cairn_store::{Database, OpenOptions};
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(name = "cairn", version, about = "Cairn: a self-hostable AI agent platform")]
+struct Cli {
+    /// A TOML configuration file; CAIRN__SECTION__KEY environment variables override it.
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server. Applies pending migrations first.
+    Serve {
+        /// Which part of Cairn this process runs.
+        #[arg(long, value_enum, default_value_t = Role::All)]
+        role: Role,
+    },
+    /// Apply pending database migrations, then exit.
+    Migrate,
+    /// Print the version and exit.
+    Version,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Role {
+    /// Every component in one process, with embedded defaults.
+    All,
+    /// The HTTP gateway only.
+    Gateway,
+    /// Agent runs from the queue.
+    Worker,
+    /// Sandboxes for other processes.
+    SandboxHost,
+}
+
+/// A failure that stops the command: the message is printed as one
+/// paragraph, and configuration mistakes exit with 2, everything else with 1.
+enum Failure {
+    Config(anyhow::Error),
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Failure::Runtime(error)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(e) => Err(Failure::Runtime(anyhow::Error::new(e).context("cannot start the async runtime"))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Config(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    if let Command::Version = cli.command {
+        println!("cairn {}", cairn_core::VERSION);
+        return Ok(());
+    }
+    let config = Config::load(cli.config.as_deref()).map_err(|e| Failure::Config(e.into()))?;
+    init_tracing(&config)?;
+    match cli.command {
+        Command::Version => Ok(()),
+        Command::Migrate => {
+            let db = open_database(&config).await?;
+            db.migrate().await.context("cannot migrate the database")?;
+            println!("database is up to date ({})", db.store().backend());
+            db.close().await;
+            Ok(())
+        }
+        Command::Serve { role } => serve(config, role).await,
+    }
+}
+
+fn init_tracing(config: &Config) -> Result<(), Failure> {
+    let filter = EnvFilter::try_new(&config.log.level).map_err(|e| {
+        Failure::Config(anyhow::anyhow!(
+            "configuration key `log.level` is invalid: expected a filter such as `info` or `cairn_gateway=debug,info` ({e})"
+        ))
+    })?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A second initialisation (tests in one process) keeps the first.
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+    Ok(())
+}
+
+async fn open_database(config: &Config) -> anyhow::Result<Database> {
+    let kind = config.database_kind()?;
+    let url = match &kind {
+        cairn_config::DatabaseKind::Sqlite { url } | cairn_config::DatabaseKind::Postgres { url } => url,
+    };
+    let options = OpenOptions {
+        max_connections: config.database.max_connections,
+        acquire_timeout: Duration::from_secs(config.database.acquire_timeout_secs),
+    };
+    Ok(Database::open(url, &options).await?)
+}
+
+async fn serve(config: Config, role: Role) -> Result<(), Failure> {
+    let role = match role {
+        Role::All => ServerRole::All,
+        Role::Gateway => ServerRole::Gateway,
+        Role::Worker | Role::SandboxHost => {
+            let name = if role == Role::Worker { "worker" } else { "sandbox-host" };
+            return Err(Failure::Config(anyhow::anyhow!(
+                "the `{name}` role is not yet available in this version of Cairn; run `cairn serve --role all` \
+                 (every component in one process) or `--role gateway`"
+            )));
+        }
+    };
+    // Bind first: a port already in use is the most common start-up failure,
+    // and finding it before anything else is opened leaves nothing behind.
+    let listener = tokio::net::TcpListener::bind(config.server.bind)
+        .await
+        .with_context(|| format!("cannot listen on {} (server.bind)", config.server.bind))?;
+    let queue_options = QueueOptions {
+        lease: Duration::from_secs(config.queue.lease_secs),
+        max_deliveries: config.queue.max_deliveries,
+    };
+    let redis = match config.redis.url.as_str() {
+        "" => None,
+        url => Some(
+            cairn_bus::redis::connect(url, &config.redis.prefix, queue_options)
+                .await
+                .with_context(|| format!("the bus is configured on Redis at {}", redact(url)))?,
+        ),
+    };
+    let db = open_database(&config).await?;
+    db.migrate().await.context("cannot migrate the database")?;
+    let bus: Bus = redis.unwrap_or_else(|| cairn_bus::in_process(db.queue(queue_options)));
+    let store = db.store();
+    tracing::info!(
+        version = cairn_core::VERSION,
+        address = %config.server.bind,
+        role = ?role,
+        database = store.backend(),
+        bus = bus.health.backend(),
+        "cairn is serving on http://{}",
+        config.server.bind
+    );
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    let state = AppState { config: Arc::new(config), store, bus, role };
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = stopping_tx.send(());
+    };
+    let server = cairn_gateway::serve(listener, cairn_gateway::app(state), shutdown);
+    tokio::pin!(server);
+    let served = tokio::select! {
+        served = &mut server => served,
+        () = async {
+            let _ = stopping_rx.await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight after the grace period; stopping anyway");
+            Ok(())
+        }
+    };
+    served.context("the server stopped with an error")?;
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://***{}", &url[at..]),
+        _ => url.to_owned(),
+    }
+}

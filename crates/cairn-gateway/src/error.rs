@@ -1,0 +1,166 @@
+//! The one error type at the edge: every failure becomes an RFC 9457
+//! `application/problem+json` body with a stable, machine-readable `code`.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cairn_core::Dependency;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Always `about:blank`: `code` carries the machine-readable kind.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// A short summary of the kind of problem.
+    pub title: &'static str,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong in this case, in words a person can act on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Stable code, e.g. `malformed_json`, `dependency_unavailable`.
+    pub code: &'static str,
+    /// Members specific to the code (e.g. `checks` for readiness).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub extensions: Map<String, Value>,
+}
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{entity} not found")]
+    NotFound { entity: &'static str },
+    #[error("no route for {path}")]
+    RouteNotFound { path: String },
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{detail}")]
+    MalformedJson { detail: String },
+    #[error("expected a JSON body (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{entity} already exists")]
+    Conflict { entity: &'static str },
+    #[error("{dependency} unavailable")]
+    Unavailable { dependency: Dependency },
+    /// Details are logged where they happen, never sent.
+    #[error("internal error")]
+    Internal,
+    /// A readiness check failed; `checks` says which.
+    #[error("{detail}")]
+    NotReady { detail: String, checks: Value },
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found", "Not found"),
+            ApiError::RouteNotFound { .. } => (StatusCode::NOT_FOUND, "route_not_found", "No such route"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed"),
+            ApiError::MalformedJson { .. } => (StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON"),
+            ApiError::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type")
+            }
+            ApiError::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large")
+            }
+            ApiError::Conflict { .. } => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::Unavailable { .. } | ApiError::NotReady { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "dependency_unavailable", "Service unavailable")
+            }
+            ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal error"),
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let (status, code, title) = self.parts();
+        let mut extensions = Map::new();
+        if let ApiError::NotReady { checks, .. } = self {
+            extensions.insert("checks".to_owned(), checks.clone());
+        }
+        Problem {
+            kind: "about:blank",
+            title,
+            status: status.as_u16(),
+            detail: Some(self.to_string()),
+            code,
+            extensions,
+        }
+    }
+}
+
+impl From<cairn_core::Error> for ApiError {
+    fn from(error: cairn_core::Error) -> Self {
+        match error {
+            cairn_core::Error::NotFound { entity } => ApiError::NotFound { entity },
+            cairn_core::Error::Conflict { entity } => ApiError::Conflict { entity },
+            cairn_core::Error::Unavailable { dependency, reason } => {
+                tracing::warn!(%dependency, %reason, "dependency unavailable");
+                ApiError::Unavailable { dependency }
+            }
+            cairn_core::Error::LeaseLost { .. } | cairn_core::Error::Internal { .. } => {
+                tracing::error!(error = %error, "internal error");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = self.problem();
+        problem_response(&problem)
+    }
+}
+
+pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
+
+pub(crate) fn problem_response(problem: &Problem) -> Response {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_vec(problem).unwrap_or_default();
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response
+}
+
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// `Json<T>` whose rejections are problems: malformed or mistyped JSON is a
+/// 400 `malformed_json` naming what is wrong, a missing content type a 415,
+/// and a body over the limit a 413.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = request.extensions().get::<crate::middleware::BodyLimit>().map_or(0, |l| l.0);
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge { limit })
+            }
+            Err(rejection) => Err(ApiError::MalformedJson { detail: rejection.body_text() }),
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}

@@ -1,0 +1,115 @@
+//! The layers every request passes through, outermost first: request id,
+//! tracing, CORS, metrics, problem+json for bare errors, body limit.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::{Next, from_fn};
+use axum::response::Response;
+use cairn_config::Config;
+use tower::ServiceBuilder;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::AppState;
+use crate::error::{PROBLEM_JSON, Problem, problem_response};
+
+/// The request body limit in force, for error messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimit(pub usize);
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub(crate) fn wrap(router: Router<AppState>, config: &Config) -> Router<AppState> {
+    let limit = config.server.body_limit_bytes;
+    let inner = router
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(from_fn(move |mut request: Request, next: Next| {
+            request.extensions_mut().insert(BodyLimit(limit));
+            problems_for_bare_errors(request, next)
+        }))
+        .layer(from_fn(record_metrics));
+    let inner = match cors(&config.server.cors_origins) {
+        Some(cors) => inner.layer(cors),
+        None => inner,
+    };
+    inner.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok());
+                tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = id.unwrap_or(""))
+            }))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+    )
+}
+
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
+        .expose_headers([REQUEST_ID])
+        .max_age(Duration::from_secs(600));
+    if origins.iter().any(|o| o == "*") {
+        return Some(layer.allow_origin(Any));
+    }
+    // Validated at start-up; an origin that is not a valid header is skipped.
+    let list: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    Some(layer.allow_origin(AllowOrigin::list(list)).allow_credentials(true))
+}
+
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().to_string();
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Error responses that the framework made (413 from a body limit, 415, …)
+/// carry plain text; give them a problem body like every other error.
+async fn problems_for_bare_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if content_type.starts_with(PROBLEM_JSON) || content_type.starts_with("application/json") {
+        return response;
+    }
+    let (code, title) = match status.as_u16() {
+        400 => ("bad_request", "Bad request"),
+        404 => ("not_found", "Not found"),
+        405 => ("method_not_allowed", "Method not allowed"),
+        408 => ("request_timeout", "Request timeout"),
+        413 => ("payload_too_large", "Payload too large"),
+        415 => ("unsupported_media_type", "Unsupported media type"),
+        429 => ("rate_limited", "Too many requests"),
+        500 => ("internal_error", "Internal error"),
+        503 => ("service_unavailable", "Service unavailable"),
+        _ => ("http_error", "HTTP error"),
+    };
+    let detail = status.canonical_reason().map(str::to_owned);
+    let problem =
+        Problem { kind: "about:blank", title, status: status.as_u16(), detail, code, extensions: Default::default() };
+    let mut replaced = problem_response(&problem);
+    // Keep headers such as Allow and Retry-After.
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            replaced.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    replaced
+}

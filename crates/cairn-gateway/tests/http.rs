@@ -1,0 +1,319 @@
+//! The gateway over real HTTP: a server on 127.0.0.1 backed by a real store
+//! and bus, and a real HTTP client.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use cairn_config::Config;
+use cairn_core::bus::QueueOptions;
+use cairn_gateway::{ApiJson, AppState, ServerRole};
+use cairn_store::{Database, OpenOptions};
+use cairn_testkit::{TcpProxy, TempDir, TestPostgres, redis_url, unique_prefix};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+struct Server {
+    addr: SocketAddr,
+    client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: TempDir,
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().map(|s| s.send(()));
+        tokio::time::timeout(Duration::from_secs(10), &mut self.task).await.unwrap().unwrap().unwrap();
+    }
+}
+
+/// Test-only routes that exercise the middleware: a JSON endpoint and a slow one.
+fn extra_routes() -> Router<AppState> {
+    #[derive(serde::Deserialize, serde::Serialize)]
+    struct Echo {
+        name: String,
+        count: u32,
+    }
+    Router::new().route("/api/v1/test/echo", post(|ApiJson(body): ApiJson<Echo>| async move { ApiJson(body) })).route(
+        "/api/v1/test/slow",
+        get(|| async {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            "done"
+        }),
+    )
+}
+
+async fn start_with(config: Config, db: Database, bus: Option<cairn_core::bus::Bus>) -> Server {
+    let dir = TempDir::new("gateway");
+    let bus = bus.unwrap_or_else(|| cairn_bus::in_process(db.queue(QueueOptions::default())));
+    let state = AppState { config: Arc::new(config), store: db.store(), bus, role: ServerRole::All };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = cairn_gateway::app_with(state, extra_routes());
+    let task = tokio::spawn(cairn_gateway::serve(listener, app, async move {
+        let _ = stopped.await;
+    }));
+    Server { addr, client: reqwest::Client::new(), stop: Some(stop), task, _dir: dir }
+}
+
+async fn start(config: Config) -> (Server, TempDir) {
+    let dir = TempDir::new("gateway-db");
+    let db = Database::open(&dir.sqlite_url(), &OpenOptions::default()).await.unwrap();
+    db.migrate().await.unwrap();
+    (start_with(config, db, None).await, dir)
+}
+
+fn small_config() -> Config {
+    let mut config = Config::default();
+    config.server.body_limit_bytes = 1024;
+    config
+}
+
+async fn problem(response: reqwest::Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(response.status(), status);
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status.as_u16(), "{body}");
+    assert!(body["title"].is_string() && body["type"].is_string(), "{body}");
+    body
+}
+
+#[tokio::test]
+async fn probes_and_version_answer() {
+    let (server, _db) = start(small_config()).await;
+    let health = server.get("/healthz").await;
+    assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(health.json::<Value>().await.unwrap(), json!({ "status": "ok" }));
+
+    let ready: Value = server.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["checks"]["database"], json!({ "ok": true, "backend": "sqlite" }));
+    assert_eq!(ready["checks"]["bus"], json!({ "ok": true, "backend": "in-process" }));
+
+    let version: Value = server.get("/api/v1/version").await.json().await.unwrap();
+    assert_eq!(version, json!({ "name": "cairn", "version": env!("CARGO_PKG_VERSION"), "role": "all" }));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_error_is_a_problem_with_a_stable_code() {
+    let (server, _db) = start(small_config()).await;
+    let unknown = server.get("/api/v1/no-such-thing").await;
+    let body = problem(unknown, StatusCode::NOT_FOUND, "route_not_found").await;
+    assert!(body["detail"].as_str().unwrap().contains("/api/v1/no-such-thing"));
+
+    let wrong_method = server.client.delete(server.url("/api/v1/version")).send().await.unwrap();
+    problem(wrong_method, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+
+    let echo = server.url("/api/v1/test/echo");
+    let malformed = server
+        .client
+        .post(&echo)
+        .header("content-type", "application/json")
+        .body("{\"name\": \"x\", ")
+        .send()
+        .await
+        .unwrap();
+    problem(malformed, StatusCode::BAD_REQUEST, "malformed_json").await;
+
+    let mistyped = server.client.post(&echo).json(&json!({ "name": "x", "count": "three" })).send().await.unwrap();
+    let body = problem(mistyped, StatusCode::BAD_REQUEST, "malformed_json").await;
+    assert!(body["detail"].as_str().unwrap().contains("count"), "the detail names the field: {body}");
+
+    let not_json = server.client.post(&echo).body("name=x").send().await.unwrap();
+    problem(not_json, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+
+    let huge = json!({ "name": "x".repeat(4096), "count": 1 });
+    let too_large = server.client.post(&echo).json(&huge).send().await.unwrap();
+    let body = problem(too_large, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+    assert!(body["detail"].as_str().unwrap().contains("1024"), "{body}");
+
+    let fine = server.client.post(&echo).json(&json!({ "name": "x", "count": 3 })).send().await.unwrap();
+    assert_eq!(fine.json::<Value>().await.unwrap(), json!({ "name": "x", "count": 3 }));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn requests_carry_an_id() {
+    let (server, _db) = start(small_config()).await;
+    let fresh = server.get("/healthz").await;
+    let id = fresh.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    let given =
+        server.client.get(server.url("/api/v1/nope")).header("x-request-id", "trace-me-42").send().await.unwrap();
+    assert_eq!(given.headers()["x-request-id"], "trace-me-42", "errors keep the caller's id too");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status() {
+    let (server, _db) = start(small_config()).await;
+    for _ in 0..3 {
+        server.get("/api/v1/version").await;
+    }
+    let metrics = server.get("/metrics").await;
+    assert_eq!(metrics.status(), StatusCode::OK);
+    assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = metrics.text().await.unwrap();
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("http_requests_total{")
+                && l.contains("route=\"/api/v1/version\"")
+                && l.contains("status=\"200\"")
+        })
+        .unwrap_or_else(|| panic!("no request counter for the version route in:\n{text}"));
+    let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(count >= 3.0, "{line}");
+    assert!(text.contains("http_request_duration_seconds_bucket{"), "latency histogram missing");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_and_swagger_ui_are_served_from_the_binary() {
+    let (server, _db) = start(small_config()).await;
+    let document: Value = server.get("/api/openapi.json").await.json().await.unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.1"), "{}", document["openapi"]);
+    assert_eq!(document["info"]["title"], "Cairn API");
+    for path in ["/api/v1/version", "/healthz", "/readyz"] {
+        assert!(document["paths"][path]["get"].is_object(), "{path} is documented");
+    }
+    assert!(document["components"]["schemas"]["Problem"].is_object());
+
+    let ui = server.get("/api/docs/").await;
+    assert_eq!(ui.status(), StatusCode::OK);
+    let html = ui.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    let initializer = server.get("/api/docs/swagger-initializer.js").await.text().await.unwrap();
+    assert!(initializer.contains("/api/openapi.json"), "the UI loads our document: {initializer}");
+    let bundle = server.get("/api/docs/swagger-ui-bundle.js").await;
+    assert_eq!(bundle.status(), StatusCode::OK, "the UI's script comes from the binary, not a CDN");
+    assert!(bundle.bytes().await.unwrap().len() > 100_000);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_web_app_is_served_with_a_single_page_fallback() {
+    let (server, _db) = start(small_config()).await;
+    let root = server.get("/").await;
+    assert_eq!(root.status(), StatusCode::OK);
+    assert!(root.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let root_html = root.text().await.unwrap();
+    assert!(root_html.contains("Cairn"), "{root_html}");
+    let deep = server.get("/projects/123/threads").await.text().await.unwrap();
+    assert_eq!(deep, root_html, "app routes get the app");
+    let missing = server.get("/assets/no-such-file.js").await;
+    problem(missing, StatusCode::NOT_FOUND, "not_found").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn cors_allows_only_configured_origins() {
+    let mut config = small_config();
+    config.server.cors_origins = vec!["https://app.example.com".to_owned()];
+    let (server, _db) = start(config).await;
+    let preflight = |origin: &'static str| {
+        server
+            .client
+            .request(reqwest::Method::OPTIONS, server.url("/api/v1/version"))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .send()
+    };
+    let allowed = preflight("https://app.example.com").await.unwrap();
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://app.example.com");
+    let refused = preflight("https://evil.example.net").await.unwrap();
+    assert!(refused.headers().get("access-control-allow-origin").is_none());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_finishes_requests_in_flight_then_refuses_new_ones() {
+    let (mut server, _db) = start(small_config()).await;
+    let client = server.client.clone();
+    let slow_url = server.url("/api/v1/test/slow");
+    let in_flight = tokio::spawn(async move { client.get(slow_url).send().await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let _ = server.stop.take().map(|s| s.send(()));
+    let response = in_flight.await.unwrap().expect("the request in flight is answered");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), "done");
+    tokio::time::timeout(Duration::from_secs(5), &mut server.task).await.unwrap().unwrap().unwrap();
+    let after = reqwest::Client::new().get(server.url("/healthz")).send().await;
+    assert!(after.is_err(), "the server no longer accepts connections");
+}
+
+async fn wait_for_status(server: &Server, path: &str, status: StatusCode) -> Value {
+    let mut last = None;
+    for _ in 0..100 {
+        let response = server.get(path).await;
+        if response.status() == status {
+            return response.json().await.unwrap();
+        }
+        last = Some(response.status());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{path} never answered {status}; last {last:?}");
+}
+
+/// PostgreSQL and Redis going away while serving: readiness says which is
+/// down with a 503 problem, and everything recovers by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_reports_outages_and_recovers_from_them() {
+    let pg = TestPostgres::create().await;
+    let pg_proxy = TcpProxy::start(&pg.server_addr()).await;
+    let redis_target = redis_url().trim_start_matches("redis://").trim_end_matches('/').to_owned();
+    let redis_proxy = TcpProxy::start(&redis_target).await;
+
+    let options = OpenOptions { max_connections: 4, acquire_timeout: Duration::from_secs(2) };
+    let db = Database::open(&pg.url_via(pg_proxy.addr), &options).await.unwrap();
+    db.migrate().await.unwrap();
+    let bus = cairn_bus::redis::connect(
+        &format!("redis://{}", redis_proxy.addr),
+        &unique_prefix("gateway"),
+        QueueOptions::default(),
+    )
+    .await
+    .unwrap();
+    let server = start_with(small_config(), db, Some(bus)).await;
+    let ready = wait_for_status(&server, "/readyz", StatusCode::OK).await;
+    assert_eq!(ready["checks"]["database"]["backend"], "postgres");
+    assert_eq!(ready["checks"]["bus"]["backend"], "redis");
+
+    pg_proxy.cut();
+    let started = std::time::Instant::now();
+    let down = server.get("/readyz").await;
+    assert!(started.elapsed() < Duration::from_secs(5), "readiness took {:?}", started.elapsed());
+    let body = problem(down, StatusCode::SERVICE_UNAVAILABLE, "dependency_unavailable").await;
+    assert_eq!(body["detail"], "database unreachable");
+    assert_eq!(body["checks"]["database"]["ok"], false);
+    assert_eq!(body["checks"]["bus"]["ok"], true);
+    assert_eq!(server.get("/healthz").await.status(), StatusCode::OK, "the process itself is still up");
+
+    redis_proxy.cut();
+    let both = problem(server.get("/readyz").await, StatusCode::SERVICE_UNAVAILABLE, "dependency_unavailable").await;
+    assert_eq!(both["detail"], "database and bus unreachable");
+
+    pg_proxy.restore();
+    redis_proxy.restore();
+    let back = wait_for_status(&server, "/readyz", StatusCode::OK).await;
+    assert_eq!(back["status"], "ready");
+    server.stop().await;
+}

@@ -1,0 +1,436 @@
+#!/usr/bin/env bash
+# Cairn's test command: runs every check CI runs, on a fresh clone.
+#
+#   ./scripts/test.sh
+#
+# Installs what it needs (Node.js/npm, curl, and PostgreSQL or Redis when none
+# is running), finds or starts the PostgreSQL and Redis the tests talk to, then
+# lints, type-checks, tests and builds the web app and formats, lints and tests
+# the Rust workspace. Exits non-zero as soon as a stage fails.
+#
+# Environment:
+#   CAIRN_CACHE_DIR           build cache (default: ~/.cache/cairn); cargo
+#                             builds into $CAIRN_CACHE_DIR/target
+#   CAIRN_TEST_POSTGRES_URL   PostgreSQL server to create test databases on;
+#   CAIRN_TEST_REDIS_URL      Redis server to test against. When unset, the
+#                             local default ports (5432, 6379) are used if a
+#                             server answers there, otherwise a private
+#                             throwaway server is started on a free port and
+#                             stopped when the script ends.
+#   CAIRN_TEST_OWN_SERVICES=1  always start private servers
+#   CAIRN_TEST_ONLY_SERVICES=1 only find/start the servers, print their URLs,
+#                             check that they answer, then stop
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(pwd)
+
+: "${HOME:=$(cd ~ && pwd)}"
+CAIRN_CACHE_DIR=${CAIRN_CACHE_DIR:-$HOME/.cache/cairn}
+export CAIRN_CACHE_DIR
+export CARGO_TARGET_DIR="$CAIRN_CACHE_DIR/target"
+
+ONLY_SERVICES=${CAIRN_TEST_ONLY_SERVICES:-0}
+OWN_SERVICES=${CAIRN_TEST_OWN_SERVICES:-0}
+
+# ---------------------------------------------------------------------------
+# Helpers
+
+log() { printf '==> %s\n' "$*"; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+# Runs a command as root: directly when we are root, else through sudo.
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        die "root (or sudo) is needed to run: $*"
+    fi
+}
+
+APT_UPDATED=0
+# Installs Debian packages; refreshes the package lists once per run, and only
+# when something must be installed.
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 ||
+        die "cannot install $* (no apt-get on this machine): install it by hand and retry"
+    if [[ $APT_UPDATED -eq 0 ]]; then
+        log "setup: apt-get update"
+        as_root apt-get update -qq
+        APT_UPDATED=1
+    fi
+    log "setup: installing $*"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# Runs one stage under a header line; a failing stage ends the script with
+# its exit code.
+stage() {
+    local name=$1 rc=0
+    shift
+    log "$name"
+    "$@" || rc=$?
+    if [[ $rc -ne 0 ]]; then
+        printf '==> FAILED: %s (exit code %d)\n' "$name" "$rc" >&2
+        exit "$rc"
+    fi
+}
+
+in_web() { (cd "$ROOT/web" && "$@"); }
+
+# True when something accepts TCP connections on 127.0.0.1:PORT.
+port_answers() {
+    # shellcheck disable=SC2016 # $1 is expanded by the inner bash
+    timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null
+}
+
+# Prints the first port from $1 on (at most 100 tried) that nothing listens on.
+free_port() {
+    local port=$1
+    while port_answers "$port"; do
+        port=$((port + 1))
+        [[ $port -lt $(($1 + 100)) ]] || die "no free port found in $1..$((port - 1))"
+    done
+    printf '%s\n' "$port"
+}
+
+# True when a Redis server on 127.0.0.1:PORT answers PING.
+redis_ping() {
+    if command -v redis-cli >/dev/null 2>&1; then
+        [[ $(timeout 3 redis-cli -h 127.0.0.1 -p "$1" PING 2>/dev/null) == PONG ]]
+    else
+        # shellcheck disable=SC2016 # expanded by the inner bash
+        timeout 3 bash -c '
+            exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+            printf "PING\r\n" >&3
+            IFS= read -r reply <&3 || exit 1
+            [[ $reply == +PONG* ]]' _ "$1" 2>/dev/null
+    fi
+}
+
+# ---------------------------------------------------------------------------
+# Tools
+
+ensure_cargo() {
+    if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
+        PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    command -v cargo >/dev/null 2>&1 ||
+        die "cargo not found: install the Rust toolchain (rustup, Rust 1.95 or newer) and put cargo on PATH"
+    cargo fmt --version >/dev/null 2>&1 ||
+        die "rustfmt not found: add it with 'rustup component add rustfmt'"
+    cargo clippy --version >/dev/null 2>&1 ||
+        die "clippy not found: add it with 'rustup component add clippy'"
+}
+
+ensure_node() {
+    local missing=() version major minor
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        apt_install "${missing[@]}"
+    fi
+    # web/package.json: "engines": { "node": "^20.19.0 || >=22.12.0" }
+    version=$(node --version)
+    version=${version#v}
+    major=${version%%.*}
+    minor=${version#*.}
+    minor=${minor%%.*}
+    if ! { [[ $major -eq 20 && $minor -ge 19 ]] || [[ $major -eq 22 && $minor -ge 12 ]] || [[ $major -gt 22 ]]; }; then
+        die "Node.js $version is too old for the web app (it needs ^20.19 or >=22.12): install a newer Node.js"
+    fi
+}
+
+ensure_curl() {
+    command -v curl >/dev/null 2>&1 || apt_install curl
+}
+
+# ---------------------------------------------------------------------------
+# Services
+
+PG_BINDIR=""    # server binaries of a private PostgreSQL
+PG_TMP=""       # its temporary folder (data, socket, log)
+PG_PID=""       # its postmaster
+REDIS_TMP=""    # temporary folder of a private Redis
+REDIS_PID=""
+RUST_TESTS_RAN=0
+
+# Runs a command as the PostgreSQL OS user when we are root (initdb and the
+# server refuse to run as root), else as ourselves. From / since that user
+# may not be able to enter the current folder.
+as_pg() {
+    if [[ $(id -u) -eq 0 ]]; then
+        (cd / && runuser -u postgres -- "$@")
+    else
+        "$@"
+    fi
+}
+
+# Prints the folder holding initdb/pg_ctl/postgres, if PostgreSQL's server is
+# installed. Debian keeps it out of PATH, one folder per major version.
+find_pg_bindir() {
+    local initdb dir best=""
+    if initdb=$(command -v initdb 2>/dev/null); then
+        dir=$(dirname "$(readlink -f "$initdb")")
+        if [[ -x $dir/pg_ctl ]]; then
+            printf '%s\n' "$dir"
+            return 0
+        fi
+    fi
+    best=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    if [[ -x $best/initdb && -x $best/pg_ctl ]]; then
+        printf '%s\n' "$best"
+        return 0
+    fi
+    return 1
+}
+
+start_private_postgres() {
+    local port waited=0 status_rc
+    PG_BINDIR=$(find_pg_bindir) || {
+        apt_install postgresql
+        PG_BINDIR=$(find_pg_bindir) || die "PostgreSQL was installed but its initdb/pg_ctl cannot be found"
+    }
+    if [[ $(id -u) -eq 0 ]] && ! id -u postgres >/dev/null 2>&1; then
+        log "services: creating the postgres OS user"
+        useradd --system --user-group --no-create-home postgres
+    fi
+
+    PG_TMP=$(mktemp -d "${TMPDIR:-/tmp}/cairn-test-pg.XXXXXX")
+    if [[ $(id -u) -eq 0 ]]; then
+        chown postgres: "$PG_TMP"
+        as_pg test -w "$PG_TMP" ||
+            die "the postgres user cannot write to $PG_TMP: point TMPDIR at a folder it can reach"
+    fi
+    port=$(free_port 55432)
+    log "services: starting a private PostgreSQL ($PG_BINDIR) on 127.0.0.1:$port"
+
+    if ! as_pg "$PG_BINDIR/initdb" -D "$PG_TMP/data" -U postgres --auth=trust \
+        --no-locale -E UTF8 --no-sync >"$PG_TMP/initdb.log" 2>&1; then
+        cat "$PG_TMP/initdb.log" >&2
+        die "initdb failed"
+    fi
+    # A throwaway cluster: listen on loopback only, socket inside the temp
+    # folder, and skip durability for speed.
+    cat >>"$PG_TMP/data/postgresql.conf" <<EOF
+
+# cairn test run
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$PG_TMP'
+max_connections = 200
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+EOF
+    as_pg "$PG_BINDIR/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -W start >/dev/null
+
+    until pg_ready "$port"; do
+        status_rc=0
+        as_pg "$PG_BINDIR/pg_ctl" -D "$PG_TMP/data" status >/dev/null 2>&1 || status_rc=$?
+        if [[ $waited -ge 30 ]] || { [[ $waited -ge 2 ]] && [[ $status_rc -ne 0 ]]; }; then
+            printf -- '--- PostgreSQL server log ---\n' >&2
+            cat "$PG_TMP/server.log" >&2 || true
+            if [[ $status_rc -ne 0 ]]; then
+                die "the private PostgreSQL on 127.0.0.1:$port stopped while starting (see its log above)"
+            fi
+            die "the private PostgreSQL did not become ready on 127.0.0.1:$port within 30 s (see its log above)"
+        fi
+        sleep 1
+        waited=$((waited + 1))
+    done
+    PG_PID=$(head -n 1 "$PG_TMP/data/postmaster.pid")
+    export CAIRN_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+# True when a PostgreSQL server on 127.0.0.1:PORT accepts connections.
+pg_ready() {
+    local isready
+    if [[ -n $PG_BINDIR && -x $PG_BINDIR/pg_isready ]]; then
+        isready=$PG_BINDIR/pg_isready
+    else
+        isready=$(command -v pg_isready 2>/dev/null) || {
+            port_answers "$1"
+            return
+        }
+    fi
+    "$isready" -q -h 127.0.0.1 -p "$1" -t 3
+}
+
+stop_private_postgres() {
+    [[ -n $PG_TMP ]] || return 0
+    if [[ -n $PG_PID ]] && kill -0 "$PG_PID" 2>/dev/null; then
+        log "services: stopping the private PostgreSQL (pid $PG_PID)"
+        as_pg "$PG_BINDIR/pg_ctl" -D "$PG_TMP/data" -m fast -w -t 30 stop >/dev/null 2>&1 ||
+            kill -9 "$PG_PID" 2>/dev/null || true
+    fi
+    rm -rf "$PG_TMP"
+    PG_TMP=""
+}
+
+start_private_redis() {
+    local port waited=0
+    command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+    REDIS_TMP=$(mktemp -d "${TMPDIR:-/tmp}/cairn-test-redis.XXXXXX")
+    port=$(free_port 56379)
+    log "services: starting a private Redis on 127.0.0.1:$port"
+    redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+        --daemonize yes --pidfile "$REDIS_TMP/redis.pid" --dir "$REDIS_TMP" \
+        --logfile "$REDIS_TMP/redis.log" >/dev/null
+    until redis_ping "$port"; do
+        if [[ $waited -ge 30 ]]; then
+            printf -- '--- Redis server log ---\n' >&2
+            cat "$REDIS_TMP/redis.log" >&2 || true
+            die "the private Redis did not answer PING on 127.0.0.1:$port within 30 s"
+        fi
+        sleep 1
+        waited=$((waited + 1))
+    done
+    REDIS_PID=$(cat "$REDIS_TMP/redis.pid")
+    export CAIRN_TEST_REDIS_URL="redis://127.0.0.1:$port"
+}
+
+stop_private_redis() {
+    local waited=0
+    [[ -n $REDIS_TMP ]] || return 0
+    # The PID file may have appeared only after a failed wait.
+    if [[ -z $REDIS_PID && -s $REDIS_TMP/redis.pid ]]; then
+        REDIS_PID=$(cat "$REDIS_TMP/redis.pid")
+    fi
+    if [[ -n $REDIS_PID ]] && kill -0 "$REDIS_PID" 2>/dev/null; then
+        log "services: stopping the private Redis (pid $REDIS_PID)"
+        kill "$REDIS_PID" 2>/dev/null || true
+        while kill -0 "$REDIS_PID" 2>/dev/null && [[ $waited -lt 20 ]]; do
+            sleep 0.5
+            waited=$((waited + 1))
+        done
+        kill -9 "$REDIS_PID" 2>/dev/null || true
+    fi
+    rm -rf "$REDIS_TMP"
+    REDIS_TMP=""
+}
+
+setup_postgres() {
+    if [[ $OWN_SERVICES != 1 && -n ${CAIRN_TEST_POSTGRES_URL:-} ]]; then
+        log "services: PostgreSQL from CAIRN_TEST_POSTGRES_URL"
+    elif [[ $OWN_SERVICES != 1 ]] && pg_ready 5432; then
+        log "services: using the PostgreSQL running on 127.0.0.1:5432"
+        export CAIRN_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:5432/postgres"
+    else
+        start_private_postgres
+    fi
+}
+
+setup_redis() {
+    if [[ $OWN_SERVICES != 1 && -n ${CAIRN_TEST_REDIS_URL:-} ]]; then
+        log "services: Redis from CAIRN_TEST_REDIS_URL"
+    elif [[ $OWN_SERVICES != 1 ]] && redis_ping 6379; then
+        log "services: using the Redis running on 127.0.0.1:6379"
+        export CAIRN_TEST_REDIS_URL="redis://127.0.0.1:6379"
+    else
+        start_private_redis
+    fi
+}
+
+# psql to reach the PostgreSQL in use: the one on PATH, else the private
+# cluster's own.
+find_psql() {
+    if command -v psql >/dev/null 2>&1; then
+        command -v psql
+    elif [[ -n $PG_BINDIR && -x $PG_BINDIR/psql ]]; then
+        printf '%s\n' "$PG_BINDIR/psql"
+    else
+        return 1
+    fi
+}
+
+check_services() {
+    local psql
+    psql=$(find_psql) || die "psql not found: cannot check PostgreSQL"
+    [[ $("$psql" "$CAIRN_TEST_POSTGRES_URL" -X -A -t -q -c 'SELECT 1' 2>&1) == 1 ]] ||
+        die "PostgreSQL at $CAIRN_TEST_POSTGRES_URL does not answer SELECT 1"
+    echo "PostgreSQL answers SELECT 1"
+    local hostport=${CAIRN_TEST_REDIS_URL#redis://}
+    hostport=${hostport%%/*}
+    if command -v redis-cli >/dev/null 2>&1; then
+        [[ $(timeout 3 redis-cli -u "$CAIRN_TEST_REDIS_URL" PING 2>/dev/null) == PONG ]]
+    elif [[ $hostport == 127.0.0.1:* ]]; then
+        redis_ping "${hostport#127.0.0.1:}"
+    else
+        die "redis-cli not found: cannot check $CAIRN_TEST_REDIS_URL"
+    fi || die "Redis at $CAIRN_TEST_REDIS_URL does not answer PING"
+    echo "Redis answers PING"
+}
+
+# Drops test databases that test runs left behind (a test that crashed never
+# drops its own). Databases still in use are left alone.
+drop_test_databases() {
+    local psql names name
+    [[ -n ${CAIRN_TEST_POSTGRES_URL:-} ]] || return 0
+    psql=$(find_psql) || return 0
+    names=$("$psql" "$CAIRN_TEST_POSTGRES_URL" -X -A -t -q \
+        -c "SELECT datname FROM pg_database WHERE datname LIKE 'cairn\_test\_%'" 2>/dev/null) || return 0
+    for name in $names; do
+        "$psql" "$CAIRN_TEST_POSTGRES_URL" -X -q -c "DROP DATABASE IF EXISTS \"$name\"" >/dev/null 2>&1 &&
+            echo "dropped leftover test database $name"
+    done
+    return 0
+}
+
+cleanup() {
+    local rc=$?
+    set +e
+    trap - EXIT INT TERM
+    # On a shared server, only after our own tests ran (never while another
+    # run's tests may be creating theirs); a private one goes away anyway.
+    if [[ $RUST_TESTS_RAN -eq 1 || -n $PG_TMP ]]; then
+        drop_test_databases
+    fi
+    stop_private_redis
+    stop_private_postgres
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------
+# Main
+
+if [[ $ONLY_SERVICES != 1 ]]; then
+    log "setup: checking tools"
+    ensure_cargo
+    ensure_node
+    ensure_curl
+fi
+
+setup_postgres
+setup_redis
+echo "CAIRN_TEST_POSTGRES_URL=$CAIRN_TEST_POSTGRES_URL"
+echo "CAIRN_TEST_REDIS_URL=$CAIRN_TEST_REDIS_URL"
+
+if [[ $ONLY_SERVICES == 1 ]]; then
+    stage "services: check" check_services
+    exit 0
+fi
+
+mkdir -p "$CARGO_TARGET_DIR"
+
+stage "web: npm ci" in_web npm ci --no-audit --no-fund
+stage "web: lint" in_web npm run lint
+stage "web: typecheck" in_web npm run typecheck
+stage "web: test" in_web npm test
+stage "web: build" in_web npm run build
+
+stage "rust: fmt" cargo fmt --all --check
+stage "rust: clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+RUST_TESTS_RAN=1
+stage "rust: test" cargo test --workspace --locked
+
+log "all checks passed"
