@@ -400,6 +400,29 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# The Python tools the checks use, in a virtualenv keyed by their pinned
+# requirements, so a changed list makes a fresh one and an unchanged one is reused.
+tools_venv() {
+    local requirements="$ROOT/scripts/requirements-tools.txt" key venv
+    if ! python3 -m venv --help >/dev/null 2>&1; then
+        apt_install python3 python3-venv
+    fi
+    key=$(sha256sum "$requirements" | cut -c1-16)
+    venv="$CAIRN_CACHE_DIR/venvs/tools-$key"
+    if [[ ! -x $venv/bin/openapi-spec-validator ]]; then
+        rm -rf "$venv"
+        python3 -m venv "$venv" >&2
+        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" >&2
+    fi
+    printf '%s\n' "$venv"
+}
+
+validate_openapi() {
+    local venv
+    venv=$(tools_venv)
+    "$venv/bin/openapi-spec-validator" "$ROOT/docs/openapi.json"
+}
+
 # ---------------------------------------------------------------------------
 # Main
 
@@ -427,6 +450,8 @@ stage "web: lint" in_web npm run lint
 stage "web: typecheck" in_web npm run typecheck
 stage "web: test" in_web npm test
 stage "web: build" in_web npm run build
+
+stage "api: validate docs/openapi.json" validate_openapi
 
 stage "rust: fmt" cargo fmt --all --check
 stage "rust: clippy" cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -25,7 +25,7 @@ pub struct HealthResponse {
 }
 
 /// The process is up (it answers); says nothing of its dependencies.
-#[utoipa::path(get, path = "/healthz", tag = "probes", responses((status = 200, body = HealthResponse)))]
+#[utoipa::path(get, path = "/healthz", tag = "probes", responses((status = 200, description = "The process is up", body = HealthResponse)))]
 async fn healthz() -> ApiJson<HealthResponse> {
     ApiJson(HealthResponse { status: "ok" })
 }
@@ -68,7 +68,7 @@ async fn check(backend: &'static str, ping: impl Future<Output = cairn_core::Res
     path = "/readyz",
     tag = "probes",
     responses(
-        (status = 200, body = ReadyResponse),
+        (status = 200, description = "Every dependency answers", body = ReadyResponse),
         (status = 503, body = Problem, content_type = "application/problem+json",
          description = "A dependency does not answer; `checks` says which"),
     )

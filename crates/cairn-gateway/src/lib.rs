@@ -38,6 +38,15 @@ pub enum ServerRole {
     Gateway,
 }
 
+impl ServerRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerRole::All => "all",
+            ServerRole::Gateway => "gateway",
+        }
+    }
+}
+
 /// What every handler can reach: small, cloneable handles.
 #[derive(Debug, Clone)]
 pub struct AppState {

@@ -12,7 +12,7 @@ use cairn_config::Config;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::AppState;
 use crate::error::{PROBLEM_JSON, Problem, problem_response};
@@ -42,7 +42,7 @@ pub(crate) fn wrap(router: Router<AppState>, config: &Config) -> Router<AppState
             .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
                 let id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok());
                 tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = id.unwrap_or(""))
-            }))
+            }).on_response(DefaultOnResponse::new().level(tracing::Level::INFO)))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
     )
 }

@@ -22,7 +22,7 @@ pub struct VersionResponse {
 }
 
 /// The server's name, version and role.
-#[utoipa::path(get, path = "/version", tag = "system", responses((status = 200, body = VersionResponse)))]
+#[utoipa::path(get, path = "/version", tag = "system", responses((status = 200, description = "Name, version and role", body = VersionResponse)))]
 async fn version(State(state): State<AppState>) -> ApiJson<VersionResponse> {
     ApiJson(VersionResponse { name: "cairn", version: cairn_core::VERSION, role: state.role })
 }

@@ -170,7 +170,7 @@ async fn serve(config: Config, role: Role) -> Result<(), Failure> {
     tracing::info!(
         version = cairn_core::VERSION,
         address = %config.server.bind,
-        role = ?role,
+        role = role.as_str(),
         database = store.backend(),
         bus = bus.health.backend(),
         "cairn is serving on http://{}",

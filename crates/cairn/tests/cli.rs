@@ -1,0 +1,203 @@
+//! The `cairn` binary as a user runs it: subcommands, start-up failures with
+//! their messages and exit codes, serving with embedded defaults and with
+//! PostgreSQL and Redis, and a clean stop on SIGTERM.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use cairn_testkit::{TempDir, TestPostgres, redis_url, unique_prefix};
+use serde_json::Value;
+
+fn cairn(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    command.current_dir(dir).env("CAIRN__LOG__FORMAT", "pretty");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("CAIRN__") && name != "CAIRN__LOG__FORMAT" {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+fn run(command: &mut Command) -> (Output, String) {
+    let output = command.output().expect("run cairn");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output, stderr)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn version_and_help_describe_the_commands() {
+    let dir = TempDir::new("cli");
+    let (output, _) = run(cairn(&dir.path).arg("version"));
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), format!("cairn {}", env!("CARGO_PKG_VERSION")));
+    for (args, expect) in [
+        (&["--help"][..], "serve"),
+        (&["serve", "--help"][..], "sandbox-host"),
+        (&["migrate", "--help"][..], "migrations"),
+        (&["version", "--help"][..], "version"),
+    ] {
+        let (output, _) = run(cairn(&dir.path).args(args));
+        assert!(output.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&output.stdout).contains(expect), "{args:?} mentions {expect}");
+    }
+}
+
+#[test]
+fn bad_configuration_stops_start_up_naming_the_key() {
+    let dir = TempDir::new("cli");
+    let (output, stderr) = run(cairn(&dir.path).arg("serve").env("CAIRN__SERVER__BIND", "localhost"));
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`server.bind`") && stderr.contains("CAIRN__SERVER__BIND"), "{stderr}");
+
+    std::fs::write(dir.path.join("cairn.toml"), "[database]\nurll = \"x\"\n").unwrap();
+    let (output, stderr) = run(cairn(&dir.path).args(["--config", "cairn.toml", "serve"]));
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`database.urll`") && stderr.contains("unknown field"), "{stderr}");
+    assert!(!dir.path.join("data").exists(), "nothing is created before the configuration is valid");
+}
+
+#[test]
+fn unreachable_dependencies_stop_start_up_with_the_cause() {
+    let dir = TempDir::new("cli");
+    let dead = format!("127.0.0.1:{}", free_port());
+    let started = Instant::now();
+    let (output, stderr) =
+        run(cairn(&dir.path).arg("serve").env("CAIRN__DATABASE__URL", format!("postgres://postgres@{dead}/cairn")));
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot connect to PostgreSQL") && stderr.contains("refused"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+
+    let (output, stderr) = run(cairn(&dir.path).arg("serve").env("CAIRN__REDIS__URL", format!("redis://{dead}")));
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot connect to Redis"), "{stderr}");
+    assert!(!dir.path.join("data").exists(), "a failed start leaves no half-made data folder");
+
+    let (output, stderr) = run(cairn(&dir.path).args(["serve", "--role", "worker"]));
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not yet available"), "{stderr}");
+}
+
+#[test]
+fn migrate_creates_the_schema_and_is_idempotent() {
+    let dir = TempDir::new("cli");
+    for _ in 0..2 {
+        let (output, stderr) = run(cairn(&dir.path).arg("migrate"));
+        assert!(output.status.success(), "{stderr}");
+        assert!(String::from_utf8_lossy(&output.stdout).contains("database is up to date (sqlite)"));
+    }
+    assert!(dir.path.join("data/cairn.db").exists());
+}
+
+struct Running {
+    child: Child,
+    base: String,
+    log: std::path::PathBuf,
+}
+
+impl Running {
+    fn start(dir: &Path, envs: &[(&str, String)]) -> Running {
+        let port = free_port();
+        let mut command = cairn(dir);
+        command.args(["serve"]).env("CAIRN__SERVER__BIND", format!("127.0.0.1:{port}"));
+        for (name, value) in envs {
+            command.env(name, value);
+        }
+        let log = dir.join("cairn.log");
+        let stderr = std::fs::File::create(&log).unwrap();
+        let child = command.stdout(Stdio::null()).stderr(stderr).spawn().expect("start cairn");
+        Running { child, base: format!("http://127.0.0.1:{port}"), log }
+    }
+
+    async fn wait_ready(&mut self) -> Value {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                panic!("cairn exited early with {status}:\n{log}");
+            }
+            if let Ok(response) = client.get(format!("{}/readyz", self.base)).send().await
+                && response.status() == 200
+            {
+                return response.json().await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        panic!("cairn did not become ready:\n{log}");
+    }
+
+    fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "cairn stopped with {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "cairn did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn serve_all_in_one_with_embedded_defaults_then_stop_on_sigterm() {
+    let dir = TempDir::new("cli");
+    let mut server = Running::start(&dir.path, &[]);
+    let ready = server.wait_ready().await;
+    assert_eq!(ready["checks"]["database"]["backend"], "sqlite");
+    assert_eq!(ready["checks"]["bus"]["backend"], "in-process");
+    let page = reqwest::get(format!("{}/", server.base)).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let document: Value =
+        reqwest::get(format!("{}/api/openapi.json", server.base)).await.unwrap().json().await.unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert!(dir.path.join("data/cairn.db").exists(), "the SQLite file lives in the data dir");
+    let traced = reqwest::Client::new()
+        .get(format!("{}/api/v1/version", server.base))
+        .header("x-request-id", "cli-trace-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(traced.headers()["x-request-id"], "cli-trace-42");
+    let log = server.log.clone();
+    server.terminate();
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(log.contains("cli-trace-42"), "the request id appears in the logs:\n{log}");
+}
+
+#[tokio::test]
+async fn serve_on_postgres_and_redis() {
+    let dir = TempDir::new("cli");
+    let pg = TestPostgres::create().await;
+    let envs = [
+        ("CAIRN__DATABASE__URL", pg.url.clone()),
+        ("CAIRN__REDIS__URL", redis_url()),
+        ("CAIRN__REDIS__PREFIX", unique_prefix("cli")),
+    ];
+    let mut server = Running::start(&dir.path, &envs);
+    let ready = server.wait_ready().await;
+    assert_eq!(ready["checks"]["database"]["backend"], "postgres");
+    assert_eq!(ready["checks"]["bus"]["backend"], "redis");
+    let version: Value = reqwest::get(format!("{}/api/v1/version", server.base)).await.unwrap().json().await.unwrap();
+    assert_eq!(version["name"], "cairn");
+    server.terminate();
+    assert!(!dir.path.join("data").exists(), "no SQLite file when PostgreSQL is configured");
+}
