@@ -61,43 +61,37 @@ macro_rules! contract {
     };
 }
 
-contract!(queue_on_sqlite, in_process_sqlite:
-    a_job_is_delivered_once_and_gone_after_ack,
-    a_waiting_take_wakes_when_work_arrives,
-    concurrent_consumers_share_the_work_without_overlap,
-    work_of_a_dead_consumer_is_delivered_again,
-    a_heartbeat_keeps_the_lease,
-    a_failing_job_ends_in_the_dead_letters,
-    a_job_whose_consumers_keep_dying_ends_in_the_dead_letters,
-);
-contract!(queue_on_postgres, in_process_postgres:
-    a_job_is_delivered_once_and_gone_after_ack,
-    a_waiting_take_wakes_when_work_arrives,
-    concurrent_consumers_share_the_work_without_overlap,
-    work_of_a_dead_consumer_is_delivered_again,
-    a_heartbeat_keeps_the_lease,
-    a_failing_job_ends_in_the_dead_letters,
-    a_job_whose_consumers_keep_dying_ends_in_the_dead_letters,
-);
-contract!(queue_on_redis, redis:
-    a_job_is_delivered_once_and_gone_after_ack,
-    a_waiting_take_wakes_when_work_arrives,
-    concurrent_consumers_share_the_work_without_overlap,
-    work_of_a_dead_consumer_is_delivered_again,
-    a_heartbeat_keeps_the_lease,
-    a_failing_job_ends_in_the_dead_letters,
-    a_job_whose_consumers_keep_dying_ends_in_the_dead_letters,
-);
-contract!(pubsub_and_cache_in_process, in_process_sqlite:
-    subscribers_get_what_is_published_after_they_subscribe,
-    cached_values_expire,
-    counters_count_within_their_window,
-);
-contract!(pubsub_and_cache_on_redis, redis:
-    subscribers_get_what_is_published_after_they_subscribe,
-    cached_values_expire,
-    counters_count_within_their_window,
-);
+/// Every queue test, for one backend.
+macro_rules! queue_contract {
+    ($module:ident, $make:ident) => {
+        contract!($module, $make:
+            a_job_is_delivered_once_and_gone_after_ack,
+            a_waiting_take_wakes_when_work_arrives,
+            concurrent_consumers_share_the_work_without_overlap,
+            work_of_a_dead_consumer_is_delivered_again,
+            a_heartbeat_keeps_the_lease,
+            a_failing_job_ends_in_the_dead_letters,
+            a_job_whose_consumers_keep_dying_ends_in_the_dead_letters,
+        );
+    };
+}
+
+/// Every pub/sub and cache test, for one backend.
+macro_rules! pubsub_and_cache_contract {
+    ($module:ident, $make:ident) => {
+        contract!($module, $make:
+            subscribers_get_what_is_published_after_they_subscribe,
+            cached_values_expire,
+            counters_count_within_their_window,
+        );
+    };
+}
+
+queue_contract!(queue_on_sqlite, in_process_sqlite);
+queue_contract!(queue_on_postgres, in_process_postgres);
+queue_contract!(queue_on_redis, redis);
+pubsub_and_cache_contract!(pubsub_and_cache_in_process, in_process_sqlite);
+pubsub_and_cache_contract!(pubsub_and_cache_on_redis, redis);
 
 fn bytes(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
