@@ -217,7 +217,17 @@ async fn the_web_app_is_served_with_a_single_page_fallback() {
     assert_eq!(root.status(), StatusCode::OK);
     assert!(root.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     let root_html = root.text().await.unwrap();
-    assert!(root_html.contains("Cairn"), "{root_html}");
+    let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/dist/index.html");
+    match std::fs::read_to_string(&built) {
+        Ok(index) => {
+            assert_eq!(root_html, index, "the built web app is served at /");
+            let script = index.split("src=\"").nth(1).and_then(|s| s.split('"').next()).expect("a script tag");
+            let asset = server.get(script).await;
+            assert_eq!(asset.status(), StatusCode::OK, "{script}");
+            assert_eq!(asset.headers()["cache-control"], "public, max-age=31536000, immutable");
+        }
+        Err(_) => assert!(root_html.contains("built without the web app"), "{root_html}"),
+    }
     let deep = server.get("/projects/123/threads").await.text().await.unwrap();
     assert_eq!(deep, root_html, "app routes get the app");
     let missing = server.get("/assets/no-such-file.js").await;
