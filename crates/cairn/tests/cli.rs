@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cairn_testkit::{TempDir, TestPostgres, redis_url, unique_prefix};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn cairn(dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
@@ -103,10 +103,10 @@ struct Running {
 }
 
 impl Running {
-    fn start(dir: &Path, envs: &[(&str, String)]) -> Running {
+    fn start(dir: &Path, args: &[&str], envs: &[(&str, String)]) -> Running {
         let port = free_port();
         let mut command = cairn(dir);
-        command.args(["serve"]).env("CAIRN__SERVER__BIND", format!("127.0.0.1:{port}"));
+        command.arg("serve").args(args).env("CAIRN__SERVER__BIND", format!("127.0.0.1:{port}"));
         for (name, value) in envs {
             command.env(name, value);
         }
@@ -160,7 +160,7 @@ impl Drop for Running {
 #[tokio::test]
 async fn serve_all_in_one_with_embedded_defaults_then_stop_on_sigterm() {
     let dir = TempDir::new("cli");
-    let mut server = Running::start(&dir.path, &[]);
+    let mut server = Running::start(&dir.path, &[], &[]);
     let ready = server.wait_ready().await;
     assert_eq!(ready["checks"]["database"]["backend"], "sqlite");
     assert_eq!(ready["checks"]["bus"]["backend"], "in-process");
@@ -184,7 +184,7 @@ async fn serve_all_in_one_with_embedded_defaults_then_stop_on_sigterm() {
 }
 
 #[tokio::test]
-async fn serve_on_postgres_and_redis() {
+async fn serve_the_gateway_role_on_postgres_and_redis() {
     let dir = TempDir::new("cli");
     let pg = TestPostgres::create().await;
     let envs = [
@@ -192,12 +192,12 @@ async fn serve_on_postgres_and_redis() {
         ("CAIRN__REDIS__URL", redis_url()),
         ("CAIRN__REDIS__PREFIX", unique_prefix("cli")),
     ];
-    let mut server = Running::start(&dir.path, &envs);
+    let mut server = Running::start(&dir.path, &["--role", "gateway"], &envs);
     let ready = server.wait_ready().await;
     assert_eq!(ready["checks"]["database"]["backend"], "postgres");
     assert_eq!(ready["checks"]["bus"]["backend"], "redis");
     let version: Value = reqwest::get(format!("{}/api/v1/version", server.base)).await.unwrap().json().await.unwrap();
-    assert_eq!(version["name"], "cairn");
+    assert_eq!((&version["name"], &version["role"]), (&json!("cairn"), &json!("gateway")));
     server.terminate();
     assert!(!dir.path.join("data").exists(), "no SQLite file when PostgreSQL is configured");
 }
