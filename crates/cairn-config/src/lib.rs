@@ -27,6 +27,9 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub redis: RedisConfig,
     pub queue: QueueConfig,
+    pub auth: AuthConfig,
+    pub mail: MailConfig,
+    pub rate_limit: RateLimitConfig,
     pub log: LogConfig,
 }
 
@@ -75,6 +78,72 @@ pub struct QueueConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `iss` of the access tokens this deployment issues and accepts.
+    pub issuer: String,
+    /// `aud` of the access tokens.
+    pub audience: String,
+    /// Lifetime of an access token, in seconds (at most 900).
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of a refresh token, in seconds; each use issues a fresh one.
+    pub refresh_token_ttl_secs: u64,
+    /// Lifetime of a password-recovery link, in seconds (at most 900).
+    pub reset_token_ttl_secs: u64,
+    /// HMAC keys for access tokens; the first signs, all verify (rotation).
+    /// Empty: a key is generated on first start and kept in the data dir.
+    pub signing_keys: Vec<SigningKey>,
+    /// The address people reach the web app at, for links in e-mails.
+    pub public_url: String,
+}
+
+/// One access-token signing key.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKey {
+    /// Key id, sent in each token's `kid` header.
+    pub kid: String,
+    /// At least 32 bytes, base64url-encoded (no padding).
+    pub secret: String,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey").field("kid", &self.kid).field("secret", &"<redacted>").finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// `smtps://user:pass@host:465` or `smtp://host:587` (STARTTLS); empty
+    /// writes each message as an .eml file into `outbox` in the data dir.
+    pub smtp_url: String,
+    /// The sender of every message.
+    pub from: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// API requests per minute for one signed-in user.
+    pub per_user_per_minute: u64,
+    /// API requests per minute for one API key.
+    pub per_api_key_per_minute: u64,
+    /// API requests per minute from one client address.
+    pub per_address_per_minute: u64,
+    /// Failed sign-ins per account before it is throttled.
+    pub sign_in_failures_per_account: u64,
+    /// Failed sign-ins from one client address before it is throttled.
+    pub sign_in_failures_per_address: u64,
+    /// The window of the failed sign-in limits, in seconds.
+    pub sign_in_window_secs: u64,
+    /// Take the client address from this header (set by a trusted reverse
+    /// proxy, e.g. `x-forwarded-for`) instead of the connection.
+    pub client_address_header: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// A `tracing` filter such as `info` or `cairn_gateway=debug,info`.
     pub level: String,
@@ -98,6 +167,9 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
             queue: QueueConfig::default(),
+            auth: AuthConfig::default(),
+            mail: MailConfig::default(),
+            rate_limit: RateLimitConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -129,6 +201,40 @@ impl Default for RedisConfig {
 impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig { lease_secs: 30, max_deliveries: 5 }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            issuer: "cairn".to_owned(),
+            audience: "cairn-api".to_owned(),
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            reset_token_ttl_secs: 900,
+            signing_keys: Vec::new(),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+        }
+    }
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig { smtp_url: String::new(), from: "Cairn <cairn@localhost>".to_owned() }
+    }
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            per_user_per_minute: 1200,
+            per_api_key_per_minute: 1200,
+            per_address_per_minute: 2400,
+            sign_in_failures_per_account: 5,
+            sign_in_failures_per_address: 20,
+            sign_in_window_secs: 900,
+            client_address_header: String::new(),
+        }
     }
 }
 
@@ -192,7 +298,17 @@ impl Config {
                 got: redis.clone(),
             });
         }
-        let checks: [(&'static str, u64, &'static str); 5] = [
+        let limits = &self.rate_limit;
+        let checks: [(&'static str, u64, &'static str); 14] = [
+            ("auth.access_token_ttl_secs", self.auth.access_token_ttl_secs, "at least 1 second"),
+            ("auth.refresh_token_ttl_secs", self.auth.refresh_token_ttl_secs, "at least 1 second"),
+            ("auth.reset_token_ttl_secs", self.auth.reset_token_ttl_secs, "at least 1 second"),
+            ("rate_limit.per_user_per_minute", limits.per_user_per_minute, "at least 1"),
+            ("rate_limit.per_api_key_per_minute", limits.per_api_key_per_minute, "at least 1"),
+            ("rate_limit.per_address_per_minute", limits.per_address_per_minute, "at least 1"),
+            ("rate_limit.sign_in_failures_per_account", limits.sign_in_failures_per_account, "at least 1"),
+            ("rate_limit.sign_in_failures_per_address", limits.sign_in_failures_per_address, "at least 1"),
+            ("rate_limit.sign_in_window_secs", limits.sign_in_window_secs, "at least 1 second"),
             ("server.body_limit_bytes", self.server.body_limit_bytes as u64, "a size in bytes of at least 1"),
             ("database.max_connections", self.database.max_connections.into(), "at least 1"),
             ("database.acquire_timeout_secs", self.database.acquire_timeout_secs, "at least 1 second"),
@@ -203,6 +319,36 @@ impl Config {
             if value == 0 {
                 return Err(Error::Invalid { key, expected, got: value.to_string() });
             }
+        }
+        for (key, value) in [
+            ("auth.access_token_ttl_secs", self.auth.access_token_ttl_secs),
+            ("auth.reset_token_ttl_secs", self.auth.reset_token_ttl_secs),
+        ] {
+            if value > 900 {
+                return Err(Error::Invalid {
+                    key,
+                    expected: "at most 900 seconds (15 minutes)",
+                    got: value.to_string(),
+                });
+            }
+        }
+        for signing_key in &self.auth.signing_keys {
+            let bytes = signing_key.secret.len() * 3 / 4;
+            if signing_key.kid.is_empty() || bytes < 32 {
+                return Err(Error::Invalid {
+                    key: "auth.signing_keys",
+                    expected: "keys with a non-empty `kid` and a base64url `secret` of at least 32 bytes",
+                    got: format!("kid `{}` with a {bytes}-byte secret", signing_key.kid),
+                });
+            }
+        }
+        let smtp = &self.mail.smtp_url;
+        if !(smtp.is_empty() || smtp.starts_with("smtp://") || smtp.starts_with("smtps://")) {
+            return Err(Error::Invalid {
+                key: "mail.smtp_url",
+                expected: "empty (write messages to the outbox folder) or an smtp:// or smtps:// URL",
+                got: smtp.clone(),
+            });
         }
         if self.redis.prefix.is_empty() || self.redis.prefix.contains(char::is_whitespace) {
             return Err(Error::Invalid {

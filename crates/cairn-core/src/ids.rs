@@ -66,3 +66,11 @@ id_type!(
     /// One audit-log entry.
     AuditId
 );
+id_type!(
+    /// A project-scoped API key.
+    ApiKeyId
+);
+id_type!(
+    /// A chain of refresh tokens issued from one sign-in.
+    SessionId
+);

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::{AuditId, MessageId, ProjectId, RunId, ThreadId, UserId};
+use crate::{ApiKeyId, AuditId, MessageId, ProjectId, RunId, SessionId, ThreadId, UserId};
 
 /// Parse error for the string forms of the enums below (as stored in the
 /// database): an unknown value means corrupt data or a newer schema.
@@ -120,6 +120,9 @@ pub struct User {
     pub password_hash: String,
     pub is_admin: bool,
     pub disabled: bool,
+    /// Goes up when the password changes; access tokens carry the version
+    /// they were issued under and are refused once it moved on.
+    pub token_version: i64,
     pub created_at: OffsetDateTime,
 }
 
@@ -248,6 +251,55 @@ pub struct NewCheckpoint {
     pub state: Value,
 }
 
+/// A stored refresh token (only its hash is kept). Tokens of one sign-in form
+/// a session: each use replaces the token with a new one in the same session.
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken {
+    pub user_id: UserId,
+    pub session: SessionId,
+    /// SHA-256 of the token.
+    pub token_hash: Vec<u8>,
+    pub expires_at: OffsetDateTime,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RefreshOutcome {
+    /// The token was valid and is now spent; issue its successor in `session`.
+    Rotated { user_id: UserId, session: SessionId },
+    /// The token had been spent already: someone replayed it. Its whole
+    /// session has been revoked.
+    Reused { user_id: UserId, session: SessionId },
+    /// Unknown, expired or revoked.
+    Invalid,
+}
+
+/// A project-scoped API key. The secret is shown once at creation and only
+/// its hash is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub owner: UserId,
+    pub project_id: ProjectId,
+    /// The most the key may do in its project (never more than its owner).
+    pub role: Role,
+    pub name: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub owner: UserId,
+    pub project_id: ProjectId,
+    pub role: Role,
+    pub name: String,
+    /// SHA-256 of the secret.
+    pub secret_hash: Vec<u8>,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntry {
     pub id: AuditId,
@@ -256,6 +308,8 @@ pub struct AuditEntry {
     /// A dotted verb such as `user.disabled` or `member.added`.
     pub action: String,
     pub detail: Value,
+    /// The client address the action came from, when it came over the network.
+    pub client_addr: Option<String>,
     pub created_at: OffsetDateTime,
 }
 
@@ -265,6 +319,7 @@ pub struct NewAuditEntry {
     pub project_id: Option<ProjectId>,
     pub action: String,
     pub detail: Value,
+    pub client_addr: Option<String>,
 }
 
 #[cfg(test)]

@@ -3,12 +3,14 @@
 //! holds them to it).
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 use crate::model::{
-    AuditEntry, Checkpoint, Event, Membership, Message, NewAuditEntry, NewCheckpoint, NewEvent, NewMessage, NewProject,
-    NewRun, NewThread, NewUser, Project, Role, Run, RunStatus, Thread, User,
+    ApiKey, AuditEntry, Checkpoint, Event, Membership, Message, NewApiKey, NewAuditEntry, NewCheckpoint, NewEvent,
+    NewMessage, NewProject, NewRefreshToken, NewRun, NewThread, NewUser, Project, RefreshOutcome, Role, Run, RunStatus,
+    Thread, User,
 };
-use crate::{ProjectId, Result, RunId, ThreadId, UserId};
+use crate::{ApiKeyId, ProjectId, Result, RunId, SessionId, ThreadId, UserId};
 
 #[async_trait]
 pub trait UserRepo: Send + Sync {
@@ -16,6 +18,40 @@ pub trait UserRepo: Send + Sync {
     async fn create_user(&self, new: NewUser) -> Result<User>;
     async fn user(&self, id: UserId) -> Result<User>;
     async fn user_by_email(&self, email: &str) -> Result<User>;
+    /// Like `create_user`, but the user is an admin exactly when no user
+    /// existed before (the first to register runs the deployment).
+    async fn create_first_user_admin(&self, new: NewUser) -> Result<User>;
+    /// Users in order of creation, after `after` (paging).
+    async fn users(&self, after: Option<UserId>, limit: i64) -> Result<Vec<User>>;
+    /// Replaces the password hash and bumps the token version, so every
+    /// access token issued so far is refused.
+    async fn set_password(&self, user: UserId, password_hash: String) -> Result<()>;
+    async fn set_disabled(&self, user: UserId, disabled: bool) -> Result<User>;
+    async fn set_admin(&self, user: UserId, is_admin: bool) -> Result<User>;
+}
+
+/// Sign-in sessions, password recovery and API keys.
+#[async_trait]
+pub trait CredentialRepo: Send + Sync {
+    async fn insert_refresh_token(&self, token: NewRefreshToken) -> Result<()>;
+    /// Spends the token with this hash, atomically: of two concurrent uses
+    /// exactly one rotates, the other is a reuse that revokes the session.
+    async fn use_refresh_token(&self, token_hash: &[u8], now: OffsetDateTime) -> Result<RefreshOutcome>;
+    /// Ends one session (logout).
+    async fn revoke_session(&self, session: SessionId) -> Result<()>;
+    /// Ends every session of a user (password change, disabled account).
+    async fn revoke_sessions_of(&self, user: UserId) -> Result<()>;
+    async fn insert_password_reset(&self, user: UserId, token_hash: Vec<u8>, expires_at: OffsetDateTime) -> Result<()>;
+    /// Spends a recovery token, atomically and once; `None` if unknown,
+    /// expired or spent.
+    async fn use_password_reset(&self, token_hash: &[u8], now: OffsetDateTime) -> Result<Option<UserId>>;
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey>;
+    /// The key and its secret's hash.
+    async fn api_key(&self, id: ApiKeyId) -> Result<(ApiKey, Vec<u8>)>;
+    /// The keys a user made, newest first, revoked ones included.
+    async fn api_keys_of(&self, owner: UserId) -> Result<Vec<ApiKey>>;
+    /// Revokes a key its owner made; `NotFound` for anyone else's.
+    async fn revoke_api_key(&self, id: ApiKeyId, owner: UserId) -> Result<ApiKey>;
 }
 
 #[async_trait]
@@ -76,7 +112,7 @@ pub trait AuditRepo: Send + Sync {
 
 /// Everything the rest of Cairn needs from the database.
 #[async_trait]
-pub trait Store: UserRepo + ProjectRepo + ThreadRepo + RunRepo + AuditRepo + std::fmt::Debug {
+pub trait Store: UserRepo + CredentialRepo + ProjectRepo + ThreadRepo + RunRepo + AuditRepo + std::fmt::Debug {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Checks the database answers; `Unavailable` if not.

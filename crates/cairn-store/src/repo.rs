@@ -5,23 +5,26 @@
 
 use async_trait::async_trait;
 use cairn_core::model::{
-    AuditEntry, Checkpoint, Event, Membership, Message, NewAuditEntry, NewCheckpoint, NewEvent, NewMessage, NewProject,
-    NewRun, NewThread, NewUser, Project, Role, Run, RunStatus, Thread, User,
+    ApiKey, AuditEntry, Checkpoint, Event, Membership, Message, NewApiKey, NewAuditEntry, NewCheckpoint, NewEvent,
+    NewMessage, NewProject, NewRefreshToken, NewRun, NewThread, NewUser, Project, RefreshOutcome, Role, Run, RunStatus,
+    Thread, User,
 };
-use cairn_core::store::{AuditRepo, ProjectRepo, RunRepo, Store, ThreadRepo, UserRepo};
-use cairn_core::{AuditId, MessageId, ProjectId, RunId, ThreadId, UserId};
+use cairn_core::store::{AuditRepo, CredentialRepo, ProjectRepo, RunRepo, Store, ThreadRepo, UserRepo};
+use cairn_core::{ApiKeyId, AuditId, MessageId, ProjectId, RunId, SessionId, ThreadId, UserId};
 use sqlx::types::Json;
 use sqlx::{PgPool, SqlitePool};
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::error::DbResult;
 use crate::rows::{
-    AuditRow, CheckpointRow, EventRow, MembershipRow, MessageRow, ProjectRoleRow, ProjectRow, RunRow, ThreadRow,
-    UserRow, now, parse,
+    ApiKeyRow, AuditRow, CheckpointRow, EventRow, MembershipRow, MessageRow, ProjectRoleRow, ProjectRow, RunRow,
+    ThreadRow, UserRow, now, parse,
 };
 
 macro_rules! user_columns {
     () => {
-        "id, email, display_name, password_hash, is_admin, disabled, created_at"
+        "id, email, display_name, password_hash, is_admin, disabled, token_version, created_at"
     };
 }
 macro_rules! project_columns {
@@ -37,6 +40,11 @@ macro_rules! thread_columns {
 macro_rules! run_columns {
     () => {
         "id, thread_id, status, created_by, error, created_at, updated_at"
+    };
+}
+macro_rules! api_key_columns {
+    () => {
+        "id, owner_id, project_id, role, name, secret_hash, created_at, expires_at, revoked_at"
     };
 }
 macro_rules! event_columns {
@@ -74,7 +82,7 @@ macro_rules! sql_store {
         #[async_trait]
         impl UserRepo for $name {
             async fn create_user(&self, new: NewUser) -> cairn_core::Result<User> {
-                let sql = concat!("INSERT INTO users (", user_columns!(), ") VALUES ($1, $2, $3, $4, $5, FALSE, $6) RETURNING ", user_columns!());
+                let sql = concat!("INSERT INTO users (", user_columns!(), ") VALUES ($1, $2, $3, $4, $5, FALSE, 0, $6) RETURNING ", user_columns!());
                 let row: UserRow = sqlx::query_as(sql)
                     .bind(UserId::new().0)
                     .bind(new.email.to_lowercase())
@@ -94,6 +102,57 @@ macro_rules! sql_store {
                 Ok(row.into())
             }
 
+            async fn create_first_user_admin(&self, new: NewUser) -> cairn_core::Result<User> {
+                let sql = concat!(
+                    "INSERT INTO users (",
+                    user_columns!(),
+                    ") SELECT $1, $2, $3, $4, NOT EXISTS (SELECT 1 FROM users), FALSE, 0, $5 RETURNING ",
+                    user_columns!()
+                );
+                let row: UserRow = sqlx::query_as(sql)
+                    .bind(UserId::new().0)
+                    .bind(new.email.to_lowercase())
+                    .bind(new.display_name)
+                    .bind(new.password_hash)
+                    .bind(now())
+                    .fetch_one(&self.pool)
+                    .await
+                    .db_entity("user")?;
+                Ok(row.into())
+            }
+
+            async fn users(&self, after: Option<UserId>, limit: i64) -> cairn_core::Result<Vec<User>> {
+                let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2");
+                let rows: Vec<UserRow> =
+                    sqlx::query_as(sql).bind(after.map(|u| u.0)).bind(limit.max(0)).fetch_all(&self.pool).await.db()?;
+                Ok(rows.into_iter().map(User::from).collect())
+            }
+
+            async fn set_password(&self, user: UserId, password_hash: String) -> cairn_core::Result<()> {
+                let done = sqlx::query(
+                    "UPDATE users SET password_hash = $2, token_version = token_version + 1 WHERE id = $1",
+                )
+                .bind(user.0)
+                .bind(password_hash)
+                .execute(&self.pool)
+                .await
+                .db()?;
+                if done.rows_affected() == 0 {
+                    return Err(cairn_core::Error::NotFound { entity: "user" });
+                }
+                Ok(())
+            }
+
+            async fn set_disabled(&self, user: UserId, disabled: bool) -> cairn_core::Result<User> {
+                let sql = concat!("UPDATE users SET disabled = $2 WHERE id = $1 RETURNING ", user_columns!());
+                self.update_user(sql, user, disabled).await
+            }
+
+            async fn set_admin(&self, user: UserId, is_admin: bool) -> cairn_core::Result<User> {
+                let sql = concat!("UPDATE users SET is_admin = $2 WHERE id = $1 RETURNING ", user_columns!());
+                self.update_user(sql, user, is_admin).await
+            }
+
             async fn user_by_email(&self, email: &str) -> cairn_core::Result<User> {
                 let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1");
                 let row: UserRow = sqlx::query_as(sql)
@@ -102,6 +161,162 @@ macro_rules! sql_store {
                     .await
                     .db_entity("user")?;
                 Ok(row.into())
+            }
+        }
+
+        impl $name {
+            async fn update_user(&self, sql: &'static str, user: UserId, flag: bool) -> cairn_core::Result<User> {
+                let row: UserRow = sqlx::query_as(sql).bind(user.0).bind(flag).fetch_one(&self.pool).await.db_entity("user")?;
+                Ok(row.into())
+            }
+        }
+
+        #[async_trait]
+        impl CredentialRepo for $name {
+            async fn insert_refresh_token(&self, token: NewRefreshToken) -> cairn_core::Result<()> {
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, user_id, session_id, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(token.token_hash)
+                .bind(token.user_id.0)
+                .bind(token.session.0)
+                .bind(now())
+                .bind(token.expires_at)
+                .execute(&self.pool)
+                .await
+                .db_entity("refresh token")?;
+                Ok(())
+            }
+
+            async fn use_refresh_token(&self, token_hash: &[u8], at: OffsetDateTime) -> cairn_core::Result<RefreshOutcome> {
+                // Spending is one conditional UPDATE, so two concurrent uses of
+                // one token cannot both succeed.
+                let spent: Option<(Uuid, Uuid)> = sqlx::query_as(
+                    "UPDATE refresh_tokens SET used_at = $2 \
+                     WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2 \
+                     RETURNING user_id, session_id",
+                )
+                .bind(token_hash)
+                .bind(at)
+                .fetch_optional(&self.pool)
+                .await
+                .db()?;
+                if let Some((user, session)) = spent {
+                    return Ok(RefreshOutcome::Rotated { user_id: UserId(user), session: SessionId(session) });
+                }
+                let known: Option<(Uuid, Uuid, Option<OffsetDateTime>)> = sqlx::query_as(
+                    "SELECT user_id, session_id, used_at FROM refresh_tokens WHERE token_hash = $1",
+                )
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await
+                .db()?;
+                match known {
+                    Some((user, session, Some(_))) => {
+                        let session = SessionId(session);
+                        self.revoke_session(session).await?;
+                        Ok(RefreshOutcome::Reused { user_id: UserId(user), session })
+                    }
+                    Some((_, _, None)) | None => Ok(RefreshOutcome::Invalid),
+                }
+            }
+
+            async fn revoke_session(&self, session: SessionId) -> cairn_core::Result<()> {
+                sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE session_id = $1 AND revoked_at IS NULL")
+                    .bind(session.0)
+                    .bind(now())
+                    .execute(&self.pool)
+                    .await
+                    .db()?;
+                Ok(())
+            }
+
+            async fn revoke_sessions_of(&self, user: UserId) -> cairn_core::Result<()> {
+                sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                    .bind(user.0)
+                    .bind(now())
+                    .execute(&self.pool)
+                    .await
+                    .db()?;
+                Ok(())
+            }
+
+            async fn insert_password_reset(
+                &self,
+                user: UserId,
+                token_hash: Vec<u8>,
+                expires_at: OffsetDateTime,
+            ) -> cairn_core::Result<()> {
+                sqlx::query(
+                    "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(token_hash)
+                .bind(user.0)
+                .bind(now())
+                .bind(expires_at)
+                .execute(&self.pool)
+                .await
+                .db_entity("password reset")?;
+                Ok(())
+            }
+
+            async fn use_password_reset(&self, token_hash: &[u8], at: OffsetDateTime) -> cairn_core::Result<Option<UserId>> {
+                let user: Option<Uuid> = sqlx::query_scalar(
+                    "UPDATE password_resets SET used_at = $2 \
+                     WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING user_id",
+                )
+                .bind(token_hash)
+                .bind(at)
+                .fetch_optional(&self.pool)
+                .await
+                .db()?;
+                Ok(user.map(UserId))
+            }
+
+            async fn create_api_key(&self, key: NewApiKey) -> cairn_core::Result<ApiKey> {
+                let sql = concat!(
+                    "INSERT INTO api_keys (",
+                    api_key_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL) RETURNING ",
+                    api_key_columns!()
+                );
+                let row: ApiKeyRow = sqlx::query_as(sql)
+                    .bind(ApiKeyId::new().0)
+                    .bind(key.owner.0)
+                    .bind(key.project_id.0)
+                    .bind(key.role.as_str())
+                    .bind(key.name)
+                    .bind(key.secret_hash)
+                    .bind(now())
+                    .bind(key.expires_at)
+                    .fetch_one(&self.pool)
+                    .await
+                    .db_entity("API key")?;
+                row.into_domain()
+            }
+
+            async fn api_key(&self, id: ApiKeyId) -> cairn_core::Result<(ApiKey, Vec<u8>)> {
+                let sql = concat!("SELECT ", api_key_columns!(), " FROM api_keys WHERE id = $1");
+                let mut row: ApiKeyRow = sqlx::query_as(sql).bind(id.0).fetch_one(&self.pool).await.db_entity("API key")?;
+                let hash = std::mem::take(&mut row.secret_hash);
+                Ok((row.into_domain()?, hash))
+            }
+
+            async fn api_keys_of(&self, owner: UserId) -> cairn_core::Result<Vec<ApiKey>> {
+                let sql = concat!("SELECT ", api_key_columns!(), " FROM api_keys WHERE owner_id = $1 ORDER BY id DESC");
+                let rows: Vec<ApiKeyRow> = sqlx::query_as(sql).bind(owner.0).fetch_all(&self.pool).await.db()?;
+                rows.into_iter().map(ApiKeyRow::into_domain).collect()
+            }
+
+            async fn revoke_api_key(&self, id: ApiKeyId, owner: UserId) -> cairn_core::Result<ApiKey> {
+                let sql = concat!(
+                    "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND owner_id = $2 RETURNING ",
+                    api_key_columns!()
+                );
+                let row: ApiKeyRow =
+                    sqlx::query_as(sql).bind(id.0).bind(owner.0).bind(now()).fetch_one(&self.pool).await.db_entity("API key")?;
+                row.into_domain()
             }
         }
 
@@ -408,14 +623,16 @@ macro_rules! sql_store {
         impl AuditRepo for $name {
             async fn record_audit(&self, entry: NewAuditEntry) -> cairn_core::Result<AuditEntry> {
                 let row: AuditRow = sqlx::query_as(
-                    "INSERT INTO audit_log (id, actor_id, project_id, action, detail, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, actor_id, project_id, action, detail, created_at",
+                    "INSERT INTO audit_log (id, actor_id, project_id, action, detail, client_addr, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     RETURNING id, actor_id, project_id, action, detail, client_addr, created_at",
                 )
                 .bind(AuditId::new().0)
                 .bind(entry.actor.map(|u| u.0))
                 .bind(entry.project_id.map(|p| p.0))
                 .bind(entry.action)
                 .bind(Json(entry.detail))
+                .bind(entry.client_addr)
                 .bind(now())
                 .fetch_one(&self.pool)
                 .await
@@ -426,7 +643,7 @@ macro_rules! sql_store {
             async fn audit_log(&self, before: Option<AuditId>, limit: i64) -> cairn_core::Result<Vec<AuditEntry>> {
                 // UUID v7 ids grow with time, so paging by id pages by time.
                 let rows: Vec<AuditRow> = sqlx::query_as(
-                    "SELECT id, actor_id, project_id, action, detail, created_at FROM audit_log \
+                    "SELECT id, actor_id, project_id, action, detail, client_addr, created_at FROM audit_log \
                      WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
                 )
                 .bind(before.map(|b| b.0))

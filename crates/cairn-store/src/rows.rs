@@ -3,8 +3,8 @@
 
 use std::str::FromStr;
 
-use cairn_core::model::{AuditEntry, Checkpoint, Event, Membership, Message, Project, Role, Run, Thread, User};
-use cairn_core::{AuditId, Dependency, MessageId, ProjectId, RunId, ThreadId, UserId};
+use cairn_core::model::{ApiKey, AuditEntry, Checkpoint, Event, Membership, Message, Project, Role, Run, Thread, User};
+use cairn_core::{ApiKeyId, AuditId, Dependency, MessageId, ProjectId, RunId, ThreadId, UserId};
 use serde_json::Value;
 use sqlx::types::Json;
 use time::OffsetDateTime;
@@ -33,6 +33,7 @@ pub(crate) struct UserRow {
     password_hash: String,
     is_admin: bool,
     disabled: bool,
+    token_version: i64,
     created_at: OffsetDateTime,
 }
 
@@ -45,6 +46,7 @@ impl From<UserRow> for User {
             password_hash: r.password_hash,
             is_admin: r.is_admin,
             disabled: r.disabled,
+            token_version: r.token_version,
             created_at: r.created_at,
         }
     }
@@ -211,6 +213,7 @@ pub(crate) struct AuditRow {
     project_id: Option<Uuid>,
     action: String,
     detail: Json<Value>,
+    client_addr: Option<String>,
     created_at: OffsetDateTime,
 }
 
@@ -222,7 +225,36 @@ impl From<AuditRow> for AuditEntry {
             project_id: r.project_id.map(ProjectId),
             action: r.action,
             detail: r.detail.0,
+            client_addr: r.client_addr,
             created_at: r.created_at,
         }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ApiKeyRow {
+    id: Uuid,
+    owner_id: Uuid,
+    project_id: Uuid,
+    role: String,
+    name: String,
+    pub(crate) secret_hash: Vec<u8>,
+    created_at: OffsetDateTime,
+    expires_at: Option<OffsetDateTime>,
+    revoked_at: Option<OffsetDateTime>,
+}
+
+impl ApiKeyRow {
+    pub(crate) fn into_domain(self) -> cairn_core::Result<ApiKey> {
+        Ok(ApiKey {
+            id: ApiKeyId(self.id),
+            owner: UserId(self.owner_id),
+            project_id: ProjectId(self.project_id),
+            role: parse(&self.role)?,
+            name: self.name,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+        })
     }
 }

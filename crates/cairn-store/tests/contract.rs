@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use cairn_core::Error;
 use cairn_core::model::{
-    MessageRole, NewAuditEntry, NewCheckpoint, NewEvent, NewMessage, NewProject, NewRun, NewThread, NewUser, Role,
-    RunStatus, User,
+    MessageRole, NewApiKey, NewAuditEntry, NewCheckpoint, NewEvent, NewMessage, NewProject, NewRefreshToken, NewRun,
+    NewThread, NewUser, RefreshOutcome, Role, RunStatus, User,
 };
 use cairn_core::store::Store;
 use cairn_store::{Database, OpenOptions};
@@ -71,6 +71,13 @@ contract!(
     a_rerun_step_replaces_its_checkpoint,
     the_audit_log_pages_newest_first,
     references_to_missing_rows_are_refused,
+    the_first_user_is_the_admin,
+    users_are_listed_disabled_promoted_and_given_new_passwords,
+    a_refresh_token_rotates_once_and_its_reuse_ends_the_session,
+    concurrent_uses_of_one_refresh_token_rotate_once,
+    sessions_end_on_logout_and_for_a_whole_account,
+    a_recovery_token_works_once_and_not_after_it_expires,
+    api_keys_are_created_listed_and_revoked_by_their_owner,
 );
 
 async fn user(store: &Arc<dyn Store>, email: &str) -> User {
@@ -245,6 +252,7 @@ async fn the_audit_log_pages_newest_first(store: Arc<dyn Store>) {
             project_id: None,
             action: format!("test.action{i}"),
             detail: json!({ "i": i }),
+            client_addr: Some("203.0.113.9".to_owned()),
         };
         store.record_audit(entry).await.unwrap();
     }
@@ -254,6 +262,7 @@ async fn the_audit_log_pages_newest_first(store: Arc<dyn Store>) {
     assert_eq!(page2.len(), 3);
     assert_eq!(page2[0].action, "test.action2");
     assert_eq!(page2[0].actor, Some(admin.id));
+    assert_eq!(page2[0].client_addr.as_deref(), Some("203.0.113.9"));
 }
 
 async fn references_to_missing_rows_are_refused(store: Arc<dyn Store>) {
@@ -296,4 +305,138 @@ async fn postgres_outage_is_reported_and_recovered_from() {
     assert!(recovered, "the store did not reconnect after the outage");
     user(&store, "back@example.com").await;
     db.close().await;
+}
+
+fn new_user(email: &str) -> NewUser {
+    NewUser { email: email.to_owned(), display_name: "X".to_owned(), password_hash: "h".to_owned(), is_admin: false }
+}
+
+async fn the_first_user_is_the_admin(store: Arc<dyn Store>) {
+    let first = store.create_first_user_admin(new_user("first@example.com")).await.unwrap();
+    let second = store.create_first_user_admin(new_user("second@example.com")).await.unwrap();
+    assert!(first.is_admin);
+    assert!(!second.is_admin);
+    let again = store.create_first_user_admin(new_user("FIRST@example.com")).await;
+    assert!(matches!(again, Err(Error::Conflict { .. })), "{again:?}");
+}
+
+async fn users_are_listed_disabled_promoted_and_given_new_passwords(store: Arc<dyn Store>) {
+    let a = user(&store, "a@example.com").await;
+    let b = user(&store, "b@example.com").await;
+    let c = user(&store, "c@example.com").await;
+    let ids = |users: Vec<User>| users.into_iter().map(|u| u.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.users(None, 2).await.unwrap()), vec![a.id, b.id]);
+    assert_eq!(ids(store.users(Some(b.id), 10).await.unwrap()), vec![c.id]);
+    assert!(store.set_disabled(b.id, true).await.unwrap().disabled);
+    assert!(store.user(b.id).await.unwrap().disabled);
+    assert!(store.set_admin(c.id, true).await.unwrap().is_admin);
+    assert_eq!(a.token_version, 0);
+    store.set_password(a.id, "new-hash".to_owned()).await.unwrap();
+    let changed = store.user(a.id).await.unwrap();
+    assert_eq!((changed.password_hash.as_str(), changed.token_version), ("new-hash", 1));
+    let missing = store.set_password(cairn_core::UserId::new(), "x".into()).await;
+    assert!(matches!(missing, Err(Error::NotFound { .. })), "{missing:?}");
+}
+
+fn hours(n: i64) -> time::Duration {
+    time::Duration::hours(n)
+}
+
+async fn refresh(store: &Arc<dyn Store>, user: &User, session: cairn_core::SessionId, token: &[u8], ttl: i64) {
+    let expires_at = time::OffsetDateTime::now_utc() + hours(ttl);
+    let new = NewRefreshToken { user_id: user.id, session, token_hash: token.to_vec(), expires_at };
+    store.insert_refresh_token(new).await.unwrap();
+}
+
+async fn a_refresh_token_rotates_once_and_its_reuse_ends_the_session(store: Arc<dyn Store>) {
+    let u = user(&store, "r@example.com").await;
+    let session = cairn_core::SessionId::new();
+    let now = time::OffsetDateTime::now_utc();
+    refresh(&store, &u, session, b"token-1", 1).await;
+    let first = store.use_refresh_token(b"token-1", now).await.unwrap();
+    assert_eq!(first, RefreshOutcome::Rotated { user_id: u.id, session });
+    refresh(&store, &u, session, b"token-2", 1).await;
+    let replay = store.use_refresh_token(b"token-1", now).await.unwrap();
+    assert_eq!(replay, RefreshOutcome::Reused { user_id: u.id, session });
+    assert_eq!(
+        store.use_refresh_token(b"token-2", now).await.unwrap(),
+        RefreshOutcome::Invalid,
+        "the successor dies with its session"
+    );
+    assert_eq!(store.use_refresh_token(b"unknown", now).await.unwrap(), RefreshOutcome::Invalid);
+    refresh(&store, &u, cairn_core::SessionId::new(), b"old", -1).await;
+    assert_eq!(store.use_refresh_token(b"old", now).await.unwrap(), RefreshOutcome::Invalid, "expired");
+}
+
+async fn concurrent_uses_of_one_refresh_token_rotate_once(store: Arc<dyn Store>) {
+    let u = user(&store, "race@example.com").await;
+    refresh(&store, &u, cairn_core::SessionId::new(), b"contested", 1).await;
+    let now = time::OffsetDateTime::now_utc();
+    let uses: Vec<_> = (0..6)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.use_refresh_token(b"contested", now).await.unwrap() })
+        })
+        .collect();
+    let mut rotated = 0;
+    for outcome in uses {
+        if matches!(outcome.await.unwrap(), RefreshOutcome::Rotated { .. }) {
+            rotated += 1;
+        }
+    }
+    assert_eq!(rotated, 1);
+}
+
+async fn sessions_end_on_logout_and_for_a_whole_account(store: Arc<dyn Store>) {
+    let u = user(&store, "s@example.com").await;
+    let (one, two) = (cairn_core::SessionId::new(), cairn_core::SessionId::new());
+    refresh(&store, &u, one, b"one", 1).await;
+    refresh(&store, &u, two, b"two", 1).await;
+    refresh(&store, &u, two, b"three", 1).await;
+    let now = time::OffsetDateTime::now_utc();
+    store.revoke_session(one).await.unwrap();
+    assert_eq!(store.use_refresh_token(b"one", now).await.unwrap(), RefreshOutcome::Invalid);
+    assert!(matches!(store.use_refresh_token(b"two", now).await.unwrap(), RefreshOutcome::Rotated { .. }));
+    store.revoke_sessions_of(u.id).await.unwrap();
+    assert_eq!(store.use_refresh_token(b"three", now).await.unwrap(), RefreshOutcome::Invalid);
+}
+
+async fn a_recovery_token_works_once_and_not_after_it_expires(store: Arc<dyn Store>) {
+    let u = user(&store, "p@example.com").await;
+    let now = time::OffsetDateTime::now_utc();
+    store.insert_password_reset(u.id, b"reset".to_vec(), now + time::Duration::minutes(15)).await.unwrap();
+    store.insert_password_reset(u.id, b"stale".to_vec(), now - time::Duration::seconds(1)).await.unwrap();
+    assert_eq!(store.use_password_reset(b"reset", now).await.unwrap(), Some(u.id));
+    assert_eq!(store.use_password_reset(b"reset", now).await.unwrap(), None, "single use");
+    assert_eq!(store.use_password_reset(b"stale", now).await.unwrap(), None, "expired");
+    assert_eq!(store.use_password_reset(b"never", now).await.unwrap(), None);
+}
+
+async fn api_keys_are_created_listed_and_revoked_by_their_owner(store: Arc<dyn Store>) {
+    let owner = user(&store, "k@example.com").await;
+    let other = user(&store, "other@example.com").await;
+    let project = store.create_project(NewProject { name: "P".into(), owner: owner.id }).await.unwrap();
+    let expires_at = Some(time::OffsetDateTime::now_utc() + hours(24));
+    let new = |name: &str| NewApiKey {
+        owner: owner.id,
+        project_id: project.id,
+        role: Role::Viewer,
+        name: name.to_owned(),
+        secret_hash: name.as_bytes().to_vec(),
+        expires_at,
+    };
+    let first = store.create_api_key(new("ci")).await.unwrap();
+    let second = store.create_api_key(new("cesar")).await.unwrap();
+    assert_eq!((first.role, first.revoked_at, first.name.as_str()), (Role::Viewer, None, "ci"));
+    let (found, hash) = store.api_key(first.id).await.unwrap();
+    assert_eq!((found, hash), (first.clone(), b"ci".to_vec()));
+    let listed: Vec<_> = store.api_keys_of(owner.id).await.unwrap().into_iter().map(|k| k.id).collect();
+    assert_eq!(listed, vec![second.id, first.id], "newest first");
+    assert!(store.api_keys_of(other.id).await.unwrap().is_empty());
+    let foreign = store.revoke_api_key(first.id, other.id).await;
+    assert!(matches!(foreign, Err(Error::NotFound { .. })), "{foreign:?}");
+    let revoked = store.revoke_api_key(first.id, owner.id).await.unwrap();
+    assert!(revoked.revoked_at.is_some());
+    let again = store.revoke_api_key(first.id, owner.id).await.unwrap();
+    assert_eq!(again.revoked_at, revoked.revoked_at, "revoking twice keeps the first time");
 }
