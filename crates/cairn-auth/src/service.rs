@@ -432,6 +432,11 @@ impl Auth {
 
     // ----- projects and members ---------------------------------------------------
 
+    /// Whether `user` belongs to `project` (for routes about one member).
+    pub async fn is_member(&self, project: ProjectId, user: UserId) -> Result<bool> {
+        Ok(self.store().member_role(project, user).await?.is_some())
+    }
+
     pub async fn create_project(&self, principal: &Principal, name: &str, addr: &str) -> Result<Project> {
         principal.require_session()?;
         let name = bounded("name", name, 200)?;
@@ -623,6 +628,11 @@ impl Auth {
         let detail = json!({ "user": user, "role": if admin { "admin" } else { "member" } });
         self.audit(Some(principal.user.id), None, "user.role_changed", detail, addr).await;
         Ok(updated)
+    }
+
+    pub async fn user(&self, principal: &Principal, user: UserId) -> Result<User> {
+        principal.require_admin()?;
+        Ok(self.store().user(user).await?)
     }
 
     pub async fn audit_log(

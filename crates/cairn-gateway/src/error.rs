@@ -55,6 +55,24 @@ pub enum ApiError {
     /// A readiness check failed; `checks` says which.
     #[error("{detail}")]
     NotReady { detail: String, checks: Value },
+    /// No credentials, or credentials that are not valid (401 with
+    /// `WWW-Authenticate: Bearer`).
+    #[error("{detail}")]
+    Unauthenticated { code: &'static str, detail: String },
+    /// Authenticated, but not allowed.
+    #[error("{detail}")]
+    Forbidden { detail: String },
+    /// Too many requests; retry after the given seconds.
+    #[error("too many requests; try again in {retry_after} s")]
+    RateLimited { retry_after: u64 },
+    /// Well-formed input that breaks a rule (422), with a code naming the rule.
+    #[error("{detail}")]
+    Invalid { code: &'static str, detail: String },
+    /// A one-time token (refresh, recovery) that is not valid (400).
+    #[error("{detail}")]
+    InvalidGrant { detail: String },
+    #[error("an account with this e-mail exists")]
+    EmailTaken,
 }
 
 impl ApiError {
@@ -75,6 +93,12 @@ impl ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "dependency_unavailable", "Service unavailable")
             }
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal error"),
+            ApiError::Unauthenticated { code, .. } => (StatusCode::UNAUTHORIZED, code, "Unauthorized"),
+            ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests"),
+            ApiError::Invalid { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code, "Invalid input"),
+            ApiError::InvalidGrant { .. } => (StatusCode::BAD_REQUEST, "invalid_grant", "Invalid grant"),
+            ApiError::EmailTaken => (StatusCode::CONFLICT, "email_taken", "Conflict"),
         }
     }
 
@@ -112,10 +136,46 @@ impl From<cairn_core::Error> for ApiError {
     }
 }
 
+impl From<cairn_auth::Error> for ApiError {
+    fn from(error: cairn_auth::Error) -> Self {
+        use cairn_auth::Error as E;
+        match error {
+            E::InvalidCredentials => ApiError::InvalidGrant { detail: error.to_string() },
+            E::WeakPassword { reason } => ApiError::Invalid { code: "weak_password", detail: reason },
+            E::EmailTaken => ApiError::EmailTaken,
+            E::InvalidEmail(_) => ApiError::Invalid { code: "invalid_email", detail: error.to_string() },
+            E::InvalidToken(detail) => ApiError::Unauthenticated { code: "invalid_token", detail: detail.to_owned() },
+            E::InvalidGrant(detail) => ApiError::InvalidGrant { detail: detail.to_owned() },
+            E::Forbidden(detail) => ApiError::Forbidden { detail: detail.to_owned() },
+            E::Throttled { retry_after } => ApiError::RateLimited { retry_after: retry_after.as_secs().max(1) },
+            E::InvalidInput(detail) => ApiError::Invalid { code: "invalid_input", detail },
+            E::Backend(error) => error.into(),
+            E::Mail(detail) => {
+                tracing::error!(%detail, "mail failed");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = self.problem();
-        problem_response(&problem)
+        let mut response = problem_response(&problem);
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::Unauthenticated { code, .. } => {
+                let challenge = format!("Bearer realm=\"cairn\", error=\"{code}\"");
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    headers.insert(header::WWW_AUTHENTICATE, value);
+                }
+            }
+            ApiError::RateLimited { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            _ => {}
+        }
+        response
     }
 }
 

@@ -7,13 +7,19 @@
 //! Handlers extract, call a component through its trait, and convert; every
 //! error leaves as RFC 9457 problem+json with a stable `code`.
 
+mod accounts;
+mod admin;
+mod authn;
 mod error;
 mod health;
+mod keys;
 mod metrics;
 mod middleware;
 mod openapi;
+mod projects;
 mod system;
 mod web;
+mod wire;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,6 +31,7 @@ use cairn_core::store::Store;
 use tokio::net::TcpListener;
 use utoipa_axum::router::OpenApiRouter;
 
+pub use authn::{Authenticated, ClientAddr};
 pub use error::{ApiError, ApiJson, Problem};
 pub use openapi::openapi_document;
 
@@ -53,12 +60,18 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub bus: Bus,
+    pub auth: cairn_auth::Auth,
     pub role: ServerRole,
 }
 
 /// The API routes, as documented in the OpenAPI document.
 fn api_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(openapi::base()).merge(health::routes()).nest("/api/v1", system::routes())
+    let v1 = system::routes()
+        .merge(accounts::routes())
+        .merge(projects::routes())
+        .merge(keys::routes())
+        .merge(admin::routes());
+    OpenApiRouter::with_openapi(openapi::base()).merge(health::routes()).nest("/api/v1", v1)
 }
 
 /// The whole application: API, docs, probes, metrics and the web app, with
@@ -74,6 +87,7 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     let (api, document) = api_routes().split_for_parts();
     let router = api
         .merge(extra)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), authn::authenticate))
         .merge(openapi::docs(document))
         .merge(metrics::routes())
         .fallback(web::serve)
@@ -88,5 +102,6 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use cairn_auth::mail::{Mailer, Outbox, Smtp};
+use cairn_auth::{Auth, SigningKeys};
 use cairn_config::{Config, LogFormat};
 use cairn_core::bus::{Bus, QueueOptions};
 use cairn_gateway::{AppState, ServerRole};
@@ -39,8 +41,28 @@ enum Command {
     },
     /// Apply pending database migrations, then exit.
     Migrate,
+    /// Manage accounts from the command line.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Print the version and exit.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create an account. The password is read from the first line of
+    /// standard input, so it stays out of the shell history:
+    /// `echo 'a long passphrase' | cairn user create --email ada@example.com --name Ada --admin`
+    Create {
+        #[arg(long)]
+        email: String,
+        /// The name shown to others.
+        #[arg(long)]
+        name: String,
+        /// Make the account an administrator.
+        #[arg(long)]
+        admin: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -104,7 +126,43 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Serve { role } => serve(config, role).await,
+        Command::User(UserCommand::Create { email, name, admin }) => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password).context("cannot read the password from standard input")?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            let db = open_database(&config).await?;
+            db.migrate().await.context("cannot migrate the database")?;
+            let bus = cairn_bus::in_process(db.queue(QueueOptions::default()));
+            let auth = build_auth(&config, db.store(), &bus)?;
+            let user = auth.create_user(&email, password, &name, admin).await.context("cannot create the account")?;
+            let role = if user.is_admin { "admin" } else { "member" };
+            println!("created {} ({role}), id {}", user.email, user.id);
+            db.close().await;
+            Ok(())
+        }
     }
+}
+
+/// The authentication service: signing keys from configuration, or
+/// generated once and kept in the data dir; mail by SMTP or to the outbox.
+fn build_auth(config: &Config, store: Arc<dyn cairn_core::store::Store>, bus: &Bus) -> anyhow::Result<Auth> {
+    let keys = if config.auth.signing_keys.is_empty() {
+        if config.database_kind().is_ok_and(|k| matches!(k, cairn_config::DatabaseKind::Postgres { .. })) {
+            tracing::warn!(
+                "auth.signing_keys is not configured: this server signs with a key of its own data dir; \
+                 configure the same keys on every gateway that shares this database"
+            );
+        }
+        SigningKeys::load_or_generate(&config.data_dir).context("cannot load the access-token signing key")?
+    } else {
+        SigningKeys::from_config(&config.auth.signing_keys).context("auth.signing_keys")?
+    };
+    let mailer: Arc<dyn Mailer> = if config.mail.smtp_url.is_empty() {
+        Arc::new(Outbox::new(config.data_dir.join("outbox"), &config.mail.from).context("mail.from")?)
+    } else {
+        Arc::new(Smtp::new(&config.mail.smtp_url, &config.mail.from).context("mail.smtp_url")?)
+    };
+    Ok(Auth::new(config, store, bus.cache.clone(), mailer, keys))
 }
 
 fn init_tracing(config: &Config) -> Result<(), Failure> {
@@ -167,6 +225,7 @@ async fn serve(config: Config, role: Role) -> Result<(), Failure> {
     db.migrate().await.context("cannot migrate the database")?;
     let bus: Bus = redis.unwrap_or_else(|| cairn_bus::in_process(db.queue(queue_options)));
     let store = db.store();
+    let auth = build_auth(&config, store.clone(), &bus)?;
     tracing::info!(
         version = cairn_core::VERSION,
         address = %config.server.bind,
@@ -177,7 +236,7 @@ async fn serve(config: Config, role: Role) -> Result<(), Failure> {
         config.server.bind
     );
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-    let state = AppState { config: Arc::new(config), store, bus, role };
+    let state = AppState { config: Arc::new(config), store, bus, auth, role };
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown_signal().await;

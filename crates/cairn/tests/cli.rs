@@ -191,6 +191,7 @@ async fn serve_the_gateway_role_on_postgres_and_redis() {
         ("CAIRN__DATABASE__URL", pg.url.clone()),
         ("CAIRN__REDIS__URL", redis_url()),
         ("CAIRN__REDIS__PREFIX", unique_prefix("cli")),
+        ("CAIRN__AUTH__SIGNING_KEYS", format!("[{{kid=\"k1\",secret=\"{}\"}}]", "A".repeat(43))),
     ];
     let mut server = Running::start(&dir.path, &["--role", "gateway"], &envs);
     let ready = server.wait_ready().await;
@@ -199,5 +200,5 @@ async fn serve_the_gateway_role_on_postgres_and_redis() {
     let version: Value = reqwest::get(format!("{}/api/v1/version", server.base)).await.unwrap().json().await.unwrap();
     assert_eq!((&version["name"], &version["role"]), (&json!("cairn"), &json!("gateway")));
     server.terminate();
-    assert!(!dir.path.join("data").exists(), "no SQLite file when PostgreSQL is configured");
+    assert!(!dir.path.join("data").exists(), "no SQLite file and no generated key when both are configured");
 }

@@ -1,0 +1,286 @@
+//! Sign-up, sign-in (OAuth2 password grant), refresh, sign-out, password
+//! change and recovery, and the caller's own account.
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::authn::{Authenticated, ClientAddr};
+use crate::wire::{TokenResponse, UserResponse};
+use crate::{ApiError, ApiJson, AppState, Problem};
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(token))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(forgot_password))
+        .routes(routes!(reset_password))
+        .routes(routes!(me))
+        .routes(routes!(change_password))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct RegisterRequest {
+    pub email: String,
+    /// 8 to 256 characters, not a common password.
+    pub password: String,
+    pub display_name: String,
+}
+
+/// Create an account. The first account of a deployment is its admin.
+#[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest, responses(
+    (status = 201, description = "The new account", body = UserResponse),
+    (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "`weak_password`, `invalid_email`, `invalid_input`", body = Problem,
+     content_type = "application/problem+json"),
+))]
+async fn register(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> Result<(StatusCode, ApiJson<UserResponse>), ApiError> {
+    let user = state.auth.register(&body.email, &body.password, &body.display_name, &addr).await?;
+    Ok((StatusCode::CREATED, ApiJson(UserResponse::from(&user))))
+}
+
+/// RFC 6749 §5.2 error body of the token endpoints.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OAuthErrorResponse {
+    /// `invalid_grant`, `invalid_request`, `unsupported_grant_type` or `temporarily_unavailable`.
+    pub error: &'static str,
+    pub error_description: String,
+}
+
+/// What the token endpoints answer when they refuse: OAuth2's error shape
+/// for what OAuth2 defines, a problem document for everything else.
+enum TokenError {
+    OAuth { status: StatusCode, error: &'static str, description: String, retry_after: Option<u64> },
+    Api(ApiError),
+}
+
+impl TokenError {
+    fn invalid_request(description: &str) -> TokenError {
+        let description = description.to_owned();
+        TokenError::OAuth { status: StatusCode::BAD_REQUEST, error: "invalid_request", description, retry_after: None }
+    }
+}
+
+impl From<cairn_auth::Error> for TokenError {
+    fn from(error: cairn_auth::Error) -> Self {
+        use cairn_auth::Error as E;
+        let description = error.to_string();
+        match error {
+            E::InvalidCredentials | E::InvalidGrant(_) => TokenError::OAuth {
+                status: StatusCode::BAD_REQUEST,
+                error: "invalid_grant",
+                description,
+                retry_after: None,
+            },
+            E::Throttled { retry_after } => TokenError::OAuth {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                error: "temporarily_unavailable",
+                description,
+                retry_after: Some(retry_after.as_secs().max(1)),
+            },
+            other => TokenError::Api(other.into()),
+        }
+    }
+}
+
+fn no_store(mut response: Response) -> Response {
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+impl IntoResponse for TokenError {
+    fn into_response(self) -> Response {
+        match self {
+            TokenError::OAuth { status, error, description, retry_after } => {
+                let body = OAuthErrorResponse { error, error_description: description };
+                let mut response = (status, axum::Json(body)).into_response();
+                if let Some(seconds) = retry_after {
+                    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                }
+                no_store(response)
+            }
+            TokenError::Api(error) => error.into_response(),
+        }
+    }
+}
+
+/// The OAuth2 token request, form-encoded.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct TokenRequest {
+    /// `password`, or `refresh_token` to trade a refresh token.
+    pub grant_type: String,
+    /// The e-mail address (password grant).
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Refresh-token grant.
+    pub refresh_token: Option<String>,
+}
+
+/// Sign in: the OAuth2 password grant (RFC 6749 §4.3), as Swagger UI's
+/// "Authorize" sends it.
+#[utoipa::path(post, path = "/auth/token", tag = "auth",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 400, description = "`invalid_grant`: wrong e-mail or password", body = OAuthErrorResponse),
+        (status = 429, description = "Too many failed sign-ins; see `Retry-After`", body = OAuthErrorResponse),
+    )
+)]
+async fn token(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    form: Result<Form<TokenRequest>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, TokenError> {
+    let Form(request) = form.map_err(|e| TokenError::invalid_request(&e.body_text()))?;
+    let session = match request.grant_type.as_str() {
+        "password" => {
+            let (Some(username), Some(password)) = (request.username, request.password) else {
+                return Err(TokenError::invalid_request("the password grant needs `username` and `password`"));
+            };
+            state.auth.sign_in(&username, &password, &addr).await?
+        }
+        "refresh_token" => {
+            let Some(refresh_token) = request.refresh_token else {
+                return Err(TokenError::invalid_request("the refresh_token grant needs `refresh_token`"));
+            };
+            state.auth.refresh(&refresh_token, &addr).await?
+        }
+        _ => {
+            return Err(TokenError::OAuth {
+                status: StatusCode::BAD_REQUEST,
+                error: "unsupported_grant_type",
+                description: "use `password` or `refresh_token`".to_owned(),
+                retry_after: None,
+            });
+        }
+    };
+    Ok(no_store(axum::Json(TokenResponse::from(session)).into_response()))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// Trade a refresh token for new tokens. Each refresh token works once;
+/// presenting a used one ends its whole session (it was stolen).
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest, responses(
+    (status = 200, description = "New tokens", body = TokenResponse),
+    (status = 400, description = "`invalid_grant`", body = OAuthErrorResponse),
+))]
+async fn refresh(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> Result<Response, TokenError> {
+    let session = state.auth.refresh(&body.refresh_token, &addr).await?;
+    Ok(no_store(axum::Json(TokenResponse::from(session)).into_response()))
+}
+
+/// Sign out: the session's refresh token stops working.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("oauth2" = [])), responses(
+    (status = 204, description = "Signed out"),
+    (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+))]
+async fn logout(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    Authenticated(principal): Authenticated,
+) -> Result<StatusCode, ApiError> {
+    state.auth.logout(&principal, &addr).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct ForgotPasswordRequest {
+    pub email: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AcceptedResponse {
+    /// Always `accepted`.
+    pub status: &'static str,
+    pub detail: &'static str,
+}
+
+/// Ask for a password-recovery link by e-mail. The answer is the same
+/// whether or not the address has an account.
+#[utoipa::path(post, path = "/auth/password/forgot", tag = "auth", request_body = ForgotPasswordRequest, responses(
+    (status = 202, description = "If the account exists, a link is on its way", body = AcceptedResponse),
+))]
+async fn forgot_password(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    ApiJson(body): ApiJson<ForgotPasswordRequest>,
+) -> (StatusCode, ApiJson<AcceptedResponse>) {
+    state.auth.forgot_password(&body.email, &addr);
+    let detail = "if an account uses this address, a link to reset its password is on its way";
+    (StatusCode::ACCEPTED, ApiJson(AcceptedResponse { status: "accepted", detail }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct ResetPasswordRequest {
+    /// The token from the recovery link.
+    pub token: String,
+    pub new_password: String,
+}
+
+/// Choose a new password with a recovery token. Ends every session.
+#[utoipa::path(post, path = "/auth/password/reset", tag = "auth", request_body = ResetPasswordRequest, responses(
+    (status = 204, description = "Password changed"),
+    (status = 400, description = "`invalid_grant`: unknown, expired or used token", body = Problem,
+     content_type = "application/problem+json"),
+    (status = 422, description = "`weak_password`", body = Problem, content_type = "application/problem+json"),
+))]
+async fn reset_password(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    ApiJson(body): ApiJson<ResetPasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    state.auth.reset_password(&body.token, &body.new_password, &addr).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's account.
+#[utoipa::path(get, path = "/me", tag = "account", security(("oauth2" = []), ("api_key" = [])), responses(
+    (status = 200, description = "The caller", body = UserResponse),
+    (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+))]
+async fn me(Authenticated(principal): Authenticated) -> ApiJson<UserResponse> {
+    ApiJson(UserResponse::from(&principal.user))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// Change the password. Every session ends; the answer carries a new one.
+#[utoipa::path(post, path = "/me/password", tag = "account", security(("oauth2" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 200, description = "Changed; new tokens", body = TokenResponse),
+        (status = 403, description = "Wrong current password", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`weak_password`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn change_password(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    Authenticated(principal): Authenticated,
+    ApiJson(body): ApiJson<ChangePasswordRequest>,
+) -> Result<Response, ApiError> {
+    let session = state.auth.change_password(&principal, &body.current_password, &body.new_password, &addr).await?;
+    Ok(no_store(axum::Json(TokenResponse::from(session)).into_response()))
+}

@@ -1,0 +1,124 @@
+//! Authentication and rate limiting for the API. One middleware in front of
+//! `/api/v1`: it finds the client address, counts the request against the
+//! address's limit, authenticates a bearer credential if one is sent (an
+//! access token or an API key; a bad one is a 401 whatever the route),
+//! counts the request against the user's or key's limit, and adds the
+//! `RateLimit-*` headers to the answer. Handlers take [`Authenticated`] to
+//! require a caller.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use cairn_auth::{Principal, RateLimitStatus};
+
+use crate::{ApiError, AppState};
+
+/// The client's address, as the rate limits and the audit log see it.
+#[derive(Debug, Clone)]
+pub struct ClientAddr(pub String);
+
+/// The authenticated caller. Extracting it answers 401 when the request
+/// carried no credentials.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Principal>().cloned().map(Authenticated).ok_or_else(|| ApiError::Unauthenticated {
+            code: "unauthenticated",
+            detail: "sign in first: send `Authorization: Bearer <access token or API key>`".to_owned(),
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<ClientAddr>().cloned().unwrap_or(ClientAddr(String::new())))
+    }
+}
+
+fn client_addr(request: &Request, header_name: &str) -> String {
+    if !header_name.is_empty()
+        && let Some(value) = request.headers().get(header_name).and_then(|v| v.to_str().ok())
+        && let Some(first) = value.split(',').next().map(str::trim).filter(|v| !v.is_empty())
+    {
+        // A proxy appends the address it saw; the first is the original client.
+        return first.to_owned();
+    }
+    request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default()
+}
+
+fn bearer(headers: &HeaderMap) -> Option<Result<&str, ApiError>> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    let parsed = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty());
+    Some(parsed.ok_or_else(|| ApiError::Unauthenticated {
+        code: "invalid_token",
+        detail: "the Authorization header must be `Bearer <token>`".to_owned(),
+    }))
+}
+
+pub(crate) async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    // Probes and metrics are merged into the same router but are not the API.
+    if !request.uri().path().starts_with("/api/v1/") {
+        return next.run(request).await;
+    }
+    let addr = client_addr(&request, &state.config.rate_limit.client_address_header);
+    request.extensions_mut().insert(ClientAddr(addr.clone()));
+    let mut statuses = Vec::with_capacity(2);
+    match state.auth.rate_limit_address(&addr).await {
+        Ok(status) => statuses.push(status),
+        Err(error) => return ApiError::from(error).into_response(),
+    }
+    if let Some(credential) = bearer(request.headers()) {
+        let principal = match credential {
+            Ok(token) => state.auth.authenticate(token).await,
+            Err(error) => return error.into_response(),
+        };
+        match principal {
+            Ok(principal) => {
+                match state.auth.rate_limit_principal(&principal).await {
+                    Ok(status) => statuses.push(status),
+                    Err(error) => return ApiError::from(error).into_response(),
+                }
+                request.extensions_mut().insert(principal);
+            }
+            Err(error) => return ApiError::from(error).into_response(),
+        }
+    }
+    // The tightest limit is the one to report.
+    let Some(tightest) = statuses.iter().min_by_key(|s| (s.allowed, s.remaining)).copied() else {
+        return next.run(request).await;
+    };
+    let mut response = if tightest.allowed {
+        next.run(request).await
+    } else {
+        ApiError::RateLimited { retry_after: tightest.reset.as_secs().max(1) }.into_response()
+    };
+    rate_limit_headers(response.headers_mut(), tightest);
+    response
+}
+
+/// The `RateLimit-Limit`, `-Remaining` and `-Reset` headers (IETF httpapi
+/// rate-limit headers draft).
+fn rate_limit_headers(headers: &mut HeaderMap, status: RateLimitStatus) {
+    let reset = status.reset.as_secs().max(1);
+    for (name, value) in
+        [("ratelimit-limit", status.limit), ("ratelimit-remaining", status.remaining), ("ratelimit-reset", reset)]
+    {
+        headers.insert(name, HeaderValue::from(value));
+    }
+}
