@@ -4,11 +4,13 @@
 #
 #   ./bench/run.sh            # 10 runs per series
 #   RUNS=20 ./bench/run.sh
+#   SECONDS_PER_RUN=30 CONNECTIONS=128 ./bench/run.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 CAIRN_CACHE_DIR=${CAIRN_CACHE_DIR:-$HOME/.cache/cairn}
 export CARGO_TARGET_DIR="$CAIRN_CACHE_DIR/target"
 
+command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 cargo build --release --locked -p cairn
 key=$(sha256sum bench/requirements.txt | cut -c1-16)
 venv="$CAIRN_CACHE_DIR/venvs/bench-$key"
@@ -19,3 +21,7 @@ if [[ ! -x $venv/bin/uvicorn ]]; then
 fi
 echo "## Start-up to ready and idle memory ($(nproc) cores, $(date -u +%Y-%m-%d))"
 python3 bench/startup.py "$CARGO_TARGET_DIR/release/cairn" --runs "${RUNS:-10}" --reference-python "$venv/bin/python"
+echo
+echo "## Authenticated GET /api/v1/me (wrk, 2 threads, ${CONNECTIONS:-64} connections, ${SECONDS_PER_RUN:-10} s)"
+python3 bench/me.py "$CARGO_TARGET_DIR/release/cairn" --reference-python "$venv/bin/python" \
+    --seconds "${SECONDS_PER_RUN:-10}" --connections "${CONNECTIONS:-64}"

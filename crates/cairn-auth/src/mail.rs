@@ -62,9 +62,10 @@ impl Mailer for Outbox {
     }
 }
 
-/// Sends through an SMTP server: `smtps://` (TLS from the start) or
-/// `smtp://` (STARTTLS when the server offers it; `?tls=none` for a local
-/// relay without TLS), with credentials in the URL.
+/// Sends through an SMTP server, with credentials in the URL:
+/// `smtps://user:pass@host:465` (TLS from the start),
+/// `smtp://user:pass@host:587?tls=required` (STARTTLS), or `smtp://host:25`
+/// (no TLS: only for a relay on the same machine or network).
 pub struct Smtp {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,

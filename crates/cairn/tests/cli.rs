@@ -202,3 +202,60 @@ async fn serve_the_gateway_role_on_postgres_and_redis() {
     server.terminate();
     assert!(!dir.path.join("data").exists(), "no SQLite file and no generated key when both are configured");
 }
+
+#[tokio::test]
+async fn user_create_makes_an_admin_who_can_sign_in() {
+    use std::io::Write;
+    let dir = TempDir::new("cli");
+    let create = |password: &str, email: &str| {
+        let mut child = cairn(&dir.path)
+            .args(["user", "create", "--email", email, "--name", "Root", "--admin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let weak = create("password", "root@example.com");
+    assert_eq!(weak.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("common"), "{}", String::from_utf8_lossy(&weak.stderr));
+    let made = create("an operator's passphrase", "root@example.com");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(String::from_utf8_lossy(&made.stdout).contains("created root@example.com (admin)"));
+    let again = create("an operator's passphrase", "root@example.com");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+
+    let mut server = Running::start(&dir.path, &[], &[]);
+    server.wait_ready().await;
+    let client = reqwest::Client::new();
+    let token: Value = client
+        .post(format!("{}/api/v1/auth/token", server.base))
+        .form(&[("grant_type", "password"), ("username", "root@example.com"), ("password", "an operator's passphrase")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = token["access_token"].as_str().expect("signed in");
+    let me: Value = client
+        .get(format!("{}/api/v1/me", server.base))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["role"], "admin");
+    assert!(dir.path.join("data/auth/signing-keys.json").exists(), "the generated key is kept in the data dir");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path.join("data/auth/signing-keys.json")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "only the owner may read the key");
+    }
+    server.terminate();
+}
