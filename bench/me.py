@@ -23,7 +23,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from startup import clean_env, free_port, ready  # noqa: E402
 
-PASSWORD = "a benchmark passphrase"
+PASSWORD = "load test passphrase 2026"
 
 
 def wait_ready(port, process, timeout=60):

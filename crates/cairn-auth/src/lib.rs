@@ -15,6 +15,7 @@ mod password;
 mod service;
 mod throttle;
 mod tokens;
+mod users;
 
 pub use access::{Access, Credential, Principal, ProjectGrant};
 pub use error::{Error, Result};

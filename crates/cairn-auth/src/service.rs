@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_config::Config;
-use cairn_core::bus::Cache;
+use cairn_core::bus::{Bus, Cache, PubSub};
 use cairn_core::model::{
     ApiKey, AuditEntry, Membership, NewApiKey, NewAuditEntry, NewProject, NewRefreshToken, NewUser, Project,
     RefreshOutcome, Role, User,
@@ -19,6 +19,7 @@ use crate::access::{Access, Credential, Principal, ProjectGrant, weaker};
 use crate::mail::{Email, Mailer};
 use crate::throttle::{self, Limit, RateLimitStatus};
 use crate::tokens::{self, AccessClaims};
+use crate::users::{self, UserCache};
 use crate::{Error, Result, SigningKeys, password};
 
 /// Prefix of every API key, so leaked keys are easy to find in code and logs.
@@ -45,6 +46,8 @@ pub struct IssuedKey {
 struct Inner {
     store: Arc<dyn Store>,
     cache: Arc<dyn Cache>,
+    pubsub: Arc<dyn PubSub>,
+    users: UserCache,
     mailer: Arc<dyn Mailer>,
     keys: SigningKeys,
     config: cairn_config::AuthConfig,
@@ -81,16 +84,41 @@ fn bounded(field: &str, value: &str, max: usize) -> Result<String> {
 }
 
 impl Auth {
-    pub fn new(
-        config: &Config,
-        store: Arc<dyn Store>,
-        cache: Arc<dyn Cache>,
-        mailer: Arc<dyn Mailer>,
-        keys: SigningKeys,
-    ) -> Auth {
-        let inner =
-            Inner { store, cache, mailer, keys, config: config.auth.clone(), limits: config.rate_limit.clone() };
-        Auth { inner: Arc::new(inner) }
+    /// Builds the service and starts listening for accounts changed by other
+    /// gateways (needs a Tokio runtime).
+    pub fn new(config: &Config, store: Arc<dyn Store>, bus: &Bus, mailer: Arc<dyn Mailer>, keys: SigningKeys) -> Auth {
+        let inner = Arc::new(Inner {
+            store,
+            cache: bus.cache.clone(),
+            pubsub: bus.pubsub.clone(),
+            users: UserCache::default(),
+            mailer,
+            keys,
+            config: config.auth.clone(),
+            limits: config.rate_limit.clone(),
+        });
+        tokio::spawn(listen_for_changed_users(Arc::downgrade(&inner)));
+        Auth { inner }
+    }
+
+    /// The account, from memory if it was read in the last moments.
+    async fn cached_user(&self, id: UserId) -> cairn_core::Result<User> {
+        if let Some(user) = self.inner.users.get(id) {
+            return Ok(user);
+        }
+        let epoch = self.inner.users.epoch();
+        let user = self.store().user(id).await?;
+        self.inner.users.put(epoch, user.clone());
+        Ok(user)
+    }
+
+    /// Makes a change to an account count at once, here and on every gateway.
+    async fn user_changed(&self, id: UserId) {
+        self.inner.users.evict(id);
+        let payload = bytes::Bytes::from(id.to_string());
+        if let Err(error) = self.inner.pubsub.publish(users::TOPIC, payload).await {
+            tracing::warn!(%error, "cannot announce an account change to other gateways");
+        }
     }
 
     fn store(&self) -> &dyn Store {
@@ -283,6 +311,7 @@ impl Auth {
         password::check(new, email)?;
         let hash = password::hash(new.to_owned()).await?;
         self.store().set_password(user, hash).await?;
+        self.user_changed(user).await;
         self.store().revoke_sessions_of(user).await?;
         Ok(())
     }
@@ -351,7 +380,7 @@ impl Auth {
             now().unix_timestamp(),
         )
         .map_err(Error::InvalidToken)?;
-        let user = match self.store().user(claims.sub).await {
+        let user = match self.cached_user(claims.sub).await {
             Ok(user) => user,
             Err(cairn_core::Error::NotFound { .. }) => return Err(Error::InvalidToken("the account no longer exists")),
             Err(other) => return Err(other.into()),
@@ -383,7 +412,7 @@ impl Auth {
         if key.expires_at.is_some_and(|at| at <= now()) {
             return Err(Error::InvalidToken("the API key has expired"));
         }
-        let user = self.store().user(key.owner).await?;
+        let user = self.cached_user(key.owner).await?;
         if user.disabled {
             return Err(Error::InvalidToken("the API key's owner is disabled"));
         }
@@ -610,6 +639,7 @@ impl Auth {
             return Err(Error::InvalidInput("you cannot disable your own account".into()));
         }
         let updated = self.store().set_disabled(user, disabled).await?;
+        self.user_changed(user).await;
         if disabled {
             self.store().revoke_sessions_of(user).await?;
         }
@@ -625,6 +655,7 @@ impl Auth {
             return Err(Error::InvalidInput("you cannot take away your own admin role".into()));
         }
         let updated = self.store().set_admin(user, admin).await?;
+        self.user_changed(user).await;
         let detail = json!({ "user": user, "role": if admin { "admin" } else { "member" } });
         self.audit(Some(principal.user.id), None, "user.role_changed", detail, addr).await;
         Ok(updated)
@@ -643,6 +674,29 @@ impl Auth {
     ) -> Result<Vec<AuditEntry>> {
         principal.require_admin()?;
         Ok(self.store().audit_log(before, limit.clamp(1, 500)).await?)
+    }
+}
+
+/// Evicts accounts that other gateways announce as changed. Ends when the
+/// service is dropped.
+async fn listen_for_changed_users(inner: std::sync::Weak<Inner>) {
+    use futures::StreamExt;
+    let subscription = match inner.upgrade() {
+        Some(inner) => inner.pubsub.subscribe(users::TOPIC).await,
+        None => return,
+    };
+    let mut changes = match subscription {
+        Ok(changes) => changes,
+        Err(error) => {
+            tracing::warn!(%error, "cannot follow account changes of other gateways; cached accounts expire by themselves");
+            return;
+        }
+    };
+    while let Some(payload) = changes.next().await {
+        let Some(inner) = inner.upgrade() else { return };
+        if let Some(id) = std::str::from_utf8(&payload).ok().and_then(|s| s.parse::<UserId>().ok()) {
+            inner.users.evict(id);
+        }
     }
 }
 

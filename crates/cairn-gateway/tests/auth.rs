@@ -49,7 +49,7 @@ async fn serve(config: Config, db: Database, bus: Option<Bus>, backing: Backing)
     let bus = bus.unwrap_or_else(|| cairn_bus::in_process(db.queue(QueueOptions::default())));
     let keys = cairn_auth::SigningKeys::from_config(&config.auth.signing_keys).unwrap();
     let outbox = cairn_auth::mail::Outbox::new(dir.path.join("outbox"), &config.mail.from).unwrap();
-    let auth = cairn_auth::Auth::new(&config, db.store(), bus.cache.clone(), Arc::new(outbox), keys);
+    let auth = cairn_auth::Auth::new(&config, db.store(), &bus, Arc::new(outbox), keys);
     let state = AppState { config: Arc::new(config), store: db.store(), bus, auth, role: ServerRole::All };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
@@ -726,6 +726,21 @@ async fn limits_hold_across_gateways_sharing_redis() {
     // A token from one gateway works on the other: one database, one set of keys.
     let (token, _) = gateways[1].user("ada@example.com").await;
     assert_eq!(gateways[0].get("/me", &token).await.status, StatusCode::OK);
+
+    // Disabling an account on one gateway stops it on the other at once, even
+    // though that gateway had just served (and cached) it.
+    let (bob, _) = gateways[0].user("bob@example.com").await;
+    let bob_id = gateways[1].get("/me", &bob).await.body["id"].as_str().unwrap().to_owned();
+    let disabled = gateways[0]
+        .call(Method::PATCH, &format!("/admin/users/{bob_id}"), Some(&token), Some(json!({ "disabled": true })))
+        .await;
+    assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.body);
+    let started = std::time::Instant::now();
+    while gateways[1].get("/me", &bob).await.status == StatusCode::OK {
+        assert!(started.elapsed() < Duration::from_millis(1000), "the other gateway still serves a disabled account");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
     for n in 0..4 {
         let reply = gateways[n % 2].sign_in_with("ada@example.com", "guess guess guess").await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST);

@@ -29,7 +29,7 @@ fn test_auth(
     let key = cairn_config::SigningKey { kid: "test".into(), secret: "A".repeat(43) };
     let keys = cairn_auth::SigningKeys::from_config(&[key]).unwrap();
     let outbox = cairn_auth::mail::Outbox::new(dir.path.join("outbox"), "Cairn <cairn@localhost>").unwrap();
-    cairn_auth::Auth::new(config, store, bus.cache.clone(), Arc::new(outbox), keys)
+    cairn_auth::Auth::new(config, store, bus, Arc::new(outbox), keys)
 }
 
 struct Server {

@@ -162,7 +162,7 @@ fn build_auth(config: &Config, store: Arc<dyn cairn_core::store::Store>, bus: &B
     } else {
         Arc::new(Smtp::new(&config.mail.smtp_url, &config.mail.from).context("mail.smtp_url")?)
     };
-    Ok(Auth::new(config, store, bus.cache.clone(), mailer, keys))
+    Ok(Auth::new(config, store, bus, mailer, keys))
 }
 
 fn init_tracing(config: &Config) -> Result<(), Failure> {
