@@ -91,7 +91,7 @@ def reference_token(python, secret, user_id):
     return subprocess.run([python, "-c", code, secret, user_id], check=True, capture_output=True, text=True).stdout.strip()
 
 
-def run_fastapi(python, workers, seconds, connections):
+def run_fastapi(python, workers, seconds, connections, path):
     here = os.path.dirname(os.path.abspath(__file__))
     with tempfile.TemporaryDirectory(prefix="cairn-bench-ref-") as work:
         db = os.path.join(work, "reference.db")
@@ -108,7 +108,7 @@ def run_fastapi(python, workers, seconds, connections):
         try:
             wait_ready(port, process)
             token = reference_token(python, secret, "u1")
-            url = f"http://127.0.0.1:{port}/api/v1/me"
+            url = f"http://127.0.0.1:{port}{path}"
             wrk(url, token, 2, connections)
             return wrk(url, token, seconds, connections)
         finally:
@@ -130,10 +130,12 @@ def main():
     results = {}
     for name, run in [
         ("cairn serve (release, SQLite)", lambda: run_cairn(os.path.abspath(args.cairn), args.seconds, args.connections)),
-        ("reference: FastAPI + uvicorn + python-jose, 1 worker",
-         lambda: run_fastapi(args.reference_python, 1, args.seconds, args.connections)),
-        ("reference: FastAPI + uvicorn + python-jose, 2 workers",
-         lambda: run_fastapi(args.reference_python, 2, args.seconds, args.connections)),
+        *[
+            (f"reference: FastAPI + uvicorn + python-jose, {kind} handler, {workers} worker{'s' if workers > 1 else ''}",
+             lambda w=workers, p=path: run_fastapi(args.reference_python, w, args.seconds, args.connections, p))
+            for kind, path in [("sync", "/api/v1/me"), ("async", "/api/v1/me-async")]
+            for workers in (1, 2)
+        ],
     ]:
         rps, p50, p99 = run()
         results[name] = rps

@@ -56,19 +56,22 @@ fn client_addr(request: &Request, header_name: &str) -> String {
     request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default()
 }
 
+/// The bearer credential, if the request carries one. Other schemes are not
+/// Cairn's credentials (a token request may carry OAuth2 client
+/// authentication as `Basic`) and are left alone; routes that need a caller
+/// then answer 401.
 fn bearer(headers: &HeaderMap) -> Option<Result<&str, ApiError>> {
-    let value = headers.get(header::AUTHORIZATION)?;
-    let parsed = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .filter(|token| !token.is_empty());
-    Some(parsed.ok_or_else(|| ApiError::Unauthenticated {
-        code: "invalid_token",
-        detail: "the Authorization header must be `Bearer <token>`".to_owned(),
-    }))
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    Some(if token.is_empty() {
+        Err(ApiError::Unauthenticated { code: "invalid_token", detail: "the bearer token is empty".to_owned() })
+    } else {
+        Ok(token)
+    })
 }
 
 pub(crate) async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {

@@ -707,6 +707,18 @@ async fn bad_input_gets_clear_errors(start: impl Start) {
     assert_eq!(bad_id.status, StatusCode::BAD_REQUEST);
     let scheme = api.client.get(format!("{}/me", api.base)).header("authorization", "Basic YTpi").send().await.unwrap();
     assert_eq!(scheme.status(), StatusCode::UNAUTHORIZED);
+    // OAuth2 clients may authenticate themselves with Basic at the token endpoint.
+    let with_client = api
+        .client
+        .post(format!("{}/auth/token", api.base))
+        .header("authorization", "Basic c3dhZ2dlcjo=")
+        .form(&[("grant_type", "password"), ("username", "a@example.com"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_client.status(), StatusCode::OK);
+    let empty = api.client.get(format!("{}/me", api.base)).header("authorization", "Bearer ").send().await.unwrap();
+    assert_eq!(empty.status(), StatusCode::UNAUTHORIZED);
 }
 
 /// Two gateways sharing PostgreSQL and Redis enforce one limit between them.
