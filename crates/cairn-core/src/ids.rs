@@ -74,3 +74,7 @@ id_type!(
     /// A chain of refresh tokens issued from one sign-in.
     SessionId
 );
+id_type!(
+    /// One version of a file in a project's library.
+    FileId
+);

@@ -13,7 +13,7 @@ pub mod model;
 pub mod store;
 
 pub use error::{Dependency, Error, Result};
-pub use ids::{ApiKeyId, AuditId, MessageId, ProjectId, RunId, SessionId, ThreadId, UserId};
+pub use ids::{ApiKeyId, AuditId, FileId, MessageId, ProjectId, RunId, SessionId, ThreadId, UserId};
 
 /// The version of Cairn, shared by every crate and shown by `cairn version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

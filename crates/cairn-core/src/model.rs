@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::{ApiKeyId, AuditId, MessageId, ProjectId, RunId, SessionId, ThreadId, UserId};
+use crate::{ApiKeyId, AuditId, FileId, MessageId, ProjectId, RunId, SessionId, ThreadId, UserId};
 
 /// Parse error for the string forms of the enums below (as stored in the
 /// database): an unknown value means corrupt data or a newer schema.
@@ -249,6 +249,46 @@ pub struct NewCheckpoint {
     pub run_id: RunId,
     pub step: i64,
     pub state: Value,
+}
+
+/// One version of a file in a project's library. The bytes live in the
+/// object store under `object_key`; renaming or moving a file changes only
+/// `path`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRecord {
+    pub id: FileId,
+    pub project_id: ProjectId,
+    /// Slash-separated, relative, normalised (see the file service's rules).
+    pub path: String,
+    /// 1 for the first upload to a path, then 2, 3…
+    pub version: i32,
+    pub size: i64,
+    /// Sniffed from the content, not taken from the client.
+    pub content_type: String,
+    /// Lower-case hex SHA-256 of the content.
+    pub sha256: String,
+    pub object_key: String,
+    /// The person who uploaded it; `None` for files the agent made.
+    pub created_by: Option<UserId>,
+    /// Lineage of agent-made files: the run and the step that saved it.
+    pub run_id: Option<RunId>,
+    pub step: Option<i64>,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewFile {
+    /// Chosen before the upload so the object can be named after it.
+    pub id: FileId,
+    pub project_id: ProjectId,
+    pub path: String,
+    pub size: i64,
+    pub content_type: String,
+    pub sha256: String,
+    pub object_key: String,
+    pub created_by: Option<UserId>,
+    pub run_id: Option<RunId>,
+    pub step: Option<i64>,
 }
 
 /// A stored refresh token (only its hash is kept). Tokens of one sign-in form

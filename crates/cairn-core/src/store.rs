@@ -6,11 +6,11 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::model::{
-    ApiKey, AuditEntry, Checkpoint, Event, Membership, Message, NewApiKey, NewAuditEntry, NewCheckpoint, NewEvent,
-    NewMessage, NewProject, NewRefreshToken, NewRun, NewThread, NewUser, Project, RefreshOutcome, Role, Run, RunStatus,
-    Thread, User,
+    ApiKey, AuditEntry, Checkpoint, Event, FileRecord, Membership, Message, NewApiKey, NewAuditEntry, NewCheckpoint,
+    NewEvent, NewFile, NewMessage, NewProject, NewRefreshToken, NewRun, NewThread, NewUser, Project, RefreshOutcome,
+    Role, Run, RunStatus, Thread, User,
 };
-use crate::{ApiKeyId, ProjectId, Result, RunId, SessionId, ThreadId, UserId};
+use crate::{ApiKeyId, FileId, ProjectId, Result, RunId, SessionId, ThreadId, UserId};
 
 #[async_trait]
 pub trait UserRepo: Send + Sync {
@@ -103,6 +103,29 @@ pub trait RunRepo: Send + Sync {
     async fn checkpoints(&self, run: RunId) -> Result<Vec<Checkpoint>>;
 }
 
+/// File metadata of the project library.
+#[async_trait]
+pub trait FileRepo: Send + Sync {
+    /// Stores a new version of `new.path`: version 1 for a new path, else one
+    /// more than the newest.
+    async fn insert_file(&self, new: NewFile) -> Result<FileRecord>;
+    async fn file(&self, id: FileId) -> Result<FileRecord>;
+    /// The newest version of every file whose path starts with `prefix`
+    /// (taken literally), by path.
+    async fn files(&self, project: ProjectId, prefix: &str) -> Result<Vec<FileRecord>>;
+    /// Every version of one path, newest first.
+    async fn file_versions(&self, project: ProjectId, path: &str) -> Result<Vec<FileRecord>>;
+    /// Renames a file (all its versions) or, with `folder`, everything under
+    /// the folder `from/` to `to/`. `Conflict` if a target path is taken,
+    /// `NotFound` if nothing matched. Returns how many versions moved.
+    async fn move_files(&self, project: ProjectId, from: &str, to: &str, folder: bool) -> Result<u64>;
+    /// Removes a file (all versions) or, with `folder`, everything under it;
+    /// returns what was removed so its objects can be deleted.
+    async fn delete_files(&self, project: ProjectId, path: &str, folder: bool) -> Result<Vec<FileRecord>>;
+    /// Bytes stored by the project, all versions counted.
+    async fn project_usage(&self, project: ProjectId) -> Result<i64>;
+}
+
 #[async_trait]
 pub trait AuditRepo: Send + Sync {
     async fn record_audit(&self, entry: NewAuditEntry) -> Result<AuditEntry>;
@@ -112,7 +135,9 @@ pub trait AuditRepo: Send + Sync {
 
 /// Everything the rest of Cairn needs from the database.
 #[async_trait]
-pub trait Store: UserRepo + CredentialRepo + ProjectRepo + ThreadRepo + RunRepo + AuditRepo + std::fmt::Debug {
+pub trait Store:
+    UserRepo + CredentialRepo + ProjectRepo + FileRepo + ThreadRepo + RunRepo + AuditRepo + std::fmt::Debug
+{
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Checks the database answers; `Unavailable` if not.

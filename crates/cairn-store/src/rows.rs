@@ -3,8 +3,10 @@
 
 use std::str::FromStr;
 
-use cairn_core::model::{ApiKey, AuditEntry, Checkpoint, Event, Membership, Message, Project, Role, Run, Thread, User};
-use cairn_core::{ApiKeyId, AuditId, Dependency, MessageId, ProjectId, RunId, ThreadId, UserId};
+use cairn_core::model::{
+    ApiKey, AuditEntry, Checkpoint, Event, FileRecord, Membership, Message, Project, Role, Run, Thread, User,
+};
+use cairn_core::{ApiKeyId, AuditId, Dependency, FileId, MessageId, ProjectId, RunId, ThreadId, UserId};
 use serde_json::Value;
 use sqlx::types::Json;
 use time::OffsetDateTime;
@@ -256,5 +258,40 @@ impl ApiKeyRow {
             expires_at: self.expires_at,
             revoked_at: self.revoked_at,
         })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct FileRow {
+    id: Uuid,
+    project_id: Uuid,
+    path: String,
+    version: i32,
+    size: i64,
+    content_type: String,
+    sha256: String,
+    object_key: String,
+    created_by: Option<Uuid>,
+    run_id: Option<Uuid>,
+    step: Option<i64>,
+    created_at: OffsetDateTime,
+}
+
+impl From<FileRow> for FileRecord {
+    fn from(r: FileRow) -> Self {
+        FileRecord {
+            id: FileId(r.id),
+            project_id: ProjectId(r.project_id),
+            path: r.path,
+            version: r.version,
+            size: r.size,
+            content_type: r.content_type,
+            sha256: r.sha256,
+            object_key: r.object_key,
+            created_by: r.created_by.map(UserId),
+            run_id: r.run_id.map(RunId),
+            step: r.step,
+            created_at: r.created_at,
+        }
     }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use cairn_core::Error;
 use cairn_core::model::{
-    MessageRole, NewApiKey, NewAuditEntry, NewCheckpoint, NewEvent, NewMessage, NewProject, NewRefreshToken, NewRun,
-    NewThread, NewUser, RefreshOutcome, Role, RunStatus, User,
+    MessageRole, NewApiKey, NewAuditEntry, NewCheckpoint, NewEvent, NewFile, NewMessage, NewProject, NewRefreshToken,
+    NewRun, NewThread, NewUser, RefreshOutcome, Role, RunStatus, User,
 };
 use cairn_core::store::Store;
 use cairn_store::{Database, OpenOptions};
@@ -78,6 +78,8 @@ contract!(
     sessions_end_on_logout_and_for_a_whole_account,
     a_recovery_token_works_once_and_not_after_it_expires,
     api_keys_are_created_listed_and_revoked_by_their_owner,
+    uploading_to_a_path_again_adds_a_version,
+    files_are_listed_by_prefix_moved_and_deleted,
 );
 
 async fn user(store: &Arc<dyn Store>, email: &str) -> User {
@@ -439,4 +441,81 @@ async fn api_keys_are_created_listed_and_revoked_by_their_owner(store: Arc<dyn S
     assert!(revoked.revoked_at.is_some());
     let again = store.revoke_api_key(first.id, owner.id).await.unwrap();
     assert_eq!(again.revoked_at, revoked.revoked_at, "revoking twice keeps the first time");
+}
+
+fn new_file(project: cairn_core::ProjectId, path: &str, size: i64) -> NewFile {
+    let id = cairn_core::FileId::new();
+    NewFile {
+        id,
+        project_id: project,
+        path: path.to_owned(),
+        size,
+        content_type: "text/plain".to_owned(),
+        sha256: "ab".repeat(32),
+        object_key: format!("objects/{id}"),
+        created_by: None,
+        run_id: None,
+        step: None,
+    }
+}
+
+async fn uploading_to_a_path_again_adds_a_version(store: Arc<dyn Store>) {
+    let owner = user(&store, "f@example.com").await;
+    let project = store.create_project(NewProject { name: "P".into(), owner: owner.id }).await.unwrap().id;
+    let first =
+        store.insert_file(NewFile { created_by: Some(owner.id), ..new_file(project, "data/a.csv", 10) }).await.unwrap();
+    let second = store.insert_file(new_file(project, "data/a.csv", 25)).await.unwrap();
+    assert_eq!((first.version, second.version), (1, 2));
+    assert_eq!(store.file(first.id).await.unwrap(), first);
+    let versions: Vec<_> =
+        store.file_versions(project, "data/a.csv").await.unwrap().into_iter().map(|f| f.version).collect();
+    assert_eq!(versions, vec![2, 1]);
+    assert_eq!(store.files(project, "").await.unwrap(), vec![second], "listing shows the newest version");
+    assert_eq!(store.project_usage(project).await.unwrap(), 35, "every version counts");
+
+    let racing: Vec<_> = (0..6)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.insert_file(new_file(project, "race.txt", 1)).await.unwrap().version })
+        })
+        .collect();
+    let mut got = Vec::new();
+    for task in racing {
+        got.push(task.await.unwrap());
+    }
+    got.sort();
+    assert_eq!(got, vec![1, 2, 3, 4, 5, 6], "concurrent uploads get distinct versions");
+}
+
+async fn files_are_listed_by_prefix_moved_and_deleted(store: Arc<dyn Store>) {
+    let owner = user(&store, "g@example.com").await;
+    let project = store.create_project(NewProject { name: "P".into(), owner: owner.id }).await.unwrap().id;
+    let other = store.create_project(NewProject { name: "Q".into(), owner: owner.id }).await.unwrap().id;
+    for path in ["reports/q1.pdf", "reports/q2.pdf", "reports_old/x.pdf", "notes.md", "50%_done.txt"] {
+        store.insert_file(new_file(project, path, 1)).await.unwrap();
+    }
+    store.insert_file(new_file(other, "reports/secret.pdf", 1)).await.unwrap();
+    let paths = |files: Vec<cairn_core::model::FileRecord>| files.into_iter().map(|f| f.path).collect::<Vec<_>>();
+    assert_eq!(paths(store.files(project, "reports/").await.unwrap()), vec!["reports/q1.pdf", "reports/q2.pdf"]);
+    assert_eq!(paths(store.files(project, "50%").await.unwrap()), vec!["50%_done.txt"], "prefixes are literal");
+    assert_eq!(paths(store.files(project, "_").await.unwrap()), Vec::<String>::new());
+
+    assert_eq!(store.move_files(project, "notes.md", "docs/notes.md", false).await.unwrap(), 1);
+    assert_eq!(store.move_files(project, "reports", "archive/2026", true).await.unwrap(), 2);
+    assert_eq!(
+        paths(store.files(project, "").await.unwrap()),
+        vec!["50%_done.txt", "archive/2026/q1.pdf", "archive/2026/q2.pdf", "docs/notes.md", "reports_old/x.pdf"]
+    );
+    let taken = store.move_files(project, "docs/notes.md", "archive/2026/q1.pdf", false).await;
+    assert!(matches!(taken, Err(Error::Conflict { .. })), "{taken:?}");
+    let onto_folder = store.move_files(project, "docs/notes.md", "archive", false).await;
+    assert!(matches!(onto_folder, Err(Error::Conflict { .. })), "a file cannot take a folder's name: {onto_folder:?}");
+    let missing = store.move_files(project, "nothing.txt", "else.txt", false).await;
+    assert!(matches!(missing, Err(Error::NotFound { .. })), "{missing:?}");
+
+    let removed = store.delete_files(project, "archive", true).await.unwrap();
+    assert_eq!(removed.len(), 2);
+    assert_eq!(store.delete_files(project, "docs/notes.md", false).await.unwrap().len(), 1);
+    assert!(matches!(store.delete_files(project, "docs/notes.md", false).await, Err(Error::NotFound { .. })));
+    assert_eq!(paths(store.files(other, "").await.unwrap()), vec!["reports/secret.pdf"], "other projects untouched");
 }
