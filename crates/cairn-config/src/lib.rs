@@ -30,6 +30,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub mail: MailConfig,
     pub rate_limit: RateLimitConfig,
+    pub files: FilesConfig,
     pub log: LogConfig,
 }
 
@@ -142,6 +143,71 @@ pub struct RateLimitConfig {
     pub client_address_header: String,
 }
 
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesConfig {
+    /// Where file contents live: empty for a folder `objects` in the data dir,
+    /// `file:///path`, `s3://bucket[/prefix]`, `gs://bucket`, `az://container`.
+    /// Cloud credentials come from the usual `AWS_*`, `GOOGLE_*`, `AZURE_*`
+    /// environment variables or the keys below.
+    pub store_url: String,
+    /// S3-compatible endpoint (MinIO and the like), e.g. `http://127.0.0.1:9000`.
+    pub s3_endpoint: String,
+    pub s3_region: String,
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: String,
+    /// `true` for path-style requests (most S3-compatible servers).
+    pub s3_path_style: bool,
+    /// Allow plain-HTTP endpoints (a local MinIO); never for the internet.
+    pub allow_http: bool,
+    /// Largest single upload, in bytes.
+    pub max_upload_bytes: u64,
+    /// Bytes a project may store, every version counted.
+    pub project_quota_bytes: u64,
+    /// Default lifetime of a download link, in seconds (at most `link_max_ttl_secs`).
+    pub link_ttl_secs: u64,
+    /// Longest lifetime a download link may ask for (at most 3600).
+    pub link_max_ttl_secs: u64,
+    /// HMAC key (base64url, ≥32 bytes) for links to locally stored files;
+    /// empty: generated on first start and kept in the data dir.
+    pub link_signing_key: String,
+}
+
+impl std::fmt::Debug for FilesConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FilesConfig")
+            .field("store_url", &self.store_url)
+            .field("s3_endpoint", &self.s3_endpoint)
+            .field("s3_region", &self.s3_region)
+            .field("s3_path_style", &self.s3_path_style)
+            .field("allow_http", &self.allow_http)
+            .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("project_quota_bytes", &self.project_quota_bytes)
+            .field("link_ttl_secs", &self.link_ttl_secs)
+            .field("link_max_ttl_secs", &self.link_max_ttl_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        FilesConfig {
+            store_url: String::new(),
+            s3_endpoint: String::new(),
+            s3_region: "us-east-1".to_owned(),
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: String::new(),
+            s3_path_style: false,
+            allow_http: false,
+            max_upload_bytes: 10 * 1024 * 1024 * 1024,
+            project_quota_bytes: 100 * 1024 * 1024 * 1024,
+            link_ttl_secs: 300,
+            link_max_ttl_secs: 3600,
+            link_signing_key: String::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -170,6 +236,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             mail: MailConfig::default(),
             rate_limit: RateLimitConfig::default(),
+            files: FilesConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -341,6 +408,38 @@ impl Config {
                     got: format!("kid `{}` with a {bytes}-byte secret", signing_key.kid),
                 });
             }
+        }
+        let files = &self.files;
+        let store_ok = ["", "file://", "s3://", "gs://", "az://", "azure://", "abfs://"].iter().any(|scheme| {
+            if scheme.is_empty() { files.store_url.is_empty() } else { files.store_url.starts_with(scheme) }
+        });
+        if !store_ok {
+            return Err(Error::Invalid {
+                key: "files.store_url",
+                expected: "empty (a folder in the data dir), file://, s3://, gs:// or az:// URL",
+                got: files.store_url.clone(),
+            });
+        }
+        if files.link_max_ttl_secs == 0 || files.link_max_ttl_secs > 3600 {
+            return Err(Error::Invalid {
+                key: "files.link_max_ttl_secs",
+                expected: "1 to 3600 seconds",
+                got: files.link_max_ttl_secs.to_string(),
+            });
+        }
+        if files.link_ttl_secs == 0 || files.link_ttl_secs > files.link_max_ttl_secs {
+            return Err(Error::Invalid {
+                key: "files.link_ttl_secs",
+                expected: "at least 1 second and at most files.link_max_ttl_secs",
+                got: files.link_ttl_secs.to_string(),
+            });
+        }
+        if files.max_upload_bytes == 0 || files.project_quota_bytes == 0 {
+            return Err(Error::Invalid {
+                key: "files.max_upload_bytes",
+                expected: "upload and quota limits of at least 1 byte",
+                got: format!("{} / {}", files.max_upload_bytes, files.project_quota_bytes),
+            });
         }
         let smtp = &self.mail.smtp_url;
         if !(smtp.is_empty() || smtp.starts_with("smtp://") || smtp.starts_with("smtps://")) {
