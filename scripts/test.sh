@@ -345,6 +345,20 @@ tools_venv() {
     printf '%s\n' "$venv"
 }
 
+# The S3 server the file tests run against (it checks SigV4 signatures and
+# presigned-URL expiry), built once into the cache folder.
+S3S_FS_VERSION=0.14.1
+ensure_s3s_fs() {
+    local root="$CAIRN_CACHE_DIR/tools"
+    if [[ ! -x $root/bin/s3s-fs ]] || ! grep -qx "$S3S_FS_VERSION" "$root/s3s-fs.version" 2>/dev/null; then
+        log "setup: building s3s-fs $S3S_FS_VERSION (once; kept in the cache folder)"
+        cargo install "s3s-fs@$S3S_FS_VERSION" --features binary --locked --force \
+            --root "$root" --target-dir "$CAIRN_CACHE_DIR/tools-target"
+        echo "$S3S_FS_VERSION" >"$root/s3s-fs.version"
+    fi
+    export CAIRN_TEST_S3S_FS="$root/bin/s3s-fs"
+}
+
 validate_openapi() {
     local venv
     venv=$(tools_venv)
@@ -381,6 +395,8 @@ stage "web: test" in_web npm test
 stage "web: build" in_web npm run build
 
 stage "api: validate docs/openapi.json" validate_openapi
+
+stage "setup: s3s-fs" ensure_s3s_fs
 
 stage "rust: fmt" cargo fmt --all --check
 stage "rust: clippy" cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -71,6 +71,11 @@ impl Objects {
         Ok(Objects { store: azure.clone(), signer: Some(azure), kind: "azure" })
     }
 
+    /// The underlying store, for tools and tests that look at raw objects.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
     /// `local`, `s3`, `gcs` or `azure`.
     pub fn kind(&self) -> &'static str {
         self.kind

@@ -250,3 +250,68 @@ impl Drop for SmtpSink {
         self.task.abort();
     }
 }
+
+/// Where the S3 test server binary is: `CAIRN_TEST_S3S_FS`, else the
+/// test command's tool folder, else `s3s-fs` on the PATH.
+pub const S3S_FS_ENV: &str = "CAIRN_TEST_S3S_FS";
+
+/// A real S3 endpoint on 127.0.0.1 (`s3s-fs`, which checks SigV4 signatures
+/// and presigned-URL expiry), with one empty bucket. Stopped on drop.
+#[derive(Debug)]
+pub struct S3Server {
+    pub endpoint: String,
+    pub bucket: String,
+    pub access_key: String,
+    pub secret_key: String,
+    child: std::process::Child,
+    _root: TempDir,
+}
+
+impl S3Server {
+    pub async fn start() -> S3Server {
+        let binary = std::env::var(S3S_FS_ENV).ok().map(std::path::PathBuf::from).unwrap_or_else(|| {
+            let cache = std::env::var("CAIRN_CACHE_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| {
+                std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/cairn")
+            });
+            let cached = cache.join("tools/bin/s3s-fs");
+            if cached.exists() { cached } else { std::path::PathBuf::from("s3s-fs") }
+        });
+        let root = TempDir::new("s3");
+        let bucket = format!("b{}", uuid::Uuid::now_v7().simple());
+        std::fs::create_dir_all(root.path.join(&bucket)).expect("create the bucket folder");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("port").port();
+        let (access_key, secret_key) = ("cairn-test".to_owned(), "cairn-test-secret-key".to_owned());
+        let child = std::process::Command::new(&binary)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", &access_key])
+            .args(["--secret-key", &secret_key])
+            .arg(&root.path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the S3 test server is needed: cannot run {} ({e}); install it with \
+                     `cargo install s3s-fs@0.14.1 --features binary` or set {S3S_FS_ENV}",
+                    binary.display()
+                )
+            });
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let server = S3Server { endpoint, bucket, access_key, secret_key, child, _root: root };
+        for _ in 0..200 {
+            if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return server;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        let endpoint = server.endpoint.clone();
+        drop(server);
+        panic!("the S3 test server did not start on {endpoint}");
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
