@@ -18,5 +18,6 @@ mod service;
 mod sniff;
 
 pub use error::{Error, Result};
+pub use links::link_secret;
 pub use objects::Objects;
 pub use service::{ByteRange, Download, Files, Link, Listing};

@@ -87,3 +87,51 @@ mod tests {
         assert!(key.verify(payload, 0).is_err() && key.verify("", 0).is_err() && key.verify("a.b", 0).is_err());
     }
 }
+
+/// The link-signing secret from configuration (base64url), or one generated
+/// on first start and kept (owner-only) at `path`.
+pub fn link_secret(configured: &str, path: &std::path::Path) -> Result<Vec<u8>> {
+    let decode = |text: &str| {
+        URL_SAFE_NO_PAD
+            .decode(text.trim().trim_end_matches('='))
+            .map_err(|e| Error::Storage(format!("files.link_signing_key is not base64url: {e}")))
+    };
+    if !configured.is_empty() {
+        return decode(configured);
+    }
+    match std::fs::read_to_string(path) {
+        Ok(text) => decode(&text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut secret = vec![0u8; 32];
+            getrandom_fill(&mut secret)?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| Error::Storage(e.to_string()))?;
+            }
+            write_private(path, URL_SAFE_NO_PAD.encode(&secret).as_bytes())?;
+            Ok(secret)
+        }
+        Err(e) => Err(Error::Storage(format!("{}: {e}", path.display()))),
+    }
+}
+
+fn getrandom_fill(buffer: &mut [u8]) -> Result<()> {
+    getrandom::fill(buffer).map_err(|e| Error::Storage(format!("no randomness for the link key: {e}")))
+}
+
+#[cfg(unix)]
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|e| Error::Storage(format!("{}: {e}", path.display())))
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|e| Error::Storage(format!("{}: {e}", path.display())))
+}

@@ -73,6 +73,21 @@ pub enum ApiError {
     InvalidGrant { detail: String },
     #[error("an account with this e-mail exists")]
     EmailTaken,
+    /// 413: the project's storage quota would be exceeded.
+    #[error("{detail}")]
+    QuotaExceeded { detail: String },
+    /// 400: the request body stopped before its end.
+    #[error("{detail}")]
+    UploadInterrupted { detail: String },
+    /// 403: a download link that is expired, altered or not ours.
+    #[error("{detail}")]
+    LinkInvalid { detail: String },
+    /// 416, with `Content-Range: bytes */size`.
+    #[error("the requested range is not satisfiable for a file of {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    /// 503: the object store failed (details logged).
+    #[error("file storage is unavailable")]
+    StorageUnavailable,
 }
 
 impl ApiError {
@@ -99,6 +114,15 @@ impl ApiError {
             ApiError::Invalid { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code, "Invalid input"),
             ApiError::InvalidGrant { .. } => (StatusCode::BAD_REQUEST, "invalid_grant", "Invalid grant"),
             ApiError::EmailTaken => (StatusCode::CONFLICT, "email_taken", "Conflict"),
+            ApiError::QuotaExceeded { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded", "Quota exceeded"),
+            ApiError::UploadInterrupted { .. } => (StatusCode::BAD_REQUEST, "upload_interrupted", "Upload interrupted"),
+            ApiError::LinkInvalid { .. } => (StatusCode::FORBIDDEN, "link_invalid", "Forbidden"),
+            ApiError::RangeNotSatisfiable { .. } => {
+                (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable", "Range not satisfiable")
+            }
+            ApiError::StorageUnavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "Service unavailable")
+            }
         }
     }
 
@@ -158,6 +182,26 @@ impl From<cairn_auth::Error> for ApiError {
     }
 }
 
+impl From<cairn_files::Error> for ApiError {
+    fn from(error: cairn_files::Error) -> Self {
+        use cairn_files::Error as E;
+        match error {
+            E::InvalidPath { .. } => ApiError::Invalid { code: "invalid_path", detail: error.to_string() },
+            E::TooLarge { limit } => ApiError::PayloadTooLarge { limit: usize::try_from(limit).unwrap_or(usize::MAX) },
+            E::QuotaExceeded { .. } => ApiError::QuotaExceeded { detail: error.to_string() },
+            E::Interrupted(_) => ApiError::UploadInterrupted { detail: error.to_string() },
+            E::LinkInvalid(detail) => ApiError::LinkInvalid { detail: detail.to_owned() },
+            E::BadRange { size } => ApiError::RangeNotSatisfiable { size },
+            E::Auth(error) => error.into(),
+            E::Backend(error) => error.into(),
+            E::Storage(detail) => {
+                tracing::error!(%detail, "object store failed");
+                ApiError::StorageUnavailable
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = self.problem();
@@ -172,6 +216,11 @@ impl IntoResponse for ApiError {
             }
             ApiError::RateLimited { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            ApiError::RangeNotSatisfiable { size } => {
+                if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    headers.insert(header::CONTENT_RANGE, value);
+                }
             }
             _ => {}
         }

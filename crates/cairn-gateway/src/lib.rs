@@ -11,6 +11,7 @@ mod accounts;
 mod admin;
 mod authn;
 mod error;
+mod files;
 mod health;
 mod keys;
 mod metrics;
@@ -61,6 +62,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub bus: Bus,
     pub auth: cairn_auth::Auth,
+    pub files: cairn_files::Files,
     pub role: ServerRole,
 }
 
@@ -70,6 +72,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(accounts::routes())
         .merge(projects::routes())
         .merge(keys::routes())
+        .merge(files::routes())
         .merge(admin::routes());
     OpenApiRouter::with_openapi(openapi::base()).merge(health::routes()).nest("/api/v1", v1)
 }

@@ -21,6 +21,7 @@ use crate::AppState;
         (name = "account", description = "The caller's own account"),
         (name = "projects", description = "Projects and their members"),
         (name = "api keys", description = "Project-scoped keys for integrations"),
+        (name = "files", description = "The project library: uploads, versions, links, zip downloads"),
         (name = "admin", description = "Users and the audit log (administrators)"),
         (name = "system", description = "Facts about the server"),
         (name = "probes", description = "Liveness and readiness"),

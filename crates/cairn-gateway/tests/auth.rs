@@ -3,14 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+mod support;
+
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cairn_config::Config;
 use cairn_core::bus::{Bus, QueueOptions};
-use cairn_gateway::{AppState, ServerRole};
 use cairn_store::{Database, OpenOptions};
 use cairn_testkit::{TempDir, TestPostgres, redis_url, unique_prefix};
 use reqwest::{Method, StatusCode};
@@ -47,10 +47,7 @@ fn key_config(kid: &str, fill: char) -> cairn_config::SigningKey {
 async fn serve(config: Config, db: Database, bus: Option<Bus>, backing: Backing) -> Api {
     let dir = TempDir::new("auth-api");
     let bus = bus.unwrap_or_else(|| cairn_bus::in_process(db.queue(QueueOptions::default())));
-    let keys = cairn_auth::SigningKeys::from_config(&config.auth.signing_keys).unwrap();
-    let outbox = cairn_auth::mail::Outbox::new(dir.path.join("outbox"), &config.mail.from).unwrap();
-    let auth = cairn_auth::Auth::new(&config, db.store(), &bus, Arc::new(outbox), keys);
-    let state = AppState { config: Arc::new(config), store: db.store(), bus, auth, role: ServerRole::All };
+    let state = support::state(config, &db, bus, &dir);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();

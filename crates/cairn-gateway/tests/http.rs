@@ -3,34 +3,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
 use cairn_config::Config;
 use cairn_core::bus::QueueOptions;
-use cairn_gateway::{ApiJson, AppState, ServerRole};
+use cairn_gateway::{ApiJson, AppState};
 use cairn_store::{Database, OpenOptions};
 use cairn_testkit::{TcpProxy, TempDir, TestPostgres, redis_url, unique_prefix};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
-
-/// The authentication service as the binary builds it, with a fixed key and
-/// the outbox in `dir`.
-fn test_auth(
-    config: &Config,
-    store: Arc<dyn cairn_core::store::Store>,
-    bus: &cairn_core::bus::Bus,
-    dir: &TempDir,
-) -> cairn_auth::Auth {
-    let key = cairn_config::SigningKey { kid: "test".into(), secret: "A".repeat(43) };
-    let keys = cairn_auth::SigningKeys::from_config(&[key]).unwrap();
-    let outbox = cairn_auth::mail::Outbox::new(dir.path.join("outbox"), "Cairn <cairn@localhost>").unwrap();
-    cairn_auth::Auth::new(config, store, bus, Arc::new(outbox), keys)
-}
 
 struct Server {
     addr: SocketAddr,
@@ -74,8 +61,7 @@ fn extra_routes() -> Router<AppState> {
 async fn start_with(config: Config, db: Database, bus: Option<cairn_core::bus::Bus>) -> Server {
     let dir = TempDir::new("gateway");
     let bus = bus.unwrap_or_else(|| cairn_bus::in_process(db.queue(QueueOptions::default())));
-    let auth = test_auth(&config, db.store(), &bus, &dir);
-    let state = AppState { config: Arc::new(config), store: db.store(), bus, auth, role: ServerRole::All };
+    let state = support::state(config, &db, bus, &dir);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();

@@ -143,6 +143,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+/// The file service on the configured object store; links of locally
+/// stored files are signed with a key from configuration or the data dir.
+fn build_files(
+    config: &Config,
+    store: Arc<dyn cairn_core::store::Store>,
+    auth: Auth,
+) -> anyhow::Result<cairn_files::Files> {
+    let objects = cairn_files::Objects::from_config(&config.files, &config.data_dir).context("files.store_url")?;
+    let secret = cairn_files::link_secret(&config.files.link_signing_key, &config.data_dir.join("files/link-key"))
+        .context("files.link_signing_key")?;
+    Ok(cairn_files::Files::new(&config.files, store, objects, auth, &secret)?)
+}
+
 /// The authentication service: signing keys from configuration, or
 /// generated once and kept in the data dir; mail by SMTP or to the outbox.
 fn build_auth(config: &Config, store: Arc<dyn cairn_core::store::Store>, bus: &Bus) -> anyhow::Result<Auth> {
@@ -226,6 +239,7 @@ async fn serve(config: Config, role: Role) -> Result<(), Failure> {
     let bus: Bus = redis.unwrap_or_else(|| cairn_bus::in_process(db.queue(queue_options)));
     let store = db.store();
     let auth = build_auth(&config, store.clone(), &bus)?;
+    let files = build_files(&config, store.clone(), auth.clone())?;
     tracing::info!(
         version = cairn_core::VERSION,
         address = %config.server.bind,
@@ -236,7 +250,7 @@ async fn serve(config: Config, role: Role) -> Result<(), Failure> {
         config.server.bind
     );
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-    let state = AppState { config: Arc::new(config), store, bus, auth, role };
+    let state = AppState { config: Arc::new(config), store, bus, auth, files, role };
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown_signal().await;

@@ -200,7 +200,8 @@ async fn serve_the_gateway_role_on_postgres_and_redis() {
     let version: Value = reqwest::get(format!("{}/api/v1/version", server.base)).await.unwrap().json().await.unwrap();
     assert_eq!((&version["name"], &version["role"]), (&json!("cairn"), &json!("gateway")));
     server.terminate();
-    assert!(!dir.path.join("data").exists(), "no SQLite file and no generated key when both are configured");
+    assert!(!dir.path.join("data/cairn.db").exists(), "no SQLite file when PostgreSQL is configured");
+    assert!(!dir.path.join("data/auth").exists(), "no generated signing key when keys are configured");
 }
 
 #[tokio::test]
