@@ -65,29 +65,6 @@ impl LinkKey {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn links_are_refused_when_expired_altered_or_foreign() {
-        let key = LinkKey::new(&[7; 32]).unwrap();
-        let claims = LinkClaims { k: "p/objects/1".into(), e: 1000 };
-        let token = key.sign(&claims);
-        assert_eq!(key.verify(&token, 999).unwrap(), claims);
-        assert!(matches!(key.verify(&token, 1000), Err(Error::LinkInvalid("this download link has expired"))));
-        let (payload, signature) = token.split_once('.').unwrap();
-        let other =
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&LinkClaims { k: "p/objects/2".into(), e: 1000 }).unwrap());
-        assert!(key.verify(&format!("{other}.{signature}"), 0).is_err(), "altered payload");
-        let longer = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&LinkClaims { k: claims.k.clone(), e: 9999 }).unwrap());
-        assert!(key.verify(&format!("{longer}.{signature}"), 0).is_err(), "extended expiry");
-        let foreign = LinkKey::new(&[8; 32]).unwrap().sign(&claims);
-        assert!(key.verify(&foreign, 0).is_err(), "another deployment's key");
-        assert!(key.verify(payload, 0).is_err() && key.verify("", 0).is_err() && key.verify("a.b", 0).is_err());
-    }
-}
-
 /// The link-signing secret from configuration (base64url), or one generated
 /// on first start and kept (owner-only) at `path`.
 pub fn link_secret(configured: &str, path: &std::path::Path) -> Result<Vec<u8>> {
@@ -134,4 +111,27 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
 #[cfg(not(unix))]
 fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).map_err(|e| Error::Storage(format!("{}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_refused_when_expired_altered_or_foreign() {
+        let key = LinkKey::new(&[7; 32]).unwrap();
+        let claims = LinkClaims { k: "p/objects/1".into(), e: 1000 };
+        let token = key.sign(&claims);
+        assert_eq!(key.verify(&token, 999).unwrap(), claims);
+        assert!(matches!(key.verify(&token, 1000), Err(Error::LinkInvalid("this download link has expired"))));
+        let (payload, signature) = token.split_once('.').unwrap();
+        let other =
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&LinkClaims { k: "p/objects/2".into(), e: 1000 }).unwrap());
+        assert!(key.verify(&format!("{other}.{signature}"), 0).is_err(), "altered payload");
+        let longer = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&LinkClaims { k: claims.k.clone(), e: 9999 }).unwrap());
+        assert!(key.verify(&format!("{longer}.{signature}"), 0).is_err(), "extended expiry");
+        let foreign = LinkKey::new(&[8; 32]).unwrap().sign(&claims);
+        assert!(key.verify(&foreign, 0).is_err(), "another deployment's key");
+        assert!(key.verify(payload, 0).is_err() && key.verify("", 0).is_err() && key.verify("a.b", 0).is_err());
+    }
 }
