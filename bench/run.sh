@@ -25,3 +25,11 @@ echo
 echo "## Authenticated GET /api/v1/me (wrk, 2 threads, ${CONNECTIONS:-64} connections, ${SECONDS_PER_RUN:-10} s)"
 python3 bench/me.py "$CARGO_TARGET_DIR/release/cairn" --reference-python "$venv/bin/python" \
     --seconds "${SECONDS_PER_RUN:-10}" --connections "${CONNECTIONS:-64}"
+echo
+echo "## File upload and download (${FILE_MIB:-1024} MiB)"
+s3s_fs="$CAIRN_CACHE_DIR/tools/bin/s3s-fs"
+if [[ ! -x $s3s_fs ]]; then
+    cargo install s3s-fs@0.14.1 --features binary --locked --root "$CAIRN_CACHE_DIR/tools" \
+        --target-dir "$CAIRN_CACHE_DIR/tools-target"
+fi
+python3 bench/files.py "$CARGO_TARGET_DIR/release/cairn" "$s3s_fs" --mib "${FILE_MIB:-1024}"
