@@ -374,6 +374,8 @@ if [[ $ONLY_SERVICES != 1 ]]; then
     ensure_rust_lints
     ensure_node
     ensure_curl
+    # The sandbox tests run real kernels under bubblewrap.
+    command -v bwrap >/dev/null 2>&1 || apt_install bubblewrap
 fi
 
 setup_postgres

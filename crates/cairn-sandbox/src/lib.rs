@@ -1,0 +1,35 @@
+//! Cairn's secure sandbox: a private workspace folder and a persistent
+//! Python kernel per thread, isolated from the host.
+//!
+//! This first part provides the kernel (a small driver speaking a framed
+//! JSON protocol, in `kernel/driver.py`) and the local backend that starts it
+//! under bubblewrap with its own mount, PID, IPC, UTS and network namespaces,
+//! a read-only view of the Python installation, a writable workspace and a
+//! private `/tmp`, and a scrubbed environment.
+//!
+//! Architecture invariant: untrusted code never runs in the server process
+//! and never sees the host's environment, files or network; the host only
+//! talks to it through the protocol.
+
+mod kernel;
+mod protocol;
+
+pub use kernel::{ExecOutcome, Kernel, KernelOptions, Output};
+
+/// What a sandbox call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// bubblewrap or Python is missing or unusable: an installation problem.
+    #[error("the sandbox cannot start: {0}")]
+    Unavailable(String),
+    /// The kernel process ended (crashed, killed by a limit, or exited).
+    #[error("the kernel stopped: {0}")]
+    KernelDied(String),
+    /// The kernel broke the protocol.
+    #[error("the kernel sent something unexpected: {0}")]
+    Protocol(String),
+    #[error("I/O error talking to the kernel: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
