@@ -10,6 +10,7 @@ child process -- is captured and sent on as `stream` frames, and can never
 corrupt the protocol.
 
 Host to kernel:  {"type": "execute", "id": ..., "code": ...}
+                 {"type": "interrupt"}  (raises KeyboardInterrupt in the running code)
                  {"type": "tool_result", "call": ..., "ok": bool, "value"|"error": ...}
 Kernel to host:  {"type": "ready", "python": ...}
                  {"type": "stream", "id": ..., "name": "stdout"|"stderr", "text": ...}
@@ -27,7 +28,9 @@ import fcntl
 import io
 import json
 import os
+import queue
 import select
+import signal
 import struct
 import sys
 import termios
@@ -35,6 +38,7 @@ import threading
 import traceback
 import uuid
 
+MAIN_PID = os.getpid()
 PROTO_IN = os.fdopen(os.dup(0), "rb", buffering=0)
 PROTO_OUT = os.fdopen(os.dup(1), "wb", buffering=0)
 SEND_LOCK = threading.Lock()
@@ -43,6 +47,8 @@ MARKER = ("\x00cairn-flush-" + uuid.uuid4().hex + "\x00").encode()
 
 
 def send(message):
+    if os.getpid() != MAIN_PID:
+        os._exit(1)
     data = json.dumps(message, default=repr).encode()
     with SEND_LOCK:
         PROTO_OUT.write(struct.pack(">I", len(data)) + data)
@@ -191,7 +197,40 @@ def show_figures():
     plt.close("all")
 
 
+def forked_child():
+    # A process the code forks must never speak the protocol: the host would
+    # read its frames as the kernel's. It gets no protocol, and leaves when
+    # control comes back to the driver.
+    for handle in (PROTO_IN, PROTO_OUT):
+        try:
+            handle.close()
+        except OSError:
+            pass
+
+
+os.register_at_fork(after_in_child=forked_child)
+
+EXECUTIONS = queue.Queue()
+TOOL_RESULTS = queue.Queue()
 TOOL_LOCK = threading.Lock()
+
+
+def dispatch():
+    """Reads frames from the host while code runs: executions queue up,
+    interrupts signal the main thread at once, tool results wake their call."""
+    while True:
+        message = receive()
+        if message is None:
+            EXECUTIONS.put(None)
+            TOOL_RESULTS.put(None)
+            return
+        kind = message.get("type")
+        if kind == "execute":
+            EXECUTIONS.put(message)
+        elif kind == "interrupt":
+            os.kill(os.getpid(), signal.SIGINT)
+        elif kind == "tool_result":
+            TOOL_RESULTS.put(message)
 
 
 def call_tool(name, *args, **kwargs):
@@ -199,7 +238,7 @@ def call_tool(name, *args, **kwargs):
     call = uuid.uuid4().hex
     with TOOL_LOCK:
         send({"type": "tool_call", "id": CURRENT["id"], "call": call, "name": name, "args": args, "kwargs": kwargs})
-        reply = receive()
+        reply = TOOL_RESULTS.get()
     if reply is None:
         raise SystemExit(0)
     if reply.get("ok"):
@@ -225,13 +264,13 @@ def execute(code):
 
 
 def main():
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    threading.Thread(target=dispatch, daemon=True).start()
     send({"type": "ready", "python": sys.version.split()[0], "pid": os.getpid()})
     while True:
-        message = receive()
+        message = EXECUTIONS.get()
         if message is None:
             return
-        if message.get("type") != "execute":
-            continue
         CURRENT["id"] = message.get("id")
         ok = True
         result = None

@@ -5,8 +5,11 @@ use std::process::Stdio;
 
 use serde_json::{Value, json};
 use tokio::io::BufReader;
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
+use crate::limits::{self, Cgroup, CgroupSupport, Limits};
 use crate::{Error, Result, protocol};
 
 /// The driver, shipped inside the binary and written next to the workspaces.
@@ -24,6 +27,9 @@ pub struct KernelOptions {
     pub workspace: PathBuf,
     /// Where the host keeps the driver (mounted read-only at `/opt/cairn`).
     pub runtime_dir: PathBuf,
+    pub limits: Limits,
+    /// How memory and process limits are enforced on this host.
+    pub cgroups: CgroupSupport,
 }
 
 impl KernelOptions {
@@ -42,7 +48,14 @@ impl KernelOptions {
         if base != prefix {
             roots.push(PathBuf::from(base));
         }
-        Ok(KernelOptions { python: PathBuf::from(executable), python_roots: roots, workspace, runtime_dir })
+        Ok(KernelOptions {
+            python: PathBuf::from(executable),
+            python_roots: roots,
+            workspace,
+            runtime_dir,
+            limits: Limits::default(),
+            cgroups: CgroupSupport::detect(),
+        })
     }
 }
 
@@ -73,6 +86,9 @@ pub enum Output {
 pub struct ExecOutcome {
     pub ok: bool,
     pub outputs: Vec<Output>,
+    /// Set when the execution hit a limit, in words the agent can act on
+    /// (e.g. "memory limit of 1 GiB exceeded; the kernel was restarted").
+    pub limit: Option<String>,
 }
 
 impl ExecOutcome {
@@ -106,10 +122,25 @@ impl ExecOutcome {
 /// A running kernel. Dropping it kills the sandbox.
 #[derive(Debug)]
 pub struct Kernel {
+    options: KernelOptions,
     child: Child,
     input: ChildStdin,
-    output: BufReader<ChildStdout>,
+    /// Frames from the kernel, read by a task of their own so that waiting
+    /// for them can be abandoned safely (on a limit) without losing one half-read.
+    frames: mpsc::Receiver<Value>,
+    cgroup: Option<Cgroup>,
     executions: u64,
+}
+
+/// How long interrupted code has to stop before the kernel is restarted.
+const INTERRUPT_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn text_of(frame: &Value, key: &str) -> String {
+    frame.get(key).and_then(Value::as_str).unwrap_or_default().to_owned()
+}
+
+fn limit_error(message: &str) -> Output {
+    Output::Error { ename: "SandboxLimitExceeded".to_owned(), evalue: message.to_owned(), traceback: Vec::new() }
 }
 
 fn bind_args(command: &mut Command, flag: &str, path: &Path) {
@@ -125,9 +156,19 @@ impl Kernel {
         if std::fs::read_to_string(&driver).ok().as_deref() != Some(DRIVER) {
             std::fs::write(&driver, DRIVER)?;
         }
-        let mut command = Command::new("bwrap");
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let cgroup = Cgroup::create(&options.cgroups, &id, &options.limits)?;
+        // A small launcher joins the cgroup first and then becomes bwrap, so
+        // no process of the sandbox ever runs outside the limits.
+        let mut command = Command::new("/bin/sh");
         command
-            .args(["--unshare-all", "--die-with-parent", "--new-session", "--hostname", "sandbox"])
+            .arg("-c")
+            .arg(r#"IFS=:; for d in $1; do echo $$ > "$d/cgroup.procs" || exit 97; done; shift; exec "$@""#)
+            .arg("cairn-sandbox")
+            .arg(cgroup.as_ref().map(Cgroup::joined_dirs).unwrap_or_default())
+            .arg("bwrap")
+            .args(["--unshare-all", "--unshare-user", "--uid", "1000", "--gid", "1000", "--cap-drop", "ALL"])
+            .args(["--die-with-parent", "--new-session", "--hostname", "sandbox"])
             .args(["--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"])
             .args(["--setenv", "HOME", "/workspace", "--setenv", "LANG", "C.UTF-8"])
             .args(["--setenv", "MPLBACKEND", "Agg", "--setenv", "PYTHONDONTWRITEBYTECODE", "1"]);
@@ -151,18 +192,31 @@ impl Kernel {
             .arg(&options.workspace)
             .arg("/workspace")
             .args(["--chdir", "/workspace", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--"])
+            .arg("prlimit")
+            .arg(format!("--nofile={0}:{0}", options.limits.open_files))
+            .arg(format!("--fsize={0}:{0}", options.limits.file_bytes))
+            .arg("--core=0:0")
             .arg(&options.python)
             .args(["-I", "-u", "/opt/cairn/driver.py"])
             .env_clear()
+            .env("PATH", "/usr/bin:/bin")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = command.spawn().map_err(|e| Error::Unavailable(format!("cannot run bwrap: {e}")))?;
         let input = child.stdin.take().ok_or_else(|| Error::Unavailable("no stdin".into()))?;
-        let output = BufReader::new(child.stdout.take().ok_or_else(|| Error::Unavailable("no stdout".into()))?);
-        let mut kernel = Kernel { child, input, output, executions: 0 };
-        match protocol::read(&mut kernel.output).await? {
+        let mut output = BufReader::new(child.stdout.take().ok_or_else(|| Error::Unavailable("no stdout".into()))?);
+        let (sender, frames) = mpsc::channel(256);
+        tokio::spawn(async move {
+            while let Ok(Some(frame)) = protocol::read(&mut output).await {
+                if sender.send(frame).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut kernel = Kernel { options: options.clone(), child, input, frames, cgroup, executions: 0 };
+        match kernel.frames.recv().await {
             Some(frame) if frame["type"] == "ready" => Ok(kernel),
             other => {
                 let mut stderr = String::new();
@@ -175,20 +229,63 @@ impl Kernel {
     }
 
     /// Runs code; state persists between calls. `on_output` sees each output
-    /// as it arrives.
+    /// as it arrives. A limit reached is reported in the outcome, never as a
+    /// hang: past the wall time the code is interrupted, and if it does not
+    /// stop (or the kernel died of a limit) the kernel is restarted — the
+    /// workspace stays, the variables are lost, and the outcome says so.
     pub async fn execute(&mut self, code: &str, mut on_output: impl FnMut(&Output)) -> Result<ExecOutcome> {
         self.executions += 1;
         let id = self.executions.to_string();
+        let limits = self.options.limits;
+        let oom_before = self.cgroup.as_ref().map_or(0, Cgroup::oom_kills);
         protocol::write(&mut self.input, &json!({ "type": "execute", "id": id, "code": code })).await?;
         let mut outputs = Vec::new();
+        let mut limit: Option<String> = None;
+        let mut output_bytes = 0usize;
+        let deadline = Instant::now() + limits.wall_time;
+        let mut grace: Option<Instant> = None;
         loop {
-            let Some(frame) = protocol::read(&mut self.output).await? else {
-                let status = self.child.try_wait()?.map(|s| s.to_string()).unwrap_or_else(|| "closed".into());
-                return Err(Error::KernelDied(status));
+            let frame = tokio::select! {
+                frame = self.frames.recv() => frame,
+                () = tokio::time::sleep_until(deadline), if grace.is_none() => {
+                    limit = Some(format!("wall time limit of {} s exceeded; the execution was interrupted", limits.wall_time.as_secs()));
+                    self.interrupt().await?;
+                    grace = Some(Instant::now() + INTERRUPT_GRACE);
+                    continue;
+                }
+                () = async { tokio::time::sleep_until(grace.unwrap_or_else(Instant::now)).await }, if grace.is_some() => {
+                    let what = limit.take().unwrap_or_default().replace("the execution was interrupted", "the code did not stop");
+                    return self.restarted(outputs, format!("{what}; the kernel was restarted")).await;
+                }
+            };
+            let Some(frame) = frame else {
+                let oom = self.cgroup.as_ref().map_or(0, Cgroup::oom_kills) > oom_before;
+                let why = if oom {
+                    format!("memory limit of {} exceeded; the kernel was restarted", limits::size(limits.memory_bytes))
+                } else {
+                    let status = self.child.try_wait()?.map(|s| s.to_string()).unwrap_or_else(|| "closed".into());
+                    format!("the kernel stopped ({status}); it was restarted")
+                };
+                return self.restarted(outputs, why).await;
             };
             let text = |key: &str| frame.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
             let output = match frame.get("type").and_then(Value::as_str).unwrap_or_default() {
-                "stream" => Output::Stream { name: text("name"), text: text("text") },
+                "stream" => {
+                    let text = text("text");
+                    output_bytes += text.len();
+                    if output_bytes > limits.output_bytes {
+                        if limit.is_none() {
+                            limit = Some(format!(
+                                "output limit of {} exceeded; the rest was dropped and the execution was interrupted",
+                                limits::size(limits.output_bytes as u64)
+                            ));
+                            self.interrupt().await?;
+                            grace = Some(Instant::now() + INTERRUPT_GRACE);
+                        }
+                        continue;
+                    }
+                    Output::Stream { name: text_of(&frame, "name"), text }
+                }
                 "display" => Output::Display { data: frame["data"].clone() },
                 "result" => Output::Result { data: frame["data"].clone() },
                 "error" => Output::Error {
@@ -205,12 +302,38 @@ impl Kernel {
                     protocol::write(&mut self.input, &reply).await?;
                     continue;
                 }
-                "done" => return Ok(ExecOutcome { ok: frame["ok"] == true, outputs }),
+                "done" => {
+                    let ok = frame["ok"] == true && limit.is_none();
+                    if let Some(message) = &limit {
+                        let error = limit_error(message);
+                        on_output(&error);
+                        outputs.push(error);
+                    }
+                    return Ok(ExecOutcome { ok, outputs, limit });
+                }
                 other => return Err(Error::Protocol(format!("unknown frame type `{other}`"))),
             };
             on_output(&output);
             outputs.push(output);
         }
+    }
+
+    /// Asks the running code to stop (a KeyboardInterrupt in the kernel).
+    pub async fn interrupt(&mut self) -> Result<()> {
+        protocol::write(&mut self.input, &json!({ "type": "interrupt" })).await
+    }
+
+    /// Replaces a kernel that hit a limit with a fresh one on the same
+    /// workspace, and reports why.
+    async fn restarted(&mut self, mut outputs: Vec<Output>, why: String) -> Result<ExecOutcome> {
+        let _ = self.child.kill().await;
+        self.cgroup = None;
+        let fresh = Kernel::start(&self.options).await?;
+        let executions = self.executions;
+        *self = fresh;
+        self.executions = executions;
+        outputs.push(limit_error(&why));
+        Ok(ExecOutcome { ok: false, outputs, limit: Some(why) })
     }
 
     /// Stops the kernel and its sandbox.

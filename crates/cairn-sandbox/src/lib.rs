@@ -12,9 +12,11 @@
 //! talks to it through the protocol.
 
 mod kernel;
+mod limits;
 mod protocol;
 
 pub use kernel::{ExecOutcome, Kernel, KernelOptions, Output};
+pub use limits::{CgroupSupport, Limits};
 
 /// What a sandbox call can fail with.
 #[derive(Debug, thiserror::Error)]

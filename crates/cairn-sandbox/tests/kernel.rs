@@ -3,12 +3,30 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use cairn_sandbox::{Kernel, KernelOptions};
+use std::time::Duration;
+
+use cairn_sandbox::{CgroupSupport, Kernel, KernelOptions, Limits};
 use cairn_testkit::TempDir;
 
 async fn kernel(dir: &TempDir) -> Kernel {
-    let options = KernelOptions::with_host_python(dir.path.join("workspace"), dir.path.join("runtime")).unwrap();
+    limited(dir, Limits::default()).await
+}
+
+async fn limited(dir: &TempDir, limits: Limits) -> Kernel {
+    let mut options = KernelOptions::with_host_python(dir.path.join("workspace"), dir.path.join("runtime")).unwrap();
+    options.limits = limits;
     Kernel::start(&options).await.expect("bubblewrap and python3 are needed for the sandbox tests")
+}
+
+fn small() -> Limits {
+    Limits {
+        memory_bytes: 256 << 20,
+        processes: 64,
+        wall_time: Duration::from_secs(2),
+        output_bytes: 64 << 10,
+        open_files: 64,
+        file_bytes: 8 << 20,
+    }
 }
 
 #[tokio::test]
@@ -66,4 +84,66 @@ async fn the_sandbox_sees_no_host_secrets_files_or_network() {
         "kept",
         "the workspace is shared with the host"
     );
+}
+
+/// Each bomb is stopped by its limit with a message the agent can read, and
+/// the kernel (or a fresh one on the same workspace) keeps working.
+#[tokio::test]
+async fn resource_bombs_are_stopped_by_their_limits() {
+    assert!(
+        !matches!(CgroupSupport::detect(), CgroupSupport::None(_)),
+        "this host must offer cgroups for the memory and process limits: {:?}",
+        CgroupSupport::detect()
+    );
+    let dir = TempDir::new("bombs");
+    let mut kernel = limited(&dir, small()).await;
+    kernel.execute("kept = 'state'", |_| {}).await.unwrap();
+
+    let sleep = kernel.execute("import time\ntime.sleep(600)", |_| {}).await.unwrap();
+    assert_eq!(sleep.limit.as_deref(), Some("wall time limit of 2 s exceeded; the execution was interrupted"));
+    assert_eq!(
+        kernel.execute("kept", |_| {}).await.unwrap().result_text(),
+        Some("'state'"),
+        "interrupting keeps the state"
+    );
+
+    let stubborn = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass";
+    let spin = kernel.execute(stubborn, |_| {}).await.unwrap();
+    assert_eq!(
+        spin.limit.as_deref(),
+        Some("wall time limit of 2 s exceeded; the code did not stop; the kernel was restarted")
+    );
+    let fresh = kernel.execute("'kept' in globals()", |_| {}).await.unwrap();
+    assert_eq!(fresh.result_text(), Some("False"), "a restarted kernel starts clean");
+
+    let memory = kernel
+        .execute("hog = bytearray(600 * 1024 * 1024)\nhog[::4096] = b'x' * len(hog[::4096])", |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        memory.limit.as_deref(),
+        Some("memory limit of 256 MiB exceeded; the kernel was restarted"),
+        "{memory:?}"
+    );
+    assert_eq!(kernel.execute("1 + 1", |_| {}).await.unwrap().result_text(), Some("2"));
+
+    let fork = kernel.execute("import os\nwhile True:\n    os.fork()", |_| {}).await.unwrap();
+    assert!(!fork.ok, "{fork:?}");
+    assert_eq!(
+        kernel.execute("2 + 2", |_| {}).await.unwrap().result_text(),
+        Some("4"),
+        "the fork bomb did not take the kernel down"
+    );
+
+    let flood = kernel.execute("while True:\n    print('x' * 1000)", |_| {}).await.unwrap();
+    assert!(
+        flood.limit.as_deref().unwrap_or_default().starts_with("output limit of 64 KiB exceeded"),
+        "{:?}",
+        flood.limit
+    );
+    assert!(flood.stream("stdout").len() <= 64 << 10);
+
+    let disk = kernel.execute("open('big.bin', 'wb').write(b'x' * (16 << 20))", |_| {}).await.unwrap();
+    assert!(!disk.ok, "a file over the size limit cannot be written: {disk:?}");
+    assert_eq!(kernel.execute("3 + 3", |_| {}).await.unwrap().result_text(), Some("6"));
 }
