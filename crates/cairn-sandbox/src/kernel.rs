@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::limits::{self, Cgroup, CgroupSupport, Limits};
-use crate::{Error, Result, protocol};
+use crate::{Error, Result, protocol, seccomp};
 
 /// The driver, shipped inside the binary and written next to the workspaces.
 const DRIVER: &str = include_str!("../kernel/driver.py");
@@ -156,6 +156,11 @@ impl Kernel {
         if std::fs::read_to_string(&driver).ok().as_deref() != Some(DRIVER) {
             std::fs::write(&driver, DRIVER)?;
         }
+        let (refusals, clone3) = seccomp::programs()?;
+        let (refusals_path, clone3_path) =
+            (options.runtime_dir.join("seccomp-refusals.bpf"), options.runtime_dir.join("seccomp-clone3.bpf"));
+        std::fs::write(&refusals_path, refusals)?;
+        std::fs::write(&clone3_path, clone3)?;
         let id = uuid::Uuid::now_v7().simple().to_string();
         let cgroup = Cgroup::create(&options.cgroups, &id, &options.limits)?;
         // A small launcher joins the cgroup first and then becomes bwrap, so
@@ -163,10 +168,16 @@ impl Kernel {
         let mut command = Command::new("/bin/sh");
         command
             .arg("-c")
-            .arg(r#"IFS=:; for d in $1; do echo $$ > "$d/cgroup.procs" || exit 97; done; shift; exec "$@""#)
+            .arg(concat!(
+                r#"IFS=:; for d in $1; do echo $$ > "$d/cgroup.procs" || exit 97; done; "#,
+                r#"f1=$2; f2=$3; shift 3; exec "$@" 8<"$f1" 9<"$f2""#
+            ))
             .arg("cairn-sandbox")
             .arg(cgroup.as_ref().map(Cgroup::joined_dirs).unwrap_or_default())
+            .arg(&refusals_path)
+            .arg(&clone3_path)
             .arg("bwrap")
+            .args(["--add-seccomp-fd", "8", "--add-seccomp-fd", "9"])
             .args(["--unshare-all", "--unshare-user", "--uid", "1000", "--gid", "1000", "--cap-drop", "ALL"])
             .args(["--die-with-parent", "--new-session", "--hostname", "sandbox"])
             .args(["--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"])

@@ -14,6 +14,7 @@
 mod kernel;
 mod limits;
 mod protocol;
+mod seccomp;
 
 pub use kernel::{ExecOutcome, Kernel, KernelOptions, Output};
 pub use limits::{CgroupSupport, Limits};

@@ -147,3 +147,101 @@ async fn resource_bombs_are_stopped_by_their_limits() {
     assert!(!disk.ok, "a file over the size limit cannot be written: {disk:?}");
     assert_eq!(kernel.execute("3 + 3", |_| {}).await.unwrap().result_text(), Some("6"));
 }
+
+/// Escape attempts from inside the sandbox: each must fail.
+#[tokio::test]
+async fn escape_attempts_fail() {
+    let dir = TempDir::new("escape");
+    let mut kernel = kernel(&dir).await;
+    let probe = r#"
+import ctypes, errno, os, socket, subprocess
+libc = ctypes.CDLL(None, use_errno=True)
+def refused(call, *args):
+    result = call(*args)
+    return "refused" if result == -1 else f"allowed ({result})"
+results = {}
+results["ptrace"] = refused(libc.ptrace, 16, 1, None, None)
+results["mount"] = refused(libc.mount, b"none", b"/tmp", b"tmpfs", 0, None)
+results["unshare"] = refused(libc.unshare, 0x10000000)
+results["unshare_net"] = refused(libc.unshare, 0x40000000)
+results["setns"] = refused(libc.setns, 0, 0)
+results["io_uring"] = refused(libc.syscall, 425, 8, None)
+results["bpf"] = refused(libc.syscall, 321, 0, None, 0)
+results["keyctl"] = refused(libc.syscall, 250, 0, 0, 0, 0, 0)
+for name, family, kind in [("raw", socket.AF_INET, socket.SOCK_RAW), ("packet", socket.AF_PACKET, socket.SOCK_RAW), ("netlink", socket.AF_NETLINK, socket.SOCK_RAW)]:
+    try:
+        socket.socket(family, kind, 0)
+        results[name] = "allowed"
+    except OSError:
+        results[name] = "refused"
+def reach(host, port, family=socket.AF_INET):
+    try:
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.settimeout(1)
+        s.connect((host, port))
+        return "reached"
+    except OSError:
+        return "refused"
+results["postgres"] = reach("127.0.0.1", 5432)
+results["redis"] = reach("127.0.0.1", 6379)
+results["ipv6"] = reach("::1", 6379, socket.AF_INET6)
+try:
+    socket.getaddrinfo("example.com", 80)
+    results["dns"] = "resolved"
+except OSError:
+    results["dns"] = "refused"
+results["host_root"] = "listed" if os.path.exists("/proc/1/root/etc/hostname") and open("/proc/1/root/etc/hostname").read() else "refused"
+try:
+    os.symlink("/etc/shadow", "shadow-link"); open("shadow-link").read(); results["symlink"] = "read"
+except OSError:
+    results["symlink"] = "refused"
+results["seccomp"] = [l.split()[1] for l in open("/proc/self/status") if l.startswith("Seccomp:")][0]
+results["threads_still_work"] = "ok" if subprocess.run(["true"]).returncode == 0 else "broken"
+import threading; t = threading.Thread(target=lambda: None); t.start(); t.join()
+results
+"#;
+    let outcome = kernel.execute(probe, |_| {}).await.unwrap();
+    assert!(outcome.ok, "{outcome:?}");
+    let text = outcome.result_text().unwrap().to_owned();
+    for expected in [
+        "'ptrace': 'refused'",
+        "'mount': 'refused'",
+        "'unshare': 'refused'",
+        "'unshare_net': 'refused'",
+        "'setns': 'refused'",
+        "'io_uring': 'refused'",
+        "'bpf': 'refused'",
+        "'keyctl': 'refused'",
+        "'raw': 'refused'",
+        "'packet': 'refused'",
+        "'netlink': 'refused'",
+        "'postgres': 'refused'",
+        "'redis': 'refused'",
+        "'ipv6': 'refused'",
+        "'dns': 'refused'",
+        "'host_root': 'refused'",
+        "'symlink': 'refused'",
+        "'threads_still_work': 'ok'",
+        "'seccomp': '2'",
+    ] {
+        assert!(text.contains(expected), "{expected} not in {text}");
+    }
+}
+
+/// Two sandboxes cannot see each other's files or processes.
+#[tokio::test]
+async fn sandboxes_cannot_see_each_other() {
+    let (a_dir, b_dir) = (TempDir::new("a"), TempDir::new("b"));
+    let mut a = kernel(&a_dir).await;
+    let mut b = kernel(&b_dir).await;
+    a.execute("open('/workspace/a-secret.txt', 'w').write('mine')", |_| {}).await.unwrap();
+    let look = b
+        .execute("import os\n(os.listdir('/workspace'), sorted(p for p in os.listdir('/proc') if p.isdigit()))", |_| {})
+        .await
+        .unwrap();
+    let text = look.result_text().unwrap();
+    assert!(text.starts_with("([], "), "b sees a's workspace: {text}");
+    assert!(!text.contains("a-secret"), "{text}");
+    let processes: usize = text.matches('\'').count() / 2;
+    assert!(processes <= 4, "b sees only its own few processes: {text}");
+}
