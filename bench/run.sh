@@ -18,6 +18,7 @@ if [[ ! -x $venv/bin/uvicorn ]]; then
     rm -rf "$venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r bench/requirements.txt
+    "$venv/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
 fi
 echo "## Start-up to ready and idle memory ($(nproc) cores, $(date -u +%Y-%m-%d))"
 python3 bench/startup.py "$CARGO_TARGET_DIR/release/cairn" --runs "${RUNS:-10}" --reference-python "$venv/bin/python"
@@ -33,3 +34,8 @@ if [[ ! -x $s3s_fs ]]; then
         --target-dir "$CAIRN_CACHE_DIR/tools-target"
 fi
 python3 bench/files.py "$CARGO_TARGET_DIR/release/cairn" "$s3s_fs" --mib "${FILE_MIB:-1024}"
+echo
+echo "## Sandbox kernel (bubblewrap, limits, seccomp) beside a local Jupyter kernel"
+cargo build --release --locked -p cairn-sandbox --example kernel_bench
+echo "cairn:     $("$CARGO_TARGET_DIR/release/examples/kernel_bench" 20 2000)"
+echo "ipykernel: $("$venv/bin/python" bench/kernel_reference.py 10 1000 2>/dev/null)"

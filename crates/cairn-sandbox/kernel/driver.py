@@ -36,14 +36,16 @@ import sys
 import termios
 import threading
 import traceback
-import uuid
 
 MAIN_PID = os.getpid()
+# The interpreter starts without `site` (-S: much faster); the host names the
+# folders with installed packages as arguments instead.
+sys.path.extend(arg for arg in sys.argv[1:] if os.path.isdir(arg))
 PROTO_IN = os.fdopen(os.dup(0), "rb", buffering=0)
 PROTO_OUT = os.fdopen(os.dup(1), "wb", buffering=0)
 SEND_LOCK = threading.Lock()
 CURRENT = {"id": None}
-MARKER = ("\x00cairn-flush-" + uuid.uuid4().hex + "\x00").encode()
+MARKER = ("\x00cairn-flush-" + os.urandom(16).hex() + "\x00").encode()
 
 
 def send(message):
@@ -235,7 +237,7 @@ def dispatch():
 
 def call_tool(name, *args, **kwargs):
     """Calls a host tool and returns its result (the tool bridge)."""
-    call = uuid.uuid4().hex
+    call = os.urandom(16).hex()
     with TOOL_LOCK:
         send({"type": "tool_call", "id": CURRENT["id"], "call": call, "name": name, "args": args, "kwargs": kwargs})
         reply = TOOL_RESULTS.get()

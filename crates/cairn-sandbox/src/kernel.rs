@@ -25,6 +25,9 @@ pub struct KernelOptions {
     pub python_roots: Vec<PathBuf>,
     /// The sandbox's private, writable workspace (mounted at `/workspace`).
     pub workspace: PathBuf,
+    /// Folders with installed packages, put on the kernel's `sys.path` (the
+    /// interpreter runs without `site` to start fast).
+    pub site_packages: Vec<PathBuf>,
     /// Where the host keeps the driver (mounted read-only at `/opt/cairn`).
     pub runtime_dir: PathBuf,
     pub limits: Limits,
@@ -36,12 +39,16 @@ impl KernelOptions {
     /// Options for the `python3` on the PATH.
     pub fn with_host_python(workspace: PathBuf, runtime_dir: PathBuf) -> Result<KernelOptions> {
         let probe = std::process::Command::new("python3")
-            .args(["-c", "import sys; print(sys.executable); print(sys.prefix); print(sys.base_prefix)"])
+            .args([
+                "-c",
+                "import sys, site; print(sys.executable); print(sys.prefix); print(sys.base_prefix); \
+                 print(':'.join(site.getsitepackages()))",
+            ])
             .output()
             .map_err(|e| Error::Unavailable(format!("python3 not found: {e}")))?;
         let text = String::from_utf8_lossy(&probe.stdout);
         let lines: Vec<&str> = text.lines().collect();
-        let [executable, prefix, base] = lines.as_slice() else {
+        let [executable, prefix, base, sites] = lines.as_slice() else {
             return Err(Error::Unavailable("python3 did not describe itself".into()));
         };
         let mut roots = vec![PathBuf::from(prefix)];
@@ -51,6 +58,7 @@ impl KernelOptions {
         Ok(KernelOptions {
             python: PathBuf::from(executable),
             python_roots: roots,
+            site_packages: sites.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect(),
             workspace,
             runtime_dir,
             limits: Limits::default(),
@@ -208,7 +216,8 @@ impl Kernel {
             .arg(format!("--fsize={0}:{0}", options.limits.file_bytes))
             .arg("--core=0:0")
             .arg(&options.python)
-            .args(["-I", "-u", "/opt/cairn/driver.py"])
+            .args(["-I", "-S", "-u", "/opt/cairn/driver.py"])
+            .args(&options.site_packages)
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .stdin(Stdio::piped())
@@ -345,6 +354,19 @@ impl Kernel {
         self.executions = executions;
         outputs.push(limit_error(&why));
         Ok(ExecOutcome { ok: false, outputs, limit: Some(why) })
+    }
+
+    /// Resident memory of every process in the sandbox, in bytes (`None`
+    /// without cgroups).
+    pub fn resident_bytes(&self) -> Option<u64> {
+        let cgroup = self.cgroup.as_ref()?;
+        let pages: u64 = cgroup
+            .pids()
+            .iter()
+            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/statm")).ok())
+            .filter_map(|statm| statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+            .sum();
+        Some(pages * 4096)
     }
 
     /// Stops the kernel and its sandbox.
