@@ -10,6 +10,7 @@ child process -- is captured and sent on as `stream` frames, and can never
 corrupt the protocol.
 
 Host to kernel:  {"type": "execute", "id": ..., "code": ...}
+                 {"type": "shell", "id": ..., "command": ...}  (a /bin/sh command in the sandbox)
                  {"type": "interrupt"}  (raises KeyboardInterrupt in the running code)
                  {"type": "tool_result", "call": ..., "ok": bool, "value"|"error": ...}
 Kernel to host:  {"type": "ready", "python": ...}
@@ -18,7 +19,7 @@ Kernel to host:  {"type": "ready", "python": ...}
                  {"type": "result", "id": ..., "data": {mime: content}}
                  {"type": "error", "id": ..., "ename": ..., "evalue": ..., "traceback": [...]}
                  {"type": "tool_call", "id": ..., "call": ..., "name": ..., "args": ..., "kwargs": ...}
-                 {"type": "done", "id": ..., "ok": bool}
+                 {"type": "done", "id": ..., "ok": bool, "exit_code": int (shell only)}
 """
 
 import array
@@ -227,7 +228,7 @@ def dispatch():
             TOOL_RESULTS.put(None)
             return
         kind = message.get("type")
-        if kind == "execute":
+        if kind in ("execute", "shell"):
             EXECUTIONS.put(message)
         elif kind == "interrupt":
             os.kill(os.getpid(), signal.SIGINT)
@@ -265,6 +266,25 @@ def execute(code):
     return None
 
 
+def run_shell(command):
+    """Runs a shell command with the kernel's output pipes, so its output
+    streams like any other; an interrupt stops it."""
+    import subprocess
+
+    try:
+        process = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            code = process.wait()
+        except KeyboardInterrupt:
+            os.killpg(process.pid, signal.SIGKILL)
+            code = process.wait()
+    except OSError as error:
+        print(f"cannot run the command: {error}", file=sys.stderr)
+        code = 127
+    flush_outputs()
+    send({"type": "done", "id": CURRENT["id"], "ok": code == 0, "exit_code": code})
+
+
 def main():
     signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=dispatch, daemon=True).start()
@@ -274,6 +294,9 @@ def main():
         if message is None:
             return
         CURRENT["id"] = message.get("id")
+        if message.get("type") == "shell":
+            run_shell(message.get("command", ""))
+            continue
         ok = True
         result = None
         try:

@@ -93,6 +93,8 @@ pub enum Output {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecOutcome {
     pub ok: bool,
+    /// The exit code, for shell commands.
+    pub exit_code: Option<i32>,
     pub outputs: Vec<Output>,
     /// Set when the execution hit a limit, in words the agent can act on
     /// (e.g. "memory limit of 1 GiB exceeded; the kernel was restarted").
@@ -253,12 +255,23 @@ impl Kernel {
     /// hang: past the wall time the code is interrupted, and if it does not
     /// stop (or the kernel died of a limit) the kernel is restarted — the
     /// workspace stays, the variables are lost, and the outcome says so.
-    pub async fn execute(&mut self, code: &str, mut on_output: impl FnMut(&Output)) -> Result<ExecOutcome> {
+    pub async fn execute(&mut self, code: &str, on_output: impl FnMut(&Output)) -> Result<ExecOutcome> {
+        self.run(json!({ "type": "execute", "code": code }), on_output).await
+    }
+
+    /// Runs a `/bin/sh` command inside the sandbox, under the same limits;
+    /// its output streams like Python's and the outcome carries the exit code.
+    pub async fn shell(&mut self, command: &str, on_output: impl FnMut(&Output)) -> Result<ExecOutcome> {
+        self.run(json!({ "type": "shell", "command": command }), on_output).await
+    }
+
+    async fn run(&mut self, mut request: Value, mut on_output: impl FnMut(&Output)) -> Result<ExecOutcome> {
         self.executions += 1;
         let id = self.executions.to_string();
+        request["id"] = json!(id);
         let limits = self.options.limits;
         let oom_before = self.cgroup.as_ref().map_or(0, Cgroup::oom_kills);
-        protocol::write(&mut self.input, &json!({ "type": "execute", "id": id, "code": code })).await?;
+        protocol::write(&mut self.input, &request).await?;
         let mut outputs = Vec::new();
         let mut limit: Option<String> = None;
         let mut output_bytes = 0usize;
@@ -329,7 +342,8 @@ impl Kernel {
                         on_output(&error);
                         outputs.push(error);
                     }
-                    return Ok(ExecOutcome { ok, outputs, limit });
+                    let exit_code = frame.get("exit_code").and_then(Value::as_i64).and_then(|c| i32::try_from(c).ok());
+                    return Ok(ExecOutcome { ok, exit_code, outputs, limit });
                 }
                 other => return Err(Error::Protocol(format!("unknown frame type `{other}`"))),
             };
@@ -353,7 +367,7 @@ impl Kernel {
         *self = fresh;
         self.executions = executions;
         outputs.push(limit_error(&why));
-        Ok(ExecOutcome { ok: false, outputs, limit: Some(why) })
+        Ok(ExecOutcome { ok: false, exit_code: None, outputs, limit: Some(why) })
     }
 
     /// Resident memory of every process in the sandbox, in bytes (`None`

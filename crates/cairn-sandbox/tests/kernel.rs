@@ -245,3 +245,20 @@ async fn sandboxes_cannot_see_each_other() {
     let processes: usize = text.matches('\'').count() / 2;
     assert!(processes <= 4, "b sees only its own few processes: {text}");
 }
+
+#[tokio::test]
+async fn shell_commands_run_in_the_same_sandbox() {
+    let dir = TempDir::new("shell");
+    let mut kernel = limited(&dir, Limits { wall_time: Duration::from_secs(2), ..Limits::default() }).await;
+    kernel.execute("open('data.csv', 'w').write('a,b\\n1,2\\n')", |_| {}).await.unwrap();
+    let listed = kernel.shell("ls; wc -l < data.csv; echo oops >&2; exit 3", |_| {}).await.unwrap();
+    assert_eq!(listed.exit_code, Some(3));
+    assert!(!listed.ok);
+    assert_eq!(listed.stream("stdout"), "data.csv\n2\n");
+    assert_eq!(listed.stream("stderr"), "oops\n");
+    let who = kernel.shell("id -u; hostname; cat /etc/hostname 2>/dev/null || echo no-etc", |_| {}).await.unwrap();
+    assert_eq!(who.stream("stdout"), "1000\nsandbox\nno-etc\n");
+    let stuck = kernel.shell("sleep 600", |_| {}).await.unwrap();
+    assert_eq!(stuck.limit.as_deref(), Some("wall time limit of 2 s exceeded; the execution was interrupted"));
+    assert_eq!(kernel.execute("6 * 7", |_| {}).await.unwrap().result_text(), Some("42"), "the kernel lives on");
+}
