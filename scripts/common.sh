@@ -81,3 +81,23 @@ ensure_node() {
 ensure_curl() {
     command -v curl >/dev/null 2>&1 || apt_install curl
 }
+
+# The sandboxes' Python environment (a standard data stack), built once per
+# version of its requirements into the cache folder, and exported as
+# CAIRN_SANDBOX_PYTHON for the server and the tests.
+ensure_sandbox_python() {
+    local requirements="$ROOT/crates/cairn-sandbox/python-requirements.txt" key venv
+    if ! python3 -m venv --help >/dev/null 2>&1; then
+        apt_install python3 python3-venv
+    fi
+    key=$(sha256sum "$requirements" | cut -c1-16)
+    venv="$CAIRN_CACHE_DIR/venvs/sandbox-$key"
+    if [[ ! -f $venv/.complete ]]; then
+        log "setup: building the sandbox Python environment (once; kept in the cache folder)"
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+        touch "$venv/.complete"
+    fi
+    export CAIRN_SANDBOX_PYTHON="$venv/bin/python"
+}

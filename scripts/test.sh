@@ -399,6 +399,7 @@ stage "web: build" in_web npm run build
 stage "api: validate docs/openapi.json" validate_openapi
 
 stage "setup: s3s-fs" ensure_s3s_fs
+stage "setup: sandbox Python" ensure_sandbox_python
 
 stage "rust: fmt" cargo fmt --all --check
 stage "rust: clippy" cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -38,14 +38,21 @@ pub struct KernelOptions {
 impl KernelOptions {
     /// Options for the `python3` on the PATH.
     pub fn with_host_python(workspace: PathBuf, runtime_dir: PathBuf) -> Result<KernelOptions> {
-        let probe = std::process::Command::new("python3")
+        Self::with_python(Path::new("python3"), workspace, runtime_dir)
+    }
+
+    /// Options for a given interpreter (e.g. the sandbox venv's `bin/python`):
+    /// its installation (and a venv's base) is mounted, its package folders
+    /// are put on the path.
+    pub fn with_python(python: &Path, workspace: PathBuf, runtime_dir: PathBuf) -> Result<KernelOptions> {
+        let probe = std::process::Command::new(python)
             .args([
                 "-c",
                 "import sys, site; print(sys.executable); print(sys.prefix); print(sys.base_prefix); \
                  print(':'.join(site.getsitepackages()))",
             ])
             .output()
-            .map_err(|e| Error::Unavailable(format!("python3 not found: {e}")))?;
+            .map_err(|e| Error::Unavailable(format!("{} cannot run: {e}", python.display())))?;
         let text = String::from_utf8_lossy(&probe.stdout);
         let lines: Vec<&str> = text.lines().collect();
         let [executable, prefix, base, sites] = lines.as_slice() else {
@@ -54,6 +61,13 @@ impl KernelOptions {
         let mut roots = vec![PathBuf::from(prefix)];
         if base != prefix {
             roots.push(PathBuf::from(base));
+        }
+        // A venv's interpreter is a link into its base installation.
+        if let Ok(real) = std::fs::canonicalize(executable)
+            && let Some(install) = real.parent().and_then(Path::parent)
+            && !roots.iter().any(|r| install.starts_with(r))
+        {
+            roots.push(install.to_owned());
         }
         Ok(KernelOptions {
             python: PathBuf::from(executable),
@@ -190,7 +204,11 @@ impl Kernel {
             .args(["--add-seccomp-fd", "8", "--add-seccomp-fd", "9"])
             .args(["--unshare-all", "--unshare-user", "--uid", "1000", "--gid", "1000", "--cap-drop", "ALL"])
             .args(["--die-with-parent", "--new-session", "--hostname", "sandbox"])
-            .args(["--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"])
+            .args(["--clearenv", "--setenv", "PATH"])
+            .arg(format!(
+                "{}:/usr/local/bin:/usr/bin:/bin",
+                options.python.parent().map(|p| p.display().to_string()).unwrap_or_default()
+            ))
             .args(["--setenv", "HOME", "/workspace", "--setenv", "LANG", "C.UTF-8"])
             .args(["--setenv", "MPLBACKEND", "Agg", "--setenv", "PYTHONDONTWRITEBYTECODE", "1"]);
         for system in ["/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc/alternatives", "/etc/ssl", "/etc/fonts"] {
@@ -202,6 +220,8 @@ impl Kernel {
                 bind_args(&mut command, "--ro-bind", path);
             }
         }
+        // The private /tmp first, so that folders bound below come on top of it.
+        command.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
         for root in &options.python_roots {
             bind_args(&mut command, "--ro-bind", root);
         }
@@ -212,7 +232,7 @@ impl Kernel {
             .arg("--bind")
             .arg(&options.workspace)
             .arg("/workspace")
-            .args(["--chdir", "/workspace", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--"])
+            .args(["--chdir", "/workspace", "--"])
             .arg("prlimit")
             .arg(format!("--nofile={0}:{0}", options.limits.open_files))
             .arg(format!("--fsize={0}:{0}", options.limits.file_bytes))

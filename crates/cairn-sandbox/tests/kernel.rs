@@ -262,3 +262,52 @@ async fn shell_commands_run_in_the_same_sandbox() {
     assert_eq!(stuck.limit.as_deref(), Some("wall time limit of 2 s exceeded; the execution was interrupted"));
     assert_eq!(kernel.execute("6 * 7", |_| {}).await.unwrap().result_text(), Some("42"), "the kernel lives on");
 }
+
+/// The sandbox Python (the set-up's venv with the data stack): tables and
+/// figures come back as rich outputs.
+#[tokio::test]
+async fn the_data_stack_gives_rich_outputs() {
+    let python = std::env::var("CAIRN_SANDBOX_PYTHON").expect(
+        "CAIRN_SANDBOX_PYTHON must name the sandbox venv's python (the test command builds it: ./scripts/test.sh)",
+    );
+    let dir = TempDir::new("stack");
+    let options =
+        KernelOptions::with_python(std::path::Path::new(&python), dir.path.join("workspace"), dir.path.join("runtime"))
+            .unwrap();
+    let mut kernel = Kernel::start(&options).await.unwrap();
+    let table = kernel
+        .execute(
+            "import pandas as pd, numpy as np\npd.DataFrame({'year': [2024, 2025], 'value': np.array([1.5, 2.5])})",
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert!(table.ok, "{table:?}");
+    let html = table.outputs.iter().find_map(|o| match o {
+        cairn_sandbox::Output::Result { data } => data.get("text/html").and_then(|v| v.as_str()).map(str::to_owned),
+        _ => None,
+    });
+    assert!(html.as_deref().is_some_and(|h| h.contains("<table") && h.contains("2025")), "{table:?}");
+    let figure = kernel
+        .execute("import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [2, 4, 1])\nplt.title('trend')", |_| {})
+        .await
+        .unwrap();
+    let png = figure.outputs.iter().find_map(|o| match o {
+        cairn_sandbox::Output::Display { data } => data.get("image/png").and_then(|v| v.as_str()).map(str::to_owned),
+        _ => None,
+    });
+    assert!(png.is_some_and(|p| p.starts_with("iVBORw0KGgo")), "a PNG figure: {figure:?}");
+    let imports = kernel
+        .execute(
+            "import scipy, requests, bs4, openpyxl, PIL\n[m.__name__ for m in (scipy, requests, bs4, openpyxl, PIL)]",
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert!(imports.ok, "{imports:?}");
+    let pip = kernel
+        .shell("python -m pip install --quiet six 2>&1 | tail -1; python -c 'import six' 2>&1 | tail -1", |_| {})
+        .await
+        .unwrap();
+    assert!(pip.stream("stdout").contains("rror"), "no network, no pip install: {pip:?}");
+}
