@@ -14,7 +14,7 @@ use cairn_core::store::Store;
 use cairn_core::{ProjectId, SessionId};
 use cairn_files::{ByteRange, Error, Files, Objects};
 use cairn_store::{Database, OpenOptions};
-use cairn_testkit::{S3Server, TempDir};
+use cairn_testkit::{S3Server, Starter, TempDir};
 use futures::{StreamExt, TryStreamExt, stream};
 use sha2::Digest;
 
@@ -118,18 +118,6 @@ macro_rules! on_both {
     };
 }
 
-trait Start: Fn(fn(&mut FilesConfig)) -> Self::Fut {
-    type Fut: std::future::Future<Output = Library>;
-}
-
-impl<F, Fut> Start for F
-where
-    F: Fn(fn(&mut FilesConfig)) -> Fut,
-    Fut: std::future::Future<Output = Library>,
-{
-    type Fut = Fut;
-}
-
 on_both!(
     uploads_stream_in_and_come_back_intact,
     uploading_again_keeps_the_old_version,
@@ -142,7 +130,7 @@ on_both!(
     artifacts_carry_their_lineage,
 );
 
-async fn uploads_stream_in_and_come_back_intact(start: impl Start) {
+async fn uploads_stream_in_and_come_back_intact(start: impl Starter<FilesConfig, Library>) {
     let lib = start(|_| {}).await;
     let csv = b"year,value\n2024,1\n2025,2\n";
     let record =
@@ -162,7 +150,7 @@ async fn uploads_stream_in_and_come_back_intact(start: impl Start) {
     assert!(read_all(lib.files.download(&lib.owner, lib.project, empty.id, None).await.unwrap()).await.is_empty());
 }
 
-async fn uploading_again_keeps_the_old_version(start: impl Start) {
+async fn uploading_again_keeps_the_old_version(start: impl Starter<FilesConfig, Library>) {
     let lib = start(|_| {}).await;
     let first = lib.files.upload(&lib.owner, lib.project, "report.md", body(&[b"draft"])).await.unwrap();
     let second = lib.files.upload(&lib.owner, lib.project, "report.md", body(&[b"final version"])).await.unwrap();
@@ -175,7 +163,7 @@ async fn uploading_again_keeps_the_old_version(start: impl Start) {
     assert_eq!(listing.files, vec![second]);
 }
 
-async fn failed_uploads_leave_nothing_behind(start: impl Start) {
+async fn failed_uploads_leave_nothing_behind(start: impl Starter<FilesConfig, Library>) {
     let lib = start(|c| {
         c.max_upload_bytes = 10 * 1024 * 1024;
         c.project_quota_bytes = 12 * 1024 * 1024;
@@ -208,7 +196,7 @@ async fn failed_uploads_leave_nothing_behind(start: impl Start) {
     assert_eq!(lib.store.project_usage(lib.project).await.unwrap(), 9 * 1024 * 1024);
 }
 
-async fn folders_are_listed_renamed_moved_and_deleted(start: impl Start) {
+async fn folders_are_listed_renamed_moved_and_deleted(start: impl Starter<FilesConfig, Library>) {
     let lib = start(|_| {}).await;
     for path in ["a.txt", "reports/q1.md", "reports/q2.md", "reports/2026/jan.md", "raw/x.csv"] {
         lib.files.upload(&lib.owner, lib.project, path, body(&[path.as_bytes()])).await.unwrap();
@@ -232,7 +220,7 @@ async fn folders_are_listed_renamed_moved_and_deleted(start: impl Start) {
     assert_eq!(objects_of(&lib).await, 2, "deleting removes the objects too");
 }
 
-async fn ranges_are_served(start: impl Start) {
+async fn ranges_are_served(start: impl Starter<FilesConfig, Library>) {
     let lib = start(|_| {}).await;
     let data: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
     let record = lib.files.upload(&lib.owner, lib.project, "blob.bin", body(&[&data])).await.unwrap();
@@ -257,7 +245,7 @@ async fn fetch(lib: &Library, url: &str) -> reqwest::Response {
     reqwest::get(url).await.unwrap()
 }
 
-async fn links_work_until_they_expire_and_refuse_tampering(start: impl Start) {
+async fn links_work_until_they_expire_and_refuse_tampering(start: impl Starter<FilesConfig, Library>) {
     let lib = start(|c| c.link_max_ttl_secs = 600).await;
     let record = lib.files.upload(&lib.owner, lib.project, "share.txt", body(&[b"shared content"])).await.unwrap();
     let link = lib.files.link(&lib.viewer, lib.project, record.id, None).await.unwrap();
@@ -307,7 +295,7 @@ async fn links_work_until_they_expire_and_refuse_tampering(start: impl Start) {
     }
 }
 
-async fn access_follows_project_roles(start: impl Start) {
+async fn access_follows_project_roles(start: impl Starter<FilesConfig, Library>) {
     let lib = start(|_| {}).await;
     let record = lib.files.upload(&lib.owner, lib.project, "secret.txt", body(&[b"s"])).await.unwrap();
     let viewer_write = lib.files.upload(&lib.viewer, lib.project, "v.txt", body(&[b"v"])).await;
@@ -330,7 +318,7 @@ async fn access_follows_project_roles(start: impl Start) {
     assert!(not_found(&lib.files.download(&lib.stranger, lib.other_project, record.id, None).await.map(|_| ())));
 }
 
-async fn a_folder_downloads_as_a_zip(start: impl Start) {
+async fn a_folder_downloads_as_a_zip(start: impl Starter<FilesConfig, Library>) {
     let lib = start(|_| {}).await;
     for (path, content) in [("out/a.txt", "alpha"), ("out/sub/b.csv", "x,y\n1,2\n"), ("elsewhere.txt", "no")] {
         lib.files.upload(&lib.owner, lib.project, path, body(&[content.as_bytes()])).await.unwrap();
@@ -359,7 +347,7 @@ async fn a_folder_downloads_as_a_zip(start: impl Start) {
     assert!(lib.files.zip(&lib.viewer, lib.project, "nothing-here").await.is_err());
 }
 
-async fn artifacts_carry_their_lineage(start: impl Start) {
+async fn artifacts_carry_their_lineage(start: impl Starter<FilesConfig, Library>) {
     let lib = start(|_| {}).await;
     let thread = lib
         .store

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cairn_config::Config;
 use cairn_core::bus::{Bus, QueueOptions};
 use cairn_store::{Database, OpenOptions};
-use cairn_testkit::{TempDir, TestPostgres, redis_url, unique_prefix};
+use cairn_testkit::{Starter, TempDir, TestPostgres, redis_url, unique_prefix};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -179,20 +179,7 @@ on_both!(
     bad_input_gets_clear_errors,
 );
 
-/// Starts a server on one backend with a configuration tweak.
-trait Start: Fn(fn(&mut Config)) -> Self::Fut {
-    type Fut: std::future::Future<Output = Api>;
-}
-
-impl<F, Fut> Start for F
-where
-    F: Fn(fn(&mut Config)) -> Fut,
-    Fut: std::future::Future<Output = Api>,
-{
-    type Fut = Fut;
-}
-
-async fn sign_up_sign_in_refresh_and_sign_out(start: impl Start) {
+async fn sign_up_sign_in_refresh_and_sign_out(start: impl Starter<Config, Api>) {
     let api = start(|_| {}).await;
     let first = api.register("ada@example.com").await;
     assert_eq!((first["role"].as_str(), first["email"].as_str()), (Some("admin"), Some("ada@example.com")));
@@ -252,7 +239,7 @@ async fn sign_up_sign_in_refresh_and_sign_out(start: impl Start) {
     assert_eq!((after.status, after.body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
 }
 
-async fn a_replayed_refresh_token_ends_the_session(start: impl Start) {
+async fn a_replayed_refresh_token_ends_the_session(start: impl Starter<Config, Api>) {
     let api = start(|_| {}).await;
     let (_, stolen) = api.user("ada@example.com").await;
     let legit = api.post("/auth/refresh", None, json!({ "refresh_token": stolen })).await;
@@ -267,7 +254,7 @@ async fn a_replayed_refresh_token_ends_the_session(start: impl Start) {
     assert_eq!(api.get("/me", &other_access).await.status, StatusCode::OK, "signing in again works");
 }
 
-async fn changing_the_password_ends_every_session(start: impl Start) {
+async fn changing_the_password_ends_every_session(start: impl Starter<Config, Api>) {
     let api = start(|_| {}).await;
     let (access, refresh) = api.user("ada@example.com").await;
     let (other_device, _) = api.user("ada@example.com").await;
@@ -321,7 +308,7 @@ fn reset_token(message: &str) -> String {
     unfolded[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
 }
 
-async fn password_recovery_by_e_mail_without_revealing_accounts(start: impl Start) {
+async fn password_recovery_by_e_mail_without_revealing_accounts(start: impl Starter<Config, Api>) {
     let api = start(|_| {}).await;
     api.register("ada@example.com").await;
     let known = api.post("/auth/password/forgot", None, json!({ "email": "ada@example.com" })).await;
@@ -362,7 +349,7 @@ fn with_payload(token: &str, change: impl FnOnce(&mut Value)) -> String {
     format!("{}.{payload}.{}", parts[0], parts[2])
 }
 
-async fn forged_tampered_and_misused_tokens_are_refused(start: impl Start) {
+async fn forged_tampered_and_misused_tokens_are_refused(start: impl Starter<Config, Api>) {
     let api = start(|_| {}).await;
     let (access, refresh) = api.user("ada@example.com").await;
     let (bob, _) = api.user("bob@example.com").await;
@@ -411,7 +398,7 @@ async fn forged_tampered_and_misused_tokens_are_refused(start: impl Start) {
     assert!(expired.body["detail"].as_str().unwrap().contains("expired"), "{}", expired.body);
 }
 
-async fn non_members_see_nothing_and_viewers_cannot_write(start: impl Start) {
+async fn non_members_see_nothing_and_viewers_cannot_write(start: impl Starter<Config, Api>) {
     let api = start(|_| {}).await;
     let (owner, _) = api.user("owner@example.com").await;
     let (viewer, _) = api.user("viewer@example.com").await;
@@ -505,7 +492,7 @@ async fn non_members_see_nothing_and_viewers_cannot_write(start: impl Start) {
     assert_eq!(unknown_email.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
-async fn api_keys_are_scoped_shown_once_and_revocable(start: impl Start) {
+async fn api_keys_are_scoped_shown_once_and_revocable(start: impl Starter<Config, Api>) {
     let api = start(|_| {}).await;
     let (owner, _) = api.user("owner@example.com").await;
     let (viewer, _) = api.user("viewer@example.com").await;
@@ -575,7 +562,7 @@ async fn api_keys_are_scoped_shown_once_and_revocable(start: impl Start) {
     );
 }
 
-async fn admins_disable_users_change_roles_and_read_the_audit_log(start: impl Start) {
+async fn admins_disable_users_change_roles_and_read_the_audit_log(start: impl Starter<Config, Api>) {
     let api = start(|_| {}).await;
     let (admin, _) = api.user("admin@example.com").await;
     let (member, member_refresh) = api.user("member@example.com").await;
@@ -633,7 +620,7 @@ async fn admins_disable_users_change_roles_and_read_the_audit_log(start: impl St
     assert_eq!(failure["detail"]["reason"], "wrong password");
 }
 
-async fn failed_sign_ins_are_throttled_per_account_and_per_address(start: impl Start) {
+async fn failed_sign_ins_are_throttled_per_account_and_per_address(start: impl Starter<Config, Api>) {
     let api = start(|c| {
         c.rate_limit.sign_in_failures_per_account = 3;
         c.rate_limit.sign_in_failures_per_address = 6;
@@ -655,7 +642,7 @@ async fn failed_sign_ins_are_throttled_per_account_and_per_address(start: impl S
     assert_eq!(from_address.status, StatusCode::TOO_MANY_REQUESTS);
 }
 
-async fn api_requests_are_rate_limited_with_standard_headers(start: impl Start) {
+async fn api_requests_are_rate_limited_with_standard_headers(start: impl Starter<Config, Api>) {
     let api = start(|c| c.rate_limit.per_user_per_minute = 5).await;
     let (token, _) = api.user("ada@example.com").await;
     let mut remaining = Vec::new();
@@ -671,7 +658,7 @@ async fn api_requests_are_rate_limited_with_standard_headers(start: impl Start) 
     assert!(limited.headers.contains_key("retry-after") && limited.headers.contains_key("ratelimit-reset"));
 }
 
-async fn bad_input_gets_clear_errors(start: impl Start) {
+async fn bad_input_gets_clear_errors(start: impl Starter<Config, Api>) {
     let api = start(|c| c.server.body_limit_bytes = 4096).await;
     let cases: Vec<(Value, &str)> = vec![
         (json!({ "email": "not-an-address", "password": PASSWORD, "display_name": "X" }), "invalid_email"),

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use cairn_config::Config;
 use cairn_core::bus::QueueOptions;
 use cairn_store::{Database, OpenOptions};
-use cairn_testkit::{S3Server, TempDir};
+use cairn_testkit::{S3Server, Starter, TempDir};
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -125,18 +125,6 @@ impl Api {
     }
 }
 
-trait Start: Fn(fn(&mut Config)) -> Self::Fut {
-    type Fut: std::future::Future<Output = Api>;
-}
-
-impl<F, Fut> Start for F
-where
-    F: Fn(fn(&mut Config)) -> Fut,
-    Fut: std::future::Future<Output = Api>,
-{
-    type Fut = Fut;
-}
-
 macro_rules! on_both {
     ($($name:ident),+ $(,)?) => {
         mod on_local {
@@ -160,7 +148,7 @@ on_both!(
     a_gigabyte_goes_up_and_down_in_bounded_memory,
 );
 
-async fn upload_list_version_move_delete(start: impl Start) {
+async fn upload_list_version_move_delete(start: impl Starter<Config, Api>) {
     let api = start(|_| {}).await;
     let png = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R'];
     let form = reqwest::multipart::Form::new()
@@ -213,7 +201,7 @@ async fn upload_list_version_move_delete(start: impl Start) {
     assert_eq!(body["code"], "invalid_path");
 }
 
-async fn downloads_are_ranged_sandboxed_attachments(start: impl Start) {
+async fn downloads_are_ranged_sandboxed_attachments(start: impl Starter<Config, Api>) {
     let api = start(|_| {}).await;
     let data: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
     let file: Value = api.put(&api.owner, "data/blob.bin", &data).await.json().await.unwrap();
@@ -236,7 +224,7 @@ async fn downloads_are_ranged_sandboxed_attachments(start: impl Start) {
     assert_eq!(beyond.headers()["content-range"], "bytes */70000");
 }
 
-async fn links_download_without_signing_in_until_they_expire(start: impl Start) {
+async fn links_download_without_signing_in_until_they_expire(start: impl Starter<Config, Api>) {
     let api = start(|_| {}).await;
     let file: Value = api.put(&api.owner, "share.txt", b"for the client").await.json().await.unwrap();
     let links = format!("/files/{}/links", file["id"].as_str().unwrap());
@@ -269,7 +257,7 @@ async fn links_download_without_signing_in_until_they_expire(start: impl Start) 
     }
 }
 
-async fn roles_decide_who_reads_and_writes(start: impl Start) {
+async fn roles_decide_who_reads_and_writes(start: impl Starter<Config, Api>) {
     let api = start(|_| {}).await;
     let file: Value = api.put(&api.owner, "secret.txt", b"s").await.json().await.unwrap();
     let id = file["id"].as_str().unwrap();
@@ -285,7 +273,7 @@ async fn roles_decide_who_reads_and_writes(start: impl Start) {
     assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
 }
 
-async fn oversized_and_interrupted_uploads_leave_nothing(start: impl Start) {
+async fn oversized_and_interrupted_uploads_leave_nothing(start: impl Starter<Config, Api>) {
     let api = start(|c| c.files.max_upload_bytes = 6 * 1024 * 1024).await;
     let too_big = vec![7u8; 7 * 1024 * 1024];
     let refused = api.put(&api.owner, "big.bin", &too_big).await;
@@ -310,7 +298,7 @@ async fn oversized_and_interrupted_uploads_leave_nothing(start: impl Start) {
     assert_eq!(root["files"], json!([]), "nothing listed after failed uploads");
 }
 
-async fn folders_download_as_zip(start: impl Start) {
+async fn folders_download_as_zip(start: impl Starter<Config, Api>) {
     let api = start(|_| {}).await;
     api.put(&api.owner, "out/a.txt", b"alpha").await;
     api.put(&api.owner, "out/deep/b.txt", b"beta").await;
@@ -334,7 +322,7 @@ fn resident_mib() -> f64 {
 
 /// 1 GiB up and down through the real server, generated and checked on the
 /// fly: the process's memory must not grow with the file.
-async fn a_gigabyte_goes_up_and_down_in_bounded_memory(start: impl Start) {
+async fn a_gigabyte_goes_up_and_down_in_bounded_memory(start: impl Starter<Config, Api>) {
     const SIZE: usize = 1 << 30;
     const CHUNK: usize = 1 << 20;
     // Memory is measured for the whole test process: one gigabyte at a time.

@@ -315,3 +315,17 @@ impl Drop for S3Server {
         let _ = self.child.wait();
     }
 }
+
+/// Something that starts a test subject `T` on one backend, given a tweak of
+/// its configuration `C` — so one test body runs against every backend.
+pub trait Starter<C, T>: Fn(fn(&mut C)) -> Self::Fut {
+    type Fut: std::future::Future<Output = T>;
+}
+
+impl<C, T, F, Fut> Starter<C, T> for F
+where
+    F: Fn(fn(&mut C)) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    type Fut = Fut;
+}
