@@ -36,6 +36,23 @@ async fn main() {
         kernel.shutdown().await;
     }
 
+    // Warm: taken from a pool kept full in the background.
+    let pool = cairn_sandbox::KernelPool::new(base.clone(), root.join("staging"), 4);
+    pool.fill().await.unwrap();
+    let mut warm = Vec::new();
+    for n in 0..starts {
+        let started = Instant::now();
+        let mut kernel = pool.take(&root.join(format!("warm{n}"))).await.unwrap();
+        let first = kernel.execute("print(1)", |_| {}).await.unwrap();
+        assert_eq!(first.stream("stdout"), "1\n");
+        warm.push(started.elapsed().as_secs_f64() * 1000.0);
+        kernel.shutdown().await;
+        // Let the pool refill before the next take, as between real threads.
+        while pool.len() < 4 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     let mut kernel = Kernel::start(&options(starts)).await.unwrap();
     for _ in 0..100 {
         kernel.execute("1", |_| {}).await.unwrap();
@@ -62,9 +79,11 @@ async fn main() {
     kernel.shutdown().await;
     let _ = std::fs::remove_dir_all(&root);
     println!(
-        "{{\"cold_p50_ms\": {:.1}, \"cold_p99_ms\": {:.1}, \"exec_p50_ms\": {:.3}, \"exec_p99_ms\": {:.3}, \"idle_mib\": {}, \"starts_per_second\": {:.1}}}",
+        "{{\"cold_p50_ms\": {:.1}, \"cold_p99_ms\": {:.1}, \"warm_p50_ms\": {:.2}, \"warm_p99_ms\": {:.2}, \"exec_p50_ms\": {:.3}, \"exec_p99_ms\": {:.3}, \"idle_mib\": {}, \"starts_per_second\": {:.1}}}",
         percentile(&mut cold.clone(), 0.5),
         percentile(&mut cold, 0.99),
+        percentile(&mut warm.clone(), 0.5),
+        percentile(&mut warm, 0.99),
         percentile(&mut round_trips.clone(), 0.5),
         percentile(&mut round_trips, 0.99),
         idle.map_or("null".to_owned(), |m| format!("{m:.1}")),

@@ -390,6 +390,16 @@ impl Kernel {
         Ok(ExecOutcome { ok: false, exit_code: None, outputs, limit: Some(why) })
     }
 
+    /// The workspace folder on the host.
+    pub fn workspace(&self) -> &Path {
+        &self.options.workspace
+    }
+
+    /// Records that the workspace folder was renamed (by the pool).
+    pub(crate) fn moved_to(&mut self, workspace: PathBuf) {
+        self.options.workspace = workspace;
+    }
+
     /// Resident memory of every process in the sandbox, in bytes (`None`
     /// without cgroups).
     pub fn resident_bytes(&self) -> Option<u64> {

@@ -13,11 +13,13 @@
 
 mod kernel;
 mod limits;
+mod pool;
 mod protocol;
 mod seccomp;
 
 pub use kernel::{ExecOutcome, Kernel, KernelOptions, Output};
 pub use limits::{CgroupSupport, Limits};
+pub use pool::KernelPool;
 
 /// What a sandbox call can fail with.
 #[derive(Debug, thiserror::Error)]

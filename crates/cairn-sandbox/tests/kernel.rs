@@ -311,3 +311,34 @@ async fn the_data_stack_gives_rich_outputs() {
         .unwrap();
     assert!(pip.stream("stdout").contains("rror"), "no network, no pip install: {pip:?}");
 }
+
+/// A warm kernel answers at once, works in the thread's workspace, and the
+/// pool refills itself.
+#[tokio::test]
+async fn the_warm_pool_hands_out_ready_kernels() {
+    let dir = TempDir::new("pool");
+    let template = KernelOptions::with_host_python(dir.path.join("unused"), dir.path.join("runtime")).unwrap();
+    let pool = cairn_sandbox::KernelPool::new(template, dir.path.join("staging"), 2);
+    pool.fill().await.unwrap();
+    assert_eq!(pool.len(), 2);
+    let workspace = dir.path.join("threads/t1");
+    let started = std::time::Instant::now();
+    let mut kernel = pool.take(&workspace).await.unwrap();
+    let first = kernel.execute("open('hello.txt', 'w').write('hi')\nprint(1)", |_| {}).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(first.stream("stdout"), "1\n");
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("hello.txt")).unwrap(),
+        "hi",
+        "the sandbox writes the thread's workspace"
+    );
+    assert_eq!(kernel.workspace(), workspace.as_path());
+    println!("warm take to first result: {took:?}");
+    for _ in 0..100 {
+        if pool.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(pool.len(), 2, "the pool refilled");
+}
