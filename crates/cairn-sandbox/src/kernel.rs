@@ -167,6 +167,15 @@ fn limit_error(message: &str) -> Output {
     Output::Error { ename: "SandboxLimitExceeded".to_owned(), evalue: message.to_owned(), traceback: Vec::new() }
 }
 
+/// Writes a runtime file unless it already holds exactly `bytes` (every
+/// kernel start needs them; they change only with the binary).
+fn install(path: &Path, bytes: &[u8]) -> Result<()> {
+    if std::fs::read(path).ok().as_deref() != Some(bytes) {
+        std::fs::write(path, bytes)?;
+    }
+    Ok(())
+}
+
 fn bind_args(command: &mut Command, flag: &str, path: &Path) {
     command.arg(flag).arg(path).arg(path);
 }
@@ -176,15 +185,12 @@ impl Kernel {
     pub async fn start(options: &KernelOptions) -> Result<Kernel> {
         std::fs::create_dir_all(&options.workspace)?;
         std::fs::create_dir_all(&options.runtime_dir)?;
-        let driver = options.runtime_dir.join("driver.py");
-        if std::fs::read_to_string(&driver).ok().as_deref() != Some(DRIVER) {
-            std::fs::write(&driver, DRIVER)?;
-        }
         let (refusals, clone3) = seccomp::programs()?;
         let (refusals_path, clone3_path) =
             (options.runtime_dir.join("seccomp-refusals.bpf"), options.runtime_dir.join("seccomp-clone3.bpf"));
-        std::fs::write(&refusals_path, refusals)?;
-        std::fs::write(&clone3_path, clone3)?;
+        install(&options.runtime_dir.join("driver.py"), DRIVER.as_bytes())?;
+        install(&refusals_path, refusals)?;
+        install(&clone3_path, clone3)?;
         let id = uuid::Uuid::now_v7().simple().to_string();
         let cgroup = Cgroup::create(&options.cgroups, &id, &options.limits)?;
         // A small launcher joins the cgroup first and then becomes bwrap, so

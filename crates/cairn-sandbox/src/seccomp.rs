@@ -10,6 +10,7 @@
 //! `clone`, whose flags the filter can see.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
@@ -64,8 +65,17 @@ fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<Vec<u8>
 }
 
 /// The two BPF programs (raw `sock_filter` arrays): the refusals, and the
-/// `clone3` fallback.
-pub(crate) fn programs() -> Result<(Vec<u8>, Vec<u8>)> {
+/// `clone3` fallback. Compiled once per process.
+pub(crate) fn programs() -> Result<(&'static [u8], &'static [u8])> {
+    type Compiled = Result<(Vec<u8>, Vec<u8>), String>;
+    static PROGRAMS: OnceLock<Compiled> = OnceLock::new();
+    match PROGRAMS.get_or_init(|| build().map_err(|e| e.to_string())) {
+        Ok((refusals, clone3)) => Ok((refusals, clone3)),
+        Err(message) => Err(Error::Unavailable(message.clone())),
+    }
+}
+
+fn build() -> Result<(Vec<u8>, Vec<u8>)> {
     let refused = [
         libc::SYS_ptrace,
         libc::SYS_process_vm_readv,
