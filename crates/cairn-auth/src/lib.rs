@@ -19,7 +19,7 @@ mod users;
 
 pub use access::{Access, Credential, Principal, ProjectGrant};
 pub use error::{Error, Result};
-pub use keys::SigningKeys;
+pub use keys::{SigningKeys, write_private};
 pub use password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 pub use service::{Auth, IssuedKey, MemberRef, Session};
 pub use throttle::{Limit, RateLimitStatus};

@@ -84,7 +84,8 @@ pub fn link_secret(configured: &str, path: &std::path::Path) -> Result<Vec<u8>> 
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| Error::Storage(e.to_string()))?;
             }
-            write_private(path, URL_SAFE_NO_PAD.encode(&secret).as_bytes())?;
+            cairn_auth::write_private(path, URL_SAFE_NO_PAD.encode(&secret).as_bytes())
+                .map_err(|e| Error::Storage(format!("{}: {e}", path.display())))?;
             Ok(secret)
         }
         Err(e) => Err(Error::Storage(format!("{}: {e}", path.display()))),
@@ -93,24 +94,6 @@ pub fn link_secret(configured: &str, path: &std::path::Path) -> Result<Vec<u8>> 
 
 fn getrandom_fill(buffer: &mut [u8]) -> Result<()> {
     getrandom::fill(buffer).map_err(|e| Error::Storage(format!("no randomness for the link key: {e}")))
-}
-
-#[cfg(unix)]
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut f| f.write_all(bytes))
-        .map_err(|e| Error::Storage(format!("{}: {e}", path.display())))
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).map_err(|e| Error::Storage(format!("{}: {e}", path.display())))
 }
 
 #[cfg(test)]
