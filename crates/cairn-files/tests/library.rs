@@ -51,12 +51,7 @@ async fn library(s3: Option<S3Server>, tweak: fn(&mut FilesConfig)) -> Library {
     let bus = cairn_bus::in_process(db.queue(Default::default()));
     let mut config = Config { data_dir: dir.path.clone(), ..Config::default() };
     if let Some(s3) = &s3 {
-        config.files.store_url = format!("s3://{}", s3.bucket);
-        config.files.s3_endpoint = s3.endpoint.clone();
-        config.files.s3_access_key_id = s3.access_key.clone();
-        config.files.s3_secret_access_key = s3.secret_key.clone();
-        config.files.s3_path_style = true;
-        config.files.allow_http = true;
+        s3.configure(&mut config.files);
     }
     tweak(&mut config.files);
     let key = cairn_config::SigningKey { kid: "k".into(), secret: "A".repeat(43) };
@@ -105,20 +100,7 @@ async fn objects_of(lib: &Library) -> usize {
     lib.files.objects().store().list(Some(&prefix)).collect::<Vec<_>>().await.len()
 }
 
-macro_rules! on_both {
-    ($($name:ident),+ $(,)?) => {
-        mod on_local {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::local).await; })+
-        }
-        mod on_s3 {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::s3).await; })+
-        }
-    };
-}
-
-on_both!(
+cairn_testkit::on_backends!(on_local: local, on_s3: s3;
     uploads_stream_in_and_come_back_intact,
     uploading_again_keeps_the_old_version,
     failed_uploads_leave_nothing_behind,

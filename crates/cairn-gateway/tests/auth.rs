@@ -152,20 +152,7 @@ fn code(reply: &Reply) -> &str {
     reply.body["code"].as_str().unwrap_or_default()
 }
 
-macro_rules! on_both {
-    ($($name:ident),+ $(,)?) => {
-        mod on_sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::sqlite).await; })+
-        }
-        mod on_postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::postgres).await; })+
-        }
-    };
-}
-
-on_both!(
+cairn_testkit::on_backends!(on_sqlite: sqlite, on_postgres: postgres;
     sign_up_sign_in_refresh_and_sign_out,
     a_replayed_refresh_token_ends_the_session,
     changing_the_password_ends_every_session,

@@ -38,12 +38,7 @@ async fn start(s3: Option<S3Server>, tweak: fn(&mut Config)) -> Api {
     let bus = cairn_bus::in_process(db.queue(QueueOptions::default()));
     let mut config = Config { data_dir: dir.path.clone(), ..Config::default() };
     if let Some(s3) = &s3 {
-        config.files.store_url = format!("s3://{}", s3.bucket);
-        config.files.s3_endpoint = s3.endpoint.clone();
-        config.files.s3_access_key_id = s3.access_key.clone();
-        config.files.s3_secret_access_key = s3.secret_key.clone();
-        config.files.s3_path_style = true;
-        config.files.allow_http = true;
+        s3.configure(&mut config.files);
     }
     tweak(&mut config);
     let state = support::state(config, &db, bus, &dir);
@@ -125,20 +120,7 @@ impl Api {
     }
 }
 
-macro_rules! on_both {
-    ($($name:ident),+ $(,)?) => {
-        mod on_local {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::local).await; })+
-        }
-        mod on_s3 {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::s3).await; })+
-        }
-    };
-}
-
-on_both!(
+cairn_testkit::on_backends!(on_local: local, on_s3: s3;
     upload_list_version_move_delete,
     downloads_are_ranged_sandboxed_attachments,
     links_download_without_signing_in_until_they_expire,

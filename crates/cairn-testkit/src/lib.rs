@@ -309,6 +309,18 @@ impl S3Server {
     }
 }
 
+impl S3Server {
+    /// Points a file-service configuration at this server.
+    pub fn configure(&self, files: &mut cairn_config::FilesConfig) {
+        files.store_url = format!("s3://{}", self.bucket);
+        files.s3_endpoint = self.endpoint.clone();
+        files.s3_access_key_id = self.access_key.clone();
+        files.s3_secret_access_key = self.secret_key.clone();
+        files.s3_path_style = true;
+        files.allow_http = true;
+    }
+}
+
 impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -328,4 +340,20 @@ where
     Fut: std::future::Future<Output = T>,
 {
     type Fut = Fut;
+}
+
+/// Runs every named test body on two backends: in module `$first` each test
+/// calls `$name(super::$first_start)`, in `$second` `$name(super::$second_start)`.
+#[macro_export]
+macro_rules! on_backends {
+    ($first:ident: $first_start:ident, $second:ident: $second_start:ident; $($name:ident),+ $(,)?) => {
+        mod $first {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::$first_start).await; })+
+        }
+        mod $second {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::$second_start).await; })+
+        }
+    };
 }
