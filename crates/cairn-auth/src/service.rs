@@ -461,11 +461,6 @@ impl Auth {
 
     // ----- projects and members ---------------------------------------------------
 
-    /// Whether `user` belongs to `project` (for routes about one member).
-    pub async fn is_member(&self, project: ProjectId, user: UserId) -> Result<bool> {
-        Ok(self.store().member_role(project, user).await?.is_some())
-    }
-
     pub async fn create_project(&self, principal: &Principal, name: &str, addr: &str) -> Result<Project> {
         principal.require_session()?;
         let name = bounded("name", name, 200)?;
@@ -503,7 +498,8 @@ impl Auth {
         Ok(out)
     }
 
-    /// Adds a member by e-mail (they must have an account) or changes their role.
+    /// Adds a member by e-mail (they must have an account) or changes the
+    /// role of a member (by e-mail, or by id: then `NotFound` for non-members).
     pub async fn set_member(
         &self,
         principal: &Principal,
@@ -523,7 +519,11 @@ impl Auth {
                 }
                 Err(other) => return Err(other.into()),
             },
-            MemberRef::User(id) => self.store().user(id).await?,
+            // Changing a role is only for members; adding goes by e-mail.
+            MemberRef::User(id) => match self.store().member_role(project, id).await? {
+                Some(_) => self.store().user(id).await?,
+                None => return Err(cairn_core::Error::NotFound { entity: "member" }.into()),
+            },
         };
         let before = self.store().member_role(project, user.id).await?;
         if before == Some(Role::Owner) && role != Role::Owner {

@@ -150,10 +150,6 @@ async fn change_member(
     Path((project_id, user_id)): Path<(ProjectId, UserId)>,
     ApiJson(body): ApiJson<ChangeMemberRequest>,
 ) -> Result<ApiJson<MemberResponse>, ApiError> {
-    state.auth.authorize(&principal, project_id, cairn_auth::Access::Manage).await?;
-    if !state.auth.is_member(project_id, user_id).await? {
-        return Err(ApiError::NotFound { entity: "member" });
-    }
     let member = state.auth.set_member(&principal, project_id, MemberRef::User(user_id), body.role, &addr).await?;
     Ok(ApiJson(member.into()))
 }
