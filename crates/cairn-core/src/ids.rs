@@ -78,3 +78,7 @@ id_type!(
     /// One version of a file in a project's library.
     FileId
 );
+id_type!(
+    /// A sandbox: a private workspace and a persistent kernel.
+    SandboxId
+);

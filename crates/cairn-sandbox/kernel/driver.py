@@ -242,6 +242,9 @@ def call_tool(name, *args, **kwargs):
     with TOOL_LOCK:
         send({"type": "tool_call", "id": CURRENT["id"], "call": call, "name": name, "args": args, "kwargs": kwargs})
         reply = TOOL_RESULTS.get()
+        # A result for a call an interrupt abandoned is not this call's.
+        while reply is not None and reply.get("call") != call:
+            reply = TOOL_RESULTS.get()
     if reply is None:
         raise SystemExit(0)
     if reply.get("ok"):
@@ -285,8 +288,52 @@ def run_shell(command):
     send({"type": "done", "id": CURRENT["id"], "ok": code == 0, "exit_code": code})
 
 
+def start_egress_relay():
+    """With network allowed, the sandbox still has no interface: the host's
+    egress proxy listens on a Unix socket mounted in, and this relays
+    127.0.0.1:3128 (where HTTP_PROXY points) to it."""
+    path = os.environ.get("CAIRN_EGRESS")
+    if not path:
+        return
+    import socket
+
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 3128))
+    server.listen(64)
+
+    def pump(source, target):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                target.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def serve():
+        while True:
+            try:
+                client, _ = server.accept()
+                upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                upstream.connect(path)
+            except OSError:
+                continue
+            threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+
+
 def main():
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    start_egress_relay()
     threading.Thread(target=dispatch, daemon=True).start()
     send({"type": "ready", "python": sys.version.split()[0], "pid": os.getpid()})
     while True:

@@ -3,14 +3,19 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use cairn_core::sandbox::{ExecHandler, ExecOutcome, Output};
 use serde_json::{Value, json};
 use tokio::io::BufReader;
 use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::mpsc;
+use tokio::sync::{Mutex, mpsc};
 use tokio::time::Instant;
 
+use crate::egress::{self, Egress};
 use crate::limits::{self, Cgroup, CgroupSupport, Limits};
-use crate::{Error, Result, protocol, seccomp};
+use crate::{Error, Result, protocol, seccomp, workspace};
 
 /// The driver, shipped inside the binary and written next to the workspaces.
 const DRIVER: &str = include_str!("../kernel/driver.py");
@@ -33,6 +38,8 @@ pub struct KernelOptions {
     pub limits: Limits,
     /// How memory and process limits are enforced on this host.
     pub cgroups: CgroupSupport,
+    /// Network through the host's egress proxy; `None`: no network at all.
+    pub egress: Option<Egress>,
 }
 
 impl KernelOptions {
@@ -77,69 +84,58 @@ impl KernelOptions {
             runtime_dir,
             limits: Limits::default(),
             cgroups: CgroupSupport::detect(),
+            egress: None,
         })
     }
 }
 
-/// One output of an execution, in the order the kernel produced it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Output {
-    Stream {
-        name: String,
-        text: String,
-    },
-    /// A rich output (`display(...)`, a matplotlib figure): MIME type → content.
-    Display {
-        data: Value,
-    },
-    /// The value of the last expression.
-    Result {
-        data: Value,
-    },
-    Error {
-        ename: String,
-        evalue: String,
-        traceback: Vec<String>,
-    },
+/// A handle that reaches a kernel while an execution holds it: to
+/// interrupt the running code, or to stop the sandbox for good. It follows
+/// the kernel through restarts.
+#[derive(Debug, Clone)]
+pub struct KernelHandle {
+    input: Arc<Mutex<ChildStdin>>,
+    /// The host process id of the sandbox's launcher (bwrap).
+    pid: Arc<AtomicU32>,
+    stopped: Arc<AtomicBool>,
+    /// The cgroup's process list, when limits are enforced by one.
+    procs: Arc<std::sync::Mutex<Option<PathBuf>>>,
 }
 
-/// Everything one execution produced.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExecOutcome {
-    pub ok: bool,
-    /// The exit code, for shell commands.
-    pub exit_code: Option<i32>,
-    pub outputs: Vec<Output>,
-    /// Set when the execution hit a limit, in words the agent can act on
-    /// (e.g. "memory limit of 1 GiB exceeded; the kernel was restarted").
-    pub limit: Option<String>,
-}
+impl KernelHandle {
+    /// Asks the running code to stop (a KeyboardInterrupt in the kernel; a
+    /// shell command is killed).
+    pub async fn interrupt(&self) -> Result<()> {
+        protocol::write(&mut *self.input.lock().await, &json!({ "type": "interrupt" })).await
+    }
 
-impl ExecOutcome {
-    /// Everything written to one stream, joined.
-    pub fn stream(&self, which: &str) -> String {
-        self.outputs
+    /// Resident memory of every process in the sandbox, in bytes, and how
+    /// many there are (`None` without cgroups).
+    pub fn usage(&self) -> (Option<u64>, Option<u32>) {
+        let procs = self.procs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let Some(procs) = procs else { return (None, None) };
+        let pids: Vec<String> =
+            std::fs::read_to_string(procs).unwrap_or_default().lines().map(|l| l.trim().to_owned()).collect();
+        let pages: u64 = pids
             .iter()
-            .filter_map(|o| match o {
-                Output::Stream { name, text } if name == which => Some(text.as_str()),
-                _ => None,
-            })
-            .collect()
+            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/statm")).ok())
+            .filter_map(|statm| statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+            .sum();
+        (Some(pages * 4096), u32::try_from(pids.len()).ok())
     }
 
-    /// The plain-text value of the last expression, if there was one.
-    pub fn result_text(&self) -> Option<&str> {
-        self.outputs.iter().find_map(|o| match o {
-            Output::Result { data } => data.get("text/plain").and_then(Value::as_str),
-            _ => None,
-        })
-    }
-
-    pub fn error(&self) -> Option<(&str, &str)> {
-        self.outputs.iter().find_map(|o| match o {
-            Output::Error { ename, evalue, .. } => Some((ename.as_str(), evalue.as_str())),
-            _ => None,
-        })
+    /// Kills the sandbox's processes now; an execution in progress ends with
+    /// a message saying so, and the kernel is not restarted.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        let pid = self.pid.load(Ordering::SeqCst);
+        if pid != 0 {
+            // bwrap's sandbox dies with it (--die-with-parent, PID namespace).
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
     }
 }
 
@@ -148,13 +144,19 @@ impl ExecOutcome {
 pub struct Kernel {
     options: KernelOptions,
     child: Child,
-    input: ChildStdin,
+    handle: KernelHandle,
     /// Frames from the kernel, read by a task of their own so that waiting
     /// for them can be abandoned safely (on a limit) without losing one half-read.
     frames: mpsc::Receiver<Value>,
     cgroup: Option<Cgroup>,
     executions: u64,
+    /// Workspace bytes at the last disk check: the disk limit stops growth,
+    /// so a workspace already over it can still be cleaned up.
+    disk_checked: u64,
 }
+
+/// How often a running execution's workspace size is checked.
+const DISK_CHECK: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// How long interrupted code has to stop before the kernel is restarted.
 const INTERRUPT_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -231,6 +233,14 @@ impl Kernel {
         for root in &options.python_roots {
             bind_args(&mut command, "--ro-bind", root);
         }
+        if let Some(egress) = &options.egress {
+            let proxy = "http://127.0.0.1:3128";
+            command.arg("--ro-bind").arg(egress.dir()).arg("/run/cairn");
+            command.args(["--setenv", "CAIRN_EGRESS", &format!("/run/cairn/{}", egress::SOCKET)]);
+            for name in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+                command.args(["--setenv", name, proxy]);
+            }
+        }
         command
             .arg("--ro-bind")
             .arg(&options.runtime_dir)
@@ -263,7 +273,15 @@ impl Kernel {
                 }
             }
         });
-        let mut kernel = Kernel { options: options.clone(), child, input, frames, cgroup, executions: 0 };
+        let handle = KernelHandle {
+            input: Arc::new(Mutex::new(input)),
+            pid: Arc::new(AtomicU32::new(child.id().unwrap_or(0))),
+            stopped: Arc::new(AtomicBool::new(false)),
+            procs: Arc::new(std::sync::Mutex::new(cgroup.as_ref().map(Cgroup::procs_file))),
+        };
+        let disk_checked = workspace::usage_of(&options.workspace).await;
+        let mut kernel =
+            Kernel { options: options.clone(), child, handle, frames, cgroup, executions: 0, disk_checked };
         match kernel.frames.recv().await {
             Some(frame) if frame["type"] == "ready" => Ok(kernel),
             other => {
@@ -281,34 +299,54 @@ impl Kernel {
     /// hang: past the wall time the code is interrupted, and if it does not
     /// stop (or the kernel died of a limit) the kernel is restarted — the
     /// workspace stays, the variables are lost, and the outcome says so.
-    pub async fn execute(&mut self, code: &str, on_output: impl FnMut(&Output)) -> Result<ExecOutcome> {
-        self.run(json!({ "type": "execute", "code": code }), on_output).await
+    pub async fn execute(&mut self, code: &str, mut on_output: impl FnMut(&Output) + Send) -> Result<ExecOutcome> {
+        self.run(json!({ "type": "execute", "code": code }), &mut on_output).await
     }
 
     /// Runs a `/bin/sh` command inside the sandbox, under the same limits;
     /// its output streams like Python's and the outcome carries the exit code.
-    pub async fn shell(&mut self, command: &str, on_output: impl FnMut(&Output)) -> Result<ExecOutcome> {
-        self.run(json!({ "type": "shell", "command": command }), on_output).await
+    pub async fn shell(&mut self, command: &str, mut on_output: impl FnMut(&Output) + Send) -> Result<ExecOutcome> {
+        self.run(json!({ "type": "shell", "command": command }), &mut on_output).await
     }
 
-    async fn run(&mut self, mut request: Value, mut on_output: impl FnMut(&Output)) -> Result<ExecOutcome> {
+    /// Runs an execution with a handler that also answers the code's calls
+    /// to host tools.
+    pub async fn run_with(
+        &mut self,
+        execution: &cairn_core::sandbox::Execution,
+        handler: &mut dyn ExecHandler,
+    ) -> Result<ExecOutcome> {
+        use cairn_core::sandbox::Execution;
+        let request = match execution {
+            Execution::Python { code } => json!({ "type": "execute", "code": code }),
+            Execution::Shell { command } => json!({ "type": "shell", "command": command }),
+        };
+        self.run(request, handler).await
+    }
+
+    async fn send(&self, message: &Value) -> Result<()> {
+        protocol::write(&mut *self.handle.input.lock().await, message).await
+    }
+
+    async fn run(&mut self, mut request: Value, handler: &mut dyn ExecHandler) -> Result<ExecOutcome> {
         self.executions += 1;
         let id = self.executions.to_string();
         request["id"] = json!(id);
         let limits = self.options.limits;
         let oom_before = self.cgroup.as_ref().map_or(0, Cgroup::oom_kills);
-        protocol::write(&mut self.input, &request).await?;
+        self.send(&request).await?;
         let mut outputs = Vec::new();
         let mut limit: Option<String> = None;
         let mut output_bytes = 0usize;
-        let deadline = Instant::now() + limits.wall_time;
+        let mut deadline = Instant::now() + limits.wall_time;
         let mut grace: Option<Instant> = None;
+        let mut disk_check = tokio::time::interval_at(Instant::now() + DISK_CHECK, DISK_CHECK);
         loop {
             let frame = tokio::select! {
                 frame = self.frames.recv() => frame,
                 () = tokio::time::sleep_until(deadline), if grace.is_none() => {
                     limit = Some(format!("wall time limit of {} s exceeded; the execution was interrupted", limits.wall_time.as_secs()));
-                    self.interrupt().await?;
+                    self.handle.interrupt().await?;
                     grace = Some(Instant::now() + INTERRUPT_GRACE);
                     continue;
                 }
@@ -316,8 +354,19 @@ impl Kernel {
                     let what = limit.take().unwrap_or_default().replace("the execution was interrupted", "the code did not stop");
                     return self.restarted(outputs, format!("{what}; the kernel was restarted")).await;
                 }
+                _ = disk_check.tick() => {
+                    if let Some(full) = self.disk_grew_past_limit().await {
+                        return self.restarted(outputs, format!("{full}; the execution was stopped and the kernel restarted")).await;
+                    }
+                    continue;
+                }
             };
             let Some(frame) = frame else {
+                if self.handle.stopped.load(Ordering::SeqCst) {
+                    let why = "the sandbox was stopped while the code ran".to_owned();
+                    outputs.push(limit_error(&why));
+                    return Ok(ExecOutcome { ok: false, exit_code: None, outputs, limit: Some(why) });
+                }
                 let oom = self.cgroup.as_ref().map_or(0, Cgroup::oom_kills) > oom_before;
                 let why = if oom {
                     format!("memory limit of {} exceeded; the kernel was restarted", limits::size(limits.memory_bytes))
@@ -338,7 +387,7 @@ impl Kernel {
                                 "output limit of {} exceeded; the rest was dropped and the execution was interrupted",
                                 limits::size(limits.output_bytes as u64)
                             ));
-                            self.interrupt().await?;
+                            self.handle.interrupt().await?;
                             grace = Some(Instant::now() + INTERRUPT_GRACE);
                         }
                         continue;
@@ -356,16 +405,34 @@ impl Kernel {
                         .unwrap_or_default(),
                 },
                 "tool_call" => {
-                    let reply = json!({ "type": "tool_result", "call": frame["call"], "ok": false,
-                                        "error": "no tools are available in this sandbox" });
-                    protocol::write(&mut self.input, &reply).await?;
+                    // Time spent in host tools does not count against the
+                    // code's wall time (the tools have limits of their own).
+                    let began = Instant::now();
+                    let name = text("name");
+                    let result = handler.tool_call(&name, frame["args"].clone(), frame["kwargs"].clone()).await;
+                    deadline += began.elapsed();
+                    let reply = match result {
+                        Ok(value) => {
+                            json!({ "type": "tool_result", "call": frame["call"], "ok": true, "value": value })
+                        }
+                        Err(error) => {
+                            json!({ "type": "tool_result", "call": frame["call"], "ok": false, "error": error })
+                        }
+                    };
+                    self.send(&reply).await?;
                     continue;
                 }
                 "done" => {
-                    let ok = frame["ok"] == true && limit.is_none();
+                    let mut ok = frame["ok"] == true && limit.is_none();
+                    if limit.is_none()
+                        && let Some(full) = self.disk_grew_past_limit().await
+                    {
+                        limit = Some(format!("{full}; delete files to free space"));
+                        ok = false;
+                    }
                     if let Some(message) = &limit {
                         let error = limit_error(message);
-                        on_output(&error);
+                        handler.output(&error);
                         outputs.push(error);
                     }
                     let exit_code = frame.get("exit_code").and_then(Value::as_i64).and_then(|c| i32::try_from(c).ok());
@@ -373,25 +440,57 @@ impl Kernel {
                 }
                 other => return Err(Error::Protocol(format!("unknown frame type `{other}`"))),
             };
-            on_output(&output);
+            handler.output(&output);
             outputs.push(output);
         }
     }
 
+    /// Measures the workspace; says so when it grew past its limit since the
+    /// last check.
+    async fn disk_grew_past_limit(&mut self) -> Option<String> {
+        let used = workspace::usage_of(&self.options.workspace).await;
+        let grew = used > self.disk_checked;
+        self.disk_checked = used;
+        (grew && used > self.options.limits.disk_bytes).then(|| {
+            format!(
+                "workspace disk limit of {} exceeded ({} used)",
+                limits::size(self.options.limits.disk_bytes),
+                limits::size(used)
+            )
+        })
+    }
+
+    /// A handle to interrupt or stop this kernel from elsewhere.
+    pub fn handle(&self) -> KernelHandle {
+        self.handle.clone()
+    }
+
     /// Asks the running code to stop (a KeyboardInterrupt in the kernel).
-    pub async fn interrupt(&mut self) -> Result<()> {
-        protocol::write(&mut self.input, &json!({ "type": "interrupt" })).await
+    pub async fn interrupt(&self) -> Result<()> {
+        self.handle.interrupt().await
     }
 
     /// Replaces a kernel that hit a limit with a fresh one on the same
     /// workspace, and reports why.
     async fn restarted(&mut self, mut outputs: Vec<Output>, why: String) -> Result<ExecOutcome> {
         let _ = self.child.kill().await;
+        if self.handle.stopped.load(Ordering::SeqCst) {
+            let why = "the sandbox was stopped while the code ran".to_owned();
+            outputs.push(limit_error(&why));
+            return Ok(ExecOutcome { ok: false, exit_code: None, outputs, limit: Some(why) });
+        }
         self.cgroup = None;
         let fresh = Kernel::start(&self.options).await?;
-        let executions = self.executions;
-        *self = fresh;
-        self.executions = executions;
+        // The handle others hold must reach the new kernel.
+        let Kernel { child, handle, frames, cgroup, disk_checked, .. } = fresh;
+        let input = Arc::try_unwrap(handle.input)
+            .map_err(|_| Error::Protocol("a fresh kernel's input is shared".into()))?
+            .into_inner();
+        *self.handle.input.lock().await = input;
+        self.handle.pid.store(child.id().unwrap_or(0), Ordering::SeqCst);
+        *self.handle.procs.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            cgroup.as_ref().map(Cgroup::procs_file);
+        (self.child, self.frames, self.cgroup, self.disk_checked) = (child, frames, cgroup, disk_checked);
         outputs.push(limit_error(&why));
         Ok(ExecOutcome { ok: false, exit_code: None, outputs, limit: Some(why) })
     }
@@ -409,14 +508,7 @@ impl Kernel {
     /// Resident memory of every process in the sandbox, in bytes (`None`
     /// without cgroups).
     pub fn resident_bytes(&self) -> Option<u64> {
-        let cgroup = self.cgroup.as_ref()?;
-        let pages: u64 = cgroup
-            .pids()
-            .iter()
-            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/statm")).ok())
-            .filter_map(|statm| statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
-            .sum();
-        Some(pages * 4096)
+        self.handle.usage().0
     }
 
     /// Stops the kernel and its sandbox.

@@ -1,25 +1,34 @@
 //! Cairn's secure sandbox: a private workspace folder and a persistent
 //! Python kernel per thread, isolated from the host.
 //!
-//! This first part provides the kernel (a small driver speaking a framed
-//! JSON protocol, in `kernel/driver.py`) and the local backend that starts it
-//! under bubblewrap with its own mount, PID, IPC, UTS and network namespaces,
-//! a read-only view of the Python installation, a writable workspace and a
-//! private `/tmp`, and a scrubbed environment.
+//! The kernel is a small driver speaking a framed JSON protocol
+//! (`kernel/driver.py`), started under bubblewrap with its own mount, PID,
+//! IPC, UTS and network namespaces, a read-only view of the Python
+//! installation, a writable workspace and a private `/tmp`, a seccomp
+//! filter, cgroup and rlimit limits, and a scrubbed environment.
+//! [`LocalSandboxes`] is the local backend of the
+//! [`Sandboxes`](cairn_core::sandbox::Sandboxes) interface: lifecycle, warm
+//! pool, idle timers, caps, workspace files and policy-granted egress.
 //!
 //! Architecture invariant: untrusted code never runs in the server process
 //! and never sees the host's environment, files or network; the host only
 //! talks to it through the protocol.
 
+mod egress;
 mod kernel;
 mod limits;
 mod pool;
 mod protocol;
 mod seccomp;
+mod service;
+mod workspace;
 
-pub use kernel::{ExecOutcome, Kernel, KernelOptions, Output};
+pub use cairn_core::sandbox::{ExecOutcome, Output};
+pub use egress::{Egress, EgressRules};
+pub use kernel::{Kernel, KernelHandle, KernelOptions};
 pub use limits::{CgroupSupport, Limits};
 pub use pool::KernelPool;
+pub use service::{LocalConfig, LocalSandboxes, workspace_dir};
 
 /// What a sandbox call can fail with.
 #[derive(Debug, thiserror::Error)]

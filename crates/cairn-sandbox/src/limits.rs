@@ -21,6 +21,9 @@ pub struct Limits {
     pub open_files: u32,
     /// Largest file a process may write.
     pub file_bytes: u64,
+    /// Everything in the workspace together: growth past it stops the
+    /// execution.
+    pub disk_bytes: u64,
 }
 
 impl Default for Limits {
@@ -32,6 +35,7 @@ impl Default for Limits {
             output_bytes: 1 << 20,
             open_files: 1024,
             file_bytes: 1 << 30,
+            disk_bytes: 2 << 30,
         }
     }
 }
@@ -132,10 +136,14 @@ impl Cgroup {
             .unwrap_or(0)
     }
 
+    /// The file listing the sandbox's processes.
+    pub(crate) fn procs_file(&self) -> PathBuf {
+        self.dirs.last().unwrap_or(&self.memory_dir).join("cgroup.procs")
+    }
+
     /// Processes currently in the sandbox.
     pub(crate) fn pids(&self) -> Vec<u32> {
-        let dir = self.dirs.last().unwrap_or(&self.memory_dir);
-        std::fs::read_to_string(dir.join("cgroup.procs"))
+        std::fs::read_to_string(self.procs_file())
             .unwrap_or_default()
             .lines()
             .filter_map(|l| l.trim().parse().ok())

@@ -26,6 +26,7 @@ fn small() -> Limits {
         output_bytes: 64 << 10,
         open_files: 64,
         file_bytes: 8 << 20,
+        disk_bytes: 32 << 20,
     }
 }
 
@@ -146,6 +147,14 @@ async fn resource_bombs_are_stopped_by_their_limits() {
     let disk = kernel.execute("open('big.bin', 'wb').write(b'x' * (16 << 20))", |_| {}).await.unwrap();
     assert!(!disk.ok, "a file over the size limit cannot be written: {disk:?}");
     assert_eq!(kernel.execute("3 + 3", |_| {}).await.unwrap().result_text(), Some("6"));
+
+    // Many files, each under the file size limit, fill the workspace.
+    let fill = "import itertools\nfor i in itertools.count():\n    open(f'fill-{i}.bin', 'wb').write(b'x' * (4 << 20))";
+    let filled = kernel.execute(fill, |_| {}).await.unwrap();
+    let message = filled.limit.unwrap_or_default();
+    assert!(message.starts_with("workspace disk limit of 32 MiB exceeded"), "{message}");
+    let cleaned = kernel.shell("rm -f fill-*.bin big.bin && echo cleaned", |_| {}).await.unwrap();
+    assert_eq!(cleaned.stream("stdout"), "cleaned\n", "a full workspace can still be cleaned up: {cleaned:?}");
 }
 
 /// Escape attempts from inside the sandbox: each must fail.

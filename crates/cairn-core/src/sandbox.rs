@@ -1,0 +1,342 @@
+//! The sandbox interface: where the agent's code runs. One sandbox belongs to
+//! one thread and is a private workspace folder plus a persistent Python
+//! kernel. The local backend (`cairn-sandbox`) runs them on this machine; the
+//! HTTP client in the same crate reaches a `sandbox-host` elsewhere. Both
+//! implement [`Sandboxes`], and callers never know which one they hold.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::{ProjectId, SandboxId, ThreadId, UserId};
+
+/// A stream of file bytes into or out of a workspace.
+pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
+
+/// What a sandbox may do, asked for at creation. Every limit left out takes
+/// the host's default; a limit above the host's maximum is refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxPolicy {
+    /// Let code reach the internet over HTTP(S) (through the host's egress
+    /// proxy, which never connects to loopback or private addresses).
+    #[serde(default)]
+    pub network: bool,
+    /// Memory of all the sandbox's processes together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// Processes and threads at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<u32>,
+    /// Wall time of one execution, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_time_secs: Option<u64>,
+    /// Size of everything in the workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_bytes: Option<u64>,
+}
+
+/// A request for a new sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSandbox {
+    /// The user the sandbox works for (caps are counted per owner).
+    pub owner: UserId,
+    #[serde(default)]
+    pub project: Option<ProjectId>,
+    /// The thread the sandbox belongs to.
+    #[serde(default)]
+    pub thread: Option<ThreadId>,
+    #[serde(default)]
+    pub policy: SandboxPolicy,
+}
+
+/// Whether the sandbox's processes exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxState {
+    /// The kernel is running (idle or executing).
+    Running,
+    /// The processes are stopped and the workspace kept; the next execution
+    /// starts a fresh kernel (variables are gone, files stay).
+    Paused,
+}
+
+/// The limits a sandbox runs under, once the policy met the host's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EffectiveLimits {
+    pub network: bool,
+    pub memory_bytes: u64,
+    pub processes: u32,
+    pub wall_time_secs: u64,
+    pub disk_bytes: u64,
+    pub output_bytes: u64,
+    pub open_files: u32,
+}
+
+/// What a sandbox is and what it uses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SandboxInfo {
+    pub id: SandboxId,
+    pub owner: UserId,
+    pub project: Option<ProjectId>,
+    pub thread: Option<ThreadId>,
+    pub state: SandboxState,
+    /// An execution is running now.
+    pub busy: bool,
+    pub limits: EffectiveLimits,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// The last execution or file operation; idle timers count from here.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_active_at: OffsetDateTime,
+    /// Executions and shell commands run so far.
+    pub executions: u64,
+    /// Resident memory of the sandbox's processes (when running and measurable).
+    pub memory_bytes: Option<u64>,
+    /// Processes in the sandbox now (when running and measurable).
+    pub processes: Option<u32>,
+    /// Bytes the workspace holds.
+    pub disk_bytes: u64,
+}
+
+/// One output of an execution, in the order the kernel produced it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Output {
+    /// Text written to `stdout` or `stderr`.
+    Stream { name: String, text: String },
+    /// A rich output (`display(...)`, a matplotlib figure): MIME type →
+    /// content (binary content base64-encoded).
+    Display {
+        #[schema(value_type = Object)]
+        data: Value,
+    },
+    /// The value of the last expression, by MIME type.
+    Result {
+        #[schema(value_type = Object)]
+        data: Value,
+    },
+    /// An exception, or a limit the execution hit (`SandboxLimitExceeded`).
+    Error { ename: String, evalue: String, traceback: Vec<String> },
+}
+
+/// Everything one execution produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ExecOutcome {
+    pub ok: bool,
+    /// The exit code, for shell commands.
+    pub exit_code: Option<i32>,
+    pub outputs: Vec<Output>,
+    /// Set when the execution hit a limit, in words the agent can act on
+    /// (e.g. "memory limit of 1 GiB exceeded; the kernel was restarted").
+    pub limit: Option<String>,
+}
+
+impl ExecOutcome {
+    /// Everything written to one stream, joined.
+    pub fn stream(&self, which: &str) -> String {
+        self.outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Stream { name, text } if name == which => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The plain-text value of the last expression, if there was one.
+    pub fn result_text(&self) -> Option<&str> {
+        self.outputs.iter().find_map(|o| match o {
+            Output::Result { data } => data.get("text/plain").and_then(Value::as_str),
+            _ => None,
+        })
+    }
+
+    /// The first error's name and message.
+    pub fn error(&self) -> Option<(&str, &str)> {
+        self.outputs.iter().find_map(|o| match o {
+            Output::Error { ename, evalue, .. } => Some((ename.as_str(), evalue.as_str())),
+            _ => None,
+        })
+    }
+}
+
+/// What runs in the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Execution {
+    /// Python in the sandbox's kernel; state persists between executions.
+    Python { code: String },
+    /// A `/bin/sh` command in the sandbox, under the same limits.
+    Shell { command: String },
+}
+
+/// The caller's side of an execution: it sees each output as it arrives and
+/// answers the code's calls to host tools (the tool bridge).
+///
+/// Any `FnMut(&Output)` closure is a handler that offers no tools.
+#[async_trait]
+pub trait ExecHandler: Send {
+    fn output(&mut self, output: &Output);
+
+    /// Runs the host tool `name` for the sandboxed code and returns its
+    /// JSON result, or an error message the code receives as an exception.
+    async fn tool_call(&mut self, name: &str, args: Value, kwargs: Value) -> Result<Value, String> {
+        let _ = (args, kwargs);
+        Err(format!("no tool `{name}` is available in this sandbox"))
+    }
+}
+
+impl<F: FnMut(&Output) + Send> ExecHandler for F {
+    fn output(&mut self, output: &Output) {
+        self(output)
+    }
+}
+
+/// An entry of a workspace folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WorkspaceEntry {
+    /// Relative to the workspace root, `/`-separated.
+    pub path: String,
+    pub kind: EntryKind,
+    /// Size in bytes (files only).
+    pub size: u64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub modified: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    File,
+    Directory,
+    /// Listed, never followed.
+    Symlink,
+    Other,
+}
+
+/// What a sandbox operation can fail with; each has a stable code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SandboxError {
+    #[error("no such sandbox")]
+    NotFound,
+    #[error("no such file or folder in the workspace: {0}")]
+    NoSuchPath(String),
+    /// A path that is absolute outside `/workspace`, climbs out with `..`,
+    /// or passes through a symbolic link.
+    #[error("invalid workspace path: {0}")]
+    InvalidPath(String),
+    #[error("invalid sandbox policy: {0}")]
+    InvalidPolicy(String),
+    /// A cap on running sandboxes (per user or per host) is reached and none
+    /// could be paused to make room.
+    #[error("{0}")]
+    CapReached(String),
+    /// A file is larger than the caller accepts.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The workspace's disk limit would be exceeded.
+    #[error("{0}")]
+    WorkspaceFull(String),
+    /// The sandbox cannot run here (bubblewrap or Python missing, the host
+    /// unreachable).
+    #[error("the sandbox is unavailable: {0}")]
+    Unavailable(String),
+    #[error("sandbox error: {0}")]
+    Internal(String),
+}
+
+impl SandboxError {
+    /// The stable code of this error (the HTTP API's `code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            SandboxError::NotFound => "sandbox_not_found",
+            SandboxError::NoSuchPath(_) => "path_not_found",
+            SandboxError::InvalidPath(_) => "invalid_path",
+            SandboxError::InvalidPolicy(_) => "invalid_policy",
+            SandboxError::CapReached(_) => "sandbox_cap_reached",
+            SandboxError::TooLarge(_) => "file_too_large",
+            SandboxError::WorkspaceFull(_) => "workspace_full",
+            SandboxError::Unavailable(_) => "sandbox_unavailable",
+            SandboxError::Internal(_) => "internal",
+        }
+    }
+}
+
+pub type SandboxResult<T> = std::result::Result<T, SandboxError>;
+
+/// Sandboxes, wherever they run.
+#[async_trait]
+pub trait Sandboxes: Send + Sync + std::fmt::Debug {
+    /// A new sandbox with a running kernel, ready for code.
+    async fn create(&self, request: NewSandbox) -> SandboxResult<SandboxInfo>;
+
+    /// Runs code or a command. A paused sandbox is resumed first. Executions
+    /// of one sandbox run one at a time, in the order they arrive.
+    async fn execute(
+        &self,
+        id: SandboxId,
+        execution: Execution,
+        handler: &mut dyn ExecHandler,
+    ) -> SandboxResult<ExecOutcome>;
+
+    /// Asks the running execution to stop (a `KeyboardInterrupt`, or the
+    /// shell command killed). Does nothing when the sandbox is idle.
+    async fn interrupt(&self, id: SandboxId) -> SandboxResult<()>;
+
+    /// Stops the sandbox's processes and keeps its workspace.
+    async fn pause(&self, id: SandboxId) -> SandboxResult<SandboxInfo>;
+
+    /// Starts a fresh kernel on a paused sandbox's workspace.
+    async fn resume(&self, id: SandboxId) -> SandboxResult<SandboxInfo>;
+
+    /// Stops the processes and deletes the workspace.
+    async fn destroy(&self, id: SandboxId) -> SandboxResult<()>;
+
+    async fn inspect(&self, id: SandboxId) -> SandboxResult<SandboxInfo>;
+
+    /// Every sandbox, or the owner's.
+    async fn list(&self, owner: Option<UserId>) -> SandboxResult<Vec<SandboxInfo>>;
+
+    /// The entries of a workspace folder (`""` is the root), every level
+    /// below it when `recursive`.
+    async fn list_files(&self, id: SandboxId, dir: &str, recursive: bool) -> SandboxResult<Vec<WorkspaceEntry>>;
+
+    /// Writes a file (creating its folders), replacing it whole once every
+    /// byte arrived: an upload that fails leaves the old file or nothing.
+    async fn upload(&self, id: SandboxId, path: &str, body: ByteStream) -> SandboxResult<WorkspaceEntry>;
+
+    /// The bytes of a workspace file.
+    async fn download(&self, id: SandboxId, path: &str) -> SandboxResult<ByteStream>;
+
+    /// Deletes a file, or a folder with everything in it.
+    async fn delete_path(&self, id: SandboxId, path: &str) -> SandboxResult<()>;
+
+    /// Reads a whole (small) file.
+    async fn read_file(&self, id: SandboxId, path: &str, max_bytes: usize) -> SandboxResult<Vec<u8>> {
+        use futures::StreamExt;
+        let mut stream = self.download(id, path).await?;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| SandboxError::Internal(e.to_string()))?;
+            if bytes.len() + chunk.len() > max_bytes {
+                return Err(SandboxError::TooLarge(format!("{path} is larger than {max_bytes} bytes")));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    }
+
+    /// Writes a whole (small) file.
+    async fn write_file(&self, id: SandboxId, path: &str, bytes: Vec<u8>) -> SandboxResult<WorkspaceEntry> {
+        let body = futures::stream::once(async move { Ok(Bytes::from(bytes)) });
+        self.upload(id, path, Box::pin(body)).await
+    }
+}
