@@ -362,7 +362,7 @@ ensure_s3s_fs() {
 validate_openapi() {
     local venv
     venv=$(tools_venv)
-    "$venv/bin/openapi-spec-validator" "$ROOT/docs/openapi.json"
+    "$venv/bin/openapi-spec-validator" "$ROOT/docs/openapi.json" "$ROOT/docs/sandbox-host.openapi.json"
 }
 
 # ---------------------------------------------------------------------------
@@ -396,7 +396,7 @@ stage "web: typecheck" in_web npm run typecheck
 stage "web: test" in_web npm test
 stage "web: build" in_web npm run build
 
-stage "api: validate docs/openapi.json" validate_openapi
+stage "api: validate the OpenAPI documents" validate_openapi
 
 stage "setup: s3s-fs" ensure_s3s_fs
 stage "setup: sandbox Python" ensure_sandbox_python

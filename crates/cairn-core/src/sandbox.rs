@@ -270,7 +270,83 @@ impl SandboxError {
     }
 }
 
+impl SandboxError {
+    /// The error a stable code names (how a client rebuilds an error it
+    /// received over HTTP); unknown codes are internal errors.
+    pub fn from_code(code: &str, detail: String) -> SandboxError {
+        match code {
+            "sandbox_not_found" => SandboxError::NotFound,
+            "path_not_found" => SandboxError::NoSuchPath(detail),
+            "invalid_path" => SandboxError::InvalidPath(detail),
+            "invalid_policy" => SandboxError::InvalidPolicy(detail),
+            "sandbox_cap_reached" => SandboxError::CapReached(detail),
+            "file_too_large" => SandboxError::TooLarge(detail),
+            "workspace_full" => SandboxError::WorkspaceFull(detail),
+            "sandbox_unavailable" => SandboxError::Unavailable(detail),
+            _ => SandboxError::Internal(format!("{code}: {detail}")),
+        }
+    }
+
+    /// The message without the prefix `Display` adds (what the variant holds).
+    pub fn detail(&self) -> String {
+        match self {
+            SandboxError::NotFound => "no such sandbox".to_owned(),
+            SandboxError::NoSuchPath(d)
+            | SandboxError::InvalidPath(d)
+            | SandboxError::InvalidPolicy(d)
+            | SandboxError::CapReached(d)
+            | SandboxError::TooLarge(d)
+            | SandboxError::WorkspaceFull(d)
+            | SandboxError::Unavailable(d)
+            | SandboxError::Internal(d) => d.clone(),
+        }
+    }
+}
+
 pub type SandboxResult<T> = std::result::Result<T, SandboxError>;
+
+/// One line of an execution's event stream over HTTP (newline-delimited
+/// JSON): outputs as they come, tool calls the caller must answer, and
+/// finally the outcome or an error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ExecEvent {
+    Output {
+        output: Output,
+    },
+    /// Sandboxed code called a host tool: run it and post a [`ToolResult`]
+    /// with this `call`.
+    ToolCall {
+        call: String,
+        name: String,
+        #[schema(value_type = Object)]
+        args: Value,
+        #[schema(value_type = Object)]
+        kwargs: Value,
+    },
+    Done {
+        outcome: ExecOutcome,
+    },
+    Failed {
+        code: String,
+        detail: String,
+    },
+}
+
+/// The caller's answer to a [`ExecEvent::ToolCall`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolResult {
+    pub call: String,
+    pub ok: bool,
+    /// The tool's JSON result, when `ok`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub value: Value,
+    /// Why the tool failed, when not `ok` (the code sees it as an exception).
+    #[serde(default)]
+    pub error: Option<String>,
+}
 
 /// Sandboxes, wherever they run.
 #[async_trait]

@@ -88,6 +88,9 @@ pub enum ApiError {
     /// 503: the object store failed (details logged).
     #[error("file storage is unavailable")]
     StorageUnavailable,
+    /// A sandbox operation failed; the error's own code goes out.
+    #[error("{}", .0.detail())]
+    Sandbox(cairn_core::sandbox::SandboxError),
 }
 
 impl ApiError {
@@ -122,6 +125,18 @@ impl ApiError {
             }
             ApiError::StorageUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "Service unavailable")
+            }
+            ApiError::Sandbox(error) => {
+                use cairn_core::sandbox::SandboxError as E;
+                let (status, title) = match error {
+                    E::NotFound | E::NoSuchPath(_) => (StatusCode::NOT_FOUND, "Not found"),
+                    E::InvalidPath(_) | E::InvalidPolicy(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid input"),
+                    E::CapReached(_) => (StatusCode::TOO_MANY_REQUESTS, "Too many sandboxes"),
+                    E::TooLarge(_) | E::WorkspaceFull(_) => (StatusCode::PAYLOAD_TOO_LARGE, "Too large"),
+                    E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
+                    E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal error"),
+                };
+                (status, error.code(), title)
             }
         }
     }
@@ -199,6 +214,15 @@ impl From<cairn_files::Error> for ApiError {
                 ApiError::StorageUnavailable
             }
         }
+    }
+}
+
+impl From<cairn_core::sandbox::SandboxError> for ApiError {
+    fn from(error: cairn_core::sandbox::SandboxError) -> Self {
+        if let cairn_core::sandbox::SandboxError::Internal(detail) = &error {
+            tracing::error!(%detail, "sandbox failed");
+        }
+        ApiError::Sandbox(error)
     }
 }
 

@@ -26,7 +26,7 @@ pub struct HealthResponse {
 
 /// The process is up (it answers); says nothing of its dependencies.
 #[utoipa::path(get, path = "/healthz", tag = "probes", responses((status = 200, description = "The process is up", body = HealthResponse)))]
-async fn healthz() -> ApiJson<HealthResponse> {
+pub(crate) async fn healthz() -> ApiJson<HealthResponse> {
     ApiJson(HealthResponse { status: "ok" })
 }
 

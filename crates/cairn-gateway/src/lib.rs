@@ -18,6 +18,7 @@ mod metrics;
 mod middleware;
 mod openapi;
 mod projects;
+mod sandbox_host;
 mod system;
 mod web;
 mod wire;
@@ -35,6 +36,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub use authn::{Authenticated, ClientAddr};
 pub use error::{ApiError, ApiJson, Problem};
 pub use openapi::openapi_document;
+pub use sandbox_host::{sandbox_host_app, sandbox_host_openapi_document};
 
 /// The process role the gateway reports (`cairn serve --role`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]

@@ -14,7 +14,6 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-use crate::AppState;
 use crate::error::{PROBLEM_JSON, Problem, problem_response};
 
 /// The request body limit in force, for error messages.
@@ -23,7 +22,7 @@ pub(crate) struct BodyLimit(pub usize);
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub(crate) fn wrap(router: Router<AppState>, config: &Config) -> Router<AppState> {
+pub(crate) fn wrap<S: Clone + Send + Sync + 'static>(router: Router<S>, config: &Config) -> Router<S> {
     let limit = config.server.body_limit_bytes;
     let inner = router
         .layer(DefaultBodyLimit::max(limit))

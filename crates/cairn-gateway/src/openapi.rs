@@ -6,8 +6,6 @@ use utoipa::openapi::security::{Flow, HttpAuthScheme, HttpBuilder, OAuth2, Passw
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::AppState;
-
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -58,6 +56,6 @@ pub fn openapi_document() -> Document {
     crate::api_routes().into_openapi()
 }
 
-pub(crate) fn docs(document: Document) -> Router<AppState> {
+pub(crate) fn docs<S: Clone + Send + Sync + 'static>(document: Document) -> Router<S> {
     Router::new().merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", document))
 }

@@ -19,6 +19,7 @@ mod kernel;
 mod limits;
 mod pool;
 mod protocol;
+mod remote;
 mod seccomp;
 mod service;
 mod workspace;
@@ -28,7 +29,8 @@ pub use egress::{Egress, EgressRules};
 pub use kernel::{Kernel, KernelHandle, KernelOptions};
 pub use limits::{CgroupSupport, Limits};
 pub use pool::KernelPool;
-pub use service::{LocalConfig, LocalSandboxes, workspace_dir};
+pub use remote::RemoteSandboxes;
+pub use service::{LocalConfig, LocalSandboxes, from_config, workspace_dir};
 
 /// What a sandbox call can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,5 @@
 //! The local backend of [`Sandboxes`]: sandboxes on this machine, each a
-//! folder `<root>/sandboxes/<id>/` holding its `workspace/` and a
+//! folder `<root>/instances/<id>/` holding its `workspace/` and a
 //! `sandbox.json` describing it, plus (while running) a kernel.
 //!
 //! Life of a sandbox: created running (from the warm pool when its policy
@@ -75,6 +75,62 @@ impl LocalConfig {
             max_running: 32,
             egress: None,
         }
+    }
+}
+
+impl LocalConfig {
+    /// The local backend as configured (`sandbox.*`), with its files under
+    /// `<data_dir>/sandboxes`. With `sandbox.allow_network`, this starts the
+    /// egress proxy (so it must run inside the async runtime).
+    pub fn from_config(config: &cairn_config::SandboxConfig, data_dir: &Path) -> SandboxResult<LocalConfig> {
+        let root = data_dir.join("sandboxes");
+        let mb = |v: u64| v << 20;
+        let defaults = Limits {
+            memory_bytes: mb(config.memory_mb),
+            processes: config.processes,
+            wall_time: Duration::from_secs(config.wall_time_secs),
+            output_bytes: usize::try_from(config.output_kb << 10).unwrap_or(usize::MAX),
+            disk_bytes: mb(config.disk_mb),
+            ..Limits::default()
+        };
+        let maximum = Limits {
+            memory_bytes: mb(config.max_memory_mb),
+            processes: config.max_processes,
+            wall_time: Duration::from_secs(config.max_wall_time_secs),
+            disk_bytes: mb(config.max_disk_mb),
+            ..defaults
+        };
+        let egress = if config.allow_network {
+            let rules = crate::EgressRules { ports: config.egress_ports.clone(), allow: config.egress_allow.clone() };
+            Some(
+                Egress::start(&root.join("egress"), rules)
+                    .map_err(|e| SandboxError::Unavailable(format!("cannot start the egress proxy: {e}")))?,
+            )
+        } else {
+            None
+        };
+        Ok(LocalConfig {
+            python: (!config.python.is_empty()).then(|| PathBuf::from(&config.python)),
+            defaults,
+            maximum,
+            pool_size: config.pool_size,
+            idle_pause: Duration::from_secs(config.idle_pause_secs),
+            idle_reclaim: Duration::from_secs(config.idle_reclaim_secs),
+            max_running_per_user: config.max_running_per_user,
+            max_running: config.max_running,
+            egress,
+            root,
+        })
+    }
+}
+
+/// The configured sandboxes: a sandbox host's when `sandbox.host_url` is
+/// set, else this machine's.
+pub async fn from_config(config: &cairn_config::SandboxConfig, data_dir: &Path) -> SandboxResult<Arc<dyn Sandboxes>> {
+    if config.host_url.is_empty() {
+        Ok(Arc::new(LocalSandboxes::start(LocalConfig::from_config(config, data_dir)?).await?))
+    } else {
+        Ok(Arc::new(crate::RemoteSandboxes::new(&config.host_url, &config.host_token)?))
     }
 }
 
@@ -200,7 +256,7 @@ impl LocalSandboxes {
     /// and the idle timers in the background.
     pub async fn start(config: LocalConfig) -> SandboxResult<LocalSandboxes> {
         let io = |e: std::io::Error| SandboxError::Unavailable(format!("{}: {e}", config.root.display()));
-        std::fs::create_dir_all(config.root.join("sandboxes")).map_err(io)?;
+        std::fs::create_dir_all(config.root.join("instances")).map_err(io)?;
         // Staged workspaces of a previous run's pool are of no use now.
         let staging = config.root.join("pool");
         let _ = std::fs::remove_dir_all(&staging);
@@ -254,7 +310,7 @@ impl LocalSandboxes {
     }
 
     fn load_existing(&self) {
-        let Ok(dirs) = std::fs::read_dir(self.inner.config.root.join("sandboxes")) else { return };
+        let Ok(dirs) = std::fs::read_dir(self.inner.config.root.join("instances")) else { return };
         let mut sandboxes = self.lock();
         for dir in dirs.flatten() {
             let path = dir.path();
@@ -547,7 +603,7 @@ impl Sandboxes for LocalSandboxes {
             busy: false,
             dirty: false,
         };
-        let dir = self.inner.config.root.join("sandboxes").join(id.to_string());
+        let dir = self.inner.config.root.join("instances").join(id.to_string());
         let entry = Arc::new(new_entry(id, dir, meta));
         std::fs::create_dir_all(&entry.dir).map_err(|e| SandboxError::Internal(e.to_string()))?;
         let started = {
@@ -712,5 +768,5 @@ impl Sandboxes for LocalSandboxes {
 /// The workspace folder of a sandbox (for tests and tools that work on the
 /// host side).
 pub fn workspace_dir(root: &Path, id: SandboxId) -> PathBuf {
-    root.join("sandboxes").join(id.to_string()).join("workspace")
+    root.join("instances").join(id.to_string()).join("workspace")
 }

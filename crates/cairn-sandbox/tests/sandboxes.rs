@@ -342,7 +342,7 @@ async fn idle_sandboxes_are_paused_then_reclaimed() {
         assert!(tokio::time::Instant::now() < deadline, "a long-paused sandbox is reclaimed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(!dir.path.join("sandboxes/sandboxes").join(id.to_string()).exists());
+    assert!(!dir.path.join("sandboxes/instances").join(id.to_string()).exists());
 }
 
 #[tokio::test]

@@ -209,10 +209,10 @@ async fn serve(config: Config, role: Role) -> Result<(), Failure> {
     let role = match role {
         Role::All => ServerRole::All,
         Role::Gateway => ServerRole::Gateway,
-        Role::Worker | Role::SandboxHost => {
-            let name = if role == Role::Worker { "worker" } else { "sandbox-host" };
+        Role::SandboxHost => return serve_sandbox_host(config).await,
+        Role::Worker => {
             return Err(Failure::Config(anyhow::anyhow!(
-                "the `{name}` role is not yet available in this version of Cairn; run `cairn serve --role all` \
+                "the `worker` role is not yet available in this version of Cairn; run `cairn serve --role all` \
                  (every component in one process) or `--role gateway`"
             )));
         }
@@ -271,6 +271,53 @@ async fn serve(config: Config, role: Role) -> Result<(), Failure> {
     };
     served.context("the server stopped with an error")?;
     db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The sandbox host: sandboxes on this machine for other Cairn processes,
+/// over HTTP behind the service credential.
+async fn serve_sandbox_host(config: Config) -> Result<(), Failure> {
+    if config.sandbox.host_token.len() < 32 {
+        return Err(Failure::Config(anyhow::anyhow!(
+            "configuration key `sandbox.host_token` is invalid: the sandbox-host role needs the service credential \
+             its callers use, at least 32 characters (got {})",
+            config.sandbox.host_token.len()
+        )));
+    }
+    if !config.sandbox.host_url.is_empty() {
+        return Err(Failure::Config(anyhow::anyhow!(
+            "configuration key `sandbox.host_url` must be empty on a sandbox host: it runs the sandboxes itself"
+        )));
+    }
+    let listener = tokio::net::TcpListener::bind(config.server.bind)
+        .await
+        .with_context(|| format!("cannot listen on {} (server.bind)", config.server.bind))?;
+    let local = cairn_sandbox::LocalConfig::from_config(&config.sandbox, &config.data_dir)
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("cannot set up sandboxes")?;
+    let sandboxes = cairn_sandbox::LocalSandboxes::start(local)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("cannot run sandboxes on this machine")?;
+    tracing::info!(
+        version = cairn_core::VERSION,
+        address = %config.server.bind,
+        role = "sandbox-host",
+        cgroups = ?sandboxes.cgroups(),
+        "cairn sandbox host is serving on http://{}",
+        config.server.bind
+    );
+    let app = cairn_gateway::sandbox_host_app(&config, Arc::new(sandboxes.clone()));
+    let stopping = sandboxes.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        // Executions in flight end (saying why) when their kernels stop, so
+        // their streams finish and the server can drain.
+        tracing::info!("shutting down: pausing sandboxes");
+        stopping.shutdown().await;
+    };
+    cairn_gateway::serve(listener, app, shutdown).await.context("the server stopped with an error")?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -260,3 +260,31 @@ async fn user_create_makes_an_admin_who_can_sign_in() {
     }
     server.terminate();
 }
+
+#[tokio::test]
+async fn serve_the_sandbox_host_role_behind_its_service_credential() {
+    use cairn_core::sandbox::{Execution, NewSandbox, Output, Sandboxes};
+    let dir = TempDir::new("cli");
+    let (output, stderr) = run(cairn(&dir.path).args(["serve", "--role", "sandbox-host"]));
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("sandbox.host_token"), "{stderr}");
+
+    let token = "a-service-credential-of-enough-length-42".to_owned();
+    let mut envs = vec![("CAIRN__SANDBOX__HOST_TOKEN", token.clone()), ("CAIRN__SANDBOX__POOL_SIZE", "0".into())];
+    if let Ok(python) = std::env::var("CAIRN_SANDBOX_PYTHON") {
+        envs.push(("CAIRN__SANDBOX__PYTHON", python));
+    }
+    let mut server = Running::start(&dir.path, &["--role", "sandbox-host"], &envs);
+    assert_eq!(server.wait_ready().await["status"], "ready");
+    let remote = cairn_sandbox::RemoteSandboxes::new(&server.base, &token).unwrap();
+    let owner = cairn_core::UserId::new();
+    let info =
+        remote.create(NewSandbox { owner, project: None, thread: None, policy: Default::default() }).await.unwrap();
+    let code = Execution::Python { code: "open('kept.txt', 'w').write('yes')\n6 * 7".into() };
+    let outcome = remote.execute(info.id, code, &mut |_: &Output| {}).await.unwrap();
+    assert_eq!(outcome.result_text(), Some("42"));
+    server.terminate();
+    let record = dir.path.join("data/sandboxes/instances").join(info.id.to_string());
+    assert!(record.join("sandbox.json").exists(), "the sandbox is recorded for the next start");
+    assert_eq!(std::fs::read_to_string(record.join("workspace/kept.txt")).unwrap(), "yes");
+}
