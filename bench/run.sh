@@ -39,3 +39,7 @@ echo "## Sandbox kernel (bubblewrap, limits, seccomp) beside a local Jupyter ker
 cargo build --release --locked -p cairn-sandbox --example kernel_bench
 echo "cairn:     $("$CARGO_TARGET_DIR/release/examples/kernel_bench" 20 2000)"
 echo "ipykernel: $("$venv/bin/python" bench/kernel_reference.py 10 1000 2>/dev/null)"
+
+echo "## Sandbox service: in-process and over the sandbox host's HTTP API"
+cargo build --release --locked -p cairn-gateway --example sandbox_service_bench
+echo "cairn:     $("$CARGO_TARGET_DIR/release/examples/sandbox_service_bench" 20 2000)"

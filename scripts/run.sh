@@ -3,8 +3,9 @@
 #
 #   ./scripts/run.sh [extra arguments for `cairn serve`]
 #
-# Installs Node.js/npm when missing, builds web/ (the server embeds web/dist),
-# builds the release binary and runs `cairn serve`. Needs no PostgreSQL or
+# Installs Node.js/npm and bubblewrap when missing, builds web/ (the server
+# embeds web/dist), the sandboxes' Python environment (once, into the cache
+# folder) and the release binary, and runs `cairn serve`. Needs no PostgreSQL or
 # Redis: the defaults are embedded (SQLite and an in-process bus). Configure
 # with CAIRN__SECTION__KEY variables, e.g. CAIRN__SERVER__BIND=127.0.0.1:9000.
 #
@@ -19,6 +20,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 log "setup: checking tools"
 ensure_cargo
 ensure_node
+# Sandboxes run under bubblewrap with a Python environment of their own.
+command -v bwrap >/dev/null 2>&1 || apt_install bubblewrap
+ensure_sandbox_python
+export CAIRN__SANDBOX__PYTHON=${CAIRN__SANDBOX__PYTHON:-$CAIRN_SANDBOX_PYTHON}
 
 if [[ ! -d $ROOT/web/node_modules || $ROOT/web/package-lock.json -nt $ROOT/web/node_modules ]]; then
     log "web: npm ci"
