@@ -3,7 +3,7 @@
 #
 #   ./scripts/run.sh [extra arguments for `cairn serve`]
 #
-# Installs Node.js/npm and bubblewrap when missing, builds web/ (the server
+# Installs Node.js/npm, bubblewrap and Chromium when missing, builds web/ (the server
 # embeds web/dist), the sandboxes' Python environment (once, into the cache
 # folder) and the release binary, and runs `cairn serve`. Needs no PostgreSQL or
 # Redis: the defaults are embedded (SQLite and an in-process bus). Configure
@@ -20,8 +20,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 log "setup: checking tools"
 ensure_cargo
 ensure_node
-# Sandboxes run under bubblewrap with a Python environment of their own.
+# Sandboxes run under bubblewrap with a Python environment of their own; the
+# browser tool drives Debian's Chromium.
 command -v bwrap >/dev/null 2>&1 || apt_install bubblewrap
+command -v chromium >/dev/null 2>&1 || apt_install chromium
 ensure_sandbox_python
 export CAIRN__SANDBOX__PYTHON=${CAIRN__SANDBOX__PYTHON:-$CAIRN_SANDBOX_PYTHON}
 

@@ -374,8 +374,10 @@ if [[ $ONLY_SERVICES != 1 ]]; then
     ensure_rust_lints
     ensure_node
     ensure_curl
-    # The sandbox tests run real kernels under bubblewrap.
+    # The sandbox tests run real kernels under bubblewrap; the browser tool's
+    # tests drive a real headless Chromium.
     command -v bwrap >/dev/null 2>&1 || apt_install bubblewrap
+    command -v chromium >/dev/null 2>&1 || apt_install chromium
 fi
 
 setup_postgres

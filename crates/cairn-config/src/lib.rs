@@ -32,6 +32,7 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     pub files: FilesConfig,
     pub sandbox: SandboxConfig,
+    pub tools: ToolsConfig,
     pub log: LogConfig,
 }
 
@@ -294,6 +295,59 @@ impl Default for SandboxConfig {
     }
 }
 
+/// The agent's tools: web access, search, the browser.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolsConfig {
+    /// How long one web request may take, in seconds.
+    pub fetch_timeout_secs: u64,
+    /// The largest page or file a web tool reads, in MiB.
+    pub fetch_max_mb: u64,
+    /// Exact `address:port` pairs the web tools and the browser may reach
+    /// although they are private (an intranet site); everything else private,
+    /// loopback, link-local or metadata is refused.
+    pub allow_private: Vec<SocketAddr>,
+    /// `""` (no web search), `brave` (the Brave Search API) or `searxng`.
+    pub search_provider: String,
+    /// SearXNG's base URL; for `brave`, another endpoint (empty: Brave's own).
+    pub search_url: String,
+    /// The Brave Search API subscription token.
+    pub search_api_key: String,
+    /// The Chromium executable; empty: `chromium` (or `chromium-browser`,
+    /// `google-chrome`) on the PATH.
+    pub browser_path: String,
+    /// A browser context unused this long is closed, in seconds.
+    pub browser_idle_secs: u64,
+}
+
+impl std::fmt::Debug for ToolsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolsConfig")
+            .field("fetch_timeout_secs", &self.fetch_timeout_secs)
+            .field("fetch_max_mb", &self.fetch_max_mb)
+            .field("allow_private", &self.allow_private)
+            .field("search_provider", &self.search_provider)
+            .field("search_url", &self.search_url)
+            .field("browser_path", &self.browser_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        ToolsConfig {
+            fetch_timeout_secs: 30,
+            fetch_max_mb: 20,
+            allow_private: Vec::new(),
+            search_provider: String::new(),
+            search_url: String::new(),
+            search_api_key: String::new(),
+            browser_path: String::new(),
+            browser_idle_secs: 600,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -324,6 +378,7 @@ impl Default for Config {
             rate_limit: RateLimitConfig::default(),
             files: FilesConfig::default(),
             sandbox: SandboxConfig::default(),
+            tools: ToolsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -570,6 +625,28 @@ impl Config {
                 expected: "the sandbox host's service credential (at least 32 characters) when sandbox.host_url is set",
                 got: format!("{} characters", sandbox.host_token.len()),
             });
+        }
+        let tools = &self.tools;
+        for (key, value) in [
+            ("tools.fetch_timeout_secs", tools.fetch_timeout_secs),
+            ("tools.fetch_max_mb", tools.fetch_max_mb),
+            ("tools.browser_idle_secs", tools.browser_idle_secs),
+        ] {
+            if value == 0 {
+                return Err(Error::Invalid { key, expected: "at least 1", got: value.to_string() });
+            }
+        }
+        match tools.search_provider.as_str() {
+            "" => {}
+            "brave" if !tools.search_api_key.is_empty() => {}
+            "searxng" if tools.search_url.starts_with("http://") || tools.search_url.starts_with("https://") => {}
+            other => {
+                return Err(Error::Invalid {
+                    key: "tools.search_provider",
+                    expected: "empty, `brave` (with tools.search_api_key) or `searxng` (with an http(s) tools.search_url)",
+                    got: other.to_owned(),
+                });
+            }
         }
         let smtp = &self.mail.smtp_url;
         if !(smtp.is_empty() || smtp.starts_with("smtp://") || smtp.starts_with("smtps://")) {

@@ -174,6 +174,17 @@ impl Files {
         self.store_file(project, path, body, None, Some(run), Some(step)).await
     }
 
+    /// Saves bytes into the library on a user's behalf, for callers that
+    /// already authorized the user (the tool API runs `save_artifact` outside
+    /// an agent run this way).
+    pub async fn save_for_user<S, E>(&self, project: ProjectId, path: &str, body: S, user: UserId) -> Result<FileRecord>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        self.store_file(project, path, body, Some(user), None, None).await
+    }
+
     async fn store_file<S, E>(
         &self,
         project: ProjectId,

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpStream, UnixListener, UnixStream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::Semaphore;
 
 /// The socket's name in its folder (mounted at `/run/cairn` in a sandbox).
@@ -59,22 +59,30 @@ impl Egress {
         let socket = dir.join(SOCKET);
         let _ = std::fs::remove_file(&socket);
         let listener = UnixListener::bind(&socket)?;
-        let rules = Arc::new(rules);
-        let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let (rules, permits) = (Arc::new(rules), Arc::new(Semaphore::new(MAX_CONNECTIONS)));
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
-                let Ok(permit) = permits.clone().acquire_owned().await else { return };
-                let rules = rules.clone();
-                tokio::spawn(async move {
-                    if let Err(error) = relay(stream, &rules).await {
-                        tracing::debug!(%error, "egress connection ended");
-                    }
-                    drop(permit);
-                });
+                serve_one(stream, &rules, &permits).await;
             }
         });
         Ok(Egress { dir: dir.to_owned() })
+    }
+
+    /// The same proxy on a TCP port of 127.0.0.1, for host programs that
+    /// must not reach private addresses either (the tools' browser).
+    pub async fn start_tcp(rules: EgressRules) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let (rules, permits) = (Arc::new(rules), Arc::new(Semaphore::new(MAX_CONNECTIONS)));
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let _ = stream.set_nodelay(true);
+                serve_one(stream, &rules, &permits).await;
+            }
+        });
+        Ok(address)
     }
 
     /// The folder holding the socket, to mount into a sandbox.
@@ -83,7 +91,27 @@ impl Egress {
     }
 }
 
-async fn refuse(stream: &mut BufReader<UnixStream>, status: &str, why: &str) -> std::io::Result<()> {
+/// Relays one client connection in a task of its own, within the cap on
+/// connections at once.
+async fn serve_one<S>(stream: S, rules: &Arc<EgressRules>, permits: &Arc<Semaphore>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Ok(permit) = permits.clone().acquire_owned().await else { return };
+    let rules = rules.clone();
+    tokio::spawn(async move {
+        if let Err(error) = relay(stream, &rules).await {
+            tracing::debug!(%error, "egress connection ended");
+        }
+        drop(permit);
+    });
+}
+
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut BufReader<S>,
+    status: &str,
+    why: &str,
+) -> std::io::Result<()> {
     let body = format!("cairn egress: {why}\n");
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -122,7 +150,7 @@ async fn vet(host: &str, port: u16, rules: &EgressRules) -> Result<SocketAddr, S
     }
 }
 
-async fn relay(stream: UnixStream, rules: &EgressRules) -> std::io::Result<()> {
+async fn relay<S: AsyncRead + AsyncWrite + Unpin>(stream: S, rules: &EgressRules) -> std::io::Result<()> {
     let mut client = BufReader::new(stream);
     let mut head = Vec::new();
     loop {

@@ -40,6 +40,9 @@ pub struct KernelOptions {
     pub cgroups: CgroupSupport,
     /// Network through the host's egress proxy; `None`: no network at all.
     pub egress: Option<Egress>,
+    /// Python run in every new kernel before anything else (the tools'
+    /// functions), so it is there again after a restart.
+    pub prelude: Option<Arc<str>>,
 }
 
 impl KernelOptions {
@@ -85,6 +88,7 @@ impl KernelOptions {
             limits: Limits::default(),
             cgroups: CgroupSupport::detect(),
             egress: None,
+            prelude: None,
         })
     }
 }
@@ -283,7 +287,12 @@ impl Kernel {
         let mut kernel =
             Kernel { options: options.clone(), child, handle, frames, cgroup, executions: 0, disk_checked };
         match kernel.frames.recv().await {
-            Some(frame) if frame["type"] == "ready" => Ok(kernel),
+            Some(frame) if frame["type"] == "ready" => {
+                if let Some(prelude) = options.prelude.clone() {
+                    kernel.run_prelude(&prelude).await?;
+                }
+                Ok(kernel)
+            }
             other => {
                 let mut stderr = String::new();
                 if let Some(mut err) = kernel.child.stderr.take() {
@@ -291,6 +300,28 @@ impl Kernel {
                 }
                 Err(Error::Unavailable(format!("the kernel did not start ({other:?}): {}", stderr.trim())))
             }
+        }
+    }
+
+    /// Runs the prelude in a fresh kernel: any error is an installation
+    /// problem, not the user's.
+    async fn run_prelude(&mut self, code: &str) -> Result<()> {
+        self.send(&json!({ "type": "execute", "id": "prelude", "code": code })).await?;
+        let mut failure = None;
+        loop {
+            let frame = tokio::time::timeout(std::time::Duration::from_secs(30), self.frames.recv())
+                .await
+                .map_err(|_| Error::Unavailable("the kernel's prelude did not finish".into()))?
+                .ok_or_else(|| Error::Unavailable("the kernel stopped while running its prelude".into()))?;
+            match frame.get("type").and_then(Value::as_str) {
+                Some("error") => failure = Some(format!("{}: {}", text_of(&frame, "ename"), text_of(&frame, "evalue"))),
+                Some("done") => break,
+                _ => {}
+            }
+        }
+        match failure {
+            Some(why) => Err(Error::Unavailable(format!("the kernel's prelude failed: {why}"))),
+            None => Ok(()),
         }
     }
 

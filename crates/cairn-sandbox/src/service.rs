@@ -57,6 +57,8 @@ pub struct LocalConfig {
     /// The egress proxy for policies that allow network; `None`: no sandbox
     /// on this host may have network.
     pub egress: Option<Egress>,
+    /// Python every kernel runs first (the tools' functions).
+    pub prelude: Option<String>,
 }
 
 impl LocalConfig {
@@ -74,6 +76,7 @@ impl LocalConfig {
             max_running_per_user: 4,
             max_running: 32,
             egress: None,
+            prelude: None,
         }
     }
 }
@@ -119,6 +122,7 @@ impl LocalConfig {
             max_running_per_user: config.max_running_per_user,
             max_running: config.max_running,
             egress,
+            prelude: None,
             root,
         })
     }
@@ -275,6 +279,7 @@ impl LocalSandboxes {
         }
         .map_err(unavailable)?;
         template.limits = config.defaults;
+        template.prelude = config.prelude.as_deref().map(Arc::from);
         if let CgroupSupport::None(why) = &template.cgroups {
             tracing::warn!(reason = %why, "sandbox memory and process limits are NOT enforced on this host");
         }
