@@ -88,6 +88,9 @@ pub enum ApiError {
     /// 503: the object store failed (details logged).
     #[error("file storage is unavailable")]
     StorageUnavailable,
+    /// 503: tools cannot run here (no sandboxes, no browser, no search).
+    #[error("{detail}")]
+    ToolUnavailable { detail: String },
     /// A sandbox operation failed; the error's own code goes out.
     #[error("{}", .0.detail())]
     Sandbox(cairn_core::sandbox::SandboxError),
@@ -125,6 +128,9 @@ impl ApiError {
             }
             ApiError::StorageUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "Service unavailable")
+            }
+            ApiError::ToolUnavailable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "tool_unavailable", "Service unavailable")
             }
             ApiError::Sandbox(error) => {
                 use cairn_core::sandbox::SandboxError as E;

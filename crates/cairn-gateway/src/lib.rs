@@ -20,6 +20,7 @@ mod openapi;
 mod projects;
 mod sandbox_host;
 mod system;
+mod tools;
 mod web;
 mod wire;
 
@@ -66,6 +67,10 @@ pub struct AppState {
     pub auth: cairn_auth::Auth,
     pub files: cairn_files::Files,
     pub role: ServerRole,
+    /// Every tool, for the listing.
+    pub registry: std::sync::Arc<cairn_tools::Registry>,
+    /// Running tools for API callers; `None` where sandboxes are unavailable.
+    pub tools: Option<cairn_tools::ToolRunner>,
 }
 
 /// The API routes, as documented in the OpenAPI document.
@@ -75,6 +80,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(projects::routes())
         .merge(keys::routes())
         .merge(files::routes())
+        .merge(tools::routes())
         .merge(admin::routes());
     OpenApiRouter::with_openapi(openapi::base()).merge(health::routes()).nest("/api/v1", v1)
 }

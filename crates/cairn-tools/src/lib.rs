@@ -25,7 +25,7 @@ mod search;
 
 pub use browser::Browsers;
 pub use net::SafeHttp;
-pub use registry::{Registry, ToolBridge, ToolInfo};
+pub use registry::{MAX_RESULT_BYTES, Registry, ToolBridge, ToolInfo};
 pub use search::SearchProvider;
 
 use std::sync::Arc;
@@ -166,6 +166,9 @@ pub enum ToolError {
     /// The destination is not allowed (a private address, a refused port).
     #[error("{0}")]
     Refused(String),
+    /// No tool has that name.
+    #[error("{0}")]
+    NoSuchTool(String),
 }
 
 impl From<cairn_core::sandbox::SandboxError> for ToolError {
@@ -221,6 +224,65 @@ pub struct ToolContext {
     pub thread: Option<ThreadId>,
     /// The run and step making the call, for the lineage of artifacts.
     pub run: Option<(RunId, i64)>,
+}
+
+/// Tools for callers outside an agent run (the HTTP API): each user gets a
+/// scratch sandbox per project, made on first use and made again if it was
+/// reclaimed.
+#[derive(Debug, Clone)]
+pub struct ToolRunner {
+    pub registry: Arc<Registry>,
+    pub services: Services,
+    scratch: Arc<tokio::sync::Mutex<std::collections::HashMap<(UserId, ProjectId), SandboxId>>>,
+}
+
+impl ToolRunner {
+    pub fn new(registry: Arc<Registry>, services: Services) -> ToolRunner {
+        ToolRunner { registry, services, scratch: Default::default() }
+    }
+
+    /// The user's scratch sandbox in the project.
+    async fn sandbox_for(&self, user: UserId, project: ProjectId) -> Result<SandboxId, ToolError> {
+        let mut scratch = self.scratch.lock().await;
+        if let Some(id) = scratch.get(&(user, project))
+            && self.services.sandboxes.inspect(*id).await.is_ok()
+        {
+            return Ok(*id);
+        }
+        let request = cairn_core::sandbox::NewSandbox {
+            owner: user,
+            project: Some(project),
+            thread: None,
+            policy: Default::default(),
+        };
+        let created = self.services.sandboxes.create(request).await.map_err(|e| match e {
+            cairn_core::sandbox::SandboxError::CapReached(why)
+            | cairn_core::sandbox::SandboxError::Unavailable(why) => ToolError::Unavailable(why),
+            other => ToolError::Failed(other.detail()),
+        })?;
+        scratch.insert((user, project), created.id);
+        Ok(created.id)
+    }
+
+    /// Runs a tool for a user in a project with named arguments.
+    pub async fn call(
+        &self,
+        user: UserId,
+        project: ProjectId,
+        name: &str,
+        arguments: Value,
+    ) -> Result<Value, ToolError> {
+        let sandbox = self.sandbox_for(user, project).await?;
+        let ctx = ToolContext {
+            services: self.services.clone(),
+            sandbox,
+            user,
+            project: Some(project),
+            thread: None,
+            run: None,
+        };
+        self.registry.call_checked(&ctx, name, Value::Array(Vec::new()), arguments).await
+    }
 }
 
 /// A tool. Implement it and add it to [`Registry::builtin`].

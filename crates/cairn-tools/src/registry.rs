@@ -211,11 +211,25 @@ impl Registry {
     /// code's exception carries. Never panics through: a tool that panics or
     /// overruns its timeout is an error like any other.
     pub async fn call(&self, ctx: &ToolContext, name: &str, args: Value, kwargs: Value) -> Result<Value, String> {
+        self.call_checked(ctx, name, args, kwargs).await.map_err(|e| e.to_string())
+    }
+
+    /// [`Registry::call`] with the kind of failure kept (for the HTTP API).
+    pub async fn call_checked(
+        &self,
+        ctx: &ToolContext,
+        name: &str,
+        args: Value,
+        kwargs: Value,
+    ) -> Result<Value, ToolError> {
         let Some(tool) = self.tools.get(name).cloned() else {
-            return Err(format!("there is no tool `{name}`; the tools are: {}", self.names().join(", ")));
+            return Err(ToolError::NoSuchTool(format!(
+                "there is no tool `{name}`; the tools are: {}",
+                self.names().join(", ")
+            )));
         };
         let spec = tool.spec();
-        let bound = Self::bind(&spec, &args, &kwargs).map_err(|e| e.to_string())?;
+        let bound = Self::bind(&spec, &args, &kwargs)?;
         let started = std::time::Instant::now();
         let task = {
             let ctx = ctx.clone();
@@ -223,14 +237,17 @@ impl Registry {
         };
         let abort = task.abort_handle();
         let result = match tokio::time::timeout(spec.timeout, task).await {
-            Ok(Ok(result)) => result.map_err(|e| e.to_string()),
+            Ok(Ok(result)) => result,
             Ok(Err(join)) => {
                 tracing::error!(tool = name, error = %join, "a tool failed unexpectedly");
-                Err(format!("{name} failed unexpectedly"))
+                Err(ToolError::Failed(format!("{name} failed unexpectedly")))
             }
             Err(_) => {
                 abort.abort();
-                Err(format!("{name} did not finish within its limit of {} s", spec.timeout.as_secs()))
+                Err(ToolError::Failed(format!(
+                    "{name} did not finish within its limit of {} s",
+                    spec.timeout.as_secs()
+                )))
             }
         };
         tracing::info!(
@@ -242,9 +259,9 @@ impl Registry {
         let value = result?;
         let size = serde_json::to_vec(&value).map_or(0, |v| v.len());
         if size > MAX_RESULT_BYTES {
-            return Err(format!(
+            return Err(ToolError::Failed(format!(
                 "the result of {name} is {size} bytes, over the limit of {MAX_RESULT_BYTES}; ask for less at a time"
-            ));
+            )));
         }
         Ok(value)
     }

@@ -240,6 +240,14 @@ async fn serve(config: Config, role: Role) -> Result<(), Failure> {
     let store = db.store();
     let auth = build_auth(&config, store.clone(), &bus)?;
     let files = build_files(&config, store.clone(), auth.clone())?;
+    let registry = Arc::new(cairn_tools::Registry::builtin());
+    let (tools, local_sandboxes) = match build_tools(&config, &registry, files.clone()).await {
+        Ok((runner, local)) => (Some(runner), local),
+        Err(error) => {
+            tracing::warn!(%error, "sandboxes and tools are unavailable on this server; the rest of Cairn runs");
+            (None, None)
+        }
+    };
     tracing::info!(
         version = cairn_core::VERSION,
         address = %config.server.bind,
@@ -250,7 +258,7 @@ async fn serve(config: Config, role: Role) -> Result<(), Failure> {
         config.server.bind
     );
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-    let state = AppState { config: Arc::new(config), store, bus, auth, files, role };
+    let state = AppState { config: Arc::new(config), store, bus, auth, files, role, registry, tools };
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown_signal().await;
@@ -270,9 +278,31 @@ async fn serve(config: Config, role: Role) -> Result<(), Failure> {
         }
     };
     served.context("the server stopped with an error")?;
+    if let Some(sandboxes) = local_sandboxes {
+        sandboxes.shutdown().await;
+    }
     db.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Sandboxes (on this machine, or a sandbox host's) and the tools that run
+/// in them.
+async fn build_tools(
+    config: &Config,
+    registry: &Arc<cairn_tools::Registry>,
+    files: cairn_files::Files,
+) -> anyhow::Result<(cairn_tools::ToolRunner, Option<cairn_sandbox::LocalSandboxes>)> {
+    let (sandboxes, local): (Arc<dyn cairn_core::sandbox::Sandboxes>, _) = if config.sandbox.host_url.is_empty() {
+        let mut local = cairn_sandbox::LocalConfig::from_config(&config.sandbox, &config.data_dir)?;
+        local.prelude = Some(registry.python_prelude());
+        let sandboxes = cairn_sandbox::LocalSandboxes::start(local).await?;
+        (Arc::new(sandboxes.clone()), Some(sandboxes))
+    } else {
+        (Arc::new(cairn_sandbox::RemoteSandboxes::new(&config.sandbox.host_url, &config.sandbox.host_token)?), None)
+    };
+    let services = cairn_tools::Services::from_config(&config.tools, sandboxes, Some(files)).await?;
+    Ok((cairn_tools::ToolRunner::new(registry.clone(), services), local))
 }
 
 /// The sandbox host: sandboxes on this machine for other Cairn processes,
@@ -293,9 +323,10 @@ async fn serve_sandbox_host(config: Config) -> Result<(), Failure> {
     let listener = tokio::net::TcpListener::bind(config.server.bind)
         .await
         .with_context(|| format!("cannot listen on {} (server.bind)", config.server.bind))?;
-    let local = cairn_sandbox::LocalConfig::from_config(&config.sandbox, &config.data_dir)
+    let mut local = cairn_sandbox::LocalConfig::from_config(&config.sandbox, &config.data_dir)
         .map_err(|e| anyhow::anyhow!(e))
         .context("cannot set up sandboxes")?;
+    local.prelude = Some(cairn_tools::Registry::builtin().python_prelude());
     let sandboxes = cairn_sandbox::LocalSandboxes::start(local)
         .await
         .map_err(|e| anyhow::anyhow!(e))

@@ -22,5 +22,14 @@ pub fn state(config: Config, db: &Database, bus: Bus, dir: &TempDir) -> AppState
     let auth = cairn_auth::Auth::new(&config, db.store(), &bus, Arc::new(outbox), keys);
     let objects = cairn_files::Objects::from_config(&config.files, &dir.path).unwrap();
     let files = cairn_files::Files::new(&config.files, db.store(), objects, auth.clone(), &[5; 32]).unwrap();
-    AppState { config: Arc::new(config), store: db.store(), bus, auth, files, role: ServerRole::All }
+    AppState {
+        config: Arc::new(config),
+        store: db.store(),
+        bus,
+        auth,
+        files,
+        role: ServerRole::All,
+        registry: Arc::new(cairn_tools::Registry::builtin()),
+        tools: None,
+    }
 }

@@ -1,0 +1,166 @@
+//! The tool registry over HTTP: the listing, calls in the caller's scratch
+//! sandbox, `save_artifact` into the library, access rules and errors.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::Arc;
+
+use cairn_config::Config;
+use cairn_core::bus::QueueOptions;
+use cairn_store::{Database, OpenOptions};
+use cairn_testkit::TempDir;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Api {
+    base: String,
+    client: reqwest::Client,
+    owner: String,
+    viewer: String,
+    stranger: String,
+    project: String,
+    _dir: TempDir,
+}
+
+async fn start(with_tools: bool) -> Api {
+    let dir = TempDir::new("tools-api");
+    let db = Database::open(&dir.sqlite_url(), &OpenOptions::default()).await.unwrap();
+    db.migrate().await.unwrap();
+    let bus = cairn_bus::in_process(db.queue(QueueOptions::default()));
+    let config = Config { data_dir: dir.path.clone(), ..Config::default() };
+    let mut state = support::state(config, &db, bus, &dir);
+    if with_tools {
+        let mut local = cairn_sandbox::LocalConfig::new(dir.path.join("sandboxes"));
+        local.pool_size = 0;
+        local.prelude = Some(state.registry.python_prelude());
+        let sandboxes = cairn_sandbox::LocalSandboxes::start(local).await.expect("bubblewrap and python3");
+        let tools = cairn_config::ToolsConfig::default();
+        let services =
+            cairn_tools::Services::from_config(&tools, Arc::new(sandboxes), Some(state.files.clone())).await.unwrap();
+        state.tools = Some(cairn_tools::ToolRunner::new(state.registry.clone(), services));
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(cairn_gateway::serve(listener, cairn_gateway::app(state), std::future::pending()));
+    let client = reqwest::Client::new();
+    let mut tokens = Vec::new();
+    for email in ["owner@example.com", "viewer@example.com", "stranger@example.com"] {
+        let body = json!({ "email": email, "password": PASSWORD, "display_name": "X" });
+        client.post(format!("{base}/api/v1/auth/register")).json(&body).send().await.unwrap();
+        let form = [("grant_type", "password"), ("username", email), ("password", PASSWORD)];
+        let token: Value =
+            client.post(format!("{base}/api/v1/auth/token")).form(&form).send().await.unwrap().json().await.unwrap();
+        tokens.push(token["access_token"].as_str().unwrap().to_owned());
+    }
+    let project: Value = client
+        .post(format!("{base}/api/v1/projects"))
+        .bearer_auth(&tokens[0])
+        .json(&json!({ "name": "Tools" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let project = project["id"].as_str().unwrap().to_owned();
+    let member = json!({ "email": "viewer@example.com", "role": "viewer" });
+    client
+        .post(format!("{base}/api/v1/projects/{project}/members"))
+        .bearer_auth(&tokens[0])
+        .json(&member)
+        .send()
+        .await
+        .unwrap();
+    let [owner, viewer, stranger] = <[String; 3]>::try_from(tokens).unwrap();
+    Api { base, client, owner, viewer, stranger, project, _dir: dir }
+}
+
+impl Api {
+    async fn call(&self, token: &str, tool: &str, arguments: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}/api/v1/projects/{}/tools/{tool}", self.base, self.project))
+            .bearer_auth(token)
+            .json(&json!({ "arguments": arguments }))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap_or_default())
+    }
+}
+
+#[tokio::test]
+async fn tools_are_listed_and_called_in_a_scratch_sandbox() {
+    let api = start(true).await;
+    let listed: Value = api
+        .client
+        .get(format!("{}/api/v1/tools", api.base))
+        .bearer_auth(&api.owner)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = listed.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"web_fetch") && names.contains(&"browser_open") && names.contains(&"save_artifact"));
+    assert_eq!(api.client.get(format!("{}/api/v1/tools", api.base)).send().await.unwrap().status(), 401);
+
+    let (status, written) =
+        api.call(&api.owner, "write_file", json!({ "path": "out/report.md", "content": "# Q3\n" })).await;
+    assert_eq!(status, 200, "{written}");
+    assert_eq!(written["result"]["path"], "out/report.md");
+    let (_, read) = api.call(&api.owner, "read_file", json!({ "path": "out/report.md" })).await;
+    assert_eq!(read["result"], "# Q3\n", "the same scratch sandbox serves the next call");
+    let (_, shell) = api.call(&api.owner, "shell", json!({ "command": "wc -c < out/report.md" })).await;
+    assert_eq!(shell["result"]["stdout"], "5\n");
+
+    let (status, saved) =
+        api.call(&api.owner, "save_artifact", json!({ "path": "out/report.md", "name": "reports/q3.md" })).await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(
+        (saved["result"]["path"].clone(), saved["result"]["version"].clone()),
+        (json!("reports/q3.md"), json!(1))
+    );
+    let library: Value = api
+        .client
+        .get(format!("{}/api/v1/projects/{}/files?folder=reports", api.base, api.project))
+        .bearer_auth(&api.owner)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(library["files"][0]["path"], "reports/q3.md", "the artifact is in the library: {library}");
+
+    // Errors keep their kind.
+    let (status, problem) = api.call(&api.owner, "read_file", json!({})).await;
+    assert_eq!((status, problem["code"].clone()), (422, json!("invalid_arguments")));
+    let (status, problem) =
+        api.call(&api.owner, "edit_file", json!({ "path": "out/report.md", "old": "zzz", "new": "y" })).await;
+    assert_eq!((status, problem["code"].clone()), (422, json!("tool_failed")));
+    let (status, problem) = api.call(&api.owner, "web_fetch", json!({ "url": "http://169.254.169.254/" })).await;
+    assert_eq!((status, problem["code"].clone()), (422, json!("destination_refused")));
+    let (status, problem) = api.call(&api.owner, "web_search", json!({ "query": "x" })).await;
+    assert_eq!((status, problem["code"].clone()), (503, json!("tool_unavailable")));
+    let (status, _) = api.call(&api.owner, "teleport", json!({})).await;
+    assert_eq!(status, 404);
+
+    // Viewers may not run tools (they write); strangers do not see the project.
+    assert_eq!(api.call(&api.viewer, "list_files", json!({})).await.0, 403);
+    assert_eq!(api.call(&api.stranger, "list_files", json!({})).await.0, 404);
+}
+
+#[tokio::test]
+async fn without_sandboxes_tools_are_listed_but_calls_say_why_they_cannot_run() {
+    let api = start(false).await;
+    let listed = api.client.get(format!("{}/api/v1/tools", api.base)).bearer_auth(&api.owner).send().await.unwrap();
+    assert_eq!(listed.status(), 200);
+    let (status, problem) = api.call(&api.owner, "list_files", json!({})).await;
+    assert_eq!((status, problem["code"].clone()), (503, json!("tool_unavailable")));
+    assert!(problem["detail"].as_str().unwrap().contains("sandboxes"));
+}
