@@ -17,8 +17,6 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
-const PASSWORD: &str = "correct horse battery staple";
-
 struct Api {
     base: String,
     client: reqwest::Client,
@@ -49,40 +47,7 @@ async fn start(s3: Option<S3Server>, tweak: fn(&mut Config)) -> Api {
         let _ = stopped.await;
     }));
     let client = reqwest::Client::new();
-    let mut tokens = Vec::new();
-    for email in ["owner@example.com", "viewer@example.com", "stranger@example.com"] {
-        let body = json!({ "email": email, "password": PASSWORD, "display_name": "X" });
-        client.post(format!("{base}/api/v1/auth/register")).json(&body).send().await.unwrap();
-        let token: Value = client
-            .post(format!("{base}/api/v1/auth/token"))
-            .form(&[("grant_type", "password"), ("username", email), ("password", PASSWORD)])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        tokens.push(token["access_token"].as_str().unwrap().to_owned());
-    }
-    let project: Value = client
-        .post(format!("{base}/api/v1/projects"))
-        .bearer_auth(&tokens[0])
-        .json(&json!({ "name": "Library" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let project = project["id"].as_str().unwrap().to_owned();
-    client
-        .post(format!("{base}/api/v1/projects/{project}/members"))
-        .bearer_auth(&tokens[0])
-        .json(&json!({ "email": "viewer@example.com", "role": "viewer" }))
-        .send()
-        .await
-        .unwrap();
-    let [owner, viewer, stranger] = <[String; 3]>::try_from(tokens).unwrap();
+    let ([owner, viewer, stranger], project) = support::owner_viewer_stranger(&client, &base, "Library").await;
     Api { base, client, owner, viewer, stranger, project, _stop: stop, _dir: dir, _s3: s3 }
 }
 

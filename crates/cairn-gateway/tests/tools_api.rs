@@ -13,8 +13,6 @@ use cairn_store::{Database, OpenOptions};
 use cairn_testkit::TempDir;
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "correct horse battery staple";
-
 struct Api {
     base: String,
     client: reqwest::Client,
@@ -46,35 +44,7 @@ async fn start(with_tools: bool) -> Api {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(cairn_gateway::serve(listener, cairn_gateway::app(state), std::future::pending()));
     let client = reqwest::Client::new();
-    let mut tokens = Vec::new();
-    for email in ["owner@example.com", "viewer@example.com", "stranger@example.com"] {
-        let body = json!({ "email": email, "password": PASSWORD, "display_name": "X" });
-        client.post(format!("{base}/api/v1/auth/register")).json(&body).send().await.unwrap();
-        let form = [("grant_type", "password"), ("username", email), ("password", PASSWORD)];
-        let token: Value =
-            client.post(format!("{base}/api/v1/auth/token")).form(&form).send().await.unwrap().json().await.unwrap();
-        tokens.push(token["access_token"].as_str().unwrap().to_owned());
-    }
-    let project: Value = client
-        .post(format!("{base}/api/v1/projects"))
-        .bearer_auth(&tokens[0])
-        .json(&json!({ "name": "Tools" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let project = project["id"].as_str().unwrap().to_owned();
-    let member = json!({ "email": "viewer@example.com", "role": "viewer" });
-    client
-        .post(format!("{base}/api/v1/projects/{project}/members"))
-        .bearer_auth(&tokens[0])
-        .json(&member)
-        .send()
-        .await
-        .unwrap();
-    let [owner, viewer, stranger] = <[String; 3]>::try_from(tokens).unwrap();
+    let ([owner, viewer, stranger], project) = support::owner_viewer_stranger(&client, &base, "Tools").await;
     Api { base, client, owner, viewer, stranger, project, _dir: dir }
 }
 

@@ -33,3 +33,41 @@ pub fn state(config: Config, db: &Database, bus: Bus, dir: &TempDir) -> AppState
         tools: None,
     }
 }
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Registers an owner, a viewer and a stranger, and makes a project the
+/// owner owns and the viewer views. Returns the three access tokens and the
+/// project id.
+pub async fn owner_viewer_stranger(client: &reqwest::Client, base: &str, project: &str) -> ([String; 3], String) {
+    use serde_json::{Value, json};
+    let mut tokens = Vec::new();
+    for email in ["owner@example.com", "viewer@example.com", "stranger@example.com"] {
+        let body = json!({ "email": email, "password": PASSWORD, "display_name": "X" });
+        client.post(format!("{base}/api/v1/auth/register")).json(&body).send().await.unwrap();
+        let form = [("grant_type", "password"), ("username", email), ("password", PASSWORD)];
+        let token: Value =
+            client.post(format!("{base}/api/v1/auth/token")).form(&form).send().await.unwrap().json().await.unwrap();
+        tokens.push(token["access_token"].as_str().unwrap().to_owned());
+    }
+    let created: Value = client
+        .post(format!("{base}/api/v1/projects"))
+        .bearer_auth(&tokens[0])
+        .json(&json!({ "name": project }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let member = json!({ "email": "viewer@example.com", "role": "viewer" });
+    client
+        .post(format!("{base}/api/v1/projects/{id}/members"))
+        .bearer_auth(&tokens[0])
+        .json(&member)
+        .send()
+        .await
+        .unwrap();
+    (<[String; 3]>::try_from(tokens).unwrap(), id)
+}
