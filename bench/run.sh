@@ -43,3 +43,7 @@ echo "ipykernel: $("$venv/bin/python" bench/kernel_reference.py 10 1000 2>/dev/n
 echo "## Sandbox service: in-process and over the sandbox host's HTTP API"
 cargo build --release --locked -p cairn-gateway --example sandbox_service_bench
 echo "cairn:     $("$CARGO_TARGET_DIR/release/examples/sandbox_service_bench" 20 2000)"
+
+echo "## Tools: a bridged tool call, and a browser page load"
+cargo build --release --locked -p cairn-tools --example tools_bench
+echo "cairn:     $("$CARGO_TARGET_DIR/release/examples/tools_bench" 2000 50)"
