@@ -19,7 +19,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// Every tool the agent can call, with its JSON schema and Python signature.
-#[utoipa::path(get, path = "/tools", tag = "tools", security(("oauth2" = []), ("api_key" = [])),
+#[utoipa::path(get, path = "/tools", tag = "tools", operation_id = "list_tools", security(("oauth2" = []), ("api_key" = [])),
     responses((status = 200, description = "The tools, by name", body = Vec<ToolInfo>))
 )]
 async fn list(State(state): State<AppState>, Authenticated(_principal): Authenticated) -> ApiJson<Vec<ToolInfo>> {
@@ -59,7 +59,7 @@ impl From<ToolError> for ApiError {
 /// Runs a tool in the caller's scratch sandbox of the project (made on first
 /// use; file tools see its workspace, `save_artifact` saves into the
 /// project's library). Needs write access to the project.
-#[utoipa::path(post, path = "/projects/{project_id}/tools/{name}", tag = "tools",
+#[utoipa::path(post, path = "/projects/{project_id}/tools/{name}", tag = "tools", operation_id = "call_tool",
     security(("oauth2" = []), ("api_key" = [])),
     params(("project_id" = ProjectId, Path), ("name" = String, Path, description = "The tool's name")),
     request_body = ToolCallRequest,

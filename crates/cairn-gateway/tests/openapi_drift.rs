@@ -8,6 +8,18 @@
 use std::path::PathBuf;
 
 fn check(file: &str, document: utoipa::openapi::OpenApi) {
+    let json: serde_json::Value = serde_json::from_str(&document.to_json().unwrap()).unwrap();
+    let mut ids: Vec<&str> = json["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|operation| operation["operationId"].as_str())
+        .collect();
+    ids.sort_unstable();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(before, ids.len(), "operation ids in {file} must be unique (name the handler or set operation_id)");
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs").join(file);
     let generated = document.to_pretty_json().unwrap() + "\n";
     if std::env::var("CAIRN_UPDATE_OPENAPI").as_deref() == Ok("1") {

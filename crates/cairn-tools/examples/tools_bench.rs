@@ -34,9 +34,8 @@ async fn main() {
     let root = std::env::temp_dir().join(format!("cairn-tools-bench-{}", std::process::id()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let site = listener.local_addr().unwrap();
-    let router = Router::new()
-        .route("/", get(|| async { Html(PAGE) }))
-        .route("/tool", get(|| async { axum::Json(json!([])) }));
+    let router =
+        Router::new().route("/", get(|| async { Html(PAGE) })).route("/tool", get(|| async { axum::Json(json!([])) }));
     tokio::spawn(async move { axum::serve(listener, router).await });
 
     let registry = Registry::builtin();
