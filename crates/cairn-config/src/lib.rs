@@ -33,6 +33,7 @@ pub struct Config {
     pub files: FilesConfig,
     pub sandbox: SandboxConfig,
     pub tools: ToolsConfig,
+    pub llm: LlmConfig,
     pub log: LogConfig,
 }
 
@@ -348,6 +349,74 @@ impl Default for ToolsConfig {
     }
 }
 
+/// The language models Cairn may use.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlmConfig {
+    /// The providers and their models (`[[llm.providers]]` in TOML).
+    pub providers: Vec<LlmProvider>,
+    /// `provider/model` used when a project or thread names none; empty:
+    /// the first configured.
+    pub default_model: String,
+    /// Retries of a call that fails before its first token (429, 5xx, a
+    /// dropped connection).
+    pub max_retries: u32,
+    /// How long a call may wait for its first token, in seconds.
+    pub first_token_timeout_secs: u64,
+    /// How long a stream may pause between tokens, in seconds.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        LlmConfig {
+            providers: Vec::new(),
+            default_model: String::new(),
+            max_retries: 3,
+            first_token_timeout_secs: 120,
+            idle_timeout_secs: 60,
+        }
+    }
+}
+
+/// One LLM provider.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LlmProvider {
+    /// The first part of model ids (`openai` in `openai/gpt-4o-mini`).
+    pub name: String,
+    /// `openai`, `anthropic` or `openai-compatible`.
+    pub kind: String,
+    /// Empty for the provider's own API; else e.g. `http://127.0.0.1:11434/v1`.
+    #[serde(default)]
+    pub base_url: String,
+    #[serde(default)]
+    pub api_key: String,
+    pub models: Vec<LlmModel>,
+}
+
+impl std::fmt::Debug for LlmProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmProvider")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("models", &self.models)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One model of a provider, with its price (for cost accounting).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LlmModel {
+    pub name: String,
+    #[serde(default)]
+    pub input_usd_per_mtok: f64,
+    #[serde(default)]
+    pub output_usd_per_mtok: f64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -379,6 +448,7 @@ impl Default for Config {
             files: FilesConfig::default(),
             sandbox: SandboxConfig::default(),
             tools: ToolsConfig::default(),
+            llm: LlmConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -648,6 +718,47 @@ impl Config {
                 });
             }
         }
+        let llm = &self.llm;
+        for provider in &llm.providers {
+            if !matches!(provider.kind.as_str(), "openai" | "anthropic" | "openai-compatible")
+                || provider.name.is_empty()
+                || provider.name.contains('/')
+                || provider.models.is_empty()
+            {
+                return Err(Error::Invalid {
+                    key: "llm.providers",
+                    expected: "providers with a name (no `/`), a kind of openai, anthropic or openai-compatible, \
+                               and at least one model",
+                    got: format!("{provider:?}"),
+                });
+            }
+            if provider.kind == "openai-compatible" && provider.base_url.is_empty() {
+                return Err(Error::Invalid {
+                    key: "llm.providers",
+                    expected: "a base_url for an openai-compatible provider",
+                    got: provider.name.clone(),
+                });
+            }
+        }
+        if !llm.default_model.is_empty()
+            && !llm
+                .providers
+                .iter()
+                .any(|p| p.models.iter().any(|m| format!("{}/{}", p.name, m.name) == llm.default_model))
+        {
+            return Err(Error::Invalid {
+                key: "llm.default_model",
+                expected: "a configured `provider/model`",
+                got: llm.default_model.clone(),
+            });
+        }
+        if llm.first_token_timeout_secs == 0 || llm.idle_timeout_secs == 0 {
+            return Err(Error::Invalid {
+                key: "llm.first_token_timeout_secs",
+                expected: "timeouts of at least 1 second",
+                got: format!("{} / {}", llm.first_token_timeout_secs, llm.idle_timeout_secs),
+            });
+        }
         let smtp = &self.mail.smtp_url;
         if !(smtp.is_empty() || smtp.starts_with("smtp://") || smtp.starts_with("smtps://")) {
             return Err(Error::Invalid {
@@ -838,12 +949,45 @@ mod tests {
     }
 
     #[test]
+    fn llm_providers_come_from_the_file_and_are_checked() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "cairn.toml",
+                r#"
+                [llm]
+                default_model = "local/qwen3"
+                [[llm.providers]]
+                name = "local"
+                kind = "openai-compatible"
+                base_url = "http://127.0.0.1:11434/v1"
+                models = [{ name = "qwen3" }]
+                "#,
+            )?;
+            let config = load_in_jail(Some("cairn.toml")).unwrap();
+            assert_eq!(config.llm.providers[0].models[0].name, "qwen3");
+            jail.create_file(
+                "cairn.toml",
+                "[[llm.providers]]\nname = \"x\"\nkind = \"openai-compatible\"\nmodels = [{ name = \"m\" }]\n",
+            )?;
+            let message = load_in_jail(Some("cairn.toml")).unwrap_err().to_string();
+            assert!(message.contains("`llm.providers`") && message.contains("base_url"), "{message}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn values_that_parse_but_make_no_sense_are_refused() {
         let cases = [
             ("CAIRN__DATABASE__URL", "mysql://x", "database.url"),
             ("CAIRN__REDIS__URL", "http://x", "redis.url"),
             ("CAIRN__QUEUE__LEASE_SECS", "0", "queue.lease_secs"),
             ("CAIRN__SERVER__BODY_LIMIT_BYTES", "0", "server.body_limit_bytes"),
+            ("CAIRN__SANDBOX__MEMORY_MB", "99999", "sandbox.memory_mb"),
+            ("CAIRN__SANDBOX__HOST_URL", "ftp://x", "sandbox.host_url"),
+            ("CAIRN__SANDBOX__HOST_URL", "http://sandboxes:8081", "sandbox.host_token"),
+            ("CAIRN__TOOLS__SEARCH_PROVIDER", "brave", "tools.search_provider"),
+            ("CAIRN__TOOLS__FETCH_MAX_MB", "0", "tools.fetch_max_mb"),
+            ("CAIRN__LLM__DEFAULT_MODEL", "openai/gpt-none", "llm.default_model"),
         ];
         for (var, value, key) in cases {
             let message = error_in_jail(|jail| {

@@ -16,6 +16,7 @@ mod health;
 mod keys;
 mod metrics;
 mod middleware;
+mod models;
 mod openapi;
 mod projects;
 mod sandbox_host;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub registry: std::sync::Arc<cairn_tools::Registry>,
     /// Running tools for API callers; `None` where sandboxes are unavailable.
     pub tools: Option<cairn_tools::ToolRunner>,
+    /// The configured language models.
+    pub models: std::sync::Arc<cairn_llm::Models>,
 }
 
 /// The API routes, as documented in the OpenAPI document.
@@ -81,6 +84,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(keys::routes())
         .merge(files::routes())
         .merge(tools::routes())
+        .merge(models::routes())
         .merge(admin::routes());
     OpenApiRouter::with_openapi(openapi::base()).merge(health::routes()).nest("/api/v1", v1)
 }

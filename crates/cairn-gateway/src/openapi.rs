@@ -21,6 +21,7 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "api keys", description = "Project-scoped keys for integrations"),
         (name = "files", description = "The project library: uploads, versions, links, zip downloads"),
         (name = "tools", description = "The tools the agent calls, and calling them directly"),
+        (name = "models", description = "The language models this deployment is configured with"),
         (name = "admin", description = "Users and the audit log (administrators)"),
         (name = "system", description = "Facts about the server"),
         (name = "probes", description = "Liveness and readiness"),

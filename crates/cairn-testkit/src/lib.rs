@@ -13,6 +13,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod scripted_llm;
+
+pub use scripted_llm::{Received, Reply, ScriptedLlm};
+
 use sqlx::Connection;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;

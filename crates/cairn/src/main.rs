@@ -258,7 +258,8 @@ async fn serve(config: Config, role: Role) -> Result<(), Failure> {
         config.server.bind
     );
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-    let state = AppState { config: Arc::new(config), store, bus, auth, files, role, registry, tools };
+    let models = Arc::new(cairn_llm::Models::from_config(&config.llm).context("llm.providers")?);
+    let state = AppState { config: Arc::new(config), store, bus, auth, files, role, registry, tools, models };
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown_signal().await;

@@ -12,6 +12,7 @@ use cairn_store::Database;
 use cairn_testkit::TempDir;
 
 pub fn state(config: Config, db: &Database, bus: Bus, dir: &TempDir) -> AppState {
+    let config_llm = config.llm.clone();
     let keys = if config.auth.signing_keys.is_empty() {
         vec![cairn_config::SigningKey { kid: "test".into(), secret: "A".repeat(43) }]
     } else {
@@ -31,6 +32,7 @@ pub fn state(config: Config, db: &Database, bus: Bus, dir: &TempDir) -> AppState
         role: ServerRole::All,
         registry: Arc::new(cairn_tools::Registry::builtin()),
         tools: None,
+        models: Arc::new(cairn_llm::Models::from_config(&config_llm).unwrap()),
     }
 }
 

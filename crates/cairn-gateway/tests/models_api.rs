@@ -1,0 +1,44 @@
+//! `GET /api/v1/models`: what the deployment is configured with.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use cairn_config::{Config, LlmModel, LlmProvider};
+use cairn_core::bus::QueueOptions;
+use cairn_store::{Database, OpenOptions};
+use cairn_testkit::TempDir;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn the_configured_models_are_listed_with_prices_and_the_default() {
+    let dir = TempDir::new("models-api");
+    let db = Database::open(&dir.sqlite_url(), &OpenOptions::default()).await.unwrap();
+    db.migrate().await.unwrap();
+    let bus = cairn_bus::in_process(db.queue(QueueOptions::default()));
+    let mut config = Config { data_dir: dir.path.clone(), ..Config::default() };
+    config.llm.providers = vec![LlmProvider {
+        name: "ollama".into(),
+        kind: "openai-compatible".into(),
+        base_url: "http://127.0.0.1:11434/v1".into(),
+        api_key: "secret-key".into(),
+        models: vec![LlmModel { name: "qwen3".into(), input_usd_per_mtok: 0.0, output_usd_per_mtok: 0.0 }],
+    }];
+    let state = support::state(config, &db, bus, &dir);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(cairn_gateway::serve(listener, cairn_gateway::app(state), std::future::pending()));
+    let client = reqwest::Client::new();
+    let ([owner, _, _], _) = support::owner_viewer_stranger(&client, &base, "Models").await;
+    assert_eq!(client.get(format!("{base}/api/v1/models")).send().await.unwrap().status(), 401);
+    let response = client.get(format!("{base}/api/v1/models")).bearer_auth(&owner).send().await.unwrap();
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("secret-key"), "keys never leave the server");
+    let listed: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(listed["default"], "ollama/qwen3");
+    assert_eq!(
+        listed["models"],
+        json!([{ "id": "ollama/qwen3", "provider": "ollama", "model": "qwen3", "kind": "openai-compatible",
+                 "input_usd_per_mtok": 0.0, "output_usd_per_mtok": 0.0 }])
+    );
+}

@@ -1,0 +1,115 @@
+//! Anthropic Messages (`POST {base}/v1/messages`, streamed).
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::{ChatModel, ChatRequest, Delta, DeltaStream, LlmError, Progress, Role, Timeouts};
+
+/// The API version Cairn speaks.
+const VERSION: &str = "2023-06-01";
+
+#[derive(Debug, Clone)]
+pub(crate) struct Anthropic {
+    pub http: reqwest::Client,
+    /// e.g. `https://api.anthropic.com`
+    pub base_url: String,
+    pub api_key: String,
+    pub timeouts: Timeouts,
+}
+
+pub(crate) fn body(request: &ChatRequest) -> Value {
+    let messages: Vec<Value> = request
+        .messages
+        .iter()
+        .map(|m| json!({ "role": if m.role == Role::User { "user" } else { "assistant" }, "content": m.content }))
+        .collect();
+    let mut body =
+        json!({ "model": request.model, "messages": messages, "max_tokens": request.max_tokens, "stream": true });
+    if let Some(system) = &request.system {
+        body["system"] = json!(system);
+    }
+    if let Some(temperature) = request.temperature {
+        body["temperature"] = json!(temperature);
+    }
+    if !request.stop.is_empty() {
+        body["stop_sequences"] = json!(request.stop);
+    }
+    body
+}
+
+fn stream_error(error: &Value) -> LlmError {
+    let message = error["message"].as_str().unwrap_or("error").to_owned();
+    match error["type"].as_str().unwrap_or_default() {
+        "rate_limit_error" => LlmError::RateLimited { retry_after: None },
+        "overloaded_error" => LlmError::Server { status: 529, message },
+        "authentication_error" | "permission_error" => LlmError::Auth(message),
+        "invalid_request_error" | "not_found_error" => LlmError::InvalidRequest(message),
+        _ => LlmError::Server { status: 500, message },
+    }
+}
+
+#[async_trait]
+impl ChatModel for Anthropic {
+    async fn stream(&self, request: &ChatRequest) -> Result<DeltaStream, LlmError> {
+        let url = format!("{}/v1/messages", self.base_url.trim_end_matches('/'));
+        let call = self
+            .http
+            .post(url)
+            .header("x-api-key", &self.api_key)
+            .header("anthropic-version", VERSION)
+            .json(&body(request));
+        let response = crate::send(call, &self.timeouts).await?;
+        let events = crate::events(response, self.timeouts.idle);
+        let stream = futures::stream::unfold((events, Progress::default()), |(mut events, mut progress)| async move {
+            if progress.finished {
+                return None;
+            }
+            loop {
+                let event = match events.next().await {
+                    Some(Ok(event)) => event,
+                    Some(Err(error)) => {
+                        progress.finished = true;
+                        return Some((Err(error), (events, progress)));
+                    }
+                    None => {
+                        progress.finished = true;
+                        let error = LlmError::Connection("the stream ended before the reply did".into());
+                        return Some((Err(error), (events, progress)));
+                    }
+                };
+                let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+                let kind = event.name.as_deref().or(data["type"].as_str()).unwrap_or_default().to_owned();
+                match kind.as_str() {
+                    "message_start" => {
+                        progress.usage.input_tokens = data["message"]["usage"]["input_tokens"].as_u64().unwrap_or(0);
+                    }
+                    "content_block_delta" => {
+                        if let Some(text) = data["delta"]["text"].as_str().filter(|t| !t.is_empty()) {
+                            return Some((Ok(Delta::Text(text.to_owned())), (events, progress)));
+                        }
+                    }
+                    "message_delta" => {
+                        if let Some(reason) = data["delta"]["stop_reason"].as_str() {
+                            progress.stop_reason = Some(reason.to_owned());
+                        }
+                        if let Some(output) = data["usage"]["output_tokens"].as_u64() {
+                            progress.usage.output_tokens = output;
+                        }
+                    }
+                    "message_stop" => {
+                        progress.finished = true;
+                        let stop_reason = progress.stop_reason.take().unwrap_or_else(|| "end_turn".to_owned());
+                        return Some((Ok(Delta::Done { usage: progress.usage, stop_reason }), (events, progress)));
+                    }
+                    "error" => {
+                        progress.finished = true;
+                        return Some((Err(stream_error(&data["error"])), (events, progress)));
+                    }
+                    _ => {} // ping, content_block_start/stop
+                }
+            }
+        });
+        Ok(stream.boxed())
+    }
+}

@@ -1,0 +1,250 @@
+//! Cairn's LLM providers behind one trait, [`ChatModel`]: OpenAI Chat
+//! Completions, Anthropic Messages, and any OpenAI-compatible server by base
+//! URL (Ollama, vLLM, llama.cpp's server, OpenRouter). Replies stream as
+//! token deltas; calls time out (to connect, to the first token, between
+//! tokens); failures before the first token are retried with backoff and
+//! jitter, honouring `Retry-After`; usage and cost come with every reply.
+//!
+//! Architecture invariant: provider wire formats live only in this crate;
+//! the agent sees [`ChatRequest`], [`Delta`]s and [`Completion`]s.
+
+mod anthropic;
+mod models;
+mod openai;
+mod retry;
+mod sse;
+
+pub use models::{ModelInfo, Models};
+pub use retry::RetryPolicy;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+/// Who said a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+}
+
+impl Message {
+    pub fn user(content: impl Into<String>) -> Message {
+        Message { role: Role::User, content: content.into() }
+    }
+
+    pub fn assistant(content: impl Into<String>) -> Message {
+        Message { role: Role::Assistant, content: content.into() }
+    }
+}
+
+/// One call to a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    /// The provider's model name (without the `provider/` prefix).
+    pub model: String,
+    pub system: Option<String>,
+    pub messages: Vec<Message>,
+    pub max_tokens: u32,
+    pub temperature: Option<f32>,
+    /// Text at which the model stops (not included in the reply).
+    pub stop: Vec<String>,
+}
+
+/// Tokens a call used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl Usage {
+    pub fn add(&mut self, other: Usage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+    }
+}
+
+/// A piece of a streamed reply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delta {
+    Text(String),
+    /// The end: what the call used and why the model stopped.
+    Done {
+        usage: Usage,
+        stop_reason: String,
+    },
+}
+
+/// A whole reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub text: String,
+    pub usage: Usage,
+    pub stop_reason: String,
+}
+
+/// What a model call can fail with.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LlmError {
+    /// 429: too many requests (or tokens); retried after the hinted time.
+    #[error("the provider is rate limiting (retry after {retry_after:?})")]
+    RateLimited { retry_after: Option<Duration> },
+    /// 5xx or an overloaded provider; retried.
+    #[error("the provider failed ({status}): {message}")]
+    Server { status: u16, message: String },
+    /// No connection, or it dropped; retried before the first token.
+    #[error("cannot reach the provider: {0}")]
+    Connection(String),
+    /// No first token, or a pause between tokens, within the time allowed.
+    #[error("the provider did not answer in time ({0})")]
+    Timeout(String),
+    /// 401/403: the key is wrong or lacks access. Not retried.
+    #[error("the provider refused the credentials: {0}")]
+    Auth(String),
+    /// 400/404/422: the request itself is wrong (unknown model, too long). Not retried.
+    #[error("the provider rejected the request: {0}")]
+    InvalidRequest(String),
+    /// An answer that does not follow the protocol.
+    #[error("the provider's answer was not understood: {0}")]
+    Protocol(String),
+    /// No such model is configured.
+    #[error("no model `{0}` is configured")]
+    UnknownModel(String),
+}
+
+impl LlmError {
+    /// Whether trying again may help.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            LlmError::RateLimited { .. } | LlmError::Server { .. } | LlmError::Connection(_) | LlmError::Timeout(_)
+        )
+    }
+
+    /// The error for an HTTP status and body.
+    pub(crate) fn from_status(status: u16, retry_after: Option<Duration>, body: &str) -> LlmError {
+        let message: String = body.chars().take(500).collect();
+        match status {
+            429 => LlmError::RateLimited { retry_after },
+            401 | 403 => LlmError::Auth(message),
+            400 | 404 | 413 | 422 => LlmError::InvalidRequest(message),
+            // Anthropic's "overloaded" is 529.
+            _ => LlmError::Server { status, message },
+        }
+    }
+}
+
+pub type DeltaStream = BoxStream<'static, Result<Delta, LlmError>>;
+
+/// A chat model.
+#[async_trait]
+pub trait ChatModel: Send + Sync + std::fmt::Debug {
+    /// Starts a reply; the stream yields text deltas then one `Done`.
+    async fn stream(&self, request: &ChatRequest) -> Result<DeltaStream, LlmError>;
+
+    /// The whole reply.
+    async fn complete(&self, request: &ChatRequest) -> Result<Completion, LlmError> {
+        use futures::StreamExt;
+        let mut stream = self.stream(request).await?;
+        let mut text = String::new();
+        while let Some(delta) = stream.next().await {
+            match delta? {
+                Delta::Text(piece) => text.push_str(&piece),
+                Delta::Done { usage, stop_reason } => return Ok(Completion { text, usage, stop_reason }),
+            }
+        }
+        Err(LlmError::Protocol("the reply ended without its final event".into()))
+    }
+}
+
+/// How long a call may wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// From sending the request to the first token.
+    pub first_token: Duration,
+    /// Between two pieces of the stream.
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            first_token: Duration::from_secs(120),
+            idle: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a provider's stream has told so far.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    pub usage: Usage,
+    pub stop_reason: Option<String>,
+    pub finished: bool,
+}
+
+/// The `Retry-After` header in seconds (the HTTP-date form is ignored).
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+}
+
+/// Sends a request and checks its status: a failure becomes the matching
+/// error (with the body's message), within the first-token timeout.
+pub(crate) async fn send(request: reqwest::RequestBuilder, timeouts: &Timeouts) -> Result<reqwest::Response, LlmError> {
+    let response = tokio::time::timeout(timeouts.first_token, request.send())
+        .await
+        .map_err(|_| LlmError::Timeout(format!("no answer within {} s", timeouts.first_token.as_secs())))?
+        .map_err(|e| LlmError::Connection(e.to_string()))?;
+    let status = response.status().as_u16();
+    if (200..300).contains(&status) {
+        return Ok(response);
+    }
+    let retry = retry_after(response.headers());
+    let body = response.text().await.unwrap_or_default();
+    Err(LlmError::from_status(status, retry, &body))
+}
+
+/// The events of an SSE response, with the idle timeout between pieces.
+pub(crate) fn events(response: reqwest::Response, idle: Duration) -> BoxStream<'static, Result<sse::Event, LlmError>> {
+    use futures::StreamExt;
+    let body = response.bytes_stream();
+    let state = (body, sse::Parser::default(), false);
+    futures::stream::unfold(state, move |(mut body, mut parser, ended)| async move {
+        if ended {
+            return None;
+        }
+        loop {
+            if let Some(event) = parser.next_event() {
+                return Some((Ok(event), (body, parser, false)));
+            }
+            match tokio::time::timeout(idle, body.next()).await {
+                Err(_) => {
+                    let error = LlmError::Timeout(format!("the stream paused for more than {} s", idle.as_secs()));
+                    return Some((Err(error), (body, parser, true)));
+                }
+                Ok(None) => return None,
+                Ok(Some(Err(error))) => {
+                    return Some((
+                        Err(LlmError::Connection(format!("the stream broke: {error}"))),
+                        (body, parser, true),
+                    ));
+                }
+                Ok(Some(Ok(bytes))) => parser.push(&bytes),
+            }
+        }
+    })
+    .boxed()
+}

@@ -1,0 +1,112 @@
+//! OpenAI Chat Completions (`POST {base}/chat/completions`, streamed), which
+//! OpenAI-compatible servers (Ollama, vLLM, llama.cpp, OpenRouter) speak too.
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::{ChatModel, ChatRequest, Delta, DeltaStream, LlmError, Progress, Role, Timeouts, Usage};
+
+#[derive(Debug, Clone)]
+pub(crate) struct OpenAi {
+    pub http: reqwest::Client,
+    /// e.g. `https://api.openai.com/v1`
+    pub base_url: String,
+    pub api_key: String,
+    pub timeouts: Timeouts,
+}
+
+pub(crate) fn body(request: &ChatRequest) -> Value {
+    let mut messages = Vec::new();
+    if let Some(system) = &request.system {
+        messages.push(json!({ "role": "system", "content": system }));
+    }
+    for message in &request.messages {
+        let role = if message.role == Role::User { "user" } else { "assistant" };
+        messages.push(json!({ "role": role, "content": message.content }));
+    }
+    let mut body = json!({
+        "model": request.model,
+        "messages": messages,
+        "max_tokens": request.max_tokens,
+        "stream": true,
+        "stream_options": { "include_usage": true },
+    });
+    if let Some(temperature) = request.temperature {
+        body["temperature"] = json!(temperature);
+    }
+    if !request.stop.is_empty() {
+        body["stop"] = json!(request.stop);
+    }
+    body
+}
+
+#[async_trait]
+impl ChatModel for OpenAi {
+    async fn stream(&self, request: &ChatRequest) -> Result<DeltaStream, LlmError> {
+        let url = format!("{}/chat/completions", self.base_url.trim_end_matches('/'));
+        let mut call = self.http.post(url).json(&body(request));
+        if !self.api_key.is_empty() {
+            call = call.bearer_auth(&self.api_key);
+        }
+        let response = crate::send(call, &self.timeouts).await?;
+        let events = crate::events(response, self.timeouts.idle);
+        let stream = futures::stream::unfold((events, Progress::default()), |(mut events, mut progress)| async move {
+            if progress.finished {
+                return None;
+            }
+            loop {
+                let Some(event) = events.next().await else {
+                    progress.finished = true;
+                    // Some compatible servers end without `[DONE]` after the finish reason.
+                    let ended = match progress.stop_reason.take() {
+                        Some(stop_reason) => Ok(Delta::Done { usage: progress.usage, stop_reason }),
+                        None => Err(LlmError::Connection("the stream ended before the reply did".into())),
+                    };
+                    return Some((ended, (events, progress)));
+                };
+                let event = match event {
+                    Ok(event) => event,
+                    Err(error) => {
+                        progress.finished = true;
+                        return Some((Err(error), (events, progress)));
+                    }
+                };
+                if event.data.trim() == "[DONE]" {
+                    progress.finished = true;
+                    let stop_reason = progress.stop_reason.take().unwrap_or_else(|| "stop".to_owned());
+                    return Some((Ok(Delta::Done { usage: progress.usage, stop_reason }), (events, progress)));
+                }
+                let chunk: Value = match serde_json::from_str(&event.data) {
+                    Ok(chunk) => chunk,
+                    Err(error) => {
+                        progress.finished = true;
+                        return Some((
+                            Err(LlmError::Protocol(format!("a chunk is not JSON: {error}"))),
+                            (events, progress),
+                        ));
+                    }
+                };
+                if let Some(error) = chunk.get("error") {
+                    progress.finished = true;
+                    let message = error["message"].as_str().unwrap_or("error").to_owned();
+                    return Some((Err(LlmError::Server { status: 500, message }), (events, progress)));
+                }
+                if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null()) {
+                    progress.usage = Usage {
+                        input_tokens: usage["prompt_tokens"].as_u64().unwrap_or(0),
+                        output_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
+                    };
+                }
+                let choice = &chunk["choices"][0];
+                if let Some(reason) = choice["finish_reason"].as_str() {
+                    progress.stop_reason = Some(reason.to_owned());
+                }
+                if let Some(text) = choice["delta"]["content"].as_str().filter(|t| !t.is_empty()) {
+                    return Some((Ok(Delta::Text(text.to_owned())), (events, progress)));
+                }
+            }
+        });
+        Ok(stream.boxed())
+    }
+}

@@ -1,0 +1,251 @@
+//! The scripted LLM server: stands in for paid model providers in tests
+//! and benchmarks. It speaks OpenAI Chat Completions
+//! (`POST /v1/chat/completions`) and Anthropic Messages (`POST /v1/messages`),
+//! streamed (server-sent events in each provider's own event shapes) and not,
+//! and plays a script of replies in order: text, an error status (with
+//! `Retry-After`), a slow stream, or a stream that drops mid-reply.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+/// One scripted answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// A reply, streamed word by word.
+    Text(String),
+    /// An error status, with `Retry-After: secs` when given.
+    Status { status: u16, retry_after: Option<u64> },
+    /// A reply whose pieces come `delay` apart (the first one too).
+    Slow { text: String, delay: Duration },
+    /// The first words of a reply, then the connection breaks.
+    Drop { partial: String },
+}
+
+/// A request the server received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    /// `openai` or `anthropic`.
+    pub protocol: &'static str,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+#[derive(Debug, Default)]
+struct Script {
+    replies: VecDeque<Reply>,
+    /// Played when the script has run out.
+    default: Option<Reply>,
+    received: Vec<Received>,
+}
+
+/// A running scripted LLM server on 127.0.0.1.
+#[derive(Debug, Clone)]
+pub struct ScriptedLlm {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub address: SocketAddr,
+    script: Arc<Mutex<Script>>,
+}
+
+impl ScriptedLlm {
+    pub async fn start(replies: Vec<Reply>) -> ScriptedLlm {
+        let script = Arc::new(Mutex::new(Script { replies: replies.into(), ..Script::default() }));
+        let router = Router::new()
+            .route("/v1/chat/completions", post(openai))
+            .route("/v1/messages", post(anthropic))
+            .with_state(script.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        ScriptedLlm { url: format!("http://{address}"), address, script }
+    }
+
+    /// Adds replies at the end of the script.
+    pub fn push(&self, reply: Reply) {
+        self.script.lock().unwrap().replies.push_back(reply);
+    }
+
+    /// What to answer once the script has run out (else a 500 saying so).
+    pub fn set_default(&self, reply: Reply) {
+        self.script.lock().unwrap().default = Some(reply);
+    }
+
+    /// Every request so far, in order.
+    pub fn received(&self) -> Vec<Received> {
+        self.script.lock().unwrap().received.clone()
+    }
+}
+
+fn next(script: &Mutex<Script>, received: Received) -> Reply {
+    let mut script = script.lock().unwrap();
+    script.received.push(received);
+    let default = script.default.clone();
+    script.replies.pop_front().or(default).unwrap_or(Reply::Status { status: 500, retry_after: None })
+}
+
+/// Words of `text`, each with the space before it, so they join back exactly.
+fn pieces(text: &str) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut current = String::new();
+    for c in text.chars() {
+        if c == ' ' && !current.trim().is_empty() {
+            pieces.push(std::mem::take(&mut current));
+        }
+        current.push(c);
+    }
+    if !current.is_empty() {
+        pieces.push(current);
+    }
+    pieces
+}
+
+fn input_tokens(body: &Value) -> u64 {
+    let words = |v: &Value| v.as_str().map_or(0, |s| s.split_whitespace().count() as u64);
+    let messages = body["messages"].as_array().map_or(0, |m| m.iter().map(|m| words(&m["content"])).sum());
+    messages + words(&body["system"])
+}
+
+fn status_response(status: u16, retry_after: Option<u64>, protocol: &str) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = if protocol == "anthropic" {
+        let kind = if status == 429 { "rate_limit_error" } else { "api_error" };
+        json!({ "type": "error", "error": { "type": kind, "message": format!("scripted {status}") } })
+    } else {
+        json!({ "error": { "message": format!("scripted {status}"), "type": "server_error" } })
+    };
+    let mut response = (code, axum::Json(body)).into_response();
+    if let Some(secs) = retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, secs.into());
+    }
+    response
+}
+
+/// An SSE stream of `events` (already formatted), each `delay` apart; with
+/// `broken`, the body fails after the events instead of ending.
+fn sse(events: Vec<String>, delay: Duration, broken: bool) -> Response {
+    let stream = futures::stream::unfold((events.into_iter(), broken), move |(mut events, broken)| async move {
+        match events.next() {
+            Some(event) => {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                Some((Ok::<Bytes, std::io::Error>(Bytes::from(event)), (events, broken)))
+            }
+            None if broken => {
+                // Let what was sent reach the client before the connection breaks.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Some((Err(std::io::Error::other("scripted drop")), (events, false)))
+            }
+            None => None,
+        }
+    });
+    let mut response = Body::from_stream(stream).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, "text/event-stream".parse().unwrap());
+    response
+}
+
+async fn openai(
+    State(script): State<Arc<Mutex<Script>>>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let reply = next(&script, Received { protocol: "openai", headers, body: body.clone() });
+    let input = input_tokens(&body);
+    let (text, delay, broken) = match reply {
+        Reply::Status { status, retry_after } => return status_response(status, retry_after, "openai"),
+        Reply::Text(text) => (text, Duration::ZERO, false),
+        Reply::Slow { text, delay } => (text, delay, false),
+        Reply::Drop { partial } => (partial, Duration::ZERO, true),
+    };
+    let words = pieces(&text);
+    let usage =
+        json!({ "prompt_tokens": input, "completion_tokens": words.len(), "total_tokens": input + words.len() as u64 });
+    if body["stream"] != true {
+        return axum::Json(json!({
+            "id": "chatcmpl-scripted", "object": "chat.completion", "model": body["model"],
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": "stop" }],
+            "usage": usage,
+        }))
+        .into_response();
+    }
+    let chunk = |delta: Value, finish: Value| {
+        let data = json!({ "id": "chatcmpl-scripted", "object": "chat.completion.chunk", "model": body["model"],
+                           "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }] });
+        format!("data: {data}\n\n")
+    };
+    let mut events = vec![chunk(json!({ "role": "assistant", "content": "" }), Value::Null)];
+    events.extend(words.iter().map(|w| chunk(json!({ "content": w }), Value::Null)));
+    if !broken {
+        events.push(chunk(json!({}), json!("stop")));
+        events.push(format!(
+            "data: {}\n\n",
+            json!({ "id": "chatcmpl-scripted", "object": "chat.completion.chunk", "choices": [], "usage": usage })
+        ));
+        events.push("data: [DONE]\n\n".to_owned());
+    }
+    sse(events, delay, broken)
+}
+
+async fn anthropic(
+    State(script): State<Arc<Mutex<Script>>>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let reply = next(&script, Received { protocol: "anthropic", headers, body: body.clone() });
+    let input = input_tokens(&body);
+    let (text, delay, broken) = match reply {
+        Reply::Status { status, retry_after } => return status_response(status, retry_after, "anthropic"),
+        Reply::Text(text) => (text, Duration::ZERO, false),
+        Reply::Slow { text, delay } => (text, delay, false),
+        Reply::Drop { partial } => (partial, Duration::ZERO, true),
+    };
+    let words = pieces(&text);
+    if body["stream"] != true {
+        return axum::Json(json!({
+            "id": "msg_scripted", "type": "message", "role": "assistant", "model": body["model"],
+            "content": [{ "type": "text", "text": text }], "stop_reason": "end_turn", "stop_sequence": null,
+            "usage": { "input_tokens": input, "output_tokens": words.len() },
+        }))
+        .into_response();
+    }
+    let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let mut events = vec![
+        event(
+            "message_start",
+            json!({ "type": "message_start", "message": { "id": "msg_scripted", "type": "message",
+              "role": "assistant", "model": body["model"], "content": [], "stop_reason": null,
+              "usage": { "input_tokens": input, "output_tokens": 1 } } }),
+        ),
+        event(
+            "content_block_start",
+            json!({ "type": "content_block_start", "index": 0, "content_block": { "type": "text", "text": "" } }),
+        ),
+        event("ping", json!({ "type": "ping" })),
+    ];
+    events.extend(words.iter().map(|w| {
+        event(
+            "content_block_delta",
+            json!({ "type": "content_block_delta", "index": 0, "delta": { "type": "text_delta", "text": w } }),
+        )
+    }));
+    if !broken {
+        events.push(event("content_block_stop", json!({ "type": "content_block_stop", "index": 0 })));
+        events.push(event(
+            "message_delta",
+            json!({ "type": "message_delta", "delta": { "stop_reason": "end_turn", "stop_sequence": null },
+                                                   "usage": { "output_tokens": words.len() } }),
+        ));
+        events.push(event("message_stop", json!({ "type": "message_stop" })));
+    }
+    sse(events, delay, broken)
+}
