@@ -1,0 +1,376 @@
+//! A small durable graph runtime (LangGraph's ideas, Rust's types): a typed
+//! state, nodes as async functions returning the next state, edges that are
+//! fixed, conditional or a parallel fan-out that joins, and sub-graphs (a
+//! graph is usable as a node). After every step the state and the position
+//! are written as a checkpoint, so a run can stop anywhere — a crash, an
+//! interrupt waiting for a person, a cancel — and go on from its last
+//! checkpoint, or be forked from any earlier one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+/// What a graph's state must be: cloneable (parallel branches get a copy)
+/// and serializable (checkpoints).
+pub trait GraphState: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> GraphState for T {}
+
+/// What a node decided beyond its new state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Control {
+    /// Follow the node's edge.
+    Continue,
+    /// Stop here and wait for a person: the run is suspended with this
+    /// question, and resumes at `resume_at` with the answer.
+    Interrupt { question: Value, resume_at: String },
+    /// End the run now.
+    End,
+}
+
+/// A node's result.
+#[derive(Debug, Clone)]
+pub struct Step<S> {
+    pub state: S,
+    pub control: Control,
+}
+
+impl<S> Step<S> {
+    pub fn next(state: S) -> Step<S> {
+        Step { state, control: Control::Continue }
+    }
+}
+
+/// What a node sees besides the state.
+#[derive(Debug, Clone)]
+pub struct StepContext {
+    /// The run's id (as text), for idempotency keys and events.
+    pub run: String,
+    /// This step's number (steps count from 1).
+    pub step: i64,
+    pub node: String,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl StepContext {
+    /// A key unique to this step of this run: a side effect done under it
+    /// can be recognised, and not repeated, if the step runs again after a
+    /// crash.
+    pub fn idempotency_key(&self) -> String {
+        format!("{}:{}:{}", self.run, self.step, self.node)
+    }
+
+    pub fn cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+}
+
+/// Why a run stopped early.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GraphError {
+    #[error("node `{node}` failed: {message}")]
+    Node { node: String, message: String },
+    #[error("the graph has no node `{0}`")]
+    UnknownNode(String),
+    #[error("the checkpoint could not be saved or read: {0}")]
+    Checkpoint(String),
+    #[error("the run took more than {0} steps")]
+    TooManySteps(i64),
+}
+
+pub type NodeFn<S> = Arc<dyn Fn(S, StepContext) -> BoxFuture<'static, Result<Step<S>, String>> + Send + Sync>;
+pub type Router<S> = Arc<dyn Fn(&S) -> Option<String> + Send + Sync>;
+pub type Merge<S> = Arc<dyn Fn(S, Vec<S>) -> S + Send + Sync>;
+
+/// Where a node leads.
+#[derive(Clone)]
+pub enum Edge<S> {
+    To(String),
+    /// The router picks the next node (`None`: the end).
+    Branch(Router<S>),
+    /// The branches run at once, each on a copy of the state; `merge` folds
+    /// their states into one, and the run goes on at `join`.
+    Parallel {
+        branches: Vec<String>,
+        merge: Merge<S>,
+        join: String,
+    },
+    End,
+}
+
+impl<S> std::fmt::Debug for Edge<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Edge::To(next) => write!(f, "To({next})"),
+            Edge::Branch(_) => f.write_str("Branch"),
+            Edge::Parallel { branches, join, .. } => write!(f, "Parallel({branches:?} -> {join})"),
+            Edge::End => f.write_str("End"),
+        }
+    }
+}
+
+/// Where a run stands: the next node (`None`: finished) after `step` steps.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Position {
+    pub next: Option<String>,
+    pub step: i64,
+    /// The question a suspended run waits on.
+    #[serde(default)]
+    pub interrupt: Option<Value>,
+}
+
+/// Saves and loads checkpoints (the store's run repository in Cairn; a map
+/// in tests).
+#[async_trait]
+pub trait Checkpointer: Send + Sync {
+    async fn save(&self, run: &str, step: i64, checkpoint: Value) -> Result<(), String>;
+    async fn latest(&self, run: &str) -> Result<Option<Value>, String>;
+    /// The checkpoint written after step `step`.
+    async fn at(&self, run: &str, step: i64) -> Result<Option<Value>, String>;
+}
+
+/// Starts run `to` from run `from`'s checkpoint after `step`: the new run
+/// goes on from there on its own (a fork into a new thread).
+pub async fn fork(checkpoints: &dyn Checkpointer, from: &str, step: i64, to: &str) -> Result<(), GraphError> {
+    let checkpoint = checkpoints
+        .at(from, step)
+        .await
+        .map_err(GraphError::Checkpoint)?
+        .ok_or_else(|| GraphError::Checkpoint(format!("run {from} has no checkpoint after step {step}")))?;
+    checkpoints.save(to, step, checkpoint).await.map_err(GraphError::Checkpoint)
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome<S> {
+    Finished(S),
+    Interrupted { state: S, question: Value },
+    Cancelled(S),
+}
+
+/// A graph of nodes and edges over state `S`.
+pub struct Graph<S> {
+    nodes: HashMap<String, NodeFn<S>>,
+    edges: HashMap<String, Edge<S>>,
+    start: String,
+    max_steps: i64,
+}
+
+impl<S> std::fmt::Debug for Graph<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut nodes: Vec<&String> = self.nodes.keys().collect();
+        nodes.sort();
+        f.debug_struct("Graph").field("start", &self.start).field("nodes", &nodes).finish()
+    }
+}
+
+impl<S: GraphState> Graph<S> {
+    pub fn new(start: &str) -> Graph<S> {
+        Graph { nodes: HashMap::new(), edges: HashMap::new(), start: start.to_owned(), max_steps: 10_000 }
+    }
+
+    /// Adds a node.
+    pub fn node<F, Fut>(mut self, name: &str, run: F) -> Self
+    where
+        F: Fn(S, StepContext) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Step<S>, String>> + Send + 'static,
+    {
+        self.nodes.insert(name.to_owned(), Arc::new(move |state, ctx| Box::pin(run(state, ctx))));
+        self
+    }
+
+    /// Adds a graph as one node: it runs to its end as a single step of this
+    /// graph (its own steps are not checkpointed separately).
+    pub fn subgraph(self, name: &str, inner: Arc<Graph<S>>) -> Self {
+        self.node(name, move |state, ctx: StepContext| {
+            let inner = inner.clone();
+            async move {
+                let memory = MemoryCheckpointer::default();
+                let run = format!("{}/{}", ctx.run, ctx.node);
+                match inner.run(&run, &memory, state, None, ctx.cancelled.clone()).await {
+                    Ok(Outcome::Finished(state)) => Ok(Step::next(state)),
+                    Ok(Outcome::Interrupted { .. }) => Err("a sub-graph cannot wait for a person".to_owned()),
+                    Ok(Outcome::Cancelled(state)) => Ok(Step { state, control: Control::End }),
+                    Err(error) => Err(error.to_string()),
+                }
+            }
+        })
+    }
+
+    pub fn edge(mut self, from: &str, edge: Edge<S>) -> Self {
+        self.edges.insert(from.to_owned(), edge);
+        self
+    }
+
+    pub fn max_steps(mut self, steps: i64) -> Self {
+        self.max_steps = steps;
+        self
+    }
+
+    fn node_fn(&self, name: &str) -> Result<NodeFn<S>, GraphError> {
+        self.nodes.get(name).cloned().ok_or_else(|| GraphError::UnknownNode(name.to_owned()))
+    }
+
+    /// The state and position a checkpoint holds.
+    pub fn decode(checkpoint: &Value) -> Result<(S, Position), GraphError> {
+        let state =
+            serde_json::from_value(checkpoint["state"].clone()).map_err(|e| GraphError::Checkpoint(e.to_string()))?;
+        let position = serde_json::from_value(checkpoint["position"].clone())
+            .map_err(|e| GraphError::Checkpoint(e.to_string()))?;
+        Ok((state, position))
+    }
+
+    fn encode(state: &S, position: &Position) -> Result<Value, GraphError> {
+        let state = serde_json::to_value(state).map_err(|e| GraphError::Checkpoint(e.to_string()))?;
+        Ok(json!({ "state": state, "position": position }))
+    }
+
+    /// Runs from `from` (a position and state to start at) or, without it,
+    /// from the run's latest checkpoint, or from the start with `initial`.
+    /// Writes a checkpoint after every step.
+    pub async fn run(
+        &self,
+        run: &str,
+        checkpoints: &dyn Checkpointer,
+        initial: S,
+        from: Option<(S, Position)>,
+        cancelled: Arc<AtomicBool>,
+    ) -> Result<Outcome<S>, GraphError> {
+        let (mut state, mut position) = match from {
+            Some(start) => start,
+            None => match checkpoints.latest(run).await.map_err(GraphError::Checkpoint)? {
+                Some(checkpoint) => Self::decode(&checkpoint)?,
+                None => (initial, Position { next: Some(self.start.clone()), step: 0, interrupt: None }),
+            },
+        };
+        position.interrupt = None;
+        while let Some(node) = position.next.clone() {
+            if cancelled.load(Ordering::SeqCst) {
+                return Ok(Outcome::Cancelled(state));
+            }
+            if position.step >= self.max_steps {
+                return Err(GraphError::TooManySteps(self.max_steps));
+            }
+            let ctx = StepContext {
+                run: run.to_owned(),
+                step: position.step + 1,
+                node: node.clone(),
+                cancelled: cancelled.clone(),
+            };
+            let step = self.node_fn(&node)?(state, ctx.clone())
+                .await
+                .map_err(|message| GraphError::Node { node: node.clone(), message })?;
+            state = step.state;
+            let mut question = None;
+            let next = match step.control {
+                Control::End => None,
+                Control::Interrupt { question: asked, resume_at } => {
+                    question = Some(asked);
+                    Some(resume_at)
+                }
+                Control::Continue => match self.edges.get(&node).cloned().unwrap_or(Edge::End) {
+                    Edge::To(next) => Some(next),
+                    Edge::Branch(router) => router(&state),
+                    Edge::End => None,
+                    Edge::Parallel { branches, merge, join } => {
+                        let runs = branches.iter().map(|branch| {
+                            let (run_fn, state, ctx) = (
+                                self.node_fn(branch),
+                                state.clone(),
+                                StepContext { node: branch.clone(), ..ctx.clone() },
+                            );
+                            async move {
+                                let run_fn = run_fn?;
+                                run_fn(state, ctx)
+                                    .await
+                                    .map(|s| s.state)
+                                    .map_err(|message| GraphError::Node { node: branch.clone(), message })
+                            }
+                        });
+                        let results = futures::future::try_join_all(runs).await?;
+                        state = merge(state, results);
+                        Some(join)
+                    }
+                },
+            };
+            position = Position { next, step: position.step + 1, interrupt: question.clone() };
+            checkpoints
+                .save(run, position.step, Self::encode(&state, &position)?)
+                .await
+                .map_err(GraphError::Checkpoint)?;
+            if let Some(question) = question {
+                return Ok(Outcome::Interrupted { state, question });
+            }
+        }
+        Ok(Outcome::Finished(state))
+    }
+}
+
+/// Checkpoints in memory (tests and sub-graphs).
+#[derive(Debug, Default)]
+pub struct MemoryCheckpointer {
+    saved: tokio::sync::Mutex<HashMap<String, Vec<(i64, Value)>>>,
+}
+
+impl MemoryCheckpointer {
+    /// Every checkpoint of a run, by step.
+    pub async fn all(&self, run: &str) -> Vec<(i64, Value)> {
+        self.saved.lock().await.get(run).cloned().unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl Checkpointer for MemoryCheckpointer {
+    async fn save(&self, run: &str, step: i64, checkpoint: Value) -> Result<(), String> {
+        let mut saved = self.saved.lock().await;
+        let list = saved.entry(run.to_owned()).or_default();
+        list.retain(|(s, _)| *s != step);
+        list.push((step, checkpoint));
+        list.sort_by_key(|(s, _)| *s);
+        Ok(())
+    }
+
+    async fn latest(&self, run: &str) -> Result<Option<Value>, String> {
+        Ok(self.saved.lock().await.get(run).and_then(|list| list.last().map(|(_, c)| c.clone())))
+    }
+
+    async fn at(&self, run: &str, step: i64) -> Result<Option<Value>, String> {
+        let saved = self.saved.lock().await;
+        Ok(saved.get(run).and_then(|list| list.iter().find(|(s, _)| *s == step).map(|(_, c)| c.clone())))
+    }
+}
+
+/// Checkpoints in Cairn's store (one per step of a run).
+#[derive(Debug, Clone)]
+pub struct StoreCheckpointer {
+    pub store: Arc<dyn cairn_core::store::Store>,
+}
+
+#[async_trait]
+impl Checkpointer for StoreCheckpointer {
+    async fn save(&self, run: &str, step: i64, state: Value) -> Result<(), String> {
+        let run_id = run.parse().map_err(|e| format!("bad run id {run}: {e}"))?;
+        self.store
+            .put_checkpoint(cairn_core::model::NewCheckpoint { run_id, step, state })
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn latest(&self, run: &str) -> Result<Option<Value>, String> {
+        let run_id = run.parse().map_err(|e| format!("bad run id {run}: {e}"))?;
+        self.store.latest_checkpoint(run_id).await.map(|c| c.map(|c| c.state)).map_err(|e| e.to_string())
+    }
+
+    async fn at(&self, run: &str, step: i64) -> Result<Option<Value>, String> {
+        let run_id = run.parse().map_err(|e| format!("bad run id {run}: {e}"))?;
+        let all = self.store.checkpoints(run_id).await.map_err(|e| e.to_string())?;
+        Ok(all.into_iter().find(|c| c.step == step).map(|c| c.state))
+    }
+}

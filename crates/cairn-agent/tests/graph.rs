@@ -1,0 +1,235 @@
+//! The graph runtime: edges of every kind, a checkpoint per step, resuming
+//! after a failure without repeating finished steps, interrupts, cancel,
+//! sub-graphs, forks — and checkpoints in the real store.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use cairn_agent::graph::{
+    Checkpointer, Control, Edge, Graph, MemoryCheckpointer, Outcome, Position, Step, StoreCheckpointer, fork,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Counter {
+    n: i64,
+    trail: Vec<String>,
+    answer: Option<String>,
+}
+
+fn visit(state: &mut Counter, name: &str) {
+    state.trail.push(name.to_owned());
+}
+
+/// start → add (loops while n < 3) → finish
+fn looping() -> Graph<Counter> {
+    Graph::new("start")
+        .node("start", |mut s: Counter, _| async move {
+            visit(&mut s, "start");
+            Ok(Step::next(s))
+        })
+        .node("add", |mut s: Counter, _| async move {
+            s.n += 1;
+            visit(&mut s, "add");
+            Ok(Step::next(s))
+        })
+        .node("finish", |mut s: Counter, _| async move {
+            visit(&mut s, "finish");
+            Ok(Step::next(s))
+        })
+        .edge("start", Edge::To("add".into()))
+        .edge("add", Edge::Branch(Arc::new(|s: &Counter| Some(if s.n < 3 { "add" } else { "finish" }.to_owned()))))
+        .edge("finish", Edge::End)
+}
+
+fn never() -> Arc<AtomicBool> {
+    Arc::new(AtomicBool::new(false))
+}
+
+#[tokio::test]
+async fn a_run_follows_its_edges_and_checkpoints_every_step() {
+    let checkpoints = MemoryCheckpointer::default();
+    let outcome = looping().run("r1", &checkpoints, Counter::default(), None, never()).await.unwrap();
+    let Outcome::Finished(state) = outcome else { panic!("{outcome:?}") };
+    assert_eq!(state.trail, ["start", "add", "add", "add", "finish"]);
+    let saved = checkpoints.all("r1").await;
+    assert_eq!(saved.iter().map(|(step, _)| *step).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    let (after_two, position) = Graph::<Counter>::decode(&saved[1].1).unwrap();
+    assert_eq!((after_two.n, position.next.as_deref()), (1, Some("add")));
+    assert_eq!(Graph::<Counter>::decode(&saved[4].1).unwrap().1.next, None, "the last checkpoint says the run is done");
+}
+
+#[tokio::test]
+async fn a_failed_run_resumes_from_its_last_checkpoint_without_repeating_steps() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let fail_once = Arc::new(AtomicBool::new(true));
+    let (counted, failing) = (calls.clone(), fail_once.clone());
+    let graph = looping().node("add", move |mut s: Counter, ctx| {
+        let (counted, failing) = (counted.clone(), failing.clone());
+        async move {
+            counted.fetch_add(1, Ordering::SeqCst);
+            if s.n == 2 && failing.swap(false, Ordering::SeqCst) {
+                return Err(format!("the process died in step {}", ctx.step));
+            }
+            s.n += 1;
+            visit(&mut s, "add");
+            Ok(Step::next(s))
+        }
+    });
+    let checkpoints = MemoryCheckpointer::default();
+    let failed = graph.run("r2", &checkpoints, Counter::default(), None, never()).await.unwrap_err();
+    assert_eq!(failed.to_string(), "node `add` failed: the process died in step 4");
+    let resumed = graph.run("r2", &checkpoints, Counter::default(), None, never()).await.unwrap();
+    let Outcome::Finished(state) = resumed else { panic!() };
+    assert_eq!(state.trail, ["start", "add", "add", "add", "finish"], "the same result as an unbroken run");
+    assert_eq!(calls.load(Ordering::SeqCst), 4, "three adds and the one retried; none repeated");
+}
+
+#[tokio::test]
+async fn parallel_branches_join_and_subgraphs_run_as_one_step() {
+    let inner = Arc::new(
+        Graph::new("a")
+            .node("a", |mut s: Counter, _| async move {
+                visit(&mut s, "inner-a");
+                Ok(Step::next(s))
+            })
+            .node("b", |mut s: Counter, _| async move {
+                visit(&mut s, "inner-b");
+                Ok(Step::next(s))
+            })
+            .edge("a", Edge::To("b".into())),
+    );
+    let graph = Graph::new("fan")
+        .node("fan", |s: Counter, _| async move { Ok(Step::next(s)) })
+        .node("left", |mut s: Counter, _| async move {
+            s.n += 10;
+            Ok(Step::next(s))
+        })
+        .node("right", |mut s: Counter, _| async move {
+            s.n += 100;
+            Ok(Step::next(s))
+        })
+        .node("join", |mut s: Counter, _| async move {
+            visit(&mut s, "join");
+            Ok(Step::next(s))
+        })
+        .subgraph("sub", inner)
+        .edge(
+            "fan",
+            Edge::Parallel {
+                branches: vec!["left".into(), "right".into()],
+                merge: Arc::new(|mut base: Counter, branches: Vec<Counter>| {
+                    base.n = branches.iter().map(|b| b.n).sum();
+                    base
+                }),
+                join: "join".into(),
+            },
+        )
+        .edge("join", Edge::To("sub".into()));
+    let checkpoints = MemoryCheckpointer::default();
+    let Outcome::Finished(state) = graph.run("r3", &checkpoints, Counter::default(), None, never()).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!((state.n, state.trail.clone()), (110, vec!["join".to_owned(), "inner-a".into(), "inner-b".into()]));
+    assert_eq!(checkpoints.all("r3").await.len(), 3, "fan (with its branches), join, sub");
+}
+
+#[tokio::test]
+async fn an_interrupt_waits_for_a_person_and_resumes_with_the_answer() {
+    let graph = Graph::new("ask")
+        .node("ask", |s: Counter, _| async move {
+            Ok(Step {
+                state: s,
+                control: Control::Interrupt { question: json!("Which colour?"), resume_at: "use".into() },
+            })
+        })
+        .node("use", |mut s: Counter, _| async move {
+            let painted = format!("painted {}", s.answer.clone().unwrap_or_default());
+            visit(&mut s, &painted);
+            Ok(Step::next(s))
+        });
+    let checkpoints = MemoryCheckpointer::default();
+    let outcome = graph.run("r4", &checkpoints, Counter::default(), None, never()).await.unwrap();
+    assert_eq!(outcome, Outcome::Interrupted { state: Counter::default(), question: json!("Which colour?") });
+    let latest = checkpoints.latest("r4").await.unwrap().unwrap();
+    let (mut state, position) = Graph::<Counter>::decode(&latest).unwrap();
+    assert_eq!(position, Position { next: Some("use".into()), step: 1, interrupt: Some(json!("Which colour?")) });
+    state.answer = Some("red".into());
+    let Outcome::Finished(done) =
+        graph.run("r4", &checkpoints, Counter::default(), Some((state, position)), never()).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(done.trail, ["painted red"]);
+}
+
+#[tokio::test]
+async fn a_cancelled_run_stops_between_steps_and_a_fork_goes_its_own_way() {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let stop = cancel.clone();
+    let graph = looping().node("add", move |mut s: Counter, _| {
+        let stop = stop.clone();
+        async move {
+            s.n += 1;
+            visit(&mut s, "add");
+            if s.n == 2 {
+                stop.store(true, Ordering::SeqCst); // someone presses cancel
+            }
+            Ok(Step::next(s))
+        }
+    });
+    let checkpoints = MemoryCheckpointer::default();
+    let Outcome::Cancelled(state) =
+        graph.run("r5", &checkpoints, Counter::default(), None, cancel.clone()).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(state.n, 2);
+
+    // Fork after step 2 (one add) into a new run, which completes on its own.
+    fork(&checkpoints, "r5", 2, "r5-fork").await.unwrap();
+    let Outcome::Finished(forked) =
+        looping().run("r5-fork", &checkpoints, Counter::default(), None, never()).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(forked.trail, ["start", "add", "add", "add", "finish"]);
+    assert!(fork(&checkpoints, "r5", 99, "x").await.is_err());
+}
+
+#[tokio::test]
+async fn checkpoints_live_in_the_store() {
+    use cairn_core::model::{NewProject, NewRun, NewThread, NewUser};
+    let dir = cairn_testkit::TempDir::new("graph");
+    let db = cairn_store::Database::open(&dir.sqlite_url(), &Default::default()).await.unwrap();
+    db.migrate().await.unwrap();
+    let store = db.store();
+    let user = store
+        .create_user(NewUser {
+            email: "a@example.com".into(),
+            display_name: "A".into(),
+            password_hash: "x".into(),
+            is_admin: false,
+        })
+        .await
+        .unwrap();
+    let project = store.create_project(NewProject { name: "P".into(), owner: user.id }).await.unwrap();
+    let thread = store
+        .create_thread(NewThread { project_id: project.id, title: "T".into(), created_by: user.id })
+        .await
+        .unwrap();
+    let run = store.create_run(NewRun { thread_id: thread.id, created_by: user.id }).await.unwrap();
+    let checkpoints = StoreCheckpointer { store: store.clone() };
+    let Outcome::Finished(state) =
+        looping().run(&run.id.to_string(), &checkpoints, Counter::default(), None, never()).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(state.n, 3);
+    assert_eq!(store.checkpoints(run.id).await.unwrap().len(), 5);
+    assert!(checkpoints.at(&run.id.to_string(), 3).await.unwrap().is_some());
+}
