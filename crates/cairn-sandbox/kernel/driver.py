@@ -236,8 +236,9 @@ def dispatch():
             TOOL_RESULTS.put(message)
 
 
-def call_tool(name, *args, **kwargs):
-    """Calls a host tool and returns its result (the tool bridge)."""
+def call_tool(name, /, *args, **kwargs):
+    """Calls a host tool and returns its result (the tool bridge). `name` is
+    positional-only, so a tool may have an argument called `name` too."""
     call = os.urandom(16).hex()
     with TOOL_LOCK:
         send({"type": "tool_call", "id": CURRENT["id"], "call": call, "name": name, "args": args, "kwargs": kwargs})

@@ -62,8 +62,14 @@ pub enum CgroupSupport {
 }
 
 impl CgroupSupport {
-    /// Looks at the host once, at start-up.
+    /// Looks at the host (once per process: later calls get the same answer,
+    /// so concurrent starts never see a probe of each other's).
     pub fn detect() -> CgroupSupport {
+        static DETECTED: std::sync::OnceLock<CgroupSupport> = std::sync::OnceLock::new();
+        DETECTED.get_or_init(Self::probe).clone()
+    }
+
+    fn probe() -> CgroupSupport {
         let root = Path::new("/sys/fs/cgroup");
         let controllers = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
         if controllers.contains("memory") && controllers.contains("pids") && writable(root) {
@@ -78,7 +84,7 @@ impl CgroupSupport {
 }
 
 fn writable(dir: &Path) -> bool {
-    let probe = dir.join(format!("cairn-probe-{}", std::process::id()));
+    let probe = dir.join(format!("cairn-probe-{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()));
     let ok = std::fs::create_dir(&probe).is_ok();
     let _ = std::fs::remove_dir(&probe);
     ok
