@@ -2,4 +2,9 @@
 //! runs on (`graph`), with checkpoints after every step, interrupts,
 //! cancellation, parallel branches, sub-graphs and forks.
 
+pub mod codeact;
 pub mod graph;
+pub mod runs;
+
+pub use codeact::{Agent, AgentState, Budget, Events, RunContext, code_block};
+pub use runs::{RunError, Runs, StoreEvents};

@@ -15,6 +15,7 @@
 //! error message it can read; host-side network access only ever reaches
 //! public addresses (or ones the operator allowlisted).
 
+mod agent;
 mod artifact;
 mod browser;
 mod fetch;

@@ -83,6 +83,8 @@ impl Registry {
         registry.register(Arc::new(crate::fetch::WebFetch));
         registry.register(Arc::new(crate::search::WebSearch));
         registry.register(Arc::new(crate::artifact::SaveArtifact));
+        registry.register(Arc::new(crate::agent::FinalAnswer));
+        registry.register(Arc::new(crate::agent::AskUser));
         for tool in crate::browser::tools() {
             registry.register(tool);
         }

@@ -1,0 +1,328 @@
+//! Runs: a user's message starts one; it goes through the bus's durable
+//! queue to a worker, which runs the agent's graph in the thread's sandbox
+//! with a checkpoint after every step, and writes every event to the
+//! thread's log and onto the bus. A worker that dies leaves its job's lease
+//! to expire; the job is delivered again and the run goes on from its last
+//! checkpoint.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use cairn_core::bus::Bus;
+use cairn_core::model::{Message, MessageRole, NewEvent, NewMessage, NewRun, Run, RunStatus};
+use cairn_core::sandbox::NewSandbox;
+use cairn_core::store::Store;
+use cairn_core::{RunId, SandboxId, ThreadId, UserId};
+use serde_json::{Value, json};
+
+use crate::codeact::{Agent, AgentState, Budget, Events, RunContext};
+use crate::graph::{Outcome, StoreCheckpointer};
+
+/// The queue runs travel on.
+pub const QUEUE: &str = "runs";
+
+/// The bus topic a thread's events are published on.
+pub fn topic(thread: ThreadId) -> String {
+    format!("thread.{thread}.events")
+}
+
+/// What a run call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] cairn_core::Error),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// Events of one run: into the thread's log, then onto the bus.
+#[derive(Debug, Clone)]
+pub struct StoreEvents {
+    pub store: Arc<dyn Store>,
+    pub bus: Bus,
+    pub thread: ThreadId,
+    pub run: Option<RunId>,
+}
+
+#[async_trait]
+impl Events for StoreEvents {
+    async fn emit(&self, kind: &str, payload: Value) {
+        let event = NewEvent { run_id: self.run, kind: kind.to_owned(), payload };
+        match self.store.append_events(self.thread, vec![event]).await {
+            Ok(stored) => {
+                for event in stored {
+                    let wire = json!({ "seq": event.seq, "run_id": event.run_id, "kind": event.kind,
+                                       "payload": event.payload, "created_at": event.created_at.unix_timestamp() });
+                    let _ = self.bus.pubsub.publish(&topic(self.thread), Bytes::from(wire.to_string())).await;
+                }
+            }
+            Err(error) => tracing::warn!(%error, kind, "an event could not be recorded"),
+        }
+    }
+}
+
+/// The run service.
+#[derive(Debug, Clone)]
+pub struct Runs {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<dyn Store>,
+    bus: Bus,
+    agent: Arc<Agent>,
+    budget: Budget,
+    lease: Duration,
+    /// Cancel flags of the runs this process is working on.
+    running: Mutex<HashMap<RunId, Arc<AtomicBool>>>,
+}
+
+impl Runs {
+    pub fn new(store: Arc<dyn Store>, bus: Bus, agent: Arc<Agent>, budget: Budget, lease: Duration) -> Runs {
+        Runs { inner: Arc::new(Inner { store, bus, agent, budget, lease, running: Mutex::new(HashMap::new()) }) }
+    }
+
+    fn events(&self, thread: ThreadId, run: Option<RunId>) -> StoreEvents {
+        StoreEvents { store: self.inner.store.clone(), bus: self.inner.bus.clone(), thread, run }
+    }
+
+    async fn set_status(
+        &self,
+        run: &Run,
+        status: RunStatus,
+        error: Option<String>,
+        extra: Value,
+    ) -> Result<Run, RunError> {
+        let updated = self.inner.store.set_run_status(run.id, status, error.clone()).await?;
+        let mut payload = json!({ "status": status.as_str(), "error": error });
+        if let (Some(payload), Some(extra)) = (payload.as_object_mut(), extra.as_object()) {
+            payload.extend(extra.clone());
+        }
+        self.events(run.thread_id, Some(run.id)).emit("run.status", payload).await;
+        Ok(updated)
+    }
+
+    /// Posts a person's message to a thread; with `start`, queues a run that
+    /// answers it. A message posted while a run is going reaches the agent
+    /// at its next step.
+    pub async fn post(
+        &self,
+        thread: ThreadId,
+        user: UserId,
+        content: String,
+        start: bool,
+    ) -> Result<(Message, Option<Run>), RunError> {
+        let message = self
+            .inner
+            .store
+            .append_message(NewMessage { thread_id: thread, role: MessageRole::User, author: Some(user), content })
+            .await?;
+        self.events(thread, None)
+            .emit(
+                "message.created",
+                json!({ "id": message.id, "role": "user", "author": user, "content": message.content }),
+            )
+            .await;
+        if !start {
+            return Ok((message, None));
+        }
+        let run = self.inner.store.create_run(NewRun { thread_id: thread, created_by: user }).await?;
+        self.events(thread, Some(run.id)).emit("run.status", json!({ "status": "queued" })).await;
+        self.enqueue(run.id).await?;
+        Ok((message, Some(run)))
+    }
+
+    async fn enqueue(&self, run: RunId) -> Result<(), RunError> {
+        let job = Bytes::from(json!({ "run": run }).to_string());
+        self.inner.bus.queue.enqueue(QUEUE, job).await?;
+        Ok(())
+    }
+
+    /// Cancels a run: at once if it waits, between two steps if it runs.
+    pub async fn cancel(&self, id: RunId) -> Result<Run, RunError> {
+        let run = self.inner.store.run(id).await?;
+        if run.status.is_terminal() {
+            return Err(RunError::Conflict(format!("the run already ended ({})", run.status.as_str())));
+        }
+        let flag = self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).get(&id).cloned();
+        match flag {
+            Some(flag) => {
+                flag.store(true, Ordering::SeqCst);
+                Ok(run)
+            }
+            None => self.set_status(&run, RunStatus::Cancelled, None, json!({})).await,
+        }
+    }
+
+    /// Answers the question a waiting run asked, and queues it to go on.
+    pub async fn resume(&self, id: RunId, user: UserId, answer: String) -> Result<Run, RunError> {
+        let run = self.inner.store.run(id).await?;
+        if run.status != RunStatus::Waiting {
+            return Err(RunError::Conflict(format!("the run is {}, not waiting for an answer", run.status.as_str())));
+        }
+        self.post(run.thread_id, user, answer, false).await?;
+        let run = self.set_status(&run, RunStatus::Queued, None, json!({})).await?;
+        self.enqueue(id).await?;
+        Ok(run)
+    }
+
+    /// Waits until the run ends or waits for a person (or `timeout` passes).
+    pub async fn settle(&self, id: RunId, timeout: Duration) -> Result<Run, RunError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let run = self.inner.store.run(id).await?;
+            if run.status.is_terminal() || run.status == RunStatus::Waiting || tokio::time::Instant::now() >= deadline {
+                return Ok(run);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts `count` workers taking runs from the queue, as `consumer`.
+    pub fn start_workers(&self, consumer: &str, count: usize) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..count)
+            .map(|n| {
+                let (runs, consumer) = (self.clone(), format!("{consumer}-{n}"));
+                tokio::spawn(async move { runs.work(&consumer).await })
+            })
+            .collect()
+    }
+
+    async fn work(&self, consumer: &str) {
+        loop {
+            let delivery = match self.inner.bus.queue.take(QUEUE, consumer, Duration::from_secs(5)).await {
+                Ok(Some(delivery)) => delivery,
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot take runs from the queue; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let id = serde_json::from_slice::<Value>(&delivery.payload)
+                .ok()
+                .and_then(|job| job["run"].as_str().and_then(|r| r.parse::<RunId>().ok()));
+            let Some(id) = id else {
+                let _ = self.inner.bus.queue.ack(&delivery).await;
+                continue;
+            };
+            // Keep the lease while the run works.
+            let heartbeat = {
+                let (queue, delivery, every) = (self.inner.bus.queue.clone(), delivery.clone(), self.inner.lease / 3);
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(every).await;
+                        if queue.extend(&delivery).await.is_err() {
+                            return;
+                        }
+                    }
+                })
+            };
+            let result = self.process(id).await;
+            heartbeat.abort();
+            match result {
+                Ok(()) => {
+                    let _ = self.inner.bus.queue.ack(&delivery).await;
+                }
+                Err(error) => {
+                    tracing::warn!(run = %id, %error, "a run could not be processed; it will be tried again");
+                    let _ = self.inner.bus.queue.nack(&delivery, Duration::from_secs(2), &error.to_string()).await;
+                }
+            }
+        }
+    }
+
+    /// The thread's sandbox: the one made for it before, or a new one.
+    async fn sandbox_for(&self, run: &Run, project: cairn_core::ProjectId) -> Result<SandboxId, String> {
+        let sandboxes = &self.inner.agent.services.sandboxes;
+        let existing = sandboxes.list(Some(run.created_by)).await.map_err(|e| e.detail())?;
+        if let Some(found) = existing.iter().find(|s| s.thread == Some(run.thread_id)) {
+            return Ok(found.id);
+        }
+        let request = NewSandbox {
+            owner: run.created_by,
+            project: Some(project),
+            thread: Some(run.thread_id),
+            policy: Default::default(),
+        };
+        sandboxes.create(request).await.map(|s| s.id).map_err(|e| e.detail())
+    }
+
+    async fn process(&self, id: RunId) -> Result<(), RunError> {
+        let run = self.inner.store.run(id).await?;
+        if run.status.is_terminal() || run.status == RunStatus::Waiting {
+            return Ok(());
+        }
+        let thread = self.inner.store.thread(run.thread_id).await?;
+        let run = if run.status == RunStatus::Running {
+            tracing::info!(run = %id, "resuming a run from its last checkpoint");
+            run
+        } else {
+            self.set_status(&run, RunStatus::Running, None, json!({})).await?
+        };
+        let sandbox = match self.sandbox_for(&run, thread.project_id).await {
+            Ok(sandbox) => sandbox,
+            Err(why) => {
+                self.set_status(&run, RunStatus::Failed, Some(format!("no sandbox for the run: {why}")), json!({}))
+                    .await?;
+                return Ok(());
+            }
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).insert(id, cancel.clone());
+        let context = RunContext {
+            run: id,
+            thread: run.thread_id,
+            project: thread.project_id,
+            user: run.created_by,
+            sandbox,
+            model: None,
+            budget: self.inner.budget,
+        };
+        let events: Arc<dyn Events> = Arc::new(self.events(run.thread_id, Some(id)));
+        let graph = self.inner.agent.graph(context, events);
+        let checkpoints = StoreCheckpointer { store: self.inner.store.clone() };
+        let outcome = graph.run(&id.to_string(), &checkpoints, AgentState::default(), None, cancel).await;
+        self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        match outcome {
+            Ok(Outcome::Finished(state)) => match (state.final_answer, state.failure) {
+                (Some(answer), _) => {
+                    let message = self
+                        .inner
+                        .store
+                        .append_message(NewMessage {
+                            thread_id: run.thread_id,
+                            role: MessageRole::Assistant,
+                            author: None,
+                            content: answer.clone(),
+                        })
+                        .await?;
+                    self.events(run.thread_id, Some(id))
+                        .emit("message.created", json!({ "id": message.id, "role": "assistant", "content": answer }))
+                        .await;
+                    let totals = json!({ "answer": answer, "usage": state.usage, "cost_usd": state.cost_usd, "steps": state.turns });
+                    self.set_status(&run, RunStatus::Succeeded, None, totals).await?;
+                }
+                (None, failure) => {
+                    let why = failure.unwrap_or_else(|| "the run ended without an answer".to_owned());
+                    self.set_status(&run, RunStatus::Failed, Some(why), json!({ "usage": state.usage })).await?;
+                }
+            },
+            Ok(Outcome::Interrupted { question, .. }) => {
+                self.set_status(&run, RunStatus::Waiting, None, json!({ "question": question })).await?;
+            }
+            Ok(Outcome::Cancelled(_)) => {
+                self.set_status(&run, RunStatus::Cancelled, None, json!({})).await?;
+            }
+            Err(error) => {
+                self.set_status(&run, RunStatus::Failed, Some(error.to_string()), json!({})).await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,208 @@
+//! The CodeAct agent end to end, on real parts: the store (SQLite), the
+//! in-process bus and queue, a real sandbox with the tools, the library, and
+//! the scripted LLM server in place of a paid provider.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_agent::{Agent, Budget, Runs, code_block};
+use cairn_config::{Config, LlmConfig, LlmModel, LlmProvider};
+use cairn_core::UserId;
+use cairn_core::model::{MessageRole, NewProject, NewThread, NewUser, RunStatus};
+use cairn_core::store::Store;
+use cairn_sandbox::{LocalConfig, LocalSandboxes};
+use cairn_store::{Database, OpenOptions};
+use cairn_testkit::{Reply, ScriptedLlm, TempDir};
+use serde_json::Value;
+
+struct World {
+    runs: Runs,
+    store: Arc<dyn Store>,
+    llm: ScriptedLlm,
+    user: UserId,
+    project: cairn_core::ProjectId,
+    thread: cairn_core::ThreadId,
+    _db: Database,
+    _dir: TempDir,
+}
+
+async fn world(budget: Budget) -> World {
+    let dir = TempDir::new("agent");
+    let db = Database::open(&dir.sqlite_url(), &OpenOptions::default()).await.unwrap();
+    db.migrate().await.unwrap();
+    let store = db.store();
+    let bus = cairn_bus::in_process(db.queue(Default::default()));
+    let config = Config { data_dir: dir.path.clone(), ..Config::default() };
+    let key = cairn_config::SigningKey { kid: "k".into(), secret: "A".repeat(43) };
+    let keys = cairn_auth::SigningKeys::from_config(&[key]).unwrap();
+    let outbox = cairn_auth::mail::Outbox::new(dir.path.join("outbox"), "Cairn <c@localhost>").unwrap();
+    let auth = cairn_auth::Auth::new(&config, store.clone(), &bus, Arc::new(outbox), keys);
+    let objects = cairn_files::Objects::from_config(&config.files, &dir.path).unwrap();
+    let files = cairn_files::Files::new(&config.files, store.clone(), objects, auth, &[9; 32]).unwrap();
+
+    let registry = Arc::new(cairn_tools::Registry::builtin());
+    let mut local = LocalConfig::new(dir.path.join("sandboxes"));
+    local.pool_size = 0;
+    local.prelude = Some(registry.python_prelude());
+    let sandboxes = LocalSandboxes::start(local).await.expect("bubblewrap and python3");
+    let services =
+        cairn_tools::Services::from_config(&config.tools, Arc::new(sandboxes), Some(files.clone())).await.unwrap();
+
+    let llm = ScriptedLlm::start(Vec::new()).await;
+    let llm_config = LlmConfig {
+        providers: vec![LlmProvider {
+            name: "scripted".into(),
+            kind: "openai-compatible".into(),
+            base_url: format!("{}/v1", llm.url),
+            api_key: String::new(),
+            models: vec![LlmModel { name: "m".into(), input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0 }],
+        }],
+        max_retries: 1,
+        ..LlmConfig::default()
+    };
+    let models = Arc::new(cairn_llm::Models::from_config(&llm_config).unwrap());
+    let agent = Arc::new(Agent { models, registry, services, store: store.clone() });
+    let runs = Runs::new(store.clone(), bus, agent, budget, Duration::from_secs(30));
+    runs.start_workers("test", 2);
+
+    let user = store
+        .create_user(NewUser {
+            email: "ada@example.com".into(),
+            display_name: "Ada".into(),
+            password_hash: "x".into(),
+            is_admin: false,
+        })
+        .await
+        .unwrap()
+        .id;
+    let project = store.create_project(NewProject { name: "P".into(), owner: user }).await.unwrap().id;
+    let thread =
+        store.create_thread(NewThread { project_id: project, title: "T".into(), created_by: user }).await.unwrap().id;
+    World { runs, store, llm, user, project, thread, _db: db, _dir: dir }
+}
+
+impl World {
+    async fn events(&self) -> Vec<(String, Value)> {
+        self.store
+            .events_after(self.thread, 0, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.kind, e.payload))
+            .collect()
+    }
+
+    async fn kinds(&self) -> Vec<String> {
+        self.events().await.into_iter().map(|(k, _)| k).collect()
+    }
+}
+
+fn block(code: &str) -> Reply {
+    Reply::Text(format!("Next step.\n```python\n{code}\n```"))
+}
+
+#[test]
+fn code_blocks_are_found_in_replies() {
+    assert_eq!(code_block("Thinking.\n```python\nprint(1)\n```\nDone."), Some("print(1)".into()));
+    assert_eq!(code_block("```py\nx = 2\n```"), Some("x = 2".into()));
+    assert_eq!(code_block("```\ny = 3\n```"), Some("y = 3".into()));
+    assert_eq!(code_block("```bash\nls\n```"), None);
+    assert_eq!(code_block("no code here"), None);
+    assert_eq!(code_block("```python\n\n```"), None);
+}
+
+#[tokio::test]
+async fn a_run_plans_executes_observes_and_answers() {
+    let world = world(Budget::default()).await;
+    world.llm.push(block("x = sum(range(10))\nprint('sum is', x)"));
+    world.llm.push(block(
+        "write_file('result.txt', str(x))\nsave_artifact('result.txt', name='answers/result.txt')\nfinal_answer(f'The sum is {x}.')",
+    ));
+    let (message, run) =
+        world.runs.post(world.thread, world.user, "Add the numbers 0 to 9.".into(), true).await.unwrap();
+    assert_eq!(message.role, MessageRole::User);
+    let run = world.runs.settle(run.unwrap().id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!((run.status, run.error.as_deref()), (RunStatus::Succeeded, None), "{:?}", world.events().await);
+
+    let messages = world.store.messages(world.thread).await.unwrap();
+    assert_eq!(messages.last().unwrap().content, "The sum is 45.");
+    assert_eq!(messages.last().unwrap().role, MessageRole::Assistant);
+    let library = world.store.files(world.project, "").await.unwrap();
+    assert_eq!(library.len(), 1, "the artifact is in the library");
+    assert_eq!((library[0].path.as_str(), library[0].run_id), ("answers/result.txt", Some(run.id)), "with its run");
+
+    let events = world.events().await;
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"message.created"));
+    assert!(kinds.contains(&"token") && kinds.contains(&"code") && kinds.contains(&"output"));
+    let observation = events.iter().find(|(k, _)| k == "observation").unwrap();
+    assert_eq!(observation.1["text"], "stdout:\nsum is 45\n", "the first observation is what the code printed");
+    let statuses: Vec<&str> =
+        events.iter().filter(|(k, _)| k == "run.status").map(|(_, p)| p["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["queued", "running", "succeeded"]);
+    let done = events.iter().rev().find(|(k, _)| k == "run.status").unwrap();
+    assert_eq!(done.1["steps"], 2);
+    assert!(done.1["cost_usd"].as_f64().unwrap() > 0.0, "usage and cost are summed per run: {}", done.1);
+
+    // The model saw the observation of the first block before writing the second.
+    let received = world.llm.received();
+    let second = received[1].body["messages"].as_array().unwrap();
+    assert!(second.iter().any(|m| m["content"].as_str().unwrap_or_default().contains("sum is 45")));
+    assert!(
+        received[0].body["messages"][0]["content"].as_str().unwrap().contains("web_fetch(url: str"),
+        "the prompt lists the tools"
+    );
+}
+
+#[tokio::test]
+async fn errors_bad_replies_and_questions_are_handled_and_runs_can_resume() {
+    let world = world(Budget::default()).await;
+    world.llm.push(Reply::Text("I will just answer in prose.".into()));
+    world.llm.push(block("1 / 0"));
+    world.llm.push(block("ask_user('Which year should the report cover?')"));
+    let run = world.runs.post(world.thread, world.user, "Make a report.".into(), true).await.unwrap().1.unwrap();
+    let waiting = world.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(waiting.status, RunStatus::Waiting, "{:?}", world.kinds().await);
+    let events = world.events().await;
+    let observations: Vec<&str> =
+        events.iter().filter(|(k, _)| k == "observation").map(|(_, p)| p["text"].as_str().unwrap()).collect();
+    assert!(observations[0].starts_with("error: ZeroDivisionError: division by zero"), "{observations:?}");
+    assert!(events.iter().any(|(k, p)| k == "interrupt" && p["question"] == "Which year should the report cover?"));
+    let second = &world.llm.received()[1].body["messages"];
+    assert!(second.to_string().contains("Your reply had no ```python block"), "a malformed reply is fed back");
+
+    world.llm.push(block("final_answer('Report for ' + '2024')"));
+    world.runs.resume(run.id, world.user, "2024, please".into()).await.unwrap();
+    let done = world.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded);
+    let last = world.llm.received().last().unwrap().body["messages"].to_string();
+    assert!(last.contains("2024, please"), "the answer reached the model");
+    assert!(world.runs.resume(run.id, world.user, "again".into()).await.is_err(), "only a waiting run takes an answer");
+}
+
+#[tokio::test]
+async fn budgets_provider_failures_and_cancels_end_runs_cleanly() {
+    let limited = world(Budget { max_steps: 2, ..Budget::default() }).await;
+    limited.llm.set_default(block("print('working')"));
+    let run = limited.runs.post(limited.thread, limited.user, "Loop forever.".into(), true).await.unwrap().1.unwrap();
+    let ended = limited.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!((ended.status, ended.error.as_deref()), (RunStatus::Failed, Some("the step budget of 2 was reached")));
+
+    let broken = world(Budget::default()).await;
+    broken.llm.set_default(Reply::Status { status: 500, retry_after: None });
+    let run = broken.runs.post(broken.thread, broken.user, "Hi".into(), true).await.unwrap().1.unwrap();
+    let failed = broken.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(failed.status, RunStatus::Failed);
+    assert!(failed.error.unwrap().contains("the model failed: the provider failed (500)"), "a clear run error");
+
+    let slow = world(Budget::default()).await;
+    slow.llm.set_default(Reply::Slow { text: "```python\nprint(1)\n```".into(), delay: Duration::from_millis(300) });
+    let run = slow.runs.post(slow.thread, slow.user, "Hi".into(), true).await.unwrap().1.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    slow.runs.cancel(run.id).await.unwrap();
+    let cancelled = slow.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+    assert!(slow.runs.cancel(run.id).await.is_err(), "an ended run cannot be cancelled");
+}
