@@ -34,6 +34,7 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     pub tools: ToolsConfig,
     pub llm: LlmConfig,
+    pub agent: AgentConfig,
     pub log: LogConfig,
 }
 
@@ -379,6 +380,20 @@ impl Default for LlmConfig {
     }
 }
 
+/// The agent's workers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// Runs one process works on at once.
+    pub workers: usize,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig { workers: 4 }
+    }
+}
+
 /// One LLM provider.
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -449,6 +464,7 @@ impl Default for Config {
             sandbox: SandboxConfig::default(),
             tools: ToolsConfig::default(),
             llm: LlmConfig::default(),
+            agent: AgentConfig::default(),
             log: LogConfig::default(),
         }
     }

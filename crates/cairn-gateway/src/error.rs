@@ -91,6 +91,9 @@ pub enum ApiError {
     /// 503: tools cannot run here (no sandboxes, no browser, no search).
     #[error("{detail}")]
     ToolUnavailable { detail: String },
+    /// 503: the agent cannot run here (no sandboxes, no model).
+    #[error("{detail}")]
+    AgentUnavailable { detail: String },
     /// A sandbox operation failed; the error's own code goes out.
     #[error("{}", .0.detail())]
     Sandbox(cairn_core::sandbox::SandboxError),
@@ -131,6 +134,9 @@ impl ApiError {
             }
             ApiError::ToolUnavailable { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "tool_unavailable", "Service unavailable")
+            }
+            ApiError::AgentUnavailable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "agent_unavailable", "Service unavailable")
             }
             ApiError::Sandbox(error) => {
                 use cairn_core::sandbox::SandboxError as E;

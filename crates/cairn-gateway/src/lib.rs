@@ -21,6 +21,7 @@ mod openapi;
 mod projects;
 mod sandbox_host;
 mod system;
+mod threads;
 mod tools;
 mod web;
 mod wire;
@@ -74,6 +75,8 @@ pub struct AppState {
     pub tools: Option<cairn_tools::ToolRunner>,
     /// The configured language models.
     pub models: std::sync::Arc<cairn_llm::Models>,
+    /// Agent runs; `None` where the agent cannot run (no sandboxes).
+    pub runs: Option<cairn_agent::Runs>,
 }
 
 /// The API routes, as documented in the OpenAPI document.
@@ -85,6 +88,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(files::routes())
         .merge(tools::routes())
         .merge(models::routes())
+        .merge(threads::routes())
         .merge(admin::routes());
     OpenApiRouter::with_openapi(openapi::base()).merge(health::routes()).nest("/api/v1", v1)
 }

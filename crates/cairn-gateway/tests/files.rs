@@ -8,82 +8,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_config::Config;
-use cairn_core::bus::QueueOptions;
-use cairn_store::{Database, OpenOptions};
-use cairn_testkit::{S3Server, Starter, TempDir};
-use futures::StreamExt;
+use cairn_testkit::Starter;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-use tokio::sync::oneshot;
 
-struct Api {
-    base: String,
-    client: reqwest::Client,
-    owner: String,
-    viewer: String,
-    stranger: String,
-    project: String,
-    _stop: oneshot::Sender<()>,
-    _dir: TempDir,
-    _s3: Option<S3Server>,
-}
-
-async fn start(s3: Option<S3Server>, tweak: fn(&mut Config)) -> Api {
-    let dir = TempDir::new("files-api");
-    let db = Database::open(&dir.sqlite_url(), &OpenOptions::default()).await.unwrap();
-    db.migrate().await.unwrap();
-    let bus = cairn_bus::in_process(db.queue(QueueOptions::default()));
-    let mut config = Config { data_dir: dir.path.clone(), ..Config::default() };
-    if let Some(s3) = &s3 {
-        s3.configure(&mut config.files);
-    }
-    tweak(&mut config);
-    let state = support::state(config, &db, bus, &dir);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(cairn_gateway::serve(listener, cairn_gateway::app(state), async move {
-        let _ = stopped.await;
-    }));
-    let client = reqwest::Client::new();
-    let ([owner, viewer, stranger], project) = support::owner_viewer_stranger(&client, &base, "Library").await;
-    Api { base, client, owner, viewer, stranger, project, _stop: stop, _dir: dir, _s3: s3 }
-}
-
-async fn local(tweak: fn(&mut Config)) -> Api {
-    start(None, tweak).await
-}
-
-async fn s3(tweak: fn(&mut Config)) -> Api {
-    start(Some(S3Server::start().await), tweak).await
-}
-
-impl Api {
-    fn url(&self, path: &str) -> String {
-        format!("{}/api/v1/projects/{}{path}", self.base, self.project)
-    }
-
-    async fn put(&self, token: &str, path: &str, bytes: &[u8]) -> reqwest::Response {
-        self.client
-            .put(self.url(&format!("/files/content?path={path}")))
-            .bearer_auth(token)
-            .body(bytes.to_vec())
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn json(&self, method: Method, token: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = self.client.request(method, self.url(path)).bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-}
+use support::files_api::{Api, local, s3};
 
 cairn_testkit::on_backends!(on_local: local, on_s3: s3;
     upload_list_version_move_delete,
@@ -92,7 +21,6 @@ cairn_testkit::on_backends!(on_local: local, on_s3: s3;
     roles_decide_who_reads_and_writes,
     oversized_and_interrupted_uploads_leave_nothing,
     folders_download_as_zip,
-    a_gigabyte_goes_up_and_down_in_bounded_memory,
 );
 
 async fn upload_list_version_move_delete(start: impl Starter<Config, Api>) {
@@ -259,71 +187,4 @@ async fn folders_download_as_zip(start: impl Starter<Config, Api>) {
     assert!(text.contains("a.txt") && text.contains("deep/b.txt"));
     let missing = api.client.get(api.url("/files/zip?folder=none")).bearer_auth(&api.viewer).send().await.unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
-}
-
-fn resident_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap() / 1024.0
-}
-
-/// 1 GiB up and down through the real server, generated and checked on the
-/// fly: the process's memory must not grow with the file.
-async fn a_gigabyte_goes_up_and_down_in_bounded_memory(start: impl Starter<Config, Api>) {
-    const SIZE: usize = 1 << 30;
-    const CHUNK: usize = 1 << 20;
-    // Memory is measured for the whole test process: one gigabyte at a time.
-    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let api = start(|c| c.files.max_upload_bytes = 2 << 30).await;
-    let before = resident_mib();
-    let pattern: Bytes = (0..CHUNK).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
-    let mut expected = Sha256::new();
-    for _ in 0..SIZE / CHUNK {
-        expected.update(&pattern);
-    }
-    let expected: String = expected.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    let chunks = {
-        let pattern = pattern.clone();
-        futures::stream::iter((0..SIZE / CHUNK).map(move |_| Ok::<_, std::io::Error>(pattern.clone())))
-    };
-    let uploaded = api
-        .client
-        .put(api.url("/files/content?path=big/gigabyte.bin"))
-        .bearer_auth(&api.owner)
-        .body(reqwest::Body::wrap_stream(chunks))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(uploaded.status(), StatusCode::CREATED);
-    let file: Value = uploaded.json().await.unwrap();
-    assert_eq!(file["size"], SIZE);
-    assert_eq!(file["sha256"], expected.as_str());
-    let peak_up = resident_mib();
-
-    let download = api
-        .client
-        .get(api.url(&format!("/files/{}/content", file["id"].as_str().unwrap())))
-        .bearer_auth(&api.owner)
-        .send()
-        .await
-        .unwrap();
-    let mut stream = download.bytes_stream();
-    let mut hasher = Sha256::new();
-    let mut received = 0usize;
-    let mut peak_down: f64 = 0.0;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.unwrap();
-        received += chunk.len();
-        hasher.update(&chunk);
-        if received % (64 * CHUNK) < chunk.len() {
-            peak_down = peak_down.max(resident_mib());
-        }
-    }
-    assert_eq!(received, SIZE);
-    let got: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(got, expected);
-    let growth = peak_up.max(peak_down) - before;
-    println!("1 GiB up and down: resident memory grew by {growth:.0} MiB (before {before:.0} MiB)");
-    assert!(growth < 200.0, "memory grew by {growth:.0} MiB moving 1 GiB");
 }

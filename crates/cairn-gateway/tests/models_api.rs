@@ -24,10 +24,7 @@ async fn the_configured_models_are_listed_with_prices_and_the_default() {
         api_key: "secret-key".into(),
         models: vec![LlmModel { name: "qwen3".into(), input_usd_per_mtok: 0.0, output_usd_per_mtok: 0.0 }],
     }];
-    let state = support::state(config, &db, bus, &dir);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(cairn_gateway::serve(listener, cairn_gateway::app(state), std::future::pending()));
+    let base = support::serve(support::state(config, &db, bus, &dir)).await;
     let client = reqwest::Client::new();
     let ([owner, _, _], _) = support::owner_viewer_stranger(&client, &base, "Models").await;
     assert_eq!(client.get(format!("{base}/api/v1/models")).send().await.unwrap().status(), 401);

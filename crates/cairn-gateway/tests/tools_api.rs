@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use cairn_config::Config;
 use cairn_core::bus::QueueOptions;
 use cairn_store::{Database, OpenOptions};
@@ -31,18 +29,9 @@ async fn start(with_tools: bool) -> Api {
     let config = Config { data_dir: dir.path.clone(), ..Config::default() };
     let mut state = support::state(config, &db, bus, &dir);
     if with_tools {
-        let mut local = cairn_sandbox::LocalConfig::new(dir.path.join("sandboxes"));
-        local.pool_size = 0;
-        local.prelude = Some(state.registry.python_prelude());
-        let sandboxes = cairn_sandbox::LocalSandboxes::start(local).await.expect("bubblewrap and python3");
-        let tools = cairn_config::ToolsConfig::default();
-        let services =
-            cairn_tools::Services::from_config(&tools, Arc::new(sandboxes), Some(state.files.clone())).await.unwrap();
-        state.tools = Some(cairn_tools::ToolRunner::new(state.registry.clone(), services));
+        support::with_sandboxes(&mut state, &dir, false).await;
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(cairn_gateway::serve(listener, cairn_gateway::app(state), std::future::pending()));
+    let base = support::serve(state).await;
     let client = reqwest::Client::new();
     let ([owner, viewer, stranger], project) = support::owner_viewer_stranger(&client, &base, "Tools").await;
     Api { base, client, owner, viewer, stranger, project, _dir: dir }

@@ -259,7 +259,23 @@ async fn serve(config: Config, role: Role) -> Result<(), Failure> {
     );
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     let models = Arc::new(cairn_llm::Models::from_config(&config.llm).context("llm.providers")?);
-    let state = AppState { config: Arc::new(config), store, bus, auth, files, role, registry, tools, models };
+    let runs = tools.as_ref().map(|runner| {
+        let agent = cairn_agent::Agent {
+            models: models.clone(),
+            registry: registry.clone(),
+            services: runner.services.clone(),
+            store: store.clone(),
+        };
+        let lease = Duration::from_secs(config.queue.lease_secs);
+        let runs =
+            cairn_agent::Runs::new(store.clone(), bus.clone(), Arc::new(agent), cairn_agent::Budget::default(), lease);
+        runs.start_workers(&format!("worker-{}", std::process::id()), config.agent.workers);
+        runs
+    });
+    if models.default_id().is_none() {
+        tracing::warn!("no language model is configured (llm.providers): agent runs cannot start");
+    }
+    let state = AppState { config: Arc::new(config), store, bus, auth, files, role, registry, tools, models, runs };
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown_signal().await;

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
+pub mod files_api;
+
 use std::sync::Arc;
 
 use cairn_config::Config;
@@ -33,6 +35,7 @@ pub fn state(config: Config, db: &Database, bus: Bus, dir: &TempDir) -> AppState
         registry: Arc::new(cairn_tools::Registry::builtin()),
         tools: None,
         models: Arc::new(cairn_llm::Models::from_config(&config_llm).unwrap()),
+        runs: None,
     }
 }
 
@@ -72,4 +75,38 @@ pub async fn owner_viewer_stranger(client: &reqwest::Client, base: &str, project
         .await
         .unwrap();
     (<[String; 3]>::try_from(tokens).unwrap(), id)
+}
+
+/// Gives the state real sandboxes (on the host's Python, no warm pool) and
+/// the tools; with `agent`, also agent runs with two workers.
+pub async fn with_sandboxes(state: &mut AppState, dir: &TempDir, agent: bool) {
+    let mut local = cairn_sandbox::LocalConfig::new(dir.path.join("sandboxes"));
+    local.pool_size = 0;
+    local.prelude = Some(state.registry.python_prelude());
+    let sandboxes = cairn_sandbox::LocalSandboxes::start(local).await.expect("bubblewrap and python3");
+    let tools = cairn_config::ToolsConfig::default();
+    let services =
+        cairn_tools::Services::from_config(&tools, Arc::new(sandboxes), Some(state.files.clone())).await.unwrap();
+    state.tools = Some(cairn_tools::ToolRunner::new(state.registry.clone(), services.clone()));
+    if agent {
+        let agent = cairn_agent::Agent {
+            models: state.models.clone(),
+            registry: state.registry.clone(),
+            services,
+            store: state.store.clone(),
+        };
+        let lease = std::time::Duration::from_secs(30);
+        let runs =
+            cairn_agent::Runs::new(state.store.clone(), state.bus.clone(), Arc::new(agent), Default::default(), lease);
+        runs.start_workers("api-test", 2);
+        state.runs = Some(runs);
+    }
+}
+
+/// Serves the application on a free port of 127.0.0.1; returns its base URL.
+pub async fn serve(state: AppState) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(cairn_gateway::serve(listener, cairn_gateway::app(state), std::future::pending()));
+    base
 }

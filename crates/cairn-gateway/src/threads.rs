@@ -1,0 +1,482 @@
+//! Threads, their messages and the agent's runs, and the thread's live
+//! event stream (server-sent events that resume after the last event id).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use cairn_auth::{Access, Principal};
+use cairn_core::model::{Event, Message, NewThread, Run, Thread};
+use cairn_core::{MessageId, ProjectId, RunId, ThreadId, UserId};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::authn::Authenticated;
+use crate::{ApiError, ApiJson, AppState, Problem};
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_thread, list_threads))
+        .routes(routes!(get_thread))
+        .routes(routes!(post_message, list_messages))
+        .routes(routes!(get_run))
+        .routes(routes!(cancel_run))
+        .routes(routes!(resume_run))
+        .routes(routes!(events))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ThreadResponse {
+    pub id: ThreadId,
+    pub project_id: ProjectId,
+    pub title: String,
+    pub created_by: UserId,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// The newest event's sequence number (0: none yet).
+    pub last_event_seq: i64,
+}
+
+impl From<Thread> for ThreadResponse {
+    fn from(t: Thread) -> Self {
+        ThreadResponse {
+            id: t.id,
+            project_id: t.project_id,
+            title: t.title,
+            created_by: t.created_by,
+            created_at: t.created_at,
+            last_event_seq: t.last_event_seq,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MessageResponse {
+    pub id: MessageId,
+    pub thread_id: ThreadId,
+    /// `user`, `assistant` or `system`.
+    pub role: String,
+    pub author: Option<UserId>,
+    pub content: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<Message> for MessageResponse {
+    fn from(m: Message) -> Self {
+        MessageResponse {
+            id: m.id,
+            thread_id: m.thread_id,
+            role: m.role.as_str().to_owned(),
+            author: m.author,
+            content: m.content,
+            created_at: m.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RunResponse {
+    pub id: RunId,
+    pub thread_id: ThreadId,
+    /// `queued`, `running`, `waiting` (for an answer), `succeeded`, `failed`, `cancelled`.
+    pub status: String,
+    pub created_by: UserId,
+    /// Why the run failed, in words a person can act on.
+    pub error: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<Run> for RunResponse {
+    fn from(r: Run) -> Self {
+        RunResponse {
+            id: r.id,
+            thread_id: r.thread_id,
+            status: r.status.as_str().to_owned(),
+            created_by: r.created_by,
+            error: r.error,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EventResponse {
+    /// Consecutive per thread: resume with `after` (or `Last-Event-ID`) set to the last one seen.
+    pub seq: i64,
+    pub run_id: Option<RunId>,
+    /// `message.created`, `run.status`, `token`, `code`, `output`, `observation`, `artifact`,
+    /// `interrupt`, `usage`, `run.budget`.
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<Event> for EventResponse {
+    fn from(e: Event) -> Self {
+        EventResponse { seq: e.seq, run_id: e.run_id, kind: e.kind, payload: e.payload, created_at: e.created_at }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewThreadRequest {
+    #[serde(default)]
+    pub title: String,
+}
+
+/// Starts a thread in a project (editors and owners).
+#[utoipa::path(post, path = "/projects/{project_id}/threads", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("project_id" = ProjectId, Path)), request_body = NewThreadRequest,
+    responses((status = 201, description = "The thread", body = ThreadResponse))
+)]
+async fn create_thread(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(project_id): Path<ProjectId>,
+    ApiJson(request): ApiJson<NewThreadRequest>,
+) -> Result<(StatusCode, ApiJson<ThreadResponse>), ApiError> {
+    state.auth.authorize(&principal, project_id, Access::Write).await?;
+    let title = request.title.trim();
+    if title.chars().count() > 200 {
+        return Err(ApiError::Invalid {
+            code: "invalid_input",
+            detail: "the title is longer than 200 characters".into(),
+        });
+    }
+    let title = if title.is_empty() { "New thread".to_owned() } else { title.to_owned() };
+    let thread = state.store.create_thread(NewThread { project_id, title, created_by: principal.user.id }).await?;
+    Ok((StatusCode::CREATED, ApiJson(thread.into())))
+}
+
+/// The project's threads.
+#[utoipa::path(get, path = "/projects/{project_id}/threads", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("project_id" = ProjectId, Path)),
+    responses((status = 200, description = "The threads", body = Vec<ThreadResponse>))
+)]
+async fn list_threads(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(project_id): Path<ProjectId>,
+) -> Result<ApiJson<Vec<ThreadResponse>>, ApiError> {
+    state.auth.authorize(&principal, project_id, Access::Read).await?;
+    Ok(ApiJson(state.store.threads(project_id).await?.into_iter().map(ThreadResponse::from).collect()))
+}
+
+/// The thread, if the caller may see its project.
+async fn thread_for(state: &AppState, principal: &Principal, id: ThreadId, access: Access) -> Result<Thread, ApiError> {
+    let thread = state.store.thread(id).await?;
+    state.auth.authorize(principal, thread.project_id, access).await.map_err(|error| match error {
+        // A thread of a project the caller is not in does not exist for them.
+        cairn_auth::Error::Backend(cairn_core::Error::NotFound { .. }) => ApiError::NotFound { entity: "thread" },
+        other => other.into(),
+    })?;
+    Ok(thread)
+}
+
+#[utoipa::path(get, path = "/threads/{thread_id}", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("thread_id" = ThreadId, Path)),
+    responses((status = 200, description = "The thread", body = ThreadResponse),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"))
+)]
+async fn get_thread(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(thread_id): Path<ThreadId>,
+) -> Result<ApiJson<ThreadResponse>, ApiError> {
+    Ok(ApiJson(thread_for(&state, &principal, thread_id, Access::Read).await?.into()))
+}
+
+/// The thread's messages, oldest first.
+#[utoipa::path(get, path = "/threads/{thread_id}/messages", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("thread_id" = ThreadId, Path)),
+    responses((status = 200, description = "The messages", body = Vec<MessageResponse>))
+)]
+async fn list_messages(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(thread_id): Path<ThreadId>,
+) -> Result<ApiJson<Vec<MessageResponse>>, ApiError> {
+    thread_for(&state, &principal, thread_id, Access::Read).await?;
+    Ok(ApiJson(state.store.messages(thread_id).await?.into_iter().map(MessageResponse::from).collect()))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostMessageRequest {
+    pub content: String,
+    /// Start an agent run that answers it (default `true`). Without, the
+    /// message reaches a run already going at its next step.
+    #[serde(default = "yes")]
+    pub run: bool,
+    /// Answer only when the run has ended (or waits for a person), up to
+    /// `wait_secs` seconds.
+    #[serde(default)]
+    pub wait: bool,
+    #[serde(default = "default_wait")]
+    pub wait_secs: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_wait() -> u64 {
+    300
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PostMessageResponse {
+    #[schema(value_type = Object)]
+    pub message: Value,
+    #[schema(value_type = Option<Object>)]
+    pub run: Option<Value>,
+    /// With `wait`: the agent's answer, when the run succeeded.
+    pub answer: Option<String>,
+}
+
+fn agent_unavailable() -> ApiError {
+    ApiError::AgentUnavailable {
+        detail: "the agent cannot run on this server: it needs sandboxes and a configured language model \
+                 (llm.providers); see the start-up log"
+            .into(),
+    }
+}
+
+/// Posts a message to a thread and (by default) starts an agent run that
+/// answers it: 202 with the run, whose events stream at
+/// `/threads/{id}/events`. With `wait`, answers when the run has ended. An
+/// `Idempotency-Key` header makes a retried post return the first answer
+/// instead of posting twice.
+#[utoipa::path(post, path = "/threads/{thread_id}/messages", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("thread_id" = ThreadId, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "Any unique string; a repeat within 24 h returns the first response")),
+    request_body = PostMessageRequest,
+    responses(
+        (status = 202, description = "Posted; the run is queued", body = PostMessageResponse),
+        (status = 200, description = "Posted and, with `wait`, the run ended", body = PostMessageResponse),
+        (status = 503, description = "`agent_unavailable`: no sandboxes or no model here", body = Problem,
+         content_type = "application/problem+json"),
+    )
+)]
+async fn post_message(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(thread_id): Path<ThreadId>,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<PostMessageRequest>,
+) -> Result<Response, ApiError> {
+    thread_for(&state, &principal, thread_id, Access::Write).await?;
+    let content = request.content.trim().to_owned();
+    if content.is_empty() || content.chars().count() > 100_000 {
+        return Err(ApiError::Invalid { code: "invalid_input", detail: "a message has 1 to 100000 characters".into() });
+    }
+    let idempotency = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| !k.is_empty() && k.len() <= 200)
+        .map(|k| format!("idempotency:{}:{thread_id}:{k}", principal.user.id));
+    if let Some(key) = &idempotency
+        && let Some(earlier) = state.bus.cache.get(key).await?
+    {
+        let mut response = (StatusCode::ACCEPTED, earlier).into_response();
+        response.headers_mut().insert("content-type", "application/json".parse().map_err(|_| ApiError::Internal)?);
+        response.headers_mut().insert("idempotent-replay", "true".parse().map_err(|_| ApiError::Internal)?);
+        return Ok(response);
+    }
+    let Some(runs) = state.runs.as_ref().filter(|_| !request.run || state.models.default_id().is_some()) else {
+        return Err(agent_unavailable());
+    };
+    let (message, run) = runs.post(thread_id, principal.user.id, content, request.run).await.map_err(run_error)?;
+    let mut body = PostMessageResponse {
+        message: serde_json::to_value(MessageResponse::from(message)).unwrap_or_default(),
+        run: run.clone().map(|r| serde_json::to_value(RunResponse::from(r)).unwrap_or_default()),
+        answer: None,
+    };
+    let mut status = StatusCode::ACCEPTED;
+    if let (true, Some(run)) = (request.wait, &run) {
+        let settled = runs.settle(run.id, Duration::from_secs(request.wait_secs.min(3600))).await.map_err(run_error)?;
+        if settled.status == cairn_core::model::RunStatus::Succeeded {
+            let messages = state.store.messages(thread_id).await?;
+            body.answer = messages
+                .into_iter()
+                .rev()
+                .find(|m| m.role == cairn_core::model::MessageRole::Assistant)
+                .map(|m| m.content);
+        }
+        if settled.status.is_terminal() {
+            status = StatusCode::OK;
+        }
+        body.run = Some(serde_json::to_value(RunResponse::from(settled)).unwrap_or_default());
+    }
+    let json = serde_json::to_vec(&body).map_err(|_| ApiError::Internal)?;
+    if let Some(key) = idempotency {
+        state.bus.cache.set(&key, Bytes::from(json.clone()), Duration::from_secs(24 * 3600)).await?;
+    }
+    let mut response = (status, json).into_response();
+    response.headers_mut().insert("content-type", "application/json".parse().map_err(|_| ApiError::Internal)?);
+    Ok(response)
+}
+
+fn run_error(error: cairn_agent::RunError) -> ApiError {
+    match error {
+        cairn_agent::RunError::Store(error) => error.into(),
+        cairn_agent::RunError::Conflict(detail) => ApiError::Invalid { code: "run_state", detail },
+    }
+}
+
+async fn run_for(state: &AppState, principal: &Principal, id: RunId, access: Access) -> Result<Run, ApiError> {
+    let run = state.store.run(id).await?;
+    thread_for(state, principal, run.thread_id, access).await.map_err(|error| match error {
+        ApiError::NotFound { .. } => ApiError::NotFound { entity: "run" },
+        other => other,
+    })?;
+    Ok(run)
+}
+
+#[utoipa::path(get, path = "/runs/{run_id}", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("run_id" = RunId, Path)),
+    responses((status = 200, description = "The run", body = RunResponse))
+)]
+async fn get_run(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(run_id): Path<RunId>,
+) -> Result<ApiJson<RunResponse>, ApiError> {
+    Ok(ApiJson(run_for(&state, &principal, run_id, Access::Read).await?.into()))
+}
+
+/// Cancels a run: at once when queued or waiting, between two steps when running.
+#[utoipa::path(post, path = "/runs/{run_id}/cancel", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("run_id" = RunId, Path)),
+    responses((status = 200, description = "The run", body = RunResponse),
+        (status = 422, description = "`run_state`: the run already ended", body = Problem, content_type = "application/problem+json"))
+)]
+async fn cancel_run(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(run_id): Path<RunId>,
+) -> Result<ApiJson<RunResponse>, ApiError> {
+    run_for(&state, &principal, run_id, Access::Write).await?;
+    let runs = state.runs.as_ref().ok_or_else(agent_unavailable)?;
+    Ok(ApiJson(runs.cancel(run_id).await.map_err(run_error)?.into()))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeRequest {
+    /// The answer to the question the run asked.
+    pub answer: String,
+}
+
+/// Answers the question a waiting run asked; the run goes on.
+#[utoipa::path(post, path = "/runs/{run_id}/resume", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("run_id" = RunId, Path)), request_body = ResumeRequest,
+    responses((status = 200, description = "The run, queued again", body = RunResponse),
+        (status = 422, description = "`run_state`: the run is not waiting", body = Problem, content_type = "application/problem+json"))
+)]
+async fn resume_run(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(run_id): Path<RunId>,
+    ApiJson(request): ApiJson<ResumeRequest>,
+) -> Result<ApiJson<RunResponse>, ApiError> {
+    run_for(&state, &principal, run_id, Access::Write).await?;
+    let runs = state.runs.as_ref().ok_or_else(agent_unavailable)?;
+    Ok(ApiJson(runs.resume(run_id, principal.user.id, request.answer).await.map_err(run_error)?.into()))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct EventsQuery {
+    /// Events after this sequence number (0: from the start). `Last-Event-ID` wins when sent.
+    #[serde(default)]
+    after: i64,
+}
+
+fn sse_event(event: &EventResponse) -> SseEvent {
+    SseEvent::default()
+        .id(event.seq.to_string())
+        .event(event.kind.clone())
+        .data(serde_json::to_string(event).unwrap_or_default())
+}
+
+/// The thread's events after `after`: as a JSON list, or — with `Accept:
+/// text/event-stream` — as server-sent events that keep coming live. A
+/// client that reconnects with `Last-Event-ID` gets exactly the events it
+/// missed, once, in order.
+#[utoipa::path(get, path = "/threads/{thread_id}/events", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("thread_id" = ThreadId, Path), EventsQuery),
+    responses((status = 200, description = "The events (JSON, or `text/event-stream`)", body = Vec<EventResponse>))
+)]
+async fn events(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(thread_id): Path<ThreadId>,
+    Query(query): Query<EventsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    thread_for(&state, &principal, thread_id, Access::Read).await?;
+    let last_seen = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .unwrap_or(query.after);
+    let wants_stream =
+        headers.get("accept").and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/event-stream"));
+    if !wants_stream {
+        let events = state.store.events_after(thread_id, last_seen, 1000).await?;
+        return Ok(ApiJson(events.into_iter().map(EventResponse::from).collect::<Vec<_>>()).into_response());
+    }
+    // Subscribe before reading the backlog, so nothing falls between them.
+    let live = state.bus.pubsub.subscribe(&cairn_agent::runs::topic(thread_id)).await?;
+    let store = state.store.clone();
+    let stream = futures::stream::unfold(
+        (live, last_seen, std::collections::VecDeque::new()),
+        move |(mut live, mut last, mut queue)| {
+            let store = store.clone();
+            async move {
+                loop {
+                    if let Some(event) = queue.pop_front() {
+                        let event: EventResponse = event;
+                        last = event.seq;
+                        return Some((Ok::<_, Infallible>(sse_event(&event)), (live, last, queue)));
+                    }
+                    // Anything stored after `last` (the backlog, or a gap) comes from the log, in order.
+                    if let Ok(missed) = store.events_after(thread_id, last, 500).await
+                        && !missed.is_empty()
+                    {
+                        queue.extend(missed.into_iter().map(EventResponse::from));
+                        continue;
+                    }
+                    let published = live.next().await?;
+                    let seq = serde_json::from_slice::<Value>(&published).ok().and_then(|v| v["seq"].as_i64());
+                    if seq.is_some_and(|s| s <= last) {
+                        continue; // seen already
+                    }
+                    // Either the next event or a sign that more are in the log: read them there.
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+}

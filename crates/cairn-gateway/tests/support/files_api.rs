@@ -1,0 +1,78 @@
+//! The library API on a fresh server: an owner, a viewer and a stranger,
+//! and a project, on local storage or a real S3 server.
+
+use cairn_config::Config;
+use cairn_core::bus::QueueOptions;
+use cairn_store::{Database, OpenOptions};
+use cairn_testkit::{S3Server, TempDir};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+pub struct Api {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub owner: String,
+    pub viewer: String,
+    pub stranger: String,
+    pub project: String,
+    _stop: oneshot::Sender<()>,
+    _dir: TempDir,
+    _s3: Option<S3Server>,
+}
+
+async fn start(s3: Option<S3Server>, tweak: fn(&mut Config)) -> Api {
+    let dir = TempDir::new("files-api");
+    let db = Database::open(&dir.sqlite_url(), &OpenOptions::default()).await.unwrap();
+    db.migrate().await.unwrap();
+    let bus = cairn_bus::in_process(db.queue(QueueOptions::default()));
+    let mut config = Config { data_dir: dir.path.clone(), ..Config::default() };
+    if let Some(s3) = &s3 {
+        s3.configure(&mut config.files);
+    }
+    tweak(&mut config);
+    let state = super::state(config, &db, bus, &dir);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(cairn_gateway::serve(listener, cairn_gateway::app(state), async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let ([owner, viewer, stranger], project) = super::owner_viewer_stranger(&client, &base, "Library").await;
+    Api { base, client, owner, viewer, stranger, project, _stop: stop, _dir: dir, _s3: s3 }
+}
+
+pub async fn local(tweak: fn(&mut Config)) -> Api {
+    start(None, tweak).await
+}
+
+pub async fn s3(tweak: fn(&mut Config)) -> Api {
+    start(Some(S3Server::start().await), tweak).await
+}
+
+impl Api {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v1/projects/{}{path}", self.base, self.project)
+    }
+
+    pub async fn put(&self, token: &str, path: &str, bytes: &[u8]) -> reqwest::Response {
+        self.client
+            .put(self.url(&format!("/files/content?path={path}")))
+            .bearer_auth(token)
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn json(&self, method: Method, token: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}

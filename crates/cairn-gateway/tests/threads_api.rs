@@ -1,0 +1,219 @@
+//! Threads, messages, runs and live events over HTTP, with the agent on
+//! real parts (sandbox, store, queue) and the scripted LLM server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use cairn_config::{Config, LlmModel, LlmProvider};
+use cairn_core::bus::QueueOptions;
+use cairn_store::{Database, OpenOptions};
+use cairn_testkit::{Reply, ScriptedLlm, TempDir};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+struct Api {
+    base: String,
+    client: reqwest::Client,
+    owner: String,
+    viewer: String,
+    stranger: String,
+    project: String,
+    llm: ScriptedLlm,
+    _dir: TempDir,
+}
+
+async fn start(with_agent: bool) -> Api {
+    let dir = TempDir::new("threads-api");
+    let db = Database::open(&dir.sqlite_url(), &OpenOptions::default()).await.unwrap();
+    db.migrate().await.unwrap();
+    let bus = cairn_bus::in_process(db.queue(QueueOptions::default()));
+    let llm = ScriptedLlm::start(Vec::new()).await;
+    let mut config = Config { data_dir: dir.path.clone(), ..Config::default() };
+    config.llm.providers = vec![LlmProvider {
+        name: "scripted".into(),
+        kind: "openai-compatible".into(),
+        base_url: format!("{}/v1", llm.url),
+        api_key: String::new(),
+        models: vec![LlmModel { name: "m".into(), input_usd_per_mtok: 0.0, output_usd_per_mtok: 0.0 }],
+    }];
+    let mut state = support::state(config, &db, bus, &dir);
+    if with_agent {
+        support::with_sandboxes(&mut state, &dir, true).await;
+    }
+    let base = support::serve(state).await;
+    let client = reqwest::Client::new();
+    let ([owner, viewer, stranger], project) = support::owner_viewer_stranger(&client, &base, "Agent").await;
+    Api { base, client, owner, viewer, stranger, project, llm, _dir: dir }
+}
+
+impl Api {
+    async fn thread(&self) -> String {
+        let created: Value = self
+            .client
+            .post(format!("{}/api/v1/projects/{}/threads", self.base, self.project))
+            .bearer_auth(&self.owner)
+            .json(&json!({ "title": "Numbers" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        created["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn post(&self, token: &str, thread: &str, body: Value, key: Option<&str>) -> (u16, Value) {
+        let mut request =
+            self.client.post(format!("{}/api/v1/threads/{thread}/messages", self.base)).bearer_auth(token).json(&body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap_or_default())
+    }
+}
+
+fn block(code: &str) -> Reply {
+    Reply::Text(format!("```python\n{code}\n```"))
+}
+
+#[tokio::test]
+async fn a_message_starts_a_run_whose_answer_and_events_are_served() {
+    let api = start(true).await;
+    let thread = api.thread().await;
+    api.llm.push(block("x = 6 * 7\nprint(x)"));
+    api.llm.push(block("final_answer(f'It is {x}.')"));
+    let (status, posted) =
+        api.post(&api.owner, &thread, json!({ "content": "What is 6 times 7?", "wait": true }), None).await;
+    assert_eq!(status, 200, "{posted}");
+    assert_eq!((posted["answer"].clone(), posted["run"]["status"].clone()), (json!("It is 42."), json!("succeeded")));
+
+    let messages: Value = api
+        .client
+        .get(format!("{}/api/v1/threads/{thread}/messages", api.base))
+        .bearer_auth(&api.viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let roles: Vec<&str> = messages.as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["user", "assistant"]);
+
+    let events: Value = api
+        .client
+        .get(format!("{}/api/v1/threads/{thread}/events?after=0", api.base))
+        .bearer_auth(&api.viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = events.as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "consecutive, no gap");
+    let run_id = posted["run"]["id"].as_str().unwrap();
+    let run: Value = api
+        .client
+        .get(format!("{}/api/v1/runs/{run_id}", api.base))
+        .bearer_auth(&api.viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["status"], "succeeded");
+
+    // Viewers read but do not post; strangers do not see the thread.
+    assert_eq!(api.post(&api.viewer, &thread, json!({ "content": "hi" }), None).await.0, 403);
+    assert_eq!(api.post(&api.stranger, &thread, json!({ "content": "hi" }), None).await.0, 404);
+    let hidden =
+        api.client.get(format!("{}/api/v1/runs/{run_id}", api.base)).bearer_auth(&api.stranger).send().await.unwrap();
+    assert_eq!(hidden.status(), 404);
+    assert_eq!(api.post(&api.owner, &thread, json!({ "content": "  " }), None).await.0, 422);
+}
+
+#[tokio::test]
+async fn events_stream_live_and_resume_after_the_last_event_id() {
+    let api = start(true).await;
+    let thread = api.thread().await;
+    let open = |last: Option<i64>| {
+        let mut request = api
+            .client
+            .get(format!("{}/api/v1/threads/{thread}/events", api.base))
+            .bearer_auth(&api.owner)
+            .header("accept", "text/event-stream");
+        if let Some(last) = last {
+            request = request.header("last-event-id", last.to_string());
+        }
+        request.send()
+    };
+    let response = open(None).await.unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut stream = response.bytes_stream();
+
+    api.llm.push(block("final_answer('done')"));
+    api.post(&api.owner, &thread, json!({ "content": "Finish at once." }), None).await;
+    let mut text = String::new();
+    while !text.contains("\"succeeded\"") {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), stream.next()).await.unwrap().unwrap().unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let ids: Vec<i64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: ").or(l.strip_prefix("id:")))
+        .map(|v| v.trim().parse().unwrap())
+        .collect();
+    assert_eq!(ids, (1..=ids.len() as i64).collect::<Vec<_>>(), "every event once, in order: {text}");
+    assert!(text.contains("event: run.status") && text.contains("event: code"));
+    drop(stream);
+
+    // Reconnecting after event 3 replays exactly what followed.
+    let mut resumed = open(Some(3)).await.unwrap().bytes_stream();
+    let mut again = String::new();
+    while again.lines().filter(|l| l.starts_with("id:")).count() < ids.len() - 3 {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), resumed.next()).await.unwrap().unwrap().unwrap();
+        again.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let replayed: Vec<i64> =
+        again.lines().filter_map(|l| l.strip_prefix("id:")).map(|v| v.trim().parse().unwrap()).collect();
+    assert_eq!(replayed, (4..=ids.len() as i64).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_retried_post_with_the_same_idempotency_key_posts_once() {
+    let api = start(true).await;
+    let thread = api.thread().await;
+    api.llm.set_default(block("final_answer('ok')"));
+    let (first_status, first) =
+        api.post(&api.owner, &thread, json!({ "content": "Once only" }), Some("retry-42")).await;
+    let (second_status, second) =
+        api.post(&api.owner, &thread, json!({ "content": "Once only" }), Some("retry-42")).await;
+    assert_eq!((first_status, second_status), (202, 202));
+    assert_eq!(first["run"]["id"], second["run"]["id"], "the same run");
+    let messages: Value = api
+        .client
+        .get(format!("{}/api/v1/threads/{thread}/messages", api.base))
+        .bearer_auth(&api.owner)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let users = messages.as_array().unwrap().iter().filter(|m| m["role"] == "user").count();
+    assert_eq!(users, 1, "the message was posted once");
+}
+
+#[tokio::test]
+async fn without_the_agent_posting_a_run_says_why() {
+    let api = start(false).await;
+    let thread = api.thread().await;
+    let (status, problem) = api.post(&api.owner, &thread, json!({ "content": "hello" }), None).await;
+    assert_eq!((status, problem["code"].clone()), (503, json!("agent_unavailable")));
+}
