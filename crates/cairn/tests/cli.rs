@@ -288,3 +288,127 @@ async fn serve_the_sandbox_host_role_behind_its_service_credential() {
     assert!(record.join("sandbox.json").exists(), "the sandbox is recorded for the next start");
     assert_eq!(std::fs::read_to_string(record.join("workspace/kept.txt")).unwrap(), "yes");
 }
+
+#[tokio::test]
+async fn a_run_survives_kill_9_of_the_server_and_completes_after_restart() {
+    use cairn_testkit::{Reply, ScriptedLlm};
+    let dir = TempDir::new("cli");
+    let llm = ScriptedLlm::start(vec![
+        Reply::Text("```python\nprint('step one')\n```".into()),
+        // The server is killed while this reply streams.
+        Reply::Slow {
+            text: format!("```python\n{}\n```", "print('never') ".repeat(40)),
+            delay: Duration::from_millis(200),
+        },
+        Reply::Text("```python\nfinal_answer('done after the restart')\n```".into()),
+    ])
+    .await;
+    let providers = format!(
+        "[{{name=\"scripted\",kind=\"openai-compatible\",base_url=\"{}/v1\",models=[{{name=\"m\"}}]}}]",
+        llm.url
+    );
+    let envs = [
+        ("CAIRN__LLM__PROVIDERS", providers),
+        ("CAIRN__QUEUE__LEASE_SECS", "3".to_owned()),
+        ("CAIRN__SANDBOX__POOL_SIZE", "0".to_owned()),
+    ];
+    let mut server = Running::start(&dir.path, &[], &envs);
+    server.wait_ready().await;
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let body = json!({ "email": "ada@example.com", "password": "correct horse battery staple", "display_name": "Ada" });
+    client.post(format!("{base}/api/v1/auth/register")).json(&body).send().await.unwrap();
+    let form =
+        [("grant_type", "password"), ("username", "ada@example.com"), ("password", "correct horse battery staple")];
+    let token: Value =
+        client.post(format!("{base}/api/v1/auth/token")).form(&form).send().await.unwrap().json().await.unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let project: Value = client
+        .post(format!("{base}/api/v1/projects"))
+        .bearer_auth(&token)
+        .json(&json!({ "name": "P" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let thread: Value = client
+        .post(format!("{base}/api/v1/projects/{}/threads", project["id"].as_str().unwrap()))
+        .bearer_auth(&token)
+        .json(&json!({ "title": "T" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let thread = thread["id"].as_str().unwrap().to_owned();
+    let posted: Value = client
+        .post(format!("{base}/api/v1/threads/{thread}/messages"))
+        .bearer_auth(&token)
+        .json(&json!({ "content": "Do it in steps." }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let run = posted["run"]["id"].as_str().unwrap().to_owned();
+
+    // Wait until the first step ran and the second reply is streaming, then kill -9.
+    let events = |base: String, token: String, thread: String| async move {
+        let list: Value = reqwest::Client::new()
+            .get(format!("{base}/api/v1/threads/{thread}/events?after=0"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        list.as_array().unwrap().clone()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = events(base.clone(), token.clone(), thread.clone()).await;
+        if seen.iter().filter(|e| e["kind"] == "token").count() >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run did not get going: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
+    let _ = server.child.wait();
+
+    let mut restarted = Running::start(&dir.path, &[], &envs);
+    restarted.wait_ready().await;
+    let base = restarted.base.clone();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        let got: Value = client
+            .get(format!("{base}/api/v1/runs/{run}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if got["status"] != "running" && got["status"] != "queued" {
+            break got;
+        }
+        assert!(Instant::now() < deadline, "the run did not finish after the restart");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status["status"], "succeeded", "{status}");
+    let log = events(base, token.clone(), thread.clone()).await;
+    let seqs: Vec<i64> = log.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "no gap and no duplicate in the event log");
+    let observations = log.iter().filter(|e| e["kind"] == "observation").count();
+    assert_eq!(observations, 2, "the finished first step was not run again: {log:?}");
+    let answer = log.iter().rev().find(|e| e["kind"] == "message.created").unwrap();
+    assert_eq!(answer["payload"]["content"], "done after the restart");
+    restarted.terminate();
+}
