@@ -14,11 +14,12 @@ command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=nonint
 cargo build --release --locked -p cairn
 key=$(sha256sum bench/requirements.txt | cut -c1-16)
 venv="$CAIRN_CACHE_DIR/venvs/bench-$key"
-if [[ ! -x $venv/bin/uvicorn ]]; then
+if [[ ! -x $venv/bin/uvicorn || ! -f $venv/.complete ]]; then
     rm -rf "$venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r bench/requirements.txt
     "$venv/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
+    touch "$venv/.complete"
 fi
 echo "## Start-up to ready and idle memory ($(nproc) cores, $(date -u +%Y-%m-%d))"
 python3 bench/startup.py "$CARGO_TARGET_DIR/release/cairn" --runs "${RUNS:-10}" --reference-python "$venv/bin/python"
@@ -47,3 +48,9 @@ echo "cairn:     $("$CARGO_TARGET_DIR/release/examples/sandbox_service_bench" 20
 echo "## Tools: a bridged tool call, and a browser page load"
 cargo build --release --locked -p cairn-tools --example tools_bench
 echo "cairn:     $("$CARGO_TARGET_DIR/release/examples/tools_bench" 2000 50)"
+
+echo "## Agent: graph step overhead beside LangGraph, first-token overhead, concurrent runs"
+postgres_admin=${CAIRN_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+cargo build --release --locked -p cairn-agent --example agent_bench
+echo "cairn:     $("$CARGO_TARGET_DIR/release/examples/agent_bench" "${CONCURRENT_RUNS:-32}")"
+echo "langgraph: $("$venv/bin/python" bench/graph_reference.py 1000 "$postgres_admin")"

@@ -1,0 +1,84 @@
+"""The graph-runtime reference: LangGraph running the same two-node loop as
+Cairn's agent benchmark (nodes that do nothing but note the time), with a
+checkpoint after every step in SQLite and in PostgreSQL — written before the
+next step (`durability="sync"`, what Cairn does) and in the background
+(`"async"`, LangGraph's default). Prints one JSON object: p50/p99 of the gap
+between two nodes (one step's overhead), in ms.
+
+    python bench/graph_reference.py STEPS POSTGRES_ADMIN_URL
+"""
+
+import json
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+from typing import TypedDict
+
+import psycopg
+from langgraph.checkpoint.postgres import PostgresSaver
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.graph import END, StateGraph
+
+
+class Loop(TypedDict):
+    n: int
+    messages: list
+
+
+def build(steps, marks):
+    def think(state):
+        marks.append(time.perf_counter())
+        return {"messages": state["messages"] + ["reply"]}
+
+    def act(state):
+        marks.append(time.perf_counter())
+        return {"n": state["n"] + 1}
+
+    graph = StateGraph(Loop)
+    graph.add_node("think", think)
+    graph.add_node("act", act)
+    graph.set_entry_point("think")
+    graph.add_edge("think", "act")
+    graph.add_conditional_edges("act", lambda s: "think" if s["n"] < steps // 2 else END)
+    return graph
+
+
+def measure(steps, saver, durability):
+    marks = []
+    app = build(steps, marks).compile(checkpointer=saver)
+    config = {"configurable": {"thread_id": f"bench-{time.time_ns()}"}, "recursion_limit": steps + 10}
+    app.invoke({"n": 0, "messages": []}, config, durability=durability)
+    gaps = sorted((b - a) * 1000 for a, b in zip(marks[20:], marks[21:]))
+    return gaps[len(gaps) // 2], gaps[min(len(gaps) - 1, round((len(gaps) - 1) * 0.99))]
+
+
+def main():
+    steps = int(sys.argv[1])
+    admin = sys.argv[2]
+    result = {}
+    with tempfile.TemporaryDirectory() as folder:
+        connection = sqlite3.connect(os.path.join(folder, "lg.db"), check_same_thread=False)
+        saver = SqliteSaver(connection)
+        for durability in ("sync", "async"):
+            p50, p99 = measure(steps, saver, durability)
+            result[f"sqlite_{durability}_p50_ms"], result[f"sqlite_{durability}_p99_ms"] = p50, p99
+    name = f"cairn_bench_lg_{os.getpid()}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = admin.rsplit("/", 1)[0] + "/" + name
+    try:
+        with PostgresSaver.from_conn_string(url) as saver:
+            saver.setup()
+            for durability in ("sync", "async"):
+                p50, p99 = measure(steps, saver, durability)
+                result[f"postgres_{durability}_p50_ms"], result[f"postgres_{durability}_p99_ms"] = p50, p99
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    print(json.dumps({k: round(v, 3) for k, v in result.items()}))
+
+
+if __name__ == "__main__":
+    main()
