@@ -61,6 +61,9 @@ pub struct AgentState {
     pub failure: Option<String>,
     /// Thread messages already given to the model.
     pub seen_messages: usize,
+    /// The model the run was started with (`provider/model`); `None`: the default.
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 /// One run's surroundings.
@@ -90,8 +93,8 @@ const MAX_OBSERVATION_CHARS: usize = 8000;
 /// Replies without code, in a row, before the run gives up.
 const MAX_MALFORMED: u32 = 3;
 
-/// The Python block of a reply: the first ```python (or ```py, or a bare
-/// ```) fenced block.
+/// The Python block of a reply: the first fenced block whose language is
+/// `python`, `py` or not given.
 pub fn code_block(reply: &str) -> Option<String> {
     let start = reply.find("```")?;
     let after = &reply[start + 3..];
@@ -202,7 +205,8 @@ impl Agent {
             state.failure = Some(why);
             return Ok(Step { state, control: Control::End });
         }
-        let (model, info) = self.models.get(run.model.as_deref()).map_err(|e| e.to_string())?;
+        let chosen = state.model.as_deref().or(run.model.as_deref());
+        let (model, info) = self.models.get(chosen).map_err(|e| e.to_string())?;
         let request = ChatRequest {
             model: info.model.clone(),
             system: Some(self.system_prompt()),

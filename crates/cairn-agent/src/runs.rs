@@ -117,6 +117,18 @@ impl Runs {
         content: String,
         start: bool,
     ) -> Result<(Message, Option<Run>), RunError> {
+        self.post_with_model(thread, user, content, start, None).await
+    }
+
+    /// [`Runs::post`], with the run on a given model (`provider/model`).
+    pub async fn post_with_model(
+        &self,
+        thread: ThreadId,
+        user: UserId,
+        content: String,
+        start: bool,
+        model: Option<String>,
+    ) -> Result<(Message, Option<Run>), RunError> {
         let message = self
             .inner
             .store
@@ -132,13 +144,13 @@ impl Runs {
             return Ok((message, None));
         }
         let run = self.inner.store.create_run(NewRun { thread_id: thread, created_by: user }).await?;
-        self.events(thread, Some(run.id)).emit("run.status", json!({ "status": "queued" })).await;
-        self.enqueue(run.id).await?;
+        self.events(thread, Some(run.id)).emit("run.status", json!({ "status": "queued", "model": model })).await;
+        self.enqueue(run.id, model).await?;
         Ok((message, Some(run)))
     }
 
-    async fn enqueue(&self, run: RunId) -> Result<(), RunError> {
-        let job = Bytes::from(json!({ "run": run }).to_string());
+    async fn enqueue(&self, run: RunId, model: Option<String>) -> Result<(), RunError> {
+        let job = Bytes::from(json!({ "run": run, "model": model }).to_string());
         self.inner.bus.queue.enqueue(QUEUE, job).await?;
         Ok(())
     }
@@ -167,7 +179,8 @@ impl Runs {
         }
         self.post(run.thread_id, user, answer, false).await?;
         let run = self.set_status(&run, RunStatus::Queued, None, json!({})).await?;
-        self.enqueue(id).await?;
+        // The model stays the one in the run's checkpointed state.
+        self.enqueue(id, None).await?;
         Ok(run)
     }
 
@@ -204,9 +217,9 @@ impl Runs {
                     continue;
                 }
             };
-            let id = serde_json::from_slice::<Value>(&delivery.payload)
-                .ok()
-                .and_then(|job| job["run"].as_str().and_then(|r| r.parse::<RunId>().ok()));
+            let job = serde_json::from_slice::<Value>(&delivery.payload).unwrap_or_default();
+            let id = job["run"].as_str().and_then(|r| r.parse::<RunId>().ok());
+            let model = job["model"].as_str().map(str::to_owned);
             let Some(id) = id else {
                 let _ = self.inner.bus.queue.ack(&delivery).await;
                 continue;
@@ -223,7 +236,7 @@ impl Runs {
                     }
                 })
             };
-            let result = self.process(id).await;
+            let result = self.process(id, model).await;
             heartbeat.abort();
             match result {
                 Ok(()) => {
@@ -253,7 +266,7 @@ impl Runs {
         sandboxes.create(request).await.map(|s| s.id).map_err(|e| e.detail())
     }
 
-    async fn process(&self, id: RunId) -> Result<(), RunError> {
+    async fn process(&self, id: RunId, model: Option<String>) -> Result<(), RunError> {
         let run = self.inner.store.run(id).await?;
         if run.status.is_terminal() || run.status == RunStatus::Waiting {
             return Ok(());
@@ -287,7 +300,8 @@ impl Runs {
         let events: Arc<dyn Events> = Arc::new(self.events(run.thread_id, Some(id)));
         let graph = self.inner.agent.graph(context, events);
         let checkpoints = StoreCheckpointer { store: self.inner.store.clone() };
-        let outcome = graph.run(&id.to_string(), &checkpoints, AgentState::default(), None, cancel).await;
+        let initial = AgentState { model, ..AgentState::default() };
+        let outcome = graph.run(&id.to_string(), &checkpoints, initial, None, cancel).await;
         self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
         match outcome {
             Ok(Outcome::Finished(state)) => match (state.final_answer, state.failure) {

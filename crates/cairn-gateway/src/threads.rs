@@ -31,6 +31,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel_run))
         .routes(routes!(resume_run))
         .routes(routes!(events))
+        .routes(routes!(events_socket))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -234,6 +235,10 @@ pub struct PostMessageRequest {
     pub wait: bool,
     #[serde(default = "default_wait")]
     pub wait_secs: u64,
+    /// The model for the run (`provider/model`, see `GET /models`); the
+    /// deployment's default when left out.
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 fn yes() -> bool {
@@ -306,7 +311,18 @@ async fn post_message(
     let Some(runs) = state.runs.as_ref().filter(|_| !request.run || state.models.default_id().is_some()) else {
         return Err(agent_unavailable());
     };
-    let (message, run) = runs.post(thread_id, principal.user.id, content, request.run).await.map_err(run_error)?;
+    if let Some(model) = &request.model
+        && state.models.get(Some(model)).is_err()
+    {
+        return Err(ApiError::Invalid {
+            code: "unknown_model",
+            detail: format!("no model `{model}` is configured; GET /api/v1/models lists them"),
+        });
+    }
+    let (message, run) = runs
+        .post_with_model(thread_id, principal.user.id, content, request.run, request.model)
+        .await
+        .map_err(run_error)?;
     let mut body = PostMessageResponse {
         message: serde_json::to_value(MessageResponse::from(message)).unwrap_or_default(),
         run: run.clone().map(|r| serde_json::to_value(RunResponse::from(r)).unwrap_or_default()),
@@ -413,6 +429,45 @@ struct EventsQuery {
     after: i64,
 }
 
+/// The thread's events after `last`, then live ones, each exactly once and
+/// in the log's order: subscribed before the backlog is read, and for every
+/// live event newer than what was sent, the log is read again from there.
+async fn live_events(
+    state: &AppState,
+    thread_id: ThreadId,
+    last: i64,
+) -> Result<futures::stream::BoxStream<'static, EventResponse>, ApiError> {
+    let live = state.bus.pubsub.subscribe(&cairn_agent::runs::topic(thread_id)).await?;
+    let store = state.store.clone();
+    let stream = futures::stream::unfold(
+        (live, last, std::collections::VecDeque::new()),
+        move |(mut live, mut last, mut queue)| {
+            let store = store.clone();
+            async move {
+                loop {
+                    if let Some(event) = queue.pop_front() {
+                        let event: EventResponse = event;
+                        last = event.seq;
+                        return Some((event, (live, last, queue)));
+                    }
+                    if let Ok(missed) = store.events_after(thread_id, last, 500).await
+                        && !missed.is_empty()
+                    {
+                        queue.extend(missed.into_iter().map(EventResponse::from));
+                        continue;
+                    }
+                    let published = live.next().await?;
+                    let seq = serde_json::from_slice::<Value>(&published).ok().and_then(|v| v["seq"].as_i64());
+                    if seq.is_some_and(|s| s <= last) {
+                        continue; // seen already
+                    }
+                }
+            }
+        },
+    );
+    Ok(stream.boxed())
+}
+
 fn sse_event(event: &EventResponse) -> SseEvent {
     SseEvent::default()
         .id(event.seq.to_string())
@@ -447,36 +502,42 @@ async fn events(
         let events = state.store.events_after(thread_id, last_seen, 1000).await?;
         return Ok(ApiJson(events.into_iter().map(EventResponse::from).collect::<Vec<_>>()).into_response());
     }
-    // Subscribe before reading the backlog, so nothing falls between them.
-    let live = state.bus.pubsub.subscribe(&cairn_agent::runs::topic(thread_id)).await?;
-    let store = state.store.clone();
-    let stream = futures::stream::unfold(
-        (live, last_seen, std::collections::VecDeque::new()),
-        move |(mut live, mut last, mut queue)| {
-            let store = store.clone();
-            async move {
-                loop {
-                    if let Some(event) = queue.pop_front() {
-                        let event: EventResponse = event;
-                        last = event.seq;
-                        return Some((Ok::<_, Infallible>(sse_event(&event)), (live, last, queue)));
+    let stream = live_events(&state, thread_id, last_seen).await?.map(|event| Ok::<_, Infallible>(sse_event(&event)));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+}
+
+/// The thread's events over a WebSocket: one JSON `EventResponse` per text
+/// message, the backlog after `after` first, then live, each exactly once.
+/// The client may close at any time and reconnect with the last `seq`.
+#[utoipa::path(get, path = "/threads/{thread_id}/events/ws", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("thread_id" = ThreadId, Path), EventsQuery),
+    responses((status = 101, description = "Switching to the WebSocket protocol"))
+)]
+async fn events_socket(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(thread_id): Path<ThreadId>,
+    Query(query): Query<EventsQuery>,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    use axum::extract::ws::Message as WsMessage;
+    thread_for(&state, &principal, thread_id, Access::Read).await?;
+    let mut events = live_events(&state, thread_id, query.after).await?;
+    Ok(upgrade.on_upgrade(move |mut socket| async move {
+        loop {
+            tokio::select! {
+                event = events.next() => {
+                    let Some(event) = event else { return };
+                    let text = serde_json::to_string(&event).unwrap_or_default();
+                    if socket.send(WsMessage::Text(text.into())).await.is_err() {
+                        return;
                     }
-                    // Anything stored after `last` (the backlog, or a gap) comes from the log, in order.
-                    if let Ok(missed) = store.events_after(thread_id, last, 500).await
-                        && !missed.is_empty()
-                    {
-                        queue.extend(missed.into_iter().map(EventResponse::from));
-                        continue;
-                    }
-                    let published = live.next().await?;
-                    let seq = serde_json::from_slice::<Value>(&published).ok().and_then(|v| v["seq"].as_i64());
-                    if seq.is_some_and(|s| s <= last) {
-                        continue; // seen already
-                    }
-                    // Either the next event or a sign that more are in the log: read them there.
+                }
+                incoming = socket.recv() => match incoming {
+                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return,
+                    _ => {} // pings are answered by the library; other messages are ignored
                 }
             }
-        },
-    );
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+        }
+    }))
 }

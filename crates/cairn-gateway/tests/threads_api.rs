@@ -186,6 +186,31 @@ async fn events_stream_live_and_resume_after_the_last_event_id() {
 }
 
 #[tokio::test]
+async fn events_also_arrive_over_a_websocket() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let api = start(true).await;
+    let thread = api.thread().await;
+    let url = format!("{}/api/v1/threads/{thread}/events/ws?after=0", api.base.replace("http://", "ws://"));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert("authorization", format!("Bearer {}", api.owner).parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    api.llm.push(block("final_answer('over the socket')"));
+    api.post(&api.owner, &thread, json!({ "content": "Go." }), None).await;
+    let mut seqs = Vec::new();
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), socket.next()).await.unwrap().unwrap().unwrap();
+        let event: Value = serde_json::from_str(message.to_text().unwrap()).unwrap();
+        seqs.push(event["seq"].as_i64().unwrap());
+        if event["kind"] == "run.status" && event["payload"]["status"] == "succeeded" {
+            break;
+        }
+    }
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "every event once, in order");
+    let unauthenticated = format!("{}/api/v1/threads/{thread}/events/ws", api.base.replace("http://", "ws://"));
+    assert!(tokio_tungstenite::connect_async(unauthenticated).await.is_err(), "no token, no socket");
+}
+
+#[tokio::test]
 async fn a_retried_post_with_the_same_idempotency_key_posts_once() {
     let api = start(true).await;
     let thread = api.thread().await;
@@ -208,6 +233,19 @@ async fn a_retried_post_with_the_same_idempotency_key_posts_once() {
         .unwrap();
     let users = messages.as_array().unwrap().iter().filter(|m| m["role"] == "user").count();
     assert_eq!(users, 1, "the message was posted once");
+}
+
+#[tokio::test]
+async fn a_run_can_name_its_model() {
+    let api = start(true).await;
+    let thread = api.thread().await;
+    let (status, problem) = api.post(&api.owner, &thread, json!({ "content": "Hi", "model": "nope/x" }), None).await;
+    assert_eq!((status, problem["code"].clone()), (422, json!("unknown_model")));
+    api.llm.push(block("final_answer('chosen')"));
+    let body = json!({ "content": "Hi", "model": "scripted/m", "wait": true });
+    let (status, posted) = api.post(&api.owner, &thread, body, None).await;
+    assert_eq!((status, posted["answer"].clone()), (200, json!("chosen")));
+    assert_eq!(api.llm.received().last().unwrap().body["model"], "m", "the provider got its own model name");
 }
 
 #[tokio::test]
