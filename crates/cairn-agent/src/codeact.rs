@@ -244,7 +244,7 @@ impl Agent {
         events
             .emit(
                 "usage",
-                json!({ "model": info.id, "input_tokens": usage.input_tokens,
+                json!({ "model": info.id, "user": run.user, "input_tokens": usage.input_tokens,
                                     "output_tokens": usage.output_tokens, "cost_usd": cost }),
             )
             .await;

@@ -386,11 +386,17 @@ impl Default for LlmConfig {
 pub struct AgentConfig {
     /// Runs one process works on at once.
     pub workers: usize,
+    /// A run's budget: model calls, tokens, cost (US dollars) and time
+    /// (seconds spent in steps); reaching one ends the run with a message.
+    pub max_steps: u32,
+    pub max_tokens: u64,
+    pub max_cost_usd: f64,
+    pub max_wall_secs: u64,
 }
 
 impl Default for AgentConfig {
     fn default() -> Self {
-        AgentConfig { workers: 4 }
+        AgentConfig { workers: 4, max_steps: 30, max_tokens: 2_000_000, max_cost_usd: 10.0, max_wall_secs: 3600 }
     }
 }
 
@@ -775,6 +781,19 @@ impl Config {
                 got: format!("{} / {}", llm.first_token_timeout_secs, llm.idle_timeout_secs),
             });
         }
+        let agent = &self.agent;
+        if agent.workers == 0
+            || agent.max_steps == 0
+            || agent.max_tokens == 0
+            || agent.max_wall_secs == 0
+            || agent.max_cost_usd <= 0.0
+        {
+            return Err(Error::Invalid {
+                key: "agent",
+                expected: "at least one worker and positive budgets (max_steps, max_tokens, max_cost_usd, max_wall_secs)",
+                got: format!("{agent:?}"),
+            });
+        }
         let smtp = &self.mail.smtp_url;
         if !(smtp.is_empty() || smtp.starts_with("smtp://") || smtp.starts_with("smtps://")) {
             return Err(Error::Invalid {
@@ -1004,6 +1023,7 @@ mod tests {
             ("CAIRN__TOOLS__SEARCH_PROVIDER", "brave", "tools.search_provider"),
             ("CAIRN__TOOLS__FETCH_MAX_MB", "0", "tools.fetch_max_mb"),
             ("CAIRN__LLM__DEFAULT_MODEL", "openai/gpt-none", "llm.default_model"),
+            ("CAIRN__AGENT__MAX_STEPS", "0", "agent"),
         ];
         for (var, value, key) in cases {
             let message = error_in_jail(|jail| {

@@ -32,7 +32,12 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(resume_run))
         .routes(routes!(events))
         .routes(routes!(events_socket))
+        .routes(routes!(thread_runs))
+        .routes(routes!(project_usage))
 }
+
+/// Events of a thread read at once, at most (for the summaries below).
+const SUMMARY_EVENTS: i64 = 1_000_000;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ThreadResponse {
@@ -540,4 +545,95 @@ async fn events_socket(
             }
         }
     }))
+}
+
+/// The thread's runs, oldest first.
+#[utoipa::path(get, path = "/threads/{thread_id}/runs", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("thread_id" = ThreadId, Path)),
+    responses((status = 200, description = "The runs", body = Vec<RunResponse>))
+)]
+async fn thread_runs(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(thread_id): Path<ThreadId>,
+) -> Result<ApiJson<Vec<RunResponse>>, ApiError> {
+    thread_for(&state, &principal, thread_id, Access::Read).await?;
+    let mut ids: Vec<RunId> = Vec::new();
+    for event in state.store.events_after(thread_id, 0, SUMMARY_EVENTS).await? {
+        if let Some(id) = event.run_id.filter(|id| !ids.contains(id)) {
+            ids.push(id);
+        }
+    }
+    let mut runs = Vec::with_capacity(ids.len());
+    for id in ids {
+        runs.push(state.store.run(id).await?.into());
+    }
+    Ok(ApiJson(runs))
+}
+
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct UsageTotals {
+    pub model_calls: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+}
+
+impl UsageTotals {
+    fn add(&mut self, payload: &Value) {
+        self.model_calls += 1;
+        self.input_tokens += payload["input_tokens"].as_u64().unwrap_or(0);
+        self.output_tokens += payload["output_tokens"].as_u64().unwrap_or(0);
+        self.cost_usd += payload["cost_usd"].as_f64().unwrap_or(0.0);
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserUsage {
+    pub user: UserId,
+    #[serde(flatten)]
+    pub totals: UsageTotals,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProjectUsage {
+    pub project_id: ProjectId,
+    pub total: UsageTotals,
+    /// By the user whose runs made the calls.
+    pub by_user: Vec<UserUsage>,
+}
+
+/// What the project's agent runs used: model calls, tokens and cost, in
+/// total and per user.
+#[utoipa::path(get, path = "/projects/{project_id}/usage", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("project_id" = ProjectId, Path)),
+    responses((status = 200, description = "The project's usage", body = ProjectUsage))
+)]
+async fn project_usage(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(project_id): Path<ProjectId>,
+) -> Result<ApiJson<ProjectUsage>, ApiError> {
+    state.auth.authorize(&principal, project_id, Access::Read).await?;
+    let mut total = UsageTotals::default();
+    let mut by_user: Vec<UserUsage> = Vec::new();
+    for thread in state.store.threads(project_id).await? {
+        for event in state.store.events_after(thread.id, 0, SUMMARY_EVENTS).await? {
+            if event.kind != "usage" {
+                continue;
+            }
+            total.add(&event.payload);
+            if let Some(user) = event.payload["user"].as_str().and_then(|u| u.parse::<UserId>().ok()) {
+                match by_user.iter_mut().find(|u| u.user == user) {
+                    Some(entry) => entry.totals.add(&event.payload),
+                    None => {
+                        let mut totals = UsageTotals::default();
+                        totals.add(&event.payload);
+                        by_user.push(UserUsage { user, totals });
+                    }
+                }
+            }
+        }
+    }
+    Ok(ApiJson(ProjectUsage { project_id, total, by_user }))
 }

@@ -129,6 +129,32 @@ async fn a_message_starts_a_run_whose_answer_and_events_are_served() {
         .unwrap();
     assert_eq!(run["status"], "succeeded");
 
+    let runs: Value = api
+        .client
+        .get(format!("{}/api/v1/threads/{thread}/runs", api.base))
+        .bearer_auth(&api.viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 1);
+    assert_eq!(runs[0]["id"].as_str(), Some(run_id));
+    let usage: Value = api
+        .client
+        .get(format!("{}/api/v1/projects/{}/usage", api.base, api.project))
+        .bearer_auth(&api.viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(usage["total"]["model_calls"], 2, "{usage}");
+    assert!(usage["total"]["input_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(usage["by_user"].as_array().unwrap().len(), 1, "all calls were the owner's runs");
+
     // Viewers read but do not post; strangers do not see the thread.
     assert_eq!(api.post(&api.viewer, &thread, json!({ "content": "hi" }), None).await.0, 403);
     assert_eq!(api.post(&api.stranger, &thread, json!({ "content": "hi" }), None).await.0, 404);
