@@ -50,6 +50,10 @@ async fn start(with_agent: bool) -> Api {
 }
 
 impl Api {
+    async fn get(&self, token: &str, path: &str) -> Value {
+        self.client.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+    }
+
     async fn thread(&self) -> String {
         let created: Value = self
             .client
@@ -91,66 +95,21 @@ async fn a_message_starts_a_run_whose_answer_and_events_are_served() {
     assert_eq!(status, 200, "{posted}");
     assert_eq!((posted["answer"].clone(), posted["run"]["status"].clone()), (json!("It is 42."), json!("succeeded")));
 
-    let messages: Value = api
-        .client
-        .get(format!("{}/api/v1/threads/{thread}/messages", api.base))
-        .bearer_auth(&api.viewer)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let messages: Value = api.get(&api.viewer, &format!("/api/v1/threads/{thread}/messages")).await;
     let roles: Vec<&str> = messages.as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
     assert_eq!(roles, ["user", "assistant"]);
 
-    let events: Value = api
-        .client
-        .get(format!("{}/api/v1/threads/{thread}/events?after=0", api.base))
-        .bearer_auth(&api.viewer)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events: Value = api.get(&api.viewer, &format!("/api/v1/threads/{thread}/events?after=0")).await;
     let seqs: Vec<i64> = events.as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "consecutive, no gap");
     let run_id = posted["run"]["id"].as_str().unwrap();
-    let run: Value = api
-        .client
-        .get(format!("{}/api/v1/runs/{run_id}", api.base))
-        .bearer_auth(&api.viewer)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run: Value = api.get(&api.viewer, &format!("/api/v1/runs/{run_id}")).await;
     assert_eq!(run["status"], "succeeded");
 
-    let runs: Value = api
-        .client
-        .get(format!("{}/api/v1/threads/{thread}/runs", api.base))
-        .bearer_auth(&api.viewer)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let runs: Value = api.get(&api.viewer, &format!("/api/v1/threads/{thread}/runs")).await;
     assert_eq!(runs.as_array().unwrap().len(), 1);
     assert_eq!(runs[0]["id"].as_str(), Some(run_id));
-    let usage: Value = api
-        .client
-        .get(format!("{}/api/v1/projects/{}/usage", api.base, api.project))
-        .bearer_auth(&api.viewer)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage: Value = api.get(&api.viewer, &format!("/api/v1/projects/{}/usage", api.project)).await;
     assert_eq!(usage["total"]["model_calls"], 2, "{usage}");
     assert!(usage["total"]["input_tokens"].as_u64().unwrap() > 0);
     assert_eq!(usage["by_user"].as_array().unwrap().len(), 1, "all calls were the owner's runs");
@@ -247,16 +206,7 @@ async fn a_retried_post_with_the_same_idempotency_key_posts_once() {
         api.post(&api.owner, &thread, json!({ "content": "Once only" }), Some("retry-42")).await;
     assert_eq!((first_status, second_status), (202, 202));
     assert_eq!(first["run"]["id"], second["run"]["id"], "the same run");
-    let messages: Value = api
-        .client
-        .get(format!("{}/api/v1/threads/{thread}/messages", api.base))
-        .bearer_auth(&api.owner)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let messages: Value = api.get(&api.owner, &format!("/api/v1/threads/{thread}/messages")).await;
     let users = messages.as_array().unwrap().iter().filter(|m| m["role"] == "user").count();
     assert_eq!(users, 1, "the message was posted once");
 }
