@@ -64,6 +64,12 @@ pub struct AgentState {
     /// The model the run was started with (`provider/model`); `None`: the default.
     #[serde(default)]
     pub model: Option<String>,
+    /// Tool calls a member approved (tool and arguments, as JSON).
+    #[serde(default)]
+    pub approved: Vec<String>,
+    /// The call waiting for a member's approval.
+    #[serde(default)]
+    pub awaiting_approval: Option<String>,
 }
 
 /// One run's surroundings.
@@ -77,6 +83,8 @@ pub struct RunContext {
     /// `provider/model`; `None`: the default.
     pub model: Option<String>,
     pub budget: Budget,
+    /// Tools whose calls a member must approve first (`agent.require_approval`).
+    pub require_approval: Vec<String>,
 }
 
 /// Everything the agent uses, shared by all runs.
@@ -196,6 +204,13 @@ impl Agent {
         let thread_messages = self.store.messages(run.thread).await.map_err(|e| e.to_string())?;
         for message in thread_messages.iter().skip(state.seen_messages) {
             if message.role == cairn_core::model::MessageRole::User {
+                // The first answer to an approval question decides it.
+                if let Some(call) = state.awaiting_approval.take() {
+                    let yes = message.content.trim().to_lowercase();
+                    if yes.starts_with("yes") || yes.starts_with("approve") || yes == "y" || yes == "ok" {
+                        state.approved.push(call);
+                    }
+                }
                 state.messages.push(Message::user(message.content.clone()));
             }
         }
@@ -291,7 +306,16 @@ impl Agent {
             run: Some((run.run, ctx.step)),
         };
         let (outputs_tx, mut outputs_rx) = tokio::sync::mpsc::unbounded_channel::<Output>();
-        let mut bridge = AgentBridge { agent: self, tools, outputs: outputs_tx, answer: None, question: None };
+        let mut bridge = AgentBridge {
+            agent: self,
+            tools,
+            outputs: outputs_tx,
+            answer: None,
+            question: None,
+            require_approval: &run.require_approval,
+            approved: &state.approved,
+            needs_approval: None,
+        };
         let execution = self.services.sandboxes.execute(run.sandbox, Execution::Python { code }, &mut bridge);
         let outcome = {
             tokio::pin!(execution);
@@ -307,7 +331,11 @@ impl Agent {
         while let Ok(output) = outputs_rx.try_recv() {
             events.emit("output", serde_json::to_value(&output).unwrap_or_default()).await;
         }
-        let (answer, question) = (bridge.answer.take(), bridge.question.take());
+        let (answer, mut question) = (bridge.answer.take(), bridge.question.take());
+        if let Some((call, description)) = bridge.needs_approval.take() {
+            question = Some(format!("May the agent run {description}? Answer yes or no."));
+            state.awaiting_approval = Some(call);
+        }
         let observation = match outcome {
             Ok(outcome) => self.observe(&outcome, run, &ctx, events).await,
             Err(error) => format!("The sandbox failed: {}. The kernel will be fresh on the next turn.", error.detail()),
@@ -404,6 +432,10 @@ struct AgentBridge<'a> {
     outputs: tokio::sync::mpsc::UnboundedSender<Output>,
     answer: Option<String>,
     question: Option<String>,
+    require_approval: &'a [String],
+    approved: &'a [String],
+    /// A call that needs approval first: its key and a description.
+    needs_approval: Option<(String, String)>,
 }
 
 #[async_trait]
@@ -426,6 +458,18 @@ impl ExecHandler for AgentBridge<'_> {
                 let question = text("question").ok_or("ask_user needs the question as text")?;
                 self.question = Some(question);
                 Ok(json!("the question was sent; the answer will be your next observation"))
+            }
+            _ if self.require_approval.iter().any(|t| t == name) => {
+                let key = json!({ "tool": name, "args": args, "kwargs": kwargs }).to_string();
+                if self.approved.contains(&key) {
+                    return self.agent.registry.call(&self.tools, name, args, kwargs).await;
+                }
+                let described = format!("{name}({}{})", args, kwargs);
+                self.needs_approval = Some((key, described));
+                Err(format!(
+                    "{name} needs a member's approval; the run pauses until someone answers. If they approve, call it \
+                     again with the same arguments."
+                ))
             }
             _ => self.agent.registry.call(&self.tools, name, args, kwargs).await,
         }

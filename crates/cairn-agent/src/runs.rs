@@ -77,6 +77,7 @@ struct Inner {
     bus: Bus,
     agent: Arc<Agent>,
     budget: Budget,
+    require_approval: Vec<String>,
     lease: Duration,
     /// Cancel flags of the runs this process is working on.
     running: Mutex<HashMap<RunId, Arc<AtomicBool>>>,
@@ -84,7 +85,24 @@ struct Inner {
 
 impl Runs {
     pub fn new(store: Arc<dyn Store>, bus: Bus, agent: Arc<Agent>, budget: Budget, lease: Duration) -> Runs {
-        Runs { inner: Arc::new(Inner { store, bus, agent, budget, lease, running: Mutex::new(HashMap::new()) }) }
+        let inner = Inner {
+            store,
+            bus,
+            agent,
+            budget,
+            require_approval: Vec::new(),
+            lease,
+            running: Mutex::new(HashMap::new()),
+        };
+        Runs { inner: Arc::new(inner) }
+    }
+
+    /// Runs whose calls of these tools wait for a member's approval.
+    pub fn with_approval_for(mut self, tools: Vec<String>) -> Runs {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.require_approval = tools;
+        }
+        self
     }
 
     fn events(&self, thread: ThreadId, run: Option<RunId>) -> StoreEvents {
@@ -296,6 +314,7 @@ impl Runs {
             sandbox,
             model: None,
             budget: self.inner.budget,
+            require_approval: self.inner.require_approval.clone(),
         };
         let events: Arc<dyn Events> = Arc::new(self.events(run.thread_id, Some(id)));
         let graph = self.inner.agent.graph(context, events);

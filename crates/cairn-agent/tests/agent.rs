@@ -29,6 +29,10 @@ struct World {
 }
 
 async fn world(budget: Budget) -> World {
+    world_with(budget, Vec::new()).await
+}
+
+async fn world_with(budget: Budget, require_approval: Vec<String>) -> World {
     let dir = TempDir::new("agent");
     let db = Database::open(&dir.sqlite_url(), &OpenOptions::default()).await.unwrap();
     db.migrate().await.unwrap();
@@ -64,7 +68,8 @@ async fn world(budget: Budget) -> World {
     };
     let models = Arc::new(cairn_llm::Models::from_config(&llm_config).unwrap());
     let agent = Arc::new(Agent { models, registry, services, store: store.clone() });
-    let runs = Runs::new(store.clone(), bus, agent, budget, Duration::from_secs(30));
+    let runs =
+        Runs::new(store.clone(), bus, agent, budget, Duration::from_secs(30)).with_approval_for(require_approval);
     runs.start_workers("test", 2);
 
     let user = store
@@ -205,4 +210,23 @@ async fn budgets_provider_failures_and_cancels_end_runs_cleanly() {
     let cancelled = slow.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
     assert_eq!(cancelled.status, RunStatus::Cancelled);
     assert!(slow.runs.cancel(run.id).await.is_err(), "an ended run cannot be cancelled");
+}
+
+#[tokio::test]
+async fn calls_of_guarded_tools_wait_for_a_members_approval() {
+    let world = world_with(Budget::default(), vec!["write_file".into()]).await;
+    world.llm.push(block("write_file('plan.txt', 'the plan')"));
+    let run = world.runs.post(world.thread, world.user, "Write the plan.".into(), true).await.unwrap().1.unwrap();
+    let waiting = world.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(waiting.status, RunStatus::Waiting);
+    let events = world.events().await;
+    let question = events.iter().find(|(k, _)| k == "interrupt").unwrap().1["question"].as_str().unwrap().to_owned();
+    assert!(question.starts_with("May the agent run write_file("), "{question}");
+    let observation = events.iter().rev().find(|(k, _)| k == "observation").unwrap();
+    assert!(observation.1["text"].as_str().unwrap().contains("needs a member's approval"), "the code was told");
+
+    world.llm.push(block("write_file('plan.txt', 'the plan')\nfinal_answer('written')"));
+    world.runs.resume(run.id, world.user, "Yes, go ahead".into()).await.unwrap();
+    let done = world.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded, "{:?}", world.kinds().await);
 }

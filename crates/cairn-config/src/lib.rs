@@ -392,11 +392,21 @@ pub struct AgentConfig {
     pub max_tokens: u64,
     pub max_cost_usd: f64,
     pub max_wall_secs: u64,
+    /// Tools whose calls wait for a member's approval (the run pauses and
+    /// asks), e.g. `["shell", "save_artifact"]`.
+    pub require_approval: Vec<String>,
 }
 
 impl Default for AgentConfig {
     fn default() -> Self {
-        AgentConfig { workers: 4, max_steps: 30, max_tokens: 2_000_000, max_cost_usd: 10.0, max_wall_secs: 3600 }
+        AgentConfig {
+            workers: 4,
+            max_steps: 30,
+            max_tokens: 2_000_000,
+            max_cost_usd: 10.0,
+            max_wall_secs: 3600,
+            require_approval: Vec::new(),
+        }
     }
 }
 
