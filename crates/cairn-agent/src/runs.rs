@@ -202,6 +202,62 @@ impl Runs {
         Ok(run)
     }
 
+    /// Forks a run after `step` into a new thread of the same project: the
+    /// thread gets copies of the messages posted until then, a new run starts from the
+    /// checkpoint of that step (with a fresh sandbox) and goes its own way.
+    pub async fn fork(&self, id: RunId, step: i64, user: UserId) -> Result<(cairn_core::model::Thread, Run), RunError> {
+        let run = self.inner.store.run(id).await?;
+        let thread = self.inner.store.thread(run.thread_id).await?;
+        let checkpoint = self
+            .inner
+            .store
+            .checkpoints(id)
+            .await?
+            .into_iter()
+            .find(|c| c.step == step)
+            .ok_or_else(|| RunError::Conflict(format!("the run has no checkpoint after step {step}")))?;
+        let forked = self
+            .inner
+            .store
+            .create_thread(cairn_core::model::NewThread {
+                project_id: thread.project_id,
+                title: format!("{} (fork at step {step})", thread.title),
+                created_by: user,
+            })
+            .await?;
+        // The messages the run had seen by then.
+        let messages: Vec<Message> = self
+            .inner
+            .store
+            .messages(thread.id)
+            .await?
+            .into_iter()
+            .filter(|m| m.created_at <= checkpoint.created_at)
+            .collect();
+        for message in &messages {
+            self.inner
+                .store
+                .append_message(NewMessage {
+                    thread_id: forked.id,
+                    role: message.role,
+                    author: message.author,
+                    content: message.content.clone(),
+                })
+                .await?;
+        }
+        let new_run = self.inner.store.create_run(NewRun { thread_id: forked.id, created_by: user }).await?;
+        let mut state = checkpoint.state;
+        // The copies count as seen; a pending approval does not carry over.
+        state["state"]["seen_messages"] = json!(messages.len());
+        state["state"]["awaiting_approval"] = Value::Null;
+        self.inner.store.put_checkpoint(cairn_core::model::NewCheckpoint { run_id: new_run.id, step, state }).await?;
+        self.events(forked.id, Some(new_run.id))
+            .emit("run.status", json!({ "status": "queued", "forked_from": { "run": id, "step": step } }))
+            .await;
+        self.enqueue(new_run.id, None).await?;
+        Ok((forked, new_run))
+    }
+
     /// Waits until the run ends or waits for a person (or `timeout` passes).
     pub async fn settle(&self, id: RunId, timeout: Duration) -> Result<Run, RunError> {
         let deadline = tokio::time::Instant::now() + timeout;

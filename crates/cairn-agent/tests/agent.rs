@@ -230,3 +230,27 @@ async fn calls_of_guarded_tools_wait_for_a_members_approval() {
     let done = world.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
     assert_eq!(done.status, RunStatus::Succeeded, "{:?}", world.kinds().await);
 }
+
+#[tokio::test]
+async fn a_run_forks_from_an_earlier_step_into_a_new_thread() {
+    let world = world(Budget::default()).await;
+    world.llm.push(block("print('first step')"));
+    world.llm.push(block("final_answer('original')"));
+    let run = world.runs.post(world.thread, world.user, "Go.".into(), true).await.unwrap().1.unwrap();
+    assert_eq!(world.runs.settle(run.id, Duration::from_secs(60)).await.unwrap().status, RunStatus::Succeeded);
+
+    // After step 2 (the first execution), the fork asks the model again.
+    world.llm.push(block("final_answer('forked')"));
+    let (thread, forked) = world.runs.fork(run.id, 2, world.user).await.unwrap();
+    let done = world.runs.settle(forked.id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded);
+    let messages = world.store.messages(thread.id).await.unwrap();
+    let contents: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(contents, ["Go.", "forked"], "the messages until the fork, then the fork's own answer");
+    let last_request = world.llm.received().last().unwrap().body["messages"].to_string();
+    assert!(last_request.contains("first step"), "the fork remembers the steps before it");
+    assert!(!last_request.contains("original"), "but not what came after");
+    assert!(world.runs.fork(run.id, 99, world.user).await.is_err());
+    let original = world.store.messages(world.thread).await.unwrap();
+    assert_eq!(original.len(), 2, "the original thread is untouched");
+}

@@ -33,6 +33,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(events))
         .routes(routes!(events_socket))
         .routes(routes!(thread_runs))
+        .routes(routes!(fork_run))
         .routes(routes!(project_usage))
 }
 
@@ -636,4 +637,37 @@ async fn project_usage(
         }
     }
     Ok(ApiJson(ProjectUsage { project_id, total, by_user }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForkRequest {
+    /// The step (its checkpoint) to go on from; steps count from 1.
+    pub step: i64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ForkResponse {
+    pub thread: ThreadResponse,
+    pub run: RunResponse,
+}
+
+/// Forks a run after one of its steps into a new thread of the same
+/// project: the messages until then are copied and a new run goes on from
+/// that step's checkpoint, on its own.
+#[utoipa::path(post, path = "/runs/{run_id}/fork", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("run_id" = RunId, Path)), request_body = ForkRequest,
+    responses((status = 201, description = "The new thread and its run", body = ForkResponse),
+        (status = 422, description = "`run_state`: no checkpoint after that step", body = Problem, content_type = "application/problem+json"))
+)]
+async fn fork_run(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(run_id): Path<RunId>,
+    ApiJson(request): ApiJson<ForkRequest>,
+) -> Result<(StatusCode, ApiJson<ForkResponse>), ApiError> {
+    run_for(&state, &principal, run_id, Access::Write).await?;
+    let runs = state.runs.as_ref().ok_or_else(agent_unavailable)?;
+    let (thread, run) = runs.fork(run_id, request.step, principal.user.id).await.map_err(run_error)?;
+    Ok((StatusCode::CREATED, ApiJson(ForkResponse { thread: thread.into(), run: run.into() })))
 }

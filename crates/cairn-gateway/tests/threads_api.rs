@@ -114,6 +114,30 @@ async fn a_message_starts_a_run_whose_answer_and_events_are_served() {
     assert!(usage["total"]["input_tokens"].as_u64().unwrap() > 0);
     assert_eq!(usage["by_user"].as_array().unwrap().len(), 1, "all calls were the owner's runs");
 
+    api.llm.push(block("final_answer('another way')"));
+    let forked = api
+        .client
+        .post(format!("{}/api/v1/runs/{run_id}/fork", api.base))
+        .bearer_auth(&api.owner)
+        .json(&json!({ "step": 2 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forked.status(), 201);
+    let forked: Value = forked.json().await.unwrap();
+    let new_thread = forked["thread"]["id"].as_str().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let run = api.get(&api.owner, &format!("/api/v1/runs/{}", forked["run"]["id"].as_str().unwrap())).await;
+        if run["status"] == "succeeded" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the fork finishes: {run}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let forked_messages = api.get(&api.owner, &format!("/api/v1/threads/{new_thread}/messages")).await;
+    assert_eq!(forked_messages.as_array().unwrap().last().unwrap()["content"], "another way");
+
     // Viewers read but do not post; strangers do not see the thread.
     assert_eq!(api.post(&api.viewer, &thread, json!({ "content": "hi" }), None).await.0, 403);
     assert_eq!(api.post(&api.stranger, &thread, json!({ "content": "hi" }), None).await.0, 404);
