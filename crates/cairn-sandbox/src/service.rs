@@ -545,8 +545,10 @@ impl LocalSandboxes {
                 }
                 SandboxState::Paused if idle >= self.inner.config.idle_reclaim => {
                     tracing::info!(sandbox = %entry.id, "reclaiming a sandbox paused too long");
-                    self.lock().remove(&entry.id);
+                    // Gone from the map only once its files are: whoever sees
+                    // "no such sandbox" finds no workspace either.
                     self.destroy_entry(&entry).await;
+                    self.lock().remove(&entry.id);
                 }
                 _ => {}
             }
