@@ -42,8 +42,11 @@ async fn owner_thread(store: &Arc<dyn Store>) -> (cairn_core::UserId, cairn_core
         .unwrap()
         .id;
     let project = store.create_project(NewProject { name: "B".into(), owner: user }).await.unwrap().id;
-    let thread =
-        store.create_thread(NewThread { project_id: project, title: "B".into(), created_by: user }).await.unwrap().id;
+    let thread = store
+        .create_thread(NewThread { project_id: project, title: "B".into(), created_by: user, model: None })
+        .await
+        .unwrap()
+        .id;
     (user, project, thread)
 }
 
@@ -197,7 +200,7 @@ async fn main() {
     let mut ids = Vec::new();
     for _ in 0..concurrent {
         let thread = store
-            .create_thread(NewThread { project_id: project, title: "C".into(), created_by: user })
+            .create_thread(NewThread { project_id: project, title: "C".into(), created_by: user, model: None })
             .await
             .unwrap()
             .id;

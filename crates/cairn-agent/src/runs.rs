@@ -223,6 +223,7 @@ impl Runs {
                 project_id: thread.project_id,
                 title: format!("{} (fork at step {step})", thread.title),
                 created_by: user,
+                model: thread.model.clone(),
             })
             .await?;
         // The messages the run had seen by then.
@@ -375,7 +376,8 @@ impl Runs {
         let events: Arc<dyn Events> = Arc::new(self.events(run.thread_id, Some(id)));
         let graph = self.inner.agent.graph(context, events);
         let checkpoints = StoreCheckpointer { store: self.inner.store.clone() };
-        let initial = AgentState { model, ..AgentState::default() };
+        // The run's own model, else the thread's, else the default.
+        let initial = AgentState { model: model.or(thread.model.clone()), ..AgentState::default() };
         let outcome = graph.run(&id.to_string(), &checkpoints, initial, None, cancel).await;
         self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
         match outcome {

@@ -83,8 +83,11 @@ async fn world_with(budget: Budget, require_approval: Vec<String>) -> World {
         .unwrap()
         .id;
     let project = store.create_project(NewProject { name: "P".into(), owner: user }).await.unwrap().id;
-    let thread =
-        store.create_thread(NewThread { project_id: project, title: "T".into(), created_by: user }).await.unwrap().id;
+    let thread = store
+        .create_thread(NewThread { project_id: project, title: "T".into(), created_by: user, model: None })
+        .await
+        .unwrap()
+        .id;
     World { runs, store, llm, user, project, thread, _db: db, _dir: dir }
 }
 

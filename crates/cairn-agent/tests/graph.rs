@@ -219,7 +219,7 @@ async fn checkpoints_live_in_the_store() {
         .unwrap();
     let project = store.create_project(NewProject { name: "P".into(), owner: user.id }).await.unwrap();
     let thread = store
-        .create_thread(NewThread { project_id: project.id, title: "T".into(), created_by: user.id })
+        .create_thread(NewThread { project_id: project.id, title: "T".into(), created_by: user.id, model: None })
         .await
         .unwrap();
     let run = store.create_run(NewRun { thread_id: thread.id, created_by: user.id }).await.unwrap();

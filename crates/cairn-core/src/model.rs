@@ -166,6 +166,8 @@ pub struct Thread {
     pub created_at: OffsetDateTime,
     /// Sequence number of the newest event in the thread's log (0 if none).
     pub last_event_seq: i64,
+    /// The model its runs use (`provider/model`); `None`: the deployment's default.
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -173,6 +175,7 @@ pub struct NewThread {
     pub project_id: ProjectId,
     pub title: String,
     pub created_by: UserId,
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -337,6 +337,7 @@ async fn artifacts_carry_their_lineage(start: impl Starter<FilesConfig, Library>
             project_id: lib.project,
             title: "t".into(),
             created_by: lib.owner.user.id,
+            model: None,
         })
         .await
         .unwrap();

@@ -51,6 +51,8 @@ pub struct ThreadResponse {
     pub created_at: OffsetDateTime,
     /// The newest event's sequence number (0: none yet).
     pub last_event_seq: i64,
+    /// The model its runs use (`provider/model`); `null`: the deployment's default.
+    pub model: Option<String>,
 }
 
 impl From<Thread> for ThreadResponse {
@@ -62,6 +64,7 @@ impl From<Thread> for ThreadResponse {
             created_by: t.created_by,
             created_at: t.created_at,
             last_event_seq: t.last_event_seq,
+            model: t.model,
         }
     }
 }
@@ -149,6 +152,9 @@ impl From<Event> for EventResponse {
 pub struct NewThreadRequest {
     #[serde(default)]
     pub title: String,
+    /// The model the thread's runs use (`provider/model`, see `GET /models`).
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 /// Starts a thread in a project (editors and owners).
@@ -171,7 +177,11 @@ async fn create_thread(
         });
     }
     let title = if title.is_empty() { "New thread".to_owned() } else { title.to_owned() };
-    let thread = state.store.create_thread(NewThread { project_id, title, created_by: principal.user.id }).await?;
+    check_model(&state, request.model.as_deref())?;
+    let thread = state
+        .store
+        .create_thread(NewThread { project_id, title, created_by: principal.user.id, model: request.model })
+        .await?;
     Ok((StatusCode::CREATED, ApiJson(thread.into())))
 }
 
@@ -265,6 +275,17 @@ pub struct PostMessageResponse {
     pub answer: Option<String>,
 }
 
+/// Refuses a model that is not configured.
+fn check_model(state: &AppState, model: Option<&str>) -> Result<(), ApiError> {
+    match model {
+        Some(model) if state.models.get(Some(model)).is_err() => Err(ApiError::Invalid {
+            code: "unknown_model",
+            detail: format!("no model `{model}` is configured; GET /api/v1/models lists them"),
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn agent_unavailable() -> ApiError {
     ApiError::AgentUnavailable {
         detail: "the agent cannot run on this server: it needs sandboxes and a configured language model \
@@ -317,14 +338,7 @@ async fn post_message(
     let Some(runs) = state.runs.as_ref().filter(|_| !request.run || state.models.default_id().is_some()) else {
         return Err(agent_unavailable());
     };
-    if let Some(model) = &request.model
-        && state.models.get(Some(model)).is_err()
-    {
-        return Err(ApiError::Invalid {
-            code: "unknown_model",
-            detail: format!("no model `{model}` is configured; GET /api/v1/models lists them"),
-        });
-    }
+    check_model(&state, request.model.as_deref())?;
     let (message, run) = runs
         .post_with_model(thread_id, principal.user.id, content, request.run, request.model)
         .await

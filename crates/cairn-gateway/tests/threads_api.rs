@@ -37,7 +37,10 @@ async fn start(with_agent: bool) -> Api {
         kind: "openai-compatible".into(),
         base_url: format!("{}/v1", llm.url),
         api_key: String::new(),
-        models: vec![LlmModel { name: "m".into(), input_usd_per_mtok: 0.0, output_usd_per_mtok: 0.0 }],
+        models: vec![
+            LlmModel { name: "m".into(), input_usd_per_mtok: 0.0, output_usd_per_mtok: 0.0 },
+            LlmModel { name: "n".into(), input_usd_per_mtok: 0.0, output_usd_per_mtok: 0.0 },
+        ],
     }];
     let mut state = support::state(config, &db, bus, &dir);
     if with_agent {
@@ -246,6 +249,35 @@ async fn a_run_can_name_its_model() {
     let (status, posted) = api.post(&api.owner, &thread, body, None).await;
     assert_eq!((status, posted["answer"].clone()), (200, json!("chosen")));
     assert_eq!(api.llm.received().last().unwrap().body["model"], "m", "the provider got its own model name");
+
+    // A thread can name the model its runs use.
+    let url = format!("{}/api/v1/projects/{}/threads", api.base, api.project);
+    let bad = api
+        .client
+        .post(&url)
+        .bearer_auth(&api.owner)
+        .json(&json!({ "title": "x", "model": "nope/x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let created: Value = api
+        .client
+        .post(&url)
+        .bearer_auth(&api.owner)
+        .json(&json!({ "title": "y", "model": "scripted/n" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(created["model"], "scripted/n");
+    api.llm.push(block("final_answer('thread model')"));
+    let thread = created["id"].as_str().unwrap();
+    let (_, posted) = api.post(&api.owner, thread, json!({ "content": "Hi", "wait": true }), None).await;
+    assert_eq!(posted["answer"], "thread model");
+    assert_eq!(api.llm.received().last().unwrap().body["model"], "n", "the thread's model, not the default");
 }
 
 #[tokio::test]

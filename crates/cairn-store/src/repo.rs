@@ -34,7 +34,7 @@ macro_rules! project_columns {
 }
 macro_rules! thread_columns {
     () => {
-        "id, project_id, title, created_by, created_at, last_event_seq"
+        "id, project_id, title, created_by, created_at, last_event_seq, model"
     };
 }
 macro_rules! run_columns {
@@ -548,13 +548,14 @@ macro_rules! sql_store {
         #[async_trait]
         impl ThreadRepo for $name {
             async fn create_thread(&self, new: NewThread) -> cairn_core::Result<Thread> {
-                let sql = concat!("INSERT INTO threads (", thread_columns!(), ") VALUES ($1, $2, $3, $4, $5, 0) RETURNING ", thread_columns!());
+                let sql = concat!("INSERT INTO threads (", thread_columns!(), ") VALUES ($1, $2, $3, $4, $5, 0, $6) RETURNING ", thread_columns!());
                 let row: ThreadRow = sqlx::query_as(sql)
                     .bind(ThreadId::new().0)
                     .bind(new.project_id.0)
                     .bind(new.title)
                     .bind(new.created_by.0)
                     .bind(now())
+                    .bind(new.model)
                     .fetch_one(&self.pool)
                     .await
                     .db_entity("thread")?;

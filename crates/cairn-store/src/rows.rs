@@ -108,6 +108,7 @@ pub(crate) struct ThreadRow {
     created_by: Uuid,
     created_at: OffsetDateTime,
     last_event_seq: i64,
+    model: Option<String>,
 }
 
 impl From<ThreadRow> for Thread {
@@ -119,6 +120,7 @@ impl From<ThreadRow> for Thread {
             created_by: UserId(r.created_by),
             created_at: r.created_at,
             last_event_seq: r.last_event_seq,
+            model: r.model,
         }
     }
 }

@@ -147,7 +147,12 @@ async fn thread_in_new_project(store: &Arc<dyn Store>) -> (User, cairn_core::mod
     let owner = user(store, "t@example.com").await;
     let project = store.create_project(NewProject { name: "P".into(), owner: owner.id }).await.unwrap();
     let thread = store
-        .create_thread(NewThread { project_id: project.id, title: "Analysis".into(), created_by: owner.id })
+        .create_thread(NewThread {
+            project_id: project.id,
+            title: "Analysis".into(),
+            created_by: owner.id,
+            model: None,
+        })
         .await
         .unwrap();
     (owner, thread)
@@ -175,9 +180,16 @@ fn event(kind: &str, n: i64) -> NewEvent {
 async fn events_are_numbered_consecutively_per_thread(store: Arc<dyn Store>) {
     let (owner, thread) = thread_in_new_project(&store).await;
     let other = store
-        .create_thread(NewThread { project_id: thread.project_id, title: "Other".into(), created_by: owner.id })
+        .create_thread(NewThread {
+            project_id: thread.project_id,
+            title: "Other".into(),
+            created_by: owner.id,
+            model: Some("local/qwen3".into()),
+        })
         .await
         .unwrap();
+    assert_eq!(store.thread(other.id).await.unwrap().model.as_deref(), Some("local/qwen3"), "a thread keeps its model");
+    assert_eq!(thread.model, None);
     let first = store.append_events(thread.id, vec![event("a", 1), event("b", 2)]).await.unwrap();
     let elsewhere = store.append_events(other.id, vec![event("x", 1)]).await.unwrap();
     let second = store.append_events(thread.id, vec![event("c", 3)]).await.unwrap();
@@ -270,7 +282,12 @@ async fn the_audit_log_pages_newest_first(store: Arc<dyn Store>) {
 async fn references_to_missing_rows_are_refused(store: Arc<dyn Store>) {
     let owner = user(&store, "r@example.com").await;
     let orphan = store
-        .create_thread(NewThread { project_id: cairn_core::ProjectId::new(), title: "x".into(), created_by: owner.id })
+        .create_thread(NewThread {
+            project_id: cairn_core::ProjectId::new(),
+            title: "x".into(),
+            created_by: owner.id,
+            model: None,
+        })
         .await;
     assert!(matches!(orphan, Err(Error::NotFound { .. })), "{orphan:?}");
     let events = store.append_events(cairn_core::ThreadId::new(), vec![event("a", 1)]).await;
