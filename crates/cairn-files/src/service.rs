@@ -159,6 +159,8 @@ impl Files {
 
     /// The artifact API: the agent saves bytes (or a sandbox file's stream)
     /// into the project's library with the run and step that made it.
+    /// Idempotent per run, step and path: a step that runs again (after a
+    /// crash) gets the version it saved the first time, not a second one.
     pub async fn save_artifact<S, E>(
         &self,
         project: ProjectId,
@@ -171,6 +173,11 @@ impl Files {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
+        let checked = paths::check(path, false)?;
+        let newest = self.inner.store.file_versions(project, &checked).await?.into_iter().next();
+        if let Some(saved) = newest.filter(|f| f.run_id == Some(run) && f.step == Some(step)) {
+            return Ok(saved);
+        }
         self.store_file(project, path, body, None, Some(run), Some(step)).await
     }
 

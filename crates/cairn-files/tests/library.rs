@@ -356,5 +356,12 @@ async fn artifacts_carry_their_lineage(start: impl Starter<FilesConfig, Library>
         .unwrap();
     assert_eq!((artifact.run_id, artifact.step, artifact.created_by), (Some(run), Some(7), None));
     let listing = lib.files.list(&lib.viewer, lib.project, "outputs").await.unwrap();
-    assert_eq!(listing.files, vec![artifact]);
+    assert_eq!(listing.files, vec![artifact.clone()]);
+
+    // The same step saving the same path again (a step re-run after a
+    // crash) gets the first version back; another step makes a new one.
+    let again = lib.files.save_artifact(lib.project, "outputs/chart.png", body(&[b"other"]), run, 7).await.unwrap();
+    assert_eq!(again, artifact, "idempotent per run, step and path");
+    let next = lib.files.save_artifact(lib.project, "outputs/chart.png", body(&[b"next"]), run, 8).await.unwrap();
+    assert_eq!(next.version, 2);
 }

@@ -35,6 +35,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(thread_runs))
         .routes(routes!(fork_run))
         .routes(routes!(project_usage))
+        .routes(routes!(my_usage))
 }
 
 /// Events of a thread read at once, at most (for the summaries below).
@@ -684,4 +685,48 @@ async fn fork_run(
     let runs = state.runs.as_ref().ok_or_else(agent_unavailable)?;
     let (thread, run) = runs.fork(run_id, request.step, principal.user.id).await.map_err(run_error)?;
     Ok((StatusCode::CREATED, ApiJson(ForkResponse { thread: thread.into(), run: run.into() })))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MyUsage {
+    pub user: UserId,
+    pub total: UsageTotals,
+    /// By project, for the projects the caller is a member of.
+    pub by_project: Vec<ProjectTotals>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProjectTotals {
+    pub project_id: ProjectId,
+    #[serde(flatten)]
+    pub totals: UsageTotals,
+}
+
+/// What the caller's agent runs used, in total and per project.
+#[utoipa::path(get, path = "/me/usage", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    responses((status = 200, description = "The caller's usage", body = MyUsage))
+)]
+async fn my_usage(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+) -> Result<ApiJson<MyUsage>, ApiError> {
+    let me = principal.user.id;
+    let mut total = UsageTotals::default();
+    let mut by_project = Vec::new();
+    for (project, _) in state.store.projects_for_user(me).await? {
+        let mut totals = UsageTotals::default();
+        for thread in state.store.threads(project.id).await? {
+            for event in state.store.events_after(thread.id, 0, SUMMARY_EVENTS).await? {
+                let mine = event.payload["user"].as_str().and_then(|u| u.parse::<UserId>().ok()) == Some(me);
+                if event.kind == "usage" && mine {
+                    totals.add(&event.payload);
+                    total.add(&event.payload);
+                }
+            }
+        }
+        if totals.model_calls > 0 {
+            by_project.push(ProjectTotals { project_id: project.id, totals });
+        }
+    }
+    Ok(ApiJson(MyUsage { user: me, total, by_project }))
 }

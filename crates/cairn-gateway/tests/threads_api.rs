@@ -116,6 +116,13 @@ async fn a_message_starts_a_run_whose_answer_and_events_are_served() {
     assert_eq!(usage["total"]["model_calls"], 2, "{usage}");
     assert!(usage["total"]["input_tokens"].as_u64().unwrap() > 0);
     assert_eq!(usage["by_user"].as_array().unwrap().len(), 1, "all calls were the owner's runs");
+    let mine = api.get(&api.owner, "/api/v1/me/usage").await;
+    assert_eq!(
+        (mine["total"]["model_calls"].clone(), mine["by_project"][0]["model_calls"].clone()),
+        (json!(2), json!(2))
+    );
+    let theirs = api.get(&api.viewer, "/api/v1/me/usage").await;
+    assert_eq!(theirs["total"]["model_calls"], 0, "the viewer started no runs");
 
     api.llm.push(block("final_answer('another way')"));
     let forked = api
