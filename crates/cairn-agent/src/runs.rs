@@ -376,8 +376,12 @@ impl Runs {
         let events: Arc<dyn Events> = Arc::new(self.events(run.thread_id, Some(id)));
         let graph = self.inner.agent.graph(context, events);
         let checkpoints = StoreCheckpointer { store: self.inner.store.clone() };
-        // The run's own model, else the thread's, else the default.
-        let initial = AgentState { model: model.or(thread.model.clone()), ..AgentState::default() };
+        // The run's own model, else the thread's, else the project's, else the default.
+        let project_model = match (&model, &thread.model) {
+            (None, None) => self.inner.store.project(thread.project_id).await?.model,
+            _ => None,
+        };
+        let initial = AgentState { model: model.or(thread.model.clone()).or(project_model), ..AgentState::default() };
         let outcome = graph.run(&id.to_string(), &checkpoints, initial, None, cancel).await;
         self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
         match outcome {

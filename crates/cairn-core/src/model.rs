@@ -140,6 +140,8 @@ pub struct Project {
     pub name: String,
     pub created_by: UserId,
     pub created_at: OffsetDateTime,
+    /// The model its threads' runs use by default (`provider/model`).
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Clone)]

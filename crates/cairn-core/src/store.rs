@@ -59,6 +59,8 @@ pub trait ProjectRepo: Send + Sync {
     /// Creates the project and makes `new.owner` its owner, atomically.
     async fn create_project(&self, new: NewProject) -> Result<Project>;
     async fn project(&self, id: ProjectId) -> Result<Project>;
+    /// Sets (or, with `None`, clears) the project's default model.
+    async fn set_project_model(&self, id: ProjectId, model: Option<String>) -> Result<Project>;
     /// The projects a user belongs to, with their role, oldest first.
     async fn projects_for_user(&self, user: UserId) -> Result<Vec<(Project, Role)>>;
     /// Adds the user to the project or changes their role.

@@ -19,6 +19,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_project, list_projects))
         .routes(routes!(get_project))
+        .routes(routes!(set_project_model))
         .routes(routes!(list_members, add_member))
         .routes(routes!(change_member, remove_member))
 }
@@ -74,6 +75,34 @@ async fn get_project(
     Path(project_id): Path<ProjectId>,
 ) -> Result<ApiJson<ProjectResponse>, ApiError> {
     Ok(ApiJson(state.auth.project(&principal, project_id).await?.into()))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectModelRequest {
+    /// `provider/model` (see `GET /models`); `null` for the deployment's default.
+    pub model: Option<String>,
+}
+
+/// Sets the model the project's runs use by default (owners). A thread's
+/// own model, or a run's, still wins.
+#[utoipa::path(put, path = "/projects/{project_id}/model", tag = "projects", security(("oauth2" = []), ("api_key" = [])),
+    params(("project_id" = ProjectId, Path)), request_body = ProjectModelRequest,
+    responses(
+        (status = 200, description = "The project", body = ProjectResponse),
+        (status = 422, description = "`unknown_model`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn set_project_model(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(project_id): Path<ProjectId>,
+    ApiJson(request): ApiJson<ProjectModelRequest>,
+) -> Result<ApiJson<ProjectResponse>, ApiError> {
+    let grant = state.auth.authorize(&principal, project_id, cairn_auth::Access::Manage).await?;
+    crate::threads::check_model(&state, request.model.as_deref())?;
+    let project = state.store.set_project_model(project_id, request.model).await?;
+    Ok(ApiJson((project, grant.role).into()))
 }
 
 /// The project's members.

@@ -277,7 +277,7 @@ pub struct PostMessageResponse {
 }
 
 /// Refuses a model that is not configured.
-fn check_model(state: &AppState, model: Option<&str>) -> Result<(), ApiError> {
+pub(crate) fn check_model(state: &AppState, model: Option<&str>) -> Result<(), ApiError> {
     match model {
         Some(model) if state.models.get(Some(model)).is_err() => Err(ApiError::Invalid {
             code: "unknown_model",

@@ -74,6 +74,9 @@ pub struct ProjectResponse {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
+    /// The model its threads' runs use by default (`provider/model`); `null`:
+    /// the deployment's default.
+    pub model: Option<String>,
 }
 
 impl From<(Project, Role)> for ProjectResponse {
@@ -84,6 +87,7 @@ impl From<(Project, Role)> for ProjectResponse {
             role,
             created_by: project.created_by,
             created_at: project.created_at,
+            model: project.model,
         }
     }
 }

@@ -285,6 +285,29 @@ async fn a_run_can_name_its_model() {
     let (_, posted) = api.post(&api.owner, thread, json!({ "content": "Hi", "wait": true }), None).await;
     assert_eq!(posted["answer"], "thread model");
     assert_eq!(api.llm.received().last().unwrap().body["model"], "n", "the thread's model, not the default");
+
+    // A project's default model applies to threads that name none; only owners set it.
+    let url = format!("{}/api/v1/projects/{}/model", api.base, api.project);
+    let refused =
+        api.client.put(&url).bearer_auth(&api.viewer).json(&json!({ "model": "scripted/n" })).send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let set: Value = api
+        .client
+        .put(&url)
+        .bearer_auth(&api.owner)
+        .json(&json!({ "model": "scripted/n" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(set["model"], "scripted/n");
+    let plain = api.thread().await;
+    api.llm.push(block("final_answer('project model')"));
+    let (_, posted) = api.post(&api.owner, &plain, json!({ "content": "Hi", "wait": true }), None).await;
+    assert_eq!(posted["answer"], "project model");
+    assert_eq!(api.llm.received().last().unwrap().body["model"], "n", "the project's model");
 }
 
 #[tokio::test]

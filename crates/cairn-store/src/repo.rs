@@ -29,7 +29,7 @@ macro_rules! user_columns {
 }
 macro_rules! project_columns {
     () => {
-        "p.id, p.name, p.created_by, p.created_at"
+        "p.id, p.name, p.created_by, p.created_at, p.model"
     };
 }
 macro_rules! thread_columns {
@@ -454,7 +454,7 @@ macro_rules! sql_store {
                 let mut tx = self.pool.begin().await.db()?;
                 let row: ProjectRow = sqlx::query_as(
                     "INSERT INTO projects (id, name, created_by, created_at) VALUES ($1, $2, $3, $4) \
-                     RETURNING id, name, created_by, created_at",
+                     RETURNING id, name, created_by, created_at, model",
                 )
                 .bind(id.0)
                 .bind(new.name)
@@ -478,6 +478,18 @@ macro_rules! sql_store {
             async fn project(&self, id: ProjectId) -> cairn_core::Result<Project> {
                 let sql = concat!("SELECT ", project_columns!(), " FROM projects p WHERE p.id = $1");
                 let row: ProjectRow = sqlx::query_as(sql).bind(id.0).fetch_one(&self.pool).await.db_entity("project")?;
+                Ok(row.into())
+            }
+
+            async fn set_project_model(&self, id: ProjectId, model: Option<String>) -> cairn_core::Result<Project> {
+                let row: ProjectRow = sqlx::query_as(
+                    "UPDATE projects SET model = $2 WHERE id = $1 RETURNING id, name, created_by, created_at, model",
+                )
+                .bind(id.0)
+                .bind(model)
+                .fetch_one(&self.pool)
+                .await
+                .db_entity("project")?;
                 Ok(row.into())
             }
 

@@ -60,11 +60,18 @@ pub(crate) struct ProjectRow {
     name: String,
     created_by: Uuid,
     created_at: OffsetDateTime,
+    model: Option<String>,
 }
 
 impl From<ProjectRow> for Project {
     fn from(r: ProjectRow) -> Self {
-        Project { id: ProjectId(r.id), name: r.name, created_by: UserId(r.created_by), created_at: r.created_at }
+        Project {
+            id: ProjectId(r.id),
+            name: r.name,
+            created_by: UserId(r.created_by),
+            created_at: r.created_at,
+            model: r.model,
+        }
     }
 }
 
