@@ -131,7 +131,12 @@ fn shorten(text: &str, limit: usize) -> String {
 impl Agent {
     /// The system prompt: how to work, and the tools (from the registry).
     pub fn system_prompt(&self) -> String {
-        format!(
+        self.system_prompt_with("")
+    }
+
+    /// The system prompt with the project's context appended.
+    fn system_prompt_with(&self, context: &str) -> String {
+        let prompt = format!(
             "You are Cairn, an agent that completes tasks by writing Python.\n\n\
              Each turn, think briefly, then write exactly one ```python block. It runs in a persistent Jupyter-like \
              kernel in your sandbox (working directory /workspace; variables persist between turns; numpy, pandas, \
@@ -142,7 +147,26 @@ impl Agent {
              Save files the user should get with save_artifact. When the task is done, call \
              final_answer(\"...\") in your block. If you cannot go on without the user, call ask_user(\"...\").",
             self.registry.prompt()
-        )
+        );
+        if context.is_empty() { prompt } else { format!("{prompt}\n\n{context}") }
+    }
+
+    /// What the model should know of the project: its name and the files in
+    /// its library (the newest 50).
+    async fn project_context(&self, run: &RunContext) -> String {
+        let Ok(project) = self.store.project(run.project).await else { return String::new() };
+        let files = self.store.files(run.project, "").await.unwrap_or_default();
+        let mut context = format!("Project: {}.", project.name);
+        if !files.is_empty() {
+            let listed: Vec<String> =
+                files.iter().take(50).map(|f| format!("- {} ({} bytes)", f.path, f.size)).collect();
+            context.push_str(&format!(
+                "\nFiles in the project's library (the user's documents; not in your workspace — ask for their content \
+                 only if needed):\n{}",
+                listed.join("\n")
+            ));
+        }
+        context
     }
 
     /// The agent's graph for one run.
@@ -224,7 +248,7 @@ impl Agent {
         let (model, info) = self.models.get(chosen).map_err(|e| e.to_string())?;
         let request = ChatRequest {
             model: info.model.clone(),
-            system: Some(self.system_prompt()),
+            system: Some(self.system_prompt_with(&self.project_context(run).await)),
             messages: state.messages.clone(),
             max_tokens: 4096,
             temperature: None,

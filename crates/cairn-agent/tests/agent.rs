@@ -49,6 +49,7 @@ async fn world_with(budget: Budget, require_approval: Vec<String>) -> World {
     let registry = Arc::new(cairn_tools::Registry::builtin());
     let mut local = LocalConfig::new(dir.path.join("sandboxes"));
     local.pool_size = 0;
+    local.defaults.memory_bytes = 256 << 20;
     local.prelude = Some(registry.python_prelude());
     let sandboxes = LocalSandboxes::start(local).await.expect("bubblewrap and python3");
     let services =
@@ -256,4 +257,17 @@ async fn a_run_forks_from_an_earlier_step_into_a_new_thread() {
     assert!(world.runs.fork(run.id, 99, world.user).await.is_err());
     let original = world.store.messages(world.thread).await.unwrap();
     assert_eq!(original.len(), 2, "the original thread is untouched");
+}
+
+#[tokio::test]
+async fn a_sandbox_limit_is_an_observation_the_agent_recovers_from() {
+    let world = world(Budget::default()).await;
+    world.llm.push(block("hog = bytearray(600 << 20)\nhog[::4096] = b'x' * len(hog[::4096])"));
+    world.llm.push(block("final_answer('used less memory')"));
+    let run = world.runs.post(world.thread, world.user, "Load everything.".into(), true).await.unwrap().1.unwrap();
+    let done = world.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded, "{:?}", world.kinds().await);
+    let events = world.events().await;
+    let observation = events.iter().find(|(k, _)| k == "observation").unwrap().1["text"].as_str().unwrap().to_owned();
+    assert!(observation.contains("limit: memory limit of 256 MiB exceeded; the kernel was restarted"), "{observation}");
 }
