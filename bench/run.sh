@@ -51,6 +51,13 @@ echo "cairn:     $("$CARGO_TARGET_DIR/release/examples/tools_bench" 2000 50)"
 
 echo "## Agent: graph step overhead beside LangGraph, first-token overhead, concurrent runs"
 postgres_admin=${CAIRN_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-cargo build --release --locked -p cairn-agent --example agent_bench
+cargo build --release --locked -p cairn-agent --example agent_bench -p cairn-testkit --example scripted_llm
 echo "cairn:     $("$CARGO_TARGET_DIR/release/examples/agent_bench" "${CONCURRENT_RUNS:-32}")"
-echo "langgraph: $("$venv/bin/python" bench/graph_reference.py 1000 "$postgres_admin")"
+# The reference's model calls go to the same scripted LLM server.
+llm_log=$(mktemp)
+"$CARGO_TARGET_DIR/release/examples/scripted_llm" >"$llm_log" &
+llm_pid=$!
+while [[ ! -s $llm_log ]]; do sleep 0.1; done
+echo "langgraph: $("$venv/bin/python" bench/graph_reference.py 1000 "$postgres_admin" "$(head -1 "$llm_log")")"
+kill "$llm_pid"
+rm -f "$llm_log"

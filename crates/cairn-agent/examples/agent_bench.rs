@@ -91,6 +91,57 @@ async fn graph_steps(store: Arc<dyn Store>, steps: u64) -> Vec<f64> {
     marks.windows(2).skip(20).map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0).collect()
 }
 
+/// Per agent step times (ms): think (a model call answered at once by the
+/// scripted server, the conversation growing) then act (an observation
+/// added), with a checkpoint after each; measured between two thinks.
+async fn agent_steps(store: Arc<dyn Store>, model: Arc<dyn cairn_llm::ChatModel>, steps: u64) -> Vec<f64> {
+    let (user, _, thread) = owner_thread(&store).await;
+    let run = store.create_run(NewRun { thread_id: thread, created_by: user }).await.unwrap();
+    let marks = Arc::new(std::sync::Mutex::new(Vec::<Instant>::new()));
+    let think_marks = marks.clone();
+    let graph = Graph::new("think")
+        .node("think", move |mut s: Loop, _| {
+            let (marks, model) = (think_marks.clone(), model.clone());
+            async move {
+                marks.lock().unwrap().push(Instant::now());
+                let mut messages = vec![Message::user("Count to a thousand, one step at a time.")];
+                for (i, text) in s.messages.iter().enumerate() {
+                    messages.push(if i % 2 == 0 {
+                        Message::assistant(text.clone())
+                    } else {
+                        Message::user(text.clone())
+                    });
+                }
+                let request = ChatRequest {
+                    model: "m".into(),
+                    system: None,
+                    messages,
+                    max_tokens: 100,
+                    temperature: None,
+                    stop: Vec::new(),
+                };
+                let reply = model.complete(&request).await.map_err(|e| e.to_string())?;
+                s.messages.push(reply.text);
+                Ok(Step::next(s))
+            }
+        })
+        .node("act", |mut s: Loop, _| async move {
+            s.n += 1;
+            s.messages.push(format!("Observation: step {} done", s.n));
+            Ok(Step::next(s))
+        })
+        .edge("think", Edge::To("act".into()))
+        .edge("act", Edge::Branch(Arc::new(move |s: &Loop| (s.n < steps).then(|| "think".to_owned()))))
+        .max_steps(1_000_000);
+    let checkpoints = StoreCheckpointer { store: store.clone() };
+    graph
+        .run(&run.id.to_string(), &checkpoints, Loop::default(), None, Arc::new(AtomicBool::new(false)))
+        .await
+        .unwrap();
+    let marks = marks.lock().unwrap();
+    marks.windows(2).skip(10).map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0).collect()
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let concurrent: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(32);
@@ -110,7 +161,7 @@ async fn main() {
 
     // First token: through Cairn's provider layer, and straight.
     let llm = ScriptedLlm::start(Vec::new()).await;
-    llm.set_default(Reply::Text("one two three four".into()));
+    llm.set_default(Reply::Text("```python\nx = 1\n```".into()));
     let config = cairn_config::LlmConfig {
         providers: vec![cairn_config::LlmProvider {
             name: "s".into(),
@@ -150,7 +201,7 @@ async fn main() {
         let mut bytes = response.bytes_stream();
         // The first chunk with content (the role chunk comes first).
         let mut seen = String::new();
-        while !seen.contains("\"content\":\"one\"") {
+        while !seen.contains("\"content\":\"```python") {
             seen.push_str(&String::from_utf8_lossy(&bytes.next().await.unwrap().unwrap()));
         }
         let direct = t.elapsed().as_secs_f64() * 1000.0;
@@ -161,6 +212,10 @@ async fn main() {
         }
     }
     let mut overhead: Vec<f64> = through.iter().zip(&straight).map(|(a, b)| a - b).collect();
+
+    // Whole agent steps (model call + checkpoints), on SQLite and PostgreSQL.
+    let mut agent_sqlite = agent_steps(sqlite.store(), model.clone(), 200).await;
+    let mut agent_postgres = agent_steps(postgres.store(), model.clone(), 200).await;
 
     // Concurrent runs.
     let llm = ScriptedLlm::start(Vec::new()).await;
@@ -216,7 +271,11 @@ async fn main() {
     sandboxes.shutdown().await;
     let _ = std::fs::remove_dir_all(&root);
     println!(
-        "{{\"step_sqlite_p50_ms\": {:.3}, \"step_sqlite_p99_ms\": {:.3}, \"step_postgres_p50_ms\": {:.3}, \"step_postgres_p99_ms\": {:.3}, \"first_token_overhead_p50_ms\": {:.3}, \"first_token_overhead_p99_ms\": {:.3}, \"first_token_direct_p50_ms\": {:.3}, \"concurrent_runs\": {concurrent}, \"succeeded\": {succeeded}, \"seconds_for_all\": {all_done:.2}}}",
+        "{{\"agent_step_sqlite_p50_ms\": {:.3}, \"agent_step_sqlite_p99_ms\": {:.3}, \"agent_step_postgres_p50_ms\": {:.3}, \"agent_step_postgres_p99_ms\": {:.3}, \"step_sqlite_p50_ms\": {:.3}, \"step_sqlite_p99_ms\": {:.3}, \"step_postgres_p50_ms\": {:.3}, \"step_postgres_p99_ms\": {:.3}, \"first_token_overhead_p50_ms\": {:.3}, \"first_token_overhead_p99_ms\": {:.3}, \"first_token_direct_p50_ms\": {:.3}, \"concurrent_runs\": {concurrent}, \"succeeded\": {succeeded}, \"seconds_for_all\": {all_done:.2}}}",
+        percentile(&mut agent_sqlite.clone(), 0.5),
+        percentile(&mut agent_sqlite, 0.99),
+        percentile(&mut agent_postgres.clone(), 0.5),
+        percentile(&mut agent_postgres, 0.99),
         percentile(&mut on_sqlite.clone(), 0.5),
         percentile(&mut on_sqlite, 0.99),
         percentile(&mut on_postgres.clone(), 0.5),
