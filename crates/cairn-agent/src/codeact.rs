@@ -220,7 +220,7 @@ impl Agent {
         mut state: AgentState,
         run: &RunContext,
         events: &dyn Events,
-        _ctx: StepContext,
+        ctx: StepContext,
     ) -> Result<Step<AgentState>, String> {
         let started = Instant::now();
         state.pending_code = None;
@@ -259,7 +259,18 @@ impl Agent {
         let mut pending = String::new();
         let mut last_flush = Instant::now();
         let mut usage = Usage::default();
-        while let Some(delta) = stream.next().await {
+        let unchanged = state.clone();
+        loop {
+            // A cancel stops the model call at once, not at the end of its reply.
+            let delta = tokio::select! {
+                delta = stream.next() => delta,
+                () = async {
+                    while !ctx.cancelled() {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                } => return Ok(Step::next(unchanged)),
+            };
+            let Some(delta) = delta else { break };
             match delta.map_err(|e| format!("the model's reply broke off: {e}"))? {
                 Delta::Text(text) => {
                     reply.push_str(&text);

@@ -207,11 +207,13 @@ async fn budgets_provider_failures_and_cancels_end_runs_cleanly() {
     assert!(failed.error.unwrap().contains("the model failed: the provider failed (500)"), "a clear run error");
 
     let slow = world(Budget::default()).await;
-    slow.llm.set_default(Reply::Slow { text: "```python\nprint(1)\n```".into(), delay: Duration::from_millis(300) });
+    let long = format!("```python\n{}\n```", "print(1) ".repeat(100));
+    slow.llm.set_default(Reply::Slow { text: long, delay: Duration::from_millis(300) });
     let run = slow.runs.post(slow.thread, slow.user, "Hi".into(), true).await.unwrap().1.unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
     slow.runs.cancel(run.id).await.unwrap();
-    let cancelled = slow.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
+    // The reply would stream for 30 s; the cancel stops the model call at once.
+    let cancelled = slow.runs.settle(run.id, Duration::from_secs(10)).await.unwrap();
     assert_eq!(cancelled.status, RunStatus::Cancelled);
     assert!(slow.runs.cancel(run.id).await.is_err(), "an ended run cannot be cancelled");
 }
