@@ -393,6 +393,7 @@ fi
 mkdir -p "$CARGO_TARGET_DIR"
 
 stage "web: npm ci" in_web npm ci --no-audit --no-fund
+stage "web: API types match docs/openapi.json" in_web npm run check:api
 stage "web: lint" in_web npm run lint
 stage "web: typecheck" in_web npm run typecheck
 stage "web: test" in_web npm test

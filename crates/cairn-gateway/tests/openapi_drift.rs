@@ -30,7 +30,8 @@ fn check(file: &str, document: utoipa::openapi::OpenApi) {
     assert!(
         committed == generated,
         "docs/{file} is out of date; regenerate it with \
-         CAIRN_UPDATE_OPENAPI=1 cargo test -p cairn-gateway --test openapi_drift"
+         CAIRN_UPDATE_OPENAPI=1 cargo test -p cairn-gateway --test openapi_drift \
+         (and the web app's types with `npm run gen:api` in web/)"
     );
 }
 

@@ -1,0 +1,242 @@
+// The web app's client of Cairn's API: the session (an access token in
+// memory, the refresh token kept across reloads), silent refresh when the
+// access token expires, problem documents turned into errors with their
+// stable code, and the thread's live events over server-sent events read
+// with fetch (so the token travels in a header, never in a URL), resuming
+// after the last event id when the connection drops.
+
+import type { EventResponse, Problem, RefreshRequest, RegisterRequest, TokenResponse } from './schema';
+
+/** An error answer of the API, with its stable `code`. */
+export class ApiProblem extends Error {
+  readonly status: number;
+  readonly code: string;
+
+  constructor(status: number, code: string, detail: string) {
+    super(detail);
+    this.name = 'ApiProblem';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** Where the refresh token lives between page loads. */
+export interface TokenStore {
+  get(): string | null;
+  set(token: string | null): void;
+}
+
+const REFRESH_KEY = 'cairn.refresh_token';
+
+/** The browser's localStorage (or nothing, where it is unavailable). */
+export function browserTokenStore(): TokenStore {
+  return {
+    get: () => {
+      try {
+        return globalThis.localStorage?.getItem(REFRESH_KEY) ?? null;
+      } catch {
+        return null;
+      }
+    },
+    set: (token) => {
+      try {
+        if (token === null) globalThis.localStorage?.removeItem(REFRESH_KEY);
+        else globalThis.localStorage?.setItem(REFRESH_KEY, token);
+      } catch {
+        // Private browsing: the session lasts until the tab closes.
+      }
+    },
+  };
+}
+
+async function problemOf(response: Response): Promise<ApiProblem> {
+  let body: Partial<Problem> & { error?: string; error_description?: string } = {};
+  try {
+    body = (await response.json()) as typeof body;
+  } catch {
+    // not JSON
+  }
+  const code = body.code ?? body.error ?? `http_${response.status}`;
+  const detail = body.detail ?? body.error_description ?? body.title ?? `HTTP ${response.status}`;
+  return new ApiProblem(response.status, code, detail);
+}
+
+export class Client {
+  private accessToken: string | null = null;
+  private refreshing: Promise<boolean> | null = null;
+  private readonly listeners = new Set<(signedIn: boolean) => void>();
+
+  constructor(
+    private readonly base = '',
+    private readonly tokens: TokenStore = browserTokenStore(),
+    private readonly fetcher: typeof fetch = (...args) => globalThis.fetch(...args),
+  ) {}
+
+  /** Whether a session exists (or can be restored from a kept refresh token). */
+  get hasSession(): boolean {
+    return this.accessToken !== null || this.tokens.get() !== null;
+  }
+
+  /** Called with `false` when the session ends (signed out, or it could not be refreshed). */
+  onSessionChange(listener: (signedIn: boolean) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private adopt(session: TokenResponse): void {
+    this.accessToken = session.access_token;
+    this.tokens.set(session.refresh_token);
+    for (const listener of this.listeners) listener(true);
+  }
+
+  private drop(): void {
+    const had = this.hasSession;
+    this.accessToken = null;
+    this.tokens.set(null);
+    if (had) for (const listener of this.listeners) listener(false);
+  }
+
+  async signIn(email: string, password: string): Promise<void> {
+    const form = new URLSearchParams({ grant_type: 'password', username: email, password });
+    const response = await this.fetcher(`${this.base}/api/v1/auth/token`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: form,
+    });
+    if (!response.ok) throw await problemOf(response);
+    this.adopt((await response.json()) as TokenResponse);
+  }
+
+  async register(request: RegisterRequest): Promise<void> {
+    const response = await this.fetcher(`${this.base}/api/v1/auth/register`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(request),
+    });
+    if (!response.ok) throw await problemOf(response);
+    await this.signIn(request.email, request.password);
+  }
+
+  async signOut(): Promise<void> {
+    if (this.accessToken) {
+      await this.fetcher(`${this.base}/api/v1/auth/logout`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${this.accessToken}` },
+      }).catch(() => undefined);
+    }
+    this.drop();
+  }
+
+  /** Trades the refresh token for new tokens; one trade at a time. */
+  refresh(): Promise<boolean> {
+    this.refreshing ??= (async () => {
+      const token = this.tokens.get();
+      if (!token) return false;
+      const body: RefreshRequest = { refresh_token: token };
+      try {
+        const response = await this.fetcher(`${this.base}/api/v1/auth/refresh`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+        if (!response.ok) {
+          this.drop();
+          return false;
+        }
+        this.adopt((await response.json()) as TokenResponse);
+        return true;
+      } catch {
+        return false; // offline: keep the refresh token for later
+      }
+    })().finally(() => {
+      this.refreshing = null;
+    });
+    return this.refreshing;
+  }
+
+  private async send(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
+    const headers: Record<string, string> = { Accept: 'application/json' };
+    if (this.accessToken) headers.Authorization = `Bearer ${this.accessToken}`;
+    const init: RequestInit = { method, headers };
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    if (signal) init.signal = signal;
+    return this.fetcher(`${this.base}${path}`, init);
+  }
+
+  /**
+   * Calls the API with the session: an expired access token is refreshed
+   * once, silently, and the call repeated; an error answer is thrown as an
+   * {@link ApiProblem}.
+   */
+  async call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    if (!this.accessToken && this.tokens.get()) await this.refresh();
+    let response = await this.send(method, path, body, signal);
+    if (response.status === 401 && (await this.refresh())) {
+      response = await this.send(method, path, body, signal);
+    }
+    if (!response.ok) throw await problemOf(response);
+    if (response.status === 204) return undefined as T;
+    return (await response.json()) as T;
+  }
+
+  /**
+   * Follows a thread's events from after `after`, calling `onEvent` for
+   * each, once and in order — across dropped connections, which are
+   * reopened after a pause with the last event id — until `signal` aborts.
+   */
+  async followEvents(
+    threadId: string,
+    after: number,
+    onEvent: (event: EventResponse) => void,
+    signal: AbortSignal,
+    onConnection?: (connected: boolean) => void,
+  ): Promise<void> {
+    let last = after;
+    while (!signal.aborted) {
+      try {
+        if (!this.accessToken) await this.refresh();
+        const response = await this.fetcher(`${this.base}/api/v1/threads/${threadId}/events`, {
+          headers: {
+            Accept: 'text/event-stream',
+            'Last-Event-ID': String(last),
+            ...(this.accessToken ? { Authorization: `Bearer ${this.accessToken}` } : {}),
+          },
+          signal,
+        });
+        if (response.status === 401 && (await this.refresh())) continue;
+        if (!response.ok || !response.body) throw await problemOf(response);
+        onConnection?.(true);
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value;
+          let end: number;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const data = block
+              .split('\n')
+              .filter((line) => line.startsWith('data:'))
+              .map((line) => line.slice(5).replace(/^ /, ''))
+              .join('\n');
+            if (!data) continue; // a keep-alive
+            const event = JSON.parse(data) as EventResponse;
+            if (event.seq <= last) continue;
+            last = event.seq;
+            onEvent(event);
+          }
+        }
+      } catch (error) {
+        if (signal.aborted) return;
+        if (error instanceof ApiProblem && error.status !== 503) throw error;
+      }
+      onConnection?.(false);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+}
