@@ -1,0 +1,101 @@
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useState, type FormEvent } from 'react';
+import type { ProjectResponse, ThreadResponse } from '../api/schema';
+import { useSession } from '../session';
+
+/** The caller's projects, and a form to make one. */
+export function Projects() {
+  const { client } = useSession();
+  const queries = useQueryClient();
+  const projects = useQuery({ queryKey: ['projects'], queryFn: () => client.call<ProjectResponse[]>('GET', '/api/v1/projects') });
+  const [name, setName] = useState('');
+  const create = useMutation({
+    mutationFn: (projectName: string) => client.call<ProjectResponse>('POST', '/api/v1/projects', { name: projectName }),
+    onSuccess: (project) => {
+      setName('');
+      void queries.invalidateQueries({ queryKey: ['projects'] });
+      globalThis.location.hash = `#/projects/${project.id}`;
+    },
+  });
+  function submit(event: FormEvent) {
+    event.preventDefault();
+    if (name.trim()) create.mutate(name.trim());
+  }
+  return (
+    <section aria-labelledby="projects-heading" className="flex flex-col gap-4">
+      <h2 id="projects-heading" className="text-xl font-semibold">
+        Projects
+      </h2>
+      {projects.isPending && <p>Loading…</p>}
+      {projects.error && <p role="alert">{projects.error.message}</p>}
+      <ul className="flex flex-col gap-1">
+        {projects.data?.map((project) => (
+          <li key={project.id}>
+            <a className="text-blue-600 underline" href={`#/projects/${project.id}`}>
+              {project.name}
+            </a>{' '}
+            <span className="text-sm text-gray-500">({project.role})</span>
+          </li>
+        ))}
+      </ul>
+      <form onSubmit={submit} className="flex gap-2" aria-label="New project">
+        <label className="sr-only" htmlFor="project-name">
+          Project name
+        </label>
+        <input id="project-name" className="rounded border px-2 py-1" placeholder="New project" value={name} onChange={(e) => setName(e.target.value)} />
+        <button type="submit" className="rounded bg-blue-600 px-3 py-1 text-white" disabled={create.isPending}>
+          Create
+        </button>
+      </form>
+      {create.error && <p role="alert">{create.error.message}</p>}
+    </section>
+  );
+}
+
+/** A project's threads, and a form to start one. */
+export function ProjectPage({ id }: { id: string }) {
+  const { client } = useSession();
+  const project = useQuery({ queryKey: ['project', id], queryFn: () => client.call<ProjectResponse>('GET', `/api/v1/projects/${id}`) });
+  const threads = useQuery({ queryKey: ['threads', id], queryFn: () => client.call<ThreadResponse[]>('GET', `/api/v1/projects/${id}/threads`) });
+  const [title, setTitle] = useState('');
+  const create = useMutation({
+    mutationFn: (threadTitle: string) => client.call<ThreadResponse>('POST', `/api/v1/projects/${id}/threads`, { title: threadTitle }),
+    onSuccess: (thread) => {
+      globalThis.location.hash = `#/threads/${thread.id}`;
+    },
+  });
+  function submit(event: FormEvent) {
+    event.preventDefault();
+    create.mutate(title.trim());
+  }
+  return (
+    <section aria-labelledby="project-heading" className="flex flex-col gap-4">
+      <a href="#/" className="text-sm text-blue-600 underline">
+        ← Projects
+      </a>
+      <h2 id="project-heading" className="text-xl font-semibold">
+        {project.data?.name ?? '…'}
+      </h2>
+      {threads.error && <p role="alert">{threads.error.message}</p>}
+      <ul className="flex flex-col gap-1">
+        {threads.data?.map((thread) => (
+          <li key={thread.id}>
+            <a className="text-blue-600 underline" href={`#/threads/${thread.id}`}>
+              {thread.title}
+            </a>
+          </li>
+        ))}
+      </ul>
+      <form onSubmit={submit} className="flex gap-2" aria-label="New thread">
+        <label className="sr-only" htmlFor="thread-title">
+          Thread title
+        </label>
+        <input id="thread-title" className="rounded border px-2 py-1" placeholder="New thread" value={title} onChange={(e) => setTitle(e.target.value)} />
+        <button type="submit" className="rounded bg-blue-600 px-3 py-1 text-white" disabled={create.isPending}>
+          Start
+        </button>
+      </form>
+      {create.error && <p role="alert">{create.error.message}</p>}
+    </section>
+  );
+}

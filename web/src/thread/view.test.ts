@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import type { EventResponse } from '../api/schema';
+import { activeRun, applyEvent, emptyThread, type ThreadView } from './view';
+
+let seq = 0;
+function event(kind: string, payload: Record<string, unknown>, run_id: string | null = 'run-1'): EventResponse {
+  seq += 1;
+  return { seq, kind, payload, run_id, created_at: '2026-11-26T00:00:00Z' };
+}
+
+function replay(events: EventResponse[]): ThreadView {
+  return events.reduce(applyEvent, emptyThread);
+}
+
+describe('the thread view', () => {
+  it('builds messages, the streaming reply, steps with outputs, and the run status', () => {
+    seq = 0;
+    const events = [
+      event('message.created', { id: 'm1', role: 'user', author: 'ada', content: 'Chart it' }, null),
+      event('run.status', { status: 'queued' }),
+      event('run.status', { status: 'running' }),
+      event('token', { text: 'Let me ' }),
+      event('token', { text: 'look.' }),
+      event('usage', { input_tokens: 100, output_tokens: 20, cost_usd: 0.001 }),
+      event('code', { code: 'print(41 + 1)' }),
+      event('output', { type: 'stream', name: 'stdout', text: '42\n' }),
+      event('output', { type: 'display', data: { 'image/png': 'iVBOR', 'text/plain': '<Figure>' } }),
+      event('observation', { text: 'stdout:\n42\n' }),
+      event('message.created', { id: 'm2', role: 'assistant', content: 'It is **42**.' }, null),
+      event('run.status', { status: 'succeeded' }),
+    ];
+    const view = replay(events);
+    expect(view.messages.map((m) => [m.role, m.content])).toEqual([
+      ['user', 'Chart it'],
+      ['assistant', 'It is **42**.'],
+    ]);
+    const run = view.runs[0];
+    if (!run) throw new Error('no run');
+    expect(run.status).toBe('succeeded');
+    expect(run.steps).toEqual([
+      {
+        code: 'print(41 + 1)',
+        outputs: [{ type: 'stream', text: '42\n' }, { type: 'display', image: 'iVBOR' }],
+        observation: 'stdout:\n42\n',
+      },
+    ]);
+    expect(run.streaming).toBe(''); // the streamed text became a step
+    expect([run.tokens, run.costUsd]).toEqual([120, 0.001]);
+    expect(activeRun(view)).toBeUndefined();
+  });
+
+  it('ignores events it has already applied, so a replay after a reconnect changes nothing', () => {
+    seq = 0;
+    const events = [event('run.status', { status: 'running' }), event('token', { text: 'once' })];
+    const view = replay(events);
+    expect(replay([...events, ...events]).runs).toEqual(view.runs);
+    expect(activeRun(view)?.streaming).toBe('once');
+  });
+
+  it('keeps a waiting run question until the run goes on', () => {
+    seq = 0;
+    const waiting = replay([
+      event('run.status', { status: 'running' }),
+      event('interrupt', { question: 'Which year?' }),
+      event('run.status', { status: 'waiting' }),
+    ]);
+    expect(activeRun(waiting)?.question).toBe('Which year?');
+    const resumed = applyEvent(waiting, event('run.status', { status: 'queued' }));
+    expect(activeRun(resumed)?.question).toBeUndefined();
+  });
+});

@@ -1,0 +1,139 @@
+// What a thread looks like, built from its event log: messages, and for
+// each run its status, the reply streaming in, its steps (code, outputs,
+// observation), a question waiting for an answer, and what it cost. A pure
+// function of the events, so a reconnect that replays them gives the same view.
+
+import type { EventResponse } from '../api/schema';
+
+export interface ChatMessage {
+  id: string;
+  role: 'user' | 'assistant' | 'system';
+  author?: string | null;
+  content: string;
+}
+
+export interface StepOutput {
+  type: 'stream' | 'display' | 'result' | 'error';
+  text?: string;
+  /** A PNG image, base64. */
+  image?: string;
+  /** An HTML table (a DataFrame). */
+  html?: string;
+}
+
+export interface RunStep {
+  code: string;
+  outputs: StepOutput[];
+  observation?: string;
+}
+
+export interface RunView {
+  id: string;
+  status: string;
+  error?: string | null;
+  /** The model's reply streaming in now. */
+  streaming: string;
+  steps: RunStep[];
+  question?: string;
+  costUsd: number;
+  tokens: number;
+}
+
+export interface ThreadView {
+  lastSeq: number;
+  messages: ChatMessage[];
+  runs: RunView[];
+}
+
+export const emptyThread: ThreadView = { lastSeq: 0, messages: [], runs: [] };
+
+type Payload = Record<string, unknown>;
+
+const text = (value: unknown): string => (typeof value === 'string' ? value : '');
+
+function run(view: ThreadView, id: string): [RunView[], RunView] {
+  const existing = view.runs.find((r) => r.id === id);
+  const current: RunView = existing ?? { id, status: 'queued', streaming: '', steps: [], costUsd: 0, tokens: 0 };
+  const runs = existing ? view.runs : [...view.runs, current];
+  return [runs, current];
+}
+
+function replace(runs: RunView[], updated: RunView): RunView[] {
+  return runs.map((r) => (r.id === updated.id ? updated : r));
+}
+
+function output(payload: Payload): StepOutput {
+  const kind = text(payload.type) as StepOutput['type'];
+  if (kind === 'stream') return { type: 'stream', text: text(payload.text) };
+  if (kind === 'error') return { type: 'error', text: `${text(payload.ename)}: ${text(payload.evalue)}` };
+  const data = (payload.data ?? {}) as Payload;
+  const shown: StepOutput = { type: kind === 'result' ? 'result' : 'display' };
+  if (typeof data['image/png'] === 'string') shown.image = data['image/png'];
+  else if (typeof data['text/html'] === 'string') shown.html = data['text/html'];
+  else shown.text = text(data['text/plain']);
+  return shown;
+}
+
+/** The view after one more event; events already applied are ignored. */
+export function applyEvent(view: ThreadView, event: EventResponse): ThreadView {
+  if (event.seq <= view.lastSeq) return view;
+  const payload = (event.payload ?? {}) as Payload;
+  const next: ThreadView = { ...view, lastSeq: event.seq };
+  if (event.kind === 'message.created') {
+    const role = text(payload.role) as ChatMessage['role'];
+    const message: ChatMessage = { id: text(payload.id), role, author: text(payload.author) || null, content: text(payload.content) };
+    return { ...next, messages: [...view.messages, message] };
+  }
+  const runId = event.run_id;
+  if (!runId) return next;
+  const [runs, current] = run(view, runId);
+  let updated: RunView;
+  switch (event.kind) {
+    case 'run.status': {
+      updated = { ...current, status: text(payload.status), error: (payload.error as string | null | undefined) ?? null };
+      if (updated.status !== 'waiting') delete updated.question;
+      if (updated.status === 'running' || updated.status === 'queued') updated.streaming = '';
+      break;
+    }
+    case 'token':
+      updated = { ...current, streaming: current.streaming + text(payload.text) };
+      break;
+    case 'code':
+      updated = { ...current, streaming: '', steps: [...current.steps, { code: text(payload.code), outputs: [] }] };
+      break;
+    case 'output':
+    case 'observation': {
+      const steps = [...current.steps];
+      const last = steps.at(-1);
+      if (last) {
+        steps[steps.length - 1] =
+          event.kind === 'output'
+            ? { ...last, outputs: [...last.outputs, output(payload)] }
+            : { ...last, observation: text(payload.text) };
+      }
+      updated = { ...current, steps };
+      break;
+    }
+    case 'interrupt':
+      updated = { ...current, question: text(payload.question) };
+      break;
+    case 'usage':
+      updated = {
+        ...current,
+        costUsd: current.costUsd + (typeof payload.cost_usd === 'number' ? payload.cost_usd : 0),
+        tokens:
+          current.tokens +
+          (typeof payload.input_tokens === 'number' ? payload.input_tokens : 0) +
+          (typeof payload.output_tokens === 'number' ? payload.output_tokens : 0),
+      };
+      break;
+    default:
+      return { ...next, runs };
+  }
+  return { ...next, runs: replace(runs, updated) };
+}
+
+/** The run still going, if any (one that is queued, running or waiting). */
+export function activeRun(view: ThreadView): RunView | undefined {
+  return [...view.runs].reverse().find((r) => ['queued', 'running', 'waiting'].includes(r.status));
+}
