@@ -359,6 +359,14 @@ ensure_s3s_fs() {
     export CAIRN_TEST_S3S_FS="$root/bin/s3s-fs"
 }
 
+# The web app end to end: a real server (debug build, embedding the web app
+# just built) with the scripted LLM server, driven in Chromium.
+web_e2e() {
+    cargo build --locked -p cairn -p cairn-testkit --example scripted_llm
+    (cd "$ROOT/web" && CAIRN_BIN="$CARGO_TARGET_DIR/debug/cairn" \
+        SCRIPTED_LLM_BIN="$CARGO_TARGET_DIR/debug/examples/scripted_llm" npm run e2e)
+}
+
 validate_openapi() {
     local venv
     venv=$(tools_venv)
@@ -408,5 +416,6 @@ stage "rust: fmt" cargo fmt --all --check
 stage "rust: clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 RUST_TESTS_RAN=1
 stage "rust: test" cargo test --workspace --locked
+stage "web: end-to-end in Chromium" web_e2e
 
 log "all checks passed"
