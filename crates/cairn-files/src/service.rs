@@ -347,6 +347,16 @@ impl Files {
         Ok(removed.len() as u64)
     }
 
+    /// Streams the newest version of a path, for callers that already
+    /// authorized the access (the agent's tools, working for a run in the
+    /// project). `NotFound` when nothing is stored there.
+    pub async fn read_latest(&self, project: ProjectId, path: &str) -> Result<Download> {
+        let checked = paths::check(path, false)?;
+        let newest = self.inner.store.file_versions(project, &checked).await?.into_iter().next();
+        let record = newest.ok_or(Error::Backend(cairn_core::Error::NotFound { entity: "file" }))?;
+        self.stream(record, None).await
+    }
+
     /// Streams a file version (or a range of it) to a member.
     pub async fn download(
         &self,

@@ -96,6 +96,24 @@ async fn tools_are_listed_and_called_in_a_scratch_sandbox() {
         .unwrap();
     assert_eq!(library["files"][0]["path"], "reports/q3.md", "the artifact is in the library: {library}");
 
+    // A library file comes into the workspace with load_file.
+    let put = api
+        .client
+        .put(format!("{}/api/v1/projects/{}/files/content?path=data/sales.csv", api.base, api.project))
+        .bearer_auth(&api.owner)
+        .body("month,sales\n1,100\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let (status, loaded) =
+        api.call(&api.owner, "load_file", json!({ "path": "data/sales.csv", "save_as": "in.csv" })).await;
+    assert_eq!((status, loaded["result"]["path"].clone()), (200, json!("in.csv")), "{loaded}");
+    let (_, read) = api.call(&api.owner, "read_file", json!({ "path": "in.csv" })).await;
+    assert_eq!(read["result"], "month,sales\n1,100\n");
+    let (status, missing) = api.call(&api.owner, "load_file", json!({ "path": "nope.csv" })).await;
+    assert_eq!((status, missing["code"].clone()), (422, json!("tool_failed")));
+
     // Errors keep their kind.
     let (status, problem) = api.call(&api.owner, "read_file", json!({})).await;
     assert_eq!((status, problem["code"].clone()), (422, json!("invalid_arguments")));

@@ -44,3 +44,38 @@ impl Tool for SaveArtifact {
         Ok(json!({ "file_id": record.id, "path": record.path, "version": record.version, "size": record.size }))
     }
 }
+
+#[derive(Debug)]
+pub(crate) struct LoadFile;
+
+#[async_trait]
+impl Tool for LoadFile {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "load_file",
+            description: "Copy a file from the project's library into the workspace (its newest version), to \
+                          work on it. Returns {path, size} of the workspace copy.",
+            params: vec![
+                Param::required("path", Kind::Str, "its path in the library, e.g. `data/sales.csv`"),
+                Param::optional("save_as", Kind::Str, "the workspace path (default: the same path)", Value::Null),
+            ],
+            returns: "dict",
+            timeout: Duration::from_secs(300),
+            python_body: None,
+        }
+    }
+
+    async fn run(&self, ctx: &ToolContext, args: Args) -> Result<Value, ToolError> {
+        let (Some(files), Some(project)) = (&ctx.services.files, ctx.project) else {
+            return Err(ToolError::Unavailable("this sandbox has no project library to read from".into()));
+        };
+        let path = args.str("path")?;
+        let download = files
+            .read_latest(project, path)
+            .await
+            .map_err(|e| ToolError::Failed(format!("cannot read {path} from the library: {e}")))?;
+        let target = args.opt_str("save_as").unwrap_or(path);
+        let entry = ctx.services.sandboxes.upload(ctx.sandbox, target, download.body).await?;
+        Ok(json!({ "path": entry.path, "size": entry.size }))
+    }
+}

@@ -83,6 +83,7 @@ impl Registry {
         registry.register(Arc::new(crate::fetch::WebFetch));
         registry.register(Arc::new(crate::search::WebSearch));
         registry.register(Arc::new(crate::artifact::SaveArtifact));
+        registry.register(Arc::new(crate::artifact::LoadFile));
         registry.register(Arc::new(crate::agent::FinalAnswer));
         registry.register(Arc::new(crate::agent::AskUser));
         for tool in crate::browser::tools() {
