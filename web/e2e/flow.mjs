@@ -9,7 +9,7 @@
 //   CAIRN_BIN=… SCRIPTED_LLM_BIN=… node e2e/flow.mjs
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -70,13 +70,19 @@ function check(condition, message) {
   if (!condition) throw new Error(`check failed: ${message}`);
 }
 
-// The analysis the scripted model "writes": a figure and a final answer.
+// The analysis the scripted model "writes": it reads the uploaded CSV from
+// the library, saves a summary as an artifact and answers.
 const reply = [
-  'I will chart the sales.',
+  'I will sum the sales.',
   '```python',
-  'import json',
-  "print('rows: 3')",
-  "final_answer('Sales grew **20%**: 100, 110, 120.')",
+  "load_file('sales.csv')",
+  'import csv',
+  "rows = list(csv.DictReader(open('sales.csv')))",
+  "total = sum(int(r['sales']) for r in rows)",
+  "print('rows:', len(rows))",
+  "open('summary.txt', 'w').write(f'total sales: {total}\\n')",
+  "save_artifact('summary.txt', name='reports/summary.txt')",
+  "final_answer(f'Sales grew **20%**: total {total}.')",
   '```',
 ].join('\n');
 const llm = spawn(llmBin, [reply], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -114,6 +120,13 @@ try {
   await owner.getByRole('button', { name: 'Create account' }).click();
   await owner.getByLabel('Project name').fill('Sales');
   await owner.getByRole('button', { name: 'Create' }).click();
+  // Upload a CSV into the library, with its progress bar, and see it listed.
+  await owner.getByLabel('Upload files (or drop them here)').setInputFiles({
+    name: 'sales.csv',
+    mimeType: 'text/csv',
+    buffer: Buffer.from('month,sales\n1,100\n2,110\n3,120\n'),
+  });
+  await owner.getByRole('button', { name: 'Download sales.csv' }).waitFor();
   await owner.getByLabel('Thread title').fill('Quarterly numbers');
   await owner.screenshot({ path: join(shots, 'project.png') });
   await owner.getByRole('button', { name: 'Start' }).click();
@@ -157,7 +170,7 @@ try {
   const answerIn = (page) => page.getByRole('list', { name: 'Messages' }).getByText('Sales grew');
   for (const page of [owner, viewer]) {
     await answerIn(page).waitFor({ timeout: 60_000 });
-    await page.locator('code', { hasText: "print('rows: 3')" }).first().waitFor();
+    await page.locator('code', { hasText: "load_file('sales.csv')" }).first().waitFor();
     await page.locator('pre', { hasText: /^rows: 3\s*$/ }).first().waitFor();
   }
   await owner.screenshot({ path: join(shots, 'thread.png'), fullPage: true });
@@ -189,6 +202,20 @@ try {
   // A reload keeps the session and shows the same thread from the log.
   await owner.reload();
   await answerIn(owner).waitFor();
+
+  // The artifact is in the library, linked to the run; it downloads.
+  await owner.getByRole('link', { name: '← Threads' }).click();
+  await owner.getByRole('button', { name: '📁 reports' }).click();
+  await owner.getByText('made by a run').waitFor();
+  await owner.screenshot({ path: join(shots, 'library.png') });
+  const [download] = await Promise.all([
+    owner.waitForEvent('download'),
+    owner.getByRole('button', { name: 'Download summary.txt' }).click(),
+  ]);
+  const saved = join(data, 'downloaded-summary.txt');
+  await download.saveAs(saved);
+  const content = readFileSync(saved, 'utf8');
+  check(content === 'total sales: 330\n', `the downloaded artifact holds the analysis (${JSON.stringify(content)})`);
   console.log('e2e: all flows passed; screenshots in e2e/screenshots/');
 } finally {
   await browser.close();

@@ -5,7 +5,7 @@
 // with fetch (so the token travels in a header, never in a URL), resuming
 // after the last event id when the connection drops.
 
-import type { EventResponse, Problem, RefreshRequest, RegisterRequest, TokenResponse } from './schema';
+import type { EventResponse, FileResponse, Problem, RefreshRequest, RegisterRequest, TokenResponse } from './schema';
 
 /** An error answer of the API, with its stable `code`. */
 export class ApiProblem extends Error {
@@ -180,6 +180,52 @@ export class Client {
     if (!response.ok) throw await problemOf(response);
     if (response.status === 204) return undefined as T;
     return (await response.json()) as T;
+  }
+
+  /**
+   * Uploads a file into a project's library at `path`, reporting progress
+   * (0 to 1) as the bytes go out. Refreshes the session once if needed.
+   */
+  async upload(projectId: string, path: string, file: Blob, onProgress?: (fraction: number) => void): Promise<FileResponse> {
+    if (!this.accessToken) await this.refresh();
+    const url = `${this.base}/api/v1/projects/${projectId}/files/content?path=${encodeURIComponent(path)}`;
+    const attempt = () =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const request = new XMLHttpRequest();
+        request.open('PUT', url);
+        if (this.accessToken) request.setRequestHeader('Authorization', `Bearer ${this.accessToken}`);
+        request.setRequestHeader('Content-Type', 'application/octet-stream');
+        request.upload.onprogress = (event) => {
+          if (event.lengthComputable) onProgress?.(event.loaded / event.total);
+        };
+        request.onload = () => resolve({ status: request.status, body: request.responseText });
+        request.onerror = () => reject(new ApiProblem(0, 'network', 'The upload broke off; try again.'));
+        request.send(file);
+      });
+    let result = await attempt();
+    if (result.status === 401 && (await this.refresh())) result = await attempt();
+    if (result.status < 200 || result.status >= 300) {
+      throw await problemOf(new Response(result.body, { status: result.status }));
+    }
+    onProgress?.(1);
+    return JSON.parse(result.body) as FileResponse;
+  }
+
+  /** Downloads a library file and hands it to the browser as a download. */
+  async download(projectId: string, file: FileResponse): Promise<void> {
+    const path = `/api/v1/projects/${projectId}/files/${file.id}/content`;
+    if (!this.accessToken) await this.refresh();
+    let response = await this.send('GET', path);
+    if (response.status === 401 && (await this.refresh())) response = await this.send('GET', path);
+    if (!response.ok) throw await problemOf(response);
+    const url = URL.createObjectURL(await response.blob());
+    const link = document.createElement('a');
+    link.href = url;
+    link.download = file.name;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
   }
 
   /**

@@ -2,6 +2,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
 import type { ProjectResponse, ThreadResponse } from '../api/schema';
 import { useSession } from '../session';
+import Library from './Library';
 
 /** The caller's projects, and a form to make one. */
 export function Projects() {
@@ -96,6 +97,7 @@ export function ProjectPage({ id }: { id: string }) {
         </button>
       </form>
       {create.error && <p role="alert">{create.error.message}</p>}
+      <Library projectId={id} />
     </section>
   );
 }

@@ -1,0 +1,123 @@
+import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useState, type DragEvent } from 'react';
+import { ApiProblem } from '../api/client';
+import type { FileResponse, ListingResponse } from '../api/schema';
+import { useSession } from '../session';
+
+interface Upload {
+  name: string;
+  progress: number;
+  error?: string;
+}
+
+function size(bytes: number): string {
+  if (bytes >= 1 << 20) return `${(bytes / (1 << 20)).toFixed(1)} MB`;
+  if (bytes >= 1 << 10) return `${(bytes / (1 << 10)).toFixed(1)} KB`;
+  return `${bytes} bytes`;
+}
+
+/** The project's library: folders, files (with what made them), uploads
+ * with a progress bar per file, and downloads. */
+export default function Library({ projectId }: { projectId: string }) {
+  const { client } = useSession();
+  const queries = useQueryClient();
+  const [folder, setFolder] = useState('');
+  const [uploads, setUploads] = useState<Upload[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  const listing = useQuery({
+    queryKey: ['files', projectId, folder],
+    queryFn: () =>
+      client.call<ListingResponse>('GET', `/api/v1/projects/${projectId}/files?folder=${encodeURIComponent(folder)}`),
+    refetchInterval: 5000,
+  });
+
+  async function upload(files: FileList | null) {
+    if (!files) return;
+    for (const file of Array.from(files)) {
+      const name = folder ? `${folder}/${file.name}` : file.name;
+      setUploads((current) => [...current, { name, progress: 0 }]);
+      const update = (change: Partial<Upload>) =>
+        setUploads((current) => current.map((u) => (u.name === name ? { ...u, ...change } : u)));
+      try {
+        await client.upload(projectId, name, file, (progress) => update({ progress }));
+        setUploads((current) => current.filter((u) => u.name !== name));
+      } catch (err) {
+        update({ error: err instanceof ApiProblem ? err.message : 'The upload failed.' });
+      }
+    }
+    void queries.invalidateQueries({ queryKey: ['files', projectId] });
+  }
+
+  async function download(file: FileResponse) {
+    setError(null);
+    try {
+      await client.download(projectId, file);
+    } catch (err) {
+      setError(err instanceof ApiProblem ? err.message : 'The download failed.');
+    }
+  }
+
+  function onDrop(event: DragEvent) {
+    event.preventDefault();
+    void upload(event.dataTransfer.files);
+  }
+
+  const parent = folder.includes('/') ? folder.slice(0, folder.lastIndexOf('/')) : '';
+  return (
+    <section aria-labelledby="library-heading" className="flex flex-col gap-2" onDragOver={(e) => e.preventDefault()} onDrop={onDrop}>
+      <h3 id="library-heading" className="text-lg font-semibold">
+        Library{folder && `: ${folder}`}
+      </h3>
+      {folder && (
+        <button type="button" className="self-start text-sm text-blue-600 underline" onClick={() => setFolder(parent)}>
+          ↑ Up
+        </button>
+      )}
+      <ul className="flex flex-col gap-1" aria-label="Files">
+        {listing.data?.folders.map((name) => (
+          <li key={`folder-${name}`}>
+            <button type="button" className="text-blue-600 underline" onClick={() => setFolder(folder ? `${folder}/${name}` : name)}>
+              📁 {name}
+            </button>
+          </li>
+        ))}
+        {listing.data?.files.map((file) => (
+          <li key={file.id} className="flex items-center gap-2">
+            <span>{file.name}</span>
+            <span className="text-sm text-gray-500">
+              {size(file.size)} · v{file.version}
+              {file.run_id ? ` · made by a run (step ${file.step ?? '?'})` : ''}
+            </span>
+            <button type="button" className="text-sm text-blue-600 underline" onClick={() => void download(file)} aria-label={`Download ${file.name}`}>
+              Download
+            </button>
+          </li>
+        ))}
+        {listing.data && listing.data.files.length === 0 && listing.data.folders.length === 0 && (
+          <li className="text-sm text-gray-500">Nothing here yet. Drop files here to upload them.</li>
+        )}
+      </ul>
+      <label className="flex flex-col gap-1 text-sm">
+        Upload files (or drop them here)
+        <input type="file" multiple onChange={(e) => void upload(e.target.files)} />
+      </label>
+      {uploads.map((u) => (
+        <div key={u.name} className="text-sm">
+          {u.name}{' '}
+          {u.error ? (
+            <span role="alert" className="text-red-600">
+              {u.error}
+            </span>
+          ) : (
+            <progress max={1} value={u.progress} aria-label={`Uploading ${u.name}`} />
+          )}
+        </div>
+      ))}
+      {error && (
+        <p role="alert" className="text-red-600">
+          {error}
+        </p>
+      )}
+    </section>
+  );
+}
