@@ -127,34 +127,23 @@ try {
     buffer: Buffer.from('month,sales\n1,100\n2,110\n3,120\n'),
   });
   await owner.getByRole('button', { name: 'Download sales.csv' }).waitFor();
+  // A second person has an account; the owner invites them as a viewer.
+  const register = await fetch(`${base}/api/v1/auth/register`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ email: 'bo@example.com', password: 'correct horse battery staple', display_name: 'Bo' }),
+  });
+  check(register.ok, 'the second account is made');
+  await owner.getByLabel('E-mail of the person to invite').fill('bo@example.com');
+  await owner.getByLabel('Their role').selectOption('viewer');
+  await owner.getByRole('button', { name: 'Invite' }).click();
+  await owner.getByRole('list', { name: 'Members' }).getByText('bo@example.com').waitFor();
   await owner.getByLabel('Thread title').fill('Quarterly numbers');
   await owner.screenshot({ path: join(shots, 'project.png') });
   await owner.getByRole('button', { name: 'Start' }).click();
   await owner.getByRole('heading', { name: 'Quarterly numbers' }).waitFor();
   const threadUrl = owner.url();
 
-  // A second member joins as a viewer and opens the same thread.
-  const api = async (path, init = {}) => {
-    const response = await fetch(`${base}${path}`, init);
-    return response.json();
-  };
-  await api('/api/v1/auth/register', {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ email: 'bo@example.com', password: 'correct horse battery staple', display_name: 'Bo' }),
-  });
-  const ownerToken = (
-    await api('/api/v1/auth/token', {
-      method: 'POST',
-      body: new URLSearchParams({ grant_type: 'password', username: 'ada@example.com', password: 'correct horse battery staple' }),
-    })
-  ).access_token;
-  const projectId = (await api('/api/v1/projects', { headers: { Authorization: `Bearer ${ownerToken}` } }))[0].id;
-  await api(`/api/v1/projects/${projectId}/members`, {
-    method: 'POST',
-    headers: { Authorization: `Bearer ${ownerToken}`, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ email: 'bo@example.com', role: 'viewer' }),
-  });
   const viewer = await (await browser.newContext({ viewport: { width: 400, height: 800 } })).newPage();
   await viewer.goto(base);
   await viewer.getByLabel('E-mail').fill('bo@example.com');

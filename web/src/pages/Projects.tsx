@@ -3,6 +3,7 @@ import { useState, type FormEvent } from 'react';
 import type { ProjectResponse, ThreadResponse } from '../api/schema';
 import { useSession } from '../session';
 import Library from './Library';
+import Members from './Members';
 
 /** The caller's projects, and a form to make one. */
 export function Projects() {
@@ -98,6 +99,7 @@ export function ProjectPage({ id }: { id: string }) {
       </form>
       {create.error && <p role="alert">{create.error.message}</p>}
       <Library projectId={id} />
+      <Members projectId={id} canManage={project.data?.role === 'owner'} />
     </section>
   );
 }
