@@ -9,7 +9,7 @@
 //   CAIRN_BIN=… SCRIPTED_LLM_BIN=… node e2e/flow.mjs
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -102,6 +102,7 @@ const server = spawn(cairnBin, ['serve'], {
     CAIRN__DATA_DIR: data,
     CAIRN__SANDBOX__POOL_SIZE: '0',
     CAIRN__LOG__LEVEL: 'warn',
+    CAIRN__AUTH__PUBLIC_URL: `http://127.0.0.1:${port}`,
     CAIRN__LLM__PROVIDERS: `[{name="scripted",kind="openai-compatible",base_url="${llmUrl}/v1",models=[{name="m"}]}]`,
   },
 });
@@ -205,6 +206,33 @@ try {
   await download.saveAs(saved);
   const content = readFileSync(saved, 'utf8');
   check(content === 'total sales: 330\n', `the downloaded artifact holds the analysis (${JSON.stringify(content)})`);
+  // Password recovery through the e-mailed link (the development outbox).
+  const guest = await (await browser.newContext()).newPage();
+  await guest.goto(base);
+  await guest.getByRole('button', { name: 'Forgot your password?' }).click();
+  await guest.getByLabel("Your account's e-mail").fill('ada@example.com');
+  await guest.getByRole('button', { name: 'Send me a link' }).click();
+  await guest.getByRole('status').waitFor();
+  let link = null;
+  for (let i = 0; i < 50 && !link; i += 1) {
+    for (const name of readdirSync(join(data, 'outbox'))) {
+      const mail = readFileSync(join(data, 'outbox', name), 'utf8').replace(/=\r?\n/g, '').replace(/=3D/g, '=');
+      const found = mail.match(/http:\/\/[^\s"<>]*reset-password#token=[A-Za-z0-9_-]+/);
+      if (found) link = found[0];
+    }
+    if (!link) await new Promise((r) => setTimeout(r, 100));
+  }
+  check(link, 'the recovery e-mail holds a link');
+  await guest.goto(link);
+  await guest.getByLabel('New password', { exact: true }).fill('a brand new passphrase 42');
+  await guest.getByRole('button', { name: 'Set the new password' }).click();
+  await guest.getByText('Your password was changed.').waitFor();
+  await guest.goto(base);
+  await guest.getByLabel('E-mail').fill('ada@example.com');
+  await guest.getByLabel('Password').fill('a brand new passphrase 42');
+  await guest.getByRole('button', { name: 'Sign in' }).click();
+  await guest.getByRole('heading', { name: 'Projects' }).waitFor();
+
   console.log('e2e: all flows passed; screenshots in e2e/screenshots/');
 } finally {
   await browser.close();

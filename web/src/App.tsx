@@ -1,11 +1,13 @@
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { Client } from './api/client';
+import { Account, ResetPassword } from './pages/Password';
 import { ProjectPage, Projects } from './pages/Projects';
 import SignIn from './pages/SignIn';
 import ThreadPage from './pages/ThreadPage';
 import ServerStatus from './ServerStatus';
 import { SessionProvider, useRoute, useSession } from './session';
+import { applyTheme, nextTheme, storedTheme } from './theme';
 
 /** The app: the session and the page the URL names. */
 export default function App({ client }: { client?: Client }) {
@@ -23,6 +25,13 @@ export default function App({ client }: { client?: Client }) {
 function Shell() {
   const { client, signedIn } = useSession();
   const route = useRoute();
+  const [theme, setTheme] = useState(storedTheme);
+  useEffect(() => applyTheme(theme), [theme]);
+  // The e-mailed recovery link: /reset-password#token=…
+  if (globalThis.location?.pathname === '/reset-password') {
+    const token = new URLSearchParams(globalThis.location.hash.replace(/^#/, '')).get('token') ?? '';
+    return <ResetPassword token={token} />;
+  }
   if (!signedIn) {
     return (
       <>
@@ -35,19 +44,28 @@ function Shell() {
     );
   }
   return (
-    <div className="mx-auto flex max-w-3xl flex-col gap-4 p-4">
+    <div className="mx-auto flex min-h-screen max-w-3xl flex-col gap-4 p-4 text-gray-900 dark:text-gray-100">
       <header className="flex items-center justify-between">
         <a href="#/" className="text-2xl font-semibold">
           Cairn
         </a>
-        <button type="button" className="rounded border px-3 py-1" onClick={() => void client.signOut()}>
-          Sign out
-        </button>
+        <nav className="flex items-center gap-3">
+          <button type="button" className="text-sm underline" onClick={() => setTheme(nextTheme(theme))} aria-label={`Theme: ${theme}; change it`}>
+            Theme: {theme}
+          </button>
+          <a href="#/account" className="text-blue-600 underline">
+            Account
+          </a>
+          <button type="button" className="rounded border px-3 py-1" onClick={() => void client.signOut()}>
+            Sign out
+          </button>
+        </nav>
       </header>
       <main>
         {route.page === 'projects' && <Projects />}
         {route.page === 'project' && <ProjectPage id={route.id} />}
         {route.page === 'thread' && <ThreadPage id={route.id} />}
+        {route.page === 'account' && <Account />}
       </main>
     </div>
   );

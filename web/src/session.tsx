@@ -24,12 +24,17 @@ export function useSession(): Session {
 }
 
 /** The page the URL's hash names: `#/`, `#/projects/ID`, `#/threads/ID`. */
-export type Route = { page: 'projects' } | { page: 'project'; id: string } | { page: 'thread'; id: string };
+export type Route =
+  | { page: 'projects' }
+  | { page: 'account' }
+  | { page: 'project'; id: string }
+  | { page: 'thread'; id: string };
 
 export function parseRoute(hash: string): Route {
   const parts = hash.replace(/^#\/?/, '').split('/').filter(Boolean);
   if (parts[0] === 'projects' && parts[1]) return { page: 'project', id: parts[1] };
   if (parts[0] === 'threads' && parts[1]) return { page: 'thread', id: parts[1] };
+  if (parts[0] === 'account') return { page: 'account' };
   return { page: 'projects' };
 }
 

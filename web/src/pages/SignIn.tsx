@@ -1,11 +1,12 @@
 import { useState, type FormEvent } from 'react';
 import { ApiProblem } from '../api/client';
 import { useSession } from '../session';
+import { ForgotPassword } from './Password';
 
 /** Sign in, or create an account (and be signed in). */
 export default function SignIn() {
   const { client } = useSession();
-  const [mode, setMode] = useState<'in' | 'up'>('in');
+  const [mode, setMode] = useState<'in' | 'up' | 'forgot'>('in');
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
   const [name, setName] = useState('');
@@ -26,6 +27,14 @@ export default function SignIn() {
     }
   }
 
+  if (mode === 'forgot') {
+    return (
+      <main className="mx-auto mt-16 max-w-sm px-4">
+        <h1 className="mb-6 text-3xl font-semibold">Cairn</h1>
+        <ForgotPassword onDone={() => setMode('in')} />
+      </main>
+    );
+  }
   return (
     <main className="mx-auto mt-16 max-w-sm px-4">
       <h1 className="mb-6 text-3xl font-semibold">Cairn</h1>
@@ -63,6 +72,11 @@ export default function SignIn() {
       <button type="button" className="mt-4 text-blue-600 underline" onClick={() => setMode(mode === 'in' ? 'up' : 'in')}>
         {mode === 'in' ? 'New here? Create an account' : 'Have an account? Sign in'}
       </button>
+      {mode === 'in' && (
+        <button type="button" className="mt-2 block text-blue-600 underline" onClick={() => setMode('forgot')}>
+          Forgot your password?
+        </button>
+      )}
     </main>
   );
 }

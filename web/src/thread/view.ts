@@ -105,11 +105,17 @@ export function applyEvent(view: ThreadView, event: EventResponse): ThreadView {
     case 'observation': {
       const steps = [...current.steps];
       const last = steps.at(-1);
-      if (last) {
-        steps[steps.length - 1] =
-          event.kind === 'output'
-            ? { ...last, outputs: [...last.outputs, output(payload)] }
-            : { ...last, observation: text(payload.text) };
+      if (last && event.kind === 'output') {
+        const shown = output(payload);
+        const previous = last.outputs.at(-1);
+        // Printed text arrives in pieces; consecutive pieces read as one.
+        const outputs =
+          shown.type === 'stream' && previous?.type === 'stream'
+            ? [...last.outputs.slice(0, -1), { ...previous, text: (previous.text ?? '') + (shown.text ?? '') }]
+            : [...last.outputs, shown];
+        steps[steps.length - 1] = { ...last, outputs };
+      } else if (last) {
+        steps[steps.length - 1] = { ...last, observation: text(payload.text) };
       }
       updated = { ...current, steps };
       break;
