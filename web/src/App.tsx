@@ -1,6 +1,7 @@
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { useEffect, useState } from 'react';
 import { Client } from './api/client';
+import Admin from './pages/Admin';
 import { Account, ResetPassword } from './pages/Password';
 import { ProjectPage, Projects } from './pages/Projects';
 import SignIn from './pages/SignIn';
@@ -56,6 +57,9 @@ function Shell() {
           <a href="#/account" className="text-blue-600 underline">
             Account
           </a>
+          <a href="#/admin" className="text-blue-600 underline">
+            Admin
+          </a>
           <button type="button" className="rounded border px-3 py-1" onClick={() => void client.signOut()}>
             Sign out
           </button>
@@ -66,6 +70,7 @@ function Shell() {
         {route.page === 'project' && <ProjectPage id={route.id} />}
         {route.page === 'thread' && <ThreadPage id={route.id} />}
         {route.page === 'account' && <Account />}
+        {route.page === 'admin' && <Admin />}
       </main>
     </div>
   );

@@ -27,6 +27,7 @@ export function useSession(): Session {
 export type Route =
   | { page: 'projects' }
   | { page: 'account' }
+  | { page: 'admin' }
   | { page: 'project'; id: string }
   | { page: 'thread'; id: string };
 
@@ -35,6 +36,7 @@ export function parseRoute(hash: string): Route {
   if (parts[0] === 'projects' && parts[1]) return { page: 'project', id: parts[1] };
   if (parts[0] === 'threads' && parts[1]) return { page: 'thread', id: parts[1] };
   if (parts[0] === 'account') return { page: 'account' };
+  if (parts[0] === 'admin') return { page: 'admin' };
   return { page: 'projects' };
 }
 

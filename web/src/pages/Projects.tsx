@@ -4,6 +4,7 @@ import type { ProjectResponse, ThreadResponse } from '../api/schema';
 import { useSession } from '../session';
 import Library from './Library';
 import Members from './Members';
+import ProjectSettings from './ProjectSettings';
 
 /** The caller's projects, and a form to make one. */
 export function Projects() {
@@ -100,6 +101,7 @@ export function ProjectPage({ id }: { id: string }) {
       {create.error && <p role="alert">{create.error.message}</p>}
       <Library projectId={id} />
       <Members projectId={id} canManage={project.data?.role === 'owner'} />
+      {project.data && <ProjectSettings project={project.data} />}
     </section>
   );
 }

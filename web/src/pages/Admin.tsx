@@ -1,0 +1,76 @@
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import type { AuditEntryResponse, GlobalRole, UserResponse } from '../api/schema';
+import { useSession } from '../session';
+
+/** Administration: every account (disable, make admin) and the audit log. */
+export default function Admin() {
+  const { client } = useSession();
+  const queries = useQueryClient();
+  const users = useQuery({ queryKey: ['admin', 'users'], queryFn: () => client.call<UserResponse[]>('GET', '/api/v1/admin/users?limit=200') });
+  const audit = useQuery({
+    queryKey: ['admin', 'audit'],
+    queryFn: () => client.call<AuditEntryResponse[]>('GET', '/api/v1/admin/audit?limit=100'),
+  });
+  const update = useMutation({
+    mutationFn: ({ id, change }: { id: string; change: { disabled?: boolean; role?: GlobalRole } }) =>
+      client.call('PATCH', `/api/v1/admin/users/${id}`, change),
+    onSuccess: () => void queries.invalidateQueries({ queryKey: ['admin'] }),
+  });
+  const error = users.error ?? audit.error ?? update.error;
+  return (
+    <section aria-labelledby="admin-heading" className="flex flex-col gap-4">
+      <a href="#/" className="text-sm text-blue-600 underline">
+        ← Projects
+      </a>
+      <h2 id="admin-heading" className="text-xl font-semibold">
+        Administration
+      </h2>
+      {error && (
+        <p role="alert" className="text-red-600">
+          {error.message}
+        </p>
+      )}
+      <table className="text-left text-sm" aria-label="Accounts">
+        <thead>
+          <tr>
+            <th className="pr-3">Name</th>
+            <th className="pr-3">E-mail</th>
+            <th className="pr-3">Role</th>
+            <th className="pr-3">State</th>
+          </tr>
+        </thead>
+        <tbody>
+          {users.data?.map((user) => (
+            <tr key={user.id}>
+              <td className="pr-3">{user.display_name}</td>
+              <td className="pr-3">{user.email}</td>
+              <td className="pr-3">
+                <button
+                  type="button"
+                  className="underline"
+                  onClick={() => update.mutate({ id: user.id, change: { role: user.role === 'admin' ? 'member' : 'admin' } })}
+                >
+                  {user.role} (change)
+                </button>
+              </td>
+              <td className="pr-3">
+                <button type="button" className="underline" onClick={() => update.mutate({ id: user.id, change: { disabled: !user.disabled } })}>
+                  {user.disabled ? 'disabled (enable)' : 'active (disable)'}
+                </button>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <h3 className="text-lg font-semibold">Audit log</h3>
+      <ol className="flex flex-col gap-1 text-sm" aria-label="Audit log">
+        {audit.data?.map((entry) => (
+          <li key={entry.id}>
+            <span className="text-gray-500">{new Date(entry.created_at).toLocaleString()}</span> {entry.action}
+            {entry.client_addr ? ` from ${entry.client_addr}` : ''}
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+}
