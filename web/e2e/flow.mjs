@@ -70,6 +70,15 @@ function check(condition, message) {
   if (!condition) throw new Error(`check failed: ${message}`);
 }
 
+/** Waits (up to 10 s) until `probe` resolves truthy: for state the page loads after it appears. */
+async function eventually(probe, message) {
+  for (let i = 0; i < 100; i += 1) {
+    if (await probe()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`check failed: ${message}`);
+}
+
 // The analysis the scripted model "writes": it reads the uploaded CSV from
 // the library, saves a summary as an artifact and answers.
 const reply = [
@@ -206,13 +215,26 @@ try {
   await download.saveAs(saved);
   const content = readFileSync(saved, 'utf8');
   check(content === 'total sales: 330\n', `the downloaded artifact holds the analysis (${JSON.stringify(content)})`);
+
+  // A share link downloads it without signing in.
+  await owner.getByRole('button', { name: 'Share a link to summary.txt' }).click();
+  const shareUrl = await owner.getByLabel('Share link').inputValue();
+  const shared = await fetch(shareUrl);
+  check(shared.ok && (await shared.text()) === 'total sales: 330\n', `the share link works without a session (${shareUrl})`);
   // The owner sets the project's model, then administers the accounts.
   await owner.getByRole('button', { name: '↑ Up' }).click();
+  await owner.getByLabel('Search threads').fill('quarter');
+  await owner.getByRole('list', { name: 'Threads' }).getByText('Quarterly numbers').waitFor();
+  await owner.getByLabel('Search threads').fill('no such thread');
+  check((await owner.getByRole('list', { name: 'Threads' }).getByRole('link').count()) === 0, 'the search filters threads');
   const saved_model = owner.waitForResponse((r) => r.url().endsWith('/model') && r.ok());
   await owner.getByLabel("Model for this project's runs").selectOption('scripted/m');
   await saved_model;
   await owner.reload();
-  check((await owner.getByLabel("Model for this project's runs").inputValue()) === 'scripted/m', 'the model choice is kept');
+  await eventually(
+    async () => (await owner.getByLabel("Model for this project's runs").inputValue()) === 'scripted/m',
+    'the model choice is kept',
+  );
   await owner.getByRole('link', { name: 'Admin' }).click();
   await owner.getByRole('table', { name: 'Accounts' }).getByText('bo@example.com').waitFor();
   await owner.getByRole('list', { name: 'Audit log' }).getByText('member.added', { exact: false }).first().waitFor();

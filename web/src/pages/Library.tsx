@@ -1,7 +1,7 @@
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type DragEvent } from 'react';
 import { ApiProblem } from '../api/client';
-import type { FileResponse, ListingResponse } from '../api/schema';
+import type { FileResponse, LinkResponse, ListingResponse } from '../api/schema';
 import { useSession } from '../session';
 
 interface Upload {
@@ -24,6 +24,7 @@ export default function Library({ projectId }: { projectId: string }) {
   const [folder, setFolder] = useState('');
   const [uploads, setUploads] = useState<Upload[]>([]);
   const [error, setError] = useState<string | null>(null);
+  const [shared, setShared] = useState<{ name: string; url: string; expires: string } | null>(null);
   const listing = useQuery({
     queryKey: ['files', projectId, folder],
     queryFn: () =>
@@ -54,6 +55,30 @@ export default function Library({ projectId }: { projectId: string }) {
       await client.download(projectId, file);
     } catch (err) {
       setError(err instanceof ApiProblem ? err.message : 'The download failed.');
+    }
+  }
+
+  async function share(file: FileResponse) {
+    setError(null);
+    try {
+      const link = await client.call<LinkResponse>('POST', `/api/v1/projects/${projectId}/files/${file.id}/links`, {
+        expires_in_secs: 3600,
+      });
+      const url = link.url.startsWith('/') ? `${globalThis.location.origin}${link.url}` : link.url;
+      setShared({ name: file.name, url, expires: new Date(link.expires_at).toLocaleTimeString() });
+    } catch (err) {
+      setError(err instanceof ApiProblem ? err.message : 'No link could be made.');
+    }
+  }
+
+  async function remove(file: FileResponse) {
+    if (!globalThis.confirm(`Delete ${file.path} and all its versions?`)) return;
+    setError(null);
+    try {
+      await client.call('DELETE', `/api/v1/projects/${projectId}/files?path=${encodeURIComponent(file.path)}`);
+      void queries.invalidateQueries({ queryKey: ['files', projectId] });
+    } catch (err) {
+      setError(err instanceof ApiProblem ? err.message : 'The file could not be deleted.');
     }
   }
 
@@ -91,6 +116,12 @@ export default function Library({ projectId }: { projectId: string }) {
             <button type="button" className="text-sm text-blue-600 underline" onClick={() => void download(file)} aria-label={`Download ${file.name}`}>
               Download
             </button>
+            <button type="button" className="text-sm text-blue-600 underline" onClick={() => void share(file)} aria-label={`Share a link to ${file.name}`}>
+              Share link
+            </button>
+            <button type="button" className="text-sm text-red-600 underline" onClick={() => void remove(file)} aria-label={`Delete ${file.name}`}>
+              Delete
+            </button>
           </li>
         ))}
         {listing.data && listing.data.files.length === 0 && listing.data.folders.length === 0 && (
@@ -113,6 +144,12 @@ export default function Library({ projectId }: { projectId: string }) {
           )}
         </div>
       ))}
+      {shared && (
+        <p role="status" className="text-sm">
+          Anyone with this link can download {shared.name} until {shared.expires}:{' '}
+          <input readOnly className="w-full rounded border px-1" value={shared.url} aria-label="Share link" onFocus={(e) => e.target.select()} />
+        </p>
+      )}
       {error && (
         <p role="alert" className="text-red-600">
           {error}

@@ -61,6 +61,7 @@ export function ProjectPage({ id }: { id: string }) {
   const project = useQuery({ queryKey: ['project', id], queryFn: () => client.call<ProjectResponse>('GET', `/api/v1/projects/${id}`) });
   const threads = useQuery({ queryKey: ['threads', id], queryFn: () => client.call<ThreadResponse[]>('GET', `/api/v1/projects/${id}/threads`) });
   const [title, setTitle] = useState('');
+  const [search, setSearch] = useState('');
   const create = useMutation({
     mutationFn: (threadTitle: string) => client.call<ThreadResponse>('POST', `/api/v1/projects/${id}/threads`, { title: threadTitle }),
     onSuccess: (thread) => {
@@ -80,8 +81,14 @@ export function ProjectPage({ id }: { id: string }) {
         {project.data?.name ?? '…'}
       </h2>
       {threads.error && <p role="alert">{threads.error.message}</p>}
-      <ul className="flex flex-col gap-1">
-        {threads.data?.map((thread) => (
+      <label className="flex flex-col gap-1 text-sm">
+        Search threads
+        <input className="rounded border px-2 py-1" type="search" value={search} onChange={(e) => setSearch(e.target.value)} />
+      </label>
+      <ul className="flex flex-col gap-1" aria-label="Threads">
+        {threads.data
+          ?.filter((thread) => thread.title.toLowerCase().includes(search.trim().toLowerCase()))
+          .map((thread) => (
           <li key={thread.id}>
             <a className="text-blue-600 underline" href={`#/threads/${thread.id}`}>
               {thread.title}
