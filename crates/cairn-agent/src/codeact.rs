@@ -169,6 +169,19 @@ impl Agent {
         context
     }
 
+    /// What a tool called in this step of the run works with (its
+    /// artifacts carry the run and the step).
+    fn tool_context(&self, run: &RunContext, step: i64) -> ToolContext {
+        ToolContext {
+            services: self.services.clone(),
+            sandbox: run.sandbox,
+            user: run.user,
+            project: Some(run.project),
+            thread: Some(run.thread),
+            run: Some((run.run, step)),
+        }
+    }
+
     /// The agent's graph for one run.
     pub fn graph(self: &Arc<Self>, run: RunContext, events: Arc<dyn Events>) -> Graph<AgentState> {
         let (think_agent, think_run, think_events) = (self.clone(), run.clone(), events.clone());
@@ -332,14 +345,7 @@ impl Agent {
         let Some(code) = state.pending_code.take() else {
             return Ok(Step::next(state));
         };
-        let tools = ToolContext {
-            services: self.services.clone(),
-            sandbox: run.sandbox,
-            user: run.user,
-            project: Some(run.project),
-            thread: Some(run.thread),
-            run: Some((run.run, ctx.step)),
-        };
+        let tools = self.tool_context(run, ctx.step);
         let (outputs_tx, mut outputs_rx) = tokio::sync::mpsc::unbounded_channel::<Output>();
         let mut bridge = AgentBridge {
             agent: self,
@@ -417,19 +423,7 @@ impl Agent {
                         if self.services.sandboxes.write_file(run.sandbox, &path, bytes).await.is_ok() {
                             let saved = self
                                 .registry
-                                .call(
-                                    &ToolContext {
-                                        services: self.services.clone(),
-                                        sandbox: run.sandbox,
-                                        user: run.user,
-                                        project: Some(run.project),
-                                        thread: Some(run.thread),
-                                        run: Some((run.run, ctx.step)),
-                                    },
-                                    "save_artifact",
-                                    json!([path]),
-                                    json!({}),
-                                )
+                                .call(&self.tool_context(run, ctx.step), "save_artifact", json!([path]), json!({}))
                                 .await;
                             if let Ok(file) = &saved {
                                 events.emit("artifact", file.clone()).await;

@@ -510,12 +510,11 @@ impl LocalSandboxes {
     pub async fn shutdown(&self) {
         let entries: Vec<Arc<Entry>> = self.lock().values().cloned().collect();
         for entry in entries {
+            // Stopped whether busy or not: nothing may start meanwhile.
             if let Some(handle) = entry.handle() {
                 handle.stop();
             }
-            let mut slot = entry.kernel.lock().await;
-            stop_kernel(&entry, &mut slot).await;
-            if let Err(error) = entry.save() {
+            if let Err(error) = self.pause_entry(&entry).await {
                 tracing::warn!(sandbox = %entry.id, %error, "cannot record a sandbox at shutdown");
             }
         }
