@@ -5,18 +5,13 @@
 mod support;
 
 use cairn_config::{Config, LlmModel, LlmProvider};
-use cairn_core::bus::QueueOptions;
-use cairn_store::{Database, OpenOptions};
 use cairn_testkit::TempDir;
 use serde_json::{Value, json};
 
 #[tokio::test]
 async fn the_configured_models_are_listed_with_prices_and_the_default() {
     let dir = TempDir::new("models-api");
-    let db = Database::open(&dir.sqlite_url(), &OpenOptions::default()).await.unwrap();
-    db.migrate().await.unwrap();
-    let bus = cairn_bus::in_process(db.queue(QueueOptions::default()));
-    let mut config = Config { data_dir: dir.path.clone(), ..Config::default() };
+    let mut config = Config::default();
     config.llm.providers = vec![LlmProvider {
         name: "ollama".into(),
         kind: "openai-compatible".into(),
@@ -24,7 +19,7 @@ async fn the_configured_models_are_listed_with_prices_and_the_default() {
         api_key: "secret-key".into(),
         models: vec![LlmModel { name: "qwen3".into(), input_usd_per_mtok: 0.0, output_usd_per_mtok: 0.0 }],
     }];
-    let base = support::serve(support::state(config, &db, bus, &dir)).await;
+    let base = support::serve(support::sqlite_state(&dir, config).await).await;
     let client = reqwest::Client::new();
     let ([owner, _, _], _) = support::owner_viewer_stranger(&client, &base, "Models").await;
     assert_eq!(client.get(format!("{base}/api/v1/models")).send().await.unwrap().status(), 401);

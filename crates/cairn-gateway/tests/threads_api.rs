@@ -8,8 +8,6 @@ mod support;
 use std::time::Duration;
 
 use cairn_config::{Config, LlmModel, LlmProvider};
-use cairn_core::bus::QueueOptions;
-use cairn_store::{Database, OpenOptions};
 use cairn_testkit::{Reply, ScriptedLlm, TempDir};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -27,11 +25,8 @@ struct Api {
 
 async fn start(with_agent: bool) -> Api {
     let dir = TempDir::new("threads-api");
-    let db = Database::open(&dir.sqlite_url(), &OpenOptions::default()).await.unwrap();
-    db.migrate().await.unwrap();
-    let bus = cairn_bus::in_process(db.queue(QueueOptions::default()));
     let llm = ScriptedLlm::start(Vec::new()).await;
-    let mut config = Config { data_dir: dir.path.clone(), ..Config::default() };
+    let mut config = Config::default();
     config.llm.providers = vec![LlmProvider {
         name: "scripted".into(),
         kind: "openai-compatible".into(),
@@ -42,7 +37,7 @@ async fn start(with_agent: bool) -> Api {
             LlmModel { name: "n".into(), input_usd_per_mtok: 0.0, output_usd_per_mtok: 0.0 },
         ],
     }];
-    let mut state = support::state(config, &db, bus, &dir);
+    let mut state = support::sqlite_state(&dir, config).await;
     if with_agent {
         support::with_sandboxes(&mut state, &dir, true).await;
     }

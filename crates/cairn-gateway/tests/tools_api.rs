@@ -6,8 +6,6 @@
 mod support;
 
 use cairn_config::Config;
-use cairn_core::bus::QueueOptions;
-use cairn_store::{Database, OpenOptions};
 use cairn_testkit::TempDir;
 use serde_json::{Value, json};
 
@@ -23,11 +21,7 @@ struct Api {
 
 async fn start(with_tools: bool) -> Api {
     let dir = TempDir::new("tools-api");
-    let db = Database::open(&dir.sqlite_url(), &OpenOptions::default()).await.unwrap();
-    db.migrate().await.unwrap();
-    let bus = cairn_bus::in_process(db.queue(QueueOptions::default()));
-    let config = Config { data_dir: dir.path.clone(), ..Config::default() };
-    let mut state = support::state(config, &db, bus, &dir);
+    let mut state = support::sqlite_state(&dir, Config::default()).await;
     if with_tools {
         support::with_sandboxes(&mut state, &dir, false).await;
     }

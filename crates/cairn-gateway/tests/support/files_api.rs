@@ -2,8 +2,6 @@
 //! and a project, on local storage or a real S3 server.
 
 use cairn_config::Config;
-use cairn_core::bus::QueueOptions;
-use cairn_store::{Database, OpenOptions};
 use cairn_testkit::{S3Server, TempDir};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -23,15 +21,12 @@ pub struct Api {
 
 async fn start(s3: Option<S3Server>, tweak: fn(&mut Config)) -> Api {
     let dir = TempDir::new("files-api");
-    let db = Database::open(&dir.sqlite_url(), &OpenOptions::default()).await.unwrap();
-    db.migrate().await.unwrap();
-    let bus = cairn_bus::in_process(db.queue(QueueOptions::default()));
-    let mut config = Config { data_dir: dir.path.clone(), ..Config::default() };
+    let mut config = Config::default();
     if let Some(s3) = &s3 {
         s3.configure(&mut config.files);
     }
     tweak(&mut config);
-    let state = super::state(config, &db, bus, &dir);
+    let state = super::sqlite_state(&dir, config).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();

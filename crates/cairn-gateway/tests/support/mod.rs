@@ -13,6 +13,16 @@ use cairn_gateway::{AppState, ServerRole};
 use cairn_store::Database;
 use cairn_testkit::TempDir;
 
+/// The state on a fresh SQLite database in `dir` (also the data dir) with
+/// the in-process bus.
+pub async fn sqlite_state(dir: &TempDir, mut config: Config) -> AppState {
+    config.data_dir = dir.path.clone();
+    let db = Database::open(&dir.sqlite_url(), &cairn_store::OpenOptions::default()).await.unwrap();
+    db.migrate().await.unwrap();
+    let bus = cairn_bus::in_process(db.queue(cairn_core::bus::QueueOptions::default()));
+    state(config, &db, bus, dir)
+}
+
 pub fn state(config: Config, db: &Database, bus: Bus, dir: &TempDir) -> AppState {
     let config_llm = config.llm.clone();
     let keys = if config.auth.signing_keys.is_empty() {
