@@ -167,16 +167,22 @@ export class Client {
   }
 
   /**
-   * Calls the API with the session: an expired access token is refreshed
-   * once, silently, and the call repeated; an error answer is thrown as an
-   * {@link ApiProblem}.
+   * Makes a request with the session: a session kept from an earlier page
+   * is restored first, and an expired access token is refreshed once,
+   * silently, and the request made again.
+   */
+  private async withSession<R extends { status: number }>(attempt: () => Promise<R>): Promise<R> {
+    if (!this.accessToken && this.tokens.get()) await this.refresh();
+    const first = await attempt();
+    return first.status === 401 && (await this.refresh()) ? attempt() : first;
+  }
+
+  /**
+   * Calls the API with the session (see {@link withSession}); an error
+   * answer is thrown as an {@link ApiProblem}.
    */
   async call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-    if (!this.accessToken && this.tokens.get()) await this.refresh();
-    let response = await this.send(method, path, body, signal);
-    if (response.status === 401 && (await this.refresh())) {
-      response = await this.send(method, path, body, signal);
-    }
+    const response = await this.withSession(() => this.send(method, path, body, signal));
     if (!response.ok) throw await problemOf(response);
     if (response.status === 204) return undefined as T;
     return (await response.json()) as T;
@@ -187,7 +193,6 @@ export class Client {
    * (0 to 1) as the bytes go out. Refreshes the session once if needed.
    */
   async upload(projectId: string, path: string, file: Blob, onProgress?: (fraction: number) => void): Promise<FileResponse> {
-    if (!this.accessToken) await this.refresh();
     const url = `${this.base}/api/v1/projects/${projectId}/files/content?path=${encodeURIComponent(path)}`;
     const attempt = () =>
       new Promise<{ status: number; body: string }>((resolve, reject) => {
@@ -202,8 +207,7 @@ export class Client {
         request.onerror = () => reject(new ApiProblem(0, 'network', 'The upload broke off; try again.'));
         request.send(file);
       });
-    let result = await attempt();
-    if (result.status === 401 && (await this.refresh())) result = await attempt();
+    const result = await this.withSession(attempt);
     if (result.status < 200 || result.status >= 300) {
       throw await problemOf(new Response(result.body, { status: result.status }));
     }
@@ -214,9 +218,7 @@ export class Client {
   /** Downloads a library file and hands it to the browser as a download. */
   async download(projectId: string, file: FileResponse): Promise<void> {
     const path = `/api/v1/projects/${projectId}/files/${file.id}/content`;
-    if (!this.accessToken) await this.refresh();
-    let response = await this.send('GET', path);
-    if (response.status === 401 && (await this.refresh())) response = await this.send('GET', path);
+    const response = await this.withSession(() => this.send('GET', path));
     if (!response.ok) throw await problemOf(response);
     const url = URL.createObjectURL(await response.blob());
     const link = document.createElement('a');

@@ -1,6 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import type { AuditEntryResponse, GlobalRole, UserResponse } from '../api/schema';
 import { useSession } from '../session';
+import { Alert } from '../components/Alert';
 
 /** Administration: every account (disable, make admin) and the audit log. */
 export default function Admin() {
@@ -25,11 +26,7 @@ export default function Admin() {
       <h2 id="admin-heading" className="text-xl font-semibold">
         Administration
       </h2>
-      {error && (
-        <p role="alert" className="text-red-600">
-          {error.message}
-        </p>
-      )}
+      <Alert message={error?.message} />
       <table className="text-left text-sm" aria-label="Accounts">
         <thead>
           <tr>

@@ -3,6 +3,7 @@ import { useState, type DragEvent } from 'react';
 import { ApiProblem } from '../api/client';
 import type { FileResponse, LinkResponse, ListingResponse } from '../api/schema';
 import { useSession } from '../session';
+import { Alert } from '../components/Alert';
 
 interface Upload {
   name: string;
@@ -150,11 +151,7 @@ export default function Library({ projectId }: { projectId: string }) {
           <input readOnly className="w-full rounded border px-1" value={shared.url} aria-label="Share link" onFocus={(e) => e.target.select()} />
         </p>
       )}
-      {error && (
-        <p role="alert" className="text-red-600">
-          {error}
-        </p>
-      )}
+      <Alert message={error} />
     </section>
   );
 }

@@ -2,6 +2,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
 import type { MemberResponse, Role } from '../api/schema';
 import { useSession } from '../session';
+import { Alert } from '../components/Alert';
 
 const ROLES: Role[] = ['viewer', 'editor', 'owner'];
 
@@ -106,11 +107,7 @@ export default function Members({ projectId, canManage }: { projectId: string; c
           </button>
         </form>
       )}
-      {error && (
-        <p role="alert" className="text-red-600">
-          {error.message}
-        </p>
-      )}
+      <Alert message={error?.message} />
     </section>
   );
 }

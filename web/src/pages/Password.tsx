@@ -1,9 +1,27 @@
 import { useState, type FormEvent } from 'react';
 import { ApiProblem } from '../api/client';
 import { useSession } from '../session';
+import { Alert } from '../components/Alert';
 
 function message(err: unknown): string {
   return err instanceof ApiProblem ? err.message : 'Cannot reach the Cairn server.';
+}
+
+/** A password input with its label. */
+function PasswordField(props: { label: string; autoComplete: string; value: string; onChange: (value: string) => void }) {
+  return (
+    <label className="flex flex-col gap-1">
+      {props.label}
+      <input
+        className="rounded border px-2 py-1"
+        type="password"
+        autoComplete={props.autoComplete}
+        value={props.value}
+        onChange={(e) => props.onChange(e.target.value)}
+        required
+      />
+    </label>
+  );
 }
 
 /** "Forgot your password?": asks for the e-mail and sends the link. */
@@ -38,11 +56,7 @@ export function ForgotPassword({ onDone }: { onDone: () => void }) {
         Your account's e-mail
         <input className="rounded border px-2 py-1" type="email" value={email} onChange={(e) => setEmail(e.target.value)} required />
       </label>
-      {error && (
-        <p role="alert" className="text-red-600">
-          {error}
-        </p>
-      )}
+      <Alert message={error} />
       <button type="submit" className="rounded bg-blue-600 px-3 py-2 text-white">
         Send me a link
       </button>
@@ -75,15 +89,8 @@ export function ResetPassword({ token }: { token: string }) {
         </p>
       ) : (
         <form onSubmit={(e) => void submit(e)} className="flex flex-col gap-2" aria-label="Choose a new password">
-          <label className="flex flex-col gap-1">
-            New password
-            <input className="rounded border px-2 py-1" type="password" autoComplete="new-password" value={password} onChange={(e) => setPassword(e.target.value)} required />
-          </label>
-          {error && (
-            <p role="alert" className="text-red-600">
-              {error}
-            </p>
-          )}
+          <PasswordField label="New password" autoComplete="new-password" value={password} onChange={setPassword} />
+          <Alert message={error} />
           <button type="submit" className="rounded bg-blue-600 px-3 py-2 text-white">
             Set the new password
           </button>
@@ -122,19 +129,9 @@ export function Account() {
         Your account
       </h2>
       <form onSubmit={(e) => void submit(e)} className="flex max-w-sm flex-col gap-2" aria-label="Change password">
-        <label className="flex flex-col gap-1">
-          Current password
-          <input className="rounded border px-2 py-1" type="password" autoComplete="current-password" value={current} onChange={(e) => setCurrent(e.target.value)} required />
-        </label>
-        <label className="flex flex-col gap-1">
-          New password
-          <input className="rounded border px-2 py-1" type="password" autoComplete="new-password" value={next} onChange={(e) => setNext(e.target.value)} required />
-        </label>
-        {error && (
-          <p role="alert" className="text-red-600">
-            {error}
-          </p>
-        )}
+        <PasswordField label="Current password" autoComplete="current-password" value={current} onChange={setCurrent} />
+        <PasswordField label="New password" autoComplete="new-password" value={next} onChange={setNext} />
+        <Alert message={error} />
         {status && <p role="status">{status}</p>}
         <button type="submit" className="rounded bg-blue-600 px-3 py-2 text-white">
           Change password

@@ -1,6 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import type { ModelsResponse, ProjectResponse } from '../api/schema';
 import { useSession } from '../session';
+import { Alert } from '../components/Alert';
 
 /** The project's default model (owners choose; everyone sees it). */
 export default function ProjectSettings({ project }: { project: ProjectResponse }) {
@@ -37,11 +38,7 @@ export default function ProjectSettings({ project }: { project: ProjectResponse 
       {models.data && models.data.models.length === 0 && (
         <p className="text-sm text-gray-500">No language model is configured on this server yet (llm.providers).</p>
       )}
-      {save.error && (
-        <p role="alert" className="text-red-600">
-          {save.error.message}
-        </p>
-      )}
+      <Alert message={save.error?.message} />
     </section>
   );
 }

@@ -5,6 +5,7 @@ import { useSession } from '../session';
 import Library from './Library';
 import Members from './Members';
 import ProjectSettings from './ProjectSettings';
+import { Alert } from '../components/Alert';
 
 /** The caller's projects, and a form to make one. */
 export function Projects() {
@@ -30,7 +31,7 @@ export function Projects() {
         Projects
       </h2>
       {projects.isPending && <p>Loading…</p>}
-      {projects.error && <p role="alert">{projects.error.message}</p>}
+      <Alert message={projects.error?.message} />
       <ul className="flex flex-col gap-1">
         {projects.data?.map((project) => (
           <li key={project.id}>
@@ -50,7 +51,7 @@ export function Projects() {
           Create
         </button>
       </form>
-      {create.error && <p role="alert">{create.error.message}</p>}
+      <Alert message={create.error?.message} />
     </section>
   );
 }
@@ -80,7 +81,7 @@ export function ProjectPage({ id }: { id: string }) {
       <h2 id="project-heading" className="text-xl font-semibold">
         {project.data?.name ?? '…'}
       </h2>
-      {threads.error && <p role="alert">{threads.error.message}</p>}
+      <Alert message={threads.error?.message} />
       <label className="flex flex-col gap-1 text-sm">
         Search threads
         <input className="rounded border px-2 py-1" type="search" value={search} onChange={(e) => setSearch(e.target.value)} />
@@ -105,7 +106,7 @@ export function ProjectPage({ id }: { id: string }) {
           Start
         </button>
       </form>
-      {create.error && <p role="alert">{create.error.message}</p>}
+      <Alert message={create.error?.message} />
       <Library projectId={id} />
       <Members projectId={id} canManage={project.data?.role === 'owner'} />
       {project.data && <ProjectSettings project={project.data} />}

@@ -2,6 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { ApiProblem } from '../api/client';
 import { useSession } from '../session';
 import { ForgotPassword } from './Password';
+import { Alert } from '../components/Alert';
 
 /** Sign in, or create an account (and be signed in). */
 export default function SignIn() {
@@ -60,11 +61,7 @@ export default function SignIn() {
             autoComplete={mode === 'in' ? 'current-password' : 'new-password'}
           />
         </label>
-        {error && (
-          <p role="alert" className="text-red-600">
-            {error}
-          </p>
-        )}
+        <Alert message={error} />
         <button type="submit" disabled={busy} className="rounded bg-blue-600 px-3 py-2 text-white disabled:opacity-50">
           {mode === 'in' ? 'Sign in' : 'Create account'}
         </button>

@@ -6,6 +6,7 @@ import { ApiProblem } from '../api/client';
 import type { ThreadResponse } from '../api/schema';
 import { useSession } from '../session';
 import { activeRun, applyEvent, emptyThread, type RunView, type StepOutput } from '../thread/view';
+import { Alert } from '../components/Alert';
 
 /** One thread: its messages and runs, live, and the composer. */
 export default function ThreadPage({ id }: { id: string }) {
@@ -77,11 +78,7 @@ export default function ThreadPage({ id }: { id: string }) {
       {view.runs.map((run) => (
         <RunPanel key={run.id} run={run} />
       ))}
-      {error && (
-        <p role="alert" className="text-red-600">
-          {error}
-        </p>
-      )}
+      <Alert message={error} />
       <form onSubmit={(e) => void send(e)} className="flex flex-col gap-2" aria-label="Message">
         <label htmlFor="composer" className="sr-only">
           {running?.status === 'waiting' ? 'Your answer' : 'Your message'}
