@@ -323,37 +323,15 @@ async fn a_run_survives_kill_9_of_the_server_and_completes_after_restart() {
     let token: Value =
         client.post(format!("{base}/api/v1/auth/token")).form(&form).send().await.unwrap().json().await.unwrap();
     let token = token["access_token"].as_str().unwrap().to_owned();
-    let project: Value = client
-        .post(format!("{base}/api/v1/projects"))
-        .bearer_auth(&token)
-        .json(&json!({ "name": "P" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let thread: Value = client
-        .post(format!("{base}/api/v1/projects/{}/threads", project["id"].as_str().unwrap()))
-        .bearer_auth(&token)
-        .json(&json!({ "title": "T" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let post = |path: String, body: Value| {
+        let request = client.post(format!("{base}{path}")).bearer_auth(&token).json(&body);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let project = post("/api/v1/projects".into(), json!({ "name": "P" })).await;
+    let thread =
+        post(format!("/api/v1/projects/{}/threads", project["id"].as_str().unwrap()), json!({ "title": "T" })).await;
     let thread = thread["id"].as_str().unwrap().to_owned();
-    let posted: Value = client
-        .post(format!("{base}/api/v1/threads/{thread}/messages"))
-        .bearer_auth(&token)
-        .json(&json!({ "content": "Do it in steps." }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let posted = post(format!("/api/v1/threads/{thread}/messages"), json!({ "content": "Do it in steps." })).await;
     let run = posted["run"]["id"].as_str().unwrap().to_owned();
 
     // Wait until the first step ran and the second reply is streaming, then kill -9.
