@@ -83,6 +83,8 @@ pub struct RunContext {
     /// `provider/model`; `None`: the default.
     pub model: Option<String>,
     pub budget: Budget,
+    /// The most the project's runs may spend in all (US dollars), if limited.
+    pub project_budget_usd: Option<f64>,
     /// Tools whose calls a member must approve first (`agent.require_approval`).
     pub require_approval: Vec<String>,
 }
@@ -252,7 +254,14 @@ impl Agent {
             }
         }
         state.seen_messages = thread_messages.len();
-        if let Some(why) = Self::over_budget(&state, &run.budget) {
+        // The project's budget first: the owner set it on purpose.
+        let mut over = None;
+        if let Some(limit) = run.project_budget_usd
+            && self.store.project_cost(run.project).await.map_err(|e| e.to_string())? >= limit
+        {
+            over = Some(format!("the project's budget of ${limit:.2} is spent"));
+        }
+        if let Some(why) = over.or_else(|| Self::over_budget(&state, &run.budget)) {
             events.emit("run.budget", json!({ "reason": why })).await;
             state.failure = Some(why);
             return Ok(Step { state, control: Control::End });
@@ -304,6 +313,9 @@ impl Agent {
         state.usage.add(usage);
         let cost = info.cost(usage);
         state.cost_usd += cost;
+        if let Err(error) = self.store.add_run_cost(run.run, cost).await {
+            tracing::warn!(%error, "the cost of a model call could not be recorded");
+        }
         events
             .emit(
                 "usage",

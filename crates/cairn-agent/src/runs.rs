@@ -361,6 +361,7 @@ impl Runs {
                 return Ok(());
             }
         };
+        let project = self.inner.store.project(thread.project_id).await?;
         let cancel = Arc::new(AtomicBool::new(false));
         self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).insert(id, cancel.clone());
         let context = RunContext {
@@ -371,17 +372,14 @@ impl Runs {
             sandbox,
             model: None,
             budget: self.inner.budget,
+            project_budget_usd: project.budget_usd,
             require_approval: self.inner.require_approval.clone(),
         };
         let events: Arc<dyn Events> = Arc::new(self.events(run.thread_id, Some(id)));
         let graph = self.inner.agent.graph(context, events);
         let checkpoints = StoreCheckpointer { store: self.inner.store.clone() };
         // The run's own model, else the thread's, else the project's, else the default.
-        let project_model = match (&model, &thread.model) {
-            (None, None) => self.inner.store.project(thread.project_id).await?.model,
-            _ => None,
-        };
-        let initial = AgentState { model: model.or(thread.model.clone()).or(project_model), ..AgentState::default() };
+        let initial = AgentState { model: model.or(thread.model.clone()).or(project.model), ..AgentState::default() };
         let outcome = graph.run(&id.to_string(), &checkpoints, initial, None, cancel).await;
         self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
         match outcome {

@@ -8,7 +8,7 @@ use cairn_config::Config;
 use cairn_core::bus::{Bus, Cache, PubSub};
 use cairn_core::model::{
     ApiKey, AuditEntry, Membership, NewApiKey, NewAuditEntry, NewProject, NewRefreshToken, NewUser, Project,
-    RefreshOutcome, Role, User,
+    ProjectUpdate, RefreshOutcome, Role, User,
 };
 use cairn_core::store::Store;
 use cairn_core::{ApiKeyId, AuditId, ProjectId, SessionId, UserId};
@@ -468,6 +468,30 @@ impl Auth {
         self.audit(Some(principal.user.id), Some(project.id), "project.created", json!({ "name": project.name }), addr)
             .await;
         Ok(project)
+    }
+
+    /// Renames the project or changes its default model or budget (owners).
+    /// The model is checked by the caller, which knows the configured ones.
+    pub async fn update_project(
+        &self,
+        principal: &Principal,
+        id: ProjectId,
+        mut update: ProjectUpdate,
+        addr: &str,
+    ) -> Result<(Project, Role)> {
+        let grant = self.authorize(principal, id, Access::Manage).await?;
+        if let Some(name) = &update.name {
+            update.name = Some(bounded("name", name, 200)?);
+        }
+        if let Some(Some(budget)) = update.budget_usd
+            && !(budget.is_finite() && (0.0..=1_000_000_000.0).contains(&budget))
+        {
+            return Err(Error::InvalidInput("`budget_usd` must be a number of dollars from 0 to 1000000000".into()));
+        }
+        let project = self.store().update_project(id, update.clone()).await?;
+        let changes = json!({ "name": update.name, "model": update.model, "budget_usd": update.budget_usd });
+        self.audit(Some(principal.user.id), Some(id), "project.updated", changes, addr).await;
+        Ok((project, grant.role))
     }
 
     /// The projects the caller can see, with their role in each.

@@ -142,6 +142,17 @@ pub struct Project {
     pub created_at: OffsetDateTime,
     /// The model its threads' runs use by default (`provider/model`).
     pub model: Option<String>,
+    /// The most its agent runs may spend on models in all (US dollars);
+    /// `None`: no limit beyond each run's own.
+    pub budget_usd: Option<f64>,
+}
+
+/// Changes to a project's settings; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectUpdate {
+    pub name: Option<String>,
+    pub model: Option<Option<String>>,
+    pub budget_usd: Option<Option<f64>>,
 }
 
 #[derive(Debug, Clone)]

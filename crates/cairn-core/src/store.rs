@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 
 use crate::model::{
     ApiKey, AuditEntry, Checkpoint, Event, FileRecord, Membership, Message, NewApiKey, NewAuditEntry, NewCheckpoint,
-    NewEvent, NewFile, NewMessage, NewProject, NewRefreshToken, NewRun, NewThread, NewUser, Project, RefreshOutcome,
-    Role, Run, RunStatus, Thread, User,
+    NewEvent, NewFile, NewMessage, NewProject, NewRefreshToken, NewRun, NewThread, NewUser, Project, ProjectUpdate,
+    RefreshOutcome, Role, Run, RunStatus, Thread, User,
 };
 use crate::{ApiKeyId, FileId, ProjectId, Result, RunId, SessionId, ThreadId, UserId};
 
@@ -59,8 +59,10 @@ pub trait ProjectRepo: Send + Sync {
     /// Creates the project and makes `new.owner` its owner, atomically.
     async fn create_project(&self, new: NewProject) -> Result<Project>;
     async fn project(&self, id: ProjectId) -> Result<Project>;
-    /// Sets (or, with `None`, clears) the project's default model.
-    async fn set_project_model(&self, id: ProjectId, model: Option<String>) -> Result<Project>;
+    /// Applies the changes that are set (name, default model, budget).
+    async fn update_project(&self, id: ProjectId, update: ProjectUpdate) -> Result<Project>;
+    /// What the project's agent runs have spent on models so far (US dollars).
+    async fn project_cost(&self, id: ProjectId) -> Result<f64>;
     /// The projects a user belongs to, with their role, oldest first.
     async fn projects_for_user(&self, user: UserId) -> Result<Vec<(Project, Role)>>;
     /// Adds the user to the project or changes their role.
@@ -77,6 +79,7 @@ pub trait ProjectRepo: Send + Sync {
 pub trait ThreadRepo: Send + Sync {
     async fn create_thread(&self, new: NewThread) -> Result<Thread>;
     async fn thread(&self, id: ThreadId) -> Result<Thread>;
+    async fn rename_thread(&self, id: ThreadId, title: String) -> Result<Thread>;
     /// The project's threads, newest first.
     async fn threads(&self, project: ProjectId) -> Result<Vec<Thread>>;
     async fn append_message(&self, new: NewMessage) -> Result<Message>;
@@ -97,6 +100,8 @@ pub trait RunRepo: Send + Sync {
     /// Moves the run to `status`. A run that already finished keeps its final
     /// status: the call fails with `Conflict`.
     async fn set_run_status(&self, id: RunId, status: RunStatus, error: Option<String>) -> Result<Run>;
+    /// Adds a model call's cost to what the run has spent.
+    async fn add_run_cost(&self, id: RunId, cost_usd: f64) -> Result<()>;
     /// Saves the state after a step. Writing the same step twice (a re-run step)
     /// replaces it, so at-least-once execution leaves one checkpoint per step.
     async fn put_checkpoint(&self, checkpoint: NewCheckpoint) -> Result<Checkpoint>;

@@ -18,6 +18,7 @@ mod metrics;
 mod middleware;
 mod models;
 mod openapi;
+mod presence;
 mod projects;
 mod sandbox_host;
 mod system;

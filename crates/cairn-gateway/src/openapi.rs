@@ -27,7 +27,7 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "system", description = "Facts about the server"),
         (name = "probes", description = "Liveness and readiness"),
     ),
-    components(schemas(crate::Problem)),
+    components(schemas(crate::Problem, crate::presence::PresenceSignal)),
     modifiers(&SecuritySchemes)
 )]
 struct ApiDoc;

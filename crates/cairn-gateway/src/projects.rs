@@ -5,7 +5,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use cairn_auth::MemberRef;
-use cairn_core::model::Role;
+use cairn_core::model::{ProjectUpdate, Role};
 use cairn_core::{ProjectId, UserId};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -18,7 +18,7 @@ use crate::{ApiError, ApiJson, AppState, Problem};
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_project, list_projects))
-        .routes(routes!(get_project))
+        .routes(routes!(get_project, update_project))
         .routes(routes!(set_project_model))
         .routes(routes!(list_members, add_member))
         .routes(routes!(change_member, remove_member))
@@ -95,14 +95,66 @@ pub struct ProjectModelRequest {
 )]
 async fn set_project_model(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     Authenticated(principal): Authenticated,
     Path(project_id): Path<ProjectId>,
     ApiJson(request): ApiJson<ProjectModelRequest>,
 ) -> Result<ApiJson<ProjectResponse>, ApiError> {
-    let grant = state.auth.authorize(&principal, project_id, cairn_auth::Access::Manage).await?;
+    state.auth.authorize(&principal, project_id, cairn_auth::Access::Manage).await?;
     crate::threads::check_model(&state, request.model.as_deref())?;
-    let project = state.store.set_project_model(project_id, request.model).await?;
-    Ok(ApiJson((project, grant.role).into()))
+    let update = ProjectUpdate { model: Some(request.model), ..ProjectUpdate::default() };
+    Ok(ApiJson(state.auth.update_project(&principal, project_id, update, &addr).await?.into()))
+}
+
+/// Deserializes a field that is present, `null` included, as `Some`: with
+/// `#[serde(default)]`, an absent field stays `None` (left as it is).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProjectRequest {
+    /// 1 to 200 characters.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `provider/model` (see `GET /models`); `null` for the deployment's default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub model: Option<Option<String>>,
+    /// The most the project's agent runs may spend on models in all (US
+    /// dollars, 0 to 10^9); `null` for no project limit. Once spent, new runs
+    /// are refused (`budget_spent`) and running ones stop before their next
+    /// model call.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<f64>)]
+    pub budget_usd: Option<Option<f64>>,
+}
+
+/// Changes the project's settings (owners): its name, default model and
+/// budget. Fields left out stay as they are.
+#[utoipa::path(patch, path = "/projects/{project_id}", tag = "projects", security(("oauth2" = []), ("api_key" = [])),
+    params(("project_id" = ProjectId, Path)), request_body = UpdateProjectRequest,
+    responses(
+        (status = 200, description = "The project", body = ProjectResponse),
+        (status = 403, description = "Not an owner", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_input` or `unknown_model`", body = Problem,
+         content_type = "application/problem+json"),
+    )
+)]
+async fn update_project(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    Authenticated(principal): Authenticated,
+    Path(project_id): Path<ProjectId>,
+    ApiJson(request): ApiJson<UpdateProjectRequest>,
+) -> Result<ApiJson<ProjectResponse>, ApiError> {
+    state.auth.authorize(&principal, project_id, cairn_auth::Access::Manage).await?;
+    if let Some(model) = &request.model {
+        crate::threads::check_model(&state, model.as_deref())?;
+    }
+    let update = ProjectUpdate { name: request.name, model: request.model, budget_usd: request.budget_usd };
+    Ok(ApiJson(state.auth.update_project(&principal, project_id, update, &addr).await?.into()))
 }
 
 /// The project's members.

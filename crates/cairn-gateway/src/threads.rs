@@ -25,7 +25,8 @@ use crate::{ApiError, ApiJson, AppState, Problem};
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_thread, list_threads))
-        .routes(routes!(get_thread))
+        .routes(routes!(get_thread, rename_thread))
+        .routes(routes!(crate::presence::typing))
         .routes(routes!(post_message, list_messages))
         .routes(routes!(get_run))
         .routes(routes!(cancel_run))
@@ -201,7 +202,12 @@ async fn list_threads(
 }
 
 /// The thread, if the caller may see its project.
-async fn thread_for(state: &AppState, principal: &Principal, id: ThreadId, access: Access) -> Result<Thread, ApiError> {
+pub(crate) async fn thread_for(
+    state: &AppState,
+    principal: &Principal,
+    id: ThreadId,
+    access: Access,
+) -> Result<Thread, ApiError> {
     let thread = state.store.thread(id).await?;
     state.auth.authorize(principal, thread.project_id, access).await.map_err(|error| match error {
         // A thread of a project the caller is not in does not exist for them.
@@ -222,6 +228,34 @@ async fn get_thread(
     Path(thread_id): Path<ThreadId>,
 ) -> Result<ApiJson<ThreadResponse>, ApiError> {
     Ok(ApiJson(thread_for(&state, &principal, thread_id, Access::Read).await?.into()))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameThreadRequest {
+    /// 1 to 200 characters.
+    pub title: String,
+}
+
+/// Renames the thread (editors and owners).
+#[utoipa::path(patch, path = "/threads/{thread_id}", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("thread_id" = ThreadId, Path)), request_body = RenameThreadRequest,
+    responses((status = 200, description = "The thread", body = ThreadResponse),
+        (status = 403, description = "A viewer", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_input`", body = Problem, content_type = "application/problem+json"))
+)]
+async fn rename_thread(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(thread_id): Path<ThreadId>,
+    ApiJson(request): ApiJson<RenameThreadRequest>,
+) -> Result<ApiJson<ThreadResponse>, ApiError> {
+    thread_for(&state, &principal, thread_id, Access::Write).await?;
+    let title = request.title.trim();
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err(ApiError::Invalid { code: "invalid_input", detail: "a title has 1 to 200 characters".into() });
+    }
+    Ok(ApiJson(state.store.rename_thread(thread_id, title.to_owned()).await?.into()))
 }
 
 /// The thread's messages, oldest first.
@@ -318,7 +352,7 @@ async fn post_message(
     headers: HeaderMap,
     ApiJson(request): ApiJson<PostMessageRequest>,
 ) -> Result<Response, ApiError> {
-    thread_for(&state, &principal, thread_id, Access::Write).await?;
+    let thread = thread_for(&state, &principal, thread_id, Access::Write).await?;
     let content = request.content.trim().to_owned();
     if content.is_empty() || content.chars().count() > 100_000 {
         return Err(ApiError::Invalid { code: "invalid_input", detail: "a message has 1 to 100000 characters".into() });
@@ -340,6 +374,9 @@ async fn post_message(
         return Err(agent_unavailable());
     };
     check_model(&state, request.model.as_deref())?;
+    if request.run {
+        check_budget(&state, thread.project_id).await?;
+    }
     let (message, run) = runs
         .post_with_model(thread_id, principal.user.id, content, request.run, request.model)
         .await
@@ -372,6 +409,24 @@ async fn post_message(
     let mut response = (status, json).into_response();
     response.headers_mut().insert("content-type", "application/json".parse().map_err(|_| ApiError::Internal)?);
     Ok(response)
+}
+
+/// Refuses a new run when the project's budget is spent.
+async fn check_budget(state: &AppState, project: ProjectId) -> Result<(), ApiError> {
+    let Some(budget) = state.store.project(project).await?.budget_usd else {
+        return Ok(());
+    };
+    let spent = state.store.project_cost(project).await?;
+    if spent >= budget {
+        return Err(ApiError::Invalid {
+            code: "budget_spent",
+            detail: format!(
+                "the project's budget of ${budget:.2} is spent (${spent:.2}); an owner can raise it in the project's \
+                 settings"
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn run_error(error: cairn_agent::RunError) -> ApiError {
@@ -499,7 +554,9 @@ fn sse_event(event: &EventResponse) -> SseEvent {
 /// The thread's events after `after`: as a JSON list, or — with `Accept:
 /// text/event-stream` — as server-sent events that keep coming live. A
 /// client that reconnects with `Last-Event-ID` gets exactly the events it
-/// missed, once, in order.
+/// missed, once, in order. The stream also carries `presence` events (a
+/// `PresenceSignal`, without an id): who has the thread open, who left, who
+/// is typing; holding the stream open makes the caller present.
 #[utoipa::path(get, path = "/threads/{thread_id}/events", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
     params(("thread_id" = ThreadId, Path), EventsQuery),
     responses((status = 200, description = "The events (JSON, or `text/event-stream`)", body = Vec<EventResponse>))
@@ -523,7 +580,11 @@ async fn events(
         let events = state.store.events_after(thread_id, last_seen, 1000).await?;
         return Ok(ApiJson(events.into_iter().map(EventResponse::from).collect::<Vec<_>>()).into_response());
     }
-    let stream = live_events(&state, thread_id, last_seen).await?.map(|event| Ok::<_, Infallible>(sse_event(&event)));
+    let events = live_events(&state, thread_id, last_seen).await?.map(|event| sse_event(&event));
+    let presence = crate::presence::signals(&state.bus, thread_id, &principal.user)
+        .await?
+        .map(|signal| SseEvent::default().event("presence").data(serde_json::to_string(&signal).unwrap_or_default()));
+    let stream = futures::stream::select(events, presence).map(Ok::<_, Infallible>);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
 }
 

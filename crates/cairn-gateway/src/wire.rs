@@ -77,6 +77,9 @@ pub struct ProjectResponse {
     /// The model its threads' runs use by default (`provider/model`); `null`:
     /// the deployment's default.
     pub model: Option<String>,
+    /// The most the project's agent runs may spend on models in all (US
+    /// dollars); `null`: no project limit.
+    pub budget_usd: Option<f64>,
 }
 
 impl From<(Project, Role)> for ProjectResponse {
@@ -88,6 +91,7 @@ impl From<(Project, Role)> for ProjectResponse {
             created_by: project.created_by,
             created_at: project.created_at,
             model: project.model,
+            budget_usd: project.budget_usd,
         }
     }
 }

@@ -35,8 +35,11 @@ async fn start(with_agent: bool) -> Api {
         models: vec![
             LlmModel { name: "m".into(), input_usd_per_mtok: 0.0, output_usd_per_mtok: 0.0 },
             LlmModel { name: "n".into(), input_usd_per_mtok: 0.0, output_usd_per_mtok: 0.0 },
+            // A dollar per token: one call spends the budgets below.
+            LlmModel { name: "dear".into(), input_usd_per_mtok: 1e6, output_usd_per_mtok: 1e6 },
         ],
     }];
+    config.llm.default_model = "scripted/m".into();
     let mut state = support::sqlite_state(&dir, config).await;
     if with_agent {
         support::with_sandboxes(&mut state, &dir, true).await;
@@ -65,6 +68,30 @@ impl Api {
             .await
             .unwrap();
         created["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn patch(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
+        let response =
+            self.client.patch(format!("{}{path}", self.base)).bearer_auth(token).json(&body).send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap_or_default())
+    }
+
+    /// Opens the thread's event stream as `token`'s member.
+    async fn stream(
+        &self,
+        token: &str,
+        thread: &str,
+    ) -> futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>> {
+        let response = self
+            .client
+            .get(format!("{}/api/v1/threads/{thread}/events", self.base))
+            .bearer_auth(token)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes_stream().boxed()
     }
 
     async fn post(&self, token: &str, thread: &str, body: Value, key: Option<&str>) -> (u16, Value) {
@@ -311,4 +338,138 @@ async fn without_the_agent_posting_a_run_says_why() {
     let thread = api.thread().await;
     let (status, problem) = api.post(&api.owner, &thread, json!({ "content": "hello" }), None).await;
     assert_eq!((status, problem["code"].clone()), (503, json!("agent_unavailable")));
+}
+
+#[tokio::test]
+async fn owners_rename_a_project_and_set_its_model_and_budget() {
+    let api = start(false).await;
+    let path = format!("/api/v1/projects/{}", api.project);
+    let (status, project) =
+        api.patch(&api.owner, &path, json!({ "name": "  Renamed  ", "budget_usd": 12.5, "model": "scripted/n" })).await;
+    assert_eq!(status, 200, "{project}");
+    assert_eq!(
+        (project["name"].clone(), project["budget_usd"].clone(), project["model"].clone(), project["role"].clone()),
+        (json!("Renamed"), json!(12.5), json!("scripted/n"), json!("owner"))
+    );
+    // Fields left out stay; `null` clears.
+    let (_, project) = api.patch(&api.owner, &path, json!({ "budget_usd": null })).await;
+    assert_eq!((project["name"].clone(), project["budget_usd"].clone()), (json!("Renamed"), Value::Null));
+    assert_eq!(project["model"], "scripted/n");
+    assert_eq!(api.get(&api.viewer, &path).await["name"], "Renamed", "members see the new name");
+
+    let refusals = [
+        (&api.viewer, json!({ "name": "Mine" }), 403, "forbidden"),
+        (&api.stranger, json!({ "name": "Mine" }), 404, "not_found"),
+        (&api.owner, json!({ "name": "   " }), 422, "invalid_input"),
+        (&api.owner, json!({ "budget_usd": -1 }), 422, "invalid_input"),
+        (&api.owner, json!({ "model": "nope/x" }), 422, "unknown_model"),
+        (&api.owner, json!({ "colour": "red" }), 400, "malformed_json"),
+    ];
+    for (token, body, status, code) in refusals {
+        let (got, problem) = api.patch(token, &path, body.clone()).await;
+        assert_eq!((got, problem["code"].as_str()), (status, Some(code)), "{body}: {problem}");
+    }
+    assert_eq!(api.get(&api.owner, &path).await["name"], "Renamed", "a refused change changes nothing");
+    let audit = api.get(&api.owner, "/api/v1/admin/audit").await;
+    let updated = audit.as_array().unwrap().iter().filter(|e| e["action"] == "project.updated").count();
+    assert_eq!(updated, 2, "each accepted change is audited: {audit}");
+}
+
+#[tokio::test]
+async fn editors_rename_threads_and_viewers_cannot() {
+    let api = start(false).await;
+    let thread = api.thread().await;
+    let path = format!("/api/v1/threads/{thread}");
+    let (status, renamed) = api.patch(&api.owner, &path, json!({ "title": " Q3 revenue " })).await;
+    assert_eq!((status, renamed["title"].clone()), (200, json!("Q3 revenue")));
+    assert_eq!(api.get(&api.viewer, &path).await["title"], "Q3 revenue");
+    assert_eq!(api.patch(&api.viewer, &path, json!({ "title": "x" })).await.0, 403);
+    assert_eq!(api.patch(&api.stranger, &path, json!({ "title": "x" })).await.0, 404);
+    assert_eq!(api.patch(&api.owner, &path, json!({ "title": "" })).await.0, 422);
+    assert_eq!(api.patch(&api.owner, &path, json!({ "title": "y".repeat(201) })).await.0, 422);
+}
+
+#[tokio::test]
+async fn a_spent_project_budget_stops_the_run_and_refuses_new_ones() {
+    let api = start(true).await;
+    let thread = api.thread().await;
+    let (status, _) =
+        api.patch(&api.owner, &format!("/api/v1/projects/{}", api.project), json!({ "budget_usd": 0.5 })).await;
+    assert_eq!(status, 200);
+    // The first model call costs dollars: the run stops before a second one.
+    api.llm.push(block("x = 1"));
+    api.llm.push(block("final_answer('never')"));
+    let body = json!({ "content": "Go", "model": "scripted/dear", "wait": true });
+    let (status, posted) = api.post(&api.owner, &thread, body.clone(), None).await;
+    assert_eq!((status, posted["run"]["status"].clone()), (200, json!("failed")), "{posted}");
+    let error = posted["run"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("the project's budget of $0.50 is spent"), "{posted}");
+    assert_eq!(api.llm.received().len(), 1, "no model call after the budget was spent");
+
+    let (status, problem) = api.post(&api.owner, &thread, body, None).await;
+    assert_eq!((status, problem["code"].clone()), (422, json!("budget_spent")), "{problem}");
+    let messages = api.get(&api.owner, &format!("/api/v1/threads/{thread}/messages")).await;
+    assert_eq!(messages.as_array().unwrap().len(), 1, "the refused message was not posted");
+    // Raising the budget lets runs start again.
+    api.patch(&api.owner, &format!("/api/v1/projects/{}", api.project), json!({ "budget_usd": 1000 })).await;
+    // (The reply the stopped run never asked for is still queued.)
+    let (status, posted) = api.post(&api.owner, &thread, json!({ "content": "Go", "wait": true }), None).await;
+    assert_eq!((status, posted["answer"].clone()), (200, json!("never")), "{posted}");
+}
+
+/// Reads `presence` events from an SSE stream until one matches.
+async fn presence_until(
+    stream: &mut futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: &mut String,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value {
+    loop {
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            if !block.contains("event: presence") {
+                continue;
+            }
+            let data = block.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            let signal: Value = serde_json::from_str(data).unwrap();
+            if wanted(&signal) {
+                return signal;
+            }
+        }
+        let chunk =
+            tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("a presence event").unwrap();
+        buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    }
+}
+
+#[tokio::test]
+async fn members_see_who_is_in_a_thread_and_who_is_typing() {
+    let api = start(false).await;
+    let thread = api.thread().await;
+    let me: Value = api.get(&api.viewer, "/api/v1/me").await;
+    let owner: Value = api.get(&api.owner, "/api/v1/me").await;
+    let mut owners = api.stream(&api.owner, &thread).await;
+    let mut seen = String::new();
+    presence_until(&mut owners, &mut seen, |s| s["user"] == owner["id"] && s["state"] == "here").await;
+
+    // The viewer opens the thread: the owner sees them join, and the viewer
+    // learns at once that the owner is already here.
+    let mut viewers = api.stream(&api.viewer, &thread).await;
+    let mut their = String::new();
+    let joined = presence_until(&mut owners, &mut seen, |s| s["user"] == me["id"]).await;
+    assert_eq!((joined["state"].clone(), joined["joined"].clone()), (json!("here"), json!(true)));
+    assert_eq!(joined["name"], me["display_name"]);
+    presence_until(&mut viewers, &mut their, |s| s["user"] == owner["id"] && s["state"] == "here").await;
+
+    // The owner types; the viewer sees it. Viewers cannot send typing.
+    let typing = |token: &str| {
+        api.client.post(format!("{}/api/v1/threads/{thread}/typing", api.base)).bearer_auth(token.to_owned()).send()
+    };
+    assert_eq!(typing(&api.owner).await.unwrap().status(), 204);
+    presence_until(&mut viewers, &mut their, |s| s["user"] == owner["id"] && s["state"] == "typing").await;
+    assert_eq!(typing(&api.viewer).await.unwrap().status(), 403);
+    assert_eq!(typing(&api.stranger).await.unwrap().status(), 404);
+
+    // The viewer leaves: the owner sees it.
+    drop(viewers);
+    presence_until(&mut owners, &mut seen, |s| s["user"] == me["id"] && s["state"] == "left").await;
 }

@@ -6,8 +6,8 @@
 use async_trait::async_trait;
 use cairn_core::model::{
     ApiKey, AuditEntry, Checkpoint, Event, FileRecord, Membership, Message, NewApiKey, NewAuditEntry, NewCheckpoint,
-    NewEvent, NewFile, NewMessage, NewProject, NewRefreshToken, NewRun, NewThread, NewUser, Project, RefreshOutcome,
-    Role, Run, RunStatus, Thread, User,
+    NewEvent, NewFile, NewMessage, NewProject, NewRefreshToken, NewRun, NewThread, NewUser, Project, ProjectUpdate,
+    RefreshOutcome, Role, Run, RunStatus, Thread, User,
 };
 use cairn_core::store::{AuditRepo, CredentialRepo, FileRepo, ProjectRepo, RunRepo, Store, ThreadRepo, UserRepo};
 use cairn_core::{ApiKeyId, AuditId, FileId, MessageId, ProjectId, RunId, SessionId, ThreadId, UserId};
@@ -29,7 +29,7 @@ macro_rules! user_columns {
 }
 macro_rules! project_columns {
     () => {
-        "p.id, p.name, p.created_by, p.created_at, p.model"
+        "p.id, p.name, p.created_by, p.created_at, p.model, p.budget_usd"
     };
 }
 macro_rules! thread_columns {
@@ -454,7 +454,7 @@ macro_rules! sql_store {
                 let mut tx = self.pool.begin().await.db()?;
                 let row: ProjectRow = sqlx::query_as(
                     "INSERT INTO projects (id, name, created_by, created_at) VALUES ($1, $2, $3, $4) \
-                     RETURNING id, name, created_by, created_at, model",
+                     RETURNING id, name, created_by, created_at, model, budget_usd",
                 )
                 .bind(id.0)
                 .bind(new.name)
@@ -481,16 +481,32 @@ macro_rules! sql_store {
                 Ok(row.into())
             }
 
-            async fn set_project_model(&self, id: ProjectId, model: Option<String>) -> cairn_core::Result<Project> {
+            async fn update_project(&self, id: ProjectId, update: ProjectUpdate) -> cairn_core::Result<Project> {
+                let current = self.project(id).await?;
                 let row: ProjectRow = sqlx::query_as(
-                    "UPDATE projects SET model = $2 WHERE id = $1 RETURNING id, name, created_by, created_at, model",
+                    "UPDATE projects SET name = $2, model = $3, budget_usd = $4 WHERE id = $1 \
+                     RETURNING id, name, created_by, created_at, model, budget_usd",
                 )
                 .bind(id.0)
-                .bind(model)
+                .bind(update.name.unwrap_or(current.name))
+                .bind(update.model.unwrap_or(current.model))
+                .bind(update.budget_usd.unwrap_or(current.budget_usd))
                 .fetch_one(&self.pool)
                 .await
                 .db_entity("project")?;
                 Ok(row.into())
+            }
+
+            async fn project_cost(&self, id: ProjectId) -> cairn_core::Result<f64> {
+                let spent: Option<f64> = sqlx::query_scalar(
+                    "SELECT CAST(SUM(r.cost_usd) AS DOUBLE PRECISION) FROM runs r \
+                     JOIN threads t ON t.id = r.thread_id WHERE t.project_id = $1",
+                )
+                .bind(id.0)
+                .fetch_one(&self.pool)
+                .await
+                .db()?;
+                Ok(spent.unwrap_or(0.0))
             }
 
             async fn projects_for_user(&self, user: UserId) -> cairn_core::Result<Vec<(Project, Role)>> {
@@ -577,6 +593,13 @@ macro_rules! sql_store {
             async fn thread(&self, id: ThreadId) -> cairn_core::Result<Thread> {
                 let sql = concat!("SELECT ", thread_columns!(), " FROM threads WHERE id = $1");
                 let row: ThreadRow = sqlx::query_as(sql).bind(id.0).fetch_one(&self.pool).await.db_entity("thread")?;
+                Ok(row.into())
+            }
+
+            async fn rename_thread(&self, id: ThreadId, title: String) -> cairn_core::Result<Thread> {
+                let sql = concat!("UPDATE threads SET title = $2 WHERE id = $1 RETURNING ", thread_columns!());
+                let row: ThreadRow =
+                    sqlx::query_as(sql).bind(id.0).bind(title).fetch_one(&self.pool).await.db_entity("thread")?;
                 Ok(row.into())
             }
 
@@ -687,6 +710,20 @@ macro_rules! sql_store {
                 let sql = concat!("SELECT ", run_columns!(), " FROM runs WHERE id = $1");
                 let row: RunRow = sqlx::query_as(sql).bind(id.0).fetch_one(&self.pool).await.db_entity("run")?;
                 row.into_domain()
+            }
+
+            async fn add_run_cost(&self, id: RunId, cost_usd: f64) -> cairn_core::Result<()> {
+                let updated = sqlx::query("UPDATE runs SET cost_usd = cost_usd + $2 WHERE id = $1")
+                    .bind(id.0)
+                    .bind(cost_usd)
+                    .execute(&self.pool)
+                    .await
+                    .db()?
+                    .rows_affected();
+                match updated {
+                    0 => Err(cairn_core::Error::NotFound { entity: "run" }),
+                    _ => Ok(()),
+                }
             }
 
             async fn set_run_status(

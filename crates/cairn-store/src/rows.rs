@@ -61,6 +61,7 @@ pub(crate) struct ProjectRow {
     created_by: Uuid,
     created_at: OffsetDateTime,
     model: Option<String>,
+    budget_usd: Option<f64>,
 }
 
 impl From<ProjectRow> for Project {
@@ -71,6 +72,7 @@ impl From<ProjectRow> for Project {
             created_by: UserId(r.created_by),
             created_at: r.created_at,
             model: r.model,
+            budget_usd: r.budget_usd,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use cairn_core::Error;
 use cairn_core::model::{
     MessageRole, NewApiKey, NewAuditEntry, NewCheckpoint, NewEvent, NewFile, NewMessage, NewProject, NewRefreshToken,
-    NewRun, NewThread, NewUser, RefreshOutcome, Role, RunStatus, User,
+    NewRun, NewThread, NewUser, ProjectUpdate, RefreshOutcome, Role, RunStatus, User,
 };
 use cairn_core::store::Store;
 use cairn_store::{Database, OpenOptions};
@@ -80,6 +80,7 @@ contract!(
     api_keys_are_created_listed_and_revoked_by_their_owner,
     uploading_to_a_path_again_adds_a_version,
     files_are_listed_by_prefix_moved_and_deleted,
+    projects_and_threads_are_renamed_and_runs_add_up_their_cost,
 );
 
 async fn user(store: &Arc<dyn Store>, email: &str) -> User {
@@ -242,6 +243,48 @@ async fn finished_runs_keep_their_final_status(store: Arc<dyn Store>) {
     assert_eq!(store.run(run.id).await.unwrap().status, RunStatus::Failed);
     let missing = store.set_run_status(cairn_core::RunId::new(), RunStatus::Running, None).await;
     assert!(matches!(missing, Err(Error::NotFound { entity: "run" })), "{missing:?}");
+}
+
+async fn projects_and_threads_are_renamed_and_runs_add_up_their_cost(store: Arc<dyn Store>) {
+    let (owner, thread) = thread_in_new_project(&store).await;
+    let project = thread.project_id;
+    assert_eq!(store.project_cost(project).await.unwrap(), 0.0, "no runs, nothing spent");
+    let renamed = store
+        .update_project(project, ProjectUpdate { name: Some("Renamed".into()), ..ProjectUpdate::default() })
+        .await
+        .unwrap();
+    assert_eq!((renamed.name.as_str(), renamed.model.as_deref(), renamed.budget_usd), ("Renamed", None, None));
+    let set = store
+        .update_project(
+            project,
+            ProjectUpdate { model: Some(Some("p/m".into())), budget_usd: Some(Some(2.5)), ..ProjectUpdate::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!((set.name.as_str(), set.model.as_deref(), set.budget_usd), ("Renamed", Some("p/m"), Some(2.5)));
+    assert_eq!(store.project(project).await.unwrap(), set);
+    let cleared = store
+        .update_project(project, ProjectUpdate { budget_usd: Some(None), ..ProjectUpdate::default() })
+        .await
+        .unwrap();
+    assert_eq!((cleared.model.as_deref(), cleared.budget_usd), (Some("p/m"), None), "only the budget is cleared");
+    let missing = store.update_project(cairn_core::ProjectId::new(), ProjectUpdate::default()).await;
+    assert!(matches!(missing, Err(Error::NotFound { entity: "project" })), "{missing:?}");
+
+    let titled = store.rename_thread(thread.id, "New title".into()).await.unwrap();
+    assert_eq!((titled.title.as_str(), titled.id), ("New title", thread.id));
+    assert_eq!(store.thread(thread.id).await.unwrap().title, "New title");
+
+    let first = store.create_run(NewRun { thread_id: thread.id, created_by: owner.id }).await.unwrap();
+    let second = store.create_run(NewRun { thread_id: thread.id, created_by: owner.id }).await.unwrap();
+    store.add_run_cost(first.id, 0.25).await.unwrap();
+    store.add_run_cost(first.id, 0.5).await.unwrap();
+    store.add_run_cost(second.id, 1.0).await.unwrap();
+    assert!((store.project_cost(project).await.unwrap() - 1.75).abs() < 1e-9);
+    let elsewhere = store.create_project(NewProject { name: "Q".into(), owner: owner.id }).await.unwrap();
+    assert_eq!(store.project_cost(elsewhere.id).await.unwrap(), 0.0, "another project's runs do not count");
+    let no_run = store.add_run_cost(cairn_core::RunId::new(), 1.0).await;
+    assert!(matches!(no_run, Err(Error::NotFound { entity: "run" })), "{no_run:?}");
 }
 
 async fn a_rerun_step_replaces_its_checkpoint(store: Arc<dyn Store>) {

@@ -244,6 +244,20 @@ export type PostMessageResponse = {
   run?: Record<string, unknown> | null;
 };
 
+/** A `presence` server-sent event of a thread's stream. */
+export type PresenceSignal = {
+  /** The stream that sent it (empty for typing). */
+  connection: string;
+  /** `true` on the first `here` of a connection. */
+  joined: boolean;
+  /** The member's display name. */
+  name: string;
+  state: PresenceState;
+  user: UserId;
+};
+
+export type PresenceState = "here" | "left" | "typing";
+
 /** An RFC 9457 problem document. */
 export type Problem = Record<string, unknown> & {
   /** Stable code, e.g. `malformed_json`, `dependency_unavailable`. */
@@ -267,6 +281,8 @@ export type ProjectModelRequest = {
 };
 
 export type ProjectResponse = {
+  /** The most the project's agent runs may spend on models in all (US dollars); `null`: no project limit. */
+  budget_usd?: number | null;
   created_at: string;
   created_by: UserId;
   id: ProjectId;
@@ -303,6 +319,11 @@ export type RegisterRequest = {
   email: string;
   /** 8 to 256 characters, not a common password. */
   password: string;
+};
+
+export type RenameThreadRequest = {
+  /** 1 to 200 characters. */
+  title: string;
 };
 
 export type ResetPasswordRequest = {
@@ -398,6 +419,15 @@ export type ToolInfo = {
   timeout_secs: number;
 };
 
+export type UpdateProjectRequest = {
+  /** The most the project's agent runs may spend on models in all (US dollars, 0 to 10^9); `null` for no project limit. Once spent, new runs are refused (`budget_spent`) and running ones stop before their next model call. */
+  budget_usd?: number | null;
+  /** `provider/model` (see `GET /models`); `null` for the deployment's default. */
+  model?: string | null;
+  /** 1 to 200 characters. */
+  name?: string | null;
+};
+
 export type UpdateUserRequest = {
   /** Disable (tokens and keys stop working at once) or enable the account. */
   disabled?: boolean | null;
@@ -480,12 +510,15 @@ export interface Operations {
   refresh: 'POST /api/v1/auth/refresh';
   register: 'POST /api/v1/auth/register';
   remove_member: 'DELETE /api/v1/projects/{project_id}/members/{user_id}';
+  rename_thread: 'PATCH /api/v1/threads/{thread_id}';
   reset_password: 'POST /api/v1/auth/password/reset';
   resume_run: 'POST /api/v1/runs/{run_id}/resume';
   revoke_key: 'DELETE /api/v1/api-keys/{key_id}';
   set_project_model: 'PUT /api/v1/projects/{project_id}/model';
   thread_runs: 'GET /api/v1/threads/{thread_id}/runs';
   token: 'POST /api/v1/auth/token';
+  typing: 'POST /api/v1/threads/{thread_id}/typing';
+  update_project: 'PATCH /api/v1/projects/{project_id}';
   update_user: 'PATCH /api/v1/admin/users/{user_id}';
   upload: 'POST /api/v1/projects/{project_id}/files';
   version: 'GET /api/v1/version';

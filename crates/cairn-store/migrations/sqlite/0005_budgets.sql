@@ -1,0 +1,4 @@
+-- A project may cap what its agent runs spend on models (US dollars).
+ALTER TABLE projects ADD COLUMN budget_usd REAL;
+-- What each run has spent on models so far (US dollars).
+ALTER TABLE runs ADD COLUMN cost_usd REAL NOT NULL DEFAULT 0;
