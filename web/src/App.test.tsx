@@ -48,4 +48,28 @@ describe('the app', () => {
     const alert = await screen.findByText('wrong e-mail or password');
     expect(alert.getAttribute('role')).toBe('alert');
   });
+
+  it('shows the keyboard shortcuts on ?, but not while typing in a field, and Esc closes them', async () => {
+    const fetcher = ((input: RequestInfo | URL) => {
+      const url = urlOf(input);
+      if (url.endsWith('/api/v1/auth/token')) {
+        return Promise.resolve(json(200, { access_token: 'a', token_type: 'Bearer', expires_in: 900, refresh_token: 'r' }));
+      }
+      if (url.endsWith('/api/v1/projects')) return Promise.resolve(json(200, []));
+      return Promise.resolve(json(404, { code: 'not_found', detail: 'no' }));
+    }) as typeof fetch;
+    render(<App client={new Client('', memory(), fetcher)} />);
+    fireEvent.change(screen.getByLabelText('E-mail'), { target: { value: 'ada@example.com' } });
+    fireEvent.change(screen.getByLabelText('Password'), { target: { value: 'correct horse battery staple' } });
+    fireEvent.click(screen.getByRole('button', { name: 'Sign in' }));
+    const field = await screen.findByLabelText('Project name');
+    fireEvent.keyDown(field, { key: '?' });
+    expect(screen.queryByRole('dialog')).toBeNull();
+    fireEvent.keyDown(document.body, { key: '?' });
+    const dialog = screen.getByRole('dialog', { name: 'Keyboard shortcuts' });
+    expect(dialog.textContent).toContain('Stop the running agent');
+    expect(document.activeElement?.textContent).toBe('Close');
+    fireEvent.keyDown(document.body, { key: 'Escape' });
+    expect(screen.queryByRole('dialog')).toBeNull();
+  });
 });

@@ -1,5 +1,5 @@
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
-import { useEffect, useState } from 'react';
+import { useCallback, useEffect, useState } from 'react';
 import { Client } from './api/client';
 import Admin from './pages/Admin';
 import { Account, ResetPassword } from './pages/Password';
@@ -7,6 +7,7 @@ import { ProjectPage, Projects } from './pages/Projects';
 import SignIn from './pages/SignIn';
 import ThreadPage from './pages/ThreadPage';
 import ServerStatus from './ServerStatus';
+import { ShortcutHelp, typingInField } from './components/Shortcuts';
 import { SessionProvider, useRoute, useSession } from './session';
 import { applyTheme, nextTheme, storedTheme } from './theme';
 
@@ -27,7 +28,16 @@ function Shell() {
   const { client, signedIn } = useSession();
   const route = useRoute();
   const [theme, setTheme] = useState(storedTheme);
+  const [help, setHelp] = useState(false);
+  const closeHelp = useCallback(() => setHelp(false), []);
   useEffect(() => applyTheme(theme), [theme]);
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      if (event.key === '?' && !typingInField(event)) setHelp(true);
+    };
+    globalThis.addEventListener('keydown', onKey);
+    return () => globalThis.removeEventListener('keydown', onKey);
+  }, []);
   // The e-mailed recovery link: /reset-password#token=…
   if (globalThis.location?.pathname === '/reset-password') {
     const token = new URLSearchParams(globalThis.location.hash.replace(/^#/, '')).get('token') ?? '';
@@ -50,9 +60,12 @@ function Shell() {
         <a href="#/" className="text-2xl font-semibold">
           Cairn
         </a>
-        <nav className="flex items-center gap-3">
+        <nav className="flex flex-wrap items-center justify-end gap-3">
           <button type="button" className="text-sm underline" onClick={() => setTheme(nextTheme(theme))} aria-label={`Theme: ${theme}; change it`}>
             Theme: {theme}
+          </button>
+          <button type="button" className="text-sm underline" onClick={() => setHelp(true)} aria-label="Keyboard shortcuts">
+            Shortcuts (?)
           </button>
           <a href="#/account" className="text-blue-600 underline">
             Account
@@ -67,11 +80,12 @@ function Shell() {
       </header>
       <main>
         {route.page === 'projects' && <Projects />}
-        {route.page === 'project' && <ProjectPage id={route.id} />}
-        {route.page === 'thread' && <ThreadPage id={route.id} />}
+        {route.page === 'project' && <ProjectPage key={route.id} id={route.id} />}
+        {route.page === 'thread' && <ThreadPage key={route.id} id={route.id} />}
         {route.page === 'account' && <Account />}
         {route.page === 'admin' && <Admin />}
       </main>
+      {help && <ShortcutHelp onClose={closeHelp} />}
     </div>
   );
 }

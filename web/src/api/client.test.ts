@@ -123,4 +123,28 @@ describe('Client.followEvents', () => {
     expect(received.map((e) => e.seq)).toEqual([1, 2, 3]);
     expect(asked.slice(0, 2)).toEqual(['0', '2']);
   });
+
+  it('hands presence signals apart from the log, without moving the resume point', async () => {
+    const signal = { user: 'u1', name: 'Ada', state: 'typing', connection: '', joined: false };
+    const body = `event: presence\ndata: ${JSON.stringify(signal)}\n\nid: 1\nevent: code\ndata: ${JSON.stringify({ seq: 1, kind: 'code', payload: {} })}\n\n`;
+    const fetcher = (() => Promise.resolve(new Response(body, { status: 200, headers: { 'Content-Type': 'text/event-stream' } }))) as typeof fetch;
+    const client = new Client('', memoryStore(), fetcher);
+    (client as unknown as { accessToken: string }).accessToken = 'access';
+    const controller = new AbortController();
+    const events: number[] = [];
+    const signals: unknown[] = [];
+    await client.followEvents(
+      'thread-1',
+      0,
+      (event) => {
+        events.push(event.seq);
+        controller.abort();
+      },
+      controller.signal,
+      undefined,
+      (s) => signals.push(s),
+    );
+    expect(signals).toEqual([signal]);
+    expect(events).toEqual([1]);
+  });
 });

@@ -5,7 +5,7 @@
 // with fetch (so the token travels in a header, never in a URL), resuming
 // after the last event id when the connection drops.
 
-import type { EventResponse, FileResponse, Problem, RefreshRequest, RegisterRequest, TokenResponse } from './schema';
+import type { EventResponse, FileResponse, PresenceSignal, Problem, RefreshRequest, RegisterRequest, TokenResponse } from './schema';
 
 /** An error answer of the API, with its stable `code`. */
 export class ApiProblem extends Error {
@@ -241,6 +241,7 @@ export class Client {
     onEvent: (event: EventResponse) => void,
     signal: AbortSignal,
     onConnection?: (connected: boolean) => void,
+    onPresence?: (signal: PresenceSignal) => void,
   ): Promise<void> {
     let last = after;
     while (!signal.aborted) {
@@ -267,12 +268,16 @@ export class Client {
           while ((end = buffer.indexOf('\n\n')) >= 0) {
             const block = buffer.slice(0, end);
             buffer = buffer.slice(end + 2);
-            const data = block
-              .split('\n')
+            const lines = block.split('\n');
+            const data = lines
               .filter((line) => line.startsWith('data:'))
               .map((line) => line.slice(5).replace(/^ /, ''))
               .join('\n');
             if (!data) continue; // a keep-alive
+            if (lines.some((line) => line.replace(/^event: ?/, '') === 'presence' && line.startsWith('event:'))) {
+              onPresence?.(JSON.parse(data) as PresenceSignal);
+              continue;
+            }
             const event = JSON.parse(data) as EventResponse;
             if (event.seq <= last) continue;
             last = event.seq;

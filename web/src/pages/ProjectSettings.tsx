@@ -1,19 +1,37 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import type { ModelsResponse, ProjectResponse } from '../api/schema';
+import { useState, type FormEvent } from 'react';
+import type { ModelsResponse, ProjectResponse, ProjectUsage } from '../api/schema';
 import { useSession } from '../session';
 import { Alert } from '../components/Alert';
 
-/** The project's default model (owners choose; everyone sees it). */
+/** The project's default model and budget (owners change them; everyone sees them). */
 export default function ProjectSettings({ project }: { project: ProjectResponse }) {
   const { client } = useSession();
   const queries = useQueryClient();
   const models = useQuery({ queryKey: ['models'], queryFn: () => client.call<ModelsResponse>('GET', '/api/v1/models') });
-  const save = useMutation({
-    mutationFn: (model: string | null) => client.call<ProjectResponse>('PUT', `/api/v1/projects/${project.id}/model`, { model }),
-    onSuccess: () => void queries.invalidateQueries({ queryKey: ['project', project.id] }),
+  const usage = useQuery({
+    queryKey: ['usage', project.id],
+    queryFn: () => client.call<ProjectUsage>('GET', `/api/v1/projects/${project.id}/usage`),
   });
+  const save = useMutation({
+    mutationFn: (changes: { model?: string | null; budget_usd?: number | null }) =>
+      client.call<ProjectResponse>('PATCH', `/api/v1/projects/${project.id}`, changes),
+    onSuccess: (saved) => {
+      queries.setQueryData(['project', project.id], saved);
+      void queries.invalidateQueries({ queryKey: ['projects'] });
+    },
+  });
+  const [budget, setBudget] = useState<string | null>(null);
   const owner = project.role === 'owner';
   const fallback = models.data?.default ? `the deployment's default (${models.data.default})` : "the deployment's default";
+  const spent = usage.data?.total.cost_usd ?? 0;
+
+  function saveBudget(event: FormEvent) {
+    event.preventDefault();
+    const text = (budget ?? '').trim();
+    save.mutate({ budget_usd: text === '' ? null : Number(text) }, { onSuccess: () => setBudget(null) });
+  }
+
   return (
     <section aria-labelledby="settings-heading" className="flex flex-col gap-2">
       <h3 id="settings-heading" className="text-lg font-semibold">
@@ -25,7 +43,7 @@ export default function ProjectSettings({ project }: { project: ProjectResponse 
           className="rounded border px-1"
           disabled={!owner || save.isPending}
           value={project.model ?? ''}
-          onChange={(e) => save.mutate(e.target.value === '' ? null : e.target.value)}
+          onChange={(e) => save.mutate({ model: e.target.value === '' ? null : e.target.value })}
         >
           <option value="">{fallback}</option>
           {models.data?.models.map((model) => (
@@ -38,6 +56,29 @@ export default function ProjectSettings({ project }: { project: ProjectResponse 
       {models.data && models.data.models.length === 0 && (
         <p className="text-sm text-gray-500">No language model is configured on this server yet (llm.providers).</p>
       )}
+      <form onSubmit={saveBudget} className="flex flex-wrap items-center gap-2 text-sm" aria-label="Budget">
+        <label htmlFor="budget">Budget for model costs (US $, empty for none)</label>
+        <input
+          id="budget"
+          className="w-28 rounded border px-1"
+          type="number"
+          min="0"
+          step="0.01"
+          disabled={!owner}
+          value={budget ?? (project.budget_usd == null ? '' : String(project.budget_usd))}
+          onChange={(e) => setBudget(e.target.value)}
+        />
+        {owner && (
+          <button type="submit" className="rounded border px-2" disabled={save.isPending || budget === null}>
+            Save budget
+          </button>
+        )}
+      </form>
+      <p className="text-sm text-gray-600 dark:text-gray-300" aria-label="Spent">
+        Spent so far: ${spent.toFixed(2)}
+        {project.budget_usd != null && ` of $${project.budget_usd.toFixed(2)}`}
+        {project.budget_usd != null && spent >= project.budget_usd && ' — the budget is spent; new runs are refused until an owner raises it.'}
+      </p>
       <Alert message={save.error?.message} />
     </section>
   );

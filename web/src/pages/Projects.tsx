@@ -6,6 +6,7 @@ import Library from './Library';
 import Members from './Members';
 import ProjectSettings from './ProjectSettings';
 import { Alert } from '../components/Alert';
+import { EditableTitle } from '../components/EditableTitle';
 
 /** The caller's projects, and a form to make one. */
 export function Projects() {
@@ -59,6 +60,7 @@ export function Projects() {
 /** A project's threads, and a form to start one. */
 export function ProjectPage({ id }: { id: string }) {
   const { client } = useSession();
+  const queries = useQueryClient();
   const project = useQuery({ queryKey: ['project', id], queryFn: () => client.call<ProjectResponse>('GET', `/api/v1/projects/${id}`) });
   const threads = useQuery({ queryKey: ['threads', id], queryFn: () => client.call<ThreadResponse[]>('GET', `/api/v1/projects/${id}/threads`) });
   const [title, setTitle] = useState('');
@@ -69,6 +71,11 @@ export function ProjectPage({ id }: { id: string }) {
       globalThis.location.hash = `#/threads/${thread.id}`;
     },
   });
+  async function rename(name: string) {
+    const renamed = await client.call<ProjectResponse>('PATCH', `/api/v1/projects/${id}`, { name });
+    queries.setQueryData(['project', id], renamed);
+    void queries.invalidateQueries({ queryKey: ['projects'] });
+  }
   function submit(event: FormEvent) {
     event.preventDefault();
     create.mutate(title.trim());
@@ -78,9 +85,13 @@ export function ProjectPage({ id }: { id: string }) {
       <a href="#/" className="text-sm text-blue-600 underline">
         ← Projects
       </a>
-      <h2 id="project-heading" className="text-xl font-semibold">
-        {project.data?.name ?? '…'}
-      </h2>
+      <EditableTitle
+        id="project-heading"
+        title={project.data?.name}
+        label="Project name"
+        canEdit={project.data?.role === 'owner'}
+        onSave={rename}
+      />
       <Alert message={threads.error?.message} />
       <label className="flex flex-col gap-1 text-sm">
         Search threads

@@ -1,31 +1,91 @@
-import { useQuery } from '@tanstack/react-query';
-import { useEffect, useReducer, useState, type FormEvent, type KeyboardEvent } from 'react';
-import Markdown from 'react-markdown';
-import remarkGfm from 'remark-gfm';
+import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useEffect, useReducer, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
 import { ApiProblem } from '../api/client';
-import type { ThreadResponse } from '../api/schema';
-import { useSession } from '../session';
-import { activeRun, applyEvent, emptyThread, type RunView, type StepOutput } from '../thread/view';
+import type { MemberResponse, PresenceSignal, ProjectResponse, ThreadResponse, UserResponse } from '../api/schema';
 import { Alert } from '../components/Alert';
+import { EditableTitle } from '../components/EditableTitle';
+import { CodeBlock, Markdown } from '../components/Markdown';
+import { typingInField } from '../components/Shortcuts';
+import { useSession } from '../session';
+import { applyPresence, here, typing, typingLine, type Presence } from '../thread/presence';
+import { activeRun, applyEvent, emptyThread, type RunView, type StepOutput } from '../thread/view';
 
-/** One thread: its messages and runs, live, and the composer. */
+/** How often a member typing tells the others (the signal lasts five seconds). */
+const TYPING_EVERY_MS = 3000;
+
+/** One thread: its messages and runs, live, who is here, and the composer. */
 export default function ThreadPage({ id }: { id: string }) {
   const { client } = useSession();
+  const queries = useQueryClient();
   const thread = useQuery({ queryKey: ['thread', id], queryFn: () => client.call<ThreadResponse>('GET', `/api/v1/threads/${id}`) });
+  const projectId = thread.data?.project_id;
+  const project = useQuery({
+    queryKey: ['project', projectId],
+    queryFn: () => client.call<ProjectResponse>('GET', `/api/v1/projects/${projectId ?? ''}`),
+    enabled: projectId !== undefined,
+  });
+  const members = useQuery({
+    queryKey: ['members', projectId],
+    queryFn: () => client.call<MemberResponse[]>('GET', `/api/v1/projects/${projectId ?? ''}/members`),
+    enabled: projectId !== undefined,
+  });
+  const me = useQuery({ queryKey: ['me'], queryFn: () => client.call<UserResponse>('GET', '/api/v1/me') });
   const [view, apply] = useReducer(applyEvent, emptyThread);
+  const [presence, setPresence] = useState<Presence>({});
+  const [now, setNow] = useState(() => Date.now());
   const [connected, setConnected] = useState(false);
   const [draft, setDraft] = useState('');
   const [error, setError] = useState<string | null>(null);
+  const lastTyping = useRef(0);
+  const composer = useRef<HTMLTextAreaElement>(null);
 
   useEffect(() => {
     const controller = new AbortController();
-    client.followEvents(id, 0, apply, controller.signal, setConnected).catch((err: unknown) => {
+    const onPresence = (signal: PresenceSignal) => setPresence((p) => applyPresence(p, signal, Date.now()));
+    client.followEvents(id, 0, apply, controller.signal, setConnected, onPresence).catch((err: unknown) => {
       if (!controller.signal.aborted) setError(err instanceof Error ? err.message : String(err));
     });
     return () => controller.abort();
   }, [client, id]);
 
+  // "/" goes to the message box.
+  useEffect(() => {
+    const onKey = (event: globalThis.KeyboardEvent) => {
+      if (event.key === '/' && !typingInField(event) && composer.current) {
+        event.preventDefault();
+        composer.current.focus();
+      }
+    };
+    globalThis.addEventListener('keydown', onKey);
+    return () => globalThis.removeEventListener('keydown', onKey);
+  }, []);
+
+  // Typing lines and absences expire by themselves.
+  useEffect(() => {
+    const timer = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(timer);
+  }, []);
+
   const running = activeRun(view);
+  const canWrite = project.data !== undefined && project.data.role !== 'viewer';
+  const names = new Map((members.data ?? []).map((m) => [m.user_id, m.display_name]));
+  const present = here(presence, now);
+  const typingNow = typingLine(typing(presence, now, me.data?.id));
+
+  function author(user: string | null | undefined): string {
+    if (!user) return 'A member';
+    if (user === me.data?.id) return 'You';
+    return names.get(user) ?? 'A former member';
+  }
+
+  function onDraft(text: string) {
+    setDraft(text);
+    const at = Date.now();
+    if (text.trim() && at - lastTyping.current > TYPING_EVERY_MS) {
+      lastTyping.current = at;
+      void client.call('POST', `/api/v1/threads/${id}/typing`).catch(() => undefined);
+    }
+  }
 
   async function send(event?: FormEvent) {
     event?.preventDefault();
@@ -40,9 +100,18 @@ export default function ThreadPage({ id }: { id: string }) {
         await client.call('POST', `/api/v1/threads/${id}/messages`, { content, run: !running });
       }
       setDraft('');
+      lastTyping.current = 0;
     } catch (err) {
       setError(err instanceof ApiProblem ? err.message : 'Cannot reach the Cairn server.');
     }
+  }
+
+  async function answer(reply: string) {
+    if (running?.status !== 'waiting') return;
+    setError(null);
+    await client.call('POST', `/api/v1/runs/${running.id}/resume`, { answer: reply }).catch((err: unknown) => {
+      setError(err instanceof Error ? err.message : String(err));
+    });
   }
 
   async function stop() {
@@ -54,54 +123,73 @@ export default function ThreadPage({ id }: { id: string }) {
     if (event.key === 'Escape') void stop();
   }
 
+  async function rename(title: string) {
+    const renamed = await client.call<ThreadResponse>('PATCH', `/api/v1/threads/${id}`, { title });
+    queries.setQueryData(['thread', id], renamed);
+    void queries.invalidateQueries({ queryKey: ['threads', renamed.project_id] });
+  }
+
   return (
     <section aria-labelledby="thread-heading" className="flex flex-col gap-4">
-      <a href={thread.data ? `#/projects/${thread.data.project_id}` : '#/'} className="text-sm text-blue-600 underline">
+      <a href={projectId ? `#/projects/${projectId}` : '#/'} className="text-sm text-blue-600 underline">
         ← Threads
       </a>
-      <h2 id="thread-heading" className="text-xl font-semibold">
-        {thread.data?.title ?? '…'}
-      </h2>
-      <p className="text-sm text-gray-500" aria-live="polite">
-        {connected ? 'Live' : 'Connecting…'}
-      </p>
+      <EditableTitle id="thread-heading" title={thread.data?.title} label="Thread title" canEdit={canWrite} onSave={rename} />
+      <div className="flex flex-wrap items-center justify-between gap-2 text-sm text-gray-500">
+        <p aria-live="polite">{connected ? 'Live' : 'Connecting…'}</p>
+        <ul aria-label="Here now" className="flex flex-wrap gap-1">
+          {present.map((p) => (
+            <li key={p.user} className="rounded-full bg-green-100 px-2 text-green-900 dark:bg-green-900 dark:text-green-100" title={`${p.name} is here`}>
+              {p.user === me.data?.id ? `${p.name} (you)` : p.name}
+            </li>
+          ))}
+        </ul>
+      </div>
       <ol className="flex flex-col gap-3" aria-label="Messages">
         {view.messages.map((message) => (
           <li key={message.id} className={message.role === 'user' ? 'rounded bg-blue-50 p-2 dark:bg-blue-950' : 'rounded p-2'}>
-            <span className="text-xs text-gray-500">{message.role === 'user' ? 'You or a member' : 'Cairn'}</span>
-            <div className="prose dark:prose-invert">
-              <Markdown remarkPlugins={[remarkGfm]}>{message.content}</Markdown>
-            </div>
+            <span className="text-xs text-gray-500">{message.role === 'user' ? author(message.author) : 'Cairn'}</span>
+            <Markdown text={message.content} />
           </li>
         ))}
       </ol>
       {view.runs.map((run) => (
-        <RunPanel key={run.id} run={run} />
+        <RunPanel key={run.id} run={run} canAnswer={canWrite} onAnswer={(reply) => void answer(reply)} />
       ))}
+      <p className="min-h-5 text-sm text-gray-500 italic" aria-live="polite">
+        {typingNow}
+      </p>
       <Alert message={error} />
-      <form onSubmit={(e) => void send(e)} className="flex flex-col gap-2" aria-label="Message">
-        <label htmlFor="composer" className="sr-only">
-          {running?.status === 'waiting' ? 'Your answer' : 'Your message'}
-        </label>
-        <textarea
-          id="composer"
-          className="min-h-20 rounded border p-2"
-          value={draft}
-          onChange={(e) => setDraft(e.target.value)}
-          onKeyDown={onKey}
-          placeholder={running?.status === 'waiting' ? 'Answer the question…' : 'Ask Cairn… (Ctrl+Enter to send)'}
-        />
-        <div className="flex gap-2">
-          <button type="submit" className="rounded bg-blue-600 px-3 py-1 text-white">
-            {running?.status === 'waiting' ? 'Answer' : 'Send'}
-          </button>
-          {running && (
-            <button type="button" className="rounded border px-3 py-1" onClick={() => void stop()}>
-              Stop (Esc)
+      {project.data?.role === 'viewer' ? (
+        <p className="rounded border p-2 text-sm text-gray-600 dark:text-gray-300">
+          You are a viewer in this project: you can follow the thread live, but not post or steer the agent.
+        </p>
+      ) : (
+        <form onSubmit={(e) => void send(e)} className="flex flex-col gap-2" aria-label="Message">
+          <label htmlFor="composer" className="sr-only">
+            {running?.status === 'waiting' ? 'Your answer' : 'Your message'}
+          </label>
+          <textarea
+            id="composer"
+            ref={composer}
+            className="min-h-20 rounded border p-2"
+            value={draft}
+            onChange={(e) => onDraft(e.target.value)}
+            onKeyDown={onKey}
+            placeholder={running?.status === 'waiting' ? 'Answer the question…' : 'Ask Cairn… (Ctrl+Enter to send)'}
+          />
+          <div className="flex gap-2">
+            <button type="submit" className="rounded bg-blue-600 px-3 py-1 text-white">
+              {running?.status === 'waiting' ? 'Answer' : 'Send'}
             </button>
-          )}
-        </div>
-      </form>
+            {running && (
+              <button type="button" className="rounded border px-3 py-1" onClick={() => void stop()}>
+                Stop (Esc)
+              </button>
+            )}
+          </div>
+        </form>
+      )}
     </section>
   );
 }
@@ -109,10 +197,11 @@ export default function ThreadPage({ id }: { id: string }) {
 function Output({ output }: { output: StepOutput }) {
   if (output.image) return <img alt="A figure the code made" src={`data:image/png;base64,${output.image}`} className="max-w-full" />;
   if (output.html) return <div className="overflow-x-auto text-sm" dangerouslySetInnerHTML={{ __html: output.html }} />;
-  return <pre className={output.type === 'error' ? 'text-red-600' : 'text-sm'}>{output.text}</pre>;
+  return <pre className={output.type === 'error' ? 'whitespace-pre-wrap text-red-600' : 'whitespace-pre-wrap text-sm'}>{output.text}</pre>;
 }
 
-function RunPanel({ run }: { run: RunView }) {
+function RunPanel({ run, canAnswer, onAnswer }: { run: RunView; canAnswer: boolean; onAnswer: (reply: string) => void }) {
+  const approval = run.question?.startsWith('May the agent run') === true;
   return (
     <article aria-label={`Run ${run.status}`} className="rounded border p-2">
       <header className="flex justify-between text-sm text-gray-500">
@@ -121,12 +210,14 @@ function RunPanel({ run }: { run: RunView }) {
           {run.tokens} tokens · ${run.costUsd.toFixed(4)}
         </span>
       </header>
-      {run.error && <p className="text-red-600">{run.error}</p>}
+      {run.error && (
+        <p role="alert" className="text-red-600">
+          The run stopped: {run.error}
+        </p>
+      )}
       {run.steps.map((step, index) => (
-        <div key={index} className="mt-2">
-          <pre className="overflow-x-auto rounded bg-gray-100 p-2 text-sm dark:bg-gray-800">
-            <code>{step.code}</code>
-          </pre>
+        <div key={index} className="mt-2" aria-label={`Step ${String(index + 1)}`}>
+          <CodeBlock code={step.code} />
           {step.outputs.map((output, n) => (
             <Output key={n} output={output} />
           ))}
@@ -134,9 +225,19 @@ function RunPanel({ run }: { run: RunView }) {
       ))}
       {run.streaming && <p className="mt-2 whitespace-pre-wrap text-gray-600">{run.streaming}</p>}
       {run.question && (
-        <p role="status" className="mt-2 font-semibold">
-          Cairn asks: {run.question}
-        </p>
+        <div role="status" className="mt-2 flex flex-wrap items-center gap-2">
+          <p className="font-semibold">Cairn asks: {run.question}</p>
+          {approval && canAnswer && run.status === 'waiting' && (
+            <>
+              <button type="button" className="rounded bg-green-700 px-3 py-1 text-white" onClick={() => onAnswer('yes')}>
+                Approve
+              </button>
+              <button type="button" className="rounded border px-3 py-1" onClick={() => onAnswer('no')}>
+                Reject
+              </button>
+            </>
+          )}
+        </div>
       )}
     </article>
   );
