@@ -215,12 +215,17 @@ export class Client {
     return JSON.parse(result.body) as FileResponse;
   }
 
+  /** The bytes of one version of a library file. */
+  async fileContent(projectId: string, fileId: string, signal?: AbortSignal): Promise<Blob> {
+    const path = `/api/v1/projects/${projectId}/files/${fileId}/content`;
+    const response = await this.withSession(() => this.send('GET', path, undefined, signal));
+    if (!response.ok) throw await problemOf(response);
+    return response.blob();
+  }
+
   /** Downloads a library file and hands it to the browser as a download. */
   async download(projectId: string, file: FileResponse): Promise<void> {
-    const path = `/api/v1/projects/${projectId}/files/${file.id}/content`;
-    const response = await this.withSession(() => this.send('GET', path));
-    if (!response.ok) throw await problemOf(response);
-    const url = URL.createObjectURL(await response.blob());
+    const url = URL.createObjectURL(await this.fileContent(projectId, file.id));
     const link = document.createElement('a');
     link.href = url;
     link.download = file.name;

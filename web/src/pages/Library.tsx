@@ -4,6 +4,7 @@ import { ApiProblem } from '../api/client';
 import type { FileResponse, LinkResponse, ListingResponse } from '../api/schema';
 import { useSession } from '../session';
 import { Alert } from '../components/Alert';
+import FilePreview from './FilePreview';
 
 interface Upload {
   name: string;
@@ -18,7 +19,7 @@ function size(bytes: number): string {
 }
 
 /** The project's library: folders, files (with what made them), uploads
- * with a progress bar per file, and downloads. */
+ * with a progress bar per file, previews and versions, downloads. */
 export default function Library({ projectId }: { projectId: string }) {
   const { client } = useSession();
   const queries = useQueryClient();
@@ -26,6 +27,7 @@ export default function Library({ projectId }: { projectId: string }) {
   const [uploads, setUploads] = useState<Upload[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [shared, setShared] = useState<{ name: string; url: string; expires: string } | null>(null);
+  const [previewed, setPreviewed] = useState<FileResponse | null>(null);
   const listing = useQuery({
     queryKey: ['files', projectId, folder],
     queryFn: () =>
@@ -108,12 +110,15 @@ export default function Library({ projectId }: { projectId: string }) {
           </li>
         ))}
         {listing.data?.files.map((file) => (
-          <li key={file.id} className="flex items-center gap-2">
+          <li key={file.id} className="flex flex-wrap items-center gap-2">
             <span>{file.name}</span>
             <span className="text-sm text-gray-500">
               {size(file.size)} · v{file.version}
               {file.run_id ? ` · made by a run (step ${file.step ?? '?'})` : ''}
             </span>
+            <button type="button" className="text-sm text-blue-600 underline" onClick={() => setPreviewed(file)} aria-label={`Preview ${file.name}`}>
+              Preview
+            </button>
             <button type="button" className="text-sm text-blue-600 underline" onClick={() => void download(file)} aria-label={`Download ${file.name}`}>
               Download
             </button>
@@ -129,6 +134,7 @@ export default function Library({ projectId }: { projectId: string }) {
           <li className="text-sm text-gray-500">Nothing here yet. Drop files here to upload them.</li>
         )}
       </ul>
+      {previewed && <FilePreview key={previewed.id} projectId={projectId} file={previewed} onClose={() => setPreviewed(null)} />}
       <label className="flex flex-col gap-1 text-sm">
         Upload files (or drop them here)
         <input type="file" multiple onChange={(e) => void upload(e.target.files)} />
