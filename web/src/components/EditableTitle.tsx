@@ -49,7 +49,7 @@ export function EditableTitle({
     );
   }
   return (
-    <form onSubmit={(e) => void save(e)} className="flex flex-wrap items-center gap-2" aria-label={label}>
+    <form onSubmit={(e) => void save(e)} className="flex flex-wrap items-center gap-2">
       <h2 id={id} className="sr-only">
         {title}
       </h2>

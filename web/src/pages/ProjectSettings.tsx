@@ -74,7 +74,7 @@ export default function ProjectSettings({ project }: { project: ProjectResponse 
           </button>
         )}
       </form>
-      <p className="text-sm text-gray-600 dark:text-gray-300" aria-label="Spent">
+      <p className="text-sm text-gray-600 dark:text-gray-300">
         Spent so far: ${spent.toFixed(2)}
         {project.budget_usd != null && ` of $${project.budget_usd.toFixed(2)}`}
         {project.budget_usd != null && spent >= project.budget_usd && ' — the budget is spent; new runs are refused until an owner raises it.'}
