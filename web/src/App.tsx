@@ -9,7 +9,8 @@ import ThreadPage from './pages/ThreadPage';
 import ServerStatus from './ServerStatus';
 import { ShortcutHelp, typingInField } from './components/Shortcuts';
 import { SessionProvider, useRoute, useSession } from './session';
-import { applyTheme, nextTheme, storedTheme } from './theme';
+import { usePrefs } from './prefs';
+import { applyTheme } from './theme';
 
 /** The app: the session and the page the URL names. */
 export default function App({ client }: { client?: Client }) {
@@ -27,17 +28,16 @@ export default function App({ client }: { client?: Client }) {
 function Shell() {
   const { client, signedIn } = useSession();
   const route = useRoute();
-  const [theme, setTheme] = useState(storedTheme);
-  const [help, setHelp] = useState(false);
-  const closeHelp = useCallback(() => setHelp(false), []);
-  useEffect(() => applyTheme(theme), [theme]);
+  const { theme, cycleTheme, shortcutsOpen: help, showShortcuts: setHelp } = usePrefs();
+  const closeHelp = useCallback(() => setHelp(false), [setHelp]);
+  useEffect(() => applyTheme(usePrefs.getState().theme), []);
   useEffect(() => {
     const onKey = (event: KeyboardEvent) => {
       if (event.key === '?' && !typingInField(event)) setHelp(true);
     };
     globalThis.addEventListener('keydown', onKey);
     return () => globalThis.removeEventListener('keydown', onKey);
-  }, []);
+  }, [setHelp]);
   // The e-mailed recovery link: /reset-password#token=…
   if (globalThis.location?.pathname === '/reset-password') {
     const token = new URLSearchParams(globalThis.location.hash.replace(/^#/, '')).get('token') ?? '';
@@ -61,7 +61,7 @@ function Shell() {
           Cairn
         </a>
         <nav className="flex flex-wrap items-center justify-end gap-3">
-          <button type="button" className="text-sm underline" onClick={() => setTheme(nextTheme(theme))} aria-label={`Theme: ${theme}; change it`}>
+          <button type="button" className="text-sm underline" onClick={cycleTheme} aria-label={`Theme: ${theme}; change it`}>
             Theme: {theme}
           </button>
           <button type="button" className="text-sm underline" onClick={() => setHelp(true)} aria-label="Keyboard shortcuts">

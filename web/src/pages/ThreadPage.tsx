@@ -200,7 +200,7 @@ function Output({ output }: { output: StepOutput }) {
   return <pre className={output.type === 'error' ? 'whitespace-pre-wrap text-red-600' : 'whitespace-pre-wrap text-sm'}>{output.text}</pre>;
 }
 
-function RunPanel({ run, canAnswer, onAnswer }: { run: RunView; canAnswer: boolean; onAnswer: (reply: string) => void }) {
+export function RunPanel({ run, canAnswer, onAnswer }: { run: RunView; canAnswer: boolean; onAnswer: (reply: string) => void }) {
   const approval = run.question?.startsWith('May the agent run') === true;
   return (
     <article aria-label={`Run ${run.status}`} className="rounded border p-2">

@@ -1,0 +1,39 @@
+import { fireEvent, render, screen } from '@testing-library/react';
+import { describe, expect, it } from 'vitest';
+import type { RunView } from '../thread/view';
+import { RunPanel } from './ThreadPage';
+
+const run = (over: Partial<RunView>): RunView => ({ id: 'r1', status: 'running', streaming: '', steps: [], costUsd: 0.0123, tokens: 420, ...over });
+
+describe('RunPanel', () => {
+  it('answers an approval question in place: approve or reject', () => {
+    const answers: string[] = [];
+    render(
+      <RunPanel
+        run={run({ status: 'waiting', question: 'May the agent run shell(command="ls")?' })}
+        canAnswer
+        onAnswer={(reply) => answers.push(reply)}
+      />,
+    );
+    fireEvent.click(screen.getByRole('button', { name: 'Approve' }));
+    fireEvent.click(screen.getByRole('button', { name: 'Reject' }));
+    expect(answers).toEqual(['yes', 'no']);
+  });
+
+  it('offers no buttons to a viewer, nor for a plain question', () => {
+    const waiting = run({ status: 'waiting', question: 'May the agent run shell(command="ls")?' });
+    const { unmount } = render(<RunPanel run={waiting} canAnswer={false} onAnswer={() => undefined} />);
+    expect(screen.queryByRole('button', { name: 'Approve' })).toBeNull();
+    unmount();
+    render(<RunPanel run={run({ status: 'waiting', question: 'Which quarter?' })} canAnswer onAnswer={() => undefined} />);
+    expect(screen.getByText('Cairn asks: Which quarter?')).toBeTruthy();
+    expect(screen.queryByRole('button', { name: 'Approve' })).toBeNull();
+  });
+
+  it('shows the status, the cost and why a run stopped', () => {
+    render(<RunPanel run={run({ status: 'failed', error: "the project's budget of $5.00 is spent" })} canAnswer onAnswer={() => undefined} />);
+    expect(screen.getByText('Run: failed')).toBeTruthy();
+    expect(screen.getByText(/420 tokens · \$0\.0123/)).toBeTruthy();
+    expect(screen.getByRole('alert').textContent).toBe("The run stopped: the project's budget of $5.00 is spent");
+  });
+});

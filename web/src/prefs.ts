@@ -1,0 +1,25 @@
+// Client state shared across the app (Zustand): the person's preferences in
+// this browser. Server state lives in TanStack Query, not here.
+
+import { create } from 'zustand';
+import { applyTheme, nextTheme, storedTheme, type Theme } from './theme';
+
+interface Prefs {
+  theme: Theme;
+  /** Light → dark → the system's choice → light…, applied and remembered. */
+  cycleTheme: () => void;
+  /** Whether the keyboard shortcut help is open. */
+  shortcutsOpen: boolean;
+  showShortcuts: (open: boolean) => void;
+}
+
+export const usePrefs = create<Prefs>()((set, get) => ({
+  theme: storedTheme(),
+  cycleTheme: () => {
+    const theme = nextTheme(get().theme);
+    applyTheme(theme);
+    set({ theme });
+  },
+  shortcutsOpen: false,
+  showShortcuts: (open) => set({ shortcutsOpen: open }),
+}));
