@@ -1,16 +1,18 @@
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
-import { useCallback, useEffect, useState } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useState } from 'react';
 import { Client } from './api/client';
 import Admin from './pages/Admin';
 import { Account, ResetPassword } from './pages/Password';
 import { ProjectPage, Projects } from './pages/Projects';
 import SignIn from './pages/SignIn';
-import ThreadPage from './pages/ThreadPage';
 import ServerStatus from './ServerStatus';
 import { ShortcutHelp, typingInField } from './components/Shortcuts';
 import { SessionProvider, useRoute, useSession } from './session';
 import { usePrefs } from './prefs';
 import { applyTheme } from './theme';
+
+// The thread page brings Markdown and code highlighting: loaded when first opened.
+const ThreadPage = lazy(() => import('./pages/ThreadPage'));
 
 /** The app: the session and the page the URL names. */
 export default function App({ client }: { client?: Client }) {
@@ -81,7 +83,11 @@ function Shell() {
       <main>
         {route.page === 'projects' && <Projects />}
         {route.page === 'project' && <ProjectPage key={route.id} id={route.id} />}
-        {route.page === 'thread' && <ThreadPage key={route.id} id={route.id} />}
+        {route.page === 'thread' && (
+          <Suspense fallback={<p className="text-sm text-gray-500">Loading the thread…</p>}>
+            <ThreadPage key={route.id} id={route.id} />
+          </Suspense>
+        )}
         {route.page === 'account' && <Account />}
         {route.page === 'admin' && <Admin />}
       </main>

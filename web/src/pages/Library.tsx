@@ -1,10 +1,12 @@
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { useState, type DragEvent } from 'react';
+import { lazy, Suspense, useState, type DragEvent } from 'react';
 import { ApiProblem } from '../api/client';
 import type { FileResponse, LinkResponse, ListingResponse } from '../api/schema';
 import { useSession } from '../session';
 import { Alert } from '../components/Alert';
-import FilePreview from './FilePreview';
+
+// Previews bring the CSV reader and code highlighting: loaded when first asked for.
+const FilePreview = lazy(() => import('./FilePreview'));
 
 interface Upload {
   name: string;
@@ -134,7 +136,11 @@ export default function Library({ projectId }: { projectId: string }) {
           <li className="text-sm text-gray-500">Nothing here yet. Drop files here to upload them.</li>
         )}
       </ul>
-      {previewed && <FilePreview key={previewed.id} projectId={projectId} file={previewed} onClose={() => setPreviewed(null)} />}
+      {previewed && (
+        <Suspense fallback={<p className="text-sm text-gray-500">Loading the preview…</p>}>
+          <FilePreview key={previewed.id} projectId={projectId} file={previewed} onClose={() => setPreviewed(null)} />
+        </Suspense>
+      )}
       <label className="flex flex-col gap-1 text-sm">
         Upload files (or drop them here)
         <input type="file" multiple onChange={(e) => void upload(e.target.files)} />
