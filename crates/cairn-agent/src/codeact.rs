@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::graph::{Control, Edge, Graph, Step, StepContext};
+use crate::plan::{Plan, TaskStatus, parse_plan, parse_verdict, planner_prompt};
+use cairn_config::AgentSpec;
 
 /// Where events of a run go (the thread's event log and the bus).
 #[async_trait]
@@ -70,6 +72,36 @@ pub struct AgentState {
     /// The call waiting for a member's approval.
     #[serde(default)]
     pub awaiting_approval: Option<String>,
+    /// The run plans first and gives the tasks to sub-agents.
+    #[serde(default)]
+    pub planning: bool,
+    #[serde(default)]
+    pub plan: Option<Plan>,
+    /// Plans made so far (the first, then re-plans).
+    #[serde(default)]
+    pub plans_made: u32,
+    /// The plan waits for a member's approval (or edit).
+    #[serde(default)]
+    pub awaiting_plan: bool,
+    /// Why the plan must change: a member's request, a failed task.
+    #[serde(default)]
+    pub replan_reason: Option<String>,
+    /// What the planner was told about its unusable replies.
+    #[serde(default)]
+    pub planner_feedback: Vec<Message>,
+    /// The task a sub-agent works on (its index in the plan); meanwhile
+    /// `messages` are the sub-agent's and the supervisor's wait here.
+    #[serde(default)]
+    pub task: Option<usize>,
+    #[serde(default)]
+    pub task_turns: u32,
+    #[serde(default)]
+    pub supervisor_messages: Vec<Message>,
+    /// The sub-agent's answer, or why it gave up, for the supervisor to check.
+    #[serde(default)]
+    pub task_answer: Option<String>,
+    #[serde(default)]
+    pub task_failure: Option<String>,
 }
 
 /// One run's surroundings.
@@ -87,6 +119,22 @@ pub struct RunContext {
     pub project_budget_usd: Option<f64>,
     /// Tools whose calls a member must approve first (`agent.require_approval`).
     pub require_approval: Vec<String>,
+    /// The run starts with a plan (`plan` when posted).
+    pub planning: bool,
+    /// The sub-agents plans may use.
+    pub agents: Arc<Vec<AgentSpec>>,
+    /// When a plan waits for approval (`agent.plan_approval`).
+    pub plan_approval: String,
+}
+
+impl RunContext {
+    fn plan_needs_approval(&self, tasks: usize) -> bool {
+        cairn_config::plan_needs_approval(&self.plan_approval, tasks)
+    }
+
+    fn agent_spec(&self, name: &str) -> Option<&AgentSpec> {
+        self.agents.iter().find(|a| a.name == name)
+    }
 }
 
 /// Everything the agent uses, shared by all runs.
@@ -102,6 +150,26 @@ pub struct Agent {
 const MAX_OBSERVATION_CHARS: usize = 8000;
 /// Replies without code, in a row, before the run gives up.
 const MAX_MALFORMED: u32 = 3;
+/// Plans a run may make (the first and re-plans after failed tasks).
+const MAX_PLANS: u32 = 3;
+/// Times a task is tried before it counts as failed.
+const MAX_TASK_ATTEMPTS: u32 = 2;
+
+/// Whether an answer to a yes/no question says yes.
+fn says_yes(answer: &str) -> bool {
+    let yes = answer.trim().to_lowercase();
+    yes.starts_with("yes") || yes.starts_with("approve") || yes == "y" || yes == "ok"
+}
+
+/// An event payload tagged with the task a sub-agent works on.
+fn tagged(mut payload: Value, state: &AgentState) -> Value {
+    if let (Some(task), Some(map)) =
+        (state.task.and_then(|i| state.plan.as_ref()?.tasks.get(i)), payload.as_object_mut())
+    {
+        map.insert("task".into(), json!(task.id));
+    }
+    payload
+}
 
 /// The Python block of a reply: the first fenced block whose language is
 /// `python`, `py` or not given.
@@ -153,6 +221,22 @@ impl Agent {
         if context.is_empty() { prompt } else { format!("{prompt}\n\n{context}") }
     }
 
+    /// A sub-agent's system prompt: its role, then the usual instructions,
+    /// with the tools it may call.
+    fn sub_agent_prompt(&self, spec: &AgentSpec, context: &str) -> String {
+        let tools = if spec.tools.is_empty() {
+            "You may call every tool.".to_owned()
+        } else {
+            format!("Of the tools, you may call only: {}.", spec.tools.join(", "))
+        };
+        format!(
+            "{}\n\nYou work on one task of a larger plan; a supervisor checks your result. When the task is done, \
+             call final_answer(...) with its result (numbers, findings, the files you saved). {tools}\n\n{}",
+            spec.role,
+            self.system_prompt_with(context)
+        )
+    }
+
     /// What the model should know of the project: its name and the files in
     /// its library (the newest 50).
     async fn project_context(&self, run: &RunContext) -> String {
@@ -186,22 +270,35 @@ impl Agent {
 
     /// The agent's graph for one run.
     pub fn graph(self: &Arc<Self>, run: RunContext, events: Arc<dyn Events>) -> Graph<AgentState> {
-        let (think_agent, think_run, think_events) = (self.clone(), run.clone(), events.clone());
-        let (act_agent, act_run, act_events) = (self.clone(), run, events);
-        Graph::new("think")
-            .node("think", move |state, ctx| {
-                let (agent, run, events) = (think_agent.clone(), think_run.clone(), think_events.clone());
-                async move { agent.think(state, &run, events.as_ref(), ctx).await }
-            })
-            .node("act", move |state, ctx| {
-                let (agent, run, events) = (act_agent.clone(), act_run.clone(), act_events.clone());
-                async move { agent.act(state, &run, events.as_ref(), ctx).await }
-            })
+        let mut graph = Graph::new(if run.planning { "plan" } else { "think" });
+        for name in ["think", "act", "plan", "dispatch", "check", "synthesize"] {
+            let (agent, run, events) = (self.clone(), run.clone(), events.clone());
+            graph = graph.node(name, move |state, ctx| {
+                let (agent, run, events) = (agent.clone(), run.clone(), events.clone());
+                async move {
+                    let (run, events) = (&run, events.as_ref());
+                    match name {
+                        "think" => agent.think(state, run, events, ctx).await,
+                        "act" => agent.act(state, run, events, ctx).await,
+                        "plan" => agent.plan(state, run, events, ctx).await,
+                        "dispatch" => agent.dispatch(state, run, events).await,
+                        "check" => agent.check(state, run, events, ctx).await,
+                        _ => agent.synthesize(state, run, events, ctx).await,
+                    }
+                }
+            });
+        }
+        // After a sub-agent's step: its answer (or its giving up) goes to the supervisor.
+        let task_over =
+            |state: &AgentState| state.task.is_some() && (state.task_answer.is_some() || state.task_failure.is_some());
+        graph
             .edge(
                 "think",
-                Edge::Branch(Arc::new(|state: &AgentState| {
+                Edge::Branch(Arc::new(move |state: &AgentState| {
                     if state.failure.is_some() || state.final_answer.is_some() {
                         None
+                    } else if task_over(state) {
+                        Some("check".to_owned())
                     } else if state.pending_code.is_some() {
                         Some("act".to_owned())
                     } else {
@@ -209,8 +306,272 @@ impl Agent {
                     }
                 })),
             )
-            .edge("act", Edge::To("think".to_owned()))
+            .edge(
+                "act",
+                Edge::Branch(Arc::new(move |state: &AgentState| {
+                    if state.failure.is_some() || state.final_answer.is_some() {
+                        None
+                    } else if task_over(state) {
+                        Some("check".to_owned())
+                    } else {
+                        Some("think".to_owned())
+                    }
+                })),
+            )
+            .edge(
+                "plan",
+                Edge::Branch(Arc::new(|state: &AgentState| match (&state.failure, &state.plan) {
+                    (Some(_), _) => None,
+                    (None, Some(_)) if state.replan_reason.is_none() && state.planner_feedback.is_empty() => {
+                        Some("dispatch".to_owned())
+                    }
+                    _ => Some("plan".to_owned()),
+                })),
+            )
+            .edge(
+                "dispatch",
+                Edge::Branch(Arc::new(|state: &AgentState| {
+                    if state.failure.is_some() {
+                        None
+                    } else if state.replan_reason.is_some() {
+                        Some("plan".to_owned())
+                    } else if state.task.is_some() {
+                        Some("think".to_owned())
+                    } else {
+                        Some("synthesize".to_owned())
+                    }
+                })),
+            )
+            .edge("check", Edge::To("dispatch".to_owned()))
+            .edge("synthesize", Edge::End)
             .max_steps(1000)
+    }
+
+    /// Emits the plan as it stands.
+    async fn publish_plan(state: &AgentState, events: &dyn Events) {
+        if let Some(plan) = &state.plan {
+            events.emit("plan", json!({ "plan": plan })).await;
+        }
+    }
+
+    /// The planner: the conversation so far becomes a plan of tasks for the
+    /// sub-agents (a new one, keeping finished tasks, when it must change).
+    async fn plan(
+        &self,
+        mut state: AgentState,
+        run: &RunContext,
+        events: &dyn Events,
+        ctx: StepContext,
+    ) -> Result<Step<AgentState>, String> {
+        self.absorb_messages(&mut state, run).await?;
+        if let Some(why) = self.stop_reason(&state, run).await? {
+            return Self::stop(state, why, events).await;
+        }
+        if state.plans_made >= MAX_PLANS && state.replan_reason.is_some() {
+            let why = state.replan_reason.take().unwrap_or_default();
+            state.failure = Some(format!("the plan could not be carried out after {MAX_PLANS} plans: {why}"));
+            return Ok(Step { state, control: Control::End });
+        }
+        let mut messages = state.messages.clone();
+        if let (Some(reason), Some(plan)) = (&state.replan_reason, &state.plan) {
+            messages.push(Message::user(format!(
+                "The plan must change: {reason}\nThe plan so far, with each task's status and result:\n{}\n\
+                 Reply with a new plan for the work that is left; finished tasks are kept (their ids may be \
+                 dependencies).",
+                serde_json::to_string_pretty(plan).unwrap_or_default()
+            )));
+        }
+        messages.extend(state.planner_feedback.iter().cloned());
+        let system = format!("{}\n\n{}", planner_prompt(&run.agents), self.project_context(run).await);
+        let Some(reply) = self.call_model(&mut state, run, events, &ctx, None, system, messages).await? else {
+            return Ok(Step::next(state));
+        };
+        let kept: Vec<_> = state
+            .plan
+            .as_ref()
+            .map(|p| p.tasks.iter().filter(|t| t.status == TaskStatus::Done).cloned().collect())
+            .unwrap_or_default();
+        let planned = parse_plan(&reply).and_then(|plan| {
+            let mut plan = plan.fresh(state.plans_made + 1);
+            plan.tasks.retain(|t| !kept.iter().any(|k| k.id == t.id));
+            plan.tasks.splice(0..0, kept);
+            plan.validate(&run.agents).map(|()| plan)
+        });
+        match planned {
+            Ok(plan) => {
+                state.plans_made += 1;
+                state.planner_feedback.clear();
+                state.replan_reason = None;
+                state.malformed = 0;
+                let tasks = plan.tasks.len();
+                state.plan = Some(plan);
+                Self::publish_plan(&state, events).await;
+                if run.plan_needs_approval(tasks) {
+                    let question = format!(
+                        "May the agent follow this plan of {tasks} tasks? Answer yes to start, or say what to change \
+                         (members with edit rights can also edit the plan)."
+                    );
+                    events.emit("interrupt", json!({ "question": question, "plan": true })).await;
+                    state.question = Some(question.clone());
+                    state.awaiting_plan = true;
+                    return Ok(Step {
+                        state,
+                        control: Control::Interrupt { question: json!(question), resume_at: "dispatch".into() },
+                    });
+                }
+            }
+            Err(why) => {
+                state.malformed += 1;
+                if state.malformed >= MAX_MALFORMED {
+                    state.failure =
+                        Some(format!("the planner replied {MAX_MALFORMED} times without a usable plan: {why}"));
+                } else {
+                    state.planner_feedback.push(Message::assistant(reply));
+                    state.planner_feedback.push(Message::user(format!(
+                        "That plan cannot be used: {why}. Reply with only the JSON plan."
+                    )));
+                }
+            }
+        }
+        Ok(Step::next(state))
+    }
+
+    /// The supervisor's next move: after an approval question, read the
+    /// answer; then start the next ready task as a sub-agent, or re-plan
+    /// when nothing can go on, or write the answer when all is done.
+    async fn dispatch(
+        &self,
+        mut state: AgentState,
+        run: &RunContext,
+        events: &dyn Events,
+    ) -> Result<Step<AgentState>, String> {
+        if state.awaiting_plan {
+            let answer = self.absorb_messages(&mut state, run).await?.unwrap_or_default();
+            state.awaiting_plan = false;
+            state.question = None;
+            if !says_yes(&answer) {
+                state.replan_reason = Some(format!("a member asked for changes: {answer}"));
+                return Ok(Step::next(state));
+            }
+        }
+        let Some(plan) = state.plan.as_mut() else {
+            state.replan_reason = Some("there is no plan yet".into());
+            return Ok(Step::next(state));
+        };
+        if plan.finished() {
+            return Ok(Step::next(state));
+        }
+        let Some(&index) = plan.ready().first() else {
+            let failed: Vec<String> = plan
+                .tasks
+                .iter()
+                .filter(|t| t.status == TaskStatus::Failed)
+                .map(|t| format!("task {} ({}) failed: {}", t.id, t.title, t.result.as_deref().unwrap_or("no result")))
+                .collect();
+            state.replan_reason =
+                Some(if failed.is_empty() { "no task can start".to_owned() } else { failed.join("; ") });
+            return Ok(Step::next(state));
+        };
+        let done: Vec<(String, String)> = plan
+            .tasks
+            .iter()
+            .filter(|t| t.status == TaskStatus::Done)
+            .map(|t| (t.id.clone(), t.result.clone().unwrap_or_default()))
+            .collect();
+        let Some(task) = plan.tasks.get_mut(index) else { return Ok(Step::next(state)) };
+        let earlier = task.result.take().filter(|_| task.attempts > 0);
+        task.status = TaskStatus::Running;
+        task.attempts += 1;
+        let mut prompt = format!("Your task: {}\nGoal: {}\nIt is done when: {}", task.title, task.goal, task.done_when);
+        for (id, result) in done.iter().filter(|(id, _)| task.depends_on.contains(id)) {
+            prompt.push_str(&format!("\n\nResult of task {id}, which yours builds on:\n{result}"));
+        }
+        if let Some(earlier) = earlier {
+            prompt.push_str(&format!("\n\nAn earlier attempt fell short: {earlier}"));
+        }
+        state.supervisor_messages = std::mem::replace(&mut state.messages, vec![Message::user(prompt)]);
+        state.task = Some(index);
+        state.task_turns = 0;
+        state.malformed = 0;
+        Self::publish_plan(&state, events).await;
+        Ok(Step::next(state))
+    }
+
+    /// The supervisor checks a sub-agent's result against the task's done
+    /// criterion; a task that fell short is tried again, then counts as
+    /// failed (and the plan changes).
+    async fn check(
+        &self,
+        mut state: AgentState,
+        run: &RunContext,
+        events: &dyn Events,
+        ctx: StepContext,
+    ) -> Result<Step<AgentState>, String> {
+        let Some(index) = state.task.take() else { return Ok(Step::next(state)) };
+        state.messages = std::mem::take(&mut state.supervisor_messages);
+        let (answer, failure) = (state.task_answer.take(), state.task_failure.take());
+        let Some(task) = state.plan.as_ref().and_then(|p| p.tasks.get(index)).cloned() else {
+            return Ok(Step::next(state));
+        };
+        let verdict = match (answer, failure) {
+            (Some(answer), _) => {
+                let system = "You are Cairn's supervisor. Decide whether a task's result meets its done criterion. \
+                              Reply with only a JSON object: {\"done\": true or false, \"why\": \"…\"}."
+                    .to_owned();
+                let question = Message::user(format!(
+                    "Task: {}\nGoal: {}\nDone when: {}\nResult:\n{answer}",
+                    task.title, task.goal, task.done_when
+                ));
+                match self.call_model(&mut state, run, events, &ctx, None, system, vec![question]).await? {
+                    Some(reply) => {
+                        let verdict = parse_verdict(&reply);
+                        (verdict.done, if verdict.done { answer } else { verdict.why })
+                    }
+                    None => (true, answer),
+                }
+            }
+            (None, failure) => (false, failure.unwrap_or_else(|| "the sub-agent gave no result".into())),
+        };
+        if let Some(task) = state.plan.as_mut().and_then(|p| p.tasks.get_mut(index)) {
+            task.result = Some(verdict.1);
+            task.status = match (verdict.0, task.attempts < MAX_TASK_ATTEMPTS) {
+                (true, _) => TaskStatus::Done,
+                (false, true) => TaskStatus::Pending,
+                (false, false) => TaskStatus::Failed,
+            };
+        }
+        Self::publish_plan(&state, events).await;
+        Ok(Step::next(state))
+    }
+
+    /// The final answer, from the tasks' results.
+    async fn synthesize(
+        &self,
+        mut state: AgentState,
+        run: &RunContext,
+        events: &dyn Events,
+        ctx: StepContext,
+    ) -> Result<Step<AgentState>, String> {
+        let results: Vec<String> = state
+            .plan
+            .iter()
+            .flat_map(|p| p.tasks.iter())
+            .map(|t| format!("## {} ({})\n{}", t.title, t.id, t.result.as_deref().unwrap_or("(no result)")))
+            .collect();
+        let mut messages = state.messages.clone();
+        messages.push(Message::user(format!(
+            "The sub-agents finished the plan. Their results:\n\n{}\n\nWrite the final answer for the user, in \
+             Markdown, from these results; name the files they saved.",
+            results.join("\n\n")
+        )));
+        let system = "You are Cairn. Write the answer to the user's request from the results of the work done for \
+                      it. Do not write code."
+            .to_owned();
+        let Some(reply) = self.call_model(&mut state, run, events, &ctx, None, system, messages).await? else {
+            return Ok(Step::next(state));
+        };
+        state.final_answer = Some(reply);
+        Ok(Step { state, control: Control::End })
     }
 
     /// Stops the run when a budget is spent.
@@ -230,48 +591,64 @@ impl Agent {
         None
     }
 
-    async fn think(
-        &self,
-        mut state: AgentState,
-        run: &RunContext,
-        events: &dyn Events,
-        ctx: StepContext,
-    ) -> Result<Step<AgentState>, String> {
-        let started = Instant::now();
-        state.pending_code = None;
-        // Messages members posted meanwhile reach the model now.
+    /// Adds the thread's messages posted since the last look to the
+    /// conversation; the first answer to an approval question decides it.
+    async fn absorb_messages(&self, state: &mut AgentState, run: &RunContext) -> Result<Option<String>, String> {
         let thread_messages = self.store.messages(run.thread).await.map_err(|e| e.to_string())?;
+        let mut last = None;
         for message in thread_messages.iter().skip(state.seen_messages) {
             if message.role == cairn_core::model::MessageRole::User {
-                // The first answer to an approval question decides it.
-                if let Some(call) = state.awaiting_approval.take() {
-                    let yes = message.content.trim().to_lowercase();
-                    if yes.starts_with("yes") || yes.starts_with("approve") || yes == "y" || yes == "ok" {
-                        state.approved.push(call);
-                    }
+                if let Some(call) = state.awaiting_approval.take()
+                    && says_yes(&message.content)
+                {
+                    state.approved.push(call);
                 }
                 state.messages.push(Message::user(message.content.clone()));
+                last = Some(message.content.clone());
             }
         }
         state.seen_messages = thread_messages.len();
-        // The project's budget first: the owner set it on purpose.
-        let mut over = None;
+        Ok(last)
+    }
+
+    /// Why the run must stop now, if it must: the project's budget first
+    /// (the owner set it on purpose), then the run's own.
+    async fn stop_reason(&self, state: &AgentState, run: &RunContext) -> Result<Option<String>, String> {
         if let Some(limit) = run.project_budget_usd
             && self.store.project_cost(run.project).await.map_err(|e| e.to_string())? >= limit
         {
-            over = Some(format!("the project's budget of ${limit:.2} is spent"));
+            return Ok(Some(format!("the project's budget of ${limit:.2} is spent")));
         }
-        if let Some(why) = over.or_else(|| Self::over_budget(&state, &run.budget)) {
-            events.emit("run.budget", json!({ "reason": why })).await;
-            state.failure = Some(why);
-            return Ok(Step { state, control: Control::End });
-        }
-        let chosen = state.model.as_deref().or(run.model.as_deref());
+        Ok(Self::over_budget(state, &run.budget))
+    }
+
+    /// Ends the run for `why` (a budget) with a `run.budget` event.
+    async fn stop(mut state: AgentState, why: String, events: &dyn Events) -> Result<Step<AgentState>, String> {
+        events.emit("run.budget", json!({ "reason": why })).await;
+        state.failure = Some(why);
+        Ok(Step { state, control: Control::End })
+    }
+
+    /// One model call: the reply streams out as `token` events, and its
+    /// usage and cost are counted (in the state, the run's cost and a
+    /// `usage` event). `None` when the run was cancelled meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    async fn call_model(
+        &self,
+        state: &mut AgentState,
+        run: &RunContext,
+        events: &dyn Events,
+        ctx: &StepContext,
+        model_id: Option<&str>,
+        system: String,
+        messages: Vec<Message>,
+    ) -> Result<Option<String>, String> {
+        let chosen = model_id.or(state.model.as_deref()).or(run.model.as_deref());
         let (model, info) = self.models.get(chosen).map_err(|e| e.to_string())?;
         let request = ChatRequest {
             model: info.model.clone(),
-            system: Some(self.system_prompt_with(&self.project_context(run).await)),
-            messages: state.messages.clone(),
+            system: Some(system),
+            messages,
             max_tokens: 4096,
             temperature: None,
             stop: Vec::new(),
@@ -281,7 +658,6 @@ impl Agent {
         let mut pending = String::new();
         let mut last_flush = Instant::now();
         let mut usage = Usage::default();
-        let unchanged = state.clone();
         loop {
             // A cancel stops the model call at once, not at the end of its reply.
             let delta = tokio::select! {
@@ -290,7 +666,7 @@ impl Agent {
                     while !ctx.cancelled() {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
-                } => return Ok(Step::next(unchanged)),
+                } => return Ok(None),
             };
             let Some(delta) = delta else { break };
             match delta.map_err(|e| format!("the model's reply broke off: {e}"))? {
@@ -299,7 +675,7 @@ impl Agent {
                     pending.push_str(&text);
                     // Token deltas go out in small batches, not one write each.
                     if last_flush.elapsed() >= Duration::from_millis(50) {
-                        events.emit("token", json!({ "text": std::mem::take(&mut pending) })).await;
+                        events.emit("token", tagged(json!({ "text": std::mem::take(&mut pending) }), state)).await;
                         last_flush = Instant::now();
                     }
                 }
@@ -307,7 +683,7 @@ impl Agent {
             }
         }
         if !pending.is_empty() {
-            events.emit("token", json!({ "text": pending })).await;
+            events.emit("token", tagged(json!({ "text": pending }), state)).await;
         }
         state.turns += 1;
         state.usage.add(usage);
@@ -320,20 +696,62 @@ impl Agent {
             .emit(
                 "usage",
                 json!({ "model": info.id, "user": run.user, "input_tokens": usage.input_tokens,
-                                    "output_tokens": usage.output_tokens, "cost_usd": cost }),
+                        "output_tokens": usage.output_tokens, "cost_usd": cost }),
             )
             .await;
+        Ok(Some(reply))
+    }
+
+    async fn think(
+        &self,
+        mut state: AgentState,
+        run: &RunContext,
+        events: &dyn Events,
+        ctx: StepContext,
+    ) -> Result<Step<AgentState>, String> {
+        let started = Instant::now();
+        state.pending_code = None;
+        // Messages members posted meanwhile reach the model now.
+        self.absorb_messages(&mut state, run).await?;
+        if let Some(why) = self.stop_reason(&state, run).await? {
+            return Self::stop(state, why, events).await;
+        }
+        let task = state.task.and_then(|i| state.plan.as_ref()?.tasks.get(i).cloned());
+        let spec: Option<AgentSpec> = task.as_ref().and_then(|t| run.agent_spec(&t.agent)).cloned();
+        if let Some(spec) = &spec
+            && state.task_turns >= spec.max_steps
+        {
+            state.task_failure = Some(format!("the task's step budget of {} was reached", spec.max_steps));
+            return Ok(Step::next(state));
+        }
+        let context = self.project_context(run).await;
+        let system = match &spec {
+            Some(spec) => self.sub_agent_prompt(spec, &context),
+            None => self.system_prompt_with(&context),
+        };
+        let model_id = spec.as_ref().map(|s| s.model.as_str()).filter(|m| !m.is_empty());
+        let messages = state.messages.clone();
+        let Some(reply) = self.call_model(&mut state, run, events, &ctx, model_id, system, messages).await? else {
+            return Ok(Step::next(state));
+        };
+        if task.is_some() {
+            state.task_turns += 1;
+        }
         state.messages.push(Message::assistant(reply.clone()));
         match code_block(&reply) {
             Some(code) => {
                 state.malformed = 0;
-                events.emit("code", json!({ "code": code })).await;
+                events.emit("code", tagged(json!({ "code": code }), &state)).await;
                 state.pending_code = Some(code);
             }
             None => {
                 state.malformed += 1;
                 if state.malformed >= MAX_MALFORMED {
-                    state.failure = Some(format!("the model replied {MAX_MALFORMED} times without a code block"));
+                    let why = format!("the model replied {MAX_MALFORMED} times without a code block");
+                    match task {
+                        Some(_) => state.task_failure = Some(why),
+                        None => state.failure = Some(why),
+                    }
                 } else {
                     state.messages.push(Message::user(
                         "Your reply had no ```python block. Write one; call final_answer(...) in it when the task \
@@ -359,8 +777,15 @@ impl Agent {
         };
         let tools = self.tool_context(run, ctx.step);
         let (outputs_tx, mut outputs_rx) = tokio::sync::mpsc::unbounded_channel::<Output>();
+        let allowed = state
+            .task
+            .and_then(|i| state.plan.as_ref()?.tasks.get(i))
+            .and_then(|t| run.agent_spec(&t.agent))
+            .filter(|spec| !spec.tools.is_empty())
+            .map(|spec| (spec.name.clone(), spec.tools.clone()));
         let mut bridge = AgentBridge {
             agent: self,
+            allowed,
             tools,
             outputs: outputs_tx,
             answer: None,
@@ -369,6 +794,20 @@ impl Agent {
             approved: &state.approved,
             needs_approval: None,
         };
+        if state.planning {
+            // The kernel's tools check the sub-agent's list too (they may run
+            // in the kernel, out of the bridge's sight).
+            let setting = match &bridge.allowed {
+                Some((agent, tools)) => format!("_cairn_tools_allowed = {tools:?}\n_cairn_agent_name = {agent:?}"),
+                None => "_cairn_tools_allowed = None".to_owned(),
+            };
+            let quiet = &mut |_: &Output| {};
+            if let Err(error) =
+                self.services.sandboxes.execute(run.sandbox, Execution::Python { code: setting }, quiet).await
+            {
+                tracing::warn!(error = %error.detail(), "the sub-agent's tools could not be set");
+            }
+        }
         let execution = self.services.sandboxes.execute(run.sandbox, Execution::Python { code }, &mut bridge);
         let outcome = {
             tokio::pin!(execution);
@@ -376,13 +815,13 @@ impl Agent {
                 tokio::select! {
                     outcome = &mut execution => break outcome,
                     Some(output) = outputs_rx.recv() => {
-                        events.emit("output", serde_json::to_value(&output).unwrap_or_default()).await;
+                        events.emit("output", tagged(serde_json::to_value(&output).unwrap_or_default(), &state)).await;
                     }
                 }
             }
         };
         while let Ok(output) = outputs_rx.try_recv() {
-            events.emit("output", serde_json::to_value(&output).unwrap_or_default()).await;
+            events.emit("output", tagged(serde_json::to_value(&output).unwrap_or_default(), &state)).await;
         }
         let (answer, mut question) = (bridge.answer.take(), bridge.question.take());
         if let Some((call, description)) = bridge.needs_approval.take() {
@@ -393,10 +832,15 @@ impl Agent {
             Ok(outcome) => self.observe(&outcome, run, &ctx, events).await,
             Err(error) => format!("The sandbox failed: {}. The kernel will be fresh on the next turn.", error.detail()),
         };
-        events.emit("observation", json!({ "text": observation })).await;
+        events.emit("observation", tagged(json!({ "text": observation }), &state)).await;
         state.messages.push(Message::user(format!("Observation:\n{observation}")));
         state.elapsed_ms += started.elapsed().as_millis() as u64;
         if let Some(answer) = answer {
+            // A sub-agent's answer is its task's result, for the supervisor.
+            if state.task.is_some() {
+                state.task_answer = Some(answer);
+                return Ok(Step::next(state));
+            }
             state.final_answer = Some(answer);
             return Ok(Step { state, control: Control::End });
         }
@@ -469,6 +913,8 @@ impl Agent {
 /// `ask_user` for the run.
 struct AgentBridge<'a> {
     agent: &'a Agent,
+    /// A sub-agent's name and the only tools it may call.
+    allowed: Option<(String, Vec<String>)>,
     tools: ToolContext,
     outputs: tokio::sync::mpsc::UnboundedSender<Output>,
     answer: Option<String>,
@@ -499,6 +945,10 @@ impl ExecHandler for AgentBridge<'_> {
                 let question = text("question").ok_or("ask_user needs the question as text")?;
                 self.question = Some(question);
                 Ok(json!("the question was sent; the answer will be your next observation"))
+            }
+            _ if self.allowed.as_ref().is_some_and(|(_, tools)| !tools.iter().any(|t| t == name)) => {
+                let (agent, tools) = self.allowed.as_ref().map(|(a, t)| (a.as_str(), t.join(", "))).unwrap_or_default();
+                Err(format!("{name} is not one of the {agent} agent's tools; it may call {tools}"))
             }
             _ if self.require_approval.iter().any(|t| t == name) => {
                 let key = json!({ "tool": name, "args": args, "kwargs": kwargs }).to_string();

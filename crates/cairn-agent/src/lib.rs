@@ -1,10 +1,12 @@
 //! Cairn's agent service. This part: the durable graph runtime the agent
 //! runs on (`graph`), with checkpoints after every step, interrupts,
-//! cancellation, parallel branches, sub-graphs and forks.
+//! cancellation, parallel branches, sub-graphs and forks; the CodeAct agent
+//! (`codeact`), plans and sub-agents (`plan`), and the run service (`runs`).
 
 pub mod codeact;
 pub mod graph;
+pub mod plan;
 pub mod runs;
 
 pub use codeact::{Agent, AgentState, Budget, Events, RunContext, code_block};
-pub use runs::{RunError, Runs, StoreEvents};
+pub use runs::{RunError, RunOptions, Runs, StoreEvents};

@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 
 use crate::codeact::{Agent, AgentState, Budget, Events, RunContext};
 use crate::graph::{Outcome, StoreCheckpointer};
+use crate::plan::{Plan, builtin_agents};
+use cairn_config::{AgentConfig, AgentSpec};
 
 /// The queue runs travel on.
 pub const QUEUE: &str = "runs";
@@ -65,6 +67,15 @@ impl Events for StoreEvents {
     }
 }
 
+/// How a posted message's run works.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// `provider/model`; `None`: the thread's, the project's or the default.
+    pub model: Option<String>,
+    /// Plan first and give the tasks to sub-agents.
+    pub plan: bool,
+}
+
 /// The run service.
 #[derive(Debug, Clone)]
 pub struct Runs {
@@ -78,6 +89,9 @@ struct Inner {
     agent: Arc<Agent>,
     budget: Budget,
     require_approval: Vec<String>,
+    /// The sub-agents plans may use, and when plans wait for approval.
+    agents: Arc<Vec<AgentSpec>>,
+    plan_approval: String,
     lease: Duration,
     /// Cancel flags of the runs this process is working on.
     running: Mutex<HashMap<RunId, Arc<AtomicBool>>>,
@@ -91,6 +105,8 @@ impl Runs {
             agent,
             budget,
             require_approval: Vec::new(),
+            agents: Arc::new(builtin_agents()),
+            plan_approval: "never".to_owned(),
             lease,
             running: Mutex::new(HashMap::new()),
         };
@@ -103,6 +119,57 @@ impl Runs {
             inner.require_approval = tools;
         }
         self
+    }
+
+    /// Runs as the configuration says: budgets, approvals, sub-agents and
+    /// plan approval (`agent.*`).
+    pub fn configured(mut self, config: &AgentConfig) -> Runs {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.budget = Budget {
+                max_steps: config.max_steps,
+                max_tokens: config.max_tokens,
+                max_cost_usd: config.max_cost_usd,
+                max_wall_secs: config.max_wall_secs,
+            };
+            inner.require_approval = config.require_approval.clone();
+            if !config.agents.is_empty() {
+                inner.agents = Arc::new(config.agents.clone());
+            }
+            inner.plan_approval = config.plan_approval.clone();
+        }
+        self
+    }
+
+    /// The sub-agents plans may give tasks to.
+    pub fn agents(&self) -> &[AgentSpec] {
+        &self.inner.agents
+    }
+
+    /// Replaces the plan of a run that waits for its plan's approval (a
+    /// member's edit): checked like a planner's, kept in the run's latest
+    /// checkpoint, and sent out as a `plan` event.
+    pub async fn edit_plan(&self, id: RunId, plan: Plan, user: UserId) -> Result<Plan, RunError> {
+        let run = self.inner.store.run(id).await?;
+        let conflict = || RunError::Conflict("the run is not waiting for its plan's approval".into());
+        if run.status != RunStatus::Waiting {
+            return Err(conflict());
+        }
+        let checkpoint = self.inner.store.latest_checkpoint(id).await?.ok_or_else(conflict)?;
+        let mut saved = checkpoint.state;
+        let mut state: AgentState = serde_json::from_value(saved["state"].clone()).map_err(|_| conflict())?;
+        if !state.awaiting_plan {
+            return Err(conflict());
+        }
+        let plan = plan.fresh(state.plans_made);
+        plan.validate(&self.inner.agents).map_err(RunError::Conflict)?;
+        state.plan = Some(plan.clone());
+        saved["state"] = serde_json::to_value(&state).map_err(|e| RunError::Conflict(e.to_string()))?;
+        self.inner
+            .store
+            .put_checkpoint(cairn_core::model::NewCheckpoint { run_id: id, step: checkpoint.step, state: saved })
+            .await?;
+        self.events(run.thread_id, Some(id)).emit("plan", json!({ "plan": plan, "edited_by": user })).await;
+        Ok(plan)
     }
 
     fn events(&self, thread: ThreadId, run: Option<RunId>) -> StoreEvents {
@@ -147,6 +214,19 @@ impl Runs {
         start: bool,
         model: Option<String>,
     ) -> Result<(Message, Option<Run>), RunError> {
+        self.post_run(thread, user, content, start, RunOptions { model, plan: false }).await
+    }
+
+    /// [`Runs::post`], with the run's options.
+    pub async fn post_run(
+        &self,
+        thread: ThreadId,
+        user: UserId,
+        content: String,
+        start: bool,
+        options: RunOptions,
+    ) -> Result<(Message, Option<Run>), RunError> {
+        let RunOptions { model, plan } = options;
         let message = self
             .inner
             .store
@@ -162,13 +242,19 @@ impl Runs {
             return Ok((message, None));
         }
         let run = self.inner.store.create_run(NewRun { thread_id: thread, created_by: user }).await?;
-        self.events(thread, Some(run.id)).emit("run.status", json!({ "status": "queued", "model": model })).await;
-        self.enqueue(run.id, model).await?;
+        self.events(thread, Some(run.id))
+            .emit("run.status", json!({ "status": "queued", "model": model, "plan": plan }))
+            .await;
+        self.enqueue_job(run.id, model, plan).await?;
         Ok((message, Some(run)))
     }
 
     async fn enqueue(&self, run: RunId, model: Option<String>) -> Result<(), RunError> {
-        let job = Bytes::from(json!({ "run": run, "model": model }).to_string());
+        self.enqueue_job(run, model, false).await
+    }
+
+    async fn enqueue_job(&self, run: RunId, model: Option<String>, plan: bool) -> Result<(), RunError> {
+        let job = Bytes::from(json!({ "run": run, "model": model, "plan": plan }).to_string());
         self.inner.bus.queue.enqueue(QUEUE, job).await?;
         Ok(())
     }
@@ -295,6 +381,7 @@ impl Runs {
             let job = serde_json::from_slice::<Value>(&delivery.payload).unwrap_or_default();
             let id = job["run"].as_str().and_then(|r| r.parse::<RunId>().ok());
             let model = job["model"].as_str().map(str::to_owned);
+            let plan = job["plan"].as_bool().unwrap_or(false);
             let Some(id) = id else {
                 let _ = self.inner.bus.queue.ack(&delivery).await;
                 continue;
@@ -311,7 +398,7 @@ impl Runs {
                     }
                 })
             };
-            let result = self.process(id, model).await;
+            let result = self.process(id, model, plan).await;
             heartbeat.abort();
             match result {
                 Ok(()) => {
@@ -341,7 +428,7 @@ impl Runs {
         sandboxes.create(request).await.map(|s| s.id).map_err(|e| e.detail())
     }
 
-    async fn process(&self, id: RunId, model: Option<String>) -> Result<(), RunError> {
+    async fn process(&self, id: RunId, model: Option<String>, plan: bool) -> Result<(), RunError> {
         let run = self.inner.store.run(id).await?;
         if run.status.is_terminal() || run.status == RunStatus::Waiting {
             return Ok(());
@@ -374,12 +461,19 @@ impl Runs {
             budget: self.inner.budget,
             project_budget_usd: project.budget_usd,
             require_approval: self.inner.require_approval.clone(),
+            planning: plan,
+            agents: self.inner.agents.clone(),
+            plan_approval: self.inner.plan_approval.clone(),
         };
         let events: Arc<dyn Events> = Arc::new(self.events(run.thread_id, Some(id)));
         let graph = self.inner.agent.graph(context, events);
         let checkpoints = StoreCheckpointer { store: self.inner.store.clone() };
         // The run's own model, else the thread's, else the project's, else the default.
-        let initial = AgentState { model: model.or(thread.model.clone()).or(project.model), ..AgentState::default() };
+        let initial = AgentState {
+            model: model.or(thread.model.clone()).or(project.model),
+            planning: plan,
+            ..AgentState::default()
+        };
         let outcome = graph.run(&id.to_string(), &checkpoints, initial, None, cancel).await;
         self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
         match outcome {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_agent::{Agent, Budget, Runs, code_block};
-use cairn_config::{Config, LlmConfig, LlmModel, LlmProvider};
+use cairn_config::{AgentConfig, Config, LlmConfig, LlmModel, LlmProvider};
 use cairn_core::UserId;
 use cairn_core::model::{MessageRole, NewProject, NewThread, NewUser, RunStatus};
 use cairn_core::store::Store;
@@ -33,6 +33,10 @@ async fn world(budget: Budget) -> World {
 }
 
 async fn world_with(budget: Budget, require_approval: Vec<String>) -> World {
+    world_planning(budget, require_approval, "never").await
+}
+
+async fn world_planning(budget: Budget, require_approval: Vec<String>, plan_approval: &str) -> World {
     let dir = TempDir::new("agent");
     let db = Database::open(&dir.sqlite_url(), &OpenOptions::default()).await.unwrap();
     db.migrate().await.unwrap();
@@ -69,8 +73,16 @@ async fn world_with(budget: Budget, require_approval: Vec<String>) -> World {
     };
     let models = Arc::new(cairn_llm::Models::from_config(&llm_config).unwrap());
     let agent = Arc::new(Agent { models, registry, services, store: store.clone() });
-    let runs =
-        Runs::new(store.clone(), bus, agent, budget, Duration::from_secs(30)).with_approval_for(require_approval);
+    let agent_config = AgentConfig {
+        max_steps: budget.max_steps,
+        max_tokens: budget.max_tokens,
+        max_cost_usd: budget.max_cost_usd,
+        max_wall_secs: budget.max_wall_secs,
+        require_approval,
+        plan_approval: plan_approval.into(),
+        ..AgentConfig::default()
+    };
+    let runs = Runs::new(store.clone(), bus, agent, budget, Duration::from_secs(30)).configured(&agent_config);
     runs.start_workers("test", 2);
 
     let user = store
@@ -272,4 +284,166 @@ async fn a_sandbox_limit_is_an_observation_the_agent_recovers_from() {
     let events = world.events().await;
     let observation = events.iter().find(|(k, _)| k == "observation").unwrap().1["text"].as_str().unwrap().to_owned();
     assert!(observation.contains("limit: memory limit of 256 MiB exceeded; the kernel was restarted"), "{observation}");
+}
+
+/// A planner's reply: the tasks as JSON, in a fenced block.
+fn plan_reply(tasks: Value) -> Reply {
+    Reply::Text(format!("Here is the plan.\n```json\n{}\n```", serde_json::json!({ "tasks": tasks })))
+}
+
+fn task(id: &str, agent: &str, goal: &str, deps: &[&str]) -> Value {
+    serde_json::json!({ "id": id, "title": format!("Task {id}"), "goal": goal, "done_when": "it has a result",
+                        "depends_on": deps, "agent": agent })
+}
+
+fn verdict(done: bool, why: &str) -> Reply {
+    Reply::Text(serde_json::json!({ "done": done, "why": why }).to_string())
+}
+
+/// The text of every message of the `n`-th model request.
+fn request_text(world: &World, n: usize) -> String {
+    world.llm.received()[n].body["messages"].as_array().unwrap().iter().map(|m| m["content"].to_string()).collect()
+}
+
+/// The last `plan` event's tasks.
+async fn last_plan(world: &World) -> Vec<Value> {
+    let events = world.events().await;
+    let plan = events.iter().rev().find(|(k, _)| k == "plan").expect("a plan event").1.clone();
+    plan["plan"]["tasks"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_planned_run_gives_tasks_to_sub_agents_and_answers_from_their_results() {
+    let world = world(Budget::default()).await;
+    world.llm.push(plan_reply(serde_json::json!([
+        task("t1", "analyst", "compute six times seven", &[]),
+        task("t2", "writer", "write the report of the number", &["t1"]),
+    ])));
+    world.llm.push(block("x = 6 * 7\nfinal_answer(f'x is {x}')"));
+    world.llm.push(verdict(true, "a number"));
+    world.llm.push(block(
+        "try:\n    shell('ls')\nexcept Exception as e:\n    print('refused:', e)\nfinal_answer('report written')",
+    ));
+    world.llm.push(verdict(true, "written"));
+    world.llm.push(Reply::Text("The number is **42**; the report is written.".into()));
+    let options = cairn_agent::RunOptions { model: None, plan: true };
+    let run = world
+        .runs
+        .post_run(world.thread, world.user, "Report on 6 x 7.".into(), true, options)
+        .await
+        .unwrap()
+        .1
+        .unwrap();
+    let run = world.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!((run.status, run.error.as_deref()), (RunStatus::Succeeded, None), "{:?}", world.kinds().await);
+    let answer = world.store.messages(world.thread).await.unwrap().last().unwrap().content.clone();
+    assert_eq!(answer, "The number is **42**; the report is written.");
+
+    let tasks = last_plan(&world).await;
+    let states: Vec<(&str, &str)> =
+        tasks.iter().map(|t| (t["id"].as_str().unwrap(), t["status"].as_str().unwrap())).collect();
+    assert_eq!(states, [("t1", "done"), ("t2", "done")]);
+    assert_eq!(tasks[0]["result"], "x is 42");
+    // Each sub-agent's code is tagged with its task, in dependency order.
+    let events = world.events().await;
+    let coded: Vec<&str> =
+        events.iter().filter(|(k, _)| k == "code").map(|(_, p)| p["task"].as_str().unwrap()).collect();
+    assert_eq!(coded, ["t1", "t2"]);
+    // The second sub-agent starts from the first one's result, with its own
+    // context (not the first sub-agent's conversation), and its own tools.
+    let second = request_text(&world, 3);
+    assert!(second.contains("Result of task t1") && second.contains("x is 42"), "{second}");
+    assert!(!second.contains("x = 6 * 7"), "the writer does not see the analyst's code: {second}");
+    let system = world.llm.received()[3].body["messages"][0]["content"].as_str().unwrap().to_owned();
+    assert!(system.contains("You are a writer") && system.contains("you may call only"), "{system}");
+    let refused = events.iter().any(|(k, p)| {
+        k == "observation" && p["text"].as_str().unwrap_or("").contains("shell is not one of the writer agent's tools")
+    });
+    let observations: Vec<&Value> = events.iter().filter(|(k, _)| k == "observation").map(|(_, p)| p).collect();
+    assert!(refused, "a sub-agent cannot call tools outside its own: {observations:?}");
+    // The synthesis saw both results.
+    let last = request_text(&world, 5);
+    assert!(last.contains("x is 42") && last.contains("report written"), "{last}");
+}
+
+#[tokio::test]
+async fn a_task_that_falls_short_is_retried_then_the_plan_changes() {
+    let world = world(Budget::default()).await;
+    world.llm.push(plan_reply(serde_json::json!([task("t1", "analyst", "find the number", &[])])));
+    world.llm.push(block("final_answer('no idea')"));
+    world.llm.push(verdict(false, "no number given"));
+    world.llm.push(block("final_answer('still no idea')"));
+    world.llm.push(verdict(false, "still no number"));
+    // The re-plan: a different task.
+    world.llm.push(plan_reply(serde_json::json!([task("t2", "analyst", "compute 40 + 2", &[])])));
+    world.llm.push(block("final_answer(str(40 + 2))"));
+    world.llm.push(verdict(true, "42"));
+    world.llm.push(Reply::Text("It is 42.".into()));
+    let options = cairn_agent::RunOptions { model: None, plan: true };
+    let run = world.runs.post_run(world.thread, world.user, "Find it.".into(), true, options).await.unwrap().1.unwrap();
+    let run = world.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!((run.status, run.error.as_deref()), (RunStatus::Succeeded, None), "{:?}", world.kinds().await);
+    let retry = request_text(&world, 3);
+    assert!(retry.contains("An earlier attempt fell short: no number given"), "the retry is told why: {retry}");
+    let replan = request_text(&world, 5);
+    assert!(replan.contains("The plan must change") && replan.contains("still no number"), "{replan}");
+    let tasks = last_plan(&world).await;
+    assert_eq!((tasks.len(), tasks[0]["id"].as_str(), tasks[0]["status"].as_str()), (1, Some("t2"), Some("done")));
+    let versions: Vec<u64> = world
+        .events()
+        .await
+        .iter()
+        .filter(|(k, _)| k == "plan")
+        .map(|(_, p)| p["plan"]["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!((versions.first(), versions.last()), (Some(&1), Some(&2)), "a second plan was made");
+}
+
+#[tokio::test]
+async fn a_member_edits_the_plan_while_the_run_waits_for_its_approval() {
+    let world = world_planning(Budget::default(), Vec::new(), "always").await;
+    world.llm.push(plan_reply(serde_json::json!([task("t1", "analyst", "the planner's goal", &[])])));
+    let options = cairn_agent::RunOptions { model: None, plan: true };
+    let run = world.runs.post_run(world.thread, world.user, "Plan it.".into(), true, options).await.unwrap().1.unwrap();
+    let waiting = world.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(waiting.status, RunStatus::Waiting);
+    let events = world.events().await;
+    let question = events.iter().find(|(k, _)| k == "interrupt").unwrap().1["question"].as_str().unwrap().to_owned();
+    assert!(question.starts_with("May the agent follow this plan of 1 tasks?"), "{question}");
+
+    let edit = |tasks: Value| serde_json::from_value::<cairn_agent::plan::Plan>(serde_json::json!({ "tasks": tasks }));
+    let cycle =
+        edit(serde_json::json!([task("a", "analyst", "x", &["b"]), task("b", "analyst", "y", &["a"])])).unwrap();
+    let refused = world.runs.edit_plan(run.id, cycle, world.user).await.unwrap_err();
+    assert!(refused.to_string().contains("cycle"), "{refused}");
+    let unknown = edit(serde_json::json!([task("a", "poet", "x", &[])])).unwrap();
+    assert!(world.runs.edit_plan(run.id, unknown, world.user).await.is_err(), "unknown agents are refused");
+    let edited = edit(serde_json::json!([task("t9", "analyst", "the member's goal", &[])])).unwrap();
+    world.runs.edit_plan(run.id, edited, world.user).await.unwrap();
+    assert_eq!(last_plan(&world).await[0]["id"], "t9", "the edit went out as a plan event");
+
+    world.llm.push(block("final_answer('done as edited')"));
+    world.llm.push(verdict(true, "ok"));
+    world.llm.push(Reply::Text("Done as you edited.".into()));
+    world.runs.resume(run.id, world.user, "yes".into()).await.unwrap();
+    let done = world.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!((done.status, done.error.as_deref()), (RunStatus::Succeeded, None), "{:?}", world.kinds().await);
+    let sub_agent = request_text(&world, 1);
+    assert!(sub_agent.contains("the member's goal") && !sub_agent.contains("the planner's goal"), "{sub_agent}");
+    // Once the run went on, the plan can no longer be edited.
+    let late = edit(serde_json::json!([task("t1", "analyst", "x", &[])])).unwrap();
+    assert!(world.runs.edit_plan(run.id, late, world.user).await.is_err());
+}
+
+#[tokio::test]
+async fn the_run_budget_stops_sub_agents() {
+    let world = world(Budget { max_steps: 3, ..Budget::default() }).await;
+    world.llm.push(plan_reply(serde_json::json!([task("t1", "analyst", "count for ever", &[])])));
+    world.llm.set_default(block("print('counting')"));
+    let options = cairn_agent::RunOptions { model: None, plan: true };
+    let run = world.runs.post_run(world.thread, world.user, "Count.".into(), true, options).await.unwrap().1.unwrap();
+    let run = world.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(run.error.as_deref().unwrap_or("").contains("step budget of 3"), "{:?}", run.error);
+    assert_eq!(world.llm.received().len(), 3, "the planner and two sub-agent steps");
 }

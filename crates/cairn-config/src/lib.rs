@@ -395,6 +395,35 @@ pub struct AgentConfig {
     /// Tools whose calls wait for a member's approval (the run pauses and
     /// asks), e.g. `["shell", "save_artifact"]`.
     pub require_approval: Vec<String>,
+    /// When a planned run waits for a member to approve (or edit) its plan:
+    /// `never`, `always`, or a number N — plans of more than N tasks.
+    pub plan_approval: String,
+    /// The sub-agents a plan's tasks are given to. Empty: the built-in
+    /// analyst, researcher and writer.
+    pub agents: Vec<AgentSpec>,
+}
+
+/// A sub-agent, defined as data: a deployment adds specialists without code.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSpec {
+    /// How plans name it (`analyst`).
+    pub name: String,
+    /// Added to its system prompt: what it is good at, how it works.
+    pub role: String,
+    /// The tools it may call; empty: all of them.
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// `provider/model`; empty: the run's model.
+    #[serde(default)]
+    pub model: String,
+    /// Model calls one task may take.
+    #[serde(default = "default_task_steps")]
+    pub max_steps: u32,
+}
+
+fn default_task_steps() -> u32 {
+    12
 }
 
 impl Default for AgentConfig {
@@ -406,7 +435,19 @@ impl Default for AgentConfig {
             max_cost_usd: 10.0,
             max_wall_secs: 3600,
             require_approval: Vec::new(),
+            plan_approval: "never".to_owned(),
+            agents: Vec::new(),
         }
+    }
+}
+
+/// Whether a plan of `tasks` tasks waits for a member's approval under the
+/// `agent.plan_approval` setting.
+pub fn plan_needs_approval(setting: &str, tasks: usize) -> bool {
+    match setting {
+        "never" => false,
+        "always" => true,
+        over => over.parse::<usize>().is_ok_and(|n| tasks > n),
     }
 }
 
@@ -802,6 +843,25 @@ impl Config {
                 key: "agent",
                 expected: "at least one worker and positive budgets (max_steps, max_tokens, max_cost_usd, max_wall_secs)",
                 got: format!("{agent:?}"),
+            });
+        }
+        if !matches!(agent.plan_approval.as_str(), "never" | "always") && agent.plan_approval.parse::<usize>().is_err()
+        {
+            return Err(Error::Invalid {
+                key: "agent.plan_approval",
+                expected: "never, always, or a number of tasks",
+                got: agent.plan_approval.clone(),
+            });
+        }
+        if let Some(bad) = agent.agents.iter().find(|a| {
+            a.name.is_empty()
+                || !a.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                || a.max_steps == 0
+        }) {
+            return Err(Error::Invalid {
+                key: "agent.agents",
+                expected: "agents named with letters, digits, - and _, each with max_steps of at least 1",
+                got: format!("{bad:?}"),
             });
         }
         let smtp = &self.mail.smtp_url;

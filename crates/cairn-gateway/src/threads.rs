@@ -31,6 +31,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_run))
         .routes(routes!(cancel_run))
         .routes(routes!(resume_run))
+        .routes(routes!(edit_plan))
         .routes(routes!(events))
         .routes(routes!(events_socket))
         .routes(routes!(thread_runs))
@@ -290,6 +291,10 @@ pub struct PostMessageRequest {
     /// deployment's default when left out.
     #[serde(default)]
     pub model: Option<String>,
+    /// Plan first: the run breaks the task into a plan whose tasks
+    /// sub-agents do (see `GET /agents`), then answers from their results.
+    #[serde(default)]
+    pub plan: bool,
 }
 
 fn yes() -> bool {
@@ -377,10 +382,9 @@ async fn post_message(
     if request.run {
         check_budget(&state, thread.project_id).await?;
     }
-    let (message, run) = runs
-        .post_with_model(thread_id, principal.user.id, content, request.run, request.model)
-        .await
-        .map_err(run_error)?;
+    let options = cairn_agent::RunOptions { model: request.model, plan: request.plan };
+    let (message, run) =
+        runs.post_run(thread_id, principal.user.id, content, request.run, options).await.map_err(run_error)?;
     let mut body = PostMessageResponse {
         message: serde_json::to_value(MessageResponse::from(message)).unwrap_or_default(),
         run: run.clone().map(|r| serde_json::to_value(RunResponse::from(r)).unwrap_or_default()),
@@ -495,6 +499,95 @@ async fn resume_run(
     run_for(&state, &principal, run_id, Access::Write).await?;
     let runs = state.runs.as_ref().ok_or_else(agent_unavailable)?;
     Ok(ApiJson(runs.resume(run_id, principal.user.id, request.answer).await.map_err(run_error)?.into()))
+}
+
+/// A task of a plan.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PlanTask {
+    /// Short and unique in the plan (`t1`).
+    pub id: String,
+    pub title: String,
+    pub goal: String,
+    /// How the supervisor tells it is done.
+    pub done_when: String,
+    /// Ids of the tasks whose results it needs.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// The sub-agent that does it (see `GET /agents`).
+    pub agent: String,
+    /// `pending`, `running`, `done` or `failed` (ignored in an edit).
+    #[serde(default)]
+    pub status: Option<String>,
+    /// The result, or why it failed (ignored in an edit).
+    #[serde(default)]
+    pub result: Option<String>,
+}
+
+/// A run's plan.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PlanBody {
+    pub tasks: Vec<PlanTask>,
+}
+
+impl PlanBody {
+    fn into_plan(self) -> cairn_agent::plan::Plan {
+        use cairn_agent::plan::{Plan, Task};
+        let tasks = self
+            .tasks
+            .into_iter()
+            .map(|t| Task {
+                id: t.id,
+                title: t.title,
+                goal: t.goal,
+                done_when: t.done_when,
+                depends_on: t.depends_on,
+                agent: t.agent,
+                status: Default::default(),
+                result: None,
+                attempts: 0,
+            })
+            .collect();
+        Plan { tasks, version: 0 }
+    }
+
+    fn from_plan(plan: cairn_agent::plan::Plan) -> PlanBody {
+        let tasks = plan
+            .tasks
+            .into_iter()
+            .map(|t| PlanTask {
+                status: serde_json::to_value(t.status).ok().and_then(|v| v.as_str().map(str::to_owned)),
+                id: t.id,
+                title: t.title,
+                goal: t.goal,
+                done_when: t.done_when,
+                depends_on: t.depends_on,
+                agent: t.agent,
+                result: t.result,
+            })
+            .collect();
+        PlanBody { tasks }
+    }
+}
+
+/// Replaces the plan of a run that waits for its plan's approval (editors
+/// and owners); then answer the run (`/resume`, "yes") to start it.
+#[utoipa::path(put, path = "/runs/{run_id}/plan", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("run_id" = RunId, Path)), request_body = PlanBody,
+    responses((status = 200, description = "The plan as it now stands", body = PlanBody),
+        (status = 422, description = "`run_state`: the run does not wait for a plan's approval, or the plan is not \
+         valid (unknown agent, unknown dependency, a cycle, 1 to 12 tasks)", body = Problem,
+         content_type = "application/problem+json"))
+)]
+async fn edit_plan(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(run_id): Path<RunId>,
+    ApiJson(request): ApiJson<PlanBody>,
+) -> Result<ApiJson<PlanBody>, ApiError> {
+    run_for(&state, &principal, run_id, Access::Write).await?;
+    let runs = state.runs.as_ref().ok_or_else(agent_unavailable)?;
+    let plan = runs.edit_plan(run_id, request.into_plan(), principal.user.id).await.map_err(run_error)?;
+    Ok(ApiJson(PlanBody::from_plan(plan)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

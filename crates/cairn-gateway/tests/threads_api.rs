@@ -24,6 +24,10 @@ struct Api {
 }
 
 async fn start(with_agent: bool) -> Api {
+    start_with(with_agent, |_| {}).await
+}
+
+async fn start_with(with_agent: bool, configure: impl FnOnce(&mut Config)) -> Api {
     let dir = TempDir::new("threads-api");
     let llm = ScriptedLlm::start(Vec::new()).await;
     let mut config = Config::default();
@@ -40,6 +44,7 @@ async fn start(with_agent: bool) -> Api {
         ],
     }];
     config.llm.default_model = "scripted/m".into();
+    configure(&mut config);
     let mut state = support::sqlite_state(&dir, config).await;
     if with_agent {
         support::with_sandboxes(&mut state, &dir, true).await;
@@ -472,4 +477,63 @@ async fn members_see_who_is_in_a_thread_and_who_is_typing() {
     // The viewer leaves: the owner sees it.
     drop(viewers);
     presence_until(&mut owners, &mut seen, |s| s["user"] == me["id"] && s["state"] == "left").await;
+}
+
+#[tokio::test]
+async fn a_planned_run_waits_for_its_plan_which_editors_may_change() {
+    let api = start_with(true, |config| config.agent.plan_approval = "always".into()).await;
+    let agents = api.get(&api.viewer, "/api/v1/agents").await;
+    let names: Vec<&str> = agents.as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["analyst", "researcher", "writer"], "the built-in sub-agents");
+
+    let thread = api.thread().await;
+    let plan = json!({ "tasks": [{ "id": "t1", "title": "Sum", "goal": "add 1 and 2", "done_when": "a number",
+                                   "agent": "analyst" }] });
+    api.llm.push(Reply::Text(plan.to_string()));
+    let (status, posted) =
+        api.post(&api.owner, &thread, json!({ "content": "Add.", "plan": true, "wait": true }), None).await;
+    assert_eq!((status, posted["run"]["status"].clone()), (202, json!("waiting")), "{posted}");
+    let run = posted["run"]["id"].as_str().unwrap();
+    let path = format!("/api/v1/runs/{run}/plan");
+    let put = |token: &str, body: Value| {
+        api.client.put(format!("{}{path}", api.base)).bearer_auth(token.to_owned()).json(&body).send()
+    };
+    let edited = json!({ "tasks": [{ "id": "t1", "title": "Sum", "goal": "add 40 and 2", "done_when": "a number",
+                                     "agent": "analyst" }] });
+    assert_eq!(put(&api.viewer, edited.clone()).await.unwrap().status(), 403, "viewers watch");
+    assert_eq!(put(&api.stranger, edited.clone()).await.unwrap().status(), 404);
+    let bad = json!({ "tasks": [{ "id": "t1", "title": "x", "goal": "x", "done_when": "x", "agent": "poet" }] });
+    let refused = put(&api.owner, bad).await.unwrap();
+    assert_eq!(refused.status(), 422);
+    let problem: Value = refused.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("poet"), "{problem}");
+    let saved: Value = put(&api.owner, edited).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (saved["tasks"][0]["goal"].clone(), saved["tasks"][0]["status"].clone()),
+        (json!("add 40 and 2"), json!("pending"))
+    );
+
+    api.llm.push(block("final_answer(str(40 + 2))"));
+    api.llm.push(Reply::Text(json!({ "done": true, "why": "a number" }).to_string()));
+    api.llm.push(Reply::Text("The sum is 42.".into()));
+    let resumed = api
+        .client
+        .post(format!("{}/api/v1/runs/{run}/resume", api.base))
+        .bearer_auth(&api.owner)
+        .json(&json!({ "answer": "yes" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while api.get(&api.owner, &format!("/api/v1/runs/{run}")).await["status"] != "succeeded" {
+        assert!(std::time::Instant::now() < deadline, "the run finishes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let events = api.get(&api.viewer, &format!("/api/v1/threads/{thread}/events?after=0")).await;
+    let plans: Vec<&Value> = events.as_array().unwrap().iter().filter(|e| e["kind"] == "plan").collect();
+    assert!(plans.len() >= 3, "the plan, the edit and each task's progress went out: {}", plans.len());
+    assert_eq!(plans.last().unwrap()["payload"]["plan"]["tasks"][0]["status"], "done");
+    let late = put(&api.owner, json!({ "tasks": [] })).await.unwrap();
+    assert_eq!(late.status(), 422, "a finished run's plan cannot change");
 }

@@ -121,7 +121,16 @@ impl Registry {
     /// Python source defining every tool as a function in the kernel's
     /// namespace (each forwards to the host through `call_tool`).
     pub fn python_prelude(&self) -> String {
-        let mut source = String::new();
+        // A sub-agent of a plan may call only some tools: the agent sets
+        // `_cairn_tools_allowed` before its code runs (None: all).
+        let mut source = String::from(
+            "_cairn_tools_allowed = None\n_cairn_agent_name = ''\n\n\n\
+             def _cairn_check_tool(name):\n    \
+                 if _cairn_tools_allowed is not None and name not in _cairn_tools_allowed \
+                 and name not in ('final_answer', 'ask_user'):\n        \
+                     raise PermissionError(f\"{name} is not one of the {_cairn_agent_name} agent's tools; it may \
+                     call {', '.join(sorted(_cairn_tools_allowed))}\")\n\n\n",
+        );
         for tool in self.tools.values() {
             let spec = tool.spec();
             let mut doc = spec.description.trim().replace('\\', "\\\\").replace("\"\"\"", "'''");
@@ -142,7 +151,11 @@ impl Registry {
                     forwarded.join(", ")
                 ),
             };
-            source.push_str(&format!("def {}:\n    \"\"\"{doc}\n    \"\"\"\n{body}\n\n\n", signature(&spec)));
+            source.push_str(&format!(
+                "def {}:\n    \"\"\"{doc}\n    \"\"\"\n    _cairn_check_tool({:?})\n{body}\n\n\n",
+                signature(&spec),
+                spec.name
+            ));
         }
         source
     }

@@ -268,7 +268,8 @@ async fn serve(config: Config, role: Role) -> Result<(), Failure> {
         };
         let lease = Duration::from_secs(config.queue.lease_secs);
         let runs =
-            cairn_agent::Runs::new(store.clone(), bus.clone(), Arc::new(agent), cairn_agent::Budget::default(), lease);
+            cairn_agent::Runs::new(store.clone(), bus.clone(), Arc::new(agent), cairn_agent::Budget::default(), lease)
+                .configured(&config.agent);
         runs.start_workers(&format!("worker-{}", std::process::id()), config.agent.workers);
         runs
     });

@@ -13,6 +13,19 @@ export type AddMemberRequest = {
   role: Role;
 };
 
+/** A sub-agent plans give tasks to (`agent.agents`, or the built-in ones). */
+export type AgentResponse = {
+  /** Model calls one task may take. */
+  max_steps: number;
+  /** `provider/model`; `null`: the run's model. */
+  model?: string | null;
+  name: string;
+  /** What it is good at (part of its system prompt). */
+  role: string;
+  /** The tools it may call; empty: all. */
+  tools: string[];
+};
+
 /** A project-scoped API key. */
 export type ApiKeyId = string;
 
@@ -226,10 +239,35 @@ export type OAuthErrorResponse = {
   error_description: string;
 };
 
+/** A run's plan. */
+export type PlanBody = {
+  tasks: PlanTask[];
+};
+
+/** A task of a plan. */
+export type PlanTask = {
+  /** The sub-agent that does it (see `GET /agents`). */
+  agent: string;
+  /** Ids of the tasks whose results it needs. */
+  depends_on?: string[];
+  /** How the supervisor tells it is done. */
+  done_when: string;
+  goal: string;
+  /** Short and unique in the plan (`t1`). */
+  id: string;
+  /** The result, or why it failed (ignored in an edit). */
+  result?: string | null;
+  /** `pending`, `running`, `done` or `failed` (ignored in an edit). */
+  status?: string | null;
+  title: string;
+};
+
 export type PostMessageRequest = {
   content: string;
   /** The model for the run (`provider/model`, see `GET /models`); the deployment's default when left out. */
   model?: string | null;
+  /** Plan first: the run breaks the task into a plan whose tasks sub-agents do (see `GET /agents`), then answers from their results. */
+  plan?: boolean;
   /** Start an agent run that answers it (default `true`). Without, the message reaches a run already going at its next step. */
   run?: boolean;
   /** Answer only when the run has ended (or waits for a person), up to `wait_secs` seconds. */
@@ -479,6 +517,7 @@ export interface Operations {
   create_project: 'POST /api/v1/projects';
   create_thread: 'POST /api/v1/projects/{project_id}/threads';
   delete_path: 'DELETE /api/v1/projects/{project_id}/files';
+  edit_plan: 'PUT /api/v1/runs/{run_id}/plan';
   events: 'GET /api/v1/threads/{thread_id}/events';
   events_socket: 'GET /api/v1/threads/{thread_id}/events/ws';
   forgot_password: 'POST /api/v1/auth/password/forgot';
@@ -490,6 +529,7 @@ export interface Operations {
   get_thread: 'GET /api/v1/threads/{thread_id}';
   healthz: 'GET /healthz';
   list: 'GET /api/v1/projects/{project_id}/files';
+  list_agents: 'GET /api/v1/agents';
   list_keys: 'GET /api/v1/api-keys';
   list_members: 'GET /api/v1/projects/{project_id}/members';
   list_messages: 'GET /api/v1/threads/{thread_id}/messages';

@@ -107,7 +107,8 @@ pub async fn with_sandboxes(state: &mut AppState, dir: &TempDir, agent: bool) {
         };
         let lease = std::time::Duration::from_secs(30);
         let runs =
-            cairn_agent::Runs::new(state.store.clone(), state.bus.clone(), Arc::new(agent), Default::default(), lease);
+            cairn_agent::Runs::new(state.store.clone(), state.bus.clone(), Arc::new(agent), Default::default(), lease)
+                .configured(&state.config.agent);
         runs.start_workers("api-test", 2);
         state.runs = Some(runs);
     }
