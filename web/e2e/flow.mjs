@@ -112,7 +112,17 @@ const secondStep = [
   "final_answer(f'Sales grew **20%**: total {total}.')",
   '```',
 ].join('\n');
-const llm = spawn(llmBin, [firstStep, secondStep], { stdio: ['ignore', 'pipe', 'inherit'] });
+// A planned run afterwards: the planner's plan, the sub-agent's step, the
+// supervisor's verdict, and the answer written from the results.
+const plannerReply = JSON.stringify({
+  tasks: [{ id: 't1', title: 'Best month', goal: 'find the month with the most sales', done_when: 'a month is named', agent: 'analyst' }],
+});
+const subAgentStep = ['```python', "best = max(rows, key=lambda r: int(r['sales']))", "final_answer(f\"month {best['month']}\")", '```'].join('\n');
+const verdict = JSON.stringify({ done: true, why: 'a month is named' });
+const synthesis = 'The best month was **March** (month 3).';
+const llm = spawn(llmBin, [firstStep, secondStep, plannerReply, subAgentStep, verdict, synthesis], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
 children.push(llm);
 const llmUrl = await firstLine(llm);
 
@@ -166,6 +176,7 @@ const server = spawn(cairnBin, ['serve'], {
     CAIRN__DATA_DIR: data,
     CAIRN__SANDBOX__POOL_SIZE: '0',
     CAIRN__SANDBOX__PYTHON: sandboxPython,
+    CAIRN__AGENT__PLAN_APPROVAL: 'always',
     CAIRN__LOG__LEVEL: 'warn',
     CAIRN__AUTH__PUBLIC_URL: `http://127.0.0.1:${port}`,
     CAIRN__LLM__PROVIDERS: `[{name="scripted",kind="openai-compatible",base_url="${llmUrl}/v1",models=[{name="m"}]}]`,
@@ -322,6 +333,26 @@ try {
   await owner.locator('body').press('?');
   await owner.getByRole('dialog', { name: 'Keyboard shortcuts' }).waitFor();
   await owner.keyboard.press('Escape');
+
+  // A planned run: the plan shows beside the chat, for everyone; the owner
+  // edits it at the approval question, approves, and the sub-agent's steps
+  // are one click away.
+  await owner.getByLabel('Plan first, with sub-agents').check();
+  await owner.getByLabel('Your message').fill('Which month sold best?');
+  await owner.getByRole('button', { name: 'Send' }).click();
+  const planIn = (page) => page.getByRole('complementary', { name: 'Plan' });
+  await planIn(owner).getByRole('listitem', { name: 'Task t1: pending' }).waitFor({ timeout: 60_000 });
+  await planIn(owner).getByRole('button', { name: 'Edit the plan' }).click();
+  await planIn(owner).getByLabel('Goal').fill('name the month with the highest sales');
+  await planIn(owner).getByRole('button', { name: 'Save the plan' }).click();
+  for (const page of [owner, viewer]) await planIn(page).getByText('name the month with the highest sales').waitFor();
+  check((await planIn(viewer).getByRole('button', { name: 'Approve the plan' }).count()) === 0, 'a viewer cannot approve a plan');
+  await owner.screenshot({ path: join(shots, 'plan.png'), fullPage: true });
+  await planIn(owner).getByRole('button', { name: 'Approve the plan' }).click();
+  await planIn(owner).getByRole('listitem', { name: 'Task t1: done' }).waitFor({ timeout: 60_000 });
+  await owner.getByRole('list', { name: 'Messages' }).getByText('The best month was').waitFor({ timeout: 60_000 });
+  await planIn(owner).getByRole('button', { name: 'Show its 1 step' }).click();
+  await planIn(owner).locator('code', { hasText: 'best = max' }).waitFor();
 
   // Time to interactive of the sign-in page on this server (reported, not
   // asserted: BENCHMARKS.md records it): navigation start → the form usable.

@@ -57,7 +57,7 @@ function Shell() {
     );
   }
   return (
-    <div className="mx-auto flex min-h-screen max-w-3xl flex-col gap-4 p-4 text-gray-900 dark:text-gray-100">
+    <div className="mx-auto flex min-h-screen max-w-5xl flex-col gap-4 p-4 text-gray-900 dark:text-gray-100">
       <header className="flex items-center justify-between">
         <a href="#/" className="text-2xl font-semibold">
           Cairn

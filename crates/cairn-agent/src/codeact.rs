@@ -407,8 +407,9 @@ impl Agent {
                 state.plan = Some(plan);
                 Self::publish_plan(&state, events).await;
                 if run.plan_needs_approval(tasks) {
+                    let count = if tasks == 1 { "1 task".to_owned() } else { format!("{tasks} tasks") };
                     let question = format!(
-                        "May the agent follow this plan of {tasks} tasks? Answer yes to start, or say what to change \
+                        "May the agent follow this plan of {count}? Answer yes to start, or say what to change \
                          (members with edit rights can also edit the plan)."
                     );
                     events.emit("interrupt", json!({ "question": question, "plan": true })).await;

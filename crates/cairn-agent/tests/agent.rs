@@ -409,7 +409,7 @@ async fn a_member_edits_the_plan_while_the_run_waits_for_its_approval() {
     assert_eq!(waiting.status, RunStatus::Waiting);
     let events = world.events().await;
     let question = events.iter().find(|(k, _)| k == "interrupt").unwrap().1["question"].as_str().unwrap().to_owned();
-    assert!(question.starts_with("May the agent follow this plan of 1 tasks?"), "{question}");
+    assert!(question.starts_with("May the agent follow this plan of 1 task?"), "{question}");
 
     let edit = |tasks: Value| serde_json::from_value::<cairn_agent::plan::Plan>(serde_json::json!({ "tasks": tasks }));
     let cycle =

@@ -9,6 +9,7 @@ import { typingInField } from '../components/Shortcuts';
 import { useSession } from '../session';
 import { applyPresence, here, typing, typingLine, type Presence } from '../thread/presence';
 import { activeRun, applyEvent, emptyThread, type RunView, type StepOutput } from '../thread/view';
+import PlanPanel from './PlanPanel';
 
 /** How often a member typing tells the others (the signal lasts five seconds). */
 const TYPING_EVERY_MS = 3000;
@@ -35,6 +36,7 @@ export default function ThreadPage({ id }: { id: string }) {
   const [now, setNow] = useState(() => Date.now());
   const [connected, setConnected] = useState(false);
   const [draft, setDraft] = useState('');
+  const [planFirst, setPlanFirst] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const lastTyping = useRef(0);
   const composer = useRef<HTMLTextAreaElement>(null);
@@ -67,6 +69,7 @@ export default function ThreadPage({ id }: { id: string }) {
   }, []);
 
   const running = activeRun(view);
+  const planned = [...view.runs].reverse().find((r) => r.plan !== undefined);
   const canWrite = project.data !== undefined && project.data.role !== 'viewer';
   const names = new Map((members.data ?? []).map((m) => [m.user_id, m.display_name]));
   const present = here(presence, now);
@@ -97,7 +100,7 @@ export default function ThreadPage({ id }: { id: string }) {
         await client.call('POST', `/api/v1/runs/${running.id}/resume`, { answer: content });
       } else {
         // While a run works, a message reaches it at its next step.
-        await client.call('POST', `/api/v1/threads/${id}/messages`, { content, run: !running });
+        await client.call('POST', `/api/v1/threads/${id}/messages`, { content, run: !running, plan: !running && planFirst });
       }
       setDraft('');
       lastTyping.current = 0;
@@ -145,6 +148,8 @@ export default function ThreadPage({ id }: { id: string }) {
           ))}
         </ul>
       </div>
+      <div className={planned ? 'grid gap-4 md:grid-cols-[minmax(0,1fr)_18rem]' : ''}>
+      <div className="flex min-w-0 flex-col gap-4">
       <ol className="flex flex-col gap-3" aria-label="Messages">
         {view.messages.map((message) => (
           <li key={message.id} className={message.role === 'user' ? 'rounded bg-blue-50 p-2 dark:bg-blue-950' : 'rounded p-2'}>
@@ -156,6 +161,9 @@ export default function ThreadPage({ id }: { id: string }) {
       {view.runs.map((run) => (
         <RunPanel key={run.id} run={run} canAnswer={canWrite} onAnswer={(reply) => void answer(reply)} />
       ))}
+      </div>
+      {planned && <PlanPanel key={planned.id} run={planned} canEdit={canWrite} onApprove={() => void answer('yes')} />}
+      </div>
       <p className="min-h-5 text-sm text-gray-500 italic" aria-live="polite">
         {typingNow}
       </p>
@@ -178,7 +186,7 @@ export default function ThreadPage({ id }: { id: string }) {
             onKeyDown={onKey}
             placeholder={running?.status === 'waiting' ? 'Answer the question…' : 'Ask Cairn… (Ctrl+Enter to send)'}
           />
-          <div className="flex gap-2">
+          <div className="flex flex-wrap items-center gap-2">
             <button type="submit" className="rounded bg-blue-600 px-3 py-1 text-white">
               {running?.status === 'waiting' ? 'Answer' : 'Send'}
             </button>
@@ -186,6 +194,12 @@ export default function ThreadPage({ id }: { id: string }) {
               <button type="button" className="rounded border px-3 py-1" onClick={() => void stop()}>
                 Stop (Esc)
               </button>
+            )}
+            {!running && (
+              <label className="flex items-center gap-1 text-sm">
+                <input type="checkbox" checked={planFirst} onChange={(e) => setPlanFirst(e.target.checked)} />
+                Plan first, with sub-agents
+              </label>
             )}
           </div>
         </form>
@@ -201,7 +215,7 @@ function Output({ output }: { output: StepOutput }) {
 }
 
 export function RunPanel({ run, canAnswer, onAnswer }: { run: RunView; canAnswer: boolean; onAnswer: (reply: string) => void }) {
-  const approval = run.question?.startsWith('May the agent run') === true;
+  const approval = run.question?.startsWith('May the agent run') === true && run.planApproval !== true;
   return (
     <article aria-label={`Run ${run.status}`} className="rounded border p-2">
       <header className="flex justify-between text-sm text-gray-500">

@@ -8,8 +8,8 @@ function event(kind: string, payload: Record<string, unknown>, run_id: string | 
   return { seq, kind, payload, run_id, created_at: '2026-11-26T00:00:00Z' };
 }
 
-function replay(events: EventResponse[]): ThreadView {
-  return events.reduce(applyEvent, emptyThread);
+function replay(events: EventResponse[], from: ThreadView = emptyThread): ThreadView {
+  return events.reduce(applyEvent, from);
 }
 
 describe('the thread view', () => {
@@ -68,5 +68,31 @@ describe('the thread view', () => {
     expect(activeRun(waiting)?.question).toBe('Which year?');
     const resumed = applyEvent(waiting, event('run.status', { status: 'queued' }));
     expect(activeRun(resumed)?.question).toBeUndefined();
+  });
+
+  it('follows a plan: its tasks, their steps, the approval question, and no leftover streamed JSON', () => {
+    seq = 0;
+    const task = (status: string) => ({ id: 't1', title: 'Sum', goal: 'add', done_when: 'a number', agent: 'analyst', depends_on: [], status });
+    const waiting = replay([
+      event('run.status', { status: 'running' }),
+      event('token', { text: '{"tasks": [' }),
+      event('plan', { plan: { tasks: [task('pending')], version: 1 } }),
+      event('interrupt', { question: 'May the agent follow this plan of 1 task?', plan: true }),
+      event('run.status', { status: 'waiting' }),
+    ]);
+    const run = activeRun(waiting);
+    expect(run?.plan?.map((t) => t.status)).toEqual(['pending']);
+    expect([run?.planApproval, run?.streaming]).toEqual([true, '']);
+    const done = replay([
+      event('run.status', { status: 'running' }),
+      event('code', { code: 'x = 1', task: 't1' }),
+      event('plan', { plan: { tasks: [task('done')], version: 1 } }),
+      event('token', { text: 'The answer' }),
+      event('run.status', { status: 'succeeded' }),
+    ], waiting);
+    const finished = done.runs[0];
+    expect(finished?.steps[0]?.task).toBe('t1');
+    expect(finished?.plan?.[0]?.status).toBe('done');
+    expect([finished?.planApproval, finished?.streaming]).toEqual([undefined, '']);
   });
 });

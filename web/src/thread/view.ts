@@ -3,7 +3,7 @@
 // observation), a question waiting for an answer, and what it cost. A pure
 // function of the events, so a reconnect that replays them gives the same view.
 
-import type { EventResponse } from '../api/schema';
+import type { EventResponse, PlanTask } from '../api/schema';
 
 export interface ChatMessage {
   id: string;
@@ -22,6 +22,8 @@ export interface StepOutput {
 }
 
 export interface RunStep {
+  /** The plan's task whose sub-agent wrote it, if any. */
+  task?: string;
   code: string;
   outputs: StepOutput[];
   observation?: string;
@@ -35,6 +37,10 @@ export interface RunView {
   streaming: string;
   steps: RunStep[];
   question?: string;
+  /** The question is whether to follow the plan (which may be edited meanwhile). */
+  planApproval?: boolean;
+  /** The run's plan as it stands, for a run that planned. */
+  plan?: PlanTask[];
   costUsd: number;
   tokens: number;
 }
@@ -91,16 +97,28 @@ export function applyEvent(view: ThreadView, event: EventResponse): ThreadView {
   switch (event.kind) {
     case 'run.status': {
       updated = { ...current, status: text(payload.status), error: (payload.error as string | null | undefined) ?? null };
-      if (updated.status !== 'waiting') delete updated.question;
-      if (updated.status === 'running' || updated.status === 'queued') updated.streaming = '';
+      if (updated.status !== 'waiting') {
+        delete updated.question;
+        delete updated.planApproval;
+      }
+      // The reply streamed so far is now a message, a step, or nothing.
+      if (updated.status !== 'waiting') updated.streaming = '';
       break;
     }
     case 'token':
       updated = { ...current, streaming: current.streaming + text(payload.text) };
       break;
-    case 'code':
-      updated = { ...current, streaming: '', steps: [...current.steps, { code: text(payload.code), outputs: [] }] };
+    case 'code': {
+      const step: RunStep = { code: text(payload.code), outputs: [] };
+      if (payload.task) step.task = text(payload.task);
+      updated = { ...current, streaming: '', steps: [...current.steps, step] };
       break;
+    }
+    case 'plan': {
+      const plan = (payload.plan ?? {}) as { tasks?: PlanTask[] };
+      updated = { ...current, streaming: '', plan: plan.tasks ?? [] };
+      break;
+    }
     case 'output':
     case 'observation': {
       const steps = [...current.steps];
@@ -121,7 +139,7 @@ export function applyEvent(view: ThreadView, event: EventResponse): ThreadView {
       break;
     }
     case 'interrupt':
-      updated = { ...current, question: text(payload.question) };
+      updated = { ...current, question: text(payload.question), planApproval: payload.plan === true };
       break;
     case 'usage':
       updated = {
