@@ -17,6 +17,9 @@
 #                             server answers there, otherwise a private
 #                             throwaway server is started on a free port and
 #                             stopped when the script ends.
+#   CAIRN_TEST_PGVECTOR_URL   PostgreSQL with pgvector for the memory tests;
+#                             when unset, a throwaway one is started from
+#                             the pgserver package's binaries
 #   CAIRN_TEST_OWN_SERVICES=1  always start private servers
 #   CAIRN_TEST_ONLY_SERVICES=1 only find/start the servers, print their URLs,
 #                             check that they answer, then stop
@@ -244,6 +247,70 @@ stop_private_redis() {
     REDIS_TMP=""
 }
 
+# A throwaway PostgreSQL with pgvector for the memory tests, from the server
+# binaries the PyPI package pgserver ships (PostgreSQL 16 and pgvector),
+# copied where the postgres OS user can read them.
+PGV_TMP=""
+PGV_PID=""
+start_pgvector() {
+    local venv package install port waited=0
+    if [[ -n ${CAIRN_TEST_PGVECTOR_URL:-} ]]; then
+        log "services: PostgreSQL with pgvector from CAIRN_TEST_PGVECTOR_URL"
+        return 0
+    fi
+    venv=$(tools_venv)
+    # The package's folder (not imported: only its files are used).
+    package=$("$venv/bin/python" -c 'import importlib.util as u; print(u.find_spec("pgserver").submodule_search_locations[0])')
+    [[ -x $package/pginstall/bin/postgres ]] || die "pgserver has no PostgreSQL binaries in $package"
+    if [[ $(id -u) -eq 0 ]] && ! id -u postgres >/dev/null 2>&1; then
+        useradd --system --user-group --no-create-home postgres
+    fi
+    PGV_TMP=$(mktemp -d "${TMPDIR:-/tmp}/cairn-test-pgvector.XXXXXX")
+    # With the shared libraries beside it: the binaries find them relative
+    # to themselves.
+    mkdir "$PGV_TMP/site"
+    cp -a "$package" "$PGV_TMP/site/"
+    if [[ -d $package.libs ]]; then cp -a "$package.libs" "$PGV_TMP/site/"; fi
+    install="$PGV_TMP/site/pgserver/pginstall"
+    chmod -R a+rX "$PGV_TMP"
+    mkdir "$PGV_TMP/data"
+    [[ $(id -u) -ne 0 ]] || chown postgres: "$PGV_TMP/data"
+    port=$(free_port 55532)
+    log "services: starting PostgreSQL with pgvector on 127.0.0.1:$port"
+    if ! as_pg "$install/bin/initdb" -D "$PGV_TMP/data" -U postgres --auth=trust \
+        --no-locale -E UTF8 --no-sync >"$PGV_TMP/initdb.log" 2>&1; then
+        cat "$PGV_TMP/initdb.log" >&2
+        die "initdb (pgvector) failed"
+    fi
+    as_pg "$install/bin/postgres" -D "$PGV_TMP/data" -p "$port" -k "$PGV_TMP/data" \
+        -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=100 \
+        >"$PGV_TMP/server.log" 2>&1 &
+    until [[ -s $PGV_TMP/data/postmaster.pid ]] && port_answers "$port"; do
+        if [[ $waited -ge 60 ]]; then
+            cat "$PGV_TMP/server.log" >&2 || true
+            die "PostgreSQL with pgvector did not start on 127.0.0.1:$port within 30 s (see its log above)"
+        fi
+        sleep 0.5
+        waited=$((waited + 1))
+    done
+    PGV_PID=$(head -n 1 "$PGV_TMP/data/postmaster.pid")
+    export CAIRN_TEST_PGVECTOR_URL="postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+stop_pgvector() {
+    [[ -n $PGV_TMP ]] || return 0
+    if [[ -n $PGV_PID ]] && kill -0 "$PGV_PID" 2>/dev/null; then
+        kill -INT "$PGV_PID" 2>/dev/null || true
+        for _ in $(seq 1 40); do
+            kill -0 "$PGV_PID" 2>/dev/null || break
+            sleep 0.25
+        done
+        kill -9 "$PGV_PID" 2>/dev/null || true
+    fi
+    rm -rf "$PGV_TMP"
+    PGV_TMP=""
+}
+
 setup_postgres() {
     if [[ $OWN_SERVICES != 1 && -n ${CAIRN_TEST_POSTGRES_URL:-} ]]; then
         log "services: PostgreSQL from CAIRN_TEST_POSTGRES_URL"
@@ -322,6 +389,7 @@ cleanup() {
     fi
     stop_private_redis
     stop_private_postgres
+    stop_pgvector
     exit "$rc"
 }
 trap cleanup EXIT
@@ -411,6 +479,7 @@ stage "api: validate the OpenAPI documents" validate_openapi
 
 stage "setup: s3s-fs" ensure_s3s_fs
 stage "setup: sandbox Python" ensure_sandbox_python
+stage "services: PostgreSQL with pgvector" start_pgvector
 
 stage "rust: fmt" cargo fmt --all --check
 stage "rust: clippy" cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -59,6 +59,10 @@ id_type!(
     MessageId
 );
 id_type!(
+    /// A piece of a project's memory.
+    MemoryId
+);
+id_type!(
     /// One agent run started from a thread.
     RunId
 );

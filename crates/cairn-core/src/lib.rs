@@ -15,7 +15,9 @@ pub mod sandbox;
 pub mod store;
 
 pub use error::{Dependency, Error, Result};
-pub use ids::{ApiKeyId, AuditId, FileId, MessageId, ProjectId, RunId, SandboxId, SessionId, ThreadId, UserId};
+pub use ids::{
+    ApiKeyId, AuditId, FileId, MemoryId, MessageId, ProjectId, RunId, SandboxId, SessionId, ThreadId, UserId,
+};
 
 /// The version of Cairn, shared by every crate and shown by `cairn version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

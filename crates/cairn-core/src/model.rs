@@ -408,3 +408,26 @@ mod tests {
         assert!(!Role::Viewer.can_manage() && !Role::Viewer.can_write());
     }
 }
+
+/// A piece of a project's long-term memory: a note the agent or a member
+/// asked to remember, or a chunk of a library file's text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryChunk {
+    pub id: crate::MemoryId,
+    pub project_id: ProjectId,
+    /// `note`, or `file:<path>` for a chunk of a library file.
+    pub source: String,
+    pub text: String,
+    pub created_by: Option<UserId>,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMemoryChunk {
+    pub project_id: ProjectId,
+    pub source: String,
+    pub text: String,
+    /// The text's embedding; every chunk of a project has the same length.
+    pub embedding: Vec<f32>,
+    pub created_by: Option<UserId>,
+}

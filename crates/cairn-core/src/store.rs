@@ -6,9 +6,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::model::{
-    ApiKey, AuditEntry, Checkpoint, Event, FileRecord, Membership, Message, NewApiKey, NewAuditEntry, NewCheckpoint,
-    NewEvent, NewFile, NewMessage, NewProject, NewRefreshToken, NewRun, NewThread, NewUser, Project, ProjectUpdate,
-    RefreshOutcome, Role, Run, RunStatus, Thread, User,
+    ApiKey, AuditEntry, Checkpoint, Event, FileRecord, Membership, MemoryChunk, Message, NewApiKey, NewAuditEntry,
+    NewCheckpoint, NewEvent, NewFile, NewMemoryChunk, NewMessage, NewProject, NewRefreshToken, NewRun, NewThread,
+    NewUser, Project, ProjectUpdate, RefreshOutcome, Role, Run, RunStatus, Thread, User,
 };
 use crate::{ApiKeyId, FileId, ProjectId, Result, RunId, SessionId, ThreadId, UserId};
 
@@ -141,9 +141,23 @@ pub trait AuditRepo: Send + Sync {
 }
 
 /// Everything the rest of Cairn needs from the database.
+/// Project memory: chunks of text with their embeddings, searched by
+/// cosine similarity (sqlite-vec on SQLite, pgvector on PostgreSQL).
+#[async_trait]
+pub trait MemoryRepo: Send + Sync {
+    /// Stores the chunks (one transaction).
+    async fn add_memory(&self, chunks: Vec<NewMemoryChunk>) -> Result<Vec<MemoryChunk>>;
+    /// The project's chunks most similar to `embedding`, best first, with
+    /// their cosine similarity (1: same direction).
+    async fn search_memory(&self, project: ProjectId, embedding: &[f32], limit: i64)
+    -> Result<Vec<(MemoryChunk, f32)>>;
+    /// Forgets the chunks of a source (a file being indexed again); how many.
+    async fn forget_memory(&self, project: ProjectId, source: &str) -> Result<u64>;
+}
+
 #[async_trait]
 pub trait Store:
-    UserRepo + CredentialRepo + ProjectRepo + FileRepo + ThreadRepo + RunRepo + AuditRepo + std::fmt::Debug
+    UserRepo + CredentialRepo + ProjectRepo + FileRepo + ThreadRepo + RunRepo + AuditRepo + MemoryRepo + std::fmt::Debug
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -8,6 +8,7 @@
 //! crate sees SQL or sqlx.
 
 mod error;
+mod memory;
 mod queue;
 mod repo;
 mod rows;
@@ -29,6 +30,27 @@ pub use repo::{PostgresStore, SqliteStore};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Makes sqlite-vec's functions (`vec_distance_cosine`, `vec_length`, …)
+/// part of every SQLite connection opened from now on, once per process.
+#[allow(unsafe_code)]
+fn register_sqlite_vec() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `sqlite3_vec_init` is sqlite-vec's extension entry point,
+        // with the signature `sqlite3_auto_extension` expects (it is
+        // declared without arguments on the Rust side, hence the cast);
+        // registering it is safe before or while connections are open.
+        unsafe {
+            let init: unsafe extern "C" fn(
+                *mut libsqlite3_sys::sqlite3,
+                *mut *mut std::os::raw::c_char,
+                *const libsqlite3_sys::sqlite3_api_routines,
+            ) -> std::os::raw::c_int = std::mem::transmute(sqlite_vec::sqlite3_vec_init as *const ());
+            libsqlite3_sys::sqlite3_auto_extension(Some(init));
+        }
+    });
+}
 
 /// How to open the database.
 #[derive(Debug, Clone)]
@@ -78,6 +100,7 @@ impl Database {
                 .connect_lazy_with(connect);
             return Ok(Database::Postgres(pool));
         }
+        register_sqlite_vec();
         let connect = SqliteConnectOptions::from_str(url)
             .map_err(|cause| Error::Url { cause })?
             .create_if_missing(true)

@@ -70,6 +70,10 @@ macro_rules! sql_store {
             pub fn new(pool: $pool) -> Self {
                 Self { pool }
             }
+
+            pub(crate) fn pool(&self) -> &$pool {
+                &self.pool
+            }
         }
 
         #[async_trait]

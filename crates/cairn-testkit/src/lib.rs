@@ -26,6 +26,10 @@ pub const POSTGRES_ENV: &str = "CAIRN_TEST_POSTGRES_URL";
 /// Redis server the tests use, each under its own key prefix.
 pub const REDIS_ENV: &str = "CAIRN_TEST_REDIS_URL";
 
+/// A PostgreSQL server with the `vector` extension (pgvector), for memory
+/// tests; the test command starts one (from the `pgserver` package).
+pub const PGVECTOR_ENV: &str = "CAIRN_TEST_PGVECTOR_URL";
+
 fn postgres_admin_url() -> String {
     std::env::var(POSTGRES_ENV).unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
@@ -52,9 +56,26 @@ impl TestPostgres {
     /// Creates an empty database. Panics, naming the server and the variable
     /// to set, when PostgreSQL cannot be reached: a test never skips silently.
     pub async fn create() -> TestPostgres {
-        let admin_url = postgres_admin_url();
+        TestPostgres::create_on(postgres_admin_url(), POSTGRES_ENV).await
+    }
+
+    /// Creates an empty database on the PostgreSQL that has pgvector
+    /// (`CAIRN_TEST_PGVECTOR_URL`). Panics when it is not set or cannot be
+    /// reached: a test never skips silently.
+    pub async fn create_with_vector() -> TestPostgres {
+        let url = std::env::var(PGVECTOR_ENV).unwrap_or_else(|_| {
+            panic!(
+                "a PostgreSQL with pgvector is needed for this test: set {PGVECTOR_ENV} (scripts/test.sh starts one)"
+            )
+        });
+        TestPostgres::create_on(url, PGVECTOR_ENV).await
+    }
+
+    async fn create_on(admin_url: String, variable: &str) -> TestPostgres {
         let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
-            panic!("PostgreSQL is needed for this test: cannot connect to {admin_url} ({e}); start it or set {POSTGRES_ENV}")
+            panic!(
+                "PostgreSQL is needed for this test: cannot connect to {admin_url} ({e}); start it or set {variable}"
+            )
         });
         let name = format!("cairn_test_{}", uuid::Uuid::now_v7().simple());
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
