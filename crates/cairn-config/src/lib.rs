@@ -366,6 +366,10 @@ pub struct LlmConfig {
     pub first_token_timeout_secs: u64,
     /// How long a stream may pause between tokens, in seconds.
     pub idle_timeout_secs: u64,
+    /// The embedding model of project memory, `provider/model` of an
+    /// `openai` or `openai-compatible` provider (its `/embeddings`); empty:
+    /// memory is off.
+    pub embedding_model: String,
 }
 
 impl Default for LlmConfig {
@@ -376,6 +380,7 @@ impl Default for LlmConfig {
             max_retries: 3,
             first_token_timeout_secs: 120,
             idle_timeout_secs: 60,
+            embedding_model: String::new(),
         }
     }
 }
@@ -831,6 +836,17 @@ impl Config {
                 expected: "timeouts of at least 1 second",
                 got: format!("{} / {}", llm.first_token_timeout_secs, llm.idle_timeout_secs),
             });
+        }
+        if !llm.embedding_model.is_empty() {
+            let provider = llm.embedding_model.split_once('/').map(|(p, _)| p).unwrap_or_default();
+            let usable = llm.providers.iter().any(|p| p.name == provider && p.kind != "anthropic");
+            if !usable {
+                return Err(Error::Invalid {
+                    key: "llm.embedding_model",
+                    expected: "provider/model of a configured openai or openai-compatible provider",
+                    got: llm.embedding_model.clone(),
+                });
+            }
         }
         let agent = &self.agent;
         if agent.workers == 0

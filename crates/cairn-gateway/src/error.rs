@@ -94,6 +94,10 @@ pub enum ApiError {
     /// 503: the agent cannot run here (no sandboxes, no model).
     #[error("{detail}")]
     AgentUnavailable { detail: String },
+    /// 503: project memory cannot serve (no embedding model, no pgvector, the
+    /// embedding provider failed).
+    #[error("{detail}")]
+    MemoryUnavailable { detail: String },
     /// A sandbox operation failed; the error's own code goes out.
     #[error("{}", .0.detail())]
     Sandbox(cairn_core::sandbox::SandboxError),
@@ -137,6 +141,9 @@ impl ApiError {
             }
             ApiError::AgentUnavailable { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "agent_unavailable", "Service unavailable")
+            }
+            ApiError::MemoryUnavailable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "memory_unavailable", "Service unavailable")
             }
             ApiError::Sandbox(error) => {
                 use cairn_core::sandbox::SandboxError as E;

@@ -14,6 +14,7 @@ mod error;
 mod files;
 mod health;
 mod keys;
+mod memory;
 mod metrics;
 mod middleware;
 mod models;
@@ -78,6 +79,8 @@ pub struct AppState {
     pub models: std::sync::Arc<cairn_llm::Models>,
     /// Agent runs; `None` where the agent cannot run (no sandboxes).
     pub runs: Option<cairn_agent::Runs>,
+    /// Project memory (off, with a clear error, without an embedding model).
+    pub memory: cairn_tools::Memory,
 }
 
 /// The API routes, as documented in the OpenAPI document.
@@ -89,6 +92,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(files::routes())
         .merge(tools::routes())
         .merge(models::routes())
+        .merge(memory::routes())
         .merge(threads::routes())
         .merge(admin::routes());
     OpenApiRouter::with_openapi(openapi::base()).merge(health::routes()).nest("/api/v1", v1)

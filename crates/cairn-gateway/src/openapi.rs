@@ -23,6 +23,7 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "tools", description = "The tools the agent calls, and calling them directly"),
         (name = "models", description = "The language models this deployment is configured with"),
         (name = "threads", description = "Threads, messages, agent runs and live events"),
+        (name = "memory", description = "A project's long-term memory: remember, and search by meaning"),
         (name = "admin", description = "Users and the audit log (administrators)"),
         (name = "system", description = "Facts about the server"),
         (name = "probes", description = "Liveness and readiness"),

@@ -44,6 +44,7 @@ async fn start_with(with_agent: bool, configure: impl FnOnce(&mut Config)) -> Ap
         ],
     }];
     config.llm.default_model = "scripted/m".into();
+    config.llm.embedding_model = "scripted/embedder".into();
     configure(&mut config);
     let mut state = support::sqlite_state(&dir, config).await;
     if with_agent {
@@ -536,4 +537,62 @@ async fn a_planned_run_waits_for_its_plan_which_editors_may_change() {
     assert_eq!(plans.last().unwrap()["payload"]["plan"]["tasks"][0]["status"], "done");
     let late = put(&api.owner, json!({ "tasks": [] })).await.unwrap();
     assert_eq!(late.status(), 422, "a finished run's plan cannot change");
+}
+
+#[tokio::test]
+async fn the_agent_recalls_in_one_thread_what_it_remembered_in_another() {
+    let api = start(true).await;
+    let memory = format!("/api/v1/projects/{}/memory", api.project);
+    let remember = |token: &str, text: &str| {
+        api.client
+            .post(format!("{}{memory}", api.base))
+            .bearer_auth(token.to_owned())
+            .json(&json!({ "text": text }))
+            .send()
+    };
+    let kept = remember(&api.owner, "The Q3 revenue target is 4.2 million euros.").await.unwrap();
+    assert_eq!(kept.status(), 201);
+    assert_eq!(remember(&api.viewer, "x").await.unwrap().status(), 403, "viewers do not write memory");
+    assert_eq!(remember(&api.stranger, "x").await.unwrap().status(), 404);
+    assert_eq!(remember(&api.owner, "  ").await.unwrap().status(), 422);
+
+    // The agent remembers something in one thread…
+    let first = api.thread().await;
+    api.llm.push(block("remember('Our biggest customer is Acme Corp in Lyon.')\nfinal_answer('noted')"));
+    let (_, posted) =
+        api.post(&api.owner, &first, json!({ "content": "Note our biggest customer.", "wait": true }), None).await;
+    assert_eq!(posted["answer"], "noted", "{posted}");
+    // …and recalls it in another.
+    let second = api.thread().await;
+    api.llm.push(block("hits = recall('who is the biggest customer', limit=1)\nfinal_answer(hits[0]['text'])"));
+    let (_, posted) =
+        api.post(&api.owner, &second, json!({ "content": "Who is our biggest customer?", "wait": true }), None).await;
+    assert_eq!(posted["answer"], "Our biggest customer is Acme Corp in Lyon.", "{posted}");
+
+    let found = api.get(&api.viewer, &format!("{memory}/search?q=revenue%20target%20Q3&limit=5")).await;
+    let found = found.as_array().unwrap();
+    assert_eq!(found.len(), 2);
+    assert!(found[0]["text"].as_str().unwrap().contains("4.2 million"), "{found:?}");
+    assert!(found[0]["score"].as_f64().unwrap() > found[1]["score"].as_f64().unwrap());
+    let hidden = api
+        .client
+        .get(format!("{}{memory}/search?q=revenue", api.base))
+        .bearer_auth(&api.stranger)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hidden.status(), 404, "another project's memory stays hidden");
+}
+
+#[tokio::test]
+async fn without_an_embedding_model_memory_says_it_is_off() {
+    let api = start_with(false, |config| config.llm.embedding_model.clear()).await;
+    let memory = format!("{}/api/v1/projects/{}/memory", api.base, api.project);
+    let kept = api.client.post(&memory).bearer_auth(&api.owner).json(&json!({ "text": "x" })).send().await.unwrap();
+    assert_eq!(kept.status(), 503);
+    let problem: Value = kept.json().await.unwrap();
+    assert_eq!(problem["code"], "memory_unavailable");
+    assert!(problem["detail"].as_str().unwrap().contains("llm.embedding_model"), "{problem}");
+    let search = api.client.get(format!("{memory}/search?q=x")).bearer_auth(&api.owner).send().await.unwrap();
+    assert_eq!(search.status(), 503);
 }

@@ -9,11 +9,13 @@
 //! the agent sees [`ChatRequest`], [`Delta`]s and [`Completion`]s.
 
 mod anthropic;
+mod embeddings;
 mod models;
 mod openai;
 mod retry;
 mod sse;
 
+pub use embeddings::Embedder;
 pub use models::{ModelInfo, Models};
 pub use retry::RetryPolicy;
 

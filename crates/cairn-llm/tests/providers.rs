@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use cairn_config::{LlmConfig, LlmModel, LlmProvider};
-use cairn_llm::{ChatRequest, Delta, LlmError, Message, Models, Usage};
+use cairn_llm::{ChatRequest, Delta, Embedder, LlmError, Message, Models, Usage};
 use cairn_testkit::{Reply, ScriptedLlm};
 use futures::StreamExt;
 
@@ -34,6 +34,7 @@ fn config(server: &ScriptedLlm, max_retries: u32, idle_timeout_secs: u64) -> Llm
         max_retries,
         first_token_timeout_secs: 10,
         idle_timeout_secs,
+        embedding_model: "local/embedder".into(),
     }
 }
 
@@ -150,4 +151,26 @@ async fn broken_and_stalled_streams_end_in_clear_errors() {
     let (model, _) = models.get(Some("local/small")).unwrap();
     let stalled = model.complete(&request("small")).await.unwrap_err();
     assert!(matches!(stalled, LlmError::Timeout(_)), "{stalled:?}");
+}
+
+#[tokio::test]
+async fn embeddings_come_back_in_order_across_batches() {
+    let server = ScriptedLlm::start(Vec::new()).await;
+    let embedder = Embedder::from_config(&config(&server, 1, 10)).unwrap().expect("configured");
+    assert_eq!(embedder.id, "local/embedder");
+    let texts: Vec<String> = (0..70).map(|n| format!("note number {n} about topic{}", n % 7)).collect();
+    let vectors = embedder.embed(&texts).await.unwrap();
+    assert_eq!(vectors.len(), 70, "two requests (64 + 6), one vector per text");
+    for (text, vector) in texts.iter().zip(&vectors) {
+        assert_eq!(vector, &cairn_testkit::scripted_embedding(text), "in the order sent: {text}");
+    }
+    assert_eq!(server.embedded(), texts);
+
+    let mut off = config(&server, 1, 10);
+    off.embedding_model = String::new();
+    assert!(Embedder::from_config(&off).unwrap().is_none(), "no model, no memory");
+    let mut gone = config(&server, 1, 10);
+    gone.providers[0].base_url = "http://127.0.0.1:9/v1".into();
+    let error = Embedder::from_config(&gone).unwrap().unwrap().embed(&["x".into()]).await.unwrap_err();
+    assert!(matches!(error, LlmError::Connection(_)), "{error}");
 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 mod scripted_llm;
 
-pub use scripted_llm::{Received, Reply, ScriptedLlm};
+pub use scripted_llm::{EMBEDDING_DIMS, Received, Reply, ScriptedLlm, scripted_embedding};
 
 use sqlx::Connection;
 use tokio::net::{TcpListener, TcpStream};

@@ -46,6 +46,8 @@ struct Script {
     /// Played when the script has run out.
     default: Option<Reply>,
     received: Vec<Received>,
+    /// Texts embedded so far.
+    embedded: Vec<String>,
 }
 
 /// A running scripted LLM server on 127.0.0.1.
@@ -63,6 +65,7 @@ impl ScriptedLlm {
         let router = Router::new()
             .route("/v1/chat/completions", post(openai))
             .route("/v1/messages", post(anthropic))
+            .route("/v1/embeddings", post(embeddings))
             .with_state(script.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -78,6 +81,11 @@ impl ScriptedLlm {
     /// What to answer once the script has run out (else a 500 saying so).
     pub fn set_default(&self, reply: Reply) {
         self.script.lock().unwrap().default = Some(reply);
+    }
+
+    /// Every text embedded so far (`/v1/embeddings`), in order.
+    pub fn embedded(&self) -> Vec<String> {
+        self.script.lock().unwrap().embedded.clone()
     }
 
     /// Every request so far, in order.
@@ -152,6 +160,50 @@ fn sse(events: Vec<String>, delay: Duration, broken: bool) -> Response {
     let mut response = Body::from_stream(stream).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, "text/event-stream".parse().unwrap());
     response
+}
+
+/// Dimensions of the scripted embeddings.
+pub const EMBEDDING_DIMS: usize = 64;
+
+/// The scripted server's embedding of a text: its words (lowercased,
+/// letters and digits) counted into hashed buckets and normalised, so texts
+/// that share words are similar and others are not.
+pub fn scripted_embedding(text: &str) -> Vec<f32> {
+    let mut vector = vec![0.0f32; EMBEDDING_DIMS];
+    for word in text.split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() > 2) {
+        // FNV-1a: stable across runs and platforms.
+        let hash = word
+            .to_lowercase()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        vector[(hash % EMBEDDING_DIMS as u64) as usize] += 1.0;
+    }
+    let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm == 0.0 {
+        vector[0] = 1.0;
+    } else {
+        vector.iter_mut().for_each(|x| *x /= norm);
+    }
+    vector
+}
+
+/// OpenAI's embeddings endpoint, with [`scripted_embedding`].
+async fn embeddings(State(script): State<Arc<Mutex<Script>>>, axum::Json(body): axum::Json<Value>) -> Response {
+    let texts: Vec<String> = match &body["input"] {
+        Value::String(text) => vec![text.clone()],
+        Value::Array(items) => items.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect(),
+        _ => return (StatusCode::BAD_REQUEST, "`input` must be a string or a list of strings").into_response(),
+    };
+    script.lock().unwrap().embedded.extend(texts.iter().cloned());
+    let data: Vec<Value> = texts
+        .iter()
+        .enumerate()
+        .map(|(index, text)| json!({ "object": "embedding", "index": index, "embedding": scripted_embedding(text) }))
+        .collect();
+    let tokens: usize = texts.iter().map(|t| t.split_whitespace().count()).sum();
+    axum::Json(json!({ "object": "list", "data": data, "model": body["model"],
+                       "usage": { "prompt_tokens": tokens, "total_tokens": tokens } }))
+    .into_response()
 }
 
 async fn openai(

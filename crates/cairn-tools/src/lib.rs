@@ -20,11 +20,13 @@ mod artifact;
 mod browser;
 mod fetch;
 mod files;
+mod memory;
 mod net;
 mod registry;
 mod search;
 
 pub use browser::Browsers;
+pub use memory::{Memory, MemoryError};
 pub use net::SafeHttp;
 pub use registry::{MAX_RESULT_BYTES, Registry, ToolBridge, ToolInfo};
 pub use search::SearchProvider;
@@ -189,6 +191,8 @@ pub struct Services {
     /// The project library, for `save_artifact` (absent where no library is
     /// reachable, e.g. on a bare sandbox host).
     pub files: Option<cairn_files::Files>,
+    /// Project memory, for `remember` and `recall` (absent: memory is off).
+    pub memory: Option<Memory>,
 }
 
 impl Services {
@@ -210,7 +214,7 @@ impl Services {
             .await
             .map_err(|e| ToolError::Unavailable(format!("cannot start the browser's proxy: {e}")))?;
         let browsers = Browsers::new(&config.browser_path, proxy, Duration::from_secs(config.browser_idle_secs));
-        Ok(Services { sandboxes, http, search: SearchProvider::from_config(config)?, browsers, files })
+        Ok(Services { sandboxes, http, search: SearchProvider::from_config(config)?, browsers, files, memory: None })
     }
 }
 

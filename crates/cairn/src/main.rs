@@ -241,8 +241,13 @@ async fn serve(config: Config, role: Role) -> Result<(), Failure> {
     let auth = build_auth(&config, store.clone(), &bus)?;
     let files = build_files(&config, store.clone(), auth.clone())?;
     let registry = Arc::new(cairn_tools::Registry::builtin());
+    let embedder = cairn_llm::Embedder::from_config(&config.llm).context("llm.embedding_model")?;
+    let memory = cairn_tools::Memory::new(store.clone(), embedder);
     let (tools, local_sandboxes) = match build_tools(&config, &registry, files.clone()).await {
-        Ok((runner, local)) => (Some(runner), local),
+        Ok((mut runner, local)) => {
+            runner.services.memory = Some(memory.clone());
+            (Some(runner), local)
+        }
         Err(error) => {
             tracing::warn!(%error, "sandboxes and tools are unavailable on this server; the rest of Cairn runs");
             (None, None)
@@ -276,7 +281,8 @@ async fn serve(config: Config, role: Role) -> Result<(), Failure> {
     if models.default_id().is_none() {
         tracing::warn!("no language model is configured (llm.providers): agent runs cannot start");
     }
-    let state = AppState { config: Arc::new(config), store, bus, auth, files, role, registry, tools, models, runs };
+    let state =
+        AppState { config: Arc::new(config), store, bus, auth, files, role, registry, tools, models, runs, memory };
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown_signal().await;

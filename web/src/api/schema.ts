@@ -174,6 +174,21 @@ export type MemberResponse = {
   user_id: UserId;
 };
 
+/** A piece of a project's memory. */
+export type MemoryId = string;
+
+/** A piece of the project's memory. */
+export type MemoryResponse = {
+  created_at: string;
+  created_by?: UserId | null;
+  id: MemoryId;
+  /** Cosine similarity to the query (1: the same meaning), in searches. */
+  score?: number | null;
+  /** `note`, or `file:<path>` for a chunk of a library file. */
+  source: string;
+  text: string;
+};
+
 /** One message in a thread. */
 export type MessageId = string;
 
@@ -357,6 +372,11 @@ export type RegisterRequest = {
   email: string;
   /** 8 to 256 characters, not a common password. */
   password: string;
+};
+
+export type RememberRequest = {
+  /** What to remember (up to 200,000 characters; long texts are kept in chunks). */
+  text: string;
 };
 
 export type RenameThreadRequest = {
@@ -549,11 +569,13 @@ export interface Operations {
   readyz: 'GET /readyz';
   refresh: 'POST /api/v1/auth/refresh';
   register: 'POST /api/v1/auth/register';
+  remember: 'POST /api/v1/projects/{project_id}/memory';
   remove_member: 'DELETE /api/v1/projects/{project_id}/members/{user_id}';
   rename_thread: 'PATCH /api/v1/threads/{thread_id}';
   reset_password: 'POST /api/v1/auth/password/reset';
   resume_run: 'POST /api/v1/runs/{run_id}/resume';
   revoke_key: 'DELETE /api/v1/api-keys/{key_id}';
+  search: 'GET /api/v1/projects/{project_id}/memory/search';
   set_project_model: 'PUT /api/v1/projects/{project_id}/model';
   thread_runs: 'GET /api/v1/threads/{thread_id}/runs';
   token: 'POST /api/v1/auth/token';

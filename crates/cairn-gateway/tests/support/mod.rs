@@ -46,6 +46,7 @@ pub fn state(config: Config, db: &Database, bus: Bus, dir: &TempDir) -> AppState
         tools: None,
         models: Arc::new(cairn_llm::Models::from_config(&config_llm).unwrap()),
         runs: None,
+        memory: cairn_tools::Memory::new(db.store(), cairn_llm::Embedder::from_config(&config_llm).unwrap()),
     }
 }
 
@@ -95,8 +96,9 @@ pub async fn with_sandboxes(state: &mut AppState, dir: &TempDir, agent: bool) {
     local.prelude = Some(state.registry.python_prelude());
     let sandboxes = cairn_sandbox::LocalSandboxes::start(local).await.expect("bubblewrap and python3");
     let tools = cairn_config::ToolsConfig::default();
-    let services =
+    let mut services =
         cairn_tools::Services::from_config(&tools, Arc::new(sandboxes), Some(state.files.clone())).await.unwrap();
+    services.memory = Some(state.memory.clone());
     state.tools = Some(cairn_tools::ToolRunner::new(state.registry.clone(), services.clone()));
     if agent {
         let agent = cairn_agent::Agent {

@@ -1,0 +1,118 @@
+//! A project's long-term memory over HTTP: remember a text, search by
+//! meaning (the agent's `remember` and `recall` tools use the same service).
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use cairn_auth::Access;
+use cairn_core::model::MemoryChunk;
+use cairn_core::{MemoryId, ProjectId, UserId};
+use cairn_tools::MemoryError;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::authn::Authenticated;
+use crate::{ApiError, ApiJson, AppState, Problem};
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(remember)).routes(routes!(search))
+}
+
+/// A piece of the project's memory.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MemoryResponse {
+    pub id: MemoryId,
+    /// `note`, or `file:<path>` for a chunk of a library file.
+    pub source: String,
+    pub text: String,
+    pub created_by: Option<UserId>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// Cosine similarity to the query (1: the same meaning), in searches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
+}
+
+impl From<(MemoryChunk, Option<f32>)> for MemoryResponse {
+    fn from((chunk, score): (MemoryChunk, Option<f32>)) -> Self {
+        MemoryResponse {
+            id: chunk.id,
+            source: chunk.source,
+            text: chunk.text,
+            created_by: chunk.created_by,
+            created_at: chunk.created_at,
+            score,
+        }
+    }
+}
+
+fn memory_error(error: MemoryError) -> ApiError {
+    match error {
+        MemoryError::Invalid(detail) => ApiError::Invalid { code: "invalid_input", detail },
+        MemoryError::Unavailable(detail) => ApiError::MemoryUnavailable { detail },
+        MemoryError::Embedding(_) => ApiError::MemoryUnavailable { detail: error.to_string() },
+        MemoryError::Store(error) => error.into(),
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RememberRequest {
+    /// What to remember (up to 200,000 characters; long texts are kept in chunks).
+    pub text: String,
+}
+
+/// Remembers a text for the project (editors and owners).
+#[utoipa::path(post, path = "/projects/{project_id}/memory", tag = "memory", security(("oauth2" = []), ("api_key" = [])),
+    params(("project_id" = ProjectId, Path)), request_body = RememberRequest,
+    responses(
+        (status = 201, description = "The chunks kept", body = [MemoryResponse]),
+        (status = 503, description = "`memory_unavailable`: no embedding model, or no pgvector", body = Problem,
+         content_type = "application/problem+json"),
+    )
+)]
+async fn remember(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(project_id): Path<ProjectId>,
+    ApiJson(request): ApiJson<RememberRequest>,
+) -> Result<(StatusCode, ApiJson<Vec<MemoryResponse>>), ApiError> {
+    state.auth.authorize(&principal, project_id, Access::Write).await?;
+    let kept = state
+        .memory
+        .remember(project_id, Some(principal.user.id), "note", &request.text)
+        .await
+        .map_err(memory_error)?;
+    Ok((StatusCode::CREATED, ApiJson(kept.into_iter().map(|c| (c, None).into()).collect())))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct SearchQuery {
+    /// What to look for (1 to 2000 characters).
+    q: String,
+    /// How many results (1 to 50, default 10).
+    limit: Option<i64>,
+}
+
+/// The project's memories most similar in meaning to `q`, best first (members).
+#[utoipa::path(get, path = "/projects/{project_id}/memory/search", tag = "memory", security(("oauth2" = []), ("api_key" = [])),
+    params(("project_id" = ProjectId, Path), SearchQuery),
+    responses(
+        (status = 200, description = "The closest memories, with their similarity", body = [MemoryResponse]),
+        (status = 503, description = "`memory_unavailable`: no embedding model, or no pgvector", body = Problem,
+         content_type = "application/problem+json"),
+    )
+)]
+async fn search(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(project_id): Path<ProjectId>,
+    Query(query): Query<SearchQuery>,
+) -> Result<ApiJson<Vec<MemoryResponse>>, ApiError> {
+    state.auth.authorize(&principal, project_id, Access::Read).await?;
+    let found = state.memory.recall(project_id, &query.q, query.limit.unwrap_or(10)).await.map_err(memory_error)?;
+    Ok(ApiJson(found.into_iter().map(|(c, s)| (c, Some(s)).into()).collect()))
+}

@@ -1,0 +1,265 @@
+//! Project memory: what the agent (or a member) asked to remember and the
+//! text of library files, in chunks embedded by `llm.embedding_model` and
+//! kept in the store, found again by similarity. The `remember` and
+//! `recall` tools, and the API's memory search, go through [`Memory`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cairn_core::model::{MemoryChunk, NewMemoryChunk};
+use cairn_core::store::Store;
+use cairn_core::{ProjectId, UserId};
+use cairn_llm::Embedder;
+use serde_json::{Value, json};
+
+use crate::{Args, Kind, Param, Tool, ToolContext, ToolError, ToolSpec};
+
+/// Characters of one chunk, about 300 tokens.
+const CHUNK_CHARS: usize = 1200;
+/// Characters a chunk repeats from the end of the one before.
+const OVERLAP_CHARS: usize = 200;
+/// The longest text remembered at once.
+pub const MAX_TEXT_CHARS: usize = 200_000;
+/// The longest query.
+pub const MAX_QUERY_CHARS: usize = 2000;
+/// The most results a search returns.
+pub const MAX_RESULTS: i64 = 50;
+
+/// Why memory could not help.
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    /// No embedding model is configured, or the database cannot search
+    /// vectors (PostgreSQL without pgvector).
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Invalid(String),
+    /// The embedding provider failed.
+    #[error("the embedding model failed: {0}")]
+    Embedding(String),
+    #[error(transparent)]
+    Store(cairn_core::Error),
+}
+
+impl From<cairn_core::Error> for MemoryError {
+    fn from(error: cairn_core::Error) -> Self {
+        match error {
+            cairn_core::Error::Unavailable { reason, .. } if reason.contains("pgvector") => {
+                MemoryError::Unavailable(reason)
+            }
+            other => MemoryError::Store(other),
+        }
+    }
+}
+
+/// Project memory over the store and the embedding model.
+#[derive(Debug, Clone)]
+pub struct Memory {
+    store: Arc<dyn Store>,
+    embedder: Option<Embedder>,
+}
+
+/// Splits text into chunks of about [`CHUNK_CHARS`], cut at a paragraph,
+/// line or sentence end where one is near, each repeating the last
+/// [`OVERLAP_CHARS`] of the one before.
+pub fn chunks(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < chars.len() {
+        let mut end = (start + CHUNK_CHARS).min(chars.len());
+        if end < chars.len() {
+            // Prefer a natural break in the last third of the chunk.
+            let window = start + CHUNK_CHARS * 2 / 3..end;
+            let cut = ["\n\n", "\n", ". "].iter().find_map(|mark| {
+                let marks: Vec<char> = mark.chars().collect();
+                window.clone().rev().find(|&i| chars[i..].starts_with(&marks)).map(|i| i + marks.len())
+            });
+            end = cut.unwrap_or(end);
+        }
+        let piece: String = chars[start..end].iter().collect();
+        if !piece.trim().is_empty() {
+            out.push(piece.trim().to_owned());
+        }
+        if end >= chars.len() {
+            break;
+        }
+        start = end.saturating_sub(OVERLAP_CHARS).max(start + 1);
+    }
+    out
+}
+
+impl Memory {
+    pub fn new(store: Arc<dyn Store>, embedder: Option<Embedder>) -> Memory {
+        Memory { store, embedder }
+    }
+
+    fn embedder(&self) -> Result<&Embedder, MemoryError> {
+        self.embedder.as_ref().ok_or_else(|| {
+            MemoryError::Unavailable(
+                "project memory is off: no embedding model is configured (llm.embedding_model)".into(),
+            )
+        })
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, MemoryError> {
+        self.embedder()?.embed(texts).await.map_err(|e| MemoryError::Embedding(e.to_string()))
+    }
+
+    /// Remembers a text (in chunks) for the project; `source` is `note` or
+    /// `file:<path>`.
+    pub async fn remember(
+        &self,
+        project: ProjectId,
+        user: Option<UserId>,
+        source: &str,
+        text: &str,
+    ) -> Result<Vec<MemoryChunk>, MemoryError> {
+        let count = text.chars().count();
+        if text.trim().is_empty() || count > MAX_TEXT_CHARS {
+            return Err(MemoryError::Invalid(format!("a text to remember has 1 to {MAX_TEXT_CHARS} characters")));
+        }
+        let pieces = chunks(text);
+        let vectors = self.embed(&pieces).await?;
+        let new = pieces
+            .into_iter()
+            .zip(vectors)
+            .map(|(text, embedding)| NewMemoryChunk {
+                project_id: project,
+                source: source.to_owned(),
+                text,
+                embedding,
+                created_by: user,
+            })
+            .collect();
+        Ok(self.store.add_memory(new).await?)
+    }
+
+    /// Indexes a library file's text again: its earlier chunks go.
+    pub async fn index_file(
+        &self,
+        project: ProjectId,
+        user: Option<UserId>,
+        path: &str,
+        text: &str,
+    ) -> Result<usize, MemoryError> {
+        let source = format!("file:{path}");
+        self.store.forget_memory(project, &source).await?;
+        let text: String = text.chars().take(MAX_TEXT_CHARS).collect();
+        if text.trim().is_empty() {
+            return Ok(0);
+        }
+        Ok(self.remember(project, user, &source, &text).await?.len())
+    }
+
+    /// The project's memories most like `query`, best first.
+    pub async fn recall(
+        &self,
+        project: ProjectId,
+        query: &str,
+        limit: i64,
+    ) -> Result<Vec<(MemoryChunk, f32)>, MemoryError> {
+        if query.trim().is_empty() || query.chars().count() > MAX_QUERY_CHARS {
+            return Err(MemoryError::Invalid(format!("a query has 1 to {MAX_QUERY_CHARS} characters")));
+        }
+        let vector = self.embed(&[query.to_owned()]).await?.pop().unwrap_or_default();
+        Ok(self.store.search_memory(project, &vector, limit.clamp(1, MAX_RESULTS)).await?)
+    }
+}
+
+fn tool_error(error: MemoryError) -> ToolError {
+    match error {
+        MemoryError::Unavailable(why) => ToolError::Unavailable(why),
+        MemoryError::Invalid(why) => ToolError::Invalid(why),
+        other => ToolError::Failed(other.to_string()),
+    }
+}
+
+fn memory_of(ctx: &ToolContext) -> Result<(&Memory, ProjectId), ToolError> {
+    let memory = ctx.services.memory.as_ref().ok_or_else(|| {
+        ToolError::Unavailable("project memory is off: no embedding model is configured (llm.embedding_model)".into())
+    })?;
+    let project = ctx.project.ok_or_else(|| ToolError::Unavailable("this sandbox belongs to no project".into()))?;
+    Ok((memory, project))
+}
+
+#[derive(Debug)]
+pub(crate) struct Remember;
+
+#[async_trait]
+impl Tool for Remember {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "remember",
+            description: "Keep a fact, decision or finding in the project's long-term memory, for later threads \
+                          (recall finds it by meaning). Returns {chunks}.",
+            params: vec![Param::required("text", Kind::Str, "what to remember, in plain words")],
+            returns: "dict",
+            timeout: Duration::from_secs(60),
+            python_body: None,
+        }
+    }
+
+    async fn run(&self, ctx: &ToolContext, args: Args) -> Result<Value, ToolError> {
+        let (memory, project) = memory_of(ctx)?;
+        let kept = memory.remember(project, Some(ctx.user), "note", args.str("text")?).await.map_err(tool_error)?;
+        Ok(json!({ "chunks": kept.len() }))
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Recall;
+
+#[async_trait]
+impl Tool for Recall {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "recall",
+            description: "Search the project's long-term memory (what was remembered in earlier threads, and the \
+                          text of library files) by meaning. Returns a list of {text, source, score}, best first.",
+            params: vec![
+                Param::required("query", Kind::Str, "what you are looking for"),
+                Param::optional("limit", Kind::Int, "how many results (1 to 50)", json!(5)),
+            ],
+            returns: "list",
+            timeout: Duration::from_secs(60),
+            python_body: None,
+        }
+    }
+
+    async fn run(&self, ctx: &ToolContext, args: Args) -> Result<Value, ToolError> {
+        let (memory, project) = memory_of(ctx)?;
+        let limit = args.int("limit", 5);
+        let found = memory.recall(project, args.str("query")?, limit).await.map_err(tool_error)?;
+        Ok(Value::Array(
+            found
+                .into_iter()
+                .map(|(chunk, score)| json!({ "text": chunk.text, "source": chunk.source, "score": score }))
+                .collect(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_text_is_cut_into_overlapping_chunks_at_natural_breaks() {
+        assert_eq!(chunks("short note"), ["short note"]);
+        assert!(chunks("   ").is_empty());
+        let paragraph = "word ".repeat(180); // 900 characters
+        let text = format!("{paragraph}\n\n{paragraph}\n\n{paragraph}");
+        let pieces = chunks(&text);
+        assert!(pieces.len() >= 3, "{}", pieces.len());
+        assert!(pieces.iter().all(|p| p.chars().count() <= CHUNK_CHARS));
+        // Every part of the text is in some chunk.
+        let covered: usize = pieces.iter().map(|p| p.split_whitespace().count()).sum();
+        assert!(covered >= 540, "{covered}");
+        let unbroken = "x".repeat(3000);
+        let pieces = chunks(&unbroken);
+        assert_eq!(pieces[0].len(), CHUNK_CHARS);
+        assert!(pieces.len() == 3, "cut where it must, with overlap: {}", pieces.len());
+    }
+}
