@@ -172,6 +172,7 @@ async fn main() {
                 name: "m".into(),
                 input_usd_per_mtok: 0.0,
                 output_usd_per_mtok: 0.0,
+                context_tokens: 128_000,
             }],
         }],
         ..Default::default()

@@ -155,6 +155,30 @@ const MAX_PLANS: u32 = 3;
 /// Times a task is tried before it counts as failed.
 const MAX_TASK_ATTEMPTS: u32 = 2;
 
+/// Recent messages a summary leaves as they are.
+const KEEP_RECENT: usize = 6;
+/// Characters of earlier turns a summary request carries at most.
+const SUMMARY_INPUT_CHARS: usize = 60_000;
+/// Tokens kept free for the reply.
+const REPLY_TOKENS: usize = 4096;
+
+/// A conservative token count for text: about four characters a token.
+pub fn estimate_tokens(text: &str) -> usize {
+    text.chars().count().div_ceil(4) + 4
+}
+
+/// The estimated size of a prompt: the instructions and the messages.
+pub fn prompt_tokens(system: &str, messages: &[Message]) -> usize {
+    estimate_tokens(system) + messages.iter().map(|m| estimate_tokens(&m.content)).sum::<usize>()
+}
+
+/// The tokens a prompt may take in a context window: the window less the
+/// reply's room and a margin for the estimate's error.
+pub fn context_budget(context_tokens: u32) -> usize {
+    let window = context_tokens as usize;
+    window.saturating_sub(REPLY_TOKENS.min(window / 4)).saturating_sub(window / 10)
+}
+
 /// Whether an answer to a yes/no question says yes.
 fn says_yes(answer: &str) -> bool {
     let yes = answer.trim().to_lowercase();
@@ -372,6 +396,8 @@ impl Agent {
             state.failure = Some(format!("the plan could not be carried out after {MAX_PLANS} plans: {why}"));
             return Ok(Step { state, control: Control::End });
         }
+        let system = format!("{}\n\n{}", planner_prompt(&run.agents), self.project_context(run).await);
+        self.fit_context(&mut state, run, events, &ctx, None, &system).await?;
         let mut messages = state.messages.clone();
         if let (Some(reason), Some(plan)) = (&state.replan_reason, &state.plan) {
             messages.push(Message::user(format!(
@@ -382,7 +408,6 @@ impl Agent {
             )));
         }
         messages.extend(state.planner_feedback.iter().cloned());
-        let system = format!("{}\n\n{}", planner_prompt(&run.agents), self.project_context(run).await);
         let Some(reply) = self.call_model(&mut state, run, events, &ctx, None, system, messages).await? else {
             return Ok(Step::next(state));
         };
@@ -559,15 +584,16 @@ impl Agent {
             .flat_map(|p| p.tasks.iter())
             .map(|t| format!("## {} ({})\n{}", t.title, t.id, t.result.as_deref().unwrap_or("(no result)")))
             .collect();
+        let system = "You are Cairn. Write the answer to the user's request from the results of the work done for \
+                      it. Do not write code."
+            .to_owned();
+        self.fit_context(&mut state, run, events, &ctx, None, &system).await?;
         let mut messages = state.messages.clone();
         messages.push(Message::user(format!(
             "The sub-agents finished the plan. Their results:\n\n{}\n\nWrite the final answer for the user, in \
              Markdown, from these results; name the files they saved.",
             results.join("\n\n")
         )));
-        let system = "You are Cairn. Write the answer to the user's request from the results of the work done for \
-                      it. Do not write code."
-            .to_owned();
         let Some(reply) = self.call_model(&mut state, run, events, &ctx, None, system, messages).await? else {
             return Ok(Step::next(state));
         };
@@ -644,13 +670,30 @@ impl Agent {
         system: String,
         messages: Vec<Message>,
     ) -> Result<Option<String>, String> {
+        self.model_call(state, run, events, ctx, model_id, system, messages, true).await
+    }
+
+    /// [`Agent::call_model`]; without `stream_tokens`, the reply is not
+    /// sent out as it comes (an internal call, such as a summary).
+    #[allow(clippy::too_many_arguments)]
+    async fn model_call(
+        &self,
+        state: &mut AgentState,
+        run: &RunContext,
+        events: &dyn Events,
+        ctx: &StepContext,
+        model_id: Option<&str>,
+        system: String,
+        messages: Vec<Message>,
+        stream_tokens: bool,
+    ) -> Result<Option<String>, String> {
         let chosen = model_id.or(state.model.as_deref()).or(run.model.as_deref());
         let (model, info) = self.models.get(chosen).map_err(|e| e.to_string())?;
         let request = ChatRequest {
             model: info.model.clone(),
             system: Some(system),
             messages,
-            max_tokens: 4096,
+            max_tokens: (info.context_tokens / 4).clamp(256, REPLY_TOKENS as u32),
             temperature: None,
             stop: Vec::new(),
         };
@@ -675,7 +718,7 @@ impl Agent {
                     reply.push_str(&text);
                     pending.push_str(&text);
                     // Token deltas go out in small batches, not one write each.
-                    if last_flush.elapsed() >= Duration::from_millis(50) {
+                    if stream_tokens && last_flush.elapsed() >= Duration::from_millis(50) {
                         events.emit("token", tagged(json!({ "text": std::mem::take(&mut pending) }), state)).await;
                         last_flush = Instant::now();
                     }
@@ -683,7 +726,7 @@ impl Agent {
                 Delta::Done { usage: used, .. } => usage = used,
             }
         }
-        if !pending.is_empty() {
+        if stream_tokens && !pending.is_empty() {
             events.emit("token", tagged(json!({ "text": pending }), state)).await;
         }
         state.turns += 1;
@@ -701,6 +744,87 @@ impl Agent {
             )
             .await;
         Ok(Some(reply))
+    }
+
+    /// Keeps the prompt within the model's context window: when the
+    /// conversation is too long, the turns between the first message (the
+    /// task) and the last few are summarised by the model into the first
+    /// message — a checkpointed summary, never a silent cut. What still does
+    /// not fit is shortened visibly (marked where it was cut).
+    async fn fit_context(
+        &self,
+        state: &mut AgentState,
+        run: &RunContext,
+        events: &dyn Events,
+        ctx: &StepContext,
+        model_id: Option<&str>,
+        system: &str,
+    ) -> Result<(), String> {
+        let chosen = model_id.or(state.model.as_deref()).or(run.model.as_deref());
+        let (_, info) = self.models.get(chosen).map_err(|e| e.to_string())?;
+        let limit = context_budget(info.context_tokens);
+        let before = prompt_tokens(system, &state.messages);
+        if before <= limit {
+            return Ok(());
+        }
+        if estimate_tokens(system) >= limit {
+            return Err(format!(
+                "the instructions alone do not fit the context of {} ({} tokens)",
+                info.id, info.context_tokens
+            ));
+        }
+        let mut summarised = 0;
+        for keep in [KEEP_RECENT, 2] {
+            if state.messages.len() <= keep + 1 || prompt_tokens(system, &state.messages) <= limit {
+                continue;
+            }
+            let older: Vec<Message> = state.messages[1..state.messages.len() - keep].to_vec();
+            let transcript: Vec<String> = older
+                .iter()
+                .map(|m| format!("{:?}: {}", m.role, shorten(&m.content, SUMMARY_INPUT_CHARS / older.len().max(1))))
+                .collect();
+            let request = vec![Message::user(format!(
+                "Summarise these earlier turns of an agent's work for the agent itself. Keep every fact, number, \
+                 variable and file name, decision and open question; drop the rest.\n\n{}",
+                transcript.join("\n\n")
+            ))];
+            let system = "You write short, exact summaries of an agent's earlier work.".to_owned();
+            let Some(summary) = self.model_call(state, run, events, ctx, model_id, system, request, false).await?
+            else {
+                return Ok(());
+            };
+            let first = state.messages.first().map(|m| m.content.clone()).unwrap_or_default();
+            let recent = state.messages.split_off(state.messages.len() - keep);
+            state.messages = vec![Message::user(format!(
+                "{first}\n\n[A summary of {} earlier turns, made to fit the model's context:]\n{summary}",
+                older.len()
+            ))];
+            state.messages.extend(recent);
+            summarised += older.len();
+        }
+        // What still does not fit is cut, visibly, longest message first.
+        let mut cut = 0;
+        while prompt_tokens(system, &state.messages) > limit {
+            let over = (prompt_tokens(system, &state.messages) - limit) * 4 + 64;
+            let Some(longest) = state.messages.iter_mut().max_by_key(|m| m.content.chars().count()) else { break };
+            let count = longest.content.chars().count();
+            if count <= 200 {
+                return Err(format!("the conversation does not fit the context of {}", info.id));
+            }
+            longest.content = shorten(&longest.content, count.saturating_sub(over).max(200));
+            cut += 1;
+        }
+        let after = prompt_tokens(system, &state.messages);
+        events
+            .emit(
+                "context.summarized",
+                tagged(
+                    json!({ "turns": summarised, "shortened": cut, "tokens_before": before, "tokens_after": after }),
+                    state,
+                ),
+            )
+            .await;
+        Ok(())
     }
 
     async fn think(
@@ -731,6 +855,7 @@ impl Agent {
             None => self.system_prompt_with(&context),
         };
         let model_id = spec.as_ref().map(|s| s.model.as_str()).filter(|m| !m.is_empty());
+        self.fit_context(&mut state, run, events, &ctx, model_id, &system).await?;
         let messages = state.messages.clone();
         let Some(reply) = self.call_model(&mut state, run, events, &ctx, model_id, system, messages).await? else {
             return Ok(Step::next(state));

@@ -37,6 +37,10 @@ async fn world_with(budget: Budget, require_approval: Vec<String>) -> World {
 }
 
 async fn world_planning(budget: Budget, require_approval: Vec<String>, plan_approval: &str) -> World {
+    world_full(budget, require_approval, plan_approval, 128_000).await
+}
+
+async fn world_full(budget: Budget, require_approval: Vec<String>, plan_approval: &str, context_tokens: u32) -> World {
     let dir = TempDir::new("agent");
     let db = Database::open(&dir.sqlite_url(), &OpenOptions::default()).await.unwrap();
     db.migrate().await.unwrap();
@@ -66,7 +70,12 @@ async fn world_planning(budget: Budget, require_approval: Vec<String>, plan_appr
             kind: "openai-compatible".into(),
             base_url: format!("{}/v1", llm.url),
             api_key: String::new(),
-            models: vec![LlmModel { name: "m".into(), input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0 }],
+            models: vec![LlmModel {
+                name: "m".into(),
+                input_usd_per_mtok: 1.0,
+                output_usd_per_mtok: 2.0,
+                context_tokens,
+            }],
         }],
         max_retries: 1,
         ..LlmConfig::default()
@@ -446,4 +455,37 @@ async fn the_run_budget_stops_sub_agents() {
     assert_eq!(run.status, RunStatus::Failed);
     assert!(run.error.as_deref().unwrap_or("").contains("step budget of 3"), "{:?}", run.error);
     assert_eq!(world.llm.received().len(), 3, "the planner and two sub-agent steps");
+}
+
+#[tokio::test]
+async fn a_long_run_is_summarised_to_fit_the_models_context_never_cut_silently() {
+    let context = 6000;
+    let world = world_full(Budget::default(), Vec::new(), "never", context).await;
+    for n in 0..8 {
+        world.llm.push(block(&format!("print('{n}' * 3000)")));
+    }
+    world.llm.set_default(block("final_answer('done')"));
+    let run = world.runs.post(world.thread, world.user, "Print a lot.".into(), true).await.unwrap().1.unwrap();
+    let run = world.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!((run.status, run.error.as_deref()), (RunStatus::Succeeded, None), "{:?}", world.kinds().await);
+
+    let events = world.events().await;
+    let summaries: Vec<&Value> = events.iter().filter(|(k, _)| k == "context.summarized").map(|(_, p)| p).collect();
+    assert!(!summaries.is_empty(), "the history outgrew the context and was summarised");
+    assert!(summaries[0]["turns"].as_u64().unwrap() > 0);
+    assert!(summaries[0]["tokens_after"].as_u64() < summaries[0]["tokens_before"].as_u64());
+    // Every prompt sent fitted the window.
+    let budget = cairn_agent::codeact::context_budget(context);
+    for (n, request) in world.llm.received().iter().enumerate() {
+        let tokens: usize = request.body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| cairn_agent::codeact::estimate_tokens(m["content"].as_str().unwrap_or_default()))
+            .sum();
+        assert!(tokens <= budget, "request {n} has {tokens} tokens, over the budget of {budget}");
+    }
+    let last = world.llm.received().last().unwrap().body["messages"].to_string();
+    assert!(last.contains("[A summary of"), "the summary stands in for the older turns");
+    assert!(last.contains("Print a lot."), "the task itself is kept");
 }

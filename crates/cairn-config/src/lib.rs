@@ -492,6 +492,14 @@ pub struct LlmModel {
     pub input_usd_per_mtok: f64,
     #[serde(default)]
     pub output_usd_per_mtok: f64,
+    /// The model's context window in tokens: a prompt never exceeds it
+    /// (older turns are summarised first).
+    #[serde(default = "default_context_tokens")]
+    pub context_tokens: u32,
+}
+
+fn default_context_tokens() -> u32 {
+    128_000
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

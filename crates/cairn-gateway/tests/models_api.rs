@@ -17,7 +17,12 @@ async fn the_configured_models_are_listed_with_prices_and_the_default() {
         kind: "openai-compatible".into(),
         base_url: "http://127.0.0.1:11434/v1".into(),
         api_key: "secret-key".into(),
-        models: vec![LlmModel { name: "qwen3".into(), input_usd_per_mtok: 0.0, output_usd_per_mtok: 0.0 }],
+        models: vec![LlmModel {
+            name: "qwen3".into(),
+            input_usd_per_mtok: 0.0,
+            output_usd_per_mtok: 0.0,
+            context_tokens: 128_000,
+        }],
     }];
     let base = support::serve(support::sqlite_state(&dir, config).await).await;
     let client = reqwest::Client::new();

@@ -37,10 +37,15 @@ async fn start_with(with_agent: bool, configure: impl FnOnce(&mut Config)) -> Ap
         base_url: format!("{}/v1", llm.url),
         api_key: String::new(),
         models: vec![
-            LlmModel { name: "m".into(), input_usd_per_mtok: 0.0, output_usd_per_mtok: 0.0 },
-            LlmModel { name: "n".into(), input_usd_per_mtok: 0.0, output_usd_per_mtok: 0.0 },
+            LlmModel { name: "m".into(), input_usd_per_mtok: 0.0, output_usd_per_mtok: 0.0, context_tokens: 128_000 },
+            LlmModel { name: "n".into(), input_usd_per_mtok: 0.0, output_usd_per_mtok: 0.0, context_tokens: 128_000 },
             // A dollar per token: one call spends the budgets below.
-            LlmModel { name: "dear".into(), input_usd_per_mtok: 1e6, output_usd_per_mtok: 1e6 },
+            LlmModel {
+                name: "dear".into(),
+                input_usd_per_mtok: 1e6,
+                output_usd_per_mtok: 1e6,
+                context_tokens: 128_000,
+            },
         ],
     }];
     config.llm.default_model = "scripted/m".into();

@@ -24,6 +24,8 @@ pub struct ModelInfo {
     /// US dollars per million input and output tokens (0 when not priced).
     pub input_usd_per_mtok: f64,
     pub output_usd_per_mtok: f64,
+    /// The context window in tokens.
+    pub context_tokens: u32,
 }
 
 impl ModelInfo {
@@ -82,6 +84,7 @@ impl Models {
                     kind: provider.kind.clone(),
                     input_usd_per_mtok: model.input_usd_per_mtok,
                     output_usd_per_mtok: model.output_usd_per_mtok,
+                    context_tokens: model.context_tokens,
                 };
                 models.insert(info.id.clone(), (client.clone(), info));
             }

@@ -12,7 +12,12 @@ use cairn_testkit::{Reply, ScriptedLlm};
 use futures::StreamExt;
 
 fn config(server: &ScriptedLlm, max_retries: u32, idle_timeout_secs: u64) -> LlmConfig {
-    let model = |name: &str| LlmModel { name: name.into(), input_usd_per_mtok: 3.0, output_usd_per_mtok: 15.0 };
+    let model = |name: &str| LlmModel {
+        name: name.into(),
+        input_usd_per_mtok: 3.0,
+        output_usd_per_mtok: 15.0,
+        context_tokens: 128_000,
+    };
     LlmConfig {
         providers: vec![
             LlmProvider {

@@ -193,11 +193,13 @@ impl MemoryRepo for PostgresStore {
         embedding: &[f32],
         limit: i64,
     ) -> cairn_core::Result<Vec<(MemoryChunk, f32)>> {
+        // The query vector is parsed once (a materialised CTE): cast inline,
+        // the text parameter would be parsed again for every row.
         let sql = concat!(
-            "SELECT ",
+            "WITH q AS MATERIALIZED (SELECT $2::vector AS v) SELECT ",
             columns!(),
-            ", 1 - (embedding <=> $2::vector) AS score FROM memory_chunks \
-             WHERE project_id = $1 AND vector_dims(embedding) = $3 ORDER BY embedding <=> $2::vector LIMIT $4"
+            ", 1 - (embedding <=> q.v) AS score FROM memory_chunks, q \
+             WHERE project_id = $1 AND vector_dims(embedding) = $3 ORDER BY embedding <=> q.v LIMIT $4"
         );
         let found = sqlx::query_as::<_, ScoredRow>(sql)
             .bind(project.0)

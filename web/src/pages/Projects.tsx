@@ -3,6 +3,7 @@ import { useState, type FormEvent } from 'react';
 import type { ProjectResponse, ThreadResponse } from '../api/schema';
 import { useSession } from '../session';
 import Library from './Library';
+import MemoryPanel from './MemoryPanel';
 import Members from './Members';
 import ProjectSettings from './ProjectSettings';
 import { Alert } from '../components/Alert';
@@ -119,6 +120,7 @@ export function ProjectPage({ id }: { id: string }) {
       </form>
       <Alert message={create.error?.message} />
       <Library projectId={id} />
+      <MemoryPanel projectId={id} canWrite={project.data !== undefined && project.data.role !== 'viewer'} />
       <Members projectId={id} canManage={project.data?.role === 'owner'} />
       {project.data && <ProjectSettings project={project.data} />}
     </section>

@@ -224,6 +224,11 @@ export function RunPanel({ run, canAnswer, onAnswer }: { run: RunView; canAnswer
           {run.tokens} tokens · ${run.costUsd.toFixed(4)}
         </span>
       </header>
+      {run.summarised !== undefined && (
+        <p className="text-xs text-gray-500">
+          {run.summarised} earlier turns were summarised to fit the model&apos;s context.
+        </p>
+      )}
       {run.error && (
         <p role="alert" className="text-red-600">
           The run stopped: {run.error}

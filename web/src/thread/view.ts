@@ -39,6 +39,8 @@ export interface RunView {
   question?: string;
   /** The question is whether to follow the plan (which may be edited meanwhile). */
   planApproval?: boolean;
+  /** Earlier turns were summarised to fit the model's context (how many). */
+  summarised?: number;
   /** The run's plan as it stands, for a run that planned. */
   plan?: PlanTask[];
   costUsd: number;
@@ -138,6 +140,9 @@ export function applyEvent(view: ThreadView, event: EventResponse): ThreadView {
       updated = { ...current, steps };
       break;
     }
+    case 'context.summarized':
+      updated = { ...current, summarised: (current.summarised ?? 0) + (typeof payload.turns === 'number' ? payload.turns : 0) };
+      break;
     case 'interrupt':
       updated = { ...current, question: text(payload.question), planApproval: payload.plan === true };
       break;
