@@ -305,7 +305,7 @@ impl Agent {
                         "think" => agent.think(state, run, events, ctx).await,
                         "act" => agent.act(state, run, events, ctx).await,
                         "plan" => agent.plan(state, run, events, ctx).await,
-                        "dispatch" => agent.dispatch(state, run, events).await,
+                        "dispatch" => agent.dispatch(state, run, events, ctx).await,
                         "check" => agent.check(state, run, events, ctx).await,
                         _ => agent.synthesize(state, run, events, ctx).await,
                     }
@@ -361,8 +361,11 @@ impl Agent {
                         Some("plan".to_owned())
                     } else if state.task.is_some() {
                         Some("think".to_owned())
-                    } else {
+                    } else if state.plan.as_ref().is_some_and(Plan::finished) {
                         Some("synthesize".to_owned())
+                    } else {
+                        // A batch of tasks ran within the step: the next ones.
+                        Some("dispatch".to_owned())
                     }
                 })),
             )
@@ -470,6 +473,7 @@ impl Agent {
         mut state: AgentState,
         run: &RunContext,
         events: &dyn Events,
+        ctx: StepContext,
     ) -> Result<Step<AgentState>, String> {
         if state.awaiting_plan {
             let answer = self.absorb_messages(&mut state, run).await?.unwrap_or_default();
@@ -498,13 +502,30 @@ impl Agent {
                 Some(if failed.is_empty() { "no task can start".to_owned() } else { failed.join("; ") });
             return Ok(Step::next(state));
         };
+        let ready = plan.ready();
+        if ready.len() > 1 {
+            return self.run_batch(state, run, events, ctx, ready).await;
+        }
+        let prompt = Self::start_task(&mut state, index);
+        state.supervisor_messages = std::mem::replace(&mut state.messages, vec![Message::user(prompt)]);
+        state.task = Some(index);
+        state.task_turns = 0;
+        state.malformed = 0;
+        Self::publish_plan(&state, events).await;
+        Ok(Step::next(state))
+    }
+
+    /// Marks a task running and writes its sub-agent's first message: the
+    /// task, the results it builds on, and why an earlier attempt fell short.
+    fn start_task(state: &mut AgentState, index: usize) -> String {
+        let Some(plan) = state.plan.as_mut() else { return String::new() };
         let done: Vec<(String, String)> = plan
             .tasks
             .iter()
             .filter(|t| t.status == TaskStatus::Done)
             .map(|t| (t.id.clone(), t.result.clone().unwrap_or_default()))
             .collect();
-        let Some(task) = plan.tasks.get_mut(index) else { return Ok(Step::next(state)) };
+        let Some(task) = plan.tasks.get_mut(index) else { return String::new() };
         let earlier = task.result.take().filter(|_| task.attempts > 0);
         task.status = TaskStatus::Running;
         task.attempts += 1;
@@ -515,12 +536,125 @@ impl Agent {
         if let Some(earlier) = earlier {
             prompt.push_str(&format!("\n\nAn earlier attempt fell short: {earlier}"));
         }
-        state.supervisor_messages = std::mem::replace(&mut state.messages, vec![Message::user(prompt)]);
-        state.task = Some(index);
-        state.task_turns = 0;
-        state.malformed = 0;
+        prompt
+    }
+
+    /// Independent tasks at once: each sub-agent in a kernel of its own (the
+    /// first in the thread's sandbox, the others in sandboxes made for the
+    /// batch and removed after it), all within this one step; then the
+    /// supervisor checks each result. A batch cut short by a crash runs
+    /// again as a whole.
+    async fn run_batch(
+        &self,
+        mut state: AgentState,
+        run: &RunContext,
+        events: &dyn Events,
+        ctx: StepContext,
+        ready: Vec<usize>,
+    ) -> Result<Step<AgentState>, String> {
+        let lanes: Vec<(usize, String)> = ready.iter().map(|&i| (i, Self::start_task(&mut state, i))).collect();
+        Self::publish_plan(&state, events).await;
+        let base = state.clone();
+        let work = lanes.iter().enumerate().map(|(n, (index, prompt))| {
+            let mut lane = base.clone();
+            lane.messages = vec![Message::user(prompt.clone())];
+            lane.task = Some(*index);
+            lane.task_turns = 0;
+            lane.malformed = 0;
+            lane.pending_code = None;
+            let ctx = ctx.clone();
+            async move {
+                let mut lane_run = run.clone();
+                let own = if n == 0 {
+                    None
+                } else {
+                    let request = cairn_core::sandbox::NewSandbox {
+                        owner: run.user,
+                        project: Some(run.project),
+                        thread: None,
+                        policy: Default::default(),
+                    };
+                    match self.services.sandboxes.create(request).await {
+                        Ok(info) => Some(info.id),
+                        Err(error) => {
+                            lane.task_failure = Some(format!("no sandbox for the task: {}", error.detail()));
+                            return Ok(lane);
+                        }
+                    }
+                };
+                if let Some(id) = own {
+                    lane_run.sandbox = id;
+                }
+                let done = self.sub_agent(lane, &lane_run, events, ctx).await;
+                if let Some(id) = own
+                    && let Err(error) = self.services.sandboxes.destroy(id).await
+                {
+                    tracing::warn!(error = %error.detail(), "a task's sandbox could not be removed");
+                }
+                done
+            }
+        });
+        let finished = futures::future::join_all(work).await;
+        let mut longest = 0;
+        let mut outcomes = Vec::new();
+        for lane in finished {
+            let lane = lane?;
+            // What each sub-agent spent counts for the run.
+            state.turns += lane.turns - base.turns;
+            state.usage.add(cairn_llm::Usage {
+                input_tokens: lane.usage.input_tokens - base.usage.input_tokens,
+                output_tokens: lane.usage.output_tokens - base.usage.output_tokens,
+            });
+            state.cost_usd += lane.cost_usd - base.cost_usd;
+            longest = longest.max(lane.elapsed_ms - base.elapsed_ms);
+            state.seen_messages = state.seen_messages.max(lane.seen_messages);
+            if lane.failure.is_some() {
+                state.failure = lane.failure.clone();
+            }
+            outcomes.push((lane.task, lane.task_answer, lane.task_failure));
+        }
+        state.elapsed_ms += longest;
+        if state.failure.is_some() {
+            return Ok(Step { state, control: Control::End });
+        }
+        for (index, answer, failure) in outcomes {
+            if let Some(index) = index {
+                self.judge(&mut state, run, events, &ctx, index, answer, failure).await?;
+            }
+        }
         Self::publish_plan(&state, events).await;
         Ok(Step::next(state))
+    }
+
+    /// A sub-agent's whole loop, within one step (for a batch).
+    async fn sub_agent(
+        &self,
+        mut lane: AgentState,
+        run: &RunContext,
+        events: &dyn Events,
+        ctx: StepContext,
+    ) -> Result<AgentState, String> {
+        loop {
+            if ctx.cancelled() {
+                lane.task_failure.get_or_insert_with(|| "the run was cancelled".into());
+                return Ok(lane);
+            }
+            lane = self.think(lane, run, events, ctx.clone()).await?.state;
+            if lane.failure.is_some() || lane.task_answer.is_some() || lane.task_failure.is_some() {
+                return Ok(lane);
+            }
+            if lane.pending_code.is_some() {
+                let step = self.act(lane, run, events, ctx.clone()).await?;
+                lane = step.state;
+                if matches!(step.control, Control::Interrupt { .. }) {
+                    lane.task_failure =
+                        Some("the sub-agent asked a question, which tasks running side by side cannot wait for".into());
+                }
+                if lane.task_answer.is_some() || lane.task_failure.is_some() {
+                    return Ok(lane);
+                }
+            }
+        }
     }
 
     /// The supervisor checks a sub-agent's result against the task's done
@@ -536,9 +670,25 @@ impl Agent {
         let Some(index) = state.task.take() else { return Ok(Step::next(state)) };
         state.messages = std::mem::take(&mut state.supervisor_messages);
         let (answer, failure) = (state.task_answer.take(), state.task_failure.take());
-        let Some(task) = state.plan.as_ref().and_then(|p| p.tasks.get(index)).cloned() else {
-            return Ok(Step::next(state));
-        };
+        self.judge(&mut state, run, events, &ctx, index, answer, failure).await?;
+        Self::publish_plan(&state, events).await;
+        Ok(Step::next(state))
+    }
+
+    /// The supervisor's verdict on a task's result: done, pending again (an
+    /// attempt is left), or failed.
+    #[allow(clippy::too_many_arguments)]
+    async fn judge(
+        &self,
+        state: &mut AgentState,
+        run: &RunContext,
+        events: &dyn Events,
+        ctx: &StepContext,
+        index: usize,
+        answer: Option<String>,
+        failure: Option<String>,
+    ) -> Result<(), String> {
+        let Some(task) = state.plan.as_ref().and_then(|p| p.tasks.get(index)).cloned() else { return Ok(()) };
         let verdict = match (answer, failure) {
             (Some(answer), _) => {
                 let system = "You are Cairn's supervisor. Decide whether a task's result meets its done criterion. \
@@ -548,7 +698,7 @@ impl Agent {
                     "Task: {}\nGoal: {}\nDone when: {}\nResult:\n{answer}",
                     task.title, task.goal, task.done_when
                 ));
-                match self.call_model(&mut state, run, events, &ctx, None, system, vec![question]).await? {
+                match self.call_model(state, run, events, ctx, None, system, vec![question]).await? {
                     Some(reply) => {
                         let verdict = parse_verdict(&reply);
                         (verdict.done, if verdict.done { answer } else { verdict.why })
@@ -566,8 +716,7 @@ impl Agent {
                 (false, false) => TaskStatus::Failed,
             };
         }
-        Self::publish_plan(&state, events).await;
-        Ok(Step::next(state))
+        Ok(())
     }
 
     /// The final answer, from the tasks' results.

@@ -24,6 +24,7 @@ struct World {
     user: UserId,
     project: cairn_core::ProjectId,
     thread: cairn_core::ThreadId,
+    sandboxes: LocalSandboxes,
     _db: Database,
     _dir: TempDir,
 }
@@ -60,8 +61,9 @@ async fn world_full(budget: Budget, require_approval: Vec<String>, plan_approval
     local.defaults.memory_bytes = 256 << 20;
     local.prelude = Some(registry.python_prelude());
     let sandboxes = LocalSandboxes::start(local).await.expect("bubblewrap and python3");
-    let services =
-        cairn_tools::Services::from_config(&config.tools, Arc::new(sandboxes), Some(files.clone())).await.unwrap();
+    let services = cairn_tools::Services::from_config(&config.tools, Arc::new(sandboxes.clone()), Some(files.clone()))
+        .await
+        .unwrap();
 
     let llm = ScriptedLlm::start(Vec::new()).await;
     let llm_config = LlmConfig {
@@ -110,10 +112,15 @@ async fn world_full(budget: Budget, require_approval: Vec<String>, plan_approval
         .await
         .unwrap()
         .id;
-    World { runs, store, llm, user, project, thread, _db: db, _dir: dir }
+    World { runs, store, llm, user, project, thread, sandboxes, _db: db, _dir: dir }
 }
 
 impl World {
+    async fn sandboxes(&self) -> usize {
+        use cairn_core::sandbox::Sandboxes;
+        self.sandboxes.list(None).await.unwrap().len()
+    }
+
     async fn events(&self) -> Vec<(String, Value)> {
         self.store
             .events_after(self.thread, 0, 10_000)
@@ -488,4 +495,54 @@ async fn a_long_run_is_summarised_to_fit_the_models_context_never_cut_silently()
     let last = world.llm.received().last().unwrap().body["messages"].to_string();
     assert!(last.contains("[A summary of"), "the summary stands in for the older turns");
     assert!(last.contains("Print a lot."), "the task itself is kept");
+}
+
+#[tokio::test]
+async fn independent_tasks_run_at_the_same_time_in_kernels_of_their_own() {
+    let world = world(Budget::default()).await;
+    world.llm.push(plan_reply(serde_json::json!([
+        task("a", "analyst", "wait, then report the time", &[]),
+        task("b", "analyst", "wait, then report the time", &[]),
+        task("c", "writer", "sum up both", &["a", "b"]),
+    ])));
+    // Both sub-agents get the same reply: it waits, and answers when it started and ended.
+    let timed = "import time\nstarted = time.time()\ntime.sleep(1.5)\nfinal_answer(f'{started} {time.time()}')";
+    world.llm.push(block(timed));
+    world.llm.push(block(timed));
+    world.llm.push(verdict(true, "a time"));
+    world.llm.push(verdict(true, "a time"));
+    world.llm.push(block("final_answer('both waited')"));
+    world.llm.push(verdict(true, "summed up"));
+    world.llm.push(Reply::Text("Both tasks waited at the same time.".into()));
+    let options = cairn_agent::RunOptions { model: None, plan: true };
+    let run =
+        world.runs.post_run(world.thread, world.user, "Wait twice.".into(), true, options).await.unwrap().1.unwrap();
+    let run = world.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!((run.status, run.error.as_deref()), (RunStatus::Succeeded, None), "{:?}", world.kinds().await);
+
+    let tasks = last_plan(&world).await;
+    let span = |id: &str| -> (f64, f64) {
+        let task = tasks.iter().find(|t| t["id"] == id).unwrap();
+        assert_eq!(task["status"], "done", "{task}");
+        let times: Vec<f64> = task["result"].as_str().unwrap().split(' ').map(|t| t.parse().unwrap()).collect();
+        (times[0], times[1])
+    };
+    let ((a_start, a_end), (b_start, b_end)) = (span("a"), span("b"));
+    // One kernel runs one block at a time: overlapping waits ran in two kernels, at once.
+    assert!(a_start < b_end && b_start < a_end, "a {a_start}..{a_end}, b {b_start}..{b_end} overlap");
+    let events = world.events().await;
+    let first_observation = events.iter().position(|(k, _)| k == "observation").unwrap();
+    let coded: Vec<&str> = events[..first_observation]
+        .iter()
+        .filter(|(k, _)| k == "code")
+        .map(|(_, p)| p["task"].as_str().unwrap())
+        .collect();
+    assert_eq!(coded.len(), 2, "both tasks had started before either finished: {coded:?}");
+    // The dependent task came after both, with both results.
+    let writer =
+        world.llm.received().iter().position(|r| r.body["messages"].to_string().contains("sum up both")).unwrap();
+    let prompt = request_text(&world, writer);
+    assert!(prompt.contains("Result of task a") && prompt.contains("Result of task b"), "{prompt}");
+    // The batch's extra sandbox is gone again.
+    assert_eq!(world.sandboxes().await, 1, "only the thread's sandbox remains");
 }
