@@ -331,8 +331,20 @@ impl Files {
         Ok(self.inner.store.move_files(project, &from, &to, folder).await?)
     }
 
-    /// Deletes a file (every version) or a folder, contents included.
+    /// Deletes a file (every version) or a folder, contents included; how
+    /// many file versions went.
     pub async fn delete(&self, principal: &Principal, project: ProjectId, path: &str, folder: bool) -> Result<u64> {
+        Ok(self.delete_versions(principal, project, path, folder).await?.len() as u64)
+    }
+
+    /// [`Files::delete`], answering the versions that went.
+    pub async fn delete_versions(
+        &self,
+        principal: &Principal,
+        project: ProjectId,
+        path: &str,
+        folder: bool,
+    ) -> Result<Vec<FileRecord>> {
         self.grant(principal, project, Access::Write).await?;
         let path = paths::check(path, folder)?;
         if folder && path.is_empty() {
@@ -344,7 +356,7 @@ impl Files {
                 tracing::warn!(%error, key = %record.object_key, "an object outlived its file");
             }
         }
-        Ok(removed.len() as u64)
+        Ok(removed)
     }
 
     /// Streams the newest version of a path, for callers that already

@@ -111,7 +111,9 @@ async fn upload(
         let Some(name) = field.file_name().map(str::to_owned) else { continue };
         let path = cairn_files::paths::join(folder, &name);
         let body = field.map_err(|e| std::io::Error::other(e.body_text()));
-        stored.push(state.files.upload(&principal, project_id, &path, body).await?.into());
+        let record = state.files.upload(&principal, project_id, &path, body).await?;
+        state.memory.index_in_background(state.files.clone(), record.clone());
+        stored.push(record.into());
     }
     if stored.is_empty() {
         return Err(ApiError::Invalid { code: "no_files", detail: "the form has no file parts".to_owned() });
@@ -145,6 +147,7 @@ async fn put_content(
 ) -> Result<(StatusCode, ApiJson<FileResponse>), ApiError> {
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let record = state.files.upload(&principal, project_id, &query.path, stream).await?;
+    state.memory.index_in_background(state.files.clone(), record.clone());
     Ok((StatusCode::CREATED, ApiJson(record.into())))
 }
 
@@ -198,7 +201,12 @@ async fn delete_path(
     Path(project_id): Path<ProjectId>,
     Query(query): Query<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
-    state.files.delete(&principal, project_id, &query.path, query.folder).await?;
+    let removed = state.files.delete_versions(&principal, project_id, &query.path, query.folder).await?;
+    // Their text leaves the project's memory too.
+    let mut paths: Vec<String> = removed.into_iter().map(|r| r.path).collect();
+    paths.sort();
+    paths.dedup();
+    state.memory.forget_files(project_id, &paths).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -601,3 +601,45 @@ async fn without_an_embedding_model_memory_says_it_is_off() {
     let search = api.client.get(format!("{memory}/search?q=x")).bearer_auth(&api.owner).send().await.unwrap();
     assert_eq!(search.status(), 503);
 }
+
+#[tokio::test]
+async fn library_text_files_are_searchable_in_memory_until_deleted() {
+    let api = start(false).await;
+    let files = format!("{}/api/v1/projects/{}/files", api.base, api.project);
+    let put = api
+        .client
+        .put(format!("{files}/content?path=notes/meeting.txt"))
+        .bearer_auth(&api.owner)
+        .body("Minutes. The product launch moved to March 14 because of the supplier delay.")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let binary = api
+        .client
+        .put(format!("{files}/content?path=pixel.png"))
+        .bearer_auth(&api.owner)
+        .body(vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(binary.status(), 201);
+    let search = format!("/api/v1/projects/{}/memory/search?q=when%20is%20the%20product%20launch", api.project);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let found = loop {
+        let found = api.get(&api.viewer, &search).await;
+        if found.as_array().is_some_and(|f| !f.is_empty()) {
+            break found;
+        }
+        assert!(std::time::Instant::now() < deadline, "the file's text reaches memory (indexed in the background)");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(found[0]["source"], "file:notes/meeting.txt");
+    assert!(found[0]["text"].as_str().unwrap().contains("March 14"));
+    assert_eq!(found.as_array().unwrap().len(), 1, "binary files are not indexed");
+
+    let deleted =
+        api.client.delete(format!("{files}?path=notes&folder=true")).bearer_auth(&api.owner).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(api.get(&api.viewer, &search).await, json!([]), "a deleted file's text leaves memory");
+}

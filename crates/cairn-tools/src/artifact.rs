@@ -41,6 +41,9 @@ impl Tool for SaveArtifact {
             None => files.save_for_user(project, &name, body, ctx.user).await,
         };
         let record = saved.map_err(|e| ToolError::Failed(format!("cannot save {name}: {e}")))?;
+        if let Some(memory) = &ctx.services.memory {
+            memory.index_in_background(files.clone(), record.clone());
+        }
         Ok(json!({ "file_id": record.id, "path": record.path, "version": record.version, "size": record.size }))
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cairn_core::model::{MemoryChunk, NewMemoryChunk};
+use cairn_core::model::{FileRecord, MemoryChunk, NewMemoryChunk};
 use cairn_core::store::Store;
 use cairn_core::{ProjectId, UserId};
 use cairn_llm::Embedder;
@@ -25,6 +25,19 @@ pub const MAX_TEXT_CHARS: usize = 200_000;
 pub const MAX_QUERY_CHARS: usize = 2000;
 /// The most results a search returns.
 pub const MAX_RESULTS: i64 = 50;
+/// Library files larger than this are not indexed.
+pub const MAX_INDEXED_BYTES: i64 = 2 << 20;
+
+/// Whether a library file's text goes into memory: text formats of at most
+/// [`MAX_INDEXED_BYTES`].
+pub fn indexable(file: &FileRecord) -> bool {
+    let extension = file.path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    let texty = file.content_type.starts_with("text/")
+        || ["application/json", "application/xml"].iter().any(|t| file.content_type.starts_with(t))
+        || ["md", "txt", "csv", "tsv", "json", "py", "sql", "yaml", "yml", "html", "xml", "log"]
+            .contains(&extension.as_str());
+    texty && file.size > 0 && file.size <= MAX_INDEXED_BYTES
+}
 
 /// Why memory could not help.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +164,50 @@ impl Memory {
             return Ok(0);
         }
         Ok(self.remember(project, user, &source, &text).await?.len())
+    }
+
+    /// Indexes a library file's newest version in the background, when
+    /// memory is on and the file is text (see [`indexable`]); failures are
+    /// logged, and the upload they follow stands.
+    pub fn index_in_background(&self, files: cairn_files::Files, file: FileRecord) {
+        if self.embedder.is_none() || !indexable(&file) {
+            return;
+        }
+        let memory = self.clone();
+        tokio::spawn(async move {
+            let text = match files.read_latest(file.project_id, &file.path).await {
+                Ok(download) => {
+                    let mut body = download.body;
+                    let mut bytes = Vec::new();
+                    while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+                        match chunk {
+                            Ok(chunk) => bytes.extend_from_slice(&chunk),
+                            Err(error) => {
+                                tracing::warn!(%error, path = %file.path, "a file could not be read for memory");
+                                return;
+                            }
+                        }
+                    }
+                    String::from_utf8_lossy(&bytes).into_owned()
+                }
+                Err(error) => {
+                    tracing::warn!(%error, path = %file.path, "a file could not be read for memory");
+                    return;
+                }
+            };
+            if let Err(error) = memory.index_file(file.project_id, file.created_by, &file.path, &text).await {
+                tracing::warn!(%error, path = %file.path, "a file could not be indexed into memory");
+            }
+        });
+    }
+
+    /// Forgets the text of library files that were deleted.
+    pub async fn forget_files(&self, project: ProjectId, paths: &[String]) {
+        for path in paths {
+            if let Err(error) = self.store.forget_memory(project, &format!("file:{path}")).await {
+                tracing::warn!(%error, %path, "a deleted file's text stays in memory");
+            }
+        }
     }
 
     /// The project's memories most like `query`, best first.
