@@ -125,6 +125,8 @@ pub struct RunContext {
     pub agents: Arc<Vec<AgentSpec>>,
     /// When a plan waits for approval (`agent.plan_approval`).
     pub plan_approval: String,
+    /// The thread's messages, cached.
+    pub working: crate::memory::WorkingMemory,
 }
 
 impl RunContext {
@@ -770,7 +772,7 @@ impl Agent {
     /// Adds the thread's messages posted since the last look to the
     /// conversation; the first answer to an approval question decides it.
     async fn absorb_messages(&self, state: &mut AgentState, run: &RunContext) -> Result<Option<String>, String> {
-        let thread_messages = self.store.messages(run.thread).await.map_err(|e| e.to_string())?;
+        let thread_messages = run.working.messages(run.thread).await.map_err(|e| e.to_string())?;
         let mut last = None;
         for message in thread_messages.iter().skip(state.seen_messages) {
             if message.role == cairn_core::model::MessageRole::User {

@@ -5,6 +5,7 @@
 
 pub mod codeact;
 pub mod graph;
+pub mod memory;
 pub mod plan;
 pub mod runs;
 

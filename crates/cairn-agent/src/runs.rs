@@ -172,6 +172,10 @@ impl Runs {
         Ok(plan)
     }
 
+    fn working(&self) -> crate::memory::WorkingMemory {
+        crate::memory::WorkingMemory::new(self.inner.store.clone(), self.inner.bus.cache.clone())
+    }
+
     fn events(&self, thread: ThreadId, run: Option<RunId>) -> StoreEvents {
         StoreEvents { store: self.inner.store.clone(), bus: self.inner.bus.clone(), thread, run }
     }
@@ -232,6 +236,7 @@ impl Runs {
             .store
             .append_message(NewMessage { thread_id: thread, role: MessageRole::User, author: Some(user), content })
             .await?;
+        self.working().changed(thread).await;
         self.events(thread, None)
             .emit(
                 "message.created",
@@ -332,6 +337,7 @@ impl Runs {
                 })
                 .await?;
         }
+        self.working().changed(forked.id).await;
         let new_run = self.inner.store.create_run(NewRun { thread_id: forked.id, created_by: user }).await?;
         let mut state = checkpoint.state;
         // The copies count as seen; a pending approval does not carry over.
@@ -464,6 +470,7 @@ impl Runs {
             planning: plan,
             agents: self.inner.agents.clone(),
             plan_approval: self.inner.plan_approval.clone(),
+            working: self.working(),
         };
         let events: Arc<dyn Events> = Arc::new(self.events(run.thread_id, Some(id)));
         let graph = self.inner.agent.graph(context, events);
@@ -489,6 +496,7 @@ impl Runs {
                             content: answer.clone(),
                         })
                         .await?;
+                    self.working().changed(run.thread_id).await;
                     self.events(run.thread_id, Some(id))
                         .emit("message.created", json!({ "id": message.id, "role": "assistant", "content": answer }))
                         .await;

@@ -191,7 +191,7 @@ pub struct NewThread {
     pub model: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Message {
     pub id: MessageId,
     pub thread_id: ThreadId,
@@ -199,6 +199,7 @@ pub struct Message {
     /// The person who wrote it; `None` for the agent and the system.
     pub author: Option<UserId>,
     pub content: String,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
 
