@@ -61,3 +61,14 @@ while [[ ! -s $llm_log ]]; do sleep 0.1; done
 echo "langgraph: $("$venv/bin/python" bench/graph_reference.py 1000 "$postgres_admin" "$(head -1 "$llm_log")")"
 kill "$llm_pid"
 rm -f "$llm_log"
+
+echo "## Project memory: top-10 similarity search over 100k chunks"
+cargo build --release --locked -p cairn-store --example memory_bench
+source scripts/common.sh
+ensure_sandbox_python >/dev/null
+pgvector=${CAIRN_TEST_PGVECTOR_URL:-}
+if [[ -z $pgvector ]]; then
+    echo "(set CAIRN_TEST_PGVECTOR_URL to a PostgreSQL with pgvector to measure it too; scripts/test.sh starts one)"
+fi
+echo "cairn:     $("$CARGO_TARGET_DIR/release/examples/memory_bench" "${MEMORY_CHUNKS:-100000}" 384 50 $pgvector)"
+echo "numpy:     $("$CAIRN_SANDBOX_PYTHON" bench/memory_reference.py "${MEMORY_CHUNKS:-100000}" 384 50)"
