@@ -36,6 +36,6 @@ async fn the_configured_models_are_listed_with_prices_and_the_default() {
     assert_eq!(
         listed["models"],
         json!([{ "id": "ollama/qwen3", "provider": "ollama", "model": "qwen3", "kind": "openai-compatible",
-                 "input_usd_per_mtok": 0.0, "output_usd_per_mtok": 0.0 }])
+                 "input_usd_per_mtok": 0.0, "output_usd_per_mtok": 0.0, "context_tokens": 128_000 }])
     );
 }

@@ -154,8 +154,9 @@ async fn ensure_pg_memory(pool: &sqlx::PgPool) -> cairn_core::Result<()> {
     Ok(())
 }
 
+/// Nothing was ever remembered here: no table yet (or not even pgvector's type).
 fn no_table(error: &sqlx::Error) -> bool {
-    error.as_database_error().is_some_and(|e| e.code().as_deref() == Some("42P01"))
+    error.as_database_error().is_some_and(|e| matches!(e.code().as_deref(), Some("42P01" | "42704")))
 }
 
 #[async_trait]

@@ -204,6 +204,8 @@ export type MessageResponse = {
 
 /** A configured model, as `GET /api/v1/models` lists it. */
 export type ModelInfo = {
+  /** The context window in tokens. */
+  context_tokens: number;
   /** `provider/model`, what projects and threads choose. */
   id: string;
   /** US dollars per million input and output tokens (0 when not priced). */
