@@ -31,7 +31,7 @@ pub use repo::{PostgresStore, SqliteStore};
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Makes sqlite-vec's functions (`vec_distance_cosine`, `vec_length`, …)
+/// Makes sqlite-vec (its `vec0` tables and `vec_*` functions)
 /// part of every SQLite connection opened from now on, once per process.
 #[allow(unsafe_code)]
 fn register_sqlite_vec() {

@@ -1,9 +1,9 @@
 //! Project memory on both backends. Unlike the rest of the store the SQL
-//! differs: SQLite keeps embeddings as float32 BLOBs compared by sqlite-vec's
-//! `vec_distance_cosine`, PostgreSQL as pgvector `vector`s compared by `<=>`.
-//! Both search exactly (a scan of the project's chunks, no approximate
-//! index), and both skip chunks whose length differs from the query's (an
-//! embedding model changed).
+//! differs: SQLite keeps embeddings in sqlite-vec `vec0` tables (one per
+//! embedding length) searched by its KNN scan, PostgreSQL as pgvector
+//! `vector`s compared by `<=>`. Both search exactly (a scan of the project's
+//! chunks, no approximate index), and both skip chunks whose length differs
+//! from the query's (an embedding model changed).
 
 use async_trait::async_trait;
 use cairn_core::model::{MemoryChunk, NewMemoryChunk};
@@ -62,8 +62,23 @@ fn vector_text(embedding: &[f32]) -> String {
     format!("[{}]", parts.join(","))
 }
 
-fn dims(embedding: &[f32]) -> i64 {
-    i64::try_from(embedding.len()).unwrap_or(i64::MAX)
+/// SQLite keeps each embedding length's vectors in a sqlite-vec `vec0`
+/// table of its own (made on first use), partitioned by project, whose rows
+/// share their rowid with `memory_chunks`: its KNN scan reads vectors in
+/// contiguous chunks, much faster than a function over BLOB rows.
+fn vec_table(dims: usize) -> String {
+    format!("memory_vec_{dims}")
+}
+
+fn missing_table(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(|e| e.message().contains("no such table"))
+}
+
+#[derive(sqlx::FromRow)]
+struct InsertedRow {
+    #[sqlx(flatten)]
+    row: MemoryRow,
+    rowid: i64,
 }
 
 #[async_trait]
@@ -71,24 +86,44 @@ impl MemoryRepo for SqliteStore {
     async fn add_memory(&self, chunks: Vec<NewMemoryChunk>) -> cairn_core::Result<Vec<MemoryChunk>> {
         let mut tx = self.pool().begin().await.db()?;
         let mut added = Vec::with_capacity(chunks.len());
+        let mut tables = std::collections::HashSet::new();
         for chunk in chunks {
+            let dims = chunk.embedding.len();
+            if tables.insert(dims) {
+                // `dims` is a number: nothing of the caller's reaches the SQL text.
+                let ddl = format!(
+                    "CREATE VIRTUAL TABLE IF NOT EXISTS {} USING vec0(project_id TEXT PARTITION KEY, \
+                     embedding FLOAT[{dims}] distance_metric=cosine)",
+                    vec_table(dims)
+                );
+                sqlx::query(sqlx::AssertSqlSafe(ddl)).execute(&mut *tx).await.db()?;
+            }
             let sql = concat!(
                 "INSERT INTO memory_chunks (id, project_id, source, text, embedding, created_by, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING rowid, ",
                 columns!()
             );
-            let row: MemoryRow = sqlx::query_as(sql)
+            let vector = blob(&chunk.embedding);
+            let inserted: InsertedRow = sqlx::query_as(sql)
                 .bind(MemoryId::new().0)
                 .bind(chunk.project_id.0)
                 .bind(chunk.source)
                 .bind(chunk.text)
-                .bind(blob(&chunk.embedding))
+                .bind(&vector)
                 .bind(chunk.created_by.map(|u| u.0))
                 .bind(now())
                 .fetch_one(&mut *tx)
                 .await
                 .db_entity("project")?;
-            added.push(row.into());
+            let insert = format!("INSERT INTO {} (rowid, project_id, embedding) VALUES ($1, $2, $3)", vec_table(dims));
+            sqlx::query(sqlx::AssertSqlSafe(insert))
+                .bind(inserted.rowid)
+                .bind(chunk.project_id.0.to_string())
+                .bind(vector)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            added.push(inserted.row.into());
         }
         tx.commit().await.db()?;
         Ok(added)
@@ -100,31 +135,42 @@ impl MemoryRepo for SqliteStore {
         embedding: &[f32],
         limit: i64,
     ) -> cairn_core::Result<Vec<(MemoryChunk, f32)>> {
-        let sql = concat!(
-            "SELECT ",
-            columns!(),
-            ", 1.0 - vec_distance_cosine(embedding, $2) AS score FROM memory_chunks \
-             WHERE project_id = $1 AND vec_length(embedding) = $3 ORDER BY score DESC LIMIT $4"
+        let sql = format!(
+            "SELECT c.id, c.project_id, c.source, c.text, c.created_by, c.created_at, 1.0 - v.distance AS score \
+             FROM (SELECT rowid, distance FROM {} WHERE embedding MATCH $1 AND k = $2 AND project_id = $3) v \
+             JOIN memory_chunks c ON c.rowid = v.rowid ORDER BY v.distance",
+            vec_table(embedding.len())
         );
-        let rows: Vec<ScoredRow> = sqlx::query_as(sql)
-            .bind(project.0)
+        let found = sqlx::query_as::<_, ScoredRow>(sqlx::AssertSqlSafe(sql))
             .bind(blob(embedding))
-            .bind(dims(embedding))
             .bind(limit.max(0))
+            .bind(project.0.to_string())
             .fetch_all(self.pool())
-            .await
-            .db()?;
-        Ok(rows.into_iter().map(|r| (r.row.into(), r.score as f32)).collect())
+            .await;
+        match found {
+            Ok(rows) => Ok(rows.into_iter().map(|r| (r.row.into(), r.score as f32)).collect()),
+            // Nothing of this length was ever remembered.
+            Err(error) if missing_table(&error) => Ok(Vec::new()),
+            Err(error) => Err(error).db(),
+        }
     }
 
     async fn forget_memory(&self, project: ProjectId, source: &str) -> cairn_core::Result<u64> {
-        let done = sqlx::query("DELETE FROM memory_chunks WHERE project_id = $1 AND source = $2")
-            .bind(project.0)
-            .bind(source)
-            .execute(self.pool())
-            .await
-            .db()?;
-        Ok(done.rows_affected())
+        let mut tx = self.pool().begin().await.db()?;
+        let gone: Vec<(i64, i64)> = sqlx::query_as(
+            "DELETE FROM memory_chunks WHERE project_id = $1 AND source = $2 RETURNING rowid, length(embedding) / 4",
+        )
+        .bind(project.0)
+        .bind(source)
+        .fetch_all(&mut *tx)
+        .await
+        .db()?;
+        for (rowid, dims) in &gone {
+            let delete = format!("DELETE FROM {} WHERE rowid = $1", vec_table(usize::try_from(*dims).unwrap_or(0)));
+            sqlx::query(sqlx::AssertSqlSafe(delete)).bind(rowid).execute(&mut *tx).await.db()?;
+        }
+        tx.commit().await.db()?;
+        Ok(gone.len() as u64)
     }
 }
 
