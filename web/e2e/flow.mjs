@@ -180,6 +180,7 @@ const server = spawn(cairnBin, ['serve'], {
     CAIRN__LOG__LEVEL: 'warn',
     CAIRN__AUTH__PUBLIC_URL: `http://127.0.0.1:${port}`,
     CAIRN__LLM__PROVIDERS: `[{name="scripted",kind="openai-compatible",base_url="${llmUrl}/v1",models=[{name="m"}]}]`,
+    CAIRN__LLM__EMBEDDING_MODEL: 'scripted/embedder',
   },
 });
 children.push(server);
@@ -399,6 +400,16 @@ try {
   const shareUrl = await owner.getByLabel('Share link').inputValue();
   const shared = await fetch(shareUrl);
   check(shared.ok && (await shared.text()) === 'total sales: 330\n', `the share link works without a session (${shareUrl})`);
+  // The project's memory: the uploaded CSV's text was indexed; a note is
+  // remembered and found again by meaning.
+  await owner.getByLabel('Something for the project to remember').fill('The sales target for next quarter is 400 units.');
+  await owner.getByRole('button', { name: 'Remember', exact: true }).click();
+  await owner.getByText('Remembered (1 piece).').waitFor();
+  await owner.getByLabel("Search the project's memory").fill('sales target next quarter');
+  await owner.getByRole('button', { name: 'Search', exact: true }).click();
+  const memories = owner.getByRole('list', { name: 'Memories found' });
+  await memories.getByText('The sales target for next quarter is 400 units.').waitFor();
+  await memories.getByText('file:sales.csv', { exact: false }).waitFor();
   // The owner sets the project's model, then administers the accounts.
   await owner.getByRole('button', { name: '↑ Up' }).click();
   await owner.getByLabel('Search threads').fill('quarter');
