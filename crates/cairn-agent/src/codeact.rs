@@ -793,9 +793,10 @@ impl Agent {
     /// (the owner set it on purpose), then the run's own.
     async fn stop_reason(&self, state: &AgentState, run: &RunContext) -> Result<Option<String>, String> {
         if let Some(limit) = run.project_budget_usd
-            && self.store.project_cost(run.project).await.map_err(|e| e.to_string())? >= limit
+            && let Some(why) =
+                crate::runs::budget_spent(&*self.store, run.project, limit).await.map_err(|e| e.to_string())?
         {
-            return Ok(Some(format!("the project's budget of ${limit:.2} is spent")));
+            return Ok(Some(why));
         }
         Ok(Self::over_budget(state, &run.budget))
     }

@@ -16,7 +16,7 @@ use cairn_core::bus::Bus;
 use cairn_core::model::{Message, MessageRole, NewEvent, NewMessage, NewRun, Run, RunStatus};
 use cairn_core::sandbox::NewSandbox;
 use cairn_core::store::Store;
-use cairn_core::{RunId, SandboxId, ThreadId, UserId};
+use cairn_core::{ProjectId, RunId, SandboxId, ThreadId, UserId};
 use serde_json::{Value, json};
 
 use crate::codeact::{Agent, AgentState, Budget, Events, RunContext};
@@ -39,6 +39,16 @@ pub enum RunError {
     Store(#[from] cairn_core::Error),
     #[error("{0}")]
     Conflict(String),
+    /// The project's budget is spent: no new run starts.
+    #[error("{0}")]
+    BudgetSpent(String),
+}
+
+/// Why the project's runs must stop, when its budget (`limit`, US dollars)
+/// is spent: what its runs have spent so far reaches it.
+pub async fn budget_spent(store: &dyn Store, project: ProjectId, limit: f64) -> cairn_core::Result<Option<String>> {
+    let spent = store.project_cost(project).await?;
+    Ok((spent >= limit).then(|| format!("the project's budget of ${limit:.2} is spent (${spent:.2})")))
 }
 
 /// Events of one run: into the thread's log, then onto the bus.
@@ -231,6 +241,15 @@ impl Runs {
         options: RunOptions,
     ) -> Result<(Message, Option<Run>), RunError> {
         let RunOptions { model, plan } = options;
+        if start {
+            // Refused before anything is stored: the message is not lost, only not posted.
+            let project = self.inner.store.thread(thread).await?.project_id;
+            if let Some(limit) = self.inner.store.project(project).await?.budget_usd
+                && let Some(why) = budget_spent(&*self.inner.store, project, limit).await?
+            {
+                return Err(RunError::BudgetSpent(format!("{why}; an owner can raise it in the project's settings")));
+            }
+        }
         let message = self
             .inner
             .store

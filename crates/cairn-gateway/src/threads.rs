@@ -357,7 +357,7 @@ async fn post_message(
     headers: HeaderMap,
     ApiJson(request): ApiJson<PostMessageRequest>,
 ) -> Result<Response, ApiError> {
-    let thread = thread_for(&state, &principal, thread_id, Access::Write).await?;
+    thread_for(&state, &principal, thread_id, Access::Write).await?;
     let content = request.content.trim().to_owned();
     if content.is_empty() || content.chars().count() > 100_000 {
         return Err(ApiError::Invalid { code: "invalid_input", detail: "a message has 1 to 100000 characters".into() });
@@ -379,9 +379,6 @@ async fn post_message(
         return Err(agent_unavailable());
     };
     check_model(&state, request.model.as_deref())?;
-    if request.run {
-        check_budget(&state, thread.project_id).await?;
-    }
     let options = cairn_agent::RunOptions { model: request.model, plan: request.plan };
     let (message, run) =
         runs.post_run(thread_id, principal.user.id, content, request.run, options).await.map_err(run_error)?;
@@ -415,29 +412,22 @@ async fn post_message(
     Ok(response)
 }
 
-/// Refuses a new run when the project's budget is spent.
-async fn check_budget(state: &AppState, project: ProjectId) -> Result<(), ApiError> {
-    let Some(budget) = state.store.project(project).await?.budget_usd else {
-        return Ok(());
-    };
-    let spent = state.store.project_cost(project).await?;
-    if spent >= budget {
-        return Err(ApiError::Invalid {
-            code: "budget_spent",
-            detail: format!(
-                "the project's budget of ${budget:.2} is spent (${spent:.2}); an owner can raise it in the project's \
-                 settings"
-            ),
-        });
-    }
-    Ok(())
-}
-
 fn run_error(error: cairn_agent::RunError) -> ApiError {
     match error {
         cairn_agent::RunError::Store(error) => error.into(),
         cairn_agent::RunError::Conflict(detail) => ApiError::Invalid { code: "run_state", detail },
+        cairn_agent::RunError::BudgetSpent(detail) => ApiError::Invalid { code: "budget_spent", detail },
     }
+}
+
+/// The run service, for a caller who may act on the run (editors and owners).
+async fn runs_for_write<'a>(
+    state: &'a AppState,
+    principal: &Principal,
+    id: RunId,
+) -> Result<&'a cairn_agent::Runs, ApiError> {
+    run_for(state, principal, id, Access::Write).await?;
+    state.runs.as_ref().ok_or_else(agent_unavailable)
 }
 
 async fn run_for(state: &AppState, principal: &Principal, id: RunId, access: Access) -> Result<Run, ApiError> {
@@ -472,8 +462,7 @@ async fn cancel_run(
     Authenticated(principal): Authenticated,
     Path(run_id): Path<RunId>,
 ) -> Result<ApiJson<RunResponse>, ApiError> {
-    run_for(&state, &principal, run_id, Access::Write).await?;
-    let runs = state.runs.as_ref().ok_or_else(agent_unavailable)?;
+    let runs = runs_for_write(&state, &principal, run_id).await?;
     Ok(ApiJson(runs.cancel(run_id).await.map_err(run_error)?.into()))
 }
 
@@ -496,8 +485,7 @@ async fn resume_run(
     Path(run_id): Path<RunId>,
     ApiJson(request): ApiJson<ResumeRequest>,
 ) -> Result<ApiJson<RunResponse>, ApiError> {
-    run_for(&state, &principal, run_id, Access::Write).await?;
-    let runs = state.runs.as_ref().ok_or_else(agent_unavailable)?;
+    let runs = runs_for_write(&state, &principal, run_id).await?;
     Ok(ApiJson(runs.resume(run_id, principal.user.id, request.answer).await.map_err(run_error)?.into()))
 }
 
@@ -584,8 +572,7 @@ async fn edit_plan(
     Path(run_id): Path<RunId>,
     ApiJson(request): ApiJson<PlanBody>,
 ) -> Result<ApiJson<PlanBody>, ApiError> {
-    run_for(&state, &principal, run_id, Access::Write).await?;
-    let runs = state.runs.as_ref().ok_or_else(agent_unavailable)?;
+    let runs = runs_for_write(&state, &principal, run_id).await?;
     let plan = runs.edit_plan(run_id, request.into_plan(), principal.user.id).await.map_err(run_error)?;
     Ok(ApiJson(PlanBody::from_plan(plan)))
 }
@@ -835,8 +822,7 @@ async fn fork_run(
     Path(run_id): Path<RunId>,
     ApiJson(request): ApiJson<ForkRequest>,
 ) -> Result<(StatusCode, ApiJson<ForkResponse>), ApiError> {
-    run_for(&state, &principal, run_id, Access::Write).await?;
-    let runs = state.runs.as_ref().ok_or_else(agent_unavailable)?;
+    let runs = runs_for_write(&state, &principal, run_id).await?;
     let (thread, run) = runs.fork(run_id, request.step, principal.user.id).await.map_err(run_error)?;
     Ok((StatusCode::CREATED, ApiJson(ForkResponse { thread: thread.into(), run: run.into() })))
 }

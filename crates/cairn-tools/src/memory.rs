@@ -39,6 +39,9 @@ pub fn indexable(file: &FileRecord) -> bool {
     texty && file.size > 0 && file.size <= MAX_INDEXED_BYTES
 }
 
+/// What memory answers when no embedding model is configured.
+const MEMORY_OFF: &str = "project memory is off: no embedding model is configured (llm.embedding_model)";
+
 /// Why memory could not help.
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryError {
@@ -109,11 +112,7 @@ impl Memory {
     }
 
     fn embedder(&self) -> Result<&Embedder, MemoryError> {
-        self.embedder.as_ref().ok_or_else(|| {
-            MemoryError::Unavailable(
-                "project memory is off: no embedding model is configured (llm.embedding_model)".into(),
-            )
-        })
+        self.embedder.as_ref().ok_or_else(|| MemoryError::Unavailable(MEMORY_OFF.into()))
     }
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, MemoryError> {
@@ -234,9 +233,7 @@ fn tool_error(error: MemoryError) -> ToolError {
 }
 
 fn memory_of(ctx: &ToolContext) -> Result<(&Memory, ProjectId), ToolError> {
-    let memory = ctx.services.memory.as_ref().ok_or_else(|| {
-        ToolError::Unavailable("project memory is off: no embedding model is configured (llm.embedding_model)".into())
-    })?;
+    let memory = ctx.services.memory.as_ref().ok_or_else(|| ToolError::Unavailable(MEMORY_OFF.into()))?;
     let project = ctx.project.ok_or_else(|| ToolError::Unavailable("this sandbox belongs to no project".into()))?;
     Ok((memory, project))
 }
