@@ -81,10 +81,15 @@ impl Api {
         created["id"].as_str().unwrap().to_owned()
     }
 
-    async fn patch(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
-        let response =
-            self.client.patch(format!("{}{path}", self.base)).bearer_auth(token).json(&body).send().await.unwrap();
+    /// A JSON request as `token`; the status and the JSON answer (null when none).
+    async fn send(&self, method: reqwest::Method, token: String, path: &str, body: Value) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let response = self.client.request(method, url).bearer_auth(token).json(&body).send().await.unwrap();
         (response.status().as_u16(), response.json().await.unwrap_or_default())
+    }
+
+    async fn patch(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PATCH, token.to_owned(), path, body).await
     }
 
     /// Opens the thread's event stream as `token`'s member.
@@ -501,19 +506,16 @@ async fn a_planned_run_waits_for_its_plan_which_editors_may_change() {
     assert_eq!((status, posted["run"]["status"].clone()), (202, json!("waiting")), "{posted}");
     let run = posted["run"]["id"].as_str().unwrap();
     let path = format!("/api/v1/runs/{run}/plan");
-    let put = |token: &str, body: Value| {
-        api.client.put(format!("{}{path}", api.base)).bearer_auth(token.to_owned()).json(&body).send()
-    };
+    let put = |token: &str, body: Value| api.send(reqwest::Method::PUT, token.to_owned(), &path, body);
     let edited = json!({ "tasks": [{ "id": "t1", "title": "Sum", "goal": "add 40 and 2", "done_when": "a number",
                                      "agent": "analyst" }] });
-    assert_eq!(put(&api.viewer, edited.clone()).await.unwrap().status(), 403, "viewers watch");
-    assert_eq!(put(&api.stranger, edited.clone()).await.unwrap().status(), 404);
+    assert_eq!(put(&api.viewer, edited.clone()).await.0, 403, "viewers watch");
+    assert_eq!(put(&api.stranger, edited.clone()).await.0, 404);
     let bad = json!({ "tasks": [{ "id": "t1", "title": "x", "goal": "x", "done_when": "x", "agent": "poet" }] });
-    let refused = put(&api.owner, bad).await.unwrap();
-    assert_eq!(refused.status(), 422);
-    let problem: Value = refused.json().await.unwrap();
+    let (status, problem) = put(&api.owner, bad).await;
+    assert_eq!(status, 422);
     assert!(problem["detail"].as_str().unwrap().contains("poet"), "{problem}");
-    let saved: Value = put(&api.owner, edited).await.unwrap().json().await.unwrap();
+    let (_, saved) = put(&api.owner, edited).await;
     assert_eq!(
         (saved["tasks"][0]["goal"].clone(), saved["tasks"][0]["status"].clone()),
         (json!("add 40 and 2"), json!("pending"))
@@ -540,26 +542,20 @@ async fn a_planned_run_waits_for_its_plan_which_editors_may_change() {
     let plans: Vec<&Value> = events.as_array().unwrap().iter().filter(|e| e["kind"] == "plan").collect();
     assert!(plans.len() >= 3, "the plan, the edit and each task's progress went out: {}", plans.len());
     assert_eq!(plans.last().unwrap()["payload"]["plan"]["tasks"][0]["status"], "done");
-    let late = put(&api.owner, json!({ "tasks": [] })).await.unwrap();
-    assert_eq!(late.status(), 422, "a finished run's plan cannot change");
+    let (late, _) = put(&api.owner, json!({ "tasks": [] })).await;
+    assert_eq!(late, 422, "a finished run's plan cannot change");
 }
 
 #[tokio::test]
 async fn the_agent_recalls_in_one_thread_what_it_remembered_in_another() {
     let api = start(true).await;
     let memory = format!("/api/v1/projects/{}/memory", api.project);
-    let remember = |token: &str, text: &str| {
-        api.client
-            .post(format!("{}{memory}", api.base))
-            .bearer_auth(token.to_owned())
-            .json(&json!({ "text": text }))
-            .send()
-    };
-    let kept = remember(&api.owner, "The Q3 revenue target is 4.2 million euros.").await.unwrap();
-    assert_eq!(kept.status(), 201);
-    assert_eq!(remember(&api.viewer, "x").await.unwrap().status(), 403, "viewers do not write memory");
-    assert_eq!(remember(&api.stranger, "x").await.unwrap().status(), 404);
-    assert_eq!(remember(&api.owner, "  ").await.unwrap().status(), 422);
+    let remember =
+        |token: &str, text: &str| api.send(reqwest::Method::POST, token.to_owned(), &memory, json!({ "text": text }));
+    assert_eq!(remember(&api.owner, "The Q3 revenue target is 4.2 million euros.").await.0, 201);
+    assert_eq!(remember(&api.viewer, "x").await.0, 403, "viewers do not write memory");
+    assert_eq!(remember(&api.stranger, "x").await.0, 404);
+    assert_eq!(remember(&api.owner, "  ").await.0, 422);
 
     // The agent remembers something in one thread…
     let first = api.thread().await;
