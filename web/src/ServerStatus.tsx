@@ -1,4 +1,5 @@
 import { useEffect, useState } from 'react';
+import { errorMessage } from './api/client';
 import { getReadiness, getVersion, type Readiness, type VersionInfo } from './api.ts';
 
 type Load<T> =
@@ -7,10 +8,6 @@ type Load<T> =
   | { state: 'error'; message: string };
 
 const LOADING = { state: 'loading' } as const;
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 export default function ServerStatus() {
   const [version, setVersion] = useState<Load<VersionInfo>>(LOADING);

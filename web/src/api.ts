@@ -2,6 +2,8 @@
 // Paths are relative so the same build works behind any host; in development
 // the Vite dev server proxies them to the Rust server (see vite.config.ts).
 
+import { errorMessage } from './api/client';
+
 /** Body of `GET /api/v1/version`. */
 export interface VersionInfo {
   name: string;
@@ -53,8 +55,7 @@ async function request(path: string, signal?: AbortSignal): Promise<Response> {
   } catch (err) {
     // Let cancellation propagate untouched so callers can ignore it.
     if (signal?.aborted) throw err;
-    const reason = err instanceof Error ? err.message : String(err);
-    throw new ApiError(`Cannot reach the Cairn server (${reason})`);
+    throw new ApiError(`Cannot reach the Cairn server (${errorMessage(err)})`);
   }
 }
 

@@ -8,6 +8,16 @@
 import type { EventResponse, FileResponse, PresenceSignal, Problem, RefreshRequest, RegisterRequest, TokenResponse } from './schema';
 
 /** An error answer of the API, with its stable `code`. */
+/** What an error says, for showing it. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The server's explanation of a refused request, or `fallback` when the server was not reached. */
+export function problemMessage(err: unknown, fallback = 'Cannot reach the Cairn server.'): string {
+  return err instanceof ApiProblem ? err.message : fallback;
+}
+
 export class ApiProblem extends Error {
   readonly status: number;
   readonly code: string;

@@ -1,4 +1,5 @@
 import { useState, type FormEvent } from 'react';
+import { errorMessage } from '../api/client';
 import { Alert } from './Alert';
 
 /** A page's heading that those allowed can rename in place. */
@@ -28,7 +29,7 @@ export function EditableTitle({
       await onSave(draft.trim());
       setDraft(null);
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
+      setError(errorMessage(err));
     } finally {
       setSaving(false);
     }

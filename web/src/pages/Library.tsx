@@ -1,6 +1,6 @@
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { lazy, Suspense, useState, type DragEvent } from 'react';
-import { ApiProblem } from '../api/client';
+import { problemMessage } from '../api/client';
 import type { FileResponse, LinkResponse, ListingResponse } from '../api/schema';
 import { useSession } from '../session';
 import { Alert } from '../components/Alert';
@@ -48,7 +48,7 @@ export default function Library({ projectId }: { projectId: string }) {
         await client.upload(projectId, name, file, (progress) => update({ progress }));
         setUploads((current) => current.filter((u) => u.name !== name));
       } catch (err) {
-        update({ error: err instanceof ApiProblem ? err.message : 'The upload failed.' });
+        update({ error: problemMessage(err, 'The upload failed.') });
       }
     }
     void queries.invalidateQueries({ queryKey: ['files', projectId] });
@@ -59,7 +59,7 @@ export default function Library({ projectId }: { projectId: string }) {
     try {
       await client.download(projectId, file);
     } catch (err) {
-      setError(err instanceof ApiProblem ? err.message : 'The download failed.');
+      setError(problemMessage(err, 'The download failed.'));
     }
   }
 
@@ -72,7 +72,7 @@ export default function Library({ projectId }: { projectId: string }) {
       const url = link.url.startsWith('/') ? `${globalThis.location.origin}${link.url}` : link.url;
       setShared({ name: file.name, url, expires: new Date(link.expires_at).toLocaleTimeString() });
     } catch (err) {
-      setError(err instanceof ApiProblem ? err.message : 'No link could be made.');
+      setError(problemMessage(err, 'No link could be made.'));
     }
   }
 
@@ -83,7 +83,7 @@ export default function Library({ projectId }: { projectId: string }) {
       await client.call('DELETE', `/api/v1/projects/${projectId}/files?path=${encodeURIComponent(file.path)}`);
       void queries.invalidateQueries({ queryKey: ['files', projectId] });
     } catch (err) {
-      setError(err instanceof ApiProblem ? err.message : 'The file could not be deleted.');
+      setError(problemMessage(err, 'The file could not be deleted.'));
     }
   }
 

@@ -1,4 +1,5 @@
 import { useState, type FormEvent } from 'react';
+import { errorMessage } from '../api/client';
 import type { MemoryResponse } from '../api/schema';
 import { Alert } from '../components/Alert';
 import { useSession } from '../session';
@@ -21,7 +22,7 @@ export default function MemoryPanel({ projectId, canWrite }: { projectId: string
     try {
       setFound(await client.call<MemoryResponse[]>('GET', `${base}/search?q=${encodeURIComponent(query.trim())}&limit=10`));
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
+      setError(errorMessage(err));
     }
   }
 
@@ -34,7 +35,7 @@ export default function MemoryPanel({ projectId, canWrite }: { projectId: string
       setNote('');
       setStatus(`Remembered (${String(kept.length)} ${kept.length === 1 ? 'piece' : 'pieces'}).`);
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
+      setError(errorMessage(err));
     }
   }
 

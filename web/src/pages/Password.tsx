@@ -1,11 +1,8 @@
 import { useState, type FormEvent } from 'react';
-import { ApiProblem } from '../api/client';
+import { problemMessage } from '../api/client';
 import { useSession } from '../session';
 import { Alert } from '../components/Alert';
 
-function message(err: unknown): string {
-  return err instanceof ApiProblem ? err.message : 'Cannot reach the Cairn server.';
-}
 
 /** A password input with its label. */
 function PasswordField(props: { label: string; autoComplete: string; value: string; onChange: (value: string) => void }) {
@@ -37,7 +34,7 @@ export function ForgotPassword({ onDone }: { onDone: () => void }) {
       await client.call('POST', '/api/v1/auth/password/forgot', { email });
       setSent(true);
     } catch (err) {
-      setError(message(err));
+      setError(problemMessage(err));
     }
   }
   if (sent) {
@@ -77,7 +74,7 @@ export function ResetPassword({ token }: { token: string }) {
       await client.call('POST', '/api/v1/auth/password/reset', { token, new_password: password });
       setDone(true);
     } catch (err) {
-      setError(message(err));
+      setError(problemMessage(err));
     }
   }
   return (
@@ -117,7 +114,7 @@ export function Account() {
       setNext('');
       setStatus('Your password was changed.');
     } catch (err) {
-      setError(message(err));
+      setError(problemMessage(err));
     }
   }
   return (

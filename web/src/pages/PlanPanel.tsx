@@ -1,5 +1,6 @@
 import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
+import { errorMessage } from '../api/client';
 import type { AgentResponse, PlanBody, PlanTask } from '../api/schema';
 import { Alert } from '../components/Alert';
 import { CodeBlock } from '../components/Markdown';
@@ -55,7 +56,7 @@ export default function PlanPanel({ run, canEdit, onApprove }: { run: RunView; c
       await client.call<PlanBody>('PUT', `/api/v1/runs/${run.id}/plan`, toPlan(drafts));
       setDrafts(null);
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
+      setError(errorMessage(err));
     } finally {
       setSaving(false);
     }

@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from 'react';
-import { ApiProblem } from '../api/client';
+import { problemMessage } from '../api/client';
 import { useSession } from '../session';
 import { ForgotPassword } from './Password';
 import { Alert } from '../components/Alert';
@@ -22,7 +22,7 @@ export default function SignIn() {
       if (mode === 'in') await client.signIn(email, password);
       else await client.register({ email, password, display_name: name });
     } catch (err) {
-      setError(err instanceof ApiProblem ? err.message : 'Cannot reach the Cairn server.');
+      setError(problemMessage(err));
     } finally {
       setBusy(false);
     }

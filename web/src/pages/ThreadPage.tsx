@@ -1,6 +1,6 @@
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useReducer, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
-import { ApiProblem } from '../api/client';
+import { errorMessage, problemMessage } from '../api/client';
 import type { MemberResponse, PresenceSignal, ProjectResponse, ThreadResponse, UserResponse } from '../api/schema';
 import { Alert } from '../components/Alert';
 import { EditableTitle } from '../components/EditableTitle';
@@ -45,7 +45,7 @@ export default function ThreadPage({ id }: { id: string }) {
     const controller = new AbortController();
     const onPresence = (signal: PresenceSignal) => setPresence((p) => applyPresence(p, signal, Date.now()));
     client.followEvents(id, 0, apply, controller.signal, setConnected, onPresence).catch((err: unknown) => {
-      if (!controller.signal.aborted) setError(err instanceof Error ? err.message : String(err));
+      if (!controller.signal.aborted) setError(errorMessage(err));
     });
     return () => controller.abort();
   }, [client, id]);
@@ -105,7 +105,7 @@ export default function ThreadPage({ id }: { id: string }) {
       setDraft('');
       lastTyping.current = 0;
     } catch (err) {
-      setError(err instanceof ApiProblem ? err.message : 'Cannot reach the Cairn server.');
+      setError(problemMessage(err));
     }
   }
 
@@ -113,7 +113,7 @@ export default function ThreadPage({ id }: { id: string }) {
     if (running?.status !== 'waiting') return;
     setError(null);
     await client.call('POST', `/api/v1/runs/${running.id}/resume`, { answer: reply }).catch((err: unknown) => {
-      setError(err instanceof Error ? err.message : String(err));
+      setError(errorMessage(err));
     });
   }
 
