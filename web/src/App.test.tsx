@@ -1,7 +1,7 @@
 import { fireEvent, render, screen } from '@testing-library/react';
 import { describe, expect, it } from 'vitest';
 import App from './App';
-import { Client, type TokenStore } from './api/client';
+import { Client, type SessionMarker } from './api/client';
 
 function json(status: number, body: unknown): Response {
   return new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json' } });
@@ -12,9 +12,9 @@ function urlOf(input: RequestInfo | URL): string {
   return input instanceof URL ? input.href : input.url;
 }
 
-const memory = (): TokenStore => {
-  let value: string | null = null;
-  return { get: () => value, set: (token) => (value = token) };
+const memory = (): SessionMarker => {
+  let value = false;
+  return { get: () => value, set: (signedIn) => (value = signedIn) };
 };
 
 describe('the app', () => {
@@ -22,7 +22,7 @@ describe('the app', () => {
     const fetcher = ((input: RequestInfo | URL) => {
       const url = urlOf(input);
       if (url.endsWith('/api/v1/auth/token')) {
-        return Promise.resolve(json(200, { access_token: 'a', token_type: 'Bearer', expires_in: 900, refresh_token: 'r' }));
+        return Promise.resolve(json(200, { access_token: 'a', token_type: 'Bearer', expires_in: 900 }));
       }
       if (url.endsWith('/api/v1/projects')) {
         return Promise.resolve(json(200, [{ id: 'p1', name: 'Sales', role: 'owner', created_by: 'u', created_at: '', model: null }]));
@@ -53,7 +53,7 @@ describe('the app', () => {
     const fetcher = ((input: RequestInfo | URL) => {
       const url = urlOf(input);
       if (url.endsWith('/api/v1/auth/token')) {
-        return Promise.resolve(json(200, { access_token: 'a', token_type: 'Bearer', expires_in: 900, refresh_token: 'r' }));
+        return Promise.resolve(json(200, { access_token: 'a', token_type: 'Bearer', expires_in: 900 }));
       }
       if (url.endsWith('/api/v1/projects')) return Promise.resolve(json(200, []));
       return Promise.resolve(json(404, { code: 'not_found', detail: 'no' }));

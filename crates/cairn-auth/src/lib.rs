@@ -14,6 +14,7 @@ pub mod mail;
 mod password;
 mod service;
 mod throttle;
+mod tickets;
 mod tokens;
 mod users;
 

@@ -43,21 +43,21 @@ pub struct IssuedKey {
 }
 
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     store: Arc<dyn Store>,
-    cache: Arc<dyn Cache>,
+    pub(crate) cache: Arc<dyn Cache>,
     pubsub: Arc<dyn PubSub>,
     users: UserCache,
     mailer: Arc<dyn Mailer>,
     keys: SigningKeys,
-    config: cairn_config::AuthConfig,
+    pub(crate) config: cairn_config::AuthConfig,
     limits: cairn_config::RateLimitConfig,
 }
 
 /// Cheap to clone: every handle inside is shared.
 #[derive(Debug, Clone)]
 pub struct Auth {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 fn now() -> OffsetDateTime {
@@ -102,7 +102,7 @@ impl Auth {
     }
 
     /// The account, from memory if it was read in the last moments.
-    async fn cached_user(&self, id: UserId) -> cairn_core::Result<User> {
+    pub(crate) async fn cached_user(&self, id: UserId) -> cairn_core::Result<User> {
         if let Some(user) = self.inner.users.get(id) {
             return Ok(user);
         }
@@ -121,7 +121,7 @@ impl Auth {
         }
     }
 
-    fn store(&self) -> &dyn Store {
+    pub(crate) fn store(&self) -> &dyn Store {
         self.inner.store.as_ref()
     }
 

@@ -38,7 +38,7 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address the HTTP server listens on.
@@ -50,6 +50,33 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// How long shutdown waits for requests in flight, in seconds.
     pub shutdown_grace_secs: u64,
+    /// A second listener for operators (`/metrics`, `/healthz`, `/readyz`,
+    /// no credentials): an address reachable only inside the deployment.
+    /// Empty: no admin listener.
+    pub admin_bind: String,
+    /// Bearer token that unlocks `/metrics` on the public listener (at
+    /// least 32 characters). Empty: `/metrics` there is refused.
+    pub metrics_token: String,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("bind", &self.bind)
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("cors_origins", &self.cors_origins)
+            .field("shutdown_grace_secs", &self.shutdown_grace_secs)
+            .field("admin_bind", &self.admin_bind)
+            .field("metrics_token", &if self.metrics_token.is_empty() { "" } else { "<redacted>" })
+            .finish()
+    }
+}
+
+impl ServerConfig {
+    /// The admin listener's address, when one is configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_bind.parse().ok()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -94,6 +121,8 @@ pub struct AuthConfig {
     pub refresh_token_ttl_secs: u64,
     /// Lifetime of a password-recovery link, in seconds (at most 900).
     pub reset_token_ttl_secs: u64,
+    /// Lifetime of a WebSocket ticket (single use), in seconds.
+    pub ticket_ttl_secs: u64,
     /// HMAC keys for access tokens; the first signs, all verify (rotation).
     /// Empty: a key is generated on first start and kept in the data dir.
     pub signing_keys: Vec<SigningKey>,
@@ -547,6 +576,8 @@ impl Default for ServerConfig {
             body_limit_bytes: 2 * 1024 * 1024,
             cors_origins: Vec::new(),
             shutdown_grace_secs: 30,
+            admin_bind: String::new(),
+            metrics_token: String::new(),
         }
     }
 }
@@ -577,6 +608,7 @@ impl Default for AuthConfig {
             access_token_ttl_secs: 900,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             reset_token_ttl_secs: 900,
+            ticket_ttl_secs: 30,
             signing_keys: Vec::new(),
             public_url: "http://127.0.0.1:8080".to_owned(),
         }
@@ -664,10 +696,11 @@ impl Config {
             });
         }
         let limits = &self.rate_limit;
-        let checks: [(&'static str, u64, &'static str); 14] = [
+        let checks: [(&'static str, u64, &'static str); 15] = [
             ("auth.access_token_ttl_secs", self.auth.access_token_ttl_secs, "at least 1 second"),
             ("auth.refresh_token_ttl_secs", self.auth.refresh_token_ttl_secs, "at least 1 second"),
             ("auth.reset_token_ttl_secs", self.auth.reset_token_ttl_secs, "at least 1 second"),
+            ("auth.ticket_ttl_secs", self.auth.ticket_ttl_secs, "at least 1 second"),
             ("rate_limit.per_user_per_minute", limits.per_user_per_minute, "at least 1"),
             ("rate_limit.per_api_key_per_minute", limits.per_api_key_per_minute, "at least 1"),
             ("rate_limit.per_address_per_minute", limits.per_address_per_minute, "at least 1"),
@@ -688,6 +721,7 @@ impl Config {
         for (key, value) in [
             ("auth.access_token_ttl_secs", self.auth.access_token_ttl_secs),
             ("auth.reset_token_ttl_secs", self.auth.reset_token_ttl_secs),
+            ("auth.ticket_ttl_secs", self.auth.ticket_ttl_secs),
         ] {
             if value > 900 {
                 return Err(Error::Invalid {
@@ -901,6 +935,22 @@ impl Config {
                 key: "redis.prefix",
                 expected: "a non-empty prefix without spaces",
                 got: self.redis.prefix.clone(),
+            });
+        }
+        let admin = &self.server.admin_bind;
+        if !admin.is_empty() && admin.parse::<SocketAddr>().is_err() {
+            return Err(Error::Invalid {
+                key: "server.admin_bind",
+                expected: "empty (no admin listener) or an address such as 127.0.0.1:9090",
+                got: admin.clone(),
+            });
+        }
+        let metrics_token = &self.server.metrics_token;
+        if !metrics_token.is_empty() && metrics_token.len() < 32 {
+            return Err(Error::Invalid {
+                key: "server.metrics_token",
+                expected: "empty (metrics only on the admin listener) or at least 32 characters",
+                got: format!("{} characters", metrics_token.len()),
             });
         }
         for origin in &self.server.cors_origins {

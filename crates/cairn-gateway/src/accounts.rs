@@ -3,13 +3,14 @@
 
 use axum::Form;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::authn::{Authenticated, ClientAddr};
+use crate::security::{cookie_token, refresh_cookie, require_same_origin, wants_cookie};
 use crate::wire::{TokenResponse, UserResponse};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
@@ -98,6 +99,47 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
+/// How the client keeps its refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// In the response body (API clients, scripts).
+    Body,
+    /// In the HttpOnly cookie, never readable by the page's script (the web app).
+    Cookie,
+}
+
+impl Delivery {
+    /// The cookie flow, for a browser page of Cairn's own origin only.
+    fn of(state: &AppState, headers: &HeaderMap) -> Result<Delivery, ApiError> {
+        if !wants_cookie(headers) {
+            return Ok(Delivery::Body);
+        }
+        require_same_origin(&state.config, headers)?;
+        Ok(Delivery::Cookie)
+    }
+}
+
+/// The answer carrying a new session: the refresh token in the body or in
+/// the cookie, as the client asked.
+fn session_response(state: &AppState, session: cairn_auth::Session, delivery: Delivery) -> Response {
+    let mut body = TokenResponse::from(session);
+    let cookie = match delivery {
+        Delivery::Body => None,
+        Delivery::Cookie => body.refresh_token.take().map(|token| refresh_cookie(&state.config, Some(&token))),
+    };
+    let mut response = no_store(axum::Json(body).into_response());
+    if let Some(cookie) = cookie {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// Ends the browser's cookie, whatever the answer.
+fn clear_cookie(state: &AppState, mut response: Response) -> Response {
+    response.headers_mut().append(header::SET_COOKIE, refresh_cookie(&state.config, None));
+    response
+}
+
 impl IntoResponse for TokenError {
     fn into_response(self) -> Response {
         match self {
@@ -127,8 +169,11 @@ pub struct TokenRequest {
 }
 
 /// Sign in: the OAuth2 password grant (RFC 6749 §4.3), as Swagger UI's
-/// "Authorize" sends it.
+/// "Authorize" sends it. With `Cairn-Session: cookie` (the web app, from
+/// its own origin only) the refresh token is set as an HttpOnly cookie
+/// instead of being returned.
 #[utoipa::path(post, path = "/auth/token", tag = "auth",
+    params(SessionHeader),
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
@@ -139,8 +184,10 @@ pub struct TokenRequest {
 async fn token(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
     form: Result<Form<TokenRequest>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, TokenError> {
+    let delivery = Delivery::of(&state, &headers).map_err(TokenError::Api)?;
     let Form(request) = form.map_err(|e| TokenError::invalid_request(&e.body_text()))?;
     let session = match request.grant_type.as_str() {
         "password" => {
@@ -164,30 +211,66 @@ async fn token(
             });
         }
     };
-    Ok(no_store(axum::Json(TokenResponse::from(session)).into_response()))
+    Ok(session_response(&state, session, delivery))
+}
+
+/// `Cairn-Session: cookie` asks for the browser flow: the refresh token in
+/// an HttpOnly, SameSite=Strict cookie scoped to `/api/v1/auth`, never in
+/// the body. Accepted only from the web app's own origin.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // documents the header for OpenAPI; `wants_cookie` reads it
+pub struct SessionHeader {
+    #[param(rename = "Cairn-Session", required = false, value_type = Option<String>, example = "cookie")]
+    #[serde(rename = "cairn-session")]
+    pub cairn_session: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct RefreshRequest {
-    pub refresh_token: String,
+    /// The refresh token; omit it to use the `cairn_refresh` cookie (the
+    /// web app, from its own origin only).
+    #[serde(default)]
+    pub refresh_token: Option<String>,
 }
 
 /// Trade a refresh token for new tokens. Each refresh token works once;
-/// presenting a used one ends its whole session (it was stolen).
-#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest, responses(
+/// presenting a used one ends its whole session (it was stolen). A token
+/// from the cookie is answered with a new cookie.
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", params(SessionHeader), request_body = RefreshRequest, responses(
     (status = 200, description = "New tokens", body = TokenResponse),
     (status = 400, description = "`invalid_grant`", body = OAuthErrorResponse),
+    (status = 403, description = "`forbidden`: the cookie was sent from another site", body = Problem,
+     content_type = "application/problem+json"),
 ))]
 async fn refresh(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<RefreshRequest>,
-) -> Result<Response, TokenError> {
-    let session = state.auth.refresh(&body.refresh_token, &addr).await?;
-    Ok(no_store(axum::Json(TokenResponse::from(session)).into_response()))
+) -> Result<Response, Response> {
+    let (token, delivery) = match body.refresh_token {
+        Some(token) => (token, Delivery::of(&state, &headers).map_err(IntoResponse::into_response)?),
+        None => {
+            require_same_origin(&state.config, &headers).map_err(IntoResponse::into_response)?;
+            let Some(token) = cookie_token(&headers) else {
+                let error = TokenError::invalid_request("send `refresh_token`, or sign in again (no session cookie)");
+                return Err(clear_cookie(&state, error.into_response()));
+            };
+            (token, Delivery::Cookie)
+        }
+    };
+    match state.auth.refresh(&token, &addr).await {
+        Ok(session) => Ok(session_response(&state, session, delivery)),
+        Err(error) => {
+            let response = TokenError::from(error).into_response();
+            Err(if delivery == Delivery::Cookie { clear_cookie(&state, response) } else { response })
+        }
+    }
 }
 
-/// Sign out: the session's refresh token stops working.
+/// Sign out: the session's refresh token stops working, and the browser's
+/// refresh cookie is cleared.
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("oauth2" = [])), responses(
     (status = 204, description = "Signed out"),
     (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
@@ -196,9 +279,9 @@ async fn logout(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
     Authenticated(principal): Authenticated,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     state.auth.logout(&principal, &addr).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(clear_cookie(&state, StatusCode::NO_CONTENT.into_response()))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -246,9 +329,10 @@ async fn reset_password(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
     ApiJson(body): ApiJson<ResetPasswordRequest>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     state.auth.reset_password(&body.token, &body.new_password, &addr).await?;
-    Ok(StatusCode::NO_CONTENT)
+    // Every session ended; a browser's cookie holds nothing useful now.
+    Ok(clear_cookie(&state, StatusCode::NO_CONTENT.into_response()))
 }
 
 /// The caller's account.
@@ -266,8 +350,10 @@ pub struct ChangePasswordRequest {
     pub new_password: String,
 }
 
-/// Change the password. Every session ends; the answer carries a new one.
+/// Change the password. Every session ends; the answer carries a new one
+/// (in the cookie with `Cairn-Session: cookie`).
 #[utoipa::path(post, path = "/me/password", tag = "account", security(("oauth2" = [])),
+    params(SessionHeader),
     request_body = ChangePasswordRequest,
     responses(
         (status = 200, description = "Changed; new tokens", body = TokenResponse),
@@ -279,8 +365,10 @@ async fn change_password(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
     Authenticated(principal): Authenticated,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<ChangePasswordRequest>,
 ) -> Result<Response, ApiError> {
+    let delivery = Delivery::of(&state, &headers)?;
     let session = state.auth.change_password(&principal, &body.current_password, &body.new_password, &addr).await?;
-    Ok(no_store(axum::Json(TokenResponse::from(session)).into_response()))
+    Ok(session_response(&state, session, delivery))
 }

@@ -285,6 +285,10 @@ pub(crate) async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
+pub(crate) async fn route_not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::RouteNotFound { path: uri.path().to_owned() }
+}
+
 /// `Json<T>` whose rejections are problems: malformed or mistyped JSON is a
 /// 400 `malformed_json` naming what is wrong, a missing content type a 415,
 /// and a body over the limit a 413.

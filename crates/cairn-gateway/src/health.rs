@@ -73,7 +73,7 @@ async fn check(backend: &'static str, ping: impl Future<Output = cairn_core::Res
          description = "A dependency does not answer; `checks` says which"),
     )
 )]
-async fn readyz(State(state): State<AppState>) -> Result<(StatusCode, ApiJson<ReadyResponse>), ApiError> {
+pub(crate) async fn readyz(State(state): State<AppState>) -> Result<(StatusCode, ApiJson<ReadyResponse>), ApiError> {
     let (database, bus) = tokio::join!(
         check(state.store.backend(), state.store.ping()),
         check(state.bus.health.backend(), state.bus.health.ping()),

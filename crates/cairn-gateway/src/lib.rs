@@ -22,6 +22,7 @@ mod openapi;
 mod presence;
 mod projects;
 mod sandbox_host;
+mod security;
 mod system;
 mod threads;
 mod tools;
@@ -117,6 +118,12 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         .fallback(web::serve)
         .method_not_allowed_fallback(error::method_not_allowed);
     middleware::wrap(router, &state.config).with_state(state)
+}
+
+/// The admin listener (`server.admin_bind`): `/metrics`, `/healthz` and
+/// `/readyz` without credentials, for the deployment's own monitoring.
+pub fn admin_app(state: AppState) -> Router {
+    middleware::wrap(metrics::admin_routes().fallback(error::route_not_found), &state.config).with_state(state)
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting

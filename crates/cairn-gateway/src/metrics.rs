@@ -1,9 +1,12 @@
-//! Prometheus metrics at `/metrics`.
+//! Prometheus metrics at `/metrics`: on the public listener only with the
+//! bearer token `server.metrics_token`, and without credentials on the
+//! admin listener (`server.admin_bind`), which a deployment keeps private.
 
 use std::sync::OnceLock;
 
 use axum::Router;
-use axum::http::{HeaderValue, header};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -32,7 +35,45 @@ fn handle() -> Option<&'static PrometheusHandle> {
 pub(crate) fn routes() -> Router<AppState> {
     // Install the recorder now, so the first requests are counted.
     let _ = handle();
-    Router::new().route("/metrics", get(render))
+    Router::new().route("/metrics", get(guarded))
+}
+
+/// The admin listener's routes: metrics and the probes, no credentials.
+pub(crate) fn admin_routes() -> Router<AppState> {
+    let _ = handle();
+    Router::new()
+        .route("/metrics", get(render))
+        .route("/healthz", get(crate::health::healthz))
+        .route("/readyz", get(crate::health::readyz))
+}
+
+/// Compares in constant time, so the token cannot be guessed byte by byte.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len() && given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+async fn guarded(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let expected = state.config.server.metrics_token.as_bytes();
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().as_bytes());
+    match given {
+        _ if expected.is_empty() => Err(ApiError::Forbidden {
+            detail: "metrics are served on the admin listener (server.admin_bind), or here with server.metrics_token"
+                .to_owned(),
+        }),
+        Some(token) if same_secret(token, expected) => render().await,
+        Some(_) => {
+            Err(ApiError::Unauthenticated { code: "invalid_token", detail: "the metrics token is wrong".to_owned() })
+        }
+        None => Err(ApiError::Unauthenticated {
+            code: "unauthenticated",
+            detail: "send `Authorization: Bearer <server.metrics_token>`".to_owned(),
+        }),
+    }
 }
 
 async fn render() -> Result<Response, ApiError> {

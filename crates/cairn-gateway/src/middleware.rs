@@ -1,5 +1,6 @@
 //! The layers every request passes through, outermost first: request id,
-//! tracing, CORS, metrics, problem+json for bare errors, body limit.
+//! tracing, security headers, CORS, metrics, problem+json for bare errors,
+//! body limit.
 
 use std::time::Duration;
 
@@ -42,7 +43,11 @@ pub(crate) fn wrap<S: Clone + Send + Sync + 'static>(router: Router<S>, config: 
                 let id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok());
                 tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = id.unwrap_or(""))
             }).on_response(DefaultOnResponse::new().level(tracing::Level::INFO)))
-            .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(axum::middleware::from_fn_with_state(
+                crate::security::SecurityHeaders::new(config),
+                crate::security::headers,
+            )),
     )
 }
 

@@ -34,6 +34,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(edit_plan))
         .routes(routes!(events))
         .routes(routes!(events_socket))
+        .routes(routes!(events_ticket))
         .routes(routes!(thread_runs))
         .routes(routes!(fork_run))
         .routes(routes!(project_usage))
@@ -668,21 +669,94 @@ async fn events(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
 }
 
-/// The thread's events over a WebSocket: one JSON `EventResponse` per text
-/// message, the backlog after `after` first, then live, each exactly once.
-/// The client may close at any time and reconnect with the last `seq`.
-#[utoipa::path(get, path = "/threads/{thread_id}/events/ws", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
-    params(("thread_id" = ThreadId, Path), EventsQuery),
-    responses((status = 101, description = "Switching to the WebSocket protocol"))
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct SocketQuery {
+    /// Events after this sequence number (0: from the start).
+    #[serde(default)]
+    after: i64,
+    /// A ticket from `POST /threads/{thread_id}/events/ticket`, for browsers
+    /// (which cannot send `Authorization` on a WebSocket). Other clients may
+    /// send their bearer credential instead.
+    ticket: Option<String>,
+}
+
+/// What a ticket for a thread's event socket is good for.
+fn socket_scope(thread_id: ThreadId) -> String {
+    format!("thread:{thread_id}:events")
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TicketResponse {
+    /// Send it as `?ticket=` when opening the thread's event WebSocket.
+    pub ticket: String,
+    /// Seconds it stays usable; it works once.
+    pub expires_in: u64,
+}
+
+/// A single-use ticket, valid for a few seconds, that opens this thread's
+/// event WebSocket (`/threads/{thread_id}/events/ws?ticket=…`) as the
+/// caller. Browsers cannot put a credential on a WebSocket; the ticket keeps
+/// the access token out of the URL.
+#[utoipa::path(post, path = "/threads/{thread_id}/events/ticket", tag = "threads",
+    security(("oauth2" = []), ("api_key" = [])),
+    params(("thread_id" = ThreadId, Path)),
+    responses(
+        (status = 200, description = "The ticket", body = TicketResponse),
+        (status = 404, description = "No such thread (or not the caller's)", body = Problem,
+         content_type = "application/problem+json"),
+    )
 )]
-async fn events_socket(
+async fn events_ticket(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
     Path(thread_id): Path<ThreadId>,
-    Query(query): Query<EventsQuery>,
+) -> Result<ApiJson<TicketResponse>, ApiError> {
+    thread_for(&state, &principal, thread_id, Access::Read).await?;
+    let ticket = state.auth.issue_ticket(&principal, &socket_scope(thread_id)).await?;
+    Ok(ApiJson(TicketResponse { ticket, expires_in: state.auth.ticket_ttl().as_secs() }))
+}
+
+/// The thread's events over a WebSocket: one JSON `EventResponse` per text
+/// message, the backlog after `after` first, then live, each exactly once.
+/// The client may close at any time and reconnect with the last `seq`.
+/// Browsers authenticate with `?ticket=` and must open it from the web
+/// app's own origin (or one of `server.cors_origins`); other clients may
+/// send `Authorization: Bearer`.
+#[utoipa::path(get, path = "/threads/{thread_id}/events/ws", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("thread_id" = ThreadId, Path), SocketQuery),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 401, description = "`unauthenticated`, or `invalid_token`: the ticket is unknown, expired or used",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: opened from a page of another origin", body = Problem,
+         content_type = "application/problem+json"),
+    )
+)]
+async fn events_socket(
+    State(state): State<AppState>,
+    caller: Option<Authenticated>,
+    Path(thread_id): Path<ThreadId>,
+    Query(query): Query<SocketQuery>,
+    headers: HeaderMap,
     upgrade: axum::extract::ws::WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     use axum::extract::ws::Message as WsMessage;
+    // A page of another site must not ride on a member's credentials.
+    if headers.contains_key(axum::http::header::ORIGIN) {
+        crate::security::require_same_origin(&state.config, &headers)?;
+    }
+    let principal = match (caller, query.ticket) {
+        (_, Some(ticket)) => state.auth.redeem_ticket(&ticket, &socket_scope(thread_id)).await?,
+        (Some(Authenticated(principal)), None) => principal,
+        (None, None) => {
+            return Err(ApiError::Unauthenticated {
+                code: "unauthenticated",
+                detail: "open the socket with `?ticket=` (POST /threads/{id}/events/ticket) or a bearer credential"
+                    .to_owned(),
+            });
+        }
+    };
     thread_for(&state, &principal, thread_id, Access::Read).await?;
     let mut events = live_events(&state, thread_id, query.after).await?;
     Ok(upgrade.on_upgrade(move |mut socket| async move {

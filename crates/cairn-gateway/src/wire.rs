@@ -50,7 +50,10 @@ pub struct TokenResponse {
     /// Seconds until the access token expires.
     pub expires_in: u64,
     /// Opaque; trade it at `/auth/refresh` for new tokens. Works once.
-    pub refresh_token: String,
+    /// Absent when the client asked for the cookie flow (`Cairn-Session:
+    /// cookie`): the token is then in the HttpOnly `cairn_refresh` cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 impl From<cairn_auth::Session> for TokenResponse {
@@ -59,7 +62,7 @@ impl From<cairn_auth::Session> for TokenResponse {
             access_token: session.access_token,
             token_type: "Bearer",
             expires_in: session.expires_in,
-            refresh_token: session.refresh_token,
+            refresh_token: Some(session.refresh_token),
         }
     }
 }

@@ -165,11 +165,13 @@ async fn requests_carry_an_id() {
 
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_status() {
-    let (server, _db) = start(small_config()).await;
+    let mut config = small_config();
+    config.server.metrics_token = "m".repeat(32);
+    let (server, _db) = start(config).await;
     for _ in 0..3 {
         server.get("/api/v1/version").await;
     }
-    let metrics = server.get("/metrics").await;
+    let metrics = server.client.get(server.url("/metrics")).bearer_auth("m".repeat(32)).send().await.unwrap();
     assert_eq!(metrics.status(), StatusCode::OK);
     assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = metrics.text().await.unwrap();

@@ -222,6 +222,14 @@ async fn serve(config: Config, role: Role) -> Result<(), Failure> {
     let listener = tokio::net::TcpListener::bind(config.server.bind)
         .await
         .with_context(|| format!("cannot listen on {} (server.bind)", config.server.bind))?;
+    let admin_listener = match config.server.admin_addr() {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (server.admin_bind)"))?,
+        ),
+        None => None,
+    };
     let queue_options = QueueOptions {
         lease: Duration::from_secs(config.queue.lease_secs),
         max_deliveries: config.queue.max_deliveries,
@@ -289,6 +297,15 @@ async fn serve(config: Config, role: Role) -> Result<(), Failure> {
         tracing::info!("shutting down: finishing requests in flight");
         let _ = stopping_tx.send(());
     };
+    if let Some(admin) = admin_listener {
+        // Metrics and probes for the deployment; it stops with the process.
+        let app = cairn_gateway::admin_app(state.clone());
+        tokio::spawn(async move {
+            if let Err(error) = cairn_gateway::serve(admin, app, std::future::pending()).await {
+                tracing::error!(%error, "the admin listener stopped");
+            }
+        });
+    }
     let server = cairn_gateway::serve(listener, cairn_gateway::app(state), shutdown);
     tokio::pin!(server);
     let served = tokio::select! {

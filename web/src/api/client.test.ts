@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { ApiProblem, Client, type TokenStore } from './client';
+import { ApiProblem, Client, type SessionMarker } from './client';
 import type { EventResponse } from './schema';
 
-function memoryStore(initial: string | null = null): TokenStore & { value: string | null } {
+function memoryStore(initial = false): SessionMarker & { value: boolean } {
   const store = {
     value: initial,
     get: () => store.value,
-    set: (token: string | null) => {
-      store.value = token;
+    set: (signedIn: boolean) => {
+      store.value = signedIn;
     },
   };
   return store;
@@ -22,19 +22,26 @@ function urlOf(input: RequestInfo | URL): string {
   return input instanceof URL ? input.href : input.url;
 }
 
-const tokens = (n: number) => ({ access_token: `access-${n}`, token_type: 'Bearer', expires_in: 900, refresh_token: `refresh-${n}` });
+// The cookie flow: the refresh token travels in an HttpOnly cookie, never in a body.
+const tokens = (n: number) => ({ access_token: `access-${n}`, token_type: 'Bearer', expires_in: 900 });
 
 describe('Client sessions', () => {
-  it('signs in, sends the access token, and refreshes it once when it expired', async () => {
+  it('signs in with the cookie flow, sends the access token, and refreshes it once by cookie when it expired', async () => {
     const seen: string[] = [];
     let refreshes = 0;
     const fetcher = ((input: RequestInfo | URL, init?: RequestInit) => {
       const url = urlOf(input);
-      const auth = new Headers(init?.headers).get('Authorization') ?? '';
+      const headers = new Headers(init?.headers);
+      const auth = headers.get('Authorization') ?? '';
       seen.push(`${init?.method ?? 'GET'} ${url} ${auth}`);
+      if (url.endsWith('/auth/token') || url.endsWith('/auth/refresh')) {
+        expect(headers.get('Cairn-Session')).toBe('cookie');
+        expect(init?.credentials).toBe('same-origin');
+      }
       if (url.endsWith('/auth/token')) return Promise.resolve(json(200, tokens(1)));
       if (url.endsWith('/auth/refresh')) {
         refreshes += 1;
+        expect(init?.body).toBe('{}');
         return Promise.resolve(json(200, tokens(2)));
       }
       if (auth === 'Bearer access-1') return Promise.resolve(json(401, { code: 'invalid_token', detail: 'expired' }));
@@ -43,30 +50,31 @@ describe('Client sessions', () => {
     const store = memoryStore();
     const client = new Client('', store, fetcher);
     await client.signIn('ada@example.com', 'correct horse battery staple');
-    expect(store.value).toBe('refresh-1');
+    expect(store.value).toBe(true);
     await expect(client.call('GET', '/api/v1/me')).resolves.toEqual({ ok: true });
     expect(refreshes).toBe(1);
-    expect(store.value).toBe('refresh-2');
+    expect(store.value).toBe(true);
+    expect(JSON.stringify(globalThis.localStorage ?? {})).not.toContain('access-');
     expect(seen.filter((s) => s.includes('/api/v1/me'))).toEqual([
       'GET /api/v1/me Bearer access-1',
       'GET /api/v1/me Bearer access-2',
     ]);
   });
 
-  it('restores a session from the kept refresh token, and drops it when refresh is refused', async () => {
+  it('restores a session from the cookie, and drops it when refresh is refused', async () => {
     const fetcher = ((input: RequestInfo | URL) => {
       if (urlOf(input).endsWith('/auth/refresh')) {
         return Promise.resolve(json(400, { error: 'invalid_grant', error_description: 'used' }));
       }
       return Promise.resolve(json(401, { code: 'invalid_token', detail: 'no' }));
     }) as typeof fetch;
-    const store = memoryStore('kept');
+    const store = memoryStore(true);
     const client = new Client('', store, fetcher);
     const changes: boolean[] = [];
     client.onSessionChange((signedIn) => changes.push(signedIn));
     expect(client.hasSession).toBe(true);
     await expect(client.call('GET', '/api/v1/me')).rejects.toMatchObject({ status: 401, code: 'invalid_token' });
-    expect(store.value).toBeNull();
+    expect(store.value).toBe(false);
     expect(changes).toEqual([false]);
     expect(client.hasSession).toBe(false);
   });

@@ -1,6 +1,7 @@
 // The web app's client of Cairn's API: the session (an access token in
-// memory, the refresh token kept across reloads), silent refresh when the
-// access token expires, problem documents turned into errors with their
+// memory only; the refresh token in an HttpOnly cookie that no script can
+// read, traded at /auth/refresh), silent refresh when the access token
+// expires, problem documents turned into errors with their
 // stable code, and the thread's live events over server-sent events read
 // with fetch (so the token travels in a header, never in a URL), resuming
 // after the last event id when the connection drops.
@@ -30,34 +31,48 @@ export class ApiProblem extends Error {
   }
 }
 
-/** Where the refresh token lives between page loads. */
-export interface TokenStore {
-  get(): string | null;
-  set(token: string | null): void;
+/**
+ * Whether this browser holds a session cookie, remembered between page
+ * loads so a visitor without one is not sent to the server first. It is a
+ * hint, not a secret: the refresh token itself is in an HttpOnly cookie.
+ */
+export interface SessionMarker {
+  get(): boolean;
+  set(signedIn: boolean): void;
 }
 
-const REFRESH_KEY = 'cairn.refresh_token';
+const MARKER_KEY = 'cairn.signed_in';
+/** Where earlier versions kept the refresh token itself, readable by script. */
+const LEGACY_REFRESH_KEY = 'cairn.refresh_token';
 
-/** The browser's localStorage (or nothing, where it is unavailable). */
-export function browserTokenStore(): TokenStore {
+/** The marker in localStorage (or nothing, where it is unavailable). */
+export function browserSessionMarker(): SessionMarker {
+  try {
+    globalThis.localStorage?.removeItem(LEGACY_REFRESH_KEY);
+  } catch {
+    // unavailable
+  }
   return {
     get: () => {
       try {
-        return globalThis.localStorage?.getItem(REFRESH_KEY) ?? null;
+        return globalThis.localStorage?.getItem(MARKER_KEY) === '1';
       } catch {
-        return null;
+        return false;
       }
     },
-    set: (token) => {
+    set: (signedIn) => {
       try {
-        if (token === null) globalThis.localStorage?.removeItem(REFRESH_KEY);
-        else globalThis.localStorage?.setItem(REFRESH_KEY, token);
+        if (signedIn) globalThis.localStorage?.setItem(MARKER_KEY, '1');
+        else globalThis.localStorage?.removeItem(MARKER_KEY);
       } catch {
         // Private browsing: the session lasts until the tab closes.
       }
     },
   };
 }
+
+/** Asks the server to keep the refresh token in its HttpOnly cookie. */
+const COOKIE_SESSION = { 'Cairn-Session': 'cookie' } as const;
 
 async function problemOf(response: Response): Promise<ApiProblem> {
   let body: Partial<Problem> & { error?: string; error_description?: string } = {};
@@ -78,13 +93,13 @@ export class Client {
 
   constructor(
     private readonly base = '',
-    private readonly tokens: TokenStore = browserTokenStore(),
+    private readonly marker: SessionMarker = browserSessionMarker(),
     private readonly fetcher: typeof fetch = (...args) => globalThis.fetch(...args),
   ) {}
 
-  /** Whether a session exists (or can be restored from a kept refresh token). */
+  /** Whether a session exists (or can be restored from the session cookie). */
   get hasSession(): boolean {
-    return this.accessToken !== null || this.tokens.get() !== null;
+    return this.accessToken !== null || this.marker.get();
   }
 
   /** Called with `false` when the session ends (signed out, or it could not be refreshed). */
@@ -95,14 +110,14 @@ export class Client {
 
   private adopt(session: TokenResponse): void {
     this.accessToken = session.access_token;
-    this.tokens.set(session.refresh_token);
+    this.marker.set(true);
     for (const listener of this.listeners) listener(true);
   }
 
   private drop(): void {
     const had = this.hasSession;
     this.accessToken = null;
-    this.tokens.set(null);
+    this.marker.set(false);
     if (had) for (const listener of this.listeners) listener(false);
   }
 
@@ -110,8 +125,9 @@ export class Client {
     const form = new URLSearchParams({ grant_type: 'password', username: email, password });
     const response = await this.fetcher(`${this.base}/api/v1/auth/token`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...COOKIE_SESSION },
       body: form,
+      credentials: 'same-origin',
     });
     if (!response.ok) throw await problemOf(response);
     this.adopt((await response.json()) as TokenResponse);
@@ -127,27 +143,48 @@ export class Client {
     await this.signIn(request.email, request.password);
   }
 
+  /** Ends the session on the server (which clears the cookie) and here. */
   async signOut(): Promise<void> {
+    if (!this.accessToken && this.marker.get()) await this.refresh();
     if (this.accessToken) {
       await this.fetcher(`${this.base}/api/v1/auth/logout`, {
         method: 'POST',
         headers: { Authorization: `Bearer ${this.accessToken}` },
+        credentials: 'same-origin',
       }).catch(() => undefined);
     }
     this.drop();
   }
 
-  /** Trades the refresh token for new tokens; one trade at a time. */
+  /** Changes the password: every session ends, this one continues with new tokens. */
+  async changePassword(current: string, next: string): Promise<void> {
+    const response = await this.withSession(() =>
+      this.fetcher(`${this.base}/api/v1/me/password`, {
+        method: 'POST',
+        headers: {
+          'Content-Type': 'application/json',
+          ...COOKIE_SESSION,
+          ...(this.accessToken ? { Authorization: `Bearer ${this.accessToken}` } : {}),
+        },
+        body: JSON.stringify({ current_password: current, new_password: next }),
+        credentials: 'same-origin',
+      }),
+    );
+    if (!response.ok) throw await problemOf(response);
+    this.adopt((await response.json()) as TokenResponse);
+  }
+
+  /** Trades the session cookie for a new access token (and cookie); one trade at a time. */
   refresh(): Promise<boolean> {
     this.refreshing ??= (async () => {
-      const token = this.tokens.get();
-      if (!token) return false;
-      const body: RefreshRequest = { refresh_token: token };
+      if (!this.marker.get()) return false;
+      const body: RefreshRequest = {};
       try {
         const response = await this.fetcher(`${this.base}/api/v1/auth/refresh`, {
           method: 'POST',
-          headers: { 'Content-Type': 'application/json' },
+          headers: { 'Content-Type': 'application/json', ...COOKIE_SESSION },
           body: JSON.stringify(body),
+          credentials: 'same-origin',
         });
         if (!response.ok) {
           this.drop();
@@ -156,7 +193,7 @@ export class Client {
         this.adopt((await response.json()) as TokenResponse);
         return true;
       } catch {
-        return false; // offline: keep the refresh token for later
+        return false; // offline: keep the session for later
       }
     })().finally(() => {
       this.refreshing = null;
@@ -182,7 +219,7 @@ export class Client {
    * silently, and the request made again.
    */
   private async withSession<R extends { status: number }>(attempt: () => Promise<R>): Promise<R> {
-    if (!this.accessToken && this.tokens.get()) await this.refresh();
+    if (!this.accessToken && this.marker.get()) await this.refresh();
     const first = await attempt();
     return first.status === 401 && (await this.refresh()) ? attempt() : first;
   }

@@ -366,7 +366,8 @@ export type ReadyResponse = {
 };
 
 export type RefreshRequest = {
-  refresh_token: string;
+  /** The refresh token; omit it to use the `cairn_refresh` cookie (the web app, from its own origin only). */
+  refresh_token?: string | null;
 };
 
 export type RegisterRequest = {
@@ -433,6 +434,13 @@ export type ThreadResponse = {
   title: string;
 };
 
+export type TicketResponse = {
+  /** Seconds it stays usable; it works once. */
+  expires_in: number;
+  /** Send it as `?ticket=` when opening the thread's event WebSocket. */
+  ticket: string;
+};
+
 /** The OAuth2 token request, form-encoded. */
 export type TokenRequest = {
   /** `password`, or `refresh_token` to trade a refresh token. */
@@ -450,8 +458,8 @@ export type TokenResponse = {
   access_token: string;
   /** Seconds until the access token expires. */
   expires_in: number;
-  /** Opaque; trade it at `/auth/refresh` for new tokens. Works once. */
-  refresh_token: string;
+  /** Opaque; trade it at `/auth/refresh` for new tokens. Works once. Absent when the client asked for the cookie flow (`Cairn-Session: cookie`): the token is then in the HttpOnly `cairn_refresh` cookie. */
+  refresh_token?: string | null;
   /** Always `Bearer`. */
   token_type: string;
 };
@@ -542,6 +550,7 @@ export interface Operations {
   edit_plan: 'PUT /api/v1/runs/{run_id}/plan';
   events: 'GET /api/v1/threads/{thread_id}/events';
   events_socket: 'GET /api/v1/threads/{thread_id}/events/ws';
+  events_ticket: 'POST /api/v1/threads/{thread_id}/events/ticket';
   forgot_password: 'POST /api/v1/auth/password/forgot';
   fork_run: 'POST /api/v1/runs/{run_id}/fork';
   get_content: 'GET /api/v1/projects/{project_id}/files/{file_id}/content';

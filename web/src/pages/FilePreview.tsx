@@ -4,6 +4,7 @@ import type { FileResponse, RunResponse } from '../api/schema';
 import { Alert } from '../components/Alert';
 import { parseCsv } from '../components/csv';
 import { CodeBlock } from '../components/Markdown';
+import { sanitizeSvg } from '../components/SafeHtml';
 import { useSession } from '../session';
 
 /** Files larger than this are not fetched for a preview. */
@@ -11,17 +12,35 @@ const MAX_PREVIEW_BYTES = 10 << 20;
 /** Text shown at most. */
 const MAX_TEXT_CHARS = 200_000;
 
-type Kind = 'image' | 'pdf' | 'csv' | 'text' | 'none';
+type Kind = 'image' | 'svg' | 'pdf' | 'csv' | 'text' | 'none';
 
-const CODE_LANGUAGES: Record<string, string> = { py: 'python', json: 'json', sql: 'sql', sh: 'bash', js: 'javascript', yaml: 'yaml', yml: 'yaml' };
+const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp'];
+
+// HTML is shown as its source: a library file is untrusted, and rendered on
+// our origin it would be a live page. (A Map, so that `x.constructor` is no
+// language.)
+const CODE_LANGUAGES = new Map([
+  ['py', 'python'], ['json', 'json'], ['sql', 'sql'], ['sh', 'bash'], ['js', 'javascript'], ['yaml', 'yaml'], ['yml', 'yaml'],
+  ['html', 'xml'], ['htm', 'xml'], ['xml', 'xml'],
+]);
+
+/** `text/html; charset=utf-8` → `text/html`. */
+function mediaType(contentType: string): string {
+  return contentType.split(';')[0]?.trim().toLowerCase() ?? '';
+}
+
+function extensionOf(name: string): string {
+  return name.includes('.') ? (name.split('.').pop()?.toLowerCase() ?? '') : '';
+}
 
 export function previewKind(file: Pick<FileResponse, 'name' | 'content_type'>): Kind {
-  const type = file.content_type.split(';')[0]?.trim() ?? '';
-  const extension = file.name.includes('.') ? (file.name.split('.').pop()?.toLowerCase() ?? '') : '';
-  if (['image/png', 'image/jpeg', 'image/gif', 'image/webp'].includes(type)) return 'image';
+  const type = mediaType(file.content_type);
+  const extension = extensionOf(file.name);
+  if (IMAGE_TYPES.includes(type)) return 'image';
+  if (type === 'image/svg+xml' || extension === 'svg') return 'svg';
   if (type === 'application/pdf') return 'pdf';
   if (type === 'text/csv' || extension === 'csv' || extension === 'tsv') return 'csv';
-  if (type.startsWith('text/') || type === 'application/json' || extension in CODE_LANGUAGES || ['md', 'txt', 'log'].includes(extension)) {
+  if (type.startsWith('text/') || type === 'application/json' || CODE_LANGUAGES.has(extension) || ['md', 'txt', 'log'].includes(extension)) {
     return 'text';
   }
   return 'none';
@@ -81,7 +100,7 @@ export default function FilePreview({ projectId, file, onClose }: { projectId: s
       {tooLarge && <p className="text-sm text-gray-500">Too large to preview here; download it instead.</p>}
       {kind === 'none' && <p className="text-sm text-gray-500">No preview for this kind of file ({shown.content_type}); download it instead.</p>}
       <Alert message={content.error?.message} />
-      {content.data && <Content kind={kind} blob={content.data} name={shown.name} />}
+      {content.data && <Content kind={kind} blob={content.data} name={shown.name} contentType={shown.content_type} />}
       <h5 className="text-sm font-semibold">Versions</h5>
       <ol className="flex flex-col gap-1 text-sm" aria-label="Versions">
         {versions.data?.map((v) => (
@@ -108,11 +127,15 @@ export default function FilePreview({ projectId, file, onClose }: { projectId: s
   );
 }
 
-function Content({ kind, blob, name }: { kind: Kind; blob: Blob; name: string }) {
-  const url = useMemo(
-    () => (kind === 'image' || kind === 'pdf' ? URL.createObjectURL(kind === 'pdf' ? new Blob([blob], { type: 'application/pdf' }) : blob) : null),
-    [blob, kind],
-  );
+function Content({ kind, blob, name, contentType }: { kind: Kind; blob: Blob; name: string; contentType: string }) {
+  // A blob: URL is of our origin, and a member can open it in a tab of its
+  // own: typed as the image or PDF it was previewed as, it cannot turn into
+  // a page there, whatever type the response carried.
+  const url = useMemo(() => {
+    if (kind === 'pdf') return URL.createObjectURL(new Blob([blob], { type: 'application/pdf' }));
+    if (kind === 'image') return URL.createObjectURL(new Blob([blob], { type: mediaType(contentType) }));
+    return null;
+  }, [blob, kind, contentType]);
   useEffect(() => () => {
     if (url) URL.revokeObjectURL(url);
   }, [url]);
@@ -121,16 +144,18 @@ function Content({ kind, blob, name }: { kind: Kind; blob: Blob; name: string })
     if (url) return;
     let live = true;
     void blob.text().then((t) => {
-      if (live) setText(t.slice(0, MAX_TEXT_CHARS));
+      // An SVG cut short would not draw; it is drawn, not read, so whole.
+      if (live) setText(kind === 'svg' ? t : t.slice(0, MAX_TEXT_CHARS));
     });
     return () => {
       live = false;
     };
-  }, [blob, url]);
+  }, [blob, url, kind]);
 
   if (kind === 'image' && url) return <img src={url} alt={`Preview of ${name}`} className="max-h-96 max-w-full self-start" />;
   if (kind === 'pdf' && url) return <iframe src={url} title={`Preview of ${name}`} className="h-96 w-full rounded border" />;
   if (text === null) return <p className="text-sm text-gray-500">Loading the preview…</p>;
+  if (kind === 'svg') return <SvgImage source={text} name={name} />;
   if (kind === 'csv') {
     const [header = [], ...rows] = parseCsv(text, 101);
     return (
@@ -161,10 +186,21 @@ function Content({ kind, blob, name }: { kind: Kind; blob: Blob; name: string })
       </div>
     );
   }
-  const language = CODE_LANGUAGES[name.split('.').pop()?.toLowerCase() ?? ''];
+  const language = CODE_LANGUAGES.get(extensionOf(name));
   return language ? (
     <CodeBlock code={text} language={language} />
   ) : (
     <pre className="max-h-96 overflow-auto rounded bg-gray-100 p-2 text-sm whitespace-pre-wrap dark:bg-gray-800">{text}</pre>
   );
+}
+
+/** An SVG as an <img>, which runs no script and loads nothing. It is
+ * sanitised all the same, and made a data: URL rather than a blob: one,
+ * because a member can open the image in a tab of its own: there an SVG is a
+ * live document, and a data: URL gives it an opaque origin, not ours. An SVG
+ * with nothing left to draw is shown as its source. */
+function SvgImage({ source, name }: { source: string; name: string }) {
+  const clean = useMemo(() => sanitizeSvg(source), [source]);
+  if (clean === null) return <CodeBlock code={source.slice(0, MAX_TEXT_CHARS)} language="xml" />;
+  return <img src={`data:image/svg+xml;charset=utf-8,${encodeURIComponent(clean)}`} alt={`Preview of ${name}`} className="max-h-96 max-w-full self-start" />;
 }

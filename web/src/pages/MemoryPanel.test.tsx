@@ -1,6 +1,6 @@
 import { fireEvent, render, screen, waitFor } from '@testing-library/react';
 import { describe, expect, it } from 'vitest';
-import { Client, type TokenStore } from '../api/client';
+import { Client, type SessionMarker } from '../api/client';
 import { SessionProvider } from '../session';
 import MemoryPanel from './MemoryPanel';
 
@@ -13,7 +13,7 @@ function renderPanel(canWrite: boolean) {
     const body = url.includes('/search') ? found : [{ id: 'm2', source: 'note', text: 'x', created_at: '' }];
     return Promise.resolve(new Response(JSON.stringify(body), { status: url.includes('/search') ? 200 : 201, headers: { 'Content-Type': 'application/json' } }));
   }) as typeof fetch;
-  const client = new Client('', { get: () => null, set: () => undefined } satisfies TokenStore, fetcher);
+  const client = new Client('', { get: () => false, set: () => undefined } satisfies SessionMarker, fetcher);
   (client as unknown as { accessToken: string }).accessToken = 'a';
   render(
     <SessionProvider client={client}>

@@ -109,7 +109,7 @@ export function Account() {
     setError(null);
     setStatus(null);
     try {
-      await client.call('POST', '/api/v1/me/password', { current_password: current, new_password: next });
+      await client.changePassword(current, next);
       setCurrent('');
       setNext('');
       setStatus('Your password was changed.');

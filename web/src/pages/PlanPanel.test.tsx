@@ -1,7 +1,7 @@
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { fireEvent, render, screen, waitFor } from '@testing-library/react';
 import { describe, expect, it } from 'vitest';
-import { Client, type TokenStore } from '../api/client';
+import { Client, type SessionMarker } from '../api/client';
 import { SessionProvider } from '../session';
 import type { RunView } from '../thread/view';
 import PlanPanel from './PlanPanel';
@@ -20,7 +20,7 @@ const run: RunView = {
   ],
 };
 
-function renderPanel(canEdit: boolean, onApprove: () => void = () => undefined) {
+function renderPanel(canEdit: boolean, onApprove: () => void = () => undefined, shown: RunView = run) {
   const sent: Array<{ method: string; url: string; body: unknown }> = [];
   const fetcher = ((input: RequestInfo | URL, init?: RequestInit) => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
@@ -28,12 +28,12 @@ function renderPanel(canEdit: boolean, onApprove: () => void = () => undefined) 
     const body = url.endsWith('/agents') ? [{ name: 'analyst' }, { name: 'writer' }] : { tasks: [] };
     return Promise.resolve(new Response(JSON.stringify(body), { status: 200, headers: { 'Content-Type': 'application/json' } }));
   }) as typeof fetch;
-  const client = new Client('', { get: () => null, set: () => undefined } satisfies TokenStore, fetcher);
+  const client = new Client('', { get: () => false, set: () => undefined } satisfies SessionMarker, fetcher);
   (client as unknown as { accessToken: string }).accessToken = 'a';
   render(
     <SessionProvider client={client}>
       <QueryClientProvider client={new QueryClient()}>
-        <PlanPanel run={run} canEdit={canEdit} onApprove={onApprove} />
+        <PlanPanel run={shown} canEdit={canEdit} onApprove={onApprove} />
       </QueryClientProvider>
     </SessionProvider>,
   );
@@ -71,5 +71,14 @@ describe('PlanPanel', () => {
     await screen.findByRole('button', { name: 'Approve the plan' });
     fireEvent.click(screen.getByRole('button', { name: 'Approve the plan' }));
     expect(approved).toBe(1);
+  });
+
+  it("shows a plan's text as text, whatever the model wrote", () => {
+    const hostile = '<img src=x onerror="alert(1)">';
+    const task = { id: 't1', title: hostile, goal: `<script>alert(1)</script>`, done_when: 'x', agent: 'analyst', result: `<a href="javascript:alert(1)">r</a>` };
+    renderPanel(false, undefined, { ...run, plan: [task] });
+    expect(document.querySelector('aside img, aside script, aside a')).toBeNull();
+    expect(screen.getByText(hostile)).toBeTruthy();
+    expect(screen.getByText('<script>alert(1)</script>')).toBeTruthy();
   });
 });

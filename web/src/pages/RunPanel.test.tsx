@@ -36,4 +36,34 @@ describe('RunPanel', () => {
     expect(screen.getByText(/420 tokens · \$0\.0123/)).toBeTruthy();
     expect(screen.getByRole('alert').textContent).toBe("The run stopped: the project's budget of $5.00 is spent");
   });
+
+  it('shows HTML from the sandbox sanitised: the table stays, the script does not', () => {
+    const html = '<table class="dataframe"><tr><td>100</td></tr></table><img src=x onerror="alert(1)"><script>alert(1)</script><a href="javascript:alert(1)">x</a>';
+    const { container } = render(
+      <RunPanel run={run({ steps: [{ code: 'df', outputs: [{ type: 'result', html }] }] })} canAnswer={false} onAnswer={() => undefined} />,
+    );
+    expect(screen.getByRole('cell', { name: '100' })).toBeTruthy();
+    expect(container.querySelector('script, [onerror], [href]')).toBeNull();
+  });
+
+  it('shows what the model, the code and the run say as text', () => {
+    const hostile = '<img src=x onerror="alert(1)">';
+    const outputs = [
+      { type: 'stream' as const, text: hostile },
+      { type: 'error' as const, text: `ValueError: ${hostile}` },
+    ];
+    const { container } = render(
+      <RunPanel
+        run={run({ status: 'waiting', error: hostile, question: hostile, streaming: hostile, steps: [{ code: hostile, outputs }] })}
+        canAnswer
+        onAnswer={() => undefined}
+      />,
+    );
+    expect(container.querySelector('img')).toBeNull();
+    expect(screen.getByRole('alert').textContent).toBe(`The run stopped: ${hostile}`);
+    expect(screen.getByText(`Cairn asks: ${hostile}`)).toBeTruthy();
+    expect(screen.getByText(`ValueError: ${hostile}`)).toBeTruthy();
+    expect(screen.getAllByText(hostile).length).toBeGreaterThanOrEqual(2);
+  });
 });
+

@@ -5,6 +5,7 @@ import type { MemberResponse, PresenceSignal, ProjectResponse, ThreadResponse, U
 import { Alert } from '../components/Alert';
 import { EditableTitle } from '../components/EditableTitle';
 import { CodeBlock, Markdown } from '../components/Markdown';
+import { SafeHtml } from '../components/SafeHtml';
 import { typingInField } from '../components/Shortcuts';
 import { useSession } from '../session';
 import { applyPresence, here, typing, typingLine, type Presence } from '../thread/presence';
@@ -210,7 +211,9 @@ export default function ThreadPage({ id }: { id: string }) {
 
 function Output({ output }: { output: StepOutput }) {
   if (output.image) return <img alt="A figure the code made" src={`data:image/png;base64,${output.image}`} className="max-w-full" />;
-  if (output.html) return <div className="overflow-x-auto text-sm" dangerouslySetInnerHTML={{ __html: output.html }} />;
+  // HTML from the sandbox (a DataFrame, display(HTML(...))) is whatever the
+  // code — and so whoever steered the model — chose to print.
+  if (output.html) return <SafeHtml html={output.html} className="overflow-x-auto text-sm" />;
   return <pre className={output.type === 'error' ? 'whitespace-pre-wrap text-red-600' : 'whitespace-pre-wrap text-sm'}>{output.text}</pre>;
 }
 
