@@ -6,7 +6,9 @@
 # Installs what it needs (Node.js/npm, curl, and PostgreSQL or Redis when none
 # is running), finds or starts the PostgreSQL and Redis the tests talk to, then
 # lints, type-checks, tests and builds the web app and formats, lints and tests
-# the Rust workspace. Exits non-zero as soon as a stage fails.
+# the Rust workspace. Checks the dependencies first: npm audit (with
+# web/audit-exceptions.json) and cargo-deny (deny.toml). Exits non-zero as
+# soon as a stage fails.
 #
 # Environment:
 #   CAIRN_CACHE_DIR           build cache (default: ~/.cache/cairn); cargo
@@ -20,6 +22,14 @@
 #   CAIRN_TEST_PGVECTOR_URL   PostgreSQL with pgvector for the memory tests;
 #                             when unset, a throwaway one is started from
 #                             the pgserver package's binaries
+#   CAIRN_ADVISORY_DB         a git clone of the RustSec advisory database to
+#                             check the Rust dependencies against, for where
+#                             cargo-deny cannot clone it from GitHub itself;
+#                             `skip` leaves that check out (with a warning)
+#   CAIRN_ADVISORY_DB_MAX_AGE_DAYS  how old that clone's newest advisory may
+#                             be (default 30)
+#   CAIRN_NPM_AUDIT=skip      leave out npm audit (with a warning), for where
+#                             the npm registry's audit service cannot be reached
 #   CAIRN_TEST_OWN_SERVICES=1  always start private servers
 #   CAIRN_TEST_ONLY_SERVICES=1 only find/start the servers, print their URLs,
 #                             check that they answer, then stop
@@ -427,6 +437,99 @@ ensure_s3s_fs() {
     export CAIRN_TEST_S3S_FS="$root/bin/s3s-fs"
 }
 
+# cargo-deny, which checks the Rust dependency tree against deny.toml, built
+# once into the cache folder.
+CARGO_DENY_VERSION=0.20.2
+CARGO_DENY=""
+ensure_cargo_deny() {
+    local root="$CAIRN_CACHE_DIR/tools"
+    if [[ ! -x $root/bin/cargo-deny ]] || ! grep -qx "$CARGO_DENY_VERSION" "$root/cargo-deny.version" 2>/dev/null; then
+        log "setup: building cargo-deny $CARGO_DENY_VERSION (once; kept in the cache folder)"
+        cargo install "cargo-deny@$CARGO_DENY_VERSION" --locked --force \
+            --root "$root" --target-dir "$CAIRN_CACHE_DIR/tools-target" ||
+            die "building cargo-deny $CARGO_DENY_VERSION failed"
+        echo "$CARGO_DENY_VERSION" >"$root/cargo-deny.version"
+    fi
+    CARGO_DENY="$root/bin/cargo-deny"
+}
+
+# Licences, sources (crates.io only) and duplicate crates, as deny.toml sets
+# them. An exception there that no longer matches anything fails too, so the
+# lists shrink when they can.
+cargo_deny_check() {
+    ensure_cargo_deny
+    "$CARGO_DENY" --locked check --deny unmatched-skip --deny unnecessary-skip \
+        --deny license-not-encountered licenses sources bans
+}
+
+# The folder cargo-deny $CARGO_DENY_VERSION keeps the RustSec database in,
+# under its db-path (the URL's last segment and a hash of the URL).
+RUSTSEC_DB_FOLDER=advisory-db-3157b0e258782691
+ADVISORY_DB_MAX_AGE_DAYS=${CAIRN_ADVISORY_DB_MAX_AGE_DAYS:-30}
+
+# Known vulnerabilities, unsound or unmaintained crates and yanked versions in
+# the Rust dependency tree, from the RustSec advisory database. cargo-deny
+# clones that database from GitHub into the cache folder; where GitHub cannot
+# be reached, CAIRN_ADVISORY_DB names an up-to-date git clone of it to use
+# instead. Without a database the check fails: it only skips when
+# CAIRN_ADVISORY_DB=skip asks it to.
+cargo_deny_advisories() {
+    local db=${CAIRN_ADVISORY_DB:-} tmp root newest age rc=0
+    if [[ $db == skip ]]; then
+        warn "CAIRN_ADVISORY_DB=skip: the Rust dependencies are NOT checked against the RustSec advisory database"
+        return 0
+    fi
+    ensure_cargo_deny
+    if [[ -n $db ]]; then
+        # cargo-deny needs a git clone; its own staleness check trusts the
+        # clone's file times, so the age of the newest advisory is checked here.
+        if [[ ! -d $db/crates ]] || ! newest=$(git -C "$db" log -1 --format=%ct 2>/dev/null); then
+            die "CAIRN_ADVISORY_DB=$db is not a git clone of the RustSec advisory database"
+        fi
+        age=$((($(date +%s) - newest) / 86400))
+        [[ $age -le $ADVISORY_DB_MAX_AGE_DAYS ]] ||
+            die "the advisory database in $db is $age days old (at most $ADVISORY_DB_MAX_AGE_DAYS allowed; CAIRN_ADVISORY_DB_MAX_AGE_DAYS): update it with git pull"
+    fi
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/cairn-deny.XXXXXX")
+    if [[ -n $db ]]; then
+        root="$tmp/dbs"
+        mkdir "$root"
+        ln -s "$(cd "$db" && pwd)" "$root/$RUSTSEC_DB_FOLDER"
+    else
+        root="$CAIRN_CACHE_DIR/advisory-dbs"
+    fi
+    # deny.toml with the database's folder set (cargo-deny has no option for it).
+    awk -v root="$root" '{ print } /^\[advisories\]$/ { printf "db-path = '\''%s'\''\n", root }' \
+        "$ROOT/deny.toml" >"$tmp/deny.toml"
+    grep -q '^db-path = ' "$tmp/deny.toml" || {
+        rm -rf "$tmp"
+        die "deny.toml has no [advisories] table to set the database's folder in"
+    }
+    if [[ -z $db ]] && ! "$CARGO_DENY" --config "$tmp/deny.toml" fetch db; then
+        rm -rf "$tmp"
+        die "cannot fetch the RustSec advisory database from GitHub, so the Rust dependencies cannot be checked for known vulnerabilities: point CAIRN_ADVISORY_DB at an up-to-date git clone of it, or set CAIRN_ADVISORY_DB=skip to leave this check out"
+    fi
+    # The crates must be on disk for an offline run (it reads their manifests).
+    cargo fetch --locked --quiet &&
+        "$CARGO_DENY" --locked --offline --config "$tmp/deny.toml" check \
+            --deny advisory-not-detected --deny yanked-not-detected --deny unknown-advisory \
+            advisories || rc=$?
+    rm -rf "$tmp"
+    return "$rc"
+}
+
+# The web app's production dependencies against the npm registry's security
+# advisories, less those web/audit-exceptions.json accepts with a reason.
+# Without the registry's report the check fails: it only skips when
+# CAIRN_NPM_AUDIT=skip asks it to.
+npm_audit() {
+    if [[ ${CAIRN_NPM_AUDIT:-} == skip ]]; then
+        warn "CAIRN_NPM_AUDIT=skip: the web app's dependencies are NOT checked against npm's security advisories"
+        return 0
+    fi
+    in_web node scripts/audit.mjs
+}
+
 # The web app end to end: a real server (debug build, embedding the web app
 # just built) with the scripted LLM server, driven in Chromium.
 web_e2e() {
@@ -469,6 +572,13 @@ fi
 mkdir -p "$CARGO_TARGET_DIR"
 
 stage "web: npm ci" in_web npm ci --no-audit --no-fund
+
+# The dependencies, before the builds and tests: known vulnerabilities (npm's
+# advisories, the RustSec database), licences, sources and duplicate crates.
+stage "supply chain: npm audit" npm_audit
+stage "supply chain: cargo deny" cargo_deny_check
+stage "supply chain: cargo deny advisories" cargo_deny_advisories
+
 stage "web: API types match docs/openapi.json" in_web npm run check:api
 stage "web: lint" in_web npm run lint
 stage "web: typecheck" in_web npm run typecheck
