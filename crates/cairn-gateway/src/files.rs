@@ -270,8 +270,8 @@ fn download_response(download: Download) -> Response {
     security(("oauth2" = []), ("api_key" = [])),
     params(("project_id" = ProjectId, Path), ("file_id" = FileId, Path)),
     responses(
-        (status = 200, description = "The whole file", content_type = "application/octet-stream"),
-        (status = 206, description = "The requested range", content_type = "application/octet-stream"),
+        (status = 200, description = "The whole file, with the content type it was stored with", content_type = "*/*"),
+        (status = 206, description = "The requested range", content_type = "*/*"),
         (status = 416, description = "`range_not_satisfiable`", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -374,7 +374,7 @@ async fn create_link(
 #[utoipa::path(get, path = "/links/{token}", tag = "files",
     params(("token" = String, Path)),
     responses(
-        (status = 200, description = "The file", content_type = "application/octet-stream"),
+        (status = 200, description = "The file, with the content type it was stored with", content_type = "*/*"),
         (status = 403, description = "`link_invalid`: expired, altered or foreign", body = Problem,
          content_type = "application/problem+json"),
     )

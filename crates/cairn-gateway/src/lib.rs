@@ -109,7 +109,8 @@ pub fn app(state: AppState) -> Router {
 /// middleware. Tests use it to exercise the stack (body limits, JSON errors,
 /// shutdown) on handlers of their own.
 pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
-    let (api, document) = api_routes().split_for_parts();
+    let (api, mut document) = api_routes().split_for_parts();
+    openapi::document_common_errors(&mut document);
     let router = api
         .merge(extra)
         .layer(axum::middleware::from_fn_with_state(state.clone(), authn::authenticate))

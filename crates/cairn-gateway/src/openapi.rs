@@ -57,7 +57,67 @@ pub(crate) fn base() -> Document {
 /// The document as the server publishes it (also used to check the
 /// committed copy for drift).
 pub fn openapi_document() -> Document {
-    crate::api_routes().into_openapi()
+    let mut document = crate::api_routes().into_openapi();
+    document_common_errors(&mut document);
+    document
+}
+
+/// The problems any operation may answer, whatever it does: the middleware,
+/// the extractors and the backends answer them before or around the handler.
+/// Each is added where an operation does not document the status already;
+/// where it does with another body (OAuth2's error shape), the problem body
+/// is added beside it, since either may come.
+pub(crate) fn document_common_errors(document: &mut Document) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    const COMMON: [(&str, &str, bool); 10] = [
+        ("400", "`malformed_json`, `bad_request`: the body or a parameter cannot be read", false),
+        ("401", "`unauthenticated`, `invalid_token`: no valid credentials (see `WWW-Authenticate`)", true),
+        ("403", "`forbidden`: the caller may not do this", true),
+        ("404", "`not_found`: no such thing, or not the caller's to see", false),
+        ("405", "`method_not_allowed`", false),
+        ("413", "`payload_too_large`: the body is over the limit", false),
+        ("415", "`unsupported_media_type`: the body's content type is not the one documented", false),
+        ("422", "`invalid_input` and the operation's own validation codes", false),
+        ("429", "`rate_limited`: too many requests (see `Retry-After` and `RateLimit-*`)", false),
+        ("503", "`dependency_unavailable`, `storage_unavailable`: a backend is down; retry later", false),
+    ];
+    let problem = || ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
+    for (path, item) in document.paths.paths.iter_mut() {
+        let api = path.starts_with("/api/v1/");
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let has_body = operation.request_body.is_some();
+            for (status, description, needs_api) in COMMON {
+                if (needs_api && !api) || (!has_body && matches!(status, "413" | "415")) {
+                    continue;
+                }
+                let responses = &mut operation.responses.responses;
+                match responses.get_mut(status) {
+                    Some(utoipa::openapi::RefOr::T(response)) => {
+                        if !response.content.contains_key(crate::error::PROBLEM_JSON) {
+                            response.content.insert(crate::error::PROBLEM_JSON.to_owned(), problem().into());
+                        }
+                    }
+                    Some(utoipa::openapi::RefOr::Ref(_)) => {}
+                    None => {
+                        let response = ResponseBuilder::new()
+                            .description(description)
+                            .content(crate::error::PROBLEM_JSON, problem());
+                        responses.insert(status.to_owned(), response.build().into());
+                    }
+                }
+            }
+        }
+    }
 }
 
 pub(crate) fn docs<S: Clone + Send + Sync + 'static>(document: Document) -> Router<S> {

@@ -38,8 +38,7 @@ pub struct ToolCallRequest {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ToolCallResponse {
     pub tool: String,
-    /// What the tool returned.
-    #[schema(value_type = Object)]
+    /// What the tool returned: any JSON value.
     pub result: Value,
 }
 

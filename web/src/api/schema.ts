@@ -470,7 +470,7 @@ export type ToolCallRequest = {
 };
 
 export type ToolCallResponse = {
-  /** What the tool returned. */
+  /** What the tool returned: any JSON value. */
   result: Record<string, unknown>;
   tool: string;
 };
