@@ -11,78 +11,10 @@
 //
 //   CAIRN_BIN=… SCRIPTED_LLM_BIN=… CAIRN_SANDBOX_PYTHON=… node e2e/flow.mjs
 
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const shots = join(here, 'screenshots');
-mkdirSync(shots, { recursive: true });
-const cairnBin = process.env.CAIRN_BIN;
-const llmBin = process.env.SCRIPTED_LLM_BIN;
-const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
-// The sandbox's Python with the data stack (the chart needs matplotlib).
-const sandboxPython = process.env.CAIRN_SANDBOX_PYTHON;
-if (!cairnBin || !llmBin || !sandboxPython) throw new Error('set CAIRN_BIN, SCRIPTED_LLM_BIN and CAIRN_SANDBOX_PYTHON');
-
-const children = [];
-const cleanup = [];
-function stopAll() {
-  for (const child of children) child.kill('SIGKILL');
-  for (const step of cleanup) step();
-}
-process.on('exit', stopAll);
-
-function freePort() {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function firstLine(child) {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    child.stdout.on('data', (chunk) => {
-      text += chunk;
-      const end = text.indexOf('\n');
-      if (end >= 0) resolve(text.slice(0, end).trim());
-    });
-    child.on('exit', (code) => reject(new Error(`exited with ${code}`)));
-  });
-}
-
-async function waitReady(base) {
-  for (let i = 0; i < 300; i += 1) {
-    try {
-      if ((await fetch(`${base}/readyz`)).ok) return;
-    } catch {
-      // not yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('cairn did not become ready');
-}
-
-function check(condition, message) {
-  if (!condition) throw new Error(`check failed: ${message}`);
-}
-
-/** Waits (up to 10 s) until `probe` resolves truthy: for state the page loads after it appears. */
-async function eventually(probe, message) {
-  for (let i = 0; i < 100; i += 1) {
-    if (await probe()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`check failed: ${message}`);
-}
+import { join } from 'node:path';
+import { check, eventually, onCleanup, shots, startCairn, startLlm, withBrowser } from './harness.mjs';
 
 // The analysis the scripted model "writes", in two steps: the first reads
 // the uploaded CSV from the library, draws a chart and takes a few seconds
@@ -120,11 +52,7 @@ const plannerReply = JSON.stringify({
 const subAgentStep = ['```python', "best = max(rows, key=lambda r: int(r['sales']))", "final_answer(f\"month {best['month']}\")", '```'].join('\n');
 const verdict = JSON.stringify({ done: true, why: 'a month is named' });
 const synthesis = 'The best month was **March** (month 3).';
-const llm = spawn(llmBin, [firstStep, secondStep, plannerReply, subAgentStep, verdict, synthesis], {
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
-children.push(llm);
-const llmUrl = await firstLine(llm);
+const llmUrl = await startLlm([firstStep, secondStep, plannerReply, subAgentStep, verdict, synthesis]);
 
 /**
  * A TCP relay to the server that can cut every connection through it at
@@ -152,7 +80,7 @@ async function dropProxy(target) {
     upstream.on('error', forget).on('close', forget);
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanup.push(() => server.close());
+  onCleanup(() => server.close());
   return {
     url: `http://127.0.0.1:${server.address().port}`,
     streams: () => streams,
@@ -163,33 +91,9 @@ async function dropProxy(target) {
   };
 }
 
-const data = mkdtempSync(join(tmpdir(), 'cairn-e2e-'));
-cleanup.push(() => rmSync(data, { recursive: true, force: true }));
-const port = await freePort();
-const base = `http://127.0.0.1:${port}`;
-const server = spawn(cairnBin, ['serve'], {
-  stdio: ['ignore', 'ignore', 'inherit'],
-  env: {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    CAIRN__SERVER__BIND: `127.0.0.1:${port}`,
-    CAIRN__DATA_DIR: data,
-    CAIRN__SANDBOX__POOL_SIZE: '0',
-    CAIRN__SANDBOX__PYTHON: sandboxPython,
-    CAIRN__AGENT__PLAN_APPROVAL: 'always',
-    CAIRN__LOG__LEVEL: 'warn',
-    CAIRN__AUTH__PUBLIC_URL: `http://127.0.0.1:${port}`,
-    CAIRN__LLM__PROVIDERS: `[{name="scripted",kind="openai-compatible",base_url="${llmUrl}/v1",models=[{name="m"}]}]`,
-    CAIRN__LLM__EMBEDDING_MODEL: 'scripted/embedder',
-  },
-});
-children.push(server);
-await waitReady(base);
+const { base, port, data } = await startCairn(llmUrl, { CAIRN__AGENT__PLAN_APPROVAL: 'always' });
 
-const browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] });
-// Every page opened, for screenshots of how things stood when a check failed.
-const pages = [];
-try {
+await withBrowser('failure', async (browser, pages) => {
   const owner = await (await browser.newContext({ viewport: { width: 1100, height: 900 } })).newPage();
   pages.push(owner);
   await owner.goto(base);
@@ -471,13 +375,4 @@ try {
   await guest.getByRole('heading', { name: 'Projects' }).waitFor();
 
   console.log('e2e: all flows passed; screenshots in e2e/screenshots/');
-} catch (error) {
-  for (const [n, page] of pages.entries()) {
-    await page.screenshot({ path: join(shots, `failure-${n}.png`), fullPage: true }).catch(() => undefined);
-  }
-  console.error(`e2e: failed; the pages as they stood are in e2e/screenshots/failure-*.png`);
-  throw error;
-} finally {
-  await browser.close();
-  stopAll();
-}
+});

@@ -380,7 +380,14 @@ impl Auth {
             now().unix_timestamp(),
         )
         .map_err(Error::InvalidToken)?;
-        let user = match self.cached_user(claims.sub).await {
+        let user = self.account_of_credential(claims.sub, claims.ver).await?;
+        Ok(Principal { user, credential: Credential::Session(claims.sid) })
+    }
+
+    /// The account a credential was issued to, if it still stands: it
+    /// exists, is enabled, and its password has not changed since (`ver`).
+    pub(crate) async fn account_of_credential(&self, id: UserId, ver: i64) -> Result<User> {
+        let user = match self.cached_user(id).await {
             Ok(user) => user,
             Err(cairn_core::Error::NotFound { .. }) => return Err(Error::InvalidToken("the account no longer exists")),
             Err(other) => return Err(other.into()),
@@ -388,10 +395,10 @@ impl Auth {
         if user.disabled {
             return Err(Error::InvalidToken("the account is disabled"));
         }
-        if user.token_version != claims.ver {
-            return Err(Error::InvalidToken("the password changed since this token was issued; sign in again"));
+        if user.token_version != ver {
+            return Err(Error::InvalidToken("the password changed since this was issued; sign in again"));
         }
-        Ok(Principal { user, credential: Credential::Session(claims.sid) })
+        Ok(user)
     }
 
     async fn authenticate_key(&self, rest: &str) -> Result<Principal> {

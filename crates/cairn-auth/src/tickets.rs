@@ -73,17 +73,7 @@ impl Auth {
         if stored.scope != scope {
             return Err(Error::InvalidToken("the ticket was issued for something else"));
         }
-        let user = match self.cached_user(stored.user).await {
-            Ok(user) => user,
-            Err(cairn_core::Error::NotFound { .. }) => return Err(Error::InvalidToken("the account no longer exists")),
-            Err(other) => return Err(other.into()),
-        };
-        if user.disabled {
-            return Err(Error::InvalidToken("the account is disabled"));
-        }
-        if user.token_version != stored.ver {
-            return Err(Error::InvalidToken("the password changed since this ticket was issued; sign in again"));
-        }
+        let user = self.account_of_credential(stored.user, stored.ver).await?;
         let credential = match (stored.session, stored.key) {
             (Some(session), _) => Credential::Session(session),
             (None, Some(id)) => {

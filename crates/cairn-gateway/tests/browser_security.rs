@@ -93,6 +93,11 @@ async fn json(response: reqwest::Response) -> Value {
     response.json().await.unwrap()
 }
 
+/// POSTs JSON with a bearer token; the answer's body.
+async fn post(api: &Api, token: &str, path: &str, body: Value) -> Value {
+    json(api.client.post(api.url(path)).bearer_auth(token).json(&body).send().await.unwrap()).await
+}
+
 #[tokio::test]
 async fn the_browser_session_lives_in_an_http_only_cookie_other_sites_cannot_use() {
     let api = start(|_| {}).await;
@@ -255,17 +260,7 @@ async fn pages_and_api_answers_carry_the_security_headers() {
 /// (owner token, stranger token, thread id).
 async fn owner_and_thread(api: &Api) -> (String, String, String) {
     let ([owner, _viewer, stranger], project) = support::owner_viewer_stranger(&api.client, &api.base, "P").await;
-    let thread: Value = api
-        .client
-        .post(api.url(&format!("/api/v1/projects/{project}/threads")))
-        .bearer_auth(&owner)
-        .json(&json!({ "title": "T" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let thread = post(api, &owner, &format!("/api/v1/projects/{project}/threads"), json!({ "title": "T" })).await;
     (owner, stranger, thread["id"].as_str().unwrap().to_owned())
 }
 
@@ -325,29 +320,10 @@ async fn websocket_tickets_work_once_briefly_for_their_thread_from_the_apps_orig
     assert_eq!(open_socket(&api.base, &thread, &format!("?ticket={three}"), origin).await, Err(401), "expired");
 
     // A ticket is for its thread only, and only members get one.
-    let other: Value = api
-        .client
-        .post(api.url("/api/v1/projects"))
-        .bearer_auth(&stranger)
-        .json(&json!({ "name": "Mine" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let other = post(&api, &stranger, "/api/v1/projects", json!({ "name": "Mine" })).await;
     let project = other["id"].as_str().unwrap();
-    let theirs: Value = api
-        .client
-        .post(api.url(&format!("/api/v1/projects/{project}/threads")))
-        .bearer_auth(&stranger)
-        .json(&json!({ "title": "Theirs" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let theirs =
+        post(&api, &stranger, &format!("/api/v1/projects/{project}/threads"), json!({ "title": "Theirs" })).await;
     let theirs = theirs["id"].as_str().unwrap();
     let for_theirs = json(ticket(&api, &stranger, theirs).await).await["ticket"].as_str().unwrap().to_owned();
     assert_eq!(open_socket(&api.base, &thread, &format!("?ticket={for_theirs}"), origin).await, Err(401));

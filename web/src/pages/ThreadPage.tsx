@@ -213,7 +213,7 @@ function Output({ output }: { output: StepOutput }) {
   if (output.image) return <img alt="A figure the code made" src={`data:image/png;base64,${output.image}`} className="max-w-full" />;
   // HTML from the sandbox (a DataFrame, display(HTML(...))) is whatever the
   // code — and so whoever steered the model — chose to print.
-  if (output.html) return <SafeHtml html={output.html} className="overflow-x-auto text-sm" />;
+  if (output.html) return <SafeHtml html={output.html} className="html-output overflow-x-auto text-sm" />;
   return <pre className={output.type === 'error' ? 'whitespace-pre-wrap text-red-600' : 'whitespace-pre-wrap text-sm'}>{output.text}</pre>;
 }
 
