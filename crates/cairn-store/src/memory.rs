@@ -84,7 +84,10 @@ struct InsertedRow {
 #[async_trait]
 impl MemoryRepo for SqliteStore {
     async fn add_memory(&self, chunks: Vec<NewMemoryChunk>) -> cairn_core::Result<Vec<MemoryChunk>> {
-        let mut tx = self.pool().begin().await.db()?;
+        // IMMEDIATE: the transaction reads (the schema) before it writes, and a
+        // deferred one fails with SQLITE_BUSY_SNAPSHOT, not waiting, when
+        // another connection wrote in between.
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.db()?;
         let mut added = Vec::with_capacity(chunks.len());
         let mut tables = std::collections::HashSet::new();
         for chunk in chunks {
@@ -156,7 +159,7 @@ impl MemoryRepo for SqliteStore {
     }
 
     async fn forget_memory(&self, project: ProjectId, source: &str) -> cairn_core::Result<u64> {
-        let mut tx = self.pool().begin().await.db()?;
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.db()?;
         let gone: Vec<(i64, i64)> = sqlx::query_as(
             "DELETE FROM memory_chunks WHERE project_id = $1 AND source = $2 RETURNING rowid, length(embedding) / 4",
         )
