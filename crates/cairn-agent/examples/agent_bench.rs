@@ -119,6 +119,7 @@ async fn agent_steps(store: Arc<dyn Store>, model: Arc<dyn cairn_llm::ChatModel>
                     max_tokens: 100,
                     temperature: None,
                     stop: Vec::new(),
+                    ..cairn_llm::ChatRequest::default()
                 };
                 let reply = model.complete(&request).await.map_err(|e| e.to_string())?;
                 s.messages.push(reply.text);
@@ -168,11 +169,13 @@ async fn main() {
             kind: "openai-compatible".into(),
             base_url: format!("{}/v1", llm.url),
             api_key: String::new(),
+            api_version: String::new(),
             models: vec![cairn_config::LlmModel {
                 name: "m".into(),
-                input_usd_per_mtok: 0.0,
-                output_usd_per_mtok: 0.0,
+                input_usd_per_mtok: Some(0.0),
+                output_usd_per_mtok: Some(0.0),
                 context_tokens: 128_000,
+                ..Default::default()
             }],
         }],
         ..Default::default()
@@ -186,6 +189,7 @@ async fn main() {
         max_tokens: 10,
         temperature: None,
         stop: Vec::new(),
+        ..cairn_llm::ChatRequest::default()
     };
     let raw = reqwest::Client::new();
     let body = serde_json::json!({ "model": "m", "messages": [{ "role": "user", "content": "hi" }], "stream": true });

@@ -848,8 +848,11 @@ impl Agent {
             max_tokens: (info.context_tokens / 4).clamp(256, REPLY_TOKENS as u32),
             temperature: None,
             stop: Vec::new(),
+            ..ChatRequest::default()
         };
-        let mut stream = model.stream(&request).await.map_err(|e| format!("the model failed: {e}"))?;
+        // The provider's own words: "the model refused the request: …",
+        // "the provider refused the key: …", "the provider has no model …".
+        let mut stream = model.stream(&request).await.map_err(|e| e.to_string())?;
         let mut reply = String::new();
         let mut pending = String::new();
         let mut last_flush = Instant::now();

@@ -72,11 +72,13 @@ async fn world_full(budget: Budget, require_approval: Vec<String>, plan_approval
             kind: "openai-compatible".into(),
             base_url: format!("{}/v1", llm.url),
             api_key: String::new(),
+            api_version: String::new(),
             models: vec![LlmModel {
                 name: "m".into(),
-                input_usd_per_mtok: 1.0,
-                output_usd_per_mtok: 2.0,
+                input_usd_per_mtok: Some(1.0),
+                output_usd_per_mtok: Some(2.0),
                 context_tokens,
+                ..Default::default()
             }],
         }],
         max_retries: 1,
@@ -232,7 +234,7 @@ async fn budgets_provider_failures_and_cancels_end_runs_cleanly() {
     let run = broken.runs.post(broken.thread, broken.user, "Hi".into(), true).await.unwrap().1.unwrap();
     let failed = broken.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
     assert_eq!(failed.status, RunStatus::Failed);
-    assert!(failed.error.unwrap().contains("the model failed: the provider failed (500)"), "a clear run error");
+    assert!(failed.error.unwrap().contains("the provider failed (500)"), "a clear run error");
 
     let slow = world(Budget::default()).await;
     let long = format!("```python\n{}\n```", "print(1) ".repeat(100));

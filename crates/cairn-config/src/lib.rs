@@ -486,18 +486,24 @@ pub fn plan_needs_approval(setting: &str, tasks: usize) -> bool {
 }
 
 /// One LLM provider.
-#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LlmProvider {
     /// The first part of model ids (`openai` in `openai/gpt-4o-mini`).
     pub name: String,
-    /// `openai`, `anthropic` or `openai-compatible`.
+    /// `openai`, `anthropic`, `openai-compatible` or `azure-openai`.
     pub kind: String,
-    /// Empty for the provider's own API; else e.g. `http://127.0.0.1:11434/v1`.
+    /// Empty for the provider's own API (or `OPENAI_BASE_URL` /
+    /// `ANTHROPIC_BASE_URL` when set, as the providers' SDKs do); else e.g.
+    /// `http://127.0.0.1:11434/v1`; for Azure, `https://RESOURCE.openai.azure.com`.
     #[serde(default)]
     pub base_url: String,
     #[serde(default)]
     pub api_key: String,
+    /// Azure OpenAI's `api-version`; empty: a current GA version.
+    #[serde(default)]
+    pub api_version: String,
+    /// For Azure, each model's name is its deployment's name.
     pub models: Vec<LlmModel>,
 }
 
@@ -512,23 +518,40 @@ impl std::fmt::Debug for LlmProvider {
     }
 }
 
-/// One model of a provider, with its price (for cost accounting).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// One model of a provider. Everything but the name comes from built-in
+/// defaults by model family (see `cairn_llm::Capabilities`); what is set
+/// here overrides them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LlmModel {
     pub name: String,
-    #[serde(default)]
-    pub input_usd_per_mtok: f64,
-    #[serde(default)]
-    pub output_usd_per_mtok: f64,
+    /// US dollars per million input tokens (for cost accounting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_usd_per_mtok: Option<f64>,
+    /// US dollars per million output tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_usd_per_mtok: Option<f64>,
     /// The model's context window in tokens: a prompt never exceeds it
-    /// (older turns are summarised first).
-    #[serde(default = "default_context_tokens")]
+    /// (older turns are summarised first). 0: the family's.
+    #[serde(default)]
     pub context_tokens: u32,
-}
-
-fn default_context_tokens() -> u32 {
-    128_000
+    /// The parameter that caps a reply: `max_tokens` or
+    /// `max_completion_tokens`; empty: the family's.
+    #[serde(default)]
+    pub token_limit: String,
+    /// Whether the model accepts a temperature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<bool>,
+    /// Whether the model accepts images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<bool>,
+    /// Whether the model reasons before answering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<bool>,
+    /// `reasoning_effort` for OpenAI reasoning models: `minimal`, `low`,
+    /// `medium` or `high`; empty: the provider's default.
+    #[serde(default)]
+    pub reasoning_effort: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -840,24 +863,37 @@ impl Config {
         }
         let llm = &self.llm;
         for provider in &llm.providers {
-            if !matches!(provider.kind.as_str(), "openai" | "anthropic" | "openai-compatible")
+            if !matches!(provider.kind.as_str(), "openai" | "anthropic" | "openai-compatible" | "azure-openai")
                 || provider.name.is_empty()
                 || provider.name.contains('/')
                 || provider.models.is_empty()
             {
                 return Err(Error::Invalid {
                     key: "llm.providers",
-                    expected: "providers with a name (no `/`), a kind of openai, anthropic or openai-compatible, \
-                               and at least one model",
+                    expected: "providers with a name (no `/`), a kind of openai, anthropic, openai-compatible \
+                               or azure-openai, and at least one model",
                     got: format!("{provider:?}"),
                 });
             }
-            if provider.kind == "openai-compatible" && provider.base_url.is_empty() {
+            if matches!(provider.kind.as_str(), "openai-compatible" | "azure-openai") && provider.base_url.is_empty() {
                 return Err(Error::Invalid {
                     key: "llm.providers",
-                    expected: "a base_url for an openai-compatible provider",
+                    expected: "a base_url for an openai-compatible or azure-openai provider \
+                               (Azure: https://RESOURCE.openai.azure.com)",
                     got: provider.name.clone(),
                 });
+            }
+            for model in &provider.models {
+                let limit_ok = matches!(model.token_limit.as_str(), "" | "max_tokens" | "max_completion_tokens");
+                let effort_ok = matches!(model.reasoning_effort.as_str(), "" | "minimal" | "low" | "medium" | "high");
+                if model.name.is_empty() || !limit_ok || !effort_ok {
+                    return Err(Error::Invalid {
+                        key: "llm.providers",
+                        expected: "models with a name, a token_limit of max_tokens or max_completion_tokens (or \
+                                   none), a reasoning_effort of minimal, low, medium or high (or none)",
+                        got: format!("{}/{}", provider.name, model.name),
+                    });
+                }
             }
         }
         if !llm.default_model.is_empty()

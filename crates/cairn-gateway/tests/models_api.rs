@@ -17,11 +17,13 @@ async fn the_configured_models_are_listed_with_prices_and_the_default() {
         kind: "openai-compatible".into(),
         base_url: "http://127.0.0.1:11434/v1".into(),
         api_key: "secret-key".into(),
+        api_version: String::new(),
         models: vec![LlmModel {
             name: "qwen3".into(),
-            input_usd_per_mtok: 0.0,
-            output_usd_per_mtok: 0.0,
+            input_usd_per_mtok: Some(0.0),
+            output_usd_per_mtok: Some(0.0),
             context_tokens: 128_000,
+            ..Default::default()
         }],
     }];
     let base = support::serve(support::sqlite_state(&dir, config).await).await;
@@ -36,6 +38,9 @@ async fn the_configured_models_are_listed_with_prices_and_the_default() {
     assert_eq!(
         listed["models"],
         json!([{ "id": "ollama/qwen3", "provider": "ollama", "model": "qwen3", "kind": "openai-compatible",
-                 "input_usd_per_mtok": 0.0, "output_usd_per_mtok": 0.0, "context_tokens": 128_000 }])
+                 "input_usd_per_mtok": 0.0, "output_usd_per_mtok": 0.0, "context_tokens": 128_000,
+                 "capabilities": { "token_limit": "max_tokens", "temperature": true, "images": false,
+                                   "reasoning": false, "reasoning_effort": null, "context_tokens": 128_000,
+                                   "input_usd_per_mtok": 0.0, "output_usd_per_mtok": 0.0 } }])
     );
 }

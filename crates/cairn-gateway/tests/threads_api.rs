@@ -36,15 +36,27 @@ async fn start_with(with_agent: bool, configure: impl FnOnce(&mut Config)) -> Ap
         kind: "openai-compatible".into(),
         base_url: format!("{}/v1", llm.url),
         api_key: String::new(),
+        api_version: String::new(),
         models: vec![
-            LlmModel { name: "m".into(), input_usd_per_mtok: 0.0, output_usd_per_mtok: 0.0, context_tokens: 128_000 },
-            LlmModel { name: "n".into(), input_usd_per_mtok: 0.0, output_usd_per_mtok: 0.0, context_tokens: 128_000 },
+            LlmModel {
+                name: "m".into(),
+                input_usd_per_mtok: Some(0.0),
+                output_usd_per_mtok: Some(0.0),
+                ..Default::default()
+            },
+            LlmModel {
+                name: "n".into(),
+                input_usd_per_mtok: Some(0.0),
+                output_usd_per_mtok: Some(0.0),
+                ..Default::default()
+            },
             // A dollar per token: one call spends the budgets below.
             LlmModel {
                 name: "dear".into(),
-                input_usd_per_mtok: 1e6,
-                output_usd_per_mtok: 1e6,
+                input_usd_per_mtok: Some(1e6),
+                output_usd_per_mtok: Some(1e6),
                 context_tokens: 128_000,
+                ..Default::default()
             },
         ],
     }];

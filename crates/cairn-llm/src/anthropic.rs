@@ -59,7 +59,7 @@ impl ChatModel for Anthropic {
             .header("x-api-key", &self.api_key)
             .header("anthropic-version", VERSION)
             .json(&body(request));
-        let response = crate::send(call, &self.timeouts).await?;
+        let response = crate::send(call, &self.timeouts, &request.model).await?;
         let events = crate::events(response, self.timeouts.idle);
         let stream = futures::stream::unfold((events, Progress::default()), |(mut events, mut progress)| async move {
             if progress.finished {

@@ -90,7 +90,7 @@ impl Embedder {
         if status != 200 {
             let after = retry_after(response.headers());
             let body = response.text().await.unwrap_or_default();
-            return Err(LlmError::from_status(status, after, &body));
+            return Err(LlmError::from_status(status, after, &body, &self.model));
         }
         let body: Value = response.json().await.map_err(|e| LlmError::Protocol(e.to_string()))?;
         let mut data: Vec<(usize, Vec<f32>)> = body["data"]

@@ -10,13 +10,15 @@
 
 mod anthropic;
 mod embeddings;
+mod family;
 mod models;
 mod openai;
 mod retry;
 mod sse;
 
 pub use embeddings::Embedder;
-pub use models::{ModelInfo, Models};
+pub use family::{Capabilities, TokenLimit};
+pub use models::{ModelInfo, Models, official_base_url};
 pub use retry::RetryPolicy;
 
 use std::time::Duration;
@@ -49,7 +51,9 @@ impl Message {
     }
 }
 
-/// One call to a model.
+/// One call to a model. The model's [`Capabilities`] decide how it is sent
+/// (the registry fills `token_limit` and `reasoning_effort`, and leaves out
+/// a temperature the model refuses).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatRequest {
     /// The provider's model name (without the `provider/` prefix).
@@ -60,6 +64,25 @@ pub struct ChatRequest {
     pub temperature: Option<f32>,
     /// Text at which the model stops (not included in the reply).
     pub stop: Vec<String>,
+    /// Which parameter carries `max_tokens`.
+    pub token_limit: TokenLimit,
+    /// OpenAI's `reasoning_effort`, for models that reason.
+    pub reasoning_effort: Option<String>,
+}
+
+impl Default for ChatRequest {
+    fn default() -> Self {
+        ChatRequest {
+            model: String::new(),
+            system: None,
+            messages: Vec::new(),
+            max_tokens: 1024,
+            temperature: None,
+            stop: Vec::new(),
+            token_limit: TokenLimit::MaxTokens,
+            reasoning_effort: None,
+        }
+    }
 }
 
 /// Tokens a call used.
@@ -111,11 +134,15 @@ pub enum LlmError {
     #[error("the provider did not answer in time ({0})")]
     Timeout(String),
     /// 401/403: the key is wrong or lacks access. Not retried.
-    #[error("the provider refused the credentials: {0}")]
+    #[error("the provider refused the key: {0}")]
     Auth(String),
-    /// 400/404/422: the request itself is wrong (unknown model, too long). Not retried.
-    #[error("the provider rejected the request: {0}")]
+    /// 400/422: the request itself is wrong (a parameter the model does not
+    /// take, a prompt too long). Not retried.
+    #[error("the model refused the request: {0}")]
     InvalidRequest(String),
+    /// 404 or the provider's "model not found": no such model there. Not retried.
+    #[error("the provider has no model `{model}`: {message}")]
+    NoSuchModel { model: String, message: String },
     /// An answer that does not follow the protocol.
     #[error("the provider's answer was not understood: {0}")]
     Protocol(String),
@@ -133,13 +160,24 @@ impl LlmError {
         )
     }
 
-    /// The error for an HTTP status and body.
-    pub(crate) fn from_status(status: u16, retry_after: Option<Duration>, body: &str) -> LlmError {
-        let message: String = body.chars().take(500).collect();
+    /// The error for an HTTP status and body, in words: the provider's own
+    /// message when its body has one (OpenAI's and Anthropic's
+    /// `{"error": {"message": …}}`), else the start of the body.
+    pub(crate) fn from_status(status: u16, retry_after: Option<Duration>, body: &str, model: &str) -> LlmError {
+        let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
+        let error = parsed.as_ref().map(|v| if v["error"].is_object() { &v["error"] } else { v });
+        let provided = error.and_then(|e| e["message"].as_str()).map(str::to_owned);
+        let code = error.and_then(|e| e["code"].as_str().or(e["type"].as_str())).unwrap_or_default();
+        let message: String = provided.unwrap_or_else(|| body.trim().to_owned()).chars().take(500).collect();
+        let message = if message.is_empty() { format!("HTTP {status}") } else { message };
         match status {
             429 => LlmError::RateLimited { retry_after },
             401 | 403 => LlmError::Auth(message),
-            400 | 404 | 413 | 422 => LlmError::InvalidRequest(message),
+            404 => LlmError::NoSuchModel { model: model.to_owned(), message },
+            400 | 422 if matches!(code, "model_not_found" | "not_found_error" | "DeploymentNotFound") => {
+                LlmError::NoSuchModel { model: model.to_owned(), message }
+            }
+            400 | 413 | 422 => LlmError::InvalidRequest(message),
             // Anthropic's "overloaded" is 529.
             _ => LlmError::Server { status, message },
         }
@@ -203,9 +241,13 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
     value.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
 }
 
-/// Sends a request and checks its status: a failure becomes the matching
-/// error (with the body's message), within the first-token timeout.
-pub(crate) async fn send(request: reqwest::RequestBuilder, timeouts: &Timeouts) -> Result<reqwest::Response, LlmError> {
+/// Sends a request for `model` and checks its status: a failure becomes the
+/// matching error (with the body's message), within the first-token timeout.
+pub(crate) async fn send(
+    request: reqwest::RequestBuilder,
+    timeouts: &Timeouts,
+    model: &str,
+) -> Result<reqwest::Response, LlmError> {
     let response = tokio::time::timeout(timeouts.first_token, request.send())
         .await
         .map_err(|_| LlmError::Timeout(format!("no answer within {} s", timeouts.first_token.as_secs())))?
@@ -216,7 +258,7 @@ pub(crate) async fn send(request: reqwest::RequestBuilder, timeouts: &Timeouts) 
     }
     let retry = retry_after(response.headers());
     let body = response.text().await.unwrap_or_default();
-    Err(LlmError::from_status(status, retry, &body))
+    Err(LlmError::from_status(status, retry, &body, model))
 }
 
 /// The events of an SSE response, with the idle timeout between pieces.

@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use async_trait::async_trait;
+
 use crate::anthropic::Anthropic;
-use crate::openai::OpenAi;
+use crate::openai::{AZURE_API_VERSION, Endpoint, OpenAi};
 use crate::retry::{RetryPolicy, Retrying};
-use crate::{ChatModel, LlmError, Timeouts, Usage};
+use crate::{Capabilities, ChatModel, ChatRequest, DeltaStream, LlmError, Timeouts, Usage};
 
 /// A configured model, as `GET /api/v1/models` lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -19,13 +21,15 @@ pub struct ModelInfo {
     pub provider: String,
     /// The provider's own name for it.
     pub model: String,
-    /// `openai`, `anthropic` or `openai-compatible`.
+    /// `openai`, `anthropic`, `openai-compatible` or `azure-openai`.
     pub kind: String,
     /// US dollars per million input and output tokens (0 when not priced).
     pub input_usd_per_mtok: f64,
     pub output_usd_per_mtok: f64,
     /// The context window in tokens.
     pub context_tokens: u32,
+    /// What the model accepts (by family, overridden by configuration).
+    pub capabilities: Capabilities,
 }
 
 impl ModelInfo {
@@ -36,6 +40,41 @@ impl ModelInfo {
     }
 }
 
+/// A model as its capabilities ask it to be called: the right token-limit
+/// parameter, no temperature where the model refuses one, its reasoning
+/// effort.
+#[derive(Debug)]
+struct Tuned {
+    inner: Arc<dyn ChatModel>,
+    capabilities: Capabilities,
+}
+
+#[async_trait]
+impl ChatModel for Tuned {
+    async fn stream(&self, request: &ChatRequest) -> Result<DeltaStream, LlmError> {
+        let mut request = request.clone();
+        request.token_limit = self.capabilities.token_limit;
+        if !self.capabilities.temperature {
+            request.temperature = None;
+        }
+        if request.reasoning_effort.is_none() {
+            request.reasoning_effort.clone_from(&self.capabilities.reasoning_effort);
+        }
+        self.inner.stream(&request).await
+    }
+}
+
+/// The base URL the providers' own SDKs would use for a kind when the
+/// configuration gives none: `OPENAI_BASE_URL` / `ANTHROPIC_BASE_URL` if
+/// set (read through `env`), else the official endpoint.
+pub fn official_base_url(kind: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
+    let (variable, official) = match kind {
+        "anthropic" => ("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+        _ => ("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+    };
+    env(variable).filter(|url| !url.trim().is_empty()).unwrap_or_else(|| official.to_owned())
+}
+
 /// Every configured model.
 #[derive(Debug, Clone, Default)]
 pub struct Models {
@@ -44,7 +83,17 @@ pub struct Models {
 }
 
 impl Models {
+    /// The models of `config`, with `OPENAI_BASE_URL` / `ANTHROPIC_BASE_URL`
+    /// from the process environment for official providers without a base URL.
     pub fn from_config(config: &cairn_config::LlmConfig) -> Result<Models, LlmError> {
+        Models::from_config_with_env(config, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Models::from_config`] with the environment given.
+    pub fn from_config_with_env(
+        config: &cairn_config::LlmConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Models, LlmError> {
         let timeouts = Timeouts {
             connect: Duration::from_secs(10),
             first_token: Duration::from_secs(config.first_token_timeout_secs),
@@ -57,36 +106,43 @@ impl Models {
             .map_err(|e| LlmError::Connection(e.to_string()))?;
         let mut models = BTreeMap::new();
         for provider in &config.providers {
-            let base = |official: &str| {
-                if provider.base_url.is_empty() { official.to_owned() } else { provider.base_url.clone() }
+            let base_url = if provider.base_url.is_empty() {
+                official_base_url(&provider.kind, env)
+            } else {
+                provider.base_url.clone()
             };
+            let api_key = provider.api_key.clone();
             let client: Arc<dyn ChatModel> = match provider.kind.as_str() {
-                "openai" | "openai-compatible" => Arc::new(OpenAi {
-                    http: http.clone(),
-                    base_url: base("https://api.openai.com/v1"),
-                    api_key: provider.api_key.clone(),
-                    timeouts,
-                }),
-                "anthropic" => Arc::new(Anthropic {
-                    http: http.clone(),
-                    base_url: base("https://api.anthropic.com"),
-                    api_key: provider.api_key.clone(),
-                    timeouts,
-                }),
+                "openai" | "openai-compatible" => {
+                    Arc::new(OpenAi { http: http.clone(), base_url, api_key, timeouts, endpoint: Endpoint::Standard })
+                }
+                "azure-openai" => {
+                    let api_version = if provider.api_version.is_empty() {
+                        AZURE_API_VERSION.to_owned()
+                    } else {
+                        provider.api_version.clone()
+                    };
+                    let endpoint = Endpoint::Azure { api_version };
+                    Arc::new(OpenAi { http: http.clone(), base_url, api_key, timeouts, endpoint })
+                }
+                "anthropic" => Arc::new(Anthropic { http: http.clone(), base_url, api_key, timeouts }),
                 other => return Err(LlmError::InvalidRequest(format!("unknown provider kind `{other}`"))),
             };
             let client: Arc<dyn ChatModel> = Arc::new(Retrying { inner: client, policy });
             for model in &provider.models {
+                let capabilities = Capabilities::configured(&provider.kind, model);
                 let info = ModelInfo {
                     id: format!("{}/{}", provider.name, model.name),
                     provider: provider.name.clone(),
                     model: model.name.clone(),
                     kind: provider.kind.clone(),
-                    input_usd_per_mtok: model.input_usd_per_mtok,
-                    output_usd_per_mtok: model.output_usd_per_mtok,
-                    context_tokens: model.context_tokens,
+                    input_usd_per_mtok: capabilities.input_usd_per_mtok,
+                    output_usd_per_mtok: capabilities.output_usd_per_mtok,
+                    context_tokens: capabilities.context_tokens,
+                    capabilities: capabilities.clone(),
                 };
-                models.insert(info.id.clone(), (client.clone(), info));
+                let tuned: Arc<dyn ChatModel> = Arc::new(Tuned { inner: client.clone(), capabilities });
+                models.insert(info.id.clone(), (tuned, info));
             }
         }
         let default = if config.default_model.is_empty() {

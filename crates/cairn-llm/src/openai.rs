@@ -1,19 +1,57 @@
 //! OpenAI Chat Completions (`POST {base}/chat/completions`, streamed), which
-//! OpenAI-compatible servers (Ollama, vLLM, llama.cpp, OpenRouter) speak too.
+//! OpenAI-compatible servers (Ollama, vLLM, llama.cpp, LM Studio, OpenRouter,
+//! Gemini's OpenAI endpoint) speak too, and Azure OpenAI's deployments
+//! (`{resource}/openai/deployments/{deployment}/chat/completions?api-version=…`
+//! with an `api-key` header).
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::{ChatModel, ChatRequest, Delta, DeltaStream, LlmError, Progress, Role, Timeouts, Usage};
+use crate::{ChatModel, ChatRequest, Delta, DeltaStream, LlmError, Progress, Role, Timeouts, TokenLimit, Usage};
+
+/// Azure OpenAI's `api-version` when the configuration names none (GA).
+pub(crate) const AZURE_API_VERSION: &str = "2024-10-21";
+
+/// Where requests go and how they are authenticated.
+#[derive(Debug, Clone)]
+pub(crate) enum Endpoint {
+    /// `{base}/chat/completions` with a bearer key (OpenAI and compatible servers).
+    Standard,
+    /// An Azure OpenAI resource: the model is the deployment's name.
+    Azure { api_version: String },
+}
 
 #[derive(Debug, Clone)]
 pub(crate) struct OpenAi {
     pub http: reqwest::Client,
-    /// e.g. `https://api.openai.com/v1`
+    /// e.g. `https://api.openai.com/v1`, or an Azure resource's URL.
     pub base_url: String,
     pub api_key: String,
     pub timeouts: Timeouts,
+    pub endpoint: Endpoint,
+}
+
+impl OpenAi {
+    fn url(&self, model: &str) -> String {
+        let base = self.base_url.trim_end_matches('/');
+        match &self.endpoint {
+            Endpoint::Standard => format!("{base}/chat/completions"),
+            Endpoint::Azure { api_version } => {
+                let base = base.strip_suffix("/openai").unwrap_or(base);
+                // Deployment names are letters, digits, `-` and `_`; anything
+                // else is escaped rather than trusted into the path.
+                let deployment: String = model
+                    .bytes()
+                    .map(|b| match b {
+                        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+                        _ => format!("%{b:02X}"),
+                    })
+                    .collect();
+                format!("{base}/openai/deployments/{deployment}/chat/completions?api-version={api_version}")
+            }
+        }
+    }
 }
 
 pub(crate) fn body(request: &ChatRequest) -> Value {
@@ -28,10 +66,17 @@ pub(crate) fn body(request: &ChatRequest) -> Value {
     let mut body = json!({
         "model": request.model,
         "messages": messages,
-        "max_tokens": request.max_tokens,
         "stream": true,
         "stream_options": { "include_usage": true },
     });
+    let limit = match request.token_limit {
+        TokenLimit::MaxTokens => "max_tokens",
+        TokenLimit::MaxCompletionTokens => "max_completion_tokens",
+    };
+    body[limit] = json!(request.max_tokens);
+    if let Some(effort) = &request.reasoning_effort {
+        body["reasoning_effort"] = json!(effort);
+    }
     if let Some(temperature) = request.temperature {
         body["temperature"] = json!(temperature);
     }
@@ -44,12 +89,14 @@ pub(crate) fn body(request: &ChatRequest) -> Value {
 #[async_trait]
 impl ChatModel for OpenAi {
     async fn stream(&self, request: &ChatRequest) -> Result<DeltaStream, LlmError> {
-        let url = format!("{}/chat/completions", self.base_url.trim_end_matches('/'));
-        let mut call = self.http.post(url).json(&body(request));
+        let mut call = self.http.post(self.url(&request.model)).json(&body(request));
         if !self.api_key.is_empty() {
-            call = call.bearer_auth(&self.api_key);
+            call = match self.endpoint {
+                Endpoint::Standard => call.bearer_auth(&self.api_key),
+                Endpoint::Azure { .. } => call.header("api-key", &self.api_key),
+            };
         }
-        let response = crate::send(call, &self.timeouts).await?;
+        let response = crate::send(call, &self.timeouts, &request.model).await?;
         let events = crate::events(response, self.timeouts.idle);
         let stream = futures::stream::unfold((events, Progress::default()), |(mut events, mut progress)| async move {
             if progress.finished {

@@ -14,9 +14,10 @@ use futures::StreamExt;
 fn config(server: &ScriptedLlm, max_retries: u32, idle_timeout_secs: u64) -> LlmConfig {
     let model = |name: &str| LlmModel {
         name: name.into(),
-        input_usd_per_mtok: 3.0,
-        output_usd_per_mtok: 15.0,
+        input_usd_per_mtok: Some(3.0),
+        output_usd_per_mtok: Some(15.0),
         context_tokens: 128_000,
+        ..Default::default()
     };
     LlmConfig {
         providers: vec![
@@ -25,6 +26,7 @@ fn config(server: &ScriptedLlm, max_retries: u32, idle_timeout_secs: u64) -> Llm
                 kind: "openai-compatible".into(),
                 base_url: format!("{}/v1", server.url),
                 api_key: "sk-test".into(),
+                api_version: String::new(),
                 models: vec![model("small")],
             },
             LlmProvider {
@@ -32,6 +34,7 @@ fn config(server: &ScriptedLlm, max_retries: u32, idle_timeout_secs: u64) -> Llm
                 kind: "anthropic".into(),
                 base_url: server.url.clone(),
                 api_key: "ant-test".into(),
+                api_version: String::new(),
                 models: vec![model("sonnet")],
             },
         ],
@@ -51,6 +54,7 @@ fn request(model: &str) -> ChatRequest {
         max_tokens: 100,
         temperature: Some(0.0),
         stop: vec!["</code>".into()],
+        ..ChatRequest::default()
     }
 }
 
@@ -178,4 +182,124 @@ async fn embeddings_come_back_in_order_across_batches() {
     gone.providers[0].base_url = "http://127.0.0.1:9/v1".into();
     let error = Embedder::from_config(&gone).unwrap().unwrap().embed(&["x".into()]).await.unwrap_err();
     assert!(matches!(error, LlmError::Connection(_)), "{error}");
+}
+
+/// A provider of `kind` at `base_url` with these models.
+fn provider(name: &str, kind: &str, base_url: String, api_key: &str, models: Vec<LlmModel>) -> LlmProvider {
+    LlmProvider {
+        name: name.into(),
+        kind: kind.into(),
+        base_url,
+        api_key: api_key.into(),
+        models,
+        ..Default::default()
+    }
+}
+
+fn named(name: &str) -> LlmModel {
+    LlmModel { name: name.into(), ..Default::default() }
+}
+
+fn llm(providers: Vec<LlmProvider>) -> LlmConfig {
+    LlmConfig { providers, max_retries: 2, first_token_timeout_secs: 10, idle_timeout_secs: 10, ..Default::default() }
+}
+
+#[tokio::test]
+async fn openai_models_are_called_as_their_family_requires() {
+    let server = ScriptedLlm::start(Vec::new()).await;
+    server.set_default(Reply::Text("ok".into()));
+    let tuned = LlmModel { reasoning_effort: "low".into(), ..named("gpt-5-mini") };
+    let config = llm(vec![
+        provider("openai", "openai", format!("{}/v1", server.url), "sk-o", vec![tuned, named("gpt-4o-mini")]),
+        provider("local", "openai-compatible", format!("{}/v1", server.url), "", vec![named("qwen3")]),
+    ]);
+    let models = Models::from_config_with_env(&config, &|_| None).unwrap();
+    for (id, model) in
+        [("openai/gpt-5-mini", "gpt-5-mini"), ("openai/gpt-4o-mini", "gpt-4o-mini"), ("local/qwen3", "qwen3")]
+    {
+        let (client, info) = models.get(Some(id)).unwrap();
+        let completion = client.complete(&request(model)).await.unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!(completion.text, "ok", "{id}");
+        assert_eq!(info.input_usd_per_mtok, info.capabilities.input_usd_per_mtok);
+    }
+    let bodies: Vec<serde_json::Value> = server.received().into_iter().map(|r| r.body).collect();
+    // A reasoning model: max_completion_tokens, no temperature, its effort.
+    assert_eq!(bodies[0]["max_completion_tokens"], 100);
+    assert!(bodies[0].get("max_tokens").is_none() && bodies[0].get("temperature").is_none(), "{}", bodies[0]);
+    assert_eq!(bodies[0]["reasoning_effort"], "low");
+    // OpenAI's chat models: max_completion_tokens, the temperature kept.
+    assert_eq!(
+        (bodies[1]["max_completion_tokens"].as_u64(), bodies[1]["temperature"].as_f64()),
+        (Some(100), Some(0.0))
+    );
+    // A compatible server keeps max_tokens.
+    assert_eq!((bodies[2]["max_tokens"].as_u64(), bodies[2].get("max_completion_tokens")), (Some(100), None));
+    // Prices by family when the configuration names none.
+    let (_, info) = models.get(Some("openai/gpt-4o-mini")).unwrap();
+    assert_eq!((info.input_usd_per_mtok, info.output_usd_per_mtok, info.context_tokens), (0.15, 0.60, 128_000));
+}
+
+#[tokio::test]
+async fn refusals_are_reported_in_the_providers_words_and_not_retried() {
+    let server = ScriptedLlm::start(Vec::new()).await;
+    server.set_default(Reply::Text("ok".into()));
+    // Configured against the family: the provider refuses, as OpenAI does.
+    let wrong = LlmModel { token_limit: "max_tokens".into(), ..named("gpt-5") };
+    let config = llm(vec![provider(
+        "openai",
+        "openai",
+        format!("{}/v1", server.url),
+        "sk-o",
+        vec![wrong, named("no-such-model")],
+    )]);
+    let models = Models::from_config_with_env(&config, &|_| None).unwrap();
+    let (model, _) = models.get(Some("openai/gpt-5")).unwrap();
+    let refused = model.complete(&request("gpt-5")).await.unwrap_err();
+    assert!(matches!(refused, LlmError::InvalidRequest(_)), "{refused:?}");
+    assert_eq!(
+        refused.to_string(),
+        "the model refused the request: Unsupported parameter: 'max_tokens' is not supported with this model. \
+         Use 'max_completion_tokens' instead."
+    );
+    assert_eq!(server.received().len(), 1, "a refused request is not retried");
+
+    let (missing, _) = models.get(Some("openai/no-such-model")).unwrap();
+    let error = missing.complete(&request("no-such-model")).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the provider has no model `no-such-model`: The model `no-such-model` does not exist or you do not have \
+         access to it."
+    );
+    assert_eq!(server.received().len(), 2);
+}
+
+#[tokio::test]
+async fn azure_deployments_and_sdk_base_url_variables_are_honoured() {
+    let server = ScriptedLlm::start(Vec::new()).await;
+    server.set_default(Reply::Text("from azure".into()));
+    let config = llm(vec![
+        provider("azure", "azure-openai", server.url.clone(), "az-key", vec![named("prod-gpt-4o")]),
+        provider("keyless", "azure-openai", format!("{}/openai/", server.url), "", vec![named("prod-gpt-4o")]),
+        // No base URL: OPENAI_BASE_URL, as OpenAI's SDKs read it.
+        provider("openai", "openai", String::new(), "sk-o", vec![named("gpt-4o")]),
+    ]);
+    let env_base = format!("{}/v1", server.url);
+    let models =
+        Models::from_config_with_env(&config, &|name| (name == "OPENAI_BASE_URL").then(|| env_base.clone())).unwrap();
+    let (azure, info) = models.get(Some("azure/prod-gpt-4o")).unwrap();
+    assert_eq!(info.capabilities.token_limit, cairn_llm::TokenLimit::MaxCompletionTokens);
+    assert_eq!(azure.complete(&request("prod-gpt-4o")).await.unwrap().text, "from azure");
+    let received = server.received();
+    assert_eq!(received[0].protocol, "azure");
+    assert_eq!(received[0].headers["api-key"], "az-key");
+    assert!(received[0].headers.get("authorization").is_none(), "Azure's key is not a bearer token");
+
+    let (keyless, _) = models.get(Some("keyless/prod-gpt-4o")).unwrap();
+    let refused = keyless.complete(&request("prod-gpt-4o")).await.unwrap_err();
+    assert!(refused.to_string().starts_with("the provider refused the key: Access denied"), "{refused}");
+
+    let (openai, _) = models.get(Some("openai/gpt-4o")).unwrap();
+    assert_eq!(openai.complete(&request("gpt-4o")).await.unwrap().text, "from azure");
+    assert_eq!(server.received().last().unwrap().protocol, "openai");
+    assert_eq!(cairn_llm::official_base_url("anthropic", &|_| None), "https://api.anthropic.com");
 }

@@ -2,8 +2,12 @@
 //! and benchmarks. It speaks OpenAI Chat Completions
 //! (`POST /v1/chat/completions`) and Anthropic Messages (`POST /v1/messages`),
 //! streamed (server-sent events in each provider's own event shapes) and not,
-//! and plays a script of replies in order: text, an error status (with
-//! `Retry-After`), a slow stream, or a stream that drops mid-reply.
+//! and Azure OpenAI's deployment paths (which need `api-version` and an
+//! `api-key` header), and plays a script of replies in order: text, an
+//! error status (with `Retry-After`), a slow stream, or a stream that drops
+//! mid-reply. Like OpenAI it refuses, with OpenAI's error bodies, models
+//! named `no-such-…`, and `max_tokens` or a non-default temperature for its
+//! reasoning models (o-series, GPT-5).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -34,7 +38,7 @@ pub enum Reply {
 /// A request the server received.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Received {
-    /// `openai` or `anthropic`.
+    /// `openai`, `azure` or `anthropic`.
     pub protocol: &'static str,
     pub headers: HeaderMap,
     pub body: Value,
@@ -64,6 +68,7 @@ impl ScriptedLlm {
         let script = Arc::new(Mutex::new(Script { replies: replies.into(), ..Script::default() }));
         let router = Router::new()
             .route("/v1/chat/completions", post(openai))
+            .route("/openai/deployments/{deployment}/chat/completions", post(azure))
             .route("/v1/messages", post(anthropic))
             .route("/v1/embeddings", post(embeddings))
             .with_state(script.clone());
@@ -206,12 +211,92 @@ async fn embeddings(State(script): State<Arc<Mutex<Script>>>, axum::Json(body): 
     .into_response()
 }
 
+/// An OpenAI error answer, in OpenAI's documented shape.
+fn openai_error(status: StatusCode, message: &str, kind: &str, param: Option<&str>, code: &str) -> Response {
+    let body = json!({ "error": { "message": message, "type": kind, "param": param, "code": code } });
+    (status, axum::Json(body)).into_response()
+}
+
+/// What OpenAI's API refuses before it answers, as it refuses it: a model
+/// that does not exist, and, for its reasoning models (o-series, GPT-5),
+/// `max_tokens` and any temperature but the default.
+fn openai_refusal(body: &Value) -> Option<Response> {
+    let model = body["model"].as_str().unwrap_or_default();
+    if model.starts_with("no-such-") {
+        let message = format!("The model `{model}` does not exist or you do not have access to it.");
+        return Some(openai_error(StatusCode::NOT_FOUND, &message, "invalid_request_error", None, "model_not_found"));
+    }
+    let reasoning = model.starts_with("gpt-5")
+        || ["o1", "o3", "o4"].iter().any(|f| model == *f || model.starts_with(&format!("{f}-")));
+    if !reasoning {
+        return None;
+    }
+    if body.get("max_tokens").is_some() {
+        let message = "Unsupported parameter: 'max_tokens' is not supported with this model. \
+                       Use 'max_completion_tokens' instead.";
+        return Some(openai_error(
+            StatusCode::BAD_REQUEST,
+            message,
+            "invalid_request_error",
+            Some("max_tokens"),
+            "unsupported_parameter",
+        ));
+    }
+    if body.get("temperature").is_some_and(|t| t.as_f64() != Some(1.0)) {
+        let message = "Unsupported value: 'temperature' does not support 0.0 with this model. \
+                       Only the default (1) value is supported.";
+        return Some(openai_error(
+            StatusCode::BAD_REQUEST,
+            message,
+            "invalid_request_error",
+            Some("temperature"),
+            "unsupported_value",
+        ));
+    }
+    None
+}
+
+/// Azure OpenAI: a deployment's chat completions, which need `api-version`
+/// and the `api-key` header (a bearer token is not Azure's key).
+async fn azure(
+    State(script): State<Arc<Mutex<Script>>>,
+    axum::extract::Path(deployment): axum::extract::Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: HeaderMap,
+    axum::Json(mut body): axum::Json<Value>,
+) -> Response {
+    let versioned =
+        query.unwrap_or_default().split('&').any(|pair| pair.starts_with("api-version=") && pair.len() > 12);
+    if !versioned {
+        let message = "The api-version query parameter (?api-version=) is required for all requests.";
+        let error = json!({ "error": { "code": "MissingApiVersionParameter", "message": message } });
+        return (StatusCode::NOT_FOUND, axum::Json(error)).into_response();
+    }
+    if headers.get("api-key").is_none_or(|key| key.is_empty()) {
+        let message = "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide \
+                       a valid key for an active subscription and use a correct regional API endpoint for your resource.";
+        let error = json!({ "error": { "code": "401", "message": message } });
+        return (StatusCode::UNAUTHORIZED, axum::Json(error)).into_response();
+    }
+    // The deployment names the model.
+    body["model"] = json!(deployment);
+    openai_reply(&script, "azure", headers, body).await
+}
+
 async fn openai(
     State(script): State<Arc<Mutex<Script>>>,
     headers: HeaderMap,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    let reply = next(&script, Received { protocol: "openai", headers, body: body.clone() });
+    openai_reply(&script, "openai", headers, body).await
+}
+
+async fn openai_reply(script: &Mutex<Script>, protocol: &'static str, headers: HeaderMap, body: Value) -> Response {
+    if let Some(refused) = openai_refusal(&body) {
+        script.lock().unwrap().received.push(Received { protocol, headers, body });
+        return refused;
+    }
+    let reply = next(script, Received { protocol, headers, body: body.clone() });
     let input = input_tokens(&body);
     let (text, delay, broken) = match reply {
         Reply::Status { status, retry_after } => return status_response(status, retry_after, "openai"),

@@ -53,6 +53,24 @@ export type AuditEntryResponse = {
 /** One audit-log entry. */
 export type AuditId = string;
 
+/** What a model accepts, and its list prices. */
+export type Capabilities = {
+  /** The context window in tokens. */
+  context_tokens: number;
+  /** Whether it accepts images in messages. */
+  images: boolean;
+  /** US dollars per million input and output tokens (0: not priced). */
+  input_usd_per_mtok: number;
+  output_usd_per_mtok: number;
+  /** Whether it reasons before answering (o-series, GPT-5, Claude's extended thinking). */
+  reasoning: boolean;
+  /** `reasoning_effort` sent to OpenAI reasoning models (`minimal`, `low`, `medium`, `high`); `null`: the provider's default. */
+  reasoning_effort?: string | null;
+  /** Whether it accepts a `temperature` (OpenAI's reasoning models refuse any but the default). */
+  temperature: boolean;
+  token_limit: TokenLimit;
+};
+
 export type ChangeMemberRequest = {
   role: Role;
 };
@@ -204,13 +222,15 @@ export type MessageResponse = {
 
 /** A configured model, as `GET /api/v1/models` lists it. */
 export type ModelInfo = {
+  /** What the model accepts (by family, overridden by configuration). */
+  capabilities: Capabilities;
   /** The context window in tokens. */
   context_tokens: number;
   /** `provider/model`, what projects and threads choose. */
   id: string;
   /** US dollars per million input and output tokens (0 when not priced). */
   input_usd_per_mtok: number;
-  /** `openai`, `anthropic` or `openai-compatible`. */
+  /** `openai`, `anthropic`, `openai-compatible` or `azure-openai`. */
   kind: string;
   /** The provider's own name for it. */
   model: string;
@@ -440,6 +460,9 @@ export type TicketResponse = {
   /** Send it as `?ticket=` when opening the thread's event WebSocket. */
   ticket: string;
 };
+
+/** Which parameter caps the length of a reply. */
+export type TokenLimit = "max_tokens" | "max_completion_tokens";
 
 /** The OAuth2 token request, form-encoded. */
 export type TokenRequest = {

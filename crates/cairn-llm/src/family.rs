@@ -1,0 +1,194 @@
+//! What a model accepts and costs, by family: built-in defaults that the
+//! configuration may override per model. A provider's official API and an
+//! OpenAI-compatible server differ even for one model name, so the kind of
+//! provider counts too.
+
+use serde::Serialize;
+
+/// Which parameter caps the length of a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenLimit {
+    /// `max_tokens`: Anthropic, and OpenAI-compatible servers.
+    MaxTokens,
+    /// `max_completion_tokens`: OpenAI's own API, which refuses `max_tokens`
+    /// for its reasoning models (o-series, GPT-5).
+    MaxCompletionTokens,
+}
+
+/// What a model accepts, and its list prices.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Capabilities {
+    pub token_limit: TokenLimit,
+    /// Whether it accepts a `temperature` (OpenAI's reasoning models refuse
+    /// any but the default).
+    pub temperature: bool,
+    /// Whether it accepts images in messages.
+    pub images: bool,
+    /// Whether it reasons before answering (o-series, GPT-5, Claude's
+    /// extended thinking).
+    pub reasoning: bool,
+    /// `reasoning_effort` sent to OpenAI reasoning models (`minimal`, `low`,
+    /// `medium`, `high`); `null`: the provider's default.
+    pub reasoning_effort: Option<String>,
+    /// The context window in tokens.
+    pub context_tokens: u32,
+    /// US dollars per million input and output tokens (0: not priced).
+    pub input_usd_per_mtok: f64,
+    pub output_usd_per_mtok: f64,
+}
+
+/// List prices per million tokens (input, output), in US dollars, as the
+/// providers published them for these families; configuration overrides
+/// them. Longer prefixes first: the first match wins.
+const PRICES: &[(&str, f64, f64)] = &[
+    ("gpt-5-nano", 0.05, 0.40),
+    ("gpt-5-mini", 0.25, 2.00),
+    ("gpt-5", 1.25, 10.00),
+    ("gpt-4.1-nano", 0.10, 0.40),
+    ("gpt-4.1-mini", 0.40, 1.60),
+    ("gpt-4.1", 2.00, 8.00),
+    ("gpt-4o-mini", 0.15, 0.60),
+    ("gpt-4o", 2.50, 10.00),
+    ("o4-mini", 1.10, 4.40),
+    ("o3-mini", 1.10, 4.40),
+    ("o3", 2.00, 8.00),
+    ("o1-mini", 1.10, 4.40),
+    ("o1", 15.00, 60.00),
+    ("claude-opus-4", 15.00, 75.00),
+    ("claude-sonnet-4", 3.00, 15.00),
+    ("claude-3-7-sonnet", 3.00, 15.00),
+    ("claude-3-5-sonnet", 3.00, 15.00),
+    ("claude-haiku-4", 1.00, 5.00),
+    ("claude-3-5-haiku", 0.80, 4.00),
+];
+
+/// OpenAI's reasoning families: `o1`, `o3`, `o4-mini`, `gpt-5…`.
+fn openai_reasoning(name: &str) -> bool {
+    let name = name.rsplit('/').next().unwrap_or(name);
+    name.starts_with("gpt-5")
+        || ["o1", "o3", "o4"].iter().any(|family| name == *family || name.starts_with(&format!("{family}-")))
+}
+
+impl Capabilities {
+    /// The defaults for `model` served by a provider of `kind` (`openai`,
+    /// `azure-openai`, `anthropic` or an OpenAI-compatible kind).
+    pub fn defaults(kind: &str, model: &str) -> Capabilities {
+        let name = model.to_ascii_lowercase();
+        let short = name.rsplit('/').next().unwrap_or(&name).to_owned();
+        let (input, output) =
+            PRICES.iter().find(|(prefix, ..)| short.starts_with(prefix)).map_or((0.0, 0.0), |(_, i, o)| (*i, *o));
+        let reasoning_openai = openai_reasoning(&short);
+        let claude = short.starts_with("claude");
+        let thinking_claude = ["claude-3-7", "claude-opus-4", "claude-sonnet-4", "claude-haiku-4", "claude-4"]
+            .iter()
+            .any(|family| short.starts_with(family));
+        let official_openai = matches!(kind, "openai" | "azure-openai");
+        Capabilities {
+            // OpenAI's own API takes max_completion_tokens for every model (and
+            // requires it for reasoning ones); other servers know max_tokens.
+            token_limit: if official_openai { TokenLimit::MaxCompletionTokens } else { TokenLimit::MaxTokens },
+            temperature: !(official_openai && reasoning_openai),
+            images: claude
+                || short.starts_with("gpt-4o")
+                || short.starts_with("gpt-4.1")
+                || short.starts_with("gpt-5")
+                || short.starts_with("o3")
+                || short.starts_with("o4")
+                || short.contains("vision")
+                || short.starts_with("gemini"),
+            reasoning: reasoning_openai || thinking_claude,
+            reasoning_effort: None,
+            context_tokens: if claude {
+                200_000
+            } else if short.starts_with("gpt-4.1") {
+                1_047_576
+            } else if short.starts_with("gpt-5") {
+                400_000
+            } else if reasoning_openai {
+                200_000
+            } else {
+                128_000
+            },
+            input_usd_per_mtok: input,
+            output_usd_per_mtok: output,
+        }
+    }
+
+    /// The defaults with what the configuration says of this model.
+    pub fn configured(kind: &str, model: &cairn_config::LlmModel) -> Capabilities {
+        let mut caps = Capabilities::defaults(kind, &model.name);
+        match model.token_limit.as_str() {
+            "max_tokens" => caps.token_limit = TokenLimit::MaxTokens,
+            "max_completion_tokens" => caps.token_limit = TokenLimit::MaxCompletionTokens,
+            _ => {}
+        }
+        if let Some(temperature) = model.temperature {
+            caps.temperature = temperature;
+        }
+        if let Some(images) = model.images {
+            caps.images = images;
+        }
+        if let Some(reasoning) = model.reasoning {
+            caps.reasoning = reasoning;
+        }
+        if !model.reasoning_effort.is_empty() {
+            caps.reasoning_effort = Some(model.reasoning_effort.clone());
+        }
+        if model.context_tokens > 0 {
+            caps.context_tokens = model.context_tokens;
+        }
+        if let Some(price) = model.input_usd_per_mtok {
+            caps.input_usd_per_mtok = price;
+        }
+        if let Some(price) = model.output_usd_per_mtok {
+            caps.output_usd_per_mtok = price;
+        }
+        caps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openai_reasoning_models_take_max_completion_tokens_and_no_temperature() {
+        for model in ["gpt-5", "gpt-5-mini", "o3", "o4-mini", "o1-preview"] {
+            let caps = Capabilities::defaults("openai", model);
+            assert_eq!(
+                (caps.token_limit, caps.temperature, caps.reasoning),
+                (TokenLimit::MaxCompletionTokens, false, true),
+                "{model}"
+            );
+        }
+        let chat = Capabilities::defaults("openai", "gpt-4o-mini");
+        assert_eq!((chat.token_limit, chat.temperature, chat.images), (TokenLimit::MaxCompletionTokens, true, true));
+        assert_eq!((chat.input_usd_per_mtok, chat.output_usd_per_mtok), (0.15, 0.60), "the mini's price, not gpt-4o's");
+        // A compatible server keeps max_tokens and temperature, whatever the name.
+        let served = Capabilities::defaults("openai-compatible", "o3");
+        assert_eq!((served.token_limit, served.temperature), (TokenLimit::MaxTokens, true));
+        // Names that merely start with the letters are not the o-series.
+        assert!(!Capabilities::defaults("openai", "omni-moderation").reasoning);
+    }
+
+    #[test]
+    fn configuration_overrides_the_family() {
+        let model = cairn_config::LlmModel {
+            name: "gpt-5".into(),
+            token_limit: "max_tokens".into(),
+            temperature: Some(true),
+            images: Some(false),
+            reasoning: None,
+            reasoning_effort: "low".into(),
+            context_tokens: 32_000,
+            input_usd_per_mtok: Some(1.0),
+            output_usd_per_mtok: None,
+        };
+        let caps = Capabilities::configured("openai", &model);
+        assert_eq!(caps.token_limit, TokenLimit::MaxTokens);
+        assert!(caps.temperature && !caps.images && caps.reasoning);
+        assert_eq!((caps.reasoning_effort.as_deref(), caps.context_tokens), (Some("low"), 32_000));
+        assert_eq!((caps.input_usd_per_mtok, caps.output_usd_per_mtok), (1.0, 10.0));
+    }
+}
