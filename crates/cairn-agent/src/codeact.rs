@@ -164,6 +164,16 @@ const SUMMARY_INPUT_CHARS: usize = 60_000;
 /// Tokens kept free for the reply.
 const REPLY_TOKENS: usize = 4096;
 
+/// OpenAI's reasoning models think in hidden tokens counted against the same
+/// `max_completion_tokens` as the reply: without room for them, a reply can
+/// come back empty.
+const REASONING_TOKENS: u32 = 16_384;
+
+fn reasoning_room(info: &cairn_llm::ModelInfo) -> u32 {
+    let caps = &info.capabilities;
+    if caps.reasoning && caps.token_limit == cairn_llm::TokenLimit::MaxCompletionTokens { REASONING_TOKENS } else { 0 }
+}
+
 /// A conservative token count for text: about four characters a token.
 pub fn estimate_tokens(text: &str) -> usize {
     text.chars().count().div_ceil(4) + 4
@@ -845,7 +855,7 @@ impl Agent {
             model: info.model.clone(),
             system: Some(system),
             messages,
-            max_tokens: (info.context_tokens / 4).clamp(256, REPLY_TOKENS as u32),
+            max_tokens: (info.context_tokens / 4).clamp(256, REPLY_TOKENS as u32) + reasoning_room(&info),
             temperature: None,
             stop: Vec::new(),
             ..ChatRequest::default()
