@@ -399,6 +399,10 @@ pub struct LlmConfig {
     /// `openai` or `openai-compatible` provider (its `/embeddings`); empty:
     /// memory is off.
     pub embedding_model: String,
+    /// With no providers configured, connect what the environment offers:
+    /// `OPENAI_API_KEY`, `ANTHROPIC_API_KEY` (and their `*_BASE_URL`) and a
+    /// local Ollama on 127.0.0.1:11434.
+    pub discover: bool,
 }
 
 impl Default for LlmConfig {
@@ -410,6 +414,7 @@ impl Default for LlmConfig {
             first_token_timeout_secs: 120,
             idle_timeout_secs: 60,
             embedding_model: String::new(),
+            discover: true,
         }
     }
 }

@@ -327,12 +327,21 @@ pub(crate) fn check_model(state: &AppState, model: Option<&str>) -> Result<(), A
     }
 }
 
-fn agent_unavailable() -> ApiError {
-    ApiError::AgentUnavailable {
-        detail: "the agent cannot run on this server: it needs sandboxes and a configured language model \
-                 (llm.providers); see the start-up log"
-            .into(),
-    }
+/// Why no run can start, in words for who asked: an administrator learns
+/// how to connect a model, a member whom to ask.
+fn agent_unavailable(state: &AppState, principal: &Principal) -> ApiError {
+    let detail = match (state.models.default_id().is_some(), principal.user.is_admin) {
+        (false, true) => {
+            "no language model is connected yet: start Cairn with OPENAI_API_KEY or ANTHROPIC_API_KEY \
+                          set, run Ollama on this machine, or add providers to llm.providers (docs/models.md)"
+        }
+        (false, false) => "no language model is connected yet: ask an administrator to connect a model",
+        (true, _) => {
+            "the agent cannot run on this server: its sandboxes are not available (bubblewrap is missing \
+                      or could not start); ask an administrator"
+        }
+    };
+    ApiError::AgentUnavailable { detail: detail.into() }
 }
 
 /// Posts a message to a thread and (by default) starts an agent run that
@@ -377,7 +386,7 @@ async fn post_message(
         return Ok(response);
     }
     let Some(runs) = state.runs.as_ref().filter(|_| !request.run || state.models.default_id().is_some()) else {
-        return Err(agent_unavailable());
+        return Err(agent_unavailable(&state, &principal));
     };
     check_model(&state, request.model.as_deref())?;
     let options = cairn_agent::RunOptions { model: request.model, plan: request.plan };
@@ -428,7 +437,7 @@ async fn runs_for_write<'a>(
     id: RunId,
 ) -> Result<&'a cairn_agent::Runs, ApiError> {
     run_for(state, principal, id, Access::Write).await?;
-    state.runs.as_ref().ok_or_else(agent_unavailable)
+    state.runs.as_ref().ok_or_else(|| agent_unavailable(state, principal))
 }
 
 async fn run_for(state: &AppState, principal: &Principal, id: RunId, access: Access) -> Result<Run, ApiError> {

@@ -366,6 +366,37 @@ async fn without_the_agent_posting_a_run_says_why() {
     let thread = api.thread().await;
     let (status, problem) = api.post(&api.owner, &thread, json!({ "content": "hello" }), None).await;
     assert_eq!((status, problem["code"].clone()), (503, json!("agent_unavailable")));
+    assert!(problem["detail"].as_str().unwrap().contains("sandboxes are not available"), "{problem}");
+}
+
+#[tokio::test]
+async fn without_a_model_an_administrator_learns_how_to_connect_one_and_a_member_whom_to_ask() {
+    let api = start_with(true, |config| {
+        config.llm.providers.clear();
+        config.llm.default_model.clear();
+        config.llm.embedding_model.clear();
+    })
+    .await;
+    let thread = api.thread().await;
+    // The owner registered first: the deployment's administrator.
+    let (status, problem) = api.post(&api.owner, &thread, json!({ "content": "hello" }), None).await;
+    assert_eq!(status, 503);
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("OPENAI_API_KEY") && !detail.contains("start-up log"), "{detail}");
+    // A member who is not an administrator (an editor of this project).
+    let member = json!({ "email": "stranger@example.com", "role": "editor" });
+    let added = api
+        .client
+        .post(format!("{}/api/v1/projects/{}/members", api.base, api.project))
+        .bearer_auth(&api.owner)
+        .json(&member)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 201);
+    let (status, problem) = api.post(&api.stranger, &thread, json!({ "content": "hello" }), None).await;
+    assert_eq!(status, 503);
+    assert_eq!(problem["detail"], "no language model is connected yet: ask an administrator to connect a model");
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@
 //! the agent sees [`ChatRequest`], [`Delta`]s and [`Completion`]s.
 
 mod anthropic;
+pub mod discover;
 mod embeddings;
 mod family;
 mod models;

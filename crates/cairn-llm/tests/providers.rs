@@ -43,6 +43,7 @@ fn config(server: &ScriptedLlm, max_retries: u32, idle_timeout_secs: u64) -> Llm
         first_token_timeout_secs: 10,
         idle_timeout_secs,
         embedding_model: "local/embedder".into(),
+        discover: false,
     }
 }
 
@@ -302,4 +303,49 @@ async fn azure_deployments_and_sdk_base_url_variables_are_honoured() {
     assert_eq!(openai.complete(&request("gpt-4o")).await.unwrap().text, "from azure");
     assert_eq!(server.received().last().unwrap().protocol, "openai");
     assert_eq!(cairn_llm::official_base_url("anthropic", &|_| None), "https://api.anthropic.com");
+}
+
+#[tokio::test]
+async fn a_first_run_connects_the_models_the_environment_offers() {
+    use cairn_llm::discover::from_environment;
+    let server = ScriptedLlm::start(Vec::new()).await;
+    let closed = "http://127.0.0.1:9/v1"; // the discard port: nothing answers
+    let scripted_base = format!("{}/v1", server.url);
+
+    let nothing = from_environment(&|_| None, closed).await;
+    assert!(nothing.providers.is_empty() && nothing.default_model.is_none());
+
+    // OPENAI_API_KEY with the official API: the current defaults and memory.
+    let official = from_environment(&|n| (n == "OPENAI_API_KEY").then(|| "sk-o".to_owned()), closed).await;
+    assert_eq!(official.default_model.as_deref(), Some("openai/gpt-5-mini"));
+    assert_eq!(official.embedding_model.as_deref(), Some("openai/text-embedding-3-small"));
+    assert_eq!(official.sources, ["OPENAI_API_KEY"]);
+
+    // With OPENAI_BASE_URL elsewhere, the server says which models it has.
+    let env = |name: &str| match name {
+        "OPENAI_API_KEY" => Some("sk-o".to_owned()),
+        "OPENAI_BASE_URL" => Some(scripted_base.clone()),
+        "ANTHROPIC_API_KEY" => Some("sk-ant".to_owned()),
+        _ => None,
+    };
+    let found = from_environment(&env, &scripted_base).await;
+    let names: Vec<(&str, Vec<&str>)> =
+        found.providers.iter().map(|p| (p.name.as_str(), p.models.iter().map(|m| m.name.as_str()).collect())).collect();
+    assert_eq!(
+        names,
+        [
+            ("openai", vec!["scripted-model", "scripted-embedder"]),
+            ("anthropic", vec!["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"]),
+            // The local server's own list (standing in for Ollama).
+            ("ollama", vec!["scripted-model", "scripted-embedder"]),
+        ]
+    );
+    assert_eq!(found.default_model.as_deref(), Some("openai/scripted-model"), "the first found answers by default");
+    assert_eq!(found.embedding_model, None, "a server of unknown embeddings is not assumed to have OpenAI's");
+    // And they work.
+    let config = LlmConfig { providers: found.providers, discover: false, ..LlmConfig::default() };
+    let models = Models::from_config_with_env(&config, &|_| None).unwrap();
+    server.set_default(Reply::Text("hello".into()));
+    let (model, _) = models.get(Some("openai/scripted-model")).unwrap();
+    assert_eq!(model.complete(&request("scripted-model")).await.unwrap().text, "hello");
 }

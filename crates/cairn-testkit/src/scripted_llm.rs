@@ -71,6 +71,7 @@ impl ScriptedLlm {
             .route("/openai/deployments/{deployment}/chat/completions", post(azure))
             .route("/v1/messages", post(anthropic))
             .route("/v1/embeddings", post(embeddings))
+            .route("/v1/models", axum::routing::get(list_models))
             .with_state(script.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -209,6 +210,15 @@ async fn embeddings(State(script): State<Arc<Mutex<Script>>>, axum::Json(body): 
     axum::Json(json!({ "object": "list", "data": data, "model": body["model"],
                        "usage": { "prompt_tokens": tokens, "total_tokens": tokens } }))
     .into_response()
+}
+
+/// The models it serves, in OpenAI's list shape (any name is answered).
+async fn list_models() -> Response {
+    let data: Vec<Value> = ["scripted-model", "scripted-embedder"]
+        .iter()
+        .map(|id| json!({ "id": id, "object": "model", "created": 0, "owned_by": "cairn" }))
+        .collect();
+    axum::Json(json!({ "object": "list", "data": data })).into_response()
 }
 
 /// An OpenAI error answer, in OpenAI's documented shape.

@@ -205,7 +205,7 @@ async fn open_database(config: &Config) -> anyhow::Result<Database> {
     Ok(Database::open(url, &options).await?)
 }
 
-async fn serve(config: Config, role: Role) -> Result<(), Failure> {
+async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
     let role = match role {
         Role::All => ServerRole::All,
         Role::Gateway => ServerRole::Gateway,
@@ -271,6 +271,7 @@ async fn serve(config: Config, role: Role) -> Result<(), Failure> {
         config.server.bind
     );
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    discover_models(&mut config).await;
     let models = Arc::new(cairn_llm::Models::from_config(&config.llm).context("llm.providers")?);
     let runs = tools.as_ref().map(|runner| {
         let agent = cairn_agent::Agent {
@@ -325,6 +326,31 @@ async fn serve(config: Config, role: Role) -> Result<(), Failure> {
     db.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// With no provider configured, the models the environment offers
+/// (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, a local Ollama) become providers.
+async fn discover_models(config: &mut Config) {
+    if !config.llm.providers.is_empty() || !config.llm.discover {
+        return;
+    }
+    let env = |name: &str| std::env::var(name).ok();
+    let found = cairn_llm::discover::from_environment(&env, cairn_llm::discover::OLLAMA_URL).await;
+    if found.providers.is_empty() {
+        return;
+    }
+    tracing::info!(
+        sources = %found.sources.join(", "),
+        default_model = found.default_model.as_deref().unwrap_or(""),
+        "connected the language models the environment offers"
+    );
+    config.llm.providers = found.providers;
+    if config.llm.default_model.is_empty() {
+        config.llm.default_model = found.default_model.unwrap_or_default();
+    }
+    if config.llm.embedding_model.is_empty() {
+        config.llm.embedding_model = found.embedding_model.unwrap_or_default();
+    }
 }
 
 /// Sandboxes (on this machine, or a sandbox host's) and the tools that run

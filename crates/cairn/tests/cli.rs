@@ -14,8 +14,11 @@ use serde_json::{Value, json};
 fn cairn(dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
     command.current_dir(dir).env("CAIRN__LOG__FORMAT", "pretty");
+    // Only what a test sets: no deployment settings and no model keys of
+    // the machine (a first run would connect them).
     for (name, _) in std::env::vars() {
-        if name.starts_with("CAIRN__") && name != "CAIRN__LOG__FORMAT" {
+        let model_key = ["OPENAI_", "ANTHROPIC_"].iter().any(|prefix| name.starts_with(prefix));
+        if (name.starts_with("CAIRN__") && name != "CAIRN__LOG__FORMAT") || model_key {
             command.env_remove(name);
         }
     }
@@ -26,6 +29,18 @@ fn run(command: &mut Command) -> (Output, String) {
     let output = command.output().expect("run cairn");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     (output, stderr)
+}
+
+/// Registers Ada (the first account: an administrator) and signs her in;
+/// her access token.
+async fn ada_signs_up(client: &reqwest::Client, base: &str) -> String {
+    let body = json!({ "email": "ada@example.com", "password": "correct horse battery staple", "display_name": "Ada" });
+    client.post(format!("{base}/api/v1/auth/register")).json(&body).send().await.unwrap();
+    let form =
+        [("grant_type", "password"), ("username", "ada@example.com"), ("password", "correct horse battery staple")];
+    let token: Value =
+        client.post(format!("{base}/api/v1/auth/token")).form(&form).send().await.unwrap().json().await.unwrap();
+    token["access_token"].as_str().unwrap().to_owned()
 }
 
 fn free_port() -> u16 {
@@ -316,13 +331,7 @@ async fn a_run_survives_kill_9_of_the_server_and_completes_after_restart() {
     server.wait_ready().await;
     let client = reqwest::Client::new();
     let base = server.base.clone();
-    let body = json!({ "email": "ada@example.com", "password": "correct horse battery staple", "display_name": "Ada" });
-    client.post(format!("{base}/api/v1/auth/register")).json(&body).send().await.unwrap();
-    let form =
-        [("grant_type", "password"), ("username", "ada@example.com"), ("password", "correct horse battery staple")];
-    let token: Value =
-        client.post(format!("{base}/api/v1/auth/token")).form(&form).send().await.unwrap().json().await.unwrap();
-    let token = token["access_token"].as_str().unwrap().to_owned();
+    let token = ada_signs_up(&client, &base).await;
     let post = |path: String, body: Value| {
         let request = client.post(format!("{base}{path}")).bearer_auth(&token).json(&body);
         async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
@@ -389,4 +398,43 @@ async fn a_run_survives_kill_9_of_the_server_and_completes_after_restart() {
     let answer = log.iter().rev().find(|e| e["kind"] == "message.created").unwrap();
     assert_eq!(answer["payload"]["content"], "done after the restart");
     restarted.terminate();
+}
+
+/// A first run: no configuration but `OPENAI_API_KEY` and `OPENAI_BASE_URL`
+/// (the scripted server standing in for OpenAI), and a message is answered.
+#[tokio::test]
+async fn a_first_run_with_only_openai_variables_answers_a_message() {
+    use cairn_testkit::{Reply, ScriptedLlm};
+    let dir = TempDir::new("cli");
+    let llm =
+        ScriptedLlm::start(vec![Reply::Text("```python\nfinal_answer('hello from the first run')\n```".into())]).await;
+    let envs = [
+        ("OPENAI_API_KEY", "sk-first-run".to_owned()),
+        ("OPENAI_BASE_URL", format!("{}/v1", llm.url)),
+        ("CAIRN__SANDBOX__POOL_SIZE", "0".to_owned()),
+    ];
+    let mut server = Running::start(&dir.path, &[], &envs);
+    server.wait_ready().await;
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let token = ada_signs_up(&client, &base).await;
+    let models: Value =
+        client.get(format!("{base}/api/v1/models")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(models["default"], "openai/scripted-model", "{models}");
+    assert!(!models.to_string().contains("sk-first-run"), "the key never leaves the server");
+    let post = |path: String, body: Value| {
+        let request = client.post(format!("{base}{path}")).bearer_auth(&token).json(&body);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let project = post("/api/v1/projects".into(), json!({ "name": "P" })).await;
+    let thread =
+        post(format!("/api/v1/projects/{}/threads", project["id"].as_str().unwrap()), json!({ "title": "T" })).await;
+    let thread = thread["id"].as_str().unwrap();
+    let answered =
+        post(format!("/api/v1/threads/{thread}/messages"), json!({ "content": "Say hello.", "wait": true })).await;
+    assert_eq!(answered["run"]["status"], "succeeded", "{answered}");
+    let received = llm.received();
+    assert_eq!(received[0].headers["authorization"], "Bearer sk-first-run");
+    assert!(received[0].body.get("max_completion_tokens").is_some(), "OpenAI's API is spoken as OpenAI's");
+    server.terminate();
 }
