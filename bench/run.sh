@@ -62,6 +62,10 @@ echo "langgraph: $("$venv/bin/python" bench/graph_reference.py 1000 "$postgres_a
 kill "$llm_pid"
 rm -f "$llm_log"
 
+echo "## Prompt caching: a 10-step run's unchanged prompt prefixes, and its cost with and without caching"
+cargo build --release --locked -p cairn-agent --example cache_bench
+echo "cairn:     $("$CARGO_TARGET_DIR/release/examples/cache_bench")"
+
 echo "## Project memory: top-10 similarity search over 100k chunks"
 cargo build --release --locked -p cairn-store --example memory_bench
 source scripts/common.sh

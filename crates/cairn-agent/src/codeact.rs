@@ -66,6 +66,10 @@ pub struct AgentState {
     /// The model the run was started with (`provider/model`); `None`: the default.
     #[serde(default)]
     pub model: Option<String>,
+    /// The project's context in the system prompt, fixed at the run's first
+    /// step (see `pinned_context`).
+    #[serde(default)]
+    pub project_context: Option<String>,
     /// Tool calls a member approved (tool and arguments, as JSON).
     #[serde(default)]
     pub approved: Vec<String>,
@@ -288,6 +292,18 @@ impl Agent {
                 listed.join("\n")
             ));
         }
+        context
+    }
+
+    /// The project's context as the run's first step saw it: the system
+    /// prompt stays the same from step to step (a file saved mid-run does not
+    /// change it), so providers can serve the conversation from their cache.
+    async fn pinned_context(&self, state: &mut AgentState, run: &RunContext) -> String {
+        if let Some(context) = &state.project_context {
+            return context.clone();
+        }
+        let context = self.project_context(run).await;
+        state.project_context = Some(context.clone());
         context
     }
 
@@ -613,10 +629,7 @@ impl Agent {
             let lane = lane?;
             // What each sub-agent spent counts for the run.
             state.turns += lane.turns - base.turns;
-            state.usage.add(cairn_llm::Usage {
-                input_tokens: lane.usage.input_tokens - base.usage.input_tokens,
-                output_tokens: lane.usage.output_tokens - base.usage.output_tokens,
-            });
+            state.usage.add(lane.usage.since(&base.usage));
             state.cost_usd += lane.cost_usd - base.cost_usd;
             longest = longest.max(lane.elapsed_ms - base.elapsed_ms);
             state.seen_messages = state.seen_messages.max(lane.seen_messages);
@@ -767,7 +780,7 @@ impl Agent {
         if state.turns >= budget.max_steps {
             return Some(format!("the step budget of {} was reached", budget.max_steps));
         }
-        if state.usage.input_tokens + state.usage.output_tokens >= budget.max_tokens {
+        if state.usage.prompt_tokens() + state.usage.output_tokens >= budget.max_tokens {
             return Some(format!("the token budget of {} was reached", budget.max_tokens));
         }
         if state.cost_usd >= budget.max_cost_usd {
@@ -905,7 +918,9 @@ impl Agent {
             .emit(
                 "usage",
                 json!({ "model": info.id, "user": run.user, "input_tokens": usage.input_tokens,
-                        "output_tokens": usage.output_tokens, "cost_usd": cost }),
+                        "output_tokens": usage.output_tokens, "cache_read_tokens": usage.cache_read_tokens,
+                        "cache_write_tokens": usage.cache_write_tokens, "cost_usd": cost,
+                        "saved_usd": info.saved_by_cache(usage) }),
             )
             .await;
         Ok(Some(reply))
@@ -1014,7 +1029,7 @@ impl Agent {
             state.task_failure = Some(format!("the task's step budget of {} was reached", spec.max_steps));
             return Ok(Step::next(state));
         }
-        let context = self.project_context(run).await;
+        let context = self.pinned_context(&mut state, run).await;
         let system = match &spec {
             Some(spec) => self.sub_agent_prompt(spec, &context),
             None => self.system_prompt_with(&context),

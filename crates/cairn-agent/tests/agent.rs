@@ -123,14 +123,28 @@ impl World {
         self.sandboxes.list(None).await.unwrap().len()
     }
 
+    /// The thread's events once the last run's status event has caught up
+    /// with the stored status (a run's status is stored just before its
+    /// event, so `settle` may return between the two).
     async fn events(&self) -> Vec<(String, Value)> {
-        self.store
-            .events_after(self.thread, 0, 10_000)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| (e.kind, e.payload))
-            .collect()
+        for _ in 0..100 {
+            let events: Vec<(String, Value)> = self
+                .store
+                .events_after(self.thread, 0, 10_000)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.kind, e.payload))
+                .collect();
+            let last_status = events.iter().rev().find(|(k, _)| k == "run.status").map(|(_, p)| p["status"].clone());
+            let settled = last_status
+                .is_some_and(|s| ["succeeded", "failed", "cancelled", "waiting"].contains(&s.as_str().unwrap_or("")));
+            if settled {
+                return events;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("no run of the thread reached a final or waiting status event");
     }
 
     async fn kinds(&self) -> Vec<String> {

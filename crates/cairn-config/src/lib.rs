@@ -536,6 +536,12 @@ pub struct LlmModel {
     /// US dollars per million output tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_usd_per_mtok: Option<f64>,
+    /// US dollars per million prompt tokens read from the provider's cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read_usd_per_mtok: Option<f64>,
+    /// US dollars per million prompt tokens written to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_usd_per_mtok: Option<f64>,
     /// The model's context window in tokens: a prompt never exceeds it
     /// (older turns are summarised first). 0: the family's.
     #[serde(default)]

@@ -814,17 +814,29 @@ async fn thread_runs(
 #[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct UsageTotals {
     pub model_calls: u64,
+    /// Prompt tokens neither read from nor written to a provider's cache.
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Prompt tokens read from a provider's cache (at its lower price).
+    pub cache_read_tokens: u64,
+    /// Prompt tokens written to a provider's cache.
+    pub cache_write_tokens: u64,
     pub cost_usd: f64,
+    /// What the same calls would have cost without prompt caching, less
+    /// what they cost.
+    pub saved_usd: f64,
 }
 
 impl UsageTotals {
     fn add(&mut self, payload: &Value) {
+        let count = |field: &str| payload[field].as_u64().unwrap_or(0);
         self.model_calls += 1;
-        self.input_tokens += payload["input_tokens"].as_u64().unwrap_or(0);
-        self.output_tokens += payload["output_tokens"].as_u64().unwrap_or(0);
+        self.input_tokens += count("input_tokens");
+        self.output_tokens += count("output_tokens");
+        self.cache_read_tokens += count("cache_read_tokens");
+        self.cache_write_tokens += count("cache_write_tokens");
         self.cost_usd += payload["cost_usd"].as_f64().unwrap_or(0.0);
+        self.saved_usd += payload["saved_usd"].as_f64().unwrap_or(0.0);
     }
 }
 

@@ -18,16 +18,36 @@ pub(crate) struct Anthropic {
     pub timeouts: Timeouts,
 }
 
+/// Marks a block as the end of a prefix Anthropic may cache (five minutes,
+/// renewed by every hit).
+fn cached(mut block: Value) -> Value {
+    block["cache_control"] = json!({ "type": "ephemeral" });
+    block
+}
+
+/// The request body, with two cache breakpoints: the system prompt (the
+/// same for the whole run) and the last message, so the next step reads
+/// the whole conversation so far from the cache and pays full price only
+/// for what is new.
 pub(crate) fn body(request: &ChatRequest) -> Value {
+    let last = request.messages.len().saturating_sub(1);
     let messages: Vec<Value> = request
         .messages
         .iter()
-        .map(|m| json!({ "role": if m.role == Role::User { "user" } else { "assistant" }, "content": m.content }))
+        .enumerate()
+        .map(|(index, m)| {
+            let role = if m.role == Role::User { "user" } else { "assistant" };
+            if index == last {
+                json!({ "role": role, "content": [cached(json!({ "type": "text", "text": m.content }))] })
+            } else {
+                json!({ "role": role, "content": m.content })
+            }
+        })
         .collect();
     let mut body =
         json!({ "model": request.model, "messages": messages, "max_tokens": request.max_tokens, "stream": true });
     if let Some(system) = &request.system {
-        body["system"] = json!(system);
+        body["system"] = json!([cached(json!({ "type": "text", "text": system }))]);
     }
     if let Some(temperature) = request.temperature {
         body["temperature"] = json!(temperature);
@@ -82,7 +102,12 @@ impl ChatModel for Anthropic {
                 let kind = event.name.as_deref().or(data["type"].as_str()).unwrap_or_default().to_owned();
                 match kind.as_str() {
                     "message_start" => {
-                        progress.usage.input_tokens = data["message"]["usage"]["input_tokens"].as_u64().unwrap_or(0);
+                        let usage = &data["message"]["usage"];
+                        let count = |field: &str| usage[field].as_u64().unwrap_or(0);
+                        // Anthropic's input_tokens already leaves out what the cache read or wrote.
+                        progress.usage.input_tokens = count("input_tokens");
+                        progress.usage.cache_read_tokens = count("cache_read_input_tokens");
+                        progress.usage.cache_write_tokens = count("cache_creation_input_tokens");
                     }
                     "content_block_delta" => {
                         if let Some(text) = data["delta"]["text"].as_str().filter(|t| !t.is_empty()) {

@@ -36,31 +36,37 @@ pub struct Capabilities {
     /// US dollars per million input and output tokens (0: not priced).
     pub input_usd_per_mtok: f64,
     pub output_usd_per_mtok: f64,
+    /// US dollars per million prompt tokens read from the provider's cache.
+    pub cache_read_usd_per_mtok: f64,
+    /// US dollars per million prompt tokens written to it.
+    pub cache_write_usd_per_mtok: f64,
 }
 
-/// List prices per million tokens (input, output), in US dollars, as the
-/// providers published them for these families; configuration overrides
-/// them. Longer prefixes first: the first match wins.
-const PRICES: &[(&str, f64, f64)] = &[
-    ("gpt-5-nano", 0.05, 0.40),
-    ("gpt-5-mini", 0.25, 2.00),
-    ("gpt-5", 1.25, 10.00),
-    ("gpt-4.1-nano", 0.10, 0.40),
-    ("gpt-4.1-mini", 0.40, 1.60),
-    ("gpt-4.1", 2.00, 8.00),
-    ("gpt-4o-mini", 0.15, 0.60),
-    ("gpt-4o", 2.50, 10.00),
-    ("o4-mini", 1.10, 4.40),
-    ("o3-mini", 1.10, 4.40),
-    ("o3", 2.00, 8.00),
-    ("o1-mini", 1.10, 4.40),
-    ("o1", 15.00, 60.00),
-    ("claude-opus-4", 15.00, 75.00),
-    ("claude-sonnet-4", 3.00, 15.00),
-    ("claude-3-7-sonnet", 3.00, 15.00),
-    ("claude-3-5-sonnet", 3.00, 15.00),
-    ("claude-haiku-4", 1.00, 5.00),
-    ("claude-3-5-haiku", 0.80, 4.00),
+/// List prices per million tokens (input, cached input, output), in US
+/// dollars, as the providers published them for these families;
+/// configuration overrides them. Longer prefixes first: the first match wins.
+/// Anthropic's cache reads cost a tenth of input and writes a quarter more
+/// (see [`Capabilities::defaults`]); OpenAI charges nothing extra to write.
+const PRICES: &[(&str, f64, f64, f64)] = &[
+    ("gpt-5-nano", 0.05, 0.005, 0.40),
+    ("gpt-5-mini", 0.25, 0.025, 2.00),
+    ("gpt-5", 1.25, 0.125, 10.00),
+    ("gpt-4.1-nano", 0.10, 0.025, 0.40),
+    ("gpt-4.1-mini", 0.40, 0.10, 1.60),
+    ("gpt-4.1", 2.00, 0.50, 8.00),
+    ("gpt-4o-mini", 0.15, 0.075, 0.60),
+    ("gpt-4o", 2.50, 1.25, 10.00),
+    ("o4-mini", 1.10, 0.275, 4.40),
+    ("o3-mini", 1.10, 0.55, 4.40),
+    ("o3", 2.00, 0.50, 8.00),
+    ("o1-mini", 1.10, 0.55, 4.40),
+    ("o1", 15.00, 7.50, 60.00),
+    ("claude-opus-4", 15.00, 1.50, 75.00),
+    ("claude-sonnet-4", 3.00, 0.30, 15.00),
+    ("claude-3-7-sonnet", 3.00, 0.30, 15.00),
+    ("claude-3-5-sonnet", 3.00, 0.30, 15.00),
+    ("claude-haiku-4", 1.00, 0.10, 5.00),
+    ("claude-3-5-haiku", 0.80, 0.08, 4.00),
 ];
 
 /// OpenAI's reasoning families: `o1`, `o3`, `o4-mini`, `gpt-5…`.
@@ -76,8 +82,10 @@ impl Capabilities {
     pub fn defaults(kind: &str, model: &str) -> Capabilities {
         let name = model.to_ascii_lowercase();
         let short = name.rsplit('/').next().unwrap_or(&name).to_owned();
-        let (input, output) =
-            PRICES.iter().find(|(prefix, ..)| short.starts_with(prefix)).map_or((0.0, 0.0), |(_, i, o)| (*i, *o));
+        let (input, cache_read, output) = PRICES
+            .iter()
+            .find(|(prefix, ..)| short.starts_with(prefix))
+            .map_or((0.0, 0.0, 0.0), |(_, i, c, o)| (*i, *c, *o));
         let reasoning_openai = openai_reasoning(&short);
         let claude = short.starts_with("claude");
         let thinking_claude = ["claude-3-7", "claude-opus-4", "claude-sonnet-4", "claude-haiku-4", "claude-4"]
@@ -112,6 +120,9 @@ impl Capabilities {
             },
             input_usd_per_mtok: input,
             output_usd_per_mtok: output,
+            cache_read_usd_per_mtok: cache_read,
+            // Anthropic: a quarter more than input for the five-minute cache.
+            cache_write_usd_per_mtok: if claude { input * 1.25 } else { input },
         }
     }
 
@@ -139,7 +150,20 @@ impl Capabilities {
             caps.context_tokens = model.context_tokens;
         }
         if let Some(price) = model.input_usd_per_mtok {
+            // Cache prices follow a configured input price unless set too.
+            let (read, write) = match caps.input_usd_per_mtok {
+                known if known > 0.0 => (caps.cache_read_usd_per_mtok / known, caps.cache_write_usd_per_mtok / known),
+                _ => (1.0, 1.0),
+            };
             caps.input_usd_per_mtok = price;
+            caps.cache_read_usd_per_mtok = price * read;
+            caps.cache_write_usd_per_mtok = price * write;
+        }
+        if let Some(price) = model.cache_read_usd_per_mtok {
+            caps.cache_read_usd_per_mtok = price;
+        }
+        if let Some(price) = model.cache_write_usd_per_mtok {
+            caps.cache_write_usd_per_mtok = price;
         }
         if let Some(price) = model.output_usd_per_mtok {
             caps.output_usd_per_mtok = price;
@@ -183,12 +207,15 @@ mod tests {
             reasoning_effort: "low".into(),
             context_tokens: 32_000,
             input_usd_per_mtok: Some(1.0),
-            output_usd_per_mtok: None,
+            ..Default::default()
         };
         let caps = Capabilities::configured("openai", &model);
         assert_eq!(caps.token_limit, TokenLimit::MaxTokens);
         assert!(caps.temperature && !caps.images && caps.reasoning);
         assert_eq!((caps.reasoning_effort.as_deref(), caps.context_tokens), (Some("low"), 32_000));
         assert_eq!((caps.input_usd_per_mtok, caps.output_usd_per_mtok), (1.0, 10.0));
+        assert!((caps.cache_read_usd_per_mtok - 0.1).abs() < 1e-12, "the family's cache discount follows the price");
+        let claude = Capabilities::defaults("anthropic", "claude-sonnet-4-5");
+        assert_eq!((claude.cache_read_usd_per_mtok, claude.cache_write_usd_per_mtok), (0.30, 3.75));
     }
 }

@@ -86,17 +86,44 @@ impl Default for ChatRequest {
     }
 }
 
-/// Tokens a call used.
+/// Tokens a call used. The prompt's tokens are split three ways, each
+/// priced at its own rate: read from the provider's prompt cache, written to
+/// it (Anthropic charges a premium), and neither.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Usage {
+    /// Prompt tokens neither read from nor written to a cache.
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Prompt tokens read from the cache (Anthropic's
+    /// `cache_read_input_tokens`, OpenAI's `cached_tokens`).
+    #[serde(default)]
+    pub cache_read_tokens: u64,
+    /// Prompt tokens written to the cache (Anthropic's `cache_creation_input_tokens`).
+    #[serde(default)]
+    pub cache_write_tokens: u64,
 }
 
 impl Usage {
     pub fn add(&mut self, other: Usage) {
         self.input_tokens += other.input_tokens;
         self.output_tokens += other.output_tokens;
+        self.cache_read_tokens += other.cache_read_tokens;
+        self.cache_write_tokens += other.cache_write_tokens;
+    }
+
+    /// What was used since `earlier` (a snapshot of the same counters).
+    pub fn since(&self, earlier: &Usage) -> Usage {
+        Usage {
+            input_tokens: self.input_tokens.saturating_sub(earlier.input_tokens),
+            output_tokens: self.output_tokens.saturating_sub(earlier.output_tokens),
+            cache_read_tokens: self.cache_read_tokens.saturating_sub(earlier.cache_read_tokens),
+            cache_write_tokens: self.cache_write_tokens.saturating_sub(earlier.cache_write_tokens),
+        }
+    }
+
+    /// Every token of the prompt, cached or not.
+    pub fn prompt_tokens(&self) -> u64 {
+        self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
     }
 }
 

@@ -33,10 +33,24 @@ pub struct ModelInfo {
 }
 
 impl ModelInfo {
-    /// What `usage` costs on this model, in US dollars.
+    /// What `usage` costs on this model, in US dollars: each kind of token
+    /// at its own rate.
     pub fn cost(&self, usage: Usage) -> f64 {
-        (usage.input_tokens as f64 * self.input_usd_per_mtok + usage.output_tokens as f64 * self.output_usd_per_mtok)
+        let caps = &self.capabilities;
+        (usage.input_tokens as f64 * self.input_usd_per_mtok
+            + usage.cache_read_tokens as f64 * caps.cache_read_usd_per_mtok
+            + usage.cache_write_tokens as f64 * caps.cache_write_usd_per_mtok
+            + usage.output_tokens as f64 * self.output_usd_per_mtok)
             / 1_000_000.0
+    }
+
+    /// What `usage` would have cost with no prompt cache (every prompt
+    /// token at the input price), less what it cost: what caching saved
+    /// (negative when cache writes cost more than reads saved).
+    pub fn saved_by_cache(&self, usage: Usage) -> f64 {
+        let uncached =
+            Usage { input_tokens: usage.prompt_tokens(), output_tokens: usage.output_tokens, ..Usage::default() };
+        self.cost(uncached) - self.cost(usage)
     }
 }
 

@@ -140,9 +140,15 @@ impl ChatModel for OpenAi {
                     return Some((Err(LlmError::Server { status: 500, message }), (events, progress)));
                 }
                 if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null()) {
+                    // OpenAI caches long prompts by itself and counts the
+                    // tokens it read within prompt_tokens.
+                    let prompt = usage["prompt_tokens"].as_u64().unwrap_or(0);
+                    let cached = usage["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0).min(prompt);
                     progress.usage = Usage {
-                        input_tokens: usage["prompt_tokens"].as_u64().unwrap_or(0),
+                        input_tokens: prompt - cached,
                         output_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
+                        cache_read_tokens: cached,
+                        cache_write_tokens: 0,
                     };
                 }
                 let choice = &chunk["choices"][0];

@@ -79,13 +79,13 @@ async fn both_protocols_stream_deltas_with_usage() {
     }
     assert_eq!(pieces, ["Hello", " team,", " all", " good."], "tokens arrive one by one");
     let (usage, stop) = done.unwrap();
-    assert_eq!((usage, stop.as_str()), (Usage { input_tokens: 8, output_tokens: 4 }, "stop"));
+    assert_eq!((usage, stop.as_str()), (Usage { input_tokens: 8, output_tokens: 4, ..Usage::default() }, "stop"));
     assert!((info.cost(usage) - (8.0 * 3.0 + 4.0 * 15.0) / 1e6).abs() < 1e-12);
 
     let (claude, _) = models.get(None).unwrap();
     let completion = claude.complete(&request("sonnet")).await.unwrap();
     assert_eq!((completion.text.as_str(), completion.stop_reason.as_str()), ("Hi there", "end_turn"));
-    assert_eq!(completion.usage, Usage { input_tokens: 8, output_tokens: 2 });
+    assert_eq!(completion.usage, Usage { input_tokens: 8, output_tokens: 2, ..Usage::default() });
 
     let received = server.received();
     let (first, second) = (&received[0], &received[1]);
@@ -98,7 +98,12 @@ async fn both_protocols_stream_deltas_with_usage() {
         (second.headers["x-api-key"].to_str().unwrap(), second.headers["anthropic-version"].to_str().unwrap()),
         ("ant-test", "2023-06-01")
     );
-    assert_eq!(second.body["system"], "You are terse.");
+    // Cache breakpoints on the system prompt and the last message.
+    assert_eq!(
+        second.body["system"],
+        serde_json::json!([{ "type": "text", "text": "You are terse.", "cache_control": { "type": "ephemeral" } }])
+    );
+    assert_eq!(second.body["messages"][0]["content"][0]["cache_control"]["type"], "ephemeral");
     assert_eq!(second.body["stop_sequences"], serde_json::json!(["</code>"]));
     assert!(matches!(models.get(Some("nope/x")), Err(LlmError::UnknownModel(_))));
 }
@@ -348,4 +353,59 @@ async fn a_first_run_connects_the_models_the_environment_offers() {
     server.set_default(Reply::Text("hello".into()));
     let (model, _) = models.get(Some("openai/scripted-model")).unwrap();
     assert_eq!(model.complete(&request("scripted-model")).await.unwrap().text, "hello");
+}
+
+#[tokio::test]
+async fn prompt_caches_are_asked_for_and_priced_at_their_own_rates() {
+    let server = ScriptedLlm::start(Vec::new()).await;
+    server.set_default(Reply::Text("noted".into()));
+    let config = llm(vec![
+        provider("anthropic", "anthropic", server.url.clone(), "sk-a", vec![named("claude-sonnet-4-5")]),
+        provider("openai", "openai", format!("{}/v1", server.url), "sk-o", vec![named("gpt-4.1")]),
+    ]);
+    let models = Models::from_config_with_env(&config, &|_| None).unwrap();
+    // A long, stable system prompt and a conversation that grows each step.
+    let system = "Work carefully and explain nothing. ".repeat(300);
+    let mut conversation = vec![Message::user("step one of the task")];
+    let mut usages = Vec::new();
+    for step in 0..3 {
+        let request = ChatRequest {
+            model: "claude-sonnet-4-5".into(),
+            system: Some(system.clone()),
+            messages: conversation.clone(),
+            max_tokens: 100,
+            ..ChatRequest::default()
+        };
+        let (claude, info) = models.get(Some("anthropic/claude-sonnet-4-5")).unwrap();
+        let completion = claude.complete(&request).await.unwrap();
+        usages.push((completion.usage, info.cost(completion.usage), info.saved_by_cache(completion.usage)));
+        conversation.push(Message::assistant(completion.text));
+        conversation.push(Message::user(format!("now step {}", step + 2)));
+    }
+    let (first, _, first_saved) = usages[0];
+    assert_eq!(first.cache_read_tokens, 0);
+    assert!(first.cache_write_tokens >= 1024, "the first call writes the prefix: {first:?}");
+    assert!(first_saved < 0.0, "writing costs a quarter more than plain input");
+    for (usage, cost, saved) in &usages[1..] {
+        assert!(usage.cache_read_tokens >= first.cache_write_tokens, "later calls read it back: {usage:?}");
+        assert!(usage.input_tokens < 10, "only the breakpoint's own tail is uncached: {usage:?}");
+        let plain = (usage.prompt_tokens() as f64 * 3.0 + usage.output_tokens as f64 * 15.0) / 1e6;
+        assert!((plain - cost - saved).abs() < 1e-12 && *saved > 0.0, "{usage:?} cost {cost}, saved {saved}");
+    }
+
+    // OpenAI caches by itself; its cached_tokens are read at the cached price.
+    let (openai, info) = models.get(Some("openai/gpt-4.1")).unwrap();
+    let request = |messages: Vec<Message>| ChatRequest {
+        model: "gpt-4.1".into(),
+        system: Some(system.clone()),
+        messages,
+        max_tokens: 100,
+        ..ChatRequest::default()
+    };
+    let cold = openai.complete(&request(vec![Message::user("first")])).await.unwrap().usage;
+    assert_eq!(cold.cache_read_tokens, 0);
+    let warm = openai.complete(&request(vec![Message::user("first"), Message::user("second")])).await.unwrap().usage;
+    assert!(warm.cache_read_tokens >= 1024 && warm.cache_read_tokens % 128 == 0, "{warm:?}");
+    assert_eq!(warm.prompt_tokens(), cold.prompt_tokens() + 1);
+    assert!(info.saved_by_cache(warm) > 0.0);
 }

@@ -52,6 +52,132 @@ struct Script {
     received: Vec<Received>,
     /// Texts embedded so far.
     embedded: Vec<String>,
+    /// The prefixes Anthropic's cache holds (blocks up to a breakpoint).
+    anthropic_cache: Vec<Vec<Block>>,
+    /// Prompts OpenAI has seen (its cache matches any earlier prefix).
+    openai_prompts: Vec<Vec<Block>>,
+}
+
+/// One block of a prompt, as the caches compare them: who said it and what.
+#[derive(Debug, Clone, PartialEq)]
+struct Block {
+    role: String,
+    text: String,
+}
+
+impl Block {
+    fn tokens(&self) -> u64 {
+        self.text.split_whitespace().count() as u64
+    }
+}
+
+fn tokens(blocks: &[Block]) -> u64 {
+    blocks.iter().map(Block::tokens).sum()
+}
+
+/// Below this many tokens a prompt is not cached (Anthropic's minimum for
+/// Sonnet and Opus; OpenAI's minimum too).
+const MIN_CACHED_TOKENS: u64 = 1024;
+
+/// The text blocks of a message's content (a string, or an array of blocks)
+/// with the `cache_control` of each.
+fn content_blocks(role: &str, content: &Value) -> Vec<(Block, Option<Value>)> {
+    match content {
+        Value::String(text) => vec![(Block { role: role.into(), text: text.clone() }, None)],
+        Value::Array(parts) => parts
+            .iter()
+            .map(|part| {
+                let text = part["text"].as_str().unwrap_or_default().to_owned();
+                (Block { role: role.into(), text }, part.get("cache_control").cloned())
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Every block of an Anthropic request (system first), with its cache_control.
+fn anthropic_blocks(body: &Value) -> Vec<(Block, Option<Value>)> {
+    let mut blocks = content_blocks("system", &body["system"]);
+    for message in body["messages"].as_array().into_iter().flatten() {
+        blocks.extend(content_blocks(message["role"].as_str().unwrap_or_default(), &message["content"]));
+    }
+    blocks
+}
+
+/// Anthropic's checks of `cache_control`: `{"type": "ephemeral"}` with an
+/// optional `ttl` of `5m` or `1h`, on at most four blocks.
+fn cache_control_error(blocks: &[(Block, Option<Value>)]) -> Option<String> {
+    let marked: Vec<&Value> = blocks.iter().filter_map(|(_, control)| control.as_ref()).collect();
+    if marked.len() > 4 {
+        return Some(format!("A maximum of 4 blocks with cache_control may be provided. Found {}.", marked.len()));
+    }
+    for control in marked {
+        let known = control.as_object().is_some_and(|o| o.keys().all(|k| k == "type" || k == "ttl"));
+        if !known || control["type"] != "ephemeral" {
+            return Some(format!("cache_control: expected {{\"type\": \"ephemeral\"}}, got {control}"));
+        }
+        if let Some(ttl) = control.get("ttl")
+            && ttl != "5m"
+            && ttl != "1h"
+        {
+            return Some(format!("cache_control.ttl: Input should be '5m' or '1h', got {ttl}"));
+        }
+    }
+    None
+}
+
+/// Caches are short-lived: the server keeps the latest few entries, so a
+/// long benchmark does not slow it down.
+const CACHE_ENTRIES: usize = 8;
+
+fn remember(entries: &mut Vec<Vec<Block>>, entry: Vec<Block>) {
+    if entries.len() == CACHE_ENTRIES {
+        entries.remove(0);
+    }
+    entries.push(entry);
+}
+
+/// What Anthropic's cache does with a request: the prefix up to the last
+/// breakpoint is looked up among the prefixes cached before (read), the
+/// rest of it is written; returns (read, written, uncached) tokens.
+fn anthropic_cache(script: &Mutex<Script>, blocks: &[(Block, Option<Value>)]) -> (u64, u64, u64) {
+    let all: Vec<Block> = blocks.iter().map(|(b, _)| b.clone()).collect();
+    let total = tokens(&all);
+    let Some(end) = blocks.iter().rposition(|(_, control)| control.is_some()) else { return (0, 0, total) };
+    let prefix = &all[..=end];
+    if tokens(prefix) < MIN_CACHED_TOKENS {
+        return (0, 0, total);
+    }
+    let mut script = script.lock().unwrap();
+    let read = script
+        .anthropic_cache
+        .iter()
+        .filter(|cached| cached.len() <= prefix.len() && prefix.starts_with(cached))
+        .map(|cached| tokens(cached))
+        .max()
+        .unwrap_or(0);
+    let written = tokens(prefix) - read;
+    remember(&mut script.anthropic_cache, prefix.to_vec());
+    (read, written, total - read - written)
+}
+
+/// What OpenAI's automatic cache reads for a prompt: the longest prefix it
+/// shares with an earlier prompt, in steps of 128 tokens from 1024 on.
+fn openai_cached(script: &Mutex<Script>, body: &Value) -> u64 {
+    let mut blocks = Vec::new();
+    for message in body["messages"].as_array().into_iter().flatten() {
+        let role = message["role"].as_str().unwrap_or_default();
+        blocks.extend(content_blocks(role, &message["content"]).into_iter().map(|(b, _)| b));
+    }
+    let mut script = script.lock().unwrap();
+    let shared = script
+        .openai_prompts
+        .iter()
+        .map(|earlier| blocks.iter().zip(earlier).take_while(|(a, b)| a == b).map(|(a, _)| a.tokens()).sum::<u64>())
+        .max()
+        .unwrap_or(0);
+    remember(&mut script.openai_prompts, blocks);
+    if shared < MIN_CACHED_TOKENS { 0 } else { shared / 128 * 128 }
 }
 
 /// A running scripted LLM server on 127.0.0.1.
@@ -124,7 +250,12 @@ fn pieces(text: &str) -> Vec<String> {
 }
 
 fn input_tokens(body: &Value) -> u64 {
-    let words = |v: &Value| v.as_str().map_or(0, |s| s.split_whitespace().count() as u64);
+    let count = |text: &str| text.split_whitespace().count() as u64;
+    let words = |content: &Value| match content {
+        Value::String(text) => count(text),
+        Value::Array(parts) => parts.iter().map(|p| p["text"].as_str().map_or(0, count)).sum(),
+        _ => 0,
+    };
     let messages = body["messages"].as_array().map_or(0, |m| m.iter().map(|m| words(&m["content"])).sum());
     messages + words(&body["system"])
 }
@@ -308,6 +439,7 @@ async fn openai_reply(script: &Mutex<Script>, protocol: &'static str, headers: H
     }
     let reply = next(script, Received { protocol, headers, body: body.clone() });
     let input = input_tokens(&body);
+    let cached = openai_cached(script, &body);
     let (text, delay, broken) = match reply {
         Reply::Status { status, retry_after } => return status_response(status, retry_after, "openai"),
         Reply::Text(text) => (text, Duration::ZERO, false),
@@ -315,8 +447,9 @@ async fn openai_reply(script: &Mutex<Script>, protocol: &'static str, headers: H
         Reply::Drop { partial } => (partial, Duration::ZERO, true),
     };
     let words = pieces(&text);
-    let usage =
-        json!({ "prompt_tokens": input, "completion_tokens": words.len(), "total_tokens": input + words.len() as u64 });
+    let usage = json!({ "prompt_tokens": input, "completion_tokens": words.len(),
+                        "total_tokens": input + words.len() as u64,
+                        "prompt_tokens_details": { "cached_tokens": cached } });
     if body["stream"] != true {
         return axum::Json(json!({
             "id": "chatcmpl-scripted", "object": "chat.completion", "model": body["model"],
@@ -348,8 +481,14 @@ async fn anthropic(
     headers: HeaderMap,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
+    let blocks = anthropic_blocks(&body);
+    if let Some(message) = cache_control_error(&blocks) {
+        script.lock().unwrap().received.push(Received { protocol: "anthropic", headers, body });
+        let error = json!({ "type": "error", "error": { "type": "invalid_request_error", "message": message } });
+        return (StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
+    }
     let reply = next(&script, Received { protocol: "anthropic", headers, body: body.clone() });
-    let input = input_tokens(&body);
+    let (read, written, input) = anthropic_cache(&script, &blocks);
     let (text, delay, broken) = match reply {
         Reply::Status { status, retry_after } => return status_response(status, retry_after, "anthropic"),
         Reply::Text(text) => (text, Duration::ZERO, false),
@@ -361,7 +500,8 @@ async fn anthropic(
         return axum::Json(json!({
             "id": "msg_scripted", "type": "message", "role": "assistant", "model": body["model"],
             "content": [{ "type": "text", "text": text }], "stop_reason": "end_turn", "stop_sequence": null,
-            "usage": { "input_tokens": input, "output_tokens": words.len() },
+            "usage": { "input_tokens": input, "output_tokens": words.len(),
+                       "cache_read_input_tokens": read, "cache_creation_input_tokens": written },
         }))
         .into_response();
     }
@@ -371,7 +511,8 @@ async fn anthropic(
             "message_start",
             json!({ "type": "message_start", "message": { "id": "msg_scripted", "type": "message",
               "role": "assistant", "model": body["model"], "content": [], "stop_reason": null,
-              "usage": { "input_tokens": input, "output_tokens": 1 } } }),
+              "usage": { "input_tokens": input, "output_tokens": 1,
+                         "cache_read_input_tokens": read, "cache_creation_input_tokens": written } } }),
         ),
         event(
             "content_block_start",

@@ -55,6 +55,10 @@ export type AuditId = string;
 
 /** What a model accepts, and its list prices. */
 export type Capabilities = {
+  /** US dollars per million prompt tokens read from the provider's cache. */
+  cache_read_usd_per_mtok: number;
+  /** US dollars per million prompt tokens written to it. */
+  cache_write_usd_per_mtok: number;
   /** The context window in tokens. */
   context_tokens: number;
   /** Whether it accepts images in messages. */
@@ -526,10 +530,17 @@ export type UpdateUserRequest = {
 };
 
 export type UsageTotals = {
+  /** Prompt tokens read from a provider's cache (at its lower price). */
+  cache_read_tokens: number;
+  /** Prompt tokens written to a provider's cache. */
+  cache_write_tokens: number;
   cost_usd: number;
+  /** Prompt tokens neither read from nor written to a provider's cache. */
   input_tokens: number;
   model_calls: number;
   output_tokens: number;
+  /** What the same calls would have cost without prompt caching, less what they cost. */
+  saved_usd: number;
 };
 
 /** A person (or service account) who signs in. */

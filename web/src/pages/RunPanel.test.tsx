@@ -34,7 +34,13 @@ describe('RunPanel', () => {
     render(<RunPanel run={run({ status: 'failed', error: "the project's budget of $5.00 is spent" })} canAnswer onAnswer={() => undefined} />);
     expect(screen.getByText('Run: failed')).toBeTruthy();
     expect(screen.getByText(/420 tokens · \$0\.0123/)).toBeTruthy();
+    expect(screen.queryByText(/caching saved/)).toBeNull();
     expect(screen.getByRole('alert').textContent).toBe("The run stopped: the project's budget of $5.00 is spent");
+  });
+
+  it('shows what prompt caching saved', () => {
+    render(<RunPanel run={run({ savedUsd: 0.0211 })} canAnswer onAnswer={() => undefined} />);
+    expect(screen.getByText(/caching saved \$0\.0211/)).toBeTruthy();
   });
 
   it('shows HTML from the sandbox sanitised: the table stays, the script does not', () => {

@@ -225,6 +225,7 @@ export function RunPanel({ run, canAnswer, onAnswer }: { run: RunView; canAnswer
         <span>Run: {run.status}</span>
         <span>
           {run.tokens} tokens · ${run.costUsd.toFixed(4)}
+          {run.savedUsd !== undefined && run.savedUsd > 0 && ` (caching saved $${run.savedUsd.toFixed(4)})`}
         </span>
       </header>
       {run.summarised !== undefined && (

@@ -22,6 +22,7 @@ describe('the thread view', () => {
       event('token', { text: 'Let me ' }),
       event('token', { text: 'look.' }),
       event('usage', { input_tokens: 100, output_tokens: 20, cost_usd: 0.001 }),
+      event('usage', { input_tokens: 5, cache_read_tokens: 900, cache_write_tokens: 10, output_tokens: 15, cost_usd: 0.002, saved_usd: 0.0025 }),
       event('code', { code: 'print(41 + 1)' }),
       event('output', { type: 'stream', name: 'stdout', text: '4' }),
       event('output', { type: 'stream', name: 'stdout', text: '2\n' }),
@@ -46,7 +47,7 @@ describe('the thread view', () => {
       },
     ]);
     expect(run.streaming).toBe(''); // the streamed text became a step
-    expect([run.tokens, run.costUsd]).toEqual([120, 0.001]);
+    expect([run.tokens, run.costUsd, run.savedUsd]).toEqual([1050, 0.003, 0.0025]);
     expect(activeRun(view)).toBeUndefined();
   });
 

@@ -45,6 +45,8 @@ export interface RunView {
   plan?: PlanTask[];
   costUsd: number;
   tokens: number;
+  /** What the provider's prompt cache saved on the run's model calls (US dollars). */
+  savedUsd?: number;
 }
 
 export interface ThreadView {
@@ -146,16 +148,22 @@ export function applyEvent(view: ThreadView, event: EventResponse): ThreadView {
     case 'interrupt':
       updated = { ...current, question: text(payload.question), planApproval: payload.plan === true };
       break;
-    case 'usage':
+    case 'usage': {
+      const count = (value: unknown) => (typeof value === 'number' ? value : 0);
       updated = {
         ...current,
-        costUsd: current.costUsd + (typeof payload.cost_usd === 'number' ? payload.cost_usd : 0),
+        costUsd: current.costUsd + count(payload.cost_usd),
+        // Every token of the prompt (cached or not) and of the reply.
         tokens:
           current.tokens +
-          (typeof payload.input_tokens === 'number' ? payload.input_tokens : 0) +
-          (typeof payload.output_tokens === 'number' ? payload.output_tokens : 0),
+          count(payload.input_tokens) +
+          count(payload.cache_read_tokens) +
+          count(payload.cache_write_tokens) +
+          count(payload.output_tokens),
+        savedUsd: (current.savedUsd ?? 0) + count(payload.saved_usd),
       };
       break;
+    }
     default:
       return { ...next, runs };
   }
