@@ -55,26 +55,7 @@ impl SigningKeys {
 
     /// The keys kept in `data_dir`, made (with owner-only permissions) on first use.
     pub fn load_or_generate(data_dir: &Path) -> std::io::Result<SigningKeys> {
-        let path = data_dir.join(KEY_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let file: KeyFile = serde_json::from_slice(&bytes)
-                    .map_err(|e| invalid(format!("{} is not a key file: {e}", path.display())))?;
-                Self::from_config(&file.keys)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = SigningKey { kid: crate::tokens::random_token(9), secret: crate::tokens::random_token(32) };
-                let json =
-                    serde_json::to_vec_pretty(&KeyFile { keys: vec![key.clone()] }).map_err(std::io::Error::other)?;
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                write_private(&path, &json)?;
-                tracing::info!(path = %path.display(), kid = %key.kid, "generated the access-token signing key");
-                Self::from_config(&[key])
-            }
-            Err(e) => Err(e),
-        }
+        Self::from_config(&load_or_generate_keys(&data_dir.join(KEY_FILE), "the access-token signing key")?)
     }
 
     pub(crate) fn signing(&self) -> (&str, &Mac) {
@@ -87,7 +68,31 @@ impl SigningKeys {
     }
 }
 
-fn invalid(message: String) -> std::io::Error {
+/// The keys of a key file, or one key generated into it (owner-only) when
+/// there is no file yet; `what` names the key in the log.
+pub(crate) fn load_or_generate_keys(path: &Path, what: &str) -> std::io::Result<Vec<SigningKey>> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let file: KeyFile = serde_json::from_slice(&bytes)
+                .map_err(|e| invalid(format!("{} is not a key file: {e}", path.display())))?;
+            Ok(file.keys)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SigningKey { kid: crate::tokens::random_token(9), secret: crate::tokens::random_token(32) };
+            let json =
+                serde_json::to_vec_pretty(&KeyFile { keys: vec![key.clone()] }).map_err(std::io::Error::other)?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            write_private(path, &json)?;
+            tracing::info!(path = %path.display(), kid = %key.kid, "generated {what}");
+            Ok(vec![key])
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub(crate) fn invalid(message: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, message)
 }
 

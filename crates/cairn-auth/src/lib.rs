@@ -9,6 +9,7 @@
 
 mod access;
 mod error;
+mod keyring;
 mod keys;
 pub mod mail;
 mod password;
@@ -20,6 +21,7 @@ mod users;
 
 pub use access::{Access, Credential, Principal, ProjectGrant};
 pub use error::{Error, Result};
+pub use keyring::KeyRing;
 pub use keys::{SigningKeys, write_private};
 pub use password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 pub use service::{Auth, IssuedKey, MemberRef, Session};

@@ -403,6 +403,11 @@ pub struct LlmConfig {
     /// `OPENAI_API_KEY`, `ANTHROPIC_API_KEY` (and their `*_BASE_URL`) and a
     /// local Ollama on 127.0.0.1:11434.
     pub discover: bool,
+    /// Keys that seal the provider keys administrators enter in the app:
+    /// `[{kid = "2026-11", secret = "<base64url, ≥32 bytes>"}]`; the first
+    /// seals, all open (rotate by adding a new key first). Empty: a key is
+    /// generated on first start into `<data_dir>/llm/secret-keys.json`.
+    pub secret_keys: Vec<SigningKey>,
 }
 
 impl Default for LlmConfig {
@@ -415,6 +420,7 @@ impl Default for LlmConfig {
             idle_timeout_secs: 60,
             embedding_model: String::new(),
             discover: true,
+            secret_keys: Vec::new(),
         }
     }
 }

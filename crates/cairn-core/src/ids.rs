@@ -86,3 +86,7 @@ id_type!(
     /// A sandbox: a private workspace and a persistent kernel.
     SandboxId
 );
+id_type!(
+    /// A model connection an administrator made in the app.
+    ConnectionId
+);

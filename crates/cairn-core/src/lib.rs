@@ -16,7 +16,8 @@ pub mod store;
 
 pub use error::{Dependency, Error, Result};
 pub use ids::{
-    ApiKeyId, AuditId, FileId, MemoryId, MessageId, ProjectId, RunId, SandboxId, SessionId, ThreadId, UserId,
+    ApiKeyId, AuditId, ConnectionId, FileId, MemoryId, MessageId, ProjectId, RunId, SandboxId, SessionId, ThreadId,
+    UserId,
 };
 
 /// The version of Cairn, shared by every crate and shown by `cairn version`.

@@ -432,3 +432,48 @@ pub struct NewMemoryChunk {
     pub embedding: Vec<f32>,
     pub created_by: Option<UserId>,
 }
+
+/// A model provider an administrator connected in the app. Its key is kept
+/// only encrypted (`key_ciphertext`, sealed by the auth crate's key ring);
+/// `key_hint` is its last four characters, for people to recognise it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConnection {
+    pub id: crate::ConnectionId,
+    /// The first part of its model ids (`openai` in `openai/gpt-5-mini`).
+    pub name: String,
+    pub kind: String,
+    pub base_url: String,
+    pub api_version: String,
+    pub key_ciphertext: Option<Vec<u8>>,
+    pub key_hint: Option<String>,
+    /// The models, as the configuration spells them (`[{"name": …}]`).
+    pub models: Value,
+    pub enabled: bool,
+    pub created_by: Option<UserId>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewModelConnection {
+    pub name: String,
+    pub kind: String,
+    pub base_url: String,
+    pub api_version: String,
+    pub key_ciphertext: Option<Vec<u8>>,
+    pub key_hint: Option<String>,
+    pub models: Value,
+    pub enabled: bool,
+    pub created_by: UserId,
+}
+
+/// What changes; `None` keeps a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ModelConnectionUpdate {
+    pub base_url: Option<String>,
+    pub api_version: Option<String>,
+    /// `Some(None)` removes the key.
+    pub key: Option<Option<(Vec<u8>, String)>>,
+    pub models: Option<Value>,
+    pub enabled: Option<bool>,
+}

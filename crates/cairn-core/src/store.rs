@@ -6,11 +6,12 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::model::{
-    ApiKey, AuditEntry, Checkpoint, Event, FileRecord, Membership, MemoryChunk, Message, NewApiKey, NewAuditEntry,
-    NewCheckpoint, NewEvent, NewFile, NewMemoryChunk, NewMessage, NewProject, NewRefreshToken, NewRun, NewThread,
-    NewUser, Project, ProjectUpdate, RefreshOutcome, Role, Run, RunStatus, Thread, User,
+    ApiKey, AuditEntry, Checkpoint, Event, FileRecord, Membership, MemoryChunk, Message, ModelConnection,
+    ModelConnectionUpdate, NewApiKey, NewAuditEntry, NewCheckpoint, NewEvent, NewFile, NewMemoryChunk, NewMessage,
+    NewModelConnection, NewProject, NewRefreshToken, NewRun, NewThread, NewUser, Project, ProjectUpdate,
+    RefreshOutcome, Role, Run, RunStatus, Thread, User,
 };
-use crate::{ApiKeyId, FileId, ProjectId, Result, RunId, SessionId, ThreadId, UserId};
+use crate::{ApiKeyId, ConnectionId, FileId, ProjectId, Result, RunId, SessionId, ThreadId, UserId};
 
 #[async_trait]
 pub trait UserRepo: Send + Sync {
@@ -155,9 +156,32 @@ pub trait MemoryRepo: Send + Sync {
     async fn forget_memory(&self, project: ProjectId, source: &str) -> Result<u64>;
 }
 
+/// Model connections made in the app.
+#[async_trait]
+pub trait ConnectionRepo: Send + Sync {
+    /// `Conflict` when the name is taken.
+    async fn create_connection(&self, new: NewModelConnection) -> Result<ModelConnection>;
+    async fn connections(&self) -> Result<Vec<ModelConnection>>;
+    async fn connection(&self, id: ConnectionId) -> Result<ModelConnection>;
+    async fn update_connection(&self, id: ConnectionId, update: ModelConnectionUpdate) -> Result<ModelConnection>;
+    /// `NotFound` when there is none.
+    async fn delete_connection(&self, id: ConnectionId) -> Result<()>;
+    /// Replaces a key's ciphertext (the key ring re-sealing it under its newest key).
+    async fn reseal_connection_key(&self, id: ConnectionId, ciphertext: Vec<u8>) -> Result<()>;
+}
+
 #[async_trait]
 pub trait Store:
-    UserRepo + CredentialRepo + ProjectRepo + FileRepo + ThreadRepo + RunRepo + AuditRepo + MemoryRepo + std::fmt::Debug
+    UserRepo
+    + CredentialRepo
+    + ProjectRepo
+    + FileRepo
+    + ThreadRepo
+    + RunRepo
+    + AuditRepo
+    + MemoryRepo
+    + ConnectionRepo
+    + std::fmt::Debug
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -10,6 +10,7 @@
 mod accounts;
 mod admin;
 mod authn;
+mod connections;
 mod error;
 mod files;
 mod health;
@@ -40,6 +41,7 @@ use tokio::net::TcpListener;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use authn::{Authenticated, ClientAddr};
+pub use connections::{Connections, ConnectionsError};
 pub use error::{ApiError, ApiJson, Problem};
 pub use openapi::openapi_document;
 pub use sandbox_host::{sandbox_host_app, sandbox_host_openapi_document};
@@ -82,6 +84,8 @@ pub struct AppState {
     pub runs: Option<cairn_agent::Runs>,
     /// Project memory (off, with a clear error, without an embedding model).
     pub memory: cairn_tools::Memory,
+    /// Model connections made in the app (they rebuild `models`).
+    pub connections: Connections,
 }
 
 /// The API routes, as documented in the OpenAPI document.
@@ -95,7 +99,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(models::routes())
         .merge(memory::routes())
         .merge(threads::routes())
-        .merge(admin::routes());
+        .merge(admin::routes())
+        .merge(connections::routes());
     OpenApiRouter::with_openapi(openapi::base()).merge(health::routes()).nest("/api/v1", v1)
 }
 

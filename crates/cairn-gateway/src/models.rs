@@ -69,5 +69,5 @@ async fn list_models(
     State(state): State<AppState>,
     Authenticated(_principal): Authenticated,
 ) -> ApiJson<ModelsResponse> {
-    ApiJson(ModelsResponse { default: state.models.default_id().map(str::to_owned), models: state.models.list() })
+    ApiJson(ModelsResponse { default: state.models.default_id(), models: state.models.list() })
 }

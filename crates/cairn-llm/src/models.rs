@@ -89,11 +89,19 @@ pub fn official_base_url(kind: &str, env: &dyn Fn(&str) -> Option<String>) -> St
     env(variable).filter(|url| !url.trim().is_empty()).unwrap_or_else(|| official.to_owned())
 }
 
-/// Every configured model.
-#[derive(Debug, Clone, Default)]
-pub struct Models {
+/// The models at one moment.
+#[derive(Debug, Default)]
+struct Registry {
     models: BTreeMap<String, (Arc<dyn ChatModel>, ModelInfo)>,
     default: Option<String>,
+}
+
+/// Every connected model. Shared by the gateway and the agent; replaced as
+/// a whole when an administrator changes a connection (calls in flight keep
+/// the model they started with).
+#[derive(Debug, Default)]
+pub struct Models {
+    current: std::sync::RwLock<Arc<Registry>>,
 }
 
 impl Models {
@@ -164,22 +172,35 @@ impl Models {
         } else {
             Some(config.default_model.clone())
         };
-        Ok(Models { models, default })
+        Ok(Models { current: std::sync::RwLock::new(Arc::new(Registry { models, default })) })
+    }
+
+    fn registry(&self) -> Arc<Registry> {
+        // A poisoned lock still holds a whole registry (it is only ever swapped).
+        self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Takes `other`'s models in place of these, at once.
+    pub fn replace(&self, other: Models) {
+        let next = other.registry();
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = next;
     }
 
     /// Every model, by id.
     pub fn list(&self) -> Vec<ModelInfo> {
-        self.models.values().map(|(_, info)| info.clone()).collect()
+        self.registry().models.values().map(|(_, info)| info.clone()).collect()
     }
 
     /// The model used when a project or thread names none.
-    pub fn default_id(&self) -> Option<&str> {
-        self.default.as_deref()
+    pub fn default_id(&self) -> Option<String> {
+        self.registry().default.clone()
     }
 
     /// A model by id (`provider/model`), or the default for `None`.
     pub fn get(&self, id: Option<&str>) -> Result<(Arc<dyn ChatModel>, ModelInfo), LlmError> {
-        let id = id.or(self.default.as_deref()).ok_or_else(|| LlmError::UnknownModel("(none configured)".into()))?;
-        self.models.get(id).cloned().ok_or_else(|| LlmError::UnknownModel(id.to_owned()))
+        let registry = self.registry();
+        let id =
+            id.or(registry.default.as_deref()).ok_or_else(|| LlmError::UnknownModel("(none configured)".into()))?;
+        registry.models.get(id).cloned().ok_or_else(|| LlmError::UnknownModel(id.to_owned()))
     }
 }

@@ -44,6 +44,7 @@ fn config(server: &ScriptedLlm, max_retries: u32, idle_timeout_secs: u64) -> Llm
         idle_timeout_secs,
         embedding_model: "local/embedder".into(),
         discover: false,
+        secret_keys: Vec::new(),
     }
 }
 

@@ -7,6 +7,7 @@
 //! the contract tests prove on one holds on the other. Nothing above this
 //! crate sees SQL or sqlx.
 
+mod connections;
 mod error;
 mod memory;
 mod queue;

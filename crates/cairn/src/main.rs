@@ -271,8 +271,27 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
         config.server.bind
     );
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-    discover_models(&mut config).await;
+    // Connections made in the app count as configured: a first run's
+    // discovery only happens when there are none of either.
+    let connected = store.connections().await.context("cannot read the model connections")?;
+    if connected.is_empty() {
+        discover_models(&mut config).await;
+    }
     let models = Arc::new(cairn_llm::Models::from_config(&config.llm).context("llm.providers")?);
+    let keys = if config.llm.secret_keys.is_empty() {
+        cairn_auth::KeyRing::load_or_generate(&config.data_dir)
+    } else {
+        cairn_auth::KeyRing::from_config(&config.llm.secret_keys)
+    }
+    .map_err(|e| Failure::Config(anyhow::anyhow!("llm.secret_keys: {e}")))?;
+    let connections =
+        cairn_gateway::Connections::new(config.llm.clone(), store.clone(), keys, models.clone(), bus.clone());
+    let resealed = connections.reseal().await.context("cannot seal the model connections' keys again")?;
+    if resealed > 0 {
+        tracing::info!(resealed, "sealed stored provider keys under the newest secret key");
+    }
+    connections.reload().await.context("cannot connect the models made in the app")?;
+    connections.listen();
     let runs = tools.as_ref().map(|runner| {
         let agent = cairn_agent::Agent {
             models: models.clone(),
@@ -290,8 +309,20 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
     if models.default_id().is_none() {
         tracing::warn!("no language model is configured (llm.providers): agent runs cannot start");
     }
-    let state =
-        AppState { config: Arc::new(config), store, bus, auth, files, role, registry, tools, models, runs, memory };
+    let state = AppState {
+        config: Arc::new(config),
+        store,
+        bus,
+        auth,
+        files,
+        role,
+        registry,
+        tools,
+        models,
+        runs,
+        memory,
+        connections,
+    };
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown_signal().await;

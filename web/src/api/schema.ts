@@ -97,6 +97,71 @@ export type Checks = {
   database: Check;
 };
 
+/** A model connection an administrator made in the app. */
+export type ConnectionId = string;
+
+/** One model of a connection. */
+export type ConnectionModel = {
+  /** US dollars per million input and output tokens; absent: the family's list price. */
+  input_usd_per_mtok?: number | null;
+  /** The provider's name for it (for Azure, the deployment's). */
+  name: string;
+  output_usd_per_mtok?: number | null;
+};
+
+export type ConnectionRequest = {
+  api_key?: string;
+  /** Azure's `api-version`; empty: a current GA version. */
+  api_version?: string;
+  /** Empty: the provider's own API (required for Azure and compatible servers). */
+  base_url?: string;
+  enabled?: boolean;
+  /** `openai`, `anthropic`, `azure-openai` or `openai-compatible`. */
+  kind: string;
+  models: ConnectionModel[];
+  /** Lowercase letters, digits, `-` and `_` (1 to 40): the prefix of its model ids. */
+  name: string;
+};
+
+export type ConnectionResponse = {
+  api_version: string;
+  /** Empty: the provider's own API. */
+  base_url: string;
+  created_at?: string | null;
+  enabled: boolean;
+  id?: ConnectionId | null;
+  /** The key's last four characters (`…a1b2`); `null`: no key. The key itself is never shown again. */
+  key_hint?: string | null;
+  /** `openai`, `anthropic`, `azure-openai` or `openai-compatible`. */
+  kind: string;
+  models: ConnectionModel[];
+  /** The first part of its model ids (`openai` in `openai/gpt-5-mini`). */
+  name: string;
+  source: ConnectionSource;
+  updated_at?: string | null;
+};
+
+/** Where a connection was made. */
+export type ConnectionSource = "app" | "configuration";
+
+export type ConnectionTestResponse = {
+  /** What happened, in words: "The model answered in 412 ms." or the provider's refusal ("the provider refused the key: …"). */
+  detail: string;
+  latency_ms: number;
+  /** The model tried (`provider/model`). */
+  model: string;
+  ok: boolean;
+};
+
+export type ConnectionUpdate = {
+  /** A new key; `""` removes it; absent keeps it. */
+  api_key?: string | null;
+  api_version?: string | null;
+  base_url?: string | null;
+  enabled?: boolean | null;
+  models?: ConnectionModel[] | null;
+};
+
 export type CreateApiKeyRequest = {
   /** When the key stops working (RFC 3339); never if absent. */
   expires_at?: string | null;
@@ -576,10 +641,12 @@ export interface Operations {
   cancel_run: 'POST /api/v1/runs/{run_id}/cancel';
   change_member: 'PATCH /api/v1/projects/{project_id}/members/{user_id}';
   change_password: 'POST /api/v1/me/password';
+  create_connection: 'POST /api/v1/admin/connections';
   create_key: 'POST /api/v1/api-keys';
   create_link: 'POST /api/v1/projects/{project_id}/files/{file_id}/links';
   create_project: 'POST /api/v1/projects';
   create_thread: 'POST /api/v1/projects/{project_id}/threads';
+  delete_connection: 'DELETE /api/v1/admin/connections/{connection_id}';
   delete_path: 'DELETE /api/v1/projects/{project_id}/files';
   edit_plan: 'PUT /api/v1/runs/{run_id}/plan';
   events: 'GET /api/v1/threads/{thread_id}/events';
@@ -595,6 +662,7 @@ export interface Operations {
   healthz: 'GET /healthz';
   list: 'GET /api/v1/projects/{project_id}/files';
   list_agents: 'GET /api/v1/agents';
+  list_connections: 'GET /api/v1/admin/connections';
   list_keys: 'GET /api/v1/api-keys';
   list_members: 'GET /api/v1/projects/{project_id}/members';
   list_messages: 'GET /api/v1/threads/{thread_id}/messages';
@@ -622,9 +690,11 @@ export interface Operations {
   revoke_key: 'DELETE /api/v1/api-keys/{key_id}';
   search: 'GET /api/v1/projects/{project_id}/memory/search';
   set_project_model: 'PUT /api/v1/projects/{project_id}/model';
+  test_connection: 'POST /api/v1/admin/connections/{connection_id}/test';
   thread_runs: 'GET /api/v1/threads/{thread_id}/runs';
   token: 'POST /api/v1/auth/token';
   typing: 'POST /api/v1/threads/{thread_id}/typing';
+  update_connection: 'PATCH /api/v1/admin/connections/{connection_id}';
   update_project: 'PATCH /api/v1/projects/{project_id}';
   update_user: 'PATCH /api/v1/admin/users/{user_id}';
   upload: 'POST /api/v1/projects/{project_id}/files';

@@ -2,8 +2,9 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import type { AuditEntryResponse, GlobalRole, UserResponse } from '../api/schema';
 import { useSession } from '../session';
 import { Alert } from '../components/Alert';
+import Connections from './Connections';
 
-/** Administration: every account (disable, make admin) and the audit log. */
+/** Administration: the model connections, every account (disable, make admin) and the audit log. */
 export default function Admin() {
   const { client } = useSession();
   const queries = useQueryClient();
@@ -27,6 +28,8 @@ export default function Admin() {
         Administration
       </h2>
       <Alert message={error?.message} />
+      <Connections />
+      <h3 className="text-lg font-semibold">Accounts</h3>
       <table className="text-left text-sm" aria-label="Accounts">
         <thead>
           <tr>

@@ -3,9 +3,16 @@ import { problemMessage } from '../api/client';
 import { useSession } from '../session';
 import { Alert } from '../components/Alert';
 
-
-/** A password input with its label. */
-function PasswordField(props: { label: string; autoComplete: string; value: string; onChange: (value: string) => void }) {
+/** A password input with its label (required unless told otherwise). */
+export function PasswordField(props: {
+  label: string;
+  autoComplete: string;
+  value: string;
+  onChange: (value: string) => void;
+  required?: boolean;
+  disabled?: boolean;
+  placeholder?: string;
+}) {
   return (
     <label className="flex flex-col gap-1">
       {props.label}
@@ -15,7 +22,9 @@ function PasswordField(props: { label: string; autoComplete: string; value: stri
         autoComplete={props.autoComplete}
         value={props.value}
         onChange={(e) => props.onChange(e.target.value)}
-        required
+        required={props.required ?? true}
+        disabled={props.disabled}
+        placeholder={props.placeholder}
       />
     </label>
   );

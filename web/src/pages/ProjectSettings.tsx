@@ -54,7 +54,7 @@ export default function ProjectSettings({ project }: { project: ProjectResponse 
         </select>
       </label>
       {models.data && models.data.models.length === 0 && (
-        <p className="text-sm text-gray-500">No language model is configured on this server yet (llm.providers).</p>
+        <p className="text-sm text-gray-500">No language model is connected yet: an administrator connects one on the administration page.</p>
       )}
       <form onSubmit={saveBudget} className="flex flex-wrap items-center gap-2 text-sm" aria-label="Budget">
         <label htmlFor="budget">Budget for model costs (US $, empty for none)</label>

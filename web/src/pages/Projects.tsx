@@ -1,6 +1,6 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
-import type { ProjectResponse, ThreadResponse } from '../api/schema';
+import type { ModelsResponse, ProjectResponse, ThreadResponse, UserResponse } from '../api/schema';
 import { useSession } from '../session';
 import Library from './Library';
 import MemoryPanel from './MemoryPanel';
@@ -8,6 +8,7 @@ import Members from './Members';
 import ProjectSettings from './ProjectSettings';
 import { Alert } from '../components/Alert';
 import { EditableTitle } from '../components/EditableTitle';
+import { ConnectModelLink } from './Connections';
 
 /** The caller's projects, and a form to make one. */
 export function Projects() {
@@ -32,6 +33,7 @@ export function Projects() {
       <h2 id="projects-heading" className="text-xl font-semibold">
         Projects
       </h2>
+      <NoModelNotice />
       {projects.isPending && <p>Loading…</p>}
       <Alert message={projects.error?.message} />
       <ul className="flex flex-col gap-1">
@@ -55,6 +57,26 @@ export function Projects() {
       </form>
       <Alert message={create.error?.message} />
     </section>
+  );
+}
+
+/** A first run: no language model is connected, so no agent can answer. An
+ * administrator gets the way to connect one, a member whom to ask. */
+export function NoModelNotice() {
+  const { client } = useSession();
+  const me = useQuery({ queryKey: ['me'], queryFn: () => client.call<UserResponse>('GET', '/api/v1/me') });
+  const models = useQuery({ queryKey: ['models'], queryFn: () => client.call<ModelsResponse>('GET', '/api/v1/models') });
+  if (!models.data || models.data.models.length > 0 || me.isPending) return null;
+  return (
+    <p className="rounded border border-amber-400 bg-amber-50 p-2 text-sm text-amber-950 dark:bg-amber-950 dark:text-amber-100">
+      {me.data?.role === 'admin' ? (
+        <>
+          No language model is connected yet. <ConnectModelLink />
+        </>
+      ) : (
+        'No language model is connected yet: ask an administrator to connect one.'
+      )}
+    </p>
   );
 }
 

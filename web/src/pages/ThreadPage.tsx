@@ -1,7 +1,7 @@
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useReducer, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
-import { errorMessage, problemMessage } from '../api/client';
-import type { MemberResponse, PresenceSignal, ProjectResponse, ThreadResponse, UserResponse } from '../api/schema';
+import { ApiProblem, errorMessage, problemMessage } from '../api/client';
+import type { MemberResponse, ModelsResponse, PresenceSignal, ProjectResponse, ThreadResponse, UserResponse } from '../api/schema';
 import { Alert } from '../components/Alert';
 import { EditableTitle } from '../components/EditableTitle';
 import { CodeBlock, Markdown } from '../components/Markdown';
@@ -10,6 +10,7 @@ import { typingInField } from '../components/Shortcuts';
 import { useSession } from '../session';
 import { applyPresence, here, typing, typingLine, type Presence } from '../thread/presence';
 import { activeRun, applyEvent, emptyThread, type RunView, type StepOutput } from '../thread/view';
+import { ConnectModelLink } from './Connections';
 import PlanPanel from './PlanPanel';
 
 /** How often a member typing tells the others (the signal lasts five seconds). */
@@ -39,6 +40,13 @@ export default function ThreadPage({ id }: { id: string }) {
   const [draft, setDraft] = useState('');
   const [planFirst, setPlanFirst] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  // No run can start here (no model connected, or no sandboxes).
+  const [unavailable, setUnavailable] = useState(false);
+  const models = useQuery({
+    queryKey: ['models'],
+    queryFn: () => client.call<ModelsResponse>('GET', '/api/v1/models'),
+    enabled: unavailable,
+  });
   const lastTyping = useRef(0);
   const composer = useRef<HTMLTextAreaElement>(null);
 
@@ -96,6 +104,7 @@ export default function ThreadPage({ id }: { id: string }) {
     const content = draft.trim();
     if (!content) return;
     setError(null);
+    setUnavailable(false);
     try {
       if (running?.status === 'waiting') {
         await client.call('POST', `/api/v1/runs/${running.id}/resume`, { answer: content });
@@ -107,6 +116,10 @@ export default function ThreadPage({ id }: { id: string }) {
       lastTyping.current = 0;
     } catch (err) {
       setError(problemMessage(err));
+      if (err instanceof ApiProblem && err.code === 'agent_unavailable') {
+        setUnavailable(true);
+        void queries.invalidateQueries({ queryKey: ['models'] });
+      }
     }
   }
 
@@ -169,6 +182,11 @@ export default function ThreadPage({ id }: { id: string }) {
         {typingNow}
       </p>
       <Alert message={error} />
+      {unavailable && me.data?.role === 'admin' && !(models.data && models.data.models.length > 0) && (
+        <p className="text-sm">
+          <ConnectModelLink />
+        </p>
+      )}
       {project.data?.role === 'viewer' ? (
         <p className="rounded border p-2 text-sm text-gray-600 dark:text-gray-300">
           You are a viewer in this project: you can follow the thread live, but not post or steer the agent.

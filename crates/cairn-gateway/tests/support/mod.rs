@@ -25,6 +25,14 @@ pub async fn sqlite_state(dir: &TempDir, mut config: Config) -> AppState {
 
 pub fn state(config: Config, db: &Database, bus: Bus, dir: &TempDir) -> AppState {
     let config_llm = config.llm.clone();
+    let models = Arc::new(cairn_llm::Models::from_config(&config_llm).unwrap());
+    let secret = cairn_config::SigningKey { kid: "test".into(), secret: "Q".repeat(43) };
+    let secret_ring = if config.llm.secret_keys.is_empty() {
+        cairn_auth::KeyRing::from_config(&[secret]).unwrap()
+    } else {
+        cairn_auth::KeyRing::from_config(&config.llm.secret_keys).unwrap()
+    };
+    let bus_for_connections = bus.clone();
     let keys = if config.auth.signing_keys.is_empty() {
         vec![cairn_config::SigningKey { kid: "test".into(), secret: "A".repeat(43) }]
     } else {
@@ -44,9 +52,16 @@ pub fn state(config: Config, db: &Database, bus: Bus, dir: &TempDir) -> AppState
         role: ServerRole::All,
         registry: Arc::new(cairn_tools::Registry::builtin()),
         tools: None,
-        models: Arc::new(cairn_llm::Models::from_config(&config_llm).unwrap()),
+        models: models.clone(),
         runs: None,
         memory: cairn_tools::Memory::new(db.store(), cairn_llm::Embedder::from_config(&config_llm).unwrap()),
+        connections: cairn_gateway::Connections::new(
+            config_llm.clone(),
+            db.store(),
+            secret_ring,
+            models,
+            bus_for_connections,
+        ),
     }
 }
 
