@@ -339,7 +339,28 @@ await withBrowser('failure', async (browser, pages) => {
   await owner.getByRole('link', { name: 'Admin' }).click();
   await owner.getByRole('table', { name: 'Accounts' }).getByText('bo@example.com').waitFor();
   await owner.getByRole('list', { name: 'Audit log' }).getByText('member.added', { exact: false }).first().waitFor();
+  // Model connections: the configuration's provider is read-only; the
+  // owner (the administrator) connects the scripted server as another one,
+  // tests it, disables it and removes it, and the key never shows again.
+  const connections = owner.getByRole('list', { name: 'Connections' });
+  await connections.getByRole('listitem', { name: 'scripted' }).getByText('read-only', { exact: false }).waitFor();
+  await owner.getByLabel('Kind').selectOption('openai-compatible');
+  await owner.getByLabel('Name (the prefix of its model ids)').fill('lab');
+  await owner.getByLabel('Base URL').fill(`${llmUrl}/v1`);
+  await owner.getByLabel('API key (if the server wants one)').fill('sk-e2e-secret-4321');
+  await owner.getByLabel('Model 1: name').fill('m');
+  await owner.getByRole('button', { name: 'Add the connection' }).click();
+  const lab = connections.getByRole('listitem', { name: 'lab' });
+  await lab.getByText('…4321').waitFor();
+  check(!(await owner.content()).includes('sk-e2e-secret-4321'), 'the key is not shown after it was saved');
+  await lab.getByRole('button', { name: 'Test lab' }).click();
+  await lab.getByText('The model answered in', { exact: false }).waitFor();
   await owner.screenshot({ path: join(shots, 'admin.png'), fullPage: true });
+  await lab.getByRole('button', { name: 'Disable lab' }).click();
+  await lab.getByRole('button', { name: 'Enable lab' }).waitFor();
+  await lab.getByRole('button', { name: 'Remove lab' }).click();
+  await lab.getByRole('button', { name: 'Yes, remove lab' }).click();
+  await eventually(async () => (await connections.getByRole('listitem', { name: 'lab' }).count()) === 0, 'the connection is gone');
 
   // Password recovery through the e-mailed link (the development outbox).
   const guest = await (await browser.newContext()).newPage();
