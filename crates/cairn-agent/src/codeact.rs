@@ -878,6 +878,8 @@ impl Agent {
         let mut stream = model.stream(&request).await.map_err(|e| e.to_string())?;
         let mut reply = String::new();
         let mut pending = String::new();
+        // The model's reasoning, streamed apart and never part of the reply.
+        let mut thinking = String::new();
         let mut last_flush = Instant::now();
         let mut usage = Usage::default();
         loop {
@@ -901,8 +903,18 @@ impl Agent {
                         last_flush = Instant::now();
                     }
                 }
+                Delta::Reasoning(text) => {
+                    thinking.push_str(&text);
+                    if last_flush.elapsed() >= Duration::from_millis(50) {
+                        events.emit("reasoning", tagged(json!({ "text": std::mem::take(&mut thinking) }), state)).await;
+                        last_flush = Instant::now();
+                    }
+                }
                 Delta::Done { usage: used, .. } => usage = used,
             }
+        }
+        if !thinking.is_empty() {
+            events.emit("reasoning", tagged(json!({ "text": thinking }), state)).await;
         }
         if stream_tokens && !pending.is_empty() {
             events.emit("token", tagged(json!({ "text": pending }), state)).await;

@@ -562,3 +562,23 @@ async fn independent_tasks_run_at_the_same_time_in_kernels_of_their_own() {
     // The batch's extra sandbox is gone again.
     assert_eq!(world.sandboxes().await, 1, "only the thread's sandbox remains");
 }
+
+#[tokio::test]
+async fn the_models_reasoning_is_an_event_of_its_own_never_the_answer() {
+    let world = world(Budget::default()).await;
+    world.llm.push(Reply::Text(
+        "<think>The user wants a greeting; one block will do.</think>```python\nfinal_answer('hello')\n```".into(),
+    ));
+    let (_, run) = world.runs.post(world.thread, world.user, "Greet me.".into(), true).await.unwrap();
+    let run = world.runs.settle(run.unwrap().id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded);
+    let events = world.events().await;
+    let thought: String =
+        events.iter().filter(|(k, _)| k == "reasoning").map(|(_, p)| p["text"].as_str().unwrap()).collect();
+    assert_eq!(thought, "The user wants a greeting; one block will do.");
+    let streamed: String =
+        events.iter().filter(|(k, _)| k == "token").map(|(_, p)| p["text"].as_str().unwrap()).collect();
+    assert!(!streamed.contains("greeting"), "reasoning is not part of the reply: {streamed}");
+    let answer = events.iter().rev().find(|(k, _)| k == "message.created").unwrap();
+    assert_eq!(answer.1["content"], "hello");
+}

@@ -569,6 +569,10 @@ pub struct LlmModel {
     /// `medium` or `high`; empty: the provider's default.
     #[serde(default)]
     pub reasoning_effort: String,
+    /// Anthropic extended thinking budget in tokens (at least 1024; 0 or
+    /// absent: off). The thinking streams apart from the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_tokens: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -903,11 +907,13 @@ impl Config {
             for model in &provider.models {
                 let limit_ok = matches!(model.token_limit.as_str(), "" | "max_tokens" | "max_completion_tokens");
                 let effort_ok = matches!(model.reasoning_effort.as_str(), "" | "minimal" | "low" | "medium" | "high");
-                if model.name.is_empty() || !limit_ok || !effort_ok {
+                let thinking_ok = model.thinking_tokens.is_none_or(|t| t == 0 || (1024..=128_000).contains(&t));
+                if model.name.is_empty() || !limit_ok || !effort_ok || !thinking_ok {
                     return Err(Error::Invalid {
                         key: "llm.providers",
                         expected: "models with a name, a token_limit of max_tokens or max_completion_tokens (or \
-                                   none), a reasoning_effort of minimal, low, medium or high (or none)",
+                                   none), a reasoning_effort of minimal, low, medium or high (or none), and \
+                                   thinking_tokens of 0 or 1024 to 128000",
                         got: format!("{}/{}", provider.name, model.name),
                     });
                 }

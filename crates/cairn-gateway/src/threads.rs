@@ -135,7 +135,7 @@ pub struct EventResponse {
     /// Consecutive per thread: resume with `after` (or `Last-Event-ID`) set to the last one seen.
     pub seq: i64,
     pub run_id: Option<RunId>,
-    /// `message.created`, `run.status`, `token`, `code`, `output`, `observation`, `artifact`,
+    /// `message.created`, `run.status`, `token`, `reasoning`, `code`, `output`, `observation`, `artifact`,
     /// `interrupt`, `usage`, `run.budget`.
     pub kind: String,
     #[schema(value_type = Object)]

@@ -49,7 +49,12 @@ pub(crate) fn body(request: &ChatRequest) -> Value {
     if let Some(system) = &request.system {
         body["system"] = json!([cached(json!({ "type": "text", "text": system }))]);
     }
-    if let Some(temperature) = request.temperature {
+    if request.thinking_tokens >= 1024 {
+        // Thinking counts against max_tokens, so the reply keeps its own
+        // room; Anthropic refuses a temperature with thinking on.
+        body["thinking"] = json!({ "type": "enabled", "budget_tokens": request.thinking_tokens });
+        body["max_tokens"] = json!(request.max_tokens + request.thinking_tokens);
+    } else if let Some(temperature) = request.temperature {
         body["temperature"] = json!(temperature);
     }
     if !request.stop.is_empty() {
@@ -110,8 +115,12 @@ impl ChatModel for Anthropic {
                         progress.usage.cache_write_tokens = count("cache_creation_input_tokens");
                     }
                     "content_block_delta" => {
-                        if let Some(text) = data["delta"]["text"].as_str().filter(|t| !t.is_empty()) {
+                        let delta = &data["delta"];
+                        if let Some(text) = delta["text"].as_str().filter(|t| !t.is_empty()) {
                             return Some((Ok(Delta::Text(text.to_owned())), (events, progress)));
+                        }
+                        if let Some(thinking) = delta["thinking"].as_str().filter(|t| !t.is_empty()) {
+                            return Some((Ok(Delta::Reasoning(thinking.to_owned())), (events, progress)));
                         }
                     }
                     "message_delta" => {

@@ -31,6 +31,9 @@ pub struct Capabilities {
     /// `reasoning_effort` sent to OpenAI reasoning models (`minimal`, `low`,
     /// `medium`, `high`); `null`: the provider's default.
     pub reasoning_effort: Option<String>,
+    /// Anthropic extended thinking: its budget in tokens (0: off, the
+    /// default, since thinking is billed as output).
+    pub thinking_tokens: u32,
     /// The context window in tokens.
     pub context_tokens: u32,
     /// US dollars per million input and output tokens (0: not priced).
@@ -107,6 +110,7 @@ impl Capabilities {
                 || short.starts_with("gemini"),
             reasoning: reasoning_openai || thinking_claude,
             reasoning_effort: None,
+            thinking_tokens: 0,
             context_tokens: if claude {
                 200_000
             } else if short.starts_with("gpt-4.1") {
@@ -145,6 +149,9 @@ impl Capabilities {
         }
         if !model.reasoning_effort.is_empty() {
             caps.reasoning_effort = Some(model.reasoning_effort.clone());
+        }
+        if let Some(budget) = model.thinking_tokens {
+            caps.thinking_tokens = budget;
         }
         if model.context_tokens > 0 {
             caps.context_tokens = model.context_tokens;

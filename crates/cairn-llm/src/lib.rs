@@ -69,6 +69,9 @@ pub struct ChatRequest {
     pub token_limit: TokenLimit,
     /// OpenAI's `reasoning_effort`, for models that reason.
     pub reasoning_effort: Option<String>,
+    /// Anthropic's extended thinking budget in tokens (0: off; at least
+    /// 1024 when on); the reply's `max_tokens` comes on top.
+    pub thinking_tokens: u32,
 }
 
 impl Default for ChatRequest {
@@ -82,6 +85,7 @@ impl Default for ChatRequest {
             stop: Vec::new(),
             token_limit: TokenLimit::MaxTokens,
             reasoning_effort: None,
+            thinking_tokens: 0,
         }
     }
 }
@@ -131,6 +135,10 @@ impl Usage {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delta {
     Text(String),
+    /// The model's reasoning, where it shows it (Anthropic's extended
+    /// thinking; `reasoning_content` / `reasoning` of compatible servers):
+    /// never part of the answer.
+    Reasoning(String),
     /// The end: what the call used and why the model stopped.
     Done {
         usage: Usage,
@@ -228,6 +236,7 @@ pub trait ChatModel: Send + Sync + std::fmt::Debug {
         while let Some(delta) = stream.next().await {
             match delta? {
                 Delta::Text(piece) => text.push_str(&piece),
+                Delta::Reasoning(_) => {}
                 Delta::Done { usage, stop_reason } => return Ok(Completion { text, usage, stop_reason }),
             }
         }

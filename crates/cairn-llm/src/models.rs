@@ -74,6 +74,9 @@ impl ChatModel for Tuned {
         if request.reasoning_effort.is_none() {
             request.reasoning_effort.clone_from(&self.capabilities.reasoning_effort);
         }
+        if self.capabilities.reasoning && request.thinking_tokens == 0 {
+            request.thinking_tokens = self.capabilities.thinking_tokens;
+        }
         self.inner.stream(&request).await
     }
 }

@@ -155,8 +155,15 @@ impl ChatModel for OpenAi {
                 if let Some(reason) = choice["finish_reason"].as_str() {
                     progress.stop_reason = Some(reason.to_owned());
                 }
-                if let Some(text) = choice["delta"]["content"].as_str().filter(|t| !t.is_empty()) {
+                let delta = &choice["delta"];
+                if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
                     return Some((Ok(Delta::Text(text.to_owned())), (events, progress)));
+                }
+                // Servers that show reasoning: `reasoning_content` (DeepSeek,
+                // vLLM, llama.cpp) or `reasoning` (OpenRouter, Ollama).
+                let reasoning = delta["reasoning_content"].as_str().or(delta["reasoning"].as_str());
+                if let Some(thinking) = reasoning.filter(|t| !t.is_empty()) {
+                    return Some((Ok(Delta::Reasoning(thinking.to_owned())), (events, progress)));
                 }
             }
         });

@@ -75,6 +75,7 @@ async fn both_protocols_stream_deltas_with_usage() {
     while let Some(delta) = stream.next().await {
         match delta.unwrap() {
             Delta::Text(text) => pieces.push(text),
+            Delta::Reasoning(thinking) => panic!("no reasoning was scripted: {thinking}"),
             Delta::Done { usage, stop_reason } => done = Some((usage, stop_reason)),
         }
     }
@@ -156,6 +157,7 @@ async fn broken_and_stalled_streams_end_in_clear_errors() {
         while let Some(delta) = stream.next().await {
             match delta {
                 Ok(Delta::Text(piece)) => text.push_str(&piece),
+                Ok(Delta::Reasoning(_)) => {}
                 Ok(Delta::Done { .. }) => panic!("a dropped stream cannot finish"),
                 Err(e) => error = Some(e),
             }
@@ -409,4 +411,47 @@ async fn prompt_caches_are_asked_for_and_priced_at_their_own_rates() {
     assert!(warm.cache_read_tokens >= 1024 && warm.cache_read_tokens % 128 == 0, "{warm:?}");
     assert_eq!(warm.prompt_tokens(), cold.prompt_tokens() + 1);
     assert!(info.saved_by_cache(warm) > 0.0);
+}
+
+#[tokio::test]
+async fn reasoning_streams_apart_from_the_answer() {
+    let server = ScriptedLlm::start(Vec::new()).await;
+    server.set_default(Reply::Text("<think>The sum of 2 and 2 is 4.</think>It is 4.".into()));
+    let thinker = LlmModel { thinking_tokens: Some(2048), ..named("claude-sonnet-4-5") };
+    let config = llm(vec![
+        provider("anthropic", "anthropic", server.url.clone(), "sk-a", vec![thinker, named("claude-3-5-haiku")]),
+        provider("local", "openai-compatible", format!("{}/v1", server.url), "", vec![named("qwen3")]),
+    ]);
+    let models = Models::from_config_with_env(&config, &|_| None).unwrap();
+    let collect = |id: &'static str, model: &'static str| {
+        let models = &models;
+        async move {
+            let (client, _) = models.get(Some(id)).unwrap();
+            let mut stream = client.stream(&request(model)).await.unwrap_or_else(|e| panic!("{id}: {e}"));
+            let (mut answer, mut thought) = (String::new(), String::new());
+            while let Some(delta) = stream.next().await {
+                match delta.unwrap() {
+                    Delta::Text(text) => answer.push_str(&text),
+                    Delta::Reasoning(text) => thought.push_str(&text),
+                    Delta::Done { .. } => {}
+                }
+            }
+            (answer, thought)
+        }
+    };
+    // Anthropic with extended thinking on: thinking blocks, apart.
+    assert_eq!(
+        collect("anthropic/claude-sonnet-4-5", "claude-sonnet-4-5").await,
+        ("It is 4.".to_owned(), "The sum of 2 and 2 is 4.".to_owned())
+    );
+    let body = server.received().last().unwrap().body.clone();
+    assert_eq!(body["thinking"], serde_json::json!({ "type": "enabled", "budget_tokens": 2048 }));
+    assert_eq!(body["max_tokens"], 2148, "the reply keeps its own room beside the thinking budget");
+    assert!(body.get("temperature").is_none(), "Anthropic refuses a temperature with thinking on");
+    // A model that does not think (thinking off): no thinking is asked for.
+    let (answer, thought) = collect("anthropic/claude-3-5-haiku", "claude-3-5-haiku").await;
+    assert_eq!((answer.as_str(), thought.as_str()), ("It is 4.", ""));
+    assert!(server.received().last().unwrap().body.get("thinking").is_none());
+    // A compatible server's reasoning_content.
+    assert_eq!(collect("local/qwen3", "qwen3").await, ("It is 4.".to_owned(), "The sum of 2 and 2 is 4.".to_owned()));
 }

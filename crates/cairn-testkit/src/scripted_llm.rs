@@ -7,7 +7,10 @@
 //! error status (with `Retry-After`), a slow stream, or a stream that drops
 //! mid-reply. Like OpenAI it refuses, with OpenAI's error bodies, models
 //! named `no-such-…`, and `max_tokens` or a non-default temperature for its
-//! reasoning models (o-series, GPT-5).
+//! reasoning models (o-series, GPT-5). A reply that starts with
+//! `<think>…</think>` streams that part as reasoning: Anthropic thinking
+//! blocks (when the request turns thinking on, whose shape it checks) and
+//! OpenAI-compatible `reasoning_content` deltas.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -233,6 +236,35 @@ fn next(script: &Mutex<Script>, received: Received) -> Reply {
     script.replies.pop_front().or(default).unwrap_or(Reply::Status { status: 500, retry_after: None })
 }
 
+/// A scripted reply's reasoning and answer: a reply that starts with
+/// `<think>…</think>` shows that part as the model's reasoning (streamed
+/// apart, where the protocol and the request ask for it).
+fn split_thinking(text: &str) -> (Option<String>, String) {
+    if let Some(rest) = text.strip_prefix("<think>")
+        && let Some((thinking, answer)) = rest.split_once("</think>")
+    {
+        return (Some(thinking.to_owned()), answer.trim_start().to_owned());
+    }
+    (None, text.to_owned())
+}
+
+/// Anthropic's checks of `thinking`: `{"type": "enabled", "budget_tokens": n}`
+/// with n from 1024 and below `max_tokens`, and no temperature beside it.
+fn thinking_error(body: &Value) -> Option<String> {
+    let thinking = body.get("thinking")?;
+    let budget = thinking["budget_tokens"].as_u64().unwrap_or(0);
+    if thinking["type"] != "enabled" || budget < 1024 {
+        return Some(format!("thinking: expected type enabled and budget_tokens >= 1024, got {thinking}"));
+    }
+    if budget >= body["max_tokens"].as_u64().unwrap_or(0) {
+        return Some("max_tokens must be greater than thinking.budget_tokens".to_owned());
+    }
+    if body.get("temperature").is_some_and(|t| t.as_f64() != Some(1.0)) {
+        return Some("temperature may only be set to 1 when thinking is enabled".to_owned());
+    }
+    None
+}
+
 /// Words of `text`, each with the space before it, so they join back exactly.
 fn pieces(text: &str) -> Vec<String> {
     let mut pieces = Vec::new();
@@ -446,6 +478,7 @@ async fn openai_reply(script: &Mutex<Script>, protocol: &'static str, headers: H
         Reply::Slow { text, delay } => (text, delay, false),
         Reply::Drop { partial } => (partial, Duration::ZERO, true),
     };
+    let (thinking, text) = split_thinking(&text);
     let words = pieces(&text);
     let usage = json!({ "prompt_tokens": input, "completion_tokens": words.len(),
                         "total_tokens": input + words.len() as u64,
@@ -464,6 +497,9 @@ async fn openai_reply(script: &Mutex<Script>, protocol: &'static str, headers: H
         format!("data: {data}\n\n")
     };
     let mut events = vec![chunk(json!({ "role": "assistant", "content": "" }), Value::Null)];
+    // As vLLM and DeepSeek show reasoning: `reasoning_content` deltas first.
+    let reasoning = thinking.as_deref().map(pieces).unwrap_or_default();
+    events.extend(reasoning.iter().map(|w| chunk(json!({ "reasoning_content": w }), Value::Null)));
     events.extend(words.iter().map(|w| chunk(json!({ "content": w }), Value::Null)));
     if !broken {
         events.push(chunk(json!({}), json!("stop")));
@@ -487,6 +523,11 @@ async fn anthropic(
         let error = json!({ "type": "error", "error": { "type": "invalid_request_error", "message": message } });
         return (StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
     }
+    if let Some(message) = thinking_error(&body) {
+        script.lock().unwrap().received.push(Received { protocol: "anthropic", headers, body });
+        let error = json!({ "type": "error", "error": { "type": "invalid_request_error", "message": message } });
+        return (StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
+    }
     let reply = next(&script, Received { protocol: "anthropic", headers, body: body.clone() });
     let (read, written, input) = anthropic_cache(&script, &blocks);
     let (text, delay, broken) = match reply {
@@ -495,6 +536,9 @@ async fn anthropic(
         Reply::Slow { text, delay } => (text, delay, false),
         Reply::Drop { partial } => (partial, Duration::ZERO, true),
     };
+    let (thinking, text) = split_thinking(&text);
+    // Claude thinks only when the request turns thinking on.
+    let thinking = thinking.filter(|_| body.get("thinking").is_some());
     let words = pieces(&text);
     if body["stream"] != true {
         return axum::Json(json!({
@@ -514,20 +558,42 @@ async fn anthropic(
               "usage": { "input_tokens": input, "output_tokens": 1,
                          "cache_read_input_tokens": read, "cache_creation_input_tokens": written } } }),
         ),
-        event(
-            "content_block_start",
-            json!({ "type": "content_block_start", "index": 0, "content_block": { "type": "text", "text": "" } }),
-        ),
         event("ping", json!({ "type": "ping" })),
     ];
+    // A thinking block first (index 0) when there is one, then the text.
+    let text_index = usize::from(thinking.is_some());
+    if let Some(thinking) = &thinking {
+        events.push(event(
+            "content_block_start",
+            json!({ "type": "content_block_start", "index": 0,
+                    "content_block": { "type": "thinking", "thinking": "", "signature": "" } }),
+        ));
+        events.extend(pieces(thinking).iter().map(|w| {
+            event(
+                "content_block_delta",
+                json!({ "type": "content_block_delta", "index": 0,
+                        "delta": { "type": "thinking_delta", "thinking": w } }),
+            )
+        }));
+        events.push(event(
+            "content_block_delta",
+            json!({ "type": "content_block_delta", "index": 0,
+                    "delta": { "type": "signature_delta", "signature": "c2NyaXB0ZWQ=" } }),
+        ));
+        events.push(event("content_block_stop", json!({ "type": "content_block_stop", "index": 0 })));
+    }
+    events.push(event(
+        "content_block_start",
+        json!({ "type": "content_block_start", "index": text_index, "content_block": { "type": "text", "text": "" } }),
+    ));
     events.extend(words.iter().map(|w| {
         event(
             "content_block_delta",
-            json!({ "type": "content_block_delta", "index": 0, "delta": { "type": "text_delta", "text": w } }),
+            json!({ "type": "content_block_delta", "index": text_index, "delta": { "type": "text_delta", "text": w } }),
         )
     }));
     if !broken {
-        events.push(event("content_block_stop", json!({ "type": "content_block_stop", "index": 0 })));
+        events.push(event("content_block_stop", json!({ "type": "content_block_stop", "index": text_index })));
         events.push(event(
             "message_delta",
             json!({ "type": "message_delta", "delta": { "stop_reason": "end_turn", "stop_sequence": null },

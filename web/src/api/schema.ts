@@ -72,6 +72,8 @@ export type Capabilities = {
   reasoning_effort?: string | null;
   /** Whether it accepts a `temperature` (OpenAI's reasoning models refuse any but the default). */
   temperature: boolean;
+  /** Anthropic extended thinking: its budget in tokens (0: off, the default, since thinking is billed as output). */
+  thinking_tokens: number;
   token_limit: TokenLimit;
 };
 
@@ -184,7 +186,7 @@ export type CreatedApiKeyResponse = ApiKeyResponse & {
 
 export type EventResponse = {
   created_at: string;
-  /** `message.created`, `run.status`, `token`, `code`, `output`, `observation`, `artifact`, `interrupt`, `usage`, `run.budget`. */
+  /** `message.created`, `run.status`, `token`, `reasoning`, `code`, `output`, `observation`, `artifact`, `interrupt`, `usage`, `run.budget`. */
   kind: string;
   payload: Record<string, unknown>;
   run_id?: RunId | null;

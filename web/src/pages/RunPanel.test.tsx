@@ -38,6 +38,15 @@ describe('RunPanel', () => {
     expect(screen.getByRole('alert').textContent).toBe("The run stopped: the project's budget of $5.00 is spent");
   });
 
+  it("shows the model's reasoning collapsed, as text", () => {
+    const step = { thinking: '<b>plan</b> first', code: 'x = 1', outputs: [] };
+    const { container } = render(<RunPanel run={run({ steps: [step] })} canAnswer onAnswer={() => undefined} />);
+    const details = container.querySelector('details');
+    expect(details?.open).toBe(false);
+    expect(details?.textContent).toContain('<b>plan</b> first');
+    expect(details?.querySelector('b')).toBeNull();
+  });
+
   it('shows what prompt caching saved', () => {
     render(<RunPanel run={run({ savedUsd: 0.0211 })} canAnswer onAnswer={() => undefined} />);
     expect(screen.getByText(/caching saved \$0\.0211/)).toBeTruthy();

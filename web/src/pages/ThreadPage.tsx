@@ -235,6 +235,16 @@ function Output({ output }: { output: StepOutput }) {
   return <pre className={output.type === 'error' ? 'whitespace-pre-wrap text-red-600' : 'whitespace-pre-wrap text-sm'}>{output.text}</pre>;
 }
 
+/** The model's reasoning, collapsed: it is not the answer. */
+function Thinking({ text }: { text: string }) {
+  return (
+    <details className="mt-1 text-sm text-gray-600">
+      <summary className="cursor-pointer">Thinking</summary>
+      <p className="whitespace-pre-wrap">{text}</p>
+    </details>
+  );
+}
+
 export function RunPanel({ run, canAnswer, onAnswer }: { run: RunView; canAnswer: boolean; onAnswer: (reply: string) => void }) {
   const approval = run.question?.startsWith('May the agent run') === true && run.planApproval !== true;
   return (
@@ -258,12 +268,14 @@ export function RunPanel({ run, canAnswer, onAnswer }: { run: RunView; canAnswer
       )}
       {run.steps.map((step, index) => (
         <div key={index} className="mt-2" aria-label={`Step ${String(index + 1)}`}>
+          {step.thinking && <Thinking text={step.thinking} />}
           <CodeBlock code={step.code} />
           {step.outputs.map((output, n) => (
             <Output key={n} output={output} />
           ))}
         </div>
       ))}
+      {run.thinking && <Thinking text={run.thinking} />}
       {run.streaming && <p className="mt-2 whitespace-pre-wrap text-gray-600">{run.streaming}</p>}
       {run.question && (
         <div role="status" className="mt-2 flex flex-wrap items-center gap-2">

@@ -19,6 +19,8 @@ describe('the thread view', () => {
       event('message.created', { id: 'm1', role: 'user', author: 'ada', content: 'Chart it' }, null),
       event('run.status', { status: 'queued' }),
       event('run.status', { status: 'running' }),
+      event('reasoning', { text: 'They want ' }),
+      event('reasoning', { text: 'the answer.' }),
       event('token', { text: 'Let me ' }),
       event('token', { text: 'look.' }),
       event('usage', { input_tokens: 100, output_tokens: 20, cost_usd: 0.001 }),
@@ -41,12 +43,14 @@ describe('the thread view', () => {
     expect(run.status).toBe('succeeded');
     expect(run.steps).toEqual([
       {
+        thinking: 'They want the answer.',
         code: 'print(41 + 1)',
         outputs: [{ type: 'stream', text: '42\n' }, { type: 'display', image: 'iVBOR' }],
         observation: 'stdout:\n42\n',
       },
     ]);
     expect(run.streaming).toBe(''); // the streamed text became a step
+    expect(run.thinking).toBeUndefined(); // and the reasoning went with it
     expect([run.tokens, run.costUsd, run.savedUsd]).toEqual([1050, 0.003, 0.0025]);
     expect(activeRun(view)).toBeUndefined();
   });

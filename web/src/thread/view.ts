@@ -24,6 +24,8 @@ export interface StepOutput {
 export interface RunStep {
   /** The plan's task whose sub-agent wrote it, if any. */
   task?: string;
+  /** The model's reasoning before it wrote the step, where it shows it. */
+  thinking?: string;
   code: string;
   outputs: StepOutput[];
   observation?: string;
@@ -35,6 +37,8 @@ export interface RunView {
   error?: string | null;
   /** The model's reply streaming in now. */
   streaming: string;
+  /** The model's reasoning streaming in now (it goes to the next step). */
+  thinking?: string;
   steps: RunStep[];
   question?: string;
   /** The question is whether to follow the plan (which may be edited meanwhile). */
@@ -112,10 +116,15 @@ export function applyEvent(view: ThreadView, event: EventResponse): ThreadView {
     case 'token':
       updated = { ...current, streaming: current.streaming + text(payload.text) };
       break;
+    case 'reasoning':
+      updated = { ...current, thinking: (current.thinking ?? '') + text(payload.text) };
+      break;
     case 'code': {
       const step: RunStep = { code: text(payload.code), outputs: [] };
       if (payload.task) step.task = text(payload.task);
+      if (current.thinking) step.thinking = current.thinking;
       updated = { ...current, streaming: '', steps: [...current.steps, step] };
+      delete updated.thinking;
       break;
     }
     case 'plan': {
