@@ -884,15 +884,18 @@ impl Config {
         }
         let llm = &self.llm;
         for provider in &llm.providers {
+            // A compatible server may leave its models out: they are read from its `/models`.
+            let models_ok = !provider.models.is_empty() || provider.kind == "openai-compatible";
             if !matches!(provider.kind.as_str(), "openai" | "anthropic" | "openai-compatible" | "azure-openai")
                 || provider.name.is_empty()
                 || provider.name.contains('/')
-                || provider.models.is_empty()
+                || !models_ok
             {
                 return Err(Error::Invalid {
                     key: "llm.providers",
                     expected: "providers with a name (no `/`), a kind of openai, anthropic, openai-compatible \
-                               or azure-openai, and at least one model",
+                               or azure-openai, and at least one model (an openai-compatible server's are \
+                               read from its /models when none are listed)",
                     got: format!("{provider:?}"),
                 });
             }

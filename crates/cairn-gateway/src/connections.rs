@@ -78,6 +78,19 @@ impl Connections {
     /// with their keys opened.
     async fn llm_config(&self) -> Result<LlmConfig, ConnectionsError> {
         let mut config = self.inner.file.clone();
+        // A compatible server configured without models offers what it lists.
+        for provider in config.providers.iter_mut().filter(|p| p.models.is_empty()) {
+            match cairn_llm::discover::server_models(&provider.base_url, &provider.api_key).await {
+                Some(names) => {
+                    provider.models = names.into_iter().map(|name| LlmModel { name, ..Default::default() }).collect();
+                }
+                None => tracing::warn!(
+                    provider = %provider.name,
+                    "the provider lists no models at {}/models; none of its models can be used",
+                    provider.base_url
+                ),
+            }
+        }
         for connection in self.inner.store.connections().await? {
             if !connection.enabled {
                 continue;

@@ -266,3 +266,22 @@ async fn connections_are_kept_on_postgres_too() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     drop(pg);
 }
+
+/// A compatible server configured without models offers the ones it lists.
+#[tokio::test]
+async fn a_compatible_server_without_listed_models_offers_its_own() {
+    let llm = ScriptedLlm::start(Vec::new()).await;
+    let dir = TempDir::new("listed");
+    let mut config = Config { data_dir: dir.path.clone(), ..Config::default() };
+    config.llm.providers = vec![cairn_config::LlmProvider {
+        name: "local".into(),
+        kind: "openai-compatible".into(),
+        base_url: format!("{}/v1", llm.url),
+        ..Default::default()
+    }];
+    config.validate().unwrap();
+    let state = support::sqlite_state(&dir, config).await;
+    state.connections.reload().await.unwrap();
+    let ids: Vec<String> = state.models.list().into_iter().map(|m| m.id).collect();
+    assert_eq!(ids, ["local/scripted-embedder", "local/scripted-model"]);
+}

@@ -52,6 +52,11 @@ pub async fn list_models(http: &reqwest::Client, base_url: &str, api_key: &str) 
     (!ids.is_empty()).then_some(ids)
 }
 
+/// [`list_models`] with a client of its own, for callers without one.
+pub async fn server_models(base_url: &str, api_key: &str) -> Option<Vec<String>> {
+    list_models(&reqwest::Client::new(), base_url, api_key).await
+}
+
 fn models(names: impl IntoIterator<Item = String>) -> Vec<LlmModel> {
     names.into_iter().map(|name| LlmModel { name, ..Default::default() }).collect()
 }
