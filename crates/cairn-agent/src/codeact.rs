@@ -185,7 +185,32 @@ pub fn estimate_tokens(text: &str) -> usize {
 
 /// The estimated size of a prompt: the instructions and the messages.
 pub fn prompt_tokens(system: &str, messages: &[Message]) -> usize {
-    estimate_tokens(system) + messages.iter().map(|m| estimate_tokens(&m.content)).sum::<usize>()
+    estimate_tokens(system)
+        + messages.iter().map(|m| estimate_tokens(&m.content) + m.images.len() * IMAGE_TOKENS).sum::<usize>()
+}
+
+/// What an image costs in a prompt, about (providers bill a chart-sized
+/// image at roughly a thousand tokens).
+const IMAGE_TOKENS: usize = 1_000;
+/// Figures of one execution the model sees, at most.
+const MAX_OBSERVED_IMAGES: usize = 4;
+/// A figure larger than this (base64) is only described in words.
+const MAX_OBSERVED_IMAGE_BASE64: usize = 1 << 20;
+/// Observations whose figures the model still sees; older ones keep their
+/// words (`[a figure, saved as …]`) without the image.
+const MESSAGES_WITH_IMAGES: usize = 3;
+
+/// Drops the images of all but the latest few messages that have them, so
+/// the conversation (and its checkpoints) do not grow by a figure a step.
+fn keep_recent_images(messages: &mut [Message]) {
+    let mut kept = 0;
+    for message in messages.iter_mut().rev().filter(|m| !m.images.is_empty()) {
+        if kept < MESSAGES_WITH_IMAGES {
+            kept += 1;
+        } else {
+            message.images.clear();
+        }
+    }
 }
 
 /// The tokens a prompt may take in a context window: the window less the
@@ -1146,12 +1171,16 @@ impl Agent {
             question = Some(format!("May the agent run {description}? Answer yes or no."));
             state.awaiting_approval = Some(call);
         }
-        let observation = match outcome {
+        let (observation, images) = match outcome {
             Ok(outcome) => self.observe(&outcome, run, &ctx, events).await,
-            Err(error) => format!("The sandbox failed: {}. The kernel will be fresh on the next turn.", error.detail()),
+            Err(error) => (
+                format!("The sandbox failed: {}. The kernel will be fresh on the next turn.", error.detail()),
+                Vec::new(),
+            ),
         };
         events.emit("observation", tagged(json!({ "text": observation }), &state)).await;
-        state.messages.push(Message::user(format!("Observation:\n{observation}")));
+        state.messages.push(Message::user_with_images(format!("Observation:\n{observation}"), images));
+        keep_recent_images(&mut state.messages);
         state.elapsed_ms += started.elapsed().as_millis() as u64;
         if let Some(answer) = answer {
             // A sub-agent's answer is its task's result, for the supervisor.
@@ -1176,8 +1205,15 @@ impl Agent {
     /// What the model is told about an execution: output, value, error,
     /// limits — and figures, which are saved (into the workspace, and into
     /// the library as artifacts).
-    async fn observe(&self, outcome: &ExecOutcome, run: &RunContext, ctx: &StepContext, events: &dyn Events) -> String {
+    async fn observe(
+        &self,
+        outcome: &ExecOutcome,
+        run: &RunContext,
+        ctx: &StepContext,
+        events: &dyn Events,
+    ) -> (String, Vec<cairn_llm::Image>) {
         let mut parts = Vec::new();
+        let mut images = Vec::new();
         let stdout = outcome.stream("stdout");
         if !stdout.is_empty() {
             parts.push(format!("stdout:\n{stdout}"));
@@ -1204,6 +1240,10 @@ impl Agent {
                             }
                             parts.push(format!("[a figure, saved as {path}]"));
                         }
+                        // The figure itself, for a model that sees (a few, none too large).
+                        if images.len() < MAX_OBSERVED_IMAGES && png.len() <= MAX_OBSERVED_IMAGE_BASE64 {
+                            images.push(cairn_llm::Image { media_type: "image/png".into(), data: png.to_owned() });
+                        }
                     } else if let (Output::Result { .. }, Some(text)) =
                         (output, data.get("text/plain").and_then(Value::as_str))
                     {
@@ -1223,7 +1263,7 @@ impl Agent {
         if parts.is_empty() {
             parts.push("(the code ran and printed nothing)".to_owned());
         }
-        shorten(&parts.join("\n"), MAX_OBSERVATION_CHARS)
+        (shorten(&parts.join("\n"), MAX_OBSERVATION_CHARS), images)
     }
 }
 

@@ -73,14 +73,19 @@ async fn world_full(budget: Budget, require_approval: Vec<String>, plan_approval
             base_url: format!("{}/v1", llm.url),
             api_key: String::new(),
             api_version: String::new(),
-            models: vec![LlmModel {
-                name: "m".into(),
-                input_usd_per_mtok: Some(1.0),
-                output_usd_per_mtok: Some(2.0),
-                context_tokens,
-                ..Default::default()
-            }],
+            models: vec![
+                LlmModel {
+                    name: "m".into(),
+                    input_usd_per_mtok: Some(1.0),
+                    output_usd_per_mtok: Some(2.0),
+                    context_tokens,
+                    ..Default::default()
+                },
+                // The same server, as a model that sees images.
+                LlmModel { name: "eyes".into(), images: Some(true), context_tokens, ..Default::default() },
+            ],
         }],
+        default_model: "scripted/m".into(),
         max_retries: 1,
         ..LlmConfig::default()
     };
@@ -581,4 +586,38 @@ async fn the_models_reasoning_is_an_event_of_its_own_never_the_answer() {
     assert!(!streamed.contains("greeting"), "reasoning is not part of the reply: {streamed}");
     let answer = events.iter().rev().find(|(k, _)| k == "message.created").unwrap();
     assert_eq!(answer.1["content"], "hello");
+}
+
+#[tokio::test]
+async fn a_figure_the_code_made_reaches_a_model_that_sees() {
+    let world = world(Budget::default()).await;
+    // A one-pixel PNG shown the way IPython shows images (_repr_png_).
+    let pixel = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+    world.llm.push(block(&format!(
+        "import base64\nclass Pic:\n    def _repr_png_(self):\n        return base64.b64decode('{pixel}')\nPic()"
+    )));
+    world.llm.push(block("final_answer('one pixel')"));
+    world.llm.push(block(&format!(
+        "import base64\nclass Pic:\n    def _repr_png_(self):\n        return base64.b64decode('{pixel}')\nPic()"
+    )));
+    world.llm.push(block("final_answer('one pixel')"));
+    for model in ["scripted/eyes", "scripted/m"] {
+        let posted =
+            world.runs.post_with_model(world.thread, world.user, "Draw a dot.".into(), true, Some(model.into()));
+        let (_, run) = posted.await.unwrap();
+        let run = world.runs.settle(run.unwrap().id, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(run.status, RunStatus::Succeeded, "{model}");
+    }
+    let received = world.llm.received();
+    let last_message = |n: usize| received[n].body["messages"].as_array().unwrap().last().unwrap().clone();
+    // The model that sees gets the figure beside the observation's words.
+    let seen = last_message(1);
+    assert_eq!(seen["content"][1]["image_url"]["url"], format!("data:image/png;base64,{pixel}"), "{seen}");
+    assert!(seen["content"][0]["text"].as_str().unwrap().contains("[a figure, saved as figures/"));
+    // The one that does not is told in words.
+    let told = last_message(3);
+    assert!(
+        told["content"].as_str().unwrap().contains("1 image here (image/png) that this model cannot see"),
+        "{told}"
+    );
 }

@@ -37,11 +37,26 @@ pub(crate) fn body(request: &ChatRequest) -> Value {
         .enumerate()
         .map(|(index, m)| {
             let role = if m.role == Role::User { "user" } else { "assistant" };
-            if index == last {
-                json!({ "role": role, "content": [cached(json!({ "type": "text", "text": m.content }))] })
-            } else {
-                json!({ "role": role, "content": m.content })
+            if index != last && m.images.is_empty() {
+                return json!({ "role": role, "content": m.content });
             }
+            // Images first (Anthropic's advice), then the text; the last
+            // message's last block is the cache breakpoint.
+            let mut blocks: Vec<Value> = m
+                .images
+                .iter()
+                .map(|image| {
+                    json!({ "type": "image",
+                            "source": { "type": "base64", "media_type": image.media_type, "data": image.data } })
+                })
+                .collect();
+            blocks.push(json!({ "type": "text", "text": m.content }));
+            if index == last
+                && let Some(end) = blocks.pop()
+            {
+                blocks.push(cached(end));
+            }
+            json!({ "role": role, "content": blocks })
         })
         .collect();
     let mut body =

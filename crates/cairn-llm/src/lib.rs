@@ -19,6 +19,7 @@ mod sse;
 
 pub use embeddings::Embedder;
 pub use family::{Capabilities, TokenLimit};
+// `Image` is defined below, beside `Message`.
 pub use models::{ModelInfo, Models, official_base_url};
 pub use retry::RetryPolicy;
 
@@ -36,19 +37,38 @@ pub enum Role {
     Assistant,
 }
 
+/// An image in a message, as providers take it: base64 of a PNG, JPEG, GIF
+/// or WebP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    /// `image/png`, `image/jpeg`, `image/gif` or `image/webp`.
+    pub media_type: String,
+    /// The bytes, base64 (standard alphabet, padded).
+    pub data: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub role: Role,
     pub content: String,
+    /// Images that go with the text, for models that see (others are told
+    /// in words that they are there).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<Image>,
 }
 
 impl Message {
     pub fn user(content: impl Into<String>) -> Message {
-        Message { role: Role::User, content: content.into() }
+        Message { role: Role::User, content: content.into(), images: Vec::new() }
     }
 
     pub fn assistant(content: impl Into<String>) -> Message {
-        Message { role: Role::Assistant, content: content.into() }
+        Message { role: Role::Assistant, content: content.into(), images: Vec::new() }
+    }
+
+    /// A user message with images.
+    pub fn user_with_images(content: impl Into<String>, images: Vec<Image>) -> Message {
+        Message { role: Role::User, content: content.into(), images }
     }
 }
 

@@ -77,6 +77,19 @@ impl ChatModel for Tuned {
         if self.capabilities.reasoning && request.thinking_tokens == 0 {
             request.thinking_tokens = self.capabilities.thinking_tokens;
         }
+        if !self.capabilities.images {
+            // A model that cannot see is told, in words, what is there.
+            for message in request.messages.iter_mut().filter(|m| !m.images.is_empty()) {
+                let count = message.images.len();
+                let kinds: Vec<&str> = message.images.iter().map(|i| i.media_type.as_str()).collect();
+                message.content.push_str(&format!(
+                    "\n[{count} image{} here ({}) that this model cannot see]",
+                    if count == 1 { "" } else { "s" },
+                    kinds.join(", ")
+                ));
+                message.images.clear();
+            }
+        }
         self.inner.stream(&request).await
     }
 }

@@ -61,7 +61,16 @@ pub(crate) fn body(request: &ChatRequest) -> Value {
     }
     for message in &request.messages {
         let role = if message.role == Role::User { "user" } else { "assistant" };
-        messages.push(json!({ "role": role, "content": message.content }));
+        if message.images.is_empty() {
+            messages.push(json!({ "role": role, "content": message.content }));
+            continue;
+        }
+        // Text, then each image as a data URL part.
+        let mut parts = vec![json!({ "type": "text", "text": message.content })];
+        parts.extend(message.images.iter().map(|image| {
+            json!({ "type": "image_url", "image_url": { "url": format!("data:{};base64,{}", image.media_type, image.data) } })
+        }));
+        messages.push(json!({ "role": role, "content": parts }));
     }
     let mut body = json!({
         "model": request.model,

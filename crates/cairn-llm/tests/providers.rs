@@ -455,3 +455,38 @@ async fn reasoning_streams_apart_from_the_answer() {
     // A compatible server's reasoning_content.
     assert_eq!(collect("local/qwen3", "qwen3").await, ("It is 4.".to_owned(), "The sum of 2 and 2 is 4.".to_owned()));
 }
+
+#[tokio::test]
+async fn images_reach_models_that_see_and_are_described_to_those_that_do_not() {
+    use cairn_llm::Image;
+    let server = ScriptedLlm::start(Vec::new()).await;
+    server.set_default(Reply::Text("a rising line".into()));
+    let config = llm(vec![
+        provider("openai", "openai", format!("{}/v1", server.url), "sk-o", vec![named("gpt-4o")]),
+        provider("anthropic", "anthropic", server.url.clone(), "sk-a", vec![named("claude-sonnet-4-5")]),
+        provider("local", "openai-compatible", format!("{}/v1", server.url), "", vec![named("qwen3")]),
+    ]);
+    let models = Models::from_config_with_env(&config, &|_| None).unwrap();
+    let png = Image { media_type: "image/png".into(), data: "iVBORw0KGgo=".into() };
+    let ask = |model: &str| ChatRequest {
+        model: model.into(),
+        messages: vec![Message::user_with_images("What does the chart show?", vec![png.clone()])],
+        max_tokens: 50,
+        ..ChatRequest::default()
+    };
+    for (id, model) in
+        [("openai/gpt-4o", "gpt-4o"), ("anthropic/claude-sonnet-4-5", "claude-sonnet-4-5"), ("local/qwen3", "qwen3")]
+    {
+        let (client, _) = models.get(Some(id)).unwrap();
+        assert_eq!(client.complete(&ask(model)).await.unwrap_or_else(|e| panic!("{id}: {e}")).text, "a rising line");
+    }
+    let bodies: Vec<serde_json::Value> = server.received().into_iter().map(|r| r.body).collect();
+    // OpenAI: a data URL part after the text (the server checks the shape).
+    assert_eq!(bodies[0]["messages"][0]["content"][1]["image_url"]["url"], "data:image/png;base64,iVBORw0KGgo=");
+    // Anthropic: a base64 image block before the text.
+    let block = &bodies[1]["messages"][0]["content"][0];
+    assert_eq!((block["type"].as_str(), block["source"]["media_type"].as_str()), (Some("image"), Some("image/png")));
+    // A model that cannot see: words, no image.
+    let told = bodies[2]["messages"][0]["content"].as_str().unwrap();
+    assert!(told.contains("1 image here (image/png) that this model cannot see"), "{told}");
+}

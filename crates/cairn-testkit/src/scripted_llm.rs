@@ -390,10 +390,66 @@ fn openai_error(status: StatusCode, message: &str, kind: &str, param: Option<&st
     (status, axum::Json(body)).into_response()
 }
 
+const IMAGE_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+
+/// The shape of OpenAI's content parts: `text`, or `image_url` with a data
+/// URL of an image type (or an http(s) URL).
+fn openai_content_error(body: &Value) -> Option<String> {
+    for (m, message) in body["messages"].as_array().into_iter().flatten().enumerate() {
+        let Some(parts) = message["content"].as_array() else { continue };
+        for (p, part) in parts.iter().enumerate() {
+            match part["type"].as_str() {
+                Some("text") if part["text"].is_string() => {}
+                Some("image_url") => {
+                    let url = part["image_url"]["url"].as_str().unwrap_or_default();
+                    let data_url = IMAGE_TYPES.iter().any(|t| url.starts_with(&format!("data:{t};base64,")));
+                    if !(data_url || url.starts_with("https://") || url.starts_with("http://")) {
+                        return Some(format!(
+                            "Invalid image_url in messages[{m}].content[{p}]: expected a data URL or an http(s) URL"
+                        ));
+                    }
+                }
+                other => {
+                    return Some(format!(
+                        "Invalid value for messages[{m}].content[{p}].type: {other:?}. Supported values are: 'text' and 'image_url'."
+                    ));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The shape of Anthropic's image blocks: a base64 source of an image type.
+fn anthropic_image_error(body: &Value) -> Option<String> {
+    for (m, message) in body["messages"].as_array().into_iter().flatten().enumerate() {
+        for (b, block) in message["content"].as_array().into_iter().flatten().enumerate() {
+            if block["type"] != "image" {
+                continue;
+            }
+            let source = &block["source"];
+            let media_type = source["media_type"].as_str().unwrap_or_default();
+            if source["type"] != "base64"
+                || !IMAGE_TYPES.contains(&media_type)
+                || source["data"].as_str().is_none_or(str::is_empty)
+            {
+                return Some(format!(
+                    "messages.{m}.content.{b}.image.source: expected type base64, a media_type of 'image/jpeg', \
+                     'image/png', 'image/gif' or 'image/webp', and data"
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// What OpenAI's API refuses before it answers, as it refuses it: a model
 /// that does not exist, and, for its reasoning models (o-series, GPT-5),
 /// `max_tokens` and any temperature but the default.
 fn openai_refusal(body: &Value) -> Option<Response> {
+    if let Some(message) = openai_content_error(body) {
+        return Some(openai_error(StatusCode::BAD_REQUEST, &message, "invalid_request_error", None, "invalid_value"));
+    }
     let model = body["model"].as_str().unwrap_or_default();
     if model.starts_with("no-such-") {
         let message = format!("The model `{model}` does not exist or you do not have access to it.");
@@ -523,7 +579,7 @@ async fn anthropic(
         let error = json!({ "type": "error", "error": { "type": "invalid_request_error", "message": message } });
         return (StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
     }
-    if let Some(message) = thinking_error(&body) {
+    if let Some(message) = thinking_error(&body).or_else(|| anthropic_image_error(&body)) {
         script.lock().unwrap().received.push(Received { protocol: "anthropic", headers, body });
         let error = json!({ "type": "error", "error": { "type": "invalid_request_error", "message": message } });
         return (StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
