@@ -1240,9 +1240,17 @@ impl Agent {
                             }
                             parts.push(format!("[a figure, saved as {path}]"));
                         }
-                        // The figure itself, for a model that sees (a few, none too large).
-                        if images.len() < MAX_OBSERVED_IMAGES && png.len() <= MAX_OBSERVED_IMAGE_BASE64 {
-                            images.push(cairn_llm::Image { media_type: "image/png".into(), data: png.to_owned() });
+                        // The figure itself, for a model that sees: a few, scaled
+                        // down when large, none too heavy.
+                        let fitted = base64::engine::general_purpose::STANDARD
+                            .decode(png)
+                            .ok()
+                            .and_then(|bytes| crate::figures::fit_png(&bytes, crate::figures::MAX_SIDE))
+                            .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes));
+                        if let Some(data) = fitted.filter(|d| d.len() <= MAX_OBSERVED_IMAGE_BASE64)
+                            && images.len() < MAX_OBSERVED_IMAGES
+                        {
+                            images.push(cairn_llm::Image { media_type: "image/png".into(), data });
                         }
                     } else if let (Output::Result { .. }, Some(text)) =
                         (output, data.get("text/plain").and_then(Value::as_str))

@@ -4,6 +4,7 @@
 //! (`codeact`), plans and sub-agents (`plan`), and the run service (`runs`).
 
 pub mod codeact;
+mod figures;
 pub mod graph;
 pub mod memory;
 pub mod plan;
