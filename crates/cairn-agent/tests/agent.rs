@@ -67,24 +67,43 @@ async fn world_full(budget: Budget, require_approval: Vec<String>, plan_approval
 
     let llm = ScriptedLlm::start(Vec::new()).await;
     let llm_config = LlmConfig {
-        providers: vec![LlmProvider {
-            name: "scripted".into(),
-            kind: "openai-compatible".into(),
-            base_url: format!("{}/v1", llm.url),
-            api_key: String::new(),
-            api_version: String::new(),
-            models: vec![
-                LlmModel {
-                    name: "m".into(),
-                    input_usd_per_mtok: Some(1.0),
-                    output_usd_per_mtok: Some(2.0),
-                    context_tokens,
-                    ..Default::default()
-                },
-                // The same server, as a model that sees images.
-                LlmModel { name: "eyes".into(), images: Some(true), context_tokens, ..Default::default() },
-            ],
-        }],
+        providers: vec![
+            LlmProvider {
+                name: "scripted".into(),
+                kind: "openai-compatible".into(),
+                base_url: format!("{}/v1", llm.url),
+                api_key: String::new(),
+                api_version: String::new(),
+                models: vec![
+                    LlmModel {
+                        name: "m".into(),
+                        input_usd_per_mtok: Some(1.0),
+                        output_usd_per_mtok: Some(2.0),
+                        context_tokens,
+                        ..Default::default()
+                    },
+                    // The same server, as a model that sees images.
+                    LlmModel { name: "eyes".into(), images: Some(true), context_tokens, ..Default::default() },
+                ],
+            },
+            // The same server speaking Anthropic's and Azure's protocols.
+            LlmProvider {
+                name: "claude".into(),
+                kind: "anthropic".into(),
+                base_url: llm.url.clone(),
+                api_key: "sk-ant".into(),
+                models: vec![LlmModel { name: "claude-sonnet-4-5".into(), context_tokens, ..Default::default() }],
+                ..Default::default()
+            },
+            LlmProvider {
+                name: "azure".into(),
+                kind: "azure-openai".into(),
+                base_url: llm.url.clone(),
+                api_key: "az-key".into(),
+                models: vec![LlmModel { name: "prod".into(), context_tokens, ..Default::default() }],
+                ..Default::default()
+            },
+        ],
         default_model: "scripted/m".into(),
         max_retries: 1,
         ..LlmConfig::default()
@@ -620,4 +639,22 @@ async fn a_figure_the_code_made_reaches_a_model_that_sees() {
         told["content"].as_str().unwrap().contains("1 image here (image/png) that this model cannot see"),
         "{told}"
     );
+}
+
+#[tokio::test]
+async fn runs_work_on_anthropic_and_azure_too() {
+    let world = world(Budget::default()).await;
+    for (model, protocol) in [("claude/claude-sonnet-4-5", "anthropic"), ("azure/prod", "azure")] {
+        world.llm.push(block("x = 6 * 7\nprint(x)"));
+        world.llm.push(block("final_answer(f'it is {x}')"));
+        let posted = world.runs.post_with_model(world.thread, world.user, "Compute.".into(), true, Some(model.into()));
+        let (_, run) = posted.await.unwrap();
+        let run = world.runs.settle(run.unwrap().id, Duration::from_secs(60)).await.unwrap();
+        assert_eq!((run.status, run.error.as_deref()), (RunStatus::Succeeded, None), "{model}");
+        let received = world.llm.received();
+        let last_two: Vec<&str> = received.iter().rev().take(2).map(|r| r.protocol).collect();
+        assert_eq!(last_two, [protocol, protocol], "{model} spoke its own protocol");
+        let observed = received.last().unwrap().body.to_string();
+        assert!(observed.contains("42"), "{model} saw the observation: {observed}");
+    }
 }
