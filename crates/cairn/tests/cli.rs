@@ -438,3 +438,59 @@ async fn a_first_run_with_only_openai_variables_answers_a_message() {
     assert!(received[0].body.get("max_completion_tokens").is_some(), "OpenAI's API is spoken as OpenAI's");
     server.terminate();
 }
+
+/// Provider keys — from the configuration and from a connection made in the
+/// app — never reach the server's log, even at debug level.
+#[tokio::test]
+async fn provider_keys_never_reach_the_log() {
+    use cairn_testkit::{Reply, ScriptedLlm};
+    let dir = TempDir::new("cli");
+    let llm = ScriptedLlm::start(Vec::new()).await;
+    llm.set_default(Reply::Text("OK".into()));
+    let file_key = "sk-from-the-configuration-7f3a";
+    let app_key = "sk-from-the-app-9c4e";
+    let providers = format!(
+        "[{{name=\"scripted\",kind=\"openai-compatible\",base_url=\"{}/v1\",api_key=\"{file_key}\",models=[{{name=\"m\"}}]}}]",
+        llm.url
+    );
+    let envs = [
+        ("CAIRN__LLM__PROVIDERS", providers),
+        ("CAIRN__LOG__LEVEL", "debug".to_owned()),
+        ("CAIRN__SANDBOX__POOL_SIZE", "0".to_owned()),
+    ];
+    let mut server = Running::start(&dir.path, &[], &envs);
+    server.wait_ready().await;
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let token = ada_signs_up(&client, &base).await;
+    let request = json!({ "name": "lab", "kind": "openai-compatible", "base_url": format!("{}/v1", llm.url),
+                          "api_key": app_key, "models": [{ "name": "m" }] });
+    let created: Value = client
+        .post(format!("{base}/api/v1/admin/connections"))
+        .bearer_auth(&token)
+        .json(&request)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let tested: Value = client
+        .post(format!("{base}/api/v1/admin/connections/{id}/test"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tested["ok"], true, "{tested}");
+    let log_path = server.log.clone();
+    server.terminate();
+    let log = std::fs::read_to_string(log_path).unwrap();
+    assert!(log.contains("DEBUG"), "the server logged at debug level:\n{log}");
+    for key in [file_key, app_key] {
+        assert!(!log.contains(key), "a provider key reached the log:\n{log}");
+    }
+}
