@@ -183,9 +183,14 @@ impl Connections {
             tracing::error!(%error, "a provider key could not be sealed");
             ApiError::Internal
         })?;
-        let tail: String = key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
-        Ok((sealed, format!("…{tail}")))
+        Ok((sealed, key_hint(key)))
     }
+}
+
+/// What people see of a key: its last four characters (`…a1b2`).
+fn key_hint(key: &str) -> String {
+    let tail: String = key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    format!("…{tail}")
 }
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -285,14 +290,13 @@ impl From<&ModelConnection> for ConnectionResponse {
 
 impl From<&LlmProvider> for ConnectionResponse {
     fn from(p: &LlmProvider) -> Self {
-        let tail: String = p.api_key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
         ConnectionResponse {
             id: None,
             name: p.name.clone(),
             kind: p.kind.clone(),
             base_url: p.base_url.clone(),
             api_version: p.api_version.clone(),
-            key_hint: (!p.api_key.is_empty()).then(|| format!("…{tail}")),
+            key_hint: (!p.api_key.is_empty()).then(|| key_hint(&p.api_key)),
             models: p.models.iter().map(ConnectionModel::from).collect(),
             enabled: true,
             source: ConnectionSource::Configuration,

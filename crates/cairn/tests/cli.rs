@@ -31,16 +31,45 @@ fn run(command: &mut Command) -> (Output, String) {
     (output, stderr)
 }
 
-/// Registers Ada (the first account: an administrator) and signs her in;
-/// her access token.
-async fn ada_signs_up(client: &reqwest::Client, base: &str) -> String {
-    let body = json!({ "email": "ada@example.com", "password": "correct horse battery staple", "display_name": "Ada" });
-    client.post(format!("{base}/api/v1/auth/register")).json(&body).send().await.unwrap();
-    let form =
-        [("grant_type", "password"), ("username", "ada@example.com"), ("password", "correct horse battery staple")];
-    let token: Value =
-        client.post(format!("{base}/api/v1/auth/token")).form(&form).send().await.unwrap().json().await.unwrap();
-    token["access_token"].as_str().unwrap().to_owned()
+/// Ada, the first account (an administrator), signed in on a running server.
+struct Ada {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Ada {
+    /// Registers Ada and signs her in.
+    async fn signs_up(server: &Running) -> Ada {
+        let (client, base) = (reqwest::Client::new(), server.base.clone());
+        let body =
+            json!({ "email": "ada@example.com", "password": "correct horse battery staple", "display_name": "Ada" });
+        client.post(format!("{base}/api/v1/auth/register")).json(&body).send().await.unwrap();
+        let form =
+            [("grant_type", "password"), ("username", "ada@example.com"), ("password", "correct horse battery staple")];
+        let token: Value =
+            client.post(format!("{base}/api/v1/auth/token")).form(&form).send().await.unwrap().json().await.unwrap();
+        let token = token["access_token"].as_str().unwrap().to_owned();
+        Ada { client, base, token }
+    }
+
+    /// POSTs JSON as Ada; the answer's body.
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let request = self.client.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(&body);
+        request.send().await.unwrap().json().await.unwrap()
+    }
+
+    /// GETs as Ada; the answer's body.
+    async fn get(&self, path: &str) -> Value {
+        let request = self.client.get(format!("{}{path}", self.base)).bearer_auth(&self.token);
+        request.send().await.unwrap().json().await.unwrap()
+    }
+}
+
+/// `llm.providers` with one OpenAI-compatible provider `scripted` (model `m`)
+/// at the scripted server `url`, and `extra` TOML fields (`api_key="…"`).
+fn scripted_provider(url: &str, extra: &str) -> String {
+    format!("[{{name=\"scripted\",kind=\"openai-compatible\",base_url=\"{url}/v1\",{extra}models=[{{name=\"m\"}}]}}]")
 }
 
 fn free_port() -> u16 {
@@ -318,47 +347,27 @@ async fn a_run_survives_kill_9_of_the_server_and_completes_after_restart() {
         Reply::Text("```python\nfinal_answer('done after the restart')\n```".into()),
     ])
     .await;
-    let providers = format!(
-        "[{{name=\"scripted\",kind=\"openai-compatible\",base_url=\"{}/v1\",models=[{{name=\"m\"}}]}}]",
-        llm.url
-    );
     let envs = [
-        ("CAIRN__LLM__PROVIDERS", providers),
+        ("CAIRN__LLM__PROVIDERS", scripted_provider(&llm.url, "")),
         ("CAIRN__QUEUE__LEASE_SECS", "3".to_owned()),
         ("CAIRN__SANDBOX__POOL_SIZE", "0".to_owned()),
     ];
     let mut server = Running::start(&dir.path, &[], &envs);
     server.wait_ready().await;
-    let client = reqwest::Client::new();
-    let base = server.base.clone();
-    let token = ada_signs_up(&client, &base).await;
-    let post = |path: String, body: Value| {
-        let request = client.post(format!("{base}{path}")).bearer_auth(&token).json(&body);
-        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
-    };
-    let project = post("/api/v1/projects".into(), json!({ "name": "P" })).await;
-    let thread =
-        post(format!("/api/v1/projects/{}/threads", project["id"].as_str().unwrap()), json!({ "title": "T" })).await;
+    let mut ada = Ada::signs_up(&server).await;
+    let project = ada.post("/api/v1/projects", json!({ "name": "P" })).await;
+    let thread = ada
+        .post(&format!("/api/v1/projects/{}/threads", project["id"].as_str().unwrap()), json!({ "title": "T" }))
+        .await;
     let thread = thread["id"].as_str().unwrap().to_owned();
-    let posted = post(format!("/api/v1/threads/{thread}/messages"), json!({ "content": "Do it in steps." })).await;
+    let posted = ada.post(&format!("/api/v1/threads/{thread}/messages"), json!({ "content": "Do it in steps." })).await;
     let run = posted["run"]["id"].as_str().unwrap().to_owned();
 
     // Wait until the first step ran and the second reply is streaming, then kill -9.
-    let events = |base: String, token: String, thread: String| async move {
-        let list: Value = reqwest::Client::new()
-            .get(format!("{base}/api/v1/threads/{thread}/events?after=0"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        list.as_array().unwrap().clone()
-    };
+    let events_path = format!("/api/v1/threads/{thread}/events?after=0");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let seen = events(base.clone(), token.clone(), thread.clone()).await;
+        let seen = ada.get(&events_path).await.as_array().unwrap().clone();
         if seen.iter().filter(|e| e["kind"] == "token").count() >= 2 {
             break;
         }
@@ -371,18 +380,10 @@ async fn a_run_survives_kill_9_of_the_server_and_completes_after_restart() {
 
     let mut restarted = Running::start(&dir.path, &[], &envs);
     restarted.wait_ready().await;
-    let base = restarted.base.clone();
+    ada.base = restarted.base.clone();
     let deadline = Instant::now() + Duration::from_secs(90);
     let status = loop {
-        let got: Value = client
-            .get(format!("{base}/api/v1/runs/{run}"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let got = ada.get(&format!("/api/v1/runs/{run}")).await;
         if got["status"] != "running" && got["status"] != "queued" {
             break got;
         }
@@ -390,7 +391,7 @@ async fn a_run_survives_kill_9_of_the_server_and_completes_after_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(status["status"], "succeeded", "{status}");
-    let log = events(base, token.clone(), thread.clone()).await;
+    let log = ada.get(&events_path).await.as_array().unwrap().clone();
     let seqs: Vec<i64> = log.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "no gap and no duplicate in the event log");
     let observations = log.iter().filter(|e| e["kind"] == "observation").count();
@@ -415,23 +416,17 @@ async fn a_first_run_with_only_openai_variables_answers_a_message() {
     ];
     let mut server = Running::start(&dir.path, &[], &envs);
     server.wait_ready().await;
-    let client = reqwest::Client::new();
-    let base = server.base.clone();
-    let token = ada_signs_up(&client, &base).await;
-    let models: Value =
-        client.get(format!("{base}/api/v1/models")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let ada = Ada::signs_up(&server).await;
+    let models = ada.get("/api/v1/models").await;
     assert_eq!(models["default"], "openai/scripted-model", "{models}");
     assert!(!models.to_string().contains("sk-first-run"), "the key never leaves the server");
-    let post = |path: String, body: Value| {
-        let request = client.post(format!("{base}{path}")).bearer_auth(&token).json(&body);
-        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
-    };
-    let project = post("/api/v1/projects".into(), json!({ "name": "P" })).await;
-    let thread =
-        post(format!("/api/v1/projects/{}/threads", project["id"].as_str().unwrap()), json!({ "title": "T" })).await;
+    let project = ada.post("/api/v1/projects", json!({ "name": "P" })).await;
+    let thread = ada
+        .post(&format!("/api/v1/projects/{}/threads", project["id"].as_str().unwrap()), json!({ "title": "T" }))
+        .await;
     let thread = thread["id"].as_str().unwrap();
     let answered =
-        post(format!("/api/v1/threads/{thread}/messages"), json!({ "content": "Say hello.", "wait": true })).await;
+        ada.post(&format!("/api/v1/threads/{thread}/messages"), json!({ "content": "Say hello.", "wait": true })).await;
     assert_eq!(answered["run"]["status"], "succeeded", "{answered}");
     let received = llm.received();
     assert_eq!(received[0].headers["authorization"], "Bearer sk-first-run");
@@ -449,42 +444,19 @@ async fn provider_keys_never_reach_the_log() {
     llm.set_default(Reply::Text("OK".into()));
     let file_key = "sk-from-the-configuration-7f3a";
     let app_key = "sk-from-the-app-9c4e";
-    let providers = format!(
-        "[{{name=\"scripted\",kind=\"openai-compatible\",base_url=\"{}/v1\",api_key=\"{file_key}\",models=[{{name=\"m\"}}]}}]",
-        llm.url
-    );
     let envs = [
-        ("CAIRN__LLM__PROVIDERS", providers),
+        ("CAIRN__LLM__PROVIDERS", scripted_provider(&llm.url, &format!("api_key=\"{file_key}\","))),
         ("CAIRN__LOG__LEVEL", "debug".to_owned()),
         ("CAIRN__SANDBOX__POOL_SIZE", "0".to_owned()),
     ];
     let mut server = Running::start(&dir.path, &[], &envs);
     server.wait_ready().await;
-    let client = reqwest::Client::new();
-    let base = server.base.clone();
-    let token = ada_signs_up(&client, &base).await;
+    let ada = Ada::signs_up(&server).await;
     let request = json!({ "name": "lab", "kind": "openai-compatible", "base_url": format!("{}/v1", llm.url),
                           "api_key": app_key, "models": [{ "name": "m" }] });
-    let created: Value = client
-        .post(format!("{base}/api/v1/admin/connections"))
-        .bearer_auth(&token)
-        .json(&request)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = ada.post("/api/v1/admin/connections", request).await;
     let id = created["id"].as_str().unwrap();
-    let tested: Value = client
-        .post(format!("{base}/api/v1/admin/connections/{id}/test"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tested = ada.post(&format!("/api/v1/admin/connections/{id}/test"), Value::Null).await;
     assert_eq!(tested["ok"], true, "{tested}");
     let log_path = server.log.clone();
     server.terminate();
