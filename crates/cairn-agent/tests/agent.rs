@@ -103,6 +103,15 @@ async fn world_full(budget: Budget, require_approval: Vec<String>, plan_approval
                 models: vec![LlmModel { name: "prod".into(), context_tokens, ..Default::default() }],
                 ..Default::default()
             },
+            // OpenAI's own API, whose reasoning models answer through Responses.
+            LlmProvider {
+                name: "openai".into(),
+                kind: "openai".into(),
+                base_url: format!("{}/v1", llm.url),
+                api_key: "sk-o".into(),
+                models: vec![LlmModel { name: "o4-mini".into(), context_tokens, ..Default::default() }],
+                ..Default::default()
+            },
         ],
         default_model: "scripted/m".into(),
         max_retries: 1,
@@ -177,7 +186,11 @@ impl World {
 }
 
 fn block(code: &str) -> Reply {
-    Reply::Text(format!("Next step.\n```python\n{code}\n```"))
+    Reply::Text(block_text(code))
+}
+
+fn block_text(code: &str) -> String {
+    format!("Next step.\n```python\n{code}\n```")
 }
 
 #[test]
@@ -642,10 +655,12 @@ async fn a_figure_the_code_made_reaches_a_model_that_sees() {
 }
 
 #[tokio::test]
-async fn runs_work_on_anthropic_and_azure_too() {
+async fn runs_work_on_anthropic_azure_and_openai_responses_too() {
     let world = world(Budget::default()).await;
-    for (model, protocol) in [("claude/claude-sonnet-4-5", "anthropic"), ("azure/prod", "azure")] {
-        world.llm.push(block("x = 6 * 7\nprint(x)"));
+    let protocols =
+        [("claude/claude-sonnet-4-5", "anthropic"), ("azure/prod", "azure"), ("openai/o4-mini", "responses")];
+    for (model, protocol) in protocols {
+        world.llm.push(Reply::Text(format!("<think>Multiply first.</think>{}", block_text("x = 6 * 7\nprint(x)"))));
         world.llm.push(block("final_answer(f'it is {x}')"));
         let posted = world.runs.post_with_model(world.thread, world.user, "Compute.".into(), true, Some(model.into()));
         let (_, run) = posted.await.unwrap();
@@ -657,4 +672,14 @@ async fn runs_work_on_anthropic_and_azure_too() {
         let observed = received.last().unwrap().body.to_string();
         assert!(observed.contains("42"), "{model} saw the observation: {observed}");
     }
+    // Where the protocol shows reasoning as asked (OpenAI's summary; Claude
+    // thinks only when a budget is set), it is an event of its own.
+    let thought: Vec<String> = world
+        .events()
+        .await
+        .into_iter()
+        .filter(|(k, _)| k == "reasoning")
+        .map(|(_, p)| p["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(thought.concat(), "Multiply first.", "the o4-mini run's summary, once");
 }

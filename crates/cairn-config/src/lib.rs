@@ -552,6 +552,11 @@ pub struct LlmModel {
     /// (older turns are summarised first). 0: the family's.
     #[serde(default)]
     pub context_tokens: u32,
+    /// OpenAI's API to call it through: `chat_completions` or `responses`;
+    /// empty: `responses` for OpenAI's own reasoning models (their
+    /// reasoning summaries need it), `chat_completions` otherwise.
+    #[serde(default)]
+    pub api: String,
     /// The parameter that caps a reply: `max_tokens` or
     /// `max_completion_tokens`; empty: the family's.
     #[serde(default)]
@@ -909,13 +914,14 @@ impl Config {
             }
             for model in &provider.models {
                 let limit_ok = matches!(model.token_limit.as_str(), "" | "max_tokens" | "max_completion_tokens");
+                let api_ok = matches!(model.api.as_str(), "" | "chat_completions" | "responses");
                 let effort_ok = matches!(model.reasoning_effort.as_str(), "" | "minimal" | "low" | "medium" | "high");
                 let thinking_ok = model.thinking_tokens.is_none_or(|t| t == 0 || (1024..=128_000).contains(&t));
-                if model.name.is_empty() || !limit_ok || !effort_ok || !thinking_ok {
+                if model.name.is_empty() || !limit_ok || !api_ok || !effort_ok || !thinking_ok {
                     return Err(Error::Invalid {
                         key: "llm.providers",
-                        expected: "models with a name, a token_limit of max_tokens or max_completion_tokens (or \
-                                   none), a reasoning_effort of minimal, low, medium or high (or none), and \
+                        expected: "models with a name, an api of chat_completions or responses (or none), a \
+                                   token_limit of max_tokens or max_completion_tokens (or none), a reasoning_effort of minimal, low, medium or high (or none), and \
                                    thinking_tokens of 0 or 1024 to 128000",
                         got: format!("{}/{}", provider.name, model.name),
                     });

@@ -1,10 +1,9 @@
 //! Anthropic Messages (`POST {base}/v1/messages`, streamed).
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::{ChatModel, ChatRequest, Delta, DeltaStream, LlmError, Progress, Role, Timeouts};
+use crate::{ChatModel, ChatRequest, Delta, DeltaStream, LlmError, Progress, Role, Step, Timeouts};
 
 /// The API version Cairn speaks.
 const VERSION: &str = "2023-06-01";
@@ -100,65 +99,51 @@ impl ChatModel for Anthropic {
             .header("anthropic-version", VERSION)
             .json(&body(request));
         let response = crate::send(call, &self.timeouts, &request.model).await?;
-        let events = crate::events(response, self.timeouts.idle);
-        let stream = futures::stream::unfold((events, Progress::default()), |(mut events, mut progress)| async move {
-            if progress.finished {
-                return None;
+        Ok(crate::deltas(crate::events(response, self.timeouts.idle), read))
+    }
+}
+
+/// What one event of Anthropic's stream means: usage at the start, text
+/// and thinking deltas, the stop reason, the end.
+fn read(event: Option<&crate::sse::Event>, progress: &mut Progress) -> Step {
+    let Some(event) = event else {
+        return Step::Finish(Err(LlmError::Connection("the stream ended before the reply did".into())));
+    };
+    let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+    match event.name.as_deref().or(data["type"].as_str()).unwrap_or_default() {
+        "message_start" => {
+            let usage = &data["message"]["usage"];
+            let count = |field: &str| usage[field].as_u64().unwrap_or(0);
+            // Anthropic's input_tokens already leaves out what the cache read or wrote.
+            progress.usage.input_tokens = count("input_tokens");
+            progress.usage.cache_read_tokens = count("cache_read_input_tokens");
+            progress.usage.cache_write_tokens = count("cache_creation_input_tokens");
+            Step::Skip
+        }
+        "content_block_delta" => {
+            let delta = &data["delta"];
+            if let Some(text) = delta["text"].as_str().filter(|t| !t.is_empty()) {
+                return Step::Emit(Delta::Text(text.to_owned()));
             }
-            loop {
-                let event = match events.next().await {
-                    Some(Ok(event)) => event,
-                    Some(Err(error)) => {
-                        progress.finished = true;
-                        return Some((Err(error), (events, progress)));
-                    }
-                    None => {
-                        progress.finished = true;
-                        let error = LlmError::Connection("the stream ended before the reply did".into());
-                        return Some((Err(error), (events, progress)));
-                    }
-                };
-                let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
-                let kind = event.name.as_deref().or(data["type"].as_str()).unwrap_or_default().to_owned();
-                match kind.as_str() {
-                    "message_start" => {
-                        let usage = &data["message"]["usage"];
-                        let count = |field: &str| usage[field].as_u64().unwrap_or(0);
-                        // Anthropic's input_tokens already leaves out what the cache read or wrote.
-                        progress.usage.input_tokens = count("input_tokens");
-                        progress.usage.cache_read_tokens = count("cache_read_input_tokens");
-                        progress.usage.cache_write_tokens = count("cache_creation_input_tokens");
-                    }
-                    "content_block_delta" => {
-                        let delta = &data["delta"];
-                        if let Some(text) = delta["text"].as_str().filter(|t| !t.is_empty()) {
-                            return Some((Ok(Delta::Text(text.to_owned())), (events, progress)));
-                        }
-                        if let Some(thinking) = delta["thinking"].as_str().filter(|t| !t.is_empty()) {
-                            return Some((Ok(Delta::Reasoning(thinking.to_owned())), (events, progress)));
-                        }
-                    }
-                    "message_delta" => {
-                        if let Some(reason) = data["delta"]["stop_reason"].as_str() {
-                            progress.stop_reason = Some(reason.to_owned());
-                        }
-                        if let Some(output) = data["usage"]["output_tokens"].as_u64() {
-                            progress.usage.output_tokens = output;
-                        }
-                    }
-                    "message_stop" => {
-                        progress.finished = true;
-                        let stop_reason = progress.stop_reason.take().unwrap_or_else(|| "end_turn".to_owned());
-                        return Some((Ok(Delta::Done { usage: progress.usage, stop_reason }), (events, progress)));
-                    }
-                    "error" => {
-                        progress.finished = true;
-                        return Some((Err(stream_error(&data["error"])), (events, progress)));
-                    }
-                    _ => {} // ping, content_block_start/stop
-                }
+            match delta["thinking"].as_str().filter(|t| !t.is_empty()) {
+                Some(thinking) => Step::Emit(Delta::Reasoning(thinking.to_owned())),
+                None => Step::Skip,
             }
-        });
-        Ok(stream.boxed())
+        }
+        "message_delta" => {
+            if let Some(reason) = data["delta"]["stop_reason"].as_str() {
+                progress.stop_reason = Some(reason.to_owned());
+            }
+            if let Some(output) = data["usage"]["output_tokens"].as_u64() {
+                progress.usage.output_tokens = output;
+            }
+            Step::Skip
+        }
+        "message_stop" => {
+            let stop_reason = progress.stop_reason.take().unwrap_or_else(|| "end_turn".to_owned());
+            Step::Finish(Ok(Delta::Done { usage: progress.usage, stop_reason }))
+        }
+        "error" => Step::Finish(Err(stream_error(&data["error"]))),
+        _ => Step::Skip, // ping, content_block_start/stop
     }
 }

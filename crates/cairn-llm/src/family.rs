@@ -16,9 +16,23 @@ pub enum TokenLimit {
     MaxCompletionTokens,
 }
 
+/// Which of OpenAI's APIs a model is called through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Api {
+    /// `/chat/completions`: every OpenAI-compatible server, Azure, and
+    /// OpenAI's chat models.
+    ChatCompletions,
+    /// `/responses`: OpenAI's own reasoning models, whose reasoning
+    /// summaries only this API returns.
+    Responses,
+}
+
 /// What a model accepts, and its list prices.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Capabilities {
+    /// The API it is called through (OpenAI's kinds only; others ignore it).
+    pub api: Api,
     pub token_limit: TokenLimit,
     /// Whether it accepts a `temperature` (OpenAI's reasoning models refuse
     /// any but the default).
@@ -96,6 +110,7 @@ impl Capabilities {
             .any(|family| short.starts_with(family));
         let official_openai = matches!(kind, "openai" | "azure-openai");
         Capabilities {
+            api: if kind == "openai" && reasoning_openai { Api::Responses } else { Api::ChatCompletions },
             // OpenAI's own API takes max_completion_tokens for every model (and
             // requires it for reasoning ones); other servers know max_tokens.
             token_limit: if official_openai { TokenLimit::MaxCompletionTokens } else { TokenLimit::MaxTokens },
@@ -133,6 +148,11 @@ impl Capabilities {
     /// The defaults with what the configuration says of this model.
     pub fn configured(kind: &str, model: &cairn_config::LlmModel) -> Capabilities {
         let mut caps = Capabilities::defaults(kind, &model.name);
+        match model.api.as_str() {
+            "chat_completions" => caps.api = Api::ChatCompletions,
+            "responses" => caps.api = Api::Responses,
+            _ => {}
+        }
         match model.token_limit.as_str() {
             "max_tokens" => caps.token_limit = TokenLimit::MaxTokens,
             "max_completion_tokens" => caps.token_limit = TokenLimit::MaxCompletionTokens,
@@ -188,17 +208,25 @@ mod tests {
         for model in ["gpt-5", "gpt-5-mini", "o3", "o4-mini", "o1-preview"] {
             let caps = Capabilities::defaults("openai", model);
             assert_eq!(
-                (caps.token_limit, caps.temperature, caps.reasoning),
-                (TokenLimit::MaxCompletionTokens, false, true),
+                (caps.api, caps.token_limit, caps.temperature, caps.reasoning),
+                (Api::Responses, TokenLimit::MaxCompletionTokens, false, true),
                 "{model}"
             );
         }
         let chat = Capabilities::defaults("openai", "gpt-4o-mini");
-        assert_eq!((chat.token_limit, chat.temperature, chat.images), (TokenLimit::MaxCompletionTokens, true, true));
+        assert_eq!(
+            (chat.api, chat.token_limit, chat.temperature, chat.images),
+            (Api::ChatCompletions, TokenLimit::MaxCompletionTokens, true, true)
+        );
         assert_eq!((chat.input_usd_per_mtok, chat.output_usd_per_mtok), (0.15, 0.60), "the mini's price, not gpt-4o's");
         // A compatible server keeps max_tokens and temperature, whatever the name.
         let served = Capabilities::defaults("openai-compatible", "o3");
-        assert_eq!((served.token_limit, served.temperature), (TokenLimit::MaxTokens, true));
+        assert_eq!(
+            (served.api, served.token_limit, served.temperature),
+            (Api::ChatCompletions, TokenLimit::MaxTokens, true)
+        );
+        // Azure's deployments stay on Chat Completions.
+        assert_eq!(Capabilities::defaults("azure-openai", "o3").api, Api::ChatCompletions);
         // Names that merely start with the letters are not the o-series.
         assert!(!Capabilities::defaults("openai", "omni-moderation").reasoning);
     }
@@ -207,6 +235,7 @@ mod tests {
     fn configuration_overrides_the_family() {
         let model = cairn_config::LlmModel {
             name: "gpt-5".into(),
+            api: "chat_completions".into(),
             token_limit: "max_tokens".into(),
             temperature: Some(true),
             images: Some(false),
@@ -217,7 +246,7 @@ mod tests {
             ..Default::default()
         };
         let caps = Capabilities::configured("openai", &model);
-        assert_eq!(caps.token_limit, TokenLimit::MaxTokens);
+        assert_eq!((caps.api, caps.token_limit), (Api::ChatCompletions, TokenLimit::MaxTokens));
         assert!(caps.temperature && !caps.images && caps.reasoning);
         assert_eq!((caps.reasoning_effort.as_deref(), caps.context_tokens), (Some("low"), 32_000));
         assert_eq!((caps.input_usd_per_mtok, caps.output_usd_per_mtok), (1.0, 10.0));

@@ -14,11 +14,12 @@ mod embeddings;
 mod family;
 mod models;
 mod openai;
+mod responses;
 mod retry;
 mod sse;
 
 pub use embeddings::Embedder;
-pub use family::{Capabilities, TokenLimit};
+pub use family::{Api, Capabilities, TokenLimit};
 // `Image` is defined below, beside `Message`.
 pub use models::{ModelInfo, Models, official_base_url};
 pub use retry::RetryPolicy;
@@ -89,6 +90,9 @@ pub struct ChatRequest {
     pub token_limit: TokenLimit,
     /// OpenAI's `reasoning_effort`, for models that reason.
     pub reasoning_effort: Option<String>,
+    /// Whether the model reasons, so a summary of it may be asked for
+    /// (OpenAI's Responses API; set by the registry from the capabilities).
+    pub reasoning: bool,
     /// Anthropic's extended thinking budget in tokens (0: off; at least
     /// 1024 when on); the reply's `max_tokens` comes on top.
     pub thinking_tokens: u32,
@@ -105,6 +109,7 @@ impl Default for ChatRequest {
             stop: Vec::new(),
             token_limit: TokenLimit::MaxTokens,
             reasoning_effort: None,
+            reasoning: false,
             thinking_tokens: 0,
         }
     }
@@ -290,6 +295,45 @@ pub(crate) struct Progress {
     pub usage: Usage,
     pub stop_reason: Option<String>,
     pub finished: bool,
+}
+
+/// What one event of a provider's stream means for the reply.
+pub(crate) enum Step {
+    /// A piece of the reply.
+    Emit(Delta),
+    /// The last item: `Done`, or what went wrong.
+    Finish(Result<Delta, LlmError>),
+    /// Nothing to pass on (pings, bookkeeping).
+    Skip,
+}
+
+/// A provider's deltas: `read` tells what each SSE event means (`None`:
+/// the stream ended); a broken or stalled stream ends it with its error.
+pub(crate) fn deltas(
+    events: BoxStream<'static, Result<sse::Event, LlmError>>,
+    read: fn(Option<&sse::Event>, &mut Progress) -> Step,
+) -> DeltaStream {
+    use futures::StreamExt;
+    futures::stream::unfold((events, Progress::default()), move |(mut events, mut progress)| async move {
+        if progress.finished {
+            return None;
+        }
+        loop {
+            let step = match events.next().await {
+                Some(Err(error)) => Step::Finish(Err(error)),
+                event => read(event.as_ref().and_then(|e| e.as_ref().ok()), &mut progress),
+            };
+            match step {
+                Step::Emit(delta) => return Some((Ok(delta), (events, progress))),
+                Step::Finish(end) => {
+                    progress.finished = true;
+                    return Some((end, (events, progress)));
+                }
+                Step::Skip => {}
+            }
+        }
+    })
+    .boxed()
 }
 
 /// The `Retry-After` header in seconds (the HTTP-date form is ignored).

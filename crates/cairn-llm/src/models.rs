@@ -10,8 +10,9 @@ use async_trait::async_trait;
 
 use crate::anthropic::Anthropic;
 use crate::openai::{AZURE_API_VERSION, Endpoint, OpenAi};
+use crate::responses::Responses;
 use crate::retry::{RetryPolicy, Retrying};
-use crate::{Capabilities, ChatModel, ChatRequest, DeltaStream, LlmError, Timeouts, Usage};
+use crate::{Api, Capabilities, ChatModel, ChatRequest, DeltaStream, LlmError, Timeouts, Usage};
 
 /// A configured model, as `GET /api/v1/models` lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -54,12 +55,16 @@ impl ModelInfo {
     }
 }
 
-/// A model as its capabilities ask it to be called: the right token-limit
-/// parameter, no temperature where the model refuses one, its reasoning
-/// effort.
+/// A model as its capabilities ask it to be called: through the right API,
+/// with the right token-limit parameter, no temperature where the model
+/// refuses one, its reasoning effort.
 #[derive(Debug)]
 struct Tuned {
     inner: Arc<dyn ChatModel>,
+    /// The Responses API client, for a model whose capabilities choose it
+    /// (OpenAI's own reasoning models); requests with stop sequences, which
+    /// it does not take, go to `inner`.
+    responses: Option<Arc<dyn ChatModel>>,
     capabilities: Capabilities,
 }
 
@@ -74,6 +79,7 @@ impl ChatModel for Tuned {
         if request.reasoning_effort.is_none() {
             request.reasoning_effort.clone_from(&self.capabilities.reasoning_effort);
         }
+        request.reasoning = self.capabilities.reasoning;
         if self.capabilities.reasoning && request.thinking_tokens == 0 {
             request.thinking_tokens = self.capabilities.thinking_tokens;
         }
@@ -90,7 +96,10 @@ impl ChatModel for Tuned {
                 message.images.clear();
             }
         }
-        self.inner.stream(&request).await
+        match &self.responses {
+            Some(responses) if request.stop.is_empty() => responses.stream(&request).await,
+            _ => self.inner.stream(&request).await,
+        }
     }
 }
 
@@ -150,6 +159,12 @@ impl Models {
                 provider.base_url.clone()
             };
             let api_key = provider.api_key.clone();
+            // OpenAI's own API also speaks Responses, for the models that choose it.
+            let responses: Option<Arc<dyn ChatModel>> = (provider.kind == "openai").then(|| {
+                let client =
+                    Responses { http: http.clone(), base_url: base_url.clone(), api_key: api_key.clone(), timeouts };
+                Arc::new(Retrying { inner: Arc::new(client), policy }) as Arc<dyn ChatModel>
+            });
             let client: Arc<dyn ChatModel> = match provider.kind.as_str() {
                 "openai" | "openai-compatible" => {
                     Arc::new(OpenAi { http: http.clone(), base_url, api_key, timeouts, endpoint: Endpoint::Standard })
@@ -179,7 +194,8 @@ impl Models {
                     context_tokens: capabilities.context_tokens,
                     capabilities: capabilities.clone(),
                 };
-                let tuned: Arc<dyn ChatModel> = Arc::new(Tuned { inner: client.clone(), capabilities });
+                let responses = responses.clone().filter(|_| capabilities.api == Api::Responses);
+                let tuned: Arc<dyn ChatModel> = Arc::new(Tuned { inner: client.clone(), responses, capabilities });
                 models.insert(info.id.clone(), (tuned, info));
             }
         }

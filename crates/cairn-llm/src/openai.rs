@@ -5,10 +5,9 @@
 //! with an `api-key` header).
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::{ChatModel, ChatRequest, Delta, DeltaStream, LlmError, Progress, Role, Timeouts, TokenLimit, Usage};
+use crate::{ChatModel, ChatRequest, Delta, DeltaStream, LlmError, Progress, Role, Step, Timeouts, TokenLimit, Usage};
 
 /// Azure OpenAI's `api-version` when the configuration names none (GA).
 pub(crate) const AZURE_API_VERSION: &str = "2024-10-21";
@@ -106,76 +105,56 @@ impl ChatModel for OpenAi {
             };
         }
         let response = crate::send(call, &self.timeouts, &request.model).await?;
-        let events = crate::events(response, self.timeouts.idle);
-        let stream = futures::stream::unfold((events, Progress::default()), |(mut events, mut progress)| async move {
-            if progress.finished {
-                return None;
-            }
-            loop {
-                let Some(event) = events.next().await else {
-                    progress.finished = true;
-                    // Some compatible servers end without `[DONE]` after the finish reason.
-                    let ended = match progress.stop_reason.take() {
-                        Some(stop_reason) => Ok(Delta::Done { usage: progress.usage, stop_reason }),
-                        None => Err(LlmError::Connection("the stream ended before the reply did".into())),
-                    };
-                    return Some((ended, (events, progress)));
-                };
-                let event = match event {
-                    Ok(event) => event,
-                    Err(error) => {
-                        progress.finished = true;
-                        return Some((Err(error), (events, progress)));
-                    }
-                };
-                if event.data.trim() == "[DONE]" {
-                    progress.finished = true;
-                    let stop_reason = progress.stop_reason.take().unwrap_or_else(|| "stop".to_owned());
-                    return Some((Ok(Delta::Done { usage: progress.usage, stop_reason }), (events, progress)));
-                }
-                let chunk: Value = match serde_json::from_str(&event.data) {
-                    Ok(chunk) => chunk,
-                    Err(error) => {
-                        progress.finished = true;
-                        return Some((
-                            Err(LlmError::Protocol(format!("a chunk is not JSON: {error}"))),
-                            (events, progress),
-                        ));
-                    }
-                };
-                if let Some(error) = chunk.get("error") {
-                    progress.finished = true;
-                    let message = error["message"].as_str().unwrap_or("error").to_owned();
-                    return Some((Err(LlmError::Server { status: 500, message }), (events, progress)));
-                }
-                if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null()) {
-                    // OpenAI caches long prompts by itself and counts the
-                    // tokens it read within prompt_tokens.
-                    let prompt = usage["prompt_tokens"].as_u64().unwrap_or(0);
-                    let cached = usage["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0).min(prompt);
-                    progress.usage = Usage {
-                        input_tokens: prompt - cached,
-                        output_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
-                        cache_read_tokens: cached,
-                        cache_write_tokens: 0,
-                    };
-                }
-                let choice = &chunk["choices"][0];
-                if let Some(reason) = choice["finish_reason"].as_str() {
-                    progress.stop_reason = Some(reason.to_owned());
-                }
-                let delta = &choice["delta"];
-                if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
-                    return Some((Ok(Delta::Text(text.to_owned())), (events, progress)));
-                }
-                // Servers that show reasoning: `reasoning_content` (DeepSeek,
-                // vLLM, llama.cpp) or `reasoning` (OpenRouter, Ollama).
-                let reasoning = delta["reasoning_content"].as_str().or(delta["reasoning"].as_str());
-                if let Some(thinking) = reasoning.filter(|t| !t.is_empty()) {
-                    return Some((Ok(Delta::Reasoning(thinking.to_owned())), (events, progress)));
-                }
-            }
+        Ok(crate::deltas(crate::events(response, self.timeouts.idle), read))
+    }
+}
+
+/// What one chunk of a Chat Completions stream means: text, reasoning
+/// where a server shows it, usage, the finish reason, the end.
+fn read(event: Option<&crate::sse::Event>, progress: &mut Progress) -> Step {
+    let Some(event) = event else {
+        // Some compatible servers end without `[DONE]` after the finish reason.
+        return Step::Finish(match progress.stop_reason.take() {
+            Some(stop_reason) => Ok(Delta::Done { usage: progress.usage, stop_reason }),
+            None => Err(LlmError::Connection("the stream ended before the reply did".into())),
         });
-        Ok(stream.boxed())
+    };
+    if event.data.trim() == "[DONE]" {
+        let stop_reason = progress.stop_reason.take().unwrap_or_else(|| "stop".to_owned());
+        return Step::Finish(Ok(Delta::Done { usage: progress.usage, stop_reason }));
+    }
+    let chunk: Value = match serde_json::from_str(&event.data) {
+        Ok(chunk) => chunk,
+        Err(error) => return Step::Finish(Err(LlmError::Protocol(format!("a chunk is not JSON: {error}")))),
+    };
+    if let Some(error) = chunk.get("error") {
+        let message = error["message"].as_str().unwrap_or("error").to_owned();
+        return Step::Finish(Err(LlmError::Server { status: 500, message }));
+    }
+    if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null()) {
+        // OpenAI caches long prompts by itself and counts the tokens it
+        // read within prompt_tokens.
+        let prompt = usage["prompt_tokens"].as_u64().unwrap_or(0);
+        let cached = usage["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0).min(prompt);
+        progress.usage = Usage {
+            input_tokens: prompt - cached,
+            output_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
+            cache_read_tokens: cached,
+            cache_write_tokens: 0,
+        };
+    }
+    let choice = &chunk["choices"][0];
+    if let Some(reason) = choice["finish_reason"].as_str() {
+        progress.stop_reason = Some(reason.to_owned());
+    }
+    let delta = &choice["delta"];
+    if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
+        return Step::Emit(Delta::Text(text.to_owned()));
+    }
+    // Servers that show reasoning: `reasoning_content` (DeepSeek, vLLM,
+    // llama.cpp) or `reasoning` (OpenRouter, Ollama).
+    match delta["reasoning_content"].as_str().or(delta["reasoning"].as_str()).filter(|t| !t.is_empty()) {
+        Some(thinking) => Step::Emit(Delta::Reasoning(thinking.to_owned())),
+        None => Step::Skip,
     }
 }

@@ -490,3 +490,103 @@ async fn images_reach_models_that_see_and_are_described_to_those_that_do_not() {
     let told = bodies[2]["messages"][0]["content"].as_str().unwrap();
     assert!(told.contains("1 image here (image/png) that this model cannot see"), "{told}");
 }
+
+#[tokio::test]
+async fn openai_reasoning_models_answer_through_responses_with_their_summary_apart() {
+    let server = ScriptedLlm::start(Vec::new()).await;
+    server.set_default(Reply::Text("<think>Two and two make four.</think>It is 4.".into()));
+    let effortful = LlmModel { reasoning_effort: "high".into(), ..named("o4-mini") };
+    let on_chat = LlmModel { api: "chat_completions".into(), ..named("gpt-5") };
+    let config = llm(vec![provider(
+        "openai",
+        "openai",
+        format!("{}/v1", server.url),
+        "sk-o",
+        vec![effortful, on_chat, named("gpt-4.1"), named("no-such-o3")],
+    )]);
+    let models = Models::from_config_with_env(&config, &|_| None).unwrap();
+    let ask = |model: &str| ChatRequest {
+        model: model.into(),
+        system: Some("You are terse.".into()),
+        messages: vec![Message::user("what is 2 + 2?")],
+        max_tokens: 200,
+        temperature: Some(0.0),
+        ..ChatRequest::default()
+    };
+    let collect = |id: &'static str, model: &'static str| {
+        let (models, ask) = (&models, &ask);
+        async move {
+            let (client, _) = models.get(Some(id)).unwrap();
+            let mut stream = client.stream(&ask(model)).await?;
+            let (mut answer, mut thought, mut used) = (String::new(), String::new(), Usage::default());
+            while let Some(delta) = stream.next().await {
+                match delta? {
+                    Delta::Text(text) => answer.push_str(&text),
+                    Delta::Reasoning(text) => thought.push_str(&text),
+                    Delta::Done { usage, .. } => used = usage,
+                }
+            }
+            Ok::<_, LlmError>((answer, thought, used))
+        }
+    };
+    // A reasoning model on OpenAI's API: Responses, its summary apart.
+    let (answer, thought, usage) = collect("openai/o4-mini", "o4-mini").await.unwrap();
+    assert_eq!((answer.as_str(), thought.as_str()), ("It is 4.", "Two and two make four."));
+    assert_eq!((usage.input_tokens, usage.output_tokens), (8, 8), "reasoning is billed as output");
+    let received = server.received();
+    let sent = received.last().unwrap();
+    assert_eq!(sent.protocol, "responses");
+    assert_eq!(sent.body["reasoning"], serde_json::json!({ "summary": "auto", "effort": "high" }));
+    assert_eq!((sent.body["store"].as_bool(), sent.body["max_output_tokens"].as_u64()), (Some(false), Some(200)));
+    assert!(sent.body.get("temperature").is_none(), "the temperature a reasoning model refuses is left out");
+    assert_eq!(sent.headers["authorization"], "Bearer sk-o");
+    // Configured onto Chat Completions: there, the reasoning stays hidden.
+    let (answer, thought, _) = collect("openai/gpt-5", "gpt-5").await.unwrap();
+    assert_eq!((answer.as_str(), thought.as_str()), ("It is 4.", ""));
+    assert_eq!(server.received().last().unwrap().protocol, "openai");
+    // A chat model stays on Chat Completions.
+    collect("openai/gpt-4.1", "gpt-4.1").await.unwrap();
+    assert_eq!(server.received().last().unwrap().protocol, "openai");
+    // Refusals through Responses read as elsewhere, and are not retried.
+    let before = server.received().len();
+    let error = collect("openai/no-such-o3", "no-such-o3").await.unwrap_err();
+    assert!(matches!(error, LlmError::NoSuchModel { .. }), "{error:?}");
+    assert_eq!(server.received().len(), before + 1);
+}
+
+#[tokio::test]
+async fn the_scripted_responses_api_refuses_what_openai_refuses() {
+    // The fidelity the test above relies on: what a wrong client would send.
+    let server = ScriptedLlm::start(Vec::new()).await;
+    server.set_default(Reply::Text("ok".into()));
+    let http = reqwest::Client::new();
+    let post = |body: serde_json::Value| {
+        let http = http.clone();
+        let url = format!("{}/v1/responses", server.url);
+        async move {
+            let response = http.post(url).json(&body).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let input = serde_json::json!([{ "role": "user", "content": [{ "type": "input_text", "text": "hi" }] }]);
+    let cases = [
+        (serde_json::json!({ "model": "gpt-5", "messages": [] }), "messages"),
+        (serde_json::json!({ "model": "gpt-5", "input": input, "max_tokens": 5 }), "max_tokens"),
+        (serde_json::json!({ "model": "o3", "input": input, "temperature": 0.2 }), "temperature"),
+        (
+            serde_json::json!({ "model": "gpt-4.1", "input": input, "reasoning": { "effort": "low" } }),
+            "reasoning.effort",
+        ),
+        (
+            serde_json::json!({ "model": "gpt-5", "input": [{ "role": "user", "content": [{ "type": "text", "text": "hi" }] }] }),
+            "input[0].content[0].type",
+        ),
+    ];
+    for (body, param) in cases {
+        let (status, error) = post(body).await;
+        assert_eq!((status, error["error"]["param"].as_str()), (400, Some(param)), "{error}");
+    }
+    let (status, reply) = post(serde_json::json!({ "model": "gpt-5", "input": input })).await;
+    assert_eq!((status, reply["output"][0]["content"][0]["text"].as_str()), (200, Some("ok")));
+}

@@ -1,6 +1,8 @@
 //! The scripted LLM server: stands in for paid model providers in tests
 //! and benchmarks. It speaks OpenAI Chat Completions
-//! (`POST /v1/chat/completions`) and Anthropic Messages (`POST /v1/messages`),
+//! (`POST /v1/chat/completions`), OpenAI's Responses API
+//! (`POST /v1/responses`, reasoning summaries included) and Anthropic
+//! Messages (`POST /v1/messages`),
 //! streamed (server-sent events in each provider's own event shapes) and not,
 //! and Azure OpenAI's deployment paths (which need `api-version` and an
 //! `api-key` header), and plays a script of replies in order: text, an
@@ -9,8 +11,11 @@
 //! named `no-such-…`, and `max_tokens` or a non-default temperature for its
 //! reasoning models (o-series, GPT-5). A reply that starts with
 //! `<think>…</think>` streams that part as reasoning: Anthropic thinking
-//! blocks (when the request turns thinking on, whose shape it checks) and
-//! OpenAI-compatible `reasoning_content` deltas.
+//! blocks (when the request turns thinking on, whose shape it checks),
+//! reasoning summary events (when a Responses request asks for a summary)
+//! and OpenAI-compatible `reasoning_content` deltas.
+
+mod responses;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -38,10 +43,24 @@ pub enum Reply {
     Drop { partial: String },
 }
 
+impl Reply {
+    /// What to stream: the text, the pause between pieces, and whether the
+    /// connection breaks after it; an error status is answered at once, in
+    /// `protocol`'s error shape.
+    fn played(self, protocol: &str) -> Result<(String, Duration, bool), Box<Response>> {
+        match self {
+            Reply::Status { status, retry_after } => Err(Box::new(status_response(status, retry_after, protocol))),
+            Reply::Text(text) => Ok((text, Duration::ZERO, false)),
+            Reply::Slow { text, delay } => Ok((text, delay, false)),
+            Reply::Drop { partial } => Ok((partial, Duration::ZERO, true)),
+        }
+    }
+}
+
 /// A request the server received.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Received {
-    /// `openai`, `azure` or `anthropic`.
+    /// `openai`, `responses`, `azure` or `anthropic`.
     pub protocol: &'static str,
     pub headers: HeaderMap,
     pub body: Value,
@@ -164,14 +183,22 @@ fn anthropic_cache(script: &Mutex<Script>, blocks: &[(Block, Option<Value>)]) ->
     (read, written, total - read - written)
 }
 
-/// What OpenAI's automatic cache reads for a prompt: the longest prefix it
-/// shares with an earlier prompt, in steps of 128 tokens from 1024 on.
-fn openai_cached(script: &Mutex<Script>, body: &Value) -> u64 {
-    let mut blocks = Vec::new();
-    for message in body["messages"].as_array().into_iter().flatten() {
+/// The blocks of an OpenAI prompt: Chat Completions' `messages`, or the
+/// Responses API's `instructions` and `input`.
+fn openai_blocks(body: &Value) -> Vec<Block> {
+    let mut blocks: Vec<Block> = content_blocks("system", &body["instructions"]).into_iter().map(|(b, _)| b).collect();
+    let items = body["messages"].as_array().or(body["input"].as_array());
+    for message in items.into_iter().flatten() {
         let role = message["role"].as_str().unwrap_or_default();
         blocks.extend(content_blocks(role, &message["content"]).into_iter().map(|(b, _)| b));
     }
+    blocks
+}
+
+/// What OpenAI's automatic cache reads for a prompt: the longest prefix it
+/// shares with an earlier prompt, in steps of 128 tokens from 1024 on.
+fn openai_cached(script: &Mutex<Script>, body: &Value) -> u64 {
+    let blocks = openai_blocks(body);
     let mut script = script.lock().unwrap();
     let shared = script
         .openai_prompts
@@ -198,6 +225,7 @@ impl ScriptedLlm {
         let router = Router::new()
             .route("/v1/chat/completions", post(openai))
             .route("/openai/deployments/{deployment}/chat/completions", post(azure))
+            .route("/v1/responses", post(responses::responses))
             .route("/v1/messages", post(anthropic))
             .route("/v1/embeddings", post(embeddings))
             .route("/v1/models", axum::routing::get(list_models))
@@ -443,6 +471,11 @@ fn anthropic_image_error(body: &Value) -> Option<String> {
     None
 }
 
+/// OpenAI's reasoning families (o-series, GPT-5).
+fn openai_reasoning_model(model: &str) -> bool {
+    model.starts_with("gpt-5") || ["o1", "o3", "o4"].iter().any(|f| model == *f || model.starts_with(&format!("{f}-")))
+}
+
 /// What OpenAI's API refuses before it answers, as it refuses it: a model
 /// that does not exist, and, for its reasoning models (o-series, GPT-5),
 /// `max_tokens` and any temperature but the default.
@@ -455,9 +488,7 @@ fn openai_refusal(body: &Value) -> Option<Response> {
         let message = format!("The model `{model}` does not exist or you do not have access to it.");
         return Some(openai_error(StatusCode::NOT_FOUND, &message, "invalid_request_error", None, "model_not_found"));
     }
-    let reasoning = model.starts_with("gpt-5")
-        || ["o1", "o3", "o4"].iter().any(|f| model == *f || model.starts_with(&format!("{f}-")));
-    if !reasoning {
+    if !openai_reasoning_model(model) {
         return None;
     }
     if body.get("max_tokens").is_some() {
@@ -528,11 +559,9 @@ async fn openai_reply(script: &Mutex<Script>, protocol: &'static str, headers: H
     let reply = next(script, Received { protocol, headers, body: body.clone() });
     let input = input_tokens(&body);
     let cached = openai_cached(script, &body);
-    let (text, delay, broken) = match reply {
-        Reply::Status { status, retry_after } => return status_response(status, retry_after, "openai"),
-        Reply::Text(text) => (text, Duration::ZERO, false),
-        Reply::Slow { text, delay } => (text, delay, false),
-        Reply::Drop { partial } => (partial, Duration::ZERO, true),
+    let (text, delay, broken) = match reply.played("openai") {
+        Ok(played) => played,
+        Err(status) => return *status,
     };
     let (thinking, text) = split_thinking(&text);
     let words = pieces(&text);
@@ -554,7 +583,10 @@ async fn openai_reply(script: &Mutex<Script>, protocol: &'static str, headers: H
     };
     let mut events = vec![chunk(json!({ "role": "assistant", "content": "" }), Value::Null)];
     // As vLLM and DeepSeek show reasoning: `reasoning_content` deltas first.
-    let reasoning = thinking.as_deref().map(pieces).unwrap_or_default();
+    // OpenAI's own reasoning models (and Azure's deployments of them) keep
+    // it hidden in Chat Completions.
+    let hidden = protocol == "azure" || openai_reasoning_model(body["model"].as_str().unwrap_or_default());
+    let reasoning = thinking.as_deref().filter(|_| !hidden).map(pieces).unwrap_or_default();
     events.extend(reasoning.iter().map(|w| chunk(json!({ "reasoning_content": w }), Value::Null)));
     events.extend(words.iter().map(|w| chunk(json!({ "content": w }), Value::Null)));
     if !broken {
@@ -586,11 +618,9 @@ async fn anthropic(
     }
     let reply = next(&script, Received { protocol: "anthropic", headers, body: body.clone() });
     let (read, written, input) = anthropic_cache(&script, &blocks);
-    let (text, delay, broken) = match reply {
-        Reply::Status { status, retry_after } => return status_response(status, retry_after, "anthropic"),
-        Reply::Text(text) => (text, Duration::ZERO, false),
-        Reply::Slow { text, delay } => (text, delay, false),
-        Reply::Drop { partial } => (partial, Duration::ZERO, true),
+    let (text, delay, broken) = match reply.played("anthropic") {
+        Ok(played) => played,
+        Err(status) => return *status,
     };
     let (thinking, text) = split_thinking(&text);
     // Claude thinks only when the request turns thinking on.
