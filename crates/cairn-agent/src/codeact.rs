@@ -829,7 +829,13 @@ impl Agent {
                 {
                     state.approved.push(call);
                 }
-                state.messages.push(Message::user(message.content.clone()));
+                if message.attachments.is_empty() {
+                    state.messages.push(Message::user(message.content.clone()));
+                } else {
+                    let files = self.services.files.as_ref();
+                    let (note, images) = crate::figures::attachments(files, run.project, &message.attachments).await;
+                    state.messages.push(Message::user_with_images(format!("{}{note}", message.content), images));
+                }
                 last = Some(message.content.clone());
             }
         }

@@ -1,9 +1,14 @@
-//! Figures for models that see: a PNG larger than providers take well is
-//! scaled down (by averaging the pixels each new pixel covers) before it
-//! goes into the conversation. What members see and what the library keeps
-//! stay as the code drew them.
+//! Images for models that see: figures the code drew and images members
+//! attach from the library. A PNG larger than providers take well is scaled
+//! down (by averaging the pixels each new pixel covers) before it goes into
+//! the conversation; what members see and what the library keeps stay as
+//! they were.
 
 use std::io::Cursor;
+
+use base64::Engine;
+use cairn_core::ProjectId;
+use futures::TryStreamExt;
 
 /// The longest side a model is shown (Anthropic's advice: larger images are
 /// scaled down by the provider anyway, after costing their full size).
@@ -60,6 +65,79 @@ pub fn fit_png(png: &[u8], max_side: u32) -> Option<Vec<u8>> {
         writer.write_image_data(&out).ok()?;
     }
     Some(encoded)
+}
+
+/// Images a message may carry to the model.
+pub const MAX_ATTACHED_IMAGES: usize = 4;
+/// The largest attached image sent (bytes, before base64): the providers'
+/// own limit is about 5 MB per image.
+pub const MAX_ATTACHED_IMAGE_BYTES: i64 = 3_750_000;
+/// The largest PNG read to be scaled down.
+const MAX_PNG_BYTES: i64 = 20 << 20;
+
+/// What the model is told of a message's attachments, and the images it
+/// is shown: each attached library file is named (type, size, whether it
+/// is shown); PNG, JPEG, GIF and WebP images within the limits are loaded,
+/// PNGs scaled down when large. A file that cannot be read is said to be so.
+pub async fn attachments(
+    files: Option<&cairn_files::Files>,
+    project: ProjectId,
+    paths: &[String],
+) -> (String, Vec<cairn_llm::Image>) {
+    let mut lines = Vec::new();
+    let mut images = Vec::new();
+    for path in paths {
+        let Some(files) = files else {
+            lines.push(format!("- `{path}` (the library cannot be reached here)"));
+            continue;
+        };
+        let download = match files.read_latest(project, path).await {
+            Ok(download) => download,
+            Err(_) => {
+                lines.push(format!("- `{path}` (no longer in the library)"));
+                continue;
+            }
+        };
+        let record = download.record.clone();
+        let kind = record.content_type.as_str();
+        let image = matches!(kind, "image/png" | "image/jpeg" | "image/gif" | "image/webp");
+        let limit = if kind == "image/png" { MAX_PNG_BYTES } else { MAX_ATTACHED_IMAGE_BYTES };
+        let mut shown = false;
+        if image && record.size <= limit && images.len() < MAX_ATTACHED_IMAGES {
+            let bytes: Option<Vec<u8>> = download
+                .body
+                .try_fold(Vec::new(), |mut all, chunk| async move {
+                    all.extend_from_slice(&chunk);
+                    Ok(all)
+                })
+                .await
+                .ok();
+            let fitted = if kind == "image/png" { bytes.and_then(|b: Vec<u8>| fit_png(&b, MAX_SIDE)) } else { bytes };
+            if let Some(bytes) = fitted.filter(|b| b.len() as i64 <= MAX_ATTACHED_IMAGE_BYTES) {
+                images.push(cairn_llm::Image {
+                    media_type: kind.to_owned(),
+                    data: base64::engine::general_purpose::STANDARD.encode(bytes),
+                });
+                shown = true;
+            }
+        }
+        let size = if record.size >= 1 << 20 {
+            format!("{:.1} MB", record.size as f64 / f64::from(1 << 20))
+        } else {
+            format!("{} KB", (record.size + 1023) / 1024)
+        };
+        let shown = match (image, shown) {
+            (true, true) => ", shown with this message",
+            (true, false) => ", too large or too many to show",
+            _ => "",
+        };
+        lines.push(format!("- `{}` ({kind}, {size}{shown})", record.path));
+    }
+    let note = format!(
+        "\n\n[Attached from the project's library; load_file(path) copies a file into the workspace:\n{}]",
+        lines.join("\n")
+    );
+    (note, images)
 }
 
 #[cfg(test)]

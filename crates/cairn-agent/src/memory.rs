@@ -102,6 +102,7 @@ mod tests {
             role: MessageRole::User,
             author: Some(user.id),
             content: text.into(),
+            attachments: Vec::new(),
         };
 
         store.append_message(post("first")).await.unwrap();

@@ -84,6 +84,9 @@ pub struct RunOptions {
     pub model: Option<String>,
     /// Plan first and give the tasks to sub-agents.
     pub plan: bool,
+    /// Library files attached to the message (paths in the thread's
+    /// project, checked by the caller): images reach models that see.
+    pub attachments: Vec<String>,
 }
 
 /// The run service.
@@ -228,7 +231,7 @@ impl Runs {
         start: bool,
         model: Option<String>,
     ) -> Result<(Message, Option<Run>), RunError> {
-        self.post_run(thread, user, content, start, RunOptions { model, plan: false }).await
+        self.post_run(thread, user, content, start, RunOptions { model, ..RunOptions::default() }).await
     }
 
     /// [`Runs::post`], with the run's options.
@@ -240,7 +243,7 @@ impl Runs {
         start: bool,
         options: RunOptions,
     ) -> Result<(Message, Option<Run>), RunError> {
-        let RunOptions { model, plan } = options;
+        let RunOptions { model, plan, attachments } = options;
         if start {
             // Refused before anything is stored: the message is not lost, only not posted.
             let project = self.inner.store.thread(thread).await?.project_id;
@@ -253,15 +256,20 @@ impl Runs {
         let message = self
             .inner
             .store
-            .append_message(NewMessage { thread_id: thread, role: MessageRole::User, author: Some(user), content })
+            .append_message(NewMessage {
+                thread_id: thread,
+                role: MessageRole::User,
+                author: Some(user),
+                content,
+                attachments,
+            })
             .await?;
         self.working().changed(thread).await;
-        self.events(thread, None)
-            .emit(
-                "message.created",
-                json!({ "id": message.id, "role": "user", "author": user, "content": message.content }),
-            )
-            .await;
+        let mut created = json!({ "id": message.id, "role": "user", "author": user, "content": message.content });
+        if !message.attachments.is_empty() {
+            created["attachments"] = json!(message.attachments);
+        }
+        self.events(thread, None).emit("message.created", created).await;
         if !start {
             return Ok((message, None));
         }
@@ -353,6 +361,7 @@ impl Runs {
                     role: message.role,
                     author: message.author,
                     content: message.content.clone(),
+                    attachments: message.attachments.clone(),
                 })
                 .await?;
         }
@@ -513,6 +522,7 @@ impl Runs {
                             role: MessageRole::Assistant,
                             author: None,
                             content: answer.clone(),
+                            attachments: Vec::new(),
                         })
                         .await?;
                     self.working().changed(run.thread_id).await;

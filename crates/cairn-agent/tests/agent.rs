@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
 use cairn_agent::{Agent, Budget, Runs, code_block};
 use cairn_config::{AgentConfig, Config, LlmConfig, LlmModel, LlmProvider};
 use cairn_core::UserId;
@@ -15,7 +16,7 @@ use cairn_core::store::Store;
 use cairn_sandbox::{LocalConfig, LocalSandboxes};
 use cairn_store::{Database, OpenOptions};
 use cairn_testkit::{Reply, ScriptedLlm, TempDir};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 struct World {
     runs: Runs,
@@ -25,6 +26,7 @@ struct World {
     project: cairn_core::ProjectId,
     thread: cairn_core::ThreadId,
     sandboxes: LocalSandboxes,
+    files: cairn_files::Files,
     _db: Database,
     _dir: TempDir,
 }
@@ -147,7 +149,7 @@ async fn world_full(budget: Budget, require_approval: Vec<String>, plan_approval
         .await
         .unwrap()
         .id;
-    World { runs, store, llm, user, project, thread, sandboxes, _db: db, _dir: dir }
+    World { runs, store, llm, user, project, thread, sandboxes, files, _db: db, _dir: dir }
 }
 
 impl World {
@@ -395,7 +397,7 @@ async fn a_planned_run_gives_tasks_to_sub_agents_and_answers_from_their_results(
     ));
     world.llm.push(verdict(true, "written"));
     world.llm.push(Reply::Text("The number is **42**; the report is written.".into()));
-    let options = cairn_agent::RunOptions { model: None, plan: true };
+    let options = cairn_agent::RunOptions { plan: true, ..Default::default() };
     let run = world
         .runs
         .post_run(world.thread, world.user, "Report on 6 x 7.".into(), true, options)
@@ -448,7 +450,7 @@ async fn a_task_that_falls_short_is_retried_then_the_plan_changes() {
     world.llm.push(block("final_answer(str(40 + 2))"));
     world.llm.push(verdict(true, "42"));
     world.llm.push(Reply::Text("It is 42.".into()));
-    let options = cairn_agent::RunOptions { model: None, plan: true };
+    let options = cairn_agent::RunOptions { plan: true, ..Default::default() };
     let run = world.runs.post_run(world.thread, world.user, "Find it.".into(), true, options).await.unwrap().1.unwrap();
     let run = world.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
     assert_eq!((run.status, run.error.as_deref()), (RunStatus::Succeeded, None), "{:?}", world.kinds().await);
@@ -472,7 +474,7 @@ async fn a_task_that_falls_short_is_retried_then_the_plan_changes() {
 async fn a_member_edits_the_plan_while_the_run_waits_for_its_approval() {
     let world = world_planning(Budget::default(), Vec::new(), "always").await;
     world.llm.push(plan_reply(serde_json::json!([task("t1", "analyst", "the planner's goal", &[])])));
-    let options = cairn_agent::RunOptions { model: None, plan: true };
+    let options = cairn_agent::RunOptions { plan: true, ..Default::default() };
     let run = world.runs.post_run(world.thread, world.user, "Plan it.".into(), true, options).await.unwrap().1.unwrap();
     let waiting = world.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
     assert_eq!(waiting.status, RunStatus::Waiting);
@@ -509,7 +511,7 @@ async fn the_run_budget_stops_sub_agents() {
     let world = world(Budget { max_steps: 3, ..Budget::default() }).await;
     world.llm.push(plan_reply(serde_json::json!([task("t1", "analyst", "count for ever", &[])])));
     world.llm.set_default(block("print('counting')"));
-    let options = cairn_agent::RunOptions { model: None, plan: true };
+    let options = cairn_agent::RunOptions { plan: true, ..Default::default() };
     let run = world.runs.post_run(world.thread, world.user, "Count.".into(), true, options).await.unwrap().1.unwrap();
     let run = world.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
     assert_eq!(run.status, RunStatus::Failed);
@@ -567,7 +569,7 @@ async fn independent_tasks_run_at_the_same_time_in_kernels_of_their_own() {
     world.llm.push(block("final_answer('both waited')"));
     world.llm.push(verdict(true, "summed up"));
     world.llm.push(Reply::Text("Both tasks waited at the same time.".into()));
-    let options = cairn_agent::RunOptions { model: None, plan: true };
+    let options = cairn_agent::RunOptions { plan: true, ..Default::default() };
     let run =
         world.runs.post_run(world.thread, world.user, "Wait twice.".into(), true, options).await.unwrap().1.unwrap();
     let run = world.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
@@ -652,6 +654,48 @@ async fn a_figure_the_code_made_reaches_a_model_that_sees() {
         told["content"].as_str().unwrap().contains("1 image here (image/png) that this model cannot see"),
         "{told}"
     );
+}
+
+#[tokio::test]
+async fn an_image_a_member_attached_reaches_a_model_that_sees() {
+    let world = world(Budget::default()).await;
+    let pixel = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+    let png = base64::engine::general_purpose::STANDARD.decode(pixel).unwrap();
+    for (path, bytes) in [("uploads/dot.png", png), ("data/notes.txt", b"north: 12\nsouth: 7\n".to_vec())] {
+        let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(bytes))]);
+        world.files.save_for_user(world.project, path, body, world.user).await.unwrap();
+    }
+    world.llm.push(block("final_answer('a dot')"));
+    world.llm.push(block("final_answer('a dot, I am told')"));
+    for model in ["scripted/eyes", "scripted/m"] {
+        let options = cairn_agent::RunOptions {
+            model: Some(model.into()),
+            attachments: vec!["uploads/dot.png".into(), "data/notes.txt".into()],
+            ..Default::default()
+        };
+        let posted = world.runs.post_run(world.thread, world.user, "What is in the picture?".into(), true, options);
+        let (message, run) = posted.await.unwrap();
+        assert_eq!(message.attachments, ["uploads/dot.png", "data/notes.txt"]);
+        let run = world.runs.settle(run.unwrap().id, Duration::from_secs(60)).await.unwrap();
+        assert_eq!((run.status, run.error.as_deref()), (RunStatus::Succeeded, None), "{model}");
+    }
+    let received = world.llm.received();
+    let last_message = |n: usize| received[n].body["messages"].as_array().unwrap().last().unwrap().clone();
+    // The model that sees: the image as a part, both files named in words.
+    let seen = last_message(0);
+    assert_eq!(seen["content"][1]["image_url"]["url"], format!("data:image/png;base64,{pixel}"), "{seen}");
+    let words = seen["content"][0]["text"].as_str().unwrap();
+    assert!(words.starts_with("What is in the picture?"), "{words}");
+    assert!(words.contains("`uploads/dot.png` (image/png, 1 KB, shown with this message)"), "{words}");
+    assert!(words.contains("`data/notes.txt` (text/plain"), "{words}");
+    // The one that does not see is told the image is there.
+    let told = last_message(1);
+    let told = told["content"].as_str().unwrap();
+    assert!(told.contains("1 image here (image/png) that this model cannot see"), "{told}");
+    // The message.created event names the attachments for the people watching.
+    let events = world.events().await;
+    let created = events.iter().find(|(k, p)| k == "message.created" && p["role"] == "user").unwrap();
+    assert_eq!(created.1["attachments"], json!(["uploads/dot.png", "data/notes.txt"]));
 }
 
 #[tokio::test]

@@ -199,6 +199,9 @@ pub struct Message {
     /// The person who wrote it; `None` for the agent and the system.
     pub author: Option<UserId>,
     pub content: String,
+    /// Library files attached to it: paths in the thread's project.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -209,6 +212,8 @@ pub struct NewMessage {
     pub role: MessageRole,
     pub author: Option<UserId>,
     pub content: String,
+    /// Library paths in the thread's project (checked by the caller).
+    pub attachments: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -81,6 +81,8 @@ pub struct MessageResponse {
     pub role: String,
     pub author: Option<UserId>,
     pub content: String,
+    /// Library files attached to it (paths in the thread's project).
+    pub attachments: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -94,6 +96,7 @@ impl From<Message> for MessageResponse {
             role: m.role.as_str().to_owned(),
             author: m.author,
             content: m.content,
+            attachments: m.attachments,
             created_at: m.created_at,
         }
     }
@@ -296,6 +299,40 @@ pub struct PostMessageRequest {
     /// sub-agents do (see `GET /agents`), then answers from their results.
     #[serde(default)]
     pub plan: bool,
+    /// Files in the project's library to attach (at most 8 paths, e.g. an
+    /// upload's `uploads/chart.png`): the agent is told of each, and a
+    /// model that sees is shown the images among them.
+    #[serde(default)]
+    pub attachments: Vec<String>,
+}
+
+/// The most files one message may attach.
+const MAX_ATTACHMENTS: usize = 8;
+
+/// The attachments' paths, normalised, each naming a file in the project's
+/// library; `attachment_not_found` names the first that does not.
+async fn check_attachments(state: &AppState, project: ProjectId, paths: &[String]) -> Result<Vec<String>, ApiError> {
+    if paths.len() > MAX_ATTACHMENTS {
+        return Err(ApiError::Invalid {
+            code: "invalid_input",
+            detail: format!("a message attaches at most {MAX_ATTACHMENTS} files"),
+        });
+    }
+    let mut checked = Vec::with_capacity(paths.len());
+    for path in paths {
+        let normal = cairn_files::paths::check(path, false)
+            .map_err(|e| ApiError::Invalid { code: "invalid_input", detail: format!("attachment `{path}`: {e}") })?;
+        if state.store.file_versions(project, &normal).await?.is_empty() {
+            return Err(ApiError::Invalid {
+                code: "attachment_not_found",
+                detail: format!("no file `{normal}` in the project's library: upload it first"),
+            });
+        }
+        if !checked.contains(&normal) {
+            checked.push(normal);
+        }
+    }
+    Ok(checked)
 }
 
 fn yes() -> bool {
@@ -367,7 +404,7 @@ async fn post_message(
     headers: HeaderMap,
     ApiJson(request): ApiJson<PostMessageRequest>,
 ) -> Result<Response, ApiError> {
-    thread_for(&state, &principal, thread_id, Access::Write).await?;
+    let thread = thread_for(&state, &principal, thread_id, Access::Write).await?;
     let content = request.content.trim().to_owned();
     if content.is_empty() || content.chars().count() > 100_000 {
         return Err(ApiError::Invalid { code: "invalid_input", detail: "a message has 1 to 100000 characters".into() });
@@ -389,7 +426,8 @@ async fn post_message(
         return Err(agent_unavailable(&state, &principal));
     };
     check_model(&state, request.model.as_deref())?;
-    let options = cairn_agent::RunOptions { model: request.model, plan: request.plan };
+    let attachments = check_attachments(&state, thread.project_id, &request.attachments).await?;
+    let options = cairn_agent::RunOptions { model: request.model, plan: request.plan, attachments };
     let (message, run) =
         runs.post_run(thread_id, principal.user.id, content, request.run, options).await.map_err(run_error)?;
     let mut body = PostMessageResponse {

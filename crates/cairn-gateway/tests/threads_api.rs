@@ -296,6 +296,41 @@ async fn a_retried_post_with_the_same_idempotency_key_posts_once() {
 }
 
 #[tokio::test]
+async fn a_message_attaches_library_files_that_exist() {
+    let api = start(true).await;
+    let thread = api.thread().await;
+    api.llm.set_default(block("final_answer('seen')"));
+    let put = api
+        .client
+        .put(format!("{}/api/v1/projects/{}/files/content?path=uploads/notes.txt", api.base, api.project))
+        .bearer_auth(&api.owner)
+        .body("north 12, south 7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let refusals = [
+        (json!(["uploads/missing.png"]), "attachment_not_found"),
+        (json!(["../etc/passwd"]), "invalid_input"),
+        (json!(["a", "b", "c", "d", "e", "f", "g", "h", "i"]), "invalid_input"),
+    ];
+    for (attachments, code) in refusals {
+        let body = json!({ "content": "Look", "attachments": attachments });
+        let (status, problem) = api.post(&api.owner, &thread, body, None).await;
+        assert_eq!((status, problem["code"].as_str()), (422, Some(code)), "{attachments}: {problem}");
+    }
+    let messages: Value = api.get(&api.owner, &format!("/api/v1/threads/{thread}/messages")).await;
+    assert_eq!(messages.as_array().unwrap().len(), 0, "a refused message is not posted");
+    // A file named twice is attached once.
+    let body = json!({ "content": "Look", "attachments": ["uploads/notes.txt", "uploads/notes.txt"] });
+    let (status, posted) = api.post(&api.owner, &thread, body, None).await;
+    assert_eq!(status, 202, "{posted}");
+    assert_eq!(posted["message"]["attachments"], json!(["uploads/notes.txt"]));
+    let messages: Value = api.get(&api.owner, &format!("/api/v1/threads/{thread}/messages")).await;
+    assert_eq!(messages[0]["attachments"], json!(["uploads/notes.txt"]));
+}
+
+#[tokio::test]
 async fn a_run_can_name_its_model() {
     let api = start(true).await;
     let thread = api.thread().await;

@@ -615,15 +615,16 @@ macro_rules! sql_store {
 
             async fn append_message(&self, new: NewMessage) -> cairn_core::Result<Message> {
                 let row: MessageRow = sqlx::query_as(
-                    "INSERT INTO messages (id, thread_id, role, author_id, content, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) \
-                     RETURNING id, thread_id, role, author_id, content, created_at",
+                    "INSERT INTO messages (id, thread_id, role, author_id, content, attachments, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     RETURNING id, thread_id, role, author_id, content, attachments, created_at",
                 )
                 .bind(MessageId::new().0)
                 .bind(new.thread_id.0)
                 .bind(new.role.as_str())
                 .bind(new.author.map(|u| u.0))
                 .bind(new.content)
+                .bind(serde_json::to_string(&new.attachments).unwrap_or_else(|_| "[]".to_owned()))
                 .bind(now())
                 .fetch_one(&self.pool)
                 .await
@@ -633,7 +634,7 @@ macro_rules! sql_store {
 
             async fn messages(&self, thread: ThreadId) -> cairn_core::Result<Vec<Message>> {
                 let rows: Vec<MessageRow> = sqlx::query_as(
-                    "SELECT id, thread_id, role, author_id, content, created_at FROM messages \
+                    "SELECT id, thread_id, role, author_id, content, attachments, created_at FROM messages \
                      WHERE thread_id = $1 ORDER BY id",
                 )
                 .bind(thread.0)

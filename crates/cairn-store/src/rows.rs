@@ -141,6 +141,8 @@ pub(crate) struct MessageRow {
     role: String,
     author_id: Option<Uuid>,
     content: String,
+    /// A JSON array of paths.
+    attachments: String,
     created_at: OffsetDateTime,
 }
 
@@ -152,6 +154,10 @@ impl MessageRow {
             role: parse(&self.role)?,
             author: self.author_id.map(UserId),
             content: self.content,
+            attachments: serde_json::from_str(&self.attachments).map_err(|e| cairn_core::Error::Internal {
+                dependency: Dependency::Database,
+                detail: format!("a message's attachments are not a JSON list: {e}"),
+            })?,
             created_at: self.created_at,
         })
     }

@@ -168,7 +168,8 @@ async fn messages_keep_their_order_and_authors(store: Arc<dyn Store>) {
         (MessageRole::Assistant, None, "here it is"),
         (MessageRole::User, Some(owner.id), "thanks"),
     ] {
-        let message = NewMessage { thread_id: thread.id, role, author, content: text.into() };
+        let attachments = if author.is_some() { vec!["data/sales.csv".to_owned()] } else { Vec::new() };
+        let message = NewMessage { thread_id: thread.id, role, author, content: text.into(), attachments };
         written.push(store.append_message(message).await.unwrap());
     }
     assert_eq!(store.messages(thread.id).await.unwrap(), written);

@@ -26,6 +26,9 @@ export type AgentResponse = {
   tools: string[];
 };
 
+/** Which of OpenAI's APIs a model is called through. */
+export type Api = "chat_completions" | "responses";
+
 /** A project-scoped API key. */
 export type ApiKeyId = string;
 
@@ -55,6 +58,8 @@ export type AuditId = string;
 
 /** What a model accepts, and its list prices. */
 export type Capabilities = {
+  /** The API it is called through (OpenAI's kinds only; others ignore it). */
+  api: Api;
   /** US dollars per million prompt tokens read from the provider's cache. */
   cache_read_usd_per_mtok: number;
   /** US dollars per million prompt tokens written to it. */
@@ -282,6 +287,8 @@ export type MemoryResponse = {
 export type MessageId = string;
 
 export type MessageResponse = {
+  /** Library files attached to it (paths in the thread's project). */
+  attachments: string[];
   author?: UserId | null;
   content: string;
   created_at: string;
@@ -371,6 +378,8 @@ export type PlanTask = {
 };
 
 export type PostMessageRequest = {
+  /** Files in the project's library to attach (at most 8 paths, e.g. an upload's `uploads/chart.png`): the agent is told of each, and a model that sees is shown the images among them. */
+  attachments?: string[];
   content: string;
   /** The model for the run (`provider/model`, see `GET /models`); the deployment's default when left out. */
   model?: string | null;
