@@ -1,7 +1,15 @@
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useReducer, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
 import { ApiProblem, errorMessage, problemMessage } from '../api/client';
-import type { MemberResponse, ModelsResponse, PresenceSignal, ProjectResponse, ThreadResponse, UserResponse } from '../api/schema';
+import type {
+  MemberResponse,
+  ModelsResponse,
+  PostMessageRequest,
+  PresenceSignal,
+  ProjectResponse,
+  ThreadResponse,
+  UserResponse,
+} from '../api/schema';
 import { Alert } from '../components/Alert';
 import { EditableTitle } from '../components/EditableTitle';
 import { CodeBlock, Markdown } from '../components/Markdown';
@@ -10,6 +18,7 @@ import { typingInField } from '../components/Shortcuts';
 import { useSession } from '../session';
 import { applyPresence, here, typing, typingLine, type Presence } from '../thread/presence';
 import { activeRun, applyEvent, emptyThread, type RunView, type StepOutput } from '../thread/view';
+import { AttachButton, MessageAttachments, PendingAttachments, useAttachments } from './Attachments';
 import { ConnectModelLink } from './Connections';
 import PlanPanel from './PlanPanel';
 
@@ -40,6 +49,7 @@ export default function ThreadPage({ id }: { id: string }) {
   const [draft, setDraft] = useState('');
   const [planFirst, setPlanFirst] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const attachments = useAttachments(projectId, setError);
   // No run can start here (no model connected, or no sandboxes).
   const [unavailable, setUnavailable] = useState(false);
   const models = useQuery({
@@ -102,7 +112,8 @@ export default function ThreadPage({ id }: { id: string }) {
   async function send(event?: FormEvent) {
     event?.preventDefault();
     const content = draft.trim();
-    if (!content) return;
+    // A message sent mid-upload would go without the file.
+    if (!content || attachments.uploads.length > 0) return;
     setError(null);
     setUnavailable(false);
     try {
@@ -110,7 +121,10 @@ export default function ThreadPage({ id }: { id: string }) {
         await client.call('POST', `/api/v1/runs/${running.id}/resume`, { answer: content });
       } else {
         // While a run works, a message reaches it at its next step.
-        await client.call('POST', `/api/v1/threads/${id}/messages`, { content, run: !running, plan: !running && planFirst });
+        const request: PostMessageRequest = { content, run: !running, plan: !running && planFirst };
+        if (attachments.attached.length > 0) request.attachments = attachments.attached.map((a) => a.path);
+        await client.call('POST', `/api/v1/threads/${id}/messages`, request);
+        attachments.clear();
       }
       setDraft('');
       lastTyping.current = 0;
@@ -169,6 +183,7 @@ export default function ThreadPage({ id }: { id: string }) {
           <li key={message.id} className={message.role === 'user' ? 'rounded bg-blue-50 p-2 dark:bg-blue-950' : 'rounded p-2'}>
             <span className="text-xs text-gray-500">{message.role === 'user' ? author(message.author) : 'Cairn'}</span>
             <Markdown text={message.content} />
+            <MessageAttachments paths={message.attachments} />
           </li>
         ))}
       </ol>
@@ -196,6 +211,7 @@ export default function ThreadPage({ id }: { id: string }) {
           <label htmlFor="composer" className="sr-only">
             {running?.status === 'waiting' ? 'Your answer' : 'Your message'}
           </label>
+          <PendingAttachments attachments={attachments} />
           <textarea
             id="composer"
             ref={composer}
@@ -206,9 +222,13 @@ export default function ThreadPage({ id }: { id: string }) {
             placeholder={running?.status === 'waiting' ? 'Answer the question…' : 'Ask Cairn… (Ctrl+Enter to send)'}
           />
           <div className="flex flex-wrap items-center gap-2">
-            <button type="submit" className="rounded bg-blue-600 px-3 py-1 text-white">
+            <button type="submit" className="rounded bg-blue-600 px-3 py-1 text-white disabled:opacity-50" disabled={attachments.uploads.length > 0}>
               {running?.status === 'waiting' ? 'Answer' : 'Send'}
             </button>
+            <AttachButton
+              attachments={attachments}
+              unavailable={running?.status === 'waiting' ? 'Files go with a message: answer the question first' : undefined}
+            />
             {running && (
               <button type="button" className="rounded border px-3 py-1" onClick={() => void stop()}>
                 Stop (Esc)

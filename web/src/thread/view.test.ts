@@ -55,6 +55,15 @@ describe('the thread view', () => {
     expect(activeRun(view)).toBeUndefined();
   });
 
+  it("keeps a message's attachments (paths only), and none when it had none", () => {
+    seq = 0;
+    const view = replay([
+      event('message.created', { id: 'm1', role: 'user', content: 'Look', attachments: ['uploads/a.png', 7, 'data/b.csv'] }, null),
+      event('message.created', { id: 'm2', role: 'user', content: 'Plain' }, null),
+    ]);
+    expect(view.messages.map((m) => m.attachments)).toEqual([['uploads/a.png', 'data/b.csv'], undefined]);
+  });
+
   it('ignores events it has already applied, so a replay after a reconnect changes nothing', () => {
     seq = 0;
     const events = [event('run.status', { status: 'running' }), event('token', { text: 'once' })];

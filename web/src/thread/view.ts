@@ -10,6 +10,8 @@ export interface ChatMessage {
   role: 'user' | 'assistant' | 'system';
   author?: string | null;
   content: string;
+  /** Library files the member attached (paths in the thread's project). */
+  attachments?: string[];
 }
 
 export interface StepOutput {
@@ -96,6 +98,8 @@ export function applyEvent(view: ThreadView, event: EventResponse): ThreadView {
   if (event.kind === 'message.created') {
     const role = text(payload.role) as ChatMessage['role'];
     const message: ChatMessage = { id: text(payload.id), role, author: text(payload.author) || null, content: text(payload.content) };
+    const attached = Array.isArray(payload.attachments) ? payload.attachments.filter((p): p is string => typeof p === 'string') : [];
+    if (attached.length > 0) message.attachments = attached;
     return { ...next, messages: [...view.messages, message] };
   }
   const runId = event.run_id;
