@@ -17,6 +17,10 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::events::{
+    BudgetReached, CodeBlock, ContextSummarized, Interrupted, OutputProduced, PlanChanged, RunEvent, Text,
+    UsageRecorded,
+};
 use crate::graph::{Control, Edge, Graph, Step, StepContext};
 use crate::plan::{Plan, TaskStatus, parse_plan, parse_verdict, planner_prompt};
 use cairn_config::AgentSpec;
@@ -24,7 +28,7 @@ use cairn_config::AgentSpec;
 /// Where events of a run go (the thread's event log and the bus).
 #[async_trait]
 pub trait Events: Send + Sync + std::fmt::Debug {
-    async fn emit(&self, kind: &str, payload: Value);
+    async fn emit(&self, event: RunEvent);
 }
 
 /// Limits of one run; reaching one ends the run cleanly with a message.
@@ -227,13 +231,13 @@ fn says_yes(answer: &str) -> bool {
 }
 
 /// An event payload tagged with the task a sub-agent works on.
-fn tagged(mut payload: Value, state: &AgentState) -> Value {
-    if let (Some(task), Some(map)) =
-        (state.task.and_then(|i| state.plan.as_ref()?.tasks.get(i)), payload.as_object_mut())
-    {
-        map.insert("task".into(), json!(task.id));
-    }
-    payload
+fn task_of(state: &AgentState) -> Option<String> {
+    state.task.and_then(|i| state.plan.as_ref()?.tasks.get(i)).map(|task| task.id.clone())
+}
+
+/// Text of the current step, with its plan task.
+fn step_text(text: String, state: &AgentState) -> Text {
+    Text { text, task: task_of(state) }
 }
 
 /// The Python block of a reply: the first fenced block whose language is
@@ -430,7 +434,7 @@ impl Agent {
     /// Emits the plan as it stands.
     async fn publish_plan(state: &AgentState, events: &dyn Events) {
         if let Some(plan) = &state.plan {
-            events.emit("plan", json!({ "plan": plan })).await;
+            events.emit(RunEvent::Plan(PlanChanged { plan: plan.clone(), edited_by: None })).await;
         }
     }
 
@@ -493,7 +497,7 @@ impl Agent {
                         "May the agent follow this plan of {count}? Answer yes to start, or say what to change \
                          (members with edit rights can also edit the plan)."
                     );
-                    events.emit("interrupt", json!({ "question": question, "plan": true })).await;
+                    events.emit(RunEvent::Interrupt(Interrupted { question: question.clone(), plan: true })).await;
                     state.question = Some(question.clone());
                     state.awaiting_plan = true;
                     return Ok(Step {
@@ -857,7 +861,7 @@ impl Agent {
 
     /// Ends the run for `why` (a budget) with a `run.budget` event.
     async fn stop(mut state: AgentState, why: String, events: &dyn Events) -> Result<Step<AgentState>, String> {
-        events.emit("run.budget", json!({ "reason": why })).await;
+        events.emit(RunEvent::Budget(BudgetReached { reason: why.clone() })).await;
         state.failure = Some(why);
         Ok(Step { state, control: Control::End })
     }
@@ -930,14 +934,14 @@ impl Agent {
                     pending.push_str(&text);
                     // Token deltas go out in small batches, not one write each.
                     if stream_tokens && last_flush.elapsed() >= Duration::from_millis(50) {
-                        events.emit("token", tagged(json!({ "text": std::mem::take(&mut pending) }), state)).await;
+                        events.emit(RunEvent::Token(step_text(std::mem::take(&mut pending), state))).await;
                         last_flush = Instant::now();
                     }
                 }
                 Delta::Reasoning(text) => {
                     thinking.push_str(&text);
                     if last_flush.elapsed() >= Duration::from_millis(50) {
-                        events.emit("reasoning", tagged(json!({ "text": std::mem::take(&mut thinking) }), state)).await;
+                        events.emit(RunEvent::Reasoning(step_text(std::mem::take(&mut thinking), state))).await;
                         last_flush = Instant::now();
                     }
                 }
@@ -945,10 +949,10 @@ impl Agent {
             }
         }
         if !thinking.is_empty() {
-            events.emit("reasoning", tagged(json!({ "text": thinking }), state)).await;
+            events.emit(RunEvent::Reasoning(step_text(thinking, state))).await;
         }
         if stream_tokens && !pending.is_empty() {
-            events.emit("token", tagged(json!({ "text": pending }), state)).await;
+            events.emit(RunEvent::Token(step_text(pending, state))).await;
         }
         state.turns += 1;
         state.usage.add(usage);
@@ -958,13 +962,13 @@ impl Agent {
             tracing::warn!(%error, "the cost of a model call could not be recorded");
         }
         events
-            .emit(
-                "usage",
-                json!({ "model": info.id, "user": run.user, "input_tokens": usage.input_tokens,
-                        "output_tokens": usage.output_tokens, "cache_read_tokens": usage.cache_read_tokens,
-                        "cache_write_tokens": usage.cache_write_tokens, "cost_usd": cost,
-                        "saved_usd": info.saved_by_cache(usage) }),
-            )
+            .emit(RunEvent::Usage(UsageRecorded {
+                model: info.id.clone(),
+                user: run.user,
+                tokens: usage,
+                cost_usd: cost,
+                saved_usd: info.saved_by_cache(usage),
+            }))
             .await;
         Ok(Some(reply))
     }
@@ -1039,13 +1043,13 @@ impl Agent {
         }
         let after = prompt_tokens(system, &state.messages);
         events
-            .emit(
-                "context.summarized",
-                tagged(
-                    json!({ "turns": summarised, "shortened": cut, "tokens_before": before, "tokens_after": after }),
-                    state,
-                ),
-            )
+            .emit(RunEvent::ContextSummarized(ContextSummarized {
+                turns: summarised,
+                shortened: cut,
+                tokens_before: before,
+                tokens_after: after,
+                task: task_of(state),
+            }))
             .await;
         Ok(())
     }
@@ -1090,7 +1094,7 @@ impl Agent {
         match code_block(&reply) {
             Some(code) => {
                 state.malformed = 0;
-                events.emit("code", tagged(json!({ "code": code }), &state)).await;
+                events.emit(RunEvent::Code(CodeBlock { code: code.clone(), task: task_of(&state) })).await;
                 state.pending_code = Some(code);
             }
             None => {
@@ -1164,13 +1168,13 @@ impl Agent {
                 tokio::select! {
                     outcome = &mut execution => break outcome,
                     Some(output) = outputs_rx.recv() => {
-                        events.emit("output", tagged(serde_json::to_value(&output).unwrap_or_default(), &state)).await;
+                        events.emit(RunEvent::Output(OutputProduced { output, task: task_of(&state) })).await;
                     }
                 }
             }
         };
         while let Ok(output) = outputs_rx.try_recv() {
-            events.emit("output", tagged(serde_json::to_value(&output).unwrap_or_default(), &state)).await;
+            events.emit(RunEvent::Output(OutputProduced { output, task: task_of(&state) })).await;
         }
         let (answer, mut question) = (bridge.answer.take(), bridge.question.take());
         if let Some((call, description)) = bridge.needs_approval.take() {
@@ -1184,7 +1188,7 @@ impl Agent {
                 Vec::new(),
             ),
         };
-        events.emit("observation", tagged(json!({ "text": observation }), &state)).await;
+        events.emit(RunEvent::Observation(step_text(observation.clone(), &state))).await;
         state.messages.push(Message::user_with_images(format!("Observation:\n{observation}"), images));
         keep_recent_images(&mut state.messages);
         state.elapsed_ms += started.elapsed().as_millis() as u64;
@@ -1198,7 +1202,7 @@ impl Agent {
             return Ok(Step { state, control: Control::End });
         }
         if let Some(question) = question {
-            events.emit("interrupt", json!({ "question": question })).await;
+            events.emit(RunEvent::Interrupt(Interrupted { question: question.clone(), plan: false })).await;
             state.question = Some(question.clone());
             return Ok(Step {
                 state,
@@ -1241,8 +1245,8 @@ impl Agent {
                                 .registry
                                 .call(&self.tool_context(run, ctx.step), "save_artifact", json!([path]), json!({}))
                                 .await;
-                            if let Ok(file) = &saved {
-                                events.emit("artifact", file.clone()).await;
+                            if let Some(file) = saved.ok().and_then(|file| serde_json::from_value(file).ok()) {
+                                events.emit(RunEvent::Artifact(file)).await;
                             }
                             parts.push(format!("[a figure, saved as {path}]"));
                         }

@@ -4,6 +4,7 @@
 //! (`codeact`), plans and sub-agents (`plan`), and the run service (`runs`).
 
 pub mod codeact;
+pub mod events;
 mod figures;
 pub mod graph;
 pub mod memory;
@@ -11,4 +12,5 @@ pub mod plan;
 pub mod runs;
 
 pub use codeact::{Agent, AgentState, Budget, Events, RunContext, code_block};
+pub use events::RunEvent;
 pub use runs::{RunError, RunOptions, Runs, StoreEvents};

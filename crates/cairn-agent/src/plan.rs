@@ -13,7 +13,7 @@ use serde_json::Value;
 /// Tasks a plan may hold.
 pub const MAX_TASKS: usize = 12;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     #[default]
@@ -23,7 +23,7 @@ pub enum TaskStatus {
     Failed,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Task {
     /// Short and unique in the plan (`t1`).
     pub id: String,
@@ -47,7 +47,7 @@ pub struct Task {
     pub attempts: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct Plan {
     pub tasks: Vec<Task>,
     /// Plans made for this run so far (1 for the first).

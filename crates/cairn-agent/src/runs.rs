@@ -20,6 +20,7 @@ use cairn_core::{ProjectId, RunId, SandboxId, ThreadId, UserId};
 use serde_json::{Value, json};
 
 use crate::codeact::{Agent, AgentState, Budget, Events, RunContext};
+use crate::events::{ForkedFrom, MessageCreated, PlanChanged, RunEvent, SCHEMA_VERSION, StatusChanged};
 use crate::graph::{Outcome, StoreCheckpointer};
 use crate::plan::{Plan, builtin_agents};
 use cairn_config::{AgentConfig, AgentSpec};
@@ -62,8 +63,9 @@ pub struct StoreEvents {
 
 #[async_trait]
 impl Events for StoreEvents {
-    async fn emit(&self, kind: &str, payload: Value) {
-        let event = NewEvent { run_id: self.run, kind: kind.to_owned(), payload };
+    async fn emit(&self, event: RunEvent) {
+        let (kind, payload) = event.into_parts();
+        let event = NewEvent { run_id: self.run, kind: kind.clone(), payload, schema_version: SCHEMA_VERSION };
         match self.store.append_events(self.thread, vec![event]).await {
             Ok(stored) => {
                 for event in stored {
@@ -72,7 +74,7 @@ impl Events for StoreEvents {
                     let _ = self.bus.pubsub.publish(&topic(self.thread), Bytes::from(wire.to_string())).await;
                 }
             }
-            Err(error) => tracing::warn!(%error, kind, "an event could not be recorded"),
+            Err(error) => tracing::warn!(%error, %kind, "an event could not be recorded"),
         }
     }
 }
@@ -181,7 +183,8 @@ impl Runs {
             .store
             .put_checkpoint(cairn_core::model::NewCheckpoint { run_id: id, step: checkpoint.step, state: saved })
             .await?;
-        self.events(run.thread_id, Some(id)).emit("plan", json!({ "plan": plan, "edited_by": user })).await;
+        let changed = PlanChanged { plan: plan.clone(), edited_by: Some(user) };
+        self.events(run.thread_id, Some(id)).emit(RunEvent::Plan(changed)).await;
         Ok(plan)
     }
 
@@ -193,19 +196,9 @@ impl Runs {
         StoreEvents { store: self.inner.store.clone(), bus: self.inner.bus.clone(), thread, run }
     }
 
-    async fn set_status(
-        &self,
-        run: &Run,
-        status: RunStatus,
-        error: Option<String>,
-        extra: Value,
-    ) -> Result<Run, RunError> {
-        let updated = self.inner.store.set_run_status(run.id, status, error.clone()).await?;
-        let mut payload = json!({ "status": status.as_str(), "error": error });
-        if let (Some(payload), Some(extra)) = (payload.as_object_mut(), extra.as_object()) {
-            payload.extend(extra.clone());
-        }
-        self.events(run.thread_id, Some(run.id)).emit("run.status", payload).await;
+    async fn set_status(&self, run: &Run, change: StatusChanged) -> Result<Run, RunError> {
+        let updated = self.inner.store.set_run_status(run.id, change.status, change.error.clone()).await?;
+        self.events(run.thread_id, Some(run.id)).emit(RunEvent::Status(change)).await;
         Ok(updated)
     }
 
@@ -265,18 +258,21 @@ impl Runs {
             })
             .await?;
         self.working().changed(thread).await;
-        let mut created = json!({ "id": message.id, "role": "user", "author": user, "content": message.content });
-        if !message.attachments.is_empty() {
-            created["attachments"] = json!(message.attachments);
-        }
-        self.events(thread, None).emit("message.created", created).await;
+        let created = MessageCreated {
+            id: message.id,
+            role: MessageRole::User,
+            author: Some(user),
+            content: message.content.clone(),
+            attachments: message.attachments.clone(),
+        };
+        self.events(thread, None).emit(RunEvent::MessageCreated(created)).await;
         if !start {
             return Ok((message, None));
         }
         let run = self.inner.store.create_run(NewRun { thread_id: thread, created_by: user }).await?;
-        self.events(thread, Some(run.id))
-            .emit("run.status", json!({ "status": "queued", "model": model, "plan": plan }))
-            .await;
+        let queued =
+            StatusChanged { model: model.clone(), plan: Some(plan), ..StatusChanged::new(RunStatus::Queued, None) };
+        self.events(thread, Some(run.id)).emit(RunEvent::Status(queued)).await;
         self.enqueue_job(run.id, model, plan).await?;
         Ok((message, Some(run)))
     }
@@ -303,7 +299,7 @@ impl Runs {
                 flag.store(true, Ordering::SeqCst);
                 Ok(run)
             }
-            None => self.set_status(&run, RunStatus::Cancelled, None, json!({})).await,
+            None => self.set_status(&run, StatusChanged::new(RunStatus::Cancelled, None)).await,
         }
     }
 
@@ -314,7 +310,7 @@ impl Runs {
             return Err(RunError::Conflict(format!("the run is {}, not waiting for an answer", run.status.as_str())));
         }
         self.post(run.thread_id, user, answer, false).await?;
-        let run = self.set_status(&run, RunStatus::Queued, None, json!({})).await?;
+        let run = self.set_status(&run, StatusChanged::new(RunStatus::Queued, None)).await?;
         // The model stays the one in the run's checkpointed state.
         self.enqueue(id, None).await?;
         Ok(run)
@@ -372,9 +368,11 @@ impl Runs {
         state["state"]["seen_messages"] = json!(messages.len());
         state["state"]["awaiting_approval"] = Value::Null;
         self.inner.store.put_checkpoint(cairn_core::model::NewCheckpoint { run_id: new_run.id, step, state }).await?;
-        self.events(forked.id, Some(new_run.id))
-            .emit("run.status", json!({ "status": "queued", "forked_from": { "run": id, "step": step } }))
-            .await;
+        let queued = StatusChanged {
+            forked_from: Some(ForkedFrom { run: id, step }),
+            ..StatusChanged::new(RunStatus::Queued, None)
+        };
+        self.events(forked.id, Some(new_run.id)).emit(RunEvent::Status(queued)).await;
         self.enqueue(new_run.id, None).await?;
         Ok((forked, new_run))
     }
@@ -472,13 +470,16 @@ impl Runs {
             tracing::info!(run = %id, "resuming a run from its last checkpoint");
             run
         } else {
-            self.set_status(&run, RunStatus::Running, None, json!({})).await?
+            self.set_status(&run, StatusChanged::new(RunStatus::Running, None)).await?
         };
         let sandbox = match self.sandbox_for(&run, thread.project_id).await {
             Ok(sandbox) => sandbox,
             Err(why) => {
-                self.set_status(&run, RunStatus::Failed, Some(format!("no sandbox for the run: {why}")), json!({}))
-                    .await?;
+                self.set_status(
+                    &run,
+                    StatusChanged::new(RunStatus::Failed, Some(format!("no sandbox for the run: {why}"))),
+                )
+                .await?;
                 return Ok(());
             }
         };
@@ -526,25 +527,41 @@ impl Runs {
                         })
                         .await?;
                     self.working().changed(run.thread_id).await;
-                    self.events(run.thread_id, Some(id))
-                        .emit("message.created", json!({ "id": message.id, "role": "assistant", "content": answer }))
-                        .await;
-                    let totals = json!({ "answer": answer, "usage": state.usage, "cost_usd": state.cost_usd, "steps": state.turns });
-                    self.set_status(&run, RunStatus::Succeeded, None, totals).await?;
+                    let created = MessageCreated {
+                        id: message.id,
+                        role: MessageRole::Assistant,
+                        author: None,
+                        content: answer.clone(),
+                        attachments: Vec::new(),
+                    };
+                    self.events(run.thread_id, Some(id)).emit(RunEvent::MessageCreated(created)).await;
+                    let succeeded = StatusChanged {
+                        answer: Some(answer),
+                        usage: Some(state.usage),
+                        cost_usd: Some(state.cost_usd),
+                        steps: Some(state.turns),
+                        ..StatusChanged::new(RunStatus::Succeeded, None)
+                    };
+                    self.set_status(&run, succeeded).await?;
                 }
                 (None, failure) => {
                     let why = failure.unwrap_or_else(|| "the run ended without an answer".to_owned());
-                    self.set_status(&run, RunStatus::Failed, Some(why), json!({ "usage": state.usage })).await?;
+                    let failed =
+                        StatusChanged { usage: Some(state.usage), ..StatusChanged::new(RunStatus::Failed, Some(why)) };
+                    self.set_status(&run, failed).await?;
                 }
             },
             Ok(Outcome::Interrupted { question, .. }) => {
-                self.set_status(&run, RunStatus::Waiting, None, json!({ "question": question })).await?;
+                let question = question.as_str().map_or_else(|| question.to_string(), str::to_owned);
+                let waiting =
+                    StatusChanged { question: Some(question), ..StatusChanged::new(RunStatus::Waiting, None) };
+                self.set_status(&run, waiting).await?;
             }
             Ok(Outcome::Cancelled(_)) => {
-                self.set_status(&run, RunStatus::Cancelled, None, json!({})).await?;
+                self.set_status(&run, StatusChanged::new(RunStatus::Cancelled, None)).await?;
             }
             Err(error) => {
-                self.set_status(&run, RunStatus::Failed, Some(error.to_string()), json!({})).await?;
+                self.set_status(&run, StatusChanged::new(RunStatus::Failed, Some(error.to_string()))).await?;
             }
         }
         Ok(())

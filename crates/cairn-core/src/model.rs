@@ -245,6 +245,8 @@ pub struct Event {
     /// A dotted name such as `run.status` or `message.created`.
     pub kind: String,
     pub payload: Value,
+    /// The version of the event protocol the payload was written in.
+    pub schema_version: i32,
     pub created_at: OffsetDateTime,
 }
 
@@ -253,6 +255,7 @@ pub struct NewEvent {
     pub run_id: Option<RunId>,
     pub kind: String,
     pub payload: Value,
+    pub schema_version: i32,
 }
 
 /// The saved state of a run after one step of its graph.

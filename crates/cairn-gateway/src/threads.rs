@@ -9,6 +9,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use cairn_agent::RunEvent;
+use cairn_agent::events::UsageRecorded;
 use cairn_auth::{Access, Principal};
 use cairn_core::model::{Event, Message, NewThread, Run, Thread};
 use cairn_core::{MessageId, ProjectId, RunId, ThreadId, UserId};
@@ -133,25 +135,40 @@ impl From<Run> for RunResponse {
     }
 }
 
+/// One event of a thread's log: its number, its run, and the event itself
+/// (`kind` and a `payload` whose fields each kind defines, see `RunEvent`).
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventResponse {
     /// Consecutive per thread: resume with `after` (or `Last-Event-ID`) set to the last one seen.
     pub seq: i64,
     pub run_id: Option<RunId>,
-    /// `message.created`, `run.status`, `token`, `reasoning`, `code`, `output`, `observation`, `artifact`,
-    /// `interrupt`, `usage`, `run.budget`.
-    pub kind: String,
-    #[schema(value_type = Object)]
-    pub payload: Value,
+    #[serde(flatten)]
+    pub event: RunEvent,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
 }
 
-impl From<Event> for EventResponse {
-    fn from(e: Event) -> Self {
-        EventResponse { seq: e.seq, run_id: e.run_id, kind: e.kind, payload: e.payload, created_at: e.created_at }
+impl EventResponse {
+    /// The stored event, typed; `None` (logged) for one this version cannot
+    /// read, which is left out rather than sent half-understood.
+    pub(crate) fn read(e: Event) -> Option<EventResponse> {
+        match RunEvent::decode(&e.kind, e.payload, e.schema_version) {
+            Ok(event) => Some(EventResponse { seq: e.seq, run_id: e.run_id, event, created_at: e.created_at }),
+            Err(error) => {
+                tracing::warn!(%error, thread = %e.thread_id, seq = e.seq, kind = %e.kind, "an event could not be read");
+                None
+            }
+        }
     }
+}
+
+/// The usage events among `events`.
+fn usage_of(events: Vec<Event>) -> impl Iterator<Item = UsageRecorded> {
+    events.into_iter().filter(|e| e.kind == "usage").filter_map(|e| match EventResponse::read(e)?.event {
+        RunEvent::Usage(usage) => Some(usage),
+        _ => None,
+    })
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -650,14 +667,17 @@ async fn live_events(
             async move {
                 loop {
                     if let Some(event) = queue.pop_front() {
-                        let event: EventResponse = event;
+                        let event: Event = event;
                         last = event.seq;
-                        return Some((event, (live, last, queue)));
+                        match EventResponse::read(event) {
+                            Some(event) => return Some((event, (live, last, queue))),
+                            None => continue,
+                        }
                     }
                     if let Ok(missed) = store.events_after(thread_id, last, 500).await
                         && !missed.is_empty()
                     {
-                        queue.extend(missed.into_iter().map(EventResponse::from));
+                        queue.extend(missed);
                         continue;
                     }
                     let published = live.next().await?;
@@ -675,7 +695,7 @@ async fn live_events(
 fn sse_event(event: &EventResponse) -> SseEvent {
     SseEvent::default()
         .id(event.seq.to_string())
-        .event(event.kind.clone())
+        .event(event.event.kind())
         .data(serde_json::to_string(event).unwrap_or_default())
 }
 
@@ -706,7 +726,7 @@ async fn events(
         headers.get("accept").and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/event-stream"));
     if !wants_stream {
         let events = state.store.events_after(thread_id, last_seen, 1000).await?;
-        return Ok(ApiJson(events.into_iter().map(EventResponse::from).collect::<Vec<_>>()).into_response());
+        return Ok(ApiJson(events.into_iter().filter_map(EventResponse::read).collect::<Vec<_>>()).into_response());
     }
     let events = live_events(&state, thread_id, last_seen).await?.map(|event| sse_event(&event));
     let presence = crate::presence::signals(&state.bus, thread_id, &principal.user)
@@ -866,15 +886,14 @@ pub struct UsageTotals {
 }
 
 impl UsageTotals {
-    fn add(&mut self, payload: &Value) {
-        let count = |field: &str| payload[field].as_u64().unwrap_or(0);
+    fn add(&mut self, usage: &UsageRecorded) {
         self.model_calls += 1;
-        self.input_tokens += count("input_tokens");
-        self.output_tokens += count("output_tokens");
-        self.cache_read_tokens += count("cache_read_tokens");
-        self.cache_write_tokens += count("cache_write_tokens");
-        self.cost_usd += payload["cost_usd"].as_f64().unwrap_or(0.0);
-        self.saved_usd += payload["saved_usd"].as_f64().unwrap_or(0.0);
+        self.input_tokens += usage.tokens.input_tokens;
+        self.output_tokens += usage.tokens.output_tokens;
+        self.cache_read_tokens += usage.tokens.cache_read_tokens;
+        self.cache_write_tokens += usage.tokens.cache_write_tokens;
+        self.cost_usd += usage.cost_usd;
+        self.saved_usd += usage.saved_usd;
     }
 }
 
@@ -908,19 +927,14 @@ async fn project_usage(
     let mut total = UsageTotals::default();
     let mut by_user: Vec<UserUsage> = Vec::new();
     for thread in state.store.threads(project_id).await? {
-        for event in state.store.events_after(thread.id, 0, SUMMARY_EVENTS).await? {
-            if event.kind != "usage" {
-                continue;
-            }
-            total.add(&event.payload);
-            if let Some(user) = event.payload["user"].as_str().and_then(|u| u.parse::<UserId>().ok()) {
-                match by_user.iter_mut().find(|u| u.user == user) {
-                    Some(entry) => entry.totals.add(&event.payload),
-                    None => {
-                        let mut totals = UsageTotals::default();
-                        totals.add(&event.payload);
-                        by_user.push(UserUsage { user, totals });
-                    }
+        for usage in usage_of(state.store.events_after(thread.id, 0, SUMMARY_EVENTS).await?) {
+            total.add(&usage);
+            match by_user.iter_mut().find(|u| u.user == usage.user) {
+                Some(entry) => entry.totals.add(&usage),
+                None => {
+                    let mut totals = UsageTotals::default();
+                    totals.add(&usage);
+                    by_user.push(UserUsage { user: usage.user, totals });
                 }
             }
         }
@@ -989,11 +1003,10 @@ async fn my_usage(
     for (project, _) in state.store.projects_for_user(me).await? {
         let mut totals = UsageTotals::default();
         for thread in state.store.threads(project.id).await? {
-            for event in state.store.events_after(thread.id, 0, SUMMARY_EVENTS).await? {
-                let mine = event.payload["user"].as_str().and_then(|u| u.parse::<UserId>().ok()) == Some(me);
-                if event.kind == "usage" && mine {
-                    totals.add(&event.payload);
-                    total.add(&event.payload);
+            for usage in usage_of(state.store.events_after(thread.id, 0, SUMMARY_EVENTS).await?) {
+                if usage.user == me {
+                    totals.add(&usage);
+                    total.add(&usage);
                 }
             }
         }

@@ -39,7 +39,7 @@ async fn the_configured_models_are_listed_with_prices_and_the_default() {
         listed["models"],
         json!([{ "id": "ollama/qwen3", "provider": "ollama", "model": "qwen3", "kind": "openai-compatible",
                  "input_usd_per_mtok": 0.0, "output_usd_per_mtok": 0.0, "context_tokens": 128_000,
-                 "capabilities": { "token_limit": "max_tokens", "temperature": true, "images": false,
+                 "capabilities": { "api": "chat_completions", "token_limit": "max_tokens", "temperature": true, "images": false,
                                    "reasoning": false, "reasoning_effort": null, "thinking_tokens": 0, "context_tokens": 128_000,
                                    "input_usd_per_mtok": 0.0, "output_usd_per_mtok": 0.0,
                                    "cache_read_usd_per_mtok": 0.0, "cache_write_usd_per_mtok": 0.0 } }])

@@ -20,6 +20,7 @@ struct Api {
     stranger: String,
     project: String,
     llm: ScriptedLlm,
+    store: std::sync::Arc<dyn cairn_core::store::Store>,
     _dir: TempDir,
 }
 
@@ -67,10 +68,11 @@ async fn start_with(with_agent: bool, configure: impl FnOnce(&mut Config)) -> Ap
     if with_agent {
         support::with_sandboxes(&mut state, &dir, true).await;
     }
+    let store = state.store.clone();
     let base = support::serve(state).await;
     let client = reqwest::Client::new();
     let ([owner, viewer, stranger], project) = support::owner_viewer_stranger(&client, &base, "Agent").await;
-    Api { base, client, owner, viewer, stranger, project, llm, _dir: dir }
+    Api { base, client, owner, viewer, stranger, project, llm, store, _dir: dir }
 }
 
 impl Api {
@@ -328,6 +330,48 @@ async fn a_message_attaches_library_files_that_exist() {
     assert_eq!(posted["message"]["attachments"], json!(["uploads/notes.txt"]));
     let messages: Value = api.get(&api.owner, &format!("/api/v1/threads/{thread}/messages")).await;
     assert_eq!(messages[0]["attachments"], json!(["uploads/notes.txt"]));
+}
+
+#[tokio::test]
+async fn a_log_written_before_the_protocol_was_typed_still_reads() {
+    use cairn_core::model::NewEvent;
+    let api = start(false).await;
+    let thread = api.thread().await;
+    let me = api.get(&api.owner, "/api/v1/me").await["id"].as_str().unwrap().to_owned();
+    // Every kind, as version 1 wrote it (loose JSON with its nulls and the
+    // fields it had then), with real ids in place of the placeholders.
+    let fixture = include_str!("fixtures/events-v1.json")
+        .replace("$user", &me)
+        .replace("$message", &cairn_core::MessageId::new().to_string())
+        .replace("$file", &cairn_core::FileId::new().to_string())
+        .replace("$run", &cairn_core::RunId::new().to_string());
+    let written: Vec<(String, Value)> = serde_json::from_str(&fixture).unwrap();
+    let events = written
+        .iter()
+        .map(|(kind, payload)| NewEvent {
+            run_id: None,
+            kind: kind.clone(),
+            payload: payload.clone(),
+            schema_version: 1,
+        })
+        .collect();
+    api.store.append_events(thread.parse().unwrap(), events).await.unwrap();
+    let read: Value = api.get(&api.owner, &format!("/api/v1/threads/{thread}/events")).await;
+    let read = read.as_array().unwrap();
+    assert_eq!(read.len(), written.len(), "every event reads: {read:#?}");
+    for ((kind, _), event) in written.iter().zip(read) {
+        assert_eq!(event["kind"], json!(kind));
+    }
+    // Fields version 1 left out read as their defaults; its nulls as absent.
+    assert_eq!(read[13]["payload"]["cache_read_tokens"], 0);
+    assert!(read[1]["payload"].get("model").is_none(), "{}", read[1]);
+    assert_eq!(read[23]["payload"]["error"], "the provider failed");
+    // Usage totals count the old events too.
+    let usage = api.get(&api.owner, &format!("/api/v1/projects/{}/usage", api.project)).await;
+    assert_eq!(
+        (usage["total"]["model_calls"].as_u64(), usage["total"]["cache_read_tokens"].as_u64()),
+        (Some(2), Some(100))
+    );
 }
 
 #[tokio::test]

@@ -54,7 +54,7 @@ macro_rules! file_columns {
 }
 macro_rules! event_columns {
     () => {
-        "thread_id, seq, run_id, kind, payload, created_at"
+        "thread_id, seq, run_id, kind, payload, schema_version, created_at"
     };
 }
 
@@ -664,13 +664,14 @@ macro_rules! sql_store {
                 .db_entity("thread")?;
                 let mut stored = Vec::with_capacity(events.len());
                 for (seq, event) in (last - count + 1..).zip(events) {
-                    let sql = concat!("INSERT INTO events (", event_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6) RETURNING ", event_columns!());
+                    let sql = concat!("INSERT INTO events (", event_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ", event_columns!());
                     let row: EventRow = sqlx::query_as(sql)
                         .bind(thread.0)
                         .bind(seq)
                         .bind(event.run_id.map(|r| r.0))
                         .bind(event.kind)
                         .bind(Json(event.payload))
+                        .bind(event.schema_version)
                         .bind(at)
                         .fetch_one(&mut *tx)
                         .await

@@ -195,6 +195,7 @@ pub(crate) struct EventRow {
     run_id: Option<Uuid>,
     kind: String,
     payload: Json<Value>,
+    schema_version: i32,
     created_at: OffsetDateTime,
 }
 
@@ -206,6 +207,7 @@ impl From<EventRow> for Event {
             run_id: r.run_id.map(RunId),
             kind: r.kind,
             payload: r.payload.0,
+            schema_version: r.schema_version,
             created_at: r.created_at,
         }
     }

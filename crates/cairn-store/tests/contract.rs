@@ -176,7 +176,7 @@ async fn messages_keep_their_order_and_authors(store: Arc<dyn Store>) {
 }
 
 fn event(kind: &str, n: i64) -> NewEvent {
-    NewEvent { run_id: None, kind: kind.into(), payload: json!({ "n": n }) }
+    NewEvent { run_id: None, kind: kind.into(), payload: json!({ "n": n }), schema_version: 2 }
 }
 
 async fn events_are_numbered_consecutively_per_thread(store: Arc<dyn Store>) {
@@ -202,7 +202,7 @@ async fn events_are_numbered_consecutively_per_thread(store: Arc<dyn Store>) {
 
     let after_one = store.events_after(thread.id, 1, 100).await.unwrap();
     assert_eq!(after_one.iter().map(|e| (e.seq, e.kind.as_str())).collect::<Vec<_>>(), vec![(2, "b"), (3, "c")]);
-    assert_eq!(after_one[1].payload, json!({ "n": 3 }));
+    assert_eq!((after_one[1].payload.clone(), after_one[1].schema_version), (json!({ "n": 3 }), 2));
     assert_eq!(store.events_after(thread.id, 0, 1).await.unwrap().len(), 1, "limit is honoured");
     assert_eq!(store.thread(thread.id).await.unwrap().last_event_seq, 3);
 }

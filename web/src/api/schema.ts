@@ -42,6 +42,13 @@ export type ApiKeyResponse = {
   role: Role;
 };
 
+export type ArtifactSaved = {
+  file_id: FileId;
+  path: string;
+  size: number;
+  version: number;
+};
+
 export type AuditEntryResponse = {
   /** A dotted verb such as `auth.sign_in_failed` or `member.added`. */
   action: string;
@@ -55,6 +62,10 @@ export type AuditEntryResponse = {
 
 /** One audit-log entry. */
 export type AuditId = string;
+
+export type BudgetReached = {
+  reason: string;
+};
 
 /** What a model accepts, and its list prices. */
 export type Capabilities = {
@@ -102,6 +113,11 @@ export type Check = {
 export type Checks = {
   bus: Check;
   database: Check;
+};
+
+export type CodeBlock = {
+  code: string;
+  task?: string | null;
 };
 
 /** A model connection an administrator made in the app. */
@@ -169,6 +185,16 @@ export type ConnectionUpdate = {
   models?: ConnectionModel[] | null;
 };
 
+export type ContextSummarized = {
+  /** Messages cut to fit after that. */
+  shortened: number;
+  task?: string | null;
+  tokens_after: number;
+  tokens_before: number;
+  /** Turns folded into the summary. */
+  turns: number;
+};
+
 export type CreateApiKeyRequest = {
   /** When the key stops working (RFC 3339); never if absent. */
   expires_at?: string | null;
@@ -189,11 +215,9 @@ export type CreatedApiKeyResponse = ApiKeyResponse & {
   token: string;
 };
 
-export type EventResponse = {
+/** One event of a thread's log: its number, its run, and the event itself (`kind` and a `payload` whose fields each kind defines, see `RunEvent`). */
+export type EventResponse = RunEvent & {
   created_at: string;
-  /** `message.created`, `run.status`, `token`, `reasoning`, `code`, `output`, `observation`, `artifact`, `interrupt`, `usage`, `run.budget`. */
-  kind: string;
-  payload: Record<string, unknown>;
   run_id?: RunId | null;
   /** Consecutive per thread: resume with `after` (or `Last-Event-ID`) set to the last one seen. */
   seq: number;
@@ -233,12 +257,23 @@ export type ForkResponse = {
   thread: ThreadResponse;
 };
 
+export type ForkedFrom = {
+  run: RunId;
+  step: number;
+};
+
 /** A global role: admins manage users and read the audit log. */
 export type GlobalRole = "admin" | "member";
 
 export type HealthResponse = {
   /** Always `ok`. */
   status: string;
+};
+
+export type Interrupted = {
+  /** Whether it asks to approve a plan. */
+  plan?: boolean;
+  question: string;
 };
 
 export type LinkRequest = {
@@ -283,6 +318,15 @@ export type MemoryResponse = {
   text: string;
 };
 
+export type MessageCreated = {
+  /** Library files attached to it. */
+  attachments?: string[];
+  author?: UserId | null;
+  content: string;
+  id: MessageId;
+  role: MessageRole;
+};
+
 /** One message in a thread. */
 export type MessageId = string;
 
@@ -297,6 +341,9 @@ export type MessageResponse = {
   role: string;
   thread_id: ThreadId;
 };
+
+/** Who wrote a message. */
+export type MessageRole = "user" | "assistant" | "system";
 
 /** A configured model, as `GET /api/v1/models` lists it. */
 export type ModelInfo = {
@@ -354,9 +401,42 @@ export type OAuthErrorResponse = {
   error_description: string;
 };
 
+/** One output of an execution, in the order the kernel produced it. */
+export type Output = {
+  name: string;
+  text: string;
+  type: "stream";
+} | {
+  data: Record<string, unknown>;
+  type: "display";
+} | {
+  data: Record<string, unknown>;
+  type: "result";
+} | {
+  ename: string;
+  evalue: string;
+  traceback: string[];
+  type: "error";
+};
+
+export type OutputProduced = Output & {
+  task?: string | null;
+};
+
+export type Plan = {
+  tasks: Task[];
+  /** Plans made for this run so far (1 for the first). */
+  version?: number;
+};
+
 /** A run's plan. */
 export type PlanBody = {
   tasks: PlanTask[];
+};
+
+export type PlanChanged = {
+  edited_by?: UserId | null;
+  plan: Plan;
 };
 
 /** A task of a plan. */
@@ -501,6 +581,61 @@ export type ResumeRequest = {
 /** A member's role in a project. Viewers read; editors also write and run the agent; owners also manage members and the project itself. */
 export type Role = "owner" | "editor" | "viewer";
 
+/** One event of a run (or of a thread, for messages), as stored, streamed and sent: `{"kind": "...", "payload": {...}}`. */
+export type RunEvent = {
+  kind: "run.status";
+  /** The run changed status (`queued`, `running`, `waiting`, `succeeded`, `failed`, `cancelled`). */
+  payload: StatusChanged;
+} | {
+  kind: "message.created";
+  /** A message was added to the thread (a member's or the agent's answer). */
+  payload: MessageCreated;
+} | {
+  kind: "token";
+  /** A piece of the model's reply, as it streams. */
+  payload: Text;
+} | {
+  kind: "reasoning";
+  /** A piece of the model's reasoning, where it shows it; never the answer. */
+  payload: Text;
+} | {
+  kind: "code";
+  /** The Python block the agent runs next. */
+  payload: CodeBlock;
+} | {
+  kind: "output";
+  /** One output of the running block, as the kernel produced it. */
+  payload: OutputProduced;
+} | {
+  kind: "observation";
+  /** What the agent sees of an execution (cut to length). */
+  payload: Text;
+} | {
+  kind: "artifact";
+  /** A file the run saved into the library. */
+  payload: ArtifactSaved;
+} | {
+  kind: "interrupt";
+  /** The run asks a person and waits. */
+  payload: Interrupted;
+} | {
+  kind: "usage";
+  /** One model call's tokens and cost. */
+  payload: UsageRecorded;
+} | {
+  kind: "run.budget";
+  /** A budget ended the run. */
+  payload: BudgetReached;
+} | {
+  kind: "plan";
+  /** The run's plan was made or changed. */
+  payload: PlanChanged;
+} | {
+  kind: "context.summarized";
+  /** Older turns were summarised to fit the model's context. */
+  payload: ContextSummarized;
+};
+
 /** One agent run started from a thread. */
 export type RunId = string;
 
@@ -516,8 +651,58 @@ export type RunResponse = {
   updated_at: string;
 };
 
+/** The life cycle of an agent run. */
+export type RunStatus = "queued" | "running" | "waiting" | "succeeded" | "failed" | "cancelled";
+
 /** The process role the gateway reports (`cairn serve --role`). */
 export type ServerRole = "all" | "gateway";
+
+export type StatusChanged = {
+  /** `succeeded`: the answer. */
+  answer?: string | null;
+  /** `succeeded`: its cost in US dollars and its model calls. */
+  cost_usd?: number | null;
+  /** Why the run failed, in words. */
+  error?: string | null;
+  forked_from?: ForkedFrom | null;
+  /** `queued`: the model the run was asked to use. */
+  model?: string | null;
+  /** `queued`: whether it plans first. */
+  plan?: boolean | null;
+  /** `waiting`: the question asked. */
+  question?: string | null;
+  status: RunStatus;
+  steps?: number | null;
+  usage?: Usage | null;
+};
+
+export type Task = {
+  /** The sub-agent that does it. */
+  agent: string;
+  /** Times it was started. */
+  attempts?: number;
+  /** Tasks whose results it needs. */
+  depends_on?: string[];
+  /** How the supervisor tells it is done. */
+  done_when: string;
+  /** What the task must achieve. */
+  goal: string;
+  /** Short and unique in the plan (`t1`). */
+  id: string;
+  /** What the sub-agent answered (when done), or why it failed. */
+  result?: string | null;
+  status?: TaskStatus;
+  title: string;
+};
+
+export type TaskStatus = "pending" | "running" | "done" | "failed";
+
+/** Text that belongs to a step, and to a plan's task when a sub-agent wrote it. */
+export type Text = {
+  /** The plan task's id, for a sub-agent's events. */
+  task?: string | null;
+  text: string;
+};
 
 /** A conversation with the agent inside a project. */
 export type ThreadId = string;
@@ -603,6 +788,27 @@ export type UpdateUserRequest = {
   /** Disable (tokens and keys stop working at once) or enable the account. */
   disabled?: boolean | null;
   role?: GlobalRole | null;
+};
+
+/** Tokens a call used. The prompt's tokens are split three ways, each priced at its own rate: read from the provider's prompt cache, written to it (Anthropic charges a premium), and neither. */
+export type Usage = {
+  /** Prompt tokens read from the cache (Anthropic's `cache_read_input_tokens`, OpenAI's `cached_tokens`). */
+  cache_read_tokens?: number;
+  /** Prompt tokens written to the cache (Anthropic's `cache_creation_input_tokens`). */
+  cache_write_tokens?: number;
+  /** Prompt tokens neither read from nor written to a cache. */
+  input_tokens: number;
+  output_tokens: number;
+};
+
+export type UsageRecorded = Usage & {
+  cost_usd: number;
+  /** `provider/model`. */
+  model: string;
+  /** What prompt caching saved on this call (US dollars). */
+  saved_usd?: number;
+  /** Whose run it was. */
+  user: UserId;
 };
 
 export type UsageTotals = {

@@ -5,7 +5,8 @@ import { activeRun, applyEvent, emptyThread, type ThreadView } from './view';
 let seq = 0;
 function event(kind: string, payload: Record<string, unknown>, run_id: string | null = 'run-1'): EventResponse {
   seq += 1;
-  return { seq, kind, payload, run_id, created_at: '2026-11-26T00:00:00Z' };
+  // Loose on purpose: the view must cope with what the wire brings.
+  return { seq, kind, payload, run_id, created_at: '2026-11-26T00:00:00Z' } as EventResponse;
 }
 
 function replay(events: EventResponse[], from: ThreadView = emptyThread): ThreadView {
