@@ -17,34 +17,14 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::budget::{Budget, Spent};
 use crate::events::{
-    BudgetReached, CodeBlock, ContextSummarized, Interrupted, OutputProduced, PlanChanged, RunEvent, Text,
+    BudgetReached, CodeBlock, ContextSummarized, Events, Interrupted, OutputProduced, PlanChanged, RunEvent, Text,
     UsageRecorded,
 };
 use crate::graph::{Control, Edge, Graph, Step, StepContext};
 use crate::plan::{Plan, TaskStatus, parse_plan, parse_verdict, planner_prompt};
 use cairn_config::AgentSpec;
-
-/// Where events of a run go (the thread's event log and the bus).
-#[async_trait]
-pub trait Events: Send + Sync + std::fmt::Debug {
-    async fn emit(&self, event: RunEvent);
-}
-
-/// Limits of one run; reaching one ends the run cleanly with a message.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Budget {
-    pub max_steps: u32,
-    pub max_tokens: u64,
-    pub max_cost_usd: f64,
-    pub max_wall_secs: u64,
-}
-
-impl Default for Budget {
-    fn default() -> Self {
-        Budget { max_steps: 30, max_tokens: 2_000_000, max_cost_usd: 10.0, max_wall_secs: 3600 }
-    }
-}
 
 /// What the agent carries from step to step (checkpointed).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -110,6 +90,18 @@ pub struct AgentState {
     pub task_answer: Option<String>,
     #[serde(default)]
     pub task_failure: Option<String>,
+}
+
+impl AgentState {
+    /// What the run has used, for its budget.
+    pub fn spent(&self) -> Spent {
+        Spent {
+            steps: self.turns,
+            tokens: self.usage.prompt_tokens() + self.usage.output_tokens,
+            cost_usd: self.cost_usd,
+            elapsed_ms: self.elapsed_ms,
+        }
+    }
 }
 
 /// One run's surroundings.
@@ -804,23 +796,6 @@ impl Agent {
         Ok(Step { state, control: Control::End })
     }
 
-    /// Stops the run when a budget is spent.
-    fn over_budget(state: &AgentState, budget: &Budget) -> Option<String> {
-        if state.turns >= budget.max_steps {
-            return Some(format!("the step budget of {} was reached", budget.max_steps));
-        }
-        if state.usage.prompt_tokens() + state.usage.output_tokens >= budget.max_tokens {
-            return Some(format!("the token budget of {} was reached", budget.max_tokens));
-        }
-        if state.cost_usd >= budget.max_cost_usd {
-            return Some(format!("the cost budget of ${:.2} was reached", budget.max_cost_usd));
-        }
-        if state.elapsed_ms / 1000 >= budget.max_wall_secs {
-            return Some(format!("the time budget of {} s was reached", budget.max_wall_secs));
-        }
-        None
-    }
-
     /// Adds the thread's messages posted since the last look to the
     /// conversation; the first answer to an approval question decides it.
     async fn absorb_messages(&self, state: &mut AgentState, run: &RunContext) -> Result<Option<String>, String> {
@@ -852,11 +827,11 @@ impl Agent {
     async fn stop_reason(&self, state: &AgentState, run: &RunContext) -> Result<Option<String>, String> {
         if let Some(limit) = run.project_budget_usd
             && let Some(why) =
-                crate::runs::budget_spent(&*self.store, run.project, limit).await.map_err(|e| e.to_string())?
+                crate::budget::budget_spent(&*self.store, run.project, limit).await.map_err(|e| e.to_string())?
         {
             return Ok(Some(why));
         }
-        Ok(Self::over_budget(state, &run.budget))
+        Ok(run.budget.reached(state.spent()))
     }
 
     /// Ends the run for `why` (a budget) with a `run.budget` event.

@@ -13,6 +13,12 @@ use serde_json::{Value, json};
 
 use crate::plan::Plan;
 
+/// Where events of a run go (the thread's event log and the bus).
+#[async_trait::async_trait]
+pub trait Events: Send + Sync + std::fmt::Debug {
+    async fn emit(&self, event: RunEvent);
+}
+
 /// The version of the payloads written now. Version 1: the same kinds and
 /// fields, written as loose JSON (usage events before prompt caching lack
 /// the cache fields; statuses may carry `null` for absent fields).

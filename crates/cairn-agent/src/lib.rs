@@ -3,6 +3,7 @@
 //! cancellation, parallel branches, sub-graphs and forks; the CodeAct agent
 //! (`codeact`), plans and sub-agents (`plan`), and the run service (`runs`).
 
+pub mod budget;
 pub mod codeact;
 pub mod events;
 mod figures;
@@ -11,6 +12,7 @@ pub mod memory;
 pub mod plan;
 pub mod runs;
 
-pub use codeact::{Agent, AgentState, Budget, Events, RunContext, code_block};
-pub use events::RunEvent;
+pub use budget::Budget;
+pub use codeact::{Agent, AgentState, RunContext, code_block};
+pub use events::{Events, RunEvent};
 pub use runs::{RunError, RunOptions, Runs, StoreEvents};

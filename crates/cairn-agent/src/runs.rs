@@ -16,11 +16,13 @@ use cairn_core::bus::Bus;
 use cairn_core::model::{Message, MessageRole, NewEvent, NewMessage, NewRun, Run, RunStatus};
 use cairn_core::sandbox::NewSandbox;
 use cairn_core::store::Store;
-use cairn_core::{ProjectId, RunId, SandboxId, ThreadId, UserId};
+use cairn_core::{RunId, SandboxId, ThreadId, UserId};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::codeact::{Agent, AgentState, Budget, Events, RunContext};
-use crate::events::{ForkedFrom, MessageCreated, PlanChanged, RunEvent, SCHEMA_VERSION, StatusChanged};
+use crate::budget::{Budget, budget_spent};
+use crate::codeact::{Agent, AgentState, RunContext};
+use crate::events::{Events, ForkedFrom, MessageCreated, PlanChanged, RunEvent, SCHEMA_VERSION, StatusChanged};
 use crate::graph::{Outcome, StoreCheckpointer};
 use crate::plan::{Plan, builtin_agents};
 use cairn_config::{AgentConfig, AgentSpec};
@@ -43,13 +45,6 @@ pub enum RunError {
     /// The project's budget is spent: no new run starts.
     #[error("{0}")]
     BudgetSpent(String),
-}
-
-/// Why the project's runs must stop, when its budget (`limit`, US dollars)
-/// is spent: what its runs have spent so far reaches it.
-pub async fn budget_spent(store: &dyn Store, project: ProjectId, limit: f64) -> cairn_core::Result<Option<String>> {
-    let spent = store.project_cost(project).await?;
-    Ok((spent >= limit).then(|| format!("the project's budget of ${limit:.2} is spent (${spent:.2})")))
 }
 
 /// Events of one run: into the thread's log, then onto the bus.
@@ -76,6 +71,38 @@ impl Events for StoreEvents {
             }
             Err(error) => tracing::warn!(%error, %kind, "an event could not be recorded"),
         }
+    }
+}
+
+/// A run waiting in the queue for a worker. Version 1 was the same object
+/// without `version`; a job this version cannot read is dropped (logged).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunJob {
+    #[serde(default = "RunJob::first_version")]
+    pub version: u32,
+    pub run: RunId,
+    /// `provider/model` the run was asked to use.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Plan first.
+    #[serde(default)]
+    pub plan: bool,
+}
+
+impl RunJob {
+    pub const VERSION: u32 = 2;
+
+    fn first_version() -> u32 {
+        1
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// A job written by this version or an earlier one.
+    pub fn decode(bytes: &[u8]) -> Option<RunJob> {
+        serde_json::from_slice::<RunJob>(bytes).ok().filter(|job| job.version <= RunJob::VERSION)
     }
 }
 
@@ -282,8 +309,8 @@ impl Runs {
     }
 
     async fn enqueue_job(&self, run: RunId, model: Option<String>, plan: bool) -> Result<(), RunError> {
-        let job = Bytes::from(json!({ "run": run, "model": model, "plan": plan }).to_string());
-        self.inner.bus.queue.enqueue(QUEUE, job).await?;
+        let job = RunJob { version: RunJob::VERSION, run, model, plan };
+        self.inner.bus.queue.enqueue(QUEUE, Bytes::from(job.encode())).await?;
         Ok(())
     }
 
@@ -410,11 +437,8 @@ impl Runs {
                     continue;
                 }
             };
-            let job = serde_json::from_slice::<Value>(&delivery.payload).unwrap_or_default();
-            let id = job["run"].as_str().and_then(|r| r.parse::<RunId>().ok());
-            let model = job["model"].as_str().map(str::to_owned);
-            let plan = job["plan"].as_bool().unwrap_or(false);
-            let Some(id) = id else {
+            let Some(RunJob { run: id, model, plan, .. }) = RunJob::decode(&delivery.payload) else {
+                tracing::warn!(job = %String::from_utf8_lossy(&delivery.payload), "a queued job could not be read; dropped");
                 let _ = self.inner.bus.queue.ack(&delivery).await;
                 continue;
             };
@@ -565,5 +589,23 @@ impl Runs {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queued_jobs_of_this_and_the_first_version_read_and_newer_ones_do_not() {
+        let run = RunId::new();
+        let job = RunJob { version: RunJob::VERSION, run, model: Some("p/m".into()), plan: true };
+        assert_eq!(RunJob::decode(&job.encode()), Some(job));
+        // Version 1 wrote the same fields without a version.
+        let first = json!({ "run": run, "model": null, "plan": false }).to_string();
+        assert_eq!(RunJob::decode(first.as_bytes()), Some(RunJob { version: 1, run, model: None, plan: false }));
+        let newer = json!({ "version": RunJob::VERSION + 1, "run": run }).to_string();
+        assert_eq!(RunJob::decode(newer.as_bytes()), None);
+        assert_eq!(RunJob::decode(b"{\"run\": \"not an id\"}"), None);
     }
 }

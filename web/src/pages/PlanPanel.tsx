@@ -1,7 +1,7 @@
 import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { errorMessage } from '../api/client';
-import type { AgentResponse, PlanBody, PlanTask } from '../api/schema';
+import type { AgentResponse, PlanBody, PlanTask, Task } from '../api/schema';
 import { Alert } from '../components/Alert';
 import { CodeBlock } from '../components/Markdown';
 import { useSession } from '../session';
@@ -17,7 +17,7 @@ const BADGE: Record<string, string> = {
 /** A task as the edit form holds it. */
 type Draft = Pick<PlanTask, 'id' | 'title' | 'goal' | 'done_when' | 'agent'> & { depends: string };
 
-const toDraft = (t: PlanTask): Draft => ({ id: t.id, title: t.title, goal: t.goal, done_when: t.done_when, agent: t.agent, depends: (t.depends_on ?? []).join(', ') });
+const toDraft = (t: Task): Draft => ({ id: t.id, title: t.title, goal: t.goal, done_when: t.done_when, agent: t.agent, depends: (t.depends_on ?? []).join(', ') });
 
 export function toPlan(drafts: Draft[]): PlanBody {
   return {

@@ -1,12 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import type { EventResponse } from '../api/schema';
+import type { EventResponse, RunEvent, TaskStatus } from '../api/schema';
 import { activeRun, applyEvent, emptyThread, type ThreadView } from './view';
 
+type Payloads = { [E in RunEvent as E['kind']]: E['payload'] };
+/** The event of kind `K`, spelled so that TypeScript pairs each kind with its own payload. */
+type Typed<K extends keyof Payloads> = { [P in K]: { kind: P; payload: Payloads[P] } }[K];
+
 let seq = 0;
-function event(kind: string, payload: Record<string, unknown>, run_id: string | null = 'run-1'): EventResponse {
+function event<K extends keyof Payloads>(kind: K, payload: Payloads[K], run_id: string | null = 'run-1'): Typed<K> & Omit<EventResponse, 'kind' | 'payload'> {
   seq += 1;
-  // Loose on purpose: the view must cope with what the wire brings.
-  return { seq, kind, payload, run_id, created_at: '2026-11-26T00:00:00Z' } as EventResponse;
+  const typed: Typed<K> = { kind, payload };
+  return { ...typed, seq, run_id, created_at: '2026-11-26T00:00:00Z' };
 }
 
 function replay(events: EventResponse[], from: ThreadView = emptyThread): ThreadView {
@@ -24,8 +28,8 @@ describe('the thread view', () => {
       event('reasoning', { text: 'the answer.' }),
       event('token', { text: 'Let me ' }),
       event('token', { text: 'look.' }),
-      event('usage', { input_tokens: 100, output_tokens: 20, cost_usd: 0.001 }),
-      event('usage', { input_tokens: 5, cache_read_tokens: 900, cache_write_tokens: 10, output_tokens: 15, cost_usd: 0.002, saved_usd: 0.0025 }),
+      event('usage', { model: 'openai/gpt-5', user: 'ada', input_tokens: 100, output_tokens: 20, cost_usd: 0.001 }),
+      event('usage', { model: 'openai/gpt-5', user: 'ada', input_tokens: 5, cache_read_tokens: 900, cache_write_tokens: 10, output_tokens: 15, cost_usd: 0.002, saved_usd: 0.0025 }),
       event('code', { code: 'print(41 + 1)' }),
       event('output', { type: 'stream', name: 'stdout', text: '4' }),
       event('output', { type: 'stream', name: 'stdout', text: '2\n' }),
@@ -56,10 +60,10 @@ describe('the thread view', () => {
     expect(activeRun(view)).toBeUndefined();
   });
 
-  it("keeps a message's attachments (paths only), and none when it had none", () => {
+  it("keeps a message's attachments, and none when it had none", () => {
     seq = 0;
     const view = replay([
-      event('message.created', { id: 'm1', role: 'user', content: 'Look', attachments: ['uploads/a.png', 7, 'data/b.csv'] }, null),
+      event('message.created', { id: 'm1', role: 'user', content: 'Look', attachments: ['uploads/a.png', 'data/b.csv'] }, null),
       event('message.created', { id: 'm2', role: 'user', content: 'Plain' }, null),
     ]);
     expect(view.messages.map((m) => m.attachments)).toEqual([['uploads/a.png', 'data/b.csv'], undefined]);
@@ -71,6 +75,20 @@ describe('the thread view', () => {
     const view = replay(events);
     expect(replay([...events, ...events]).runs).toEqual(view.runs);
     expect(activeRun(view)?.streaming).toBe('once');
+  });
+
+  it('skips kinds and outputs newer than the page, without a phantom run, and goes on', () => {
+    seq = 0;
+    const newer = (kind: string, payload: unknown, run_id = 'run-1'): EventResponse => {
+      seq += 1;
+      // Cast on purpose: a server upgraded under an open page sends what its types do not know.
+      return { seq, kind, payload, run_id, created_at: '2026-11-26T00:00:00Z' } as EventResponse;
+    };
+    const known = replay([event('run.status', { status: 'running' }), event('code', { code: 'x = 1' })]);
+    const view = replay([newer('tool.call', { tool: 'web_fetch' }), newer('output', { type: 'clear', wait: true }), newer('tool.call', null, 'run-2')], known);
+    expect(view.lastSeq).toBe(5);
+    expect(view.runs).toEqual(known.runs);
+    expect(activeRun(applyEvent(view, event('token', { text: 'still here' })))?.streaming).toBe('still here');
   });
 
   it('keeps a waiting run question until the run goes on', () => {
@@ -87,7 +105,7 @@ describe('the thread view', () => {
 
   it('follows a plan: its tasks, their steps, the approval question, and no leftover streamed JSON', () => {
     seq = 0;
-    const task = (status: string) => ({ id: 't1', title: 'Sum', goal: 'add', done_when: 'a number', agent: 'analyst', depends_on: [], status });
+    const task = (status: TaskStatus) => ({ id: 't1', title: 'Sum', goal: 'add', done_when: 'a number', agent: 'analyst', depends_on: [], status });
     const waiting = replay([
       event('run.status', { status: 'running' }),
       event('token', { text: '{"tasks": [' }),

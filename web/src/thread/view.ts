@@ -3,12 +3,12 @@
 // observation), a question waiting for an answer, and what it cost. A pure
 // function of the events, so a reconnect that replays them gives the same view.
 
-import type { EventResponse, PlanTask } from '../api/schema';
+import type { EventResponse, MessageRole, Output, RunStatus, Task, UserId } from '../api/schema';
 
 export interface ChatMessage {
   id: string;
-  role: 'user' | 'assistant' | 'system';
-  author?: string | null;
+  role: MessageRole;
+  author?: UserId | null;
   content: string;
   /** Library files the member attached (paths in the thread's project). */
   attachments?: string[];
@@ -35,7 +35,7 @@ export interface RunStep {
 
 export interface RunView {
   id: string;
-  status: string;
+  status: RunStatus;
   error?: string | null;
   /** The model's reply streaming in now. */
   streaming: string;
@@ -48,7 +48,7 @@ export interface RunView {
   /** Earlier turns were summarised to fit the model's context (how many). */
   summarised?: number;
   /** The run's plan as it stands, for a run that planned. */
-  plan?: PlanTask[];
+  plan?: Task[];
   costUsd: number;
   tokens: number;
   /** What the provider's prompt cache saved on the run's model calls (US dollars). */
@@ -63,10 +63,6 @@ export interface ThreadView {
 
 export const emptyThread: ThreadView = { lastSeq: 0, messages: [], runs: [] };
 
-type Payload = Record<string, unknown>;
-
-const text = (value: unknown): string => (typeof value === 'string' ? value : '');
-
 function run(view: ThreadView, id: string): [RunView[], RunView] {
   const existing = view.runs.find((r) => r.id === id);
   const current: RunView = existing ?? { id, status: 'queued', streaming: '', steps: [], costUsd: 0, tokens: 0 };
@@ -78,28 +74,37 @@ function replace(runs: RunView[], updated: RunView): RunView[] {
   return runs.map((r) => (r.id === updated.id ? updated : r));
 }
 
-function output(payload: Payload): StepOutput {
-  const kind = text(payload.type) as StepOutput['type'];
-  if (kind === 'stream') return { type: 'stream', text: text(payload.text) };
-  if (kind === 'error') return { type: 'error', text: `${text(payload.ename)}: ${text(payload.evalue)}` };
-  const data = (payload.data ?? {}) as Payload;
-  const shown: StepOutput = { type: kind === 'result' ? 'result' : 'display' };
-  if (typeof data['image/png'] === 'string') shown.image = data['image/png'];
-  else if (typeof data['text/html'] === 'string') shown.html = data['text/html'];
-  else shown.text = text(data['text/plain']);
-  return shown;
+/** How the page shows an output: a display or a result in the richest form it can
+ * render; nothing for a type newer than the page. */
+function shown(output: Output): StepOutput | undefined {
+  switch (output.type) {
+    case 'stream':
+      return { type: 'stream', text: output.text };
+    case 'error':
+      return { type: 'error', text: `${output.ename}: ${output.evalue}` };
+    case 'display':
+    case 'result': {
+      // A MIME bundle: its keys and values are the kernel's, so each is checked.
+      const { 'image/png': image, 'text/html': html, 'text/plain': plain } = output.data;
+      if (typeof image === 'string') return { type: output.type, image };
+      if (typeof html === 'string') return { type: output.type, html };
+      return { type: output.type, text: typeof plain === 'string' ? plain : '' };
+    }
+    default:
+      output satisfies never;
+      return undefined;
+  }
 }
 
-/** The view after one more event; events already applied are ignored. */
+/** The view after one more event; events already applied are ignored, and so
+ * are kinds newer than the page (the server may have been upgraded under it). */
 export function applyEvent(view: ThreadView, event: EventResponse): ThreadView {
   if (event.seq <= view.lastSeq) return view;
-  const payload = (event.payload ?? {}) as Payload;
   const next: ThreadView = { ...view, lastSeq: event.seq };
   if (event.kind === 'message.created') {
-    const role = text(payload.role) as ChatMessage['role'];
-    const message: ChatMessage = { id: text(payload.id), role, author: text(payload.author) || null, content: text(payload.content) };
-    const attached = Array.isArray(payload.attachments) ? payload.attachments.filter((p): p is string => typeof p === 'string') : [];
-    if (attached.length > 0) message.attachments = attached;
+    const { id, role, author, content, attachments } = event.payload;
+    const message: ChatMessage = { id, role, author: author ?? null, content };
+    if (attachments && attachments.length > 0) message.attachments = attachments;
     return { ...next, messages: [...view.messages, message] };
   }
   const runId = event.run_id;
@@ -108,7 +113,7 @@ export function applyEvent(view: ThreadView, event: EventResponse): ThreadView {
   let updated: RunView;
   switch (event.kind) {
     case 'run.status': {
-      updated = { ...current, status: text(payload.status), error: (payload.error as string | null | undefined) ?? null };
+      updated = { ...current, status: event.payload.status, error: event.payload.error ?? null };
       if (updated.status !== 'waiting') {
         delete updated.question;
         delete updated.planApproval;
@@ -118,66 +123,69 @@ export function applyEvent(view: ThreadView, event: EventResponse): ThreadView {
       break;
     }
     case 'token':
-      updated = { ...current, streaming: current.streaming + text(payload.text) };
+      updated = { ...current, streaming: current.streaming + event.payload.text };
       break;
     case 'reasoning':
-      updated = { ...current, thinking: (current.thinking ?? '') + text(payload.text) };
+      updated = { ...current, thinking: (current.thinking ?? '') + event.payload.text };
       break;
     case 'code': {
-      const step: RunStep = { code: text(payload.code), outputs: [] };
-      if (payload.task) step.task = text(payload.task);
+      const step: RunStep = { code: event.payload.code, outputs: [] };
+      if (event.payload.task) step.task = event.payload.task;
       if (current.thinking) step.thinking = current.thinking;
       updated = { ...current, streaming: '', steps: [...current.steps, step] };
       delete updated.thinking;
       break;
     }
-    case 'plan': {
-      const plan = (payload.plan ?? {}) as { tasks?: PlanTask[] };
-      updated = { ...current, streaming: '', plan: plan.tasks ?? [] };
+    case 'plan':
+      updated = { ...current, streaming: '', plan: event.payload.plan.tasks };
       break;
-    }
-    case 'output':
-    case 'observation': {
+    case 'output': {
       const steps = [...current.steps];
       const last = steps.at(-1);
-      if (last && event.kind === 'output') {
-        const shown = output(payload);
+      const output = shown(event.payload);
+      if (last && output) {
         const previous = last.outputs.at(-1);
         // Printed text arrives in pieces; consecutive pieces read as one.
         const outputs =
-          shown.type === 'stream' && previous?.type === 'stream'
-            ? [...last.outputs.slice(0, -1), { ...previous, text: (previous.text ?? '') + (shown.text ?? '') }]
-            : [...last.outputs, shown];
+          output.type === 'stream' && previous?.type === 'stream'
+            ? [...last.outputs.slice(0, -1), { ...previous, text: (previous.text ?? '') + (output.text ?? '') }]
+            : [...last.outputs, output];
         steps[steps.length - 1] = { ...last, outputs };
-      } else if (last) {
-        steps[steps.length - 1] = { ...last, observation: text(payload.text) };
       }
       updated = { ...current, steps };
       break;
     }
+    case 'observation': {
+      const steps = [...current.steps];
+      const last = steps.at(-1);
+      if (last) steps[steps.length - 1] = { ...last, observation: event.payload.text };
+      updated = { ...current, steps };
+      break;
+    }
     case 'context.summarized':
-      updated = { ...current, summarised: (current.summarised ?? 0) + (typeof payload.turns === 'number' ? payload.turns : 0) };
+      updated = { ...current, summarised: (current.summarised ?? 0) + event.payload.turns };
       break;
     case 'interrupt':
-      updated = { ...current, question: text(payload.question), planApproval: payload.plan === true };
+      updated = { ...current, question: event.payload.question, planApproval: event.payload.plan === true };
       break;
     case 'usage': {
-      const count = (value: unknown) => (typeof value === 'number' ? value : 0);
+      const usage = event.payload;
       updated = {
         ...current,
-        costUsd: current.costUsd + count(payload.cost_usd),
+        costUsd: current.costUsd + usage.cost_usd,
         // Every token of the prompt (cached or not) and of the reply.
-        tokens:
-          current.tokens +
-          count(payload.input_tokens) +
-          count(payload.cache_read_tokens) +
-          count(payload.cache_write_tokens) +
-          count(payload.output_tokens),
-        savedUsd: (current.savedUsd ?? 0) + count(payload.saved_usd),
+        tokens: current.tokens + usage.input_tokens + (usage.cache_read_tokens ?? 0) + (usage.cache_write_tokens ?? 0) + usage.output_tokens,
+        savedUsd: (current.savedUsd ?? 0) + (usage.saved_usd ?? 0),
       };
       break;
     }
+    // The library lists a saved file, and a budget's stop comes as a failed status.
+    case 'artifact':
+    case 'run.budget':
+      return { ...next, runs };
     default:
+      // A kind newer than the page. `never` here makes the compiler insist every kind it knows has a case above.
+      event satisfies never;
       return { ...next, runs };
   }
   return { ...next, runs: replace(runs, updated) };
