@@ -186,7 +186,7 @@ export function applyEvent(view: ThreadView, event: EventResponse): ThreadView {
     default:
       // A kind newer than the page. `never` here makes the compiler insist every kind it knows has a case above.
       event satisfies never;
-      return { ...next, runs };
+      return next;
   }
   return { ...next, runs: replace(runs, updated) };
 }
