@@ -168,7 +168,7 @@ async fn main() {
             name: "s".into(),
             kind: "openai-compatible".into(),
             base_url: format!("{}/v1", llm.url),
-            api_key: String::new(),
+            api_key: Default::default(),
             api_version: String::new(),
             models: vec![cairn_config::LlmModel {
                 name: "m".into(),

@@ -1,7 +1,8 @@
 //! A small durable graph runtime (LangGraph's ideas, Rust's types): a typed
-//! state, nodes as async functions returning the next state, edges that are
-//! fixed, conditional or a parallel fan-out that joins, and sub-graphs (a
-//! graph is usable as a node). After every step the state and the position
+//! state, nodes as async functions returning the next state, and edges that
+//! are fixed or conditional. (Work that fans out — a plan's independent
+//! tasks — runs inside one node, where the number of branches is known.)
+//! After every step the state and the position
 //! are written as a checkpoint, so a run can stop anywhere — a crash, an
 //! interrupt waiting for a person, a cancel — and go on from its last
 //! checkpoint, or be forked from any earlier one.
@@ -16,8 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-/// What a graph's state must be: cloneable (parallel branches get a copy)
-/// and serializable (checkpoints).
+/// What a graph's state must be: cloneable and serializable (checkpoints).
 pub trait GraphState: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
 
 impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> GraphState for T {}
@@ -86,7 +86,6 @@ pub enum GraphError {
 
 pub type NodeFn<S> = Arc<dyn Fn(S, StepContext) -> BoxFuture<'static, Result<Step<S>, String>> + Send + Sync>;
 pub type Router<S> = Arc<dyn Fn(&S) -> Option<String> + Send + Sync>;
-pub type Merge<S> = Arc<dyn Fn(S, Vec<S>) -> S + Send + Sync>;
 
 /// Where a node leads.
 #[derive(Clone)]
@@ -94,13 +93,6 @@ pub enum Edge<S> {
     To(String),
     /// The router picks the next node (`None`: the end).
     Branch(Router<S>),
-    /// The branches run at once, each on a copy of the state; `merge` folds
-    /// their states into one, and the run goes on at `join`.
-    Parallel {
-        branches: Vec<String>,
-        merge: Merge<S>,
-        join: String,
-    },
     End,
 }
 
@@ -109,7 +101,6 @@ impl<S> std::fmt::Debug for Edge<S> {
         match self {
             Edge::To(next) => write!(f, "To({next})"),
             Edge::Branch(_) => f.write_str("Branch"),
-            Edge::Parallel { branches, join, .. } => write!(f, "Parallel({branches:?} -> {join})"),
             Edge::End => f.write_str("End"),
         }
     }
@@ -183,24 +174,6 @@ impl<S: GraphState> Graph<S> {
     {
         self.nodes.insert(name.to_owned(), Arc::new(move |state, ctx| Box::pin(run(state, ctx))));
         self
-    }
-
-    /// Adds a graph as one node: it runs to its end as a single step of this
-    /// graph (its own steps are not checkpointed separately).
-    pub fn subgraph(self, name: &str, inner: Arc<Graph<S>>) -> Self {
-        self.node(name, move |state, ctx: StepContext| {
-            let inner = inner.clone();
-            async move {
-                let memory = MemoryCheckpointer::default();
-                let run = format!("{}/{}", ctx.run, ctx.node);
-                match inner.run(&run, &memory, state, None, ctx.cancelled.clone()).await {
-                    Ok(Outcome::Finished(state)) => Ok(Step::next(state)),
-                    Ok(Outcome::Interrupted { .. }) => Err("a sub-graph cannot wait for a person".to_owned()),
-                    Ok(Outcome::Cancelled(state)) => Ok(Step { state, control: Control::End }),
-                    Err(error) => Err(error.to_string()),
-                }
-            }
-        })
     }
 
     pub fn edge(mut self, from: &str, edge: Edge<S>) -> Self {
@@ -278,25 +251,6 @@ impl<S: GraphState> Graph<S> {
                     Edge::To(next) => Some(next),
                     Edge::Branch(router) => router(&state),
                     Edge::End => None,
-                    Edge::Parallel { branches, merge, join } => {
-                        let runs = branches.iter().map(|branch| {
-                            let (run_fn, state, ctx) = (
-                                self.node_fn(branch),
-                                state.clone(),
-                                StepContext { node: branch.clone(), ..ctx.clone() },
-                            );
-                            async move {
-                                let run_fn = run_fn?;
-                                run_fn(state, ctx)
-                                    .await
-                                    .map(|s| s.state)
-                                    .map_err(|message| GraphError::Node { node: branch.clone(), message })
-                            }
-                        });
-                        let results = futures::future::try_join_all(runs).await?;
-                        state = merge(state, results);
-                        Some(join)
-                    }
                 },
             };
             position = Position { next, step: position.step + 1, interrupt: question.clone() };
@@ -312,7 +266,7 @@ impl<S: GraphState> Graph<S> {
     }
 }
 
-/// Checkpoints in memory (tests and sub-graphs).
+/// Checkpoints in memory (tests).
 #[derive(Debug, Default)]
 pub struct MemoryCheckpointer {
     saved: tokio::sync::Mutex<HashMap<String, Vec<(i64, Value)>>>,

@@ -133,7 +133,7 @@ struct Inner {
     require_approval: Vec<String>,
     /// The sub-agents plans may use, and when plans wait for approval.
     agents: Arc<Vec<AgentSpec>>,
-    plan_approval: String,
+    plan_approval: cairn_config::PlanApproval,
     lease: Duration,
     /// Cancel flags of the runs this process is working on.
     running: Mutex<HashMap<RunId, Arc<AtomicBool>>>,
@@ -148,7 +148,7 @@ impl Runs {
             budget,
             require_approval: Vec::new(),
             agents: Arc::new(builtin_agents()),
-            plan_approval: "never".to_owned(),
+            plan_approval: cairn_config::PlanApproval::Never,
             lease,
             running: Mutex::new(HashMap::new()),
         };
@@ -177,7 +177,7 @@ impl Runs {
             if !config.agents.is_empty() {
                 inner.agents = Arc::new(config.agents.clone());
             }
-            inner.plan_approval = config.plan_approval.clone();
+            inner.plan_approval = config.plan_approval;
         }
         self
     }
@@ -522,7 +522,7 @@ impl Runs {
             require_approval: self.inner.require_approval.clone(),
             planning: plan,
             agents: self.inner.agents.clone(),
-            plan_approval: self.inner.plan_approval.clone(),
+            plan_approval: self.inner.plan_approval,
             working: self.working(),
         };
         let events: Arc<dyn Events> = Arc::new(self.events(run.thread_id, Some(id)));

@@ -50,7 +50,7 @@ async fn world_full(budget: Budget, require_approval: Vec<String>, plan_approval
     let store = db.store();
     let bus = cairn_bus::in_process(db.queue(Default::default()));
     let config = Config { data_dir: dir.path.clone(), ..Config::default() };
-    let key = cairn_config::SigningKey { kid: "k".into(), secret: "A".repeat(43) };
+    let key = cairn_config::SigningKey { kid: "k".into(), secret: "A".repeat(43).into() };
     let keys = cairn_auth::SigningKeys::from_config(&[key]).unwrap();
     let outbox = cairn_auth::mail::Outbox::new(dir.path.join("outbox"), "Cairn <c@localhost>").unwrap();
     let auth = cairn_auth::Auth::new(&config, store.clone(), &bus, Arc::new(outbox), keys);
@@ -74,7 +74,7 @@ async fn world_full(budget: Budget, require_approval: Vec<String>, plan_approval
                 name: "scripted".into(),
                 kind: "openai-compatible".into(),
                 base_url: format!("{}/v1", llm.url),
-                api_key: String::new(),
+                api_key: Default::default(),
                 api_version: String::new(),
                 models: vec![
                     LlmModel {
@@ -127,7 +127,7 @@ async fn world_full(budget: Budget, require_approval: Vec<String>, plan_approval
         max_cost_usd: budget.max_cost_usd,
         max_wall_secs: budget.max_wall_secs,
         require_approval,
-        plan_approval: plan_approval.into(),
+        plan_approval: plan_approval.parse().unwrap(),
         ..AgentConfig::default()
     };
     let runs = Runs::new(store.clone(), bus, agent, budget, Duration::from_secs(30)).configured(&agent_config);

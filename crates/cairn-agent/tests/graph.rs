@@ -89,56 +89,6 @@ async fn a_failed_run_resumes_from_its_last_checkpoint_without_repeating_steps()
 }
 
 #[tokio::test]
-async fn parallel_branches_join_and_subgraphs_run_as_one_step() {
-    let inner = Arc::new(
-        Graph::new("a")
-            .node("a", |mut s: Counter, _| async move {
-                visit(&mut s, "inner-a");
-                Ok(Step::next(s))
-            })
-            .node("b", |mut s: Counter, _| async move {
-                visit(&mut s, "inner-b");
-                Ok(Step::next(s))
-            })
-            .edge("a", Edge::To("b".into())),
-    );
-    let graph = Graph::new("fan")
-        .node("fan", |s: Counter, _| async move { Ok(Step::next(s)) })
-        .node("left", |mut s: Counter, _| async move {
-            s.n += 10;
-            Ok(Step::next(s))
-        })
-        .node("right", |mut s: Counter, _| async move {
-            s.n += 100;
-            Ok(Step::next(s))
-        })
-        .node("join", |mut s: Counter, _| async move {
-            visit(&mut s, "join");
-            Ok(Step::next(s))
-        })
-        .subgraph("sub", inner)
-        .edge(
-            "fan",
-            Edge::Parallel {
-                branches: vec!["left".into(), "right".into()],
-                merge: Arc::new(|mut base: Counter, branches: Vec<Counter>| {
-                    base.n = branches.iter().map(|b| b.n).sum();
-                    base
-                }),
-                join: "join".into(),
-            },
-        )
-        .edge("join", Edge::To("sub".into()));
-    let checkpoints = MemoryCheckpointer::default();
-    let Outcome::Finished(state) = graph.run("r3", &checkpoints, Counter::default(), None, never()).await.unwrap()
-    else {
-        panic!()
-    };
-    assert_eq!((state.n, state.trail.clone()), (110, vec!["join".to_owned(), "inner-a".into(), "inner-b".into()]));
-    assert_eq!(checkpoints.all("r3").await.len(), 3, "fan (with its branches), join, sub");
-}
-
-#[tokio::test]
 async fn an_interrupt_waits_for_a_person_and_resumes_with_the_answer() {
     let graph = Graph::new("ask")
         .node("ask", |s: Counter, _| async move {

@@ -48,7 +48,7 @@ impl KeyRing {
                 return Err(invalid(format!("secret key id `{}` must have 1 to 64 characters", key.kid)));
             }
             let secret = URL_SAFE_NO_PAD
-                .decode(key.secret.trim_end_matches('='))
+                .decode(key.secret.expose().trim_end_matches('='))
                 .map_err(|e| invalid(format!("secret key `{}` is not base64url: {e}", key.kid)))?;
             if secret.len() < 32 {
                 return Err(invalid(format!("secret key `{}` is shorter than 32 bytes", key.kid)));
@@ -119,7 +119,7 @@ mod tests {
     use super::*;
 
     fn key(kid: &str, fill: u8) -> SigningKey {
-        SigningKey { kid: kid.into(), secret: URL_SAFE_NO_PAD.encode([fill; 32]) }
+        SigningKey { kid: kid.into(), secret: URL_SAFE_NO_PAD.encode([fill; 32]).into() }
     }
 
     #[test]
@@ -144,5 +144,13 @@ mod tests {
         let mut relabelled = sealed.clone();
         relabelled[1..4].copy_from_slice(b"new");
         assert!(rotated.open(&relabelled).is_err());
+    }
+
+    #[test]
+    fn a_generated_key_file_reads_back_the_same_key() {
+        let dir = cairn_testkit::TempDir::new("keyring");
+        let sealed = KeyRing::load_or_generate(&dir.path).unwrap().seal(b"sk-secret").unwrap();
+        let again = KeyRing::load_or_generate(&dir.path).unwrap();
+        assert_eq!(again.open(&sealed).unwrap(), b"sk-secret");
     }
 }

@@ -30,9 +30,19 @@ impl std::fmt::Debug for SigningKeys {
 /// The file a generated key is kept in, inside the data dir.
 const KEY_FILE: &str = "auth/signing-keys.json";
 
+/// A key file, `{"keys": [{"kid": …, "secret": …}]}`. The file is where a
+/// generated key lives (owner-only), so it holds the secret in clear, which
+/// `SigningKey` never serializes.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct KeyFile {
-    keys: Vec<SigningKey>,
+    keys: Vec<StoredKey>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredKey {
+    kid: String,
+    secret: String,
 }
 
 impl SigningKeys {
@@ -42,7 +52,7 @@ impl SigningKeys {
         let mut macs = HashMap::new();
         for key in keys {
             let secret = URL_SAFE_NO_PAD
-                .decode(key.secret.trim_end_matches('='))
+                .decode(key.secret.expose().trim_end_matches('='))
                 .map_err(|e| invalid(format!("signing key `{}` is not base64url: {e}", key.kid)))?;
             if secret.len() < 32 {
                 return Err(invalid(format!("signing key `{}` is shorter than 32 bytes", key.kid)));
@@ -75,12 +85,13 @@ pub(crate) fn load_or_generate_keys(path: &Path, what: &str) -> std::io::Result<
         Ok(bytes) => {
             let file: KeyFile = serde_json::from_slice(&bytes)
                 .map_err(|e| invalid(format!("{} is not a key file: {e}", path.display())))?;
-            Ok(file.keys)
+            Ok(file.keys.into_iter().map(|k| SigningKey { kid: k.kid, secret: k.secret.into() }).collect())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = SigningKey { kid: crate::tokens::random_token(9), secret: crate::tokens::random_token(32) };
-            let json =
-                serde_json::to_vec_pretty(&KeyFile { keys: vec![key.clone()] }).map_err(std::io::Error::other)?;
+            let key =
+                SigningKey { kid: crate::tokens::random_token(9), secret: crate::tokens::random_token(32).into() };
+            let stored = StoredKey { kid: key.kid.clone(), secret: key.secret.expose().to_owned() };
+            let json = serde_json::to_vec_pretty(&KeyFile { keys: vec![stored] }).map_err(std::io::Error::other)?;
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }

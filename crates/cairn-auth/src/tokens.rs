@@ -136,7 +136,7 @@ mod tests {
 
     fn keys(kid: &str, secret_byte: u8) -> SigningKeys {
         let secret = URL_SAFE_NO_PAD.encode([secret_byte; 32]);
-        SigningKeys::from_config(&[SigningKey { kid: kid.to_owned(), secret }]).unwrap()
+        SigningKeys::from_config(&[SigningKey { kid: kid.to_owned(), secret: secret.into() }]).unwrap()
     }
 
     fn claims(now: i64) -> AccessClaims {

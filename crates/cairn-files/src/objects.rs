@@ -48,8 +48,8 @@ impl Objects {
             }
             if !config.s3_access_key_id.is_empty() {
                 builder = builder
-                    .with_access_key_id(&config.s3_access_key_id)
-                    .with_secret_access_key(&config.s3_secret_access_key);
+                    .with_access_key_id(config.s3_access_key_id.expose())
+                    .with_secret_access_key(config.s3_secret_access_key.expose());
             }
             builder = builder.with_virtual_hosted_style_request(!config.s3_path_style);
             let s3 = Arc::new(builder.build().map_err(storage)?);

@@ -54,7 +54,7 @@ async fn library(s3: Option<S3Server>, tweak: fn(&mut FilesConfig)) -> Library {
         s3.configure(&mut config.files);
     }
     tweak(&mut config.files);
-    let key = cairn_config::SigningKey { kid: "k".into(), secret: "A".repeat(43) };
+    let key = cairn_config::SigningKey { kid: "k".into(), secret: "A".repeat(43).into() };
     let keys = cairn_auth::SigningKeys::from_config(&[key]).unwrap();
     let outbox = cairn_auth::mail::Outbox::new(dir.path.join("outbox"), "Cairn <c@localhost>").unwrap();
     let auth = Auth::new(&config, store.clone(), &bus, Arc::new(outbox), keys);

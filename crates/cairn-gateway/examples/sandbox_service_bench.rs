@@ -68,12 +68,12 @@ async fn main() {
     let local = LocalSandboxes::start(config).await.expect("bubblewrap and python3");
 
     let mut http_config = cairn_config::Config::default();
-    http_config.sandbox.host_token = "benchmark-service-credential-0123456789".to_owned();
+    http_config.sandbox.host_token = "benchmark-service-credential-0123456789".into();
     let app = cairn_gateway::sandbox_host_app(&http_config, Arc::new(local.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(cairn_gateway::serve(listener, app, std::future::pending()));
-    let remote = RemoteSandboxes::new(&base, &http_config.sandbox.host_token).unwrap();
+    let remote = RemoteSandboxes::new(&base, http_config.sandbox.host_token.expose()).unwrap();
 
     let mut local_create = creates(&local, &local, starts).await;
     let mut local_exec = round_trips(&local, executions).await;

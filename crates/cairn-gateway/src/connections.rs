@@ -80,7 +80,7 @@ impl Connections {
         let mut config = self.inner.file.clone();
         // A compatible server configured without models offers what it lists.
         for provider in config.providers.iter_mut().filter(|p| p.models.is_empty()) {
-            match cairn_llm::discover::server_models(&provider.base_url, &provider.api_key).await {
+            match cairn_llm::discover::server_models(&provider.base_url, provider.api_key.expose()).await {
                 Some(names) => {
                     provider.models = names.into_iter().map(|name| LlmModel { name, ..Default::default() }).collect();
                 }
@@ -120,7 +120,7 @@ impl Connections {
             name: connection.name.clone(),
             kind: connection.kind.clone(),
             base_url: connection.base_url.clone(),
-            api_key,
+            api_key: api_key.into(),
             api_version: connection.api_version.clone(),
             models: serde_json::from_value(connection.models.clone()).unwrap_or_default(),
         })
@@ -296,7 +296,7 @@ impl From<&LlmProvider> for ConnectionResponse {
             kind: p.kind.clone(),
             base_url: p.base_url.clone(),
             api_version: p.api_version.clone(),
-            key_hint: (!p.api_key.is_empty()).then(|| key_hint(&p.api_key)),
+            key_hint: (!p.api_key.is_empty()).then(|| key_hint(p.api_key.expose())),
             models: p.models.iter().map(ConnectionModel::from).collect(),
             enabled: true,
             source: ConnectionSource::Configuration,

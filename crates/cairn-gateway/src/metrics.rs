@@ -53,7 +53,7 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
 }
 
 async fn guarded(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let expected = state.config.server.metrics_token.as_bytes();
+    let expected = state.config.server.metrics_token.expose().as_bytes();
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -113,7 +113,7 @@ pub fn sandbox_host_openapi_document() -> Document {
 pub fn sandbox_host_app(config: &Config, sandboxes: Arc<dyn Sandboxes>) -> Router {
     let state = HostState {
         sandboxes,
-        token: Arc::from(config.sandbox.host_token.as_str()),
+        token: Arc::from(config.sandbox.host_token.expose()),
         pending: Arc::new(Mutex::new(HashMap::new())),
     };
     let (api, document) = api().split_for_parts();

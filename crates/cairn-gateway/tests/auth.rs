@@ -41,7 +41,7 @@ struct Reply {
 }
 
 fn key_config(kid: &str, fill: char) -> cairn_config::SigningKey {
-    cairn_config::SigningKey { kid: kid.into(), secret: fill.to_string().repeat(43) }
+    cairn_config::SigningKey { kid: kid.into(), secret: fill.to_string().repeat(43).into() }
 }
 
 async fn serve(config: Config, db: Database, bus: Option<Bus>, backing: Backing) -> Api {

@@ -349,7 +349,7 @@ async fn a_ticket_issued_by_one_gateway_opens_a_socket_on_another_once() {
         db.migrate().await.unwrap();
         let bus = cairn_bus::redis::connect(&redis_url(), &prefix, QueueOptions::default()).await.unwrap();
         let mut config = Config::default();
-        config.auth.signing_keys = vec![cairn_config::SigningKey { kid: "k".into(), secret: "A".repeat(43) }];
+        config.auth.signing_keys = vec![cairn_config::SigningKey { kid: "k".into(), secret: "A".repeat(43).into() }];
         let state = support::state(config, &db, bus, &dir);
         let base = support::serve(state).await;
         gateways.push(Api { base, client: reqwest::Client::new(), _dir: dir });
@@ -371,7 +371,7 @@ async fn metrics_need_the_token_or_the_admin_listener() {
     assert_eq!(guessed.status(), StatusCode::FORBIDDEN);
 
     let token = "t".repeat(40);
-    let api = start(|c| c.server.metrics_token = "t".repeat(40)).await;
+    let api = start(|c| c.server.metrics_token = "t".repeat(40).into()).await;
     let missing = api.client.get(api.url("/metrics")).send().await.unwrap();
     assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(json(missing).await["code"], "unauthenticated");

@@ -50,7 +50,9 @@ impl Api {
 }
 
 fn ring(keys: &[(&str, char)]) -> Vec<SigningKey> {
-    keys.iter().map(|(kid, fill)| SigningKey { kid: (*kid).into(), secret: fill.to_string().repeat(43) }).collect()
+    keys.iter()
+        .map(|(kid, fill)| SigningKey { kid: (*kid).into(), secret: fill.to_string().repeat(43).into() })
+        .collect()
 }
 
 async fn serve(

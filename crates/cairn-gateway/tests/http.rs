@@ -166,7 +166,7 @@ async fn requests_carry_an_id() {
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_status() {
     let mut config = small_config();
-    config.server.metrics_token = "m".repeat(32);
+    config.server.metrics_token = "m".repeat(32).into();
     let (server, _db) = start(config).await;
     for _ in 0..3 {
         server.get("/api/v1/version").await;

@@ -33,7 +33,7 @@ async fn host() -> Host {
     local.pool_size = 0;
     let local = LocalSandboxes::start(local).await.expect("bubblewrap and python3 are needed for the sandbox tests");
     let mut config = Config::default();
-    config.sandbox.host_token = TOKEN.to_owned();
+    config.sandbox.host_token = TOKEN.into();
     let app = cairn_gateway::sandbox_host_app(&config, Arc::new(local.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

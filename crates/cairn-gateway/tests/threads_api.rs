@@ -36,7 +36,7 @@ async fn start_with(with_agent: bool, configure: impl FnOnce(&mut Config)) -> Ap
         name: "scripted".into(),
         kind: "openai-compatible".into(),
         base_url: format!("{}/v1", llm.url),
-        api_key: String::new(),
+        api_key: Default::default(),
         api_version: String::new(),
         models: vec![
             LlmModel {
@@ -614,7 +614,7 @@ async fn members_see_who_is_in_a_thread_and_who_is_typing() {
 
 #[tokio::test]
 async fn a_planned_run_waits_for_its_plan_which_editors_may_change() {
-    let api = start_with(true, |config| config.agent.plan_approval = "always".into()).await;
+    let api = start_with(true, |config| config.agent.plan_approval = cairn_config::PlanApproval::Always).await;
     let agents = api.get(&api.viewer, "/api/v1/agents").await;
     let names: Vec<&str> = agents.as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["analyst", "researcher", "writer"], "the built-in sub-agents");

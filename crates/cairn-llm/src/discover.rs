@@ -81,7 +81,7 @@ pub async fn from_environment(env: &dyn Fn(&str) -> Option<String>, ollama_url: 
             name: "openai".into(),
             kind: "openai".into(),
             base_url,
-            api_key: key,
+            api_key: key.into(),
             models: models(names),
             ..Default::default()
         });
@@ -94,7 +94,7 @@ pub async fn from_environment(env: &dyn Fn(&str) -> Option<String>, ollama_url: 
             name: "anthropic".into(),
             kind: "anthropic".into(),
             base_url: set("ANTHROPIC_BASE_URL").unwrap_or_default(),
-            api_key: key,
+            api_key: key.into(),
             models: models(names),
             ..Default::default()
         });

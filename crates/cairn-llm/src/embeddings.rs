@@ -45,7 +45,7 @@ impl Embedder {
         Ok(Some(Embedder {
             http,
             url: format!("{}/embeddings", base.trim_end_matches('/')),
-            api_key: provider.api_key.clone(),
+            api_key: provider.api_key.expose().to_owned(),
             id: config.embedding_model.clone(),
             model: model.to_owned(),
         }))

@@ -158,7 +158,7 @@ impl Models {
             } else {
                 provider.base_url.clone()
             };
-            let api_key = provider.api_key.clone();
+            let api_key = provider.api_key.expose().to_owned();
             // OpenAI's own API also speaks Responses, for the models that choose it.
             let responses: Option<Arc<dyn ChatModel>> = (provider.kind == "openai").then(|| {
                 let client =

@@ -134,7 +134,7 @@ pub async fn from_config(config: &cairn_config::SandboxConfig, data_dir: &Path) 
     if config.host_url.is_empty() {
         Ok(Arc::new(LocalSandboxes::start(LocalConfig::from_config(config, data_dir)?).await?))
     } else {
-        Ok(Arc::new(crate::RemoteSandboxes::new(&config.host_url, &config.host_token)?))
+        Ok(Arc::new(crate::RemoteSandboxes::new(&config.host_url, config.host_token.expose())?))
     }
 }
 

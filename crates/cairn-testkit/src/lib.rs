@@ -339,8 +339,8 @@ impl S3Server {
     pub fn configure(&self, files: &mut cairn_config::FilesConfig) {
         files.store_url = format!("s3://{}", self.bucket);
         files.s3_endpoint = self.endpoint.clone();
-        files.s3_access_key_id = self.access_key.clone();
-        files.s3_secret_access_key = self.secret_key.clone();
+        files.s3_access_key_id = self.access_key.clone().into();
+        files.s3_secret_access_key = self.secret_key.clone().into();
         files.s3_path_style = true;
         files.allow_http = true;
     }

@@ -38,7 +38,7 @@ impl SearchProvider {
                 } else {
                     config.search_url.clone()
                 },
-                api_key: config.search_api_key.clone(),
+                api_key: config.search_api_key.expose().to_owned(),
                 http,
             }),
             "searxng" => Some(SearchProvider::Searxng { base_url: config.search_url.clone(), http }),

@@ -151,8 +151,9 @@ fn build_files(
     auth: Auth,
 ) -> anyhow::Result<cairn_files::Files> {
     let objects = cairn_files::Objects::from_config(&config.files, &config.data_dir).context("files.store_url")?;
-    let secret = cairn_files::link_secret(&config.files.link_signing_key, &config.data_dir.join("files/link-key"))
-        .context("files.link_signing_key")?;
+    let secret =
+        cairn_files::link_secret(config.files.link_signing_key.expose(), &config.data_dir.join("files/link-key"))
+            .context("files.link_signing_key")?;
     Ok(cairn_files::Files::new(&config.files, store, objects, auth, &secret)?)
 }
 
@@ -397,7 +398,13 @@ async fn build_tools(
         let sandboxes = cairn_sandbox::LocalSandboxes::start(local).await?;
         (Arc::new(sandboxes.clone()), Some(sandboxes))
     } else {
-        (Arc::new(cairn_sandbox::RemoteSandboxes::new(&config.sandbox.host_url, &config.sandbox.host_token)?), None)
+        (
+            Arc::new(cairn_sandbox::RemoteSandboxes::new(
+                &config.sandbox.host_url,
+                config.sandbox.host_token.expose(),
+            )?),
+            None,
+        )
     };
     let services = cairn_tools::Services::from_config(&config.tools, sandboxes, Some(files)).await?;
     Ok((cairn_tools::ToolRunner::new(registry.clone(), services), local))

@@ -26,7 +26,7 @@ pub async fn sqlite_state(dir: &TempDir, mut config: Config) -> AppState {
 pub fn state(config: Config, db: &Database, bus: Bus, dir: &TempDir) -> AppState {
     let config_llm = config.llm.clone();
     let models = Arc::new(cairn_llm::Models::from_config(&config_llm).unwrap());
-    let secret = cairn_config::SigningKey { kid: "test".into(), secret: "Q".repeat(43) };
+    let secret = cairn_config::SigningKey { kid: "test".into(), secret: "Q".repeat(43).into() };
     let secret_ring = if config.llm.secret_keys.is_empty() {
         cairn_auth::KeyRing::from_config(&[secret]).unwrap()
     } else {
@@ -34,7 +34,7 @@ pub fn state(config: Config, db: &Database, bus: Bus, dir: &TempDir) -> AppState
     };
     let bus_for_connections = bus.clone();
     let keys = if config.auth.signing_keys.is_empty() {
-        vec![cairn_config::SigningKey { kid: "test".into(), secret: "A".repeat(43) }]
+        vec![cairn_config::SigningKey { kid: "test".into(), secret: "A".repeat(43).into() }]
     } else {
         config.auth.signing_keys.clone()
     };

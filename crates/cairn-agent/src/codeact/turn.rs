@@ -1,0 +1,382 @@
+//! One turn of the loop: `think` (new messages, budgets, the model's next
+//! block) and `act` (the block in the sandbox, its outputs, the observation),
+//! with the bridge that connects an execution to the tools.
+
+use super::*;
+
+/// Figures of one execution the model sees, at most.
+pub(super) const MAX_OBSERVED_IMAGES: usize = 4;
+/// A figure larger than this (base64) is only described in words.
+pub(super) const MAX_OBSERVED_IMAGE_BASE64: usize = 1 << 20;
+/// Observations whose figures the model still sees; older ones keep their
+/// words (`[a figure, saved as …]`) without the image.
+pub(super) const MESSAGES_WITH_IMAGES: usize = 3;
+
+/// Drops the images of all but the latest few messages that have them, so
+/// the conversation (and its checkpoints) do not grow by a figure a step.
+pub(super) fn keep_recent_images(messages: &mut [Message]) {
+    let mut kept = 0;
+    for message in messages.iter_mut().rev().filter(|m| !m.images.is_empty()) {
+        if kept < MESSAGES_WITH_IMAGES {
+            kept += 1;
+        } else {
+            message.images.clear();
+        }
+    }
+}
+
+impl Agent {
+    /// Adds the thread's messages posted since the last look to the
+    /// conversation; the first answer to an approval question decides it.
+    pub(super) async fn absorb_messages(
+        &self,
+        state: &mut AgentState,
+        run: &RunContext,
+    ) -> Result<Option<String>, String> {
+        let thread_messages = run.working.messages(run.thread).await.map_err(|e| e.to_string())?;
+        let mut last = None;
+        for message in thread_messages.iter().skip(state.seen_messages) {
+            if message.role == cairn_core::model::MessageRole::User {
+                if let Some(call) = state.awaiting_approval.take()
+                    && says_yes(&message.content)
+                {
+                    state.approved.push(call);
+                }
+                if message.attachments.is_empty() {
+                    state.messages.push(Message::user(message.content.clone()));
+                } else {
+                    let files = self.services.files.as_ref();
+                    let (note, images) = crate::figures::attachments(files, run.project, &message.attachments).await;
+                    state.messages.push(Message::user_with_images(format!("{}{note}", message.content), images));
+                }
+                last = Some(message.content.clone());
+            }
+        }
+        state.seen_messages = thread_messages.len();
+        Ok(last)
+    }
+
+    /// Why the run must stop now, if it must: the project's budget first
+    /// (the owner set it on purpose), then the run's own.
+    pub(super) async fn stop_reason(&self, state: &AgentState, run: &RunContext) -> Result<Option<String>, String> {
+        if let Some(limit) = run.project_budget_usd
+            && let Some(why) =
+                crate::budget::budget_spent(&*self.store, run.project, limit).await.map_err(|e| e.to_string())?
+        {
+            return Ok(Some(why));
+        }
+        Ok(run.budget.reached(state.spent()))
+    }
+
+    /// Ends the run for `why` (a budget) with a `run.budget` event.
+    pub(super) async fn stop(
+        mut state: AgentState,
+        why: String,
+        events: &dyn Events,
+    ) -> Result<Step<AgentState>, String> {
+        events.emit(RunEvent::Budget(BudgetReached { reason: why.clone() })).await;
+        state.failure = Some(why);
+        Ok(Step { state, control: Control::End })
+    }
+
+    pub(super) async fn think(
+        &self,
+        mut state: AgentState,
+        run: &RunContext,
+        events: &dyn Events,
+        ctx: StepContext,
+    ) -> Result<Step<AgentState>, String> {
+        let started = Instant::now();
+        state.pending_code = None;
+        // Messages members posted meanwhile reach the model now.
+        self.absorb_messages(&mut state, run).await?;
+        if let Some(why) = self.stop_reason(&state, run).await? {
+            return Self::stop(state, why, events).await;
+        }
+        let task = state.task.and_then(|i| state.plan.as_ref()?.tasks.get(i).cloned());
+        let spec: Option<AgentSpec> = task.as_ref().and_then(|t| run.agent_spec(&t.agent)).cloned();
+        if let Some(spec) = &spec
+            && state.task_turns >= spec.max_steps
+        {
+            state.task_failure = Some(format!("the task's step budget of {} was reached", spec.max_steps));
+            return Ok(Step::next(state));
+        }
+        let context = self.pinned_context(&mut state, run).await;
+        let system = match &spec {
+            Some(spec) => self.sub_agent_prompt(spec, &context),
+            None => self.system_prompt_with(&context),
+        };
+        let model_id = spec.as_ref().map(|s| s.model.as_str()).filter(|m| !m.is_empty());
+        self.fit_context(&mut state, run, events, &ctx, model_id, &system).await?;
+        let messages = state.messages.clone();
+        let Some(reply) = self.call_model(&mut state, run, events, &ctx, model_id, system, messages).await? else {
+            return Ok(Step::next(state));
+        };
+        if task.is_some() {
+            state.task_turns += 1;
+        }
+        state.messages.push(Message::assistant(reply.clone()));
+        match code_block(&reply) {
+            Some(code) => {
+                state.malformed = 0;
+                events.emit(RunEvent::Code(CodeBlock { code: code.clone(), task: task_of(&state) })).await;
+                state.pending_code = Some(code);
+            }
+            None => {
+                state.malformed += 1;
+                if state.malformed >= MAX_MALFORMED {
+                    let why = format!("the model replied {MAX_MALFORMED} times without a code block");
+                    match task {
+                        Some(_) => state.task_failure = Some(why),
+                        None => state.failure = Some(why),
+                    }
+                } else {
+                    state.messages.push(Message::user(
+                        "Your reply had no ```python block. Write one; call final_answer(...) in it when the task \
+                         is done.",
+                    ));
+                }
+            }
+        }
+        state.elapsed_ms += started.elapsed().as_millis() as u64;
+        Ok(Step::next(state))
+    }
+
+    pub(super) async fn act(
+        &self,
+        mut state: AgentState,
+        run: &RunContext,
+        events: &dyn Events,
+        ctx: StepContext,
+    ) -> Result<Step<AgentState>, String> {
+        let started = Instant::now();
+        let Some(code) = state.pending_code.take() else {
+            return Ok(Step::next(state));
+        };
+        let tools = self.tool_context(run, ctx.step);
+        let (outputs_tx, mut outputs_rx) = tokio::sync::mpsc::unbounded_channel::<Output>();
+        let allowed = state
+            .task
+            .and_then(|i| state.plan.as_ref()?.tasks.get(i))
+            .and_then(|t| run.agent_spec(&t.agent))
+            .filter(|spec| !spec.tools.is_empty())
+            .map(|spec| (spec.name.clone(), spec.tools.clone()));
+        let mut bridge = AgentBridge {
+            agent: self,
+            allowed,
+            tools,
+            outputs: outputs_tx,
+            answer: None,
+            question: None,
+            require_approval: &run.require_approval,
+            approved: &state.approved,
+            needs_approval: None,
+        };
+        if state.planning {
+            // The kernel's tools check the sub-agent's list too (they may run
+            // in the kernel, out of the bridge's sight).
+            let setting = match &bridge.allowed {
+                Some((agent, tools)) => format!("_cairn_tools_allowed = {tools:?}\n_cairn_agent_name = {agent:?}"),
+                None => "_cairn_tools_allowed = None".to_owned(),
+            };
+            let quiet = &mut |_: &Output| {};
+            if let Err(error) =
+                self.services.sandboxes.execute(run.sandbox, Execution::Python { code: setting }, quiet).await
+            {
+                tracing::warn!(error = %error.detail(), "the sub-agent's tools could not be set");
+            }
+        }
+        let execution = self.services.sandboxes.execute(run.sandbox, Execution::Python { code }, &mut bridge);
+        let outcome = {
+            tokio::pin!(execution);
+            loop {
+                tokio::select! {
+                    outcome = &mut execution => break outcome,
+                    Some(output) = outputs_rx.recv() => {
+                        events.emit(RunEvent::Output(OutputProduced { output, task: task_of(&state) })).await;
+                    }
+                }
+            }
+        };
+        while let Ok(output) = outputs_rx.try_recv() {
+            events.emit(RunEvent::Output(OutputProduced { output, task: task_of(&state) })).await;
+        }
+        let (answer, mut question) = (bridge.answer.take(), bridge.question.take());
+        if let Some((call, description)) = bridge.needs_approval.take() {
+            question = Some(format!("May the agent run {description}? Answer yes or no."));
+            state.awaiting_approval = Some(call);
+        }
+        let (observation, images) = match outcome {
+            Ok(outcome) => self.observe(&outcome, run, &ctx, events).await,
+            Err(error) => (
+                format!("The sandbox failed: {}. The kernel will be fresh on the next turn.", error.detail()),
+                Vec::new(),
+            ),
+        };
+        events.emit(RunEvent::Observation(step_text(observation.clone(), &state))).await;
+        state.messages.push(Message::user_with_images(format!("Observation:\n{observation}"), images));
+        keep_recent_images(&mut state.messages);
+        state.elapsed_ms += started.elapsed().as_millis() as u64;
+        if let Some(answer) = answer {
+            // A sub-agent's answer is its task's result, for the supervisor.
+            if state.task.is_some() {
+                state.task_answer = Some(answer);
+                return Ok(Step::next(state));
+            }
+            state.final_answer = Some(answer);
+            return Ok(Step { state, control: Control::End });
+        }
+        if let Some(question) = question {
+            events.emit(RunEvent::Interrupt(Interrupted { question: question.clone(), plan: false })).await;
+            state.question = Some(question.clone());
+            return Ok(Step {
+                state,
+                control: Control::Interrupt { question: json!(question), resume_at: "think".into() },
+            });
+        }
+        Ok(Step::next(state))
+    }
+
+    /// What the model is told about an execution: output, value, error,
+    /// limits — and figures, which are saved (into the workspace, and into
+    /// the library as artifacts).
+    pub(super) async fn observe(
+        &self,
+        outcome: &ExecOutcome,
+        run: &RunContext,
+        ctx: &StepContext,
+        events: &dyn Events,
+    ) -> (String, Vec<cairn_llm::Image>) {
+        let mut parts = Vec::new();
+        let mut images = Vec::new();
+        let stdout = outcome.stream("stdout");
+        if !stdout.is_empty() {
+            parts.push(format!("stdout:\n{stdout}"));
+        }
+        let stderr = outcome.stream("stderr");
+        if !stderr.is_empty() {
+            parts.push(format!("stderr:\n{stderr}"));
+        }
+        let mut figures = 0;
+        for output in &outcome.outputs {
+            match output {
+                Output::Display { data } | Output::Result { data } => {
+                    if let Some(png) = data.get("image/png").and_then(Value::as_str) {
+                        figures += 1;
+                        let path = format!("figures/step-{}-{figures}.png", ctx.step);
+                        let bytes = base64::engine::general_purpose::STANDARD.decode(png).unwrap_or_default();
+                        if self.services.sandboxes.write_file(run.sandbox, &path, bytes).await.is_ok() {
+                            let saved = self
+                                .registry
+                                .call(&self.tool_context(run, ctx.step), "save_artifact", json!([path]), json!({}))
+                                .await;
+                            if let Some(file) = saved.ok().and_then(|file| serde_json::from_value(file).ok()) {
+                                events.emit(RunEvent::Artifact(file)).await;
+                            }
+                            parts.push(format!("[a figure, saved as {path}]"));
+                        }
+                        // The figure itself, for a model that sees: a few, scaled
+                        // down when large, none too heavy.
+                        let fitted = base64::engine::general_purpose::STANDARD
+                            .decode(png)
+                            .ok()
+                            .and_then(|bytes| crate::figures::fit_png(&bytes, crate::figures::MAX_SIDE))
+                            .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes));
+                        if let Some(data) = fitted.filter(|d| d.len() <= MAX_OBSERVED_IMAGE_BASE64)
+                            && images.len() < MAX_OBSERVED_IMAGES
+                        {
+                            images.push(cairn_llm::Image { media_type: "image/png".into(), data });
+                        }
+                    } else if let (Output::Result { .. }, Some(text)) =
+                        (output, data.get("text/plain").and_then(Value::as_str))
+                    {
+                        parts.push(format!("value:\n{text}"));
+                    }
+                }
+                Output::Error { ename, evalue, traceback } if ename != "SandboxLimitExceeded" => {
+                    let trace: Vec<&str> = traceback.iter().map(String::as_str).collect();
+                    parts.push(format!("error: {ename}: {evalue}\n{}", shorten(&trace.join(""), 2000)));
+                }
+                _ => {}
+            }
+        }
+        if let Some(limit) = &outcome.limit {
+            parts.push(format!("limit: {limit}"));
+        }
+        if parts.is_empty() {
+            parts.push("(the code ran and printed nothing)".to_owned());
+        }
+        (shorten(&parts.join("\n"), MAX_OBSERVATION_CHARS), images)
+    }
+
+    /// What a tool called in this step of the run works with (its
+    /// artifacts carry the run and the step).
+    pub(super) fn tool_context(&self, run: &RunContext, step: i64) -> ToolContext {
+        ToolContext {
+            services: self.services.clone(),
+            sandbox: run.sandbox,
+            user: run.user,
+            project: Some(run.project),
+            thread: Some(run.thread),
+            run: Some((run.run, step)),
+        }
+    }
+}
+
+/// Connects an execution to the tools, and takes `final_answer` and
+/// `ask_user` for the run.
+struct AgentBridge<'a> {
+    agent: &'a Agent,
+    /// A sub-agent's name and the only tools it may call.
+    allowed: Option<(String, Vec<String>)>,
+    tools: ToolContext,
+    outputs: tokio::sync::mpsc::UnboundedSender<Output>,
+    answer: Option<String>,
+    question: Option<String>,
+    require_approval: &'a [String],
+    approved: &'a [String],
+    /// A call that needs approval first: its key and a description.
+    needs_approval: Option<(String, String)>,
+}
+
+#[async_trait]
+impl ExecHandler for AgentBridge<'_> {
+    fn output(&mut self, output: &Output) {
+        let _ = self.outputs.send(output.clone());
+    }
+
+    async fn tool_call(&mut self, name: &str, args: Value, kwargs: Value) -> Result<Value, String> {
+        let text = |key: &str| {
+            kwargs.get(key).and_then(Value::as_str).or(args.get(0).and_then(Value::as_str)).map(str::to_owned)
+        };
+        match name {
+            "final_answer" => {
+                let answer = text("answer").ok_or("final_answer needs the answer as text")?;
+                self.answer = Some(answer);
+                Ok(json!("the answer was recorded; the task ends after this block"))
+            }
+            "ask_user" => {
+                let question = text("question").ok_or("ask_user needs the question as text")?;
+                self.question = Some(question);
+                Ok(json!("the question was sent; the answer will be your next observation"))
+            }
+            _ if self.allowed.as_ref().is_some_and(|(_, tools)| !tools.iter().any(|t| t == name)) => {
+                let (agent, tools) = self.allowed.as_ref().map(|(a, t)| (a.as_str(), t.join(", "))).unwrap_or_default();
+                Err(format!("{name} is not one of the {agent} agent's tools; it may call {tools}"))
+            }
+            _ if self.require_approval.iter().any(|t| t == name) => {
+                let key = json!({ "tool": name, "args": args, "kwargs": kwargs }).to_string();
+                if self.approved.contains(&key) {
+                    return self.agent.registry.call(&self.tools, name, args, kwargs).await;
+                }
+                let described = format!("{name}({}{})", args, kwargs);
+                self.needs_approval = Some((key, described));
+                Err(format!(
+                    "{name} needs a member's approval; the run pauses until someone answers. If they approve, call it \
+                     again with the same arguments."
+                ))
+            }
+            _ => self.agent.registry.call(&self.tools, name, args, kwargs).await,
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! `[sandbox]`: where sandboxes run and what they may use.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result, Secret, refuse_zero};
+
+/// Where sandboxes run and what they may use.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxConfig {
+    /// Empty: sandboxes run on this machine. `http://host:port`: they run on
+    /// a `cairn serve --role sandbox-host` there.
+    pub host_url: String,
+    /// The service credential between Cairn and a sandbox host (at least 32
+    /// characters): required by the `sandbox-host` role and by `host_url`.
+    pub host_token: Secret,
+    /// The sandboxes' Python (a venv's `bin/python` with the data stack);
+    /// empty: the `python3` on the PATH.
+    pub python: String,
+    /// Sandboxes kept started ahead of need.
+    pub pool_size: usize,
+    /// Default and largest memory of one sandbox, in MiB.
+    pub memory_mb: u64,
+    pub max_memory_mb: u64,
+    /// Default and largest number of processes of one sandbox.
+    pub processes: u32,
+    pub max_processes: u32,
+    /// Default and longest wall time of one execution, in seconds.
+    pub wall_time_secs: u64,
+    pub max_wall_time_secs: u64,
+    /// Default and largest workspace size, in MiB.
+    pub disk_mb: u64,
+    pub max_disk_mb: u64,
+    /// Output kept per execution, in KiB.
+    pub output_kb: u64,
+    /// A running sandbox idle this long is paused (processes stopped, files kept).
+    pub idle_pause_secs: u64,
+    /// A paused sandbox idle this long is deleted with its workspace.
+    pub idle_reclaim_secs: u64,
+    /// Running sandboxes per user and on this host.
+    pub max_running_per_user: usize,
+    pub max_running: usize,
+    /// Whether a sandbox's policy may ask for network (HTTP and HTTPS through
+    /// the egress proxy, which never reaches loopback or private addresses).
+    pub allow_network: bool,
+    /// Ports the egress proxy connects to.
+    pub egress_ports: Vec<u16>,
+    /// Exact `address:port` pairs the egress proxy may reach even though
+    /// they are private (an internal package mirror).
+    pub egress_allow: Vec<SocketAddr>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            host_url: String::new(),
+            host_token: Secret::default(),
+            python: String::new(),
+            pool_size: 2,
+            memory_mb: 1024,
+            max_memory_mb: 4096,
+            processes: 256,
+            max_processes: 1024,
+            wall_time_secs: 120,
+            max_wall_time_secs: 1800,
+            disk_mb: 2048,
+            max_disk_mb: 10240,
+            output_kb: 1024,
+            idle_pause_secs: 900,
+            idle_reclaim_secs: 7 * 24 * 3600,
+            max_running_per_user: 4,
+            max_running: 32,
+            allow_network: true,
+            egress_ports: vec![80, 443],
+            egress_allow: Vec::new(),
+        }
+    }
+}
+
+impl SandboxConfig {
+    pub(crate) fn validate(&self) -> Result<()> {
+        for (key, default, max) in [
+            ("sandbox.memory_mb", self.memory_mb, self.max_memory_mb),
+            ("sandbox.processes", self.processes.into(), self.max_processes.into()),
+            ("sandbox.wall_time_secs", self.wall_time_secs, self.max_wall_time_secs),
+            ("sandbox.disk_mb", self.disk_mb, self.max_disk_mb),
+        ] {
+            if default == 0 || default > max {
+                return Err(Error::Invalid {
+                    key,
+                    expected: "at least 1 and at most its max_ counterpart",
+                    got: format!("{default} (max {max})"),
+                });
+            }
+        }
+        refuse_zero([
+            ("sandbox.output_kb", self.output_kb, "at least 1"),
+            ("sandbox.idle_pause_secs", self.idle_pause_secs, "at least 1"),
+            ("sandbox.idle_reclaim_secs", self.idle_reclaim_secs, "at least 1"),
+            ("sandbox.max_running_per_user", self.max_running_per_user as u64, "at least 1"),
+            ("sandbox.max_running", self.max_running as u64, "at least 1"),
+        ])?;
+        if !(self.host_url.is_empty() || self.host_url.starts_with("http://") || self.host_url.starts_with("https://"))
+        {
+            return Err(Error::Invalid {
+                key: "sandbox.host_url",
+                expected: "empty (sandboxes on this machine) or an http:// or https:// URL",
+                got: self.host_url.clone(),
+            });
+        }
+        if !self.host_url.is_empty() && self.host_token.len() < 32 {
+            return Err(Error::Invalid {
+                key: "sandbox.host_token",
+                expected: "the sandbox host's service credential (at least 32 characters) when sandbox.host_url is set",
+                got: format!("{} characters", self.host_token.len()),
+            });
+        }
+        Ok(())
+    }
+}
