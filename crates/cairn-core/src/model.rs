@@ -250,6 +250,42 @@ pub struct Event {
     pub created_at: OffsetDateTime,
 }
 
+/// Model calls added up: how many, their tokens and what they cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ModelUsage {
+    pub model_calls: u64,
+    /// Prompt tokens neither read from nor written to a provider's cache.
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub cost_usd: f64,
+    /// What prompt caching saved (US dollars).
+    pub saved_usd: f64,
+}
+
+impl std::ops::Add for ModelUsage {
+    type Output = ModelUsage;
+
+    fn add(self, other: ModelUsage) -> ModelUsage {
+        ModelUsage {
+            model_calls: self.model_calls + other.model_calls,
+            input_tokens: self.input_tokens + other.input_tokens,
+            output_tokens: self.output_tokens + other.output_tokens,
+            cache_read_tokens: self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens: self.cache_write_tokens + other.cache_write_tokens,
+            cost_usd: self.cost_usd + other.cost_usd,
+            saved_usd: self.saved_usd + other.saved_usd,
+        }
+    }
+}
+
+impl std::iter::Sum for ModelUsage {
+    fn sum<I: Iterator<Item = ModelUsage>>(iter: I) -> ModelUsage {
+        iter.fold(ModelUsage::default(), |total, usage| total + usage)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub run_id: Option<RunId>,

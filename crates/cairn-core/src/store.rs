@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 
 use crate::model::{
     ApiKey, AuditEntry, Checkpoint, Event, FileRecord, Membership, MemoryChunk, Message, ModelConnection,
-    ModelConnectionUpdate, NewApiKey, NewAuditEntry, NewCheckpoint, NewEvent, NewFile, NewMemoryChunk, NewMessage,
-    NewModelConnection, NewProject, NewRefreshToken, NewRun, NewThread, NewUser, Project, ProjectUpdate,
+    ModelConnectionUpdate, ModelUsage, NewApiKey, NewAuditEntry, NewCheckpoint, NewEvent, NewFile, NewMemoryChunk,
+    NewMessage, NewModelConnection, NewProject, NewRefreshToken, NewRun, NewThread, NewUser, Project, ProjectUpdate,
     RefreshOutcome, Role, Run, RunStatus, Thread, User,
 };
 use crate::{ApiKeyId, ConnectionId, FileId, ProjectId, Result, RunId, SessionId, ThreadId, UserId};
@@ -98,6 +98,8 @@ pub trait ThreadRepo: Send + Sync {
 pub trait RunRepo: Send + Sync {
     async fn create_run(&self, new: NewRun) -> Result<Run>;
     async fn run(&self, id: RunId) -> Result<Run>;
+    /// The thread's runs, oldest first.
+    async fn runs(&self, thread: ThreadId) -> Result<Vec<Run>>;
     /// Moves the run to `status`. A run that already finished keeps its final
     /// status: the call fails with `Conflict`.
     async fn set_run_status(&self, id: RunId, status: RunStatus, error: Option<String>) -> Result<Run>;
@@ -156,6 +158,23 @@ pub trait MemoryRepo: Send + Sync {
     async fn forget_memory(&self, project: ProjectId, source: &str) -> Result<u64>;
 }
 
+/// What the agent's model calls used, added up from the threads' logs: each
+/// call is one event of kind `usage` (the agent's `RunEvent::Usage`), whose
+/// payload names the `user` whose run made it, its `input_tokens`,
+/// `output_tokens`, `cache_read_tokens`, `cache_write_tokens`, `cost_usd`
+/// and `saved_usd`; a field the payload lacks (version 1 wrote no cache
+/// fields) counts as 0. The log is the one record, so the totals cannot
+/// drift from it, and events written by any version count.
+#[async_trait]
+pub trait UsageRepo: Send + Sync {
+    /// The project's model calls by the user whose runs made them, in the
+    /// order of the users' ids.
+    async fn usage_by_user(&self, project: ProjectId) -> Result<Vec<(UserId, ModelUsage)>>;
+    /// The user's model calls by project, for the projects they are a
+    /// member of that have any, oldest project first.
+    async fn usage_by_project(&self, user: UserId) -> Result<Vec<(ProjectId, ModelUsage)>>;
+}
+
 /// Model connections made in the app.
 #[async_trait]
 pub trait ConnectionRepo: Send + Sync {
@@ -178,6 +197,7 @@ pub trait Store:
     + FileRepo
     + ThreadRepo
     + RunRepo
+    + UsageRepo
     + AuditRepo
     + MemoryRepo
     + ConnectionRepo

@@ -236,6 +236,33 @@ impl From<cairn_files::Error> for ApiError {
     }
 }
 
+impl From<cairn_agent::RunError> for ApiError {
+    fn from(error: cairn_agent::RunError) -> Self {
+        use cairn_agent::RunError as E;
+        match error {
+            E::Store(error) => error.into(),
+            E::Conflict(detail) => ApiError::Invalid { code: "run_state", detail },
+            E::BudgetSpent(detail) => ApiError::Invalid { code: "budget_spent", detail },
+        }
+    }
+}
+
+/// Reports a lookup's `NotFound` as the thing the caller asked for: a thread
+/// of a project the caller is not in, or a run of such a thread, does not
+/// exist for them (a 404 naming the thread or the run, not the project).
+pub(crate) trait NotFoundAs<T> {
+    fn not_found_as(self, entity: &'static str) -> Result<T, ApiError>;
+}
+
+impl<T, E: Into<ApiError>> NotFoundAs<T> for Result<T, E> {
+    fn not_found_as(self, entity: &'static str) -> Result<T, ApiError> {
+        self.map_err(|error| match error.into() {
+            ApiError::NotFound { .. } => ApiError::NotFound { entity },
+            other => other,
+        })
+    }
+}
+
 impl From<cairn_core::sandbox::SandboxError> for ApiError {
     fn from(error: cairn_core::sandbox::SandboxError) -> Self {
         if let cairn_core::sandbox::SandboxError::Internal(detail) = &error {

@@ -13,6 +13,7 @@ mod memory;
 mod queue;
 mod repo;
 mod rows;
+mod usage;
 
 use std::path::Path;
 use std::str::FromStr;

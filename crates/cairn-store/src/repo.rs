@@ -718,6 +718,12 @@ macro_rules! sql_store {
                 row.into_domain()
             }
 
+            async fn runs(&self, thread: ThreadId) -> cairn_core::Result<Vec<Run>> {
+                let sql = concat!("SELECT ", run_columns!(), " FROM runs WHERE thread_id = $1 ORDER BY id");
+                let rows: Vec<RunRow> = sqlx::query_as(sql).bind(thread.0).fetch_all(&self.pool).await.db()?;
+                rows.into_iter().map(RunRow::into_domain).collect()
+            }
+
             async fn add_run_cost(&self, id: RunId, cost_usd: f64) -> cairn_core::Result<()> {
                 let updated = sqlx::query("UPDATE runs SET cost_usd = cost_usd + $2 WHERE id = $1")
                     .bind(id.0)

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use cairn_core::Error;
 use cairn_core::model::{
-    MessageRole, NewApiKey, NewAuditEntry, NewCheckpoint, NewEvent, NewFile, NewMessage, NewProject, NewRefreshToken,
-    NewRun, NewThread, NewUser, ProjectUpdate, RefreshOutcome, Role, RunStatus, User,
+    MessageRole, ModelUsage, NewApiKey, NewAuditEntry, NewCheckpoint, NewEvent, NewFile, NewMessage, NewProject,
+    NewRefreshToken, NewRun, NewThread, NewUser, ProjectUpdate, RefreshOutcome, Role, RunStatus, User,
 };
 use cairn_core::store::Store;
 use cairn_store::{Database, OpenOptions};
@@ -81,6 +81,8 @@ contract!(
     uploading_to_a_path_again_adds_a_version,
     files_are_listed_by_prefix_moved_and_deleted,
     projects_and_threads_are_renamed_and_runs_add_up_their_cost,
+    a_threads_runs_are_listed_oldest_first,
+    usage_is_added_up_from_the_usage_events_by_user_and_by_project,
 );
 
 async fn user(store: &Arc<dyn Store>, email: &str) -> User {
@@ -286,6 +288,96 @@ async fn projects_and_threads_are_renamed_and_runs_add_up_their_cost(store: Arc<
     assert_eq!(store.project_cost(elsewhere.id).await.unwrap(), 0.0, "another project's runs do not count");
     let no_run = store.add_run_cost(cairn_core::RunId::new(), 1.0).await;
     assert!(matches!(no_run, Err(Error::NotFound { entity: "run" })), "{no_run:?}");
+}
+
+async fn a_threads_runs_are_listed_oldest_first(store: Arc<dyn Store>) {
+    let (owner, thread) = thread_in_new_project(&store).await;
+    assert_eq!(store.runs(thread.id).await.unwrap(), Vec::new());
+    let other = store
+        .create_thread(NewThread {
+            project_id: thread.project_id,
+            title: "Other".into(),
+            created_by: owner.id,
+            model: None,
+        })
+        .await
+        .unwrap();
+    let mut written = Vec::new();
+    for _ in 0..3 {
+        written.push(store.create_run(NewRun { thread_id: thread.id, created_by: owner.id }).await.unwrap());
+        store.create_run(NewRun { thread_id: other.id, created_by: owner.id }).await.unwrap();
+    }
+    written[1] = store.set_run_status(written[1].id, RunStatus::Running, None).await.unwrap();
+    assert_eq!(store.runs(thread.id).await.unwrap(), written, "this thread's runs only, as they now stand");
+}
+
+/// A `usage` event as the agent writes it (protocol version 2).
+fn usage(user: &User, input: u64, cache_read: u64, cost: f64, saved: f64) -> NewEvent {
+    let payload = json!({ "model": "p/m", "user": user.id, "input_tokens": input, "output_tokens": 1,
+                          "cache_read_tokens": cache_read, "cache_write_tokens": 2, "cost_usd": cost, "saved_usd": saved });
+    NewEvent { run_id: None, kind: "usage".into(), payload, schema_version: 2 }
+}
+
+async fn usage_is_added_up_from_the_usage_events_by_user_and_by_project(store: Arc<dyn Store>) {
+    let (owner, thread) = thread_in_new_project(&store).await;
+    let project = thread.project_id;
+    let editor = user(&store, "e@example.com").await;
+    store.set_member(project, editor.id, Role::Editor).await.unwrap();
+    assert_eq!(store.usage_by_user(project).await.unwrap(), Vec::new());
+    assert_eq!(store.usage_by_project(owner.id).await.unwrap(), Vec::new());
+    let second = store
+        .create_thread(NewThread { project_id: project, title: "Second".into(), created_by: editor.id, model: None })
+        .await
+        .unwrap();
+    // Version 1 wrote no cache fields and no saving: they count as 0.
+    let old = json!({ "model": "p/m", "user": owner.id, "input_tokens": 100, "output_tokens": 10, "cost_usd": 0.5 });
+    let old = NewEvent { run_id: None, kind: "usage".into(), payload: old, schema_version: 1 };
+    let lookalike = NewEvent { kind: "run.status".into(), ..usage(&owner, 1000, 0, 8.0, 0.0) };
+    store
+        .append_events(thread.id, vec![old, event("token", 1), usage(&owner, 20, 30, 0.25, 0.125), lookalike])
+        .await
+        .unwrap();
+    store.append_events(second.id, vec![usage(&editor, 7, 0, 1.0, 0.0), usage(&owner, 3, 5, 0.25, 0.0)]).await.unwrap();
+    let elsewhere = store.create_project(NewProject { name: "Q".into(), owner: owner.id }).await.unwrap();
+    let far = store
+        .create_thread(NewThread { project_id: elsewhere.id, title: "Far".into(), created_by: owner.id, model: None })
+        .await
+        .unwrap();
+    store.append_events(far.id, vec![usage(&owner, 1, 0, 2.0, 0.0)]).await.unwrap();
+
+    let owners = ModelUsage {
+        model_calls: 3,
+        input_tokens: 123,
+        output_tokens: 12,
+        cache_read_tokens: 35,
+        cache_write_tokens: 4,
+        cost_usd: 1.0,
+        saved_usd: 0.125,
+    };
+    let editors = ModelUsage {
+        model_calls: 1,
+        input_tokens: 7,
+        output_tokens: 1,
+        cache_read_tokens: 0,
+        cache_write_tokens: 2,
+        cost_usd: 1.0,
+        saved_usd: 0.0,
+    };
+    let mut by_user = vec![(owner.id, owners), (editor.id, editors)];
+    by_user.sort_by_key(|(user, _)| *user);
+    assert_eq!(store.usage_by_user(project).await.unwrap(), by_user, "other kinds and other projects do not count");
+    let far_usage = ModelUsage {
+        model_calls: 1,
+        input_tokens: 1,
+        output_tokens: 1,
+        cache_write_tokens: 2,
+        cost_usd: 2.0,
+        ..ModelUsage::default()
+    };
+    assert_eq!(store.usage_by_project(owner.id).await.unwrap(), vec![(project, owners), (elsewhere.id, far_usage)]);
+    assert_eq!(store.usage_by_project(editor.id).await.unwrap(), vec![(project, editors)], "only the user's own calls");
+    store.remove_member(project, editor.id).await.unwrap();
+    assert_eq!(store.usage_by_project(editor.id).await.unwrap(), Vec::new(), "only projects the user is in");
 }
 
 async fn a_rerun_step_replaces_its_checkpoint(store: Arc<dyn Store>) {

@@ -1,0 +1,254 @@
+//! A thread's event log: read as JSON, or followed live over server-sent
+//! events (with presence) or a WebSocket. Both live streams subscribe to the
+//! bus before reading the log, so every event arrives once, in the log's
+//! order, whatever the bus delivers and when.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::ws::{Message as WsMessage, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use cairn_agent::RunEvent;
+use cairn_auth::Access;
+use cairn_core::model::Event;
+use cairn_core::{RunId, ThreadId};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::thread_for;
+use crate::authn::Authenticated;
+use crate::{ApiError, ApiJson, AppState, Problem};
+
+/// One event of a thread's log: its number, its run, and the event itself
+/// (`kind` and a `payload` whose fields each kind defines, see `RunEvent`).
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EventResponse {
+    /// Consecutive per thread: resume with `after` (or `Last-Event-ID`) set to the last one seen.
+    pub seq: i64,
+    pub run_id: Option<RunId>,
+    #[serde(flatten)]
+    pub event: RunEvent,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+impl EventResponse {
+    /// The stored event, typed; `None` (logged) for one this version cannot
+    /// read, which is left out rather than sent half-understood.
+    fn read(e: Event) -> Option<EventResponse> {
+        match RunEvent::decode(&e.kind, e.payload, e.schema_version) {
+            Ok(event) => Some(EventResponse { seq: e.seq, run_id: e.run_id, event, created_at: e.created_at }),
+            Err(error) => {
+                tracing::warn!(%error, thread = %e.thread_id, seq = e.seq, kind = %e.kind, "an event could not be read");
+                None
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct EventsQuery {
+    /// Events after this sequence number (0: from the start). `Last-Event-ID` wins when sent.
+    #[serde(default)]
+    after: i64,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct SocketQuery {
+    /// Events after this sequence number (0: from the start).
+    #[serde(default)]
+    after: i64,
+    /// A ticket from `POST /threads/{thread_id}/events/ticket`, for browsers
+    /// (which cannot send `Authorization` on a WebSocket). Other clients may
+    /// send their bearer credential instead.
+    ticket: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TicketResponse {
+    /// Send it as `?ticket=` when opening the thread's event WebSocket.
+    pub ticket: String,
+    /// Seconds it stays usable; it works once.
+    pub expires_in: u64,
+}
+
+/// What a ticket for a thread's event socket is good for.
+fn socket_scope(thread_id: ThreadId) -> String {
+    format!("thread:{thread_id}:events")
+}
+
+/// The thread's events after `last`, then live ones, each exactly once and
+/// in the log's order: subscribed before the backlog is read, and for every
+/// live event newer than what was sent, the log is read again from there.
+async fn live_events(
+    state: &AppState,
+    thread_id: ThreadId,
+    last: i64,
+) -> Result<BoxStream<'static, EventResponse>, ApiError> {
+    let live = state.bus.pubsub.subscribe(&cairn_agent::runs::topic(thread_id)).await?;
+    let store = state.store.clone();
+    let stream = futures::stream::unfold((live, last, VecDeque::new()), move |(mut live, mut last, mut queue)| {
+        let store = store.clone();
+        async move {
+            loop {
+                if let Some(event) = queue.pop_front() {
+                    let event: Event = event;
+                    last = event.seq;
+                    match EventResponse::read(event) {
+                        Some(event) => return Some((event, (live, last, queue))),
+                        None => continue,
+                    }
+                }
+                if let Ok(missed) = store.events_after(thread_id, last, 500).await
+                    && !missed.is_empty()
+                {
+                    queue.extend(missed);
+                    continue;
+                }
+                let published = live.next().await?;
+                let seq = serde_json::from_slice::<Value>(&published).ok().and_then(|v| v["seq"].as_i64());
+                if seq.is_some_and(|s| s <= last) {
+                    continue; // seen already
+                }
+            }
+        }
+    });
+    Ok(stream.boxed())
+}
+
+fn sse_event(event: &EventResponse) -> SseEvent {
+    SseEvent::default()
+        .id(event.seq.to_string())
+        .event(event.event.kind())
+        .data(serde_json::to_string(event).unwrap_or_default())
+}
+
+/// The thread's events after `after`: as a JSON list, or — with `Accept:
+/// text/event-stream` — as server-sent events that keep coming live. A
+/// client that reconnects with `Last-Event-ID` gets exactly the events it
+/// missed, once, in order. The stream also carries `presence` events (a
+/// `PresenceSignal`, without an id): who has the thread open, who left, who
+/// is typing; holding the stream open makes the caller present.
+#[utoipa::path(get, path = "/threads/{thread_id}/events", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("thread_id" = ThreadId, Path), EventsQuery),
+    responses((status = 200, description = "The events (JSON, or `text/event-stream`)", body = Vec<EventResponse>))
+)]
+pub(super) async fn events(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(thread_id): Path<ThreadId>,
+    Query(query): Query<EventsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    thread_for(&state, &principal, thread_id, Access::Read).await?;
+    let last_seen = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .unwrap_or(query.after);
+    let wants_stream =
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/event-stream"));
+    if !wants_stream {
+        let events = state.store.events_after(thread_id, last_seen, 1000).await?;
+        return Ok(ApiJson(events.into_iter().filter_map(EventResponse::read).collect::<Vec<_>>()).into_response());
+    }
+    let events = live_events(&state, thread_id, last_seen).await?.map(|event| sse_event(&event));
+    let presence = crate::presence::signals(&state.bus, thread_id, &principal.user)
+        .await?
+        .map(|signal| SseEvent::default().event("presence").data(serde_json::to_string(&signal).unwrap_or_default()));
+    let stream = futures::stream::select(events, presence).map(Ok::<_, Infallible>);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+}
+
+/// A single-use ticket, valid for a few seconds, that opens this thread's
+/// event WebSocket (`/threads/{thread_id}/events/ws?ticket=…`) as the
+/// caller. Browsers cannot put a credential on a WebSocket; the ticket keeps
+/// the access token out of the URL.
+#[utoipa::path(post, path = "/threads/{thread_id}/events/ticket", tag = "threads",
+    security(("oauth2" = []), ("api_key" = [])),
+    params(("thread_id" = ThreadId, Path)),
+    responses(
+        (status = 200, description = "The ticket", body = TicketResponse),
+        (status = 404, description = "No such thread (or not the caller's)", body = Problem,
+         content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn events_ticket(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(thread_id): Path<ThreadId>,
+) -> Result<ApiJson<TicketResponse>, ApiError> {
+    thread_for(&state, &principal, thread_id, Access::Read).await?;
+    let ticket = state.auth.issue_ticket(&principal, &socket_scope(thread_id)).await?;
+    Ok(ApiJson(TicketResponse { ticket, expires_in: state.auth.ticket_ttl().as_secs() }))
+}
+
+/// The thread's events over a WebSocket: one JSON `EventResponse` per text
+/// message, the backlog after `after` first, then live, each exactly once.
+/// The client may close at any time and reconnect with the last `seq`.
+/// Browsers authenticate with `?ticket=` and must open it from the web
+/// app's own origin (or one of `server.cors_origins`); other clients may
+/// send `Authorization: Bearer`.
+#[utoipa::path(get, path = "/threads/{thread_id}/events/ws", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("thread_id" = ThreadId, Path), SocketQuery),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 401, description = "`unauthenticated`, or `invalid_token`: the ticket is unknown, expired or used",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: opened from a page of another origin", body = Problem,
+         content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn events_socket(
+    State(state): State<AppState>,
+    caller: Option<Authenticated>,
+    Path(thread_id): Path<ThreadId>,
+    Query(query): Query<SocketQuery>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    // A page of another site must not ride on a member's credentials.
+    if headers.contains_key(header::ORIGIN) {
+        crate::security::require_same_origin(&state.config, &headers)?;
+    }
+    let principal = match (caller, query.ticket) {
+        (_, Some(ticket)) => state.auth.redeem_ticket(&ticket, &socket_scope(thread_id)).await?,
+        (Some(Authenticated(principal)), None) => principal,
+        (None, None) => {
+            return Err(ApiError::Unauthenticated {
+                code: "unauthenticated",
+                detail: "open the socket with `?ticket=` (POST /threads/{id}/events/ticket) or a bearer credential"
+                    .to_owned(),
+            });
+        }
+    };
+    thread_for(&state, &principal, thread_id, Access::Read).await?;
+    let mut events = live_events(&state, thread_id, query.after).await?;
+    Ok(upgrade.on_upgrade(move |mut socket| async move {
+        loop {
+            tokio::select! {
+                event = events.next() => {
+                    let Some(event) = event else { return };
+                    let text = serde_json::to_string(&event).unwrap_or_default();
+                    if socket.send(WsMessage::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                }
+                incoming = socket.recv() => match incoming {
+                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return,
+                    _ => {} // pings are answered by the library; other messages are ignored
+                }
+            }
+        }
+    }))
+}

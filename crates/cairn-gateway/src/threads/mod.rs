@@ -1,0 +1,189 @@
+//! Threads and what hangs off them, one module per resource: the thread
+//! itself (here), its messages (`messages.rs`), the agent's runs and their
+//! plans (`runs.rs`), its event log, served live over SSE and WebSocket
+//! (`events.rs`), and what the runs used (`usage.rs`). Each module holds its
+//! resource's wire types, then its handlers; the routes are listed here.
+
+mod events;
+mod messages;
+mod runs;
+mod usage;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use cairn_auth::{Access, Principal};
+use cairn_core::model::{NewThread, Thread};
+use cairn_core::{ProjectId, ThreadId, UserId};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::authn::Authenticated;
+use crate::error::NotFoundAs;
+use crate::{ApiError, ApiJson, AppState, Problem};
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_thread, list_threads))
+        .routes(routes!(get_thread, rename_thread))
+        .routes(routes!(crate::presence::typing))
+        .routes(routes!(messages::post_message, messages::list_messages))
+        .routes(routes!(runs::get_run))
+        .routes(routes!(runs::cancel_run))
+        .routes(routes!(runs::resume_run))
+        .routes(routes!(runs::edit_plan))
+        .routes(routes!(events::events))
+        .routes(routes!(events::events_socket))
+        .routes(routes!(events::events_ticket))
+        .routes(routes!(runs::thread_runs))
+        .routes(routes!(runs::fork_run))
+        .routes(routes!(usage::project_usage))
+        .routes(routes!(usage::my_usage))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ThreadResponse {
+    pub id: ThreadId,
+    pub project_id: ProjectId,
+    pub title: String,
+    pub created_by: UserId,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// The newest event's sequence number (0: none yet).
+    pub last_event_seq: i64,
+    /// The model its runs use (`provider/model`); `null`: the deployment's default.
+    pub model: Option<String>,
+}
+
+impl From<Thread> for ThreadResponse {
+    fn from(t: Thread) -> Self {
+        ThreadResponse {
+            id: t.id,
+            project_id: t.project_id,
+            title: t.title,
+            created_by: t.created_by,
+            created_at: t.created_at,
+            last_event_seq: t.last_event_seq,
+            model: t.model,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewThreadRequest {
+    #[serde(default)]
+    pub title: String,
+    /// The model the thread's runs use (`provider/model`, see `GET /models`).
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameThreadRequest {
+    /// 1 to 200 characters.
+    pub title: String,
+}
+
+/// The thread, if the caller may see its project.
+pub(crate) async fn thread_for(
+    state: &AppState,
+    principal: &Principal,
+    id: ThreadId,
+    access: Access,
+) -> Result<Thread, ApiError> {
+    let thread = state.store.thread(id).await?;
+    // A thread of a project the caller is not in does not exist for them.
+    state.auth.authorize(principal, thread.project_id, access).await.not_found_as("thread")?;
+    Ok(thread)
+}
+
+/// Refuses a model that is not configured.
+pub(crate) fn check_model(state: &AppState, model: Option<&str>) -> Result<(), ApiError> {
+    match model {
+        Some(model) if state.models.get(Some(model)).is_err() => Err(ApiError::Invalid {
+            code: "unknown_model",
+            detail: format!("no model `{model}` is configured; GET /api/v1/models lists them"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Starts a thread in a project (editors and owners).
+#[utoipa::path(post, path = "/projects/{project_id}/threads", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("project_id" = ProjectId, Path)), request_body = NewThreadRequest,
+    responses((status = 201, description = "The thread", body = ThreadResponse))
+)]
+async fn create_thread(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(project_id): Path<ProjectId>,
+    ApiJson(request): ApiJson<NewThreadRequest>,
+) -> Result<(StatusCode, ApiJson<ThreadResponse>), ApiError> {
+    state.auth.authorize(&principal, project_id, Access::Write).await?;
+    let title = request.title.trim();
+    if title.chars().count() > 200 {
+        return Err(ApiError::Invalid {
+            code: "invalid_input",
+            detail: "the title is longer than 200 characters".into(),
+        });
+    }
+    let title = if title.is_empty() { "New thread".to_owned() } else { title.to_owned() };
+    check_model(&state, request.model.as_deref())?;
+    let thread = state
+        .store
+        .create_thread(NewThread { project_id, title, created_by: principal.user.id, model: request.model })
+        .await?;
+    Ok((StatusCode::CREATED, ApiJson(thread.into())))
+}
+
+/// The project's threads.
+#[utoipa::path(get, path = "/projects/{project_id}/threads", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("project_id" = ProjectId, Path)),
+    responses((status = 200, description = "The threads", body = Vec<ThreadResponse>))
+)]
+async fn list_threads(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(project_id): Path<ProjectId>,
+) -> Result<ApiJson<Vec<ThreadResponse>>, ApiError> {
+    state.auth.authorize(&principal, project_id, Access::Read).await?;
+    Ok(ApiJson(state.store.threads(project_id).await?.into_iter().map(ThreadResponse::from).collect()))
+}
+
+#[utoipa::path(get, path = "/threads/{thread_id}", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("thread_id" = ThreadId, Path)),
+    responses((status = 200, description = "The thread", body = ThreadResponse),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"))
+)]
+async fn get_thread(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(thread_id): Path<ThreadId>,
+) -> Result<ApiJson<ThreadResponse>, ApiError> {
+    Ok(ApiJson(thread_for(&state, &principal, thread_id, Access::Read).await?.into()))
+}
+
+/// Renames the thread (editors and owners).
+#[utoipa::path(patch, path = "/threads/{thread_id}", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("thread_id" = ThreadId, Path)), request_body = RenameThreadRequest,
+    responses((status = 200, description = "The thread", body = ThreadResponse),
+        (status = 403, description = "A viewer", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_input`", body = Problem, content_type = "application/problem+json"))
+)]
+async fn rename_thread(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(thread_id): Path<ThreadId>,
+    ApiJson(request): ApiJson<RenameThreadRequest>,
+) -> Result<ApiJson<ThreadResponse>, ApiError> {
+    thread_for(&state, &principal, thread_id, Access::Write).await?;
+    let title = request.title.trim();
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err(ApiError::Invalid { code: "invalid_input", detail: "a title has 1 to 200 characters".into() });
+    }
+    Ok(ApiJson(state.store.rename_thread(thread_id, title.to_owned()).await?.into()))
+}

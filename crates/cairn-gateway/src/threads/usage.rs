@@ -1,0 +1,106 @@
+//! What the agent's runs used: model calls, tokens and cost, for a project
+//! (by user) and for the caller (by project). The store adds them up from
+//! the threads' logs.
+
+use axum::extract::{Path, State};
+use cairn_auth::Access;
+use cairn_core::model::ModelUsage;
+use cairn_core::{ProjectId, UserId};
+use serde::Serialize;
+
+use crate::authn::Authenticated;
+use crate::{ApiError, ApiJson, AppState};
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UsageTotals {
+    pub model_calls: u64,
+    /// Prompt tokens neither read from nor written to a provider's cache.
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Prompt tokens read from a provider's cache (at its lower price).
+    pub cache_read_tokens: u64,
+    /// Prompt tokens written to a provider's cache.
+    pub cache_write_tokens: u64,
+    pub cost_usd: f64,
+    /// What the same calls would have cost without prompt caching, less
+    /// what they cost.
+    pub saved_usd: f64,
+}
+
+impl From<ModelUsage> for UsageTotals {
+    fn from(u: ModelUsage) -> Self {
+        UsageTotals {
+            model_calls: u.model_calls,
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            cache_read_tokens: u.cache_read_tokens,
+            cache_write_tokens: u.cache_write_tokens,
+            cost_usd: u.cost_usd,
+            saved_usd: u.saved_usd,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserUsage {
+    pub user: UserId,
+    #[serde(flatten)]
+    pub totals: UsageTotals,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProjectUsage {
+    pub project_id: ProjectId,
+    pub total: UsageTotals,
+    /// By the user whose runs made the calls.
+    pub by_user: Vec<UserUsage>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MyUsage {
+    pub user: UserId,
+    pub total: UsageTotals,
+    /// By project, for the projects the caller is a member of.
+    pub by_project: Vec<ProjectTotals>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProjectTotals {
+    pub project_id: ProjectId,
+    #[serde(flatten)]
+    pub totals: UsageTotals,
+}
+
+/// What the project's agent runs used: model calls, tokens and cost, in
+/// total and per user.
+#[utoipa::path(get, path = "/projects/{project_id}/usage", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("project_id" = ProjectId, Path)),
+    responses((status = 200, description = "The project's usage", body = ProjectUsage))
+)]
+pub(super) async fn project_usage(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(project_id): Path<ProjectId>,
+) -> Result<ApiJson<ProjectUsage>, ApiError> {
+    state.auth.authorize(&principal, project_id, Access::Read).await?;
+    let by_user = state.store.usage_by_user(project_id).await?;
+    let total = by_user.iter().map(|(_, usage)| *usage).sum::<ModelUsage>().into();
+    let by_user = by_user.into_iter().map(|(user, usage)| UserUsage { user, totals: usage.into() }).collect();
+    Ok(ApiJson(ProjectUsage { project_id, total, by_user }))
+}
+
+/// What the caller's agent runs used, in total and per project.
+#[utoipa::path(get, path = "/me/usage", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    responses((status = 200, description = "The caller's usage", body = MyUsage))
+)]
+pub(super) async fn my_usage(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+) -> Result<ApiJson<MyUsage>, ApiError> {
+    let me = principal.user.id;
+    let by_project = state.store.usage_by_project(me).await?;
+    let total = by_project.iter().map(|(_, usage)| *usage).sum::<ModelUsage>().into();
+    let by_project =
+        by_project.into_iter().map(|(project_id, usage)| ProjectTotals { project_id, totals: usage.into() }).collect();
+    Ok(ApiJson(MyUsage { user: me, total, by_project }))
+}
