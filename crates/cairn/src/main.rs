@@ -304,7 +304,11 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
         let runs =
             cairn_agent::Runs::new(store.clone(), bus.clone(), Arc::new(agent), cairn_agent::Budget::default(), lease)
                 .configured(&config.agent);
-        runs.start_workers(&format!("worker-{}", std::process::id()), config.agent.workers);
+        // A gateway queues runs and streams their events; processes with the
+        // `all` role work the queue.
+        if role == ServerRole::All {
+            runs.start_workers(&format!("worker-{}", std::process::id()), config.agent.workers);
+        }
         runs
     });
     if models.default_id().is_none() {

@@ -248,6 +248,56 @@ async fn serve_the_gateway_role_on_postgres_and_redis() {
     assert!(!dir.path.join("data/auth").exists(), "no generated signing key when keys are configured");
 }
 
+/// A gateway queues runs without working on them; a process with the `all`
+/// role, on the same database and bus, takes them.
+#[tokio::test]
+async fn a_gateway_queues_runs_that_an_all_in_one_process_works() {
+    use cairn_testkit::{Reply, ScriptedLlm};
+    let (gateway_dir, worker_dir) = (TempDir::new("cli"), TempDir::new("cli"));
+    let pg = TestPostgres::create().await;
+    let llm = ScriptedLlm::start(vec![Reply::Text("```python\nfinal_answer('worked elsewhere')\n```".into())]).await;
+    let envs = [
+        ("CAIRN__DATABASE__URL", pg.url.clone()),
+        ("CAIRN__REDIS__URL", redis_url()),
+        ("CAIRN__REDIS__PREFIX", unique_prefix("cli")),
+        ("CAIRN__AUTH__SIGNING_KEYS", format!("[{{kid=\"k1\",secret=\"{}\"}}]", "A".repeat(43))),
+        ("CAIRN__LLM__PROVIDERS", scripted_provider(&llm.url, "")),
+        ("CAIRN__SANDBOX__POOL_SIZE", "0".to_owned()),
+    ];
+    let mut gateway = Running::start(&gateway_dir.path, &["--role", "gateway"], &envs);
+    gateway.wait_ready().await;
+    let ada = Ada::signs_up(&gateway).await;
+    let project = ada.post("/api/v1/projects", json!({ "name": "P" })).await;
+    let thread = ada
+        .post(&format!("/api/v1/projects/{}/threads", project["id"].as_str().unwrap()), json!({ "title": "T" }))
+        .await;
+    let thread = thread["id"].as_str().unwrap();
+    let posted = ada
+        .post(
+            &format!("/api/v1/threads/{thread}/messages"),
+            json!({ "content": "Work.", "wait": true, "wait_secs": 2 }),
+        )
+        .await;
+    assert_eq!(posted["run"]["status"], "queued", "the gateway does not work on runs: {posted}");
+    assert!(llm.received().is_empty());
+    let mut worker = Running::start(&worker_dir.path, &[], &envs);
+    worker.wait_ready().await;
+    let run = posted["run"]["id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let status = ada.get(&format!("/api/v1/runs/{run}")).await["status"].clone();
+        if status == "succeeded" || Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status, "succeeded", "the all-in-one process took the run");
+    let messages = ada.get(&format!("/api/v1/threads/{thread}/messages")).await;
+    assert_eq!(messages.as_array().unwrap().last().unwrap()["content"], "worked elsewhere");
+    worker.terminate();
+    gateway.terminate();
+}
+
 #[tokio::test]
 async fn user_create_makes_an_admin_who_can_sign_in() {
     use std::io::Write;
