@@ -727,3 +727,57 @@ async fn runs_work_on_anthropic_azure_and_openai_responses_too() {
         .collect();
     assert_eq!(thought.concat(), "Multiply first.", "the o4-mini run's summary, once");
 }
+
+/// Ids are random, and how a stream is cut into pieces follows the clock:
+/// both are made stable before a snapshot (ids become `[id]`; neighbouring
+/// pieces of one stream are joined).
+fn stable(value: Value) -> Value {
+    let is_id = |s: &str| {
+        s.len() == 36
+            && s.char_indices()
+                .all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() })
+    };
+    match value {
+        Value::String(s) if is_id(&s) => json!("[id]"),
+        Value::Array(items) => Value::Array(items.into_iter().map(stable).collect()),
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, stable(v))).collect()),
+        other => other,
+    }
+}
+
+/// The prompts and the event stream of a recorded scripted run, pinned:
+/// a change to either shows in review as a snapshot diff
+/// (`INSTA_UPDATE=always` accepts the new one, `cargo insta review` too).
+#[tokio::test]
+async fn a_recorded_run_keeps_its_prompts_and_its_events() {
+    let world = world(Budget::default()).await;
+    world.llm.push(block("values = [3, 5, 7, 9]\nprint(sum(values) / len(values))"));
+    world.llm.push(Reply::Text(
+        "<think>The mean was printed.</think>```python\nfinal_answer('The mean is 6.0.')\n```".into(),
+    ));
+    let posted = world.runs.post(world.thread, world.user, "What is the mean of 3, 5, 7 and 9?".into(), true);
+    let (_, run) = posted.await.unwrap();
+    let run = world.runs.settle(run.unwrap().id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!((run.status, run.error.as_deref()), (RunStatus::Succeeded, None));
+
+    let prompts: Vec<Value> = world.llm.received().iter().map(|r| r.body["messages"].clone()).collect();
+    insta::assert_json_snapshot!("recorded_run_prompts", stable(json!(prompts)));
+
+    let mut events: Vec<Value> = Vec::new();
+    for (kind, payload) in world.events().await {
+        // Token and reasoning pieces, and printed text of one stream.
+        let joinable = kind == "token" || kind == "reasoning" || (kind == "output" && payload["type"] == "stream");
+        if let Some(last) = events.last_mut()
+            && joinable
+            && last["kind"] == kind.as_str()
+            && last["payload"]["task"] == payload["task"]
+            && last["payload"]["name"] == payload["name"]
+        {
+            let joined = format!("{}{}", last["payload"]["text"].as_str().unwrap(), payload["text"].as_str().unwrap());
+            last["payload"]["text"] = json!(joined);
+            continue;
+        }
+        events.push(json!({ "kind": kind, "payload": payload }));
+    }
+    insta::assert_json_snapshot!("recorded_run_events", stable(json!(events)));
+}
