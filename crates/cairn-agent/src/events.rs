@@ -83,7 +83,9 @@ pub struct Text {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CodeBlock {
+    /// Python.
     pub code: String,
+    /// The plan task's id, for a sub-agent's events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
 }
@@ -92,12 +94,14 @@ pub struct CodeBlock {
 pub struct OutputProduced {
     #[serde(flatten)]
     pub output: Output,
+    /// The plan task's id, for a sub-agent's events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusChanged {
+    /// The new status.
     pub status: RunStatus,
     /// Why the run failed, in words.
     #[serde(default)]
@@ -108,7 +112,7 @@ pub struct StatusChanged {
     /// `queued`: whether it plans first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<bool>,
-    /// `queued`: the run and step a fork started from.
+    /// `queued`, for a fork: the run and the step it goes on from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forked_from: Option<ForkedFrom>,
     /// `waiting`: the question asked.
@@ -117,12 +121,13 @@ pub struct StatusChanged {
     /// `succeeded`: the answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<String>,
-    /// `succeeded` and `failed`: the run's tokens.
+    /// `succeeded` and `failed`: the tokens the run used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<cairn_llm::Usage>,
-    /// `succeeded`: its cost in US dollars and its model calls.
+    /// `succeeded`: what the run cost, in US dollars.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
+    /// `succeeded`: its model calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<u32>,
 }
@@ -153,10 +158,12 @@ pub struct ForkedFrom {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MessageCreated {
     pub id: MessageId,
+    /// `user` or `assistant`.
     pub role: MessageRole,
     /// The member who wrote it; absent for the agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<UserId>,
+    /// The text (Markdown).
     pub content: String,
     /// Library files attached to it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -166,13 +173,17 @@ pub struct MessageCreated {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArtifactSaved {
     pub file_id: FileId,
+    /// Its path in the project's library.
     pub path: String,
+    /// Its version there (1 for a new path).
     pub version: i32,
+    /// Bytes.
     pub size: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Interrupted {
+    /// What the run asks; a member answers with `POST /runs/{id}/resume`.
     pub question: String,
     /// Whether it asks to approve a plan.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -196,11 +207,13 @@ pub struct UsageRecorded {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BudgetReached {
+    /// Which limit, in words.
     pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlanChanged {
+    /// The plan as it now stands: its tasks with their statuses and results.
     pub plan: Plan,
     /// The member who edited it; absent when the planner made it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -213,8 +226,10 @@ pub struct ContextSummarized {
     pub turns: usize,
     /// Messages cut to fit after that.
     pub shortened: usize,
+    /// The prompt's estimated tokens before and after.
     pub tokens_before: usize,
     pub tokens_after: usize,
+    /// The plan task's id, for a sub-agent's events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
 }

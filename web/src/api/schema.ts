@@ -44,8 +44,11 @@ export type ApiKeyResponse = {
 
 export type ArtifactSaved = {
   file_id: FileId;
+  /** Its path in the project's library. */
   path: string;
+  /** Bytes. */
   size: number;
+  /** Its version there (1 for a new path). */
   version: number;
 };
 
@@ -64,6 +67,7 @@ export type AuditEntryResponse = {
 export type AuditId = string;
 
 export type BudgetReached = {
+  /** Which limit, in words. */
   reason: string;
 };
 
@@ -116,7 +120,9 @@ export type Checks = {
 };
 
 export type CodeBlock = {
+  /** Python. */
   code: string;
+  /** The plan task's id, for a sub-agent's events. */
   task?: string | null;
 };
 
@@ -188,8 +194,10 @@ export type ConnectionUpdate = {
 export type ContextSummarized = {
   /** Messages cut to fit after that. */
   shortened: number;
+  /** The plan task's id, for a sub-agent's events. */
   task?: string | null;
   tokens_after: number;
+  /** The prompt's estimated tokens before and after. */
   tokens_before: number;
   /** Turns folded into the summary. */
   turns: number;
@@ -273,6 +281,7 @@ export type HealthResponse = {
 export type Interrupted = {
   /** Whether it asks to approve a plan. */
   plan?: boolean;
+  /** What the run asks; a member answers with `POST /runs/{id}/resume`. */
   question: string;
 };
 
@@ -322,8 +331,10 @@ export type MessageCreated = {
   /** Library files attached to it. */
   attachments?: string[];
   author?: UserId | null;
+  /** The text (Markdown). */
   content: string;
   id: MessageId;
+  /** `user` or `assistant`. */
   role: MessageRole;
 };
 
@@ -420,6 +431,7 @@ export type Output = {
 };
 
 export type OutputProduced = Output & {
+  /** The plan task's id, for a sub-agent's events. */
   task?: string | null;
 };
 
@@ -436,6 +448,7 @@ export type PlanBody = {
 
 export type PlanChanged = {
   edited_by?: UserId | null;
+  /** The plan as it now stands: its tasks with their statuses and results. */
   plan: Plan;
 };
 
@@ -660,7 +673,7 @@ export type ServerRole = "all" | "gateway";
 export type StatusChanged = {
   /** `succeeded`: the answer. */
   answer?: string | null;
-  /** `succeeded`: its cost in US dollars and its model calls. */
+  /** `succeeded`: what the run cost, in US dollars. */
   cost_usd?: number | null;
   /** Why the run failed, in words. */
   error?: string | null;
@@ -671,7 +684,9 @@ export type StatusChanged = {
   plan?: boolean | null;
   /** `waiting`: the question asked. */
   question?: string | null;
+  /** The new status. */
   status: RunStatus;
+  /** `succeeded`: its model calls. */
   steps?: number | null;
   usage?: Usage | null;
 };
