@@ -8,7 +8,6 @@ pub mod codeact;
 pub mod events;
 mod figures;
 pub mod graph;
-pub mod memory;
 pub mod plan;
 pub mod runs;
 

@@ -215,8 +215,8 @@ impl Runs {
         Ok(plan)
     }
 
-    fn working(&self) -> crate::memory::WorkingMemory {
-        crate::memory::WorkingMemory::new(self.inner.store.clone(), self.inner.bus.cache.clone())
+    fn working(&self) -> cairn_memory::ThreadCache {
+        cairn_memory::ThreadCache::new(self.inner.store.clone(), self.inner.bus.cache.clone())
     }
 
     fn events(&self, thread: ThreadId, run: Option<RunId>) -> StoreEvents {

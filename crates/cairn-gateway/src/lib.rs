@@ -83,7 +83,7 @@ pub struct AppState {
     /// Agent runs; `None` where the agent cannot run (no sandboxes).
     pub runs: Option<cairn_agent::Runs>,
     /// Project memory (off, with a clear error, without an embedding model).
-    pub memory: cairn_tools::Memory,
+    pub memory: cairn_memory::Memory,
     /// Model connections made in the app (they rebuild `models`).
     pub connections: Connections,
 }

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use cairn_auth::Access;
 use cairn_core::model::MemoryChunk;
 use cairn_core::{MemoryId, ProjectId, UserId};
-use cairn_tools::MemoryError;
+use cairn_memory::MemoryError;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;

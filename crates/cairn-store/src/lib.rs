@@ -9,11 +9,11 @@
 
 mod connections;
 mod error;
-mod memory;
 mod queue;
 mod repo;
 mod rows;
 mod usage;
+mod vectors;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -20,13 +20,12 @@ mod artifact;
 mod browser;
 mod fetch;
 mod files;
-mod memory;
 mod net;
 mod registry;
+mod remember;
 mod search;
 
 pub use browser::Browsers;
-pub use memory::{Memory, MemoryError};
 pub use net::SafeHttp;
 pub use registry::{MAX_RESULT_BYTES, Registry, ToolBridge, ToolInfo};
 pub use search::SearchProvider;
@@ -192,7 +191,7 @@ pub struct Services {
     /// reachable, e.g. on a bare sandbox host).
     pub files: Option<cairn_files::Files>,
     /// Project memory, for `remember` and `recall` (absent: memory is off).
-    pub memory: Option<Memory>,
+    pub memory: Option<cairn_memory::Memory>,
 }
 
 impl Services {

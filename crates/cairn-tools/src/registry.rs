@@ -86,8 +86,8 @@ impl Registry {
         registry.register(Arc::new(crate::artifact::LoadFile));
         registry.register(Arc::new(crate::agent::FinalAnswer));
         registry.register(Arc::new(crate::agent::AskUser));
-        registry.register(Arc::new(crate::memory::Remember));
-        registry.register(Arc::new(crate::memory::Recall));
+        registry.register(Arc::new(crate::remember::Remember));
+        registry.register(Arc::new(crate::remember::Recall));
         for tool in crate::browser::tools() {
             registry.register(tool);
         }

@@ -251,7 +251,7 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
     let files = build_files(&config, store.clone(), auth.clone())?;
     let registry = Arc::new(cairn_tools::Registry::builtin());
     let embedder = cairn_llm::Embedder::from_config(&config.llm).context("llm.embedding_model")?;
-    let memory = cairn_tools::Memory::new(store.clone(), embedder);
+    let memory = cairn_memory::Memory::new(store.clone(), embedder);
     let (tools, local_sandboxes) = match build_tools(&config, &registry, files.clone()).await {
         Ok((mut runner, local)) => {
             runner.services.memory = Some(memory.clone());

@@ -67,7 +67,7 @@ pub struct RunContext {
     /// When a plan waits for approval (`agent.plan_approval`).
     pub plan_approval: cairn_config::PlanApproval,
     /// The thread's messages, cached.
-    pub working: crate::memory::WorkingMemory,
+    pub working: cairn_memory::ThreadCache,
 }
 
 impl RunContext {

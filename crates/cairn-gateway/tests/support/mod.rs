@@ -54,7 +54,7 @@ pub fn state(config: Config, db: &Database, bus: Bus, dir: &TempDir) -> AppState
         tools: None,
         models: models.clone(),
         runs: None,
-        memory: cairn_tools::Memory::new(db.store(), cairn_llm::Embedder::from_config(&config_llm).unwrap()),
+        memory: cairn_memory::Memory::new(db.store(), cairn_llm::Embedder::from_config(&config_llm).unwrap()),
         connections: cairn_gateway::Connections::new(
             config_llm.clone(),
             db.store(),

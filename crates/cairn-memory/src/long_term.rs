@@ -1,19 +1,17 @@
-//! Project memory: what the agent (or a member) asked to remember and the
-//! text of library files, in chunks embedded by `llm.embedding_model` and
-//! kept in the store, found again by similarity. The `remember` and
-//! `recall` tools, and the API's memory search, go through [`Memory`].
+//! Long-term project memory: what the agent (or a member) asked to remember
+//! and the text of library files, in chunks embedded by
+//! `llm.embedding_model` and kept in the store, found again by similarity.
+//! A file saved into the library is indexed here in the background
+//! ([`Memory::index_in_background`]) and forgotten when deleted. The
+//! `remember` and `recall` tools, and the API's memory search, go through
+//! [`Memory`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use async_trait::async_trait;
 use cairn_core::model::{FileRecord, MemoryChunk, NewMemoryChunk};
 use cairn_core::store::Store;
 use cairn_core::{ProjectId, UserId};
 use cairn_llm::Embedder;
-use serde_json::{Value, json};
-
-use crate::{Args, Kind, Param, Tool, ToolContext, ToolError, ToolSpec};
 
 /// Characters of one chunk, about 300 tokens.
 const CHUNK_CHARS: usize = 1200;
@@ -40,7 +38,7 @@ pub fn indexable(file: &FileRecord) -> bool {
 }
 
 /// What memory answers when no embedding model is configured.
-const MEMORY_OFF: &str = "project memory is off: no embedding model is configured (llm.embedding_model)";
+pub const MEMORY_OFF: &str = "project memory is off: no embedding model is configured (llm.embedding_model)";
 
 /// Why memory could not help.
 #[derive(Debug, thiserror::Error)]
@@ -221,77 +219,6 @@ impl Memory {
         }
         let vector = self.embed(&[query.to_owned()]).await?.pop().unwrap_or_default();
         Ok(self.store.search_memory(project, &vector, limit.clamp(1, MAX_RESULTS)).await?)
-    }
-}
-
-fn tool_error(error: MemoryError) -> ToolError {
-    match error {
-        MemoryError::Unavailable(why) => ToolError::Unavailable(why),
-        MemoryError::Invalid(why) => ToolError::Invalid(why),
-        other => ToolError::Failed(other.to_string()),
-    }
-}
-
-fn memory_of(ctx: &ToolContext) -> Result<(&Memory, ProjectId), ToolError> {
-    let memory = ctx.services.memory.as_ref().ok_or_else(|| ToolError::Unavailable(MEMORY_OFF.into()))?;
-    let project = ctx.project.ok_or_else(|| ToolError::Unavailable("this sandbox belongs to no project".into()))?;
-    Ok((memory, project))
-}
-
-#[derive(Debug)]
-pub(crate) struct Remember;
-
-#[async_trait]
-impl Tool for Remember {
-    fn spec(&self) -> ToolSpec {
-        ToolSpec {
-            name: "remember",
-            description: "Keep a fact, decision or finding in the project's long-term memory, for later threads \
-                          (recall finds it by meaning). Returns {chunks}.",
-            params: vec![Param::required("text", Kind::Str, "what to remember, in plain words")],
-            returns: "dict",
-            timeout: Duration::from_secs(60),
-            python_body: None,
-        }
-    }
-
-    async fn run(&self, ctx: &ToolContext, args: Args) -> Result<Value, ToolError> {
-        let (memory, project) = memory_of(ctx)?;
-        let kept = memory.remember(project, Some(ctx.user), "note", args.str("text")?).await.map_err(tool_error)?;
-        Ok(json!({ "chunks": kept.len() }))
-    }
-}
-
-#[derive(Debug)]
-pub(crate) struct Recall;
-
-#[async_trait]
-impl Tool for Recall {
-    fn spec(&self) -> ToolSpec {
-        ToolSpec {
-            name: "recall",
-            description: "Search the project's long-term memory (what was remembered in earlier threads, and the \
-                          text of library files) by meaning. Returns a list of {text, source, score}, best first.",
-            params: vec![
-                Param::required("query", Kind::Str, "what you are looking for"),
-                Param::optional("limit", Kind::Int, "how many results (1 to 50)", json!(5)),
-            ],
-            returns: "list",
-            timeout: Duration::from_secs(60),
-            python_body: None,
-        }
-    }
-
-    async fn run(&self, ctx: &ToolContext, args: Args) -> Result<Value, ToolError> {
-        let (memory, project) = memory_of(ctx)?;
-        let limit = args.int("limit", 5);
-        let found = memory.recall(project, args.str("query")?, limit).await.map_err(tool_error)?;
-        Ok(Value::Array(
-            found
-                .into_iter()
-                .map(|(chunk, score)| json!({ "text": chunk.text, "source": chunk.source, "score": score }))
-                .collect(),
-        ))
     }
 }
 

@@ -1,4 +1,4 @@
-//! A thread's working memory: its messages, kept in the cache (Redis in the
+//! A thread's messages, kept in the cache (Redis in the
 //! distributed shape, in process by default) so an agent's every step does
 //! not read them from the database. The store stays the truth: a missing or
 //! unreadable entry is rebuilt from it. Entries are keyed by the thread's
@@ -20,7 +20,7 @@ const TTL: Duration = Duration::from_secs(600);
 const GENERATION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 #[derive(Debug, Clone)]
-pub struct WorkingMemory {
+pub struct ThreadCache {
     store: Arc<dyn Store>,
     cache: Arc<dyn Cache>,
 }
@@ -29,9 +29,9 @@ fn generation_key(thread: ThreadId) -> String {
     format!("thread:{thread}:generation")
 }
 
-impl WorkingMemory {
-    pub fn new(store: Arc<dyn Store>, cache: Arc<dyn Cache>) -> WorkingMemory {
-        WorkingMemory { store, cache }
+impl ThreadCache {
+    pub fn new(store: Arc<dyn Store>, cache: Arc<dyn Cache>) -> ThreadCache {
+        ThreadCache { store, cache }
     }
 
     /// The thread's messages in order: from the cache, else from the store
@@ -96,7 +96,7 @@ mod tests {
             .await
             .unwrap()
             .id;
-        let memory = WorkingMemory::new(store.clone(), bus.cache.clone());
+        let memory = ThreadCache::new(store.clone(), bus.cache.clone());
         let post = |text: &str| NewMessage {
             thread_id: thread,
             role: MessageRole::User,
