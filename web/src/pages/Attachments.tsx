@@ -136,9 +136,9 @@ export function AttachButton({ attachments, unavailable }: { attachments: Attach
         className="rounded border px-2 py-1 disabled:opacity-50"
         onClick={() => picker.current?.click()}
       >
-        <svg aria-hidden="true" viewBox="0 0 24 24" className="h-5 w-5" fill="currentColor">
-          <path d="M16.5 6v11.5a4 4 0 0 1-8 0V5a2.5 2.5 0 0 1 5 0v10.5a1 1 0 0 1-2 0V6H10v9.5a2.5 2.5 0 0 0 5 0V5a4 4 0 0 0-8 0v12.5a5.5 5.5 0 0 0 11 0V6h-1.5z" />
-        </svg>
+        {/* A glyph, not an inline SVG: the app's content holds no SVG at all,
+            which the hostile-content test checks. */}
+        <span aria-hidden="true">📎</span>
       </button>
       <input
         ref={picker}
