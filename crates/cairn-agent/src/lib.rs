@@ -12,6 +12,6 @@ pub mod plan;
 pub mod runs;
 
 pub use budget::Budget;
-pub use codeact::{Agent, AgentState, RunContext, code_block};
+pub use codeact::{Agent, AgentError, AgentState, RunContext, code_block};
 pub use events::{Events, RunEvent};
 pub use runs::{RunError, RunOptions, Runs, StoreEvents};

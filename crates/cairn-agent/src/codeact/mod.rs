@@ -141,6 +141,26 @@ fn shorten(text: &str, limit: usize) -> String {
     format!("{head}\n[… {} characters cut …]\n{tail}", count - head.chars().count() - tail.chars().count())
 }
 
+/// What stops an agent's step: a model call that failed for good, the
+/// store, or a failure said in words (a plan that cannot be made, a context
+/// that cannot fit). The graph records it as the step's error; the run
+/// fails with its text.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Model(#[from] cairn_llm::LlmError),
+    #[error(transparent)]
+    Store(#[from] cairn_core::Error),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for AgentError {
+    fn from(why: String) -> AgentError {
+        AgentError::Failed(why)
+    }
+}
+
 /// The nodes of the agent's graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Node {
@@ -190,14 +210,16 @@ impl Agent {
                 let (agent, run, events) = (agent.clone(), run.clone(), events.clone());
                 async move {
                     let (run, events) = (&run, events.as_ref());
-                    match node {
+                    let step = match node {
                         Node::Think => agent.think(state, run, events, ctx).await,
                         Node::Act => agent.act(state, run, events, ctx).await,
                         Node::Plan => agent.plan(state, run, events, ctx).await,
                         Node::Dispatch => agent.dispatch(state, run, events, ctx).await,
                         Node::Check => agent.check(state, run, events, ctx).await,
                         Node::Synthesize => agent.synthesize(state, run, events, ctx).await,
-                    }
+                    };
+                    // The graph records a step's error in words.
+                    step.map_err(|error| error.to_string())
                 }
             });
         }

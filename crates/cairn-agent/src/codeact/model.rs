@@ -55,7 +55,7 @@ impl Agent {
         model_id: Option<&str>,
         system: String,
         messages: Vec<Message>,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, AgentError> {
         self.model_call(state, run, events, ctx, model_id, system, messages, true).await
     }
 
@@ -72,9 +72,9 @@ impl Agent {
         system: String,
         messages: Vec<Message>,
         stream_tokens: bool,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, AgentError> {
         let chosen = model_id.or(state.model.as_deref()).or(run.model.as_deref());
-        let (model, info) = self.models.get(chosen).map_err(|e| e.to_string())?;
+        let (model, info) = self.models.get(chosen)?;
         let request = ChatRequest {
             model: info.model.clone(),
             system: Some(system),
@@ -86,7 +86,7 @@ impl Agent {
         };
         // The provider's own words: "the model refused the request: …",
         // "the provider refused the key: …", "the provider has no model …".
-        let mut stream = model.stream(&request).await.map_err(|e| e.to_string())?;
+        let mut stream = model.stream(&request).await?;
         let mut reply = String::new();
         let mut pending = String::new();
         // The model's reasoning, streamed apart and never part of the reply.
@@ -162,19 +162,19 @@ impl Agent {
         ctx: &StepContext,
         model_id: Option<&str>,
         system: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), AgentError> {
         let chosen = model_id.or(state.model.as_deref()).or(run.model.as_deref());
-        let (_, info) = self.models.get(chosen).map_err(|e| e.to_string())?;
+        let (_, info) = self.models.get(chosen)?;
         let limit = context_budget(info.context_tokens);
         let before = prompt_tokens(system, &state.messages);
         if before <= limit {
             return Ok(());
         }
         if estimate_tokens(system) >= limit {
-            return Err(format!(
+            return Err(AgentError::Failed(format!(
                 "the instructions alone do not fit the context of {} ({} tokens)",
                 info.id, info.context_tokens
-            ));
+            )));
         }
         let mut summarised = 0;
         for keep in [KEEP_RECENT, 2] {
@@ -212,7 +212,7 @@ impl Agent {
             let Some(longest) = state.messages.iter_mut().max_by_key(|m| m.content.chars().count()) else { break };
             let count = longest.content.chars().count();
             if count <= 200 {
-                return Err(format!("the conversation does not fit the context of {}", info.id));
+                return Err(AgentError::Failed(format!("the conversation does not fit the context of {}", info.id)));
             }
             longest.content = shorten(&longest.content, count.saturating_sub(over).max(200));
             cut += 1;

@@ -20,7 +20,7 @@ impl Agent {
         run: &RunContext,
         events: &dyn Events,
         ctx: StepContext,
-    ) -> Result<Step<AgentState>, String> {
+    ) -> Result<Step<AgentState>, AgentError> {
         self.absorb_messages(&mut state, run).await?;
         if let Some(why) = self.stop_reason(&state, run).await? {
             return Self::stop(state, why, events).await;
@@ -105,7 +105,7 @@ impl Agent {
         run: &RunContext,
         events: &dyn Events,
         ctx: StepContext,
-    ) -> Result<Step<AgentState>, String> {
+    ) -> Result<Step<AgentState>, AgentError> {
         if state.awaiting_plan {
             let answer = self.absorb_messages(&mut state, run).await?.unwrap_or_default();
             state.awaiting_plan = false;
@@ -182,7 +182,7 @@ impl Agent {
         events: &dyn Events,
         ctx: StepContext,
         ready: Vec<usize>,
-    ) -> Result<Step<AgentState>, String> {
+    ) -> Result<Step<AgentState>, AgentError> {
         let lanes: Vec<(usize, String)> = ready.iter().map(|&i| (i, Self::start_task(&mut state, i))).collect();
         Self::publish_plan(&state, events).await;
         let base = state.clone();
@@ -261,7 +261,7 @@ impl Agent {
         run: &RunContext,
         events: &dyn Events,
         ctx: StepContext,
-    ) -> Result<AgentState, String> {
+    ) -> Result<AgentState, AgentError> {
         loop {
             if ctx.cancelled() {
                 lane.task_failure.get_or_insert_with(|| "the run was cancelled".into());
@@ -294,7 +294,7 @@ impl Agent {
         run: &RunContext,
         events: &dyn Events,
         ctx: StepContext,
-    ) -> Result<Step<AgentState>, String> {
+    ) -> Result<Step<AgentState>, AgentError> {
         let Some(index) = state.task.take() else { return Ok(Step::next(state)) };
         state.messages = std::mem::take(&mut state.supervisor_messages);
         let (answer, failure) = (state.task_answer.take(), state.task_failure.take());
@@ -315,7 +315,7 @@ impl Agent {
         index: usize,
         answer: Option<String>,
         failure: Option<String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), AgentError> {
         let Some(task) = state.plan.as_ref().and_then(|p| p.tasks.get(index)).cloned() else { return Ok(()) };
         let verdict = match (answer, failure) {
             (Some(answer), _) => {
@@ -354,7 +354,7 @@ impl Agent {
         run: &RunContext,
         events: &dyn Events,
         ctx: StepContext,
-    ) -> Result<Step<AgentState>, String> {
+    ) -> Result<Step<AgentState>, AgentError> {
         let results: Vec<String> = state
             .plan
             .iter()

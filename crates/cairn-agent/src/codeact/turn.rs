@@ -32,8 +32,8 @@ impl Agent {
         &self,
         state: &mut AgentState,
         run: &RunContext,
-    ) -> Result<Option<String>, String> {
-        let thread_messages = run.working.messages(run.thread).await.map_err(|e| e.to_string())?;
+    ) -> Result<Option<String>, AgentError> {
+        let thread_messages = run.working.messages(run.thread).await?;
         let mut last = None;
         for message in thread_messages.iter().skip(state.seen_messages) {
             if message.role == cairn_core::model::MessageRole::User {
@@ -58,10 +58,9 @@ impl Agent {
 
     /// Why the run must stop now, if it must: the project's budget first
     /// (the owner set it on purpose), then the run's own.
-    pub(super) async fn stop_reason(&self, state: &AgentState, run: &RunContext) -> Result<Option<String>, String> {
+    pub(super) async fn stop_reason(&self, state: &AgentState, run: &RunContext) -> Result<Option<String>, AgentError> {
         if let Some(limit) = run.project_budget_usd
-            && let Some(why) =
-                crate::budget::budget_spent(&*self.store, run.project, limit).await.map_err(|e| e.to_string())?
+            && let Some(why) = crate::budget::budget_spent(&*self.store, run.project, limit).await?
         {
             return Ok(Some(why));
         }
@@ -73,7 +72,7 @@ impl Agent {
         mut state: AgentState,
         why: String,
         events: &dyn Events,
-    ) -> Result<Step<AgentState>, String> {
+    ) -> Result<Step<AgentState>, AgentError> {
         events.emit(RunEvent::Budget(BudgetReached { reason: why.clone() })).await;
         state.failure = Some(why);
         Ok(Step { state, control: Control::End })
@@ -85,7 +84,7 @@ impl Agent {
         run: &RunContext,
         events: &dyn Events,
         ctx: StepContext,
-    ) -> Result<Step<AgentState>, String> {
+    ) -> Result<Step<AgentState>, AgentError> {
         let started = Instant::now();
         state.pending_code = None;
         // Messages members posted meanwhile reach the model now.
@@ -148,7 +147,7 @@ impl Agent {
         run: &RunContext,
         events: &dyn Events,
         ctx: StepContext,
-    ) -> Result<Step<AgentState>, String> {
+    ) -> Result<Step<AgentState>, AgentError> {
         let started = Instant::now();
         let Some(code) = state.pending_code.take() else {
             return Ok(Step::next(state));
