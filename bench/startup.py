@@ -137,11 +137,12 @@ def main():
 
         def reference(work, port):
             env = clean_env({"REFERENCE_DB": os.path.join(work, "reference.db"), "PYTHONPATH": here})
-            command = [args.reference_python, "-m", "uvicorn", "reference_app:app", "--host", "127.0.0.1",
-                       "--port", str(port), "--log-level", "warning"]
+            fastapi = os.path.join(os.path.dirname(args.reference_python), "fastapi")
+            command = [fastapi, "run", os.path.join(here, "reference_app.py"), "--host", "127.0.0.1",
+                       "--port", str(port)]
             return command, env
 
-        rows.append(series("reference: FastAPI + uvicorn, 1 worker (SQLite probe)", args.runs, reference))
+        rows.append(series("reference: fastapi run, 1 worker (SQLite probe)", args.runs, reference))
 
     print("\n".join(rows))
 

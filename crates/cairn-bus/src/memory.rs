@@ -88,13 +88,17 @@ impl Cache for MemoryCache {
     async fn incr(&self, key: &str, ttl: Duration) -> cairn_core::Result<i64> {
         let now = Instant::now();
         let mut state = self.lock();
-        let next = match state.live(key, now) {
-            Some((value, _)) => std::str::from_utf8(value).ok().and_then(|v| v.parse::<i64>().ok()).unwrap_or(0) + 1,
-            None => 1,
-        };
-        let expires = state.live(key, now).map_or(now + ttl, |(_, expires)| *expires);
-        state.insert(key, Bytes::from(next.to_string()), expires, now);
-        Ok(next)
+        // A live counter is bumped in place (one lookup, no new key): rate
+        // limits count every request this way.
+        if let Some((value, expires)) = state.entries.get_mut(key)
+            && *expires > now
+        {
+            let next = std::str::from_utf8(value).ok().and_then(|v| v.parse::<i64>().ok()).unwrap_or(0) + 1;
+            *value = Bytes::from(next.to_string());
+            return Ok(next);
+        }
+        state.insert(key, Bytes::from_static(b"1"), now + ttl, now);
+        Ok(1)
     }
 }
 
