@@ -16,7 +16,7 @@ use cairn_auth::mail::{Mailer, Outbox, Smtp};
 use cairn_auth::{Auth, SigningKeys};
 use cairn_config::{Config, LogFormat};
 use cairn_core::bus::{Bus, QueueOptions};
-use cairn_gateway::{AppState, ServerRole};
+use cairn_gateway::{AppParts, AppState, ServerRole};
 use cairn_store::{Database, OpenOptions};
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
@@ -314,7 +314,7 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
     if models.default_id().is_none() {
         tracing::warn!("no language model is configured (llm.providers): agent runs cannot start");
     }
-    let state = AppState {
+    let state = AppState::from(AppParts {
         config: Arc::new(config),
         store,
         bus,
@@ -327,7 +327,7 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
         runs,
         memory,
         connections,
-    };
+    });
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown_signal().await;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use cairn_config::Config;
 use cairn_core::bus::Bus;
-use cairn_gateway::{AppState, ServerRole};
+use cairn_gateway::{AppParts, AppState, ServerRole};
 use cairn_store::Database;
 use cairn_testkit::TempDir;
 
@@ -43,7 +43,7 @@ pub fn state(config: Config, db: &Database, bus: Bus, dir: &TempDir) -> AppState
     let auth = cairn_auth::Auth::new(&config, db.store(), &bus, Arc::new(outbox), keys);
     let objects = cairn_files::Objects::from_config(&config.files, &dir.path).unwrap();
     let files = cairn_files::Files::new(&config.files, db.store(), objects, auth.clone(), &[5; 32]).unwrap();
-    AppState {
+    AppState::from(AppParts {
         config: Arc::new(config),
         store: db.store(),
         bus,
@@ -62,7 +62,7 @@ pub fn state(config: Config, db: &Database, bus: Bus, dir: &TempDir) -> AppState
             models,
             bus_for_connections,
         ),
-    }
+    })
 }
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -114,7 +114,8 @@ pub async fn with_sandboxes(state: &mut AppState, dir: &TempDir, agent: bool) {
     let mut services =
         cairn_tools::Services::from_config(&tools, Arc::new(sandboxes), Some(state.files.clone())).await.unwrap();
     services.memory = Some(state.memory.clone());
-    state.tools = Some(cairn_tools::ToolRunner::new(state.registry.clone(), services.clone()));
+    let registry = state.registry.clone();
+    state.parts_mut().tools = Some(cairn_tools::ToolRunner::new(registry, services.clone()));
     if agent {
         let agent = cairn_agent::Agent {
             models: state.models.clone(),
@@ -127,7 +128,7 @@ pub async fn with_sandboxes(state: &mut AppState, dir: &TempDir, agent: bool) {
             cairn_agent::Runs::new(state.store.clone(), state.bus.clone(), Arc::new(agent), Default::default(), lease)
                 .configured(&state.config.agent);
         runs.start_workers("api-test", 2);
-        state.runs = Some(runs);
+        state.parts_mut().runs = Some(runs);
     }
 }
 
