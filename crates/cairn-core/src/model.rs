@@ -251,16 +251,21 @@ pub struct Event {
 }
 
 /// Model calls added up: how many, their tokens and what they cost.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+// The API's usage answers send it as `UsageTotals`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = UsageTotals)]
 pub struct ModelUsage {
     pub model_calls: u64,
     /// Prompt tokens neither read from nor written to a provider's cache.
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Prompt tokens read from a provider's cache (at its lower price).
     pub cache_read_tokens: u64,
+    /// Prompt tokens written to a provider's cache.
     pub cache_write_tokens: u64,
     pub cost_usd: f64,
-    /// What prompt caching saved (US dollars).
+    /// What the same calls would have cost without prompt caching, less
+    /// what they cost.
     pub saved_usd: f64,
 }
 

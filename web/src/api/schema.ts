@@ -826,6 +826,7 @@ export type UsageRecorded = Usage & {
   user: UserId;
 };
 
+/** Model calls added up: how many, their tokens and what they cost. */
 export type UsageTotals = {
   /** Prompt tokens read from a provider's cache (at its lower price). */
   cache_read_tokens: number;

@@ -12,46 +12,16 @@ use crate::authn::Authenticated;
 use crate::{ApiError, ApiJson, AppState};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct UsageTotals {
-    pub model_calls: u64,
-    /// Prompt tokens neither read from nor written to a provider's cache.
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    /// Prompt tokens read from a provider's cache (at its lower price).
-    pub cache_read_tokens: u64,
-    /// Prompt tokens written to a provider's cache.
-    pub cache_write_tokens: u64,
-    pub cost_usd: f64,
-    /// What the same calls would have cost without prompt caching, less
-    /// what they cost.
-    pub saved_usd: f64,
-}
-
-impl From<ModelUsage> for UsageTotals {
-    fn from(u: ModelUsage) -> Self {
-        UsageTotals {
-            model_calls: u.model_calls,
-            input_tokens: u.input_tokens,
-            output_tokens: u.output_tokens,
-            cache_read_tokens: u.cache_read_tokens,
-            cache_write_tokens: u.cache_write_tokens,
-            cost_usd: u.cost_usd,
-            saved_usd: u.saved_usd,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserUsage {
     pub user: UserId,
     #[serde(flatten)]
-    pub totals: UsageTotals,
+    pub totals: ModelUsage,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProjectUsage {
     pub project_id: ProjectId,
-    pub total: UsageTotals,
+    pub total: ModelUsage,
     /// By the user whose runs made the calls.
     pub by_user: Vec<UserUsage>,
 }
@@ -59,7 +29,7 @@ pub struct ProjectUsage {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MyUsage {
     pub user: UserId,
-    pub total: UsageTotals,
+    pub total: ModelUsage,
     /// By project, for the projects the caller is a member of.
     pub by_project: Vec<ProjectTotals>,
 }
@@ -68,7 +38,7 @@ pub struct MyUsage {
 pub struct ProjectTotals {
     pub project_id: ProjectId,
     #[serde(flatten)]
-    pub totals: UsageTotals,
+    pub totals: ModelUsage,
 }
 
 /// What the project's agent runs used: model calls, tokens and cost, in
@@ -84,8 +54,8 @@ pub(super) async fn project_usage(
 ) -> Result<ApiJson<ProjectUsage>, ApiError> {
     state.auth.authorize(&principal, project_id, Access::Read).await?;
     let by_user = state.store.usage_by_user(project_id).await?;
-    let total = by_user.iter().map(|(_, usage)| *usage).sum::<ModelUsage>().into();
-    let by_user = by_user.into_iter().map(|(user, usage)| UserUsage { user, totals: usage.into() }).collect();
+    let total = by_user.iter().map(|(_, usage)| *usage).sum::<ModelUsage>();
+    let by_user = by_user.into_iter().map(|(user, usage)| UserUsage { user, totals: usage }).collect();
     Ok(ApiJson(ProjectUsage { project_id, total, by_user }))
 }
 
@@ -99,8 +69,8 @@ pub(super) async fn my_usage(
 ) -> Result<ApiJson<MyUsage>, ApiError> {
     let me = principal.user.id;
     let by_project = state.store.usage_by_project(me).await?;
-    let total = by_project.iter().map(|(_, usage)| *usage).sum::<ModelUsage>().into();
+    let total = by_project.iter().map(|(_, usage)| *usage).sum::<ModelUsage>();
     let by_project =
-        by_project.into_iter().map(|(project_id, usage)| ProjectTotals { project_id, totals: usage.into() }).collect();
+        by_project.into_iter().map(|(project_id, usage)| ProjectTotals { project_id, totals: usage }).collect();
     Ok(ApiJson(MyUsage { user: me, total, by_project }))
 }
