@@ -261,25 +261,6 @@ impl RunEvent {
         }
         serde_json::from_value(json!({ "kind": kind, "payload": payload }))
     }
-
-    /// The kind, as the log names it.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            RunEvent::Status(_) => "run.status",
-            RunEvent::MessageCreated(_) => "message.created",
-            RunEvent::Token(_) => "token",
-            RunEvent::Reasoning(_) => "reasoning",
-            RunEvent::Code(_) => "code",
-            RunEvent::Output(_) => "output",
-            RunEvent::Observation(_) => "observation",
-            RunEvent::Artifact(_) => "artifact",
-            RunEvent::Interrupt(_) => "interrupt",
-            RunEvent::Usage(_) => "usage",
-            RunEvent::Budget(_) => "run.budget",
-            RunEvent::Plan(_) => "plan",
-            RunEvent::ContextSummarized(_) => "context.summarized",
-        }
-    }
 }
 
 #[cfg(test)]
@@ -291,7 +272,7 @@ mod tests {
         let event = RunEvent::Token(Text { text: "Hel".into(), task: None });
         assert_eq!(serde_json::to_value(&event).unwrap(), json!({ "kind": "token", "payload": { "text": "Hel" } }));
         let (kind, payload) = event.clone().into_parts();
-        assert_eq!((kind.as_str(), &payload), (event.kind(), &json!({ "text": "Hel" })));
+        assert_eq!((kind.as_str(), &payload), ("token", &json!({ "text": "Hel" })));
         assert_eq!(RunEvent::decode(&kind, payload, SCHEMA_VERSION).unwrap(), event);
         let output = RunEvent::Output(OutputProduced {
             output: Output::Stream { name: "stdout".into(), text: "42\n".into() },

@@ -127,10 +127,12 @@ async fn live_events(
 }
 
 fn sse_event(event: &EventResponse) -> SseEvent {
+    // The event's name is its serialized kind (one source: RunEvent's serde tags).
+    let data = serde_json::to_value(event).unwrap_or_default();
     SseEvent::default()
         .id(event.seq.to_string())
-        .event(event.event.kind())
-        .data(serde_json::to_string(event).unwrap_or_default())
+        .event(data["kind"].as_str().unwrap_or_default())
+        .data(data.to_string())
 }
 
 /// The thread's events after `after`: as a JSON list, or — with `Accept:
