@@ -107,7 +107,8 @@ pub trait RunRepo: Send + Sync {
     async fn add_run_cost(&self, id: RunId, cost_usd: f64) -> Result<()>;
     /// Saves the state after a step. Writing the same step twice (a re-run step)
     /// replaces it, so at-least-once execution leaves one checkpoint per step.
-    async fn put_checkpoint(&self, checkpoint: NewCheckpoint) -> Result<Checkpoint>;
+    /// Nothing is read back: a run writes one after every step.
+    async fn put_checkpoint(&self, checkpoint: NewCheckpoint) -> Result<()>;
     async fn latest_checkpoint(&self, run: RunId) -> Result<Option<Checkpoint>>;
     /// All checkpoints of a run, by step.
     async fn checkpoints(&self, run: RunId) -> Result<Vec<Checkpoint>>;

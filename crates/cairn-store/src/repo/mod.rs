@@ -1,0 +1,122 @@
+//! The repositories. One body of code, instantiated for SQLite and for
+//! PostgreSQL by `sql_store!`: the SQL is written in the dialect both accept
+//! (`$n` parameters, `RETURNING`, `ON CONFLICT`), and the schemas differ only
+//! in column types, which sqlx maps to the same Rust types.
+//!
+//! Each repository's impl is a macro of its own file (`users.rs`,
+//! `credentials.rs`, `files.rs`, `projects.rs`, `threads.rs`, `runs.rs`,
+//! `audit.rs`), and `sql_store!` expands them all here, once a backend: the
+//! names their bodies use are therefore imported here, and the column lists
+//! their SQL splices in are the macros below.
+
+mod audit;
+mod credentials;
+mod files;
+mod projects;
+mod runs;
+mod threads;
+mod users;
+
+use async_trait::async_trait;
+use cairn_core::model::{
+    ApiKey, AuditEntry, Checkpoint, Event, FileRecord, Membership, Message, NewApiKey, NewAuditEntry, NewCheckpoint,
+    NewEvent, NewFile, NewMessage, NewProject, NewRefreshToken, NewRun, NewThread, NewUser, Project, ProjectUpdate,
+    RefreshOutcome, Role, Run, RunStatus, Thread, User,
+};
+use cairn_core::store::{AuditRepo, CredentialRepo, FileRepo, ProjectRepo, RunRepo, Store, ThreadRepo, UserRepo};
+use cairn_core::{ApiKeyId, AuditId, FileId, MessageId, ProjectId, RunId, SessionId, ThreadId, UserId};
+use sqlx::types::Json;
+use sqlx::{PgPool, SqlitePool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::DbResult;
+use crate::rows::{
+    ApiKeyRow, AuditRow, CheckpointRow, EventRow, FileRow, MembershipRow, MessageRow, ProjectRoleRow, ProjectRow,
+    RunRow, ThreadRow, UserRow, now, parse,
+};
+
+macro_rules! user_columns {
+    () => {
+        "id, email, display_name, password_hash, is_admin, disabled, token_version, created_at"
+    };
+}
+macro_rules! project_columns {
+    () => {
+        "p.id, p.name, p.created_by, p.created_at, p.model, p.budget_usd"
+    };
+}
+macro_rules! thread_columns {
+    () => {
+        "id, project_id, title, created_by, created_at, last_event_seq, model"
+    };
+}
+macro_rules! run_columns {
+    () => {
+        "id, thread_id, status, created_by, error, created_at, updated_at"
+    };
+}
+macro_rules! api_key_columns {
+    () => {
+        "id, owner_id, project_id, role, name, secret_hash, created_at, expires_at, revoked_at"
+    };
+}
+macro_rules! file_columns {
+    () => {
+        "id, project_id, path, version, size, content_type, sha256, object_key, created_by, run_id, step, created_at"
+    };
+}
+macro_rules! event_columns {
+    () => {
+        "thread_id, seq, run_id, kind, payload, schema_version, created_at"
+    };
+}
+
+macro_rules! sql_store {
+    ($(#[$meta:meta])* $name:ident, $pool:ty, $backend:literal) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone)]
+        pub struct $name {
+            pool: $pool,
+        }
+
+        impl $name {
+            pub fn new(pool: $pool) -> Self {
+                Self { pool }
+            }
+
+            pub(crate) fn pool(&self) -> &$pool {
+                &self.pool
+            }
+        }
+
+        #[async_trait]
+        impl Store for $name {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn ping(&self) -> cairn_core::Result<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await.db()?;
+                Ok(())
+            }
+        }
+
+        users::user_repo!($name);
+        credentials::credential_repo!($name);
+        files::file_repo!($name);
+        projects::project_repo!($name);
+        threads::thread_repo!($name);
+        runs::run_repo!($name);
+        audit::audit_repo!($name);
+    };
+}
+
+sql_store!(
+    /// The repositories on SQLite: the all-in-one default.
+    SqliteStore, SqlitePool, "sqlite"
+);
+sql_store!(
+    /// The repositories on PostgreSQL: the distributed shape.
+    PostgresStore, PgPool, "postgres"
+);

@@ -1,0 +1,121 @@
+//! `RunRepo`: runs, their status and cost, and their checkpoints.
+
+/// `RunRepo` for one backend's store: `sql_store!` expands it in `mod.rs`,
+/// whose imports and column macros it uses.
+macro_rules! run_repo {
+    ($store:ty) => {
+        #[async_trait]
+        impl RunRepo for $store {
+            async fn create_run(&self, new: NewRun) -> cairn_core::Result<Run> {
+                let at = now();
+                let sql = concat!("INSERT INTO runs (", run_columns!(), ") VALUES ($1, $2, $3, $4, NULL, $5, $5) RETURNING ", run_columns!());
+                let row: RunRow = sqlx::query_as(sql)
+                    .bind(RunId::new().0)
+                    .bind(new.thread_id.0)
+                    .bind(RunStatus::Queued.as_str())
+                    .bind(new.created_by.0)
+                    .bind(at)
+                    .fetch_one(&self.pool)
+                    .await
+                    .db_entity("run")?;
+                row.into_domain()
+            }
+
+            async fn run(&self, id: RunId) -> cairn_core::Result<Run> {
+                let sql = concat!("SELECT ", run_columns!(), " FROM runs WHERE id = $1");
+                let row: RunRow = sqlx::query_as(sql).bind(id.0).fetch_one(&self.pool).await.db_entity("run")?;
+                row.into_domain()
+            }
+
+            async fn runs(&self, thread: ThreadId) -> cairn_core::Result<Vec<Run>> {
+                let sql = concat!("SELECT ", run_columns!(), " FROM runs WHERE thread_id = $1 ORDER BY id");
+                let rows: Vec<RunRow> = sqlx::query_as(sql).bind(thread.0).fetch_all(&self.pool).await.db()?;
+                rows.into_iter().map(RunRow::into_domain).collect()
+            }
+
+            async fn add_run_cost(&self, id: RunId, cost_usd: f64) -> cairn_core::Result<()> {
+                let updated = sqlx::query("UPDATE runs SET cost_usd = cost_usd + $2 WHERE id = $1")
+                    .bind(id.0)
+                    .bind(cost_usd)
+                    .execute(&self.pool)
+                    .await
+                    .db()?
+                    .rows_affected();
+                match updated {
+                    0 => Err(cairn_core::Error::NotFound { entity: "run" }),
+                    _ => Ok(()),
+                }
+            }
+
+            async fn set_run_status(
+                &self,
+                id: RunId,
+                status: RunStatus,
+                error: Option<String>,
+            ) -> cairn_core::Result<Run> {
+                // The guard in the WHERE clause makes "finished runs stay finished"
+                // hold even when two workers race.
+                let sql = concat!(
+                    "UPDATE runs SET status = $2, error = $3, updated_at = $4 \
+                     WHERE id = $1 AND status NOT IN ('succeeded', 'failed', 'cancelled') RETURNING ",
+                    run_columns!()
+                );
+                let row: Option<RunRow> = sqlx::query_as(sql)
+                    .bind(id.0)
+                    .bind(status.as_str())
+                    .bind(error)
+                    .bind(now())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .db()?;
+                match row {
+                    Some(row) => row.into_domain(),
+                    // Either there is no such run, or it already finished.
+                    None => match self.run(id).await?.status.is_terminal() {
+                        true => Err(cairn_core::Error::Conflict { entity: "finished run" }),
+                        false => Err(cairn_core::Error::NotFound { entity: "run" }),
+                    },
+                }
+            }
+
+            async fn put_checkpoint(&self, checkpoint: NewCheckpoint) -> cairn_core::Result<()> {
+                sqlx::query(
+                    "INSERT INTO checkpoints (run_id, step, state, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (run_id, step) DO UPDATE SET state = excluded.state, created_at = excluded.created_at",
+                )
+                .bind(checkpoint.run_id.0)
+                .bind(checkpoint.step)
+                .bind(Json(checkpoint.state))
+                .bind(now())
+                .execute(&self.pool)
+                .await
+                .db_entity("checkpoint")?;
+                Ok(())
+            }
+
+            async fn latest_checkpoint(&self, run: RunId) -> cairn_core::Result<Option<Checkpoint>> {
+                let row: Option<CheckpointRow> = sqlx::query_as(
+                    "SELECT run_id, step, state, created_at FROM checkpoints WHERE run_id = $1 ORDER BY step DESC LIMIT 1",
+                )
+                .bind(run.0)
+                .fetch_optional(&self.pool)
+                .await
+                .db()?;
+                Ok(row.map(Checkpoint::from))
+            }
+
+            async fn checkpoints(&self, run: RunId) -> cairn_core::Result<Vec<Checkpoint>> {
+                let rows: Vec<CheckpointRow> = sqlx::query_as(
+                    "SELECT run_id, step, state, created_at FROM checkpoints WHERE run_id = $1 ORDER BY step",
+                )
+                .bind(run.0)
+                .fetch_all(&self.pool)
+                .await
+                .db()?;
+                Ok(rows.into_iter().map(Checkpoint::from).collect())
+            }
+        }
+    };
+}
+
+pub(super) use run_repo;

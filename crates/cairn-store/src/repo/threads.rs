@@ -1,0 +1,141 @@
+//! `ThreadRepo`: threads, their messages and their numbered event logs.
+
+/// `ThreadRepo` for one backend's store: `sql_store!` expands it in `mod.rs`,
+/// whose imports and column macros it uses.
+macro_rules! thread_repo {
+    ($store:ty) => {
+        #[async_trait]
+        impl ThreadRepo for $store {
+            async fn create_thread(&self, new: NewThread) -> cairn_core::Result<Thread> {
+                let sql = concat!(
+                    "INSERT INTO threads (",
+                    thread_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, 0, $6) RETURNING ",
+                    thread_columns!()
+                );
+                let row: ThreadRow = sqlx::query_as(sql)
+                    .bind(ThreadId::new().0)
+                    .bind(new.project_id.0)
+                    .bind(new.title)
+                    .bind(new.created_by.0)
+                    .bind(now())
+                    .bind(new.model)
+                    .fetch_one(&self.pool)
+                    .await
+                    .db_entity("thread")?;
+                Ok(row.into())
+            }
+
+            async fn thread(&self, id: ThreadId) -> cairn_core::Result<Thread> {
+                let sql = concat!("SELECT ", thread_columns!(), " FROM threads WHERE id = $1");
+                let row: ThreadRow = sqlx::query_as(sql).bind(id.0).fetch_one(&self.pool).await.db_entity("thread")?;
+                Ok(row.into())
+            }
+
+            async fn rename_thread(&self, id: ThreadId, title: String) -> cairn_core::Result<Thread> {
+                let sql = concat!("UPDATE threads SET title = $2 WHERE id = $1 RETURNING ", thread_columns!());
+                let row: ThreadRow =
+                    sqlx::query_as(sql).bind(id.0).bind(title).fetch_one(&self.pool).await.db_entity("thread")?;
+                Ok(row.into())
+            }
+
+            async fn threads(&self, project: ProjectId) -> cairn_core::Result<Vec<Thread>> {
+                let sql = concat!("SELECT ", thread_columns!(), " FROM threads WHERE project_id = $1 ORDER BY id DESC");
+                let rows: Vec<ThreadRow> = sqlx::query_as(sql).bind(project.0).fetch_all(&self.pool).await.db()?;
+                Ok(rows.into_iter().map(Thread::from).collect())
+            }
+
+            async fn append_message(&self, new: NewMessage) -> cairn_core::Result<Message> {
+                let row: MessageRow = sqlx::query_as(
+                    "INSERT INTO messages (id, thread_id, role, author_id, content, attachments, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     RETURNING id, thread_id, role, author_id, content, attachments, created_at",
+                )
+                .bind(MessageId::new().0)
+                .bind(new.thread_id.0)
+                .bind(new.role.as_str())
+                .bind(new.author.map(|u| u.0))
+                .bind(new.content)
+                .bind(serde_json::to_string(&new.attachments).unwrap_or_else(|_| "[]".to_owned()))
+                .bind(now())
+                .fetch_one(&self.pool)
+                .await
+                .db_entity("message")?;
+                row.into_domain()
+            }
+
+            async fn messages(&self, thread: ThreadId) -> cairn_core::Result<Vec<Message>> {
+                let rows: Vec<MessageRow> = sqlx::query_as(
+                    "SELECT id, thread_id, role, author_id, content, attachments, created_at FROM messages \
+                     WHERE thread_id = $1 ORDER BY id",
+                )
+                .bind(thread.0)
+                .fetch_all(&self.pool)
+                .await
+                .db()?;
+                rows.into_iter().map(MessageRow::into_domain).collect()
+            }
+
+            async fn append_events(&self, thread: ThreadId, events: Vec<NewEvent>) -> cairn_core::Result<Vec<Event>> {
+                if events.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
+                let at = now();
+                let mut tx = self.pool.begin().await.db()?;
+                // Reserving the numbers by bumping the thread's counter first takes
+                // the row's write lock, so concurrent appenders queue here and each
+                // gets its own consecutive block.
+                let last: i64 = sqlx::query_scalar(
+                    "UPDATE threads SET last_event_seq = last_event_seq + $2 WHERE id = $1 RETURNING last_event_seq",
+                )
+                .bind(thread.0)
+                .bind(count)
+                .fetch_one(&mut *tx)
+                .await
+                .db_entity("thread")?;
+                let mut stored = Vec::with_capacity(events.len());
+                for (seq, event) in (last - count + 1..).zip(events) {
+                    let sql = concat!(
+                        "INSERT INTO events (",
+                        event_columns!(),
+                        ") VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
+                        event_columns!()
+                    );
+                    let row: EventRow = sqlx::query_as(sql)
+                        .bind(thread.0)
+                        .bind(seq)
+                        .bind(event.run_id.map(|r| r.0))
+                        .bind(event.kind)
+                        .bind(Json(event.payload))
+                        .bind(event.schema_version)
+                        .bind(at)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .db_entity("event")?;
+                    stored.push(Event::from(row));
+                }
+                tx.commit().await.db()?;
+                Ok(stored)
+            }
+
+            async fn events_after(&self, thread: ThreadId, after: i64, limit: i64) -> cairn_core::Result<Vec<Event>> {
+                let sql = concat!(
+                    "SELECT ",
+                    event_columns!(),
+                    " FROM events WHERE thread_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+                );
+                let rows: Vec<EventRow> = sqlx::query_as(sql)
+                    .bind(thread.0)
+                    .bind(after)
+                    .bind(limit.max(0))
+                    .fetch_all(&self.pool)
+                    .await
+                    .db()?;
+                Ok(rows.into_iter().map(Event::from).collect())
+            }
+        }
+    };
+}
+
+pub(super) use thread_repo;
