@@ -54,6 +54,9 @@ fn register_sqlite_vec() {
     });
 }
 
+/// A PostgreSQL connection idle this long is pinged before it is used again.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(5);
+
 /// How to open the database.
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
@@ -96,9 +99,21 @@ impl Database {
                     return Err(connect_error(format!("no answer within {waited} s")));
                 }
             }
+            // A connection is tested before use only when it sat idle for a
+            // while (the server may have dropped it): testing every one, the
+            // pool's default, costs each query a second round trip.
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections)
                 .acquire_timeout(options.acquire_timeout)
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= IDLE_BEFORE_PING {
+                            conn.ping().await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_lazy_with(connect);
             return Ok(Database::Postgres(pool));
         }
@@ -113,9 +128,13 @@ impl Database {
         if let Some(parent) = connect.get_filename().parent().filter(|p| !p.as_os_str().is_empty()) {
             create_dir(parent)?;
         }
+        // A SQLite connection is a file in this process: nothing to test
+        // before use (the pool's default test costs a round trip through the
+        // connection's thread on every query).
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
+            .test_before_acquire(false)
             .connect_with(connect)
             .await
             .map_err(|e| Error::Connect { backend: "SQLite", cause: e.to_string() })?;
