@@ -72,16 +72,33 @@ impl StepContext {
 }
 
 /// Why a run stopped early.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum GraphError {
     #[error("node `{node}` failed: {message}")]
     Node { node: String, message: String },
     #[error("the graph has no node `{0}`")]
     UnknownNode(String),
     #[error("the checkpoint could not be saved or read: {0}")]
-    Checkpoint(String),
+    Checkpoint(#[from] CheckpointError),
     #[error("the run took more than {0} steps")]
     TooManySteps(i64),
+}
+
+/// Why a checkpoint could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The store failed (out of reach, or the run is gone).
+    #[error(transparent)]
+    Store(#[from] cairn_core::Error),
+    /// The store keeps checkpoints by run id; this name is not one.
+    #[error("`{0}` is not a run id")]
+    NotARun(String),
+    /// The checkpoint does not hold this graph's state.
+    #[error("the checkpoint does not fit the graph's state: {0}")]
+    Format(#[from] serde_json::Error),
+    /// A fork from a step the run has no checkpoint of.
+    #[error("run {run} has no checkpoint after step {step}")]
+    Missing { run: String, step: i64 },
 }
 
 pub type NodeFn<S> = Arc<dyn Fn(S, StepContext) -> BoxFuture<'static, Result<Step<S>, String>> + Send + Sync>;
@@ -120,21 +137,18 @@ pub struct Position {
 /// in tests).
 #[async_trait]
 pub trait Checkpointer: Send + Sync {
-    async fn save(&self, run: &str, step: i64, checkpoint: Value) -> Result<(), String>;
-    async fn latest(&self, run: &str) -> Result<Option<Value>, String>;
+    async fn save(&self, run: &str, step: i64, checkpoint: Value) -> Result<(), CheckpointError>;
+    async fn latest(&self, run: &str) -> Result<Option<Value>, CheckpointError>;
     /// The checkpoint written after step `step`.
-    async fn at(&self, run: &str, step: i64) -> Result<Option<Value>, String>;
+    async fn at(&self, run: &str, step: i64) -> Result<Option<Value>, CheckpointError>;
 }
 
 /// Starts run `to` from run `from`'s checkpoint after `step`: the new run
 /// goes on from there on its own (a fork into a new thread).
 pub async fn fork(checkpoints: &dyn Checkpointer, from: &str, step: i64, to: &str) -> Result<(), GraphError> {
-    let checkpoint = checkpoints
-        .at(from, step)
-        .await
-        .map_err(GraphError::Checkpoint)?
-        .ok_or_else(|| GraphError::Checkpoint(format!("run {from} has no checkpoint after step {step}")))?;
-    checkpoints.save(to, step, checkpoint).await.map_err(GraphError::Checkpoint)
+    let checkpoint =
+        checkpoints.at(from, step).await?.ok_or_else(|| CheckpointError::Missing { run: from.to_owned(), step })?;
+    Ok(checkpoints.save(to, step, checkpoint).await?)
 }
 
 /// How a run ended.
@@ -192,15 +206,13 @@ impl<S: GraphState> Graph<S> {
 
     /// The state and position a checkpoint holds.
     pub fn decode(checkpoint: &Value) -> Result<(S, Position), GraphError> {
-        let state =
-            serde_json::from_value(checkpoint["state"].clone()).map_err(|e| GraphError::Checkpoint(e.to_string()))?;
-        let position = serde_json::from_value(checkpoint["position"].clone())
-            .map_err(|e| GraphError::Checkpoint(e.to_string()))?;
+        let state = serde_json::from_value(checkpoint["state"].clone()).map_err(CheckpointError::from)?;
+        let position = serde_json::from_value(checkpoint["position"].clone()).map_err(CheckpointError::from)?;
         Ok((state, position))
     }
 
     fn encode(state: &S, position: &Position) -> Result<Value, GraphError> {
-        let state = serde_json::to_value(state).map_err(|e| GraphError::Checkpoint(e.to_string()))?;
+        let state = serde_json::to_value(state).map_err(CheckpointError::from)?;
         Ok(json!({ "state": state, "position": position }))
     }
 
@@ -217,7 +229,7 @@ impl<S: GraphState> Graph<S> {
     ) -> Result<Outcome<S>, GraphError> {
         let (mut state, mut position) = match from {
             Some(start) => start,
-            None => match checkpoints.latest(run).await.map_err(GraphError::Checkpoint)? {
+            None => match checkpoints.latest(run).await? {
                 Some(checkpoint) => Self::decode(&checkpoint)?,
                 None => (initial, Position { next: Some(self.start.clone()), step: 0, interrupt: None }),
             },
@@ -254,10 +266,7 @@ impl<S: GraphState> Graph<S> {
                 },
             };
             position = Position { next, step: position.step + 1, interrupt: question.clone() };
-            checkpoints
-                .save(run, position.step, Self::encode(&state, &position)?)
-                .await
-                .map_err(GraphError::Checkpoint)?;
+            checkpoints.save(run, position.step, Self::encode(&state, &position)?).await?;
             if let Some(question) = question {
                 return Ok(Outcome::Interrupted { state, question });
             }
@@ -281,7 +290,7 @@ impl MemoryCheckpointer {
 
 #[async_trait]
 impl Checkpointer for MemoryCheckpointer {
-    async fn save(&self, run: &str, step: i64, checkpoint: Value) -> Result<(), String> {
+    async fn save(&self, run: &str, step: i64, checkpoint: Value) -> Result<(), CheckpointError> {
         let mut saved = self.saved.lock().await;
         let list = saved.entry(run.to_owned()).or_default();
         list.retain(|(s, _)| *s != step);
@@ -290,11 +299,11 @@ impl Checkpointer for MemoryCheckpointer {
         Ok(())
     }
 
-    async fn latest(&self, run: &str) -> Result<Option<Value>, String> {
+    async fn latest(&self, run: &str) -> Result<Option<Value>, CheckpointError> {
         Ok(self.saved.lock().await.get(run).and_then(|list| list.last().map(|(_, c)| c.clone())))
     }
 
-    async fn at(&self, run: &str, step: i64) -> Result<Option<Value>, String> {
+    async fn at(&self, run: &str, step: i64) -> Result<Option<Value>, CheckpointError> {
         let saved = self.saved.lock().await;
         Ok(saved.get(run).and_then(|list| list.iter().find(|(s, _)| *s == step).map(|(_, c)| c.clone())))
     }
@@ -308,23 +317,22 @@ pub struct StoreCheckpointer {
 
 #[async_trait]
 impl Checkpointer for StoreCheckpointer {
-    async fn save(&self, run: &str, step: i64, state: Value) -> Result<(), String> {
-        let run_id = run.parse().map_err(|e| format!("bad run id {run}: {e}"))?;
-        self.store
-            .put_checkpoint(cairn_core::model::NewCheckpoint { run_id, step, state })
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
+    async fn save(&self, run: &str, step: i64, state: Value) -> Result<(), CheckpointError> {
+        let run_id = run_id(run)?;
+        self.store.put_checkpoint(cairn_core::model::NewCheckpoint { run_id, step, state }).await?;
+        Ok(())
     }
 
-    async fn latest(&self, run: &str) -> Result<Option<Value>, String> {
-        let run_id = run.parse().map_err(|e| format!("bad run id {run}: {e}"))?;
-        self.store.latest_checkpoint(run_id).await.map(|c| c.map(|c| c.state)).map_err(|e| e.to_string())
+    async fn latest(&self, run: &str) -> Result<Option<Value>, CheckpointError> {
+        Ok(self.store.latest_checkpoint(run_id(run)?).await?.map(|c| c.state))
     }
 
-    async fn at(&self, run: &str, step: i64) -> Result<Option<Value>, String> {
-        let run_id = run.parse().map_err(|e| format!("bad run id {run}: {e}"))?;
-        let all = self.store.checkpoints(run_id).await.map_err(|e| e.to_string())?;
+    async fn at(&self, run: &str, step: i64) -> Result<Option<Value>, CheckpointError> {
+        let all = self.store.checkpoints(run_id(run)?).await?;
         Ok(all.into_iter().find(|c| c.step == step).map(|c| c.state))
     }
+}
+
+fn run_id(run: &str) -> Result<cairn_core::RunId, CheckpointError> {
+    run.parse().map_err(|_| CheckpointError::NotARun(run.to_owned()))
 }

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use cairn_core::bus::Bus;
 use cairn_core::model::{Message, MessageRole, NewEvent, NewMessage, NewRun, Run, RunStatus};
-use cairn_core::sandbox::NewSandbox;
+use cairn_core::sandbox::{NewSandbox, SandboxResult};
 use cairn_core::store::Store;
 use cairn_core::{RunId, SandboxId, ThreadId, UserId};
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use crate::budget::{Budget, budget_spent};
 use crate::codeact::{Agent, AgentState, RunContext};
 use crate::events::{Events, ForkedFrom, MessageCreated, PlanChanged, RunEvent, SCHEMA_VERSION, StatusChanged};
-use crate::graph::{Outcome, StoreCheckpointer};
+use crate::graph::{CheckpointError, GraphError, Outcome, StoreCheckpointer};
 use crate::plan::{Plan, builtin_agents};
 use cairn_config::{AgentConfig, AgentSpec};
 
@@ -469,9 +469,9 @@ impl Runs {
     }
 
     /// The thread's sandbox: the one made for it before, or a new one.
-    async fn sandbox_for(&self, run: &Run, project: cairn_core::ProjectId) -> Result<SandboxId, String> {
+    async fn sandbox_for(&self, run: &Run, project: cairn_core::ProjectId) -> SandboxResult<SandboxId> {
         let sandboxes = &self.inner.agent.services.sandboxes;
-        let existing = sandboxes.list(Some(run.created_by)).await.map_err(|e| e.detail())?;
+        let existing = sandboxes.list(Some(run.created_by)).await?;
         if let Some(found) = existing.iter().find(|s| s.thread == Some(run.thread_id)) {
             return Ok(found.id);
         }
@@ -481,7 +481,7 @@ impl Runs {
             thread: Some(run.thread_id),
             policy: Default::default(),
         };
-        sandboxes.create(request).await.map(|s| s.id).map_err(|e| e.detail())
+        Ok(sandboxes.create(request).await?.id)
     }
 
     async fn process(&self, id: RunId, model: Option<String>, plan: bool) -> Result<(), RunError> {
@@ -501,7 +501,7 @@ impl Runs {
             Err(why) => {
                 self.set_status(
                     &run,
-                    StatusChanged::new(RunStatus::Failed, Some(format!("no sandbox for the run: {why}"))),
+                    StatusChanged::new(RunStatus::Failed, Some(format!("no sandbox for the run: {}", why.detail()))),
                 )
                 .await?;
                 return Ok(());
@@ -583,6 +583,11 @@ impl Runs {
             }
             Ok(Outcome::Cancelled(_)) => {
                 self.set_status(&run, StatusChanged::new(RunStatus::Cancelled, None)).await?;
+            }
+            // The store is out of reach: the job goes back to the queue and
+            // the run goes on from its last checkpoint when it is taken again.
+            Err(GraphError::Checkpoint(CheckpointError::Store(error @ cairn_core::Error::Unavailable { .. }))) => {
+                return Err(error.into());
             }
             Err(error) => {
                 self.set_status(&run, StatusChanged::new(RunStatus::Failed, Some(error.to_string()))).await?;

@@ -1,6 +1,6 @@
 //! The graph runtime: edges of every kind, a checkpoint per step, resuming
 //! after a failure without repeating finished steps, interrupts, cancel,
-//! sub-graphs, forks — and checkpoints in the real store.
+//! forks, a store outage — and checkpoints in the real store.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use cairn_agent::graph::{
-    Checkpointer, Control, Edge, Graph, MemoryCheckpointer, Outcome, Position, Step, StoreCheckpointer, fork,
+    CheckpointError, Checkpointer, Control, Edge, Graph, GraphError, MemoryCheckpointer, Outcome, Position, Step,
+    StoreCheckpointer, fork,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -148,7 +149,62 @@ async fn a_cancelled_run_stops_between_steps_and_a_fork_goes_its_own_way() {
         panic!()
     };
     assert_eq!(forked.trail, ["start", "add", "add", "add", "finish"]);
-    assert!(fork(&checkpoints, "r5", 99, "x").await.is_err());
+    let missing = fork(&checkpoints, "r5", 99, "x").await.unwrap_err();
+    assert!(matches!(missing, GraphError::Checkpoint(CheckpointError::Missing { step: 99, .. })), "{missing:?}");
+}
+
+/// A checkpointer whose store is out of reach for one write.
+struct Outage {
+    inner: MemoryCheckpointer,
+    fail_at_step: i64,
+    failed: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Checkpointer for Outage {
+    async fn save(&self, run: &str, step: i64, checkpoint: serde_json::Value) -> Result<(), CheckpointError> {
+        if step == self.fail_at_step && !self.failed.swap(true, Ordering::SeqCst) {
+            let reason = "connection refused".to_owned();
+            return Err(cairn_core::Error::Unavailable { dependency: cairn_core::Dependency::Database, reason }.into());
+        }
+        self.inner.save(run, step, checkpoint).await
+    }
+
+    async fn latest(&self, run: &str) -> Result<Option<serde_json::Value>, CheckpointError> {
+        self.inner.latest(run).await
+    }
+
+    async fn at(&self, run: &str, step: i64) -> Result<Option<serde_json::Value>, CheckpointError> {
+        self.inner.at(run, step).await
+    }
+}
+
+#[tokio::test]
+async fn a_store_outage_is_a_typed_error_and_the_run_goes_on_from_its_last_checkpoint() {
+    let checkpoints = Outage { inner: MemoryCheckpointer::default(), fail_at_step: 3, failed: AtomicBool::new(false) };
+    let error = looping().run("r6", &checkpoints, Counter::default(), None, never()).await.unwrap_err();
+    // The run service tells this apart from a broken run: it retries the job
+    // later instead of failing the run.
+    assert!(
+        matches!(error, GraphError::Checkpoint(CheckpointError::Store(cairn_core::Error::Unavailable { .. }))),
+        "{error:?}"
+    );
+    assert_eq!(checkpoints.inner.all("r6").await.len(), 2, "steps 1 and 2 were saved before the outage");
+    let Outcome::Finished(state) = looping().run("r6", &checkpoints, Counter::default(), None, never()).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(state.trail, ["start", "add", "add", "add", "finish"], "the same result as an unbroken run");
+}
+
+#[tokio::test]
+async fn a_store_checkpointer_refuses_a_name_that_is_not_a_run_id() {
+    let dir = cairn_testkit::TempDir::new("graph-name");
+    let db = cairn_store::Database::open(&dir.sqlite_url(), &Default::default()).await.unwrap();
+    db.migrate().await.unwrap();
+    let checkpoints = StoreCheckpointer { store: db.store() };
+    let error = looping().run("not-a-run", &checkpoints, Counter::default(), None, never()).await.unwrap_err();
+    assert!(matches!(error, GraphError::Checkpoint(CheckpointError::NotARun(ref name)) if name == "not-a-run"));
 }
 
 #[tokio::test]
