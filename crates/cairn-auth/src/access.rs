@@ -1,5 +1,7 @@
 //! Who is calling, and what they may do inside a project.
 
+use std::sync::Arc;
+
 use cairn_core::model::{Role, User};
 use cairn_core::{ApiKeyId, ProjectId, SessionId};
 
@@ -17,8 +19,9 @@ pub enum Credential {
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// The person (for an API key, its owner), as loaded for this request.
-    pub user: User,
+    /// The person (for an API key, its owner), as loaded for this request;
+    /// shared with the account cache, so passing a caller on copies nothing.
+    pub user: Arc<User>,
     pub credential: Credential,
 }
 

@@ -102,12 +102,12 @@ impl Auth {
     }
 
     /// The account, from memory if it was read in the last moments.
-    pub(crate) async fn cached_user(&self, id: UserId) -> cairn_core::Result<User> {
+    pub(crate) async fn cached_user(&self, id: UserId) -> cairn_core::Result<Arc<User>> {
         if let Some(user) = self.inner.users.get(id) {
             return Ok(user);
         }
         let epoch = self.inner.users.epoch();
-        let user = self.store().user(id).await?;
+        let user = Arc::new(self.store().user(id).await?);
         self.inner.users.put(epoch, user.clone());
         Ok(user)
     }
@@ -189,10 +189,10 @@ impl Auth {
     pub async fn sign_in(&self, email: &str, password: &str, addr: &str) -> Result<Session> {
         let email = email.trim().to_lowercase();
         let (per_account, per_address) = self.sign_in_limits();
-        let account_key = format!("signin-fail:account:{email}");
-        let address_key = format!("signin-fail:address:{addr}");
+        let account_key: throttle::Subject<'_> = ("signin-fail:account", &email);
+        let address_key: throttle::Subject<'_> = ("signin-fail:address", &addr);
         let cache = self.inner.cache.as_ref();
-        for (key, limit) in [(&account_key, per_account), (&address_key, per_address)] {
+        for (key, limit) in [(account_key, per_account), (address_key, per_address)] {
             let status = throttle::check(cache, key, limit).await?;
             if !status.allowed {
                 self.audit(None, None, "auth.sign_in_throttled", json!({ "email": email }), addr).await;
@@ -211,8 +211,8 @@ impl Auth {
                 self.start_session(user, SessionId::new()).await
             }
             user => {
-                throttle::hit(cache, &account_key, per_account).await?;
-                throttle::hit(cache, &address_key, per_address).await?;
+                throttle::hit(cache, account_key, per_account).await?;
+                throttle::hit(cache, address_key, per_address).await?;
                 let reason = match &user {
                     None => "unknown account",
                     Some(u) if u.disabled => "account disabled",
@@ -386,7 +386,7 @@ impl Auth {
 
     /// The account a credential was issued to, if it still stands: it
     /// exists, is enabled, and its password has not changed since (`ver`).
-    pub(crate) async fn account_of_credential(&self, id: UserId, ver: i64) -> Result<User> {
+    pub(crate) async fn account_of_credential(&self, id: UserId, ver: i64) -> Result<Arc<User>> {
         let user = match self.cached_user(id).await {
             Ok(user) => user,
             Err(cairn_core::Error::NotFound { .. }) => return Err(Error::InvalidToken("the account no longer exists")),
@@ -428,19 +428,24 @@ impl Auth {
 
     /// Counts a request against the caller's limit (per user or per key).
     pub async fn rate_limit_principal(&self, principal: &Principal) -> Result<RateLimitStatus> {
-        let (key, max) = match &principal.credential {
+        let cache = self.inner.cache.as_ref();
+        let window = Duration::from_secs(60);
+        match &principal.credential {
             Credential::Session(_) => {
-                (format!("rate:user:{}", principal.user.id), self.inner.limits.per_user_per_minute)
+                let limit = Limit { max: self.inner.limits.per_user_per_minute, window };
+                throttle::hit(cache, ("rate:user", &principal.user.id), limit).await
             }
-            Credential::ApiKey { key, .. } => (format!("rate:key:{key}"), self.inner.limits.per_api_key_per_minute),
-        };
-        throttle::hit(self.inner.cache.as_ref(), &key, Limit { max, window: Duration::from_secs(60) }).await
+            Credential::ApiKey { key, .. } => {
+                let limit = Limit { max: self.inner.limits.per_api_key_per_minute, window };
+                throttle::hit(cache, ("rate:key", key), limit).await
+            }
+        }
     }
 
     /// Counts a request against its client address's limit.
     pub async fn rate_limit_address(&self, addr: &str) -> Result<RateLimitStatus> {
         let limit = Limit { max: self.inner.limits.per_address_per_minute, window: Duration::from_secs(60) };
-        throttle::hit(self.inner.cache.as_ref(), &format!("rate:addr:{addr}"), limit).await
+        throttle::hit(self.inner.cache.as_ref(), ("rate:addr", &addr), limit).await
     }
 
     /// The one check in front of every project-scoped action. A caller who is

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use cairn_core::UserId;
@@ -26,20 +26,20 @@ const SWEEP_AT: usize = 10_000;
 
 #[derive(Debug, Default)]
 pub(crate) struct UserCache {
-    entries: Mutex<HashMap<UserId, (User, Instant)>>,
+    entries: Mutex<HashMap<UserId, (Arc<User>, Instant)>>,
     /// Goes up on every eviction; a load that began before it moved is stale.
     epoch: AtomicU64,
 }
 
 impl UserCache {
-    fn lock(&self) -> MutexGuard<'_, HashMap<UserId, (User, Instant)>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<UserId, (Arc<User>, Instant)>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A fresh entry, if there is one.
-    pub(crate) fn get(&self, id: UserId) -> Option<User> {
+    pub(crate) fn get(&self, id: UserId) -> Option<Arc<User>> {
         let entries = self.lock();
-        entries.get(&id).filter(|(_, at)| at.elapsed() < TTL).map(|(user, _)| user.clone())
+        entries.get(&id).filter(|(_, at)| at.elapsed() < TTL).map(|(user, _)| Arc::clone(user))
     }
 
     /// Call before loading; pass the result to `put`.
@@ -48,7 +48,7 @@ impl UserCache {
     }
 
     /// Keeps a loaded account, unless an eviction happened since `epoch`.
-    pub(crate) fn put(&self, epoch: u64, user: User) {
+    pub(crate) fn put(&self, epoch: u64, user: Arc<User>) {
         let mut entries = self.lock();
         if self.epoch.load(Ordering::SeqCst) != epoch {
             return;
@@ -88,6 +88,7 @@ mod tests {
         let cache = UserCache::default();
         let u = user();
         let before = cache.epoch();
+        let u = Arc::new(u);
         cache.put(before, u.clone());
         assert_eq!(cache.get(u.id), Some(u.clone()));
         let loading = cache.epoch();

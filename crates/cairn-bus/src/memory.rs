@@ -37,21 +37,38 @@ pub struct MemoryCache {
     state: Mutex<CacheState>,
 }
 
+/// A value, or a counter kept as a number: rate limits bump counters on
+/// every request, which then costs no parsing and no allocation.
+#[derive(Debug)]
+enum Entry {
+    Bytes(Bytes),
+    Count(i64),
+}
+
+impl Entry {
+    fn bytes(&self) -> Bytes {
+        match self {
+            Entry::Bytes(value) => value.clone(),
+            Entry::Count(count) => Bytes::from(count.to_string()),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct CacheState {
-    entries: HashMap<String, (Bytes, Instant)>,
+    entries: HashMap<String, (Entry, Instant)>,
     swept_at_len: usize,
 }
 
 impl CacheState {
-    fn live(&mut self, key: &str, now: Instant) -> Option<&mut (Bytes, Instant)> {
+    fn live(&mut self, key: &str, now: Instant) -> Option<&mut (Entry, Instant)> {
         if self.entries.get(key).is_some_and(|(_, expires)| *expires <= now) {
             self.entries.remove(key);
         }
         self.entries.get_mut(key)
     }
 
-    fn insert(&mut self, key: &str, value: Bytes, expires: Instant, now: Instant) {
+    fn insert(&mut self, key: &str, value: Entry, expires: Instant, now: Instant) {
         self.entries.insert(key.to_owned(), (value, expires));
         if self.entries.len() >= 2 * self.swept_at_len.max(512) {
             self.entries.retain(|_, (_, expires)| *expires > now);
@@ -69,12 +86,12 @@ impl MemoryCache {
 #[async_trait]
 impl Cache for MemoryCache {
     async fn get(&self, key: &str) -> cairn_core::Result<Option<Bytes>> {
-        Ok(self.lock().live(key, Instant::now()).map(|(value, _)| value.clone()))
+        Ok(self.lock().live(key, Instant::now()).map(|(value, _)| value.bytes()))
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> cairn_core::Result<()> {
         let now = Instant::now();
-        self.lock().insert(key, value, now + ttl, now);
+        self.lock().insert(key, Entry::Bytes(value), now + ttl, now);
         Ok(())
     }
 
@@ -88,16 +105,21 @@ impl Cache for MemoryCache {
     async fn incr(&self, key: &str, ttl: Duration) -> cairn_core::Result<i64> {
         let now = Instant::now();
         let mut state = self.lock();
-        // A live counter is bumped in place (one lookup, no new key): rate
-        // limits count every request this way.
+        // A live counter is bumped in place (one lookup, no new key).
         if let Some((value, expires)) = state.entries.get_mut(key)
             && *expires > now
         {
-            let next = std::str::from_utf8(value).ok().and_then(|v| v.parse::<i64>().ok()).unwrap_or(0) + 1;
-            *value = Bytes::from(next.to_string());
+            let next = match value {
+                Entry::Count(count) => *count + 1,
+                // Like Redis, a value set as text counts on from its number.
+                Entry::Bytes(text) => {
+                    std::str::from_utf8(text).ok().and_then(|v| v.parse::<i64>().ok()).unwrap_or(0) + 1
+                }
+            };
+            *value = Entry::Count(next);
             return Ok(next);
         }
-        state.insert(key, Bytes::from_static(b"1"), now + ttl, now);
+        state.insert(key, Entry::Count(1), now + ttl, now);
         Ok(1)
     }
 }

@@ -236,6 +236,11 @@ async fn counters_count_within_their_window(bus: Bus) {
     for expected in 1..=3 {
         assert_eq!(bus.cache.incr("hits", window).await.unwrap(), expected);
     }
+    // A counter reads back as its decimal text (the sign-in throttle reads
+    // counts this way), and a value set as text counts on from its number.
+    assert_eq!(bus.cache.get("hits").await.unwrap(), Some(Bytes::from_static(b"3")));
+    bus.cache.set("set-hits", Bytes::from_static(b"41"), Duration::from_secs(60)).await.unwrap();
+    assert_eq!(bus.cache.incr("set-hits", window).await.unwrap(), 42);
     tokio::time::sleep(window + Duration::from_millis(150)).await;
     assert_eq!(bus.cache.incr("hits", window).await.unwrap(), 1, "a new window starts from one");
 }

@@ -40,7 +40,7 @@ async fn person(store: &Arc<dyn Store>, email: &str) -> Principal {
         })
         .await
         .unwrap();
-    Principal { user, credential: Credential::Session(SessionId::new()) }
+    Principal { user: Arc::new(user), credential: Credential::Session(SessionId::new()) }
 }
 
 async fn library(s3: Option<S3Server>, tweak: fn(&mut FilesConfig)) -> Library {

@@ -341,7 +341,7 @@ async fn reset_password(
     (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
 ))]
 async fn me(Authenticated(principal): Authenticated) -> ApiJson<UserResponse> {
-    ApiJson(UserResponse::from(&principal.user))
+    ApiJson(UserResponse::from(principal.user.as_ref()))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

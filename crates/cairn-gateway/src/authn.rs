@@ -89,12 +89,12 @@ pub(crate) async fn authenticate(State(state): State<AppState>, mut request: Req
         return next.run(request).await;
     }
     let addr = client_addr(&request, &state.config.rate_limit.client_address_header);
-    request.extensions_mut().insert(ClientAddr(addr.clone()));
     let mut statuses = Vec::with_capacity(2);
     match state.auth.rate_limit_address(&addr).await {
         Ok(status) => statuses.push(status),
         Err(error) => return ApiError::from(error).into_response(),
     }
+    request.extensions_mut().insert(ClientAddr(addr));
     if let Some(credential) = bearer(request.headers()) {
         let principal = match credential {
             Ok(token) => state.auth.authenticate(token).await,
