@@ -48,6 +48,8 @@ pub(crate) struct Inner {
     pub(crate) cache: Arc<dyn Cache>,
     pubsub: Arc<dyn PubSub>,
     users: UserCache,
+    /// Access tokens whose signature was already checked.
+    verified: tokens::VerifiedTokens,
     mailer: Arc<dyn Mailer>,
     keys: SigningKeys,
     pub(crate) config: cairn_config::AuthConfig,
@@ -92,6 +94,7 @@ impl Auth {
             cache: bus.cache.clone(),
             pubsub: bus.pubsub.clone(),
             users: UserCache::default(),
+            verified: tokens::VerifiedTokens::default(),
             mailer,
             keys,
             config: config.auth.clone(),
@@ -372,14 +375,17 @@ impl Auth {
         if let Some(rest) = bearer.strip_prefix(API_KEY_PREFIX) {
             return self.authenticate_key(rest).await;
         }
-        let claims = tokens::verify(
-            &self.inner.keys,
-            bearer,
-            &self.inner.config.issuer,
-            &self.inner.config.audience,
-            now().unix_timestamp(),
-        )
-        .map_err(Error::InvalidToken)?;
+        let claims = self
+            .inner
+            .verified
+            .verify(
+                &self.inner.keys,
+                bearer,
+                &self.inner.config.issuer,
+                &self.inner.config.audience,
+                now().unix_timestamp(),
+            )
+            .map_err(Error::InvalidToken)?;
         let user = self.account_of_credential(claims.sub, claims.ver).await?;
         Ok(Principal { user, credential: Credential::Session(claims.sid) })
     }

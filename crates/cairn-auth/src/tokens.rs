@@ -104,6 +104,76 @@ pub(crate) fn verify(
     Ok(claims)
 }
 
+/// What an access token says once its signature and fixed claims passed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Checked {
+    pub sub: UserId,
+    pub sid: SessionId,
+    pub ver: i64,
+    nbf: i64,
+    exp: i64,
+}
+
+impl Checked {
+    /// The checks that depend on the time, made on every use.
+    fn current(self, now: i64) -> Result<Checked, &'static str> {
+        if now >= self.exp {
+            return Err("the token has expired");
+        }
+        if now + CLOCK_SKEW_SECS < self.nbf {
+            return Err("the token is not valid yet");
+        }
+        Ok(self)
+    }
+}
+
+/// Past this many remembered tokens, expired ones are swept out (and, if
+/// that is not enough, all are forgotten).
+const REMEMBERED_TOKENS: usize = 10_000;
+
+/// Access tokens already verified. A client sends the same token with every
+/// request until it expires: its signature, algorithm, key, issuer, audience
+/// and type are checked once (they cannot change for the same string, and
+/// the signing keys are fixed while the process runs); expiry and
+/// not-before on every use. Only tokens that passed are remembered, so
+/// garbage cannot fill it.
+#[derive(Debug, Default)]
+pub(crate) struct VerifiedTokens {
+    entries: std::sync::RwLock<std::collections::HashMap<Box<str>, Checked>>,
+}
+
+impl VerifiedTokens {
+    pub(crate) fn verify(
+        &self,
+        keys: &SigningKeys,
+        token: &str,
+        issuer: &str,
+        audience: &str,
+        now: i64,
+    ) -> Result<Checked, &'static str> {
+        let known = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(token).copied();
+        if let Some(checked) = known {
+            return checked.current(now);
+        }
+        let claims = verify(keys, token, issuer, audience, now)?;
+        let checked = Checked { sub: claims.sub, sid: claims.sid, ver: claims.ver, nbf: claims.nbf, exp: claims.exp };
+        let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= REMEMBERED_TOKENS {
+            entries.retain(|_, c| c.exp > now);
+            if entries.len() >= REMEMBERED_TOKENS {
+                entries.clear();
+            }
+        }
+        entries.insert(token.into(), checked);
+        Ok(checked)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+}
+
 fn header_and_payload_len(token: &str) -> usize {
     token.rfind('.').unwrap_or(0)
 }
@@ -234,6 +304,52 @@ mod tests {
         let mut skewed = claims(NOW);
         skewed.nbf = NOW + 3;
         assert!(check(&keys, &sign(&keys, &skewed)).is_ok(), "small clock skew is tolerated");
+    }
+
+    #[test]
+    fn a_remembered_token_is_still_refused_once_it_expires_and_forgeries_are_never_remembered() {
+        let keys = keys("k1", 7);
+        let remembered = VerifiedTokens::default();
+        let claims = claims(NOW);
+        let token = sign(&keys, &claims);
+        let first = remembered.verify(&keys, &token, "cairn", "cairn-api", NOW).unwrap();
+        assert_eq!((first.sub, first.sid, first.ver), (claims.sub, claims.sid, claims.ver));
+        assert_eq!(remembered.verify(&keys, &token, "cairn", "cairn-api", NOW + 10), Ok(first));
+        assert_eq!(
+            remembered.verify(&keys, &token, "cairn", "cairn-api", claims.exp),
+            Err("the token has expired"),
+            "expiry is checked on every use"
+        );
+        assert_eq!(remembered.len(), 1);
+        // A changed character anywhere is another string: checked in full, refused, not kept.
+        let mut tampered = token.clone().into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert!(remembered.verify(&keys, &tampered, "cairn", "cairn-api", NOW).is_err());
+        let other = keys_with_same_kid();
+        let forged = sign(&other, &claims);
+        assert_eq!(remembered.verify(&keys, &forged, "cairn", "cairn-api", NOW), Err("the token signature is wrong"));
+        assert_eq!(remembered.len(), 1, "only verified tokens are remembered");
+        // Not valid yet: refused, and so not remembered until it is.
+        let mut later = self::claims(NOW);
+        later.nbf = NOW + 60;
+        let early = sign(&keys, &later);
+        assert_eq!(remembered.verify(&keys, &early, "cairn", "cairn-api", NOW), Err("the token is not valid yet"));
+        assert!(remembered.verify(&keys, &early, "cairn", "cairn-api", NOW + 60).is_ok());
+        assert_eq!(remembered.len(), 2);
+    }
+
+    #[test]
+    fn the_remembered_tokens_stay_bounded() {
+        let keys = keys("k1", 7);
+        let remembered = VerifiedTokens::default();
+        for i in 0..(REMEMBERED_TOKENS + 5) {
+            let mut c = claims(NOW);
+            c.iat = NOW - i as i64;
+            remembered.verify(&keys, &sign(&keys, &c), "cairn", "cairn-api", NOW).unwrap();
+        }
+        assert!(remembered.len() <= REMEMBERED_TOKENS, "{}", remembered.len());
     }
 
     #[test]
