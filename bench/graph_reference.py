@@ -2,7 +2,8 @@
 Cairn's agent benchmark (nodes that do nothing but note the time), with a
 checkpoint after every step in SQLite and in PostgreSQL — written before the
 next step (`durability="sync"`, what Cairn does) and in the background
-(`"async"`, LangGraph's default). Prints one JSON object: p50/p99 of the gap
+(`"async"`, LangGraph's default); on SQLite also with Cairn's SQLite
+durability (`synchronous=NORMAL` in WAL mode) beside SqliteSaver's default. Prints one JSON object: p50/p99 of the gap
 between two nodes (one step's overhead), in ms.
 
 Then whole agent steps: think calls the scripted LLM server (OpenAI's
@@ -114,6 +115,16 @@ def main():
             result[f"sqlite_{durability}_p50_ms"], result[f"sqlite_{durability}_p99_ms"] = p50, p99
         if client:
             result["agent_step_sqlite_p50_ms"], result["agent_step_sqlite_p99_ms"] = measure_agent(200, saver, client)
+        # SqliteSaver's own set-up leaves SQLite's default synchronous=FULL
+        # (an fsync per commit: durable across power loss). Cairn opens SQLite
+        # with synchronous=NORMAL in WAL mode (durable across a crash of the
+        # process, not of the machine); this series gives LangGraph the same.
+        normal = sqlite3.connect(os.path.join(folder, "lg-normal.db"), check_same_thread=False)
+        normal_saver = SqliteSaver(normal)
+        normal_saver.setup()
+        normal.execute("PRAGMA synchronous=NORMAL")
+        p50, p99 = measure(steps, normal_saver, "sync")
+        result["sqlite_sync_normal_p50_ms"], result["sqlite_sync_normal_p99_ms"] = p50, p99
     name = f"cairn_bench_lg_{os.getpid()}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
