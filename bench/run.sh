@@ -61,6 +61,7 @@ while [[ ! -s $llm_log ]]; do sleep 0.1; done
 echo "langgraph: $("$venv/bin/python" bench/graph_reference.py 1000 "$postgres_admin" "$(head -1 "$llm_log")")"
 kill "$llm_pid"
 rm -f "$llm_log"
+echo "floor:     $(bench/commit_floor.sh "$postgres_admin")"
 
 echo "## Prompt caching: a 10-step run's unchanged prompt prefixes, and its cost with and without caching"
 cargo build --release --locked -p cairn-agent --example cache_bench
