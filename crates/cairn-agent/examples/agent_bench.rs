@@ -16,10 +16,10 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use cairn_agent::graph::{Edge, Graph, Step, StoreCheckpointer};
-use cairn_core::model::{NewProject, NewRun, NewThread, NewUser, RunStatus};
+use cairn_core::model::{NewProject, NewRun, NewThread, RunStatus};
 use cairn_core::store::Store;
 use cairn_llm::{ChatRequest, Message};
-use cairn_testkit::{Reply, ScriptedLlm};
+use cairn_testkit::{Reply, ScriptedLlm, seed};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -34,32 +34,18 @@ struct Loop {
     messages: Vec<String>,
 }
 
-async fn owner_thread(store: &Arc<dyn Store>) -> (cairn_core::UserId, cairn_core::ProjectId, cairn_core::ThreadId) {
-    let email = format!("{}@bench.example", uuid_like());
-    let user = store
-        .create_user(NewUser { email, display_name: "B".into(), password_hash: "x".into(), is_admin: false })
-        .await
-        .unwrap()
-        .id;
-    let project = store.create_project(NewProject { name: "B".into(), owner: user }).await.unwrap().id;
-    let thread = store
-        .create_thread(NewThread { project_id: project, title: "B".into(), created_by: user, model: None })
-        .await
-        .unwrap()
-        .id;
-    (user, project, thread)
-}
-
-fn uuid_like() -> String {
-    format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+/// An e-mail no earlier call gave: benchmarks share one store.
+fn unique_email() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{nanos:x}@bench.example")
 }
 
 /// Per-step times (ms) of a think/act loop whose nodes do nothing but note
 /// the time: the gap between two nodes is one step's overhead — the
 /// checkpoint write and the edge.
 async fn graph_steps(store: Arc<dyn Store>, steps: u64) -> Vec<f64> {
-    let (user, _, thread) = owner_thread(&store).await;
-    let run = store.create_run(NewRun { thread_id: thread, created_by: user }).await.unwrap();
+    let seeded = seed::owner_with_thread(&*store, &unique_email()).await;
+    let run = store.create_run(NewRun { thread_id: seeded.thread.id, created_by: seeded.user.id }).await.unwrap();
     let marks = Arc::new(std::sync::Mutex::new(Vec::<Instant>::new()));
     let (think_marks, act_marks) = (marks.clone(), marks.clone());
     let graph = Graph::new("think")
@@ -95,8 +81,8 @@ async fn graph_steps(store: Arc<dyn Store>, steps: u64) -> Vec<f64> {
 /// scripted server, the conversation growing) then act (an observation
 /// added), with a checkpoint after each; measured between two thinks.
 async fn agent_steps(store: Arc<dyn Store>, model: Arc<dyn cairn_llm::ChatModel>, steps: u64) -> Vec<f64> {
-    let (user, _, thread) = owner_thread(&store).await;
-    let run = store.create_run(NewRun { thread_id: thread, created_by: user }).await.unwrap();
+    let seeded = seed::owner_with_thread(&*store, &unique_email()).await;
+    let run = store.create_run(NewRun { thread_id: seeded.thread.id, created_by: seeded.user.id }).await.unwrap();
     let marks = Arc::new(std::sync::Mutex::new(Vec::<Instant>::new()));
     let think_marks = marks.clone();
     let graph = Graph::new("think")
@@ -254,7 +240,7 @@ async fn main() {
     };
     let runs = cairn_agent::Runs::new(store.clone(), bus, Arc::new(agent), Default::default(), Duration::from_secs(60));
     runs.start_workers("bench", concurrent);
-    let (user, _, _) = owner_thread(&store).await;
+    let user = seed::user(&*store, &unique_email()).await.id;
     let project = store.create_project(NewProject { name: "C".into(), owner: user }).await.unwrap().id;
     let started = Instant::now();
     let mut ids = Vec::new();

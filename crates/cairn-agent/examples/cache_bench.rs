@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_core::model::{NewProject, NewThread, NewUser, RunStatus};
+use cairn_core::model::RunStatus;
 use cairn_testkit::{Reply, ScriptedLlm};
 use serde_json::Value;
 
@@ -92,22 +92,8 @@ async fn run(kind: &str, model: &str) -> Outcome {
     let bus = cairn_bus::in_process(db.queue(Default::default()));
     let runs = cairn_agent::Runs::new(store.clone(), bus, Arc::new(agent), Default::default(), Duration::from_secs(60));
     runs.start_workers("bench", 1);
-    let user = store
-        .create_user(NewUser {
-            email: format!("{kind}@bench.example"),
-            display_name: "B".into(),
-            password_hash: "x".into(),
-            is_admin: false,
-        })
-        .await
-        .unwrap()
-        .id;
-    let project = store.create_project(NewProject { name: "Bench".into(), owner: user }).await.unwrap().id;
-    let thread = store
-        .create_thread(NewThread { project_id: project, title: "B".into(), created_by: user, model: None })
-        .await
-        .unwrap()
-        .id;
+    let seeded = cairn_testkit::seed::owner_with_thread(&*store, &format!("{kind}@bench.example")).await;
+    let (user, thread) = (seeded.user.id, seeded.thread.id);
     let task = "Go through the ten parts of the data one by one and tell me when you are done.";
     let id = runs.post(thread, user, task.into(), true).await.unwrap().1.unwrap().id;
     let settled = runs.settle(id, Duration::from_secs(300)).await.unwrap();

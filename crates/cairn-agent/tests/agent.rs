@@ -11,7 +11,7 @@ use base64::Engine;
 use cairn_agent::{Agent, Budget, Runs, code_block};
 use cairn_config::{AgentConfig, Config, LlmConfig, LlmModel, LlmProvider};
 use cairn_core::UserId;
-use cairn_core::model::{MessageRole, NewProject, NewThread, NewUser, RunStatus};
+use cairn_core::model::{MessageRole, RunStatus};
 use cairn_core::store::Store;
 use cairn_sandbox::{LocalConfig, LocalSandboxes};
 use cairn_store::{Database, OpenOptions};
@@ -133,22 +133,8 @@ async fn world_full(budget: Budget, require_approval: Vec<String>, plan_approval
     let runs = Runs::new(store.clone(), bus, agent, budget, Duration::from_secs(30)).configured(&agent_config);
     runs.start_workers("test", 2);
 
-    let user = store
-        .create_user(NewUser {
-            email: "ada@example.com".into(),
-            display_name: "Ada".into(),
-            password_hash: "x".into(),
-            is_admin: false,
-        })
-        .await
-        .unwrap()
-        .id;
-    let project = store.create_project(NewProject { name: "P".into(), owner: user }).await.unwrap().id;
-    let thread = store
-        .create_thread(NewThread { project_id: project, title: "T".into(), created_by: user, model: None })
-        .await
-        .unwrap()
-        .id;
+    let seeded = cairn_testkit::seed::owner_with_thread(&*store, "ada@example.com").await;
+    let (user, project, thread) = (seeded.user.id, seeded.project.id, seeded.thread.id);
     World { runs, store, llm, user, project, thread, sandboxes, files, _db: db, _dir: dir }
 }
 

@@ -209,26 +209,13 @@ async fn a_store_checkpointer_refuses_a_name_that_is_not_a_run_id() {
 
 #[tokio::test]
 async fn checkpoints_live_in_the_store() {
-    use cairn_core::model::{NewProject, NewRun, NewThread, NewUser};
+    use cairn_core::model::NewRun;
     let dir = cairn_testkit::TempDir::new("graph");
     let db = cairn_store::Database::open(&dir.sqlite_url(), &Default::default()).await.unwrap();
     db.migrate().await.unwrap();
     let store = db.store();
-    let user = store
-        .create_user(NewUser {
-            email: "a@example.com".into(),
-            display_name: "A".into(),
-            password_hash: "x".into(),
-            is_admin: false,
-        })
-        .await
-        .unwrap();
-    let project = store.create_project(NewProject { name: "P".into(), owner: user.id }).await.unwrap();
-    let thread = store
-        .create_thread(NewThread { project_id: project.id, title: "T".into(), created_by: user.id, model: None })
-        .await
-        .unwrap();
-    let run = store.create_run(NewRun { thread_id: thread.id, created_by: user.id }).await.unwrap();
+    let seeded = cairn_testkit::seed::owner_with_thread(&*store, "a@example.com").await;
+    let run = store.create_run(NewRun { thread_id: seeded.thread.id, created_by: seeded.user.id }).await.unwrap();
     let checkpoints = StoreCheckpointer { store: store.clone() };
     let Outcome::Finished(state) =
         looping().run(&run.id.to_string(), &checkpoints, Counter::default(), None, never()).await.unwrap()

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cairn_auth::{Auth, Credential, Principal};
 use cairn_config::{Config, FilesConfig};
-use cairn_core::model::{NewProject, NewUser, Role, User};
+use cairn_core::model::{NewProject, Role};
 use cairn_core::store::Store;
 use cairn_core::{ProjectId, SessionId};
 use cairn_files::{ByteRange, Error, Files, Objects};
@@ -31,15 +31,7 @@ struct Library {
 }
 
 async fn person(store: &Arc<dyn Store>, email: &str) -> Principal {
-    let user: User = store
-        .create_user(NewUser {
-            email: email.into(),
-            display_name: "X".into(),
-            password_hash: "h".into(),
-            is_admin: false,
-        })
-        .await
-        .unwrap();
+    let user = cairn_testkit::seed::user(store.as_ref(), email).await;
     Principal { user: Arc::new(user), credential: Credential::Session(SessionId::new()) }
 }
 

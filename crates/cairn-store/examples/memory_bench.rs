@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use cairn_core::model::{NewMemoryChunk, NewProject, NewUser};
+use cairn_core::model::{NewMemoryChunk, NewProject};
 use cairn_store::{Database, OpenOptions};
 
 /// A small, seeded generator (xorshift): the same vectors on every run.
@@ -38,15 +38,7 @@ async fn run(backend: &str, url: &str, n: usize, dims: usize, queries: usize) {
     let db = Database::open(url, &OpenOptions::default()).await.unwrap();
     db.migrate().await.unwrap();
     let store = db.store();
-    let user = store
-        .create_user(NewUser {
-            email: format!("bench-{}@example.com", uuid_like()),
-            display_name: "Bench".into(),
-            password_hash: "x".into(),
-            is_admin: false,
-        })
-        .await
-        .unwrap();
+    let user = cairn_testkit::seed::user(&*store, &format!("bench-{}@example.com", uuid_like())).await;
     let project = store.create_project(NewProject { name: "Bench".into(), owner: user.id }).await.unwrap().id;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let started = Instant::now();

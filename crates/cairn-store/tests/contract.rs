@@ -13,6 +13,7 @@ use cairn_core::model::{
 };
 use cairn_core::store::Store;
 use cairn_store::{Database, OpenOptions};
+use cairn_testkit::seed::{Seeded, new_user, owner_with_thread, user};
 use cairn_testkit::{TcpProxy, TempDir, TestPostgres};
 use serde_json::json;
 
@@ -85,20 +86,8 @@ contract!(
     usage_is_added_up_from_the_usage_events_by_user_and_by_project,
 );
 
-async fn user(store: &Arc<dyn Store>, email: &str) -> User {
-    store
-        .create_user(NewUser {
-            email: email.to_owned(),
-            display_name: email.split('@').next().unwrap_or(email).to_owned(),
-            password_hash: "$argon2id$placeholder".to_owned(),
-            is_admin: false,
-        })
-        .await
-        .expect("create user")
-}
-
 async fn users_are_found_by_id_and_by_email_in_any_case(store: Arc<dyn Store>) {
-    let created = user(&store, "Ada@Example.com").await;
+    let created = user(&*store, "Ada@Example.com").await;
     assert_eq!(created.email, "ada@example.com");
     assert!(!created.disabled && !created.is_admin);
     assert_eq!(store.user(created.id).await.unwrap(), created);
@@ -107,21 +96,14 @@ async fn users_are_found_by_id_and_by_email_in_any_case(store: Arc<dyn Store>) {
 }
 
 async fn an_email_is_registered_once(store: Arc<dyn Store>) {
-    user(&store, "grace@example.com").await;
-    let again = store
-        .create_user(NewUser {
-            email: "GRACE@example.com".to_owned(),
-            display_name: "Other".to_owned(),
-            password_hash: "x".to_owned(),
-            is_admin: false,
-        })
-        .await;
+    user(&*store, "grace@example.com").await;
+    let again = store.create_user(NewUser { display_name: "Other".to_owned(), ..new_user("GRACE@example.com") }).await;
     assert!(matches!(again, Err(Error::Conflict { entity: "user" })), "{again:?}");
 }
 
 async fn a_new_project_has_its_creator_as_owner(store: Arc<dyn Store>) {
-    let owner = user(&store, "owner@example.com").await;
-    let stranger = user(&store, "stranger@example.com").await;
+    let owner = user(&*store, "owner@example.com").await;
+    let stranger = user(&*store, "stranger@example.com").await;
     let project = store.create_project(NewProject { name: "Research".into(), owner: owner.id }).await.unwrap();
     assert_eq!(store.project(project.id).await.unwrap(), project);
     assert_eq!(store.member_role(project.id, owner.id).await.unwrap(), Some(Role::Owner));
@@ -131,8 +113,8 @@ async fn a_new_project_has_its_creator_as_owner(store: Arc<dyn Store>) {
 }
 
 async fn members_are_added_changed_and_removed(store: Arc<dyn Store>) {
-    let owner = user(&store, "o@example.com").await;
-    let member = user(&store, "m@example.com").await;
+    let owner = user(&*store, "o@example.com").await;
+    let member = user(&*store, "m@example.com").await;
     let project = store.create_project(NewProject { name: "P".into(), owner: owner.id }).await.unwrap();
     store.set_member(project.id, member.id, Role::Viewer).await.unwrap();
     assert_eq!(store.member_role(project.id, member.id).await.unwrap(), Some(Role::Viewer));
@@ -146,23 +128,8 @@ async fn members_are_added_changed_and_removed(store: Arc<dyn Store>) {
     assert!(matches!(again, Err(Error::NotFound { entity: "membership" })), "{again:?}");
 }
 
-async fn thread_in_new_project(store: &Arc<dyn Store>) -> (User, cairn_core::model::Thread) {
-    let owner = user(store, "t@example.com").await;
-    let project = store.create_project(NewProject { name: "P".into(), owner: owner.id }).await.unwrap();
-    let thread = store
-        .create_thread(NewThread {
-            project_id: project.id,
-            title: "Analysis".into(),
-            created_by: owner.id,
-            model: None,
-        })
-        .await
-        .unwrap();
-    (owner, thread)
-}
-
 async fn messages_keep_their_order_and_authors(store: Arc<dyn Store>) {
-    let (owner, thread) = thread_in_new_project(&store).await;
+    let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "t@example.com").await;
     assert_eq!(store.threads(thread.project_id).await.unwrap(), vec![thread.clone()]);
     let mut written = Vec::new();
     for (role, author, text) in [
@@ -182,7 +149,7 @@ fn event(kind: &str, n: i64) -> NewEvent {
 }
 
 async fn events_are_numbered_consecutively_per_thread(store: Arc<dyn Store>) {
-    let (owner, thread) = thread_in_new_project(&store).await;
+    let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "t@example.com").await;
     let other = store
         .create_thread(NewThread {
             project_id: thread.project_id,
@@ -210,7 +177,7 @@ async fn events_are_numbered_consecutively_per_thread(store: Arc<dyn Store>) {
 }
 
 async fn concurrent_appenders_never_share_or_skip_a_number(store: Arc<dyn Store>) {
-    let (_, thread) = thread_in_new_project(&store).await;
+    let Seeded { thread, .. } = owner_with_thread(&*store, "t@example.com").await;
     let tasks: Vec<_> = (0..8)
         .map(|writer| {
             let store = store.clone();
@@ -234,7 +201,7 @@ async fn concurrent_appenders_never_share_or_skip_a_number(store: Arc<dyn Store>
 }
 
 async fn finished_runs_keep_their_final_status(store: Arc<dyn Store>) {
-    let (owner, thread) = thread_in_new_project(&store).await;
+    let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "t@example.com").await;
     let run = store.create_run(NewRun { thread_id: thread.id, created_by: owner.id }).await.unwrap();
     assert_eq!(run.status, RunStatus::Queued);
     let running = store.set_run_status(run.id, RunStatus::Running, None).await.unwrap();
@@ -249,7 +216,7 @@ async fn finished_runs_keep_their_final_status(store: Arc<dyn Store>) {
 }
 
 async fn projects_and_threads_are_renamed_and_runs_add_up_their_cost(store: Arc<dyn Store>) {
-    let (owner, thread) = thread_in_new_project(&store).await;
+    let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "t@example.com").await;
     let project = thread.project_id;
     assert_eq!(store.project_cost(project).await.unwrap(), 0.0, "no runs, nothing spent");
     let renamed = store
@@ -291,7 +258,7 @@ async fn projects_and_threads_are_renamed_and_runs_add_up_their_cost(store: Arc<
 }
 
 async fn a_threads_runs_are_listed_oldest_first(store: Arc<dyn Store>) {
-    let (owner, thread) = thread_in_new_project(&store).await;
+    let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "t@example.com").await;
     assert_eq!(store.runs(thread.id).await.unwrap(), Vec::new());
     let other = store
         .create_thread(NewThread {
@@ -319,9 +286,9 @@ fn usage(user: &User, input: u64, cache_read: u64, cost: f64, saved: f64) -> New
 }
 
 async fn usage_is_added_up_from_the_usage_events_by_user_and_by_project(store: Arc<dyn Store>) {
-    let (owner, thread) = thread_in_new_project(&store).await;
+    let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "t@example.com").await;
     let project = thread.project_id;
-    let editor = user(&store, "e@example.com").await;
+    let editor = user(&*store, "e@example.com").await;
     store.set_member(project, editor.id, Role::Editor).await.unwrap();
     assert_eq!(store.usage_by_user(project).await.unwrap(), Vec::new());
     assert_eq!(store.usage_by_project(owner.id).await.unwrap(), Vec::new());
@@ -381,7 +348,7 @@ async fn usage_is_added_up_from_the_usage_events_by_user_and_by_project(store: A
 }
 
 async fn a_rerun_step_replaces_its_checkpoint(store: Arc<dyn Store>) {
-    let (owner, thread) = thread_in_new_project(&store).await;
+    let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "t@example.com").await;
     let run = store.create_run(NewRun { thread_id: thread.id, created_by: owner.id }).await.unwrap();
     assert_eq!(store.latest_checkpoint(run.id).await.unwrap(), None);
     for (step, node) in [(1, "plan"), (2, "act"), (2, "act-again")] {
@@ -395,7 +362,7 @@ async fn a_rerun_step_replaces_its_checkpoint(store: Arc<dyn Store>) {
 }
 
 async fn the_audit_log_pages_newest_first(store: Arc<dyn Store>) {
-    let admin = user(&store, "admin@example.com").await;
+    let admin = user(&*store, "admin@example.com").await;
     for i in 0..5 {
         let entry = NewAuditEntry {
             actor: Some(admin.id),
@@ -416,7 +383,7 @@ async fn the_audit_log_pages_newest_first(store: Arc<dyn Store>) {
 }
 
 async fn references_to_missing_rows_are_refused(store: Arc<dyn Store>) {
-    let owner = user(&store, "r@example.com").await;
+    let owner = user(&*store, "r@example.com").await;
     let orphan = store
         .create_thread(NewThread {
             project_id: cairn_core::ProjectId::new(),
@@ -458,12 +425,8 @@ async fn postgres_outage_is_reported_and_recovered_from() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(recovered, "the store did not reconnect after the outage");
-    user(&store, "back@example.com").await;
+    user(&*store, "back@example.com").await;
     db.close().await;
-}
-
-fn new_user(email: &str) -> NewUser {
-    NewUser { email: email.to_owned(), display_name: "X".to_owned(), password_hash: "h".to_owned(), is_admin: false }
 }
 
 async fn the_first_user_is_the_admin(store: Arc<dyn Store>) {
@@ -476,9 +439,9 @@ async fn the_first_user_is_the_admin(store: Arc<dyn Store>) {
 }
 
 async fn users_are_listed_disabled_promoted_and_given_new_passwords(store: Arc<dyn Store>) {
-    let a = user(&store, "a@example.com").await;
-    let b = user(&store, "b@example.com").await;
-    let c = user(&store, "c@example.com").await;
+    let a = user(&*store, "a@example.com").await;
+    let b = user(&*store, "b@example.com").await;
+    let c = user(&*store, "c@example.com").await;
     let ids = |users: Vec<User>| users.into_iter().map(|u| u.id).collect::<Vec<_>>();
     assert_eq!(ids(store.users(None, 2).await.unwrap()), vec![a.id, b.id]);
     assert_eq!(ids(store.users(Some(b.id), 10).await.unwrap()), vec![c.id]);
@@ -504,7 +467,7 @@ async fn refresh(store: &Arc<dyn Store>, user: &User, session: cairn_core::Sessi
 }
 
 async fn a_refresh_token_rotates_once_and_its_reuse_ends_the_session(store: Arc<dyn Store>) {
-    let u = user(&store, "r@example.com").await;
+    let u = user(&*store, "r@example.com").await;
     let session = cairn_core::SessionId::new();
     let now = time::OffsetDateTime::now_utc();
     refresh(&store, &u, session, b"token-1", 1).await;
@@ -524,7 +487,7 @@ async fn a_refresh_token_rotates_once_and_its_reuse_ends_the_session(store: Arc<
 }
 
 async fn concurrent_uses_of_one_refresh_token_rotate_once(store: Arc<dyn Store>) {
-    let u = user(&store, "race@example.com").await;
+    let u = user(&*store, "race@example.com").await;
     refresh(&store, &u, cairn_core::SessionId::new(), b"contested", 1).await;
     let now = time::OffsetDateTime::now_utc();
     let uses: Vec<_> = (0..6)
@@ -543,7 +506,7 @@ async fn concurrent_uses_of_one_refresh_token_rotate_once(store: Arc<dyn Store>)
 }
 
 async fn sessions_end_on_logout_and_for_a_whole_account(store: Arc<dyn Store>) {
-    let u = user(&store, "s@example.com").await;
+    let u = user(&*store, "s@example.com").await;
     let (one, two) = (cairn_core::SessionId::new(), cairn_core::SessionId::new());
     refresh(&store, &u, one, b"one", 1).await;
     refresh(&store, &u, two, b"two", 1).await;
@@ -557,7 +520,7 @@ async fn sessions_end_on_logout_and_for_a_whole_account(store: Arc<dyn Store>) {
 }
 
 async fn a_recovery_token_works_once_and_not_after_it_expires(store: Arc<dyn Store>) {
-    let u = user(&store, "p@example.com").await;
+    let u = user(&*store, "p@example.com").await;
     let now = time::OffsetDateTime::now_utc();
     store.insert_password_reset(u.id, b"reset".to_vec(), now + time::Duration::minutes(15)).await.unwrap();
     store.insert_password_reset(u.id, b"stale".to_vec(), now - time::Duration::seconds(1)).await.unwrap();
@@ -568,8 +531,8 @@ async fn a_recovery_token_works_once_and_not_after_it_expires(store: Arc<dyn Sto
 }
 
 async fn api_keys_are_created_listed_and_revoked_by_their_owner(store: Arc<dyn Store>) {
-    let owner = user(&store, "k@example.com").await;
-    let other = user(&store, "other@example.com").await;
+    let owner = user(&*store, "k@example.com").await;
+    let other = user(&*store, "other@example.com").await;
     let project = store.create_project(NewProject { name: "P".into(), owner: owner.id }).await.unwrap();
     let expires_at = Some(time::OffsetDateTime::now_utc() + hours(24));
     let new = |name: &str| NewApiKey {
@@ -613,7 +576,7 @@ fn new_file(project: cairn_core::ProjectId, path: &str, size: i64) -> NewFile {
 }
 
 async fn uploading_to_a_path_again_adds_a_version(store: Arc<dyn Store>) {
-    let owner = user(&store, "f@example.com").await;
+    let owner = user(&*store, "f@example.com").await;
     let project = store.create_project(NewProject { name: "P".into(), owner: owner.id }).await.unwrap().id;
     let first =
         store.insert_file(NewFile { created_by: Some(owner.id), ..new_file(project, "data/a.csv", 10) }).await.unwrap();
@@ -641,7 +604,7 @@ async fn uploading_to_a_path_again_adds_a_version(store: Arc<dyn Store>) {
 }
 
 async fn files_are_listed_by_prefix_moved_and_deleted(store: Arc<dyn Store>) {
-    let owner = user(&store, "g@example.com").await;
+    let owner = user(&*store, "g@example.com").await;
     let project = store.create_project(NewProject { name: "P".into(), owner: owner.id }).await.unwrap().id;
     let other = store.create_project(NewProject { name: "Q".into(), owner: owner.id }).await.unwrap().id;
     for path in ["reports/q1.pdf", "reports/q2.pdf", "reports_old/x.pdf", "notes.md", "50%_done.txt"] {

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use cairn_core::model::{NewMemoryChunk, NewProject, NewUser};
+use cairn_core::model::{NewMemoryChunk, NewProject};
 use cairn_core::store::Store;
 use cairn_core::{Error, ProjectId};
 use cairn_store::{Database, OpenOptions};
@@ -20,15 +20,7 @@ async fn open(url: &str) -> Arc<dyn Store> {
 }
 
 async fn project(store: &Arc<dyn Store>, name: &str) -> ProjectId {
-    let user = store
-        .create_user(NewUser {
-            email: format!("{name}@example.com"),
-            display_name: name.into(),
-            password_hash: "x".into(),
-            is_admin: false,
-        })
-        .await
-        .unwrap();
+    let user = cairn_testkit::seed::user(store.as_ref(), &format!("{name}@example.com")).await;
     store.create_project(NewProject { name: name.into(), owner: user.id }).await.unwrap().id
 }
 

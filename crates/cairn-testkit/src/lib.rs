@@ -1,6 +1,7 @@
 //! Test support shared by Cairn's test suites: a fresh PostgreSQL database per
-//! test, the Redis to use, and a TCP proxy that can cut a connection to a real
-//! server to show what Cairn does when a dependency goes away.
+//! test, the Redis to use, a TCP proxy that can cut a connection to a real
+//! server to show what Cairn does when a dependency goes away, and the users,
+//! projects and threads most tests start from (`seed`).
 //!
 //! Architecture invariant: only dev-dependencies use this crate. It never
 //! fakes a server Cairn owns; it finds the real one or fails loudly, naming
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 mod scripted_llm;
+pub mod seed;
 
 pub use scripted_llm::{EMBEDDING_DIMS, Received, Reply, ScriptedLlm, scripted_embedding};
 
