@@ -30,6 +30,9 @@ use cairn_config::{AgentConfig, AgentSpec};
 /// The queue runs travel on.
 pub const QUEUE: &str = "runs";
 
+/// The bus topic on which a cancel reaches the process working the run.
+const CANCEL_TOPIC: &str = "runs.cancel";
+
 /// The bus topic a thread's events are published on.
 pub fn topic(thread: ThreadId) -> String {
     format!("thread.{thread}.events")
@@ -128,7 +131,9 @@ pub struct Runs {
 struct Inner {
     store: Arc<dyn Store>,
     bus: Bus,
-    agent: Arc<Agent>,
+    /// The agent that works runs; `None` in a process that only queues them
+    /// (the gateway role).
+    agent: Option<Arc<Agent>>,
     budget: Budget,
     require_approval: Vec<String>,
     /// The sub-agents plans may use, and when plans wait for approval.
@@ -140,7 +145,18 @@ struct Inner {
 }
 
 impl Runs {
+    /// Runs that this process can also work on (`start_workers`).
     pub fn new(store: Arc<dyn Store>, bus: Bus, agent: Arc<Agent>, budget: Budget, lease: Duration) -> Runs {
+        Runs::with_agent(store, bus, Some(agent), budget, lease)
+    }
+
+    /// Runs that this process only queues, controls and reads; processes
+    /// with an agent take them from the queue.
+    pub fn queue_only(store: Arc<dyn Store>, bus: Bus, budget: Budget, lease: Duration) -> Runs {
+        Runs::with_agent(store, bus, None, budget, lease)
+    }
+
+    fn with_agent(store: Arc<dyn Store>, bus: Bus, agent: Option<Arc<Agent>>, budget: Budget, lease: Duration) -> Runs {
         let inner = Inner {
             store,
             bus,
@@ -320,14 +336,46 @@ impl Runs {
         if run.status.is_terminal() {
             return Err(RunError::Conflict(format!("the run already ended ({})", run.status.as_str())));
         }
-        let flag = self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).get(&id).cloned();
-        match flag {
-            Some(flag) => {
-                flag.store(true, Ordering::SeqCst);
-                Ok(run)
-            }
-            None => self.set_status(&run, StatusChanged::new(RunStatus::Cancelled, None)).await,
+        if self.stop_here(id) {
+            return Ok(run);
         }
+        // Queued or waiting: it ends now. Running in another process: it ends
+        // now too, and that process stops at its next step (told through the
+        // bus, and in any case by the run's status, which it checks while it
+        // keeps the job's lease).
+        let cancelled = self.set_status(&run, StatusChanged::new(RunStatus::Cancelled, None)).await?;
+        if run.status == RunStatus::Running {
+            let payload = Bytes::from(id.to_string());
+            if let Err(error) = self.inner.bus.pubsub.publish(CANCEL_TOPIC, payload).await {
+                tracing::warn!(run = %id, %error, "cannot tell the other processes of a cancel; the worker sees it at its next lease check");
+            }
+        }
+        Ok(cancelled)
+    }
+
+    /// Raises the cancel flag of a run this process is working on; whether it was.
+    fn stop_here(&self, id: RunId) -> bool {
+        let flag = self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).get(&id).cloned();
+        flag.inspect(|flag| flag.store(true, Ordering::SeqCst)).is_some()
+    }
+
+    /// Stops runs of this process that were cancelled through another one.
+    fn listen_for_cancels(&self) {
+        let runs = self.clone();
+        tokio::spawn(async move {
+            let mut cancels = match runs.inner.bus.pubsub.subscribe(CANCEL_TOPIC).await {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for cancels from other processes; runs stop at their next lease check");
+                    return;
+                }
+            };
+            while let Some(payload) = futures::StreamExt::next(&mut cancels).await {
+                if let Some(id) = std::str::from_utf8(&payload).ok().and_then(|id| id.parse::<RunId>().ok()) {
+                    runs.stop_here(id);
+                }
+            }
+        });
     }
 
     /// Answers the question a waiting run asked, and queues it to go on.
@@ -416,8 +464,14 @@ impl Runs {
         }
     }
 
-    /// Starts `count` workers taking runs from the queue, as `consumer`.
+    /// Starts `count` workers taking runs from the queue, as `consumer`
+    /// (none where this process has no agent: it only queues runs).
     pub fn start_workers(&self, consumer: &str, count: usize) -> Vec<tokio::task::JoinHandle<()>> {
+        if self.inner.agent.is_none() {
+            tracing::error!("this process has no agent to work runs with; no worker started");
+            return Vec::new();
+        }
+        self.listen_for_cancels();
         (0..count)
             .map(|n| {
                 let (runs, consumer) = (self.clone(), format!("{consumer}-{n}"));
@@ -442,14 +496,18 @@ impl Runs {
                 let _ = self.inner.bus.queue.ack(&delivery).await;
                 continue;
             };
-            // Keep the lease while the run works.
+            // Keep the lease while the run works, and stop the run if it was
+            // cancelled elsewhere and the bus's word of it was lost.
             let heartbeat = {
-                let (queue, delivery, every) = (self.inner.bus.queue.clone(), delivery.clone(), self.inner.lease / 3);
+                let (runs, delivery, every) = (self.clone(), delivery.clone(), self.inner.lease / 3);
                 tokio::spawn(async move {
                     loop {
                         tokio::time::sleep(every).await;
-                        if queue.extend(&delivery).await.is_err() {
+                        if runs.inner.bus.queue.extend(&delivery).await.is_err() {
                             return;
+                        }
+                        if runs.inner.store.run(id).await.is_ok_and(|run| run.status == RunStatus::Cancelled) {
+                            runs.stop_here(id);
                         }
                     }
                 })
@@ -469,8 +527,8 @@ impl Runs {
     }
 
     /// The thread's sandbox: the one made for it before, or a new one.
-    async fn sandbox_for(&self, run: &Run, project: cairn_core::ProjectId) -> SandboxResult<SandboxId> {
-        let sandboxes = &self.inner.agent.services.sandboxes;
+    async fn sandbox_for(&self, agent: &Agent, run: &Run, project: cairn_core::ProjectId) -> SandboxResult<SandboxId> {
+        let sandboxes = &agent.services.sandboxes;
         let existing = sandboxes.list(Some(run.created_by)).await?;
         if let Some(found) = existing.iter().find(|s| s.thread == Some(run.thread_id)) {
             return Ok(found.id);
@@ -485,6 +543,9 @@ impl Runs {
     }
 
     async fn process(&self, id: RunId, model: Option<String>, plan: bool) -> Result<(), RunError> {
+        let Some(agent) = self.inner.agent.clone() else {
+            return Err(RunError::Conflict("this process has no agent to work runs with".to_owned()));
+        };
         let run = self.inner.store.run(id).await?;
         if run.status.is_terminal() || run.status == RunStatus::Waiting {
             return Ok(());
@@ -496,7 +557,7 @@ impl Runs {
         } else {
             self.set_status(&run, StatusChanged::new(RunStatus::Running, None)).await?
         };
-        let sandbox = match self.sandbox_for(&run, thread.project_id).await {
+        let sandbox = match self.sandbox_for(&agent, &run, thread.project_id).await {
             Ok(sandbox) => sandbox,
             Err(why) => {
                 self.set_status(
@@ -526,7 +587,7 @@ impl Runs {
             working: self.working(),
         };
         let events: Arc<dyn Events> = Arc::new(self.events(run.thread_id, Some(id)));
-        let graph = self.inner.agent.graph(context, events);
+        let graph = agent.graph(context, events);
         let checkpoints = StoreCheckpointer { store: self.inner.store.clone() };
         // The run's own model, else the thread's, else the project's, else the default.
         let initial = AgentState {
@@ -582,7 +643,11 @@ impl Runs {
                 self.set_status(&run, waiting).await?;
             }
             Ok(Outcome::Cancelled(_)) => {
-                self.set_status(&run, StatusChanged::new(RunStatus::Cancelled, None)).await?;
+                match self.set_status(&run, StatusChanged::new(RunStatus::Cancelled, None)).await {
+                    // Cancelled through another process, which already said so.
+                    Ok(_) | Err(RunError::Store(cairn_core::Error::Conflict { .. })) => {}
+                    Err(other) => return Err(other),
+                }
             }
             // The store is out of reach: the job goes back to the queue and
             // the run goes on from its last checkpoint when it is taken again.

@@ -52,8 +52,10 @@ pub use sandbox_host::{sandbox_host_app, sandbox_host_openapi_document};
 pub enum ServerRole {
     /// Every component in one process.
     All,
-    /// Only the HTTP gateway.
+    /// The API, the web app and the event streams; queues runs, works none.
     Gateway,
+    /// Works runs from the queue; serves only probes and metrics.
+    Worker,
 }
 
 impl ServerRole {
@@ -61,6 +63,7 @@ impl ServerRole {
         match self {
             ServerRole::All => "all",
             ServerRole::Gateway => "gateway",
+            ServerRole::Worker => "worker",
         }
     }
 }

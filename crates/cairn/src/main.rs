@@ -69,9 +69,9 @@ enum UserCommand {
 enum Role {
     /// Every component in one process, with embedded defaults.
     All,
-    /// The HTTP gateway only.
+    /// The API, the web app and event streams; queues runs, works none.
     Gateway,
-    /// Agent runs from the queue.
+    /// Works agent runs from the queue; serves only probes and metrics.
     Worker,
     /// Sandboxes for other processes.
     SandboxHost,
@@ -210,20 +210,20 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
     let role = match role {
         Role::All => ServerRole::All,
         Role::Gateway => ServerRole::Gateway,
+        Role::Worker => ServerRole::Worker,
         Role::SandboxHost => return serve_sandbox_host(config).await,
-        Role::Worker => {
-            return Err(Failure::Config(anyhow::anyhow!(
-                "the `worker` role is not yet available in this version of Cairn; run `cairn serve --role all` \
-                 (every component in one process) or `--role gateway`"
-            )));
-        }
     };
     // Bind first: a port already in use is the most common start-up failure,
     // and finding it before anything else is opened leaves nothing behind.
-    let listener = tokio::net::TcpListener::bind(config.server.bind)
-        .await
-        .with_context(|| format!("cannot listen on {} (server.bind)", config.server.bind))?;
-    let admin_listener = match config.server.admin_addr() {
+    // A worker has no public API: it listens for probes and metrics only, on
+    // the admin address if one is set, else on `server.bind`.
+    let (addr, key) = match (role, config.server.admin_addr()) {
+        (ServerRole::Worker, Some(admin)) => (admin, "server.admin_bind"),
+        _ => (config.server.bind, "server.bind"),
+    };
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} ({key})"))?;
+    let admin_listener = match config.server.admin_addr().filter(|_| role != ServerRole::Worker) {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
                 .await
@@ -252,10 +252,14 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
     let registry = Arc::new(cairn_tools::Registry::builtin());
     let embedder = cairn_llm::Embedder::from_config(&config.llm).context("llm.embedding_model")?;
     let memory = cairn_memory::Memory::new(store.clone(), embedder);
-    let (tools, local_sandboxes) = match build_tools(&config, &registry, files.clone()).await {
+    let (tools, local_sandboxes) = match build_tools(&config, role, &registry, files.clone()).await {
         Ok((mut runner, local)) => {
             runner.services.memory = Some(memory.clone());
             (Some(runner), local)
+        }
+        // Runs need sandboxes: a worker without them has nothing to do.
+        Err(error) if role == ServerRole::Worker => {
+            return Err(Failure::Runtime(error.context("a worker needs sandboxes to work runs")));
         }
         Err(error) => {
             tracing::warn!(%error, "sandboxes and tools are unavailable on this server; the rest of Cairn runs");
@@ -264,12 +268,11 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
     };
     tracing::info!(
         version = cairn_core::VERSION,
-        address = %config.server.bind,
+        address = %addr,
         role = role.as_str(),
         database = store.backend(),
         bus = bus.health.backend(),
-        "cairn is serving on http://{}",
-        config.server.bind
+        "cairn is serving on http://{addr}"
     );
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     // Connections made in the app count as configured: a first run's
@@ -293,24 +296,34 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
     }
     connections.reload().await.context("cannot connect the models made in the app")?;
     connections.listen();
-    let runs = tools.as_ref().map(|runner| {
-        let agent = cairn_agent::Agent {
-            models: models.clone(),
-            registry: registry.clone(),
-            services: runner.services.clone(),
-            store: store.clone(),
-        };
-        let lease = Duration::from_secs(config.queue.lease_secs);
-        let runs =
-            cairn_agent::Runs::new(store.clone(), bus.clone(), Arc::new(agent), cairn_agent::Budget::default(), lease)
-                .configured(&config.agent);
-        // A gateway queues runs and streams their events; processes with the
-        // `all` role work the queue.
-        if role == ServerRole::All {
+    let lease = Duration::from_secs(config.queue.lease_secs);
+    let runs = match (role, &tools) {
+        // A gateway queues runs and streams their events; workers (and
+        // all-in-one processes) take them from the queue.
+        (ServerRole::Gateway, _) => Some(
+            cairn_agent::Runs::queue_only(store.clone(), bus.clone(), cairn_agent::Budget::default(), lease)
+                .configured(&config.agent),
+        ),
+        (_, Some(runner)) => {
+            let agent = cairn_agent::Agent {
+                models: models.clone(),
+                registry: registry.clone(),
+                services: runner.services.clone(),
+                store: store.clone(),
+            };
+            let runs = cairn_agent::Runs::new(
+                store.clone(),
+                bus.clone(),
+                Arc::new(agent),
+                cairn_agent::Budget::default(),
+                lease,
+            )
+            .configured(&config.agent);
             runs.start_workers(&format!("worker-{}", std::process::id()), config.agent.workers);
+            Some(runs)
         }
-        runs
-    });
+        (_, None) => None,
+    };
     if models.default_id().is_none() {
         tracing::warn!("no language model is configured (llm.providers): agent runs cannot start");
     }
@@ -343,7 +356,11 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
             }
         });
     }
-    let server = cairn_gateway::serve(listener, cairn_gateway::app(state), shutdown);
+    let app = match role {
+        ServerRole::Worker => cairn_gateway::admin_app(state),
+        _ => cairn_gateway::app(state),
+    };
+    let server = cairn_gateway::serve(listener, app, shutdown);
     tokio::pin!(server);
     let served = tokio::select! {
         served = &mut server => served,
@@ -390,12 +407,19 @@ async fn discover_models(config: &mut Config) {
 }
 
 /// Sandboxes (on this machine, or a sandbox host's) and the tools that run
-/// in them.
+/// in them. A gateway never runs sandboxes itself: its tool calls go to a
+/// sandbox host, or there are none.
 async fn build_tools(
     config: &Config,
+    role: ServerRole,
     registry: &Arc<cairn_tools::Registry>,
     files: cairn_files::Files,
 ) -> anyhow::Result<(cairn_tools::ToolRunner, Option<cairn_sandbox::LocalSandboxes>)> {
+    if role == ServerRole::Gateway && config.sandbox.host_url.is_empty() {
+        anyhow::bail!(
+            "the gateway role runs no sandbox; tool calls through the API need a sandbox host (sandbox.host_url)"
+        );
+    }
     let (sandboxes, local): (Arc<dyn cairn_core::sandbox::Sandboxes>, _) = if config.sandbox.host_url.is_empty() {
         let mut local = cairn_sandbox::LocalConfig::from_config(&config.sandbox, &config.data_dir)?;
         local.prelude = Some(registry.python_prelude());

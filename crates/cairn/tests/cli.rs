@@ -124,9 +124,10 @@ fn unreachable_dependencies_stop_start_up_with_the_cause() {
     assert!(stderr.contains("cannot connect to Redis"), "{stderr}");
     assert!(!dir.path.join("data").exists(), "a failed start leaves no half-made data folder");
 
-    let (output, stderr) = run(cairn(&dir.path).args(["serve", "--role", "worker"]));
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("not yet available"), "{stderr}");
+    let (output, stderr) =
+        run(cairn(&dir.path).args(["serve", "--role", "worker"]).env("CAIRN__REDIS__URL", format!("redis://{dead}")));
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot connect to Redis"), "a worker stops the same way: {stderr}");
 }
 
 #[test]
@@ -248,10 +249,11 @@ async fn serve_the_gateway_role_on_postgres_and_redis() {
     assert!(!dir.path.join("data/auth").exists(), "no generated signing key when keys are configured");
 }
 
-/// A gateway queues runs without working on them; a process with the `all`
-/// role, on the same database and bus, takes them.
+/// A gateway queues runs without working on them and runs no sandbox; a
+/// worker process, on the same database and bus, takes them, and serves
+/// nothing but probes and metrics.
 #[tokio::test]
-async fn a_gateway_queues_runs_that_an_all_in_one_process_works() {
+async fn a_gateway_queues_runs_that_a_worker_process_works() {
     use cairn_testkit::{Reply, ScriptedLlm};
     let (gateway_dir, worker_dir) = (TempDir::new("cli"), TempDir::new("cli"));
     let pg = TestPostgres::create().await;
@@ -280,8 +282,23 @@ async fn a_gateway_queues_runs_that_an_all_in_one_process_works() {
         .await;
     assert_eq!(posted["run"]["status"], "queued", "the gateway does not work on runs: {posted}");
     assert!(llm.received().is_empty());
-    let mut worker = Running::start(&worker_dir.path, &[], &envs);
-    worker.wait_ready().await;
+    let call = ada.client.post(format!(
+        "{}/api/v1/projects/{}/tools/run_python",
+        gateway.base,
+        project["id"].as_str().unwrap()
+    ));
+    let refused =
+        call.bearer_auth(&ada.token).json(&json!({ "arguments": { "code": "print(1)" } })).send().await.unwrap();
+    assert_eq!(refused.status(), 503, "without a sandbox host, a gateway runs no code itself");
+    assert!(!gateway_dir.path.join("data/sandboxes").exists(), "the gateway made no sandbox");
+
+    let mut worker = Running::start(&worker_dir.path, &["--role", "worker"], &envs);
+    let ready = worker.wait_ready().await;
+    assert_eq!(ready["checks"]["database"]["backend"], "postgres");
+    for (path, status) in [("/healthz", 200), ("/metrics", 200), ("/api/v1/version", 404), ("/", 404)] {
+        let answer = reqwest::get(format!("{}{path}", worker.base)).await.unwrap();
+        assert_eq!(answer.status(), status, "a worker serves probes and metrics only: {path}");
+    }
     let run = posted["run"]["id"].as_str().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
@@ -291,9 +308,70 @@ async fn a_gateway_queues_runs_that_an_all_in_one_process_works() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert_eq!(status, "succeeded", "the all-in-one process took the run");
+    assert_eq!(status, "succeeded", "the worker took the run");
     let messages = ada.get(&format!("/api/v1/threads/{thread}/messages")).await;
     assert_eq!(messages.as_array().unwrap().last().unwrap()["content"], "worked elsewhere");
+    worker.terminate();
+    gateway.terminate();
+}
+
+/// A run held by a worker is cancelled through a gateway: the gateway says
+/// so at once and the worker stops calling the model at its next step.
+#[tokio::test]
+async fn a_cancel_through_a_gateway_stops_the_run_a_worker_holds() {
+    use cairn_testkit::{Reply, ScriptedLlm};
+    let (gateway_dir, worker_dir) = (TempDir::new("cli"), TempDir::new("cli"));
+    let pg = TestPostgres::create().await;
+    let llm = ScriptedLlm::start(Vec::new()).await;
+    // A run that would go on for its whole step budget: every reply is one
+    // more step, each taking a little while to stream.
+    let again = "Once more.\n```python\nprint('again')\n```";
+    llm.set_default(Reply::Slow { text: again.into(), delay: Duration::from_millis(40) });
+    let envs = [
+        ("CAIRN__DATABASE__URL", pg.url.clone()),
+        ("CAIRN__REDIS__URL", redis_url()),
+        ("CAIRN__REDIS__PREFIX", unique_prefix("cli")),
+        ("CAIRN__AUTH__SIGNING_KEYS", format!("[{{kid=\"k1\",secret=\"{}\"}}]", "A".repeat(43))),
+        ("CAIRN__LLM__PROVIDERS", scripted_provider(&llm.url, "")),
+        ("CAIRN__SANDBOX__POOL_SIZE", "0".to_owned()),
+        ("CAIRN__AGENT__MAX_STEPS", "200".to_owned()),
+    ];
+    let mut gateway = Running::start(&gateway_dir.path, &["--role", "gateway"], &envs);
+    let mut worker = Running::start(&worker_dir.path, &["--role", "worker"], &envs);
+    gateway.wait_ready().await;
+    worker.wait_ready().await;
+    let ada = Ada::signs_up(&gateway).await;
+    let project = ada.post("/api/v1/projects", json!({ "name": "P" })).await;
+    let thread = ada
+        .post(&format!("/api/v1/projects/{}/threads", project["id"].as_str().unwrap()), json!({ "title": "T" }))
+        .await;
+    let thread = thread["id"].as_str().unwrap();
+    let posted = ada.post(&format!("/api/v1/threads/{thread}/messages"), json!({ "content": "Loop." })).await;
+    let run = posted["run"]["id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while llm.received().len() < 2 {
+        assert!(Instant::now() < deadline, "the worker did not start the run");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ada.get(&format!("/api/v1/runs/{run}")).await["status"], "running");
+
+    let cancelled = ada.post(&format!("/api/v1/runs/{run}/cancel"), json!({})).await;
+    assert_eq!(cancelled["status"], "cancelled", "the gateway answers at once: {cancelled}");
+    // The worker finishes the step it is in, then stops: the model is called
+    // no more.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let calls = llm.received().len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(llm.received().len(), calls, "the worker stopped calling the model");
+    assert_eq!(ada.get(&format!("/api/v1/runs/{run}")).await["status"], "cancelled", "and the run stays cancelled");
+    let events = ada.get(&format!("/api/v1/threads/{thread}/events")).await;
+    let cancels = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "run.status" && e["payload"]["status"] == "cancelled")
+        .count();
+    assert_eq!(cancels, 1, "one cancelled status, not one per process: {events}");
     worker.terminate();
     gateway.terminate();
 }

@@ -668,7 +668,7 @@ export type RunResponse = {
 export type RunStatus = "queued" | "running" | "waiting" | "succeeded" | "failed" | "cancelled";
 
 /** The process role the gateway reports (`cairn serve --role`). */
-export type ServerRole = "all" | "gateway";
+export type ServerRole = "all" | "gateway" | "worker";
 
 export type StatusChanged = {
   /** `succeeded`: the answer. */
