@@ -129,29 +129,42 @@ def main():
     parser.add_argument("--reference-python", required=True)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of the three series, one after the other; the table gives medians")
     args = parser.parse_args()
-    rows = [
-        "| server | requests/s | p50 | p99 |",
-        "|---|---|---|---|",
-    ]
-    results = {}
     cairn = os.path.abspath(args.cairn)
     workers = os.cpu_count() or 1
+    me_name = "cairn serve (release, SQLite), GET /api/v1/me"
+    ceiling_name = "cairn serve, GET /healthz (the ceiling)"
     reference = f"reference: fastapi run, {workers} workers, async handler, PyJWT + aiosqlite"
-    for name, run in [
-        ("cairn serve (release, SQLite), GET /api/v1/me", lambda: run_cairn(cairn, args.seconds, args.connections)),
-        ("cairn serve, GET /healthz (the ceiling)",
-         lambda: run_cairn(cairn, args.seconds, args.connections, "/healthz")),
+    series = [
+        (me_name, lambda: run_cairn(cairn, args.seconds, args.connections)),
+        (ceiling_name, lambda: run_cairn(cairn, args.seconds, args.connections, "/healthz")),
         (reference, lambda: run_fastapi(args.reference_python, workers, args.seconds, args.connections, "/api/v1/me")),
-    ]:
-        rps, p50, p99 = run()
-        results[name] = rps
-        rows.append(f"| {name} | {rps:,.0f} | {p50:.2f} ms | {p99:.2f} ms |")
-    me = results["cairn serve (release, SQLite), GET /api/v1/me"]
-    ceiling = results["cairn serve, GET /healthz (the ceiling)"]
+    ]
+    # The machine is shared and noisy: the series alternate, round after
+    # round, and each row is the median of its rounds.
+    results = {name: [] for name, _ in series}
+    for _ in range(args.rounds):
+        for name, run in series:
+            results[name].append(run())
+
+    def median(values):
+        values = sorted(values)
+        return values[len(values) // 2]
+
+    rows = ["| server | requests/s | p50 | p99 |", "|---|---|---|---|"]
+    for name, _ in series:
+        runs = results[name]
+        rows.append(f"| {name} | {median([r[0] for r in runs]):,.0f} | {median([r[1] for r in runs]):.2f} ms "
+                    f"| {median([r[2] for r in runs]):.2f} ms |")
+    me = median([r[0] for r in results[me_name]])
+    ceiling = median([r[0] for r in results[ceiling_name]])
+    ratios = [m[0] / c[0] for m, c in zip(results[me_name], results[ceiling_name])]
     rows.append("")
-    rows.append(f"Cairn's /api/v1/me runs at {100 * me / ceiling:.0f}% of its bare-route ceiling "
-                f"and serves {me / results[reference]:.1f}x the reference's throughput.")
+    rows.append(f"Medians of {args.rounds} rounds. Cairn's /api/v1/me runs at {100 * me / ceiling:.0f}% of its "
+                f"bare-route ceiling (per round: {', '.join(f'{100 * r:.0f}%' for r in ratios)}) and serves "
+                f"{me / median([r[0] for r in results[reference]]):.1f}x the reference's throughput.")
     print("\n".join(rows))
 
 
