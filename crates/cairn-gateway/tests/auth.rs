@@ -376,10 +376,12 @@ async fn forged_tampered_and_misused_tokens_are_refused(start: impl Starter<Conf
     let as_refresh = api.post("/auth/refresh", None, json!({ "refresh_token": access })).await;
     assert_eq!(as_refresh.body["error"], "invalid_grant", "an access token is not a refresh token");
 
-    let short = start(|c| c.auth.access_token_ttl_secs = 1).await;
+    // Expiry has one-second steps: three seconds leave at least two for the
+    // first request on a busy machine.
+    let short = start(|c| c.auth.access_token_ttl_secs = 3).await;
     let (expiring, _) = short.user("ada@example.com").await;
     assert_eq!(short.get("/me", &expiring).await.status, StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let expired = short.get("/me", &expiring).await;
     assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
     assert!(expired.body["detail"].as_str().unwrap().contains("expired"), "{}", expired.body);
