@@ -117,6 +117,37 @@ pub struct AppParts {
     pub memory: cairn_memory::Memory,
     /// Model connections made in the app (they rebuild `models`).
     pub connections: Connections,
+    /// Who is in which thread, as this process's streams see it.
+    pub presence: Arc<presence::Presence>,
+    /// Raised when the server begins to shut down: event streams end then,
+    /// so clients reconnect (to another gateway) with `Last-Event-ID`
+    /// instead of holding the shutdown up.
+    pub stopping: Stopping,
+}
+
+/// A signal, raised once, that the server is shutting down.
+#[derive(Debug, Clone)]
+pub struct Stopping(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Stopping {
+    fn default() -> Self {
+        Stopping(Arc::new(tokio::sync::watch::Sender::new(false)))
+    }
+}
+
+impl Stopping {
+    /// Raises the signal.
+    pub fn stop(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Resolves once the signal is raised.
+    pub fn wait(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut receiver = self.0.subscribe();
+        async move {
+            let _ = receiver.wait_for(|stopping| *stopping).await;
+        }
+    }
 }
 
 /// The API routes, as documented in the OpenAPI document.

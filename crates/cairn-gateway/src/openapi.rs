@@ -28,7 +28,7 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "system", description = "Facts about the server"),
         (name = "probes", description = "Liveness and readiness"),
     ),
-    components(schemas(crate::Problem, crate::presence::PresenceSignal)),
+    components(schemas(crate::Problem, crate::presence::PresenceSnapshot)),
     modifiers(&SecuritySchemes)
 )]
 struct ApiDoc;

@@ -579,6 +579,10 @@ async fn presence_until(
     }
 }
 
+fn ids(members: &Value) -> Vec<Value> {
+    members.as_array().unwrap().iter().map(|m| m["user"].clone()).collect()
+}
+
 #[tokio::test]
 async fn members_see_who_is_in_a_thread_and_who_is_typing() {
     let api = start(false).await;
@@ -587,29 +591,71 @@ async fn members_see_who_is_in_a_thread_and_who_is_typing() {
     let owner: Value = api.get(&api.owner, "/api/v1/me").await;
     let mut owners = api.stream(&api.owner, &thread).await;
     let mut seen = String::new();
-    presence_until(&mut owners, &mut seen, |s| s["user"] == owner["id"] && s["state"] == "here").await;
+    // A stream opens with the whole state.
+    let first = presence_until(&mut owners, &mut seen, |_| true).await;
+    assert_eq!(ids(&first["here"]), [owner["id"].clone()], "{first}");
 
     // The viewer opens the thread: the owner sees them join, and the viewer
     // learns at once that the owner is already here.
     let mut viewers = api.stream(&api.viewer, &thread).await;
     let mut their = String::new();
-    let joined = presence_until(&mut owners, &mut seen, |s| s["user"] == me["id"]).await;
-    assert_eq!((joined["state"].clone(), joined["joined"].clone()), (json!("here"), json!(true)));
-    assert_eq!(joined["name"], me["display_name"]);
-    presence_until(&mut viewers, &mut their, |s| s["user"] == owner["id"] && s["state"] == "here").await;
+    let both = presence_until(&mut owners, &mut seen, |s| ids(&s["here"]).len() == 2).await;
+    assert!(ids(&both["here"]).contains(&me["id"]), "{both}");
+    let named = both["here"].as_array().unwrap().iter().find(|m| m["user"] == me["id"]).unwrap();
+    assert_eq!(named["name"], me["display_name"]);
+    let theirs = presence_until(&mut viewers, &mut their, |_| true).await;
+    assert_eq!(theirs["here"], both["here"], "the newcomer's first state already has everyone");
 
-    // The owner types; the viewer sees it. Viewers cannot send typing.
+    // The owner types; the viewer sees it, then it ends by itself. Viewers
+    // cannot send typing.
     let typing = |token: &str| {
         api.client.post(format!("{}/api/v1/threads/{thread}/typing", api.base)).bearer_auth(token.to_owned()).send()
     };
     assert_eq!(typing(&api.owner).await.unwrap().status(), 204);
-    presence_until(&mut viewers, &mut their, |s| s["user"] == owner["id"] && s["state"] == "typing").await;
+    let typed = presence_until(&mut viewers, &mut their, |s| ids(&s["typing"]) == [owner["id"].clone()]).await;
+    assert_eq!(typed["here"], both["here"]);
+    presence_until(&mut viewers, &mut their, |s| ids(&s["typing"]).is_empty()).await;
     assert_eq!(typing(&api.viewer).await.unwrap().status(), 403);
     assert_eq!(typing(&api.stranger).await.unwrap().status(), 404);
 
     // The viewer leaves: the owner sees it.
     drop(viewers);
-    presence_until(&mut owners, &mut seen, |s| s["user"] == me["id"] && s["state"] == "left").await;
+    let left = presence_until(&mut owners, &mut seen, |s| ids(&s["here"]).len() == 1).await;
+    assert_eq!(ids(&left["here"]), [owner["id"].clone()]);
+}
+
+/// Many viewers of one thread: each gets a handful of compact states, not a
+/// message per viewer per change (the old signals went out about N² times).
+#[tokio::test]
+async fn presence_stays_small_however_many_watch() {
+    let api = start(false).await;
+    let thread = api.thread().await;
+    const VIEWERS: usize = 40;
+    let mut streams = Vec::new();
+    for _ in 0..VIEWERS {
+        streams.push(api.stream(&api.viewer, &thread).await);
+    }
+    let mut owners = api.stream(&api.owner, &thread).await;
+    let mut seen = String::new();
+    presence_until(&mut owners, &mut seen, |s| ids(&s["here"]).len() == 2).await;
+    // Let everything settle, then count what each viewer received.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut most = 0;
+    for stream in &mut streams {
+        let mut text = String::new();
+        while let Ok(Some(chunk)) = tokio::time::timeout(Duration::from_millis(20), stream.next()).await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+        let states = text.matches("event: presence").count();
+        assert!(states >= 1, "every viewer has the state");
+        let last = text.rsplit("event: presence").next().unwrap();
+        let data = last.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+        let state: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(ids(&state["here"]).len(), 2, "the owner and the viewer, each once: {state}");
+        most = most.max(states);
+    }
+    // 41 streams opened over a second or so: at most four states a second.
+    assert!(most <= 12, "a viewer received {most} presence states");
 }
 
 #[tokio::test]

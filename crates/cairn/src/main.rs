@@ -340,11 +340,15 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
         runs,
         memory,
         connections,
+        presence: Default::default(),
+        stopping: Default::default(),
     });
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let stopping = state.stopping.clone();
     let shutdown = async move {
         shutdown_signal().await;
-        tracing::info!("shutting down: finishing requests in flight");
+        tracing::info!("shutting down: finishing requests in flight, closing event streams");
+        stopping.stop();
         let _ = stopping_tx.send(());
     };
     if let Some(admin) = admin_listener {

@@ -41,16 +41,27 @@ struct Ada {
 impl Ada {
     /// Registers Ada and signs her in.
     async fn signs_up(server: &Running) -> Ada {
+        Ada::signs_up_as(server, "ada@example.com", "Ada").await
+    }
+
+    /// Registers someone else and signs them in.
+    async fn signs_up_as(server: &Running, email: &str, name: &str) -> Ada {
         let (client, base) = (reqwest::Client::new(), server.base.clone());
-        let body =
-            json!({ "email": "ada@example.com", "password": "correct horse battery staple", "display_name": "Ada" });
+        let body = json!({ "email": email, "password": "correct horse battery staple", "display_name": name });
         client.post(format!("{base}/api/v1/auth/register")).json(&body).send().await.unwrap();
-        let form =
-            [("grant_type", "password"), ("username", "ada@example.com"), ("password", "correct horse battery staple")];
+        let form = [("grant_type", "password"), ("username", email), ("password", "correct horse battery staple")];
         let token: Value =
             client.post(format!("{base}/api/v1/auth/token")).form(&form).send().await.unwrap().json().await.unwrap();
         let token = token["access_token"].as_str().unwrap().to_owned();
         Ada { client, base, token }
+    }
+
+    /// A new project "P" of Ada's with a thread "T": their ids.
+    async fn project_with_thread(&self) -> (String, String) {
+        let project = self.post("/api/v1/projects", json!({ "name": "P" })).await;
+        let project = project["id"].as_str().unwrap().to_owned();
+        let thread = self.post(&format!("/api/v1/projects/{project}/threads"), json!({ "title": "T" })).await;
+        (project, thread["id"].as_str().unwrap().to_owned())
     }
 
     /// POSTs JSON as Ada; the answer's body.
@@ -70,6 +81,17 @@ impl Ada {
 /// at the scripted server `url`, and `extra` TOML fields (`api_key="…"`).
 fn scripted_provider(url: &str, extra: &str) -> String {
     format!("[{{name=\"scripted\",kind=\"openai-compatible\",base_url=\"{url}/v1\",{extra}models=[{{name=\"m\"}}]}}]")
+}
+
+/// What every process of a distributed test shares: PostgreSQL, Redis (under
+/// a prefix of the test's own) and the signing key.
+fn shared_envs(pg: &TestPostgres) -> Vec<(&'static str, String)> {
+    vec![
+        ("CAIRN__DATABASE__URL", pg.url.clone()),
+        ("CAIRN__REDIS__URL", redis_url()),
+        ("CAIRN__REDIS__PREFIX", unique_prefix("cli")),
+        ("CAIRN__AUTH__SIGNING_KEYS", format!("[{{kid=\"k1\",secret=\"{}\"}}]", "A".repeat(43))),
+    ]
 }
 
 fn free_port() -> u16 {
@@ -232,12 +254,7 @@ async fn serve_all_in_one_with_embedded_defaults_then_stop_on_sigterm() {
 async fn serve_the_gateway_role_on_postgres_and_redis() {
     let dir = TempDir::new("cli");
     let pg = TestPostgres::create().await;
-    let envs = [
-        ("CAIRN__DATABASE__URL", pg.url.clone()),
-        ("CAIRN__REDIS__URL", redis_url()),
-        ("CAIRN__REDIS__PREFIX", unique_prefix("cli")),
-        ("CAIRN__AUTH__SIGNING_KEYS", format!("[{{kid=\"k1\",secret=\"{}\"}}]", "A".repeat(43))),
-    ];
+    let envs = shared_envs(&pg);
     let mut server = Running::start(&dir.path, &["--role", "gateway"], &envs);
     let ready = server.wait_ready().await;
     assert_eq!(ready["checks"]["database"]["backend"], "postgres");
@@ -259,21 +276,15 @@ async fn a_gateway_queues_runs_that_a_worker_process_works() {
     let pg = TestPostgres::create().await;
     let llm = ScriptedLlm::start(vec![Reply::Text("```python\nfinal_answer('worked elsewhere')\n```".into())]).await;
     let envs = [
-        ("CAIRN__DATABASE__URL", pg.url.clone()),
-        ("CAIRN__REDIS__URL", redis_url()),
-        ("CAIRN__REDIS__PREFIX", unique_prefix("cli")),
-        ("CAIRN__AUTH__SIGNING_KEYS", format!("[{{kid=\"k1\",secret=\"{}\"}}]", "A".repeat(43))),
-        ("CAIRN__LLM__PROVIDERS", scripted_provider(&llm.url, "")),
-        ("CAIRN__SANDBOX__POOL_SIZE", "0".to_owned()),
-    ];
+        shared_envs(&pg),
+        vec![("CAIRN__LLM__PROVIDERS", scripted_provider(&llm.url, "")), ("CAIRN__SANDBOX__POOL_SIZE", "0".to_owned())],
+    ]
+    .concat();
     let mut gateway = Running::start(&gateway_dir.path, &["--role", "gateway"], &envs);
     gateway.wait_ready().await;
     let ada = Ada::signs_up(&gateway).await;
-    let project = ada.post("/api/v1/projects", json!({ "name": "P" })).await;
-    let thread = ada
-        .post(&format!("/api/v1/projects/{}/threads", project["id"].as_str().unwrap()), json!({ "title": "T" }))
-        .await;
-    let thread = thread["id"].as_str().unwrap();
+    let (project, thread) = ada.project_with_thread().await;
+    let thread = thread.as_str();
     let posted = ada
         .post(
             &format!("/api/v1/threads/{thread}/messages"),
@@ -282,11 +293,7 @@ async fn a_gateway_queues_runs_that_a_worker_process_works() {
         .await;
     assert_eq!(posted["run"]["status"], "queued", "the gateway does not work on runs: {posted}");
     assert!(llm.received().is_empty());
-    let call = ada.client.post(format!(
-        "{}/api/v1/projects/{}/tools/run_python",
-        gateway.base,
-        project["id"].as_str().unwrap()
-    ));
+    let call = ada.client.post(format!("{}/api/v1/projects/{}/tools/run_python", gateway.base, &project));
     let refused =
         call.bearer_auth(&ada.token).json(&json!({ "arguments": { "code": "print(1)" } })).send().await.unwrap();
     assert_eq!(refused.status(), 503, "without a sandbox host, a gateway runs no code itself");
@@ -328,24 +335,21 @@ async fn a_cancel_through_a_gateway_stops_the_run_a_worker_holds() {
     let again = "Once more.\n```python\nprint('again')\n```";
     llm.set_default(Reply::Slow { text: again.into(), delay: Duration::from_millis(40) });
     let envs = [
-        ("CAIRN__DATABASE__URL", pg.url.clone()),
-        ("CAIRN__REDIS__URL", redis_url()),
-        ("CAIRN__REDIS__PREFIX", unique_prefix("cli")),
-        ("CAIRN__AUTH__SIGNING_KEYS", format!("[{{kid=\"k1\",secret=\"{}\"}}]", "A".repeat(43))),
-        ("CAIRN__LLM__PROVIDERS", scripted_provider(&llm.url, "")),
-        ("CAIRN__SANDBOX__POOL_SIZE", "0".to_owned()),
-        ("CAIRN__AGENT__MAX_STEPS", "200".to_owned()),
-    ];
+        shared_envs(&pg),
+        vec![
+            ("CAIRN__LLM__PROVIDERS", scripted_provider(&llm.url, "")),
+            ("CAIRN__SANDBOX__POOL_SIZE", "0".to_owned()),
+            ("CAIRN__AGENT__MAX_STEPS", "200".to_owned()),
+        ],
+    ]
+    .concat();
     let mut gateway = Running::start(&gateway_dir.path, &["--role", "gateway"], &envs);
     let mut worker = Running::start(&worker_dir.path, &["--role", "worker"], &envs);
     gateway.wait_ready().await;
     worker.wait_ready().await;
     let ada = Ada::signs_up(&gateway).await;
-    let project = ada.post("/api/v1/projects", json!({ "name": "P" })).await;
-    let thread = ada
-        .post(&format!("/api/v1/projects/{}/threads", project["id"].as_str().unwrap()), json!({ "title": "T" }))
-        .await;
-    let thread = thread["id"].as_str().unwrap();
+    let (_, thread) = ada.project_with_thread().await;
+    let thread = thread.as_str();
     let posted = ada.post(&format!("/api/v1/threads/{thread}/messages"), json!({ "content": "Loop." })).await;
     let run = posted["run"]["id"].as_str().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -374,6 +378,93 @@ async fn a_cancel_through_a_gateway_stops_the_run_a_worker_holds() {
     assert_eq!(cancels, 1, "one cancelled status, not one per process: {events}");
     worker.terminate();
     gateway.terminate();
+}
+
+/// A thread's server-sent events as one member sees them.
+struct Watching {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Watching {
+    async fn open(who: &Ada, thread: &str) -> Watching {
+        let url = format!("{}/api/v1/threads/{thread}/events", who.base);
+        let response =
+            who.client.get(url).bearer_auth(&who.token).header("accept", "text/event-stream").send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        Watching { response, buffer: String::new() }
+    }
+
+    /// The next presence state that satisfies `wanted`.
+    async fn presence_until(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                if let Some(data) = block
+                    .contains("event: presence")
+                    .then(|| block.lines().find_map(|l| l.strip_prefix("data: ")))
+                    .flatten()
+                {
+                    let state: Value = serde_json::from_str(data).unwrap();
+                    if wanted(&state) {
+                        return state;
+                    }
+                }
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(15), self.response.chunk())
+                .await
+                .expect("a presence state in time")
+                .unwrap()
+                .expect("the stream stays open");
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+fn names(members: &Value) -> Vec<String> {
+    members.as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap().to_owned()).collect()
+}
+
+/// Two gateways on one bus: members watching through either see everyone
+/// who is here and who is typing, and who left.
+#[tokio::test]
+async fn presence_crosses_gateways() {
+    let (a_dir, b_dir) = (TempDir::new("cli"), TempDir::new("cli"));
+    let pg = TestPostgres::create().await;
+    let envs = shared_envs(&pg);
+    let mut a = Running::start(&a_dir.path, &["--role", "gateway"], &envs);
+    let mut b = Running::start(&b_dir.path, &["--role", "gateway"], &envs);
+    a.wait_ready().await;
+    b.wait_ready().await;
+    let ada = Ada::signs_up(&a).await;
+    let ben = Ada::signs_up_as(&b, "ben@example.com", "Ben").await;
+    let project = ada.post("/api/v1/projects", json!({ "name": "P" })).await;
+    let project = project["id"].as_str().unwrap();
+    let added = ada
+        .post(&format!("/api/v1/projects/{project}/members"), json!({ "email": "ben@example.com", "role": "editor" }))
+        .await;
+    assert_eq!(added["role"], "editor", "{added}");
+    let thread = ada.post(&format!("/api/v1/projects/{project}/threads"), json!({ "title": "T" })).await;
+    let thread = thread["id"].as_str().unwrap();
+
+    let mut adas = Watching::open(&ada, thread).await;
+    let mut bens = Watching::open(&ben, thread).await;
+    adas.presence_until(|s| names(&s["here"]) == ["Ada", "Ben"]).await;
+    bens.presence_until(|s| names(&s["here"]) == ["Ada", "Ben"]).await;
+
+    let typed = ben.client.post(format!("{}/api/v1/threads/{thread}/typing", ben.base)).bearer_auth(&ben.token).send();
+    assert_eq!(typed.await.unwrap().status(), 204);
+    adas.presence_until(|s| names(&s["typing"]) == ["Ben"]).await;
+
+    drop(bens);
+    let alone = adas.presence_until(|s| names(&s["here"]) == ["Ada"]).await;
+    assert_eq!(names(&alone["typing"]), Vec::<String>::new(), "{alone}");
+    // A gateway that stops closes the streams it holds.
+    a.terminate();
+    let ended =
+        tokio::time::timeout(Duration::from_secs(5), async { while let Ok(Some(_)) = adas.response.chunk().await {} });
+    assert!(ended.await.is_ok(), "the stream was closed");
+    b.terminate();
 }
 
 #[tokio::test]
@@ -548,11 +639,8 @@ async fn a_first_run_with_only_openai_variables_answers_a_message() {
     let models = ada.get("/api/v1/models").await;
     assert_eq!(models["default"], "openai/scripted-model", "{models}");
     assert!(!models.to_string().contains("sk-first-run"), "the key never leaves the server");
-    let project = ada.post("/api/v1/projects", json!({ "name": "P" })).await;
-    let thread = ada
-        .post(&format!("/api/v1/projects/{}/threads", project["id"].as_str().unwrap()), json!({ "title": "T" }))
-        .await;
-    let thread = thread["id"].as_str().unwrap();
+    let (_, thread) = ada.project_with_thread().await;
+    let thread = thread.as_str();
     let answered =
         ada.post(&format!("/api/v1/threads/{thread}/messages"), json!({ "content": "Say hello.", "wait": true })).await;
     assert_eq!(answered["run"]["status"], "succeeded", "{answered}");

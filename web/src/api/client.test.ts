@@ -132,8 +132,8 @@ describe('Client.followEvents', () => {
     expect(asked.slice(0, 2)).toEqual(['0', '2']);
   });
 
-  it('hands presence signals apart from the log, without moving the resume point', async () => {
-    const signal = { user: 'u1', name: 'Ada', state: 'typing', connection: '', joined: false };
+  it('hands presence states apart from the log, without moving the resume point', async () => {
+    const signal = { here: [{ user: 'u1', name: 'Ada' }], typing: [{ user: 'u1', name: 'Ada' }] };
     const body = `event: presence\ndata: ${JSON.stringify(signal)}\n\nid: 1\nevent: code\ndata: ${JSON.stringify({ seq: 1, kind: 'code', payload: {} })}\n\n`;
     const fetcher = (() => Promise.resolve(new Response(body, { status: 200, headers: { 'Content-Type': 'text/event-stream' } }))) as typeof fetch;
     const client = new Client('', memoryStore(), fetcher);

@@ -6,7 +6,7 @@
 // with fetch (so the token travels in a header, never in a URL), resuming
 // after the last event id when the connection drops.
 
-import type { EventResponse, FileResponse, PresenceSignal, Problem, RefreshRequest, RegisterRequest, TokenResponse } from './schema';
+import type { EventResponse, FileResponse, PresenceSnapshot, Problem, RefreshRequest, RegisterRequest, TokenResponse } from './schema';
 
 /** An error answer of the API, with its stable `code`. */
 /** What an error says, for showing it. */
@@ -293,7 +293,7 @@ export class Client {
     onEvent: (event: EventResponse) => void,
     signal: AbortSignal,
     onConnection?: (connected: boolean) => void,
-    onPresence?: (signal: PresenceSignal) => void,
+    onPresence?: (state: PresenceSnapshot) => void,
   ): Promise<void> {
     let last = after;
     while (!signal.aborted) {
@@ -327,7 +327,7 @@ export class Client {
               .join('\n');
             if (!data) continue; // a keep-alive
             if (lines.some((line) => line.replace(/^event: ?/, '') === 'presence' && line.startsWith('event:'))) {
-              onPresence?.(JSON.parse(data) as PresenceSignal);
+              onPresence?.(JSON.parse(data) as PresenceSnapshot);
               continue;
             }
             const event = JSON.parse(data) as EventResponse;

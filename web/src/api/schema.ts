@@ -492,19 +492,20 @@ export type PostMessageResponse = {
   run?: Record<string, unknown> | null;
 };
 
-/** A `presence` server-sent event of a thread's stream. */
-export type PresenceSignal = {
-  /** The stream that sent it (empty for typing). */
-  connection: string;
-  /** `true` on the first `here` of a connection. */
-  joined: boolean;
-  /** The member's display name. */
-  name: string;
-  state: PresenceState;
-  user: UserId;
+/** A `presence` server-sent event of a thread's stream: the whole state, sent when the stream opens and whenever it changes (at most four times a second). */
+export type PresenceSnapshot = {
+  /** Members with the thread open, by name. */
+  here: PresentMember[];
+  /** Members writing a message now, by name. */
+  typing: PresentMember[];
 };
 
-export type PresenceState = "here" | "left" | "typing";
+/** A member in a presence state. */
+export type PresentMember = {
+  /** The member's display name. */
+  name: string;
+  user: UserId;
+};
 
 /** An RFC 9457 problem document. */
 export type Problem = Record<string, unknown> & {

@@ -5,7 +5,7 @@ import type {
   MemberResponse,
   ModelsResponse,
   PostMessageRequest,
-  PresenceSignal,
+  PresenceSnapshot,
   ProjectResponse,
   ThreadResponse,
   UserResponse,
@@ -16,7 +16,7 @@ import { CodeBlock, Markdown } from '../components/Markdown';
 import { SafeHtml } from '../components/SafeHtml';
 import { typingInField } from '../components/Shortcuts';
 import { useSession } from '../session';
-import { applyPresence, here, typing, typingLine, type Presence } from '../thread/presence';
+import { nobody, othersTyping, typingLine } from '../thread/presence';
 import { activeRun, applyEvent, emptyThread, type RunView, type StepOutput } from '../thread/view';
 import { AttachButton, MessageAttachments, PendingAttachments, useAttachments } from './Attachments';
 import { ConnectModelLink } from './Connections';
@@ -43,8 +43,7 @@ export default function ThreadPage({ id }: { id: string }) {
   });
   const me = useQuery({ queryKey: ['me'], queryFn: () => client.call<UserResponse>('GET', '/api/v1/me') });
   const [view, apply] = useReducer(applyEvent, emptyThread);
-  const [presence, setPresence] = useState<Presence>({});
-  const [now, setNow] = useState(() => Date.now());
+  const [presence, setPresence] = useState<PresenceSnapshot>(nobody);
   const [connected, setConnected] = useState(false);
   const [draft, setDraft] = useState('');
   const [planFirst, setPlanFirst] = useState(false);
@@ -62,8 +61,12 @@ export default function ThreadPage({ id }: { id: string }) {
 
   useEffect(() => {
     const controller = new AbortController();
-    const onPresence = (signal: PresenceSignal) => setPresence((p) => applyPresence(p, signal, Date.now()));
-    client.followEvents(id, 0, apply, controller.signal, setConnected, onPresence).catch((err: unknown) => {
+    // Out of touch, nobody is known to be here; the next stream says again.
+    const onConnection = (live: boolean) => {
+      setConnected(live);
+      if (!live) setPresence(nobody);
+    };
+    client.followEvents(id, 0, apply, controller.signal, onConnection, setPresence).catch((err: unknown) => {
       if (!controller.signal.aborted) setError(errorMessage(err));
     });
     return () => controller.abort();
@@ -81,18 +84,12 @@ export default function ThreadPage({ id }: { id: string }) {
     return () => globalThis.removeEventListener('keydown', onKey);
   }, []);
 
-  // Typing lines and absences expire by themselves.
-  useEffect(() => {
-    const timer = setInterval(() => setNow(Date.now()), 1000);
-    return () => clearInterval(timer);
-  }, []);
-
   const running = activeRun(view);
   const planned = [...view.runs].reverse().find((r) => r.plan !== undefined);
   const canWrite = project.data !== undefined && project.data.role !== 'viewer';
   const names = new Map((members.data ?? []).map((m) => [m.user_id, m.display_name]));
-  const present = here(presence, now);
-  const typingNow = typingLine(typing(presence, now, me.data?.id));
+  const present = presence.here;
+  const typingNow = typingLine(othersTyping(presence, me.data?.id));
 
   function author(user: string | null | undefined): string {
     if (!user) return 'A member';

@@ -165,10 +165,11 @@ pub(super) async fn events(
         return Ok(ApiJson(events.into_iter().filter_map(EventResponse::read).collect::<Vec<_>>()).into_response());
     }
     let events = live_events(&state, thread_id, last_seen).await?.map(|event| sse_event(&event));
-    let presence = crate::presence::signals(&state.bus, thread_id, &principal.user)
-        .await?
-        .map(|signal| SseEvent::default().event("presence").data(serde_json::to_string(&signal).unwrap_or_default()));
-    let stream = futures::stream::select(events, presence).map(Ok::<_, Infallible>);
+    let viewer = state.presence.join(&state.bus.pubsub, thread_id, &principal.user);
+    let presence = crate::presence::updates(viewer).map(|snapshot| {
+        SseEvent::default().event("presence").data(serde_json::to_string(&*snapshot).unwrap_or_default())
+    });
+    let stream = futures::stream::select(events, presence).take_until(state.stopping.wait()).map(Ok::<_, Infallible>);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
 }
 
@@ -236,9 +237,17 @@ pub(super) async fn events_socket(
     };
     thread_for(&state, &principal, thread_id, Access::Read).await?;
     let mut events = live_events(&state, thread_id, query.after).await?;
+    let stopping = state.stopping.wait();
     Ok(upgrade.on_upgrade(move |mut socket| async move {
+        tokio::pin!(stopping);
         loop {
             tokio::select! {
+                () = &mut stopping => {
+                    // Going away (1001): the client reconnects with its last `seq`.
+                    let frame = axum::extract::ws::CloseFrame { code: 1001, reason: "the server is shutting down".into() };
+                    let _ = socket.send(WsMessage::Close(Some(frame))).await;
+                    return;
+                }
                 event = events.next() => {
                     let Some(event) = event else { return };
                     let text = serde_json::to_string(&event).unwrap_or_default();

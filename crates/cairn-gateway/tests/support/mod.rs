@@ -62,6 +62,8 @@ pub fn state(config: Config, db: &Database, bus: Bus, dir: &TempDir) -> AppState
             models,
             bus_for_connections,
         ),
+        presence: Default::default(),
+        stopping: Default::default(),
     })
 }
 
