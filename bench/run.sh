@@ -63,6 +63,12 @@ kill "$llm_pid"
 rm -f "$llm_log"
 echo "floor:     $(bench/commit_floor.sh "$postgres_admin")"
 
+echo "## Viewers of one run: N event streams of one thread while a run prints 20 lines"
+source scripts/common.sh
+ensure_sandbox_python >/dev/null
+python3 bench/viewers.py "$CARGO_TARGET_DIR/release/cairn" "$CARGO_TARGET_DIR/release/examples/scripted_llm" \
+    --viewers ${VIEWERS:-100 1000}
+
 echo "## Prompt caching: a 10-step run's unchanged prompt prefixes, and its cost with and without caching"
 cargo build --release --locked -p cairn-agent --example cache_bench
 echo "cairn:     $("$CARGO_TARGET_DIR/release/examples/cache_bench")"
