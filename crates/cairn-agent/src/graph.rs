@@ -248,6 +248,7 @@ impl<S: GraphState> Graph<S> {
                 node: node.clone(),
                 cancelled: cancelled.clone(),
             };
+            let started = std::time::Instant::now();
             let step = self.node_fn(&node)?(state, ctx.clone())
                 .await
                 .map_err(|message| GraphError::Node { node: node.clone(), message })?;
@@ -267,6 +268,9 @@ impl<S: GraphState> Graph<S> {
             };
             position = Position { next, step: position.step + 1, interrupt: question.clone() };
             checkpoints.save(run, position.step, Self::encode(&state, &position)?).await?;
+            // The node's work and its checkpoint.
+            metrics::histogram!("cairn_agent_step_seconds", "node" => node.clone())
+                .record(started.elapsed().as_secs_f64());
             if let Some(question) = question {
                 return Ok(Outcome::Interrupted { state, question });
             }

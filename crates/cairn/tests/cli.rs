@@ -316,6 +316,16 @@ async fn a_gateway_queues_runs_that_a_worker_process_works() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(status, "succeeded", "the worker took the run");
+    // The worker's metrics tell of the work it did.
+    let metrics = reqwest::get(format!("{}/metrics", worker.base)).await.unwrap().text().await.unwrap();
+    for line in [
+        r#"cairn_model_calls_total{model="scripted/m",outcome="ok"} 1"#,
+        r#"cairn_model_tokens_total{model="scripted/m",kind="output"}"#,
+        r#"cairn_agent_step_seconds_count{node="think"} 1"#,
+        r#"cairn_model_call_seconds_count{model="scripted/m"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
     let messages = ada.get(&format!("/api/v1/threads/{thread}/messages")).await;
     assert_eq!(messages.as_array().unwrap().last().unwrap()["content"], "worked elsewhere");
     worker.terminate();

@@ -75,6 +75,7 @@ impl Agent {
     ) -> Result<Option<String>, AgentError> {
         let chosen = model_id.or(state.model.as_deref()).or(run.model.as_deref());
         let (model, info) = self.models.get(chosen)?;
+        let mut measured = CallMetrics::start(&info.id);
         let request = ChatRequest {
             model: info.model.clone(),
             system: Some(system),
@@ -101,7 +102,10 @@ impl Agent {
                     while !ctx.cancelled() {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
-                } => return Ok(None),
+                } => {
+                    measured.outcome = "cancelled";
+                    return Ok(None);
+                }
             };
             let Some(delta) = delta else { break };
             match delta.map_err(|e| format!("the model's reply broke off: {e}"))? {
@@ -133,6 +137,7 @@ impl Agent {
         state.turns += 1;
         state.usage.add(usage);
         let cost = info.cost(usage);
+        measured.finished(usage, cost);
         state.cost_usd += cost;
         if let Err(error) = self.store.add_run_cost(run.run, cost).await {
             tracing::warn!(%error, "the cost of a model call could not be recorded");
@@ -228,5 +233,45 @@ impl Agent {
             }))
             .await;
         Ok(())
+    }
+}
+
+/// A model call as the metrics see it (`cairn_model_calls_total` by model and
+/// outcome, `cairn_model_call_seconds`, tokens and cost by model). A call
+/// that ends any other way than `finished` or a cancel counts as an error.
+struct CallMetrics {
+    model: String,
+    started: Instant,
+    outcome: &'static str,
+}
+
+impl CallMetrics {
+    fn start(model: &str) -> CallMetrics {
+        CallMetrics { model: model.to_owned(), started: Instant::now(), outcome: "error" }
+    }
+
+    fn finished(&mut self, usage: Usage, cost_usd: f64) {
+        self.outcome = "ok";
+        let model = self.model.clone();
+        for (kind, tokens) in [
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+            ("cache_read", usage.cache_read_tokens),
+            ("cache_write", usage.cache_write_tokens),
+        ] {
+            metrics::counter!("cairn_model_tokens_total", "model" => model.clone(), "kind" => kind).increment(tokens);
+        }
+        // Whole micro-dollars: Prometheus counters count, they do not add fractions.
+        metrics::counter!("cairn_model_cost_microusd_total", "model" => model)
+            .increment((cost_usd * 1e6).round() as u64);
+    }
+}
+
+impl Drop for CallMetrics {
+    fn drop(&mut self) {
+        let model = std::mem::take(&mut self.model);
+        metrics::histogram!("cairn_model_call_seconds", "model" => model.clone())
+            .record(self.started.elapsed().as_secs_f64());
+        metrics::counter!("cairn_model_calls_total", "model" => model, "outcome" => self.outcome).increment(1);
     }
 }
