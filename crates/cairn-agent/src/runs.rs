@@ -142,6 +142,22 @@ struct Inner {
     lease: Duration,
     /// Cancel flags of the runs this process is working on.
     running: Mutex<HashMap<RunId, Arc<AtomicBool>>>,
+    /// Draining: `Take` until the process stops, then `Release`.
+    drain: tokio::sync::watch::Sender<Drain>,
+    /// Jobs in hand, until acknowledged or given back.
+    working: std::sync::atomic::AtomicUsize,
+}
+
+/// Where a process's workers stand as it shuts down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    /// Taking and working runs.
+    Take,
+    /// Finishing the runs in hand; taking no more.
+    Finish,
+    /// Giving the runs still in hand back to the queue, at once, for another
+    /// process to go on with from their last checkpoint.
+    Release,
 }
 
 impl Runs {
@@ -167,6 +183,8 @@ impl Runs {
             plan_approval: cairn_config::PlanApproval::Never,
             lease,
             running: Mutex::new(HashMap::new()),
+            drain: tokio::sync::watch::Sender::new(Drain::Take),
+            working: std::sync::atomic::AtomicUsize::new(0),
         };
         Runs { inner: Arc::new(inner) }
     }
@@ -464,6 +482,26 @@ impl Runs {
         }
     }
 
+    /// Stops this process's workers for a shutdown: they take no more runs,
+    /// the runs in hand have `grace` to finish, and those still going then
+    /// go back to the queue at once (not after their lease runs out), so
+    /// another process goes on from their last checkpoint.
+    pub async fn drain(&self, grace: Duration) {
+        self.inner.drain.send_replace(Drain::Finish);
+        let deadline = tokio::time::Instant::now() + grace;
+        while !self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.inner.drain.send_replace(Drain::Release);
+        // The workers give their jobs back; a moment for the queue to hear it.
+        let released = tokio::time::Instant::now() + Duration::from_secs(2);
+        while self.inner.working.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < released {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Starts `count` workers taking runs from the queue, as `consumer`
     /// (none where this process has no agent: it only queues runs).
     pub fn start_workers(&self, consumer: &str, count: usize) -> Vec<tokio::task::JoinHandle<()>> {
@@ -481,8 +519,13 @@ impl Runs {
     }
 
     async fn work(&self, consumer: &str) {
+        let mut drain = self.inner.drain.subscribe();
         loop {
-            let delivery = match self.inner.bus.queue.take(QUEUE, consumer, Duration::from_secs(5)).await {
+            let taken = tokio::select! {
+                taken = self.inner.bus.queue.take(QUEUE, consumer, Duration::from_secs(5)) => taken,
+                () = async { let _ = drain.wait_for(|d| *d != Drain::Take).await; } => return,
+            };
+            let delivery = match taken {
                 Ok(Some(delivery)) => delivery,
                 Ok(None) => continue,
                 Err(error) => {
@@ -512,16 +555,31 @@ impl Runs {
                     }
                 })
             };
-            let result = self.process(id, model, plan).await;
+            self.inner.working.fetch_add(1, Ordering::SeqCst);
+            let result = tokio::select! {
+                result = self.process(id, model, plan) => Some(result),
+                () = async { let _ = drain.wait_for(|d| *d == Drain::Release).await; } => None,
+            };
             heartbeat.abort();
             match result {
-                Ok(()) => {
+                // Shutting down: the run goes back to the queue now, and the
+                // next worker goes on from its last checkpoint.
+                None => {
+                    self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+                    let why = "the worker shut down; the run goes on elsewhere from its last checkpoint";
+                    let _ = self.inner.bus.queue.nack(&delivery, Duration::ZERO, why).await;
+                }
+                Some(Ok(())) => {
                     let _ = self.inner.bus.queue.ack(&delivery).await;
                 }
-                Err(error) => {
+                Some(Err(error)) => {
                     tracing::warn!(run = %id, %error, "a run could not be processed; it will be tried again");
                     let _ = self.inner.bus.queue.nack(&delivery, Duration::from_secs(2), &error.to_string()).await;
                 }
+            }
+            self.inner.working.fetch_sub(1, Ordering::SeqCst);
+            if *drain.borrow() != Drain::Take {
+                return;
             }
         }
     }

@@ -324,6 +324,8 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
         }
         (_, None) => None,
     };
+    // Processes that work runs hand them back when they stop.
+    let draining = runs.clone().filter(|_| role != ServerRole::Gateway);
     if models.default_id().is_none() {
         tracing::warn!("no language model is configured (llm.providers): agent runs cannot start");
     }
@@ -377,6 +379,10 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
         }
     };
     served.context("the server stopped with an error")?;
+    if let Some(runs) = draining {
+        tracing::info!(grace_secs = grace.as_secs(), "finishing the runs in hand; the rest go back to the queue");
+        runs.drain(grace).await;
+    }
     if let Some(sandboxes) = local_sandboxes {
         sandboxes.shutdown().await;
     }

@@ -390,6 +390,66 @@ async fn a_cancel_through_a_gateway_stops_the_run_a_worker_holds() {
     gateway.terminate();
 }
 
+/// A worker that stops (SIGTERM) hands the run it holds back to the queue at
+/// once: another worker goes on from the last checkpoint without waiting
+/// for the lease to run out, and the run finishes once.
+#[tokio::test]
+async fn a_stopping_worker_hands_its_run_to_another() {
+    use cairn_testkit::{Reply, ScriptedLlm};
+    let (gateway_dir, first_dir, second_dir) = (TempDir::new("cli"), TempDir::new("cli"), TempDir::new("cli"));
+    let pg = TestPostgres::create().await;
+    let again =
+        || Reply::Slow { text: "Once more.\n```python\nprint('again')\n```".into(), delay: Duration::from_millis(60) };
+    let llm = ScriptedLlm::start((0..8).map(|_| again()).collect()).await;
+    llm.set_default(Reply::Text("```python\nfinal_answer('finished elsewhere')\n```".into()));
+    let envs = [
+        shared_envs(&pg),
+        vec![
+            ("CAIRN__LLM__PROVIDERS", scripted_provider(&llm.url, "")),
+            ("CAIRN__SANDBOX__POOL_SIZE", "0".to_owned()),
+            ("CAIRN__SERVER__SHUTDOWN_GRACE_SECS", "1".to_owned()),
+        ],
+    ]
+    .concat();
+    let mut gateway = Running::start(&gateway_dir.path, &["--role", "gateway"], &envs);
+    let mut first = Running::start(&first_dir.path, &["--role", "worker"], &envs);
+    gateway.wait_ready().await;
+    first.wait_ready().await;
+    let ada = Ada::signs_up(&gateway).await;
+    let (_, thread) = ada.project_with_thread().await;
+    let posted = ada.post(&format!("/api/v1/threads/{thread}/messages"), json!({ "content": "Go on." })).await;
+    let run = posted["run"]["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while llm.received().len() < 2 {
+        assert!(Instant::now() < deadline, "the first worker did not start the run");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.terminate();
+    let stopped = Instant::now();
+    let calls = llm.received().len();
+    assert!(calls < 9, "the run was still going when the worker stopped ({calls} calls)");
+
+    let mut second = Running::start(&second_dir.path, &["--role", "worker"], &envs);
+    second.wait_ready().await;
+    let status = loop {
+        let status = ada.get(&format!("/api/v1/runs/{run}")).await["status"].clone();
+        if status == "succeeded" || status == "failed" || Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status, "succeeded");
+    // The lease is 30 s: the second worker had the run sooner because the
+    // first gave it back.
+    assert!(stopped.elapsed() < Duration::from_secs(20), "taken over after {:?}", stopped.elapsed());
+    let messages = ada.get(&format!("/api/v1/threads/{thread}/messages")).await;
+    let answers: Vec<&Value> = messages.as_array().unwrap().iter().filter(|m| m["role"] == "assistant").collect();
+    assert_eq!(answers.len(), 1, "one answer: {messages}");
+    assert_eq!(answers[0]["content"], "finished elsewhere");
+    second.terminate();
+    gateway.terminate();
+}
+
 /// A thread's server-sent events as one member sees them.
 struct Watching {
     response: reqwest::Response,
