@@ -14,4 +14,4 @@ pub mod runs;
 pub use budget::Budget;
 pub use codeact::{Agent, AgentError, AgentState, RunContext, code_block};
 pub use events::{Events, RunEvent};
-pub use runs::{RunError, RunOptions, Runs, StoreEvents};
+pub use runs::{QUEUE, RunError, RunOptions, Runs, StoreEvents};

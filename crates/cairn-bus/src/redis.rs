@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cairn_core::bus::{Bus, BusHealth, Cache, DeadJob, Delivery, PubSub, QueueOptions, WorkQueue};
+use cairn_core::bus::{Bus, BusHealth, Cache, DeadJob, Delivery, PubSub, QueueOptions, QueueStats, WorkQueue};
 use cairn_core::{Dependency, Error};
 use futures::stream::BoxStream;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamRangeReply, StreamReadReply};
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamInfoGroupsReply, StreamRangeReply, StreamReadReply};
 use redis::{PushInfo, PushKind, RedisError, Script, Value};
 use tokio::time::Instant;
 
@@ -396,6 +396,33 @@ impl WorkQueue for RedisQueue {
 
     async fn extend(&self, delivery: &Delivery) -> cairn_core::Result<()> {
         self.run(&self.scripts.extend, &self.keys(&delivery.queue), delivery, &[]).await
+    }
+
+    async fn stats(&self, queue: &str) -> cairn_core::Result<QueueStats> {
+        let keys = self.keys(queue);
+        self.ensure_group(&keys.stream).await?;
+        let mut conn = self.conn.clone();
+        let groups: StreamInfoGroupsReply =
+            redis::cmd("XINFO").arg("GROUPS").arg(&keys.stream).query_async(&mut conn).await.bus()?;
+        let group = groups.groups.into_iter().find(|g| g.name == GROUP).unwrap_or_default();
+        let dead: u64 = redis::cmd("XLEN").arg(&keys.dead).query_async(&mut conn).await.bus()?;
+        // The oldest entry not yet delivered: the first after the group's
+        // last delivered id; its id starts with the millisecond it was added.
+        let next: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&keys.stream)
+            .arg(format!("({}", group.last_delivered_id))
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await
+            .bus()?;
+        let oldest_ready_secs =
+            next.ids.first().and_then(|entry| entry.id.split('-').next()?.parse::<u64>().ok()).map_or(0.0, |added| {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                (u64::try_from(now.as_millis()).unwrap_or(u64::MAX).saturating_sub(added)) as f64 / 1000.0
+            });
+        Ok(QueueStats { ready: group.lag.unwrap_or(0) as u64, taken: group.pending as u64, dead, oldest_ready_secs })
     }
 
     async fn dead_letters(&self, queue: &str, limit: usize) -> cairn_core::Result<Vec<DeadJob>> {

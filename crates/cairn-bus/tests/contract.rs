@@ -72,6 +72,7 @@ macro_rules! queue_contract {
             a_heartbeat_keeps_the_lease,
             a_failing_job_ends_in_the_dead_letters,
             a_job_whose_consumers_keep_dying_ends_in_the_dead_letters,
+            the_queue_says_where_it_stands,
         );
     };
 }
@@ -186,6 +187,32 @@ async fn a_failing_job_ends_in_the_dead_letters(bus: Bus) {
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!((dead[0].payload.clone(), dead[0].attempts), (bytes("poison"), 2));
     assert_eq!(dead[0].last_error.as_deref(), Some("boom 2"));
+}
+
+async fn the_queue_says_where_it_stands(bus: Bus) {
+    let empty = bus.queue.stats("runs").await.unwrap();
+    assert_eq!((empty.ready, empty.taken, empty.dead, empty.oldest_ready_secs), (0, 0, 0, 0.0));
+    for job in ["a", "b", "c"] {
+        bus.queue.enqueue("runs", bytes(job)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let taken = bus.queue.take("runs", "w1", NO_WAIT).await.unwrap().expect("a job");
+    let stats = bus.queue.stats("runs").await.unwrap();
+    assert_eq!((stats.ready, stats.taken, stats.dead), (2, 1, 0), "{stats:?}");
+    assert!(stats.oldest_ready_secs >= 0.2 && stats.oldest_ready_secs < 60.0, "{stats:?}");
+    // Taken twice and failed twice: set aside.
+    bus.queue.nack(&taken, Duration::ZERO, "boom").await.unwrap();
+    let again = loop {
+        let next = bus.queue.take("runs", "w1", Duration::from_secs(5)).await.unwrap().expect("a job");
+        if next.payload == bytes("a") {
+            break next;
+        }
+        bus.queue.ack(&next).await.unwrap();
+    };
+    bus.queue.nack(&again, Duration::ZERO, "boom").await.unwrap();
+    let stats = bus.queue.stats("runs").await.unwrap();
+    assert_eq!(stats.dead, 1, "{stats:?}");
+    assert_eq!(bus.queue.stats("other").await.unwrap(), Default::default(), "queues are counted apart");
 }
 
 async fn a_job_whose_consumers_keep_dying_ends_in_the_dead_letters(bus: Bus) {

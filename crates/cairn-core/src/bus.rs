@@ -79,6 +79,24 @@ pub trait WorkQueue: Send + Sync + fmt::Debug {
     /// Still working on it: restart the lease.
     async fn extend(&self, delivery: &Delivery) -> Result<()>;
     async fn dead_letters(&self, queue: &str, limit: usize) -> Result<Vec<DeadJob>>;
+    /// Where the queue stands (for the metrics).
+    async fn stats(&self, queue: &str) -> Result<QueueStats>;
+}
+
+/// Where a queue stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct QueueStats {
+    /// Jobs waiting to be taken (on the embedded queue, a retry waiting out
+    /// its delay too).
+    pub ready: u64,
+    /// Jobs taken and not yet acknowledged (on Redis, a retry waiting out
+    /// its delay too).
+    pub taken: u64,
+    /// Jobs set aside after too many deliveries.
+    pub dead: u64,
+    /// How long the oldest job waiting to be taken has waited, in seconds
+    /// (0 with none).
+    pub oldest_ready_secs: f64,
 }
 
 /// A key-value cache whose entries expire.

@@ -65,7 +65,7 @@ async fn guarded(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
             detail: "metrics are served on the admin listener (server.admin_bind), or here with server.metrics_token"
                 .to_owned(),
         }),
-        Some(token) if same_secret(token, expected) => render().await,
+        Some(token) if same_secret(token, expected) => render(State(state)).await,
         Some(_) => {
             Err(ApiError::Unauthenticated { code: "invalid_token", detail: "the metrics token is wrong".to_owned() })
         }
@@ -76,15 +76,32 @@ async fn guarded(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
     }
 }
 
-async fn render() -> Result<Response, ApiError> {
+async fn render(State(state): State<AppState>) -> Result<Response, ApiError> {
     let Some(handle) = handle() else {
         tracing::error!("the metrics recorder could not be installed");
         return Err(ApiError::Internal);
     };
+    queue_gauges(&state).await;
     handle.run_upkeep();
     let mut response = handle.render().into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     Ok(response)
+}
+
+/// The run queue as it stands now, read when metrics are asked for (the
+/// queue is shared: every process reports the same figures). A queue that
+/// does not answer within a second leaves the last figures in place.
+async fn queue_gauges(state: &AppState) {
+    let queue = cairn_agent::QUEUE;
+    let stats = tokio::time::timeout(std::time::Duration::from_secs(1), state.bus.queue.stats(queue)).await;
+    let Ok(Ok(stats)) = stats else {
+        tracing::debug!("the queue's figures could not be read for the metrics");
+        return;
+    };
+    for (kind, count) in [("ready", stats.ready), ("taken", stats.taken), ("dead", stats.dead)] {
+        metrics::gauge!("cairn_queue_jobs", "queue" => queue, "state" => kind).set(count as f64);
+    }
+    metrics::gauge!("cairn_queue_oldest_ready_seconds", "queue" => queue).set(stats.oldest_ready_secs);
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cairn_core::bus::{DeadJob, Delivery, QueueOptions, WorkQueue};
+use cairn_core::bus::{DeadJob, Delivery, QueueOptions, QueueStats, WorkQueue};
 use sqlx::{PgPool, SqlitePool};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -199,6 +199,31 @@ macro_rules! sql_queue {
                     return Err(lease_lost(delivery));
                 }
                 Ok(())
+            }
+
+            async fn stats(&self, queue: &str) -> cairn_core::Result<QueueStats> {
+                let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
+                    "SELECT state, COUNT(*), MIN(available_at) FROM jobs WHERE queue = $1 GROUP BY state",
+                )
+                .bind(queue)
+                .fetch_all(&self.pool)
+                .await
+                .db()?;
+                let mut stats = QueueStats::default();
+                let now = epoch_millis(Duration::ZERO);
+                for (state, count, oldest) in rows {
+                    let count = u64::try_from(count).unwrap_or(0);
+                    match state.as_str() {
+                        "ready" => {
+                            stats.ready = count;
+                            let waited = oldest.map_or(0, |since| now.saturating_sub(since).max(0));
+                            stats.oldest_ready_secs = waited as f64 / 1000.0;
+                        }
+                        "leased" => stats.taken = count,
+                        _ => stats.dead = count,
+                    }
+                }
+                Ok(stats)
             }
 
             async fn dead_letters(&self, queue: &str, limit: usize) -> cairn_core::Result<Vec<DeadJob>> {

@@ -323,6 +323,8 @@ async fn a_gateway_queues_runs_that_a_worker_process_works() {
         r#"cairn_model_tokens_total{model="scripted/m",kind="output"}"#,
         r#"cairn_agent_step_seconds_count{node="think"} 1"#,
         r#"cairn_model_call_seconds_count{model="scripted/m"} 1"#,
+        r#"cairn_queue_jobs{queue="runs",state="dead"} 0"#,
+        r#"cairn_queue_jobs{queue="runs",state="ready"} 0"#,
     ] {
         assert!(metrics.contains(line), "{line} in:\n{metrics}");
     }
