@@ -101,6 +101,16 @@ string_enum!(
 );
 
 impl RunStatus {
+    /// Every status, in the order of a run's life.
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Waiting,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+
     /// A finished run never changes status again.
     pub fn is_terminal(self) -> bool {
         match self {

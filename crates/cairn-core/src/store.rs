@@ -105,6 +105,9 @@ pub trait RunRepo: Send + Sync {
     async fn set_run_status(&self, id: RunId, status: RunStatus, error: Option<String>) -> Result<Run>;
     /// Adds a model call's cost to what the run has spent.
     async fn add_run_cost(&self, id: RunId, cost_usd: f64) -> Result<()>;
+    /// How many runs there are in each status, across the deployment
+    /// (statuses without runs left out).
+    async fn run_counts(&self) -> Result<Vec<(RunStatus, u64)>>;
     /// Saves the state after a step. Writing the same step twice (a re-run step)
     /// replaces it, so at-least-once execution leaves one checkpoint per step.
     /// Nothing is read back: a run writes one after every step.

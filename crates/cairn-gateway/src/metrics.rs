@@ -82,6 +82,7 @@ async fn render(State(state): State<AppState>) -> Result<Response, ApiError> {
         return Err(ApiError::Internal);
     };
     queue_gauges(&state).await;
+    run_gauges(&state).await;
     handle.run_upkeep();
     let mut response = handle.render().into_response();
     response
@@ -104,4 +105,17 @@ async fn queue_gauges(state: &AppState) {
         metrics::gauge!("cairn_queue_jobs", "queue" => queue, "state" => kind).set(count as f64);
     }
     metrics::gauge!("cairn_queue_oldest_ready_seconds", "queue" => queue).set(stats.oldest_ready_secs);
+}
+
+/// Runs by status across the deployment, read when metrics are asked for.
+async fn run_gauges(state: &AppState) {
+    let counts = tokio::time::timeout(std::time::Duration::from_secs(1), state.store.run_counts()).await;
+    let Ok(Ok(counts)) = counts else {
+        tracing::debug!("the runs could not be counted for the metrics");
+        return;
+    };
+    for status in cairn_core::model::RunStatus::ALL {
+        let count = counts.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
+        metrics::gauge!("cairn_runs", "status" => status.as_str()).set(count as f64);
+    }
 }

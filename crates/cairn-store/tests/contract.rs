@@ -70,6 +70,7 @@ contract!(
     concurrent_appenders_never_share_or_skip_a_number,
     finished_runs_keep_their_final_status,
     a_rerun_step_replaces_its_checkpoint,
+    runs_are_counted_by_status,
     the_audit_log_pages_newest_first,
     references_to_missing_rows_are_refused,
     the_first_user_is_the_admin,
@@ -345,6 +346,23 @@ async fn usage_is_added_up_from_the_usage_events_by_user_and_by_project(store: A
     assert_eq!(store.usage_by_project(editor.id).await.unwrap(), vec![(project, editors)], "only the user's own calls");
     store.remove_member(project, editor.id).await.unwrap();
     assert_eq!(store.usage_by_project(editor.id).await.unwrap(), Vec::new(), "only projects the user is in");
+}
+
+async fn runs_are_counted_by_status(store: Arc<dyn Store>) {
+    let Seeded { user, thread, .. } = owner_with_thread(&*store, "counted@example.com").await;
+    let before: std::collections::HashMap<RunStatus, u64> = store.run_counts().await.unwrap().into_iter().collect();
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        runs.push(store.create_run(NewRun { thread_id: thread.id, created_by: user.id }).await.unwrap());
+    }
+    store.set_run_status(runs[0].id, RunStatus::Running, None).await.unwrap();
+    store.set_run_status(runs[1].id, RunStatus::Failed, Some("boom".into())).await.unwrap();
+    let after: std::collections::HashMap<RunStatus, u64> = store.run_counts().await.unwrap().into_iter().collect();
+    let grew = |status| after.get(&status).copied().unwrap_or(0) - before.get(&status).copied().unwrap_or(0);
+    assert_eq!(
+        (grew(RunStatus::Queued), grew(RunStatus::Running), grew(RunStatus::Failed), grew(RunStatus::Succeeded)),
+        (1, 1, 1, 0)
+    );
 }
 
 async fn a_rerun_step_replaces_its_checkpoint(store: Arc<dyn Store>) {

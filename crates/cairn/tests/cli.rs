@@ -325,6 +325,8 @@ async fn a_gateway_queues_runs_that_a_worker_process_works() {
         r#"cairn_model_call_seconds_count{model="scripted/m"} 1"#,
         r#"cairn_queue_jobs{queue="runs",state="dead"} 0"#,
         r#"cairn_queue_jobs{queue="runs",state="ready"} 0"#,
+        r#"cairn_runs{status="succeeded"} 1"#,
+        r#"cairn_runs{status="running"} 0"#,
     ] {
         assert!(metrics.contains(line), "{line} in:\n{metrics}");
     }

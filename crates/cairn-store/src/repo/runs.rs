@@ -33,6 +33,15 @@ macro_rules! run_repo {
                 rows.into_iter().map(RunRow::into_domain).collect()
             }
 
+            async fn run_counts(&self) -> cairn_core::Result<Vec<(RunStatus, u64)>> {
+                let rows: Vec<(String, i64)> =
+                    sqlx::query_as("SELECT status, COUNT(*) FROM runs GROUP BY status ORDER BY status")
+                        .fetch_all(&self.pool)
+                        .await
+                        .db()?;
+                rows.into_iter().map(|(status, n)| Ok((parse(&status)?, u64::try_from(n).unwrap_or(0)))).collect()
+            }
+
             async fn add_run_cost(&self, id: RunId, cost_usd: f64) -> cairn_core::Result<()> {
                 let updated = sqlx::query("UPDATE runs SET cost_usd = cost_usd + $2 WHERE id = $1")
                     .bind(id.0)
