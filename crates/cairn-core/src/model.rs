@@ -447,14 +447,7 @@ mod tests {
         for role in [Role::Owner, Role::Editor, Role::Viewer] {
             assert_eq!(role.as_str().parse::<Role>().ok(), Some(role));
         }
-        for status in [
-            RunStatus::Queued,
-            RunStatus::Running,
-            RunStatus::Waiting,
-            RunStatus::Succeeded,
-            RunStatus::Failed,
-            RunStatus::Cancelled,
-        ] {
+        for status in RunStatus::ALL {
             assert_eq!(status.as_str().parse::<RunStatus>().ok(), Some(status));
         }
         let err = "admin".parse::<Role>().unwrap_err();
