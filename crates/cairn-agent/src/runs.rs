@@ -505,20 +505,20 @@ impl Runs {
     /// Starts `count` workers taking runs from the queue, as `consumer`
     /// (none where this process has no agent: it only queues runs).
     pub fn start_workers(&self, consumer: &str, count: usize) -> Vec<tokio::task::JoinHandle<()>> {
-        if self.inner.agent.is_none() {
+        let Some(agent) = self.inner.agent.clone() else {
             tracing::error!("this process has no agent to work runs with; no worker started");
             return Vec::new();
-        }
+        };
         self.listen_for_cancels();
         (0..count)
             .map(|n| {
-                let (runs, consumer) = (self.clone(), format!("{consumer}-{n}"));
-                tokio::spawn(async move { runs.work(&consumer).await })
+                let (runs, agent, consumer) = (self.clone(), agent.clone(), format!("{consumer}-{n}"));
+                tokio::spawn(async move { runs.work(&agent, &consumer).await })
             })
             .collect()
     }
 
-    async fn work(&self, consumer: &str) {
+    async fn work(&self, agent: &Arc<Agent>, consumer: &str) {
         let mut drain = self.inner.drain.subscribe();
         loop {
             let taken = tokio::select! {
@@ -557,7 +557,7 @@ impl Runs {
             };
             self.inner.working.fetch_add(1, Ordering::SeqCst);
             let result = tokio::select! {
-                result = self.process(id, model, plan) => Some(result),
+                result = self.process(agent, id, model, plan) => Some(result),
                 () = async { let _ = drain.wait_for(|d| *d == Drain::Release).await; } => None,
             };
             heartbeat.abort();
@@ -600,10 +600,7 @@ impl Runs {
         Ok(sandboxes.create(request).await?.id)
     }
 
-    async fn process(&self, id: RunId, model: Option<String>, plan: bool) -> Result<(), RunError> {
-        let Some(agent) = self.inner.agent.clone() else {
-            return Err(RunError::Conflict("this process has no agent to work runs with".to_owned()));
-        };
+    async fn process(&self, agent: &Arc<Agent>, id: RunId, model: Option<String>, plan: bool) -> Result<(), RunError> {
         let run = self.inner.store.run(id).await?;
         if run.status.is_terminal() || run.status == RunStatus::Waiting {
             return Ok(());
@@ -615,7 +612,7 @@ impl Runs {
         } else {
             self.set_status(&run, StatusChanged::new(RunStatus::Running, None)).await?
         };
-        let sandbox = match self.sandbox_for(&agent, &run, thread.project_id).await {
+        let sandbox = match self.sandbox_for(agent, &run, thread.project_id).await {
             Ok(sandbox) => sandbox,
             Err(why) => {
                 self.set_status(
