@@ -95,12 +95,7 @@ pub(crate) fn verify(
     if claims.aud != audience {
         return Err("the token is meant for someone else");
     }
-    if now >= claims.exp {
-        return Err("the token has expired");
-    }
-    if now + CLOCK_SKEW_SECS < claims.nbf {
-        return Err("the token is not valid yet");
-    }
+    Checked::from(&claims).current(now)?;
     Ok(claims)
 }
 
@@ -112,6 +107,12 @@ pub(crate) struct Checked {
     pub ver: i64,
     nbf: i64,
     exp: i64,
+}
+
+impl From<&AccessClaims> for Checked {
+    fn from(claims: &AccessClaims) -> Checked {
+        Checked { sub: claims.sub, sid: claims.sid, ver: claims.ver, nbf: claims.nbf, exp: claims.exp }
+    }
 }
 
 impl Checked {
@@ -155,8 +156,7 @@ impl VerifiedTokens {
         if let Some(checked) = known {
             return checked.current(now);
         }
-        let claims = verify(keys, token, issuer, audience, now)?;
-        let checked = Checked { sub: claims.sub, sid: claims.sid, ver: claims.ver, nbf: claims.nbf, exp: claims.exp };
+        let checked = Checked::from(&verify(keys, token, issuer, audience, now)?);
         let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if entries.len() >= REMEMBERED_TOKENS {
             entries.retain(|_, c| c.exp > now);
