@@ -170,11 +170,16 @@ struct RoomState {
     typing: HashMap<UserId, (String, Instant)>,
 }
 
+/// Members in the order they are shown: by name, then by id.
+fn by_name(members: &mut [PresentMember]) {
+    members.sort_by(|a, b| (&a.name, a.user).cmp(&(&b.name, b.user)));
+}
+
 impl RoomState {
     /// This process's members, each once.
     fn own_members(&self) -> Vec<PresentMember> {
         let mut members: Vec<PresentMember> = self.local.values().cloned().collect();
-        members.sort_by(|a, b| (&a.name, a.user).cmp(&(&b.name, b.user)));
+        by_name(&mut members);
         members.dedup_by_key(|m| m.user);
         members
     }
@@ -188,9 +193,6 @@ impl RoomState {
         for member in self.local.values().chain(remote) {
             here.insert(member.user, &member.name);
         }
-        let by_name = |members: &mut Vec<PresentMember>| {
-            members.sort_by(|a, b| (&a.name, a.user).cmp(&(&b.name, b.user)));
-        };
         // Only members still here are typing (one who left stopped).
         let mut typing: Vec<PresentMember> = self
             .typing
