@@ -81,8 +81,7 @@ async fn render(State(state): State<AppState>) -> Result<Response, ApiError> {
         tracing::error!("the metrics recorder could not be installed");
         return Err(ApiError::Internal);
     };
-    queue_gauges(&state).await;
-    run_gauges(&state).await;
+    tokio::join!(queue_gauges(&state), run_gauges(&state));
     handle.run_upkeep();
     let mut response = handle.render().into_response();
     response

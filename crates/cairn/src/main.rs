@@ -324,8 +324,9 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
         }
         (_, None) => None,
     };
-    // Processes that work runs hand them back when they stop.
-    let draining = runs.clone().filter(|_| role != ServerRole::Gateway);
+    // Processes that work runs hand them back when they stop (a gateway's
+    // runs have no worker: draining them is immediate).
+    let draining = runs.clone();
     if models.default_id().is_none() {
         tracing::warn!("no language model is configured (llm.providers): agent runs cannot start");
     }
