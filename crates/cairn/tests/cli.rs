@@ -70,6 +70,20 @@ impl Ada {
         request.send().await.unwrap().json().await.unwrap()
     }
 
+    /// The run once it has ended (succeeded, failed or cancelled); panics
+    /// after `within`.
+    async fn finished_run(&self, run: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let got = self.get(&format!("/api/v1/runs/{run}")).await;
+            if ["succeeded", "failed", "cancelled"].iter().any(|s| got["status"] == *s) {
+                return got;
+            }
+            assert!(Instant::now() < deadline, "run {run} did not end within {within:?}: {got}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// GETs as Ada; the answer's body.
     async fn get(&self, path: &str) -> Value {
         let request = self.client.get(format!("{}{path}", self.base)).bearer_auth(&self.token);
@@ -81,6 +95,16 @@ impl Ada {
 /// at the scripted server `url`, and `extra` TOML fields (`api_key="…"`).
 fn scripted_provider(url: &str, extra: &str) -> String {
     format!("[{{name=\"scripted\",kind=\"openai-compatible\",base_url=\"{url}/v1\",{extra}models=[{{name=\"m\"}}]}}]")
+}
+
+/// Waits until the scripted model has been called `times` times (a run is
+/// under way); panics after a minute.
+async fn model_called(llm: &cairn_testkit::ScriptedLlm, times: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while llm.received().len() < times {
+        assert!(Instant::now() < deadline, "the model was called {} times, not {times}", llm.received().len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// What every process of a distributed test shares: PostgreSQL, Redis (under
@@ -307,14 +331,7 @@ async fn a_gateway_queues_runs_that_a_worker_process_works() {
         assert_eq!(answer.status(), status, "a worker serves probes and metrics only: {path}");
     }
     let run = posted["run"]["id"].as_str().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        let status = ada.get(&format!("/api/v1/runs/{run}")).await["status"].clone();
-        if status == "succeeded" || Instant::now() > deadline {
-            break status;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let status = ada.finished_run(run, Duration::from_secs(60)).await["status"].clone();
     assert_eq!(status, "succeeded", "the worker took the run");
     // The worker's metrics tell of the work it did.
     let metrics = reqwest::get(format!("{}/metrics", worker.base)).await.unwrap().text().await.unwrap();
@@ -366,11 +383,7 @@ async fn a_cancel_through_a_gateway_stops_the_run_a_worker_holds() {
     let thread = thread.as_str();
     let posted = ada.post(&format!("/api/v1/threads/{thread}/messages"), json!({ "content": "Loop." })).await;
     let run = posted["run"]["id"].as_str().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while llm.received().len() < 2 {
-        assert!(Instant::now() < deadline, "the worker did not start the run");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    model_called(&llm, 2).await;
     assert_eq!(ada.get(&format!("/api/v1/runs/{run}")).await["status"], "running");
 
     let cancelled = ada.post(&format!("/api/v1/runs/{run}/cancel"), json!({})).await;
@@ -423,11 +436,7 @@ async fn a_stopping_worker_hands_its_run_to_another() {
     let (_, thread) = ada.project_with_thread().await;
     let posted = ada.post(&format!("/api/v1/threads/{thread}/messages"), json!({ "content": "Go on." })).await;
     let run = posted["run"]["id"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while llm.received().len() < 2 {
-        assert!(Instant::now() < deadline, "the first worker did not start the run");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    model_called(&llm, 2).await;
     first.terminate();
     let stopped = Instant::now();
     let calls = llm.received().len();
@@ -435,13 +444,7 @@ async fn a_stopping_worker_hands_its_run_to_another() {
 
     let mut second = Running::start(&second_dir.path, &["--role", "worker"], &envs);
     second.wait_ready().await;
-    let status = loop {
-        let status = ada.get(&format!("/api/v1/runs/{run}")).await["status"].clone();
-        if status == "succeeded" || status == "failed" || Instant::now() > deadline {
-            break status;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = ada.finished_run(&run, Duration::from_secs(60)).await["status"].clone();
     assert_eq!(status, "succeeded");
     // The lease is 30 s: the second worker had the run sooner because the
     // first gave it back.
@@ -674,15 +677,7 @@ async fn a_run_survives_kill_9_of_the_server_and_completes_after_restart() {
     let mut restarted = Running::start(&dir.path, &[], &envs);
     restarted.wait_ready().await;
     ada.base = restarted.base.clone();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let status = loop {
-        let got = ada.get(&format!("/api/v1/runs/{run}")).await;
-        if got["status"] != "running" && got["status"] != "queued" {
-            break got;
-        }
-        assert!(Instant::now() < deadline, "the run did not finish after the restart");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = ada.finished_run(&run, Duration::from_secs(90)).await;
     assert_eq!(status["status"], "succeeded", "{status}");
     let log = ada.get(&events_path).await.as_array().unwrap().clone();
     let seqs: Vec<i64> = log.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
