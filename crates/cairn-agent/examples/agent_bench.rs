@@ -68,7 +68,7 @@ async fn graph_steps(store: Arc<dyn Store>, steps: u64) -> Vec<f64> {
         .edge("think", Edge::To("act".into()))
         .edge("act", Edge::Branch(Arc::new(move |s: &Loop| (s.n < steps / 2).then(|| "think".to_owned()))))
         .max_steps(1_000_000);
-    let checkpoints = StoreCheckpointer { store: store.clone() };
+    let checkpoints = StoreCheckpointer { store: store.clone(), fence: Some(store.claim_run(run.id).await.unwrap()) };
     graph
         .run(&run.id.to_string(), &checkpoints, Loop::default(), None, Arc::new(AtomicBool::new(false)))
         .await
@@ -120,7 +120,7 @@ async fn agent_steps(store: Arc<dyn Store>, model: Arc<dyn cairn_llm::ChatModel>
         .edge("think", Edge::To("act".into()))
         .edge("act", Edge::Branch(Arc::new(move |s: &Loop| (s.n < steps).then(|| "think".to_owned()))))
         .max_steps(1_000_000);
-    let checkpoints = StoreCheckpointer { store: store.clone() };
+    let checkpoints = StoreCheckpointer { store: store.clone(), fence: Some(store.claim_run(run.id).await.unwrap()) };
     graph
         .run(&run.id.to_string(), &checkpoints, Loop::default(), None, Arc::new(AtomicBool::new(false)))
         .await

@@ -317,13 +317,16 @@ impl Checkpointer for MemoryCheckpointer {
 #[derive(Debug, Clone)]
 pub struct StoreCheckpointer {
     pub store: Arc<dyn cairn_core::store::Store>,
+    /// The worker's claim on the run: its saves are refused once another
+    /// worker has taken the run over.
+    pub fence: Option<cairn_core::model::Fence>,
 }
 
 #[async_trait]
 impl Checkpointer for StoreCheckpointer {
     async fn save(&self, run: &str, step: i64, state: Value) -> Result<(), CheckpointError> {
         let run_id = run_id(run)?;
-        self.store.put_checkpoint(cairn_core::model::NewCheckpoint { run_id, step, state }).await?;
+        self.store.put_checkpoint(cairn_core::model::NewCheckpoint { run_id, step, state }, self.fence).await?;
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use cairn_core::bus::Bus;
-use cairn_core::model::{Message, MessageRole, NewEvent, NewMessage, NewRun, Run, RunStatus};
+use cairn_core::model::{Fence, Message, MessageRole, NewEvent, NewMessage, NewRun, Run, RunStatus};
 use cairn_core::sandbox::{NewSandbox, SandboxResult};
 use cairn_core::store::Store;
 use cairn_core::{RunId, SandboxId, ThreadId, UserId};
@@ -57,6 +57,10 @@ pub struct StoreEvents {
     pub bus: Bus,
     pub thread: ThreadId,
     pub run: Option<RunId>,
+    /// A worker's claim on the run: its events are refused once another
+    /// worker has taken the run over, and then `stop` is raised.
+    pub fence: Option<Fence>,
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 #[async_trait]
@@ -64,12 +68,18 @@ impl Events for StoreEvents {
     async fn emit(&self, event: RunEvent) {
         let (kind, payload) = event.into_parts();
         let event = NewEvent { run_id: self.run, kind: kind.clone(), payload, schema_version: SCHEMA_VERSION };
-        match self.store.append_events(self.thread, vec![event]).await {
+        match self.store.append_events(self.thread, vec![event], self.fence).await {
             Ok(stored) => {
                 for event in stored {
                     let wire = json!({ "seq": event.seq, "run_id": event.run_id, "kind": event.kind,
                                        "payload": event.payload, "created_at": event.created_at.unix_timestamp() });
                     let _ = self.bus.pubsub.publish(&topic(self.thread), Bytes::from(wire.to_string())).await;
+                }
+            }
+            Err(cairn_core::Error::LeaseLost { .. }) => {
+                tracing::info!(%kind, "another worker took the run over; this one's event was refused and it stops");
+                if let Some(stop) = &self.stop {
+                    stop.store(true, Ordering::SeqCst);
                 }
             }
             Err(error) => tracing::warn!(%error, %kind, "an event could not be recorded"),
@@ -242,7 +252,7 @@ impl Runs {
         saved["state"] = serde_json::to_value(&state).map_err(|e| RunError::Conflict(e.to_string()))?;
         self.inner
             .store
-            .put_checkpoint(cairn_core::model::NewCheckpoint { run_id: id, step: checkpoint.step, state: saved })
+            .put_checkpoint(cairn_core::model::NewCheckpoint { run_id: id, step: checkpoint.step, state: saved }, None)
             .await?;
         let changed = PlanChanged { plan: plan.clone(), edited_by: Some(user) };
         self.events(run.thread_id, Some(id)).emit(RunEvent::Plan(changed)).await;
@@ -254,12 +264,26 @@ impl Runs {
     }
 
     fn events(&self, thread: ThreadId, run: Option<RunId>) -> StoreEvents {
-        StoreEvents { store: self.inner.store.clone(), bus: self.inner.bus.clone(), thread, run }
+        StoreEvents {
+            store: self.inner.store.clone(),
+            bus: self.inner.bus.clone(),
+            thread,
+            run,
+            fence: None,
+            stop: None,
+        }
     }
 
     async fn set_status(&self, run: &Run, change: StatusChanged) -> Result<Run, RunError> {
-        let updated = self.inner.store.set_run_status(run.id, change.status, change.error.clone()).await?;
-        self.events(run.thread_id, Some(run.id)).emit(RunEvent::Status(change)).await;
+        self.set_status_under(run, change, None).await
+    }
+
+    /// Moves the run on, as the worker holding `fence` (refused, with
+    /// `LeaseLost`, once another worker has taken it over).
+    async fn set_status_under(&self, run: &Run, change: StatusChanged, fence: Option<Fence>) -> Result<Run, RunError> {
+        let updated = self.inner.store.set_run_status(run.id, change.status, change.error.clone(), fence).await?;
+        let events = StoreEvents { fence, ..self.events(run.thread_id, Some(run.id)) };
+        events.emit(RunEvent::Status(change)).await;
         Ok(updated)
     }
 
@@ -310,13 +334,10 @@ impl Runs {
         let message = self
             .inner
             .store
-            .append_message(NewMessage {
-                thread_id: thread,
-                role: MessageRole::User,
-                author: Some(user),
-                content,
-                attachments,
-            })
+            .append_message(
+                NewMessage { thread_id: thread, role: MessageRole::User, author: Some(user), content, attachments },
+                None,
+            )
             .await?;
         self.working().changed(thread).await;
         let created = MessageCreated {
@@ -445,13 +466,16 @@ impl Runs {
         for message in &messages {
             self.inner
                 .store
-                .append_message(NewMessage {
-                    thread_id: forked.id,
-                    role: message.role,
-                    author: message.author,
-                    content: message.content.clone(),
-                    attachments: message.attachments.clone(),
-                })
+                .append_message(
+                    NewMessage {
+                        thread_id: forked.id,
+                        role: message.role,
+                        author: message.author,
+                        content: message.content.clone(),
+                        attachments: message.attachments.clone(),
+                    },
+                    None,
+                )
                 .await?;
         }
         self.working().changed(forked.id).await;
@@ -460,7 +484,10 @@ impl Runs {
         // The copies count as seen; a pending approval does not carry over.
         state["state"]["seen_messages"] = json!(messages.len());
         state["state"]["awaiting_approval"] = Value::Null;
-        self.inner.store.put_checkpoint(cairn_core::model::NewCheckpoint { run_id: new_run.id, step, state }).await?;
+        self.inner
+            .store
+            .put_checkpoint(cairn_core::model::NewCheckpoint { run_id: new_run.id, step, state }, None)
+            .await?;
         let queued = StatusChanged {
             forked_from: Some(ForkedFrom { run: id, step }),
             ..StatusChanged::new(RunStatus::Queued, None)
@@ -546,8 +573,15 @@ impl Runs {
                 tokio::spawn(async move {
                     loop {
                         tokio::time::sleep(every).await;
-                        if runs.inner.bus.queue.extend(&delivery).await.is_err() {
-                            return;
+                        match runs.inner.bus.queue.extend(&delivery).await {
+                            Ok(()) => {}
+                            // Another worker has the job now: this one stops
+                            // (and its writes are refused in any case).
+                            Err(cairn_core::Error::LeaseLost { .. }) => {
+                                runs.stop_here(id);
+                                return;
+                            }
+                            Err(_) => return,
                         }
                         if runs.inner.store.run(id).await.is_ok_and(|run| run.status == RunStatus::Cancelled) {
                             runs.stop_here(id);
@@ -571,6 +605,12 @@ impl Runs {
                 }
                 Some(Ok(())) => {
                     let _ = self.inner.bus.queue.ack(&delivery).await;
+                }
+                // Taken over by another worker after this one's lease ran
+                // out: the job is the other's now, nothing to hand back.
+                Some(Err(RunError::Store(cairn_core::Error::LeaseLost { .. }))) => {
+                    self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+                    tracing::info!(run = %id, "another worker took the run over; this one let it go");
                 }
                 Some(Err(error)) => {
                     tracing::warn!(run = %id, %error, "a run could not be processed; it will be tried again");
@@ -606,20 +646,21 @@ impl Runs {
             return Ok(());
         }
         let thread = self.inner.store.thread(run.thread_id).await?;
+        // From here on this worker writes as the run's holder: a worker that
+        // held it before (its lease ran out while it was paused or cut off)
+        // has every write refused.
+        let fence = self.inner.store.claim_run(id).await?;
         let run = if run.status == RunStatus::Running {
             tracing::info!(run = %id, "resuming a run from its last checkpoint");
             run
         } else {
-            self.set_status(&run, StatusChanged::new(RunStatus::Running, None)).await?
+            self.set_status_under(&run, StatusChanged::new(RunStatus::Running, None), Some(fence)).await?
         };
         let sandbox = match self.sandbox_for(agent, &run, thread.project_id).await {
             Ok(sandbox) => sandbox,
             Err(why) => {
-                self.set_status(
-                    &run,
-                    StatusChanged::new(RunStatus::Failed, Some(format!("no sandbox for the run: {}", why.detail()))),
-                )
-                .await?;
+                let why = format!("no sandbox for the run: {}", why.detail());
+                self.set_status_under(&run, StatusChanged::new(RunStatus::Failed, Some(why)), Some(fence)).await?;
                 return Ok(());
             }
         };
@@ -641,9 +682,10 @@ impl Runs {
             plan_approval: self.inner.plan_approval,
             working: self.working(),
         };
-        let events: Arc<dyn Events> = Arc::new(self.events(run.thread_id, Some(id)));
-        let graph = agent.graph(context, events);
-        let checkpoints = StoreCheckpointer { store: self.inner.store.clone() };
+        let events =
+            StoreEvents { fence: Some(fence), stop: Some(cancel.clone()), ..self.events(run.thread_id, Some(id)) };
+        let graph = agent.graph(context, Arc::new(events.clone()));
+        let checkpoints = StoreCheckpointer { store: self.inner.store.clone(), fence: Some(fence) };
         // The run's own model, else the thread's, else the project's, else the default.
         let initial = AgentState {
             model: model.or(thread.model.clone()).or(project.model),
@@ -658,13 +700,16 @@ impl Runs {
                     let message = self
                         .inner
                         .store
-                        .append_message(NewMessage {
-                            thread_id: run.thread_id,
-                            role: MessageRole::Assistant,
-                            author: None,
-                            content: answer.clone(),
-                            attachments: Vec::new(),
-                        })
+                        .append_message(
+                            NewMessage {
+                                thread_id: run.thread_id,
+                                role: MessageRole::Assistant,
+                                author: None,
+                                content: answer.clone(),
+                                attachments: Vec::new(),
+                            },
+                            Some(fence),
+                        )
                         .await?;
                     self.working().changed(run.thread_id).await;
                     let created = MessageCreated {
@@ -674,7 +719,7 @@ impl Runs {
                         content: answer.clone(),
                         attachments: Vec::new(),
                     };
-                    self.events(run.thread_id, Some(id)).emit(RunEvent::MessageCreated(created)).await;
+                    events.emit(RunEvent::MessageCreated(created)).await;
                     let succeeded = StatusChanged {
                         answer: Some(answer),
                         usage: Some(state.usage),
@@ -682,23 +727,23 @@ impl Runs {
                         steps: Some(state.turns),
                         ..StatusChanged::new(RunStatus::Succeeded, None)
                     };
-                    self.set_status(&run, succeeded).await?;
+                    self.set_status_under(&run, succeeded, Some(fence)).await?;
                 }
                 (None, failure) => {
                     let why = failure.unwrap_or_else(|| "the run ended without an answer".to_owned());
                     let failed =
                         StatusChanged { usage: Some(state.usage), ..StatusChanged::new(RunStatus::Failed, Some(why)) };
-                    self.set_status(&run, failed).await?;
+                    self.set_status_under(&run, failed, Some(fence)).await?;
                 }
             },
             Ok(Outcome::Interrupted { question, .. }) => {
                 let question = question.as_str().map_or_else(|| question.to_string(), str::to_owned);
                 let waiting =
                     StatusChanged { question: Some(question), ..StatusChanged::new(RunStatus::Waiting, None) };
-                self.set_status(&run, waiting).await?;
+                self.set_status_under(&run, waiting, Some(fence)).await?;
             }
             Ok(Outcome::Cancelled(_)) => {
-                match self.set_status(&run, StatusChanged::new(RunStatus::Cancelled, None)).await {
+                match self.set_status_under(&run, StatusChanged::new(RunStatus::Cancelled, None), Some(fence)).await {
                     // Cancelled through another process, which already said so.
                     Ok(_) | Err(RunError::Store(cairn_core::Error::Conflict { .. })) => {}
                     Err(other) => return Err(other),
@@ -706,11 +751,15 @@ impl Runs {
             }
             // The store is out of reach: the job goes back to the queue and
             // the run goes on from its last checkpoint when it is taken again.
-            Err(GraphError::Checkpoint(CheckpointError::Store(error @ cairn_core::Error::Unavailable { .. }))) => {
+            // Or another worker has taken the run over: it is the other's now.
+            Err(GraphError::Checkpoint(CheckpointError::Store(
+                error @ (cairn_core::Error::Unavailable { .. } | cairn_core::Error::LeaseLost { .. }),
+            ))) => {
                 return Err(error.into());
             }
             Err(error) => {
-                self.set_status(&run, StatusChanged::new(RunStatus::Failed, Some(error.to_string()))).await?;
+                let failed = StatusChanged::new(RunStatus::Failed, Some(error.to_string()));
+                self.set_status_under(&run, failed, Some(fence)).await?;
             }
         }
         Ok(())

@@ -202,7 +202,7 @@ async fn a_store_checkpointer_refuses_a_name_that_is_not_a_run_id() {
     let dir = cairn_testkit::TempDir::new("graph-name");
     let db = cairn_store::Database::open(&dir.sqlite_url(), &Default::default()).await.unwrap();
     db.migrate().await.unwrap();
-    let checkpoints = StoreCheckpointer { store: db.store() };
+    let checkpoints = StoreCheckpointer { store: db.store(), fence: None };
     let error = looping().run("not-a-run", &checkpoints, Counter::default(), None, never()).await.unwrap_err();
     assert!(matches!(error, GraphError::Checkpoint(CheckpointError::NotARun(ref name)) if name == "not-a-run"));
 }
@@ -216,7 +216,8 @@ async fn checkpoints_live_in_the_store() {
     let store = db.store();
     let seeded = cairn_testkit::seed::owner_with_thread(&*store, "a@example.com").await;
     let run = store.create_run(NewRun { thread_id: seeded.thread.id, created_by: seeded.user.id }).await.unwrap();
-    let checkpoints = StoreCheckpointer { store: store.clone() };
+    let fence = store.claim_run(run.id).await.unwrap();
+    let checkpoints = StoreCheckpointer { store: store.clone(), fence: Some(fence) };
     let Outcome::Finished(state) =
         looping().run(&run.id.to_string(), &checkpoints, Counter::default(), None, never()).await.unwrap()
     else {
@@ -225,4 +226,18 @@ async fn checkpoints_live_in_the_store() {
     assert_eq!(state.n, 3);
     assert_eq!(store.checkpoints(run.id).await.unwrap().len(), 5);
     assert!(checkpoints.at(&run.id.to_string(), 3).await.unwrap().is_some());
+
+    // A worker whose claim was superseded by another's: its first save is
+    // refused and the run stops there, leaving no checkpoint behind.
+    let taken = store.create_run(NewRun { thread_id: seeded.thread.id, created_by: seeded.user.id }).await.unwrap();
+    let stale = store.claim_run(taken.id).await.unwrap();
+    store.claim_run(taken.id).await.unwrap();
+    let checkpoints = StoreCheckpointer { store: store.clone(), fence: Some(stale) };
+    let error =
+        looping().run(&taken.id.to_string(), &checkpoints, Counter::default(), None, never()).await.unwrap_err();
+    assert!(
+        matches!(error, GraphError::Checkpoint(CheckpointError::Store(cairn_core::Error::LeaseLost { .. }))),
+        "{error:?}"
+    );
+    assert!(store.checkpoints(taken.id).await.unwrap().is_empty());
 }

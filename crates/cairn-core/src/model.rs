@@ -320,6 +320,16 @@ pub struct Checkpoint {
     pub created_at: OffsetDateTime,
 }
 
+/// A worker's claim on a run: the run's lease generation when the worker
+/// took it. Writes made under a fence are refused (`Error::LeaseLost`) once
+/// another worker has claimed the run since, so a worker that was paused or
+/// cut off past its lease cannot write over the one that took over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fence {
+    pub run: RunId,
+    pub generation: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewCheckpoint {
     pub run_id: RunId,

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::model::{
-    ApiKey, AuditEntry, Checkpoint, Event, FileRecord, Membership, MemoryChunk, Message, ModelConnection,
+    ApiKey, AuditEntry, Checkpoint, Event, Fence, FileRecord, Membership, MemoryChunk, Message, ModelConnection,
     ModelConnectionUpdate, ModelUsage, NewApiKey, NewAuditEntry, NewCheckpoint, NewEvent, NewFile, NewMemoryChunk,
     NewMessage, NewModelConnection, NewProject, NewRefreshToken, NewRun, NewThread, NewUser, Project, ProjectUpdate,
     RefreshOutcome, Role, Run, RunStatus, Thread, User,
@@ -83,13 +83,15 @@ pub trait ThreadRepo: Send + Sync {
     async fn rename_thread(&self, id: ThreadId, title: String) -> Result<Thread>;
     /// The project's threads, newest first.
     async fn threads(&self, project: ProjectId) -> Result<Vec<Thread>>;
-    async fn append_message(&self, new: NewMessage) -> Result<Message>;
+    /// With a fence, refused (`LeaseLost`) when the run was claimed since.
+    async fn append_message(&self, new: NewMessage, fence: Option<Fence>) -> Result<Message>;
     /// The thread's messages in the order they were written.
     async fn messages(&self, thread: ThreadId) -> Result<Vec<Message>>;
     /// Stores the events at the end of the thread's log, numbered consecutively
     /// in one transaction, and returns them with their numbers. Concurrent
-    /// appenders never get the same number and never leave a gap.
-    async fn append_events(&self, thread: ThreadId, events: Vec<NewEvent>) -> Result<Vec<Event>>;
+    /// appenders never get the same number and never leave a gap. With a
+    /// fence, refused (`LeaseLost`) when the run was claimed since.
+    async fn append_events(&self, thread: ThreadId, events: Vec<NewEvent>, fence: Option<Fence>) -> Result<Vec<Event>>;
     /// Up to `limit` events with `seq > after`, in order.
     async fn events_after(&self, thread: ThreadId, after: i64, limit: i64) -> Result<Vec<Event>>;
 }
@@ -101,8 +103,19 @@ pub trait RunRepo: Send + Sync {
     /// The thread's runs, oldest first.
     async fn runs(&self, thread: ThreadId) -> Result<Vec<Run>>;
     /// Moves the run to `status`. A run that already finished keeps its final
-    /// status: the call fails with `Conflict`.
-    async fn set_run_status(&self, id: RunId, status: RunStatus, error: Option<String>) -> Result<Run>;
+    /// status: the call fails with `Conflict`. With a fence, refused
+    /// (`LeaseLost`) when the run was claimed since.
+    async fn set_run_status(
+        &self,
+        id: RunId,
+        status: RunStatus,
+        error: Option<String>,
+        fence: Option<Fence>,
+    ) -> Result<Run>;
+    /// Claims the run for the caller: moves its lease generation on and
+    /// returns the fence the caller's writes carry. Every earlier fence of
+    /// the run is refused from then on.
+    async fn claim_run(&self, id: RunId) -> Result<Fence>;
     /// Adds a model call's cost to what the run has spent.
     async fn add_run_cost(&self, id: RunId, cost_usd: f64) -> Result<()>;
     /// How many runs there are in each status, across the deployment
@@ -110,8 +123,9 @@ pub trait RunRepo: Send + Sync {
     async fn run_counts(&self) -> Result<Vec<(RunStatus, u64)>>;
     /// Saves the state after a step. Writing the same step twice (a re-run step)
     /// replaces it, so at-least-once execution leaves one checkpoint per step.
-    /// Nothing is read back: a run writes one after every step.
-    async fn put_checkpoint(&self, checkpoint: NewCheckpoint) -> Result<()>;
+    /// Nothing is read back: a run writes one after every step. With a
+    /// fence, refused (`LeaseLost`) when the run was claimed since.
+    async fn put_checkpoint(&self, checkpoint: NewCheckpoint, fence: Option<Fence>) -> Result<()>;
     async fn latest_checkpoint(&self, run: RunId) -> Result<Option<Checkpoint>>;
     /// All checkpoints of a run, by step.
     async fn checkpoints(&self, run: RunId) -> Result<Vec<Checkpoint>>;

@@ -355,7 +355,7 @@ async fn a_log_written_before_the_protocol_was_typed_still_reads() {
             schema_version: 1,
         })
         .collect();
-    api.store.append_events(thread.parse().unwrap(), events).await.unwrap();
+    api.store.append_events(thread.parse().unwrap(), events, None).await.unwrap();
     let read: Value = api.get(&api.owner, &format!("/api/v1/threads/{thread}/events")).await;
     let read = read.as_array().unwrap();
     assert_eq!(read.len(), written.len(), "every event reads: {read:#?}");

@@ -105,12 +105,12 @@ mod tests {
             attachments: Vec::new(),
         };
 
-        store.append_message(post("first")).await.unwrap();
+        store.append_message(post("first"), None).await.unwrap();
         memory.changed(thread).await;
         assert_eq!(memory.messages(thread).await.unwrap().len(), 1);
         // A message stored behind the cache's back is not seen until the
         // generation moves: the list really comes from the cache.
-        store.append_message(post("unannounced")).await.unwrap();
+        store.append_message(post("unannounced"), None).await.unwrap();
         assert_eq!(memory.messages(thread).await.unwrap().len(), 1, "served from the cache");
         memory.changed(thread).await;
         let contents: Vec<String> = memory.messages(thread).await.unwrap().into_iter().map(|m| m.content).collect();

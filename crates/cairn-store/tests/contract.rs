@@ -70,6 +70,8 @@ contract!(
     concurrent_appenders_never_share_or_skip_a_number,
     finished_runs_keep_their_final_status,
     a_rerun_step_replaces_its_checkpoint,
+    a_worker_whose_run_was_claimed_since_writes_nothing,
+    a_claim_waits_for_a_fenced_write_in_flight,
     runs_are_counted_by_status,
     the_audit_log_pages_newest_first,
     references_to_missing_rows_are_refused,
@@ -140,7 +142,7 @@ async fn messages_keep_their_order_and_authors(store: Arc<dyn Store>) {
     ] {
         let attachments = if author.is_some() { vec!["data/sales.csv".to_owned()] } else { Vec::new() };
         let message = NewMessage { thread_id: thread.id, role, author, content: text.into(), attachments };
-        written.push(store.append_message(message).await.unwrap());
+        written.push(store.append_message(message, None).await.unwrap());
     }
     assert_eq!(store.messages(thread.id).await.unwrap(), written);
 }
@@ -162,13 +164,13 @@ async fn events_are_numbered_consecutively_per_thread(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(store.thread(other.id).await.unwrap().model.as_deref(), Some("local/qwen3"), "a thread keeps its model");
     assert_eq!(thread.model, None);
-    let first = store.append_events(thread.id, vec![event("a", 1), event("b", 2)]).await.unwrap();
-    let elsewhere = store.append_events(other.id, vec![event("x", 1)]).await.unwrap();
-    let second = store.append_events(thread.id, vec![event("c", 3)]).await.unwrap();
+    let first = store.append_events(thread.id, vec![event("a", 1), event("b", 2)], None).await.unwrap();
+    let elsewhere = store.append_events(other.id, vec![event("x", 1)], None).await.unwrap();
+    let second = store.append_events(thread.id, vec![event("c", 3)], None).await.unwrap();
     assert_eq!(first.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(elsewhere[0].seq, 1, "each thread has its own numbering");
     assert_eq!(second[0].seq, 3);
-    assert!(store.append_events(thread.id, Vec::new()).await.unwrap().is_empty());
+    assert!(store.append_events(thread.id, Vec::new(), None).await.unwrap().is_empty());
 
     let after_one = store.events_after(thread.id, 1, 100).await.unwrap();
     assert_eq!(after_one.iter().map(|e| (e.seq, e.kind.as_str())).collect::<Vec<_>>(), vec![(2, "b"), (3, "c")]);
@@ -185,7 +187,7 @@ async fn concurrent_appenders_never_share_or_skip_a_number(store: Arc<dyn Store>
             tokio::spawn(async move {
                 for i in 0..10 {
                     let batch = vec![event("w", writer * 100 + i), event("w", writer * 100 + i)];
-                    store.append_events(thread.id, batch).await.expect("append");
+                    store.append_events(thread.id, batch, None).await.expect("append");
                 }
             })
         })
@@ -205,14 +207,15 @@ async fn finished_runs_keep_their_final_status(store: Arc<dyn Store>) {
     let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "t@example.com").await;
     let run = store.create_run(NewRun { thread_id: thread.id, created_by: owner.id }).await.unwrap();
     assert_eq!(run.status, RunStatus::Queued);
-    let running = store.set_run_status(run.id, RunStatus::Running, None).await.unwrap();
+    let running = store.set_run_status(run.id, RunStatus::Running, None, None).await.unwrap();
     assert_eq!(running.status, RunStatus::Running);
-    let failed = store.set_run_status(run.id, RunStatus::Failed, Some("provider timed out".into())).await.unwrap();
+    let failed =
+        store.set_run_status(run.id, RunStatus::Failed, Some("provider timed out".into()), None).await.unwrap();
     assert_eq!(failed.error.as_deref(), Some("provider timed out"));
-    let late = store.set_run_status(run.id, RunStatus::Succeeded, None).await;
+    let late = store.set_run_status(run.id, RunStatus::Succeeded, None, None).await;
     assert!(matches!(late, Err(Error::Conflict { .. })), "{late:?}");
     assert_eq!(store.run(run.id).await.unwrap().status, RunStatus::Failed);
-    let missing = store.set_run_status(cairn_core::RunId::new(), RunStatus::Running, None).await;
+    let missing = store.set_run_status(cairn_core::RunId::new(), RunStatus::Running, None, None).await;
     assert!(matches!(missing, Err(Error::NotFound { entity: "run" })), "{missing:?}");
 }
 
@@ -275,7 +278,7 @@ async fn a_threads_runs_are_listed_oldest_first(store: Arc<dyn Store>) {
         written.push(store.create_run(NewRun { thread_id: thread.id, created_by: owner.id }).await.unwrap());
         store.create_run(NewRun { thread_id: other.id, created_by: owner.id }).await.unwrap();
     }
-    written[1] = store.set_run_status(written[1].id, RunStatus::Running, None).await.unwrap();
+    written[1] = store.set_run_status(written[1].id, RunStatus::Running, None, None).await.unwrap();
     assert_eq!(store.runs(thread.id).await.unwrap(), written, "this thread's runs only, as they now stand");
 }
 
@@ -302,16 +305,19 @@ async fn usage_is_added_up_from_the_usage_events_by_user_and_by_project(store: A
     let old = NewEvent { run_id: None, kind: "usage".into(), payload: old, schema_version: 1 };
     let lookalike = NewEvent { kind: "run.status".into(), ..usage(&owner, 1000, 0, 8.0, 0.0) };
     store
-        .append_events(thread.id, vec![old, event("token", 1), usage(&owner, 20, 30, 0.25, 0.125), lookalike])
+        .append_events(thread.id, vec![old, event("token", 1), usage(&owner, 20, 30, 0.25, 0.125), lookalike], None)
         .await
         .unwrap();
-    store.append_events(second.id, vec![usage(&editor, 7, 0, 1.0, 0.0), usage(&owner, 3, 5, 0.25, 0.0)]).await.unwrap();
+    store
+        .append_events(second.id, vec![usage(&editor, 7, 0, 1.0, 0.0), usage(&owner, 3, 5, 0.25, 0.0)], None)
+        .await
+        .unwrap();
     let elsewhere = store.create_project(NewProject { name: "Q".into(), owner: owner.id }).await.unwrap();
     let far = store
         .create_thread(NewThread { project_id: elsewhere.id, title: "Far".into(), created_by: owner.id, model: None })
         .await
         .unwrap();
-    store.append_events(far.id, vec![usage(&owner, 1, 0, 2.0, 0.0)]).await.unwrap();
+    store.append_events(far.id, vec![usage(&owner, 1, 0, 2.0, 0.0)], None).await.unwrap();
 
     let owners = ModelUsage {
         model_calls: 3,
@@ -355,8 +361,8 @@ async fn runs_are_counted_by_status(store: Arc<dyn Store>) {
     for _ in 0..3 {
         runs.push(store.create_run(NewRun { thread_id: thread.id, created_by: user.id }).await.unwrap());
     }
-    store.set_run_status(runs[0].id, RunStatus::Running, None).await.unwrap();
-    store.set_run_status(runs[1].id, RunStatus::Failed, Some("boom".into())).await.unwrap();
+    store.set_run_status(runs[0].id, RunStatus::Running, None, None).await.unwrap();
+    store.set_run_status(runs[1].id, RunStatus::Failed, Some("boom".into()), None).await.unwrap();
     let after: std::collections::HashMap<RunStatus, u64> = store.run_counts().await.unwrap().into_iter().collect();
     let grew = |status| after.get(&status).copied().unwrap_or(0) - before.get(&status).copied().unwrap_or(0);
     assert_eq!(
@@ -371,12 +377,104 @@ async fn a_rerun_step_replaces_its_checkpoint(store: Arc<dyn Store>) {
     assert_eq!(store.latest_checkpoint(run.id).await.unwrap(), None);
     for (step, node) in [(1, "plan"), (2, "act"), (2, "act-again")] {
         let cp = NewCheckpoint { run_id: run.id, step, state: json!({ "node": node }) };
-        store.put_checkpoint(cp).await.unwrap();
+        store.put_checkpoint(cp, None).await.unwrap();
     }
     let all = store.checkpoints(run.id).await.unwrap();
     assert_eq!(all.iter().map(|c| c.step).collect::<Vec<_>>(), vec![1, 2]);
     let latest = store.latest_checkpoint(run.id).await.unwrap().unwrap();
     assert_eq!((latest.step, latest.state), (2, json!({ "node": "act-again" })));
+}
+
+async fn a_worker_whose_run_was_claimed_since_writes_nothing(store: Arc<dyn Store>) {
+    let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "t@example.com").await;
+    let run = store.create_run(NewRun { thread_id: thread.id, created_by: owner.id }).await.unwrap();
+    let first = store.claim_run(run.id).await.unwrap();
+    let checkpoint = |step| NewCheckpoint { run_id: run.id, step, state: json!({ "step": step }) };
+    let answer = |text: &str| NewMessage {
+        thread_id: thread.id,
+        role: MessageRole::Assistant,
+        author: None,
+        content: text.into(),
+        attachments: Vec::new(),
+    };
+    // The holder writes.
+    store.set_run_status(run.id, RunStatus::Running, None, Some(first)).await.unwrap();
+    store.put_checkpoint(checkpoint(1), Some(first)).await.unwrap();
+    store.append_events(thread.id, vec![event("a", 1)], Some(first)).await.unwrap();
+
+    // Its lease runs out and another worker claims the run.
+    let second = store.claim_run(run.id).await.unwrap();
+    assert!(second.generation > first.generation, "{first:?} then {second:?}");
+    let refused = |result: Result<(), Error>| assert!(matches!(result, Err(Error::LeaseLost { .. })), "{result:?}");
+    refused(store.put_checkpoint(checkpoint(2), Some(first)).await);
+    refused(store.append_events(thread.id, vec![event("a", 2)], Some(first)).await.map(drop));
+    refused(store.append_message(answer("from the old worker"), Some(first)).await.map(drop));
+    refused(store.set_run_status(run.id, RunStatus::Succeeded, None, Some(first)).await.map(drop));
+    // Nothing of it landed: one checkpoint, one event (its number not
+    // taken either), no message, the run still running.
+    assert_eq!(store.checkpoints(run.id).await.unwrap().len(), 1);
+    assert_eq!(store.events_after(thread.id, 0, 10).await.unwrap().len(), 1);
+    assert_eq!(store.thread(thread.id).await.unwrap().last_event_seq, 1);
+    assert!(store.messages(thread.id).await.unwrap().is_empty());
+    assert_eq!(store.run(run.id).await.unwrap().status, RunStatus::Running);
+
+    // The new holder writes where the old one could not.
+    store.put_checkpoint(checkpoint(2), Some(second)).await.unwrap();
+    let events = store.append_events(thread.id, vec![event("b", 2)], Some(second)).await.unwrap();
+    assert_eq!(events[0].seq, 2, "no gap where the refused event was");
+    store.append_message(answer("the answer"), Some(second)).await.unwrap();
+    let done = store.set_run_status(run.id, RunStatus::Succeeded, None, Some(second)).await.unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded);
+    // A finished run stays finished, fence or not.
+    let late = store.set_run_status(run.id, RunStatus::Failed, None, Some(first)).await;
+    assert!(matches!(late, Err(Error::Conflict { .. })), "{late:?}");
+    // Writes without a fence (the gateway's) are not affected.
+    store.append_events(thread.id, vec![event("c", 3)], None).await.unwrap();
+
+    let missing = cairn_core::RunId::new();
+    assert!(matches!(store.claim_run(missing).await, Err(Error::NotFound { entity: "run" })));
+    let ghost = cairn_core::model::Fence { run: missing, generation: 1 };
+    let result = store.put_checkpoint(NewCheckpoint { run_id: missing, step: 1, state: json!({}) }, Some(ghost)).await;
+    assert!(matches!(result, Err(Error::NotFound { entity: "run" })), "{result:?}");
+}
+
+/// A claim that returns has seen every write of the earlier holder that
+/// will ever land: writes in flight finish first, later ones are refused.
+async fn a_claim_waits_for_a_fenced_write_in_flight(store: Arc<dyn Store>) {
+    let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "t@example.com").await;
+    let run = store.create_run(NewRun { thread_id: thread.id, created_by: owner.id }).await.unwrap();
+    let old = store.claim_run(run.id).await.unwrap();
+    let count_old = || async {
+        let events = store.events_after(thread.id, 0, 100_000).await.unwrap();
+        events.iter().filter(|e| e.kind == "old").count()
+    };
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut n = 0_usize;
+                loop {
+                    match store.append_events(thread.id, vec![event("old", n as i64)], Some(old)).await {
+                        Ok(_) => n += 1,
+                        Err(Error::LeaseLost { .. }) => return n,
+                        Err(other) => panic!("{other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    // Let them write a while, then take the run over.
+    while count_old().await < 20 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    store.claim_run(run.id).await.unwrap();
+    let at_claim = count_old().await;
+    let mut written = 0_usize;
+    for writer in writers {
+        written += writer.await.unwrap();
+    }
+    assert_eq!(count_old().await, at_claim, "no write of the old holder landed after the claim returned");
+    assert_eq!(written, at_claim);
 }
 
 async fn the_audit_log_pages_newest_first(store: Arc<dyn Store>) {
@@ -411,7 +509,7 @@ async fn references_to_missing_rows_are_refused(store: Arc<dyn Store>) {
         })
         .await;
     assert!(matches!(orphan, Err(Error::NotFound { .. })), "{orphan:?}");
-    let events = store.append_events(cairn_core::ThreadId::new(), vec![event("a", 1)]).await;
+    let events = store.append_events(cairn_core::ThreadId::new(), vec![event("a", 1)], None).await;
     assert!(matches!(events, Err(Error::NotFound { entity: "thread" })), "{events:?}");
 }
 

@@ -457,6 +457,78 @@ async fn a_stopping_worker_hands_its_run_to_another() {
     gateway.terminate();
 }
 
+/// A worker paused past its lease (SIGSTOP) loses the run to another, which
+/// finishes it; when the first one wakes up, every write it tries is
+/// refused: the thread keeps one answer and the log the second worker left.
+#[tokio::test]
+async fn a_worker_paused_past_its_lease_is_fenced_off() {
+    use cairn_testkit::{Reply, ScriptedLlm};
+    let dirs = [TempDir::new("cli"), TempDir::new("cli"), TempDir::new("cli")];
+    let pg = TestPostgres::create().await;
+    let llm = ScriptedLlm::start(vec![
+        Reply::Text("```python\nprint('step one')\n```".into()),
+        // The first worker is paused while this reply streams; when it wakes
+        // up it would run this code and go on.
+        Reply::Slow {
+            text: format!("```python\n{}\n```", "print('from the paused worker') ".repeat(20)),
+            delay: Duration::from_millis(100),
+        },
+        Reply::Text("```python\nprint('step two')\n```".into()),
+    ])
+    .await;
+    llm.set_default(Reply::Text("```python\nfinal_answer('finished by the second worker')\n```".into()));
+    let envs = [
+        shared_envs(&pg),
+        vec![
+            ("CAIRN__LLM__PROVIDERS", scripted_provider(&llm.url, "")),
+            ("CAIRN__SANDBOX__POOL_SIZE", "0".to_owned()),
+            ("CAIRN__QUEUE__LEASE_SECS", "3".to_owned()),
+        ],
+    ]
+    .concat();
+    let mut gateway = Running::start(&dirs[0].path, &["--role", "gateway"], &envs);
+    let mut first = Running::start(&dirs[1].path, &["--role", "worker"], &envs);
+    gateway.wait_ready().await;
+    first.wait_ready().await;
+    let ada = Ada::signs_up(&gateway).await;
+    let (_, thread) = ada.project_with_thread().await;
+    let posted = ada.post(&format!("/api/v1/threads/{thread}/messages"), json!({ "content": "Go." })).await;
+    let run = posted["run"]["id"].as_str().unwrap().to_owned();
+    model_called(&llm, 2).await;
+    let pid = first.child.id().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+
+    let mut second = Running::start(&dirs[2].path, &["--role", "worker"], &envs);
+    second.wait_ready().await;
+    let finished = ada.finished_run(&run, Duration::from_secs(60)).await;
+    assert_eq!(finished["status"], "succeeded", "{finished}");
+    let events_path = format!("/api/v1/threads/{thread}/events?after=0");
+    let log_when_finished = ada.get(&events_path).await;
+
+    // The first worker wakes up and tries to go on.
+    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    let refused = || std::fs::read_to_string(&first.log).unwrap_or_default().contains("took the run over");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !refused() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let log = ada.get(&events_path).await;
+    assert_eq!(log, log_when_finished, "nothing of the paused worker reached the log");
+    assert!(refused(), "the paused worker tried to write and was told another worker had the run");
+    let seqs: Vec<i64> = log.as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "no gap and no duplicate in the event log");
+    assert!(!log.to_string().contains("from the paused worker"), "the paused worker's step never ran to the log");
+    let messages = ada.get(&format!("/api/v1/threads/{thread}/messages")).await;
+    let answers: Vec<&Value> = messages.as_array().unwrap().iter().filter(|m| m["role"] == "assistant").collect();
+    assert_eq!(answers.len(), 1, "one answer: {messages}");
+    assert_eq!(answers[0]["content"], "finished by the second worker");
+    assert_eq!(ada.get(&format!("/api/v1/runs/{run}")).await["status"], "succeeded");
+    first.terminate();
+    second.terminate();
+    gateway.terminate();
+}
+
 /// A thread's server-sent events as one member sees them.
 struct Watching {
     response: reqwest::Response,

@@ -19,9 +19,9 @@ mod users;
 
 use async_trait::async_trait;
 use cairn_core::model::{
-    ApiKey, AuditEntry, Checkpoint, Event, FileRecord, Membership, Message, NewApiKey, NewAuditEntry, NewCheckpoint,
-    NewEvent, NewFile, NewMessage, NewProject, NewRefreshToken, NewRun, NewThread, NewUser, Project, ProjectUpdate,
-    RefreshOutcome, Role, Run, RunStatus, Thread, User,
+    ApiKey, AuditEntry, Checkpoint, Event, Fence, FileRecord, Membership, Message, NewApiKey, NewAuditEntry,
+    NewCheckpoint, NewEvent, NewFile, NewMessage, NewProject, NewRefreshToken, NewRun, NewThread, NewUser, Project,
+    ProjectUpdate, RefreshOutcome, Role, Run, RunStatus, Thread, User,
 };
 use cairn_core::store::{AuditRepo, CredentialRepo, FileRepo, ProjectRepo, RunRepo, Store, ThreadRepo, UserRepo};
 use cairn_core::{ApiKeyId, AuditId, FileId, MessageId, ProjectId, RunId, SessionId, ThreadId, UserId};
@@ -72,8 +72,31 @@ macro_rules! event_columns {
     };
 }
 
+/// Inside a write's transaction: refuses the write (`LeaseLost`) when the
+/// fence's run was claimed since the fence was made, and holds the run's row
+/// until the transaction ends, so a claim cannot slip in between the check
+/// and the write.
+macro_rules! check_fence {
+    ($tx:expr, $fence:expr) => {
+        if let Some(fence) = $fence {
+            let generation: Option<i64> =
+                sqlx::query_scalar(Self::FENCE_SQL).bind(fence.run.0).fetch_optional(&mut *$tx).await.db()?;
+            match generation {
+                None => return Err(cairn_core::Error::NotFound { entity: "run" }),
+                Some(generation) if generation != fence.generation => return Err(fenced(fence)),
+                Some(_) => {}
+            }
+        }
+    };
+}
+
+/// The error a write under a superseded fence gets.
+fn fenced(fence: Fence) -> cairn_core::Error {
+    cairn_core::Error::LeaseLost { job: format!("run {} (lease generation {})", fence.run, fence.generation) }
+}
+
 macro_rules! sql_store {
-    ($(#[$meta:meta])* $name:ident, $pool:ty, $backend:literal) => {
+    ($(#[$meta:meta])* $name:ident, $pool:ty, $backend:literal, $fence_sql:literal, $row_lock:literal) => {
         $(#[$meta])*
         #[derive(Debug, Clone)]
         pub struct $name {
@@ -81,6 +104,18 @@ macro_rules! sql_store {
         }
 
         impl $name {
+            /// Reads a run's lease generation and holds its row against a
+            /// concurrent claim until the transaction ends.
+            const FENCE_SQL: &'static str = $fence_sql;
+            /// Saves a checkpoint only while the run's lease generation is
+            /// `$5`, in one statement (a checkpoint is written every step).
+            const FENCED_CHECKPOINT_SQL: &'static str = concat!(
+                "WITH held AS (SELECT id FROM runs WHERE id = $1 AND lease_generation = $5",
+                $row_lock,
+                ") INSERT INTO checkpoints (run_id, step, state, created_at) SELECT $1, $2, $3, $4 FROM held WHERE true \
+                 ON CONFLICT (run_id, step) DO UPDATE SET state = excluded.state, created_at = excluded.created_at"
+            );
+
             pub fn new(pool: $pool) -> Self {
                 Self { pool }
             }
@@ -114,9 +149,16 @@ macro_rules! sql_store {
 
 sql_store!(
     /// The repositories on SQLite: the all-in-one default.
-    SqliteStore, SqlitePool, "sqlite"
+    SqliteStore, SqlitePool, "sqlite",
+    // SQLite has no row locks: a no-op write takes the database's write lock.
+    "UPDATE runs SET lease_generation = lease_generation WHERE id = $1 RETURNING lease_generation",
+    // One statement is atomic under SQLite's write lock.
+    ""
 );
 sql_store!(
     /// The repositories on PostgreSQL: the distributed shape.
-    PostgresStore, PgPool, "postgres"
+    PostgresStore, PgPool, "postgres",
+    "SELECT lease_generation FROM runs WHERE id = $1 FOR SHARE",
+    // Held against a concurrent claim; a claim that committed first is seen.
+    " FOR SHARE"
 );

@@ -61,12 +61,15 @@ macro_rules! run_repo {
                 id: RunId,
                 status: RunStatus,
                 error: Option<String>,
+                fence: Option<Fence>,
             ) -> cairn_core::Result<Run> {
-                // The guard in the WHERE clause makes "finished runs stay finished"
-                // hold even when two workers race.
+                // The guards in the WHERE clause make "finished runs stay
+                // finished" and "a superseded worker writes nothing" hold even
+                // when two workers race.
                 let sql = concat!(
                     "UPDATE runs SET status = $2, error = $3, updated_at = $4 \
-                     WHERE id = $1 AND status NOT IN ('succeeded', 'failed', 'cancelled') RETURNING ",
+                     WHERE id = $1 AND status NOT IN ('succeeded', 'failed', 'cancelled') \
+                     AND ($5 IS NULL OR lease_generation = $5) RETURNING ",
                     run_columns!()
                 );
                 let row: Option<RunRow> = sqlx::query_as(sql)
@@ -74,32 +77,75 @@ macro_rules! run_repo {
                     .bind(status.as_str())
                     .bind(error)
                     .bind(now())
+                    .bind(fence.map(|f| f.generation))
                     .fetch_optional(&self.pool)
                     .await
                     .db()?;
-                match row {
-                    Some(row) => row.into_domain(),
-                    // Either there is no such run, or it already finished.
-                    None => match self.run(id).await?.status.is_terminal() {
-                        true => Err(cairn_core::Error::Conflict { entity: "finished run" }),
-                        false => Err(cairn_core::Error::NotFound { entity: "run" }),
+                if let Some(row) = row {
+                    return row.into_domain();
+                }
+                // No such run, or it already finished, or it was claimed since.
+                let found: Option<(String, i64)> =
+                    sqlx::query_as("SELECT status, lease_generation FROM runs WHERE id = $1")
+                        .bind(id.0)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .db()?;
+                match found {
+                    None => Err(cairn_core::Error::NotFound { entity: "run" }),
+                    Some((status, _)) if parse::<RunStatus>(&status)?.is_terminal() => {
+                        Err(cairn_core::Error::Conflict { entity: "finished run" })
+                    }
+                    Some(_) => match fence {
+                        Some(fence) => Err(fenced(fence)),
+                        None => Err(cairn_core::Error::NotFound { entity: "run" }),
                     },
                 }
             }
 
-            async fn put_checkpoint(&self, checkpoint: NewCheckpoint) -> cairn_core::Result<()> {
-                sqlx::query(
-                    "INSERT INTO checkpoints (run_id, step, state, created_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (run_id, step) DO UPDATE SET state = excluded.state, created_at = excluded.created_at",
+            async fn claim_run(&self, id: RunId) -> cairn_core::Result<Fence> {
+                let generation: i64 = sqlx::query_scalar(
+                    "UPDATE runs SET lease_generation = lease_generation + 1 WHERE id = $1 RETURNING lease_generation",
                 )
-                .bind(checkpoint.run_id.0)
-                .bind(checkpoint.step)
-                .bind(Json(checkpoint.state))
-                .bind(now())
-                .execute(&self.pool)
+                .bind(id.0)
+                .fetch_one(&self.pool)
                 .await
-                .db_entity("checkpoint")?;
-                Ok(())
+                .db_entity("run")?;
+                Ok(Fence { run: id, generation })
+            }
+
+            async fn put_checkpoint(&self, checkpoint: NewCheckpoint, fence: Option<Fence>) -> cairn_core::Result<()> {
+                let Some(fence) = fence else {
+                    sqlx::query(
+                        "INSERT INTO checkpoints (run_id, step, state, created_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (run_id, step) DO UPDATE SET state = excluded.state, created_at = excluded.created_at",
+                    )
+                    .bind(checkpoint.run_id.0)
+                    .bind(checkpoint.step)
+                    .bind(Json(checkpoint.state))
+                    .bind(now())
+                    .execute(&self.pool)
+                    .await
+                    .db_entity("checkpoint")?;
+                    return Ok(());
+                };
+                let saved = sqlx::query(Self::FENCED_CHECKPOINT_SQL)
+                    .bind(checkpoint.run_id.0)
+                    .bind(checkpoint.step)
+                    .bind(Json(checkpoint.state))
+                    .bind(now())
+                    .bind(fence.generation)
+                    .execute(&self.pool)
+                    .await
+                    .db_entity("checkpoint")?
+                    .rows_affected();
+                match saved {
+                    0 => match self.run(checkpoint.run_id).await {
+                        Ok(_) => Err(fenced(fence)),
+                        Err(error) => Err(error),
+                    },
+                    _ => Ok(()),
+                }
             }
 
             async fn latest_checkpoint(&self, run: RunId) -> cairn_core::Result<Option<Checkpoint>> {

@@ -45,7 +45,9 @@ macro_rules! thread_repo {
                 Ok(rows.into_iter().map(Thread::from).collect())
             }
 
-            async fn append_message(&self, new: NewMessage) -> cairn_core::Result<Message> {
+            async fn append_message(&self, new: NewMessage, fence: Option<Fence>) -> cairn_core::Result<Message> {
+                let mut tx = self.pool.begin().await.db()?;
+                check_fence!(tx, fence);
                 let row: MessageRow = sqlx::query_as(
                     "INSERT INTO messages (id, thread_id, role, author_id, content, attachments, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -58,9 +60,10 @@ macro_rules! thread_repo {
                 .bind(new.content)
                 .bind(serde_json::to_string(&new.attachments).unwrap_or_else(|_| "[]".to_owned()))
                 .bind(now())
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *tx)
                 .await
                 .db_entity("message")?;
+                tx.commit().await.db()?;
                 row.into_domain()
             }
 
@@ -76,13 +79,19 @@ macro_rules! thread_repo {
                 rows.into_iter().map(MessageRow::into_domain).collect()
             }
 
-            async fn append_events(&self, thread: ThreadId, events: Vec<NewEvent>) -> cairn_core::Result<Vec<Event>> {
+            async fn append_events(
+                &self,
+                thread: ThreadId,
+                events: Vec<NewEvent>,
+                fence: Option<Fence>,
+            ) -> cairn_core::Result<Vec<Event>> {
                 if events.is_empty() {
                     return Ok(Vec::new());
                 }
                 let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
                 let at = now();
                 let mut tx = self.pool.begin().await.db()?;
+                check_fence!(tx, fence);
                 // Reserving the numbers by bumping the thread's counter first takes
                 // the row's write lock, so concurrent appenders queue here and each
                 // gets its own consecutive block.
