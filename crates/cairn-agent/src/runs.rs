@@ -636,6 +636,8 @@ impl Runs {
             project: Some(project),
             thread: Some(run.thread_id),
             policy: Default::default(),
+            id: None,
+            restore: false,
         };
         Ok(sandboxes.create(request).await?.id)
     }

@@ -149,6 +149,21 @@ const ROWS: &[Row] = &[
          the `sandbox-host` role and with `host_url`",
     ),
     Row::new(
+        &["sandbox.cluster"],
+        "place sandboxes on the sandbox hosts registered in the database (least loaded first; a \
+         sandbox whose host is gone moves, its workspace restored); instead of `host_url`",
+    ),
+    Row::new(
+        &["sandbox.advertise_url"],
+        "on a sandbox host: the URL workers and gateways reach it at; set, the host registers, keeps \
+         a heartbeat and snapshots workspaces into the object store (`files.*`)",
+    ),
+    Row::new(
+        &["sandbox.heartbeat_secs"],
+        "how often a registered sandbox host reports it is alive; silent for 3× this long, it is \
+         taken for dead",
+    ),
+    Row::new(
         &["sandbox.python"],
         "the sandboxes' Python (a venv's `bin/python` with the data stack; `run.sh` builds one); \
          empty: `python3` on the PATH",

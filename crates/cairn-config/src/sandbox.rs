@@ -16,6 +16,17 @@ pub struct SandboxConfig {
     /// The service credential between Cairn and a sandbox host (at least 32
     /// characters): required by the `sandbox-host` role and by `host_url`.
     pub host_token: Secret,
+    /// Place sandboxes on the sandbox hosts registered in the database (the
+    /// distributed shape with several hosts) instead of `host_url` or this
+    /// machine.
+    pub cluster: bool,
+    /// On a sandbox host: the URL workers and gateways reach it at. Set, the
+    /// host registers in the database, keeps a heartbeat and snapshots its
+    /// workspaces into the object store.
+    pub advertise_url: String,
+    /// How often a registered sandbox host reports it is alive; one silent
+    /// for three times this long is taken for dead.
+    pub heartbeat_secs: u64,
     /// The sandboxes' Python (a venv's `bin/python` with the data stack);
     /// empty: the `python3` on the PATH.
     pub python: String,
@@ -57,6 +68,9 @@ impl Default for SandboxConfig {
         SandboxConfig {
             host_url: String::new(),
             host_token: Secret::default(),
+            cluster: false,
+            advertise_url: String::new(),
+            heartbeat_secs: 5,
             python: String::new(),
             pool_size: 2,
             memory_mb: 1024,
@@ -101,7 +115,31 @@ impl SandboxConfig {
             ("sandbox.idle_reclaim_secs", self.idle_reclaim_secs, "at least 1"),
             ("sandbox.max_running_per_user", self.max_running_per_user as u64, "at least 1"),
             ("sandbox.max_running", self.max_running as u64, "at least 1"),
+            ("sandbox.heartbeat_secs", self.heartbeat_secs, "at least 1"),
         ])?;
+        let http = |url: &str| url.starts_with("http://") || url.starts_with("https://");
+        if !(self.advertise_url.is_empty() || http(&self.advertise_url)) {
+            return Err(Error::Invalid {
+                key: "sandbox.advertise_url",
+                expected: "empty (not registered) or the http:// or https:// URL others reach this host at",
+                got: self.advertise_url.clone(),
+            });
+        }
+        if self.cluster && !self.host_url.is_empty() {
+            return Err(Error::Invalid {
+                key: "sandbox.cluster",
+                expected: "false when sandbox.host_url names one host (the registered hosts replace it)",
+                got: "true".to_owned(),
+            });
+        }
+        if (self.cluster || !self.advertise_url.is_empty()) && self.host_token.len() < 32 {
+            return Err(Error::Invalid {
+                key: "sandbox.host_token",
+                expected: "the sandbox hosts' service credential (at least 32 characters) with sandbox.cluster \
+                           or sandbox.advertise_url",
+                got: format!("{} characters", self.host_token.len()),
+            });
+        }
         if !(self.host_url.is_empty() || self.host_url.starts_with("http://") || self.host_url.starts_with("https://"))
         {
             return Err(Error::Invalid {

@@ -52,6 +52,59 @@ pub struct NewSandbox {
     pub thread: Option<ThreadId>,
     #[serde(default)]
     pub policy: SandboxPolicy,
+    /// The id to give the sandbox (placing one again on another host keeps
+    /// its id); `None`: a new one. Asking again for an id that exists
+    /// answers the sandbox made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<SandboxId>,
+    /// Fill the workspace from the snapshot of the sandbox of this id (it
+    /// moves here from a host that stopped).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restore: bool,
+}
+
+impl NewSandbox {
+    /// A new sandbox for `owner` under the host's default policy, in no
+    /// project or thread.
+    pub fn for_owner(owner: UserId) -> NewSandbox {
+        NewSandbox { owner, project: None, thread: None, policy: SandboxPolicy::default(), id: None, restore: false }
+    }
+}
+
+/// What a sandbox host reports with each heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostReport {
+    /// Where workers and gateways reach the host (`http://host:port`); also
+    /// its name.
+    pub url: String,
+    /// Sandboxes it runs at most at once (`sandbox.max_running`).
+    pub capacity: u32,
+    /// Sandboxes running now.
+    pub running: u32,
+    /// Stopping: place nothing new here.
+    pub draining: bool,
+}
+
+/// A registered sandbox host as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxHost {
+    pub url: String,
+    pub capacity: u32,
+    pub running: u32,
+    pub draining: bool,
+    pub heartbeat_at: OffsetDateTime,
+    /// Sandboxes placed on it (running or paused).
+    pub placed: u32,
+}
+
+/// Which host a sandbox lives on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub sandbox: SandboxId,
+    pub host: String,
+    pub owner: UserId,
+    pub thread: Option<ThreadId>,
+    pub created_at: OffsetDateTime,
 }
 
 /// Whether the sandbox's processes exist.
@@ -136,6 +189,11 @@ pub struct ExecOutcome {
     /// Set when the execution hit a limit, in words the agent can act on
     /// (e.g. "memory limit of 1 GiB exceeded; the kernel was restarted").
     pub limit: Option<String>,
+    /// Set when the sandbox's kernel is a new one since the last execution
+    /// (the sandbox was paused, or moved to another host), in words the
+    /// agent can act on: variables and imports are gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 impl ExecOutcome {

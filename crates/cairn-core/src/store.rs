@@ -11,7 +11,8 @@ use crate::model::{
     NewMessage, NewModelConnection, NewProject, NewRefreshToken, NewRun, NewThread, NewUser, Project, ProjectUpdate,
     RefreshOutcome, Role, Run, RunStatus, Thread, User,
 };
-use crate::{ApiKeyId, ConnectionId, FileId, ProjectId, Result, RunId, SessionId, ThreadId, UserId};
+use crate::sandbox::{HostReport, Placement, SandboxHost};
+use crate::{ApiKeyId, ConnectionId, FileId, ProjectId, Result, RunId, SandboxId, SessionId, ThreadId, UserId};
 
 #[async_trait]
 pub trait UserRepo: Send + Sync {
@@ -207,6 +208,29 @@ pub trait ConnectionRepo: Send + Sync {
     async fn reseal_connection_key(&self, id: ConnectionId, ciphertext: Vec<u8>) -> Result<()>;
 }
 
+/// Where sandboxes run in the distributed shape: the sandbox hosts with
+/// their heartbeats, and the host of each sandbox.
+#[async_trait]
+pub trait PlacementRepo: Send + Sync {
+    /// A sandbox host says it is alive (registering it the first time).
+    async fn heartbeat_sandbox_host(&self, host: HostReport) -> Result<()>;
+    /// Every registered host, with its last heartbeat and the sandboxes
+    /// placed on it; callers judge liveness by the heartbeat's age.
+    async fn sandbox_hosts(&self) -> Result<Vec<SandboxHost>>;
+    /// Removes a host (it stopped, or it is dead); its placements stay, to be
+    /// moved elsewhere.
+    async fn forget_sandbox_host(&self, url: &str) -> Result<()>;
+    /// Records a new sandbox's host.
+    async fn place_sandbox(&self, placement: Placement) -> Result<()>;
+    async fn placement(&self, sandbox: SandboxId) -> Result<Option<Placement>>;
+    /// Every placement, or the owner's, oldest first.
+    async fn placements(&self, owner: Option<UserId>) -> Result<Vec<Placement>>;
+    /// Moves a sandbox from `from` to `to` if it is still on `from`: of two
+    /// callers moving it at once, one does (`true`), the other finds it moved.
+    async fn move_sandbox(&self, sandbox: SandboxId, from: &str, to: &str) -> Result<bool>;
+    async fn remove_placement(&self, sandbox: SandboxId) -> Result<()>;
+}
+
 #[async_trait]
 pub trait Store:
     UserRepo
@@ -219,6 +243,7 @@ pub trait Store:
     + AuditRepo
     + MemoryRepo
     + ConnectionRepo
+    + PlacementRepo
     + std::fmt::Debug
 {
     /// `sqlite` or `postgres`.

@@ -31,7 +31,7 @@ async fn creates(sandboxes: &dyn Sandboxes, local: &LocalSandboxes, count: usize
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let started = Instant::now();
-        let request = NewSandbox { owner: UserId::new(), project: None, thread: None, policy: Default::default() };
+        let request = NewSandbox::for_owner(UserId::new());
         let info = sandboxes.create(request).await.unwrap();
         let first = sandboxes.execute(info.id, python("print(1)"), &mut |_: &Output| {}).await.unwrap();
         assert_eq!(first.stream("stdout"), "1\n");
@@ -42,7 +42,7 @@ async fn creates(sandboxes: &dyn Sandboxes, local: &LocalSandboxes, count: usize
 }
 
 async fn round_trips(sandboxes: &dyn Sandboxes, count: usize) -> Vec<f64> {
-    let request = NewSandbox { owner: UserId::new(), project: None, thread: None, policy: Default::default() };
+    let request = NewSandbox::for_owner(UserId::new());
     let id = sandboxes.create(request).await.unwrap().id;
     for _ in 0..100 {
         sandboxes.execute(id, python("1"), &mut |_: &Output| {}).await.unwrap();

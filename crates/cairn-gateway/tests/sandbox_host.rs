@@ -11,9 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cairn_config::Config;
 use cairn_core::UserId;
-use cairn_core::sandbox::{
-    ExecHandler, Execution, NewSandbox, Output, SandboxError, SandboxPolicy, SandboxState, Sandboxes,
-};
+use cairn_core::sandbox::{ExecHandler, Execution, NewSandbox, Output, SandboxError, SandboxState, Sandboxes};
 use cairn_sandbox::{LocalConfig, LocalSandboxes, RemoteSandboxes};
 use cairn_testkit::TempDir;
 use futures::StreamExt;
@@ -42,7 +40,7 @@ async fn host() -> Host {
 }
 
 fn new(owner: UserId) -> NewSandbox {
-    NewSandbox { owner, project: None, thread: None, policy: SandboxPolicy::default() }
+    NewSandbox::for_owner(owner)
 }
 
 struct Calculator {

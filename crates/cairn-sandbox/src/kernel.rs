@@ -396,7 +396,7 @@ impl Kernel {
                 if self.handle.stopped.load(Ordering::SeqCst) {
                     let why = "the sandbox was stopped while the code ran".to_owned();
                     outputs.push(limit_error(&why));
-                    return Ok(ExecOutcome { ok: false, exit_code: None, outputs, limit: Some(why) });
+                    return Ok(ExecOutcome { ok: false, exit_code: None, outputs, limit: Some(why), notice: None });
                 }
                 let oom = self.cgroup.as_ref().map_or(0, Cgroup::oom_kills) > oom_before;
                 let why = if oom {
@@ -467,7 +467,7 @@ impl Kernel {
                         outputs.push(error);
                     }
                     let exit_code = frame.get("exit_code").and_then(Value::as_i64).and_then(|c| i32::try_from(c).ok());
-                    return Ok(ExecOutcome { ok, exit_code, outputs, limit });
+                    return Ok(ExecOutcome { ok, exit_code, outputs, limit, notice: None });
                 }
                 other => return Err(Error::Protocol(format!("unknown frame type `{other}`"))),
             };
@@ -508,7 +508,7 @@ impl Kernel {
         if self.handle.stopped.load(Ordering::SeqCst) {
             let why = "the sandbox was stopped while the code ran".to_owned();
             outputs.push(limit_error(&why));
-            return Ok(ExecOutcome { ok: false, exit_code: None, outputs, limit: Some(why) });
+            return Ok(ExecOutcome { ok: false, exit_code: None, outputs, limit: Some(why), notice: None });
         }
         self.cgroup = None;
         let fresh = Kernel::start(&self.options).await?;
@@ -523,7 +523,7 @@ impl Kernel {
             cgroup.as_ref().map(Cgroup::procs_file);
         (self.child, self.frames, self.cgroup, self.disk_checked) = (child, frames, cgroup, disk_checked);
         outputs.push(limit_error(&why));
-        Ok(ExecOutcome { ok: false, exit_code: None, outputs, limit: Some(why) })
+        Ok(ExecOutcome { ok: false, exit_code: None, outputs, limit: Some(why), notice: None })
     }
 
     /// The workspace folder on the host.

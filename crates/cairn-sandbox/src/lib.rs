@@ -14,6 +14,7 @@
 //! and never sees the host's environment, files or network; the host only
 //! talks to it through the protocol.
 
+mod cluster;
 mod egress;
 mod kernel;
 mod limits;
@@ -22,15 +23,18 @@ mod protocol;
 mod remote;
 mod seccomp;
 mod service;
+mod snapshot;
 mod workspace;
 
 pub use cairn_core::sandbox::{ExecOutcome, Output};
+pub use cluster::{ClusterSandboxes, Heartbeat};
 pub use egress::{Egress, EgressRules};
 pub use kernel::{Kernel, KernelHandle, KernelOptions};
 pub use limits::{CgroupSupport, Limits};
 pub use pool::KernelPool;
 pub use remote::RemoteSandboxes;
 pub use service::{LocalConfig, LocalSandboxes, from_config, workspace_dir};
+pub use snapshot::{SnapshotStats, Snapshots, fingerprint as snapshot_fingerprint};
 
 /// What a sandbox call can fail with.
 #[derive(Debug, thiserror::Error)]

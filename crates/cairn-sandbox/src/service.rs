@@ -59,6 +59,9 @@ pub struct LocalConfig {
     pub egress: Option<Egress>,
     /// Python every kernel runs first (the tools' functions).
     pub prelude: Option<String>,
+    /// Where workspaces are snapshotted (a sandbox host of the distributed
+    /// shape); `None`: nowhere.
+    pub snapshots: Option<crate::Snapshots>,
 }
 
 impl LocalConfig {
@@ -77,6 +80,7 @@ impl LocalConfig {
             max_running: 32,
             egress: None,
             prelude: None,
+            snapshots: None,
         }
     }
 }
@@ -123,6 +127,7 @@ impl LocalConfig {
             max_running: config.max_running,
             egress,
             prelude: None,
+            snapshots: None,
             root,
         })
     }
@@ -157,6 +162,13 @@ struct Meta {
     /// Changed since `sandbox.json` was written.
     #[serde(skip)]
     dirty: bool,
+    /// The workspace's fingerprint when it was last snapshotted.
+    #[serde(skip)]
+    snapshotted: Option<u64>,
+    /// What the next execution's outcome tells the agent: its kernel is a
+    /// new one (the sandbox was paused, or moved here from another host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    notice: Option<String>,
 }
 
 fn paused() -> SandboxState {
@@ -310,6 +322,12 @@ impl LocalSandboxes {
     }
 
     /// Kernels ready in the warm pool now.
+    /// Sandboxes whose kernel runs now.
+    pub async fn running_count(&self) -> u32 {
+        let running = self.lock().values().filter(|e| e.meta().state == SandboxState::Running).count();
+        u32::try_from(running).unwrap_or(u32::MAX)
+    }
+
     pub fn warm(&self) -> usize {
         self.inner.pool.as_ref().map_or(0, KernelPool::len)
     }
@@ -491,7 +509,62 @@ impl LocalSandboxes {
         }
         let mut slot = entry.kernel.lock().await;
         stop_kernel(entry, &mut slot).await;
+        self.snapshot(entry).await;
         entry.save()
+    }
+
+    /// Snapshots the workspace into the object store if it changed since
+    /// the last snapshot (a host without snapshots does nothing). A failed
+    /// snapshot is logged; the next change tries again.
+    async fn snapshot(&self, entry: &Entry) {
+        let Some(snapshots) = &self.inner.config.snapshots else { return };
+        let workspace = entry.workspace();
+        let Ok(now) = tokio::task::spawn_blocking(move || crate::snapshot::fingerprint(&workspace)).await else {
+            return;
+        };
+        if entry.meta().snapshotted == Some(now) {
+            return;
+        }
+        match snapshots.save(entry.id, &entry.workspace(), &entry.dir.join("snapshot.zip")).await {
+            Ok(stats) => {
+                entry.meta().snapshotted = Some(now);
+                tracing::debug!(sandbox = %entry.id, files = stats.files, bytes = stats.bytes,
+                    stored = stats.stored_bytes, seconds = stats.seconds, "workspace snapshotted");
+            }
+            Err(error) => tracing::warn!(sandbox = %entry.id, %error, "cannot snapshot a workspace"),
+        }
+    }
+
+    /// Fills a new sandbox's workspace from the snapshot of the sandbox of
+    /// the same id on another host, and tells its first execution so.
+    async fn restore(&self, entry: &Entry) -> SandboxResult<()> {
+        let Some(snapshots) = &self.inner.config.snapshots else {
+            return Err(SandboxError::Unavailable("this host keeps no workspace snapshots to restore from".into()));
+        };
+        let restored = snapshots
+            .restore(entry.id, &entry.workspace(), &entry.dir.join("snapshot.zip"))
+            .await
+            .map_err(|e| SandboxError::Internal(format!("cannot restore the workspace: {e}")))?;
+        let notice = match restored {
+            Some(stats) => {
+                tracing::info!(sandbox = %entry.id, files = stats.files, bytes = stats.bytes,
+                    seconds = stats.seconds, "workspace restored from its snapshot");
+                "the sandbox moved to another machine (its host stopped) and its Python kernel restarted: \
+                 variables and imports are gone; the workspace files were restored from the last snapshot"
+            }
+            None => {
+                "the sandbox moved to another machine (its host stopped) and its Python kernel restarted: \
+                 variables and imports are gone, and no snapshot of its files existed, so the workspace is empty"
+            }
+        };
+        let fingerprint = {
+            let workspace = entry.workspace();
+            tokio::task::spawn_blocking(move || crate::snapshot::fingerprint(&workspace)).await.ok()
+        };
+        let mut meta = entry.meta();
+        meta.notice = Some(notice.to_owned());
+        meta.snapshotted = fingerprint;
+        Ok(())
     }
 
     async fn destroy_entry(&self, entry: &Entry) {
@@ -595,7 +668,11 @@ async fn reap(service: Weak<Inner>) {
 impl Sandboxes for LocalSandboxes {
     async fn create(&self, request: NewSandbox) -> SandboxResult<SandboxInfo> {
         let limits = self.limits_for(&request.policy)?;
-        let id = SandboxId::new();
+        let id = request.id.unwrap_or_default();
+        // Asked again for the same id (a retried placement): the one made.
+        if let Ok(existing) = self.entry(id) {
+            return Ok(self.info(&existing).await);
+        }
         let now = OffsetDateTime::now_utc();
         let meta = Meta {
             owner: request.owner,
@@ -608,6 +685,8 @@ impl Sandboxes for LocalSandboxes {
             state: SandboxState::Paused,
             busy: false,
             dirty: false,
+            snapshotted: None,
+            notice: None,
         };
         let dir = self.inner.config.root.join("instances").join(id.to_string());
         let entry = Arc::new(new_entry(id, dir, meta));
@@ -617,6 +696,12 @@ impl Sandboxes for LocalSandboxes {
             self.start_kernel(&entry, &mut slot, true).await
         };
         if let Err(error) = started.and_then(|()| entry.save()) {
+            self.destroy_entry(&entry).await;
+            return Err(error);
+        }
+        if request.restore
+            && let Err(error) = self.restore(&entry).await
+        {
             self.destroy_entry(&entry).await;
             return Err(error);
         }
@@ -637,6 +722,13 @@ impl Sandboxes for LocalSandboxes {
         let _busy = Busy(&entry);
         if slot.is_none() {
             self.start_kernel(&entry, &mut slot, false).await?;
+            if entry.meta().executions > 0 && entry.meta().notice.is_none() {
+                entry.meta().notice = Some(
+                    "the sandbox was paused since the last execution and its Python kernel restarted: \
+                     variables and imports are gone; the workspace files are kept"
+                        .to_owned(),
+                );
+            }
             entry.save()?;
         }
         let Some(kernel) = slot.as_mut() else {
@@ -644,8 +736,10 @@ impl Sandboxes for LocalSandboxes {
         };
         let result = kernel.run_with(&execution, handler).await;
         entry.meta().executions += 1;
+        let notice = entry.meta().notice.take();
+        self.snapshot(&entry).await;
         match result {
-            Ok(outcome) => Ok(outcome),
+            Ok(outcome) => Ok(ExecOutcome { notice, ..outcome }),
             Err(error) => {
                 // The kernel cannot be trusted any more; the next execution
                 // starts a fresh one.
@@ -689,6 +783,9 @@ impl Sandboxes for LocalSandboxes {
     async fn destroy(&self, id: SandboxId) -> SandboxResult<()> {
         let entry = self.lock().remove(&id).ok_or(SandboxError::NotFound)?;
         self.destroy_entry(&entry).await;
+        if let Some(snapshots) = &self.inner.config.snapshots {
+            snapshots.delete(id).await;
+        }
         Ok(())
     }
 

@@ -23,7 +23,7 @@ async fn service(dir: &TempDir, tweak: impl FnOnce(&mut LocalConfig)) -> LocalSa
 }
 
 fn new(owner: UserId) -> NewSandbox {
-    NewSandbox { owner, project: None, thread: None, policy: SandboxPolicy::default() }
+    NewSandbox::for_owner(owner)
 }
 
 fn python(code: &str) -> Execution {
@@ -471,4 +471,70 @@ async fn network_policy_gives_proxied_egress_but_never_the_host() {
         "import urllib.request\ntry:\n    urllib.request.urlopen('http://{allowed}/', timeout=3)\n    out = 'reached'\nexcept Exception as e:\n    out = 'failed'\nout"
     );
     assert_eq!(run(&sandboxes, offline, python(&code)).await.result_text(), Some("'failed'"));
+}
+
+#[tokio::test]
+async fn a_paused_sandbox_tells_its_next_execution_that_variables_are_gone() {
+    let dir = TempDir::new("sandboxes");
+    let sandboxes = service(&dir, |_| {}).await;
+    let info = sandboxes.create(new(UserId::new())).await.unwrap();
+    assert_eq!(run(&sandboxes, info.id, python("x = 1")).await.notice, None);
+    sandboxes.pause(info.id).await.unwrap();
+    let after = run(&sandboxes, info.id, python("'x' in globals()")).await;
+    assert_eq!(after.result_text(), Some("False"));
+    assert!(after.notice.as_deref().unwrap_or_default().contains("variables and imports are gone"), "{after:?}");
+    assert_eq!(run(&sandboxes, info.id, python("1")).await.notice, None, "said once");
+}
+
+/// Two hosts sharing an object store: a workspace snapshotted on one (when
+/// its sandbox pauses) is restored into the sandbox of the same id on the
+/// other, folders and all; a snapshot holding a path that climbs out of the
+/// workspace is refused whole.
+#[tokio::test]
+async fn workspaces_move_between_hosts_through_their_snapshots() {
+    use std::sync::Arc;
+    let (objects, one_dir, two_dir) = (TempDir::new("objects"), TempDir::new("host-a"), TempDir::new("host-b"));
+    let store: Arc<dyn object_store::ObjectStore> =
+        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&objects.path).unwrap());
+    let snapshots = cairn_sandbox::Snapshots::new(store.clone(), "sandbox-snapshots");
+    let one = service(&one_dir, |c| c.snapshots = Some(snapshots.clone())).await;
+    let two = service(&two_dir, |c| c.snapshots = Some(snapshots.clone())).await;
+    let owner = UserId::new();
+    let info = one.create(new(owner)).await.unwrap();
+    let work = "import os\nos.makedirs('out/figs', exist_ok=True)\nos.makedirs('empty', exist_ok=True)\n\
+                open('out/table.csv', 'w').write('a,b\\n' * 1000)\nopen('out/figs/raw.bin', 'wb').write(bytes(range(256)))";
+    run(&one, info.id, python(work)).await;
+    one.pause(info.id).await.unwrap();
+
+    let moved = two.create(NewSandbox { id: Some(info.id), restore: true, ..new(owner) }).await.unwrap();
+    assert_eq!(moved.id, info.id, "the sandbox keeps its id on the new host");
+    let check = "import os\nprint(len(open('out/table.csv').read()), len(open('out/figs/raw.bin','rb').read()), \
+                 os.path.isdir('empty'))";
+    let outcome = run(&two, info.id, python(check)).await;
+    assert_eq!(outcome.stream("stdout"), "4000 256 True\n", "{outcome:?}");
+    assert!(outcome.notice.as_deref().unwrap_or_default().contains("restored from the last snapshot"), "{outcome:?}");
+    // Asking again for the same id answers the sandbox made.
+    assert_eq!(two.create(NewSandbox { id: Some(info.id), restore: true, ..new(owner) }).await.unwrap().id, info.id);
+
+    // A hostile snapshot: one entry climbs out of the workspace.
+    let hostile = SandboxId::new();
+    let mut zip = async_zip::tokio::write::ZipFileWriter::with_tokio(Vec::new());
+    for name in ["fine.txt", "../outside.txt"] {
+        let entry = async_zip::ZipEntryBuilder::new(name.to_owned().into(), async_zip::Compression::Stored);
+        zip.write_entry_whole(entry, b"x").await.unwrap();
+    }
+    let bytes = zip.close().await.unwrap().into_inner();
+    let key = object_store::path::Path::from(format!("sandbox-snapshots/{hostile}.zip"));
+    object_store::ObjectStoreExt::put(&*store, &key, bytes.into()).await.unwrap();
+    let refused = two.create(NewSandbox { id: Some(hostile), restore: true, ..new(owner) }).await;
+    assert!(
+        matches!(refused, Err(SandboxError::Internal(ref why)) if why.contains("outside the workspace")),
+        "{refused:?}"
+    );
+    assert!(matches!(two.inspect(hostile).await, Err(SandboxError::NotFound)), "nothing is left of it");
+
+    // Destroying the sandbox forgets its snapshot.
+    two.destroy(info.id).await.unwrap();
+    let key = object_store::path::Path::from(format!("sandbox-snapshots/{}.zip", info.id));
+    assert!(object_store::ObjectStoreExt::head(&*store, &key).await.is_err());
 }

@@ -9,6 +9,7 @@
 
 mod connections;
 mod error;
+mod placements;
 mod queue;
 mod repo;
 mod rows;

@@ -72,6 +72,7 @@ contract!(
     a_rerun_step_replaces_its_checkpoint,
     a_worker_whose_run_was_claimed_since_writes_nothing,
     a_claim_waits_for_a_fenced_write_in_flight,
+    sandbox_hosts_keep_a_heartbeat_and_sandboxes_their_placement,
     runs_are_counted_by_status,
     the_audit_log_pages_newest_first,
     references_to_missing_rows_are_refused,
@@ -475,6 +476,49 @@ async fn a_claim_waits_for_a_fenced_write_in_flight(store: Arc<dyn Store>) {
     }
     assert_eq!(count_old().await, at_claim, "no write of the old holder landed after the claim returned");
     assert_eq!(written, at_claim);
+}
+
+async fn sandbox_hosts_keep_a_heartbeat_and_sandboxes_their_placement(store: Arc<dyn Store>) {
+    use cairn_core::sandbox::{HostReport, Placement};
+    let owner = user(&*store, "p@example.com").await;
+    let report = |url: &str, running, draining| HostReport { url: url.into(), capacity: 8, running, draining };
+    store.heartbeat_sandbox_host(report("http://a:8090", 0, false)).await.unwrap();
+    store.heartbeat_sandbox_host(report("http://b:8090", 0, false)).await.unwrap();
+    let first = store.sandbox_hosts().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    store.heartbeat_sandbox_host(report("http://a:8090", 3, true)).await.unwrap();
+    let hosts = store.sandbox_hosts().await.unwrap();
+    assert_eq!(hosts.iter().map(|h| h.url.as_str()).collect::<Vec<_>>(), ["http://a:8090", "http://b:8090"]);
+    assert_eq!((hosts[0].running, hosts[0].draining, hosts[0].capacity), (3, true, 8), "the last report counts");
+    assert!(hosts[0].heartbeat_at > first[0].heartbeat_at, "the heartbeat moved on");
+
+    let place = |host: &str| Placement {
+        sandbox: cairn_core::SandboxId::new(),
+        host: host.into(),
+        owner: owner.id,
+        thread: Some(cairn_core::ThreadId::new()),
+        created_at: time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap(),
+    };
+    let (one, two) = (place("http://a:8090"), place("http://a:8090"));
+    store.place_sandbox(one.clone()).await.unwrap();
+    store.place_sandbox(two.clone()).await.unwrap();
+    assert!(matches!(store.place_sandbox(one.clone()).await, Err(Error::Conflict { .. })), "placed once");
+    assert_eq!(store.placement(one.sandbox).await.unwrap(), Some(one.clone()));
+    assert_eq!(store.placements(Some(owner.id)).await.unwrap().len(), 2);
+    assert!(store.placements(Some(cairn_core::UserId::new())).await.unwrap().is_empty());
+    let placed: Vec<u32> = store.sandbox_hosts().await.unwrap().iter().map(|h| h.placed).collect();
+    assert_eq!(placed, [2, 0]);
+
+    // The host dies: it is forgotten, its sandboxes stay placed on it until
+    // moved, and of two movers only one moves each.
+    store.forget_sandbox_host("http://a:8090").await.unwrap();
+    assert_eq!(store.sandbox_hosts().await.unwrap().len(), 1);
+    assert!(store.move_sandbox(one.sandbox, "http://a:8090", "http://b:8090").await.unwrap());
+    assert!(!store.move_sandbox(one.sandbox, "http://a:8090", "http://c:8090").await.unwrap(), "already moved");
+    assert_eq!(store.placement(one.sandbox).await.unwrap().unwrap().host, "http://b:8090");
+    store.remove_placement(two.sandbox).await.unwrap();
+    assert_eq!(store.placement(two.sandbox).await.unwrap(), None);
+    assert_eq!(store.sandbox_hosts().await.unwrap()[0].placed, 1);
 }
 
 async fn the_audit_log_pages_newest_first(store: Arc<dyn Store>) {

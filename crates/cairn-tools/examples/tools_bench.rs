@@ -46,7 +46,7 @@ async fn main() {
     let config = cairn_config::ToolsConfig { allow_private: vec![site], ..Default::default() };
     let services = Services::from_config(&config, Arc::new(sandboxes.clone()), None).await.unwrap();
     let user = UserId::new();
-    let sandbox = sandboxes.create(NewSandbox { owner: user, project: None, thread: None, policy: Default::default() });
+    let sandbox = sandboxes.create(NewSandbox::for_owner(user));
     let sandbox = sandbox.await.unwrap().id;
     let ctx = ToolContext { services, sandbox, user, project: None, thread: None, run: None };
 

@@ -258,6 +258,8 @@ impl ToolRunner {
             project: Some(project),
             thread: None,
             policy: Default::default(),
+            id: None,
+            restore: false,
         };
         let created = self.services.sandboxes.create(request).await.map_err(|e| match e {
             cairn_core::sandbox::SandboxError::CapReached(why)

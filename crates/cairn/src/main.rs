@@ -252,7 +252,7 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
     let registry = Arc::new(cairn_tools::Registry::builtin());
     let embedder = cairn_llm::Embedder::from_config(&config.llm).context("llm.embedding_model")?;
     let memory = cairn_memory::Memory::new(store.clone(), embedder);
-    let (tools, local_sandboxes) = match build_tools(&config, role, &registry, files.clone()).await {
+    let (tools, local_sandboxes) = match build_tools(&config, role, &registry, files.clone(), store.clone()).await {
         Ok((mut runner, local)) => {
             runner.services.memory = Some(memory.clone());
             (Some(runner), local)
@@ -425,13 +425,20 @@ async fn build_tools(
     role: ServerRole,
     registry: &Arc<cairn_tools::Registry>,
     files: cairn_files::Files,
+    store: Arc<dyn cairn_core::store::Store>,
 ) -> anyhow::Result<(cairn_tools::ToolRunner, Option<cairn_sandbox::LocalSandboxes>)> {
-    if role == ServerRole::Gateway && config.sandbox.host_url.is_empty() {
+    let remote = !config.sandbox.host_url.is_empty() || config.sandbox.cluster;
+    if role == ServerRole::Gateway && !remote {
         anyhow::bail!(
-            "the gateway role runs no sandbox; tool calls through the API need a sandbox host (sandbox.host_url)"
+            "the gateway role runs no sandbox; tool calls through the API need sandbox hosts \
+             (sandbox.cluster or sandbox.host_url)"
         );
     }
-    let (sandboxes, local): (Arc<dyn cairn_core::sandbox::Sandboxes>, _) = if config.sandbox.host_url.is_empty() {
+    let (sandboxes, local): (Arc<dyn cairn_core::sandbox::Sandboxes>, _) = if config.sandbox.cluster {
+        let stale = Duration::from_secs(config.sandbox.heartbeat_secs * 3);
+        let cluster = cairn_sandbox::ClusterSandboxes::new(store, config.sandbox.host_token.expose(), stale);
+        (Arc::new(cluster), None)
+    } else if config.sandbox.host_url.is_empty() {
         let mut local = cairn_sandbox::LocalConfig::from_config(&config.sandbox, &config.data_dir)?;
         local.prelude = Some(registry.python_prelude());
         let sandboxes = cairn_sandbox::LocalSandboxes::start(local).await?;
@@ -471,10 +478,30 @@ async fn serve_sandbox_host(config: Config) -> Result<(), Failure> {
         .map_err(|e| anyhow::anyhow!(e))
         .context("cannot set up sandboxes")?;
     local.prelude = Some(cairn_tools::Registry::builtin().python_prelude());
+    // A registered host (the distributed shape): the database to report in,
+    // and the object store its workspaces are snapshotted to.
+    let registered = match config.sandbox.advertise_url.as_str() {
+        "" => None,
+        url => {
+            let db = open_database(&config).await?;
+            db.migrate().await.context("cannot migrate the database")?;
+            let objects = cairn_files::Objects::from_config(&config.files, &config.data_dir)
+                .context("cannot open the object store for workspace snapshots (files.*)")?;
+            local.snapshots = Some(cairn_sandbox::Snapshots::new(objects.store().clone(), "sandbox-snapshots"));
+            let capacity = u32::try_from(config.sandbox.max_running).unwrap_or(u32::MAX);
+            Some(cairn_sandbox::Heartbeat::new(db.store(), url, capacity))
+        }
+    };
     let sandboxes = cairn_sandbox::LocalSandboxes::start(local)
         .await
         .map_err(|e| anyhow::anyhow!(e))
         .context("cannot run sandboxes on this machine")?;
+    let beating = registered.clone().map(|heartbeat| {
+        let (sandboxes, every) = (sandboxes.clone(), Duration::from_secs(config.sandbox.heartbeat_secs));
+        tokio::spawn(async move {
+            heartbeat.run(every, || sandboxes.running_count()).await;
+        })
+    });
     tracing::info!(
         version = cairn_core::VERSION,
         address = %config.server.bind,
@@ -490,7 +517,18 @@ async fn serve_sandbox_host(config: Config) -> Result<(), Failure> {
         // Executions in flight end (saying why) when their kernels stop, so
         // their streams finish and the server can drain.
         tracing::info!("shutting down: pausing sandboxes");
+        if let Some(heartbeat) = &registered {
+            if let Some(beating) = &beating {
+                beating.abort();
+            }
+            heartbeat.drain().await;
+        }
+        // Pausing snapshots every workspace that changed; then the host
+        // leaves the registry and its sandboxes move on their next use.
         stopping.shutdown().await;
+        if let Some(heartbeat) = &registered {
+            heartbeat.leave().await;
+        }
     };
     cairn_gateway::serve(listener, app, shutdown).await.context("the server stopped with an error")?;
     tracing::info!("stopped");

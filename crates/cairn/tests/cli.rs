@@ -204,7 +204,10 @@ impl Running {
         let log = dir.join("cairn.log");
         let stderr = std::fs::File::create(&log).unwrap();
         let child = command.stdout(Stdio::null()).stderr(stderr).spawn().expect("start cairn");
-        Running { child, base: format!("http://127.0.0.1:{port}"), log }
+        // The test's own address, when it chose one.
+        let bind = envs.iter().find(|(name, _)| *name == "CAIRN__SERVER__BIND").map(|(_, value)| value.clone());
+        let base = format!("http://{}", bind.unwrap_or_else(|| format!("127.0.0.1:{port}")));
+        Running { child, base, log }
     }
 
     async fn wait_ready(&mut self) -> Value {
@@ -690,8 +693,7 @@ async fn serve_the_sandbox_host_role_behind_its_service_credential() {
     assert_eq!(server.wait_ready().await["status"], "ready");
     let remote = cairn_sandbox::RemoteSandboxes::new(&server.base, &token).unwrap();
     let owner = cairn_core::UserId::new();
-    let info =
-        remote.create(NewSandbox { owner, project: None, thread: None, policy: Default::default() }).await.unwrap();
+    let info = remote.create(NewSandbox::for_owner(owner)).await.unwrap();
     let code = Execution::Python { code: "open('kept.txt', 'w').write('yes')\n6 * 7".into() };
     let outcome = remote.execute(info.id, code, &mut |_: &Output| {}).await.unwrap();
     assert_eq!(outcome.result_text(), Some("42"));
@@ -699,6 +701,92 @@ async fn serve_the_sandbox_host_role_behind_its_service_credential() {
     let record = dir.path.join("data/sandboxes/instances").join(info.id.to_string());
     assert!(record.join("sandbox.json").exists(), "the sandbox is recorded for the next start");
     assert_eq!(std::fs::read_to_string(record.join("workspace/kept.txt")).unwrap(), "yes");
+}
+
+/// Two sandbox hosts register in the database; sandboxes go to the one with
+/// room and every caller finds them; when a host is killed, its sandbox moves
+/// to the other with its files (the kernel's variables are gone, and the
+/// execution says so); a host that stops cleanly leaves the registry.
+#[tokio::test]
+async fn sandboxes_spread_over_registered_hosts_and_move_when_one_dies() {
+    use cairn_core::sandbox::{Execution, NewSandbox, Output, Sandboxes};
+    use cairn_core::store::Store;
+    let pg = TestPostgres::create().await;
+    let (objects, dirs) = (TempDir::new("cli"), [TempDir::new("cli"), TempDir::new("cli")]);
+    let token = "a-service-credential-of-enough-length-42".to_owned();
+    let start_host = |dir: &TempDir| {
+        let port = free_port();
+        let mut envs = vec![
+            ("CAIRN__SERVER__BIND", format!("127.0.0.1:{port}")),
+            ("CAIRN__SANDBOX__ADVERTISE_URL", format!("http://127.0.0.1:{port}")),
+            ("CAIRN__SANDBOX__HOST_TOKEN", token.clone()),
+            ("CAIRN__SANDBOX__POOL_SIZE", "0".into()),
+            ("CAIRN__SANDBOX__HEARTBEAT_SECS", "1".into()),
+            ("CAIRN__DATABASE__URL", pg.url.clone()),
+            ("CAIRN__FILES__STORE_URL", format!("file://{}", objects.path.display())),
+        ];
+        if let Ok(python) = std::env::var("CAIRN_SANDBOX_PYTHON") {
+            envs.push(("CAIRN__SANDBOX__PYTHON", python));
+        }
+        Running::start(&dir.path, &["--role", "sandbox-host"], &envs)
+    };
+    let mut hosts = [start_host(&dirs[0]), start_host(&dirs[1])];
+    for host in &mut hosts {
+        host.wait_ready().await;
+    }
+    let db = cairn_store::Database::open(&pg.url, &Default::default()).await.unwrap();
+    let store: std::sync::Arc<dyn Store> = db.store();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.sandbox_hosts().await.unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "the hosts did not register");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Two workers' views of the cluster.
+    let (one, two) = (
+        cairn_sandbox::ClusterSandboxes::new(store.clone(), &token, Duration::from_secs(3)),
+        cairn_sandbox::ClusterSandboxes::new(store.clone(), &token, Duration::from_secs(3)),
+    );
+    let owner = cairn_core::UserId::new();
+    let new = || NewSandbox::for_owner(owner);
+    let (first, second) = (one.create(new()).await.unwrap(), one.create(new()).await.unwrap());
+    let mut placed = Vec::new();
+    for id in [first.id, second.id] {
+        placed.push(store.placement(id).await.unwrap().unwrap().host);
+    }
+    assert_ne!(placed[0], placed[1], "the second sandbox went to the host with room: {placed:?}");
+
+    let python = |code: &str| Execution::Python { code: code.into() };
+    let work = "open('data.csv', 'w').write('a,b\\n1,2\\n')\nx = 41\nx + 1";
+    let made = one.execute(first.id, python(work), &mut |_: &Output| {}).await.unwrap();
+    assert_eq!(made.result_text(), Some("42"));
+    assert_eq!(made.notice, None);
+    // The other worker finds the same sandbox, kernel and all.
+    let seen = two.execute(first.id, python("x"), &mut |_: &Output| {}).await.unwrap();
+    assert_eq!(seen.result_text(), Some("41"), "{seen:?}");
+    assert_eq!(two.list(Some(owner)).await.unwrap().len(), 2);
+
+    // The first sandbox's host dies.
+    let victim = hosts.iter().position(|h| h.base == placed[0]).unwrap();
+    let pid = hosts[victim].child.id().to_string();
+    assert!(Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
+    let _ = hosts[victim].child.wait();
+    let check = "print(open('data.csv').read(), end='')\nprint('x' in globals())";
+    let moved = two.execute(first.id, python(check), &mut |_: &Output| {}).await.unwrap();
+    assert_eq!(moved.stream("stdout"), "a,b\n1,2\nFalse\n", "files restored, variables gone: {moved:?}");
+    let notice = moved.notice.clone().unwrap_or_default();
+    assert!(notice.contains("another machine") && notice.contains("variables"), "{notice}");
+    let now = store.placement(first.id).await.unwrap().unwrap().host;
+    assert_eq!(now, placed[1], "the sandbox lives on the surviving host");
+    // The next execution there is an ordinary one.
+    let again = one.execute(first.id, python("y = 1\ny"), &mut |_: &Output| {}).await.unwrap();
+    assert_eq!((again.result_text(), again.notice.clone()), (Some("1"), None));
+
+    // The surviving host stops cleanly: it pauses (snapshotting) and leaves
+    // the registry.
+    let survivor = hosts.into_iter().nth(1 - victim).unwrap();
+    survivor.terminate();
+    let left: Vec<String> = store.sandbox_hosts().await.unwrap().into_iter().map(|h| h.url).collect();
+    assert!(!left.contains(&placed[1]), "a stopped host leaves the registry: {left:?}");
 }
 
 #[tokio::test]

@@ -204,6 +204,8 @@ impl Agent {
                         project: Some(run.project),
                         thread: None,
                         policy: Default::default(),
+                        id: None,
+                        restore: false,
                     };
                     match self.services.sandboxes.create(request).await {
                         Ok(info) => Some(info.id),

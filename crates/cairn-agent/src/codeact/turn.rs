@@ -247,6 +247,10 @@ impl Agent {
         events: &dyn Events,
     ) -> (String, Vec<cairn_llm::Image>) {
         let mut parts = Vec::new();
+        // First, so the model reads it before it relies on a variable.
+        if let Some(notice) = &outcome.notice {
+            parts.push(format!("note: {notice}"));
+        }
         let mut images = Vec::new();
         let stdout = outcome.stream("stdout");
         if !stdout.is_empty() {

@@ -1,0 +1,20 @@
+-- Sandbox hosts of the distributed shape register here with their capacity
+-- and keep a heartbeat; each sandbox's host is recorded, so every worker and
+-- gateway finds it. A placement outlives its host's row: a host that died is
+-- forgotten and its sandboxes are placed again elsewhere.
+CREATE TABLE sandbox_hosts (
+    url TEXT PRIMARY KEY,
+    capacity BIGINT NOT NULL,
+    running BIGINT NOT NULL,
+    draining BOOLEAN NOT NULL,
+    heartbeat_at TEXT NOT NULL
+);
+CREATE TABLE sandbox_placements (
+    sandbox_id BLOB PRIMARY KEY,
+    host_url TEXT NOT NULL,
+    owner_id BLOB NOT NULL,
+    thread_id BLOB,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX sandbox_placements_owner ON sandbox_placements (owner_id);
+CREATE INDEX sandbox_placements_host ON sandbox_placements (host_url);
