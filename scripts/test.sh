@@ -606,6 +606,7 @@ stage "web: test" in_web npm test
 stage "web: build" in_web npm run build
 
 stage "api: validate the OpenAPI documents" validate_openapi
+stage "deploy: render and validate the manifests" "$ROOT/scripts/check-deploy.sh"
 
 stage "setup: s3s-fs" ensure_s3s_fs
 stage "setup: sandbox Python" ensure_sandbox_python
