@@ -30,6 +30,10 @@ use cairn_config::{AgentConfig, AgentSpec};
 /// The queue runs travel on.
 pub const QUEUE: &str = "runs";
 
+/// How many times (2 s apart) a worker tries a run again in place while the
+/// database or the sandbox hosts are out of reach, before handing it back.
+const TRANSIENT_RETRIES: u32 = 30;
+
 /// The bus topic on which a cancel reaches the process working the run.
 const CANCEL_TOPIC: &str = "runs.cancel";
 
@@ -48,6 +52,10 @@ pub enum RunError {
     /// The project's budget is spent: no new run starts.
     #[error("{0}")]
     BudgetSpent(String),
+    /// No sandbox can be had now (no sandbox host answers): the run waits in
+    /// the queue and is tried again.
+    #[error("{0}")]
+    SandboxUnavailable(String),
 }
 
 /// Events of one run: into the thread's log, then onto the bus.
@@ -150,6 +158,9 @@ struct Inner {
     agents: Arc<Vec<AgentSpec>>,
     plan_approval: cairn_config::PlanApproval,
     lease: Duration,
+    /// Deliveries after which a job is set aside (`queue.max_deliveries`):
+    /// a run failing on its last one is marked failed.
+    max_deliveries: u32,
     /// Cancel flags of the runs this process is working on.
     running: Mutex<HashMap<RunId, Arc<AtomicBool>>>,
     /// Draining: `Take` until the process stops, then `Release`.
@@ -192,11 +203,21 @@ impl Runs {
             agents: Arc::new(builtin_agents()),
             plan_approval: cairn_config::PlanApproval::Never,
             lease,
+            max_deliveries: cairn_core::bus::QueueOptions::default().max_deliveries,
             running: Mutex::new(HashMap::new()),
             drain: tokio::sync::watch::Sender::new(Drain::Take),
             working: std::sync::atomic::AtomicUsize::new(0),
         };
         Runs { inner: Arc::new(inner) }
+    }
+
+    /// Jobs set aside after this many deliveries (the queue's
+    /// `max_deliveries`): a run that fails its last is marked failed.
+    pub fn with_max_deliveries(mut self, max_deliveries: u32) -> Runs {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.max_deliveries = max_deliveries;
+        }
+        self
     }
 
     /// Runs whose calls of these tools wait for a member's approval.
@@ -581,7 +602,10 @@ impl Runs {
                                 runs.stop_here(id);
                                 return;
                             }
-                            Err(_) => return,
+                            // The bus is away for a moment: try again at the
+                            // next beat (should the lease run out meanwhile,
+                            // the fence keeps the two workers apart).
+                            Err(_) => continue,
                         }
                         if runs.inner.store.run(id).await.is_ok_and(|run| run.status == RunStatus::Cancelled) {
                             runs.stop_here(id);
@@ -590,9 +614,23 @@ impl Runs {
                 })
             };
             self.inner.working.fetch_add(1, Ordering::SeqCst);
-            let result = tokio::select! {
-                result = self.process(agent, id, model, plan) => Some(result),
-                () = async { let _ = drain.wait_for(|d| *d == Drain::Release).await; } => None,
+            // A passing outage (the database, the sandbox hosts) is waited
+            // out here, holding the job, rather than spending its deliveries.
+            let mut waited = 0;
+            let result = loop {
+                let result = tokio::select! {
+                    result = self.process(agent, id, model.clone(), plan) => Some(result),
+                    () = async { let _ = drain.wait_for(|d| *d == Drain::Release).await; } => None,
+                };
+                let passing = matches!(
+                    result,
+                    Some(Err(RunError::Store(cairn_core::Error::Unavailable { .. }) | RunError::SandboxUnavailable(_)))
+                );
+                if !passing || waited >= TRANSIENT_RETRIES || *drain.borrow() != Drain::Take {
+                    break result;
+                }
+                waited += 1;
+                tokio::time::sleep(Duration::from_secs(2)).await;
             };
             heartbeat.abort();
             match result {
@@ -611,6 +649,16 @@ impl Runs {
                 Some(Err(RunError::Store(cairn_core::Error::LeaseLost { .. }))) => {
                     self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
                     tracing::info!(run = %id, "another worker took the run over; this one let it go");
+                }
+                // The last delivery: the run ends failed rather than waiting
+                // in the dead letters with a status that says it runs.
+                Some(Err(error)) if delivery.attempt >= self.inner.max_deliveries => {
+                    tracing::warn!(run = %id, %error, attempt = delivery.attempt, "a run failed on its last delivery");
+                    let why = format!("the run could not go on after {} attempts: {error}", delivery.attempt);
+                    if let Ok(run) = self.inner.store.run(id).await {
+                        let _ = self.set_status(&run, StatusChanged::new(RunStatus::Failed, Some(why))).await;
+                    }
+                    let _ = self.inner.bus.queue.nack(&delivery, Duration::ZERO, &error.to_string()).await;
                 }
                 Some(Err(error)) => {
                     tracing::warn!(run = %id, %error, "a run could not be processed; it will be tried again");
@@ -642,6 +690,22 @@ impl Runs {
         Ok(sandboxes.create(request).await?.id)
     }
 
+    /// Whether the thread's log tells of the message (its answer was posted
+    /// by a worker that may have died before saying so).
+    async fn announced(&self, thread: ThreadId, message: cairn_core::MessageId) -> Result<bool, RunError> {
+        let (mut after, id) = (0, json!(message));
+        loop {
+            let page = self.inner.store.events_after(thread, after, 1000).await?;
+            if page.iter().any(|e| e.kind == "message.created" && e.payload["id"] == id) {
+                return Ok(true);
+            }
+            match page.last() {
+                Some(last) => after = last.seq,
+                None => return Ok(false),
+            }
+        }
+    }
+
     async fn process(&self, agent: &Arc<Agent>, id: RunId, model: Option<String>, plan: bool) -> Result<(), RunError> {
         let run = self.inner.store.run(id).await?;
         if run.status.is_terminal() || run.status == RunStatus::Waiting {
@@ -660,6 +724,11 @@ impl Runs {
         };
         let sandbox = match self.sandbox_for(agent, &run, thread.project_id).await {
             Ok(sandbox) => sandbox,
+            // Passing (the sandbox hosts are unreachable or restarting): the
+            // job goes back to the queue and the run is tried again.
+            Err(cairn_core::sandbox::SandboxError::Unavailable(why)) => {
+                return Err(RunError::SandboxUnavailable(format!("no sandbox for the run yet: {why}")));
+            }
             Err(why) => {
                 let why = format!("no sandbox for the run: {}", why.detail());
                 self.set_status_under(&run, StatusChanged::new(RunStatus::Failed, Some(why)), Some(fence)).await?;
@@ -699,29 +768,27 @@ impl Runs {
         match outcome {
             Ok(Outcome::Finished(state)) => match (state.final_answer, state.failure) {
                 (Some(answer), _) => {
-                    let message = self
-                        .inner
-                        .store
-                        .append_message(
-                            NewMessage {
-                                thread_id: run.thread_id,
-                                role: MessageRole::Assistant,
-                                author: None,
-                                content: answer.clone(),
-                                attachments: Vec::new(),
-                            },
-                            Some(fence),
-                        )
-                        .await?;
-                    self.working().changed(run.thread_id).await;
-                    let created = MessageCreated {
-                        id: message.id,
+                    // Posted once: a worker that died between posting the
+                    // answer and marking the run finds it posted here.
+                    let answered = NewMessage {
+                        thread_id: run.thread_id,
                         role: MessageRole::Assistant,
                         author: None,
                         content: answer.clone(),
                         attachments: Vec::new(),
                     };
-                    events.emit(RunEvent::MessageCreated(created)).await;
+                    let (message, posted) = self.inner.store.append_answer(answered, id, Some(fence)).await?;
+                    if posted || !self.announced(run.thread_id, message.id).await? {
+                        self.working().changed(run.thread_id).await;
+                        let created = MessageCreated {
+                            id: message.id,
+                            role: MessageRole::Assistant,
+                            author: None,
+                            content: answer.clone(),
+                            attachments: Vec::new(),
+                        };
+                        events.emit(RunEvent::MessageCreated(created)).await;
+                    }
                     let succeeded = StatusChanged {
                         answer: Some(answer),
                         usage: Some(state.usage),

@@ -158,6 +158,34 @@ pub struct SandboxInfo {
     pub disk_bytes: u64,
 }
 
+/// How many sandboxes there are, by state, and how many execute now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SandboxCounts {
+    pub running: usize,
+    pub paused: usize,
+    /// Running sandboxes with an execution in progress.
+    pub busy: usize,
+}
+
+impl SandboxCounts {
+    pub fn of(sandboxes: &[SandboxInfo]) -> SandboxCounts {
+        let mut counts = SandboxCounts::default();
+        for sandbox in sandboxes {
+            counts.add(sandbox.state, sandbox.busy);
+        }
+        counts
+    }
+
+    /// Counts one more sandbox.
+    pub fn add(&mut self, state: SandboxState, busy: bool) {
+        match state {
+            SandboxState::Running => self.running += 1,
+            SandboxState::Paused => self.paused += 1,
+        }
+        self.busy += usize::from(busy);
+    }
+}
+
 /// One output of an execution, in the order the kernel produced it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -438,6 +466,12 @@ pub trait Sandboxes: Send + Sync + std::fmt::Debug {
 
     /// Every sandbox, or the owner's.
     async fn list(&self, owner: Option<UserId>) -> SandboxResult<Vec<SandboxInfo>>;
+
+    /// How many sandboxes there are by state (for metrics). The default
+    /// lists them; a backend that knows without measuring each says so.
+    async fn counts(&self) -> SandboxResult<SandboxCounts> {
+        Ok(SandboxCounts::of(&self.list(None).await?))
+    }
 
     /// The entries of a workspace folder (`""` is the root), every level
     /// below it when `recursive`.

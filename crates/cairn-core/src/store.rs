@@ -86,6 +86,10 @@ pub trait ThreadRepo: Send + Sync {
     async fn threads(&self, project: ProjectId) -> Result<Vec<Thread>>;
     /// With a fence, refused (`LeaseLost`) when the run was claimed since.
     async fn append_message(&self, new: NewMessage, fence: Option<Fence>) -> Result<Message>;
+    /// Posts a run's answer once: the message, and `true`; or, when the run's
+    /// answer was posted before (by a worker that died before finishing the
+    /// run), that message and `false`. Fenced like `append_message`.
+    async fn append_answer(&self, new: NewMessage, run: RunId, fence: Option<Fence>) -> Result<(Message, bool)>;
     /// The thread's messages in the order they were written.
     async fn messages(&self, thread: ThreadId) -> Result<Vec<Message>>;
     /// Stores the events at the end of the thread's log, numbered consecutively

@@ -44,7 +44,7 @@ pub use authn::{Authenticated, ClientAddr};
 pub use connections::{Connections, ConnectionsError};
 pub use error::{ApiError, ApiJson, Problem};
 pub use openapi::openapi_document;
-pub use sandbox_host::{sandbox_host_app, sandbox_host_openapi_document};
+pub use sandbox_host::{sandbox_host_admin_app, sandbox_host_app, sandbox_host_openapi_document};
 
 /// The process role the gateway reports (`cairn serve --role`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -209,4 +209,14 @@ pub async fn serve(
     });
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// Serves an admin application (metrics and probes) on `listener` in the
+/// background, for as long as the process lives.
+pub fn serve_admin(listener: TcpListener, app: Router) {
+    tokio::spawn(async move {
+        if let Err(error) = serve(listener, app, std::future::pending()).await {
+            tracing::error!(%error, "the admin listener stopped");
+        }
+    });
 }

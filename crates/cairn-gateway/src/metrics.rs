@@ -13,8 +13,12 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::{ApiError, AppState};
 
-/// Latency buckets in seconds, from a fast cached read to a slow upload.
+/// Latency buckets in seconds, from a fast cached read to a slow upload
+/// (and an event's way from the worker to its viewer, 1 ms … 10 s).
 const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Workspace snapshots: a few files take milliseconds, gigabytes minutes.
+const SNAPSHOT_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
 
 /// The process-wide recorder: the `metrics` macros report to one recorder
 /// per process, so it is installed once, on first use.
@@ -22,8 +26,11 @@ fn handle() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
+            // A full name wins over a suffix.
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), BUCKETS)
+                .ok()?
+                .set_buckets_for_metric(Matcher::Full("cairn_sandbox_snapshot_seconds".to_owned()), SNAPSHOT_BUCKETS)
                 .ok()?;
             let handle = builder.install_recorder().ok()?;
             metrics::gauge!("cairn_build_info", "version" => cairn_core::VERSION).set(1.0);
@@ -32,15 +39,20 @@ fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-pub(crate) fn routes() -> Router<AppState> {
-    // Install the recorder now, so the first requests are counted.
+/// Installs the recorder now (if no other did), so the first requests are
+/// counted.
+pub(crate) fn install() {
     let _ = handle();
+}
+
+pub(crate) fn routes() -> Router<AppState> {
+    install();
     Router::new().route("/metrics", get(guarded))
 }
 
 /// The admin listener's routes: metrics and the probes, no credentials.
 pub(crate) fn admin_routes() -> Router<AppState> {
-    let _ = handle();
+    install();
     Router::new()
         .route("/metrics", get(render))
         .route("/healthz", get(crate::health::healthz))
@@ -77,11 +89,16 @@ async fn guarded(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
 }
 
 async fn render(State(state): State<AppState>) -> Result<Response, ApiError> {
+    tokio::join!(queue_gauges(&state), run_gauges(&state));
+    exposition()
+}
+
+/// Everything recorded in this process, in Prometheus' text format.
+pub(crate) fn exposition() -> Result<Response, ApiError> {
     let Some(handle) = handle() else {
         tracing::error!("the metrics recorder could not be installed");
         return Err(ApiError::Internal);
     };
-    tokio::join!(queue_gauges(&state), run_gauges(&state));
     handle.run_upkeep();
     let mut response = handle.render().into_response();
     response

@@ -8,6 +8,11 @@
 //! ([`ExecEvent`]): outputs as they come, tool calls the caller runs and
 //! answers at `…/tool-results`, then the outcome. A caller that goes away
 //! mid-stream interrupts its execution.
+//!
+//! `/metrics` (Prometheus) tells of this host: its sandboxes by state, its
+//! capacity and its workspace snapshots, besides the HTTP metrics. It needs
+//! the service credential like the API, or is served without credentials on
+//! the admin listener (`server.admin_bind`), with the probes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,6 +25,7 @@ use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use bytes::Bytes;
 use cairn_config::Config;
 use cairn_core::sandbox::{
@@ -48,6 +54,8 @@ type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Result<Value, String>>>
 struct HostState {
     sandboxes: Arc<dyn Sandboxes>,
     token: Arc<str>,
+    /// Sandboxes this host runs at most at once (`sandbox.max_running`).
+    capacity: usize,
     /// Tool calls waiting for the caller's answer, by call id.
     pending: Pending,
 }
@@ -108,21 +116,57 @@ pub fn sandbox_host_openapi_document() -> Document {
     api().into_openapi()
 }
 
-/// The sandbox host's application: its API behind the service credential,
-/// its OpenAPI document and Swagger UI, and the usual middleware.
-pub fn sandbox_host_app(config: &Config, sandboxes: Arc<dyn Sandboxes>) -> Router {
-    let state = HostState {
+fn host_state(config: &Config, sandboxes: Arc<dyn Sandboxes>) -> HostState {
+    crate::metrics::install();
+    HostState {
         sandboxes,
         token: Arc::from(config.sandbox.host_token.expose()),
+        capacity: config.sandbox.max_running,
         pending: Arc::new(Mutex::new(HashMap::new())),
-    };
+    }
+}
+
+/// The sandbox host's application: its API and metrics behind the service
+/// credential, its OpenAPI document and Swagger UI, and the usual middleware.
+pub fn sandbox_host_app(config: &Config, sandboxes: Arc<dyn Sandboxes>) -> Router {
+    let state = host_state(config, sandboxes);
     let (api, document) = api().split_for_parts();
     let router = api
+        .route("/metrics", get(metrics))
         .layer(from_fn_with_state(state.clone(), require_token))
         .merge(crate::openapi::docs(document))
         .fallback(|request: Request| async move { ApiError::RouteNotFound { path: request.uri().path().to_owned() } })
         .method_not_allowed_fallback(crate::error::method_not_allowed);
     crate::middleware::wrap(router, config).with_state(state)
+}
+
+/// The sandbox host's admin listener (`server.admin_bind`): `/metrics`,
+/// `/healthz` and `/readyz` without credentials, for the deployment's own
+/// monitoring.
+pub fn sandbox_host_admin_app(config: &Config, sandboxes: Arc<dyn Sandboxes>) -> Router {
+    let router = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(crate::health::healthz))
+        .route("/readyz", get(readyz))
+        .fallback(crate::error::route_not_found);
+    crate::middleware::wrap(router, config).with_state(host_state(config, sandboxes))
+}
+
+/// Prometheus metrics: the sandboxes by state, read when asked for (a
+/// backend that does not answer leaves the last figures in place), and
+/// whatever else this process recorded (requests, workspace snapshots).
+async fn metrics(State(state): State<HostState>) -> Result<Response, ApiError> {
+    match state.sandboxes.counts().await {
+        Ok(counts) => {
+            for (kind, count) in [("running", counts.running), ("paused", counts.paused)] {
+                metrics::gauge!("cairn_sandboxes", "state" => kind).set(count as f64);
+            }
+            metrics::gauge!("cairn_sandboxes_busy").set(counts.busy as f64);
+        }
+        Err(error) => tracing::debug!(%error, "the sandboxes could not be counted for the metrics"),
+    }
+    metrics::gauge!("cairn_sandbox_capacity").set(state.capacity as f64);
+    crate::metrics::exposition()
 }
 
 /// Compares without leaking where the first difference is.

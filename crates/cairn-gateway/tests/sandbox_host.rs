@@ -26,11 +26,16 @@ struct Host {
 }
 
 async fn host() -> Host {
+    host_with(&Config::default(), |_| {}).await
+}
+
+async fn host_with(config: &Config, configure: impl FnOnce(&mut LocalConfig)) -> Host {
     let dir = TempDir::new("sandbox-host");
     let mut local = LocalConfig::new(dir.path.join("sandboxes"));
     local.pool_size = 0;
+    configure(&mut local);
     let local = LocalSandboxes::start(local).await.expect("bubblewrap and python3 are needed for the sandbox tests");
-    let mut config = Config::default();
+    let mut config = config.clone();
     config.sandbox.host_token = TOKEN.into();
     let app = cairn_gateway::sandbox_host_app(&config, Arc::new(local.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -180,4 +185,97 @@ async fn a_caller_that_goes_away_interrupts_its_execution() {
     let after = remote.execute(id, Execution::Python { code: "i".into() }, &mut |_: &Output| {}).await.unwrap();
     let reached: u32 = after.result_text().unwrap().parse().unwrap();
     assert!(reached < 100, "the loop stopped early (at {reached}), not after a minute");
+}
+
+/// One sample of a Prometheus text exposition, 0 when it is not there yet.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
+}
+
+/// The host's metrics: its sandboxes by state against its capacity, and its
+/// workspace snapshots (taken after each execution that changed files) by
+/// outcome, with their duration and the bytes stored. Behind the service
+/// credential; without it on the admin listener, which serves nothing else.
+#[tokio::test]
+async fn the_host_reports_its_sandboxes_and_snapshots_at_metrics() {
+    let objects_dir = TempDir::new("snapshots");
+    let mut config = Config::default();
+    config.sandbox.max_running = 7;
+    let objects = cairn_files::Objects::from_config(&config.files, &objects_dir.path).unwrap();
+    let snapshots = cairn_sandbox::Snapshots::new(objects.store().clone(), "sandbox-snapshots");
+    let host = host_with(&config, |local| {
+        local.max_running = 7;
+        local.snapshots = Some(snapshots);
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let scrape = || async {
+        let response = client.get(format!("{}/metrics", host.base)).bearer_auth(TOKEN).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+        response.text().await.unwrap()
+    };
+    let refused = client.get(format!("{}/metrics", host.base)).send().await.unwrap();
+    assert_eq!(refused.status(), 401, "the metrics need the service credential");
+    let (ok, failed) =
+        (r#"cairn_sandbox_snapshots_total{outcome="ok"}"#, r#"cairn_sandbox_snapshots_total{outcome="error"}"#);
+    let (took, stored) = ("cairn_sandbox_snapshot_seconds_count", "cairn_sandbox_snapshot_bytes_total");
+    let before = scrape().await;
+
+    let remote = RemoteSandboxes::new(&host.base, TOKEN).unwrap();
+    let id = remote.create(new(UserId::new())).await.unwrap().id;
+    let write = |name: &str| Execution::Python { code: format!("open('{name}', 'w').write('x' * 5000)") };
+    remote.execute(id, write("a.txt"), &mut |_: &Output| {}).await.unwrap();
+    let after = scrape().await;
+    assert_eq!(sample(&after, r#"cairn_sandboxes{state="running"}"#), 1.0, "{after}");
+    assert_eq!(sample(&after, r#"cairn_sandboxes{state="paused"}"#), 0.0, "{after}");
+    assert_eq!(sample(&after, "cairn_sandboxes_busy"), 0.0, "{after}");
+    assert_eq!(sample(&after, "cairn_sandbox_capacity"), 7.0, "{after}");
+    let delta = |name: &str, from: &str, to: &str| sample(to, name) - sample(from, name);
+    assert_eq!((delta(ok, &before, &after), delta(failed, &before, &after)), (1.0, 0.0), "{after}");
+    assert_eq!(delta(took, &before, &after), 1.0, "{after}");
+    let zip = objects_dir.path.join(format!("objects/sandbox-snapshots/{id}.zip"));
+    let size = std::fs::metadata(&zip).unwrap().len() as f64;
+    assert_eq!(delta(stored, &before, &after), size, "the bytes stored are the snapshot's");
+
+    // An execution in progress makes its sandbox busy.
+    let long = host.local.clone();
+    let running = tokio::spawn(async move {
+        let sleep = Execution::Python { code: "import time\ntime.sleep(3)".into() };
+        long.execute(id, sleep, &mut |_: &Output| {}).await
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !host.local.inspect(id).await.unwrap().busy {
+        assert!(tokio::time::Instant::now() < deadline && !running.is_finished(), "the execution started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sample(&scrape().await, "cairn_sandboxes_busy"), 1.0);
+    running.await.unwrap().unwrap();
+    assert_eq!(sample(&scrape().await, "cairn_sandboxes_busy"), 0.0);
+
+    // The object store refuses the next snapshot: a file where its folder was.
+    let folder = zip.parent().unwrap();
+    std::fs::remove_dir_all(folder).unwrap();
+    std::fs::write(folder, b"in the way").unwrap();
+    let before = scrape().await;
+    remote.execute(id, write("b.txt"), &mut |_: &Output| {}).await.unwrap();
+    let after = scrape().await;
+    assert_eq!((delta(ok, &before, &after), delta(failed, &before, &after)), (0.0, 1.0), "{after}");
+    assert_eq!(delta(stored, &before, &after), 0.0);
+
+    remote.pause(id).await.unwrap();
+    let paused = scrape().await;
+    assert_eq!(sample(&paused, r#"cairn_sandboxes{state="running"}"#), 0.0, "{paused}");
+    assert_eq!(sample(&paused, r#"cairn_sandboxes{state="paused"}"#), 1.0, "{paused}");
+
+    // The admin listener: metrics and probes without credentials, no API.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = format!("http://{}", listener.local_addr().unwrap());
+    let app = cairn_gateway::sandbox_host_admin_app(&config, Arc::new(host.local.clone()));
+    tokio::spawn(cairn_gateway::serve(listener, app, std::future::pending()));
+    for (path, status) in [("/metrics", 200), ("/healthz", 200), ("/readyz", 200), ("/sandbox/v1/sandboxes", 404)] {
+        assert_eq!(client.get(format!("{admin}{path}")).send().await.unwrap().status(), status, "{path}");
+    }
+    let open = client.get(format!("{admin}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(sample(&open, r#"cairn_sandboxes{state="paused"}"#), 1.0, "{open}");
 }

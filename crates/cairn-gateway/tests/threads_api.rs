@@ -135,6 +135,24 @@ impl Api {
     }
 }
 
+const METRICS_TOKEN: &str = "metrics-token-for-the-thread-tests-0123";
+
+fn with_metrics(config: &mut Config) {
+    config.server.metrics_token = METRICS_TOKEN.into();
+}
+
+/// How many live events went out over `transport` in this process, and
+/// their total delivery time in seconds.
+async fn delivered(api: &Api, transport: &str) -> (f64, f64) {
+    let url = format!("{}/metrics", api.base);
+    let text = api.client.get(url).bearer_auth(METRICS_TOKEN).send().await.unwrap().text().await.unwrap();
+    let sample = |name: &str| {
+        let name = format!("cairn_event_delivery_seconds_{name}{{transport=\"{transport}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(&name)?.parse().ok()).unwrap_or(0.0)
+    };
+    (sample("count"), sample("sum"))
+}
+
 fn block(code: &str) -> Reply {
     Reply::Text(format!("```python\n{code}\n```"))
 }
@@ -211,7 +229,7 @@ async fn a_message_starts_a_run_whose_answer_and_events_are_served() {
 
 #[tokio::test]
 async fn events_stream_live_and_resume_after_the_last_event_id() {
-    let api = start(true).await;
+    let api = start_with(true, with_metrics).await;
     let thread = api.thread().await;
     let open = |last: Option<i64>| {
         let mut request = api
@@ -227,6 +245,7 @@ async fn events_stream_live_and_resume_after_the_last_event_id() {
     let response = open(None).await.unwrap();
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut stream = response.bytes_stream();
+    let (count_before, sum_before) = delivered(&api, "sse").await;
 
     api.llm.push(block("final_answer('done')"));
     api.post(&api.owner, &thread, json!({ "content": "Finish at once." }), None).await;
@@ -243,6 +262,13 @@ async fn events_stream_live_and_resume_after_the_last_event_id() {
     assert_eq!(ids, (1..=ids.len() as i64).collect::<Vec<_>>(), "every event once, in order: {text}");
     assert!(text.contains("event: run.status") && text.contains("event: code"));
     drop(stream);
+    // Each event was timed on its way out, from its creation: a fraction of
+    // a second here, not the age of the thread or a clock's epoch.
+    let (count, sum) = delivered(&api, "sse").await;
+    let live = count - count_before;
+    assert!(live >= ids.len() as f64, "{live} live events timed, {} sent", ids.len());
+    let mean = (sum - sum_before) / live;
+    assert!(mean > 0.0 && mean < 5.0, "mean delivery {mean} s");
 
     // Reconnecting after event 3 replays exactly what followed.
     let mut resumed = open(Some(3)).await.unwrap().bytes_stream();
@@ -254,12 +280,16 @@ async fn events_stream_live_and_resume_after_the_last_event_id() {
     let replayed: Vec<i64> =
         again.lines().filter_map(|l| l.strip_prefix("id:")).map(|v| v.trim().parse().unwrap()).collect();
     assert_eq!(replayed, (4..=ids.len() as i64).collect::<Vec<_>>());
+    // A replay is old news, not delivery lag (this is the only test here
+    // that streams a run's events over SSE).
+    assert_eq!(delivered(&api, "sse").await.0, count, "the replayed events are not timed");
 }
 
 #[tokio::test]
 async fn events_also_arrive_over_a_websocket() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let api = start(true).await;
+    let api = start_with(true, with_metrics).await;
+    let (count_before, _) = delivered(&api, "ws").await;
     let thread = api.thread().await;
     let url = format!("{}/api/v1/threads/{thread}/events/ws?after=0", api.base.replace("http://", "ws://"));
     let mut request = url.into_client_request().unwrap();
@@ -277,6 +307,8 @@ async fn events_also_arrive_over_a_websocket() {
         }
     }
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "every event once, in order");
+    let live = delivered(&api, "ws").await.0 - count_before;
+    assert!(live >= seqs.len() as f64, "{live} live events timed, {} sent", seqs.len());
     let unauthenticated = format!("{}/api/v1/threads/{thread}/events/ws", api.base.replace("http://", "ws://"));
     assert!(tokio_tungstenite::connect_async(unauthenticated).await.is_err(), "no token, no socket");
 }

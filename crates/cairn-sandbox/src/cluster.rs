@@ -86,11 +86,13 @@ impl ClusterSandboxes {
         self.placements.placement(id).await.map_err(store_down)?.ok_or(SandboxError::NotFound)
     }
 
-    /// The host of a sandbox, moving the sandbox first if its host is gone.
+    /// The host of a sandbox, moving the sandbox first if its host is gone:
+    /// its heartbeat stopped and it does not answer either (a host whose
+    /// reports could not reach the database for a while is still alive).
     async fn host_of(&self, id: SandboxId) -> SandboxResult<(Placement, RemoteSandboxes)> {
         let placement = self.placement(id).await?;
-        if self.alive(&placement.host).await? {
-            let client = self.client(&placement.host)?;
+        let client = self.client(&placement.host)?;
+        if self.alive(&placement.host).await? || client.inspect(id).await.is_ok() {
             return Ok((placement, client));
         }
         self.relocate(placement).await
@@ -165,12 +167,12 @@ impl ClusterSandboxes {
     async fn after_outage(&self, placement: Placement, why: String) -> SandboxResult<RemoteSandboxes> {
         let deadline = tokio::time::Instant::now() + self.stale_after + Duration::from_secs(1);
         loop {
-            if !self.alive(&placement.host).await? {
-                return Ok(self.relocate(placement).await?.1);
-            }
             let client = self.client(&placement.host)?;
             if client.inspect(placement.sandbox).await.is_ok() {
                 return Ok(client);
+            }
+            if !self.alive(&placement.host).await? {
+                return Ok(self.relocate(placement).await?.1);
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(SandboxError::Unavailable(why));

@@ -19,8 +19,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use cairn_core::sandbox::{
-    ByteStream, EffectiveLimits, ExecHandler, ExecOutcome, Execution, NewSandbox, SandboxError, SandboxInfo,
-    SandboxPolicy, SandboxResult, SandboxState, Sandboxes, WorkspaceEntry,
+    ByteStream, EffectiveLimits, ExecHandler, ExecOutcome, Execution, NewSandbox, SandboxCounts, SandboxError,
+    SandboxInfo, SandboxPolicy, SandboxResult, SandboxState, Sandboxes, WorkspaceEntry,
 };
 use cairn_core::{ProjectId, SandboxId, ThreadId, UserId};
 use futures::StreamExt;
@@ -253,6 +253,8 @@ struct Inner {
     sandboxes: Mutex<HashMap<SandboxId, Arc<Entry>>>,
     /// Held while deciding whether one more sandbox may run.
     admission: tokio::sync::Mutex<()>,
+    /// Held while a sandbox is made under a given id.
+    placing: tokio::sync::Mutex<()>,
 }
 
 fn unavailable(error: Error) -> SandboxError {
@@ -302,6 +304,7 @@ impl LocalSandboxes {
             pool,
             sandboxes: Mutex::new(HashMap::new()),
             admission: tokio::sync::Mutex::new(()),
+            placing: tokio::sync::Mutex::new(()),
         });
         let service = LocalSandboxes { inner };
         service.load_existing();
@@ -321,13 +324,23 @@ impl LocalSandboxes {
         &self.inner.template.cgroups
     }
 
-    /// Kernels ready in the warm pool now.
     /// Sandboxes whose kernel runs now.
     pub async fn running_count(&self) -> u32 {
-        let running = self.lock().values().filter(|e| e.meta().state == SandboxState::Running).count();
-        u32::try_from(running).unwrap_or(u32::MAX)
+        u32::try_from(self.tally().running).unwrap_or(u32::MAX)
     }
 
+    /// The sandboxes on this machine by state, from what it holds in memory
+    /// (nothing is measured).
+    pub fn tally(&self) -> SandboxCounts {
+        let mut counts = SandboxCounts::default();
+        for entry in self.lock().values() {
+            let meta = entry.meta();
+            counts.add(meta.state, meta.busy);
+        }
+        counts
+    }
+
+    /// Kernels ready in the warm pool now.
     pub fn warm(&self) -> usize {
         self.inner.pool.as_ref().map_or(0, KernelPool::len)
     }
@@ -530,8 +543,14 @@ impl LocalSandboxes {
                 entry.meta().snapshotted = Some(now);
                 tracing::debug!(sandbox = %entry.id, files = stats.files, bytes = stats.bytes,
                     stored = stats.stored_bytes, seconds = stats.seconds, "workspace snapshotted");
+                metrics::counter!("cairn_sandbox_snapshots_total", "outcome" => "ok").increment(1);
+                metrics::histogram!("cairn_sandbox_snapshot_seconds").record(stats.seconds);
+                metrics::counter!("cairn_sandbox_snapshot_bytes_total").increment(stats.stored_bytes);
             }
-            Err(error) => tracing::warn!(sandbox = %entry.id, %error, "cannot snapshot a workspace"),
+            Err(error) => {
+                tracing::warn!(sandbox = %entry.id, %error, "cannot snapshot a workspace");
+                metrics::counter!("cairn_sandbox_snapshots_total", "outcome" => "error").increment(1);
+            }
         }
     }
 
@@ -542,7 +561,7 @@ impl LocalSandboxes {
             return Err(SandboxError::Unavailable("this host keeps no workspace snapshots to restore from".into()));
         };
         let restored = snapshots
-            .restore(entry.id, &entry.workspace(), &entry.dir.join("snapshot.zip"))
+            .restore(entry.id, &entry.workspace(), &entry.dir.join("restore.zip"))
             .await
             .map_err(|e| SandboxError::Internal(format!("cannot restore the workspace: {e}")))?;
         let notice = match restored {
@@ -669,6 +688,12 @@ impl Sandboxes for LocalSandboxes {
     async fn create(&self, request: NewSandbox) -> SandboxResult<SandboxInfo> {
         let limits = self.limits_for(&request.policy)?;
         let id = request.id.unwrap_or_default();
+        // A sandbox asked for by id (placed again after its host went away)
+        // is made once: two callers moving it at once wait for each other.
+        let _one_at_a_time = match request.id {
+            Some(_) => Some(self.inner.placing.lock().await),
+            None => None,
+        };
         // Asked again for the same id (a retried placement): the one made.
         if let Ok(existing) = self.entry(id) {
             return Ok(self.info(&existing).await);
@@ -792,6 +817,10 @@ impl Sandboxes for LocalSandboxes {
     async fn inspect(&self, id: SandboxId) -> SandboxResult<SandboxInfo> {
         let entry = self.entry(id)?;
         Ok(self.info(&entry).await)
+    }
+
+    async fn counts(&self) -> SandboxResult<SandboxCounts> {
+        Ok(self.tally())
     }
 
     async fn list(&self, owner: Option<UserId>) -> SandboxResult<Vec<SandboxInfo>> {

@@ -419,11 +419,19 @@ async fn a_worker_whose_run_was_claimed_since_writes_nothing(store: Arc<dyn Stor
     assert!(store.messages(thread.id).await.unwrap().is_empty());
     assert_eq!(store.run(run.id).await.unwrap().status, RunStatus::Running);
 
+    // A run's answer is posted once, however many workers finish it.
+    let (posted, first_time) = store.append_answer(answer("once"), run.id, Some(second)).await.unwrap();
+    let (again, second_time) = store.append_answer(answer("twice"), run.id, Some(second)).await.unwrap();
+    assert!(first_time && !second_time);
+    assert_eq!((again.id, again.content.as_str()), (posted.id, "once"));
+    refused(store.append_answer(answer("stale"), run.id, Some(first)).await.map(drop));
+    assert_eq!(store.messages(thread.id).await.unwrap().len(), 1);
+
     // The new holder writes where the old one could not.
     store.put_checkpoint(checkpoint(2), Some(second)).await.unwrap();
     let events = store.append_events(thread.id, vec![event("b", 2)], Some(second)).await.unwrap();
     assert_eq!(events[0].seq, 2, "no gap where the refused event was");
-    store.append_message(answer("the answer"), Some(second)).await.unwrap();
+    store.append_message(answer("a note"), Some(second)).await.unwrap();
     let done = store.set_run_status(run.id, RunStatus::Succeeded, None, Some(second)).await.unwrap();
     assert_eq!(done.status, RunStatus::Succeeded);
     // A finished run stays finished, fence or not.

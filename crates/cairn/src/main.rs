@@ -223,14 +223,7 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
     };
     let listener =
         tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} ({key})"))?;
-    let admin_listener = match config.server.admin_addr().filter(|_| role != ServerRole::Worker) {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} (server.admin_bind)"))?,
-        ),
-        None => None,
-    };
+    let admin_listener = if role == ServerRole::Worker { None } else { bind_admin(&config).await? };
     let queue_options = QueueOptions {
         lease: Duration::from_secs(config.queue.lease_secs),
         max_deliveries: config.queue.max_deliveries,
@@ -318,7 +311,8 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
                 cairn_agent::Budget::default(),
                 lease,
             )
-            .configured(&config.agent);
+            .configured(&config.agent)
+            .with_max_deliveries(config.queue.max_deliveries);
             runs.start_workers(&format!("worker-{}", std::process::id()), config.agent.workers);
             Some(runs)
         }
@@ -356,12 +350,7 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
     };
     if let Some(admin) = admin_listener {
         // Metrics and probes for the deployment; it stops with the process.
-        let app = cairn_gateway::admin_app(state.clone());
-        tokio::spawn(async move {
-            if let Err(error) = cairn_gateway::serve(admin, app, std::future::pending()).await {
-                tracing::error!(%error, "the admin listener stopped");
-            }
-        });
+        cairn_gateway::serve_admin(admin, cairn_gateway::admin_app(state.clone()));
     }
     let app = match role {
         ServerRole::Worker => cairn_gateway::admin_app(state),
@@ -474,6 +463,7 @@ async fn serve_sandbox_host(config: Config) -> Result<(), Failure> {
     let listener = tokio::net::TcpListener::bind(config.server.bind)
         .await
         .with_context(|| format!("cannot listen on {} (server.bind)", config.server.bind))?;
+    let admin_listener = bind_admin(&config).await?;
     let mut local = cairn_sandbox::LocalConfig::from_config(&config.sandbox, &config.data_dir)
         .map_err(|e| anyhow::anyhow!(e))
         .context("cannot set up sandboxes")?;
@@ -510,6 +500,9 @@ async fn serve_sandbox_host(config: Config) -> Result<(), Failure> {
         "cairn sandbox host is serving on http://{}",
         config.server.bind
     );
+    if let Some(admin) = admin_listener {
+        cairn_gateway::serve_admin(admin, cairn_gateway::sandbox_host_admin_app(&config, Arc::new(sandboxes.clone())));
+    }
     let app = cairn_gateway::sandbox_host_app(&config, Arc::new(sandboxes.clone()));
     let stopping = sandboxes.clone();
     let shutdown = async move {
@@ -533,6 +526,16 @@ async fn serve_sandbox_host(config: Config) -> Result<(), Failure> {
     cairn_gateway::serve(listener, app, shutdown).await.context("the server stopped with an error")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The admin listener (`server.admin_bind`: metrics and probes without
+/// credentials), bound when one is configured.
+async fn bind_admin(config: &Config) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    let Some(addr) = config.server.admin_addr() else { return Ok(None) };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (server.admin_bind)"))?;
+    Ok(Some(listener))
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

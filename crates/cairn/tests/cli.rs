@@ -685,7 +685,12 @@ async fn serve_the_sandbox_host_role_behind_its_service_credential() {
     assert!(stderr.contains("sandbox.host_token"), "{stderr}");
 
     let token = "a-service-credential-of-enough-length-42".to_owned();
-    let mut envs = vec![("CAIRN__SANDBOX__HOST_TOKEN", token.clone()), ("CAIRN__SANDBOX__POOL_SIZE", "0".into())];
+    let admin = format!("127.0.0.1:{}", free_port());
+    let mut envs = vec![
+        ("CAIRN__SANDBOX__HOST_TOKEN", token.clone()),
+        ("CAIRN__SANDBOX__POOL_SIZE", "0".into()),
+        ("CAIRN__SERVER__ADMIN_BIND", admin.clone()),
+    ];
     if let Ok(python) = std::env::var("CAIRN_SANDBOX_PYTHON") {
         envs.push(("CAIRN__SANDBOX__PYTHON", python));
     }
@@ -697,6 +702,17 @@ async fn serve_the_sandbox_host_role_behind_its_service_credential() {
     let code = Execution::Python { code: "open('kept.txt', 'w').write('yes')\n6 * 7".into() };
     let outcome = remote.execute(info.id, code, &mut |_: &Output| {}).await.unwrap();
     assert_eq!(outcome.result_text(), Some("42"));
+    // Its metrics, behind the same credential, count its sandboxes.
+    let metrics = format!("{}/metrics", server.base);
+    assert_eq!(reqwest::get(&metrics).await.unwrap().status(), 401);
+    let scraped = reqwest::Client::new().get(&metrics).bearer_auth(&token).send().await.unwrap();
+    let scraped = scraped.text().await.unwrap();
+    for line in [r#"cairn_sandboxes{state="running"} 1"#, "cairn_sandboxes_busy 0", "cairn_sandbox_capacity 32"] {
+        assert!(scraped.lines().any(|l| l == line), "{line} in:\n{scraped}");
+    }
+    // And without credentials on the admin listener.
+    let open = reqwest::get(format!("http://{admin}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(open.contains(r#"cairn_sandboxes{state="running"} 1"#), "{open}");
     server.terminate();
     let record = dir.path.join("data/sandboxes/instances").join(info.id.to_string());
     assert!(record.join("sandbox.json").exists(), "the sandbox is recorded for the next start");

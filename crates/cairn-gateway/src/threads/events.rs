@@ -87,6 +87,25 @@ fn socket_scope(thread_id: ThreadId) -> String {
     format!("thread:{thread_id}:events")
 }
 
+/// An event of a live stream, and whether it is live: read once the
+/// backlog the client asked for (after its last event id) was all sent.
+struct Streamed {
+    event: EventResponse,
+    live: bool,
+}
+
+impl Streamed {
+    /// Records how long a live event took from its creation (the worker's
+    /// clock, in the log to the microsecond) to leaving for the client;
+    /// the backlog's events are older and left out.
+    fn delivered(&self, transport: &'static str) {
+        if self.live {
+            let lag = (OffsetDateTime::now_utc() - self.event.created_at).as_seconds_f64().max(0.0);
+            metrics::histogram!("cairn_event_delivery_seconds", "transport" => transport).record(lag);
+        }
+    }
+}
+
 /// The thread's events after `last`, then live ones, each exactly once and
 /// in the log's order: subscribed before the backlog is read, and for every
 /// live event newer than what was sent, the log is read again from there.
@@ -94,26 +113,33 @@ async fn live_events(
     state: &AppState,
     thread_id: ThreadId,
     last: i64,
-) -> Result<BoxStream<'static, EventResponse>, ApiError> {
+) -> Result<BoxStream<'static, Streamed>, ApiError> {
     let live = state.bus.pubsub.subscribe(&cairn_agent::runs::topic(thread_id)).await?;
     let store = state.store.clone();
-    let stream = futures::stream::unfold((live, last, VecDeque::new()), move |(mut live, mut last, mut queue)| {
+    // The queue holds each event read with whether the backlog was done then.
+    let start = (live, last, VecDeque::new(), false);
+    let stream = futures::stream::unfold(start, move |(mut live, mut last, mut queue, mut caught_up)| {
         let store = store.clone();
         async move {
             loop {
-                if let Some(event) = queue.pop_front() {
+                if let Some((event, live_event)) = queue.pop_front() {
                     let event: Event = event;
                     last = event.seq;
                     match EventResponse::read(event) {
-                        Some(event) => return Some((event, (live, last, queue))),
+                        Some(event) => {
+                            let streamed = Streamed { event, live: live_event };
+                            return Some((streamed, (live, last, queue, caught_up)));
+                        }
                         None => continue,
                     }
                 }
-                if let Ok(missed) = store.events_after(thread_id, last, 500).await
-                    && !missed.is_empty()
-                {
-                    queue.extend(missed);
-                    continue;
+                match store.events_after(thread_id, last, 500).await {
+                    Ok(missed) if !missed.is_empty() => {
+                        queue.extend(missed.into_iter().map(|event| (event, caught_up)));
+                        continue;
+                    }
+                    Ok(_) => caught_up = true,
+                    Err(_) => {}
                 }
                 let published = live.next().await?;
                 let seq = serde_json::from_slice::<Value>(&published).ok().and_then(|v| v["seq"].as_i64());
@@ -164,7 +190,10 @@ pub(super) async fn events(
         let events = state.store.events_after(thread_id, last_seen, 1000).await?;
         return Ok(ApiJson(events.into_iter().filter_map(EventResponse::read).collect::<Vec<_>>()).into_response());
     }
-    let events = live_events(&state, thread_id, last_seen).await?.map(|event| sse_event(&event));
+    let events = live_events(&state, thread_id, last_seen).await?.map(|streamed| {
+        streamed.delivered("sse");
+        sse_event(&streamed.event)
+    });
     let viewer = state.presence.join(&state.bus.pubsub, thread_id, &principal.user);
     let presence = crate::presence::updates(viewer).map(|snapshot| {
         SseEvent::default().event("presence").data(serde_json::to_string(&*snapshot).unwrap_or_default())
@@ -248,12 +277,13 @@ pub(super) async fn events_socket(
                     let _ = socket.send(WsMessage::Close(Some(frame))).await;
                     return;
                 }
-                event = events.next() => {
-                    let Some(event) = event else { return };
-                    let text = serde_json::to_string(&event).unwrap_or_default();
+                streamed = events.next() => {
+                    let Some(streamed) = streamed else { return };
+                    let text = serde_json::to_string(&streamed.event).unwrap_or_default();
                     if socket.send(WsMessage::Text(text.into())).await.is_err() {
                         return;
                     }
+                    streamed.delivered("ws");
                 }
                 incoming = socket.recv() => match incoming {
                     Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return,

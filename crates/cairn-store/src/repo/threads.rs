@@ -67,6 +67,49 @@ macro_rules! thread_repo {
                 row.into_domain()
             }
 
+            async fn append_answer(
+                &self,
+                new: NewMessage,
+                run: RunId,
+                fence: Option<Fence>,
+            ) -> cairn_core::Result<(Message, bool)> {
+                let mut tx = self.pool.begin().await.db()?;
+                check_fence!(tx, fence);
+                let row: Option<MessageRow> = sqlx::query_as(
+                    "INSERT INTO messages (id, thread_id, role, author_id, content, attachments, created_at, run_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (run_id) WHERE run_id IS NOT NULL DO NOTHING \
+                     RETURNING id, thread_id, role, author_id, content, attachments, created_at",
+                )
+                .bind(MessageId::new().0)
+                .bind(new.thread_id.0)
+                .bind(new.role.as_str())
+                .bind(new.author.map(|u| u.0))
+                .bind(new.content)
+                .bind(serde_json::to_string(&new.attachments).unwrap_or_else(|_| "[]".to_owned()))
+                .bind(now())
+                .bind(run.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .db_entity("message")?;
+                let (row, created) = match row {
+                    Some(row) => (row, true),
+                    None => {
+                        let row: MessageRow = sqlx::query_as(
+                            "SELECT id, thread_id, role, author_id, content, attachments, created_at FROM messages \
+                             WHERE run_id = $1",
+                        )
+                        .bind(run.0)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .db_entity("message")?;
+                        (row, false)
+                    }
+                };
+                tx.commit().await.db()?;
+                Ok((row.into_domain()?, created))
+            }
+
             async fn messages(&self, thread: ThreadId) -> cairn_core::Result<Vec<Message>> {
                 let rows: Vec<MessageRow> = sqlx::query_as(
                     "SELECT id, thread_id, role, author_id, content, attachments, created_at FROM messages \
