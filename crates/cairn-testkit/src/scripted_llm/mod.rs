@@ -41,18 +41,25 @@ pub enum Reply {
     Slow { text: String, delay: Duration },
     /// The first words of a reply, then the connection breaks.
     Drop { partial: String },
+    /// A reply that starts after `after` (a model's time to first token),
+    /// then streams at once.
+    Late { text: String, after: Duration },
 }
 
 impl Reply {
     /// What to stream: the text, the pause between pieces, and whether the
     /// connection breaks after it; an error status is answered at once, in
     /// `protocol`'s error shape.
-    fn played(self, protocol: &str) -> Result<(String, Duration, bool), Box<Response>> {
+    async fn played(self, protocol: &str) -> Result<(String, Duration, bool), Box<Response>> {
         match self {
             Reply::Status { status, retry_after } => Err(Box::new(status_response(status, retry_after, protocol))),
             Reply::Text(text) => Ok((text, Duration::ZERO, false)),
             Reply::Slow { text, delay } => Ok((text, delay, false)),
             Reply::Drop { partial } => Ok((partial, Duration::ZERO, true)),
+            Reply::Late { text, after } => {
+                tokio::time::sleep(after).await;
+                Ok((text, Duration::ZERO, false))
+            }
         }
     }
 }
@@ -559,7 +566,7 @@ async fn openai_reply(script: &Mutex<Script>, protocol: &'static str, headers: H
     let reply = next(script, Received { protocol, headers, body: body.clone() });
     let input = input_tokens(&body);
     let cached = openai_cached(script, &body);
-    let (text, delay, broken) = match reply.played("openai") {
+    let (text, delay, broken) = match reply.played("openai").await {
         Ok(played) => played,
         Err(status) => return *status,
     };
@@ -618,7 +625,7 @@ async fn anthropic(
     }
     let reply = next(&script, Received { protocol: "anthropic", headers, body: body.clone() });
     let (read, written, input) = anthropic_cache(&script, &blocks);
-    let (text, delay, broken) = match reply.played("anthropic") {
+    let (text, delay, broken) = match reply.played("anthropic").await {
         Ok(played) => played,
         Err(status) => return *status,
     };

@@ -85,7 +85,7 @@ pub(super) async fn responses(
     let reply = next(&script, Received { protocol: "responses", headers, body: body.clone() });
     let input = tokens(&openai_blocks(&body));
     let cached = openai_cached(&script, &body);
-    let (text, delay, broken) = match reply.played("openai") {
+    let (text, delay, broken) = match reply.played("openai").await {
         Ok(played) => played,
         Err(status) => return *status,
     };
