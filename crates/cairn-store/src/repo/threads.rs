@@ -4,6 +4,53 @@
 /// whose imports and column macros it uses.
 macro_rules! thread_repo {
     ($store:ty) => {
+        impl $store {
+            /// Stores a message (a run's answer when `run` is given: once per
+            /// run, the one stored before coming back with `false`).
+            async fn post_message(
+                &self,
+                new: NewMessage,
+                run: Option<RunId>,
+                fence: Option<Fence>,
+            ) -> cairn_core::Result<(Message, bool)> {
+                let mut tx = self.pool.begin().await.db()?;
+                check_fence!(tx, fence);
+                let row: Option<MessageRow> = sqlx::query_as(
+                    "INSERT INTO messages (id, thread_id, role, author_id, content, attachments, created_at, run_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (run_id) WHERE run_id IS NOT NULL DO NOTHING \
+                     RETURNING id, thread_id, role, author_id, content, attachments, created_at",
+                )
+                .bind(MessageId::new().0)
+                .bind(new.thread_id.0)
+                .bind(new.role.as_str())
+                .bind(new.author.map(|u| u.0))
+                .bind(new.content)
+                .bind(serde_json::to_string(&new.attachments).unwrap_or_else(|_| "[]".to_owned()))
+                .bind(now())
+                .bind(run.map(|r| r.0))
+                .fetch_optional(&mut *tx)
+                .await
+                .db_entity("message")?;
+                let (row, created) = match row {
+                    Some(row) => (row, true),
+                    None => {
+                        let row: MessageRow = sqlx::query_as(
+                            "SELECT id, thread_id, role, author_id, content, attachments, created_at FROM messages \
+                             WHERE run_id = $1",
+                        )
+                        .bind(run.map(|r| r.0))
+                        .fetch_one(&mut *tx)
+                        .await
+                        .db_entity("message")?;
+                        (row, false)
+                    }
+                };
+                tx.commit().await.db()?;
+                Ok((row.into_domain()?, created))
+            }
+        }
+
         #[async_trait]
         impl ThreadRepo for $store {
             async fn create_thread(&self, new: NewThread) -> cairn_core::Result<Thread> {
@@ -46,25 +93,7 @@ macro_rules! thread_repo {
             }
 
             async fn append_message(&self, new: NewMessage, fence: Option<Fence>) -> cairn_core::Result<Message> {
-                let mut tx = self.pool.begin().await.db()?;
-                check_fence!(tx, fence);
-                let row: MessageRow = sqlx::query_as(
-                    "INSERT INTO messages (id, thread_id, role, author_id, content, attachments, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     RETURNING id, thread_id, role, author_id, content, attachments, created_at",
-                )
-                .bind(MessageId::new().0)
-                .bind(new.thread_id.0)
-                .bind(new.role.as_str())
-                .bind(new.author.map(|u| u.0))
-                .bind(new.content)
-                .bind(serde_json::to_string(&new.attachments).unwrap_or_else(|_| "[]".to_owned()))
-                .bind(now())
-                .fetch_one(&mut *tx)
-                .await
-                .db_entity("message")?;
-                tx.commit().await.db()?;
-                row.into_domain()
+                Ok(self.post_message(new, None, fence).await?.0)
             }
 
             async fn append_answer(
@@ -73,41 +102,7 @@ macro_rules! thread_repo {
                 run: RunId,
                 fence: Option<Fence>,
             ) -> cairn_core::Result<(Message, bool)> {
-                let mut tx = self.pool.begin().await.db()?;
-                check_fence!(tx, fence);
-                let row: Option<MessageRow> = sqlx::query_as(
-                    "INSERT INTO messages (id, thread_id, role, author_id, content, attachments, created_at, run_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     ON CONFLICT (run_id) WHERE run_id IS NOT NULL DO NOTHING \
-                     RETURNING id, thread_id, role, author_id, content, attachments, created_at",
-                )
-                .bind(MessageId::new().0)
-                .bind(new.thread_id.0)
-                .bind(new.role.as_str())
-                .bind(new.author.map(|u| u.0))
-                .bind(new.content)
-                .bind(serde_json::to_string(&new.attachments).unwrap_or_else(|_| "[]".to_owned()))
-                .bind(now())
-                .bind(run.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .db_entity("message")?;
-                let (row, created) = match row {
-                    Some(row) => (row, true),
-                    None => {
-                        let row: MessageRow = sqlx::query_as(
-                            "SELECT id, thread_id, role, author_id, content, attachments, created_at FROM messages \
-                             WHERE run_id = $1",
-                        )
-                        .bind(run.0)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .db_entity("message")?;
-                        (row, false)
-                    }
-                };
-                tx.commit().await.db()?;
-                Ok((row.into_domain()?, created))
+                self.post_message(new, Some(run), fence).await
             }
 
             async fn messages(&self, thread: ThreadId) -> cairn_core::Result<Vec<Message>> {
