@@ -68,6 +68,13 @@ source scripts/common.sh
 ensure_sandbox_python >/dev/null
 python3 bench/viewers.py "$CARGO_TARGET_DIR/release/cairn" "$CARGO_TARGET_DIR/release/examples/scripted_llm" \
     --viewers ${VIEWERS:-100 1000}
+echo "## The same across two gateways (PostgreSQL and Redis), half over SSE and half over WebSocket"
+"$venv/bin/python" bench/viewers.py "$CARGO_TARGET_DIR/release/cairn" \
+    "$CARGO_TARGET_DIR/release/examples/scripted_llm" --viewers ${VIEWERS:-100 1000} --gateways 2
+
+echo "## Many runs at once: one gateway and two workers on PostgreSQL and Redis, the model answering after 200 ms"
+python3 bench/runs_load.py "$CARGO_TARGET_DIR/release/cairn" "$CARGO_TARGET_DIR/release/examples/scripted_llm" \
+    --runs "${RUNS_AT_ONCE:-1000}"
 
 echo "## Prompt caching: a 10-step run's unchanged prompt prefixes, and its cost with and without caching"
 cargo build --release --locked -p cairn-agent --example cache_bench

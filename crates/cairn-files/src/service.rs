@@ -174,8 +174,10 @@ impl Files {
         E: std::fmt::Display,
     {
         let checked = paths::check(path, false)?;
-        let newest = self.inner.store.file_versions(project, &checked).await?.into_iter().next();
-        if let Some(saved) = newest.filter(|f| f.run_id == Some(run) && f.step == Some(step)) {
+        // Any version, not only the newest: other runs may have saved the
+        // same path since.
+        let versions = self.inner.store.file_versions(project, &checked).await?;
+        if let Some(saved) = versions.into_iter().find(|f| f.run_id == Some(run) && f.step == Some(step)) {
             return Ok(saved);
         }
         self.store_file(project, path, body, None, Some(run), Some(step)).await

@@ -359,4 +359,9 @@ async fn artifacts_carry_their_lineage(start: impl Starter<FilesConfig, Library>
     assert_eq!(again, artifact, "idempotent per run, step and path");
     let next = lib.files.save_artifact(lib.project, "outputs/chart.png", body(&[b"next"]), run, 8).await.unwrap();
     assert_eq!(next.version, 2);
+    // Still once when the path has newer versions since (another run, or a
+    // later step, saved it): the re-run step gets its own version back.
+    let rerun = lib.files.save_artifact(lib.project, "outputs/chart.png", body(&[b"again"]), run, 7).await.unwrap();
+    assert_eq!(rerun, artifact, "idempotent whatever was saved at that path since");
+    assert_eq!(lib.files.versions(&lib.viewer, lib.project, "outputs/chart.png").await.unwrap().len(), 2);
 }
