@@ -227,6 +227,36 @@ async fn a_message_starts_a_run_whose_answer_and_events_are_served() {
     assert_eq!(api.post(&api.owner, &thread, json!({ "content": "  " }), None).await.0, 422);
 }
 
+/// An event that reached the log while the bus could not tell of it (its
+/// notice lost, as when Redis restarts) still reaches an open stream: the
+/// stream reads the log again every few seconds.
+#[tokio::test]
+async fn a_live_stream_gets_events_whose_bus_notice_was_lost() {
+    use cairn_core::model::NewEvent;
+    let api = start(false).await;
+    let thread = api.thread().await;
+    let response = api
+        .client
+        .get(format!("{}/api/v1/threads/{thread}/events", api.base))
+        .bearer_auth(&api.owner)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    let mut stream = response.bytes_stream();
+    // Written straight to the log: nothing is published on the bus.
+    let quiet = NewEvent { run_id: None, kind: "token".into(), payload: json!({ "text": "quiet" }), schema_version: 2 };
+    api.store.append_events(thread.parse().unwrap(), vec![quiet], None).await.unwrap();
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !text.contains("id: 1") {
+        assert!(std::time::Instant::now() < deadline, "the unannounced event never arrived: {text}");
+        if let Ok(Some(chunk)) = tokio::time::timeout(Duration::from_secs(1), stream.next()).await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+    }
+}
+
 #[tokio::test]
 async fn events_stream_live_and_resume_after_the_last_event_id() {
     let api = start_with(true, with_metrics).await;

@@ -106,6 +106,9 @@ impl Streamed {
     }
 }
 
+/// How long a live stream waits for the bus before reading the log anyway.
+const LOG_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The thread's events after `last`, then live ones, each exactly once and
 /// in the log's order: subscribed before the backlog is read, and for every
 /// live event newer than what was sent, the log is read again from there.
@@ -141,7 +144,13 @@ async fn live_events(
                     Ok(_) => caught_up = true,
                     Err(_) => {}
                 }
-                let published = live.next().await?;
+                // A word from the bus, or every few seconds the log anyway:
+                // what was written while the bus was away (its notices are
+                // lost, not queued) still arrives.
+                let published = match tokio::time::timeout(LOG_RECHECK, live.next()).await {
+                    Ok(published) => published?,
+                    Err(_) => continue,
+                };
                 let seq = serde_json::from_slice::<Value>(&published).ok().and_then(|v| v["seq"].as_i64());
                 if seq.is_some_and(|s| s <= last) {
                     continue; // seen already
