@@ -6,7 +6,14 @@ time the server logged it, both on this machine's clock), how many presence
 messages the viewers received in all, and the server's memory per idle
 viewer (resident set with N viewers connected and idle, minus before).
 
-Usage: bench/viewers.py CAIRN_BINARY SCRIPTED_LLM_BINARY [--viewers N ...]
+With `--gateways 2` the shape is the distributed one: two gateways and one
+worker on PostgreSQL (CAIRN_TEST_POSTGRES_URL, a database of its own,
+dropped after) and Redis (CAIRN_TEST_REDIS_URL); the viewers alternate
+between the gateways and between SSE and WebSocket (which needs the
+`websockets` package: run it with the bench venv's Python), and the memory
+per idle viewer is the two gateways' together.
+
+Usage: bench/viewers.py CAIRN_BINARY SCRIPTED_LLM_BINARY [--viewers N ...] [--gateways 2]
 Needs the sandbox's Python (CAIRN_SANDBOX_PYTHON, as the tests use). Prints
 one Markdown row per N. Every server it starts it stops by its process id.
 """
@@ -21,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import urllib.parse  # noqa: E402
@@ -92,20 +100,49 @@ async def viewer(port, token, thread, ready, results):
         results.append((lags, presence))
 
 
+async def ws_viewer(port, token, thread, ready, results):
+    import websockets  # the bench venv's (uvicorn[standard] brings it)
+
+    lags, presence = [], 0
+    url = f"ws://127.0.0.1:{port}/api/v1/threads/{thread}/events/ws"
+    async with websockets.connect(url, additional_headers={"authorization": f"Bearer {token}"},
+                                  max_queue=None, ping_interval=None) as socket:
+        ready.release()
+        try:
+            async for message in socket:
+                received = time.time()
+                event = json.loads(message)
+                if "here" in event and "kind" not in event:
+                    presence += 1
+                    continue
+                if event.get("kind") == "output":
+                    logged = datetime.datetime.fromisoformat(event["created_at"].replace("Z", "+00:00")).timestamp()
+                    lags.append((received - logged) * 1000)
+                elif event.get("kind") == "run.status" and event["payload"].get("status") in TERMINAL:
+                    return
+        finally:
+            results.append((lags, presence))
+
+
 def percentile(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, round((len(values) - 1) * p))] if values else float("nan")
 
 
-async def measure(port, token, thread, pid, viewers):
-    base = f"http://127.0.0.1:{port}/api/v1"
-    before = rss_mib(pid)
+async def measure(ports, token, thread, pids, viewers):
+    base = f"http://127.0.0.1:{ports[0]}/api/v1"
+    before = sum(rss_mib(pid) for pid in pids)
     ready, results = asyncio.Semaphore(0), []
-    tasks = [asyncio.create_task(viewer(port, token, thread, ready, results)) for _ in range(viewers)]
+    tasks = []
+    for n in range(viewers):
+        port = ports[n % len(ports)]
+        # One gateway: all over SSE, as before; two: SSE and WebSocket in turn.
+        kind = ws_viewer if len(ports) > 1 and (n // len(ports)) % 2 == 1 else viewer
+        tasks.append(asyncio.create_task(kind(port, token, thread, ready, results)))
     for _ in range(viewers):
         await ready.acquire()
     await asyncio.sleep(3)  # every stream open and idle
-    idle_kib = (rss_mib(pid) - before) * 1024 / viewers
+    idle_kib = (sum(rss_mib(pid) for pid in pids) - before) * 1024 / viewers
     started = time.time()
     await asyncio.to_thread(post, f"{base}/threads/{thread}/messages", {"content": "Count."}, False, token)
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=int(os.environ.get("VIEWERS_TIMEOUT", "300")))
@@ -128,6 +165,7 @@ def main():
     parser.add_argument("cairn")
     parser.add_argument("scripted_llm")
     parser.add_argument("--viewers", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--gateways", type=int, choices=[1, 2], default=1)
     args = parser.parse_args()
     more_files()
     llm = subprocess.Popen([args.scripted_llm, CODE], stdout=subprocess.PIPE, text=True)
@@ -137,33 +175,54 @@ def main():
         llm_url = llm.stdout.readline().strip()
         for n in args.viewers:
             with tempfile.TemporaryDirectory(prefix="cairn-bench-viewers-") as work:
-                port = free_port()
                 providers = f'[{{name="scripted",kind="openai-compatible",base_url="{llm_url}/v1",models=[{{name="m"}}]}}]'
-                env = clean_env({
-                    "CAIRN__SERVER__BIND": f"127.0.0.1:{port}",
+                shared = {
                     "CAIRN__LOG__LEVEL": "warn",
                     "CAIRN__LLM__PROVIDERS": providers,
                     "CAIRN__RATE_LIMIT__PER_USER_PER_MINUTE": "1000000000",
                     "CAIRN__RATE_LIMIT__PER_ADDRESS_PER_MINUTE": "1000000000",
                     "CAIRN__SANDBOX__PYTHON": os.environ.get("CAIRN_SANDBOX_PYTHON", ""),
-                })
-                server = subprocess.Popen([args.cairn, "serve"], env=env, cwd=work,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                }
+                roles, database, admin = [("all", free_port())], None, None
+                if args.gateways == 2:
+                    admin = os.environ.get("CAIRN_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+                    database = f"cairn_bench_{uuid.uuid4().hex[:12]}"
+                    subprocess.run(["psql", admin, "-q", "-c", f"CREATE DATABASE {database}"], check=True)
+                    shared.update({
+                        "CAIRN__DATABASE__URL": admin.rsplit("/", 1)[0] + "/" + database,
+                        "CAIRN__REDIS__URL": os.environ.get("CAIRN_TEST_REDIS_URL", "redis://127.0.0.1:6379"),
+                        "CAIRN__REDIS__PREFIX": f"bench-{uuid.uuid4().hex[:8]}",
+                        "CAIRN__AUTH__SIGNING_KEYS": '[{kid="k1",secret="' + "A" * 43 + '"}]',
+                    })
+                    roles = [("gateway", free_port()), ("gateway", free_port()), ("worker", free_port())]
+                servers = []
                 try:
-                    wait_ready(port, server)
-                    base = f"http://127.0.0.1:{port}/api/v1"
+                    for i, (role, port) in enumerate(roles):
+                        folder = os.path.join(work, f"{role}-{i}")
+                        os.makedirs(folder)
+                        env = clean_env({**shared, "CAIRN__SERVER__BIND": f"127.0.0.1:{port}"})
+                        servers.append(subprocess.Popen([args.cairn, "serve", "--role", role], env=env, cwd=folder,
+                                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                        wait_ready(port, servers[-1])
+                    gateways = [(port, server) for (role, port), server in zip(roles, servers) if role != "worker"]
+                    base = f"http://127.0.0.1:{gateways[0][0]}/api/v1"
                     post(f"{base}/auth/register",
                          {"email": "bench@example.com", "password": PASSWORD, "display_name": "Bench"})
                     token = post(f"{base}/auth/token", {"grant_type": "password", "username": "bench@example.com",
                                                         "password": PASSWORD}, form=True)["access_token"]
                     project = post(f"{base}/projects", {"name": "P"}, False, token)["id"]
                     thread = post(f"{base}/projects/{project}/threads", {"title": "T"}, False, token)["id"]
-                    r = asyncio.run(measure(port, token, thread, server.pid, n))
+                    r = asyncio.run(measure([p for p, _ in gateways], token, thread, [s.pid for _, s in gateways], n))
                     rows.append(f"| {n} | {r['complete']} of {n} | {r['lag_p50_ms']:.1f} ms | {r['lag_p99_ms']:.1f} ms "
                                 f"| {r['presence_messages']:,} | {r['idle_kib_per_viewer']:.1f} KiB |")
                 finally:
-                    server.terminate()
-                    server.wait(timeout=60)
+                    for server in servers:
+                        server.terminate()
+                    for server in servers:
+                        server.wait(timeout=60)
+                    if database:
+                        subprocess.run(["psql", admin, "-q", "-c", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"],
+                                       check=False)
     finally:
         llm.terminate()
         llm.wait(timeout=15)
