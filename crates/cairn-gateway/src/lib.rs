@@ -46,6 +46,13 @@ pub use error::{ApiError, ApiJson, Problem};
 pub use openapi::openapi_document;
 pub use sandbox_host::{sandbox_host_admin_app, sandbox_host_app, sandbox_host_openapi_document};
 
+/// Installs the process's metrics recorder. A process calls it first, so
+/// nothing it does before its HTTP application is built (a worker's first
+/// run) goes uncounted; building the application installs it too.
+pub fn install_metrics() {
+    metrics::install();
+}
+
 /// The process role the gateway reports (`cairn serve --role`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]

@@ -207,6 +207,7 @@ async fn open_database(config: &Config) -> anyhow::Result<Database> {
 }
 
 async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
+    cairn_gateway::install_metrics();
     let role = match role {
         Role::All => ServerRole::All,
         Role::Gateway => ServerRole::Gateway,
