@@ -174,6 +174,9 @@ def main():
         print("|---|---|---|---|---|---|---|")
         print(f"| {args.runs} | {succeeded} | {posting:.1f} s | {total:.1f} s | {percentile(latencies, 0.5):.1f} s "
               f"| {percentile(latencies, 0.99):.1f} s | {per_run_kib:.0f} KiB |")
+        for run in statuses.values():
+            if run["status"] != "succeeded":
+                print(f"run {run['id']} ended {run['status']}: {run.get('error')}", file=sys.stderr)
         if pending:
             print(f"{len(pending)} runs had not ended after 30 minutes", file=sys.stderr)
             return 1

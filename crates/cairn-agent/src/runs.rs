@@ -725,8 +725,12 @@ impl Runs {
         let sandbox = match self.sandbox_for(agent, &run, thread.project_id).await {
             Ok(sandbox) => sandbox,
             // Passing (the sandbox hosts are unreachable or restarting): the
-            // job goes back to the queue and the run is tried again.
-            Err(cairn_core::sandbox::SandboxError::Unavailable(why)) => {
+            // run is tried again (waited out in place, then through the queue).
+            // Or every sandbox slot is busy: the same, until one frees up.
+            Err(
+                cairn_core::sandbox::SandboxError::Unavailable(why)
+                | cairn_core::sandbox::SandboxError::CapReached(why),
+            ) => {
                 return Err(RunError::SandboxUnavailable(format!("no sandbox for the run yet: {why}")));
             }
             Err(why) => {
