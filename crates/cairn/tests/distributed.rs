@@ -458,12 +458,18 @@ async fn every_role_doubled_survives_kills_and_outages_with_every_run_done_once(
                     .chain(cluster.hosts.iter())
                     .map(|p| {
                         let log = p.log();
-                        let wanted = |l: &&str| l.contains(run.as_str()) || l.contains("WARN") || l.contains("ERROR");
+                        let wanted = |l: &&str| {
+                            l.contains(run.as_str())
+                                || l.contains("WARN")
+                                || l.contains("ERROR")
+                                || l.contains("took the run")
+                        };
                         let lines: Vec<&str> = log.lines().filter(wanted).collect();
                         format!("== {} {}\n{}", p.role, p.port, lines.join("\n"))
                     })
                     .collect();
-                panic!("run {run} did not end: {got}\n{}", logs.join("\n"));
+                let calls = cluster.llm.received().len();
+                panic!("run {run} did not end ({calls} model calls in all): {got}\n{}", logs.join("\n"));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
