@@ -480,7 +480,8 @@ async fn a_claim_waits_for_a_fenced_write_in_flight(store: Arc<dyn Store>) {
         assert!(std::time::Instant::now() < deadline, "the writers did not get going");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    store.claim_run(run.id).await.unwrap();
+    let claimed = tokio::time::timeout(Duration::from_secs(60), store.claim_run(run.id)).await;
+    claimed.expect("a claim is not kept waiting by the writes of the run's holder").unwrap();
     let at_claim = count_old().await;
     let mut written = 0_usize;
     for writer in writers {

@@ -158,7 +158,9 @@ sql_store!(
 sql_store!(
     /// The repositories on PostgreSQL: the distributed shape.
     PostgresStore, PgPool, "postgres",
-    "SELECT lease_generation FROM runs WHERE id = $1 FOR SHARE",
     // Held against a concurrent claim; a claim that committed first is seen.
-    " FOR SHARE"
+    // Not FOR SHARE: share locks of overlapping writes could keep a claim
+    // waiting for ever, while these exclusive ones queue with it in turn.
+    "SELECT lease_generation FROM runs WHERE id = $1 FOR NO KEY UPDATE",
+    " FOR NO KEY UPDATE"
 );
