@@ -30,8 +30,8 @@ import urllib.request
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from me import PASSWORD, wait_ready  # noqa: E402
-from startup import clean_env, free_port  # noqa: E402
+from me import PASSWORD  # noqa: E402
+from startup import free_port, start_roles  # noqa: E402
 
 REPLY = "Here it is.\n```python\nprint('hello from the sandbox')\nfinal_answer('done')\n```"
 
@@ -117,13 +117,7 @@ def main():
         work = tempfile.mkdtemp(prefix="cairn-bench-runs-")
         gateway_port = free_port()
         roles = [("gateway", gateway_port), ("worker", free_port()), ("worker", free_port())]
-        for n, (role, port) in enumerate(roles):
-            folder = os.path.join(work, f"{role}-{n}")
-            os.makedirs(folder)
-            env = clean_env({**shared, "CAIRN__SERVER__BIND": f"127.0.0.1:{port}"})
-            processes.append(subprocess.Popen([args.cairn, "serve", "--role", role], env=env, cwd=folder,
-                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            wait_ready(port, processes[-1])
+        start_roles(args.cairn, roles, shared, work, processes)
         base = f"http://127.0.0.1:{gateway_port}/api/v1"
         call(f"{base}/auth/register", {"email": "bench@example.com", "password": PASSWORD, "display_name": "B"})
         token = call(f"{base}/auth/token", {"grant_type": "password", "username": "bench@example.com",

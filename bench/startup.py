@@ -149,3 +149,20 @@ def main():
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def start_roles(binary, roles, settings, work, started):
+    """Starts `cairn serve --role ROLE` for each (role, port), each in a folder
+    of its own under `work` with `settings`, appending each process to
+    `started` (so the caller stops them whatever happens) once it is ready."""
+    for n, (role, port) in enumerate(roles):
+        folder = os.path.join(work, f"{role}-{n}")
+        os.makedirs(folder)
+        env = clean_env({**settings, "CAIRN__SERVER__BIND": f"127.0.0.1:{port}"})
+        started.append(subprocess.Popen([binary, "serve", "--role", role], env=env, cwd=folder,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        deadline = time.time() + 60
+        while not ready(f"http://127.0.0.1:{port}/readyz"):
+            if started[-1].poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"the {role} did not start")
+            time.sleep(0.05)

@@ -34,8 +34,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import urllib.parse  # noqa: E402
 import urllib.request  # noqa: E402
 
-from me import PASSWORD, wait_ready  # noqa: E402
-from startup import clean_env, free_port, rss_mib  # noqa: E402
+from me import PASSWORD  # noqa: E402
+from startup import free_port, rss_mib, start_roles  # noqa: E402
 
 LINES = 20
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -197,13 +197,7 @@ def main():
                     roles = [("gateway", free_port()), ("gateway", free_port()), ("worker", free_port())]
                 servers = []
                 try:
-                    for i, (role, port) in enumerate(roles):
-                        folder = os.path.join(work, f"{role}-{i}")
-                        os.makedirs(folder)
-                        env = clean_env({**shared, "CAIRN__SERVER__BIND": f"127.0.0.1:{port}"})
-                        servers.append(subprocess.Popen([args.cairn, "serve", "--role", role], env=env, cwd=folder,
-                                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-                        wait_ready(port, servers[-1])
+                    start_roles(args.cairn, roles, shared, work, servers)
                     gateways = [(port, server) for (role, port), server in zip(roles, servers) if role != "worker"]
                     base = f"http://127.0.0.1:{gateways[0][0]}/api/v1"
                     post(f"{base}/auth/register",
