@@ -80,5 +80,39 @@ fn is_connection_loss(code: Option<&str>) -> bool {
 }
 
 pub(crate) fn unavailable(reason: String) -> cairn_core::Error {
+    LAST_LOSS.mark();
     cairn_core::Error::Unavailable { dependency: Dependency::Database, reason }
+}
+
+/// When this process last lost the database: connections that sat idle in a
+/// pool since then may be dead (the server or the network dropped them) and
+/// are tested before their next use.
+pub(crate) static LAST_LOSS: Moment = Moment::new();
+
+/// An instant stored in an atomic (milliseconds since the first use).
+#[derive(Debug)]
+pub(crate) struct Moment {
+    since_start_ms: std::sync::atomic::AtomicU64,
+}
+
+static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+impl Moment {
+    const fn new() -> Moment {
+        Moment { since_start_ms: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    fn now_ms() -> u64 {
+        START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64 + 1
+    }
+
+    pub(crate) fn mark(&self) {
+        self.since_start_ms.store(Self::now_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the moment falls within the last `window` (never marked: no).
+    pub(crate) fn within(&self, window: std::time::Duration) -> bool {
+        let at = self.since_start_ms.load(std::sync::atomic::Ordering::Relaxed);
+        at != 0 && Self::now_ms().saturating_sub(at) <= window.as_millis() as u64
+    }
 }

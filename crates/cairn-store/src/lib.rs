@@ -101,15 +101,16 @@ impl Database {
                 }
             }
             // A connection is tested before use only when it sat idle for a
-            // while (the server may have dropped it): testing every one, the
-            // pool's default, costs each query a second round trip.
+            // while (the server may have dropped it) or through a loss of the
+            // database (it was likely cut): testing every one, the pool's
+            // default, costs each query a second round trip.
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections)
                 .acquire_timeout(options.acquire_timeout)
                 .test_before_acquire(false)
                 .before_acquire(|conn, meta| {
                     Box::pin(async move {
-                        if meta.idle_for >= IDLE_BEFORE_PING {
+                        if meta.idle_for >= IDLE_BEFORE_PING || error::LAST_LOSS.within(meta.idle_for) {
                             conn.ping().await?;
                         }
                         Ok(true)
