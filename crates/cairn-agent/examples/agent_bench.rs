@@ -45,7 +45,10 @@ fn unique_email() -> String {
 /// checkpoint write and the edge.
 async fn graph_steps(store: Arc<dyn Store>, steps: u64) -> Vec<f64> {
     let seeded = seed::owner_with_thread(&*store, &unique_email()).await;
-    let run = store.create_run(NewRun { thread_id: seeded.thread.id, created_by: seeded.user.id }).await.unwrap();
+    let run = store
+        .create_run(NewRun { thread_id: seeded.thread.id, created_by: seeded.user.id, trace_parent: None })
+        .await
+        .unwrap();
     let marks = Arc::new(std::sync::Mutex::new(Vec::<Instant>::new()));
     let (think_marks, act_marks) = (marks.clone(), marks.clone());
     let graph = Graph::new("think")
@@ -82,7 +85,10 @@ async fn graph_steps(store: Arc<dyn Store>, steps: u64) -> Vec<f64> {
 /// added), with a checkpoint after each; measured between two thinks.
 async fn agent_steps(store: Arc<dyn Store>, model: Arc<dyn cairn_llm::ChatModel>, steps: u64) -> Vec<f64> {
     let seeded = seed::owner_with_thread(&*store, &unique_email()).await;
-    let run = store.create_run(NewRun { thread_id: seeded.thread.id, created_by: seeded.user.id }).await.unwrap();
+    let run = store
+        .create_run(NewRun { thread_id: seeded.thread.id, created_by: seeded.user.id, trace_parent: None })
+        .await
+        .unwrap();
     let marks = Arc::new(std::sync::Mutex::new(Vec::<Instant>::new()));
     let think_marks = marks.clone();
     let graph = Graph::new("think")

@@ -16,6 +16,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 /// What a graph's state must be: cloneable and serializable (checkpoints).
 pub trait GraphState: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
@@ -249,7 +250,9 @@ impl<S: GraphState> Graph<S> {
                 cancelled: cancelled.clone(),
             };
             let started = std::time::Instant::now();
+            let span = tracing::info_span!("agent.step", otel.name = %format!("step {node}"), cairn.step = ctx.step, cairn.node = %node);
             let step = self.node_fn(&node)?(state, ctx.clone())
+                .instrument(span.clone())
                 .await
                 .map_err(|message| GraphError::Node { node: node.clone(), message })?;
             state = step.state;
@@ -267,7 +270,7 @@ impl<S: GraphState> Graph<S> {
                 },
             };
             position = Position { next, step: position.step + 1, interrupt: question.clone() };
-            checkpoints.save(run, position.step, Self::encode(&state, &position)?).await?;
+            checkpoints.save(run, position.step, Self::encode(&state, &position)?).instrument(span).await?;
             // The node's work and its checkpoint.
             metrics::histogram!("cairn_agent_step_seconds", "node" => node.clone())
                 .record(started.elapsed().as_secs_f64());

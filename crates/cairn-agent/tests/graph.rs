@@ -215,7 +215,10 @@ async fn checkpoints_live_in_the_store() {
     db.migrate().await.unwrap();
     let store = db.store();
     let seeded = cairn_testkit::seed::owner_with_thread(&*store, "a@example.com").await;
-    let run = store.create_run(NewRun { thread_id: seeded.thread.id, created_by: seeded.user.id }).await.unwrap();
+    let run = store
+        .create_run(NewRun { thread_id: seeded.thread.id, created_by: seeded.user.id, trace_parent: None })
+        .await
+        .unwrap();
     let fence = store.claim_run(run.id).await.unwrap();
     let checkpoints = StoreCheckpointer { store: store.clone(), fence: Some(fence) };
     let Outcome::Finished(state) =
@@ -229,7 +232,10 @@ async fn checkpoints_live_in_the_store() {
 
     // A worker whose claim was superseded by another's: its first save is
     // refused and the run stops there, leaving no checkpoint behind.
-    let taken = store.create_run(NewRun { thread_id: seeded.thread.id, created_by: seeded.user.id }).await.unwrap();
+    let taken = store
+        .create_run(NewRun { thread_id: seeded.thread.id, created_by: seeded.user.id, trace_parent: None })
+        .await
+        .unwrap();
     let stale = store.claim_run(taken.id).await.unwrap();
     store.claim_run(taken.id).await.unwrap();
     let checkpoints = StoreCheckpointer { store: store.clone(), fence: Some(stale) };

@@ -133,7 +133,8 @@ impl Config {
         self.sandbox.validate()?;
         self.tools.validate()?;
         self.llm.validate()?;
-        self.agent.validate()
+        self.agent.validate()?;
+        self.log.validate()
     }
 
     /// The database this configuration selects; an empty URL means the SQLite
@@ -217,6 +218,26 @@ mod tests {
         assert!(message.contains("`server.bind`"), "{message}");
         assert!(message.contains("CAIRN__SERVER__BIND"), "{message}");
         assert!(message.contains("expected an address such as 127.0.0.1:8080"), "{message}");
+    }
+
+    #[test]
+    fn traces_go_to_an_otlp_collector_when_one_is_named() {
+        let mut config = Config::default();
+        assert_eq!(config.log.traces_url(), None, "off by default");
+        config.log.otlp_endpoint = "http://collector:4318/".into();
+        assert_eq!(config.log.traces_url().as_deref(), Some("http://collector:4318/v1/traces"));
+        config.log.otlp_endpoint = "https://collector/v1/traces".into();
+        assert_eq!(config.log.traces_url().as_deref(), Some("https://collector/v1/traces"));
+        let message = error_in_jail(|jail| {
+            jail.set_env("CAIRN__LOG__OTLP_ENDPOINT", "collector:4317");
+            Ok(None)
+        });
+        assert!(message.contains("`log.otlp_endpoint`") && message.contains("OTLP collector"), "{message}");
+        let message = error_in_jail(|jail| {
+            jail.set_env("CAIRN__LOG__TRACE_SAMPLE_RATIO", "1.5");
+            Ok(None)
+        });
+        assert!(message.contains("`log.trace_sample_ratio`"), "{message}");
     }
 
     #[test]

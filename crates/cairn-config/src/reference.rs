@@ -288,6 +288,16 @@ const ROWS: &[Row] = &[
     .toml_only(),
     Row::new(&["log.level"], "a tracing filter, e.g. `cairn_gateway=debug,info`"),
     Row::new(&["log.format"], "`json` (one object per line) or `pretty`"),
+    Row::new(
+        &["log.otlp_endpoint"],
+        "an OpenTelemetry collector's OTLP/HTTP address (e.g. `http://otel-collector:4318`): \
+         every process sends its spans there, one trace per run from the gateway through the \
+         queue and the worker to model calls, sandbox executions and tool calls; empty: off",
+    ),
+    Row::new(
+        &["log.trace_sample_ratio"],
+        "the share of traces kept, 0 to 1 (a trace begun in another process keeps its choice)",
+    ),
 ];
 
 /// Every key of `Config` in `section.key` form (`data_dir` for the one

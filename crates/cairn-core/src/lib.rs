@@ -13,6 +13,7 @@ pub mod model;
 pub mod net;
 pub mod sandbox;
 pub mod store;
+pub mod trace;
 
 pub use error::{Dependency, Error, Result};
 pub use ids::{

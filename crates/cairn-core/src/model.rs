@@ -236,12 +236,15 @@ pub struct Run {
     pub error: Option<String>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// The W3C `traceparent` the run's work continues from (traces on).
+    pub trace_parent: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct NewRun {
     pub thread_id: ThreadId,
     pub created_by: UserId,
+    pub trace_parent: Option<String>,
 }
 
 /// One entry of a thread's append-only event log. `seq` numbers are

@@ -338,7 +338,11 @@ async fn artifacts_carry_their_lineage(start: impl Starter<FilesConfig, Library>
         .unwrap();
     let run = lib
         .store
-        .create_run(cairn_core::model::NewRun { thread_id: thread.id, created_by: lib.owner.user.id })
+        .create_run(cairn_core::model::NewRun {
+            thread_id: thread.id,
+            created_by: lib.owner.user.id,
+            trace_parent: None,
+        })
         .await
         .unwrap()
         .id;

@@ -39,16 +39,35 @@ pub(crate) fn wrap<S: Clone + Send + Sync + 'static>(router: Router<S>, config: 
     inner.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok());
-                tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = id.unwrap_or(""))
-            }).on_response(DefaultOnResponse::new().level(tracing::Level::INFO)))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(request_span)
+                    .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+            )
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(axum::middleware::from_fn_with_state(
                 crate::security::SecurityHeaders::new(config),
                 crate::security::headers,
             )),
     )
+}
+
+/// A request's span, continuing the caller's trace when it sends a
+/// `traceparent`: named by its method (the route is not known yet), with
+/// the route as `http.route` once routing found it, as OpenTelemetry's HTTP
+/// conventions have it. Probes and metrics scrapes are at debug level, out
+/// of the log and the traces.
+fn request_span(request: &Request) -> tracing::Span {
+    let id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("");
+    let (method, uri) = (request.method(), request.uri());
+    let span = if matches!(uri.path(), "/healthz" | "/readyz" | "/metrics") {
+        tracing::debug_span!("request", otel.name = %method, otel.kind = "server", http.route = tracing::field::Empty, method = %method, uri = %uri, request_id = id)
+    } else {
+        tracing::info_span!("request", otel.name = %method, otel.kind = "server", http.route = tracing::field::Empty, method = %method, uri = %uri, request_id = id)
+    };
+    let parent = request.headers().get(cairn_core::trace::TRACEPARENT).and_then(|value| value.to_str().ok());
+    cairn_core::trace::continue_from(&span, parent);
+    span
 }
 
 fn cors(origins: &[String]) -> Option<CorsLayer> {
@@ -72,6 +91,7 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let method = request.method().to_string();
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    tracing::Span::current().record("http.route", route.as_str());
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)

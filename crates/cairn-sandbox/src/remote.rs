@@ -41,8 +41,14 @@ impl RemoteSandboxes {
         Ok(RemoteSandboxes { http, base, token: token.to_owned() })
     }
 
+    /// A request to the host, carrying the caller's trace (if any): the
+    /// host's span of it joins the run's trace.
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token)
+        let request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        match cairn_core::trace::current() {
+            Some(parent) => request.header(cairn_core::trace::TRACEPARENT, parent),
+            None => request,
+        }
     }
 
     /// Sends a request; a problem answer becomes its `SandboxError`.

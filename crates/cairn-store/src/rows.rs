@@ -172,6 +172,7 @@ pub(crate) struct RunRow {
     error: Option<String>,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
+    trace_parent: Option<String>,
 }
 
 impl RunRow {
@@ -184,6 +185,7 @@ impl RunRow {
             error: self.error,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            trace_parent: self.trace_parent,
         })
     }
 }

@@ -206,10 +206,13 @@ async fn concurrent_appenders_never_share_or_skip_a_number(store: Arc<dyn Store>
 
 async fn finished_runs_keep_their_final_status(store: Arc<dyn Store>) {
     let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "t@example.com").await;
-    let run = store.create_run(NewRun { thread_id: thread.id, created_by: owner.id }).await.unwrap();
+    let trace = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned());
+    let run = store.create_run(NewRun { thread_id: thread.id, created_by: owner.id, trace_parent: trace.clone() });
+    let run = run.await.unwrap();
     assert_eq!(run.status, RunStatus::Queued);
     let running = store.set_run_status(run.id, RunStatus::Running, None, None).await.unwrap();
     assert_eq!(running.status, RunStatus::Running);
+    assert_eq!(running.trace_parent, trace, "a run keeps the trace it began in");
     let failed =
         store.set_run_status(run.id, RunStatus::Failed, Some("provider timed out".into()), None).await.unwrap();
     assert_eq!(failed.error.as_deref(), Some("provider timed out"));
@@ -250,8 +253,10 @@ async fn projects_and_threads_are_renamed_and_runs_add_up_their_cost(store: Arc<
     assert_eq!((titled.title.as_str(), titled.id), ("New title", thread.id));
     assert_eq!(store.thread(thread.id).await.unwrap().title, "New title");
 
-    let first = store.create_run(NewRun { thread_id: thread.id, created_by: owner.id }).await.unwrap();
-    let second = store.create_run(NewRun { thread_id: thread.id, created_by: owner.id }).await.unwrap();
+    let first =
+        store.create_run(NewRun { thread_id: thread.id, created_by: owner.id, trace_parent: None }).await.unwrap();
+    let second =
+        store.create_run(NewRun { thread_id: thread.id, created_by: owner.id, trace_parent: None }).await.unwrap();
     store.add_run_cost(first.id, 0.25).await.unwrap();
     store.add_run_cost(first.id, 0.5).await.unwrap();
     store.add_run_cost(second.id, 1.0).await.unwrap();
@@ -276,8 +281,10 @@ async fn a_threads_runs_are_listed_oldest_first(store: Arc<dyn Store>) {
         .unwrap();
     let mut written = Vec::new();
     for _ in 0..3 {
-        written.push(store.create_run(NewRun { thread_id: thread.id, created_by: owner.id }).await.unwrap());
-        store.create_run(NewRun { thread_id: other.id, created_by: owner.id }).await.unwrap();
+        written.push(
+            store.create_run(NewRun { thread_id: thread.id, created_by: owner.id, trace_parent: None }).await.unwrap(),
+        );
+        store.create_run(NewRun { thread_id: other.id, created_by: owner.id, trace_parent: None }).await.unwrap();
     }
     written[1] = store.set_run_status(written[1].id, RunStatus::Running, None, None).await.unwrap();
     assert_eq!(store.runs(thread.id).await.unwrap(), written, "this thread's runs only, as they now stand");
@@ -360,7 +367,9 @@ async fn runs_are_counted_by_status(store: Arc<dyn Store>) {
     let before: std::collections::HashMap<RunStatus, u64> = store.run_counts().await.unwrap().into_iter().collect();
     let mut runs = Vec::new();
     for _ in 0..3 {
-        runs.push(store.create_run(NewRun { thread_id: thread.id, created_by: user.id }).await.unwrap());
+        runs.push(
+            store.create_run(NewRun { thread_id: thread.id, created_by: user.id, trace_parent: None }).await.unwrap(),
+        );
     }
     store.set_run_status(runs[0].id, RunStatus::Running, None, None).await.unwrap();
     store.set_run_status(runs[1].id, RunStatus::Failed, Some("boom".into()), None).await.unwrap();
@@ -374,7 +383,8 @@ async fn runs_are_counted_by_status(store: Arc<dyn Store>) {
 
 async fn a_rerun_step_replaces_its_checkpoint(store: Arc<dyn Store>) {
     let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "t@example.com").await;
-    let run = store.create_run(NewRun { thread_id: thread.id, created_by: owner.id }).await.unwrap();
+    let run =
+        store.create_run(NewRun { thread_id: thread.id, created_by: owner.id, trace_parent: None }).await.unwrap();
     assert_eq!(store.latest_checkpoint(run.id).await.unwrap(), None);
     for (step, node) in [(1, "plan"), (2, "act"), (2, "act-again")] {
         let cp = NewCheckpoint { run_id: run.id, step, state: json!({ "node": node }) };
@@ -388,7 +398,8 @@ async fn a_rerun_step_replaces_its_checkpoint(store: Arc<dyn Store>) {
 
 async fn a_worker_whose_run_was_claimed_since_writes_nothing(store: Arc<dyn Store>) {
     let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "t@example.com").await;
-    let run = store.create_run(NewRun { thread_id: thread.id, created_by: owner.id }).await.unwrap();
+    let run =
+        store.create_run(NewRun { thread_id: thread.id, created_by: owner.id, trace_parent: None }).await.unwrap();
     let first = store.claim_run(run.id).await.unwrap();
     let checkpoint = |step| NewCheckpoint { run_id: run.id, step, state: json!({ "step": step }) };
     let answer = |text: &str| NewMessage {
@@ -451,7 +462,8 @@ async fn a_worker_whose_run_was_claimed_since_writes_nothing(store: Arc<dyn Stor
 /// will ever land: writes in flight finish first, later ones are refused.
 async fn a_claim_waits_for_a_fenced_write_in_flight(store: Arc<dyn Store>) {
     let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "t@example.com").await;
-    let run = store.create_run(NewRun { thread_id: thread.id, created_by: owner.id }).await.unwrap();
+    let run =
+        store.create_run(NewRun { thread_id: thread.id, created_by: owner.id, trace_parent: None }).await.unwrap();
     let old = store.claim_run(run.id).await.unwrap();
     let count_old = || async {
         let events = store.events_after(thread.id, 0, 100_000).await.unwrap();

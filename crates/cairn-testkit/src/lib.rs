@@ -14,9 +14,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod otlp;
 mod scripted_llm;
 pub mod seed;
 
+pub use otlp::{CollectedSpan, OtlpCollector};
 pub use scripted_llm::{EMBEDDING_DIMS, Received, Reply, ScriptedLlm, scripted_embedding};
 
 use sqlx::Connection;

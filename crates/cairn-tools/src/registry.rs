@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use cairn_core::sandbox::{ExecHandler, Output};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use tracing::Instrument;
 
 use crate::{Args, Tool, ToolContext, ToolError, ToolSpec};
 
@@ -249,9 +250,16 @@ impl Registry {
         let spec = tool.spec();
         let bound = Self::bind(&spec, &args, &kwargs)?;
         let started = std::time::Instant::now();
+        let span = tracing::info_span!(
+            "tool.call",
+            otel.name = %format!("execute_tool {name}"),
+            otel.status_code = tracing::field::Empty,
+            gen_ai.operation.name = "execute_tool",
+            gen_ai.tool.name = name,
+        );
         let task = {
             let ctx = ctx.clone();
-            tokio::spawn(async move { tool.run(&ctx, bound).await })
+            tokio::spawn(async move { tool.run(&ctx, bound).await }.instrument(span.clone()))
         };
         let abort = task.abort_handle();
         let result = match tokio::time::timeout(spec.timeout, task).await {
@@ -268,6 +276,9 @@ impl Registry {
                 )))
             }
         };
+        if result.is_err() {
+            span.record("otel.status_code", "error");
+        }
         tracing::info!(
             tool = name,
             ok = result.is_ok(),

@@ -14,12 +14,13 @@ use std::time::Duration;
 use anyhow::Context;
 use cairn_auth::mail::{Mailer, Outbox, Smtp};
 use cairn_auth::{Auth, SigningKeys};
-use cairn_config::{Config, LogFormat};
+use cairn_config::Config;
 use cairn_core::bus::{Bus, QueueOptions};
 use cairn_gateway::{AppParts, AppState, ServerRole};
 use cairn_store::{Database, OpenOptions};
 use clap::{Parser, Subcommand, ValueEnum};
-use tracing_subscriber::EnvFilter;
+
+mod telemetry;
 
 #[derive(Debug, Parser)]
 #[command(name = "cairn", version, about = "Cairn: a self-hostable AI agent platform")]
@@ -115,8 +116,23 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         return Ok(());
     }
     let config = Config::load(cli.config.as_deref()).map_err(|e| Failure::Config(e.into()))?;
-    init_tracing(&config)?;
-    match cli.command {
+    let service = match &cli.command {
+        Command::Serve { role: Role::All } => Some("cairn"),
+        Command::Serve { role: Role::Gateway } => Some("cairn-gateway"),
+        Command::Serve { role: Role::Worker } => Some("cairn-worker"),
+        Command::Serve { role: Role::SandboxHost } => Some("cairn-sandbox-host"),
+        _ => None,
+    };
+    let traces = telemetry::init(&config, service).map_err(Failure::Config)?;
+    let result = command(cli.command, config).await;
+    if let Some(traces) = traces {
+        traces.shutdown().await;
+    }
+    result
+}
+
+async fn command(command: Command, config: Config) -> Result<(), Failure> {
+    match command {
         Command::Version => Ok(()),
         Command::Migrate => {
             let db = open_database(&config).await?;
@@ -177,21 +193,6 @@ fn build_auth(config: &Config, store: Arc<dyn cairn_core::store::Store>, bus: &B
         Arc::new(Smtp::new(&config.mail.smtp_url, &config.mail.from).context("mail.smtp_url")?)
     };
     Ok(Auth::new(config, store, bus, mailer, keys))
-}
-
-fn init_tracing(config: &Config) -> Result<(), Failure> {
-    let filter = EnvFilter::try_new(&config.log.level).map_err(|e| {
-        Failure::Config(anyhow::anyhow!(
-            "configuration key `log.level` is invalid: expected a filter such as `info` or `cairn_gateway=debug,info` ({e})"
-        ))
-    })?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    // A second initialisation (tests in one process) keeps the first.
-    let _ = match config.log.format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Pretty => builder.try_init(),
-    };
-    Ok(())
 }
 
 async fn open_database(config: &Config) -> anyhow::Result<Database> {

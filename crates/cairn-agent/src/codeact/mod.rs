@@ -35,6 +35,7 @@ use cairn_tools::{Registry, Services, ToolContext};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use crate::budget::{Budget, Spent};
 use crate::events::{

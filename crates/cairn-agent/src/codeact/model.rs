@@ -75,83 +75,100 @@ impl Agent {
     ) -> Result<Option<String>, AgentError> {
         let chosen = model_id.or(state.model.as_deref()).or(run.model.as_deref());
         let (model, info) = self.models.get(chosen)?;
-        let mut measured = CallMetrics::start(&info.id);
-        let request = ChatRequest {
-            model: info.model.clone(),
-            system: Some(system),
-            messages,
-            max_tokens: (info.context_tokens / 4).clamp(256, REPLY_TOKENS as u32) + reasoning_room(&info),
-            temperature: None,
-            stop: Vec::new(),
-            ..ChatRequest::default()
-        };
-        // The provider's own words: "the model refused the request: …",
-        // "the provider refused the key: …", "the provider has no model …".
-        let mut stream = model.stream(&request).await?;
-        let mut reply = String::new();
-        let mut pending = String::new();
-        // The model's reasoning, streamed apart and never part of the reply.
-        let mut thinking = String::new();
-        let mut last_flush = Instant::now();
-        let mut usage = Usage::default();
-        loop {
-            // A cancel stops the model call at once, not at the end of its reply.
-            let delta = tokio::select! {
-                delta = stream.next() => delta,
-                () = async {
-                    while !ctx.cancelled() {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                } => {
-                    measured.outcome = "cancelled";
-                    return Ok(None);
-                }
+        // A span of the call, named and described as OpenTelemetry's
+        // conventions for generative AI say.
+        let span = tracing::info_span!(
+            "model.call",
+            otel.name = %format!("chat {}", info.model),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            gen_ai.operation.name = "chat",
+            gen_ai.request.model = %info.model,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+            cairn.model = %info.id,
+        );
+        async {
+            let mut measured = CallMetrics::start(&info.id);
+            let request = ChatRequest {
+                model: info.model.clone(),
+                system: Some(system),
+                messages,
+                max_tokens: (info.context_tokens / 4).clamp(256, REPLY_TOKENS as u32) + reasoning_room(&info),
+                temperature: None,
+                stop: Vec::new(),
+                ..ChatRequest::default()
             };
-            let Some(delta) = delta else { break };
-            match delta.map_err(|e| format!("the model's reply broke off: {e}"))? {
-                Delta::Text(text) => {
-                    reply.push_str(&text);
-                    pending.push_str(&text);
-                    // Token deltas go out in small batches, not one write each.
-                    if stream_tokens && last_flush.elapsed() >= Duration::from_millis(50) {
-                        events.emit(RunEvent::Token(step_text(std::mem::take(&mut pending), state))).await;
-                        last_flush = Instant::now();
+            // The provider's own words: "the model refused the request: …",
+            // "the provider refused the key: …", "the provider has no model …".
+            let mut stream = model.stream(&request).await?;
+            let mut reply = String::new();
+            let mut pending = String::new();
+            // The model's reasoning, streamed apart and never part of the reply.
+            let mut thinking = String::new();
+            let mut last_flush = Instant::now();
+            let mut usage = Usage::default();
+            loop {
+                // A cancel stops the model call at once, not at the end of its reply.
+                let delta = tokio::select! {
+                    delta = stream.next() => delta,
+                    () = async {
+                        while !ctx.cancelled() {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    } => {
+                        measured.outcome = "cancelled";
+                        return Ok(None);
                     }
-                }
-                Delta::Reasoning(text) => {
-                    thinking.push_str(&text);
-                    if last_flush.elapsed() >= Duration::from_millis(50) {
-                        events.emit(RunEvent::Reasoning(step_text(std::mem::take(&mut thinking), state))).await;
-                        last_flush = Instant::now();
+                };
+                let Some(delta) = delta else { break };
+                match delta.map_err(|e| format!("the model's reply broke off: {e}"))? {
+                    Delta::Text(text) => {
+                        reply.push_str(&text);
+                        pending.push_str(&text);
+                        // Token deltas go out in small batches, not one write each.
+                        if stream_tokens && last_flush.elapsed() >= Duration::from_millis(50) {
+                            events.emit(RunEvent::Token(step_text(std::mem::take(&mut pending), state))).await;
+                            last_flush = Instant::now();
+                        }
                     }
+                    Delta::Reasoning(text) => {
+                        thinking.push_str(&text);
+                        if last_flush.elapsed() >= Duration::from_millis(50) {
+                            events.emit(RunEvent::Reasoning(step_text(std::mem::take(&mut thinking), state))).await;
+                            last_flush = Instant::now();
+                        }
+                    }
+                    Delta::Done { usage: used, .. } => usage = used,
                 }
-                Delta::Done { usage: used, .. } => usage = used,
             }
+            if !thinking.is_empty() {
+                events.emit(RunEvent::Reasoning(step_text(thinking, state))).await;
+            }
+            if stream_tokens && !pending.is_empty() {
+                events.emit(RunEvent::Token(step_text(pending, state))).await;
+            }
+            state.turns += 1;
+            state.usage.add(usage);
+            let cost = info.cost(usage);
+            measured.finished(usage, cost);
+            state.cost_usd += cost;
+            if let Err(error) = self.store.add_run_cost(run.run, cost).await {
+                tracing::warn!(%error, "the cost of a model call could not be recorded");
+            }
+            events
+                .emit(RunEvent::Usage(UsageRecorded {
+                    model: info.id.clone(),
+                    user: run.user,
+                    tokens: usage,
+                    cost_usd: cost,
+                    saved_usd: info.saved_by_cache(usage),
+                }))
+                .await;
+            Ok(Some(reply))
         }
-        if !thinking.is_empty() {
-            events.emit(RunEvent::Reasoning(step_text(thinking, state))).await;
-        }
-        if stream_tokens && !pending.is_empty() {
-            events.emit(RunEvent::Token(step_text(pending, state))).await;
-        }
-        state.turns += 1;
-        state.usage.add(usage);
-        let cost = info.cost(usage);
-        measured.finished(usage, cost);
-        state.cost_usd += cost;
-        if let Err(error) = self.store.add_run_cost(run.run, cost).await {
-            tracing::warn!(%error, "the cost of a model call could not be recorded");
-        }
-        events
-            .emit(RunEvent::Usage(UsageRecorded {
-                model: info.id.clone(),
-                user: run.user,
-                tokens: usage,
-                cost_usd: cost,
-                saved_usd: info.saved_by_cache(usage),
-            }))
-            .await;
-        Ok(Some(reply))
+        .instrument(span)
+        .await
     }
 
     /// Keeps the prompt within the model's context window: when the
@@ -252,6 +269,9 @@ impl CallMetrics {
 
     fn finished(&mut self, usage: Usage, cost_usd: f64) {
         self.outcome = "ok";
+        let span = tracing::Span::current();
+        span.record("gen_ai.usage.input_tokens", usage.input_tokens);
+        span.record("gen_ai.usage.output_tokens", usage.output_tokens);
         let model = self.model.clone();
         for (kind, tokens) in [
             ("input", usage.input_tokens),
@@ -270,6 +290,9 @@ impl CallMetrics {
 impl Drop for CallMetrics {
     fn drop(&mut self) {
         let model = std::mem::take(&mut self.model);
+        if self.outcome == "error" {
+            tracing::Span::current().record("otel.status_code", "error");
+        }
         metrics::histogram!("cairn_model_call_seconds", "model" => model.clone())
             .record(self.started.elapsed().as_secs_f64());
         metrics::counter!("cairn_model_calls_total", "model" => model, "outcome" => self.outcome).increment(1);

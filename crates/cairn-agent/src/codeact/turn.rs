@@ -185,7 +185,9 @@ impl Agent {
                 tracing::warn!(error = %error.detail(), "the sub-agent's tools could not be set");
             }
         }
-        let execution = self.services.sandboxes.execute(run.sandbox, Execution::Python { code }, &mut bridge);
+        let span = tracing::info_span!("sandbox.execute", otel.name = "execute code", cairn.sandbox = %run.sandbox);
+        let execution =
+            self.services.sandboxes.execute(run.sandbox, Execution::Python { code }, &mut bridge).instrument(span);
         let outcome = {
             tokio::pin!(execution);
             loop {

@@ -14,16 +14,15 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use cairn_core::bus::Bus;
 use cairn_core::model::{Fence, Message, MessageRole, NewEvent, NewMessage, NewRun, Run, RunStatus};
-use cairn_core::sandbox::{NewSandbox, SandboxResult};
 use cairn_core::store::Store;
-use cairn_core::{RunId, SandboxId, ThreadId, UserId};
+use cairn_core::{RunId, ThreadId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use crate::budget::{Budget, budget_spent};
-use crate::codeact::{Agent, AgentState, RunContext};
+use crate::codeact::{Agent, AgentState};
 use crate::events::{Events, ForkedFrom, MessageCreated, PlanChanged, RunEvent, SCHEMA_VERSION, StatusChanged};
-use crate::graph::{CheckpointError, GraphError, Outcome, StoreCheckpointer};
 use crate::plan::{Plan, builtin_agents};
 use cairn_config::{AgentConfig, AgentSpec};
 
@@ -36,6 +35,8 @@ const TRANSIENT_RETRIES: u32 = 30;
 
 /// The bus topic on which a cancel reaches the process working the run.
 const CANCEL_TOPIC: &str = "runs.cancel";
+
+mod worker;
 
 /// The bus topic a thread's events are published on.
 pub fn topic(thread: ThreadId) -> String {
@@ -108,6 +109,9 @@ pub struct RunJob {
     /// Plan first.
     #[serde(default)]
     pub plan: bool,
+    /// The W3C `traceparent` the worker's span continues from (traces on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 impl RunJob {
@@ -372,20 +376,37 @@ impl Runs {
         if !start {
             return Ok((message, None));
         }
-        let run = self.inner.store.create_run(NewRun { thread_id: thread, created_by: user }).await?;
+        let (run, span) = self.create_run(NewRun { thread_id: thread, created_by: user, trace_parent: None }).await?;
         let queued =
             StatusChanged { model: model.clone(), plan: Some(plan), ..StatusChanged::new(RunStatus::Queued, None) };
         self.events(thread, Some(run.id)).emit(RunEvent::Status(queued)).await;
-        self.enqueue_job(run.id, model, plan).await?;
+        self.enqueue_job(&run, model, plan).instrument(span).await?;
         Ok((message, Some(run)))
     }
 
-    async fn enqueue(&self, run: RunId, model: Option<String>) -> Result<(), RunError> {
+    /// A new run, and the span its trace begins with: the run keeps that
+    /// span's `traceparent`, so every worker that takes it up, now or after
+    /// an answer, continues the same trace.
+    async fn create_run(&self, new: NewRun) -> Result<(Run, tracing::Span), RunError> {
+        let span = tracing::info_span!(
+            "run.queue",
+            otel.name = "queue run",
+            otel.kind = "producer",
+            messaging.destination.name = QUEUE,
+            cairn.run.id = tracing::field::Empty,
+        );
+        let new = NewRun { trace_parent: cairn_core::trace::traceparent(&span), ..new };
+        let run = self.inner.store.create_run(new).instrument(span.clone()).await?;
+        span.record("cairn.run.id", tracing::field::display(run.id));
+        Ok((run, span))
+    }
+
+    async fn enqueue(&self, run: &Run, model: Option<String>) -> Result<(), RunError> {
         self.enqueue_job(run, model, false).await
     }
 
-    async fn enqueue_job(&self, run: RunId, model: Option<String>, plan: bool) -> Result<(), RunError> {
-        let job = RunJob { version: RunJob::VERSION, run, model, plan };
+    async fn enqueue_job(&self, run: &Run, model: Option<String>, plan: bool) -> Result<(), RunError> {
+        let job = RunJob { version: RunJob::VERSION, run: run.id, model, plan, trace: run.trace_parent.clone() };
         self.inner.bus.queue.enqueue(QUEUE, Bytes::from(job.encode())).await?;
         Ok(())
     }
@@ -447,7 +468,7 @@ impl Runs {
         self.post(run.thread_id, user, answer, false).await?;
         let run = self.set_status(&run, StatusChanged::new(RunStatus::Queued, None)).await?;
         // The model stays the one in the run's checkpointed state.
-        self.enqueue(id, None).await?;
+        self.enqueue(&run, None).await?;
         Ok(run)
     }
 
@@ -500,7 +521,8 @@ impl Runs {
                 .await?;
         }
         self.working().changed(forked.id).await;
-        let new_run = self.inner.store.create_run(NewRun { thread_id: forked.id, created_by: user }).await?;
+        let (new_run, span) =
+            self.create_run(NewRun { thread_id: forked.id, created_by: user, trace_parent: None }).await?;
         let mut state = checkpoint.state;
         // The copies count as seen; a pending approval does not carry over.
         state["state"]["seen_messages"] = json!(messages.len());
@@ -514,7 +536,7 @@ impl Runs {
             ..StatusChanged::new(RunStatus::Queued, None)
         };
         self.events(forked.id, Some(new_run.id)).emit(RunEvent::Status(queued)).await;
-        self.enqueue(new_run.id, None).await?;
+        self.enqueue(&new_run, None).instrument(span).await?;
         Ok((forked, new_run))
     }
 
@@ -549,294 +571,6 @@ impl Runs {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-
-    /// Starts `count` workers taking runs from the queue, as `consumer`
-    /// (none where this process has no agent: it only queues runs).
-    pub fn start_workers(&self, consumer: &str, count: usize) -> Vec<tokio::task::JoinHandle<()>> {
-        let Some(agent) = self.inner.agent.clone() else {
-            tracing::error!("this process has no agent to work runs with; no worker started");
-            return Vec::new();
-        };
-        self.listen_for_cancels();
-        (0..count)
-            .map(|n| {
-                let (runs, agent, consumer) = (self.clone(), agent.clone(), format!("{consumer}-{n}"));
-                tokio::spawn(async move { runs.work(&agent, &consumer).await })
-            })
-            .collect()
-    }
-
-    async fn work(&self, agent: &Arc<Agent>, consumer: &str) {
-        let mut drain = self.inner.drain.subscribe();
-        loop {
-            let taken = tokio::select! {
-                taken = self.inner.bus.queue.take(QUEUE, consumer, Duration::from_secs(5)) => taken,
-                () = async { let _ = drain.wait_for(|d| *d != Drain::Take).await; } => return,
-            };
-            let delivery = match taken {
-                Ok(Some(delivery)) => delivery,
-                Ok(None) => continue,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot take runs from the queue; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            let Some(RunJob { run: id, model, plan, .. }) = RunJob::decode(&delivery.payload) else {
-                tracing::warn!(job = %String::from_utf8_lossy(&delivery.payload), "a queued job could not be read; dropped");
-                let _ = self.inner.bus.queue.ack(&delivery).await;
-                continue;
-            };
-            // Keep the lease while the run works, and stop the run if it was
-            // cancelled elsewhere and the bus's word of it was lost.
-            let heartbeat = {
-                let (runs, delivery, every) = (self.clone(), delivery.clone(), self.inner.lease / 3);
-                tokio::spawn(async move {
-                    loop {
-                        tokio::time::sleep(every).await;
-                        match runs.inner.bus.queue.extend(&delivery).await {
-                            Ok(()) => {}
-                            // Another worker has the job now: this one stops
-                            // (and its writes are refused in any case).
-                            Err(cairn_core::Error::LeaseLost { .. }) => {
-                                runs.stop_here(id);
-                                return;
-                            }
-                            // The bus is away for a moment: try again at the
-                            // next beat (should the lease run out meanwhile,
-                            // the fence keeps the two workers apart).
-                            Err(_) => continue,
-                        }
-                        if runs.inner.store.run(id).await.is_ok_and(|run| run.status == RunStatus::Cancelled) {
-                            runs.stop_here(id);
-                        }
-                    }
-                })
-            };
-            self.inner.working.fetch_add(1, Ordering::SeqCst);
-            // A passing outage (the database, the sandbox hosts) is waited
-            // out here, holding the job, rather than spending its deliveries.
-            let mut waited = 0;
-            let result = loop {
-                let result = tokio::select! {
-                    result = self.process(agent, id, model.clone(), plan) => Some(result),
-                    () = async { let _ = drain.wait_for(|d| *d == Drain::Release).await; } => None,
-                };
-                let passing = matches!(
-                    result,
-                    Some(Err(RunError::Store(cairn_core::Error::Unavailable { .. }) | RunError::SandboxUnavailable(_)))
-                );
-                if !passing || waited >= TRANSIENT_RETRIES || *drain.borrow() != Drain::Take {
-                    break result;
-                }
-                waited += 1;
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            };
-            heartbeat.abort();
-            match result {
-                // Shutting down: the run goes back to the queue now, and the
-                // next worker goes on from its last checkpoint.
-                None => {
-                    self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
-                    let why = "the worker shut down; the run goes on elsewhere from its last checkpoint";
-                    let _ = self.inner.bus.queue.nack(&delivery, Duration::ZERO, why).await;
-                }
-                Some(Ok(())) => {
-                    let _ = self.inner.bus.queue.ack(&delivery).await;
-                }
-                // Taken over by another worker after this one's lease ran
-                // out: the job is the other's now, nothing to hand back.
-                Some(Err(RunError::Store(cairn_core::Error::LeaseLost { .. }))) => {
-                    self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
-                    tracing::info!(run = %id, "another worker took the run over; this one let it go");
-                }
-                // The last delivery: the run ends failed rather than waiting
-                // in the dead letters with a status that says it runs.
-                Some(Err(error)) if delivery.attempt >= self.inner.max_deliveries => {
-                    tracing::warn!(run = %id, %error, attempt = delivery.attempt, "a run failed on its last delivery");
-                    let why = format!("the run could not go on after {} attempts: {error}", delivery.attempt);
-                    if let Ok(run) = self.inner.store.run(id).await {
-                        let _ = self.set_status(&run, StatusChanged::new(RunStatus::Failed, Some(why))).await;
-                    }
-                    let _ = self.inner.bus.queue.nack(&delivery, Duration::ZERO, &error.to_string()).await;
-                }
-                Some(Err(error)) => {
-                    tracing::warn!(run = %id, %error, "a run could not be processed; it will be tried again");
-                    let _ = self.inner.bus.queue.nack(&delivery, Duration::from_secs(2), &error.to_string()).await;
-                }
-            }
-            self.inner.working.fetch_sub(1, Ordering::SeqCst);
-            if *drain.borrow() != Drain::Take {
-                return;
-            }
-        }
-    }
-
-    /// The thread's sandbox: the one made for it before, or a new one.
-    async fn sandbox_for(&self, agent: &Agent, run: &Run, project: cairn_core::ProjectId) -> SandboxResult<SandboxId> {
-        let sandboxes = &agent.services.sandboxes;
-        let existing = sandboxes.list(Some(run.created_by)).await?;
-        if let Some(found) = existing.iter().find(|s| s.thread == Some(run.thread_id)) {
-            return Ok(found.id);
-        }
-        let request = NewSandbox {
-            owner: run.created_by,
-            project: Some(project),
-            thread: Some(run.thread_id),
-            policy: Default::default(),
-            id: None,
-            restore: false,
-        };
-        Ok(sandboxes.create(request).await?.id)
-    }
-
-    /// Whether the thread's log tells of the message (its answer was posted
-    /// by a worker that may have died before saying so).
-    async fn announced(&self, thread: ThreadId, message: cairn_core::MessageId) -> Result<bool, RunError> {
-        let (mut after, id) = (0, json!(message));
-        loop {
-            let page = self.inner.store.events_after(thread, after, 1000).await?;
-            if page.iter().any(|e| e.kind == "message.created" && e.payload["id"] == id) {
-                return Ok(true);
-            }
-            match page.last() {
-                Some(last) => after = last.seq,
-                None => return Ok(false),
-            }
-        }
-    }
-
-    async fn process(&self, agent: &Arc<Agent>, id: RunId, model: Option<String>, plan: bool) -> Result<(), RunError> {
-        let run = self.inner.store.run(id).await?;
-        if run.status.is_terminal() || run.status == RunStatus::Waiting {
-            return Ok(());
-        }
-        let thread = self.inner.store.thread(run.thread_id).await?;
-        // From here on this worker writes as the run's holder: a worker that
-        // held it before (its lease ran out while it was paused or cut off)
-        // has every write refused.
-        let fence = self.inner.store.claim_run(id).await?;
-        let run = if run.status == RunStatus::Running {
-            tracing::info!(run = %id, "resuming a run from its last checkpoint");
-            run
-        } else {
-            self.set_status_under(&run, StatusChanged::new(RunStatus::Running, None), Some(fence)).await?
-        };
-        let sandbox = match self.sandbox_for(agent, &run, thread.project_id).await {
-            Ok(sandbox) => sandbox,
-            // Passing (the sandbox hosts are unreachable or restarting): the
-            // run is tried again (waited out in place, then through the queue).
-            // Or every sandbox slot is busy: the same, until one frees up.
-            Err(
-                cairn_core::sandbox::SandboxError::Unavailable(why)
-                | cairn_core::sandbox::SandboxError::CapReached(why),
-            ) => {
-                return Err(RunError::SandboxUnavailable(format!("no sandbox for the run yet: {why}")));
-            }
-            Err(why) => {
-                let why = format!("no sandbox for the run: {}", why.detail());
-                self.set_status_under(&run, StatusChanged::new(RunStatus::Failed, Some(why)), Some(fence)).await?;
-                return Ok(());
-            }
-        };
-        let project = self.inner.store.project(thread.project_id).await?;
-        let cancel = Arc::new(AtomicBool::new(false));
-        self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).insert(id, cancel.clone());
-        let context = RunContext {
-            run: id,
-            thread: run.thread_id,
-            project: thread.project_id,
-            user: run.created_by,
-            sandbox,
-            model: None,
-            budget: self.inner.budget,
-            project_budget_usd: project.budget_usd,
-            require_approval: self.inner.require_approval.clone(),
-            planning: plan,
-            agents: self.inner.agents.clone(),
-            plan_approval: self.inner.plan_approval,
-            working: self.working(),
-        };
-        let events =
-            StoreEvents { fence: Some(fence), stop: Some(cancel.clone()), ..self.events(run.thread_id, Some(id)) };
-        let graph = agent.graph(context, Arc::new(events.clone()));
-        let checkpoints = StoreCheckpointer { store: self.inner.store.clone(), fence: Some(fence) };
-        // The run's own model, else the thread's, else the project's, else the default.
-        let initial = AgentState {
-            model: model.or(thread.model.clone()).or(project.model),
-            planning: plan,
-            ..AgentState::default()
-        };
-        let outcome = graph.run(&id.to_string(), &checkpoints, initial, None, cancel).await;
-        self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
-        match outcome {
-            Ok(Outcome::Finished(state)) => match (state.final_answer, state.failure) {
-                (Some(answer), _) => {
-                    // Posted once: a worker that died between posting the
-                    // answer and marking the run finds it posted here.
-                    let answered = NewMessage {
-                        thread_id: run.thread_id,
-                        role: MessageRole::Assistant,
-                        author: None,
-                        content: answer.clone(),
-                        attachments: Vec::new(),
-                    };
-                    let (message, posted) = self.inner.store.append_answer(answered, id, Some(fence)).await?;
-                    if posted || !self.announced(run.thread_id, message.id).await? {
-                        self.working().changed(run.thread_id).await;
-                        let created = MessageCreated {
-                            id: message.id,
-                            role: MessageRole::Assistant,
-                            author: None,
-                            content: answer.clone(),
-                            attachments: Vec::new(),
-                        };
-                        events.emit(RunEvent::MessageCreated(created)).await;
-                    }
-                    let succeeded = StatusChanged {
-                        answer: Some(answer),
-                        usage: Some(state.usage),
-                        cost_usd: Some(state.cost_usd),
-                        steps: Some(state.turns),
-                        ..StatusChanged::new(RunStatus::Succeeded, None)
-                    };
-                    self.set_status_under(&run, succeeded, Some(fence)).await?;
-                }
-                (None, failure) => {
-                    let why = failure.unwrap_or_else(|| "the run ended without an answer".to_owned());
-                    let failed =
-                        StatusChanged { usage: Some(state.usage), ..StatusChanged::new(RunStatus::Failed, Some(why)) };
-                    self.set_status_under(&run, failed, Some(fence)).await?;
-                }
-            },
-            Ok(Outcome::Interrupted { question, .. }) => {
-                let question = question.as_str().map_or_else(|| question.to_string(), str::to_owned);
-                let waiting =
-                    StatusChanged { question: Some(question), ..StatusChanged::new(RunStatus::Waiting, None) };
-                self.set_status_under(&run, waiting, Some(fence)).await?;
-            }
-            Ok(Outcome::Cancelled(_)) => {
-                match self.set_status_under(&run, StatusChanged::new(RunStatus::Cancelled, None), Some(fence)).await {
-                    // Cancelled through another process, which already said so.
-                    Ok(_) | Err(RunError::Store(cairn_core::Error::Conflict { .. })) => {}
-                    Err(other) => return Err(other),
-                }
-            }
-            // The store is out of reach: the job goes back to the queue and
-            // the run goes on from its last checkpoint when it is taken again.
-            // Or another worker has taken the run over: it is the other's now.
-            Err(GraphError::Checkpoint(CheckpointError::Store(
-                error @ (cairn_core::Error::Unavailable { .. } | cairn_core::Error::LeaseLost { .. }),
-            ))) => {
-                return Err(error.into());
-            }
-            Err(error) => {
-                let failed = StatusChanged::new(RunStatus::Failed, Some(error.to_string()));
-                self.set_status_under(&run, failed, Some(fence)).await?;
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -846,11 +580,16 @@ mod tests {
     #[test]
     fn queued_jobs_of_this_and_the_first_version_read_and_newer_ones_do_not() {
         let run = RunId::new();
-        let job = RunJob { version: RunJob::VERSION, run, model: Some("p/m".into()), plan: true };
+        let trace = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned());
+        let job = RunJob { version: RunJob::VERSION, run, model: Some("p/m".into()), plan: true, trace };
         assert_eq!(RunJob::decode(&job.encode()), Some(job));
-        // Version 1 wrote the same fields without a version.
+        // Version 1 wrote the same fields without a version; a job of
+        // version 2 queued before traces has no trace.
         let first = json!({ "run": run, "model": null, "plan": false }).to_string();
-        assert_eq!(RunJob::decode(first.as_bytes()), Some(RunJob { version: 1, run, model: None, plan: false }));
+        let read = RunJob::decode(first.as_bytes());
+        assert_eq!(read, Some(RunJob { version: 1, run, model: None, plan: false, trace: None }));
+        let untraced = RunJob { version: RunJob::VERSION, run, model: None, plan: false, trace: None };
+        assert!(!String::from_utf8(untraced.encode()).unwrap().contains("trace"));
         let newer = json!({ "version": RunJob::VERSION + 1, "run": run }).to_string();
         assert_eq!(RunJob::decode(newer.as_bytes()), None);
         assert_eq!(RunJob::decode(b"{\"run\": \"not an id\"}"), None);

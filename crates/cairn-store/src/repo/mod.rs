@@ -53,7 +53,7 @@ macro_rules! thread_columns {
 }
 macro_rules! run_columns {
     () => {
-        "id, thread_id, status, created_by, error, created_at, updated_at"
+        "id, thread_id, status, created_by, error, created_at, updated_at, trace_parent"
     };
 }
 macro_rules! api_key_columns {

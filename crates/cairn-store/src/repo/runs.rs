@@ -8,13 +8,14 @@ macro_rules! run_repo {
         impl RunRepo for $store {
             async fn create_run(&self, new: NewRun) -> cairn_core::Result<Run> {
                 let at = now();
-                let sql = concat!("INSERT INTO runs (", run_columns!(), ") VALUES ($1, $2, $3, $4, NULL, $5, $5) RETURNING ", run_columns!());
+                let sql = concat!("INSERT INTO runs (", run_columns!(), ") VALUES ($1, $2, $3, $4, NULL, $5, $5, $6) RETURNING ", run_columns!());
                 let row: RunRow = sqlx::query_as(sql)
                     .bind(RunId::new().0)
                     .bind(new.thread_id.0)
                     .bind(RunStatus::Queued.as_str())
                     .bind(new.created_by.0)
                     .bind(at)
+                    .bind(new.trace_parent)
                     .fetch_one(&self.pool)
                     .await
                     .db_entity("run")?;
