@@ -28,120 +28,14 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
 
-use crate::egress::Egress;
 use crate::kernel::KernelHandle;
 use crate::limits::{self, CgroupSupport, Limits};
 use crate::{Error, Kernel, KernelOptions, KernelPool, workspace};
 
-/// How the local backend runs sandboxes.
-#[derive(Debug, Clone)]
-pub struct LocalConfig {
-    /// Where workspaces, the warm pool and the runtime files live.
-    pub root: PathBuf,
-    /// The sandbox's Python (a venv's `bin/python`); `None` for the host's `python3`.
-    pub python: Option<PathBuf>,
-    /// Limits of a sandbox whose policy names none.
-    pub defaults: Limits,
-    /// The most a policy may ask for.
-    pub maximum: Limits,
-    /// Kernels kept started ahead of need (0: none).
-    pub pool_size: usize,
-    /// A running sandbox unused this long is paused.
-    pub idle_pause: Duration,
-    /// A paused sandbox unused this long is destroyed.
-    pub idle_reclaim: Duration,
-    /// Running sandboxes one owner may have.
-    pub max_running_per_user: usize,
-    /// Running sandboxes on this host.
-    pub max_running: usize,
-    /// The egress proxy for policies that allow network; `None`: no sandbox
-    /// on this host may have network.
-    pub egress: Option<Egress>,
-    /// Python every kernel runs first (the tools' functions).
-    pub prelude: Option<String>,
-    /// Where workspaces are snapshotted (a sandbox host of the distributed
-    /// shape); `None`: nowhere.
-    pub snapshots: Option<crate::Snapshots>,
-}
+mod config;
+mod moves;
 
-impl LocalConfig {
-    /// Defaults for a root folder: the host's Python, default limits, a warm
-    /// pool of 2, pause after 15 minutes idle, reclaim after 7 days.
-    pub fn new(root: PathBuf) -> LocalConfig {
-        LocalConfig {
-            root,
-            python: None,
-            defaults: Limits::default(),
-            maximum: Limits::default(),
-            pool_size: 2,
-            idle_pause: Duration::from_secs(15 * 60),
-            idle_reclaim: Duration::from_secs(7 * 24 * 3600),
-            max_running_per_user: 4,
-            max_running: 32,
-            egress: None,
-            prelude: None,
-            snapshots: None,
-        }
-    }
-}
-
-impl LocalConfig {
-    /// The local backend as configured (`sandbox.*`), with its files under
-    /// `<data_dir>/sandboxes`. With `sandbox.allow_network`, this starts the
-    /// egress proxy (so it must run inside the async runtime).
-    pub fn from_config(config: &cairn_config::SandboxConfig, data_dir: &Path) -> SandboxResult<LocalConfig> {
-        let root = data_dir.join("sandboxes");
-        let mb = |v: u64| v << 20;
-        let defaults = Limits {
-            memory_bytes: mb(config.memory_mb),
-            processes: config.processes,
-            wall_time: Duration::from_secs(config.wall_time_secs),
-            output_bytes: usize::try_from(config.output_kb << 10).unwrap_or(usize::MAX),
-            disk_bytes: mb(config.disk_mb),
-            ..Limits::default()
-        };
-        let maximum = Limits {
-            memory_bytes: mb(config.max_memory_mb),
-            processes: config.max_processes,
-            wall_time: Duration::from_secs(config.max_wall_time_secs),
-            disk_bytes: mb(config.max_disk_mb),
-            ..defaults
-        };
-        let egress = if config.allow_network {
-            let rules = crate::EgressRules { ports: config.egress_ports.clone(), allow: config.egress_allow.clone() };
-            Some(
-                Egress::start(&root.join("egress"), rules)
-                    .map_err(|e| SandboxError::Unavailable(format!("cannot start the egress proxy: {e}")))?,
-            )
-        } else {
-            None
-        };
-        Ok(LocalConfig {
-            python: (!config.python.is_empty()).then(|| PathBuf::from(&config.python)),
-            defaults,
-            maximum,
-            pool_size: config.pool_size,
-            idle_pause: Duration::from_secs(config.idle_pause_secs),
-            idle_reclaim: Duration::from_secs(config.idle_reclaim_secs),
-            max_running_per_user: config.max_running_per_user,
-            max_running: config.max_running,
-            egress,
-            prelude: None,
-            snapshots: None,
-            root,
-        })
-    }
-}
-
-/// The configured sandboxes: a sandbox host's when `sandbox.host_url` is
-/// set, else this machine's.
-pub async fn from_config(config: &cairn_config::SandboxConfig, data_dir: &Path) -> SandboxResult<Arc<dyn Sandboxes>> {
-    if config.host_url.is_empty() {
-        Ok(Arc::new(LocalSandboxes::start(LocalConfig::from_config(config, data_dir)?).await?))
-    } else {
-        Ok(Arc::new(crate::RemoteSandboxes::new(&config.host_url, config.host_token.expose())?))
-    }
-}
+pub use config::{LocalConfig, from_config};
 
 /// What `sandbox.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -524,66 +418,6 @@ impl LocalSandboxes {
         stop_kernel(entry, &mut slot).await;
         self.snapshot(entry).await;
         entry.save()
-    }
-
-    /// Snapshots the workspace into the object store if it changed since
-    /// the last snapshot (a host without snapshots does nothing). A failed
-    /// snapshot is logged; the next change tries again.
-    async fn snapshot(&self, entry: &Entry) {
-        let Some(snapshots) = &self.inner.config.snapshots else { return };
-        let workspace = entry.workspace();
-        let Ok(now) = tokio::task::spawn_blocking(move || crate::snapshot::fingerprint(&workspace)).await else {
-            return;
-        };
-        if entry.meta().snapshotted == Some(now) {
-            return;
-        }
-        match snapshots.save(entry.id, &entry.workspace(), &entry.dir.join("snapshot.zip")).await {
-            Ok(stats) => {
-                entry.meta().snapshotted = Some(now);
-                tracing::debug!(sandbox = %entry.id, files = stats.files, bytes = stats.bytes,
-                    stored = stats.stored_bytes, seconds = stats.seconds, "workspace snapshotted");
-                metrics::counter!("cairn_sandbox_snapshots_total", "outcome" => "ok").increment(1);
-                metrics::histogram!("cairn_sandbox_snapshot_seconds").record(stats.seconds);
-                metrics::counter!("cairn_sandbox_snapshot_bytes_total").increment(stats.stored_bytes);
-            }
-            Err(error) => {
-                tracing::warn!(sandbox = %entry.id, %error, "cannot snapshot a workspace");
-                metrics::counter!("cairn_sandbox_snapshots_total", "outcome" => "error").increment(1);
-            }
-        }
-    }
-
-    /// Fills a new sandbox's workspace from the snapshot of the sandbox of
-    /// the same id on another host, and tells its first execution so.
-    async fn restore(&self, entry: &Entry) -> SandboxResult<()> {
-        let Some(snapshots) = &self.inner.config.snapshots else {
-            return Err(SandboxError::Unavailable("this host keeps no workspace snapshots to restore from".into()));
-        };
-        let restored = snapshots
-            .restore(entry.id, &entry.workspace(), &entry.dir.join("restore.zip"))
-            .await
-            .map_err(|e| SandboxError::Internal(format!("cannot restore the workspace: {e}")))?;
-        let notice = match restored {
-            Some(stats) => {
-                tracing::info!(sandbox = %entry.id, files = stats.files, bytes = stats.bytes,
-                    seconds = stats.seconds, "workspace restored from its snapshot");
-                "the sandbox moved to another machine (its host stopped) and its Python kernel restarted: \
-                 variables and imports are gone; the workspace files were restored from the last snapshot"
-            }
-            None => {
-                "the sandbox moved to another machine (its host stopped) and its Python kernel restarted: \
-                 variables and imports are gone, and no snapshot of its files existed, so the workspace is empty"
-            }
-        };
-        let fingerprint = {
-            let workspace = entry.workspace();
-            tokio::task::spawn_blocking(move || crate::snapshot::fingerprint(&workspace)).await.ok()
-        };
-        let mut meta = entry.meta();
-        meta.notice = Some(notice.to_owned());
-        meta.snapshotted = fingerprint;
-        Ok(())
     }
 
     async fn destroy_entry(&self, entry: &Entry) {
