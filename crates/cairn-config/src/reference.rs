@@ -191,7 +191,7 @@ const ROWS: &[Row] = &[
     Row::new(
         &["sandbox.max_running_per_user", "sandbox.max_running"],
         "running sandboxes per user and per host; at a cap the least recently used idle one is \
-         paused",
+         paused (with `sandbox.cluster`, the per-user cap holds over all the hosts together)",
     ),
     Row::new(
         &["sandbox.allow_network"],

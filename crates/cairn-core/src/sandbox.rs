@@ -83,6 +83,19 @@ pub struct HostReport {
     pub running: u32,
     /// Stopping: place nothing new here.
     pub draining: bool,
+    /// Every sandbox the host holds, running or paused; `None` leaves the
+    /// placements as they are (a report on the way out).
+    pub sandboxes: Option<Vec<HostedSandbox>>,
+}
+
+/// One sandbox in a host's report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostedSandbox {
+    pub id: SandboxId,
+    pub running: bool,
+    pub busy: bool,
+    pub created_at: OffsetDateTime,
+    pub last_active_at: OffsetDateTime,
 }
 
 /// A registered sandbox host as the store knows it.
@@ -104,7 +117,15 @@ pub struct Placement {
     pub host: String,
     pub owner: UserId,
     pub thread: Option<ThreadId>,
+    /// When it was placed on this host (created, or moved here).
     pub created_at: OffsetDateTime,
+    /// Running (not paused), as its host last reported or a caller last
+    /// made it.
+    pub running: bool,
+    /// An execution was running at the host's last report.
+    pub busy: bool,
+    /// Its last execution or file operation, as last known.
+    pub active_at: OffsetDateTime,
 }
 
 /// Whether the sandbox's processes exist.

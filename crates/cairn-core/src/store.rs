@@ -217,7 +217,13 @@ pub trait ConnectionRepo: Send + Sync {
 #[async_trait]
 pub trait PlacementRepo: Send + Sync {
     /// A sandbox host says it is alive (registering it the first time).
-    async fn heartbeat_sandbox_host(&self, host: HostReport) -> Result<()>;
+    /// With the list of its sandboxes, their placements on it take the
+    /// states it reports, its placements of sandboxes it no longer holds
+    /// (placed more than a minute ago) are removed, and the answer names the
+    /// sandboxes it holds that are not its own: placed on another host (it
+    /// was taken for dead and they moved), or never placed and more than ten
+    /// minutes old. The host deletes those copies.
+    async fn heartbeat_sandbox_host(&self, host: HostReport) -> Result<Vec<SandboxId>>;
     /// Every registered host, with its last heartbeat and the sandboxes
     /// placed on it; callers judge liveness by the heartbeat's age.
     async fn sandbox_hosts(&self) -> Result<Vec<SandboxHost>>;
@@ -233,6 +239,9 @@ pub trait PlacementRepo: Send + Sync {
     /// callers moving it at once, one does (`true`), the other finds it moved.
     async fn move_sandbox(&self, sandbox: SandboxId, from: &str, to: &str) -> Result<bool>;
     async fn remove_placement(&self, sandbox: SandboxId) -> Result<()>;
+    /// A caller paused or resumed the sandbox: its placement says so until
+    /// the host's next report.
+    async fn mark_placement(&self, sandbox: SandboxId, running: bool) -> Result<()>;
 }
 
 #[async_trait]

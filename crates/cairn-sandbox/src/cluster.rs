@@ -23,7 +23,7 @@ use cairn_core::store::Store;
 use cairn_core::{SandboxId, UserId};
 use time::OffsetDateTime;
 
-use crate::RemoteSandboxes;
+use crate::{LocalSandboxes, RemoteSandboxes};
 
 /// Sandboxes on the deployment's registered sandbox hosts.
 #[derive(Debug, Clone)]
@@ -33,6 +33,8 @@ pub struct ClusterSandboxes {
     /// A host whose last heartbeat is older than this is taken for dead.
     stale_after: Duration,
     clients: Arc<Mutex<HashMap<String, RemoteSandboxes>>>,
+    /// Sandboxes one member may have running over every host.
+    per_user: Option<usize>,
 }
 
 fn store_down(error: cairn_core::Error) -> SandboxError {
@@ -43,7 +45,62 @@ impl ClusterSandboxes {
     /// Sandboxes on the hosts registered in `placements`, reached with the
     /// shared service credential.
     pub fn new(placements: Arc<dyn Store>, token: &str, stale_after: Duration) -> ClusterSandboxes {
-        ClusterSandboxes { placements, token: token.to_owned(), stale_after, clients: Default::default() }
+        ClusterSandboxes {
+            placements,
+            token: token.to_owned(),
+            stale_after,
+            clients: Default::default(),
+            per_user: None,
+        }
+    }
+
+    /// Caps the sandboxes one member has running over all the hosts
+    /// (`sandbox.max_running_per_user`; each host caps only its own): at the
+    /// cap, the member's least recently used idle one is paused, wherever it
+    /// runs, to make room; when all are busy, the new one is refused.
+    pub fn with_per_user_cap(mut self, cap: usize) -> ClusterSandboxes {
+        self.per_user = Some(cap.max(1));
+        self
+    }
+
+    /// Room for one more of `owner`'s sandboxes to run (`starting`, a paused
+    /// one about to run again, or a new one). The states are the hosts'
+    /// last reports and what callers did since; a sandbox reported idle is
+    /// checked with its host before it is paused.
+    async fn make_room(&self, owner: UserId, starting: Option<SandboxId>) -> SandboxResult<()> {
+        let Some(cap) = self.per_user else { return Ok(()) };
+        let placed = self.placements.placements(Some(owner)).await.map_err(store_down)?;
+        let running: Vec<Placement> = placed.into_iter().filter(|p| p.running && Some(p.sandbox) != starting).collect();
+        if running.len() < cap {
+            return Ok(());
+        }
+        let mut idle: Vec<&Placement> = running.iter().filter(|p| !p.busy).collect();
+        idle.sort_by_key(|p| p.active_at);
+        let mut over = running.len() + 1 - cap;
+        for victim in idle {
+            if over == 0 {
+                break;
+            }
+            let id = victim.sandbox;
+            match self.on_host(id, |c| async move { c.inspect(id).await }).await {
+                Ok(info) if info.busy => continue,
+                Ok(info) if info.state == cairn_core::sandbox::SandboxState::Running => {
+                    self.on_host(id, |c| async move { c.pause(id).await }).await?;
+                }
+                Ok(_) | Err(SandboxError::NotFound) => {}
+                Err(other) => return Err(other),
+            }
+            self.placements.mark_placement(id, false).await.map_err(store_down)?;
+            tracing::info!(sandbox = %id, owner = %owner, "paused a member's idle sandbox: at most {cap} run at once");
+            over -= 1;
+        }
+        if over > 0 {
+            return Err(SandboxError::CapReached(format!(
+                "{} of your sandboxes are running and busy; at most {cap} may run at once",
+                running.len()
+            )));
+        }
+        Ok(())
     }
 
     fn client(&self, url: &str) -> SandboxResult<RemoteSandboxes> {
@@ -189,6 +246,7 @@ impl Sandboxes for ClusterSandboxes {
         if hosts.is_empty() {
             return Err(SandboxError::Unavailable("no sandbox host is registered and alive".into()));
         }
+        self.make_room(request.owner, None).await?;
         let id = request.id.unwrap_or_default();
         let mut last = None;
         for host in hosts {
@@ -202,12 +260,16 @@ impl Sandboxes for ClusterSandboxes {
                 }
                 Err(other) => return Err(other),
             };
+            let now = OffsetDateTime::now_utc();
             let placement = Placement {
                 sandbox: id,
                 host: host.url.clone(),
                 owner: request.owner,
                 thread: request.thread,
-                created_at: OffsetDateTime::now_utc(),
+                created_at: now,
+                running: true,
+                busy: false,
+                active_at: now,
             };
             if let Err(error) = self.placements.place_sandbox(placement).await {
                 let _ = client.destroy(id).await;
@@ -225,13 +287,22 @@ impl Sandboxes for ClusterSandboxes {
         handler: &mut dyn ExecHandler,
     ) -> SandboxResult<ExecOutcome> {
         let (placement, client) = self.host_of(id).await?;
-        match client.execute(id, execution.clone(), handler).await {
+        // A paused sandbox runs again for this execution.
+        let waking = !placement.running;
+        if waking {
+            self.make_room(placement.owner, Some(id)).await?;
+        }
+        let done = match client.execute(id, execution.clone(), handler).await {
             Err(SandboxError::Unavailable(why)) => {
                 let client = self.after_outage(placement, why).await?;
                 client.execute(id, execution, handler).await
             }
             other => other,
+        };
+        if waking && done.is_ok() {
+            self.placements.mark_placement(id, true).await.map_err(store_down)?;
         }
+        done
     }
 
     async fn interrupt(&self, id: SandboxId) -> SandboxResult<()> {
@@ -239,11 +310,17 @@ impl Sandboxes for ClusterSandboxes {
     }
 
     async fn pause(&self, id: SandboxId) -> SandboxResult<SandboxInfo> {
-        self.on_host(id, |c| async move { c.pause(id).await }).await
+        let info = self.on_host(id, |c| async move { c.pause(id).await }).await?;
+        self.placements.mark_placement(id, false).await.map_err(store_down)?;
+        Ok(info)
     }
 
     async fn resume(&self, id: SandboxId) -> SandboxResult<SandboxInfo> {
-        self.on_host(id, |c| async move { c.resume(id).await }).await
+        let placement = self.placement(id).await?;
+        self.make_room(placement.owner, Some(id)).await?;
+        let info = self.on_host(id, |c| async move { c.resume(id).await }).await?;
+        self.placements.mark_placement(id, true).await.map_err(store_down)?;
+        Ok(info)
     }
 
     async fn destroy(&self, id: SandboxId) -> SandboxResult<()> {
@@ -307,22 +384,33 @@ impl Heartbeat {
         Heartbeat { placements, url: url.to_owned(), capacity }
     }
 
-    /// One report.
-    pub async fn beat(&self, running: u32, draining: bool) -> cairn_core::Result<()> {
-        let report = HostReport { url: self.url.clone(), capacity: self.capacity, running, draining };
-        self.placements.heartbeat_sandbox_host(report).await
+    /// One report of the host's sandboxes; then the copies the registry
+    /// says are not this host's (their sandboxes moved elsewhere while it
+    /// was taken for dead, or were never placed) are deleted.
+    pub async fn beat(&self, sandboxes: &LocalSandboxes) -> cairn_core::Result<()> {
+        let hosted = sandboxes.hosted();
+        let running = u32::try_from(hosted.iter().filter(|s| s.running).count()).unwrap_or(u32::MAX);
+        let report = HostReport {
+            url: self.url.clone(),
+            capacity: self.capacity,
+            running,
+            draining: false,
+            sandboxes: Some(hosted),
+        };
+        for stale in self.placements.heartbeat_sandbox_host(report).await? {
+            tracing::info!(sandbox = %stale, "deleting this host's copy of a sandbox placed elsewhere");
+            match sandboxes.destroy(stale).await {
+                Ok(()) | Err(SandboxError::NotFound) => {}
+                Err(error) => tracing::warn!(sandbox = %stale, error = %error.detail(), "cannot delete a stale copy"),
+            }
+        }
+        Ok(())
     }
 
-    /// Reports every `every` (the running count from `running`) until the
-    /// task is dropped.
-    pub async fn run<F, Fut>(&self, every: Duration, running: F)
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = u32>,
-    {
+    /// Reports every `every` until the task is dropped.
+    pub async fn run(&self, every: Duration, sandboxes: LocalSandboxes) {
         loop {
-            let count = running().await;
-            if let Err(error) = self.beat(count, false).await {
+            if let Err(error) = self.beat(&sandboxes).await {
                 tracing::warn!(%error, "cannot report this sandbox host as alive; retrying");
             }
             tokio::time::sleep(every).await;
@@ -332,7 +420,9 @@ impl Heartbeat {
     /// The host is going away: nothing new is placed here, and once its
     /// sandboxes are paused and snapshotted, `leave` removes it.
     pub async fn drain(&self) {
-        if let Err(error) = self.beat(0, true).await {
+        let report =
+            HostReport { url: self.url.clone(), capacity: self.capacity, running: 0, draining: true, sandboxes: None };
+        if let Err(error) = self.placements.heartbeat_sandbox_host(report).await.map(drop) {
             tracing::warn!(%error, "cannot mark this sandbox host as draining");
         }
     }

@@ -43,6 +43,9 @@ struct PlacementRow {
     owner_id: Uuid,
     thread_id: Option<Uuid>,
     created_at: OffsetDateTime,
+    running: bool,
+    busy: bool,
+    active_at: OffsetDateTime,
 }
 
 impl From<PlacementRow> for Placement {
@@ -53,17 +56,28 @@ impl From<PlacementRow> for Placement {
             owner: UserId(r.owner_id),
             thread: r.thread_id.map(ThreadId),
             created_at: r.created_at,
+            running: r.running,
+            busy: r.busy,
+            active_at: r.active_at,
         }
     }
 }
 
-const PLACEMENT_COLUMNS: &str = "sandbox_id, host_url, owner_id, thread_id, created_at";
+const PLACEMENT_COLUMNS: &str = "sandbox_id, host_url, owner_id, thread_id, created_at, running, busy, COALESCE(active_at, created_at) AS active_at";
+
+/// A placement younger than this is kept though its host did not report
+/// it: the host's list may have been taken before it was placed.
+const PLACEMENT_GRACE: time::Duration = time::Duration::minutes(1);
+/// A sandbox a host holds without a placement is its to delete once it is
+/// this old (younger, its placement may still be on the way).
+const ORPHAN_AGE: time::Duration = time::Duration::minutes(10);
 
 macro_rules! placement_repo {
     ($store:ty) => {
         #[async_trait]
         impl PlacementRepo for $store {
-            async fn heartbeat_sandbox_host(&self, host: HostReport) -> cairn_core::Result<()> {
+            async fn heartbeat_sandbox_host(&self, host: HostReport) -> cairn_core::Result<Vec<SandboxId>> {
+                let url = host.url.clone();
                 sqlx::query(
                     "INSERT INTO sandbox_hosts (url, capacity, running, draining, heartbeat_at) \
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (url) DO UPDATE SET capacity = excluded.capacity, \
@@ -77,7 +91,59 @@ macro_rules! placement_repo {
                 .execute(self.pool())
                 .await
                 .db()?;
-                Ok(())
+                let Some(hosted) = host.sandboxes else { return Ok(Vec::new()) };
+                // Where the store places each sandbox the host reports.
+                let placed: Vec<(Uuid, String, OffsetDateTime)> = sqlx::query_as(
+                    "SELECT sandbox_id, host_url, created_at FROM sandbox_placements WHERE host_url = $1",
+                )
+                .bind(&url)
+                .fetch_all(self.pool())
+                .await
+                .db()?;
+                let reported: std::collections::HashSet<Uuid> = hosted.iter().map(|s| s.id.0).collect();
+                let at = now();
+                for (sandbox, _, placed_at) in &placed {
+                    if !reported.contains(sandbox) && at - *placed_at > PLACEMENT_GRACE {
+                        sqlx::query(
+                            "DELETE FROM sandbox_placements WHERE sandbox_id = $1 AND host_url = $2 AND created_at < $3",
+                        )
+                        .bind(sandbox)
+                        .bind(&url)
+                        .bind(at - PLACEMENT_GRACE)
+                        .execute(self.pool())
+                        .await
+                        .db()?;
+                    }
+                }
+                let here: std::collections::HashSet<Uuid> = placed.iter().map(|(id, _, _)| *id).collect();
+                let mut not_its_own = Vec::new();
+                for sandbox in hosted {
+                    if here.contains(&sandbox.id.0) {
+                        sqlx::query(
+                            "UPDATE sandbox_placements SET running = $3, busy = $4, active_at = $5 \
+                             WHERE sandbox_id = $1 AND host_url = $2",
+                        )
+                        .bind(sandbox.id.0)
+                        .bind(&url)
+                        .bind(sandbox.running)
+                        .bind(sandbox.busy)
+                        .bind(sandbox.last_active_at)
+                        .execute(self.pool())
+                        .await
+                        .db()?;
+                        continue;
+                    }
+                    let elsewhere: Option<(String,)> =
+                        sqlx::query_as("SELECT host_url FROM sandbox_placements WHERE sandbox_id = $1")
+                            .bind(sandbox.id.0)
+                            .fetch_optional(self.pool())
+                            .await
+                            .db()?;
+                    if elsewhere.is_some() || at - sandbox.created_at > ORPHAN_AGE {
+                        not_its_own.push(sandbox.id);
+                    }
+                }
+                Ok(not_its_own)
             }
 
             async fn sandbox_hosts(&self) -> cairn_core::Result<Vec<SandboxHost>> {
@@ -99,14 +165,18 @@ macro_rules! placement_repo {
 
             async fn place_sandbox(&self, placement: Placement) -> cairn_core::Result<()> {
                 sqlx::query(
-                    "INSERT INTO sandbox_placements (sandbox_id, host_url, owner_id, thread_id, created_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO sandbox_placements \
+                     (sandbox_id, host_url, owner_id, thread_id, created_at, running, busy, active_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(placement.sandbox.0)
                 .bind(placement.host)
                 .bind(placement.owner.0)
                 .bind(placement.thread.map(|t| t.0))
                 .bind(placement.created_at)
+                .bind(placement.running)
+                .bind(placement.busy)
+                .bind(placement.active_at)
                 .execute(self.pool())
                 .await
                 .db_entity("sandbox placement")?;
@@ -138,15 +208,30 @@ macro_rules! placement_repo {
 
             async fn move_sandbox(&self, sandbox: SandboxId, from: &str, to: &str) -> cairn_core::Result<bool> {
                 let moved =
-                    sqlx::query("UPDATE sandbox_placements SET host_url = $3 WHERE sandbox_id = $1 AND host_url = $2")
+                    sqlx::query(
+                        "UPDATE sandbox_placements SET host_url = $3, created_at = $4, running = TRUE, busy = FALSE \
+                         WHERE sandbox_id = $1 AND host_url = $2",
+                    )
                         .bind(sandbox.0)
                         .bind(from)
                         .bind(to)
+                        .bind(now())
                         .execute(self.pool())
                         .await
                         .db()?
                         .rows_affected();
                 Ok(moved == 1)
+            }
+
+            async fn mark_placement(&self, sandbox: SandboxId, running: bool) -> cairn_core::Result<()> {
+                sqlx::query("UPDATE sandbox_placements SET running = $2, active_at = $3 WHERE sandbox_id = $1")
+                    .bind(sandbox.0)
+                    .bind(running)
+                    .bind(now())
+                    .execute(self.pool())
+                    .await
+                    .db()?;
+                Ok(())
             }
 
             async fn remove_placement(&self, sandbox: SandboxId) -> cairn_core::Result<()> {

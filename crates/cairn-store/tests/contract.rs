@@ -73,6 +73,7 @@ contract!(
     a_worker_whose_run_was_claimed_since_writes_nothing,
     a_claim_waits_for_a_fenced_write_in_flight,
     sandbox_hosts_keep_a_heartbeat_and_sandboxes_their_placement,
+    a_hosts_report_keeps_its_placements_true,
     runs_are_counted_by_status,
     the_audit_log_pages_newest_first,
     references_to_missing_rows_are_refused,
@@ -504,9 +505,10 @@ async fn a_claim_waits_for_a_fenced_write_in_flight(store: Arc<dyn Store>) {
 }
 
 async fn sandbox_hosts_keep_a_heartbeat_and_sandboxes_their_placement(store: Arc<dyn Store>) {
-    use cairn_core::sandbox::{HostReport, Placement};
+    use cairn_core::sandbox::HostReport;
     let owner = user(&*store, "p@example.com").await;
-    let report = |url: &str, running, draining| HostReport { url: url.into(), capacity: 8, running, draining };
+    let report =
+        |url: &str, running, draining| HostReport { url: url.into(), capacity: 8, running, draining, sandboxes: None };
     store.heartbeat_sandbox_host(report("http://a:8090", 0, false)).await.unwrap();
     store.heartbeat_sandbox_host(report("http://b:8090", 0, false)).await.unwrap();
     let first = store.sandbox_hosts().await.unwrap();
@@ -517,14 +519,7 @@ async fn sandbox_hosts_keep_a_heartbeat_and_sandboxes_their_placement(store: Arc
     assert_eq!((hosts[0].running, hosts[0].draining, hosts[0].capacity), (3, true, 8), "the last report counts");
     assert!(hosts[0].heartbeat_at > first[0].heartbeat_at, "the heartbeat moved on");
 
-    let place = |host: &str| Placement {
-        sandbox: cairn_core::SandboxId::new(),
-        host: host.into(),
-        owner: owner.id,
-        thread: Some(cairn_core::ThreadId::new()),
-        created_at: time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap(),
-    };
-    let (one, two) = (place("http://a:8090"), place("http://a:8090"));
+    let (one, two) = (placed(owner.id, "http://a:8090", 0), placed(owner.id, "http://a:8090", 0));
     store.place_sandbox(one.clone()).await.unwrap();
     store.place_sandbox(two.clone()).await.unwrap();
     assert!(matches!(store.place_sandbox(one.clone()).await, Err(Error::Conflict { .. })), "placed once");
@@ -544,6 +539,69 @@ async fn sandbox_hosts_keep_a_heartbeat_and_sandboxes_their_placement(store: Arc
     store.remove_placement(two.sandbox).await.unwrap();
     assert_eq!(store.placement(two.sandbox).await.unwrap(), None);
     assert_eq!(store.sandbox_hosts().await.unwrap()[0].placed, 1);
+}
+
+/// A placement on `host` made `minutes_ago`, running and idle.
+fn placed(owner: cairn_core::UserId, host: &str, minutes_ago: i64) -> cairn_core::sandbox::Placement {
+    let at = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() - time::Duration::minutes(minutes_ago);
+    cairn_core::sandbox::Placement {
+        sandbox: cairn_core::SandboxId::new(),
+        host: host.into(),
+        owner,
+        thread: Some(cairn_core::ThreadId::new()),
+        created_at: at,
+        running: true,
+        busy: false,
+        active_at: at,
+    }
+}
+
+async fn a_hosts_report_keeps_its_placements_true(store: Arc<dyn Store>) {
+    use cairn_core::sandbox::{HostReport, HostedSandbox};
+    let owner = user(&*store, "r@example.com").await;
+    let (a, b) = ("http://a:8090", "http://b:8090");
+    // On a: one it still holds, one it deleted long ago, one just placed
+    // (its list may predate it); on b: one that moved there from a.
+    let (kept, gone, new) = (placed(owner.id, a, 5), placed(owner.id, a, 5), placed(owner.id, a, 0));
+    let moved = placed(owner.id, b, 5);
+    for placement in [&kept, &gone, &new, &moved] {
+        store.place_sandbox(placement.clone()).await.unwrap();
+    }
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let hosted = |id, minutes_ago: i64| HostedSandbox {
+        id,
+        running: false,
+        busy: false,
+        created_at: now - time::Duration::minutes(minutes_ago),
+        last_active_at: now - time::Duration::seconds(30),
+    };
+    // a still holds `kept` (paused now), its old copy of `moved`, a copy it
+    // made an hour ago that no one placed, and one made a moment ago.
+    let (stray, fresh) = (cairn_core::SandboxId::new(), cairn_core::SandboxId::new());
+    let sandboxes = vec![hosted(kept.sandbox, 5), hosted(moved.sandbox, 60), hosted(stray, 60), hosted(fresh, 0)];
+    let report = HostReport { url: a.into(), capacity: 8, running: 0, draining: false, sandboxes: Some(sandboxes) };
+    let mut not_its_own = store.heartbeat_sandbox_host(report).await.unwrap();
+    not_its_own.sort_by_key(|id| id.0);
+    let mut expected = vec![moved.sandbox, stray];
+    expected.sort_by_key(|id| id.0);
+    assert_eq!(not_its_own, expected, "copies of sandboxes placed elsewhere, and old unplaced ones, are deleted");
+    let state = store.placement(kept.sandbox).await.unwrap().unwrap();
+    assert_eq!((state.running, state.busy, state.active_at), (false, false, now - time::Duration::seconds(30)));
+    assert_eq!(store.placement(gone.sandbox).await.unwrap(), None, "a sandbox the host no longer holds is unplaced");
+    assert!(store.placement(new.sandbox).await.unwrap().is_some(), "a placement younger than the report is kept");
+    assert_eq!(store.placement(moved.sandbox).await.unwrap().unwrap().host, b, "another host's placement untouched");
+    // A report on the way out leaves placements alone.
+    let leaving = HostReport { url: a.into(), capacity: 8, running: 0, draining: true, sandboxes: None };
+    assert!(store.heartbeat_sandbox_host(leaving).await.unwrap().is_empty());
+    assert!(store.placement(kept.sandbox).await.unwrap().is_some());
+    // A caller that resumes a sandbox says so at once.
+    store.mark_placement(kept.sandbox, true).await.unwrap();
+    let resumed = store.placement(kept.sandbox).await.unwrap().unwrap();
+    assert!(resumed.running && resumed.active_at > state.active_at, "{resumed:?}");
+    // A move makes it placed now, and running.
+    assert!(store.move_sandbox(kept.sandbox, a, b).await.unwrap());
+    let there = store.placement(kept.sandbox).await.unwrap().unwrap();
+    assert!(there.created_at > kept.created_at && there.running, "{there:?}");
 }
 
 async fn the_audit_log_pages_newest_first(store: Arc<dyn Store>) {

@@ -427,7 +427,8 @@ async fn build_tools(
     }
     let (sandboxes, local): (Arc<dyn cairn_core::sandbox::Sandboxes>, _) = if config.sandbox.cluster {
         let stale = Duration::from_secs(config.sandbox.heartbeat_secs * 3);
-        let cluster = cairn_sandbox::ClusterSandboxes::new(store, config.sandbox.host_token.expose(), stale);
+        let cluster = cairn_sandbox::ClusterSandboxes::new(store, config.sandbox.host_token.expose(), stale)
+            .with_per_user_cap(config.sandbox.max_running_per_user);
         (Arc::new(cluster), None)
     } else if config.sandbox.host_url.is_empty() {
         let mut local = cairn_sandbox::LocalConfig::from_config(&config.sandbox, &config.data_dir)?;
@@ -491,7 +492,7 @@ async fn serve_sandbox_host(config: Config) -> Result<(), Failure> {
     let beating = registered.clone().map(|heartbeat| {
         let (sandboxes, every) = (sandboxes.clone(), Duration::from_secs(config.sandbox.heartbeat_secs));
         tokio::spawn(async move {
-            heartbeat.run(every, || sandboxes.running_count()).await;
+            heartbeat.run(every, sandboxes).await;
         })
     });
     tracing::info!(

@@ -223,6 +223,25 @@ impl LocalSandboxes {
         u32::try_from(self.tally().running).unwrap_or(u32::MAX)
     }
 
+    /// Every sandbox on this machine, for the host's report to the registry
+    /// (from memory: nothing is measured).
+    pub fn hosted(&self) -> Vec<cairn_core::sandbox::HostedSandbox> {
+        let entries: Vec<Arc<Entry>> = self.lock().values().cloned().collect();
+        entries
+            .iter()
+            .map(|entry| {
+                let meta = entry.meta();
+                cairn_core::sandbox::HostedSandbox {
+                    id: entry.id,
+                    running: meta.state == SandboxState::Running,
+                    busy: meta.busy,
+                    created_at: meta.created_at,
+                    last_active_at: meta.last_active_at,
+                }
+            })
+            .collect()
+    }
+
     /// The sandboxes on this machine by state, from what it holds in memory
     /// (nothing is measured).
     pub fn tally(&self) -> SandboxCounts {

@@ -1,0 +1,201 @@
+//! Sandboxes over several sandbox hosts, as real processes: placement by
+//! room, a sandbox moving when its host dies, the dead host deleting its
+//! stale copy when it comes back, and a member's cap on running sandboxes
+//! held over all the hosts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cairn_core::sandbox::{Execution, NewSandbox, Output, SandboxState, Sandboxes};
+use cairn_core::store::Store;
+use cairn_testkit::{TempDir, TestPostgres};
+
+mod common;
+use common::*;
+
+const TOKEN: &str = "a-service-credential-of-enough-length-42";
+
+/// A registered sandbox host on `port`, keeping its sandboxes in `dir` and
+/// its snapshots in `objects`.
+fn start_host(dir: &TempDir, port: u16, pg: &TestPostgres, objects: &TempDir) -> Running {
+    let mut envs = vec![
+        ("CAIRN__SERVER__BIND", format!("127.0.0.1:{port}")),
+        ("CAIRN__SANDBOX__ADVERTISE_URL", format!("http://127.0.0.1:{port}")),
+        ("CAIRN__SANDBOX__HOST_TOKEN", TOKEN.to_owned()),
+        ("CAIRN__SANDBOX__POOL_SIZE", "0".into()),
+        ("CAIRN__SANDBOX__HEARTBEAT_SECS", "1".into()),
+        ("CAIRN__DATABASE__URL", pg.url.clone()),
+        ("CAIRN__FILES__STORE_URL", format!("file://{}", objects.path.display())),
+    ];
+    if let Ok(python) = std::env::var("CAIRN_SANDBOX_PYTHON") {
+        envs.push(("CAIRN__SANDBOX__PYTHON", python));
+    }
+    Running::start(&dir.path, &["--role", "sandbox-host"], &envs)
+}
+
+/// Waits until `hosts` hosts are registered; the store to read them with.
+async fn registered(pg: &TestPostgres, hosts: usize) -> Arc<dyn Store> {
+    let db = cairn_store::Database::open(&pg.url, &Default::default()).await.unwrap();
+    let store: Arc<dyn Store> = db.store();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.sandbox_hosts().await.unwrap().len() < hosts {
+        assert!(Instant::now() < deadline, "the hosts did not register");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    store
+}
+
+fn python(code: &str) -> Execution {
+    Execution::Python { code: code.into() }
+}
+
+/// Two sandbox hosts register in the database; sandboxes go to the one with
+/// room and every caller finds them; when a host is killed, its sandbox moves
+/// to the other with its files (the kernel's variables are gone, and the
+/// execution says so); a host that stops cleanly leaves the registry.
+#[tokio::test]
+async fn sandboxes_spread_over_registered_hosts_and_move_when_one_dies() {
+    let pg = TestPostgres::create().await;
+    let (objects, dirs) = (TempDir::new("cli"), [TempDir::new("cli"), TempDir::new("cli")]);
+    let ports = [free_port(), free_port()];
+    let mut hosts = [start_host(&dirs[0], ports[0], &pg, &objects), start_host(&dirs[1], ports[1], &pg, &objects)];
+    for host in &mut hosts {
+        host.wait_ready().await;
+    }
+    let store = registered(&pg, 2).await;
+    // Two workers' views of the cluster.
+    let (one, two) = (
+        cairn_sandbox::ClusterSandboxes::new(store.clone(), TOKEN, Duration::from_secs(3)),
+        cairn_sandbox::ClusterSandboxes::new(store.clone(), TOKEN, Duration::from_secs(3)),
+    );
+    let owner = cairn_core::UserId::new();
+    let new = || NewSandbox::for_owner(owner);
+    let (first, second) = (one.create(new()).await.unwrap(), one.create(new()).await.unwrap());
+    let mut placed = Vec::new();
+    for id in [first.id, second.id] {
+        placed.push(store.placement(id).await.unwrap().unwrap().host);
+    }
+    assert_ne!(placed[0], placed[1], "the second sandbox went to the host with room: {placed:?}");
+
+    let work = "open('data.csv', 'w').write('a,b\\n1,2\\n')\nx = 41\nx + 1";
+    let made = one.execute(first.id, python(work), &mut |_: &Output| {}).await.unwrap();
+    assert_eq!(made.result_text(), Some("42"));
+    assert_eq!(made.notice, None);
+    // The other worker finds the same sandbox, kernel and all.
+    let seen = two.execute(first.id, python("x"), &mut |_: &Output| {}).await.unwrap();
+    assert_eq!(seen.result_text(), Some("41"), "{seen:?}");
+    assert_eq!(two.list(Some(owner)).await.unwrap().len(), 2);
+
+    // The first sandbox's host dies.
+    let victim = hosts.iter().position(|h| h.base == placed[0]).unwrap();
+    let pid = hosts[victim].child.id().to_string();
+    assert!(Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
+    let _ = hosts[victim].child.wait();
+    let check = "print(open('data.csv').read(), end='')\nprint('x' in globals())";
+    let moved = two.execute(first.id, python(check), &mut |_: &Output| {}).await.unwrap();
+    assert_eq!(moved.stream("stdout"), "a,b\n1,2\nFalse\n", "files restored, variables gone: {moved:?}");
+    let notice = moved.notice.clone().unwrap_or_default();
+    assert!(notice.contains("another machine") && notice.contains("variables"), "{notice}");
+    let now = store.placement(first.id).await.unwrap().unwrap().host;
+    assert_eq!(now, placed[1], "the sandbox lives on the surviving host");
+    // The next execution there is an ordinary one.
+    let again = one.execute(first.id, python("y = 1\ny"), &mut |_: &Output| {}).await.unwrap();
+    assert_eq!((again.result_text(), again.notice.clone()), (Some("1"), None));
+
+    // The dead host comes back with its old copy of the sandbox on disk:
+    // its first report learns the sandbox lives elsewhere, and it deletes
+    // the copy (the sandbox itself is untouched).
+    let copy = dirs[victim].path.join(format!("data/sandboxes/instances/{}", first.id));
+    assert!(copy.exists(), "the dead host left its copy at {}", copy.display());
+    let mut back = start_host(&dirs[victim], ports[victim], &pg, &objects);
+    back.wait_ready().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while copy.exists() {
+        assert!(Instant::now() < deadline, "the returning host kept its stale copy");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let still = one.execute(first.id, python("y"), &mut |_: &Output| {}).await.unwrap();
+    assert_eq!(still.result_text(), Some("1"), "the live sandbox is untouched: {still:?}");
+    back.terminate();
+
+    // The surviving host stops cleanly: it pauses (snapshotting) and leaves
+    // the registry.
+    let survivor = hosts.into_iter().nth(1 - victim).unwrap();
+    survivor.terminate();
+    let left: Vec<String> = store.sandbox_hosts().await.unwrap().into_iter().map(|h| h.url).collect();
+    assert!(!left.contains(&placed[1]), "a stopped host leaves the registry: {left:?}");
+}
+
+/// A member may have `sandbox.max_running_per_user` sandboxes running over
+/// all the hosts together (each host alone would allow that many): one more
+/// pauses the least recently used idle one, on whichever host it runs, and
+/// when all are busy the new one is refused. A paused one that runs again
+/// makes room the same way.
+#[tokio::test]
+async fn a_members_running_sandboxes_are_capped_over_all_hosts() {
+    let pg = TestPostgres::create().await;
+    let (objects, dirs) = (TempDir::new("cli"), [TempDir::new("cli"), TempDir::new("cli")]);
+    let mut hosts =
+        [start_host(&dirs[0], free_port(), &pg, &objects), start_host(&dirs[1], free_port(), &pg, &objects)];
+    for host in &mut hosts {
+        host.wait_ready().await;
+    }
+    let store = registered(&pg, 2).await;
+    let cluster =
+        cairn_sandbox::ClusterSandboxes::new(store.clone(), TOKEN, Duration::from_secs(3)).with_per_user_cap(2);
+    let (ada, bob) = (cairn_core::UserId::new(), cairn_core::UserId::new());
+    let first = cluster.create(NewSandbox::for_owner(ada)).await.unwrap().id;
+    let second = cluster.create(NewSandbox::for_owner(ada)).await.unwrap().id;
+    let host = |id| {
+        let store = store.clone();
+        async move { store.placement(id).await.unwrap().unwrap().host }
+    };
+    assert_ne!(host(first).await, host(second).await, "one on each host: each alone is under its own cap");
+    cluster.execute(first, python("a = 1"), &mut |_: &Output| {}).await.unwrap();
+    cluster.execute(second, python("b = 2"), &mut |_: &Output| {}).await.unwrap();
+    let state = |id| {
+        let cluster = cluster.clone();
+        async move { cluster.inspect(id).await.unwrap().state }
+    };
+
+    // A third of Ada's: the least recently used (the first) is paused.
+    let third = cluster.create(NewSandbox::for_owner(ada)).await.unwrap().id;
+    assert_eq!(state(first).await, SandboxState::Paused, "the least recently used one made room");
+    assert_eq!((state(second).await, state(third).await), (SandboxState::Running, SandboxState::Running));
+    // Bob's are his own.
+    cluster.create(NewSandbox::for_owner(bob)).await.unwrap();
+    assert_eq!(state(second).await, SandboxState::Running);
+
+    // The first runs again (its files kept): the next least recent pauses.
+    let woke = cluster.execute(first, python("print('a' in globals())"), &mut |_: &Output| {}).await.unwrap();
+    assert_eq!(woke.stream("stdout"), "False\n", "a paused sandbox comes back with a fresh kernel: {woke:?}");
+    assert_eq!(state(second).await, SandboxState::Paused);
+    let running = [first, second, third];
+    let mut count = 0;
+    for id in running {
+        count += usize::from(state(id).await == SandboxState::Running);
+    }
+    assert_eq!(count, 2, "two of Ada's run, over both hosts");
+
+    // Both running ones busy: a new one is refused, saying why.
+    let (busy_one, busy_two) = (cluster.clone(), cluster.clone());
+    let sleeping = |c: cairn_sandbox::ClusterSandboxes, id| async move {
+        c.execute(id, python("import time\ntime.sleep(3)"), &mut |_: &Output| {}).await
+    };
+    let (a, b) = (tokio::spawn(sleeping(busy_one, first)), tokio::spawn(sleeping(busy_two, third)));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The hosts' reports carry the busy state within a heartbeat.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let refused = cluster.create(NewSandbox::for_owner(ada)).await;
+    let why = format!("{refused:?}");
+    assert!(matches!(refused, Err(cairn_core::sandbox::SandboxError::CapReached(_))), "{why}");
+    assert!(why.contains("at most 2"), "{why}");
+    a.await.unwrap().unwrap();
+    b.await.unwrap().unwrap();
+    for host in hosts {
+        host.terminate();
+    }
+}
