@@ -477,6 +477,11 @@ pub trait Sandboxes: Send + Sync + std::fmt::Debug {
     /// Stops the sandbox's processes and keeps its workspace.
     async fn pause(&self, id: SandboxId) -> SandboxResult<SandboxInfo>;
 
+    /// [`Sandboxes::pause`], unless an execution runs in it: `None`, left
+    /// running. An execution that begins meanwhile waits for the pause and
+    /// then wakes the sandbox, so none is ever cut short.
+    async fn pause_if_idle(&self, id: SandboxId) -> SandboxResult<Option<SandboxInfo>>;
+
     /// Starts a fresh kernel on a paused sandbox's workspace.
     async fn resume(&self, id: SandboxId) -> SandboxResult<SandboxInfo>;
 

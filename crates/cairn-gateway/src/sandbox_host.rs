@@ -98,6 +98,7 @@ fn api() -> OpenApiRouter<HostState> {
         .routes(routes!(create, list))
         .routes(routes!(inspect, destroy))
         .routes(routes!(pause))
+        .routes(routes!(pause_if_idle))
         .routes(routes!(resume))
         .routes(routes!(interrupt))
         .routes(routes!(execute))
@@ -274,6 +275,19 @@ async fn destroy(State(state): State<HostState>, Path(id): Path<SandboxId>) -> R
 )]
 async fn pause(State(state): State<HostState>, Path(id): Path<SandboxId>) -> Result<ApiJson<SandboxInfo>, ApiError> {
     Ok(ApiJson(state.sandboxes.pause(id).await?))
+}
+
+/// Pauses the sandbox unless an execution runs in it (then 204, left
+/// running): what a worker does to make room for a member's next sandbox.
+#[utoipa::path(post, path = "/sandboxes/{id}/pause-if-idle", tag = "sandboxes", params(("id" = SandboxId, Path)),
+    responses((status = 200, description = "The sandbox, paused", body = SandboxInfo),
+        (status = 204, description = "An execution runs in it: left running"))
+)]
+async fn pause_if_idle(State(state): State<HostState>, Path(id): Path<SandboxId>) -> Result<Response, ApiError> {
+    Ok(match state.sandboxes.pause_if_idle(id).await? {
+        Some(info) => ApiJson(info).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
 }
 
 /// Starts a fresh kernel on a paused sandbox's workspace.

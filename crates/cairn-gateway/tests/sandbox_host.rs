@@ -111,8 +111,24 @@ async fn the_client_drives_a_remote_sandbox_like_a_local_one() {
 
     assert_eq!(remote.pause(info.id).await.unwrap().state, SandboxState::Paused);
     assert_eq!(remote.resume(info.id).await.unwrap().state, SandboxState::Running);
+    // Pausing only if idle: a sleeping execution is left to finish.
+    let sleeping = {
+        let remote = remote.clone();
+        tokio::spawn(async move {
+            remote
+                .execute(info.id, Execution::Python { code: "import time\ntime.sleep(1)".into() }, &mut |_: &Output| {})
+                .await
+        })
+    };
+    while !remote.inspect(info.id).await.unwrap().busy {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(remote.pause_if_idle(info.id).await.unwrap(), None, "busy: left running");
+    sleeping.await.unwrap().unwrap();
+    assert_eq!(remote.pause_if_idle(info.id).await.unwrap().unwrap().state, SandboxState::Paused);
+    assert_eq!(remote.resume(info.id).await.unwrap().state, SandboxState::Running);
     assert_eq!(remote.list(Some(owner)).await.unwrap().len(), 1);
-    assert_eq!(remote.inspect(info.id).await.unwrap().executions, 3);
+    assert_eq!(remote.inspect(info.id).await.unwrap().executions, 4);
     remote.destroy(info.id).await.unwrap();
     assert_eq!(remote.inspect(info.id).await.unwrap_err(), SandboxError::NotFound);
     assert_eq!(remote.destroy(info.id).await.unwrap_err(), SandboxError::NotFound);

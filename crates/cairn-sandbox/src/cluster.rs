@@ -66,7 +66,7 @@ impl ClusterSandboxes {
     /// Room for one more of `owner`'s sandboxes to run (`starting`, a paused
     /// one about to run again, or a new one). The states are the hosts'
     /// last reports and what callers did since; a sandbox reported idle is
-    /// checked with its host before it is paused.
+    /// paused only if its host finds it idle (no execution is cut short).
     async fn make_room(&self, owner: UserId, starting: Option<SandboxId>) -> SandboxResult<()> {
         let Some(cap) = self.per_user else { return Ok(()) };
         let placed = self.placements.placements(Some(owner)).await.map_err(store_down)?;
@@ -82,12 +82,10 @@ impl ClusterSandboxes {
                 break;
             }
             let id = victim.sandbox;
-            match self.on_host(id, |c| async move { c.inspect(id).await }).await {
-                Ok(info) if info.busy => continue,
-                Ok(info) if info.state == cairn_core::sandbox::SandboxState::Running => {
-                    self.on_host(id, |c| async move { c.pause(id).await }).await?;
-                }
-                Ok(_) | Err(SandboxError::NotFound) => {}
+            match self.on_host(id, |c| async move { c.pause_if_idle(id).await }).await {
+                Ok(Some(_)) | Err(SandboxError::NotFound) => {}
+                // Busy since its host's last report: left running.
+                Ok(None) => continue,
                 Err(other) => return Err(other),
             }
             self.placements.mark_placement(id, false).await.map_err(store_down)?;
@@ -313,6 +311,14 @@ impl Sandboxes for ClusterSandboxes {
         let info = self.on_host(id, |c| async move { c.pause(id).await }).await?;
         self.placements.mark_placement(id, false).await.map_err(store_down)?;
         Ok(info)
+    }
+
+    async fn pause_if_idle(&self, id: SandboxId) -> SandboxResult<Option<SandboxInfo>> {
+        let paused = self.on_host(id, |c| async move { c.pause_if_idle(id).await }).await?;
+        if paused.is_some() {
+            self.placements.mark_placement(id, false).await.map_err(store_down)?;
+        }
+        Ok(paused)
     }
 
     async fn resume(&self, id: SandboxId) -> SandboxResult<SandboxInfo> {

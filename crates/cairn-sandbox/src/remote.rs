@@ -133,6 +133,18 @@ impl Sandboxes for RemoteSandboxes {
         self.json(self.request(Method::POST, &format!("/sandboxes/{id}/pause"))).await
     }
 
+    async fn pause_if_idle(&self, id: SandboxId) -> SandboxResult<Option<SandboxInfo>> {
+        let response = self.send(self.request(Method::POST, &format!("/sandboxes/{id}/pause-if-idle"))).await?;
+        if response.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        let info = response
+            .json()
+            .await
+            .map_err(|e| SandboxError::Internal(format!("the sandbox host's answer is not understood: {e}")))?;
+        Ok(Some(info))
+    }
+
     async fn resume(&self, id: SandboxId) -> SandboxResult<SandboxInfo> {
         self.json(self.request(Method::POST, &format!("/sandboxes/{id}/resume"))).await
     }

@@ -323,6 +323,33 @@ async fn caps_pause_the_least_recently_used_sandbox_or_refuse() {
     assert_eq!(sandboxes.list(Some(bob)).await.unwrap().len(), 2, "the refused sandbox left nothing behind");
 }
 
+/// Pausing to make room never cuts an execution short: a busy sandbox is
+/// left running, an idle one pauses, and an execution that arrives after
+/// the pause wakes it with its files.
+#[tokio::test]
+async fn a_pause_if_idle_leaves_a_busy_sandbox_running() {
+    let dir = TempDir::new("sandboxes");
+    let sandboxes = service(&dir, |c| c.pool_size = 0).await;
+    let id = sandboxes.create(new(UserId::new())).await.unwrap().id;
+    let working = {
+        let sandboxes = sandboxes.clone();
+        tokio::spawn(async move {
+            run(&sandboxes, id, python("import time\ntime.sleep(1)\nopen('done', 'w').write('y')\n'finished'")).await
+        })
+    };
+    while !sandboxes.inspect(id).await.unwrap().busy {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sandboxes.pause_if_idle(id).await.unwrap(), None, "busy: left running");
+    let done = working.await.unwrap();
+    assert_eq!(done.result_text(), Some("'finished'"), "the execution ran to its end: {done:?}");
+    let paused = sandboxes.pause_if_idle(id).await.unwrap().expect("idle now: paused");
+    assert_eq!(paused.state, SandboxState::Paused);
+    let woke = run(&sandboxes, id, python("open('done').read()")).await;
+    assert_eq!(woke.result_text(), Some("'y'"));
+    assert!(matches!(sandboxes.pause_if_idle(SandboxId::new()).await, Err(SandboxError::NotFound)));
+}
+
 #[tokio::test]
 async fn idle_sandboxes_are_paused_then_reclaimed() {
     let dir = TempDir::new("sandboxes");

@@ -644,6 +644,20 @@ impl Sandboxes for LocalSandboxes {
         Ok(self.info(&entry).await)
     }
 
+    async fn pause_if_idle(&self, id: SandboxId) -> SandboxResult<Option<SandboxInfo>> {
+        let entry = self.entry(id)?;
+        // The kernel's slot is held for the whole of an execution.
+        let Ok(mut slot) = entry.kernel.try_lock() else { return Ok(None) };
+        if entry.meta().busy {
+            return Ok(None);
+        }
+        stop_kernel(&entry, &mut slot).await;
+        drop(slot);
+        self.snapshot(&entry).await;
+        entry.save()?;
+        Ok(Some(self.info(&entry).await))
+    }
+
     async fn resume(&self, id: SandboxId) -> SandboxResult<SandboxInfo> {
         let entry = self.entry(id)?;
         {
