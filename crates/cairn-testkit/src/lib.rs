@@ -127,6 +127,31 @@ impl Drop for TestPostgres {
     }
 }
 
+/// A port on 127.0.0.1 that was free a moment ago, for a server process a
+/// test starts (which binds it itself). Taken below the system's ephemeral
+/// range, so no outgoing connection of another process grabs it meanwhile
+/// (or after the server dies, before it is started again on it).
+pub fn free_port() -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    if low > 12_000 {
+        for _ in 0..200 {
+            let nanos =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+            let salt = u32::from(COUNTER.fetch_add(1, Ordering::Relaxed)).wrapping_mul(7919);
+            let port = 10_000 + u16::try_from((nanos ^ salt) % u32::from(low - 10_000)).unwrap_or(0);
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
+    std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port()
+}
+
+static COUNTER: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+
 /// A TCP proxy on 127.0.0.1 in front of a real server. `cut` makes the server
 /// look gone (live connections are dropped, new ones closed at once);
 /// `restore` brings it back on the same address.

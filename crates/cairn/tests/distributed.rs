@@ -30,7 +30,7 @@ struct Process {
 
 impl Process {
     fn new(role: &'static str, envs: Vec<(String, String)>) -> Process {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = cairn_testkit::free_port();
         let mut process = Process { role, dir: TempDir::new("dist"), port, envs, child: None };
         process.envs.push(("CAIRN__SERVER__BIND".into(), format!("127.0.0.1:{port}")));
         if role == "sandbox-host" {

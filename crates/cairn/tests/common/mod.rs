@@ -118,7 +118,7 @@ pub fn shared_envs(pg: &TestPostgres) -> Vec<(&'static str, String)> {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    cairn_testkit::free_port()
 }
 
 pub struct Running {
