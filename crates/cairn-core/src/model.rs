@@ -263,6 +263,46 @@ pub struct Event {
     pub created_at: OffsetDateTime,
 }
 
+/// A stored event as it is published on its thread's topic: all of it, so
+/// a live stream that has every event before it sends it on without reading
+/// the log again (one with a gap reads the log).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Published {
+    pub seq: i64,
+    pub run_id: Option<RunId>,
+    pub kind: String,
+    pub payload: Value,
+    #[serde(default)]
+    pub schema_version: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl Published {
+    pub fn of(event: &Event) -> Published {
+        Published {
+            seq: event.seq,
+            run_id: event.run_id,
+            kind: event.kind.clone(),
+            payload: event.payload.clone(),
+            schema_version: event.schema_version,
+            created_at: event.created_at,
+        }
+    }
+
+    pub fn into_event(self, thread: ThreadId) -> Event {
+        Event {
+            thread_id: thread,
+            seq: self.seq,
+            run_id: self.run_id,
+            kind: self.kind,
+            payload: self.payload,
+            schema_version: self.schema_version,
+            created_at: self.created_at,
+        }
+    }
+}
+
 /// Model calls added up: how many, their tokens and what they cost.
 // The API's usage answers send it as `UsageTotals`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
@@ -454,6 +494,24 @@ pub struct NewAuditEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_published_event_is_the_stored_one_whole() {
+        let created_at =
+            OffsetDateTime::from_unix_timestamp_nanos(1_764_000_000_123_456_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let stored = Event {
+            thread_id: ThreadId::new(),
+            seq: 7,
+            run_id: Some(RunId::new()),
+            kind: "output".into(),
+            payload: serde_json::json!({ "output": { "type": "stream", "name": "stdout", "text": "hi" } }),
+            schema_version: 2,
+            created_at,
+        };
+        let wire = serde_json::to_vec(&Published::of(&stored)).unwrap_or_default();
+        let read: Published = serde_json::from_slice(&wire).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read.into_event(stored.thread_id), stored, "to the microsecond");
+    }
 
     #[test]
     fn enums_round_trip_through_their_text_form() {

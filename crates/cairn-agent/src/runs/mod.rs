@@ -80,9 +80,8 @@ impl Events for StoreEvents {
         match self.store.append_events(self.thread, vec![event], self.fence).await {
             Ok(stored) => {
                 for event in stored {
-                    let wire = json!({ "seq": event.seq, "run_id": event.run_id, "kind": event.kind,
-                                       "payload": event.payload, "created_at": event.created_at.unix_timestamp() });
-                    let _ = self.bus.pubsub.publish(&topic(self.thread), Bytes::from(wire.to_string())).await;
+                    let wire = serde_json::to_vec(&cairn_core::model::Published::of(&event)).unwrap_or_default();
+                    let _ = self.bus.pubsub.publish(&topic(self.thread), Bytes::from(wire)).await;
                 }
             }
             Err(cairn_core::Error::LeaseLost { .. }) => {

@@ -19,7 +19,6 @@ use cairn_core::{RunId, ThreadId};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::thread_for;
@@ -106,12 +105,26 @@ impl Streamed {
     }
 }
 
+/// Where a live stream stands.
+struct Follow {
+    live: BoxStream<'static, bytes::Bytes>,
+    /// The last event sent (or skipped as unreadable).
+    last: i64,
+    /// Events read, each with whether the backlog was done when it was.
+    queue: VecDeque<(Event, bool)>,
+    caught_up: bool,
+    /// The log must be read before the next word from the bus.
+    read_log: bool,
+}
+
 /// How long a live stream waits for the bus before reading the log anyway.
 const LOG_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The thread's events after `last`, then live ones, each exactly once and
-/// in the log's order: subscribed before the backlog is read, and for every
-/// live event newer than what was sent, the log is read again from there.
+/// in the log's order: subscribed before the backlog is read; a published
+/// event that follows the last one sent goes out as it came (no read of the
+/// log per viewer and event), and one after a gap makes the stream read the
+/// log again from the last one sent.
 async fn live_events(
     state: &AppState,
     thread_id: ThreadId,
@@ -120,40 +133,49 @@ async fn live_events(
     let live = state.bus.pubsub.subscribe(&cairn_agent::runs::topic(thread_id)).await?;
     let store = state.store.clone();
     // The queue holds each event read with whether the backlog was done then.
-    let start = (live, last, VecDeque::new(), false);
-    let stream = futures::stream::unfold(start, move |(mut live, mut last, mut queue, mut caught_up)| {
+    let start = Follow { live, last, queue: VecDeque::new(), caught_up: false, read_log: true };
+    let stream = futures::stream::unfold(start, move |mut follow| {
         let store = store.clone();
         async move {
             loop {
-                if let Some((event, live_event)) = queue.pop_front() {
+                if let Some((event, live_event)) = follow.queue.pop_front() {
                     let event: Event = event;
-                    last = event.seq;
+                    follow.last = event.seq;
                     match EventResponse::read(event) {
-                        Some(event) => {
-                            let streamed = Streamed { event, live: live_event };
-                            return Some((streamed, (live, last, queue, caught_up)));
-                        }
+                        Some(event) => return Some((Streamed { event, live: live_event }, follow)),
                         None => continue,
                     }
                 }
-                match store.events_after(thread_id, last, 500).await {
-                    Ok(missed) if !missed.is_empty() => {
-                        queue.extend(missed.into_iter().map(|event| (event, caught_up)));
-                        continue;
+                if follow.read_log {
+                    match store.events_after(thread_id, follow.last, 500).await {
+                        Ok(missed) if !missed.is_empty() => {
+                            let caught_up = follow.caught_up;
+                            follow.queue.extend(missed.into_iter().map(|event| (event, caught_up)));
+                            continue;
+                        }
+                        Ok(_) => (follow.caught_up, follow.read_log) = (true, false),
+                        Err(_) => {} // read again at the next wake
                     }
-                    Ok(_) => caught_up = true,
-                    Err(_) => {}
                 }
                 // A word from the bus, or every few seconds the log anyway:
                 // what was written while the bus was away (its notices are
                 // lost, not queued) still arrives.
-                let published = match tokio::time::timeout(LOG_RECHECK, live.next()).await {
+                let published = match tokio::time::timeout(LOG_RECHECK, follow.live.next()).await {
                     Ok(published) => published?,
-                    Err(_) => continue,
+                    Err(_) => {
+                        follow.read_log = true;
+                        continue;
+                    }
                 };
-                let seq = serde_json::from_slice::<Value>(&published).ok().and_then(|v| v["seq"].as_i64());
-                if seq.is_some_and(|s| s <= last) {
-                    continue; // seen already
+                match serde_json::from_slice::<cairn_core::model::Published>(&published) {
+                    Ok(event) if event.seq <= follow.last => {} // sent already
+                    Ok(event) if event.seq == follow.last + 1 && follow.caught_up => {
+                        follow.queue.push_back((event.into_event(thread_id), true));
+                    }
+                    // A gap (events published out of order, or lost while
+                    // the bus was away), or a word that does not parse: the
+                    // log says what came.
+                    _ => follow.read_log = true,
                 }
             }
         }
