@@ -341,6 +341,29 @@ async fn events_also_arrive_over_a_websocket() {
     assert!(live >= seqs.len() as f64, "{live} live events timed, {} sent", seqs.len());
     let unauthenticated = format!("{}/api/v1/threads/{thread}/events/ws", api.base.replace("http://", "ws://"));
     assert!(tokio_tungstenite::connect_async(unauthenticated).await.is_err(), "no token, no socket");
+
+    // A client that sends an outsized message is cut off, not buffered.
+    use futures::SinkExt;
+    let url = format!("{}/api/v1/threads/{thread}/events/ws?after=0", api.base.replace("http://", "ws://"));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert("authorization", format!("Bearer {}", api.owner).parse().unwrap());
+    let (mut hostile, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let huge = tokio_tungstenite::tungstenite::Message::Text("x".repeat(1 << 20).into());
+    let _ = hostile.send(huge).await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match hostile.next().await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => {
+                    return frame.map(|f| u16::from(f.code));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the server ends the socket");
+    assert!(matches!(closed, None | Some(1009)), "closed as too big (1009) or dropped: {closed:?}");
 }
 
 #[tokio::test]

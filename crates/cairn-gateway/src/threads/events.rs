@@ -117,6 +117,11 @@ struct Follow {
     read_log: bool,
 }
 
+/// An event socket's read buffer, and the largest message a client may send
+/// on it (it sends only pings and a close).
+const SOCKET_READ_BUFFER: usize = 4 * 1024;
+const SOCKET_MAX_MESSAGE: usize = 64 * 1024;
+
 /// How long a live stream waits for the bus before reading the log anyway.
 const LOG_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -298,6 +303,14 @@ pub(super) async fn events_socket(
     thread_for(&state, &principal, thread_id, Access::Read).await?;
     let mut events = live_events(&state, thread_id, query.after).await?;
     let stopping = state.stopping.wait();
+    // Events go out as they come and clients send next to nothing: small
+    // buffers (the library's defaults, 128 KiB each way, are most of an idle
+    // socket's memory) and a bound on what a client may send.
+    let upgrade = upgrade
+        .read_buffer_size(SOCKET_READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(SOCKET_MAX_MESSAGE)
+        .max_frame_size(SOCKET_MAX_MESSAGE);
     Ok(upgrade.on_upgrade(move |mut socket| async move {
         tokio::pin!(stopping);
         loop {
