@@ -60,6 +60,12 @@ pub struct StepContext {
 }
 
 impl StepContext {
+    /// The context of `step` of `run` at `node`, stopping when `cancelled`
+    /// is raised (for work a step hands to another worker).
+    pub fn new(run: String, step: i64, node: &str, cancelled: Arc<AtomicBool>) -> StepContext {
+        StepContext { run, step, node: node.to_owned(), cancelled }
+    }
+
     /// A key unique to this step of this run: a side effect done under it
     /// can be recognised, and not repeated, if the step runs again after a
     /// crash.

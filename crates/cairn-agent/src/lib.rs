@@ -12,6 +12,6 @@ pub mod plan;
 pub mod runs;
 
 pub use budget::Budget;
-pub use codeact::{Agent, AgentError, AgentState, RunContext, code_block};
+pub use codeact::{Agent, AgentError, AgentState, LaneJob, Lanes, RunContext, code_block};
 pub use events::{Events, RunEvent};
 pub use runs::{QUEUE, RunError, RunOptions, Runs, StoreEvents};

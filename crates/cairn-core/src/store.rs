@@ -134,6 +134,11 @@ pub trait RunRepo: Send + Sync {
     async fn latest_checkpoint(&self, run: RunId) -> Result<Option<Checkpoint>>;
     /// All checkpoints of a run, by step.
     async fn checkpoints(&self, run: RunId) -> Result<Vec<Checkpoint>>;
+    /// Keeps what one lane of a batch of tasks (the run's step `step`) came
+    /// to; the first result written stays (a lane worked twice after a crash
+    /// changes nothing).
+    async fn put_lane_result(&self, run: RunId, step: i64, lane: i64, state: serde_json::Value) -> Result<()>;
+    async fn lane_result(&self, run: RunId, step: i64, lane: i64) -> Result<Option<serde_json::Value>>;
 }
 
 /// File metadata of the project library.

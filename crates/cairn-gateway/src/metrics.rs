@@ -107,20 +107,22 @@ pub(crate) fn exposition() -> Result<Response, ApiError> {
     Ok(response)
 }
 
-/// The run queue as it stands now, read when metrics are asked for (the
-/// queue is shared: every process reports the same figures). A queue that
-/// does not answer within a second leaves the last figures in place.
+/// The run queue and the queue of planned runs' tasks as they stand now,
+/// read when metrics are asked for (the queues are shared: every process
+/// reports the same figures). A queue that does not answer within a second
+/// leaves the last figures in place.
 async fn queue_gauges(state: &AppState) {
-    let queue = cairn_agent::QUEUE;
-    let stats = tokio::time::timeout(std::time::Duration::from_secs(1), state.bus.queue.stats(queue)).await;
-    let Ok(Ok(stats)) = stats else {
-        tracing::debug!("the queue's figures could not be read for the metrics");
-        return;
-    };
-    for (kind, count) in [("ready", stats.ready), ("taken", stats.taken), ("dead", stats.dead)] {
-        metrics::gauge!("cairn_queue_jobs", "queue" => queue, "state" => kind).set(count as f64);
+    for queue in [cairn_agent::QUEUE, cairn_agent::runs::LANE_QUEUE] {
+        let stats = tokio::time::timeout(std::time::Duration::from_secs(1), state.bus.queue.stats(queue)).await;
+        let Ok(Ok(stats)) = stats else {
+            tracing::debug!(queue, "the queue's figures could not be read for the metrics");
+            continue;
+        };
+        for (kind, count) in [("ready", stats.ready), ("taken", stats.taken), ("dead", stats.dead)] {
+            metrics::gauge!("cairn_queue_jobs", "queue" => queue, "state" => kind).set(count as f64);
+        }
+        metrics::gauge!("cairn_queue_oldest_ready_seconds", "queue" => queue).set(stats.oldest_ready_secs);
     }
-    metrics::gauge!("cairn_queue_oldest_ready_seconds", "queue" => queue).set(stats.oldest_ready_secs);
 }
 
 /// Runs by status across the deployment, read when metrics are asked for.

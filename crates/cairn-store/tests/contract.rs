@@ -74,6 +74,7 @@ contract!(
     a_claim_waits_for_a_fenced_write_in_flight,
     sandbox_hosts_keep_a_heartbeat_and_sandboxes_their_placement,
     a_hosts_report_keeps_its_placements_true,
+    a_lanes_first_result_stays,
     runs_are_counted_by_status,
     the_audit_log_pages_newest_first,
     references_to_missing_rows_are_refused,
@@ -222,6 +223,21 @@ async fn finished_runs_keep_their_final_status(store: Arc<dyn Store>) {
     assert_eq!(store.run(run.id).await.unwrap().status, RunStatus::Failed);
     let missing = store.set_run_status(cairn_core::RunId::new(), RunStatus::Running, None, None).await;
     assert!(matches!(missing, Err(Error::NotFound { entity: "run" })), "{missing:?}");
+}
+
+async fn a_lanes_first_result_stays(store: Arc<dyn Store>) {
+    let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "l@example.com").await;
+    let run = store.create_run(NewRun { thread_id: thread.id, created_by: owner.id, trace_parent: None });
+    let run = run.await.unwrap();
+    assert_eq!(store.lane_result(run.id, 4, 1).await.unwrap(), None);
+    store.put_lane_result(run.id, 4, 1, json!({ "answer": "first" })).await.unwrap();
+    store.put_lane_result(run.id, 4, 1, json!({ "answer": "again" })).await.unwrap();
+    store.put_lane_result(run.id, 4, 2, json!({ "answer": "other lane" })).await.unwrap();
+    assert_eq!(store.lane_result(run.id, 4, 1).await.unwrap(), Some(json!({ "answer": "first" })));
+    assert_eq!(store.lane_result(run.id, 4, 2).await.unwrap(), Some(json!({ "answer": "other lane" })));
+    assert_eq!(store.lane_result(run.id, 6, 1).await.unwrap(), None, "another step's lane");
+    let orphan = store.put_lane_result(cairn_core::RunId::new(), 4, 1, json!({})).await;
+    assert!(matches!(orphan, Err(Error::NotFound { .. })), "{orphan:?}");
 }
 
 async fn projects_and_threads_are_renamed_and_runs_add_up_their_cost(store: Arc<dyn Store>) {

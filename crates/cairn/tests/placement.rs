@@ -199,3 +199,96 @@ async fn a_members_running_sandboxes_are_capped_over_all_hosts() {
         host.terminate();
     }
 }
+
+/// A planned run's independent tasks spread over both workers and both
+/// sandbox hosts: the worker holding the run works the first lane, the
+/// others go to the queue and each worker takes one; each lane's sandbox
+/// is placed like any other, so the lanes run on both hosts.
+#[tokio::test]
+async fn a_planned_runs_tasks_spread_over_both_workers_and_both_hosts() {
+    use cairn_testkit::{Reply, ScriptedLlm};
+    let pg = TestPostgres::create().await;
+    let (objects, host_dirs) = (TempDir::new("cli"), [TempDir::new("cli"), TempDir::new("cli")]);
+    let mut hosts =
+        [start_host(&host_dirs[0], free_port(), &pg, &objects), start_host(&host_dirs[1], free_port(), &pg, &objects)];
+    for host in &mut hosts {
+        host.wait_ready().await;
+    }
+    registered(&pg, 2).await;
+    // Each lane answers with where its workspace lives on the host (the
+    // bind mount's source, from the sandbox's mount table), after a second,
+    // so no worker can take both queued lanes one after the other.
+    let whereabouts = "import time\ntime.sleep(1)\n\
+                       line = next(l for l in open('/proc/self/mountinfo') if ' /workspace ' in l)\n\
+                       final_answer(line.split()[3])";
+    let task = |id: &str| {
+        serde_json::json!({ "id": id, "title": format!("Task {id}"), "goal": "say where", "done_when": "it said",
+                            "depends_on": [], "agent": "analyst" })
+    };
+    let plan = serde_json::json!({ "tasks": [task("a"), task("b"), task("c")] });
+    let mut script = vec![Reply::Text(format!("The plan.\n```json\n{plan}\n```"))];
+    script.extend((0..3).map(|_| Reply::Text(format!("```python\n{whereabouts}\n```"))));
+    script.extend((0..3).map(|_| Reply::Text(r#"{"done": true, "why": "it said"}"#.into())));
+    script.push(Reply::Text("The tasks ran in several places.".into()));
+    let llm = ScriptedLlm::start(script).await;
+    let envs = [
+        shared_envs(&pg),
+        vec![
+            ("CAIRN__LLM__PROVIDERS", scripted_provider(&llm.url, "")),
+            ("CAIRN__SANDBOX__CLUSTER", "true".to_owned()),
+            ("CAIRN__SANDBOX__HOST_TOKEN", TOKEN.to_owned()),
+            ("CAIRN__SANDBOX__HEARTBEAT_SECS", "1".to_owned()),
+            // One run and one task at a time per worker.
+            ("CAIRN__AGENT__WORKERS", "1".to_owned()),
+        ],
+    ]
+    .concat();
+    let dirs = [TempDir::new("cli"), TempDir::new("cli"), TempDir::new("cli")];
+    let mut gateway = Running::start(&dirs[0].path, &["--role", "gateway"], &envs);
+    let mut workers = [
+        Running::start(&dirs[1].path, &["--role", "worker"], &envs),
+        Running::start(&dirs[2].path, &["--role", "worker"], &envs),
+    ];
+    gateway.wait_ready().await;
+    for worker in &mut workers {
+        worker.wait_ready().await;
+    }
+    let ada = Ada::signs_up(&gateway).await;
+    let (_, thread) = ada.project_with_thread().await;
+    let posted = ada
+        .post(&format!("/api/v1/threads/{thread}/messages"), serde_json::json!({ "content": "Where?", "plan": true }))
+        .await;
+    let run = posted["run"]["id"].as_str().unwrap().to_owned();
+    let finished = ada.finished_run(&run, Duration::from_secs(90)).await;
+    assert_eq!(finished["status"], "succeeded", "{finished}");
+
+    // Every task done, on both hosts.
+    let events = ada.get(&format!("/api/v1/threads/{thread}/events?after=0")).await;
+    let plan =
+        events.as_array().unwrap().iter().rev().find(|e| e["kind"] == "plan").unwrap()["payload"]["plan"].clone();
+    let places: Vec<String> = plan["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            assert_eq!(t["status"], "done", "{t}");
+            t["result"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let on = |dir: &TempDir| places.iter().filter(|p| p.contains(&*dir.path.to_string_lossy())).count();
+    assert_eq!(on(&host_dirs[0]) + on(&host_dirs[1]), 3, "each lane ran on a host: {places:?}");
+    assert!(on(&host_dirs[0]) > 0 && on(&host_dirs[1]) > 0, "the lanes ran on both hosts: {places:?}");
+    // Both workers took a lane from the queue (the run's own worker worked
+    // the first one besides).
+    for worker in &workers {
+        let metrics = reqwest::get(format!("{}/metrics", worker.base)).await.unwrap().text().await.unwrap();
+        assert!(metrics.contains(r#"cairn_lanes_total{outcome="done"} 1"#), "each worker took one lane:\n{metrics}");
+    }
+    for worker in workers {
+        worker.terminate();
+    }
+    gateway.terminate();
+    for host in hosts {
+        host.terminate();
+    }
+}

@@ -69,6 +69,27 @@ pub struct RunContext {
     pub plan_approval: cairn_config::PlanApproval,
     /// The thread's messages, cached.
     pub working: cairn_memory::ThreadCache,
+    /// Where the lanes of a batch of tasks beyond the first are worked
+    /// (queued for any worker); `None`: all here, side by side.
+    pub lanes: Option<Arc<dyn Lanes>>,
+}
+
+/// One lane of a batch of independent tasks, for another worker to work:
+/// the sub-agent's state as it starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaneJob {
+    pub run: RunId,
+    /// The supervisor's step the batch belongs to.
+    pub step: i64,
+    pub lane: usize,
+    pub state: AgentState,
+}
+
+/// Works lanes of a batch elsewhere (the run service queues them).
+#[async_trait]
+pub trait Lanes: Send + Sync + std::fmt::Debug {
+    /// The lane's state once its sub-agent finished or gave up.
+    async fn work(&self, job: LaneJob, ctx: &StepContext) -> Result<AgentState, AgentError>;
 }
 
 impl RunContext {

@@ -173,8 +173,11 @@ impl Agent {
     /// Independent tasks at once: each sub-agent in a kernel of its own (the
     /// first in the thread's sandbox, the others in sandboxes made for the
     /// batch and removed after it), all within this one step; then the
-    /// supervisor checks each result. A batch cut short by a crash runs
-    /// again as a whole.
+    /// supervisor checks each result. With `run.lanes`, the lanes beyond the
+    /// first go to the queue and any worker works them (their results are
+    /// kept, so a batch run again after a crash reuses those it has);
+    /// without, they run here. A batch cut short by a crash runs again as a
+    /// whole.
     pub(super) async fn run_batch(
         &self,
         mut state: AgentState,
@@ -195,6 +198,13 @@ impl Agent {
             lane.pending_code = None;
             let ctx = ctx.clone();
             async move {
+                // Beyond the first, a lane may go to another worker.
+                if n > 0
+                    && let Some(lanes) = &run.lanes
+                {
+                    let job = LaneJob { run: run.run, step: ctx.step, lane: n, state: lane };
+                    return lanes.work(job, &ctx).await;
+                }
                 let mut lane_run = run.clone();
                 let own = if n == 0 {
                     None
@@ -254,6 +264,18 @@ impl Agent {
         }
         Self::publish_plan(&state, events).await;
         Ok(Step::next(state))
+    }
+
+    /// A lane of a batch that another worker queued: its sub-agent's whole
+    /// loop, in `run`'s sandbox (one made for the lane).
+    pub async fn work_lane(
+        &self,
+        lane: AgentState,
+        run: &RunContext,
+        events: &dyn Events,
+        ctx: StepContext,
+    ) -> Result<AgentState, AgentError> {
+        self.sub_agent(lane, run, events, ctx).await
     }
 
     /// A sub-agent's whole loop, within one step (for a batch).

@@ -36,7 +36,10 @@ const TRANSIENT_RETRIES: u32 = 30;
 /// The bus topic on which a cancel reaches the process working the run.
 const CANCEL_TOPIC: &str = "runs.cancel";
 
+mod lanes;
 mod worker;
+
+pub use lanes::LANE_QUEUE;
 
 /// The bus topic a thread's events are published on.
 pub fn topic(thread: ThreadId) -> String {

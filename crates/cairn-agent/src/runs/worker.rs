@@ -32,6 +32,11 @@ impl Runs {
                 let (runs, agent, consumer) = (self.clone(), agent.clone(), format!("{consumer}-{n}"));
                 tokio::spawn(async move { runs.work(&agent, &consumer).await })
             })
+            .chain((0..count).map(|n| {
+                // As many taking lanes of planned runs' batches.
+                let (runs, agent, consumer) = (self.clone(), agent.clone(), format!("{consumer}-lane-{n}"));
+                tokio::spawn(async move { runs.work_lanes(&agent, &consumer).await })
+            }))
             .collect()
     }
 
@@ -186,6 +191,32 @@ impl Runs {
         }
     }
 
+    /// What the agent needs to know of a run it works, in `sandbox`.
+    pub(super) fn run_context(
+        &self,
+        run: &Run,
+        project: &cairn_core::model::Project,
+        sandbox: SandboxId,
+        plan: bool,
+    ) -> RunContext {
+        RunContext {
+            run: run.id,
+            thread: run.thread_id,
+            project: project.id,
+            user: run.created_by,
+            sandbox,
+            model: None,
+            budget: self.inner.budget,
+            project_budget_usd: project.budget_usd,
+            require_approval: self.inner.require_approval.clone(),
+            planning: plan,
+            agents: self.inner.agents.clone(),
+            plan_approval: self.inner.plan_approval,
+            working: self.working(),
+            lanes: None,
+        }
+    }
+
     async fn process(&self, agent: &Arc<Agent>, id: RunId, model: Option<String>, plan: bool) -> Result<(), RunError> {
         let run = self.inner.store.run(id).await?;
         if run.status.is_terminal() || run.status == RunStatus::Waiting {
@@ -222,21 +253,8 @@ impl Runs {
         let project = self.inner.store.project(thread.project_id).await?;
         let cancel = Arc::new(AtomicBool::new(false));
         self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).insert(id, cancel.clone());
-        let context = RunContext {
-            run: id,
-            thread: run.thread_id,
-            project: thread.project_id,
-            user: run.created_by,
-            sandbox,
-            model: None,
-            budget: self.inner.budget,
-            project_budget_usd: project.budget_usd,
-            require_approval: self.inner.require_approval.clone(),
-            planning: plan,
-            agents: self.inner.agents.clone(),
-            plan_approval: self.inner.plan_approval,
-            working: self.working(),
-        };
+        let mut context = self.run_context(&run, &project, sandbox, plan);
+        context.lanes = Some(Arc::new(super::lanes::QueuedLanes::new(self.clone())));
         let events =
             StoreEvents { fence: Some(fence), stop: Some(cancel.clone()), ..self.events(run.thread_id, Some(id)) };
         let graph = agent.graph(context, Arc::new(events.clone()));

@@ -160,6 +160,34 @@ macro_rules! run_repo {
                 Ok(row.map(Checkpoint::from))
             }
 
+            async fn put_lane_result(&self, run: RunId, step: i64, lane: i64, state: serde_json::Value) -> cairn_core::Result<()> {
+                sqlx::query(
+                    "INSERT INTO run_lanes (run_id, step, lane, state, created_at) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (run_id, step, lane) DO NOTHING",
+                )
+                .bind(run.0)
+                .bind(step)
+                .bind(lane)
+                .bind(Json(state))
+                .bind(now())
+                .execute(&self.pool)
+                .await
+                .db_entity("run")?;
+                Ok(())
+            }
+
+            async fn lane_result(&self, run: RunId, step: i64, lane: i64) -> cairn_core::Result<Option<serde_json::Value>> {
+                let row: Option<(Json<serde_json::Value>,)> =
+                    sqlx::query_as("SELECT state FROM run_lanes WHERE run_id = $1 AND step = $2 AND lane = $3")
+                        .bind(run.0)
+                        .bind(step)
+                        .bind(lane)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .db()?;
+                Ok(row.map(|(state,)| state.0))
+            }
+
             async fn checkpoints(&self, run: RunId) -> cairn_core::Result<Vec<Checkpoint>> {
                 let rows: Vec<CheckpointRow> = sqlx::query_as(
                     "SELECT run_id, step, state, created_at FROM checkpoints WHERE run_id = $1 ORDER BY step",
