@@ -4,7 +4,9 @@ stream (SSE) open on one Cairn process while a run prints 20 lines. Measures
 how late each `output` event reaches each viewer (its receipt time minus the
 time the server logged it, both on this machine's clock), how many presence
 messages the viewers received in all, and the server's memory per idle
-viewer (resident set with N viewers connected and idle, minus before).
+viewer (resident set with N viewers connected and idle, minus before; and
+per viewer past the first tenth, which leaves out what the server sets up
+once for many clients, such as database connections).
 
 With `--gateways 2` the shape is the distributed one: two gateways and one
 worker on PostgreSQL (CAIRN_TEST_POSTGRES_URL, a database of its own,
@@ -134,15 +136,26 @@ async def measure(ports, token, thread, pids, viewers):
     before = sum(rss_mib(pid) for pid in pids)
     ready, results = asyncio.Semaphore(0), []
     tasks = []
+    # A tenth first: what they cost includes what the servers set up once
+    # (database connections, threads); the rest cost only themselves.
+    first = max(1, viewers // 10)
+    warm = None
     for n in range(viewers):
+        if n == first:
+            for _ in range(first):
+                await ready.acquire()
+            await asyncio.sleep(3)
+            warm = sum(rss_mib(pid) for pid in pids)
         port = ports[n % len(ports)]
         # One gateway: all over SSE, as before; two: SSE and WebSocket in turn.
         kind = ws_viewer if len(ports) > 1 and (n // len(ports)) % 2 == 1 else viewer
         tasks.append(asyncio.create_task(kind(port, token, thread, ready, results)))
-    for _ in range(viewers):
+    for _ in range(viewers - first):
         await ready.acquire()
     await asyncio.sleep(3)  # every stream open and idle
-    idle_kib = (sum(rss_mib(pid) for pid in pids) - before) * 1024 / viewers
+    after = sum(rss_mib(pid) for pid in pids)
+    idle_kib = (after - before) * 1024 / viewers
+    marginal_kib = (after - warm) * 1024 / (viewers - first) if warm is not None else float("nan")
     started = time.time()
     await asyncio.to_thread(post, f"{base}/threads/{thread}/messages", {"content": "Count."}, False, token)
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=int(os.environ.get("VIEWERS_TIMEOUT", "300")))
@@ -156,6 +169,7 @@ async def measure(ports, token, thread, pids, viewers):
         "lag_p99_ms": percentile(lags, 0.99),
         "presence_messages": presence,
         "idle_kib_per_viewer": idle_kib,
+        "marginal_kib_per_viewer": marginal_kib,
         "seconds": time.time() - started,
     }
 
@@ -170,7 +184,7 @@ def main():
     more_files()
     llm = subprocess.Popen([args.scripted_llm, CODE], stdout=subprocess.PIPE, text=True)
     rows = ["| viewers | all 20 lines reached | output lag p50 | p99 | presence messages (all viewers) "
-            "| memory per idle viewer |", "|---|---|---|---|---|---|"]
+            "| memory per idle viewer | each viewer past the first tenth |", "|---|---|---|---|---|---|---|"]
     try:
         llm_url = llm.stdout.readline().strip()
         for n in args.viewers:
@@ -208,7 +222,8 @@ def main():
                     thread = post(f"{base}/projects/{project}/threads", {"title": "T"}, False, token)["id"]
                     r = asyncio.run(measure([p for p, _ in gateways], token, thread, [s.pid for _, s in gateways], n))
                     rows.append(f"| {n} | {r['complete']} of {n} | {r['lag_p50_ms']:.1f} ms | {r['lag_p99_ms']:.1f} ms "
-                                f"| {r['presence_messages']:,} | {r['idle_kib_per_viewer']:.1f} KiB |")
+                                f"| {r['presence_messages']:,} | {r['idle_kib_per_viewer']:.1f} KiB "
+                                f"| {r['marginal_kib_per_viewer']:.1f} KiB |")
                 finally:
                     for server in servers:
                         server.terminate()

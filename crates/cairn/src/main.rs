@@ -22,6 +22,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod telemetry;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "cairn", version, about = "Cairn: a self-hostable AI agent platform")]
 struct Cli {
