@@ -418,6 +418,9 @@ pub struct NewFile {
     pub created_by: Option<UserId>,
     pub run_id: Option<RunId>,
     pub step: Option<i64>,
+    /// Saved by a worker's run: refused (`LeaseLost`) once another worker
+    /// claimed the run.
+    pub fence: Option<Fence>,
 }
 
 /// A stored refresh token (only its hash is kept). Tokens of one sign-in form

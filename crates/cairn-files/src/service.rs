@@ -154,7 +154,7 @@ impl Files {
         E: std::fmt::Display,
     {
         self.grant(principal, project, Access::Write).await?;
-        self.store_file(project, path, body, Some(principal.user.id), None, None).await
+        self.store_file(project, path, body, Some(principal.user.id), None).await
     }
 
     /// The artifact API: the agent saves bytes (or a sandbox file's stream)
@@ -168,6 +168,7 @@ impl Files {
         body: S,
         run: RunId,
         step: i64,
+        fence: Option<cairn_core::model::Fence>,
     ) -> Result<FileRecord>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
@@ -180,7 +181,7 @@ impl Files {
         if let Some(saved) = versions.into_iter().find(|f| f.run_id == Some(run) && f.step == Some(step)) {
             return Ok(saved);
         }
-        self.store_file(project, path, body, None, Some(run), Some(step)).await
+        self.store_file(project, path, body, None, Some((run, step, fence))).await
     }
 
     /// Saves bytes into the library on a user's behalf, for callers that
@@ -191,7 +192,7 @@ impl Files {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        self.store_file(project, path, body, Some(user), None, None).await
+        self.store_file(project, path, body, Some(user), None).await
     }
 
     async fn store_file<S, E>(
@@ -200,8 +201,7 @@ impl Files {
         path: &str,
         mut body: S,
         created_by: Option<UserId>,
-        run_id: Option<RunId>,
-        step: Option<i64>,
+        run: Option<(RunId, i64, Option<cairn_core::model::Fence>)>,
     ) -> Result<FileRecord>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
@@ -256,8 +256,9 @@ impl Files {
             sha256: hex(&hasher.finalize()),
             object_key: key.to_string(),
             created_by,
-            run_id,
-            step,
+            run_id: run.map(|(id, _, _)| id),
+            step: run.map(|(_, step, _)| step),
+            fence: run.and_then(|(_, _, fence)| fence),
         };
         match self.inner.store.insert_file(new).await {
             Ok(record) => Ok(record),

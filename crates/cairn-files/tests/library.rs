@@ -346,11 +346,11 @@ async fn artifacts_carry_their_lineage(start: impl Starter<FilesConfig, Library>
         .await
         .unwrap()
         .id;
-    let unknown = lib.files.save_artifact(lib.project, "x.txt", body(&[b"x"]), cairn_core::RunId::new(), 1).await;
+    let unknown = lib.files.save_artifact(lib.project, "x.txt", body(&[b"x"]), cairn_core::RunId::new(), 1, None).await;
     assert!(unknown.is_err(), "lineage must name a real run");
     let artifact = lib
         .files
-        .save_artifact(lib.project, "outputs/chart.png", body(&[b"\x89PNG\r\n\x1a\n...."]), run, 7)
+        .save_artifact(lib.project, "outputs/chart.png", body(&[b"\x89PNG\r\n\x1a\n...."]), run, 7, None)
         .await
         .unwrap();
     assert_eq!((artifact.run_id, artifact.step, artifact.created_by), (Some(run), Some(7), None));
@@ -359,13 +359,15 @@ async fn artifacts_carry_their_lineage(start: impl Starter<FilesConfig, Library>
 
     // The same step saving the same path again (a step re-run after a
     // crash) gets the first version back; another step makes a new one.
-    let again = lib.files.save_artifact(lib.project, "outputs/chart.png", body(&[b"other"]), run, 7).await.unwrap();
+    let again =
+        lib.files.save_artifact(lib.project, "outputs/chart.png", body(&[b"other"]), run, 7, None).await.unwrap();
     assert_eq!(again, artifact, "idempotent per run, step and path");
-    let next = lib.files.save_artifact(lib.project, "outputs/chart.png", body(&[b"next"]), run, 8).await.unwrap();
+    let next = lib.files.save_artifact(lib.project, "outputs/chart.png", body(&[b"next"]), run, 8, None).await.unwrap();
     assert_eq!(next.version, 2);
     // Still once when the path has newer versions since (another run, or a
     // later step, saved it): the re-run step gets its own version back.
-    let rerun = lib.files.save_artifact(lib.project, "outputs/chart.png", body(&[b"again"]), run, 7).await.unwrap();
+    let rerun =
+        lib.files.save_artifact(lib.project, "outputs/chart.png", body(&[b"again"]), run, 7, None).await.unwrap();
     assert_eq!(rerun, artifact, "idempotent whatever was saved at that path since");
     assert_eq!(lib.files.versions(&lib.viewer, lib.project, "outputs/chart.png").await.unwrap().len(), 2);
 }

@@ -430,6 +430,10 @@ async fn a_worker_whose_run_was_claimed_since_writes_nothing(store: Arc<dyn Stor
     store.set_run_status(run.id, RunStatus::Running, None, Some(first)).await.unwrap();
     store.put_checkpoint(checkpoint(1), Some(first)).await.unwrap();
     store.append_events(thread.id, vec![event("a", 1)], Some(first)).await.unwrap();
+    let artifact =
+        |fence| NewFile { run_id: Some(run.id), step: Some(2), fence, ..new_file(thread.project_id, "out.csv", 5) };
+    let saved = store.insert_file(artifact(Some(first))).await.unwrap();
+    assert_eq!(saved.version, 1);
 
     // Its lease runs out and another worker claims the run.
     let second = store.claim_run(run.id).await.unwrap();
@@ -439,8 +443,12 @@ async fn a_worker_whose_run_was_claimed_since_writes_nothing(store: Arc<dyn Stor
     refused(store.append_events(thread.id, vec![event("a", 2)], Some(first)).await.map(drop));
     refused(store.append_message(answer("from the old worker"), Some(first)).await.map(drop));
     refused(store.set_run_status(run.id, RunStatus::Succeeded, None, Some(first)).await.map(drop));
+    refused(store.insert_file(artifact(Some(first))).await.map(drop));
     // Nothing of it landed: one checkpoint, one event (its number not
-    // taken either), no message, the run still running.
+    // taken either), no message, one version of the file, the run still
+    // running.
+    assert_eq!(store.file_versions(thread.project_id, "out.csv").await.unwrap().len(), 1);
+    assert_eq!(store.insert_file(artifact(Some(second))).await.unwrap().version, 2, "the new holder saves");
     assert_eq!(store.checkpoints(run.id).await.unwrap().len(), 1);
     assert_eq!(store.events_after(thread.id, 0, 10).await.unwrap().len(), 1);
     assert_eq!(store.thread(thread.id).await.unwrap().last_event_seq, 1);
@@ -831,6 +839,7 @@ fn new_file(project: cairn_core::ProjectId, path: &str, size: i64) -> NewFile {
         created_by: None,
         run_id: None,
         step: None,
+        fence: None,
     }
 }
 

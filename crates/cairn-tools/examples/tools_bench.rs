@@ -48,7 +48,7 @@ async fn main() {
     let user = UserId::new();
     let sandbox = sandboxes.create(NewSandbox::for_owner(user));
     let sandbox = sandbox.await.unwrap().id;
-    let ctx = ToolContext { services, sandbox, user, project: None, thread: None, run: None };
+    let ctx = ToolContext { services, sandbox, user, project: None, thread: None, run: None, fence: None };
 
     // Bridged: Python in the sandbox times each call of a cheap tool.
     let code = format!(

@@ -37,7 +37,7 @@ impl Tool for SaveArtifact {
         let name = args.opt_str("name").unwrap_or(path).trim_start_matches("/workspace/").to_owned();
         let body = ctx.services.sandboxes.download(ctx.sandbox, path).await?;
         let saved = match ctx.run {
-            Some((run, step)) => files.save_artifact(project, &name, body, run, step).await,
+            Some((run, step)) => files.save_artifact(project, &name, body, run, step, ctx.fence).await,
             None => files.save_for_user(project, &name, body, ctx.user).await,
         };
         let record = saved.map_err(|e| ToolError::Failed(format!("cannot save {name}: {e}")))?;

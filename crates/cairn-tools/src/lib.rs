@@ -228,6 +228,9 @@ pub struct ToolContext {
     pub thread: Option<ThreadId>,
     /// The run and step making the call, for the lineage of artifacts.
     pub run: Option<(RunId, i64)>,
+    /// The claim of the worker making the call: what it saves into the
+    /// library is refused once another worker took the run over.
+    pub fence: Option<cairn_core::model::Fence>,
 }
 
 /// Tools for callers outside an agent run (the HTTP API): each user gets a
@@ -286,6 +289,7 @@ impl ToolRunner {
             project: Some(project),
             thread: None,
             run: None,
+            fence: None,
         };
         self.registry.call_checked(&ctx, name, Value::Array(Vec::new()), arguments).await
     }

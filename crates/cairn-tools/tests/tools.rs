@@ -159,7 +159,7 @@ async fn world(search: bool) -> World {
     let services = Services::from_config(&config, Arc::new(sandboxes.clone()), None).await.unwrap();
     let user = UserId::new();
     let sandbox = sandboxes.create(NewSandbox::for_owner(user)).await.unwrap();
-    let ctx = ToolContext { services, sandbox: sandbox.id, user, project: None, thread: None, run: None };
+    let ctx = ToolContext { services, sandbox: sandbox.id, user, project: None, thread: None, run: None, fence: None };
     World { registry, ctx, sandboxes, site, forbidden, forbidden_hits, _dir: dir }
 }
 

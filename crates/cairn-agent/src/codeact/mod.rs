@@ -69,6 +69,9 @@ pub struct RunContext {
     pub plan_approval: cairn_config::PlanApproval,
     /// The thread's messages, cached.
     pub working: cairn_memory::ThreadCache,
+    /// The worker's claim on the run: its library writes carry it (`None`:
+    /// a lane worked for another worker's run, or no worker).
+    pub fence: Option<cairn_core::model::Fence>,
     /// Where the lanes of a batch of tasks beyond the first are worked
     /// (queued for any worker); `None`: all here, side by side.
     pub lanes: Option<Arc<dyn Lanes>>,

@@ -324,6 +324,7 @@ impl Agent {
             project: Some(run.project),
             thread: Some(run.thread),
             run: Some((run.run, step)),
+            fence: run.fence,
         }
     }
 }

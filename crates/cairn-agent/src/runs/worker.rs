@@ -213,6 +213,7 @@ impl Runs {
             agents: self.inner.agents.clone(),
             plan_approval: self.inner.plan_approval,
             working: self.working(),
+            fence: None,
             lanes: None,
         }
     }
@@ -255,6 +256,7 @@ impl Runs {
         self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).insert(id, cancel.clone());
         let mut context = self.run_context(&run, &project, sandbox, plan);
         context.lanes = Some(Arc::new(super::lanes::QueuedLanes::new(self.clone())));
+        context.fence = Some(fence);
         let events =
             StoreEvents { fence: Some(fence), stop: Some(cancel.clone()), ..self.events(run.thread_id, Some(id)) };
         let graph = agent.graph(context, Arc::new(events.clone()));

@@ -18,7 +18,8 @@ macro_rules! file_repo {
                 // the unique index refuses the second, which then tries again.
                 let mut attempts = 0;
                 loop {
-                    let inserted: Result<FileRow, _> = sqlx::query_as(sql)
+                    let query = sqlx::query_as(if new.fence.is_some() { Self::FENCED_FILE_SQL } else { sql });
+                    let mut query = query
                         .bind(new.id.0)
                         .bind(new.project_id.0)
                         .bind(&new.path)
@@ -29,12 +30,24 @@ macro_rules! file_repo {
                         .bind(new.created_by.map(|u| u.0))
                         .bind(new.run_id.map(|r| r.0))
                         .bind(new.step)
-                        .bind(now())
-                        .fetch_one(&self.pool)
-                        .await;
+                        .bind(now());
+                    if let Some(fence) = new.fence {
+                        query = query.bind(fence.run.0).bind(fence.generation);
+                    }
+                    let inserted: Result<Option<FileRow>, _> = query.fetch_optional(&self.pool).await;
                     match inserted.db_entity("file") {
                         Err(cairn_core::Error::Conflict { .. }) if attempts < 5 => attempts += 1,
-                        other => return other.map(FileRecord::from),
+                        Ok(Some(row)) => return Ok(FileRecord::from(row)),
+                        // Only a fenced insert inserts nothing: the run was
+                        // claimed since (or is gone).
+                        Ok(None) => {
+                            let Some(fence) = new.fence else { return Err(cairn_core::Error::NotFound { entity: "file" }) };
+                            return match self.run(fence.run).await {
+                                Ok(_) => Err(fenced(fence)),
+                                Err(error) => Err(error),
+                            };
+                        }
+                        Err(other) => return Err(other),
                     }
                 }
             }

@@ -116,6 +116,18 @@ macro_rules! sql_store {
                  ON CONFLICT (run_id, step) DO UPDATE SET state = excluded.state, created_at = excluded.created_at"
             );
 
+            /// A new version of a file saved by a run's worker, only while
+            /// the run's lease generation is `$13` (of run `$12`).
+            const FENCED_FILE_SQL: &'static str = concat!(
+                "WITH held AS (SELECT id FROM runs WHERE id = $12 AND lease_generation = $13",
+                $row_lock,
+                ") INSERT INTO files (",
+                file_columns!(),
+                ") SELECT $1, $2, $3, COALESCE(MAX(version), 0) + 1, $4, $5, $6, $7, $8, $9, $10, $11 \
+                 FROM files WHERE project_id = $2 AND path = $3 HAVING EXISTS (SELECT 1 FROM held) RETURNING ",
+                file_columns!()
+            );
+
             pub fn new(pool: $pool) -> Self {
                 Self { pool }
             }
