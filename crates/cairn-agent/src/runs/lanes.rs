@@ -78,19 +78,7 @@ impl Runs {
     pub(super) async fn work_lanes(&self, agent: &Arc<Agent>, consumer: &str) {
         let mut drain = self.inner.drain.subscribe();
         loop {
-            let taken = tokio::select! {
-                taken = self.inner.bus.queue.take(LANE_QUEUE, consumer, Duration::from_secs(5)) => taken,
-                () = async { let _ = drain.wait_for(|d| *d != Drain::Take).await; } => return,
-            };
-            let delivery = match taken {
-                Ok(Some(delivery)) => delivery,
-                Ok(None) => continue,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot take tasks from the queue; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
+            let Some(delivery) = self.next_job(LANE_QUEUE, consumer, &mut drain).await else { return };
             let Ok(QueuedLane { job, trace }) = serde_json::from_slice::<QueuedLane>(&delivery.payload) else {
                 tracing::warn!("a queued task could not be read; dropped");
                 let _ = self.inner.bus.queue.ack(&delivery).await;

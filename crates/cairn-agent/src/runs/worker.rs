@@ -40,22 +40,34 @@ impl Runs {
             .collect()
     }
 
+    /// The next job of `queue` for `consumer`; `None` once the process
+    /// stops taking work.
+    pub(super) async fn next_job(
+        &self,
+        queue: &str,
+        consumer: &str,
+        drain: &mut tokio::sync::watch::Receiver<Drain>,
+    ) -> Option<cairn_core::bus::Delivery> {
+        loop {
+            let taken = tokio::select! {
+                taken = self.inner.bus.queue.take(queue, consumer, Duration::from_secs(5)) => taken,
+                () = async { let _ = drain.wait_for(|d| *d != Drain::Take).await; } => return None,
+            };
+            match taken {
+                Ok(Some(delivery)) => return Some(delivery),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%error, queue, "cannot take work from the queue; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
     async fn work(&self, agent: &Arc<Agent>, consumer: &str) {
         let mut drain = self.inner.drain.subscribe();
         loop {
-            let taken = tokio::select! {
-                taken = self.inner.bus.queue.take(QUEUE, consumer, Duration::from_secs(5)) => taken,
-                () = async { let _ = drain.wait_for(|d| *d != Drain::Take).await; } => return,
-            };
-            let delivery = match taken {
-                Ok(Some(delivery)) => delivery,
-                Ok(None) => continue,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot take runs from the queue; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
+            let Some(delivery) = self.next_job(QUEUE, consumer, &mut drain).await else { return };
             let Some(RunJob { run: id, model, plan, trace, .. }) = RunJob::decode(&delivery.payload) else {
                 tracing::warn!(job = %String::from_utf8_lossy(&delivery.payload), "a queued job could not be read; dropped");
                 let _ = self.inner.bus.queue.ack(&delivery).await;
