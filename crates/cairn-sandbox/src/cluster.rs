@@ -82,13 +82,13 @@ impl ClusterSandboxes {
                 break;
             }
             let id = victim.sandbox;
-            match self.on_host(id, |c| async move { c.pause_if_idle(id).await }).await {
-                Ok(Some(_)) | Err(SandboxError::NotFound) => {}
+            match self.pause_if_idle(id).await {
+                Ok(Some(_)) => {}
+                Err(SandboxError::NotFound) => self.placements.mark_placement(id, false).await.map_err(store_down)?,
                 // Busy since its host's last report: left running.
                 Ok(None) => continue,
                 Err(other) => return Err(other),
             }
-            self.placements.mark_placement(id, false).await.map_err(store_down)?;
             tracing::info!(sandbox = %id, owner = %owner, "paused a member's idle sandbox: at most {cap} run at once");
             over -= 1;
         }

@@ -218,11 +218,6 @@ impl LocalSandboxes {
         &self.inner.template.cgroups
     }
 
-    /// Sandboxes whose kernel runs now.
-    pub async fn running_count(&self) -> u32 {
-        u32::try_from(self.tally().running).unwrap_or(u32::MAX)
-    }
-
     /// Every sandbox on this machine, for the host's report to the registry
     /// (from memory: nothing is measured).
     pub fn hosted(&self) -> Vec<cairn_core::sandbox::HostedSandbox> {
