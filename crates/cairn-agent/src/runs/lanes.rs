@@ -87,20 +87,15 @@ impl Runs {
             // Keep the lease while the lane works; stop it if its run ends.
             let cancel = Arc::new(AtomicBool::new(false));
             let heartbeat = {
-                let (runs, delivery, cancel, every) =
-                    (self.clone(), delivery.clone(), cancel.clone(), self.inner.lease / 3);
-                tokio::spawn(async move {
-                    loop {
-                        tokio::time::sleep(every).await;
-                        if let Err(cairn_core::Error::LeaseLost { .. }) = runs.inner.bus.queue.extend(&delivery).await {
-                            cancel.store(true, Ordering::SeqCst);
-                            return;
-                        }
-                        if runs.inner.store.run(job.run).await.is_ok_and(|run| run.status.is_terminal()) {
-                            cancel.store(true, Ordering::SeqCst);
-                        }
-                    }
-                })
+                let cancel = cancel.clone();
+                self.keep_lease(
+                    &delivery,
+                    job.run,
+                    |status| status.is_terminal(),
+                    move || {
+                        cancel.store(true, Ordering::SeqCst);
+                    },
+                )
             };
             let span = tracing::info_span!(
                 "run.lane",

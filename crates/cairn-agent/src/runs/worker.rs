@@ -64,6 +64,38 @@ impl Runs {
         }
     }
 
+    /// Keeps a job's lease while it is worked (every third of the lease)
+    /// and calls `stop` once another worker has the job (its writes are
+    /// refused in any case) or the run's status is one `moot` says ends the
+    /// work, cancelled elsewhere and the bus's word of it lost. A bus away
+    /// for a moment is tried again at the next beat (should the lease run
+    /// out meanwhile, the fence keeps the two workers apart).
+    pub(super) fn keep_lease(
+        &self,
+        delivery: &cairn_core::bus::Delivery,
+        run: RunId,
+        moot: fn(RunStatus) -> bool,
+        stop: impl Fn() + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let (runs, delivery, every) = (self.clone(), delivery.clone(), self.inner.lease / 3);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match runs.inner.bus.queue.extend(&delivery).await {
+                    Ok(()) => {}
+                    Err(cairn_core::Error::LeaseLost { .. }) => {
+                        stop();
+                        return;
+                    }
+                    Err(_) => continue,
+                }
+                if runs.inner.store.run(run).await.is_ok_and(|found| moot(found.status)) {
+                    stop();
+                }
+            }
+        })
+    }
+
     async fn work(&self, agent: &Arc<Agent>, consumer: &str) {
         let mut drain = self.inner.drain.subscribe();
         loop {
@@ -76,28 +108,15 @@ impl Runs {
             // Keep the lease while the run works, and stop the run if it was
             // cancelled elsewhere and the bus's word of it was lost.
             let heartbeat = {
-                let (runs, delivery, every) = (self.clone(), delivery.clone(), self.inner.lease / 3);
-                tokio::spawn(async move {
-                    loop {
-                        tokio::time::sleep(every).await;
-                        match runs.inner.bus.queue.extend(&delivery).await {
-                            Ok(()) => {}
-                            // Another worker has the job now: this one stops
-                            // (and its writes are refused in any case).
-                            Err(cairn_core::Error::LeaseLost { .. }) => {
-                                runs.stop_here(id);
-                                return;
-                            }
-                            // The bus is away for a moment: try again at the
-                            // next beat (should the lease run out meanwhile,
-                            // the fence keeps the two workers apart).
-                            Err(_) => continue,
-                        }
-                        if runs.inner.store.run(id).await.is_ok_and(|run| run.status == RunStatus::Cancelled) {
-                            runs.stop_here(id);
-                        }
-                    }
-                })
+                let runs = self.clone();
+                self.keep_lease(
+                    &delivery,
+                    id,
+                    |status| status == RunStatus::Cancelled,
+                    move || {
+                        runs.stop_here(id);
+                    },
+                )
             };
             self.inner.working.fetch_add(1, Ordering::SeqCst);
             // The run's trace goes on here, from where it was queued.
