@@ -92,9 +92,10 @@ macro_rules! placement_repo {
                 .await
                 .db()?;
                 let Some(hosted) = host.sandboxes else { return Ok(Vec::new()) };
-                // Where the store places each sandbox the host reports.
-                let placed: Vec<(Uuid, String, OffsetDateTime)> = sqlx::query_as(
-                    "SELECT sandbox_id, host_url, created_at FROM sandbox_placements WHERE host_url = $1",
+                // The sandboxes placed on this host, with the state last known.
+                let placed: Vec<(Uuid, OffsetDateTime, bool, bool, OffsetDateTime)> = sqlx::query_as(
+                    "SELECT sandbox_id, created_at, running, busy, COALESCE(active_at, created_at) \
+                     FROM sandbox_placements WHERE host_url = $1",
                 )
                 .bind(&url)
                 .fetch_all(self.pool())
@@ -102,7 +103,7 @@ macro_rules! placement_repo {
                 .db()?;
                 let reported: std::collections::HashSet<Uuid> = hosted.iter().map(|s| s.id.0).collect();
                 let at = now();
-                for (sandbox, _, placed_at) in &placed {
+                for (sandbox, placed_at, ..) in &placed {
                     if !reported.contains(sandbox) && at - *placed_at > PLACEMENT_GRACE {
                         sqlx::query(
                             "DELETE FROM sandbox_placements WHERE sandbox_id = $1 AND host_url = $2 AND created_at < $3",
@@ -115,10 +116,17 @@ macro_rules! placement_repo {
                         .db()?;
                     }
                 }
-                let here: std::collections::HashSet<Uuid> = placed.iter().map(|(id, _, _)| *id).collect();
+                let here: std::collections::HashMap<Uuid, (bool, bool, OffsetDateTime)> =
+                    placed.iter().map(|&(id, _, running, busy, active_at)| (id, (running, busy, active_at))).collect();
                 let mut not_its_own = Vec::new();
                 for sandbox in hosted {
-                    if here.contains(&sandbox.id.0) {
+                    if let Some(&(running, busy, active_at)) = here.get(&sandbox.id.0) {
+                        // Written only when it changed (the database keeps
+                        // microseconds, the host nanoseconds).
+                        let moved = (sandbox.last_active_at - active_at).abs() >= time::Duration::milliseconds(1);
+                        if (running, busy) == (sandbox.running, sandbox.busy) && !moved {
+                            continue;
+                        }
                         sqlx::query(
                             "UPDATE sandbox_placements SET running = $3, busy = $4, active_at = $5 \
                              WHERE sandbox_id = $1 AND host_url = $2",
