@@ -279,12 +279,12 @@ pub struct Published {
 }
 
 impl Published {
-    pub fn of(event: &Event) -> Published {
+    pub fn of(event: Event) -> Published {
         Published {
             seq: event.seq,
             run_id: event.run_id,
-            kind: event.kind.clone(),
-            payload: event.payload.clone(),
+            kind: event.kind,
+            payload: event.payload,
             schema_version: event.schema_version,
             created_at: event.created_at,
         }
@@ -511,7 +511,7 @@ mod tests {
             schema_version: 2,
             created_at,
         };
-        let wire = serde_json::to_vec(&Published::of(&stored)).unwrap_or_default();
+        let wire = serde_json::to_vec(&Published::of(stored.clone())).unwrap_or_default();
         let read: Published = serde_json::from_slice(&wire).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(read.into_event(stored.thread_id), stored, "to the microsecond");
     }

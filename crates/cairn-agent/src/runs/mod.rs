@@ -83,7 +83,7 @@ impl Events for StoreEvents {
         match self.store.append_events(self.thread, vec![event], self.fence).await {
             Ok(stored) => {
                 for event in stored {
-                    let wire = serde_json::to_vec(&cairn_core::model::Published::of(&event)).unwrap_or_default();
+                    let wire = serde_json::to_vec(&cairn_core::model::Published::of(event)).unwrap_or_default();
                     let _ = self.bus.pubsub.publish(&topic(self.thread), Bytes::from(wire)).await;
                 }
             }
