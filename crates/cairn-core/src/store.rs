@@ -117,6 +117,18 @@ pub trait RunRepo: Send + Sync {
         error: Option<String>,
         fence: Option<Fence>,
     ) -> Result<Run>;
+    /// [`RunRepo::set_run_status`] and, in the same transaction, the event
+    /// that says so at the end of the run's thread's log: both or neither,
+    /// so a crash or an outage between them cannot leave a finished run
+    /// whose log never says it finished.
+    async fn set_run_status_logged(
+        &self,
+        id: RunId,
+        status: RunStatus,
+        error: Option<String>,
+        fence: Option<Fence>,
+        event: Option<NewEvent>,
+    ) -> Result<(Run, Option<Event>)>;
     /// Claims the run for the caller: moves its lease generation on and
     /// returns the fence the caller's writes carry. Every earlier fence of
     /// the run is refused from then on.

@@ -69,6 +69,7 @@ contract!(
     events_are_numbered_consecutively_per_thread,
     concurrent_appenders_never_share_or_skip_a_number,
     finished_runs_keep_their_final_status,
+    a_status_and_its_event_are_written_together,
     a_rerun_step_replaces_its_checkpoint,
     a_worker_whose_run_was_claimed_since_writes_nothing,
     a_claim_waits_for_a_fenced_write_in_flight,
@@ -223,6 +224,39 @@ async fn finished_runs_keep_their_final_status(store: Arc<dyn Store>) {
     assert_eq!(store.run(run.id).await.unwrap().status, RunStatus::Failed);
     let missing = store.set_run_status(cairn_core::RunId::new(), RunStatus::Running, None, None).await;
     assert!(matches!(missing, Err(Error::NotFound { entity: "run" })), "{missing:?}");
+}
+
+async fn a_status_and_its_event_are_written_together(store: Arc<dyn Store>) {
+    let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "s@example.com").await;
+    let run = store.create_run(NewRun { thread_id: thread.id, created_by: owner.id, trace_parent: None });
+    let run = run.await.unwrap();
+    store.append_events(thread.id, vec![event("token", 1)], None).await.unwrap();
+    let fence = store.claim_run(run.id).await.unwrap();
+    let said = |status: &str| NewEvent {
+        run_id: Some(run.id),
+        kind: "run.status".into(),
+        payload: json!({ "status": status }),
+        schema_version: 2,
+    };
+    let (done, logged) = store
+        .set_run_status_logged(run.id, RunStatus::Succeeded, None, Some(fence), Some(said("succeeded")))
+        .await
+        .unwrap();
+    let logged = logged.unwrap();
+    assert_eq!((done.status, logged.seq, logged.run_id), (RunStatus::Succeeded, 2, Some(run.id)));
+    assert_eq!(store.thread(thread.id).await.unwrap().last_event_seq, 2);
+    // Refused status changes log nothing: a finished run, a superseded fence.
+    let late = store.set_run_status_logged(run.id, RunStatus::Failed, None, None, Some(said("failed"))).await;
+    assert!(matches!(late, Err(Error::Conflict { .. })), "{late:?}");
+    let other = store.create_run(NewRun { thread_id: thread.id, created_by: owner.id, trace_parent: None });
+    let other = other.await.unwrap();
+    let first = store.claim_run(other.id).await.unwrap();
+    store.claim_run(other.id).await.unwrap();
+    let fenced = store.set_run_status_logged(other.id, RunStatus::Running, None, Some(first), Some(said("running")));
+    assert!(matches!(fenced.await, Err(Error::LeaseLost { .. })));
+    let log = store.events_after(thread.id, 0, 100).await.unwrap();
+    assert_eq!(log.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2], "no event of a refused change");
+    assert_eq!(log[1].payload["status"], "succeeded");
 }
 
 async fn a_lanes_first_result_stays(store: Arc<dyn Store>) {

@@ -83,8 +83,7 @@ impl Events for StoreEvents {
         match self.store.append_events(self.thread, vec![event], self.fence).await {
             Ok(stored) => {
                 for event in stored {
-                    let wire = serde_json::to_vec(&cairn_core::model::Published::of(event)).unwrap_or_default();
-                    let _ = self.bus.pubsub.publish(&topic(self.thread), Bytes::from(wire)).await;
+                    publish(&self.bus, event).await;
                 }
             }
             Err(cairn_core::Error::LeaseLost { .. }) => {
@@ -96,6 +95,14 @@ impl Events for StoreEvents {
             Err(error) => tracing::warn!(%error, %kind, "an event could not be recorded"),
         }
     }
+}
+
+/// Tells the thread's live streams of a stored event (lost, not queued,
+/// while the bus is away: streams read the log again then).
+async fn publish(bus: &Bus, event: cairn_core::model::Event) {
+    let thread = event.thread_id;
+    let wire = serde_json::to_vec(&cairn_core::model::Published::of(event)).unwrap_or_default();
+    let _ = bus.pubsub.publish(&topic(thread), Bytes::from(wire)).await;
 }
 
 /// A run waiting in the queue for a worker. Version 1 was the same object
@@ -308,9 +315,17 @@ impl Runs {
     /// Moves the run on, as the worker holding `fence` (refused, with
     /// `LeaseLost`, once another worker has taken it over).
     async fn set_status_under(&self, run: &Run, change: StatusChanged, fence: Option<Fence>) -> Result<Run, RunError> {
-        let updated = self.inner.store.set_run_status(run.id, change.status, change.error.clone(), fence).await?;
-        let events = StoreEvents { fence, ..self.events(run.thread_id, Some(run.id)) };
-        events.emit(RunEvent::Status(change)).await;
+        // The status and its event are written together: a worker killed
+        // or a database lost between two writes would leave a finished run
+        // whose log never says so.
+        let (status, error) = (change.status, change.error.clone());
+        let (kind, payload) = RunEvent::Status(change).into_parts();
+        let event = NewEvent { run_id: Some(run.id), kind, payload, schema_version: SCHEMA_VERSION };
+        let (updated, logged) =
+            self.inner.store.set_run_status_logged(run.id, status, error, fence, Some(event)).await?;
+        if let Some(event) = logged {
+            publish(&self.inner.bus, event).await;
+        }
         Ok(updated)
     }
 

@@ -72,6 +72,47 @@ macro_rules! event_columns {
     };
 }
 
+/// Inside a transaction: stores one event at `seq` of the thread's log
+/// (numbers reserved by the caller); the stored event.
+macro_rules! insert_event {
+    ($tx:expr, $thread:expr, $seq:expr, $event:expr, $at:expr) => {{
+        let event: NewEvent = $event;
+        let sql = concat!(
+            "INSERT INTO events (",
+            event_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
+            event_columns!()
+        );
+        let row: EventRow = sqlx::query_as(sql)
+            .bind($thread.0)
+            .bind($seq)
+            .bind(event.run_id.map(|r| r.0))
+            .bind(event.kind)
+            .bind(Json(event.payload))
+            .bind(event.schema_version)
+            .bind($at)
+            .fetch_one(&mut *$tx)
+            .await
+            .db_entity("event")?;
+        Event::from(row)
+    }};
+}
+
+/// Inside a transaction: appends one event to the end of the thread's log
+/// (taking the thread's row lock to number it, as `append_events` does).
+macro_rules! append_one {
+    ($tx:expr, $thread:expr, $event:expr) => {{
+        let seq: i64 = sqlx::query_scalar(
+            "UPDATE threads SET last_event_seq = last_event_seq + 1 WHERE id = $1 RETURNING last_event_seq",
+        )
+        .bind($thread.0)
+        .fetch_one(&mut *$tx)
+        .await
+        .db_entity("thread")?;
+        insert_event!($tx, $thread, seq, $event, now())
+    }};
+}
+
 /// Inside a write's transaction: refuses the write (`LeaseLost`) when the
 /// fence's run was claimed since the fence was made, and holds the run's row
 /// until the transaction ends, so a claim cannot slip in between the check

@@ -64,27 +64,47 @@ macro_rules! run_repo {
                 error: Option<String>,
                 fence: Option<Fence>,
             ) -> cairn_core::Result<Run> {
+                Ok(self.set_run_status_logged(id, status, error, fence, None).await?.0)
+            }
+
+            async fn set_run_status_logged(
+                &self,
+                id: RunId,
+                status: RunStatus,
+                error: Option<String>,
+                fence: Option<Fence>,
+                event: Option<NewEvent>,
+            ) -> cairn_core::Result<(Run, Option<Event>)> {
                 // The guards in the WHERE clause make "finished runs stay
                 // finished" and "a superseded worker writes nothing" hold even
-                // when two workers race.
+                // when two workers race. The run's row is locked before the
+                // thread's, as every fenced append does.
                 let sql = concat!(
                     "UPDATE runs SET status = $2, error = $3, updated_at = $4 \
                      WHERE id = $1 AND status NOT IN ('succeeded', 'failed', 'cancelled') \
                      AND ($5 IS NULL OR lease_generation = $5) RETURNING ",
                     run_columns!()
                 );
+                let mut tx = self.pool.begin().await.db()?;
                 let row: Option<RunRow> = sqlx::query_as(sql)
                     .bind(id.0)
                     .bind(status.as_str())
                     .bind(error)
                     .bind(now())
                     .bind(fence.map(|f| f.generation))
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *tx)
                     .await
                     .db()?;
                 if let Some(row) = row {
-                    return row.into_domain();
+                    let run = row.into_domain()?;
+                    let logged = match event {
+                        Some(event) => Some(append_one!(tx, run.thread_id, event)),
+                        None => None,
+                    };
+                    tx.commit().await.db()?;
+                    return Ok((run, logged));
                 }
+                tx.rollback().await.db()?;
                 // No such run, or it already finished, or it was claimed since.
                 let found: Option<(String, i64)> =
                     sqlx::query_as("SELECT status, lease_generation FROM runs WHERE id = $1")

@@ -143,24 +143,7 @@ macro_rules! thread_repo {
                 .db_entity("thread")?;
                 let mut stored = Vec::with_capacity(events.len());
                 for (seq, event) in (last - count + 1..).zip(events) {
-                    let sql = concat!(
-                        "INSERT INTO events (",
-                        event_columns!(),
-                        ") VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
-                        event_columns!()
-                    );
-                    let row: EventRow = sqlx::query_as(sql)
-                        .bind(thread.0)
-                        .bind(seq)
-                        .bind(event.run_id.map(|r| r.0))
-                        .bind(event.kind)
-                        .bind(Json(event.payload))
-                        .bind(event.schema_version)
-                        .bind(at)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .db_entity("event")?;
-                    stored.push(Event::from(row));
+                    stored.push(insert_event!(tx, thread, seq, event, at));
                 }
                 tx.commit().await.db()?;
                 Ok(stored)
