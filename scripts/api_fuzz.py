@@ -17,19 +17,13 @@ Reports go to --report-dir (JUnit XML and the failing cases as a cassette).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-PASSWORD = "correct horse battery staple"
+from live_server import LiveServer, call, sign_up
+
 CHECKS = ",".join(
     [
         "not_a_server_error",
@@ -43,56 +37,10 @@ CHECKS = ",".join(
 EXCLUDED_PATHS = ["/api/v1/threads/{thread_id}/events/ws"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(base: str, method: str, path: str, body=None, token: str | None = None, form: dict | None = None):
-    headers = {"Accept": "application/json"}
-    data = None
-    if form is not None:
-        data = "&".join(f"{k}={urllib.request.quote(v)}" for k, v in form.items()).encode()
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
-    elif body is not None:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        headers["Content-Type"] = "application/octet-stream" if isinstance(body, bytes) else "application/json"
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            text = response.read()
-    except urllib.error.HTTPError as error:
-        raise SystemExit(f"setup: {method} {path} answered {error.code}: {error.read()[:500]!r}") from None
-    return json.loads(text) if text else None
-
-
-def wait_ready(base: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"cairn exited with {server.returncode} while starting")
-        try:
-            with urllib.request.urlopen(base + "/readyz", timeout=2):
-                return
-        except (urllib.error.URLError, ConnectionError, OSError):
-            time.sleep(0.2)
-    raise SystemExit("cairn did not become ready within 60 s")
-
-
 def setup(base: str) -> dict[str, str]:
     """Accounts, a project with a viewer, a thread, a library file and an
     editor's API key: what the generated requests can reach."""
-    tokens = {}
-    for who in ["owner", "viewer"]:
-        email = f"{who}@example.com"
-        call(base, "POST", "/api/v1/auth/register", {"email": email, "password": PASSWORD, "display_name": who})
-        signed_in = call(
-            base, "POST", "/api/v1/auth/token", form={"grant_type": "password", "username": email, "password": PASSWORD}
-        )
-        tokens[who] = signed_in["access_token"]
+    tokens = {who: sign_up(base, who) for who in ["owner", "viewer"]}
     project = call(base, "POST", "/api/v1/projects", {"name": "Fuzzed"}, tokens["owner"])["id"]
     call(base, "POST", f"/api/v1/projects/{project}/members", {"email": "viewer@example.com", "role": "viewer"}, tokens["owner"])
     thread = call(base, "POST", f"/api/v1/projects/{project}/threads", {"title": "Fuzzed"}, tokens["owner"])["id"]
@@ -114,6 +62,9 @@ def setup(base: str) -> dict[str, str]:
         "key_id": key["id"],
         "user_id": viewer,
         "token": link.rsplit("/", 1)[-1],
+        # The OpenAI-compatible API: an agent, and a thread to go on in.
+        "model": "cairn",
+        "X-Cairn-Thread-Id": thread,
     }
     return {"known": known, **tokens}
 
@@ -179,74 +130,38 @@ def main() -> int:
     parser.add_argument("--callers", default="anonymous,api_key,viewer,owner")
     args = parser.parse_args()
 
-    data = Path(tempfile.mkdtemp(prefix="cairn-fuzz-"))
-    report = Path(args.report_dir) if args.report_dir else data / "report"
-    report.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": os.environ.get("HOME", ""),
-        "CAIRN__SERVER__BIND": f"127.0.0.1:{port}",
-        "CAIRN__DATA_DIR": str(data / "data"),
-        "CAIRN__LOG__LEVEL": "warn",
-        "CAIRN__AUTH__PUBLIC_URL": base,
-        # The fuzzer is one client sending thousands of requests a minute.
-        "CAIRN__RATE_LIMIT__PER_USER_PER_MINUTE": "1000000",
-        "CAIRN__RATE_LIMIT__PER_API_KEY_PER_MINUTE": "1000000",
-        "CAIRN__RATE_LIMIT__PER_ADDRESS_PER_MINUTE": "1000000",
-        "CAIRN__RATE_LIMIT__SIGN_IN_FAILURES_PER_ACCOUNT": "1000000",
-        "CAIRN__RATE_LIMIT__SIGN_IN_FAILURES_PER_ADDRESS": "1000000",
-        "CAIRN__SANDBOX__POOL_SIZE": "0",
-        "CAIRN__SANDBOX__WALL_TIME_SECS": "10",
-        "CAIRN__SANDBOX__ALLOW_NETWORK": "false",
+    report_dir = Path(args.report_dir) if args.report_dir else None
+    # The fuzzer is one client sending thousands of requests a minute.
+    limits = {
+        f"CAIRN__RATE_LIMIT__{name}": "1000000"
+        for name in [
+            "PER_USER_PER_MINUTE",
+            "PER_API_KEY_PER_MINUTE",
+            "PER_ADDRESS_PER_MINUTE",
+            "SIGN_IN_FAILURES_PER_ACCOUNT",
+            "SIGN_IN_FAILURES_PER_ADDRESS",
+        ]
     }
-    if os.environ.get("CAIRN_SANDBOX_PYTHON"):
-        env["CAIRN__SANDBOX__PYTHON"] = os.environ["CAIRN_SANDBOX_PYTHON"]
-    children = []
-    passed = False
-    try:
-        if args.llm:
-            llm = subprocess.Popen([args.llm], stdout=subprocess.PIPE, text=True)
-            children.append(llm)
-            llm_url = llm.stdout.readline().strip() if llm.stdout else ""
-            env["CAIRN__LLM__PROVIDERS"] = (
-                f'[{{name="scripted",kind="openai-compatible",base_url="{llm_url}/v1",models=[{{name="m"}}]}}]'
-            )
-            env["CAIRN__LLM__EMBEDDING_MODEL"] = "scripted/embedder"
-        log = open(data / "cairn.log", "w")
-        server = subprocess.Popen([args.cairn, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
-        children.append(server)
-        wait_ready(base, server)
-        known = setup(base)
+    # Every run answers at its first step: the fuzzer's runs end at once.
+    answer = ['```python\nfinal_answer("done")\n```']
+    with LiveServer(args.cairn, llm=args.llm, replies=answer, env=limits) as server:
+        report = report_dir or server.data / "report"
+        report.mkdir(parents=True, exist_ok=True)
+        known = setup(server.base)
         failed = []
         tokens = {"anonymous": None, "owner": known["owner"], "viewer": known["viewer"], "api_key": known["api_key"]}
         for caller in args.callers.split(","):
-            if schemathesis(args.st, base, caller, tokens[caller], known, args, report) != 0:
+            if schemathesis(args.st, server.base, caller, tokens[caller], known, args, report) != 0:
                 failed.append(caller)
-        if server.poll() is not None:
-            print(f"error: cairn exited with {server.returncode} during the run; its log is in {data / 'cairn.log'}")
-            return 1
+        if server.exited() is not None:
+            raise SystemExit(f"error: cairn exited with {server.exited()} during the run")
         if failed:
-            print(f"error: schemathesis found failures as {', '.join(failed)}; reports in {report}")
-            log.flush()
-            return 1
+            # Raised, so the server's folder (log and reports) is kept.
+            raise SystemExit(f"error: schemathesis found failures as {', '.join(failed)}; reports in {report}")
         print(f"schemathesis: no failures as {args.callers}")
-        passed = True
-        return 0
-    finally:
-        for child in children:
-            child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        # Kept after a failure: the server's log and the failing cases.
-        if passed and not args.report_dir:
-            shutil.rmtree(data, ignore_errors=True)
-        elif not passed:
-            print(f"the server's log and the reports are in {data}", file=sys.stderr)
+        if report_dir is None:
+            shutil.rmtree(report, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -550,6 +550,16 @@ api_fuzz() {
         --llm "$CARGO_TARGET_DIR/debug/examples/scripted_llm" --st "$venv/bin/st" --examples 30
 }
 
+# The standards Cairn speaks, driven by their official clients against a
+# live server (scripts/client_tests.py): the `openai` SDK.
+client_tests() {
+    local venv
+    venv=$(tools_venv)
+    build_servers
+    "$venv/bin/python" "$ROOT/scripts/client_tests.py" --cairn "$CARGO_TARGET_DIR/debug/cairn" \
+        --llm "$CARGO_TARGET_DIR/debug/examples/scripted_llm"
+}
+
 # The web app end to end: a real server with the scripted LLM server, driven
 # in Chromium.
 web_e2e() {
@@ -617,6 +627,7 @@ stage "rust: clippy" cargo clippy --workspace --all-targets --locked -- -D warni
 RUST_TESTS_RAN=1
 stage "rust: test" cargo test --workspace --locked
 stage "api: schemathesis against a live server" api_fuzz
+stage "integrations: official clients against a live server" client_tests
 stage "web: end-to-end in Chromium" web_e2e
 
 log "all checks passed"

@@ -35,6 +35,9 @@ pub struct Problem {
 pub enum ApiError {
     #[error("{entity} not found")]
     NotFound { entity: &'static str },
+    /// 404 with a code of its own and words saying what to look for.
+    #[error("{detail}")]
+    Missing { code: &'static str, detail: String },
     #[error("no route for {path}")]
     RouteNotFound { path: String },
     #[error("method not allowed")]
@@ -98,6 +101,11 @@ pub enum ApiError {
     /// embedding provider failed).
     #[error("{detail}")]
     MemoryUnavailable { detail: String },
+    /// A run a request waited on ended without an answer: `run_failed`
+    /// (500, with `X-Should-Retry: false`: a retry would start it again),
+    /// `run_cancelled` (409) or `server_stopping` (503).
+    #[error("{detail}")]
+    RunEnded { code: &'static str, detail: String },
     /// A sandbox operation failed; the error's own code goes out.
     #[error("{}", .0.detail())]
     Sandbox(cairn_core::sandbox::SandboxError),
@@ -107,6 +115,12 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found", "Not found"),
+            ApiError::Missing { code, .. } => (StatusCode::NOT_FOUND, code, "Not found"),
+            ApiError::RunEnded { code: code @ "run_failed", .. } => {
+                (StatusCode::INTERNAL_SERVER_ERROR, code, "The run failed")
+            }
+            ApiError::RunEnded { code: code @ "run_cancelled", .. } => (StatusCode::CONFLICT, code, "Conflict"),
+            ApiError::RunEnded { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code, "Service unavailable"),
             ApiError::RouteNotFound { .. } => (StatusCode::NOT_FOUND, "route_not_found", "No such route"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed"),
             ApiError::MalformedJson { .. } => (StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON"),
@@ -287,6 +301,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::RateLimited { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            ApiError::RunEnded { .. } => {
+                headers.insert("x-should-retry", HeaderValue::from_static("false"));
             }
             ApiError::RangeNotSatisfiable { size } => {
                 if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {

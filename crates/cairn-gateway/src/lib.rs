@@ -19,6 +19,7 @@ mod memory;
 mod metrics;
 mod middleware;
 mod models;
+mod openai;
 mod openapi;
 mod presence;
 mod projects;
@@ -170,7 +171,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(threads::routes())
         .merge(admin::routes())
         .merge(connections::routes());
-    OpenApiRouter::with_openapi(openapi::base()).merge(health::routes()).nest("/api/v1", v1)
+    OpenApiRouter::with_openapi(openapi::base()).merge(health::routes()).merge(openai::routes()).nest("/api/v1", v1)
 }
 
 /// The whole application: API, docs, probes, metrics and the web app, with
@@ -192,7 +193,8 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(metrics::routes())
         .fallback(web::serve)
         .method_not_allowed_fallback(error::method_not_allowed);
-    middleware::wrap(router, &state.config).with_state(state)
+    // Outermost: errors under /v1 leave in OpenAI's shape, whoever made them.
+    middleware::wrap(router, &state.config).layer(axum::middleware::from_fn(openai::openai_errors)).with_state(state)
 }
 
 /// The admin listener (`server.admin_bind`): `/metrics`, `/healthz` and

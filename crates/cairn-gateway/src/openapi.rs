@@ -27,8 +27,10 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "admin", description = "Users and the audit log (administrators)"),
         (name = "system", description = "Facts about the server"),
         (name = "probes", description = "Liveness and readiness"),
+        (name = "openai", description = "OpenAI-compatible chat completions: Cairn's agents as models, for \
+                                         OpenAI's SDKs and chat clients (a project's API key; errors in OpenAI's shape)"),
     ),
-    components(schemas(crate::Problem, crate::presence::PresenceSnapshot)),
+    components(schemas(crate::Problem, crate::presence::PresenceSnapshot, crate::openai::OpenAiErrorResponse)),
     modifiers(&SecuritySchemes)
 )]
 struct ApiDoc;
@@ -81,9 +83,13 @@ pub(crate) fn document_common_errors(document: &mut Document) {
         ("429", "`rate_limited`: too many requests (see `Retry-After` and `RateLimit-*`)", false),
         ("503", "`dependency_unavailable`, `storage_unavailable`: a backend is down; retry later", false),
     ];
-    let problem = || ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
     for (path, item) in document.paths.paths.iter_mut() {
-        let api = path.starts_with("/api/v1/");
+        // Under /v1 errors are OpenAI's shape (see `openai::openai_errors`).
+        let openai = crate::openai::is_openai_path(path);
+        let api = path.starts_with("/api/v1/") || openai;
+        let (content_type, schema) =
+            if openai { ("application/json", "OpenAiErrorResponse") } else { (crate::error::PROBLEM_JSON, "Problem") };
+        let problem = || ContentBuilder::new().schema(Some(Ref::from_schema_name(schema))).build();
         let operations = [
             &mut item.get,
             &mut item.put,
@@ -103,15 +109,13 @@ pub(crate) fn document_common_errors(document: &mut Document) {
                 let responses = &mut operation.responses.responses;
                 match responses.get_mut(status) {
                     Some(utoipa::openapi::RefOr::T(response)) => {
-                        if !response.content.contains_key(crate::error::PROBLEM_JSON) {
-                            response.content.insert(crate::error::PROBLEM_JSON.to_owned(), problem().into());
+                        if !response.content.contains_key(content_type) {
+                            response.content.insert(content_type.to_owned(), problem().into());
                         }
                     }
                     Some(utoipa::openapi::RefOr::Ref(_)) => {}
                     None => {
-                        let response = ResponseBuilder::new()
-                            .description(description)
-                            .content(crate::error::PROBLEM_JSON, problem());
+                        let response = ResponseBuilder::new().description(description).content(content_type, problem());
                         responses.insert(status.to_owned(), response.build().into());
                     }
                 }

@@ -28,7 +28,7 @@ the <a href="/api/openapi.json">OpenAPI document</a> and <a href="/readyz">readi
 /// asset or, for app routes, `index.html`.
 pub(crate) async fn serve(method: Method, uri: Uri) -> Response {
     let path = uri.path();
-    if path == "/api" || path.starts_with("/api/") {
+    if path == "/api" || path.starts_with("/api/") || crate::openai::is_openai_path(path) {
         return ApiError::RouteNotFound { path: path.to_owned() }.into_response();
     }
     if method != Method::GET && method != Method::HEAD {

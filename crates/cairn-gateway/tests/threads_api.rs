@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use cairn_config::{Config, LlmModel, LlmProvider};
+use cairn_config::{Config, LlmModel};
 use cairn_testkit::{Reply, ScriptedLlm, TempDir};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -32,25 +32,11 @@ async fn start_with(with_agent: bool, configure: impl FnOnce(&mut Config)) -> Ap
     let dir = TempDir::new("threads-api");
     let llm = ScriptedLlm::start(Vec::new()).await;
     let mut config = Config::default();
-    config.llm.providers = vec![LlmProvider {
-        name: "scripted".into(),
-        kind: "openai-compatible".into(),
-        base_url: format!("{}/v1", llm.url),
-        api_key: Default::default(),
-        api_version: String::new(),
-        models: vec![
-            LlmModel {
-                name: "m".into(),
-                input_usd_per_mtok: Some(0.0),
-                output_usd_per_mtok: Some(0.0),
-                ..Default::default()
-            },
-            LlmModel {
-                name: "n".into(),
-                input_usd_per_mtok: Some(0.0),
-                output_usd_per_mtok: Some(0.0),
-                ..Default::default()
-            },
+    config.llm.providers = vec![support::scripted_provider(
+        &llm.url,
+        vec![
+            support::free_model("m"),
+            support::free_model("n"),
             // A dollar per token: one call spends the budgets below.
             LlmModel {
                 name: "dear".into(),
@@ -60,7 +46,7 @@ async fn start_with(with_agent: bool, configure: impl FnOnce(&mut Config)) -> Ap
                 ..Default::default()
             },
         ],
-    }];
+    )];
     config.llm.default_model = "scripted/m".into();
     config.llm.embedding_model = "scripted/embedder".into();
     configure(&mut config);

@@ -52,6 +52,15 @@ export type ArtifactSaved = {
   version: number;
 };
 
+export type AssistantMessage = {
+  /** The agent's answer (or, when the run waits for a person, its question). */
+  content: string;
+  /** With `reasoning_effort`: the agent's steps. */
+  reasoning_content?: string | null;
+  /** Always `assistant`. */
+  role: string;
+};
+
 export type AuditEntryResponse = {
   /** A dotted verb such as `auth.sign_in_failed` or `member.added`. */
   action: string;
@@ -69,6 +78,14 @@ export type AuditId = string;
 export type BudgetReached = {
   /** Which limit, in words. */
   reason: string;
+};
+
+/** The thread and run behind a completion (also sent as the `X-Cairn-Thread-Id` and `X-Cairn-Run-Id` headers). */
+export type CairnRef = {
+  run_id: RunId;
+  /** `succeeded`, or `waiting` when the run asks a person. */
+  status: string;
+  thread_id: ThreadId;
 };
 
 /** What a model accepts, and its list prices. */
@@ -106,6 +123,44 @@ export type ChangePasswordRequest = {
   new_password: string;
 };
 
+/** A finished chat completion. */
+export type ChatCompletion = {
+  /** Where the conversation lives in Cairn. */
+  cairn: CairnRef;
+  choices: Choice[];
+  /** Unix seconds. */
+  created: number;
+  /** `chatcmpl-` and the run's id. */
+  id: string;
+  model: string;
+  /** Always `chat.completion`. */
+  object: string;
+  usage: CompletionUsage;
+};
+
+/** A chat completion request. Fields OpenAI defines that do not apply to an agent (sampling, penalties, logit bias, …) are accepted and ignored. */
+export type ChatCompletionRequest = {
+  /** The conversation; the last one is the user's task. */
+  messages: ChatMessage[];
+  /** An agent, from `GET /v1/models`: `cairn`, `cairn-plan`, or either with `:provider/model` to choose the language model. */
+  model: string;
+  /** Only 1. */
+  n?: number | null;
+  /** Any value asks for the agent's steps (its thinking, code and outputs) as `reasoning_content`, streamed or at the end. */
+  reasoning_effort?: string | null;
+  /** Send the reply as server-sent events of `chat.completion.chunk`s. */
+  stream?: boolean | null;
+  stream_options?: StreamOptions | null;
+  /** Not offered: the agent calls its own tools. */
+  tools?: Record<string, unknown>[] | null;
+};
+
+export type ChatMessage = {
+  content?: MessageContent | null;
+  /** `system`, `developer`, `user`, `assistant` or `tool`. */
+  role: string;
+};
+
 export type Check = {
   /** Which implementation is in use (`sqlite`, `postgres`, `in-process`, `redis`). */
   backend: string;
@@ -119,11 +174,24 @@ export type Checks = {
   database: Check;
 };
 
+export type Choice = {
+  /** `stop`. */
+  finish_reason: string;
+  index: number;
+  message: AssistantMessage;
+};
+
 export type CodeBlock = {
   /** Python. */
   code: string;
   /** The plan task's id, for a sub-agent's events. */
   task?: string | null;
+};
+
+export type CompletionUsage = {
+  completion_tokens: number;
+  prompt_tokens: number;
+  total_tokens: number;
 };
 
 /** A model connection an administrator made in the app. */
@@ -189,6 +257,12 @@ export type ConnectionUpdate = {
   base_url?: string | null;
   enabled?: boolean | null;
   models?: ConnectionModel[] | null;
+};
+
+/** One part of a message: `text` parts are read; others are refused. */
+export type ContentPart = {
+  text?: string | null;
+  type: string;
 };
 
 export type ContextSummarized = {
@@ -327,6 +401,9 @@ export type MemoryResponse = {
   text: string;
 };
 
+/** A message's content as OpenAI defines it: text, or a list of parts, of which only `text` parts are accepted. */
+export type MessageContent = string | ContentPart[];
+
 export type MessageCreated = {
   /** Library files attached to it. */
   attachments?: string[];
@@ -374,6 +451,24 @@ export type ModelInfo = {
   provider: string;
 };
 
+/** `GET /v1/models`. */
+export type ModelList = {
+  data: ModelObject[];
+  /** Always `list`. */
+  object: string;
+};
+
+/** An agent, as OpenAI's clients list models. */
+export type ModelObject = {
+  /** Unix seconds (the server's start). */
+  created: number;
+  id: string;
+  /** Always `model`. */
+  object: string;
+  /** Always `cairn`. */
+  owned_by: string;
+};
+
 export type ModelsResponse = {
   /** The model used when a project or thread names none. */
   default?: string | null;
@@ -410,6 +505,22 @@ export type OAuthErrorResponse = {
   /** `invalid_grant`, `invalid_request`, `unsupported_grant_type` or `temporarily_unavailable`. */
   error: string;
   error_description: string;
+};
+
+export type OpenAiError = {
+  /** Cairn's stable code (as in its problem documents). */
+  code?: string | null;
+  /** What went wrong, in words a person can act on. */
+  message: string;
+  /** The request field at fault, when one is. */
+  param?: string | null;
+  /** `invalid_request_error`, `authentication_error`, `permission_error`, `not_found_error`, `rate_limit_error` or `server_error`. */
+  type: string;
+};
+
+/** OpenAI's error body. */
+export type OpenAiErrorResponse = {
+  error: OpenAiError;
 };
 
 /** One output of an execution, in the order the kernel produced it. */
@@ -692,6 +803,11 @@ export type StatusChanged = {
   usage?: Usage | null;
 };
 
+export type StreamOptions = {
+  /** End the stream with a chunk holding the run's token usage. */
+  include_usage?: boolean;
+};
+
 export type Task = {
   /** The sub-agent that does it. */
   agent: string;
@@ -910,6 +1026,9 @@ export interface Operations {
   move_files: 'POST /api/v1/projects/{project_id}/files/move';
   my_usage: 'GET /api/v1/me/usage';
   open_link: 'GET /api/v1/links/{token}';
+  openai_create_chat_completion: 'POST /v1/chat/completions';
+  openai_list_models: 'GET /v1/models';
+  openai_retrieve_model: 'GET /v1/models/{model}';
   post_message: 'POST /api/v1/threads/{thread_id}/messages';
   project_usage: 'GET /api/v1/projects/{project_id}/usage';
   put_content: 'PUT /api/v1/projects/{project_id}/files/content';

@@ -88,8 +88,8 @@ fn socket_scope(thread_id: ThreadId) -> String {
 
 /// An event of a live stream, and whether it is live: read once the
 /// backlog the client asked for (after its last event id) was all sent.
-struct Streamed {
-    event: EventResponse,
+pub(crate) struct Streamed {
+    pub(crate) event: EventResponse,
     live: bool,
 }
 
@@ -130,7 +130,7 @@ const LOG_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
 /// event that follows the last one sent goes out as it came (no read of the
 /// log per viewer and event), and one after a gap makes the stream read the
 /// log again from the last one sent.
-async fn live_events(
+pub(crate) async fn live_events(
     state: &AppState,
     thread_id: ThreadId,
     last: i64,

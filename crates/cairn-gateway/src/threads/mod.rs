@@ -9,6 +9,9 @@ mod messages;
 mod runs;
 mod usage;
 
+pub(crate) use events::live_events;
+pub(crate) use runs::agent_unavailable;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use cairn_auth::{Access, Principal};

@@ -139,7 +139,7 @@ pub struct ForkResponse {
 
 /// Why no run can start, in words for who asked: an administrator learns
 /// how to connect a model, a member whom to ask.
-pub(super) fn agent_unavailable(state: &AppState, principal: &Principal) -> ApiError {
+pub(crate) fn agent_unavailable(state: &AppState, principal: &Principal) -> ApiError {
     let detail = match (state.models.default_id().is_some(), principal.user.is_admin) {
         (false, true) => {
             "no language model is connected yet: start Cairn with OPENAI_API_KEY or ANTHROPIC_API_KEY \

@@ -69,6 +69,38 @@ pub fn state(config: Config, db: &Database, bus: Bus, dir: &TempDir) -> AppState
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// The scripted LLM server at `url` as a provider named `scripted`.
+pub fn scripted_provider(url: &str, models: Vec<cairn_config::LlmModel>) -> cairn_config::LlmProvider {
+    cairn_config::LlmProvider {
+        name: "scripted".into(),
+        kind: "openai-compatible".into(),
+        base_url: format!("{url}/v1"),
+        api_key: Default::default(),
+        api_version: String::new(),
+        models,
+    }
+}
+
+/// A model that costs nothing.
+pub fn free_model(name: &str) -> cairn_config::LlmModel {
+    cairn_config::LlmModel {
+        name: name.into(),
+        input_usd_per_mtok: Some(0.0),
+        output_usd_per_mtok: Some(0.0),
+        ..Default::default()
+    }
+}
+
+/// POSTs `body` as `token`; the JSON answer.
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    client.post(url).bearer_auth(token).json(body).send().await.unwrap().json().await.unwrap()
+}
+
 /// Registers an owner, a viewer and a stranger, and makes a project the
 /// owner owns and the viewer views. Returns the three access tokens and the
 /// project id.
@@ -83,16 +115,7 @@ pub async fn owner_viewer_stranger(client: &reqwest::Client, base: &str, project
             client.post(format!("{base}/api/v1/auth/token")).form(&form).send().await.unwrap().json().await.unwrap();
         tokens.push(token["access_token"].as_str().unwrap().to_owned());
     }
-    let created: Value = client
-        .post(format!("{base}/api/v1/projects"))
-        .bearer_auth(&tokens[0])
-        .json(&json!({ "name": project }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = post_json(client, &format!("{base}/api/v1/projects"), &tokens[0], &json!({ "name": project })).await;
     let id = created["id"].as_str().unwrap().to_owned();
     let member = json!({ "email": "viewer@example.com", "role": "viewer" });
     client

@@ -1,0 +1,106 @@
+"""The standards Cairn speaks, driven by their own official clients against a
+live server: OpenAI's chat completions with the `openai` Python SDK.
+
+    python scripts/client_tests.py --cairn target/debug/cairn --llm target/debug/examples/scripted_llm
+
+Runs from scripts/test.sh in the tools venv (the clients are pinned in
+scripts/requirements-tools.txt). Starts its own server (scripts/live_server.py)
+with sandboxes and the scripted LLM server, whose every reply computes 6 × 7
+and answers. Exits non-zero, naming the check, on the first failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from live_server import LiveServer, call, sign_up
+
+REPLY = 'Let me compute.\n```python\nprint(6 * 7)\nfinal_answer("The answer is 42.")\n```'
+
+
+def check(condition: bool, what: str) -> None:
+    if not condition:
+        raise AssertionError(what)
+
+
+def openai_sdk(base: str, key: str, token: str) -> None:
+    """The official `openai` SDK: models, a completion, a stream with the
+    agent's steps going on in the same thread, and its error classes."""
+    import openai
+
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0)
+    ids = [model.id for model in client.models.list()]
+    check(ids == ["cairn", "cairn-plan", "cairn:scripted/m"], f"models listed: {ids}")
+    check(client.models.retrieve("cairn-plan").owned_by == "cairn", "a model retrieved")
+
+    raw = client.chat.completions.with_raw_response.create(
+        model="cairn", messages=[{"role": "user", "content": "What is 6 times 7?"}]
+    )
+    thread = raw.headers["x-cairn-thread-id"]
+    completion = raw.parse()
+    check(completion.choices[0].message.content == "The answer is 42.", f"the answer: {completion}")
+    check(completion.choices[0].finish_reason == "stop", "the finish reason")
+    check(completion.usage is not None and completion.usage.total_tokens > 0, f"the usage: {completion.usage}")
+
+    stream = client.chat.completions.create(
+        model="cairn:scripted/m",
+        messages=[{"role": "user", "content": "And again?"}],
+        stream=True,
+        stream_options={"include_usage": True},
+        reasoning_effort="low",
+        extra_headers={"X-Cairn-Thread-Id": thread},
+    )
+    content, reasoning, usage, finish = "", "", None, []
+    for chunk in stream:
+        usage = chunk.usage or usage
+        for choice in chunk.choices:
+            content += choice.delta.content or ""
+            # Not in OpenAI's own schema: the SDK keeps it as an extra field.
+            reasoning += getattr(choice.delta, "reasoning_content", None) or ""
+            if choice.finish_reason:
+                finish.append(choice.finish_reason)
+    check(content == "The answer is 42.", f"the streamed answer: {content!r}")
+    check("print(6 * 7)" in reasoning and "42\n" in reasoning, f"the streamed steps: {reasoning!r}")
+    check(finish == ["stop"], f"finish reasons: {finish}")
+    check(usage is not None and usage.completion_tokens > 0, f"the streamed usage: {usage}")
+    messages = call(base, "GET", f"/api/v1/threads/{thread}/messages", token=token)
+    said = [m["content"] for m in messages]
+    check(said == ["What is 6 times 7?", "The answer is 42.", "And again?", "The answer is 42."], f"the thread: {said}")
+
+    try:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
+        check(False, "an unknown model was accepted")
+    except openai.NotFoundError as error:
+        check(error.code == "model_not_found", f"unknown model: {error.code}")
+    wrong = openai.OpenAI(base_url=f"{base}/v1", api_key="cairn_k_wrong", max_retries=0)
+    try:
+        wrong.models.list()
+        check(False, "a wrong key was accepted")
+    except openai.AuthenticationError as error:
+        check(error.type == "authentication_error", f"wrong key: {error.type}")
+    try:
+        client.chat.completions.create(model="cairn", messages=[{"role": "assistant", "content": "Hi"}])
+        check(False, "a conversation ending with the assistant was accepted")
+    except openai.UnprocessableEntityError as error:
+        check("last message" in error.message, f"no task: {error.message}")
+    print("openai SDK: models, a completion, a stream with steps in the same thread, errors: passed")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cairn", required=True, help="the cairn binary")
+    parser.add_argument("--llm", required=True, help="the scripted LLM server binary")
+    args = parser.parse_args()
+    with LiveServer(args.cairn, llm=args.llm, replies=[REPLY]) as server:
+        token = sign_up(server.base, "owner")
+        project = call(server.base, "POST", "/api/v1/projects", {"name": "Clients"}, token)["id"]
+        key = call(
+            server.base, "POST", "/api/v1/api-keys", {"project_id": project, "role": "editor", "name": "clients"}, token
+        )["token"]
+        openai_sdk(server.base, key, token)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
