@@ -22,6 +22,10 @@ use crate::tokens::{self, AccessClaims};
 use crate::users::{self, UserCache};
 use crate::{Error, Result, SigningKeys, password};
 
+mod service_accounts;
+
+pub use service_accounts::ServiceAccount;
+
 /// Prefix of every API key, so leaked keys are easy to find in code and logs.
 const API_KEY_PREFIX: &str = "cairn_k_";
 
@@ -634,23 +638,32 @@ impl Auth {
         if weaker(grant.role, role) != role {
             return Err(Error::Forbidden("a key cannot have a stronger role than its creator"));
         }
+        let issued = self.issue_key(principal.user.id, project, role, name, expires_at).await?;
+        let detail =
+            json!({ "key": issued.key.id, "role": role, "expires_at": expires_at.map(|t| t.unix_timestamp()) });
+        self.audit(Some(principal.user.id), Some(project), "api_key.created", detail, addr).await;
+        Ok(issued)
+    }
+
+    /// Stores a new key of `owner`'s (a person or a service account) and
+    /// makes its secret, shown this once.
+    async fn issue_key(
+        &self,
+        owner: UserId,
+        project: ProjectId,
+        role: Role,
+        name: &str,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<IssuedKey> {
         if expires_at.is_some_and(|at| at <= now()) {
             return Err(Error::InvalidInput("`expires_at` must be in the future".into()));
         }
         let name = bounded("name", name, 100)?;
         let secret = tokens::random_token(32);
-        let new = NewApiKey {
-            owner: principal.user.id,
-            project_id: project,
-            role,
-            name,
-            secret_hash: tokens::digest(&secret),
-            expires_at,
-        };
+        let new =
+            NewApiKey { owner, project_id: project, role, name, secret_hash: tokens::digest(&secret), expires_at };
         let key = self.store().create_api_key(new).await?;
         let token = format!("{API_KEY_PREFIX}{}_{secret}", key.id.0.simple());
-        let detail = json!({ "key": key.id, "role": role, "expires_at": expires_at.map(|t| t.unix_timestamp()) });
-        self.audit(Some(principal.user.id), Some(project), "api_key.created", detail, addr).await;
         Ok(IssuedKey { key, token })
     }
 

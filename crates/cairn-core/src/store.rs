@@ -75,6 +75,19 @@ pub trait ProjectRepo: Send + Sync {
     /// project-scoped access check goes through this.
     async fn member_role(&self, project: ProjectId, user: UserId) -> Result<Option<Role>>;
     async fn members(&self, project: ProjectId) -> Result<Vec<Membership>>;
+    /// Makes a service account of the project, in one transaction: a user
+    /// that cannot sign in (no password; its e-mail a made-up address
+    /// under `.invalid`), a member with `role`, recorded as the project's.
+    async fn create_service_account(
+        &self,
+        project: ProjectId,
+        name: String,
+        role: Role,
+        created_by: UserId,
+    ) -> Result<User>;
+    /// The project's service accounts, oldest first (deleted ones too:
+    /// they stay, disabled, so the audit log keeps their names).
+    async fn service_accounts(&self, project: ProjectId) -> Result<Vec<UserId>>;
 }
 
 #[async_trait]

@@ -17,7 +17,7 @@ use cairn_auth::KeyRing;
 use cairn_config::{LlmConfig, LlmModel, LlmProvider};
 use cairn_core::ConnectionId;
 use cairn_core::bus::Bus;
-use cairn_core::model::{ModelConnection, ModelConnectionUpdate, NewAuditEntry, NewModelConnection};
+use cairn_core::model::{ModelConnection, ModelConnectionUpdate, NewModelConnection};
 use cairn_core::store::Store;
 use cairn_llm::{ChatRequest, Message, Models};
 use futures::StreamExt;
@@ -388,19 +388,6 @@ fn check_models(models: &[ConnectionModel]) -> Result<serde_json::Value, ApiErro
     serde_json::to_value(models).map_err(|_| ApiError::Internal)
 }
 
-async fn audit(state: &AppState, actor: cairn_core::UserId, action: &str, detail: serde_json::Value, addr: &str) {
-    let entry = NewAuditEntry {
-        actor: Some(actor),
-        project_id: None,
-        action: action.to_owned(),
-        detail,
-        client_addr: (!addr.is_empty()).then(|| addr.to_owned()),
-    };
-    if let Err(error) = state.store.record_audit(entry).await {
-        tracing::error!(%error, action, "cannot write the audit log");
-    }
-}
-
 /// Every model connection: the configuration's (read-only) and the app's.
 #[utoipa::path(get, path = "/admin/connections", tag = "admin", security(("oauth2" = [])), responses(
     (status = 200, description = "The connections", body = [ConnectionResponse]),
@@ -472,8 +459,15 @@ async fn create_connection(
             created_by: principal.user.id,
         })
         .await?;
-    audit(&state, principal.user.id, "model_connection.created", json!({ "name": name, "kind": request.kind }), &addr)
-        .await;
+    crate::audit::record(
+        &state,
+        &principal,
+        None,
+        "model_connection.created",
+        json!({ "name": name, "kind": request.kind }),
+        &addr,
+    )
+    .await;
     state.connections.changed().await?;
     Ok((StatusCode::CREATED, ApiJson(ConnectionResponse::from(&created))))
 }
@@ -524,9 +518,10 @@ async fn update_connection(
         enabled: request.enabled,
     };
     let updated = state.store.update_connection(id, update).await?;
-    audit(
+    crate::audit::record(
         &state,
-        principal.user.id,
+        &principal,
+        None,
         "model_connection.updated",
         json!({ "name": updated.name, "changed": changed, "enabled": updated.enabled }),
         &addr,
@@ -554,7 +549,8 @@ async fn delete_connection(
     principal.require_admin()?;
     let current = state.store.connection(id).await?;
     state.store.delete_connection(id).await?;
-    audit(&state, principal.user.id, "model_connection.removed", json!({ "name": current.name }), &addr).await;
+    crate::audit::record(&state, &principal, None, "model_connection.removed", json!({ "name": current.name }), &addr)
+        .await;
     state.connections.changed().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -612,7 +608,14 @@ async fn test_connection(
         Ok(()) => (true, format!("The model answered in {latency_ms} ms.")),
         Err(error) => (false, error.to_string()),
     };
-    audit(&state, principal.user.id, "model_connection.tested", json!({ "name": connection.name, "ok": ok }), &addr)
-        .await;
+    crate::audit::record(
+        &state,
+        &principal,
+        None,
+        "model_connection.tested",
+        json!({ "name": connection.name, "ok": ok }),
+        &addr,
+    )
+    .await;
     Ok(ApiJson(ConnectionTestResponse { ok, detail, model: id_text, latency_ms }))
 }

@@ -9,6 +9,7 @@
 
 mod accounts;
 mod admin;
+mod audit;
 mod authn;
 mod connections;
 mod error;
@@ -25,6 +26,7 @@ mod presence;
 mod projects;
 mod sandbox_host;
 mod security;
+mod service_accounts;
 mod system;
 mod threads;
 mod tools;
@@ -164,6 +166,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(accounts::routes())
         .merge(projects::routes())
         .merge(keys::routes())
+        .merge(service_accounts::routes())
         .merge(files::routes())
         .merge(tools::routes())
         .merge(models::routes())

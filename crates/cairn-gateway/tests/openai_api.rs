@@ -124,6 +124,9 @@ async fn agents_are_models_and_a_conversation_is_a_thread() {
     let (_, messages) = api.get(&api.owner, &format!("/api/v1/threads/{thread}/messages")).await;
     let said: Vec<&str> = messages.as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
     assert_eq!(said, ["Instructions from the client:\nBe brief.\n\nWhat is 6 times 7?", "It is 42."]);
+    let (_, audit) = api.get(&api.owner, "/api/v1/admin/audit").await;
+    let started = audit.as_array().unwrap().iter().find(|e| e["action"] == "run.started").unwrap();
+    assert_eq!((started["detail"]["run"].as_str(), started["detail"]["via"].as_str()), (Some(run_id), Some("openai")));
 
     // Going on in the thread: only the new message is posted; streamed,
     // with the steps as reasoning and the usage at the end.

@@ -65,6 +65,7 @@ contract!(
     an_email_is_registered_once,
     a_new_project_has_its_creator_as_owner,
     members_are_added_changed_and_removed,
+    a_service_account_is_a_member_that_cannot_sign_in,
     messages_keep_their_order_and_authors,
     events_are_numbered_consecutively_per_thread,
     concurrent_appenders_never_share_or_skip_a_number,
@@ -133,6 +134,20 @@ async fn members_are_added_changed_and_removed(store: Arc<dyn Store>) {
     assert_eq!(store.member_role(project.id, member.id).await.unwrap(), None);
     let again = store.remove_member(project.id, member.id).await;
     assert!(matches!(again, Err(Error::NotFound { entity: "membership" })), "{again:?}");
+}
+
+async fn a_service_account_is_a_member_that_cannot_sign_in(store: Arc<dyn Store>) {
+    let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "sa@example.com").await;
+    let project = thread.project_id;
+    let account = store.create_service_account(project, "CI".into(), Role::Editor, owner.id).await.unwrap();
+    assert_eq!((account.display_name.as_str(), account.password_hash.as_str()), ("CI", ""));
+    assert!(account.email.ends_with("@service.invalid") && !account.is_admin && !account.disabled);
+    assert_eq!(store.member_role(project, account.id).await.unwrap(), Some(Role::Editor));
+    assert_eq!(store.service_accounts(project).await.unwrap(), [account.id]);
+    assert_eq!(store.user_by_email(&account.email).await.unwrap().id, account.id);
+    let nowhere = store.create_service_account(cairn_core::ProjectId::new(), "X".into(), Role::Viewer, owner.id).await;
+    assert!(nowhere.is_err(), "a service account of no project is refused whole");
+    assert_eq!(store.service_accounts(project).await.unwrap().len(), 1);
 }
 
 async fn messages_keep_their_order_and_authors(store: Arc<dyn Store>) {

@@ -292,6 +292,20 @@ export type CreateProjectRequest = {
   name: string;
 };
 
+export type CreateServiceAccountRequest = {
+  /** What it is for, e.g. `CI pipeline` (1 to 100 characters). */
+  name: string;
+  /** `editor` or `viewer`. */
+  role: Role;
+};
+
+export type CreateServiceKeyRequest = {
+  /** When the key stops working (RFC 3339); never if absent. */
+  expires_at?: string | null;
+  /** What the key is for (1 to 100 characters). */
+  name: string;
+};
+
 export type CreatedApiKeyResponse = ApiKeyResponse & {
   /** The key to send as `Authorization: Bearer …`. Shown only now: Cairn keeps only its hash. */
   token: string;
@@ -782,6 +796,16 @@ export type RunStatus = "queued" | "running" | "waiting" | "succeeded" | "failed
 /** The process role the gateway reports (`cairn serve --role`). */
 export type ServerRole = "all" | "gateway" | "worker";
 
+export type ServiceAccountResponse = {
+  created_at: string;
+  /** Its user id: the actor of what its keys do, in the audit log. */
+  id: UserId;
+  /** Its keys, newest first, revoked ones included (without secrets). */
+  keys: ApiKeyResponse[];
+  name: string;
+  role: Role;
+};
+
 export type StatusChanged = {
   /** `succeeded`: the answer. */
   answer?: string | null;
@@ -991,11 +1015,14 @@ export interface Operations {
   cancel_run: 'POST /api/v1/runs/{run_id}/cancel';
   change_member: 'PATCH /api/v1/projects/{project_id}/members/{user_id}';
   change_password: 'POST /api/v1/me/password';
+  create_account: 'POST /api/v1/projects/{project_id}/service-accounts';
+  create_account_key: 'POST /api/v1/projects/{project_id}/service-accounts/{account_id}/keys';
   create_connection: 'POST /api/v1/admin/connections';
   create_key: 'POST /api/v1/api-keys';
   create_link: 'POST /api/v1/projects/{project_id}/files/{file_id}/links';
   create_project: 'POST /api/v1/projects';
   create_thread: 'POST /api/v1/projects/{project_id}/threads';
+  delete_account: 'DELETE /api/v1/projects/{project_id}/service-accounts/{account_id}';
   delete_connection: 'DELETE /api/v1/admin/connections/{connection_id}';
   delete_path: 'DELETE /api/v1/projects/{project_id}/files';
   edit_plan: 'PUT /api/v1/runs/{run_id}/plan';
@@ -1011,6 +1038,7 @@ export interface Operations {
   get_thread: 'GET /api/v1/threads/{thread_id}';
   healthz: 'GET /healthz';
   list: 'GET /api/v1/projects/{project_id}/files';
+  list_accounts: 'GET /api/v1/projects/{project_id}/service-accounts';
   list_agents: 'GET /api/v1/agents';
   list_connections: 'GET /api/v1/admin/connections';
   list_keys: 'GET /api/v1/api-keys';
@@ -1040,6 +1068,7 @@ export interface Operations {
   rename_thread: 'PATCH /api/v1/threads/{thread_id}';
   reset_password: 'POST /api/v1/auth/password/reset';
   resume_run: 'POST /api/v1/runs/{run_id}/resume';
+  revoke_account_key: 'DELETE /api/v1/projects/{project_id}/service-accounts/{account_id}/keys/{key_id}';
   revoke_key: 'DELETE /api/v1/api-keys/{key_id}';
   search: 'GET /api/v1/projects/{project_id}/memory/search';
   set_project_model: 'PUT /api/v1/projects/{project_id}/model';

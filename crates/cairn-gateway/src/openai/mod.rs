@@ -32,7 +32,7 @@ use wire::{
 };
 pub(crate) use wire::{OpenAiErrorResponse, is_openai_path, openai_errors};
 
-use crate::authn::Authenticated;
+use crate::authn::{Authenticated, ClientAddr};
 use crate::threads::{agent_unavailable, live_events, thread_for};
 use crate::{ApiError, ApiJson, AppState};
 
@@ -299,6 +299,7 @@ async fn run_progress(
 )]
 async fn chat_completions(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     Authenticated(principal): Authenticated,
     headers: HeaderMap,
     ApiJson(request): ApiJson<ChatCompletionRequest>,
@@ -339,6 +340,8 @@ async fn chat_completions(
     let options = cairn_agent::RunOptions { model: choice.model, plan: choice.plan, attachments: Vec::new() };
     let (_, run) = runs.post_run(thread.id, principal.user.id, task, true, options).await?;
     let run = run.ok_or(ApiError::Internal)?;
+    let detail = serde_json::json!({ "run": run.id, "thread": thread.id, "via": "openai" });
+    crate::audit::record(&state, &principal, Some(project), "run.started", detail, &addr).await;
     let steps = request.reasoning_effort.is_some();
     let progress = run_progress(&state, thread.id, thread.last_event_seq, run.id, steps).await?;
     let reply = Reply {

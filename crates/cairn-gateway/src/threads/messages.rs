@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use super::runs::{RunResponse, agent_unavailable};
 use super::{check_model, thread_for};
-use crate::authn::Authenticated;
+use crate::authn::{Authenticated, ClientAddr};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -182,6 +182,7 @@ pub(super) async fn list_messages(
 )]
 pub(super) async fn post_message(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     Authenticated(principal): Authenticated,
     Path(thread_id): Path<ThreadId>,
     headers: HeaderMap,
@@ -205,6 +206,10 @@ pub(super) async fn post_message(
     let attachments = check_attachments(&state, thread.project_id, &request.attachments).await?;
     let options = cairn_agent::RunOptions { model: request.model, plan: request.plan, attachments };
     let (message, run) = runs.post_run(thread_id, principal.user.id, content, request.run, options).await?;
+    if let Some(run) = &run {
+        let detail = serde_json::json!({ "run": run.id, "thread": thread_id });
+        crate::audit::record(&state, &principal, Some(thread.project_id), "run.started", detail, &addr).await;
+    }
     let (mut status, mut answer) = (StatusCode::ACCEPTED, None);
     let run = match (request.wait, run) {
         (true, Some(run)) => {

@@ -7,12 +7,12 @@ use axum::http::StatusCode;
 use cairn_agent::plan::{Plan, Task};
 use cairn_auth::{Access, Principal};
 use cairn_core::model::Run;
-use cairn_core::{RunId, ThreadId, UserId};
+use cairn_core::{ProjectId, RunId, ThreadId, UserId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{ThreadResponse, thread_for};
-use crate::authn::Authenticated;
+use crate::authn::{Authenticated, ClientAddr};
 use crate::error::NotFoundAs;
 use crate::{ApiError, ApiJson, AppState, Problem};
 
@@ -167,8 +167,19 @@ async fn runs_for_write<'a>(
     principal: &Principal,
     id: RunId,
 ) -> Result<&'a cairn_agent::Runs, ApiError> {
-    run_for(state, principal, id, Access::Write).await?;
-    state.runs.as_ref().ok_or_else(|| agent_unavailable(state, principal))
+    Ok(runs_and_project(state, principal, id).await?.0)
+}
+
+/// [`runs_for_write`], and the run's project.
+async fn runs_and_project<'a>(
+    state: &'a AppState,
+    principal: &Principal,
+    id: RunId,
+) -> Result<(&'a cairn_agent::Runs, ProjectId), ApiError> {
+    let run = state.store.run(id).await?;
+    let thread = thread_for(state, principal, run.thread_id, Access::Write).await.not_found_as("run")?;
+    let runs = state.runs.as_ref().ok_or_else(|| agent_unavailable(state, principal))?;
+    Ok((runs, thread.project_id))
 }
 
 #[utoipa::path(get, path = "/runs/{run_id}", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
@@ -205,11 +216,15 @@ pub(super) async fn thread_runs(
 )]
 pub(super) async fn cancel_run(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     Authenticated(principal): Authenticated,
     Path(run_id): Path<RunId>,
 ) -> Result<ApiJson<RunResponse>, ApiError> {
-    let runs = runs_for_write(&state, &principal, run_id).await?;
-    Ok(ApiJson(runs.cancel(run_id).await?.into()))
+    let (runs, project) = runs_and_project(&state, &principal, run_id).await?;
+    let cancelled = runs.cancel(run_id).await?;
+    let detail = serde_json::json!({ "run": run_id, "thread": cancelled.thread_id });
+    crate::audit::record(&state, &principal, Some(project), "run.cancelled", detail, &addr).await;
+    Ok(ApiJson(cancelled.into()))
 }
 
 /// Answers the question a waiting run asked; the run goes on.

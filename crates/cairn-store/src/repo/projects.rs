@@ -129,6 +129,62 @@ macro_rules! project_repo {
                 .db()?;
                 rows.into_iter().map(MembershipRow::into_domain).collect()
             }
+
+            async fn create_service_account(
+                &self,
+                project: ProjectId,
+                name: String,
+                role: Role,
+                created_by: UserId,
+            ) -> cairn_core::Result<User> {
+                let (id, at) = (UserId::new(), now());
+                let mut tx = self.pool.begin().await.db()?;
+                let sql = concat!(
+                    "INSERT INTO users (",
+                    user_columns!(),
+                    ") VALUES ($1, $2, $3, '', FALSE, FALSE, 0, $4) RETURNING ",
+                    user_columns!()
+                );
+                let row: UserRow = sqlx::query_as(sql)
+                    .bind(id.0)
+                    .bind(format!("service-{}@service.invalid", id.0.simple()))
+                    .bind(name)
+                    .bind(at)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .db_entity("user")?;
+                sqlx::query("INSERT INTO memberships (project_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(project.0)
+                    .bind(id.0)
+                    .bind(role.as_str())
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .db_entity("project")?;
+                sqlx::query(
+                    "INSERT INTO service_accounts (user_id, project_id, created_by, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(id.0)
+                .bind(project.0)
+                .bind(created_by.0)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .db_entity("service account")?;
+                tx.commit().await.db()?;
+                Ok(row.into())
+            }
+
+            async fn service_accounts(&self, project: ProjectId) -> cairn_core::Result<Vec<UserId>> {
+                let ids: Vec<Uuid> = sqlx::query_scalar(
+                    "SELECT user_id FROM service_accounts WHERE project_id = $1 ORDER BY created_at, user_id",
+                )
+                .bind(project.0)
+                .fetch_all(&self.pool)
+                .await
+                .db()?;
+                Ok(ids.into_iter().map(UserId).collect())
+            }
         }
     };
 }
