@@ -1,5 +1,7 @@
 """The standards Cairn speaks, driven by their own official clients against a
-live server: OpenAI's chat completions with the `openai` Python SDK.
+live server: OpenAI's chat completions with the `openai` Python SDK, and
+webhooks checked by a receiver on 127.0.0.1 that verifies them with the
+`standardwebhooks` package (Standard Webhooks' own library).
 
     python scripts/client_tests.py --cairn target/debug/cairn --llm target/debug/examples/scripted_llm
 
@@ -12,9 +14,13 @@ and answers. Exits non-zero, naming the check, on the first failure.
 from __future__ import annotations
 
 import argparse
+import http.server
+import json
 import sys
+import threading
+import time
 
-from live_server import LiveServer, call, sign_up
+from live_server import LiveServer, call, free_port, sign_up
 
 REPLY = 'Let me compute.\n```python\nprint(6 * 7)\nfinal_answer("The answer is 42.")\n```'
 
@@ -87,18 +93,97 @@ def openai_sdk(base: str, key: str, token: str) -> None:
     print("openai SDK: models, a completion, a stream with steps in the same thread, errors: passed")
 
 
+class Receiver(http.server.ThreadingHTTPServer):
+    """A webhook endpoint: records each request (headers and body) and
+    answers 500 to the first attempt of every message, 204 after."""
+
+    def __init__(self, port: int):
+        self.got: list[tuple[dict, bytes]] = []
+        self.seen: set[str] = set()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                receiver.got.append((headers, body))
+                first = headers.get("webhook-id") not in receiver.seen
+                receiver.seen.add(headers.get("webhook-id"))
+                self.send_response(500 if first else 204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def wait_for(self, kind: str, count: int) -> list[tuple[dict, bytes]]:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            got = [(h, b) for h, b in self.got if json.loads(b).get("type") == kind]
+            if len(got) >= count:
+                return got
+            time.sleep(0.05)
+        raise AssertionError(f"fewer than {count} {kind} deliveries arrived: {self.got}")
+
+
+def standard_webhooks(base: str, token: str, project: str, receiver: Receiver, port: int) -> None:
+    """Deliveries verified by the `standardwebhooks` package: signed, retried
+    after a failure with the same id, and, after a secret rotation, valid
+    under the new secret and still under the old one (the grace period)."""
+    from standardwebhooks import Webhook
+    from standardwebhooks.webhooks import WebhookVerificationError
+
+    hooks = f"/api/v1/projects/{project}/webhooks"
+    events = ["run.succeeded", "member.added"]
+    hook = call(base, "POST", hooks, {"url": f"http://127.0.0.1:{port}/hook", "events": events}, token)
+    secret = hook["secret"]
+    thread = call(base, "POST", f"/api/v1/projects/{project}/threads", {"title": "Hooked"}, token)["id"]
+    posted = call(base, "POST", f"/api/v1/threads/{thread}/messages", {"content": "Go.", "wait": True}, token)
+    attempts = receiver.wait_for("run.succeeded", 2)
+    check(attempts[0][0]["webhook-id"] == attempts[1][0]["webhook-id"], "a retry keeps its webhook-id")
+    for headers, body in attempts:
+        payload = Webhook(secret).verify(body, headers)
+        check(payload["data"]["run"] == posted["run"]["id"], f"the payload: {payload}")
+        try:
+            Webhook("whsec_" + "QUJD" * 8).verify(body, headers)
+            check(False, "a delivery verified under another secret")
+        except WebhookVerificationError:
+            pass
+    log = call(base, "GET", f"{hooks}/{hook['id']}/deliveries", token=token)
+    check(log[0]["status"] == "delivered" and log[0]["attempts"] == 2, f"the delivery log: {log}")
+
+    rotated = call(base, "POST", f"{hooks}/{hook['id']}/secret", token=token)
+    call(base, "POST", f"/api/v1/projects/{project}/members", {"email": "editor@example.com", "role": "editor"}, token)
+    headers, body = receiver.wait_for("member.added", 2)[-1]
+    for key in [rotated["secret"], secret]:
+        check(Webhook(key).verify(body, headers)["data"]["role"] == "editor", "verified under the new and the old secret")
+    print("standardwebhooks: signed deliveries, a retry, the log, a rotated secret: passed")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cairn", required=True, help="the cairn binary")
     parser.add_argument("--llm", required=True, help="the scripted LLM server binary")
     args = parser.parse_args()
-    with LiveServer(args.cairn, llm=args.llm, replies=[REPLY]) as server:
-        token = sign_up(server.base, "owner")
-        project = call(server.base, "POST", "/api/v1/projects", {"name": "Clients"}, token)["id"]
-        key = call(
-            server.base, "POST", "/api/v1/api-keys", {"project_id": project, "role": "editor", "name": "clients"}, token
-        )["token"]
-        openai_sdk(server.base, key, token)
+    port = free_port()
+    receiver = Receiver(port)
+    # The receiver is on a private address: allowlisted, as an operator
+    # would allowlist an intranet endpoint; retries come a second apart.
+    env = {"CAIRN__TOOLS__ALLOW_PRIVATE": f'["127.0.0.1:{port}"]', "CAIRN__WEBHOOKS__RETRY_SECS": "[1, 1]"}
+    try:
+        with LiveServer(args.cairn, llm=args.llm, replies=[REPLY], env=env) as server:
+            token = sign_up(server.base, "owner")
+            sign_up(server.base, "editor")
+            project = call(server.base, "POST", "/api/v1/projects", {"name": "Clients"}, token)["id"]
+            key = call(
+                server.base, "POST", "/api/v1/api-keys", {"project_id": project, "role": "editor", "name": "clients"}, token
+            )["token"]
+            openai_sdk(server.base, key, token)
+            standard_webhooks(server.base, token, project, receiver, port)
+    finally:
+        receiver.shutdown()
     return 0
 
 

@@ -27,6 +27,7 @@ mod sandbox;
 mod secret;
 mod server;
 mod tools;
+mod webhooks;
 
 use std::path::{Path, PathBuf};
 
@@ -49,6 +50,7 @@ pub use sandbox::SandboxConfig;
 pub use secret::{REDACTED, Secret};
 pub use server::ServerConfig;
 pub use tools::ToolsConfig;
+pub use webhooks::WebhooksConfig;
 
 use error::{describe, refuse_zero};
 
@@ -74,6 +76,7 @@ pub struct Config {
     pub tools: ToolsConfig,
     pub llm: LlmConfig,
     pub agent: AgentConfig,
+    pub webhooks: WebhooksConfig,
     pub log: LogConfig,
 }
 
@@ -93,6 +96,7 @@ impl Default for Config {
             tools: ToolsConfig::default(),
             llm: LlmConfig::default(),
             agent: AgentConfig::default(),
+            webhooks: WebhooksConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -126,6 +130,7 @@ impl Config {
         self.database.validate()?;
         self.redis.validate()?;
         self.queue.validate()?;
+        self.webhooks.validate()?;
         self.auth.validate()?;
         self.mail.validate()?;
         self.rate_limit.validate()?;

@@ -83,6 +83,13 @@ const ROWS: &[Row] = &[
     Row::new(&["redis.prefix"], "prefix of every Redis key, so deployments can share a server"),
     Row::new(&["queue.lease_secs"], "how long a worker may hold a job without a heartbeat before another takes it"),
     Row::new(&["queue.max_deliveries"], "deliveries after which a failing job becomes a dead letter"),
+    Row::new(
+        &["webhooks.retry_secs"],
+        "seconds between a failed webhook attempt and the next, one per retry (Standard Webhooks' schedule, \
+         a day and some); after the last the delivery fails",
+    ),
+    Row::new(&["webhooks.timeout_secs"], "how long one webhook attempt may take"),
+    Row::new(&["webhooks.rotation_grace_hours"], "hours a rotated webhook secret still signs beside the new one"),
     Row::new(&["auth.issuer"], "`iss` of access tokens"),
     Row::new(&["auth.audience"], "`aud` of access tokens"),
     Row::new(&["auth.access_token_ttl_secs"], "access-token lifetime (at most 900)"),

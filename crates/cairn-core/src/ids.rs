@@ -90,3 +90,11 @@ id_type!(
     /// A model connection an administrator made in the app.
     ConnectionId
 );
+id_type!(
+    /// A project's webhook endpoint.
+    WebhookId
+);
+id_type!(
+    /// One message to a webhook endpoint (its `webhook-id`), tried until delivered.
+    DeliveryId
+);

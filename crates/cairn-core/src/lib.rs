@@ -8,6 +8,7 @@
 
 pub mod bus;
 mod error;
+pub mod hooks;
 mod ids;
 pub mod model;
 pub mod net;
@@ -17,8 +18,8 @@ pub mod trace;
 
 pub use error::{Dependency, Error, Result};
 pub use ids::{
-    ApiKeyId, AuditId, ConnectionId, FileId, MemoryId, MessageId, ProjectId, RunId, SandboxId, SessionId, ThreadId,
-    UserId,
+    ApiKeyId, AuditId, ConnectionId, DeliveryId, FileId, MemoryId, MessageId, ProjectId, RunId, SandboxId, SessionId,
+    ThreadId, UserId, WebhookId,
 };
 
 /// The version of Cairn, shared by every crate and shown by `cairn version`.

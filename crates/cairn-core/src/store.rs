@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::hooks::{Attempt, Delivery, NewWebhook, Webhook, WebhookUpdate};
 use crate::model::{
     ApiKey, AuditEntry, Checkpoint, Event, Fence, FileRecord, Membership, MemoryChunk, Message, ModelConnection,
     ModelConnectionUpdate, ModelUsage, NewApiKey, NewAuditEntry, NewCheckpoint, NewEvent, NewFile, NewMemoryChunk,
@@ -12,7 +13,10 @@ use crate::model::{
     RefreshOutcome, Role, Run, RunStatus, Thread, User,
 };
 use crate::sandbox::{HostReport, Placement, SandboxHost};
-use crate::{ApiKeyId, ConnectionId, FileId, ProjectId, Result, RunId, SandboxId, SessionId, ThreadId, UserId};
+use crate::{
+    ApiKeyId, ConnectionId, DeliveryId, FileId, ProjectId, Result, RunId, SandboxId, SessionId, ThreadId, UserId,
+    WebhookId,
+};
 
 #[async_trait]
 pub trait UserRepo: Send + Sync {
@@ -274,6 +278,46 @@ pub trait PlacementRepo: Send + Sync {
     async fn mark_placement(&self, sandbox: SandboxId, running: bool) -> Result<()>;
 }
 
+/// Projects' webhook endpoints and their deliveries: a durable queue of
+/// messages, each tried until delivered or given up, claimed by one
+/// dispatcher at a time however many processes poll.
+#[async_trait]
+pub trait WebhookRepo: Send + Sync {
+    async fn create_webhook(&self, new: NewWebhook) -> Result<Webhook>;
+    async fn webhook(&self, id: WebhookId) -> Result<Webhook>;
+    /// The project's endpoints, oldest first.
+    async fn webhooks(&self, project: ProjectId) -> Result<Vec<Webhook>>;
+    async fn update_webhook(&self, id: WebhookId, update: WebhookUpdate) -> Result<Webhook>;
+    /// A new secret; the one it replaces still signs until `previous_until`.
+    async fn rotate_webhook_secret(
+        &self,
+        id: WebhookId,
+        secret_sealed: Vec<u8>,
+        previous_until: OffsetDateTime,
+    ) -> Result<Webhook>;
+    /// Deletes the endpoint and its deliveries.
+    async fn delete_webhook(&self, id: WebhookId) -> Result<()>;
+    /// Queues one message of `event_type` to each of the project's enabled
+    /// endpoints that subscribe to it, due now; the deliveries made.
+    async fn queue_deliveries(
+        &self,
+        project: ProjectId,
+        event_type: &str,
+        payload: serde_json::Value,
+    ) -> Result<Vec<Delivery>>;
+    /// Takes the most overdue pending delivery for `lease` (no other caller
+    /// gets it meanwhile), counting the attempt; `None` when none is due.
+    async fn claim_delivery(&self, lease: std::time::Duration) -> Result<Option<Delivery>>;
+    /// Records an attempt's outcome: delivered, due again, or failed.
+    async fn finish_attempt(&self, id: DeliveryId, attempt: Attempt) -> Result<Delivery>;
+    /// The endpoint's deliveries, newest first.
+    async fn deliveries(&self, webhook: WebhookId, limit: i64) -> Result<Vec<Delivery>>;
+    async fn delivery(&self, id: DeliveryId) -> Result<Delivery>;
+    /// Queues a delivery again, due now, whatever it went through (its id,
+    /// and so its `webhook-id`, stays).
+    async fn redeliver(&self, id: DeliveryId) -> Result<Delivery>;
+}
+
 #[async_trait]
 pub trait Store:
     UserRepo
@@ -287,6 +331,7 @@ pub trait Store:
     + MemoryRepo
     + ConnectionRepo
     + PlacementRepo
+    + WebhookRepo
     + std::fmt::Debug
 {
     /// `sqlite` or `postgres`.

@@ -31,6 +31,7 @@ mod system;
 mod threads;
 mod tools;
 mod web;
+mod webhooks;
 mod wire;
 
 use std::future::Future;
@@ -127,6 +128,9 @@ pub struct AppParts {
     pub memory: cairn_memory::Memory,
     /// Model connections made in the app (they rebuild `models`).
     pub connections: Connections,
+    /// Project webhooks: endpoints, secrets, deliveries; also where
+    /// handlers tell project events (a member added).
+    pub webhooks: cairn_webhooks::Webhooks,
     /// Who is in which thread, as this process's streams see it.
     pub presence: Arc<presence::Presence>,
     /// Raised when the server begins to shut down: event streams end then,
@@ -167,6 +171,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(projects::routes())
         .merge(keys::routes())
         .merge(service_accounts::routes())
+        .merge(webhooks::routes())
         .merge(files::routes())
         .merge(tools::routes())
         .merge(models::routes())

@@ -38,12 +38,7 @@ async fn start() -> Api {
 
 impl Api {
     async fn call(&self, method: Method, token: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        (response.status().as_u16(), response.json().await.unwrap_or_default())
+        support::send_json(&self.client, method, &format!("{}{path}", self.base), token, body).await
     }
 
     fn accounts(&self) -> String {

@@ -15,6 +15,7 @@ mod repo;
 mod rows;
 mod usage;
 mod vectors;
+mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;

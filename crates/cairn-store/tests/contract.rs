@@ -66,6 +66,7 @@ contract!(
     a_new_project_has_its_creator_as_owner,
     members_are_added_changed_and_removed,
     a_service_account_is_a_member_that_cannot_sign_in,
+    a_due_webhook_delivery_is_claimed_by_one_dispatcher_at_a_time,
     messages_keep_their_order_and_authors,
     events_are_numbered_consecutively_per_thread,
     concurrent_appenders_never_share_or_skip_a_number,
@@ -148,6 +149,68 @@ async fn a_service_account_is_a_member_that_cannot_sign_in(store: Arc<dyn Store>
     let nowhere = store.create_service_account(cairn_core::ProjectId::new(), "X".into(), Role::Viewer, owner.id).await;
     assert!(nowhere.is_err(), "a service account of no project is refused whole");
     assert_eq!(store.service_accounts(project).await.unwrap().len(), 1);
+}
+
+async fn a_due_webhook_delivery_is_claimed_by_one_dispatcher_at_a_time(store: Arc<dyn Store>) {
+    use cairn_core::hooks::{Attempt, DeliveryStatus, NewWebhook, WebhookUpdate};
+    let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "wh@example.com").await;
+    let project = thread.project_id;
+    let new = NewWebhook {
+        project_id: project,
+        url: "https://hooks.example.com/cairn".into(),
+        events: vec!["run.succeeded".into()],
+        secret_sealed: vec![1, 2, 3],
+        created_by: owner.id,
+    };
+    let hook = store.create_webhook(new).await.unwrap();
+    assert!(store.queue_deliveries(project, "member.added", json!({})).await.unwrap().is_empty(), "not subscribed");
+    let queued = store.queue_deliveries(project, "run.succeeded", json!({ "type": "run.succeeded" })).await.unwrap();
+    assert_eq!((queued.len(), queued[0].status, queued[0].attempts), (1, DeliveryStatus::Pending, 0));
+    let lease = Duration::from_secs(60);
+    // Eight dispatchers at once: one gets it.
+    let claims = futures::future::join_all((0..8).map(|_| store.claim_delivery(lease))).await;
+    let won: Vec<_> = claims.into_iter().filter_map(Result::unwrap).collect();
+    assert_eq!(won.len(), 1);
+    assert_eq!((won[0].id, won[0].attempts), (queued[0].id, 1));
+    assert!(store.claim_delivery(lease).await.unwrap().is_none(), "held by its lease");
+    // Failed, due again later: not yet claimable; due now: claimed again.
+    let failed = |retry_at| Attempt { response_code: Some(500), duration_ms: 12, error: Some("500".into()), retry_at };
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let pending = store.finish_attempt(won[0].id, failed(Some(later))).await.unwrap();
+    assert_eq!(
+        (pending.status, pending.response_code, pending.duration_ms),
+        (DeliveryStatus::Pending, Some(500), Some(12))
+    );
+    assert!(store.claim_delivery(lease).await.unwrap().is_none());
+    store.redeliver(won[0].id).await.unwrap();
+    let again = store.claim_delivery(Duration::ZERO).await.unwrap().unwrap();
+    assert_eq!(again.attempts, 2);
+    // A lease that ran out: another dispatcher takes it.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let taken = store.claim_delivery(lease).await.unwrap().unwrap();
+    assert_eq!((taken.id, taken.attempts), (won[0].id, 3));
+    let done = Attempt { response_code: Some(204), duration_ms: 3, error: None, retry_at: None };
+    let delivered = store.finish_attempt(taken.id, done).await.unwrap();
+    assert_eq!(
+        (delivered.status, delivered.next_attempt_at, delivered.last_error),
+        (DeliveryStatus::Delivered, None, None)
+    );
+    assert!(store.claim_delivery(lease).await.unwrap().is_none());
+    let given_up = store.queue_deliveries(project, "run.succeeded", json!({})).await.unwrap();
+    store.claim_delivery(lease).await.unwrap().unwrap();
+    let failed_for_good = store.finish_attempt(given_up[0].id, failed(None)).await.unwrap();
+    assert_eq!(failed_for_good.status, DeliveryStatus::Failed);
+    assert_eq!(
+        store.deliveries(hook.id, 10).await.unwrap().iter().map(|d| d.id).collect::<Vec<_>>(),
+        [given_up[0].id, won[0].id]
+    );
+    // A disabled endpoint gets nothing queued; a rotation keeps the old secret.
+    store.update_webhook(hook.id, WebhookUpdate { enabled: Some(false), ..Default::default() }).await.unwrap();
+    assert!(store.queue_deliveries(project, "run.succeeded", json!({})).await.unwrap().is_empty());
+    let rotated = store.rotate_webhook_secret(hook.id, vec![9], later).await.unwrap();
+    assert_eq!((rotated.secret_sealed, rotated.previous_sealed), (vec![9], Some(vec![1, 2, 3])));
+    store.delete_webhook(hook.id).await.unwrap();
+    assert!(matches!(store.delivery(won[0].id).await, Err(Error::NotFound { .. })), "its log goes with it");
 }
 
 async fn messages_keep_their_order_and_authors(store: Arc<dyn Store>) {

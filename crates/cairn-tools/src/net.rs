@@ -155,6 +155,20 @@ impl SafeHttp {
         Err(ToolError::Failed(format!("more than {MAX_REDIRECTS} redirects")))
     }
 
+    /// POSTs a JSON body with `headers` to a vetted destination; its
+    /// answer's status. A redirect is not followed: it is the answer (a
+    /// webhook endpoint that moved says so by failing).
+    pub async fn post_json(&self, url: &str, headers: &[(&str, String)], body: Bytes) -> Result<u16, ToolError> {
+        let url = Url::parse(url).map_err(|e| ToolError::Invalid(format!("not a valid URL: {url:?} ({e})")))?;
+        self.vet(&url).await?;
+        let mut request = self.client.post(url.clone()).header(reqwest::header::CONTENT_TYPE, "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.body(body).send().await.map_err(|e| describe(&url, e))?;
+        Ok(response.status().as_u16())
+    }
+
     fn too_large(&self, url: &Url) -> ToolError {
         ToolError::Failed(format!("{url} is larger than the limit of {} MiB", self.max_bytes >> 20))
     }

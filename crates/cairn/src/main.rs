@@ -280,12 +280,19 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
         discover_models(&mut config).await;
     }
     let models = Arc::new(cairn_llm::Models::from_config(&config.llm).context("llm.providers")?);
-    let keys = if config.llm.secret_keys.is_empty() {
-        cairn_auth::KeyRing::load_or_generate(&config.data_dir)
-    } else {
-        cairn_auth::KeyRing::from_config(&config.llm.secret_keys)
-    }
-    .map_err(|e| Failure::Config(anyhow::anyhow!("llm.secret_keys: {e}")))?;
+    let key_ring = || {
+        if config.llm.secret_keys.is_empty() {
+            cairn_auth::KeyRing::load_or_generate(&config.data_dir)
+        } else {
+            cairn_auth::KeyRing::from_config(&config.llm.secret_keys)
+        }
+        .map_err(|e| Failure::Config(anyhow::anyhow!("llm.secret_keys: {e}")))
+    };
+    let keys = key_ring()?;
+    let webhooks =
+        cairn_webhooks::Webhooks::new(store.clone(), key_ring()?, &config.webhooks, config.tools.allow_private.clone())
+            .context("cannot start webhooks")?;
+    let hooks: Arc<dyn cairn_core::hooks::Hooks> = Arc::new(webhooks.clone());
     let connections =
         cairn_gateway::Connections::new(config.llm.clone(), store.clone(), keys, models.clone(), bus.clone());
     let resealed = connections.reseal().await.context("cannot seal the model connections' keys again")?;
@@ -300,7 +307,8 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
         // all-in-one processes) take them from the queue.
         (ServerRole::Gateway, _) => Some(
             cairn_agent::Runs::queue_only(store.clone(), bus.clone(), cairn_agent::Budget::default(), lease)
-                .configured(&config.agent),
+                .configured(&config.agent)
+                .with_hooks(hooks.clone()),
         ),
         (_, Some(runner)) => {
             let agent = cairn_agent::Agent {
@@ -317,12 +325,17 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
                 lease,
             )
             .configured(&config.agent)
-            .with_max_deliveries(config.queue.max_deliveries);
+            .with_max_deliveries(config.queue.max_deliveries)
+            .with_hooks(hooks.clone());
             runs.start_workers(&format!("worker-{}", std::process::id()), config.agent.workers);
             Some(runs)
         }
         (_, None) => None,
     };
+    // Processes that work runs also deliver webhooks (a gateway only queues them).
+    if role != ServerRole::Gateway {
+        webhooks.start();
+    }
     // Processes that work runs hand them back when they stop (a gateway's
     // runs have no worker: draining them is immediate).
     let draining = runs.clone();
@@ -342,6 +355,7 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
         runs,
         memory,
         connections,
+        webhooks,
         presence: Default::default(),
         stopping: Default::default(),
     });

@@ -306,10 +306,42 @@ export type CreateServiceKeyRequest = {
   name: string;
 };
 
+export type CreateWebhookRequest = {
+  /** `run.succeeded`, `run.failed`, `run.waiting`, `artifact.saved`, `member.added`. */
+  events: string[];
+  /** Where deliveries are POSTed (http or https; no private address unless `tools.allow_private` names it). */
+  url: string;
+};
+
 export type CreatedApiKeyResponse = ApiKeyResponse & {
   /** The key to send as `Authorization: Bearer …`. Shown only now: Cairn keeps only its hash. */
   token: string;
 };
+
+/** One message to a webhook endpoint (its `webhook-id`), tried until delivered. */
+export type DeliveryId = string;
+
+export type DeliveryResponse = {
+  attempts: number;
+  created_at: string;
+  /** The last attempt's time, in milliseconds. */
+  duration_ms?: number | null;
+  event_type: string;
+  /** Also the `webhook-id` header of every attempt. */
+  id: DeliveryId;
+  last_error?: string | null;
+  next_attempt_at?: string | null;
+  /** The body sent: `type`, `timestamp` and `data`. */
+  payload: Record<string, unknown>;
+  /** The last attempt's HTTP status, if the endpoint answered. */
+  response_code?: number | null;
+  status: DeliveryStatus;
+  updated_at: string;
+  webhook_id: WebhookId;
+};
+
+/** Where a message to an endpoint stands. */
+export type DeliveryStatus = "pending" | "delivered" | "failed";
 
 /** One event of a thread's log: its number, its run, and the event itself (`kind` and a `payload` whose fields each kind defines, see `RunEvent`). */
 export type EventResponse = RunEvent & {
@@ -946,6 +978,12 @@ export type UpdateUserRequest = {
   role?: GlobalRole | null;
 };
 
+export type UpdateWebhookRequest = {
+  enabled?: boolean | null;
+  events?: string[] | null;
+  url?: string | null;
+};
+
 /** Tokens a call used. The prompt's tokens are split three ways, each priced at its own rate: read from the provider's prompt cache, written to it (Anthropic charges a premium), and neither. */
 export type Usage = {
   /** Prompt tokens read from the cache (Anthropic's `cache_read_input_tokens`, OpenAI's `cached_tokens`). */
@@ -1007,6 +1045,26 @@ export type VersionResponse = {
   version: string;
 };
 
+/** A project's webhook endpoint. */
+export type WebhookId = string;
+
+export type WebhookResponse = {
+  created_at: string;
+  enabled: boolean;
+  /** The event types it receives. */
+  events: string[];
+  id: WebhookId;
+  /** Until when the secret it replaced still signs (after a rotation). */
+  previous_secret_until?: string | null;
+  project_id: ProjectId;
+  url: string;
+};
+
+export type WebhookWithSecret = WebhookResponse & {
+  /** The signing secret (`whsec_…`): shown only now. Verify deliveries with it as Standard Webhooks says (`webhook-signature`). */
+  secret: string;
+};
+
 /** Every operation of the API, by operation id: method and path. */
 export interface Operations {
   add_member: 'POST /api/v1/projects/{project_id}/members';
@@ -1022,9 +1080,11 @@ export interface Operations {
   create_link: 'POST /api/v1/projects/{project_id}/files/{file_id}/links';
   create_project: 'POST /api/v1/projects';
   create_thread: 'POST /api/v1/projects/{project_id}/threads';
+  create_webhook: 'POST /api/v1/projects/{project_id}/webhooks';
   delete_account: 'DELETE /api/v1/projects/{project_id}/service-accounts/{account_id}';
   delete_connection: 'DELETE /api/v1/admin/connections/{connection_id}';
   delete_path: 'DELETE /api/v1/projects/{project_id}/files';
+  delete_webhook: 'DELETE /api/v1/projects/{project_id}/webhooks/{webhook_id}';
   edit_plan: 'PUT /api/v1/runs/{run_id}/plan';
   events: 'GET /api/v1/threads/{thread_id}/events';
   events_socket: 'GET /api/v1/threads/{thread_id}/events/ws';
@@ -1041,6 +1101,7 @@ export interface Operations {
   list_accounts: 'GET /api/v1/projects/{project_id}/service-accounts';
   list_agents: 'GET /api/v1/agents';
   list_connections: 'GET /api/v1/admin/connections';
+  list_deliveries: 'GET /api/v1/projects/{project_id}/webhooks/{webhook_id}/deliveries';
   list_keys: 'GET /api/v1/api-keys';
   list_members: 'GET /api/v1/projects/{project_id}/members';
   list_messages: 'GET /api/v1/threads/{thread_id}/messages';
@@ -1049,6 +1110,7 @@ export interface Operations {
   list_threads: 'GET /api/v1/projects/{project_id}/threads';
   list_tools: 'GET /api/v1/tools';
   list_users: 'GET /api/v1/admin/users';
+  list_webhooks: 'GET /api/v1/projects/{project_id}/webhooks';
   logout: 'POST /api/v1/auth/logout';
   me: 'GET /api/v1/me';
   move_files: 'POST /api/v1/projects/{project_id}/files/move';
@@ -1061,6 +1123,7 @@ export interface Operations {
   project_usage: 'GET /api/v1/projects/{project_id}/usage';
   put_content: 'PUT /api/v1/projects/{project_id}/files/content';
   readyz: 'GET /readyz';
+  redeliver: 'POST /api/v1/projects/{project_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver';
   refresh: 'POST /api/v1/auth/refresh';
   register: 'POST /api/v1/auth/register';
   remember: 'POST /api/v1/projects/{project_id}/memory';
@@ -1070,6 +1133,7 @@ export interface Operations {
   resume_run: 'POST /api/v1/runs/{run_id}/resume';
   revoke_account_key: 'DELETE /api/v1/projects/{project_id}/service-accounts/{account_id}/keys/{key_id}';
   revoke_key: 'DELETE /api/v1/api-keys/{key_id}';
+  rotate_secret: 'POST /api/v1/projects/{project_id}/webhooks/{webhook_id}/secret';
   search: 'GET /api/v1/projects/{project_id}/memory/search';
   set_project_model: 'PUT /api/v1/projects/{project_id}/model';
   test_connection: 'POST /api/v1/admin/connections/{connection_id}/test';
@@ -1079,6 +1143,7 @@ export interface Operations {
   update_connection: 'PATCH /api/v1/admin/connections/{connection_id}';
   update_project: 'PATCH /api/v1/projects/{project_id}';
   update_user: 'PATCH /api/v1/admin/users/{user_id}';
+  update_webhook: 'PATCH /api/v1/projects/{project_id}/webhooks/{webhook_id}';
   upload: 'POST /api/v1/projects/{project_id}/files';
   version: 'GET /api/v1/version';
   versions: 'GET /api/v1/projects/{project_id}/files/versions';

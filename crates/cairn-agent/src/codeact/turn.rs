@@ -3,6 +3,7 @@
 //! with the bridge that connects an execution to the tools.
 
 use super::*;
+use crate::events::ArtifactSaved;
 
 /// Figures of one execution the model sees, at most.
 pub(super) const MAX_OBSERVED_IMAGES: usize = 4;
@@ -170,6 +171,7 @@ impl Agent {
             require_approval: &run.require_approval,
             approved: &state.approved,
             needs_approval: None,
+            saved: Vec::new(),
         };
         if state.planning {
             // The kernel's tools check the sub-agent's list too (they may run
@@ -201,6 +203,9 @@ impl Agent {
         };
         while let Ok(output) = outputs_rx.try_recv() {
             events.emit(RunEvent::Output(OutputProduced { output, task: task_of(&state) })).await;
+        }
+        for file in std::mem::take(&mut bridge.saved) {
+            events.emit(RunEvent::Artifact(file)).await;
         }
         let (answer, mut question) = (bridge.answer.take(), bridge.question.take());
         if let Some((call, description)) = bridge.needs_approval.take() {
@@ -343,6 +348,22 @@ struct AgentBridge<'a> {
     approved: &'a [String],
     /// A call that needs approval first: its key and a description.
     needs_approval: Option<(String, String)>,
+    /// Files the code saved into the library (`save_artifact`), told as
+    /// `artifact` events once the execution is over.
+    saved: Vec<ArtifactSaved>,
+}
+
+impl AgentBridge<'_> {
+    /// Calls a tool; a file it saved into the library is noted.
+    async fn call(&mut self, name: &str, args: Value, kwargs: Value) -> Result<Value, String> {
+        let result = self.agent.registry.call(&self.tools, name, args, kwargs).await;
+        if name == "save_artifact"
+            && let Some(saved) = result.as_ref().ok().and_then(|v| serde_json::from_value(v.clone()).ok())
+        {
+            self.saved.push(saved);
+        }
+        result
+    }
 }
 
 #[async_trait]
@@ -373,7 +394,7 @@ impl ExecHandler for AgentBridge<'_> {
             _ if self.require_approval.iter().any(|t| t == name) => {
                 let key = json!({ "tool": name, "args": args, "kwargs": kwargs }).to_string();
                 if self.approved.contains(&key) {
-                    return self.agent.registry.call(&self.tools, name, args, kwargs).await;
+                    return self.call(name, args, kwargs).await;
                 }
                 let described = format!("{name}({}{})", args, kwargs);
                 self.needs_approval = Some((key, described));
@@ -382,7 +403,7 @@ impl ExecHandler for AgentBridge<'_> {
                      again with the same arguments."
                 ))
             }
-            _ => self.agent.registry.call(&self.tools, name, args, kwargs).await,
+            _ => self.call(name, args, kwargs).await,
         }
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use cairn_core::bus::Bus;
+use cairn_core::hooks::{Hooks, ProjectEvent};
 use cairn_core::model::{Fence, Message, MessageRole, NewEvent, NewMessage, NewRun, Run, RunStatus};
 use cairn_core::store::Store;
 use cairn_core::{RunId, ThreadId, UserId};
@@ -73,17 +74,33 @@ pub struct StoreEvents {
     /// worker has taken the run over, and then `stop` is raised.
     pub fence: Option<Fence>,
     pub stop: Option<Arc<AtomicBool>>,
+    /// Told of the artifacts saved (webhooks).
+    pub hooks: Option<Arc<dyn Hooks>>,
 }
 
 #[async_trait]
 impl Events for StoreEvents {
     async fn emit(&self, event: RunEvent) {
+        let artifact = match (&event, &self.hooks) {
+            (RunEvent::Artifact(saved), Some(_)) => Some(json!({
+                "run": self.run,
+                "thread": self.thread,
+                "file_id": saved.file_id,
+                "path": saved.path,
+                "version": saved.version,
+                "size": saved.size,
+            })),
+            _ => None,
+        };
         let (kind, payload) = event.into_parts();
         let event = NewEvent { run_id: self.run, kind: kind.clone(), payload, schema_version: SCHEMA_VERSION };
         match self.store.append_events(self.thread, vec![event], self.fence).await {
             Ok(stored) => {
                 for event in stored {
                     publish(&self.bus, event).await;
+                }
+                if let (Some(data), Some(hooks)) = (artifact, &self.hooks) {
+                    tell(&*self.store, hooks.as_ref(), self.thread, "artifact.saved", data).await;
                 }
             }
             Err(cairn_core::Error::LeaseLost { .. }) => {
@@ -94,6 +111,14 @@ impl Events for StoreEvents {
             }
             Err(error) => tracing::warn!(%error, %kind, "an event could not be recorded"),
         }
+    }
+}
+
+/// Tells `hooks` of an event in the thread's project.
+async fn tell(store: &dyn Store, hooks: &dyn Hooks, thread: ThreadId, kind: &'static str, data: serde_json::Value) {
+    match store.thread(thread).await {
+        Ok(thread) => hooks.emit(ProjectEvent { project: thread.project_id, kind, data }).await,
+        Err(error) => tracing::warn!(%error, kind, "a project event could not be told: its thread cannot be read"),
     }
 }
 
@@ -180,6 +205,9 @@ struct Inner {
     drain: tokio::sync::watch::Sender<Drain>,
     /// Jobs in hand, until acknowledged or given back.
     working: std::sync::atomic::AtomicUsize,
+    /// Where project events go (webhooks): runs that ended or wait, and
+    /// artifacts saved.
+    hooks: Option<Arc<dyn Hooks>>,
 }
 
 /// Where a process's workers stand as it shuts down.
@@ -220,6 +248,7 @@ impl Runs {
             running: Mutex::new(HashMap::new()),
             drain: tokio::sync::watch::Sender::new(Drain::Take),
             working: std::sync::atomic::AtomicUsize::new(0),
+            hooks: None,
         };
         Runs { inner: Arc::new(inner) }
     }
@@ -229,6 +258,15 @@ impl Runs {
     pub fn with_max_deliveries(mut self, max_deliveries: u32) -> Runs {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.max_deliveries = max_deliveries;
+        }
+        self
+    }
+
+    /// Runs that tell `hooks` (webhooks) when they end or wait, and of the
+    /// artifacts they save.
+    pub fn with_hooks(mut self, hooks: Arc<dyn Hooks>) -> Runs {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.hooks = Some(hooks);
         }
         self
     }
@@ -305,6 +343,7 @@ impl Runs {
             run,
             fence: None,
             stop: None,
+            hooks: self.inner.hooks.clone(),
         }
     }
 
@@ -319,12 +358,28 @@ impl Runs {
         // or a database lost between two writes would leave a finished run
         // whose log never says so.
         let (status, error) = (change.status, change.error.clone());
+        let told = match status {
+            RunStatus::Succeeded => Some((
+                "run.succeeded",
+                json!({ "answer": change.answer, "usage": change.usage, "cost_usd": change.cost_usd }),
+            )),
+            RunStatus::Failed => Some(("run.failed", json!({ "error": change.error }))),
+            RunStatus::Waiting => Some(("run.waiting", json!({ "question": change.question }))),
+            _ => None,
+        };
         let (kind, payload) = RunEvent::Status(change).into_parts();
         let event = NewEvent { run_id: Some(run.id), kind, payload, schema_version: SCHEMA_VERSION };
         let (updated, logged) =
             self.inner.store.set_run_status_logged(run.id, status, error, fence, Some(event)).await?;
         if let Some(event) = logged {
             publish(&self.inner.bus, event).await;
+        }
+        if let (Some((kind, mut data)), Some(hooks)) = (told, &self.inner.hooks) {
+            if let Some(map) = data.as_object_mut() {
+                map.insert("run".into(), json!(run.id));
+                map.insert("thread".into(), json!(run.thread_id));
+            }
+            tell(&*self.inner.store, hooks.as_ref(), run.thread_id, kind, data).await;
         }
         Ok(updated)
     }

@@ -27,11 +27,18 @@ pub fn state(config: Config, db: &Database, bus: Bus, dir: &TempDir) -> AppState
     let config_llm = config.llm.clone();
     let models = Arc::new(cairn_llm::Models::from_config(&config_llm).unwrap());
     let secret = cairn_config::SigningKey { kid: "test".into(), secret: "Q".repeat(43).into() };
-    let secret_ring = if config.llm.secret_keys.is_empty() {
-        cairn_auth::KeyRing::from_config(&[secret]).unwrap()
-    } else {
-        cairn_auth::KeyRing::from_config(&config.llm.secret_keys).unwrap()
+    let ring = || {
+        if config.llm.secret_keys.is_empty() {
+            cairn_auth::KeyRing::from_config(std::slice::from_ref(&secret)).unwrap()
+        } else {
+            cairn_auth::KeyRing::from_config(&config.llm.secret_keys).unwrap()
+        }
     };
+    let (secret_ring, hook_ring) = (ring(), ring());
+    let webhooks =
+        cairn_webhooks::Webhooks::new(db.store(), hook_ring, &config.webhooks, config.tools.allow_private.clone())
+            .unwrap();
+    webhooks.start();
     let bus_for_connections = bus.clone();
     let keys = if config.auth.signing_keys.is_empty() {
         vec![cairn_config::SigningKey { kid: "test".into(), secret: "A".repeat(43).into() }]
@@ -62,6 +69,7 @@ pub fn state(config: Config, db: &Database, bus: Bus, dir: &TempDir) -> AppState
             models,
             bus_for_connections,
         ),
+        webhooks,
         presence: Default::default(),
         stopping: Default::default(),
     })
@@ -89,6 +97,23 @@ pub fn free_model(name: &str) -> cairn_config::LlmModel {
         output_usd_per_mtok: Some(0.0),
         ..Default::default()
     }
+}
+
+/// A request as `token`, with a JSON body when given; the status and the
+/// JSON answer (null when none).
+pub async fn send_json(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut request = client.request(method, url).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap_or_default())
 }
 
 /// POSTs `body` as `token`; the JSON answer.
@@ -151,7 +176,8 @@ pub async fn with_sandboxes(state: &mut AppState, dir: &TempDir, agent: bool) {
         let lease = std::time::Duration::from_secs(30);
         let runs =
             cairn_agent::Runs::new(state.store.clone(), state.bus.clone(), Arc::new(agent), Default::default(), lease)
-                .configured(&state.config.agent);
+                .configured(&state.config.agent)
+                .with_hooks(Arc::new(state.webhooks.clone()));
         runs.start_workers("api-test", 2);
         state.parts_mut().runs = Some(runs);
     }

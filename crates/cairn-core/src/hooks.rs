@@ -1,0 +1,136 @@
+//! Project events integrations subscribe to (webhooks): what happened, in
+//! which project, told by the component where it happened to whatever
+//! delivers them.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::{DeliveryId, ProjectId, UserId, WebhookId};
+
+/// The event types a webhook may subscribe to.
+pub const EVENT_TYPES: [&str; 5] = ["run.succeeded", "run.failed", "run.waiting", "artifact.saved", "member.added"];
+
+/// Something that happened in a project.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectEvent {
+    pub project: ProjectId,
+    /// One of [`EVENT_TYPES`].
+    pub kind: &'static str,
+    /// What the payload's `data` holds.
+    pub data: Value,
+}
+
+/// Where project events go. Telling is best effort for the teller: a
+/// failure is the receiver's to log, never the caller's error.
+#[async_trait]
+pub trait Hooks: Send + Sync + fmt::Debug {
+    async fn emit(&self, event: ProjectEvent);
+}
+
+/// A project's webhook endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    pub id: WebhookId,
+    pub project_id: ProjectId,
+    pub url: String,
+    /// The event types it receives.
+    pub events: Vec<String>,
+    /// The signing secret, sealed (the auth crate's key ring).
+    pub secret_sealed: Vec<u8>,
+    /// The secret before the last rotation, sealed, and until when it
+    /// still signs beside the new one.
+    pub previous_sealed: Option<Vec<u8>>,
+    pub previous_until: Option<OffsetDateTime>,
+    pub enabled: bool,
+    pub created_by: UserId,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    pub project_id: ProjectId,
+    pub url: String,
+    pub events: Vec<String>,
+    pub secret_sealed: Vec<u8>,
+    pub created_by: UserId,
+}
+
+/// A change to an endpoint; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookUpdate {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+}
+
+/// Where a message to an endpoint stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Not yet delivered; tried again at `next_attempt_at`.
+    Pending,
+    /// The endpoint answered 2xx.
+    Delivered,
+    /// Every attempt failed; it is not tried again unless redelivered.
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::str::FromStr for DeliveryStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pending" => Ok(DeliveryStatus::Pending),
+            "delivered" => Ok(DeliveryStatus::Delivered),
+            "failed" => Ok(DeliveryStatus::Failed),
+            other => Err(format!("unknown delivery status {other:?}")),
+        }
+    }
+}
+
+/// One message to an endpoint and how its attempts went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// Also its `webhook-id`: the same for every attempt, so receivers
+    /// can drop repeats.
+    pub id: DeliveryId,
+    pub webhook_id: WebhookId,
+    pub event_type: String,
+    /// The whole body sent (`type`, `timestamp`, `data`).
+    pub payload: Value,
+    pub status: DeliveryStatus,
+    pub attempts: i32,
+    /// The last attempt's HTTP status, if the endpoint answered.
+    pub response_code: Option<i32>,
+    /// The last attempt's time, in milliseconds.
+    pub duration_ms: Option<i64>,
+    /// Why the last attempt failed, in words.
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// How one attempt went.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub response_code: Option<i32>,
+    pub duration_ms: i64,
+    /// `None`: delivered.
+    pub error: Option<String>,
+    /// When to try again; `None` with an error: give up.
+    pub retry_at: Option<OffsetDateTime>,
+}
