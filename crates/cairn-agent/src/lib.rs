@@ -10,6 +10,7 @@ mod figures;
 pub mod graph;
 pub mod plan;
 pub mod runs;
+pub mod schedules;
 
 pub use budget::Budget;
 pub use codeact::{Agent, AgentError, AgentState, LaneJob, Lanes, RunContext, code_block};

@@ -98,3 +98,7 @@ id_type!(
     /// One message to a webhook endpoint (its `webhook-id`), tried until delivered.
     DeliveryId
 );
+id_type!(
+    /// A project's scheduled run.
+    ScheduleId
+);

@@ -13,13 +13,14 @@ mod ids;
 pub mod model;
 pub mod net;
 pub mod sandbox;
+pub mod schedule;
 pub mod store;
 pub mod trace;
 
 pub use error::{Dependency, Error, Result};
 pub use ids::{
-    ApiKeyId, AuditId, ConnectionId, DeliveryId, FileId, MemoryId, MessageId, ProjectId, RunId, SandboxId, SessionId,
-    ThreadId, UserId, WebhookId,
+    ApiKeyId, AuditId, ConnectionId, DeliveryId, FileId, MemoryId, MessageId, ProjectId, RunId, SandboxId, ScheduleId,
+    SessionId, ThreadId, UserId, WebhookId,
 };
 
 /// The version of Cairn, shared by every crate and shown by `cairn version`.

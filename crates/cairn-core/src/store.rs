@@ -13,9 +13,10 @@ use crate::model::{
     RefreshOutcome, Role, Run, RunStatus, Thread, User,
 };
 use crate::sandbox::{HostReport, Placement, SandboxHost};
+use crate::schedule::{NewSchedule, Schedule, ScheduleUpdate};
 use crate::{
-    ApiKeyId, ConnectionId, DeliveryId, FileId, ProjectId, Result, RunId, SandboxId, SessionId, ThreadId, UserId,
-    WebhookId,
+    ApiKeyId, ConnectionId, DeliveryId, FileId, ProjectId, Result, RunId, SandboxId, ScheduleId, SessionId, ThreadId,
+    UserId, WebhookId,
 };
 
 #[async_trait]
@@ -318,6 +319,27 @@ pub trait WebhookRepo: Send + Sync {
     async fn redeliver(&self, id: DeliveryId) -> Result<Delivery>;
 }
 
+/// Scheduled runs. A tick is taken by moving `next_run_at` on from the
+/// value read (compare and set): however many processes poll, one takes
+/// each tick.
+#[async_trait]
+pub trait ScheduleRepo: Send + Sync {
+    async fn create_schedule(&self, new: NewSchedule) -> Result<Schedule>;
+    async fn schedule(&self, id: ScheduleId) -> Result<Schedule>;
+    /// The project's schedules, oldest first.
+    async fn schedules(&self, project: ProjectId) -> Result<Vec<Schedule>>;
+    async fn update_schedule(&self, id: ScheduleId, update: ScheduleUpdate) -> Result<Schedule>;
+    async fn delete_schedule(&self, id: ScheduleId) -> Result<()>;
+    /// Schedules not paused whose tick is due at `now`, most overdue first.
+    async fn due_schedules(&self, now: OffsetDateTime, limit: i64) -> Result<Vec<Schedule>>;
+    /// Takes the tick due at `due`: moves the schedule on to `next`, unless
+    /// another caller took it (or it was paused or changed) since; whether
+    /// this caller got it.
+    async fn take_tick(&self, id: ScheduleId, due: OffsetDateTime, next: OffsetDateTime) -> Result<bool>;
+    /// Records what a tick did: the run it started, or why it started none.
+    async fn record_tick(&self, id: ScheduleId, run: Option<RunId>, error: Option<String>) -> Result<()>;
+}
+
 #[async_trait]
 pub trait Store:
     UserRepo
@@ -332,6 +354,7 @@ pub trait Store:
     + ConnectionRepo
     + PlacementRepo
     + WebhookRepo
+    + ScheduleRepo
     + std::fmt::Debug
 {
     /// `sqlite` or `postgres`.

@@ -25,6 +25,7 @@ mod openapi;
 mod presence;
 mod projects;
 mod sandbox_host;
+mod schedules;
 mod security;
 mod service_accounts;
 mod system;
@@ -172,6 +173,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(keys::routes())
         .merge(service_accounts::routes())
         .merge(webhooks::routes())
+        .merge(schedules::routes())
         .merge(files::routes())
         .merge(tools::routes())
         .merge(models::routes())

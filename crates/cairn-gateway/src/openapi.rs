@@ -19,6 +19,7 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "account", description = "The caller's own account"),
         (name = "projects", description = "Projects and their members"),
         (name = "api keys", description = "Project-scoped keys for integrations, and service accounts"),
+        (name = "schedules", description = "Runs a project schedules with cron expressions, posted as a service account"),
         (name = "webhooks", description = "Project events POSTed to endpoints, signed the Standard Webhooks way"),
         (name = "files", description = "The project library: uploads, versions, links, zip downloads"),
         (name = "tools", description = "The tools the agent calls, and calling them directly"),

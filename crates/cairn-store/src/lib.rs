@@ -13,6 +13,7 @@ mod placements;
 mod queue;
 mod repo;
 mod rows;
+mod schedules;
 mod usage;
 mod vectors;
 mod webhooks;

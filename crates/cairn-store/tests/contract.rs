@@ -67,6 +67,7 @@ contract!(
     members_are_added_changed_and_removed,
     a_service_account_is_a_member_that_cannot_sign_in,
     a_due_webhook_delivery_is_claimed_by_one_dispatcher_at_a_time,
+    a_schedules_tick_is_taken_once,
     messages_keep_their_order_and_authors,
     events_are_numbered_consecutively_per_thread,
     concurrent_appenders_never_share_or_skip_a_number,
@@ -211,6 +212,51 @@ async fn a_due_webhook_delivery_is_claimed_by_one_dispatcher_at_a_time(store: Ar
     assert_eq!((rotated.secret_sealed, rotated.previous_sealed), (vec![9], Some(vec![1, 2, 3])));
     store.delete_webhook(hook.id).await.unwrap();
     assert!(matches!(store.delivery(won[0].id).await, Err(Error::NotFound { .. })), "its log goes with it");
+}
+
+async fn a_schedules_tick_is_taken_once(store: Arc<dyn Store>) {
+    use cairn_core::schedule::{MissedTicks, NewSchedule, ScheduleUpdate};
+    let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "sched@example.com").await;
+    let project = thread.project_id;
+    let account = store.create_service_account(project, "Cron".into(), Role::Editor, owner.id).await.unwrap();
+    let due = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() - time::Duration::seconds(1);
+    let new = NewSchedule {
+        project_id: project,
+        name: "Nightly".into(),
+        cron: "* * * * *".into(),
+        timezone: "UTC".into(),
+        message: "Report.".into(),
+        thread_id: Some(thread.id),
+        run_as: account.id,
+        missed: MissedTicks::RunOnce,
+        next_run_at: due,
+        created_by: owner.id,
+    };
+    let schedule = store.create_schedule(new).await.unwrap();
+    assert_eq!(store.schedules(project).await.unwrap(), std::slice::from_ref(&schedule));
+    let now = time::OffsetDateTime::now_utc();
+    let found = store.due_schedules(now, 10).await.unwrap();
+    assert_eq!(found.iter().map(|s| s.id).collect::<Vec<_>>(), [schedule.id]);
+    let next = due + time::Duration::minutes(1);
+    let takes =
+        futures::future::join_all((0..6).map(|_| store.take_tick(schedule.id, found[0].next_run_at, next))).await;
+    assert_eq!(takes.into_iter().filter(|t| *t.as_ref().unwrap()).count(), 1, "one caller takes the tick");
+    assert!(store.due_schedules(now, 10).await.unwrap().is_empty());
+    let taken = store.schedule(schedule.id).await.unwrap();
+    assert_eq!(taken.next_run_at, next);
+    assert!(taken.last_run_at.is_some());
+    store.record_tick(schedule.id, None, Some("the service account was deleted".into())).await.unwrap();
+    assert_eq!(
+        store.schedule(schedule.id).await.unwrap().last_error.as_deref(),
+        Some("the service account was deleted")
+    );
+    // Paused: never due, its tick not taken.
+    let paused = ScheduleUpdate { paused: Some(true), next_run_at: Some(due), ..Default::default() };
+    store.update_schedule(schedule.id, paused).await.unwrap();
+    assert!(store.due_schedules(now, 10).await.unwrap().is_empty());
+    assert!(!store.take_tick(schedule.id, due, next).await.unwrap());
+    store.delete_schedule(schedule.id).await.unwrap();
+    assert!(matches!(store.schedule(schedule.id).await, Err(Error::NotFound { .. })));
 }
 
 async fn messages_keep_their_order_and_authors(store: Arc<dyn Store>) {

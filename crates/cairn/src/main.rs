@@ -332,6 +332,11 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
         }
         (_, None) => None,
     };
+    // Every process that queues runs polls for scheduled ones; the store
+    // gives each tick to one of them.
+    if let Some(runs) = &runs {
+        cairn_agent::schedules::Scheduler::new(store.clone(), runs.clone(), Duration::from_secs(1)).start();
+    }
     // Processes that work runs also deliver webhooks (a gateway only queues them).
     if role != ServerRole::Gateway {
         webhooks.start();

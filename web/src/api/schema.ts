@@ -292,6 +292,22 @@ export type CreateProjectRequest = {
   name: string;
 };
 
+export type CreateScheduleRequest = {
+  /** Five fields (`minute hour day-of-month month day-of-week`, e.g. `0 9 * * MON-FRI`), or six with seconds first. */
+  cron: string;
+  /** What is posted at each tick (1 to 100000 characters). */
+  message: string;
+  /** Ticks missed while no process ran: `skip` (default) or `run_once`. */
+  missed?: MissedTicks;
+  /** 1 to 100 characters. */
+  name: string;
+  /** The project's service account (an editor) it posts as. */
+  service_account_id: UserId;
+  thread_id?: ThreadId | null;
+  /** An IANA time zone; `UTC` when left out. */
+  timezone?: string;
+};
+
 export type CreateServiceAccountRequest = {
   /** What it is for, e.g. `CI pipeline` (1 to 100 characters). */
   name: string;
@@ -478,6 +494,9 @@ export type MessageResponse = {
 
 /** Who wrote a message. */
 export type MessageRole = "user" | "assistant" | "system";
+
+/** What to do with ticks that passed while no process could run them. */
+export type MissedTicks = "skip" | "run_once";
 
 /** A configured model, as `GET /api/v1/models` lists it. */
 export type ModelInfo = {
@@ -825,6 +844,30 @@ export type RunResponse = {
 /** The life cycle of an agent run. */
 export type RunStatus = "queued" | "running" | "waiting" | "succeeded" | "failed" | "cancelled";
 
+/** A project's scheduled run. */
+export type ScheduleId = string;
+
+export type ScheduleResponse = {
+  created_at: string;
+  cron: string;
+  id: ScheduleId;
+  /** Why the last tick started no run, in words. */
+  last_error?: string | null;
+  last_run_at?: string | null;
+  last_run_id?: RunId | null;
+  message: string;
+  missed: MissedTicks;
+  name: string;
+  /** The next ticks (up to five; none while paused). */
+  next_runs: string[];
+  paused: boolean;
+  project_id: ProjectId;
+  /** The service account it posts as. */
+  service_account_id: UserId;
+  thread_id?: ThreadId | null;
+  timezone: string;
+};
+
 /** The process role the gateway reports (`cairn serve --role`). */
 export type ServerRole = "all" | "gateway" | "worker";
 
@@ -972,6 +1015,16 @@ export type UpdateProjectRequest = {
   name?: string | null;
 };
 
+export type UpdateScheduleRequest = {
+  cron?: string | null;
+  message?: string | null;
+  missed?: MissedTicks | null;
+  name?: string | null;
+  /** Pause (`true`) or resume (`false`); a resumed schedule goes on from its next tick to come. */
+  paused?: boolean | null;
+  timezone?: string | null;
+};
+
 export type UpdateUserRequest = {
   /** Disable (tokens and keys stop working at once) or enable the account. */
   disabled?: boolean | null;
@@ -1079,11 +1132,13 @@ export interface Operations {
   create_key: 'POST /api/v1/api-keys';
   create_link: 'POST /api/v1/projects/{project_id}/files/{file_id}/links';
   create_project: 'POST /api/v1/projects';
+  create_schedule: 'POST /api/v1/projects/{project_id}/schedules';
   create_thread: 'POST /api/v1/projects/{project_id}/threads';
   create_webhook: 'POST /api/v1/projects/{project_id}/webhooks';
   delete_account: 'DELETE /api/v1/projects/{project_id}/service-accounts/{account_id}';
   delete_connection: 'DELETE /api/v1/admin/connections/{connection_id}';
   delete_path: 'DELETE /api/v1/projects/{project_id}/files';
+  delete_schedule: 'DELETE /api/v1/projects/{project_id}/schedules/{schedule_id}';
   delete_webhook: 'DELETE /api/v1/projects/{project_id}/webhooks/{webhook_id}';
   edit_plan: 'PUT /api/v1/runs/{run_id}/plan';
   events: 'GET /api/v1/threads/{thread_id}/events';
@@ -1107,6 +1162,7 @@ export interface Operations {
   list_messages: 'GET /api/v1/threads/{thread_id}/messages';
   list_models: 'GET /api/v1/models';
   list_projects: 'GET /api/v1/projects';
+  list_schedules: 'GET /api/v1/projects/{project_id}/schedules';
   list_threads: 'GET /api/v1/projects/{project_id}/threads';
   list_tools: 'GET /api/v1/tools';
   list_users: 'GET /api/v1/admin/users';
@@ -1142,6 +1198,7 @@ export interface Operations {
   typing: 'POST /api/v1/threads/{thread_id}/typing';
   update_connection: 'PATCH /api/v1/admin/connections/{connection_id}';
   update_project: 'PATCH /api/v1/projects/{project_id}';
+  update_schedule: 'PATCH /api/v1/projects/{project_id}/schedules/{schedule_id}';
   update_user: 'PATCH /api/v1/admin/users/{user_id}';
   update_webhook: 'PATCH /api/v1/projects/{project_id}/webhooks/{webhook_id}';
   upload: 'POST /api/v1/projects/{project_id}/files';

@@ -6,6 +6,7 @@ import Library from './Library';
 import MemoryPanel from './MemoryPanel';
 import Members from './Members';
 import ProjectSettings from './ProjectSettings';
+import Schedules from './Schedules';
 import Webhooks from './Webhooks';
 import { Alert } from '../components/Alert';
 import { EditableTitle } from '../components/EditableTitle';
@@ -146,6 +147,7 @@ export function ProjectPage({ id }: { id: string }) {
       <MemoryPanel projectId={id} canWrite={project.data !== undefined && project.data.role !== 'viewer'} />
       <Members projectId={id} canManage={project.data?.role === 'owner'} />
       {project.data && <ProjectSettings project={project.data} />}
+      {project.data?.role === 'owner' && <Schedules projectId={id} />}
       {project.data?.role === 'owner' && <Webhooks projectId={id} />}
     </section>
   );

@@ -1,8 +1,6 @@
-import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
-import { fireEvent, render, screen, waitFor } from '@testing-library/react';
+import { fireEvent, screen, waitFor } from '@testing-library/react';
 import { describe, expect, it } from 'vitest';
-import { Client, type SessionMarker } from '../api/client';
-import { SessionProvider } from '../session';
+import { renderWithApi } from '../test-api';
 import Webhooks from './Webhooks';
 
 const HOOK = {
@@ -30,26 +28,10 @@ const DELIVERY = {
 };
 
 function renderPanel() {
-  const sent: Array<{ method: string; url: string; body: unknown }> = [];
-  const fetcher = ((input: RequestInfo | URL, init?: RequestInit) => {
-    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-    const method = init?.method ?? 'GET';
-    sent.push({ method, url, body: typeof init?.body === 'string' ? (JSON.parse(init.body) as unknown) : null });
-    let body: unknown = [HOOK];
-    if (url.includes('/deliveries')) body = url.includes('/redeliver') ? { ...DELIVERY, status: 'pending' } : [DELIVERY];
-    else if (method === 'POST') body = { ...HOOK, secret: 'whsec_c2VjcmV0' };
-    return Promise.resolve(new Response(JSON.stringify(body), { status: method === 'POST' ? 201 : 200, headers: { 'Content-Type': 'application/json' } }));
-  }) as typeof fetch;
-  const client = new Client('', { get: () => false, set: () => undefined } satisfies SessionMarker, fetcher);
-  (client as unknown as { accessToken: string }).accessToken = 'a';
-  render(
-    <SessionProvider client={client}>
-      <QueryClientProvider client={new QueryClient({ defaultOptions: { queries: { retry: false } } })}>
-        <Webhooks projectId="p1" />
-      </QueryClientProvider>
-    </SessionProvider>,
-  );
-  return sent;
+  return renderWithApi(<Webhooks projectId="p1" />, (method, url) => {
+    if (url.includes('/deliveries')) return url.includes('/redeliver') ? { ...DELIVERY, status: 'pending' } : [DELIVERY];
+    return method === 'POST' ? { ...HOOK, secret: 'whsec_c2VjcmV0' } : [HOOK];
+  });
 }
 
 describe('Webhooks', () => {

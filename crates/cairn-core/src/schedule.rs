@@ -1,0 +1,92 @@
+//! Scheduled runs: a project's cron expression, in a time zone, that posts
+//! a message as one of its service accounts.
+
+use time::OffsetDateTime;
+
+use crate::{ProjectId, RunId, ScheduleId, ThreadId, UserId};
+
+/// What to do with ticks that passed while no process could run them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MissedTicks {
+    /// Leave them: the next run is the next tick to come.
+    Skip,
+    /// Run once now for all of them, then go on with the next tick.
+    RunOnce,
+}
+
+impl MissedTicks {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MissedTicks::Skip => "skip",
+            MissedTicks::RunOnce => "run_once",
+        }
+    }
+}
+
+impl std::str::FromStr for MissedTicks {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "skip" => Ok(MissedTicks::Skip),
+            "run_once" => Ok(MissedTicks::RunOnce),
+            other => Err(format!("unknown missed-tick policy {other:?}")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    pub id: ScheduleId,
+    pub project_id: ProjectId,
+    pub name: String,
+    /// Five fields (minute hour day-of-month month day-of-week), or six
+    /// with seconds first.
+    pub cron: String,
+    /// An IANA time zone, e.g. `Europe/Paris`.
+    pub timezone: String,
+    /// What is posted at each tick.
+    pub message: String,
+    /// The thread it posts to; `None`: a new thread each time.
+    pub thread_id: Option<ThreadId>,
+    /// The service account it posts as.
+    pub run_as: UserId,
+    pub missed: MissedTicks,
+    pub paused: bool,
+    /// The next tick.
+    pub next_run_at: OffsetDateTime,
+    pub last_run_at: Option<OffsetDateTime>,
+    pub last_run_id: Option<RunId>,
+    /// Why the last tick did not start a run, in words.
+    pub last_error: Option<String>,
+    pub created_by: UserId,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSchedule {
+    pub project_id: ProjectId,
+    pub name: String,
+    pub cron: String,
+    pub timezone: String,
+    pub message: String,
+    pub thread_id: Option<ThreadId>,
+    pub run_as: UserId,
+    pub missed: MissedTicks,
+    pub next_run_at: OffsetDateTime,
+    pub created_by: UserId,
+}
+
+/// A change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ScheduleUpdate {
+    pub name: Option<String>,
+    pub cron: Option<String>,
+    pub timezone: Option<String>,
+    pub message: Option<String>,
+    pub missed: Option<MissedTicks>,
+    pub paused: Option<bool>,
+    /// Set when the expression, the zone or pausing changed it.
+    pub next_run_at: Option<OffsetDateTime>,
+}
