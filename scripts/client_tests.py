@@ -1,7 +1,8 @@
 """The standards Cairn speaks, driven by their own official clients against a
-live server: OpenAI's chat completions with the `openai` Python SDK, and
+live server: OpenAI's chat completions with the `openai` Python SDK,
 webhooks checked by a receiver on 127.0.0.1 that verifies them with the
-`standardwebhooks` package (Standard Webhooks' own library).
+`standardwebhooks` package (Standard Webhooks' own library), and Cairn's
+MCP server used by the official MCP Python SDK's client.
 
     python scripts/client_tests.py --cairn target/debug/cairn --llm target/debug/examples/scripted_llm
 
@@ -162,6 +163,44 @@ def standard_webhooks(base: str, token: str, project: str, receiver: Receiver, p
     print("standardwebhooks: signed deliveries, a retry, the log, a rotated secret: passed")
 
 
+def mcp_sdk(base: str, key: str, token: str) -> None:
+    """The official MCP Python SDK's client against `/mcp`: it connects
+    (the handshake), lists the tools, runs a task and reads the run, and
+    uses the library and memory tools; a tool's failure is `isError`."""
+    import asyncio
+
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def session() -> None:
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60)
+        async with Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client:
+            names = [tool.name for tool in (await client.list_tools()).tools]
+            check(names == ["run_task", "get_run", "list_files", "read_file", "upload_file", "search_memory"], f"tools: {names}")
+            ran = await client.call_tool("run_task", {"task": "What is 6 times 7?"})
+            check(not ran.is_error and ran.content[0].text == "The answer is 42.", f"run_task: {ran}")
+            run_id = ran.structured_content["run_id"]
+            read = await client.call_tool("get_run", {"run_id": run_id})
+            check(read.structured_content["status"] == "succeeded", f"get_run: {read}")
+            check(read.structured_content["answer"] == "The answer is 42.", f"get_run: {read}")
+            saved = await client.call_tool("upload_file", {"path": "notes/mcp.txt", "content": "written over MCP"})
+            check(saved.structured_content["version"] == 1, f"upload_file: {saved}")
+            listed = await client.call_tool("list_files", {"folder": "notes"})
+            check([f["path"] for f in listed.structured_content["files"]] == ["notes/mcp.txt"], f"list_files: {listed}")
+            text = await client.call_tool("read_file", {"path": "notes/mcp.txt"})
+            check(text.content[0].text == "written over MCP", f"read_file: {text}")
+            missing = await client.call_tool("read_file", {"path": "notes/none.txt"})
+            check(missing.is_error, f"a missing file is the tool's error: {missing}")
+            found = await client.call_tool("search_memory", {"query": "written over MCP"})
+            check(not found.is_error, f"search_memory: {found}")
+
+    asyncio.run(session())
+    messages = call(base, "GET", "/api/v1/me", token=token)
+    check(bool(messages["id"]), "the person's token still works")
+    print("MCP SDK: handshake, tools, a run, library and memory tools, a tool error: passed")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cairn", required=True, help="the cairn binary")
@@ -181,6 +220,7 @@ def main() -> int:
                 server.base, "POST", "/api/v1/api-keys", {"project_id": project, "role": "editor", "name": "clients"}, token
             )["token"]
             openai_sdk(server.base, key, token)
+            mcp_sdk(server.base, key, token)
             standard_webhooks(server.base, token, project, receiver, port)
     finally:
         receiver.shutdown()

@@ -110,6 +110,8 @@ pub trait ThreadRepo: Send + Sync {
     async fn append_answer(&self, new: NewMessage, run: RunId, fence: Option<Fence>) -> Result<(Message, bool)>;
     /// The thread's messages in the order they were written.
     async fn messages(&self, thread: ThreadId) -> Result<Vec<Message>>;
+    /// The answer a run posted, if it posted one.
+    async fn run_answer(&self, run: RunId) -> Result<Option<String>>;
     /// Stores the events at the end of the thread's log, numbered consecutively
     /// in one transaction, and returns them with their numbers. Concurrent
     /// appenders never get the same number and never leave a gap. With a

@@ -86,7 +86,7 @@ fn bearer(headers: &HeaderMap) -> Option<Result<&str, ApiError>> {
 pub(crate) async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     // Probes and metrics are merged into the same router but are not the API.
     let path = request.uri().path();
-    if !path.starts_with("/api/v1/") && !crate::openai::is_openai_path(path) {
+    if !path.starts_with("/api/v1/") && !crate::openai::is_openai_path(path) && path != "/mcp" {
         return next.run(request).await;
     }
     let addr = client_addr(&request, &state.config.rate_limit.client_address_header);

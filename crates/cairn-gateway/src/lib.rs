@@ -16,6 +16,7 @@ mod error;
 mod files;
 mod health;
 mod keys;
+mod mcp;
 mod memory;
 mod metrics;
 mod middleware;
@@ -181,7 +182,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(threads::routes())
         .merge(admin::routes())
         .merge(connections::routes());
-    OpenApiRouter::with_openapi(openapi::base()).merge(health::routes()).merge(openai::routes()).nest("/api/v1", v1)
+    OpenApiRouter::with_openapi(openapi::base())
+        .merge(health::routes())
+        .merge(openai::routes())
+        .merge(mcp::routes())
+        .nest("/api/v1", v1)
 }
 
 /// The whole application: API, docs, probes, metrics and the web app, with

@@ -48,7 +48,7 @@ impl From<(MemoryChunk, Option<f32>)> for MemoryResponse {
     }
 }
 
-fn memory_error(error: MemoryError) -> ApiError {
+pub(crate) fn memory_error(error: MemoryError) -> ApiError {
     match error {
         MemoryError::Invalid(detail) => ApiError::Invalid { code: "invalid_input", detail },
         MemoryError::Unavailable(detail) => ApiError::MemoryUnavailable { detail },

@@ -19,6 +19,7 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "account", description = "The caller's own account"),
         (name = "projects", description = "Projects and their members"),
         (name = "api keys", description = "Project-scoped keys for integrations, and service accounts"),
+        (name = "mcp", description = "Cairn as an MCP server (streamable HTTP, JSON answers): a project's tools for other agents"),
         (name = "schedules", description = "Runs a project schedules with cron expressions, posted as a service account"),
         (name = "webhooks", description = "Project events POSTed to endpoints, signed the Standard Webhooks way"),
         (name = "files", description = "The project library: uploads, versions, links, zip downloads"),
@@ -88,7 +89,7 @@ pub(crate) fn document_common_errors(document: &mut Document) {
     for (path, item) in document.paths.paths.iter_mut() {
         // Under /v1 errors are OpenAI's shape (see `openai::openai_errors`).
         let openai = crate::openai::is_openai_path(path);
-        let api = path.starts_with("/api/v1/") || openai;
+        let api = path.starts_with("/api/v1/") || openai || path == "/mcp";
         let (content_type, schema) =
             if openai { ("application/json", "OpenAiErrorResponse") } else { (crate::error::PROBLEM_JSON, "Problem") };
         let problem = || ContentBuilder::new().schema(Some(Ref::from_schema_name(schema))).build();

@@ -34,13 +34,7 @@ async fn start() -> Api {
     let base = support::serve(state).await;
     let client = reqwest::Client::new();
     let ([owner, viewer, _], project) = support::owner_viewer_stranger(&client, &base, "Chat").await;
-    let mut keys = Vec::new();
-    for (token, role) in [(&owner, "editor"), (&viewer, "viewer")] {
-        let body = json!({ "project_id": project, "role": role, "name": "chat client" });
-        let created = support::post_json(&client, &format!("{base}/api/v1/api-keys"), token, &body).await;
-        keys.push(created["token"].as_str().unwrap().to_owned());
-    }
-    let [key, viewer_key] = <[String; 2]>::try_from(keys).unwrap();
+    let [key, viewer_key] = support::editor_and_viewer_keys(&client, &base, [&owner, &viewer], &project).await;
     Api { base, client, owner, key, viewer_key, llm, _dir: dir }
 }
 

@@ -1148,6 +1148,7 @@ export interface Operations {
   fork_run: 'POST /api/v1/runs/{run_id}/fork';
   get_content: 'GET /api/v1/projects/{project_id}/files/{file_id}/content';
   get_file: 'GET /api/v1/projects/{project_id}/files/{file_id}';
+  get_mcp: 'GET /mcp';
   get_project: 'GET /api/v1/projects/{project_id}';
   get_run: 'GET /api/v1/runs/{run_id}';
   get_thread: 'GET /api/v1/threads/{thread_id}';
@@ -1175,6 +1176,7 @@ export interface Operations {
   openai_create_chat_completion: 'POST /v1/chat/completions';
   openai_list_models: 'GET /v1/models';
   openai_retrieve_model: 'GET /v1/models/{model}';
+  post_mcp: 'POST /mcp';
   post_message: 'POST /api/v1/threads/{thread_id}/messages';
   project_usage: 'GET /api/v1/projects/{project_id}/usage';
   put_content: 'PUT /api/v1/projects/{project_id}/files/content';

@@ -16,10 +16,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use cairn_agent::RunEvent;
 use cairn_auth::{Access, Credential, Principal};
-use cairn_core::model::{NewThread, RunStatus};
-use cairn_core::sandbox::Output;
+use cairn_core::model::NewThread;
 use cairn_core::{ProjectId, RunId, ThreadId};
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -33,7 +31,8 @@ use wire::{
 pub(crate) use wire::{OpenAiErrorResponse, is_openai_path, openai_errors};
 
 use crate::authn::{Authenticated, ClientAddr};
-use crate::threads::{agent_unavailable, live_events, thread_for};
+use crate::threads::follow::{Progress, run_progress};
+use crate::threads::{agent_unavailable, thread_for};
 use crate::{ApiError, ApiJson, AppState};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -179,105 +178,6 @@ fn title_of(task: &str) -> String {
     title
 }
 
-/// What a client hears of a run.
-enum Progress {
-    /// A piece of a step (thinking, code, output), for `reasoning_content`.
-    Step(String),
-    Answer {
-        text: String,
-        usage: CompletionUsage,
-    },
-    /// The run waits for a person; its question.
-    Waiting(String),
-    /// It ended without an answer.
-    Ended {
-        code: &'static str,
-        message: String,
-    },
-}
-
-impl Progress {
-    fn of(event: RunEvent, steps: bool) -> Option<Progress> {
-        match event {
-            RunEvent::Status(status) => match status.status {
-                RunStatus::Succeeded => Some(Progress::Answer {
-                    text: status.answer.unwrap_or_default(),
-                    usage: status.usage.map(CompletionUsage::from).unwrap_or_default(),
-                }),
-                RunStatus::Waiting => Some(Progress::Waiting(status.question.unwrap_or_default())),
-                RunStatus::Failed => Some(Progress::Ended {
-                    code: "run_failed",
-                    message: format!(
-                        "the run failed: {}",
-                        status.error.unwrap_or_else(|| "no reason was given".to_owned())
-                    ),
-                }),
-                RunStatus::Cancelled => {
-                    Some(Progress::Ended { code: "run_cancelled", message: "the run was cancelled".to_owned() })
-                }
-                RunStatus::Queued | RunStatus::Running => None,
-            },
-            _ if !steps => None,
-            RunEvent::Token(text) | RunEvent::Reasoning(text) => Some(Progress::Step(text.text)),
-            RunEvent::Output(produced) => match produced.output {
-                Output::Stream { text, .. } => Some(Progress::Step(text)),
-                Output::Error { ename, evalue, .. } => Some(Progress::Step(format!("\n{ename}: {evalue}\n"))),
-                Output::Display { .. } | Output::Result { .. } => None,
-            },
-            RunEvent::Artifact(saved) => {
-                Some(Progress::Step(format!("\n[saved {} (version {})]\n", saved.path, saved.version)))
-            }
-            RunEvent::Budget(reached) => Some(Progress::Step(format!("\n[{}]\n", reached.reason))),
-            _ => None,
-        }
-    }
-
-    fn ends(&self) -> bool {
-        !matches!(self, Progress::Step(_))
-    }
-}
-
-/// The run's progress from the thread's log after `after`, live, ending
-/// with its answer, its question or its end; a server shutdown ends it
-/// with an error that says where the run goes on.
-async fn run_progress(
-    state: &AppState,
-    thread: ThreadId,
-    after: i64,
-    run: RunId,
-    steps: bool,
-) -> Result<BoxStream<'static, Progress>, ApiError> {
-    let events = live_events(state, thread, after).await?;
-    let stopping = state.stopping.wait();
-    let start = (events, Box::pin(stopping), false);
-    let stream = futures::stream::unfold(start, move |(mut events, mut stopping, done)| async move {
-        if done {
-            return None;
-        }
-        loop {
-            let streamed = tokio::select! {
-                streamed = events.next() => streamed,
-                () = &mut stopping => None,
-            };
-            let Some(streamed) = streamed else {
-                let message = format!(
-                    "the server stopped before the run ended; it goes on: read thread {thread} in Cairn, or go on \
-                     with X-Cairn-Thread-Id"
-                );
-                return Some((Progress::Ended { code: "server_stopping", message }, (events, stopping, true)));
-            };
-            if streamed.event.run_id != Some(run) {
-                continue;
-            }
-            if let Some(progress) = Progress::of(streamed.event.event, steps) {
-                let done = progress.ends();
-                return Some((progress, (events, stopping, done)));
-            }
-        }
-    });
-    Ok(stream.boxed())
-}
-
 /// Sends the agent's answer to a conversation, as an OpenAI chat
 /// completion (JSON, or server-sent chunks with `stream`). The run goes on
 /// if the client goes away; its thread keeps it.
@@ -391,7 +291,7 @@ impl Reply {
                     reasoning.push_str(&text);
                     continue;
                 }
-                Progress::Answer { text, usage } => (text, usage, "succeeded"),
+                Progress::Answer { text, usage } => (text, usage.into(), "succeeded"),
                 Progress::Waiting(question) => (question, CompletionUsage::default(), "waiting"),
                 Progress::Ended { code, message } => return Err(ApiError::RunEnded { code, detail: message }),
             };
@@ -434,7 +334,7 @@ impl Reply {
                 Progress::Step(text) => {
                     vec![self.chunk(Delta { reasoning_content: Some(text), ..Delta::default() }, None)]
                 }
-                Progress::Answer { text, usage } => self.ending(text, include_usage.then_some(usage)),
+                Progress::Answer { text, usage } => self.ending(text, include_usage.then(|| usage.into())),
                 Progress::Waiting(question) => self.ending(question, None),
                 Progress::Ended { code, message } => {
                     let status = if code == "run_failed" { 500 } else { 503 };

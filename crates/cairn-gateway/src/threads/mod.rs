@@ -5,6 +5,7 @@
 //! resource's wire types, then its handlers; the routes are listed here.
 
 mod events;
+pub(crate) mod follow;
 mod messages;
 mod runs;
 mod usage;

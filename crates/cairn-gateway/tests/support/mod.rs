@@ -116,6 +116,23 @@ pub async fn send_json(
     (response.status().as_u16(), response.json().await.unwrap_or_default())
 }
 
+/// An editor's API key made by `owner` and a viewer's made by `viewer`,
+/// both for `project`.
+pub async fn editor_and_viewer_keys(
+    client: &reqwest::Client,
+    base: &str,
+    [owner, viewer]: [&str; 2],
+    project: &str,
+) -> [String; 2] {
+    let mut keys = Vec::new();
+    for (token, role) in [(owner, "editor"), (viewer, "viewer")] {
+        let body = serde_json::json!({ "project_id": project, "role": role, "name": format!("{role}'s key") });
+        let created = post_json(client, &format!("{base}/api/v1/api-keys"), token, &body).await;
+        keys.push(created["token"].as_str().unwrap().to_owned());
+    }
+    <[String; 2]>::try_from(keys).unwrap()
+}
+
 /// POSTs `body` as `token`; the JSON answer.
 pub async fn post_json(
     client: &reqwest::Client,

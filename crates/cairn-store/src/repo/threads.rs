@@ -117,6 +117,16 @@ macro_rules! thread_repo {
                 rows.into_iter().map(MessageRow::into_domain).collect()
             }
 
+            async fn run_answer(&self, run: RunId) -> cairn_core::Result<Option<String>> {
+                let answer: Option<String> =
+                    sqlx::query_scalar("SELECT content FROM messages WHERE run_id = $1 AND role = 'assistant'")
+                        .bind(run.0)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .db()?;
+                Ok(answer)
+            }
+
             async fn append_events(
                 &self,
                 thread: ThreadId,
