@@ -1,8 +1,11 @@
 """The standards Cairn speaks, driven by their own official clients against a
 live server: OpenAI's chat completions with the `openai` Python SDK,
 webhooks checked by a receiver on 127.0.0.1 that verifies them with the
-`standardwebhooks` package (Standard Webhooks' own library), and Cairn's
-MCP server used by the official MCP Python SDK's client.
+`standardwebhooks` package (Standard Webhooks' own library), Cairn's MCP
+server used by the official MCP Python SDK's client, and a Python and a
+TypeScript client generated from docs/openapi.json by standard generators
+(openapi-python-client; openapi-typescript with openapi-fetch), each
+driving clients/python_smoke.py or clients/typescript/smoke.ts.
 
     python scripts/client_tests.py --cairn target/debug/cairn --llm target/debug/examples/scripted_llm
 
@@ -17,9 +20,14 @@ from __future__ import annotations
 import argparse
 import http.server
 import json
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 from live_server import LiveServer, call, free_port, sign_up
 
@@ -201,6 +209,30 @@ def mcp_sdk(base: str, key: str, token: str) -> None:
     print("MCP SDK: handshake, tools, a run, library and memory tools, a tool error: passed")
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def generated_clients(base: str) -> None:
+    """Generates a Python client (openapi-python-client, from the tools venv)
+    and a TypeScript one (openapi-typescript, type-checked with tsc) from
+    docs/openapi.json and runs each one's smoke test against the server."""
+    with tempfile.TemporaryDirectory(prefix="cairn-clients-") as scratch:
+        generator = Path(sys.executable).parent / "openapi-python-client"
+        output = Path(scratch) / "cairn_client"
+        subprocess.run(
+            [str(generator), "generate", "--path", str(ROOT / "docs/openapi.json"), "--meta", "none", "--output-path", str(output)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        env = {**os.environ, "PYTHONPATH": scratch}
+        subprocess.run([sys.executable, str(ROOT / "clients/python_smoke.py"), base, "The answer is 42."], check=True, env=env)
+    typescript = ROOT / "clients/typescript"
+    npm = shutil.which("npm") or "npm"
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--silent"], cwd=typescript, check=True)
+    subprocess.run([npm, "run", "--silent", "build"], cwd=typescript, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["node", "build/smoke.js", base, "The answer is 42."], cwd=typescript, check=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cairn", required=True, help="the cairn binary")
@@ -221,6 +253,7 @@ def main() -> int:
             )["token"]
             openai_sdk(server.base, key, token)
             mcp_sdk(server.base, key, token)
+            generated_clients(server.base)
             standard_webhooks(server.base, token, project, receiver, port)
     finally:
         receiver.shutdown()
