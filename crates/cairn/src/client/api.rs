@@ -106,6 +106,18 @@ fn unreachable(server: &str, error: &reqwest::Error) -> Failure {
     fail(exit::UNAVAILABLE, format!("cannot reach {server}: {error}"))
 }
 
+/// Sends a request to `server`: the answer's body, or why there is none
+/// (the server unreachable, or its refusal).
+pub async fn exchange(request: reqwest::RequestBuilder, server: &str) -> Result<String, Failure> {
+    let response = request.send().await.map_err(|e| unreachable(server, &e))?;
+    let status = response.status();
+    let body = response.text().await.map_err(|e| unreachable(server, &e))?;
+    if !status.is_success() {
+        return Err(refusal(status, &body));
+    }
+    Ok(body)
+}
+
 /// A signed-in connection to the server.
 #[derive(Debug, Clone)]
 pub struct Api {
@@ -134,20 +146,11 @@ impl Api {
         let refresh =
             credentials.refresh_token.clone().ok_or_else(|| fail(exit::AUTH, "not signed in: run `cairn login`"))?;
         let form = [("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())];
-        let response = http
-            .post(format!("{server}/api/v1/auth/token"))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| unreachable(&server, &e))?;
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            let mut refused = refusal(status, &body);
-            refused.code = exit::AUTH;
-            refused.message = format!("the session ended ({}): run `cairn login` again", refused.message);
-            return Err(refused);
-        }
+        let request = http.post(format!("{server}/api/v1/auth/token")).form(&form);
+        let body = exchange(request, &server).await.map_err(|refused| match refused.code {
+            exit::UNAVAILABLE => refused,
+            _ => fail(exit::AUTH, format!("the session ended ({}): run `cairn login` again", refused.message)),
+        })?;
         let tokens: Value = serde_json::from_str(&body).unwrap_or_default();
         let access = tokens["access_token"].as_str().unwrap_or_default().to_owned();
         credentials.refresh_token = tokens["refresh_token"].as_str().map(str::to_owned);
@@ -165,12 +168,7 @@ impl Api {
 
     /// Sends a request; the answer's JSON (null for none), or the refusal.
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, Failure> {
-        let response = request.send().await.map_err(|e| unreachable(&self.server, &e))?;
-        let status = response.status();
-        let body = response.text().await.map_err(|e| unreachable(&self.server, &e))?;
-        if !status.is_success() {
-            return Err(refusal(status, &body));
-        }
+        let body = exchange(request, &self.server).await?;
         Ok(serde_json::from_str(&body).unwrap_or(Value::Null))
     }
 

@@ -85,40 +85,19 @@ pub async fn login(server: &str, email: Option<&str>, api_key: bool) -> Result<(
         (Some(email), false) => {
             let password = read_secret("Password")?;
             let form = [("grant_type", "password"), ("username", email), ("password", password.as_str())];
-            let response = http
-                .post(format!("{server}/api/v1/auth/token"))
-                .form(&form)
-                .send()
-                .await
-                .map_err(|e| fail(exit::UNAVAILABLE, format!("cannot reach {server}: {e}")))?;
-            let status = response.status();
-            let body = response.text().await.unwrap_or_default();
-            if !status.is_success() {
-                let mut refused = api::refusal(status, &body);
-                if status.as_u16() == 400 {
-                    refused.code = exit::AUTH;
-                }
-                return Err(refused);
-            }
+            let request = http.post(format!("{server}/api/v1/auth/token")).form(&form);
+            // A wrong password is OAuth2's 400 `invalid_grant`: a refusal of the credentials.
+            let body = api::exchange(request, &server).await.map_err(|refused| match refused.code {
+                exit::INVALID => fail(exit::AUTH, refused.message),
+                _ => refused,
+            })?;
             let tokens: Value = serde_json::from_str(&body).unwrap_or_default();
-            Credentials {
-                server: server.clone(),
-                refresh_token: tokens["refresh_token"].as_str().map(str::to_owned),
-                api_key: None,
-            }
+            let refresh_token = tokens["refresh_token"].as_str().map(str::to_owned);
+            Credentials { server: server.clone(), refresh_token, api_key: None }
         }
         (None, true) => {
             let key = read_secret("API key")?;
-            let response = http
-                .get(format!("{server}/api/v1/projects"))
-                .bearer_auth(&key)
-                .send()
-                .await
-                .map_err(|e| fail(exit::UNAVAILABLE, format!("cannot reach {server}: {e}")))?;
-            let status = response.status();
-            if !status.is_success() {
-                return Err(api::refusal(status, &response.text().await.unwrap_or_default()));
-            }
+            api::exchange(http.get(format!("{server}/api/v1/projects")).bearer_auth(&key), &server).await?;
             Credentials { server: server.clone(), refresh_token: None, api_key: Some(key) }
         }
         _ => {
