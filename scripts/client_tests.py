@@ -173,8 +173,9 @@ def standard_webhooks(base: str, token: str, project: str, receiver: Receiver, p
 
 def mcp_sdk(base: str, key: str, token: str) -> None:
     """The official MCP Python SDK's client against `/mcp`: it connects
-    (the handshake), lists the tools, runs a task and reads the run, and
-    uses the library and memory tools; a tool's failure is `isError`."""
+    (the handshake), lists the tools, runs a task (its steps arriving as
+    progress) and reads the run, and uses the library and memory tools; a
+    tool's failure is `isError`."""
     import asyncio
 
     import httpx2
@@ -186,8 +187,15 @@ def mcp_sdk(base: str, key: str, token: str) -> None:
         async with Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client:
             names = [tool.name for tool in (await client.list_tools()).tools]
             check(names == ["run_task", "get_run", "list_files", "read_file", "upload_file", "search_memory"], f"tools: {names}")
-            ran = await client.call_tool("run_task", {"task": "What is 6 times 7?"})
+            steps: list[str] = []
+
+            async def progress(done: float, total: float | None, message: str | None) -> None:
+                steps.append(message or "")
+
+            ran = await client.call_tool("run_task", {"task": "What is 6 times 7?"}, progress_callback=progress)
             check(not ran.is_error and ran.content[0].text == "The answer is 42.", f"run_task: {ran}")
+            streamed = "".join(steps)
+            check("print(6 * 7)" in streamed and "42" in streamed, f"the run's steps as progress: {steps}")
             run_id = ran.structured_content["run_id"]
             read = await client.call_tool("get_run", {"run_id": run_id})
             check(read.structured_content["status"] == "succeeded", f"get_run: {read}")
@@ -219,11 +227,14 @@ def generated_clients(base: str) -> None:
     with tempfile.TemporaryDirectory(prefix="cairn-clients-") as scratch:
         generator = Path(sys.executable).parent / "openapi-python-client"
         output = Path(scratch) / "cairn_client"
-        subprocess.run(
+        generated = subprocess.run(
             [str(generator), "generate", "--path", str(ROOT / "docs/openapi.json"), "--meta", "none", "--output-path", str(output)],
-            check=True,
-            stdout=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
         )
+        # Its warnings (the run events' union it leaves out) are shown only when it fails.
+        if generated.returncode != 0:
+            raise AssertionError(f"openapi-python-client failed:\n{generated.stdout}\n{generated.stderr}")
         env = {**os.environ, "PYTHONPATH": scratch}
         subprocess.run([sys.executable, str(ROOT / "clients/python_smoke.py"), base, "The answer is 42."], check=True, env=env)
     typescript = ROOT / "clients/typescript"

@@ -120,6 +120,28 @@ async fn tools_work_in_the_keys_project_only() {
     assert_eq!(ran["result"]["isError"], false, "{ran}");
     assert_eq!(ran["result"]["content"][0]["text"], "42");
     let run = ran["result"]["structuredContent"]["run_id"].as_str().unwrap().to_owned();
+    // With a progress token and a client that takes a stream: the run's
+    // steps as progress notifications, then the response.
+    let call = json!({ "jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": { "name": "run_task", "arguments": { "task": "Again." }, "_meta": { "progressToken": "p1" } } });
+    let response = api
+        .client
+        .post(format!("{}/mcp", api.base))
+        .bearer_auth(&api.key)
+        .header("accept", "application/json, text/event-stream")
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let body = response.text().await.unwrap();
+    let messages: Vec<Value> =
+        body.lines().filter_map(|l| l.strip_prefix("data: ")).map(|d| serde_json::from_str(d).unwrap()).collect();
+    let (last, notes) = messages.split_last().unwrap();
+    assert_eq!((last["id"].as_i64(), last["result"]["content"][0]["text"].as_str()), (Some(9), Some("42")));
+    assert!(notes.iter().all(|n| n["method"] == "notifications/progress" && n["params"]["progressToken"] == "p1"));
+    let told: String = notes.iter().map(|n| n["params"]["message"].as_str().unwrap()).collect();
+    assert!(told.contains("print('working')") && told.contains("working\n"), "{told}");
     let queued = api.tool(&api.key, "run_task", json!({ "task": "Later.", "wait": false })).await;
     assert_eq!(queued["result"]["structuredContent"]["status"], "queued");
     // A viewer's key reads but does not run.

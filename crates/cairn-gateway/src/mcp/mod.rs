@@ -61,7 +61,8 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
 #[utoipa::path(post, path = "/mcp", tag = "mcp", security(("api_key" = [])),
     request_body(content = Object, description = "A JSON-RPC 2.0 message", content_type = "application/json"),
     responses(
-        (status = 200, description = "The JSON-RPC response", body = Object, content_type = "application/json"),
+        (status = 200, description = "The JSON-RPC response; for a `tools/call` with a `progressToken` and `Accept: text/event-stream`, server-sent progress notifications, then the response",
+         content((Object = "application/json"), (String = "text/event-stream"))),
         (status = 202, description = "A notification or response, accepted"),
         (status = 400, description = "Not JSON-RPC, or an unsupported `MCP-Protocol-Version`", body = Object,
          content_type = "application/json"),
@@ -109,15 +110,49 @@ async fn post_mcp(
         return Ok(StatusCode::ACCEPTED.into_response());
     };
     let params = message.get("params").cloned().unwrap_or(Value::Null);
+    let token = params.pointer("/_meta/progressToken").cloned();
+    let streams =
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/event-stream"));
+    if method == "tools/call"
+        && let (Some(token), true) = (token, streams)
+    {
+        return Ok(progress_stream(state, principal, project, addr, params, token, id));
+    }
     let caller = tools::Caller { state: &state, principal: &principal, project, addr: &addr };
     let result = match method {
         "initialize" => Ok(initialize(&params)),
         "ping" => Ok(json!({})),
         "tools/list" => Ok(json!({ "tools": tools::list() })),
-        "tools/call" => caller.call(&params).await,
+        "tools/call" => caller.call(&params, None).await,
         other => Err(RpcError(-32601, format!("method not found: {other}"))),
     };
     Ok(json_response(StatusCode::OK, &reply(&id, result)))
+}
+
+/// A tool call whose client asked for progress and takes a stream: the
+/// answer is server-sent events, progress notifications (a run's steps as
+/// they happen) and then the response.
+fn progress_stream(
+    state: AppState,
+    principal: cairn_auth::Principal,
+    project: cairn_core::ProjectId,
+    addr: String,
+    params: Value,
+    token: Value,
+    id: Value,
+) -> Response {
+    let (sink, messages) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    tokio::spawn(async move {
+        let caller = tools::Caller { state: &state, principal: &principal, project, addr: &addr };
+        let result = caller.call(&params, Some((token, sink.clone()))).await;
+        let _ = sink.send(reply(&id, result));
+    });
+    let events = futures::stream::unfold(messages, |mut messages| async move {
+        let message = messages.recv().await?;
+        let event = axum::response::sse::Event::default().data(message.to_string());
+        Some((Ok::<_, std::convert::Infallible>(event), messages))
+    });
+    axum::response::sse::Sse::new(events).keep_alive(axum::response::sse::KeepAlive::default()).into_response()
 }
 
 /// The handshake's answer: the client's revision if this server speaks it,

@@ -94,6 +94,10 @@ pub(super) fn list() -> Value {
     ])
 }
 
+/// Where a call's progress goes, when the client asked for it (its
+/// `progressToken`, and the stream of the POST's answer).
+pub(super) type ProgressSink = Option<(Value, tokio::sync::mpsc::UnboundedSender<Value>)>;
+
 /// Who calls, in which project, from where.
 pub(super) struct Caller<'a> {
     pub state: &'a AppState,
@@ -120,13 +124,13 @@ fn text_arg<'v>(args: &'v Value, name: &str) -> Result<&'v str, RpcError> {
 impl Caller<'_> {
     /// `tools/call`: an unknown tool or bad arguments are protocol errors;
     /// what goes wrong doing it is the tool's result.
-    pub(super) async fn call(&self, params: &Value) -> Result<Value, RpcError> {
+    pub(super) async fn call(&self, params: &Value, progress: ProgressSink) -> Result<Value, RpcError> {
         let name =
             params.get("name").and_then(Value::as_str).ok_or_else(|| RpcError::invalid_params("`name` is required"))?;
         let empty = json!({});
         let args = params.get("arguments").unwrap_or(&empty);
         let outcome = match name {
-            "run_task" => self.run_task(args).await,
+            "run_task" => self.run_task(args, progress).await,
             "get_run" => self.get_run(args).await,
             "list_files" => self.list_files(args).await,
             "read_file" => self.read_file(args).await,
@@ -141,7 +145,10 @@ impl Caller<'_> {
         }
     }
 
-    async fn run_task(&self, args: &Value) -> Result<Value, Failure> {
+    /// Starts a run and waits for its end; with a progress sink, the run's
+    /// steps (the model's reply as it comes, what the code prints) go to it
+    /// as progress notifications meanwhile.
+    async fn run_task(&self, args: &Value, progress: ProgressSink) -> Result<Value, Failure> {
         let (state, principal) = (self.state, self.principal);
         let task = text_arg(args, "task")?.trim();
         if task.is_empty() || task.chars().count() > 100_000 {
@@ -180,11 +187,19 @@ impl Caller<'_> {
         }
         let timeout =
             Duration::from_secs(args.get("timeout_secs").and_then(Value::as_u64).unwrap_or(300).clamp(1, 3600));
-        let mut progress = run_progress(state, thread.id, thread.last_event_seq, run.id, false).await?;
+        let mut events = run_progress(state, thread.id, thread.last_event_seq, run.id, progress.is_some()).await?;
         let ending = tokio::time::timeout(timeout, async {
-            while let Some(next) = progress.next().await {
-                if next.ends() {
-                    return Some(next);
+            let mut told = 0u64;
+            while let Some(next) = events.next().await {
+                match (&next, &progress) {
+                    (Progress::Step(text), Some((token, sink))) => {
+                        told += 1;
+                        let params = json!({ "progressToken": token, "progress": told, "message": text });
+                        let _ = sink
+                            .send(json!({ "jsonrpc": "2.0", "method": "notifications/progress", "params": params }));
+                    }
+                    _ if next.ends() => return Some(next),
+                    _ => {}
                 }
             }
             None
