@@ -2,7 +2,9 @@
 live server: OpenAI's chat completions with the `openai` Python SDK,
 webhooks checked by a receiver on 127.0.0.1 that verifies them with the
 `standardwebhooks` package (Standard Webhooks' own library), Cairn's MCP
-server used by the official MCP Python SDK's client, and a Python and a
+server used by the official MCP Python SDK's client, an MCP server built
+with that SDK whose tool Cairn's agent calls from its sandbox, and a Python
+and a
 TypeScript client generated from docs/openapi.json by standard generators
 (openapi-python-client; openapi-typescript with openapi-fetch), each
 driving clients/python_smoke.py or clients/typescript/smoke.ts.
@@ -22,11 +24,14 @@ import http.server
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from live_server import LiveServer, call, free_port, sign_up
@@ -244,6 +249,89 @@ def generated_clients(base: str) -> None:
     subprocess.run(["node", "build/smoke.js", base, "The answer is 42."], cwd=typescript, check=True)
 
 
+CALC_SERVER = """
+import sys
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("calc")
+
+
+@server.tool()
+def add(a: int, b: int) -> dict:
+    \"\"\"Adds two whole numbers.\"\"\"
+    return {"sum": a + b}
+
+
+server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[1]))
+"""
+
+MCP_CALL = 'Let me add.\n```python\nresult = mcp_calc_add(a=2, b=3)\nprint(result)\nfinal_answer(f"The sum is {result[\'sum\']}.")\n```'
+
+
+def mcp_client(args) -> None:
+    """An MCP server built with the official Python SDK (streamable HTTP,
+    answering with server-sent events and a session id) added to a project:
+    its tool is listed, and the agent calls it as a Python function from its
+    sandbox; a destination the web tools may not reach is refused."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="cairn-mcp-") as scratch:
+        script = Path(scratch) / "calc.py"
+        script.write_text(CALC_SERVER)
+        server = subprocess.Popen([sys.executable, str(script), str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            url = f"http://127.0.0.1:{port}/mcp"
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            env = {"CAIRN__TOOLS__ALLOW_PRIVATE": f'["127.0.0.1:{port}"]'}
+            with LiveServer(args.cairn, llm=args.llm, replies=[MCP_CALL], env=env) as cairn:
+                token = sign_up(cairn.base, "owner")
+                project = call(cairn.base, "POST", "/api/v1/projects", {"name": "Tools"}, token)["id"]
+                added = call(cairn.base, "POST", f"/api/v1/projects/{project}/mcp-servers", {"name": "calc", "url": url}, token)
+                check([t["name"] for t in added["tools"]] == ["add"], f"the server's tools: {added}")
+                thread = call(cairn.base, "POST", f"/api/v1/projects/{project}/threads", {"title": "Sum"}, token)["id"]
+                posted = call(cairn.base, "POST", f"/api/v1/threads/{thread}/messages", {"content": "Add 2 and 3.", "wait": True}, token)
+                if posted["answer"] != "The sum is 5.":
+                    events = call(cairn.base, "GET", f"/api/v1/threads/{thread}/events", token=token)
+                    seen = [e["payload"].get("text") for e in events if e["kind"] == "observation"][:2]
+                    check(False, f"the agent's answer: {posted['answer']!r}; it saw {seen}")
+                refused = urllib.request.Request(
+                    f"{cairn.base}/api/v1/projects/{project}/mcp-servers",
+                    data=json.dumps({"name": "inside", "url": "http://127.0.0.1:9/mcp"}).encode(),
+                    headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                    method="POST",
+                )
+                try:
+                    urllib.request.urlopen(refused, timeout=30)
+                    check(False, "a private MCP server was accepted")
+                except urllib.error.HTTPError as error:
+                    check(json.loads(error.read())["code"] == "destination_refused", "a private address is refused")
+            # Under the same approval rules as Cairn's own tools.
+            env["CAIRN__AGENT__REQUIRE_APPROVAL"] = '["mcp:*"]'
+            with LiveServer(args.cairn, llm=args.llm, replies=[MCP_CALL], env=env) as cairn:
+                token = sign_up(cairn.base, "owner")
+                project = call(cairn.base, "POST", "/api/v1/projects", {"name": "Guarded"}, token)["id"]
+                call(cairn.base, "POST", f"/api/v1/projects/{project}/mcp-servers", {"name": "calc", "url": url}, token)
+                thread = call(cairn.base, "POST", f"/api/v1/projects/{project}/threads", {"title": "Sum"}, token)["id"]
+                posted = call(cairn.base, "POST", f"/api/v1/threads/{thread}/messages", {"content": "Add.", "wait": True}, token)
+                check(posted["run"]["status"] == "waiting", f"an MCP tool waits for approval: {posted['run']}")
+                resumed = call(cairn.base, "POST", f"/api/v1/runs/{posted['run']['id']}/resume", {"answer": "yes"}, token)
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline and resumed["status"] not in ("succeeded", "failed"):
+                    time.sleep(0.2)
+                    resumed = call(cairn.base, "GET", f"/api/v1/runs/{posted['run']['id']}", token=token)
+                messages = call(cairn.base, "GET", f"/api/v1/threads/{thread}/messages", token=token)
+                check(messages[-1]["content"] == "The sum is 5.", f"approved, it ran: {resumed} {messages[-1]}")
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    print("MCP client: an SDK-built server's tool called by the agent from its sandbox, under approval rules; a private address refused: passed")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cairn", required=True, help="the cairn binary")
@@ -268,6 +356,7 @@ def main() -> int:
             standard_webhooks(server.base, token, project, receiver, port)
     finally:
         receiver.shutdown()
+    mcp_client(args)
     return 0
 
 

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::{DeliveryId, ProjectId, UserId, WebhookId};
+use crate::{DeliveryId, McpServerId, ProjectId, UserId, WebhookId};
 
 /// The event types a webhook may subscribe to.
 pub const EVENT_TYPES: [&str; 5] = ["run.succeeded", "run.failed", "run.waiting", "artifact.saved", "member.added"];
@@ -133,4 +133,16 @@ pub struct Attempt {
     pub error: Option<String>,
     /// When to try again; `None` with an error: give up.
     pub retry_at: Option<OffsetDateTime>,
+}
+
+/// An MCP server (streamable HTTP) whose tools a project's agent may call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpServer {
+    pub id: McpServerId,
+    pub project_id: ProjectId,
+    /// A short identifier: its tools are `mcp_<name>_<tool>` in the kernel.
+    pub name: String,
+    pub url: String,
+    pub created_by: UserId,
+    pub created_at: OffsetDateTime,
 }

@@ -102,3 +102,7 @@ id_type!(
     /// A project's scheduled run.
     ScheduleId
 );
+id_type!(
+    /// An MCP server a project's agent may use.
+    McpServerId
+);

@@ -19,8 +19,8 @@ pub mod trace;
 
 pub use error::{Dependency, Error, Result};
 pub use ids::{
-    ApiKeyId, AuditId, ConnectionId, DeliveryId, FileId, MemoryId, MessageId, ProjectId, RunId, SandboxId, ScheduleId,
-    SessionId, ThreadId, UserId, WebhookId,
+    ApiKeyId, AuditId, ConnectionId, DeliveryId, FileId, McpServerId, MemoryId, MessageId, ProjectId, RunId, SandboxId,
+    ScheduleId, SessionId, ThreadId, UserId, WebhookId,
 };
 
 /// The version of Cairn, shared by every crate and shown by `cairn version`.

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::hooks::{Attempt, Delivery, NewWebhook, Webhook, WebhookUpdate};
+use crate::hooks::{Attempt, Delivery, McpServer, NewWebhook, Webhook, WebhookUpdate};
 use crate::model::{
     ApiKey, AuditEntry, Checkpoint, Event, Fence, FileRecord, Membership, MemoryChunk, Message, ModelConnection,
     ModelConnectionUpdate, ModelUsage, NewApiKey, NewAuditEntry, NewCheckpoint, NewEvent, NewFile, NewMemoryChunk,
@@ -15,8 +15,8 @@ use crate::model::{
 use crate::sandbox::{HostReport, Placement, SandboxHost};
 use crate::schedule::{NewSchedule, Schedule, ScheduleUpdate};
 use crate::{
-    ApiKeyId, ConnectionId, DeliveryId, FileId, ProjectId, Result, RunId, SandboxId, ScheduleId, SessionId, ThreadId,
-    UserId, WebhookId,
+    ApiKeyId, ConnectionId, DeliveryId, FileId, McpServerId, ProjectId, Result, RunId, SandboxId, ScheduleId,
+    SessionId, ThreadId, UserId, WebhookId,
 };
 
 #[async_trait]
@@ -342,6 +342,16 @@ pub trait ScheduleRepo: Send + Sync {
     async fn record_tick(&self, id: ScheduleId, run: Option<RunId>, error: Option<String>) -> Result<()>;
 }
 
+/// The MCP servers a project's agent may use.
+#[async_trait]
+pub trait McpServerRepo: Send + Sync {
+    /// Adds one; `Conflict` when the project has one of that name.
+    async fn add_mcp_server(&self, project: ProjectId, name: &str, url: &str, created_by: UserId) -> Result<McpServer>;
+    /// The project's, oldest first.
+    async fn mcp_servers(&self, project: ProjectId) -> Result<Vec<McpServer>>;
+    async fn remove_mcp_server(&self, project: ProjectId, id: McpServerId) -> Result<()>;
+}
+
 #[async_trait]
 pub trait Store:
     UserRepo
@@ -357,6 +367,7 @@ pub trait Store:
     + PlacementRepo
     + WebhookRepo
     + ScheduleRepo
+    + McpServerRepo
     + std::fmt::Debug
 {
     /// `sqlite` or `postgres`.

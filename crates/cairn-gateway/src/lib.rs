@@ -17,6 +17,7 @@ mod files;
 mod health;
 mod keys;
 mod mcp;
+mod mcp_servers;
 mod memory;
 mod metrics;
 mod middleware;
@@ -175,6 +176,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(service_accounts::routes())
         .merge(webhooks::routes())
         .merge(schedules::routes())
+        .merge(mcp_servers::routes())
         .merge(files::routes())
         .merge(tools::routes())
         .merge(models::routes())

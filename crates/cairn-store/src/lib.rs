@@ -9,6 +9,7 @@
 
 mod connections;
 mod error;
+mod mcp_servers;
 mod placements;
 mod queue;
 mod repo;

@@ -68,6 +68,7 @@ contract!(
     a_service_account_is_a_member_that_cannot_sign_in,
     a_due_webhook_delivery_is_claimed_by_one_dispatcher_at_a_time,
     a_schedules_tick_is_taken_once,
+    a_projects_mcp_servers_are_named_once,
     messages_keep_their_order_and_authors,
     events_are_numbered_consecutively_per_thread,
     concurrent_appenders_never_share_or_skip_a_number,
@@ -257,6 +258,24 @@ async fn a_schedules_tick_is_taken_once(store: Arc<dyn Store>) {
     assert!(!store.take_tick(schedule.id, due, next).await.unwrap());
     store.delete_schedule(schedule.id).await.unwrap();
     assert!(matches!(store.schedule(schedule.id).await, Err(Error::NotFound { .. })));
+}
+
+async fn a_projects_mcp_servers_are_named_once(store: Arc<dyn Store>) {
+    let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "mcp@example.com").await;
+    let project = thread.project_id;
+    let calc = store.add_mcp_server(project, "calc", "https://mcp.example.com/calc", owner.id).await.unwrap();
+    let again = store.add_mcp_server(project, "calc", "https://elsewhere.example.com/mcp", owner.id).await;
+    assert!(matches!(again, Err(Error::Conflict { .. })), "{again:?}");
+    store.add_mcp_server(project, "docs", "https://mcp.example.com/docs", owner.id).await.unwrap();
+    let names: Vec<String> = store.mcp_servers(project).await.unwrap().into_iter().map(|s| s.name).collect();
+    assert_eq!(names, ["calc", "docs"]);
+    let other = owner_with_thread(&*store, "mcp2@example.com").await.thread.project_id;
+    assert!(
+        matches!(store.remove_mcp_server(other, calc.id).await, Err(Error::NotFound { .. })),
+        "not another project's"
+    );
+    store.remove_mcp_server(project, calc.id).await.unwrap();
+    assert_eq!(store.mcp_servers(project).await.unwrap().len(), 1);
 }
 
 async fn messages_keep_their_order_and_authors(store: Arc<dyn Store>) {

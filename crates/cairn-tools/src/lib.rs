@@ -20,6 +20,7 @@ mod artifact;
 mod browser;
 mod fetch;
 mod files;
+pub mod mcp;
 mod net;
 mod registry;
 mod remember;

@@ -169,6 +169,35 @@ impl SafeHttp {
         Ok(response.status().as_u16())
     }
 
+    /// POSTs a JSON body with `headers` to a vetted destination and reads
+    /// the answer (up to the size cap): its status, headers and body. A
+    /// redirect is not followed.
+    pub async fn post_read(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+    ) -> Result<(u16, reqwest::header::HeaderMap, Bytes), ToolError> {
+        let url = Url::parse(url).map_err(|e| ToolError::Invalid(format!("not a valid URL: {url:?} ({e})")))?;
+        self.vet(&url).await?;
+        let mut request = self.client.post(url.clone()).header(reqwest::header::CONTENT_TYPE, "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.body(body).send().await.map_err(|e| describe(&url, e))?;
+        let (status, answer_headers) = (response.status().as_u16(), response.headers().clone());
+        let mut read = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| describe(&url, e))?;
+            if read.len() + chunk.len() > self.max_bytes {
+                return Err(self.too_large(&url));
+            }
+            read.extend_from_slice(&chunk);
+        }
+        Ok((status, answer_headers, Bytes::from(read)))
+    }
+
     fn too_large(&self, url: &Url) -> ToolError {
         ToolError::Failed(format!("{url} is larger than the limit of {} MiB", self.max_bytes >> 20))
     }

@@ -7,6 +7,13 @@ export type AcceptedResponse = {
   status: string;
 };
 
+export type AddMcpServerRequest = {
+  /** A short name (`[a-z][a-z0-9_]*`, up to 32): its tools are `mcp_<name>_<tool>` in the kernel. */
+  name: string;
+  /** Its streamable-HTTP endpoint (no private address unless `tools.allow_private` names it). */
+  url: string;
+};
+
 export type AddMemberRequest = {
   /** The e-mail of an existing account. */
   email: string;
@@ -438,6 +445,23 @@ export type ListingResponse = {
   folder: string;
   /** Names of the sub-folders. */
   folders: string[];
+};
+
+/** An MCP server a project's agent may use. */
+export type McpServerId = string;
+
+export type McpServerResponse = {
+  created_at: string;
+  id: McpServerId;
+  name: string;
+  /** The tools it offered when it was added (runs list them afresh). */
+  tools: McpToolResponse[];
+  url: string;
+};
+
+export type McpToolResponse = {
+  description: string;
+  name: string;
 };
 
 export type MemberResponse = {
@@ -1121,6 +1145,7 @@ export type WebhookWithSecret = WebhookResponse & {
 /** Every operation of the API, by operation id: method and path. */
 export interface Operations {
   add_member: 'POST /api/v1/projects/{project_id}/members';
+  add_server: 'POST /api/v1/projects/{project_id}/mcp-servers';
   audit_log: 'GET /api/v1/admin/audit';
   call_tool: 'POST /api/v1/projects/{project_id}/tools/{name}';
   cancel_run: 'POST /api/v1/runs/{run_id}/cancel';
@@ -1164,6 +1189,7 @@ export interface Operations {
   list_models: 'GET /api/v1/models';
   list_projects: 'GET /api/v1/projects';
   list_schedules: 'GET /api/v1/projects/{project_id}/schedules';
+  list_servers: 'GET /api/v1/projects/{project_id}/mcp-servers';
   list_threads: 'GET /api/v1/projects/{project_id}/threads';
   list_tools: 'GET /api/v1/tools';
   list_users: 'GET /api/v1/admin/users';
@@ -1186,6 +1212,7 @@ export interface Operations {
   register: 'POST /api/v1/auth/register';
   remember: 'POST /api/v1/projects/{project_id}/memory';
   remove_member: 'DELETE /api/v1/projects/{project_id}/members/{user_id}';
+  remove_server: 'DELETE /api/v1/projects/{project_id}/mcp-servers/{server_id}';
   rename_thread: 'PATCH /api/v1/threads/{thread_id}';
   reset_password: 'POST /api/v1/auth/password/reset';
   resume_run: 'POST /api/v1/runs/{run_id}/resume';

@@ -14,6 +14,7 @@
 //! - `supervise`: planning, dispatching tasks to sub-agents, checking their
 //!   results and writing the answer.
 
+pub mod mcp;
 mod model;
 mod prompts;
 mod state;

@@ -67,7 +67,13 @@ impl Agent {
         if let Some(context) = &state.project_context {
             return context.clone();
         }
-        let context = self.project_context(run).await;
+        let mut context = self.project_context(run).await;
+        let (tools, section) = self.mcp_tools(run.project).await;
+        if !section.is_empty() {
+            context.push_str("\n\n");
+            context.push_str(&section);
+        }
+        state.mcp_tools = tools;
         state.project_context = Some(context.clone());
         context
     }

@@ -66,6 +66,10 @@ pub struct AgentState {
     pub task_answer: Option<String>,
     #[serde(default)]
     pub task_failure: Option<String>,
+    /// The project's MCP tools, listed with the pinned context at the
+    /// run's first step.
+    #[serde(default)]
+    pub mcp_tools: Vec<super::mcp::McpTool>,
 }
 
 impl AgentState {

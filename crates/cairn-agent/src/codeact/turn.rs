@@ -172,6 +172,7 @@ impl Agent {
             approved: &state.approved,
             needs_approval: None,
             saved: Vec::new(),
+            mcp: &state.mcp_tools,
         };
         if state.planning {
             // The kernel's tools check the sub-agent's list too (they may run
@@ -185,6 +186,14 @@ impl Agent {
                 self.services.sandboxes.execute(run.sandbox, Execution::Python { code: setting }, quiet).await
             {
                 tracing::warn!(error = %error.detail(), "the sub-agent's tools could not be set");
+            }
+        }
+        if !state.mcp_tools.is_empty() {
+            // Defined before every block: a kernel that restarted has lost them.
+            let code = super::mcp::definitions(&state.mcp_tools);
+            let quiet = &mut |_: &Output| {};
+            if let Err(error) = self.services.sandboxes.execute(run.sandbox, Execution::Python { code }, quiet).await {
+                tracing::warn!(error = %error.detail(), "the project's MCP tools could not be defined");
             }
         }
         let span = tracing::info_span!("sandbox.execute", otel.name = "execute code", cairn.sandbox = %run.sandbox);
@@ -351,11 +360,20 @@ struct AgentBridge<'a> {
     /// Files the code saved into the library (`save_artifact`), told as
     /// `artifact` events once the execution is over.
     saved: Vec<ArtifactSaved>,
+    /// The project's MCP tools (`mcp:<server>/<tool>`).
+    mcp: &'a [super::mcp::McpTool],
 }
 
 impl AgentBridge<'_> {
     /// Calls a tool; a file it saved into the library is noted.
     async fn call(&mut self, name: &str, args: Value, kwargs: Value) -> Result<Value, String> {
+        if let Some(tool) = self.mcp.iter().find(|t| t.key() == name) {
+            if args.as_array().is_some_and(|a| !a.is_empty()) {
+                return Err(format!("{} takes keyword arguments only", tool.function));
+            }
+            let called = cairn_tools::mcp::call_tool(&self.agent.services.http, &tool.url, &tool.tool, kwargs).await;
+            return called.map_err(|e| e.to_string());
+        }
         let result = self.agent.registry.call(&self.tools, name, args, kwargs).await;
         if name == "save_artifact"
             && let Some(saved) = result.as_ref().ok().and_then(|v| serde_json::from_value(v.clone()).ok())
@@ -391,7 +409,7 @@ impl ExecHandler for AgentBridge<'_> {
                 let (agent, tools) = self.allowed.as_ref().map(|(a, t)| (a.as_str(), t.join(", "))).unwrap_or_default();
                 Err(format!("{name} is not one of the {agent} agent's tools; it may call {tools}"))
             }
-            _ if self.require_approval.iter().any(|t| t == name) => {
+            _ if self.require_approval.iter().any(|t| t == name || (t == "mcp:*" && name.starts_with("mcp:"))) => {
                 let key = json!({ "tool": name, "args": args, "kwargs": kwargs }).to_string();
                 if self.approved.contains(&key) {
                     return self.call(name, args, kwargs).await;
