@@ -83,7 +83,18 @@ async fn agents_are_models_and_a_conversation_is_a_thread() {
     assert_eq!(status, 200);
     assert_eq!(models["object"], "list");
     let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["cairn", "cairn-plan", "cairn:scripted/m", "cairn:scripted/n"]);
+    assert_eq!(
+        ids,
+        [
+            "cairn",
+            "cairn-plan",
+            "cairn:scripted/m",
+            "cairn:scripted/n",
+            "agent:analyst",
+            "agent:researcher",
+            "agent:writer"
+        ]
+    );
     // A model id holds a `/`: clients percent-encode it in the path, as OpenAI's SDKs do.
     assert_eq!(api.get(&api.key, "/v1/models/cairn:scripted%2Fn").await.1["owned_by"], "cairn");
 
@@ -160,6 +171,50 @@ async fn agents_are_models_and_a_conversation_is_a_thread() {
     let (_, messages) = api.get(&api.owner, &format!("/api/v1/threads/{thread}/messages")).await;
     let said: Vec<&str> = messages.as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
     assert_eq!(said[2..], ["And twice that?", "84."]);
+}
+
+#[tokio::test]
+async fn a_sub_agent_is_a_model_too() {
+    let api = start().await;
+    api.llm.push(answer_block("final_answer('Drafted.')"));
+    let body = json!({ "model": "agent:writer", "messages": [{ "role": "user", "content": "Draft a memo." }] });
+    let response = api.completion(&api.key, body, None).await;
+    assert_eq!(response.status(), 200);
+    let completion: Value = response.json().await.unwrap();
+    assert_eq!(completion["choices"][0]["message"]["content"], "Drafted.");
+    // The run was the writer throughout: its role leads the system prompt.
+    let asked = api.llm.received().last().unwrap().body.clone();
+    let system = asked["messages"][0]["content"].as_str().unwrap().to_owned();
+    assert!(system.starts_with("You are a writer"), "{system}");
+    assert!(system.contains("Of the tools, you may call only: read_file, write_file"), "{system}");
+    let (status, error) = error_of(
+        api.completion(
+            &api.key,
+            json!({ "model": "agent:nobody", "messages": [{ "role": "user", "content": "x" }] }),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, error["code"].as_str()), (404, Some("model_not_found")));
+    // The REST API takes the same choice by name.
+    let thread = completion["cairn"]["thread_id"].as_str().unwrap();
+    let url = format!("{}/api/v1/threads/{thread}/messages", api.base);
+    let (status, problem) = support::send_json(
+        &api.client,
+        reqwest::Method::POST,
+        &url,
+        &api.owner,
+        Some(json!({ "content": "x", "agent": "nobody" })),
+    )
+    .await;
+    assert_eq!((status, problem["code"].as_str()), (422, Some("unknown_agent")));
+    api.llm.push(answer_block("final_answer('Analysed.')"));
+    let body = json!({ "content": "Analyse.", "agent": "analyst", "wait": true });
+    let (status, posted) = support::send_json(&api.client, reqwest::Method::POST, &url, &api.owner, Some(body)).await;
+    assert_eq!((status, posted["answer"].as_str()), (200, Some("Analysed.")));
+    let system = api.llm.received().last().unwrap().body["messages"][0]["content"].as_str().unwrap().to_owned();
+    assert!(system.starts_with("You are a data analyst"), "{system}");
 }
 
 #[tokio::test]

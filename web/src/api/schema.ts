@@ -149,7 +149,7 @@ export type ChatCompletion = {
 export type ChatCompletionRequest = {
   /** The conversation; the last one is the user's task. */
   messages: ChatMessage[];
-  /** An agent, from `GET /v1/models`: `cairn`, `cairn-plan`, or either with `:provider/model` to choose the language model. */
+  /** An agent, from `GET /v1/models`: `cairn`, `cairn-plan`, either with `:provider/model` to choose the language model, or `agent:<name>` for a configured sub-agent. */
   model: string;
   /** Only 1. */
   n?: number | null;
@@ -671,6 +671,8 @@ export type PlanTask = {
 };
 
 export type PostMessageRequest = {
+  /** Run as this sub-agent (see `GET /agents`): its role, tools and model for the whole run. */
+  agent?: string | null;
   /** Files in the project's library to attach (at most 8 paths, e.g. an upload's `uploads/chart.png`): the agent is told of each, and a model that sees is shown the images among them. */
   attachments?: string[];
   content: string;

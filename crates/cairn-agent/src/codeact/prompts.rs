@@ -42,6 +42,17 @@ impl Agent {
         )
     }
 
+    /// The prompt of a run that is a sub-agent throughout: its role, then
+    /// the usual instructions, with the tools it may call.
+    pub(super) fn agent_prompt(&self, spec: &AgentSpec, context: &str) -> String {
+        let tools = if spec.tools.is_empty() {
+            "You may call every tool.".to_owned()
+        } else {
+            format!("Of the tools, you may call only: {}.", spec.tools.join(", "))
+        };
+        format!("{}\n\n{tools}\n\n{}", spec.role, self.system_prompt_with(context))
+    }
+
     /// What the model should know of the project: its name and the files in
     /// its library (the newest 50).
     pub(super) async fn project_context(&self, run: &RunContext) -> String {

@@ -70,6 +70,10 @@ pub struct AgentState {
     /// run's first step.
     #[serde(default)]
     pub mcp_tools: Vec<super::mcp::McpTool>,
+    /// The sub-agent the whole run is (its role, tools and model), when
+    /// one was asked for.
+    #[serde(default)]
+    pub agent: Option<String>,
 }
 
 impl AgentState {

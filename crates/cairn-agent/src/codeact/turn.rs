@@ -102,11 +102,14 @@ impl Agent {
             return Ok(Step::next(state));
         }
         let context = self.pinned_context(&mut state, run).await;
-        let system = match &spec {
-            Some(spec) => self.sub_agent_prompt(spec, &context),
-            None => self.system_prompt_with(&context),
+        // A run that is a sub-agent throughout: its role, tools and model.
+        let whole = if task.is_none() { state.agent.as_deref().and_then(|a| run.agent_spec(a)).cloned() } else { None };
+        let system = match (&spec, &whole) {
+            (Some(spec), _) => self.sub_agent_prompt(spec, &context),
+            (None, Some(agent)) => self.agent_prompt(agent, &context),
+            (None, None) => self.system_prompt_with(&context),
         };
-        let model_id = spec.as_ref().map(|s| s.model.as_str()).filter(|m| !m.is_empty());
+        let model_id = spec.as_ref().or(whole.as_ref()).map(|s| s.model.as_str()).filter(|m| !m.is_empty());
         self.fit_context(&mut state, run, events, &ctx, model_id, &system).await?;
         let messages = state.messages.clone();
         let Some(reply) = self.call_model(&mut state, run, events, &ctx, model_id, system, messages).await? else {
@@ -155,10 +158,12 @@ impl Agent {
         };
         let tools = self.tool_context(run, ctx.step);
         let (outputs_tx, mut outputs_rx) = tokio::sync::mpsc::unbounded_channel::<Output>();
-        let allowed = state
-            .task
-            .and_then(|i| state.plan.as_ref()?.tasks.get(i))
-            .and_then(|t| run.agent_spec(&t.agent))
+        let working_as = match state.task {
+            Some(i) => state.plan.as_ref().and_then(|p| p.tasks.get(i)).map(|t| t.agent.clone()),
+            None => state.agent.clone(),
+        };
+        let allowed = working_as
+            .and_then(|name| run.agent_spec(&name))
             .filter(|spec| !spec.tools.is_empty())
             .map(|spec| (spec.name.clone(), spec.tools.clone()));
         let mut bridge = AgentBridge {
@@ -174,7 +179,7 @@ impl Agent {
             saved: Vec::new(),
             mcp: &state.mcp_tools,
         };
-        if state.planning {
+        if state.planning || state.agent.is_some() {
             // The kernel's tools check the sub-agent's list too (they may run
             // in the kernel, out of the bridge's sight).
             let setting = match &bridge.allowed {

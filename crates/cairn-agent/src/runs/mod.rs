@@ -146,6 +146,9 @@ pub struct RunJob {
     /// The W3C `traceparent` the worker's span continues from (traces on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
+    /// The sub-agent the run is, when it is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 impl RunJob {
@@ -175,6 +178,9 @@ pub struct RunOptions {
     /// Library files attached to the message (paths in the thread's
     /// project, checked by the caller): images reach models that see.
     pub attachments: Vec<String>,
+    /// Run as this sub-agent (`GET /agents`, checked by the caller): its
+    /// role, tools and model, for the whole run.
+    pub agent: Option<String>,
 }
 
 /// The run service.
@@ -418,7 +424,7 @@ impl Runs {
         start: bool,
         options: RunOptions,
     ) -> Result<(Message, Option<Run>), RunError> {
-        let RunOptions { model, plan, attachments } = options;
+        let RunOptions { model, plan, attachments, agent } = options;
         if start {
             // Refused before anything is stored: the message is not lost, only not posted.
             let project = self.inner.store.thread(thread).await?.project_id;
@@ -452,7 +458,7 @@ impl Runs {
         let queued =
             StatusChanged { model: model.clone(), plan: Some(plan), ..StatusChanged::new(RunStatus::Queued, None) };
         self.events(thread, Some(run.id)).emit(RunEvent::Status(queued)).await;
-        self.enqueue_job(&run, model, plan).instrument(span).await?;
+        self.enqueue_job(&run, model, plan, agent).instrument(span).await?;
         Ok((message, Some(run)))
     }
 
@@ -474,11 +480,17 @@ impl Runs {
     }
 
     async fn enqueue(&self, run: &Run, model: Option<String>) -> Result<(), RunError> {
-        self.enqueue_job(run, model, false).await
+        self.enqueue_job(run, model, false, None).await
     }
 
-    async fn enqueue_job(&self, run: &Run, model: Option<String>, plan: bool) -> Result<(), RunError> {
-        let job = RunJob { version: RunJob::VERSION, run: run.id, model, plan, trace: run.trace_parent.clone() };
+    async fn enqueue_job(
+        &self,
+        run: &Run,
+        model: Option<String>,
+        plan: bool,
+        agent: Option<String>,
+    ) -> Result<(), RunError> {
+        let job = RunJob { version: RunJob::VERSION, run: run.id, model, plan, trace: run.trace_parent.clone(), agent };
         self.inner.bus.queue.enqueue(QUEUE, Bytes::from(job.encode())).await?;
         Ok(())
     }
@@ -653,14 +665,14 @@ mod tests {
     fn queued_jobs_of_this_and_the_first_version_read_and_newer_ones_do_not() {
         let run = RunId::new();
         let trace = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned());
-        let job = RunJob { version: RunJob::VERSION, run, model: Some("p/m".into()), plan: true, trace };
+        let job = RunJob { version: RunJob::VERSION, run, model: Some("p/m".into()), plan: true, trace, agent: None };
         assert_eq!(RunJob::decode(&job.encode()), Some(job));
         // Version 1 wrote the same fields without a version; a job of
         // version 2 queued before traces has no trace.
         let first = json!({ "run": run, "model": null, "plan": false }).to_string();
         let read = RunJob::decode(first.as_bytes());
-        assert_eq!(read, Some(RunJob { version: 1, run, model: None, plan: false, trace: None }));
-        let untraced = RunJob { version: RunJob::VERSION, run, model: None, plan: false, trace: None };
+        assert_eq!(read, Some(RunJob { version: 1, run, model: None, plan: false, trace: None, agent: None }));
+        let untraced = RunJob { version: RunJob::VERSION, run, model: None, plan: false, trace: None, agent: None };
         assert!(!String::from_utf8(untraced.encode()).unwrap().contains("trace"));
         let newer = json!({ "version": RunJob::VERSION + 1, "run": run }).to_string();
         assert_eq!(RunJob::decode(newer.as_bytes()), None);

@@ -100,7 +100,8 @@ impl Runs {
         let mut drain = self.inner.drain.subscribe();
         loop {
             let Some(delivery) = self.next_job(QUEUE, consumer, &mut drain).await else { return };
-            let Some(RunJob { run: id, model, plan, trace, .. }) = RunJob::decode(&delivery.payload) else {
+            let Some(RunJob { run: id, model, plan, trace, agent: as_agent, .. }) = RunJob::decode(&delivery.payload)
+            else {
                 tracing::warn!(job = %String::from_utf8_lossy(&delivery.payload), "a queued job could not be read; dropped");
                 let _ = self.inner.bus.queue.ack(&delivery).await;
                 continue;
@@ -135,7 +136,7 @@ impl Runs {
             let mut waited = 0;
             let result = loop {
                 let result = tokio::select! {
-                    result = self.process(agent, id, model.clone(), plan).instrument(span.clone()) => Some(result),
+                    result = self.process(agent, id, model.clone(), plan, as_agent.clone()).instrument(span.clone()) => Some(result),
                     () = async { let _ = drain.wait_for(|d| *d == Drain::Release).await; } => None,
                 };
                 let passing = matches!(
@@ -249,7 +250,14 @@ impl Runs {
         }
     }
 
-    async fn process(&self, agent: &Arc<Agent>, id: RunId, model: Option<String>, plan: bool) -> Result<(), RunError> {
+    async fn process(
+        &self,
+        agent: &Arc<Agent>,
+        id: RunId,
+        model: Option<String>,
+        plan: bool,
+        as_agent: Option<String>,
+    ) -> Result<(), RunError> {
         let run = self.inner.store.run(id).await?;
         if run.status.is_terminal() || run.status == RunStatus::Waiting {
             return Ok(());
@@ -296,6 +304,7 @@ impl Runs {
         let initial = AgentState {
             model: model.or(thread.model.clone()).or(project.model),
             planning: plan,
+            agent: as_agent,
             ..AgentState::default()
         };
         let outcome = graph.run(&id.to_string(), &checkpoints, initial, None, cancel).await;

@@ -1,7 +1,8 @@
 //! The OpenAI-compatible API at `/v1`: chat clients and OpenAI's SDKs talk
 //! to Cairn's agents as if they were models. A "model" names an agent
 //! (`cairn`, or `cairn-plan`, which plans first and gives the tasks to
-//! sub-agents; either with `:provider/model` to choose the language model);
+//! sub-agents; either with `:provider/model` to choose the language model;
+//! or `agent:<name>`, a configured sub-agent for the whole run);
 //! a request is a message posted to a thread (a new one, or the one named by
 //! `X-Cairn-Thread-Id`) and its reply is the run's answer. Streamed, the
 //! reply comes as `chat.completion.chunk`s, the agent's steps as
@@ -49,16 +50,32 @@ const MAX_TASK_CHARS: usize = 100_000;
 struct AgentChoice {
     plan: bool,
     model: Option<String>,
+    /// A sub-agent the run is throughout.
+    agent: Option<String>,
+}
+
+/// The sub-agents of this deployment, as `GET /agents` lists them.
+fn sub_agents(state: &AppState) -> Vec<String> {
+    match &state.runs {
+        Some(runs) => runs.agents().iter().map(|a| a.name.clone()).collect(),
+        None => Vec::new(),
+    }
 }
 
 fn agent_for(state: &AppState, id: &str) -> Result<AgentChoice, ApiError> {
-    let (agent, model) = match id.split_once(':') {
-        Some((agent, model)) => (agent, Some(model)),
-        None => (id, None),
-    };
     let missing = || ApiError::Missing {
         code: "model_not_found",
         detail: format!("no model `{id}` here: GET /v1/models lists Cairn's agents"),
+    };
+    if let Some(name) = id.strip_prefix("agent:") {
+        if !sub_agents(state).iter().any(|a| a == name) {
+            return Err(missing());
+        }
+        return Ok(AgentChoice { plan: false, model: None, agent: Some(name.to_owned()) });
+    }
+    let (agent, model) = match id.split_once(':') {
+        Some((agent, model)) => (agent, Some(model)),
+        None => (id, None),
     };
     let plan = match agent {
         "cairn" => false,
@@ -70,7 +87,7 @@ fn agent_for(state: &AppState, id: &str) -> Result<AgentChoice, ApiError> {
     {
         return Err(missing());
     }
-    Ok(AgentChoice { plan, model: model.map(str::to_owned) })
+    Ok(AgentChoice { plan, model: model.map(str::to_owned), agent: None })
 }
 
 /// The project an API key belongs to; people's sessions name none.
@@ -89,8 +106,8 @@ fn model_object(id: String, created: i64) -> ModelObject {
     ModelObject { id, object: "model", created, owned_by: "cairn" }
 }
 
-/// The agents, as models: `cairn`, `cairn-plan`, and `cairn:<model>` for
-/// every configured language model.
+/// The agents, as models: `cairn`, `cairn-plan`, `cairn:<model>` for every
+/// configured language model, and `agent:<name>` for every sub-agent.
 #[utoipa::path(get, path = "/v1/models", tag = "openai", operation_id = "openai_list_models", security(("api_key" = [])),
     responses((status = 200, description = "The agents", body = ModelList))
 )]
@@ -98,7 +115,8 @@ async fn list_models(State(state): State<AppState>, Authenticated(_principal): A
     let created = OffsetDateTime::now_utc().unix_timestamp();
     let agents = ["cairn".to_owned(), "cairn-plan".to_owned()].into_iter();
     let models = state.models.list().into_iter().map(|m| format!("cairn:{}", m.id));
-    let data = agents.chain(models).map(|id| model_object(id, created)).collect();
+    let sub_agents = sub_agents(&state).into_iter().map(|name| format!("agent:{name}"));
+    let data = agents.chain(models).chain(sub_agents).map(|id| model_object(id, created)).collect();
     ApiJson(ModelList { object: "list", data })
 }
 
@@ -237,7 +255,12 @@ async fn chat_completions(
             state.store.create_thread(new).await?
         }
     };
-    let options = cairn_agent::RunOptions { model: choice.model, plan: choice.plan, attachments: Vec::new() };
+    let options = cairn_agent::RunOptions {
+        model: choice.model,
+        plan: choice.plan,
+        attachments: Vec::new(),
+        agent: choice.agent,
+    };
     let (_, run) = runs.post_run(thread.id, principal.user.id, task, true, options).await?;
     let run = run.ok_or(ApiError::Internal)?;
     let detail = serde_json::json!({ "run": run.id, "thread": thread.id, "via": "openai" });

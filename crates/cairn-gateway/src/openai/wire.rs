@@ -14,8 +14,9 @@ use serde_json::Value;
 /// agent (sampling, penalties, logit bias, …) are accepted and ignored.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ChatCompletionRequest {
-    /// An agent, from `GET /v1/models`: `cairn`, `cairn-plan`, or either
-    /// with `:provider/model` to choose the language model.
+    /// An agent, from `GET /v1/models`: `cairn`, `cairn-plan`, either with
+    /// `:provider/model` to choose the language model, or `agent:<name>`
+    /// for a configured sub-agent.
     #[schema(example = "cairn")]
     pub model: String,
     /// The conversation; the last one is the user's task.

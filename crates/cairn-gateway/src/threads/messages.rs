@@ -75,6 +75,10 @@ pub struct PostMessageRequest {
     /// model that sees is shown the images among them.
     #[serde(default)]
     pub attachments: Vec<String>,
+    /// Run as this sub-agent (see `GET /agents`): its role, tools and model
+    /// for the whole run.
+    #[serde(default)]
+    pub agent: Option<String>,
 }
 
 fn yes() -> bool {
@@ -204,7 +208,9 @@ pub(super) async fn post_message(
     };
     check_model(&state, request.model.as_deref())?;
     let attachments = check_attachments(&state, thread.project_id, &request.attachments).await?;
-    let options = cairn_agent::RunOptions { model: request.model, plan: request.plan, attachments };
+    super::check_agent(runs, request.agent.as_deref())?;
+    let options =
+        cairn_agent::RunOptions { model: request.model, plan: request.plan, attachments, agent: request.agent };
     let (message, run) = runs.post_run(thread_id, principal.user.id, content, request.run, options).await?;
     if let Some(run) = &run {
         let detail = serde_json::json!({ "run": run.id, "thread": thread_id });

@@ -116,6 +116,17 @@ pub(crate) fn check_model(state: &AppState, model: Option<&str>) -> Result<(), A
     }
 }
 
+/// Refuses a sub-agent that is not configured.
+pub(crate) fn check_agent(runs: &cairn_agent::Runs, agent: Option<&str>) -> Result<(), ApiError> {
+    match agent {
+        Some(name) if !runs.agents().iter().any(|a| a.name == name) => Err(ApiError::Invalid {
+            code: "unknown_agent",
+            detail: format!("no sub-agent `{name}`; GET /api/v1/agents lists them"),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Starts a thread in a project (editors and owners).
 #[utoipa::path(post, path = "/projects/{project_id}/threads", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
     params(("project_id" = ProjectId, Path)), request_body = NewThreadRequest,
