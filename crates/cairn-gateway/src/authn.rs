@@ -13,7 +13,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use cairn_auth::{Principal, RateLimitStatus};
+use cairn_auth::{Credential, Principal, RateLimitStatus};
+use cairn_core::ProjectId;
 
 use crate::{ApiError, AppState};
 
@@ -51,6 +52,21 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(parts.extensions.get::<ClientAddr>().cloned().unwrap_or(ClientAddr(String::new())))
+    }
+}
+
+/// The project a caller's API key belongs to, for the faces that take only
+/// keys (`what` names the face in the refusal): a person's session names no
+/// project.
+pub(crate) fn key_project(principal: &Principal, what: &str) -> Result<ProjectId, ApiError> {
+    match principal.credential {
+        Credential::ApiKey { project, .. } => Ok(project),
+        Credential::Session(_) => Err(ApiError::Forbidden {
+            detail: format!(
+                "{what} takes a project's API key, which names the project: create one in the app or with \
+                 POST /api/v1/api-keys"
+            ),
+        }),
     }
 }
 

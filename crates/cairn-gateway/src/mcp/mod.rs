@@ -14,7 +14,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cairn_auth::Credential;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -77,13 +76,7 @@ async fn post_mcp(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let Credential::ApiKey { project, .. } = principal.credential else {
-        return Err(ApiError::Forbidden {
-            detail: "the MCP server takes a project's API key, which names the project: create one in the app or \
-                     with POST /api/v1/api-keys"
-                .into(),
-        });
-    };
+    let project = crate::authn::key_project(&principal, "the MCP server")?;
     if let Some(version) = headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok())
         && !VERSIONS.contains(&version)
     {

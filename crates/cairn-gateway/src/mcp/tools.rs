@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_auth::{Access, Principal};
-use cairn_core::model::{NewThread, RunStatus};
+use cairn_core::model::RunStatus;
 use cairn_core::{ProjectId, RunId, ThreadId};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
 use super::RpcError;
 use crate::threads::follow::{Progress, run_progress};
-use crate::threads::{agent_unavailable, thread_for};
+use crate::threads::{start_run, thread_for};
 use crate::{ApiError, AppState};
 
 /// The largest file `read_file` returns, and `upload_file` takes.
@@ -157,28 +157,17 @@ impl Caller<'_> {
         state.auth.authorize(principal, self.project, Access::Write).await.map_err(ApiError::from)?;
         let model = args.get("model").and_then(Value::as_str).map(str::to_owned);
         crate::threads::check_model(state, model.as_deref())?;
-        let runs = state.runs.as_ref().filter(|_| state.models.default_id().is_some());
-        let runs = runs.ok_or_else(|| agent_unavailable(state, principal))?;
         let thread = match args.get("thread_id").and_then(Value::as_str) {
             Some(id) => {
                 let id: ThreadId =
                     id.parse().map_err(|_| RpcError::invalid_params("`thread_id` is not a thread id"))?;
-                thread_for(state, principal, id, Access::Write).await?
+                Some(thread_for(state, principal, id, Access::Write).await?)
             }
-            None => {
-                let title: String = task.lines().next().unwrap_or("Task").chars().take(80).collect();
-                let new = NewThread { project_id: self.project, title, created_by: principal.user.id, model: None };
-                state.store.create_thread(new).await.map_err(ApiError::from)?
-            }
+            None => None,
         };
         let options = cairn_agent::RunOptions { model, ..Default::default() };
-        let (_, run) = runs
-            .post_run(thread.id, principal.user.id, task.to_owned(), true, options)
-            .await
-            .map_err(ApiError::from)?;
-        let run = run.ok_or(ApiError::Internal)?;
-        let detail = json!({ "run": run.id, "thread": thread.id, "via": "mcp" });
-        crate::audit::record(state, principal, Some(self.project), "run.started", detail, self.addr).await;
+        let (thread, run) =
+            start_run(state, principal, self.project, thread, task, task.to_owned(), options, self.addr, "mcp").await?;
         let reference = json!({ "thread_id": thread.id, "run_id": run.id });
         if args.get("wait").and_then(Value::as_bool) == Some(false) {
             let mut structured = reference;

@@ -17,9 +17,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use cairn_auth::{Access, Credential, Principal};
-use cairn_core::model::NewThread;
-use cairn_core::{ProjectId, RunId, ThreadId};
+use cairn_auth::Access;
+use cairn_core::{RunId, ThreadId};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use time::OffsetDateTime;
@@ -33,7 +32,7 @@ pub(crate) use wire::{OpenAiErrorResponse, is_openai_path, openai_errors};
 
 use crate::authn::{Authenticated, ClientAddr};
 use crate::threads::follow::{Progress, run_progress};
-use crate::threads::{agent_unavailable, thread_for};
+use crate::threads::{start_run, thread_for};
 use crate::{ApiError, ApiJson, AppState};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -88,18 +87,6 @@ fn agent_for(state: &AppState, id: &str) -> Result<AgentChoice, ApiError> {
         return Err(missing());
     }
     Ok(AgentChoice { plan, model: model.map(str::to_owned), agent: None })
-}
-
-/// The project an API key belongs to; people's sessions name none.
-fn key_project(principal: &Principal) -> Result<ProjectId, ApiError> {
-    match principal.credential {
-        Credential::ApiKey { project, .. } => Ok(project),
-        Credential::Session(_) => Err(ApiError::Forbidden {
-            detail: "the OpenAI-compatible API takes a project's API key, which names the project: create one \
-                     in the app or with POST /api/v1/api-keys"
-                .to_owned(),
-        }),
-    }
 }
 
 fn model_object(id: String, created: i64) -> ModelObject {
@@ -186,16 +173,6 @@ fn task_text(messages: &[ChatMessage], continuing: bool) -> Result<String, ApiEr
     Ok(text)
 }
 
-/// A thread's title from its task's first line.
-fn title_of(task: &str) -> String {
-    let line = task.lines().find(|l| !l.trim().is_empty()).unwrap_or("Chat").trim();
-    let mut title: String = line.chars().take(80).collect();
-    if line.chars().count() > 80 {
-        title.push('…');
-    }
-    title
-}
-
 /// Sends the agent's answer to a conversation, as an OpenAI chat
 /// completion (JSON, or server-sent chunks with `stream`). The run goes on
 /// if the client goes away; its thread keeps it.
@@ -222,7 +199,7 @@ async fn chat_completions(
     headers: HeaderMap,
     ApiJson(request): ApiJson<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
-    let project = key_project(&principal)?;
+    let project = crate::authn::key_project(&principal, "the OpenAI-compatible API")?;
     state.auth.authorize(&principal, project, Access::Write).await?;
     let choice = agent_for(&state, &request.model)?;
     if request.n.is_some_and(|n| n != 1) {
@@ -231,9 +208,6 @@ async fn chat_completions(
     if request.tools.as_ref().is_some_and(|tools| tools.as_array().is_none_or(|list| !list.is_empty())) {
         return Err(invalid("`tools` are not offered: Cairn's agents call their own tools"));
     }
-    let Some(runs) = state.runs.as_ref().filter(|_| state.models.default_id().is_some()) else {
-        return Err(agent_unavailable(&state, &principal));
-    };
     let continued = match headers.get(THREAD_HEADER) {
         Some(value) => {
             let id = value
@@ -246,25 +220,16 @@ async fn chat_completions(
         None => None,
     };
     let task = task_text(&request.messages, continued.is_some())?;
-    let thread = match continued {
-        Some(thread) => thread,
-        None => {
-            let last = request.messages.last().and_then(|m| m.text().ok()).unwrap_or_default();
-            let new =
-                NewThread { project_id: project, title: title_of(&last), created_by: principal.user.id, model: None };
-            state.store.create_thread(new).await?
-        }
-    };
     let options = cairn_agent::RunOptions {
         model: choice.model,
         plan: choice.plan,
         attachments: Vec::new(),
         agent: choice.agent,
     };
-    let (_, run) = runs.post_run(thread.id, principal.user.id, task, true, options).await?;
-    let run = run.ok_or(ApiError::Internal)?;
-    let detail = serde_json::json!({ "run": run.id, "thread": thread.id, "via": "openai" });
-    crate::audit::record(&state, &principal, Some(project), "run.started", detail, &addr).await;
+    // A new thread is titled by the user's message, not the quoted conversation.
+    let last = request.messages.last().and_then(|m| m.text().ok()).unwrap_or_default();
+    let (thread, run) =
+        start_run(&state, &principal, project, continued, &last, task, options, &addr, "openai").await?;
     let steps = request.reasoning_effort.is_some();
     let progress = run_progress(&state, thread.id, thread.last_event_seq, run.id, steps).await?;
     let reply = Reply {
@@ -439,6 +404,7 @@ mod tests {
 
     #[test]
     fn titles_are_the_tasks_first_line_cut_short() {
+        use crate::threads::title_of;
         assert_eq!(title_of("\n  Plot sales  \nby month"), "Plot sales");
         assert_eq!(title_of(&"a".repeat(90)).chars().count(), 81);
     }

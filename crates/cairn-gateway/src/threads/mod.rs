@@ -116,6 +116,52 @@ pub(crate) fn check_model(state: &AppState, model: Option<&str>) -> Result<(), A
     }
 }
 
+/// A thread's title from its task's first line that has text, cut at 80
+/// characters.
+pub(crate) fn title_of(task: &str) -> String {
+    let line = task.lines().find(|l| !l.trim().is_empty()).unwrap_or("Chat").trim();
+    let mut title: String = line.chars().take(80).collect();
+    if line.chars().count() > 80 {
+        title.push('…');
+    }
+    title
+}
+
+/// Starts a run for an integration (the OpenAI-compatible API, the MCP
+/// server): the task posted in `thread`, or in a new thread of the project
+/// titled from `title` (see [`title_of`]), and `run.started` in the audit
+/// log with `via`.
+/// Refused (503) where no run can be started.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn start_run(
+    state: &AppState,
+    principal: &Principal,
+    project: ProjectId,
+    thread: Option<Thread>,
+    title: &str,
+    task: String,
+    options: cairn_agent::RunOptions,
+    addr: &str,
+    via: &str,
+) -> Result<(Thread, cairn_core::model::Run), ApiError> {
+    let Some(runs) = state.runs.as_ref().filter(|_| state.models.default_id().is_some()) else {
+        return Err(agent_unavailable(state, principal));
+    };
+    let thread = match thread {
+        Some(thread) => thread,
+        None => {
+            let new =
+                NewThread { project_id: project, title: title_of(title), created_by: principal.user.id, model: None };
+            state.store.create_thread(new).await?
+        }
+    };
+    let (_, run) = runs.post_run(thread.id, principal.user.id, task, true, options).await?;
+    let run = run.ok_or(ApiError::Internal)?;
+    let detail = serde_json::json!({ "run": run.id, "thread": thread.id, "via": via });
+    crate::audit::record(state, principal, Some(project), "run.started", detail, addr).await;
+    Ok((thread, run))
+}
+
 /// Refuses a sub-agent that is not configured.
 pub(crate) fn check_agent(runs: &cairn_agent::Runs, agent: Option<&str>) -> Result<(), ApiError> {
     match agent {
