@@ -135,6 +135,17 @@ pub struct Attempt {
     pub retry_at: Option<OffsetDateTime>,
 }
 
+impl Attempt {
+    /// Where the delivery stands after it.
+    pub fn status(&self) -> DeliveryStatus {
+        match (&self.error, self.retry_at) {
+            (None, _) => DeliveryStatus::Delivered,
+            (Some(_), Some(_)) => DeliveryStatus::Pending,
+            (Some(_), None) => DeliveryStatus::Failed,
+        }
+    }
+}
+
 /// An MCP server (streamable HTTP) whose tools a project's agent may call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct McpServer {

@@ -219,11 +219,7 @@ macro_rules! webhook_repo {
             }
 
             async fn finish_attempt(&self, id: DeliveryId, attempt: Attempt) -> cairn_core::Result<Delivery> {
-                let status = match (&attempt.error, attempt.retry_at) {
-                    (None, _) => DeliveryStatus::Delivered,
-                    (Some(_), Some(_)) => DeliveryStatus::Pending,
-                    (Some(_), None) => DeliveryStatus::Failed,
-                };
+                let status = attempt.status();
                 let next = if status == DeliveryStatus::Pending { attempt.retry_at } else { None };
                 let sql = format!(
                     "UPDATE webhook_deliveries SET status = $2, response_code = $3, duration_ms = $4, last_error = $5, \

@@ -159,6 +159,17 @@ impl SafeHttp {
     /// answer's status. A redirect is not followed: it is the answer (a
     /// webhook endpoint that moved says so by failing).
     pub async fn post_json(&self, url: &str, headers: &[(&str, String)], body: Bytes) -> Result<u16, ToolError> {
+        let (_, response) = self.post(url, headers, body).await?;
+        Ok(response.status().as_u16())
+    }
+
+    /// The POST both of the above send: vetted, JSON, not redirected.
+    async fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+    ) -> Result<(Url, reqwest::Response), ToolError> {
         let url = Url::parse(url).map_err(|e| ToolError::Invalid(format!("not a valid URL: {url:?} ({e})")))?;
         self.vet(&url).await?;
         let mut request = self.client.post(url.clone()).header(reqwest::header::CONTENT_TYPE, "application/json");
@@ -166,7 +177,7 @@ impl SafeHttp {
             request = request.header(*name, value);
         }
         let response = request.body(body).send().await.map_err(|e| describe(&url, e))?;
-        Ok(response.status().as_u16())
+        Ok((url, response))
     }
 
     /// POSTs a JSON body with `headers` to a vetted destination and reads
@@ -178,13 +189,7 @@ impl SafeHttp {
         headers: &[(&str, String)],
         body: Bytes,
     ) -> Result<(u16, reqwest::header::HeaderMap, Bytes), ToolError> {
-        let url = Url::parse(url).map_err(|e| ToolError::Invalid(format!("not a valid URL: {url:?} ({e})")))?;
-        self.vet(&url).await?;
-        let mut request = self.client.post(url.clone()).header(reqwest::header::CONTENT_TYPE, "application/json");
-        for (name, value) in headers {
-            request = request.header(*name, value);
-        }
-        let response = request.body(body).send().await.map_err(|e| describe(&url, e))?;
+        let (url, response) = self.post(url, headers, body).await?;
         let (status, answer_headers) = (response.status().as_u16(), response.headers().clone());
         let mut read = Vec::new();
         let mut stream = response.bytes_stream();

@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cairn_core::hooks::{Attempt, Delivery, EVENT_TYPES, Hooks, NewWebhook, ProjectEvent, Webhook, WebhookUpdate};
+use cairn_core::hooks::{
+    Attempt, Delivery, DeliveryStatus, EVENT_TYPES, Hooks, NewWebhook, ProjectEvent, Webhook, WebhookUpdate,
+};
 use cairn_core::store::Store;
 use cairn_core::{ProjectId, UserId, WebhookId};
 use serde_json::json;
@@ -214,8 +216,13 @@ impl Webhooks {
             (Some(_), Some(delay)) => Some(OffsetDateTime::now_utc() + *delay),
             _ => None,
         };
-        let outcome = Attempt { response_code, duration_ms, error: error.clone(), retry_at };
-        metrics_outcome(&error, retry_at);
+        let outcome = Attempt { response_code, duration_ms, error, retry_at };
+        let counted = match outcome.status() {
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Pending => "retrying",
+            DeliveryStatus::Failed => "failed",
+        };
+        metrics::counter!("cairn_webhook_attempts_total", "outcome" => counted).increment(1);
         if let Err(failure) = self.inner.store.finish_attempt(delivery.id, outcome).await {
             // The lease runs out and the delivery is tried again.
             tracing::warn!(error = %failure, delivery = %delivery.id, "cannot record a webhook attempt");
@@ -249,15 +256,6 @@ impl Webhooks {
         ];
         self.inner.http.post_json(&webhook.url, &headers, Bytes::from(body)).await.map_err(|e| e.to_string())
     }
-}
-
-fn metrics_outcome(error: &Option<String>, retry_at: Option<OffsetDateTime>) {
-    let outcome = match (error, retry_at) {
-        (None, _) => "delivered",
-        (Some(_), Some(_)) => "retrying",
-        (Some(_), None) => "failed",
-    };
-    metrics::counter!("cairn_webhook_attempts_total", "outcome" => outcome).increment(1);
 }
 
 #[async_trait]
