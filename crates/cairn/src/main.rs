@@ -51,64 +51,9 @@ enum Command {
     User(UserCommand),
     /// Print the version and exit.
     Version,
-    /// Sign in to a Cairn server (the password, or with `--api-key` the
-    /// key, is read from standard input); saved in the config folder, 0600.
-    Login {
-        /// The server's URL, e.g. http://127.0.0.1:8080.
-        #[arg(long)]
-        server: String,
-        /// Sign in as this person.
-        #[arg(long, conflicts_with = "api_key")]
-        email: Option<String>,
-        /// Sign in with a project's API key.
-        #[arg(long)]
-        api_key: bool,
-    },
-    /// Forget the saved sign-in.
-    Logout,
-    /// Your projects.
-    Projects {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Chat with the agent in a project (a new thread, or THREAD): each
-    /// line is a message; runs stream live; the agent's questions and
-    /// approvals are answered by the next line.
-    Chat { project: String, thread: Option<String> },
-    /// Give the agent a task and, with `--wait`, print its answer.
-    Run {
-        project: String,
-        task: String,
-        /// Go on in this thread; a new one otherwise.
-        #[arg(long)]
-        thread: Option<String>,
-        /// `provider/model`.
-        #[arg(long)]
-        model: Option<String>,
-        /// Wait for the run to end and print its answer.
-        #[arg(long)]
-        wait: bool,
-        /// Seconds to wait (at most 3600).
-        #[arg(long, default_value_t = 600)]
-        timeout: u64,
-        /// Print the server's answer as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// A project's library.
-    Files {
-        #[command(subcommand)]
-        command: client::FilesCommand,
-        #[arg(long, global = true)]
-        json: bool,
-    },
-    /// Your API keys.
-    Keys {
-        #[command(subcommand)]
-        command: client::KeysCommand,
-        #[arg(long, global = true)]
-        json: bool,
-    },
+    /// The client's commands: talk to a Cairn server.
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,8 +100,8 @@ impl From<anyhow::Error> for Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(code) = client_command(&cli.command) {
-        return code;
+    if let Command::Client(command) = cli.command {
+        return client::main(command);
     }
     let result = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime.block_on(run(cli)),
@@ -173,35 +118,6 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// Runs a client command (they talk to a server and need no
-/// configuration); `None` for the server's own commands.
-fn client_command(command: &Command) -> Option<ExitCode> {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("cairn: cannot start the async runtime: {error}");
-            return Some(ExitCode::from(1));
-        }
-    };
-    let result = runtime.block_on(async {
-        match command {
-            Command::Login { server, email, api_key } => Some(client::login(server, email.as_deref(), *api_key).await),
-            Command::Logout => Some(client::logout()),
-            Command::Projects { json } => Some(client::projects(*json).await),
-            Command::Chat { project, thread } => Some(client::chat(project, thread.as_deref()).await),
-            Command::Run { project, task, thread, model, wait, timeout, json } => Some(
-                client::run(project, task, thread.as_deref(), model.as_deref(), *wait, (*timeout).min(3600), *json)
-                    .await,
-            ),
-            Command::Files { command, json } => Some(client::files(command.clone(), *json).await),
-            Command::Keys { command, json } => Some(client::keys(command.clone(), *json).await),
-            _ => None,
-        }
-    })?;
-    let code = client::report(result);
-    Some(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
@@ -250,14 +166,8 @@ async fn command(command: Command, config: Config) -> Result<(), Failure> {
             db.close().await;
             Ok(())
         }
-        // Handled before the configuration is read (`client_command`).
-        Command::Login { .. }
-        | Command::Logout
-        | Command::Projects { .. }
-        | Command::Chat { .. }
-        | Command::Run { .. }
-        | Command::Files { .. }
-        | Command::Keys { .. } => Ok(()),
+        // Handled before the configuration is read (`client::main`).
+        Command::Client(_) => Ok(()),
     }
 }
 

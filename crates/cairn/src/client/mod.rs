@@ -17,7 +17,96 @@ use serde_json::{Value, json};
 
 use api::{Api, Credentials, Failure, exit, fail};
 
-#[derive(Debug, Clone, Subcommand)]
+/// The client's commands, beside the server's in `cairn --help`.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Sign in to a Cairn server (the password, or with `--api-key` the
+    /// key, is read from standard input); saved in the config folder, 0600.
+    Login {
+        /// The server's URL, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        server: String,
+        /// Sign in as this person.
+        #[arg(long, conflicts_with = "api_key")]
+        email: Option<String>,
+        /// Sign in with a project's API key.
+        #[arg(long)]
+        api_key: bool,
+    },
+    /// Forget the saved sign-in.
+    Logout,
+    /// Your projects.
+    Projects {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Chat with the agent in a project (a new thread, or THREAD): each
+    /// line is a message; runs stream live; the agent's questions and
+    /// approvals are answered by the next line.
+    Chat { project: String, thread: Option<String> },
+    /// Give the agent a task and, with `--wait`, print its answer.
+    Run {
+        project: String,
+        task: String,
+        /// Go on in this thread; a new one otherwise.
+        #[arg(long)]
+        thread: Option<String>,
+        /// `provider/model`.
+        #[arg(long)]
+        model: Option<String>,
+        /// Wait for the run to end and print its answer.
+        #[arg(long)]
+        wait: bool,
+        /// Seconds to wait (at most 3600).
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        /// Print the server's answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A project's library.
+    Files {
+        #[command(subcommand)]
+        command: FilesCommand,
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Your API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+        #[arg(long, global = true)]
+        json: bool,
+    },
+}
+
+/// Runs a client command (it talks to a server and needs no server
+/// configuration): prints a failure as one line, and exits with its code.
+pub fn main(command: ClientCommand) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cairn: cannot start the async runtime: {error}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match command {
+            ClientCommand::Login { server, email, api_key } => login(&server, email.as_deref(), api_key).await,
+            ClientCommand::Logout => logout(),
+            ClientCommand::Projects { json } => projects(json).await,
+            ClientCommand::Chat { project, thread } => chat(&project, thread.as_deref()).await,
+            ClientCommand::Run { project, task, thread, model, wait, timeout, json } => {
+                run(&project, &task, thread.as_deref(), model.as_deref(), wait, timeout.min(3600), json).await
+            }
+            ClientCommand::Files { command, json } => files(command, json).await,
+            ClientCommand::Keys { command, json } => keys(command, json).await,
+        }
+    });
+    std::process::ExitCode::from(u8::try_from(report(result)).unwrap_or(1))
+}
+
+#[derive(Debug, Subcommand)]
 pub enum FilesCommand {
     /// A folder's files and sub-folders.
     Ls {
@@ -41,7 +130,7 @@ pub enum FilesCommand {
     },
 }
 
-#[derive(Debug, Clone, Subcommand)]
+#[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Your API keys (without secrets).
     Ls,
@@ -454,7 +543,7 @@ pub async fn keys(command: KeysCommand, as_json: bool) -> Result<(), Failure> {
 }
 
 /// Prints a failure and gives its exit code.
-pub fn report(result: Result<(), Failure>) -> i32 {
+fn report(result: Result<(), Failure>) -> i32 {
     match result {
         Ok(()) => 0,
         Err(failure) => {
