@@ -83,9 +83,7 @@ impl Api {
 
     /// A JSON request as `token`; the status and the JSON answer (null when none).
     async fn send(&self, method: reqwest::Method, token: String, path: &str, body: Value) -> (u16, Value) {
-        let url = format!("{}{path}", self.base);
-        let response = self.client.request(method, url).bearer_auth(token).json(&body).send().await.unwrap();
-        (response.status().as_u16(), response.json().await.unwrap_or_default())
+        support::send_json(&self.client, method, &format!("{}{path}", self.base), &token, Some(body)).await
     }
 
     async fn patch(&self, token: &str, path: &str, body: Value) -> (u16, Value) {

@@ -299,13 +299,18 @@ impl Reply {
     }
 
     fn chunk(&self, delta: Delta, finish_reason: Option<&'static str>) -> SseEvent {
+        self.frame(vec![ChunkChoice { index: 0, delta, finish_reason }], None)
+    }
+
+    /// One `chat.completion.chunk` event.
+    fn frame(&self, choices: Vec<ChunkChoice>, usage: Option<CompletionUsage>) -> SseEvent {
         let chunk = ChatCompletionChunk {
             id: self.id.clone(),
             object: "chat.completion.chunk",
             created: self.created,
             model: self.model.clone(),
-            choices: vec![ChunkChoice { index: 0, delta, finish_reason }],
-            usage: None,
+            choices,
+            usage,
         };
         SseEvent::default().data(serde_json::to_string(&chunk).unwrap_or_default())
     }
@@ -343,15 +348,7 @@ impl Reply {
             self.chunk(Delta::default(), Some("stop")),
         ];
         if let Some(usage) = usage {
-            let chunk = ChatCompletionChunk {
-                id: self.id.clone(),
-                object: "chat.completion.chunk",
-                created: self.created,
-                model: self.model.clone(),
-                choices: Vec::new(),
-                usage: Some(usage),
-            };
-            events.push(SseEvent::default().data(serde_json::to_string(&chunk).unwrap_or_default()));
+            events.push(self.frame(Vec::new(), Some(usage)));
         }
         events.push(SseEvent::default().data("[DONE]"));
         events
