@@ -6,34 +6,15 @@
 
 mod support;
 
-use cairn_config::Config;
-use cairn_testkit::{Reply, ScriptedLlm, TempDir};
+use cairn_testkit::Reply;
 use serde_json::{Value, json};
 
-struct Api {
-    base: String,
-    client: reqwest::Client,
-    owner: String,
-    key: String,
-    viewer_key: String,
-    _llm: ScriptedLlm,
-    _dir: TempDir,
-}
+type Api = support::KeyedAgent;
 
 async fn start() -> Api {
-    let dir = TempDir::new("mcp-api");
-    let llm = ScriptedLlm::start(Vec::new()).await;
-    llm.set_default(Reply::Text("```python\nprint('working')\nfinal_answer('42')\n```".into()));
-    let mut config = Config::default();
-    config.llm.providers = vec![support::scripted_provider(&llm.url, vec![support::free_model("m")])];
-    config.llm.default_model = "scripted/m".into();
-    let mut state = support::sqlite_state(&dir, config).await;
-    support::with_sandboxes(&mut state, &dir, true).await;
-    let base = support::serve(state).await;
-    let client = reqwest::Client::new();
-    let ([owner, viewer, _], project) = support::owner_viewer_stranger(&client, &base, "Tools").await;
-    let [key, viewer_key] = support::editor_and_viewer_keys(&client, &base, [&owner, &viewer], &project).await;
-    Api { base, client, owner, key, viewer_key, _llm: llm, _dir: dir }
+    let api = support::KeyedAgent::start("mcp-api", &["m"]).await;
+    api.llm.set_default(Reply::Text("```python\nprint('working')\nfinal_answer('42')\n```".into()));
+    api
 }
 
 impl Api {

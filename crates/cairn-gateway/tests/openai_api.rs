@@ -7,35 +7,13 @@
 
 mod support;
 
-use cairn_config::Config;
-use cairn_testkit::{Reply, ScriptedLlm, TempDir};
+use cairn_testkit::Reply;
 use serde_json::{Value, json};
 
-struct Api {
-    base: String,
-    client: reqwest::Client,
-    owner: String,
-    /// An editor's API key for the project, and a viewer's.
-    key: String,
-    viewer_key: String,
-    llm: ScriptedLlm,
-    _dir: TempDir,
-}
+type Api = support::KeyedAgent;
 
 async fn start() -> Api {
-    let dir = TempDir::new("openai-api");
-    let llm = ScriptedLlm::start(Vec::new()).await;
-    let mut config = Config::default();
-    let models = vec![support::free_model("m"), support::free_model("n")];
-    config.llm.providers = vec![support::scripted_provider(&llm.url, models)];
-    config.llm.default_model = "scripted/m".into();
-    let mut state = support::sqlite_state(&dir, config).await;
-    support::with_sandboxes(&mut state, &dir, true).await;
-    let base = support::serve(state).await;
-    let client = reqwest::Client::new();
-    let ([owner, viewer, _], project) = support::owner_viewer_stranger(&client, &base, "Chat").await;
-    let [key, viewer_key] = support::editor_and_viewer_keys(&client, &base, [&owner, &viewer], &project).await;
-    Api { base, client, owner, key, viewer_key, llm, _dir: dir }
+    support::KeyedAgent::start("openai-api", &["m", "n"]).await
 }
 
 impl Api {

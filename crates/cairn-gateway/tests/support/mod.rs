@@ -116,6 +116,38 @@ pub async fn send_json(
     (response.status().as_u16(), response.json().await.unwrap_or_default())
 }
 
+/// A server with the agent on real parts and the scripted model, a project
+/// with an owner and a viewer, and an editor's and a viewer's API key for
+/// it: what the integration faces (OpenAI, MCP) are tested on.
+pub struct KeyedAgent {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub owner: String,
+    /// An editor's API key for the project, and a viewer's.
+    pub key: String,
+    pub viewer_key: String,
+    pub llm: cairn_testkit::ScriptedLlm,
+    pub dir: TempDir,
+}
+
+impl KeyedAgent {
+    /// Served on `models` of the scripted provider (the first the default).
+    pub async fn start(name: &str, models: &[&str]) -> KeyedAgent {
+        let dir = TempDir::new(name);
+        let llm = cairn_testkit::ScriptedLlm::start(Vec::new()).await;
+        let mut config = Config::default();
+        config.llm.providers = vec![scripted_provider(&llm.url, models.iter().map(|m| free_model(m)).collect())];
+        config.llm.default_model = format!("scripted/{}", models[0]);
+        let mut state = sqlite_state(&dir, config).await;
+        with_sandboxes(&mut state, &dir, true).await;
+        let base = serve(state).await;
+        let client = reqwest::Client::new();
+        let ([owner, viewer, _], project) = owner_viewer_stranger(&client, &base, name).await;
+        let [key, viewer_key] = editor_and_viewer_keys(&client, &base, [&owner, &viewer], &project).await;
+        KeyedAgent { base, client, owner, key, viewer_key, llm, dir }
+    }
+}
+
 /// An editor's API key made by `owner` and a viewer's made by `viewer`,
 /// both for `project`.
 pub async fn editor_and_viewer_keys(
