@@ -106,3 +106,7 @@ id_type!(
     /// An MCP server a project's agent may use.
     McpServerId
 );
+id_type!(
+    /// A deletion of a thread or a project, worked in the background.
+    DeletionId
+);

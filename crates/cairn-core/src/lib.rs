@@ -10,6 +10,7 @@ pub mod bus;
 mod error;
 pub mod hooks;
 mod ids;
+pub mod lifecycle;
 pub mod model;
 pub mod net;
 pub mod sandbox;
@@ -19,8 +20,8 @@ pub mod trace;
 
 pub use error::{Dependency, Error, Result};
 pub use ids::{
-    ApiKeyId, AuditId, ConnectionId, DeliveryId, FileId, McpServerId, MemoryId, MessageId, ProjectId, RunId, SandboxId,
-    ScheduleId, SessionId, ThreadId, UserId, WebhookId,
+    ApiKeyId, AuditId, ConnectionId, DeletionId, DeliveryId, FileId, McpServerId, MemoryId, MessageId, ProjectId,
+    RunId, SandboxId, ScheduleId, SessionId, ThreadId, UserId, WebhookId,
 };
 
 /// The version of Cairn, shared by every crate and shown by `cairn version`.

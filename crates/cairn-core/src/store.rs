@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::hooks::{Attempt, Delivery, McpServer, NewWebhook, Webhook, WebhookUpdate};
+use crate::lifecycle::{Deletion, DeletionKind};
 use crate::model::{
     ApiKey, AuditEntry, Checkpoint, Event, Fence, FileRecord, Membership, MemoryChunk, Message, ModelConnection,
     ModelConnectionUpdate, ModelUsage, NewApiKey, NewAuditEntry, NewCheckpoint, NewEvent, NewFile, NewMemoryChunk,
@@ -15,8 +16,8 @@ use crate::model::{
 use crate::sandbox::{HostReport, Placement, SandboxHost};
 use crate::schedule::{NewSchedule, Schedule, ScheduleUpdate};
 use crate::{
-    ApiKeyId, ConnectionId, DeliveryId, FileId, McpServerId, ProjectId, Result, RunId, SandboxId, ScheduleId,
-    SessionId, ThreadId, UserId, WebhookId,
+    ApiKeyId, ConnectionId, DeletionId, DeliveryId, FileId, McpServerId, ProjectId, Result, RunId, SandboxId,
+    ScheduleId, SessionId, ThreadId, UserId, WebhookId,
 };
 
 #[async_trait]
@@ -352,6 +353,47 @@ pub trait McpServerRepo: Send + Sync {
     async fn remove_mcp_server(&self, project: ProjectId, id: McpServerId) -> Result<()>;
 }
 
+/// Deleting threads, projects and accounts. A deletion hides its target at
+/// once (every read of the repositories skips it) and queues a job that a
+/// background worker claims with a lease, like a webhook delivery: a worker
+/// that dies mid-way leaves the job to the next once the lease runs out.
+/// Every purge is idempotent, so a job done twice in part is harmless.
+#[async_trait]
+pub trait LifecycleRepo: Send + Sync {
+    /// Hides the thread or project `target` and queues its deletion, in one
+    /// transaction. `NotFound` if it does not exist or is already deleted.
+    async fn request_deletion(&self, kind: DeletionKind, target: uuid::Uuid, requested_by: UserId) -> Result<Deletion>;
+    async fn deletion(&self, id: DeletionId) -> Result<Deletion>;
+    /// Takes the oldest deletion that is pending, or running under a lease
+    /// that ran out, for `lease`, counting the attempt.
+    async fn claim_deletion(&self, lease: std::time::Duration) -> Result<Option<Deletion>>;
+    /// Records progress and extends the lease by `lease` from now.
+    async fn deletion_progress(&self, id: DeletionId, done: i64, total: i64, lease: std::time::Duration) -> Result<()>;
+    /// Gives the job back after a failure: due again once `retry_in` passed.
+    async fn deletion_failed(&self, id: DeletionId, error: String, retry_in: std::time::Duration) -> Result<()>;
+    async fn finish_deletion(&self, id: DeletionId) -> Result<Deletion>;
+    /// Every thread of the project, hidden ones included.
+    async fn project_thread_ids(&self, project: ProjectId) -> Result<Vec<ThreadId>>;
+    /// Removes the thread's rows: messages, events, runs, checkpoints, lanes,
+    /// schedules posting to it, the memory its runs kept. What its runs
+    /// spent is kept, by member and month, so budgets still count it. Files
+    /// its runs saved stay in the library. Nothing to do: `Ok`.
+    async fn purge_thread(&self, thread: ThreadId) -> Result<()>;
+    /// Removes the project's rows (its threads must be purged first) and
+    /// everything that hangs off it; its service accounts are deleted as
+    /// accounts are. Nothing to do: `Ok`.
+    async fn purge_project(&self, project: ProjectId) -> Result<()>;
+    /// Deletes an account: its e-mail, name and password are erased (the row
+    /// stays, as "Deleted user", so what it wrote keeps an author), it is
+    /// disabled, and its memberships, sessions, recovery tokens and API keys
+    /// are removed, in one transaction.
+    async fn delete_account(&self, user: UserId) -> Result<User>;
+    /// What members spent on models, by member, over every run of the
+    /// project that is gone or still stored, in US dollars: deleted threads'
+    /// spending included. With `since`, runs from then on only.
+    async fn spent_by_member(&self, project: Option<ProjectId>, user: UserId, since: OffsetDateTime) -> Result<f64>;
+}
+
 #[async_trait]
 pub trait Store:
     UserRepo
@@ -368,6 +410,7 @@ pub trait Store:
     + WebhookRepo
     + ScheduleRepo
     + McpServerRepo
+    + LifecycleRepo
     + std::fmt::Debug
 {
     /// `sqlite` or `postgres`.

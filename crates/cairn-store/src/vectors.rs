@@ -177,6 +177,40 @@ impl MemoryRepo for SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Forgets everything the project remembered. The chunks' rows would go
+    /// with the project's (a foreign key), but not their vectors in the
+    /// `vec0` tables, which know no foreign keys.
+    pub(crate) async fn forget_project_memory(&self, project: ProjectId) -> cairn_core::Result<u64> {
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.db()?;
+        let gone: Vec<(i64, i64)> =
+            sqlx::query_as("DELETE FROM memory_chunks WHERE project_id = $1 RETURNING rowid, length(embedding) / 4")
+                .bind(project.0)
+                .fetch_all(&mut *tx)
+                .await
+                .db()?;
+        for (rowid, dims) in &gone {
+            let delete = format!("DELETE FROM {} WHERE rowid = $1", vec_table(usize::try_from(*dims).unwrap_or(0)));
+            sqlx::query(sqlx::AssertSqlSafe(delete)).bind(rowid).execute(&mut *tx).await.db()?;
+        }
+        tx.commit().await.db()?;
+        Ok(gone.len() as u64)
+    }
+}
+
+impl PostgresStore {
+    /// Forgets everything the project remembered.
+    pub(crate) async fn forget_project_memory(&self, project: ProjectId) -> cairn_core::Result<u64> {
+        let done =
+            sqlx::query("DELETE FROM memory_chunks WHERE project_id = $1").bind(project.0).execute(self.pool()).await;
+        match done {
+            Ok(done) => Ok(done.rows_affected()),
+            Err(error) if no_table(&error) => Ok(0),
+            Err(error) => Err(error).db(),
+        }
+    }
+}
+
 /// Makes the PostgreSQL table (and enables pgvector) if it is not there yet.
 async fn ensure_pg_memory(pool: &sqlx::PgPool) -> cairn_core::Result<()> {
     let ddl = [

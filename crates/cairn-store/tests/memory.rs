@@ -62,6 +62,55 @@ async fn ranks_forgets_and_keeps_projects_apart(store: Arc<dyn Store>) {
     assert!(matches!(missing, Err(Error::NotFound { .. })), "{missing:?}");
 }
 
+/// Deleting a thread forgets what its runs remembered; deleting a project
+/// forgets all of its memory, another project's untouched.
+async fn deletions_forget(store: Arc<dyn Store>) -> (ProjectId, ProjectId) {
+    use cairn_core::lifecycle::DeletionKind;
+    use cairn_core::model::NewThread;
+    let mine = project(&store, "doomed").await;
+    let theirs = project(&store, "kept").await;
+    let owner = store.members(mine).await.unwrap()[0].user_id;
+    let new_thread = NewThread { project_id: mine, title: "T".into(), created_by: owner, model: None };
+    let thread = store.create_thread(new_thread).await.unwrap();
+    let from_thread = format!("thread:{}", thread.id);
+    store
+        .add_memory(vec![
+            chunk(mine, &from_thread, "said in the thread", vec![1.0, 0.0, 0.0]),
+            chunk(mine, "note", "a note", vec![0.0, 1.0, 0.0]),
+            chunk(theirs, "note", "theirs", vec![1.0, 0.0, 0.0]),
+        ])
+        .await
+        .unwrap();
+    store.request_deletion(DeletionKind::Thread, thread.id.0, owner).await.unwrap();
+    store.purge_thread(thread.id).await.unwrap();
+    let left: Vec<String> =
+        store.search_memory(mine, &[1.0, 0.0, 0.0], 10).await.unwrap().into_iter().map(|(c, _)| c.text).collect();
+    assert_eq!(left, ["a note"], "the thread's memory is forgotten, the project's note stays");
+    store.request_deletion(DeletionKind::Project, mine.0, owner).await.unwrap();
+    store.purge_project(mine).await.unwrap();
+    assert!(store.search_memory(mine, &[0.0, 1.0, 0.0], 10).await.unwrap().is_empty());
+    assert_eq!(store.search_memory(theirs, &[1.0, 0.0, 0.0], 10).await.unwrap().len(), 1);
+    (mine, theirs)
+}
+
+#[tokio::test]
+async fn deletions_forget_memory_on_sqlite_vectors_included() {
+    let dir = TempDir::new("memory");
+    let db = Database::open(&dir.sqlite_url(), &OpenOptions::default()).await.unwrap();
+    db.migrate().await.unwrap();
+    let (mine, theirs) = deletions_forget(db.store()).await;
+    let Database::Sqlite(pool) = &db else { unreachable!() };
+    // The vec0 tables know no foreign keys: the purge removes their rows itself.
+    assert_eq!(cairn_testkit::leftovers::sqlite_vectors(pool, mine.0).await, 0);
+    assert_eq!(cairn_testkit::leftovers::sqlite_vectors(pool, theirs.0).await, 1);
+}
+
+#[tokio::test]
+async fn deletions_forget_memory_on_postgres() {
+    let pg = TestPostgres::create_with_vector().await;
+    deletions_forget(open(&pg.url).await).await;
+}
+
 #[tokio::test]
 async fn memory_on_sqlite_with_sqlite_vec() {
     let dir = TempDir::new("memory");

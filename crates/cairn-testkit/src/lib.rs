@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+pub mod leftovers;
 mod otlp;
 mod scripted_llm;
 pub mod seed;

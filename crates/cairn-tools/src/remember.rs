@@ -35,7 +35,9 @@ impl Tool for Remember {
 
     async fn run(&self, ctx: &ToolContext, args: Args) -> Result<Value, ToolError> {
         let (memory, project) = memory_of(ctx)?;
-        let kept = memory.remember(project, Some(ctx.user), "note", args.str("text")?).await.map_err(tool_error)?;
+        // Kept under its thread's name, so deleting the thread forgets it.
+        let source = ctx.thread.map_or_else(|| "note".to_owned(), |thread| format!("thread:{thread}"));
+        let kept = memory.remember(project, Some(ctx.user), &source, args.str("text")?).await.map_err(tool_error)?;
         Ok(json!({ "chunks": kept.len() }))
     }
 }

@@ -5,26 +5,30 @@
 //!
 //! Each repository's impl is a macro of its own file (`users.rs`,
 //! `credentials.rs`, `files.rs`, `projects.rs`, `threads.rs`, `runs.rs`,
-//! `audit.rs`), and `sql_store!` expands them all here, once a backend: the
+//! `audit.rs`, `lifecycle.rs`), and `sql_store!` expands them all here, once a backend: the
 //! names their bodies use are therefore imported here, and the column lists
 //! their SQL splices in are the macros below.
 
 mod audit;
 mod credentials;
 mod files;
+mod lifecycle;
 mod projects;
 mod runs;
 mod threads;
 mod users;
 
 use async_trait::async_trait;
+use cairn_core::lifecycle::{Deletion, DeletionKind};
 use cairn_core::model::{
     ApiKey, AuditEntry, Checkpoint, Event, Fence, FileRecord, Membership, Message, NewApiKey, NewAuditEntry,
     NewCheckpoint, NewEvent, NewFile, NewMessage, NewProject, NewRefreshToken, NewRun, NewThread, NewUser, Project,
     ProjectUpdate, RefreshOutcome, Role, Run, RunStatus, Thread, User,
 };
-use cairn_core::store::{AuditRepo, CredentialRepo, FileRepo, ProjectRepo, RunRepo, Store, ThreadRepo, UserRepo};
-use cairn_core::{ApiKeyId, AuditId, FileId, MessageId, ProjectId, RunId, SessionId, ThreadId, UserId};
+use cairn_core::store::{
+    AuditRepo, CredentialRepo, FileRepo, LifecycleRepo, MemoryRepo, ProjectRepo, RunRepo, Store, ThreadRepo, UserRepo,
+};
+use cairn_core::{ApiKeyId, AuditId, DeletionId, FileId, MessageId, ProjectId, RunId, SessionId, ThreadId, UserId};
 use sqlx::types::Json;
 use sqlx::{PgPool, SqlitePool};
 use time::OffsetDateTime;
@@ -197,6 +201,7 @@ macro_rules! sql_store {
         threads::thread_repo!($name);
         runs::run_repo!($name);
         audit::audit_repo!($name);
+        lifecycle::lifecycle_repo!($name);
     };
 }
 

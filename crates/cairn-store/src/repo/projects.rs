@@ -33,7 +33,7 @@ macro_rules! project_repo {
             }
 
             async fn project(&self, id: ProjectId) -> cairn_core::Result<Project> {
-                let sql = concat!("SELECT ", project_columns!(), " FROM projects p WHERE p.id = $1");
+                let sql = concat!("SELECT ", project_columns!(), " FROM projects p WHERE p.id = $1 AND p.deleted_at IS NULL");
                 let row: ProjectRow =
                     sqlx::query_as(sql).bind(id.0).fetch_one(&self.pool).await.db_entity("project")?;
                 Ok(row.into())
@@ -57,8 +57,9 @@ macro_rules! project_repo {
 
             async fn project_cost(&self, id: ProjectId) -> cairn_core::Result<f64> {
                 let spent: Option<f64> = sqlx::query_scalar(
-                    "SELECT CAST(SUM(r.cost_usd) AS DOUBLE PRECISION) FROM runs r \
-                     JOIN threads t ON t.id = r.thread_id WHERE t.project_id = $1",
+                    "SELECT CAST(COALESCE((SELECT SUM(r.cost_usd) FROM runs r JOIN threads t ON t.id = r.thread_id \
+                     WHERE t.project_id = $1), 0) + COALESCE((SELECT SUM(cost_usd) FROM spend_carried \
+                     WHERE project_id = $1), 0) AS DOUBLE PRECISION)",
                 )
                 .bind(id.0)
                 .fetch_one(&self.pool)
@@ -72,7 +73,7 @@ macro_rules! project_repo {
                     "SELECT ",
                     project_columns!(),
                     ", m.role FROM projects p JOIN memberships m ON m.project_id = p.id \
-                     WHERE m.user_id = $1 ORDER BY p.id"
+                     WHERE m.user_id = $1 AND p.deleted_at IS NULL ORDER BY p.id"
                 );
                 let rows: Vec<ProjectRoleRow> = sqlx::query_as(sql).bind(user.0).fetch_all(&self.pool).await.db()?;
                 rows.into_iter().map(ProjectRoleRow::into_domain).collect()
@@ -109,7 +110,10 @@ macro_rules! project_repo {
 
             async fn member_role(&self, project: ProjectId, user: UserId) -> cairn_core::Result<Option<Role>> {
                 let role: Option<String> =
-                    sqlx::query_scalar("SELECT role FROM memberships WHERE project_id = $1 AND user_id = $2")
+                    sqlx::query_scalar(
+                        "SELECT m.role FROM memberships m JOIN projects p ON p.id = m.project_id \
+                         WHERE m.project_id = $1 AND m.user_id = $2 AND p.deleted_at IS NULL",
+                    )
                         .bind(project.0)
                         .bind(user.0)
                         .fetch_optional(&self.pool)

@@ -74,20 +74,27 @@ macro_rules! thread_repo {
             }
 
             async fn thread(&self, id: ThreadId) -> cairn_core::Result<Thread> {
-                let sql = concat!("SELECT ", thread_columns!(), " FROM threads WHERE id = $1");
+                let sql = concat!("SELECT ", thread_columns!(), " FROM threads WHERE id = $1 AND deleted_at IS NULL");
                 let row: ThreadRow = sqlx::query_as(sql).bind(id.0).fetch_one(&self.pool).await.db_entity("thread")?;
                 Ok(row.into())
             }
 
             async fn rename_thread(&self, id: ThreadId, title: String) -> cairn_core::Result<Thread> {
-                let sql = concat!("UPDATE threads SET title = $2 WHERE id = $1 RETURNING ", thread_columns!());
+                let sql = concat!(
+                    "UPDATE threads SET title = $2 WHERE id = $1 AND deleted_at IS NULL RETURNING ",
+                    thread_columns!()
+                );
                 let row: ThreadRow =
                     sqlx::query_as(sql).bind(id.0).bind(title).fetch_one(&self.pool).await.db_entity("thread")?;
                 Ok(row.into())
             }
 
             async fn threads(&self, project: ProjectId) -> cairn_core::Result<Vec<Thread>> {
-                let sql = concat!("SELECT ", thread_columns!(), " FROM threads WHERE project_id = $1 ORDER BY id DESC");
+                let sql = concat!(
+                    "SELECT ",
+                    thread_columns!(),
+                    " FROM threads WHERE project_id = $1 AND deleted_at IS NULL ORDER BY id DESC"
+                );
                 let rows: Vec<ThreadRow> = sqlx::query_as(sql).bind(project.0).fetch_all(&self.pool).await.db()?;
                 Ok(rows.into_iter().map(Thread::from).collect())
             }

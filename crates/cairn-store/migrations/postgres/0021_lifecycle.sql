@@ -1,0 +1,36 @@
+-- Deleting threads, projects and accounts. A deleted thread or project is
+-- hidden at once (deleted_at) and removed by a deletion job that a
+-- background worker claims with a lease; a deleted account keeps its row,
+-- erased, so what it wrote keeps an author.
+ALTER TABLE threads ADD COLUMN deleted_at TIMESTAMPTZ;
+ALTER TABLE projects ADD COLUMN deleted_at TIMESTAMPTZ;
+ALTER TABLE users ADD COLUMN deleted_at TIMESTAMPTZ;
+
+CREATE TABLE deletions (
+    id           UUID PRIMARY KEY,
+    kind         TEXT NOT NULL CHECK (kind IN ('thread', 'project')),
+    target       UUID NOT NULL,
+    project_id   UUID NOT NULL,
+    requested_by UUID NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done')),
+    steps_done   BIGINT NOT NULL DEFAULT 0,
+    steps_total  BIGINT NOT NULL DEFAULT 0,
+    attempts     BIGINT NOT NULL DEFAULT 0,
+    last_error   TEXT,
+    due_at       TIMESTAMPTZ NOT NULL,
+    leased_until TIMESTAMPTZ,
+    created_at   TIMESTAMPTZ NOT NULL,
+    finished_at  TIMESTAMPTZ
+);
+CREATE INDEX deletions_open ON deletions (due_at) WHERE status <> 'done';
+
+-- What the runs of deleted threads spent, by project, member and month, so
+-- budgets keep counting it (no foreign keys: it outlives the project).
+CREATE TABLE spend_carried (
+    project_id  UUID NOT NULL,
+    user_id     UUID NOT NULL,
+    month_start TIMESTAMPTZ NOT NULL,
+    cost_usd    DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (project_id, user_id, month_start)
+);
+CREATE INDEX spend_carried_by_user ON spend_carried (user_id, month_start);
