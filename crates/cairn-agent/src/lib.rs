@@ -5,6 +5,7 @@
 
 pub mod budget;
 pub mod codeact;
+pub mod deletions;
 pub mod events;
 mod figures;
 pub mod graph;

@@ -34,6 +34,10 @@ pub enum Error {
     /// A field is out of bounds (name length, expiry in the past…): 422 `invalid_input`.
     #[error("{0}")]
     InvalidInput(String),
+    /// An account to delete owns projects alone and the request did not say
+    /// what becomes of them: 409 `sole_owner`.
+    #[error("{0}")]
+    SoleOwner(String),
     /// The store or bus failed; the gateway maps it like any backend error.
     #[error(transparent)]
     Backend(#[from] cairn_core::Error),

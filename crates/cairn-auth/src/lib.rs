@@ -24,6 +24,6 @@ pub use error::{Error, Result};
 pub use keyring::KeyRing;
 pub use keys::{SigningKeys, write_private};
 pub use password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
-pub use service::{Auth, IssuedKey, MemberRef, ServiceAccount, Session};
+pub use service::{AccountDeleted, Auth, IssuedKey, MemberRef, ServiceAccount, Session};
 pub use throttle::{Limit, RateLimitStatus};
 pub use tokens::AccessClaims;

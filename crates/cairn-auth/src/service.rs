@@ -22,7 +22,10 @@ use crate::tokens::{self, AccessClaims};
 use crate::users::{self, UserCache};
 use crate::{Error, Result, SigningKeys, password};
 
+mod lifecycle;
 mod service_accounts;
+
+pub use lifecycle::AccountDeleted;
 
 pub use service_accounts::ServiceAccount;
 

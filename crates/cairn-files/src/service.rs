@@ -362,6 +362,24 @@ impl Files {
         Ok(removed)
     }
 
+    /// Deletes every object stored for the project (every version of every
+    /// file, and any an interrupted upload left), for a project's deletion;
+    /// how many went.
+    pub async fn delete_project_objects(&self, project: ProjectId) -> Result<u64> {
+        let store = &self.inner.objects.store;
+        let prefix = ObjectPath::from(format!("projects/{project}/"));
+        let mut listed = store.list(Some(&prefix));
+        let mut deleted = 0;
+        while let Some(meta) = listed.next().await {
+            let meta = meta?;
+            match store.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Streams the newest version of a path, for callers that already
     /// authorized the access (the agent's tools, working for a run in the
     /// project). `NotFound` when nothing is stored there.
@@ -446,6 +464,9 @@ impl Files {
         if record.object_key != claims.k {
             return Err(Error::LinkInvalid("this download link is not valid"));
         }
+        // A deleted project's files are not served, even before its
+        // deletion job removed them.
+        self.inner.store.project(record.project_id).await?;
         self.stream(record, range).await
     }
 

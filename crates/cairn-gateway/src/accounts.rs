@@ -22,7 +22,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(logout))
         .routes(routes!(forgot_password))
         .routes(routes!(reset_password))
-        .routes(routes!(me))
+        .routes(routes!(me, crate::lifecycle::delete_me))
         .routes(routes!(change_password))
 }
 

@@ -11,7 +11,10 @@ use crate::wire::{AuditEntryResponse, GlobalRole, UserResponse};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_users)).routes(routes!(update_user)).routes(routes!(audit_log))
+    OpenApiRouter::new()
+        .routes(routes!(list_users))
+        .routes(routes!(update_user, crate::lifecycle::delete_user))
+        .routes(routes!(audit_log))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

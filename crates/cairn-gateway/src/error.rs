@@ -76,6 +76,9 @@ pub enum ApiError {
     InvalidGrant { detail: String },
     #[error("an account with this e-mail exists")]
     EmailTaken,
+    /// 409 with a code of its own: the request cannot be done as things stand.
+    #[error("{detail}")]
+    Refused { code: &'static str, detail: String },
     /// 413: the project's storage quota would be exceeded.
     #[error("{detail}")]
     QuotaExceeded { detail: String },
@@ -141,6 +144,7 @@ impl ApiError {
             ApiError::Invalid { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code, "Invalid input"),
             ApiError::InvalidGrant { .. } => (StatusCode::BAD_REQUEST, "invalid_grant", "Invalid grant"),
             ApiError::EmailTaken => (StatusCode::CONFLICT, "email_taken", "Conflict"),
+            ApiError::Refused { code, .. } => (StatusCode::CONFLICT, code, "Conflict"),
             ApiError::QuotaExceeded { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded", "Quota exceeded"),
             ApiError::UploadInterrupted { .. } => (StatusCode::BAD_REQUEST, "upload_interrupted", "Upload interrupted"),
             ApiError::LinkInvalid { .. } => (StatusCode::FORBIDDEN, "link_invalid", "Forbidden"),
@@ -221,6 +225,7 @@ impl From<cairn_auth::Error> for ApiError {
             E::Forbidden(detail) => ApiError::Forbidden { detail: detail.to_owned() },
             E::Throttled { retry_after } => ApiError::RateLimited { retry_after: retry_after.as_secs().max(1) },
             E::InvalidInput(detail) => ApiError::Invalid { code: "invalid_input", detail },
+            E::SoleOwner(detail) => ApiError::Refused { code: "sole_owner", detail },
             E::Backend(error) => error.into(),
             E::Mail(detail) => {
                 tracing::error!(%detail, "mail failed");

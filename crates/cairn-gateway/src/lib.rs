@@ -16,6 +16,7 @@ mod error;
 mod files;
 mod health;
 mod keys;
+mod lifecycle;
 mod mcp;
 mod mcp_servers;
 mod memory;
@@ -183,6 +184,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(memory::routes())
         .merge(threads::routes())
         .merge(admin::routes())
+        .merge(lifecycle::routes())
         .merge(connections::routes());
     OpenApiRouter::with_openapi(openapi::base())
         .merge(health::routes())

@@ -18,7 +18,7 @@ use crate::{ApiError, ApiJson, AppState, Problem};
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_project, list_projects))
-        .routes(routes!(get_project, update_project))
+        .routes(routes!(get_project, update_project, crate::lifecycle::delete_project))
         .routes(routes!(set_project_model))
         .routes(routes!(list_members, add_member))
         .routes(routes!(change_member, remove_member))

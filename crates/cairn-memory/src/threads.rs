@@ -57,6 +57,23 @@ impl ThreadCache {
         Ok(messages)
     }
 
+    /// The thread was deleted: its cached list and generation go now (lists
+    /// of older generations are never asked for again and expire).
+    pub async fn forget(&self, thread: ThreadId) {
+        let generation = match self.cache.get(&generation_key(thread)).await {
+            Ok(found) => found.map(|g| String::from_utf8_lossy(&g).into_owned()).unwrap_or_else(|| "0".into()),
+            Err(error) => {
+                tracing::warn!(%error, "a deleted thread's cached messages could not be removed; they expire soon");
+                return;
+            }
+        };
+        for key in [format!("thread:{thread}:messages:{generation}"), generation_key(thread)] {
+            if let Err(error) = self.cache.delete(&key).await {
+                tracing::warn!(%error, "a deleted thread's cached messages could not be removed; they expire soon");
+            }
+        }
+    }
+
     /// A message was stored in the thread: lists cached before are not read
     /// again.
     pub async fn changed(&self, thread: ThreadId) {

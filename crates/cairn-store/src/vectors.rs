@@ -212,7 +212,12 @@ impl PostgresStore {
 }
 
 /// Makes the PostgreSQL table (and enables pgvector) if it is not there yet.
+/// Under a transaction-scoped advisory lock: two first uses at once (a note
+/// and a file's indexing) would otherwise race in `IF NOT EXISTS` and one
+/// fail on a duplicate catalog entry.
 async fn ensure_pg_memory(pool: &sqlx::PgPool) -> cairn_core::Result<()> {
+    let mut tx = pool.begin().await.db()?;
+    sqlx::query("SELECT pg_advisory_xact_lock(7243020517)").execute(&mut *tx).await.db()?;
     let ddl = [
         "CREATE EXTENSION IF NOT EXISTS vector",
         "CREATE TABLE IF NOT EXISTS memory_chunks (id UUID PRIMARY KEY, \
@@ -221,7 +226,7 @@ async fn ensure_pg_memory(pool: &sqlx::PgPool) -> cairn_core::Result<()> {
         "CREATE INDEX IF NOT EXISTS memory_chunks_project ON memory_chunks (project_id, source)",
     ];
     for statement in ddl {
-        if let Err(error) = sqlx::query(statement).execute(pool).await {
+        if let Err(error) = sqlx::query(statement).execute(&mut *tx).await {
             let missing = error.as_database_error().is_some_and(|e| {
                 matches!(e.code().as_deref(), Some("0A000" | "58P01" | "42704")) || e.message().contains("vector")
             });
@@ -234,7 +239,7 @@ async fn ensure_pg_memory(pool: &sqlx::PgPool) -> cairn_core::Result<()> {
             return Err(error).db();
         }
     }
-    Ok(())
+    tx.commit().await.db()
 }
 
 /// Nothing was ever remembered here: no table yet (or not even pgvector's type).

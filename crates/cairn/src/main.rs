@@ -350,6 +350,21 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
     if role != ServerRole::Gateway {
         webhooks.start();
     }
+    // Deletions of threads and projects are worked where runs are (their
+    // sandboxes are reachable there), one process at a time each.
+    if role != ServerRole::Gateway {
+        let sandboxes = tools.as_ref().map(|runner| runner.services.sandboxes.clone());
+        let cache = bus.cache.clone();
+        cairn_agent::deletions::Deleter::new(
+            store.clone(),
+            runs.clone(),
+            sandboxes,
+            files.clone(),
+            cache,
+            Duration::from_secs(1),
+        )
+        .start();
+    }
     // Processes that work runs hand them back when they stop (a gateway's
     // runs have no worker: draining them is immediate).
     let draining = runs.clone();

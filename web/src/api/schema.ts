@@ -7,6 +7,15 @@ export type AcceptedResponse = {
   status: string;
 };
 
+export type AccountDeletedResponse = {
+  /** The deletions of the projects that were to go. */
+  deletions: DeletionResponse[];
+  /** Projects handed over: project id to new owner. */
+  handed_over: Record<string, UserId>;
+  /** The account as it now is: erased and disabled. */
+  user: UserResponse;
+};
+
 export type AddMcpServerRequest = {
   /** A short name (`[a-z][a-z0-9_]*`, up to 32): its tools are `mcp_<name>_<tool>` in the kernel. */
   name: string;
@@ -340,6 +349,40 @@ export type CreatedApiKeyResponse = ApiKeyResponse & {
   /** The key to send as `Authorization: Bearer …`. Shown only now: Cairn keeps only its hash. */
   token: string;
 };
+
+export type DeleteAccountRequest = {
+  /** The account's password (deleting one's own account). */
+  password?: string | null;
+  /** For each project the account owns alone: `"delete"`, or `{"hand_over_to": "<member's id>"}`. Every such project must be named. */
+  projects?: Record<string, SoleOwnedChoice>;
+};
+
+/** A deletion of a thread or a project, worked in the background. */
+export type DeletionId = string;
+
+/** What a deletion removes. */
+export type DeletionKind = "thread" | "project";
+
+export type DeletionResponse = {
+  /** How many times a worker took the job up (more than one after a restart or a failure). */
+  attempts: number;
+  created_at: string;
+  finished_at?: string | null;
+  id: DeletionId;
+  kind: DeletionKind;
+  /** Why the last attempt failed; it is tried again. */
+  last_error?: string | null;
+  project_id: ProjectId;
+  status: DeletionStatus;
+  /** Steps done of `steps_total` (a project counts one per thread, then its sandboxes, its files and its records); 0 of 0 until a worker took the job up. */
+  steps_done: number;
+  steps_total: number;
+  /** The thread's or the project's id. */
+  target: string;
+};
+
+/** Where a deletion stands. */
+export type DeletionStatus = "pending" | "running" | "done";
 
 /** One message to a webhook endpoint (its `webhook-id`), tried until delivered. */
 export type DeliveryId = string;
@@ -907,6 +950,12 @@ export type ServiceAccountResponse = {
   role: Role;
 };
 
+/** What becomes of a project the account owns alone. */
+export type SoleOwnedChoice = "delete" | {
+  /** Make this member its owner. */
+  hand_over_to: UserId;
+};
+
 export type StatusChanged = {
   /** `succeeded`: the answer. */
   answer?: string | null;
@@ -1164,8 +1213,12 @@ export interface Operations {
   create_webhook: 'POST /api/v1/projects/{project_id}/webhooks';
   delete_account: 'DELETE /api/v1/projects/{project_id}/service-accounts/{account_id}';
   delete_connection: 'DELETE /api/v1/admin/connections/{connection_id}';
+  delete_me: 'DELETE /api/v1/me';
   delete_path: 'DELETE /api/v1/projects/{project_id}/files';
+  delete_project: 'DELETE /api/v1/projects/{project_id}';
   delete_schedule: 'DELETE /api/v1/projects/{project_id}/schedules/{schedule_id}';
+  delete_thread: 'DELETE /api/v1/threads/{thread_id}';
+  delete_user: 'DELETE /api/v1/admin/users/{user_id}';
   delete_webhook: 'DELETE /api/v1/projects/{project_id}/webhooks/{webhook_id}';
   edit_plan: 'PUT /api/v1/runs/{run_id}/plan';
   events: 'GET /api/v1/threads/{thread_id}/events';
@@ -1174,6 +1227,7 @@ export interface Operations {
   forgot_password: 'POST /api/v1/auth/password/forgot';
   fork_run: 'POST /api/v1/runs/{run_id}/fork';
   get_content: 'GET /api/v1/projects/{project_id}/files/{file_id}/content';
+  get_deletion: 'GET /api/v1/deletions/{deletion_id}';
   get_file: 'GET /api/v1/projects/{project_id}/files/{file_id}';
   get_mcp: 'GET /mcp';
   get_project: 'GET /api/v1/projects/{project_id}';

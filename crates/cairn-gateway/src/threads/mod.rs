@@ -30,7 +30,7 @@ use crate::{ApiError, ApiJson, AppState, Problem};
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_thread, list_threads))
-        .routes(routes!(get_thread, rename_thread))
+        .routes(routes!(get_thread, rename_thread, crate::lifecycle::delete_thread))
         .routes(routes!(crate::presence::typing))
         .routes(routes!(messages::post_message, messages::list_messages))
         .routes(routes!(runs::get_run))

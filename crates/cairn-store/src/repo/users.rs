@@ -77,12 +77,18 @@ macro_rules! user_repo {
             }
 
             async fn set_disabled(&self, user: UserId, disabled: bool) -> cairn_core::Result<User> {
-                let sql = concat!("UPDATE users SET disabled = $2 WHERE id = $1 RETURNING ", user_columns!());
+                let sql = concat!(
+                    "UPDATE users SET disabled = $2 WHERE id = $1 AND deleted_at IS NULL RETURNING ",
+                    user_columns!()
+                );
                 self.update_user(sql, user, disabled).await
             }
 
             async fn set_admin(&self, user: UserId, is_admin: bool) -> cairn_core::Result<User> {
-                let sql = concat!("UPDATE users SET is_admin = $2 WHERE id = $1 RETURNING ", user_columns!());
+                let sql = concat!(
+                    "UPDATE users SET is_admin = $2 WHERE id = $1 AND deleted_at IS NULL RETURNING ",
+                    user_columns!()
+                );
                 self.update_user(sql, user, is_admin).await
             }
 

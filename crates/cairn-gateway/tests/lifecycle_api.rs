@@ -1,0 +1,248 @@
+//! Deleting a thread, a project and an account through the API, on SQLite
+//! with local storage and on PostgreSQL (pgvector) with S3: what is deleted
+//! is gone from every answer at once, and once the background job is done
+//! nothing of it is left — rows (read in the database directly), objects
+//! (listed in the object store), sandboxes and memory.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_config::Config;
+use cairn_core::bus::QueueOptions;
+use cairn_core::sandbox::Sandboxes;
+use cairn_gateway::AppState;
+use cairn_store::Database;
+use cairn_testkit::leftovers::{Pool, leftovers};
+use cairn_testkit::{Reply, S3Server, ScriptedLlm, TempDir, TestPostgres};
+use futures::StreamExt;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+struct World {
+    base: String,
+    client: reqwest::Client,
+    owner: String,
+    viewer: String,
+    project: String,
+    state: AppState,
+    db: Database,
+    sandboxes: Arc<dyn Sandboxes>,
+    llm: ScriptedLlm,
+    _dir: TempDir,
+    _pg: Option<TestPostgres>,
+    _s3: Option<S3Server>,
+}
+
+async fn world(db: Database, dir: TempDir, pg: Option<TestPostgres>, s3: Option<S3Server>) -> World {
+    db.migrate().await.unwrap();
+    let llm = ScriptedLlm::start(Vec::new()).await;
+    let mut config = Config { data_dir: dir.path.clone(), ..Config::default() };
+    config.llm.providers = vec![support::scripted_provider(&llm.url, vec![support::free_model("m")])];
+    config.llm.default_model = "scripted/m".into();
+    config.llm.embedding_model = "scripted/embedder".into();
+    if let Some(s3) = &s3 {
+        s3.configure(&mut config.files);
+    }
+    let bus = cairn_bus::in_process(db.queue(QueueOptions::default()));
+    let mut state = support::state(config, &db, bus, &dir);
+    support::with_sandboxes(&mut state, &dir, true).await;
+    let sandboxes = state.tools.as_ref().unwrap().services.sandboxes.clone();
+    cairn_agent::deletions::Deleter::new(
+        state.store.clone(),
+        state.runs.clone(),
+        Some(sandboxes.clone()),
+        state.files.clone(),
+        state.bus.cache.clone(),
+        Duration::from_millis(100),
+    )
+    .start();
+    let base = support::serve(state.clone()).await;
+    let client = reqwest::Client::new();
+    let ([owner, viewer, _], project) = support::owner_viewer_stranger(&client, &base, "Doomed").await;
+    World { base, client, owner, viewer, project, state, db, sandboxes, llm, _dir: dir, _pg: pg, _s3: s3 }
+}
+
+async fn sqlite_local() -> World {
+    let dir = TempDir::new("lifecycle-api");
+    let db = Database::open(&dir.sqlite_url(), &cairn_store::OpenOptions::default()).await.unwrap();
+    world(db, dir, None, None).await
+}
+
+async fn postgres_s3() -> World {
+    let dir = TempDir::new("lifecycle-api");
+    let pg = TestPostgres::create_with_vector().await;
+    let db = Database::open(&pg.url, &cairn_store::OpenOptions::default()).await.unwrap();
+    world(db, dir, Some(pg), Some(S3Server::start().await)).await
+}
+
+macro_rules! on_both {
+    ($($name:ident),+ $(,)?) => {
+        mod on_sqlite_and_local_files {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::sqlite_local().await).await; })+
+        }
+        mod on_postgres_and_s3 {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::postgres_s3().await).await; })+
+        }
+    };
+}
+
+on_both!(a_deleted_thread_and_then_its_project_leave_nothing_behind);
+
+impl World {
+    async fn send(&self, method: Method, token: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        support::send_json(&self.client, method, &format!("{}/api/v1{path}", self.base), token, body).await
+    }
+
+    fn pool(&self) -> Pool<'_> {
+        match &self.db {
+            Database::Sqlite(pool) => Pool::Sqlite(pool),
+            Database::Postgres(pool) => Pool::Postgres(pool),
+        }
+    }
+
+    /// Waits for a deletion to be done; its last state.
+    async fn deleted(&self, token: &str, deletion: &str) -> Value {
+        for _ in 0..300 {
+            let (status, seen) = self.send(Method::GET, token, &format!("/deletions/{deletion}"), None).await;
+            assert_eq!(status, 200, "{seen}");
+            if seen["status"] == "done" {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("deletion {deletion} not done within 30 s");
+    }
+
+    /// The project's objects in the object store, listed there directly.
+    async fn objects(&self) -> usize {
+        let prefix = object_store::path::Path::from(format!("projects/{}/", self.project));
+        self.state.files.objects().store().list(Some(&prefix)).collect::<Vec<_>>().await.len()
+    }
+
+    async fn sandboxes_of(&self, thread: &str) -> usize {
+        let listed = self.sandboxes.list(None).await.unwrap();
+        listed.iter().filter(|s| s.thread.is_some_and(|t| t.to_string() == thread)).count()
+    }
+
+    async fn recalled(&self) -> Vec<String> {
+        let (status, found) = self.send(Method::GET, &self.owner, &self.memory_search(), None).await;
+        assert_eq!(status, 200, "{found}");
+        // Files are remembered too (in the background): only the notes count here.
+        let texts = found.as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap().to_owned());
+        texts.filter(|t| t.starts_with("The launch")).collect()
+    }
+
+    fn memory_search(&self) -> String {
+        format!("/projects/{}/memory/search?q=launch", self.project)
+    }
+}
+
+fn block(code: &str) -> Reply {
+    Reply::Text(format!("```python\n{code}\n```"))
+}
+
+async fn a_deleted_thread_and_then_its_project_leave_nothing_behind(w: World) {
+    let project = w.project.clone();
+    // The project's own things: two versions of a file, a note in memory.
+    for body in ["v1", "v2"] {
+        let url = format!("{}/api/v1/projects/{project}/files/content?path=plan.txt", w.base);
+        let put = w.client.put(url).bearer_auth(&w.owner).body(body).send().await.unwrap();
+        let status = put.status().as_u16();
+        assert_eq!(status, 201, "{}", put.text().await.unwrap());
+    }
+    let note = json!({ "text": "The launch is in May." });
+    let (status, _) = w.send(Method::POST, &w.owner, &format!("/projects/{project}/memory"), Some(note)).await;
+    assert_eq!(status, 201);
+    // A thread whose run writes in its workspace, remembers, and saves a file.
+    let (_, thread) =
+        w.send(Method::POST, &w.owner, &format!("/projects/{project}/threads"), Some(json!({ "title": "T" }))).await;
+    let thread = thread["id"].as_str().unwrap().to_owned();
+    w.llm.push(block(
+        "open('notes.txt', 'w').write('draft')\nremember(text='The launch slipped to June.')\n\
+         open('report.txt', 'w').write('done')\nsave_artifact(path='report.txt')",
+    ));
+    w.llm.push(block("final_answer('Done.')"));
+    let message = json!({ "content": "Plan the launch", "wait": true });
+    let (status, posted) = w.send(Method::POST, &w.owner, &format!("/threads/{thread}/messages"), Some(message)).await;
+    assert_eq!((status, posted["run"]["status"].as_str()), (200, Some("succeeded")), "{posted}");
+    let run = uuid::Uuid::parse_str(posted["run"]["id"].as_str().unwrap()).unwrap();
+    let thread_id = uuid::Uuid::parse_str(&thread).unwrap();
+    assert_eq!(w.sandboxes_of(&thread).await, 1, "the run's sandbox");
+    let mut recalled = w.recalled().await;
+    recalled.sort();
+    assert_eq!(recalled, ["The launch is in May.", "The launch slipped to June."]);
+    assert!(!leftovers(w.pool(), &[], &[thread_id], &[run]).await.is_empty());
+
+    // Only an owner deletes; the viewer is refused and nothing changes.
+    let (status, _) = w.send(Method::DELETE, &w.viewer, &format!("/threads/{thread}"), None).await;
+    assert_eq!(status, 403);
+    let (status, deletion) = w.send(Method::DELETE, &w.owner, &format!("/threads/{thread}"), None).await;
+    assert_eq!((status, deletion["kind"].as_str()), (202, Some("thread")), "{deletion}");
+    // Gone from every answer at once.
+    for path in
+        [format!("/threads/{thread}"), format!("/threads/{thread}/events"), format!("/threads/{thread}/messages")]
+    {
+        let (status, _) = w.send(Method::GET, &w.owner, &path, None).await;
+        assert_eq!(status, 404, "{path}");
+    }
+    let (_, threads) = w.send(Method::GET, &w.viewer, &format!("/projects/{project}/threads"), None).await;
+    assert_eq!(threads, json!([]));
+    let (status, _) = w.send(Method::DELETE, &w.owner, &format!("/threads/{thread}"), None).await;
+    assert_eq!(status, 404, "deleted once");
+    let id = deletion["id"].as_str().unwrap();
+    let (status, _) = w.send(Method::GET, &w.viewer, &format!("/deletions/{id}"), None).await;
+    assert_eq!(status, 404, "a deletion is its requester's to follow");
+
+    let done = w.deleted(&w.owner, id).await;
+    assert_eq!((done["steps_done"].as_i64(), done["steps_total"].as_i64()), (Some(1), Some(1)), "{done}");
+    assert_eq!(leftovers(w.pool(), &[], &[thread_id], &[run]).await, Vec::<String>::new());
+    assert_eq!(w.sandboxes_of(&thread).await, 0, "its sandbox and workspace are gone");
+    assert_eq!(w.recalled().await, ["The launch is in May."], "what the thread remembered is forgotten");
+    let (_, files) = w.send(Method::GET, &w.owner, &format!("/projects/{project}/files"), None).await;
+    let mut paths: Vec<&str> = files["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    paths.sort();
+    assert_eq!(paths, ["plan.txt", "report.txt"], "the library keeps what the run saved");
+    assert_eq!(w.objects().await, 3, "two versions and the report");
+
+    // A download link made before the project's deletion stops working with it.
+    let file = files["files"].as_array().unwrap().iter().find(|f| f["path"] == "plan.txt").unwrap()["id"].clone();
+    let (_, link) = w
+        .send(
+            Method::POST,
+            &w.owner,
+            &format!("/projects/{project}/files/{}/links", file.as_str().unwrap()),
+            Some(json!({})),
+        )
+        .await;
+    let link = link["url"].as_str().unwrap().to_owned();
+
+    let (status, _) = w.send(Method::DELETE, &w.viewer, &format!("/projects/{project}"), None).await;
+    assert_eq!(status, 403);
+    let (status, deletion) = w.send(Method::DELETE, &w.owner, &format!("/projects/{project}"), None).await;
+    assert_eq!((status, deletion["kind"].as_str()), (202, Some("project")), "{deletion}");
+    for token in [&w.owner, &w.viewer] {
+        let (status, _) = w.send(Method::GET, token, &format!("/projects/{project}"), None).await;
+        assert_eq!(status, 404);
+        let (_, listed) = w.send(Method::GET, token, "/projects", None).await;
+        assert_eq!(listed, json!([]));
+    }
+    let (status, _) = w.send(Method::GET, &w.owner, &w.memory_search(), None).await;
+    assert_eq!(status, 404, "memory search is gone with the project");
+    let url = if link.starts_with('/') { format!("{}{link}", w.base) } else { link };
+    let done = w.deleted(&w.owner, deletion["id"].as_str().unwrap()).await;
+    assert_eq!(done["steps_done"], done["steps_total"]);
+    let fetched = w.client.get(url).send().await.unwrap().status().as_u16();
+    assert!(matches!(fetched, 403 | 404), "the link serves nothing: {fetched}");
+    let project_id = uuid::Uuid::parse_str(&project).unwrap();
+    assert_eq!(leftovers(w.pool(), &[project_id], &[], &[]).await, Vec::<String>::new());
+    assert_eq!(w.objects().await, 0, "every version's object is gone from the object store");
+    if let Database::Sqlite(pool) = &w.db {
+        assert_eq!(cairn_testkit::leftovers::sqlite_vectors(pool, project_id).await, 0);
+    }
+}
