@@ -19,10 +19,6 @@ use cairn_memory::ThreadCache;
 
 use crate::Runs;
 
-/// How long a worker holds a deletion between two steps before another may
-/// take it over.
-const LEASE: Duration = Duration::from_secs(60);
-
 /// What a deletion step failed on.
 #[derive(Debug, thiserror::Error)]
 pub enum DeletionError {
@@ -47,6 +43,9 @@ pub struct Deleter {
     files: cairn_files::Files,
     cache: ThreadCache,
     poll: Duration,
+    /// How long a worker holds a deletion between two steps before another
+    /// may take it over (`queue.lease_secs`, as for runs).
+    lease: Duration,
 }
 
 impl Deleter {
@@ -57,9 +56,10 @@ impl Deleter {
         files: cairn_files::Files,
         cache: Arc<dyn cairn_core::bus::Cache>,
         poll: Duration,
+        lease: Duration,
     ) -> Deleter {
         let cache = ThreadCache::new(store.clone(), cache);
-        Deleter { store, runs, sandboxes, files, cache, poll }
+        Deleter { store, runs, sandboxes, files, cache, poll, lease }
     }
 
     /// Polls for deletions for as long as the process lives.
@@ -76,7 +76,7 @@ impl Deleter {
     /// after which it is due again later); the job as it ended, `None` when
     /// none was due.
     pub async fn work_one(&self) -> Option<Deletion> {
-        let deletion = match self.store.claim_deletion(LEASE).await {
+        let deletion = match self.store.claim_deletion(self.lease).await {
             Ok(Some(deletion)) => deletion,
             Ok(None) => return None,
             Err(error) => {
@@ -124,10 +124,13 @@ impl Deleter {
                 let project = ProjectId(deletion.target);
                 let threads = self.store.project_thread_ids(project).await?;
                 // The threads, then the project's own sandboxes, its files,
-                // and its rows: one step each.
-                let total = threads.len() as i64 + 3;
-                for (done, thread) in threads.into_iter().enumerate() {
-                    self.progress(deletion, done as i64, total).await?;
+                // and its rows: one step each. A job taken over after a crash
+                // finds fewer threads: it goes on counting from where the
+                // first attempt got, so progress never runs backwards.
+                let remaining = threads.len() as i64 + 3;
+                let total = deletion.steps_total.max(remaining);
+                for (n, thread) in threads.into_iter().enumerate() {
+                    self.progress(deletion, total - remaining + n as i64, total).await?;
                     self.delete_thread(thread).await?;
                 }
                 self.progress(deletion, total - 3, total).await?;
@@ -190,6 +193,6 @@ impl Deleter {
     }
 
     async fn progress(&self, deletion: &Deletion, done: i64, total: i64) -> Result<(), DeletionError> {
-        Ok(self.store.deletion_progress(deletion.id, done, total, LEASE).await?)
+        Ok(self.store.deletion_progress(deletion.id, done, total, self.lease).await?)
     }
 }

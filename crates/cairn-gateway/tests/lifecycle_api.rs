@@ -58,6 +58,7 @@ async fn world(db: Database, dir: TempDir, pg: Option<TestPostgres>, s3: Option<
         state.files.clone(),
         state.bus.cache.clone(),
         Duration::from_millis(100),
+        Duration::from_secs(30),
     )
     .start();
     let base = support::serve(state.clone()).await;
@@ -93,6 +94,86 @@ macro_rules! on_both {
 }
 
 on_both!(a_deleted_thread_and_then_its_project_leave_nothing_behind);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_leave_and_accounts_are_deleted_with_their_projects_decided() {
+    let w = sqlite_local().await;
+    let project = w.project.clone();
+    let id_of = |token: String| {
+        let w = &w;
+        async move { w.send(Method::GET, &token, "/me", None).await.1["id"].as_str().unwrap().to_owned() }
+    };
+    let (owner_id, viewer_id) = (id_of(w.owner.clone()).await, id_of(w.viewer.clone()).await);
+    // A stranger joins, then leaves of their own accord.
+    let form = [("grant_type", "password"), ("username", "stranger@example.com"), ("password", support::PASSWORD)];
+    let token: Value =
+        w.client.post(format!("{}/api/v1/auth/token", w.base)).form(&form).send().await.unwrap().json().await.unwrap();
+    let stranger = token["access_token"].as_str().unwrap().to_owned();
+    let stranger_id = id_of(stranger.clone()).await;
+    let member = json!({ "email": "stranger@example.com", "role": "editor" });
+    let (status, _) = w.send(Method::POST, &w.owner, &format!("/projects/{project}/members"), Some(member)).await;
+    assert_eq!(status, 201);
+    let (status, _) =
+        w.send(Method::DELETE, &stranger, &format!("/projects/{project}/members/{stranger_id}"), None).await;
+    assert_eq!(status, 204, "a member leaves");
+    assert_eq!(w.send(Method::GET, &stranger, "/projects", None).await.1, json!([]));
+    let (status, left) =
+        w.send(Method::DELETE, &w.owner, &format!("/projects/{project}/members/{owner_id}"), None).await;
+    assert_eq!(status, 422, "the last owner cannot leave: {left}");
+
+    // The owner (the deployment's first account, so its administrator) also owns a project alone.
+    let (_, solo) = w.send(Method::POST, &w.owner, "/projects", Some(json!({ "name": "Solo" }))).await;
+    let solo = solo["id"].as_str().unwrap().to_owned();
+    let me = |body: Value| w.send(Method::DELETE, &w.owner, "/me", Some(body));
+    let decided = json!({ "password": support::PASSWORD, "projects": {
+        project.clone(): { "hand_over_to": viewer_id }, solo.clone(): "delete" } });
+    let (status, refused) = me(decided.clone()).await;
+    assert_eq!(status, 422, "the only administrator stays: {refused}");
+    let promote = json!({ "role": "admin" });
+    let (status, _) = w.send(Method::PATCH, &w.owner, &format!("/admin/users/{viewer_id}"), Some(promote)).await;
+    assert_eq!(status, 200);
+    let (status, refused) = me(json!({ "password": support::PASSWORD })).await;
+    assert_eq!((status, refused["code"].as_str()), (409, Some("sole_owner")), "{refused}");
+    let detail = refused["detail"].as_str().unwrap();
+    assert!(detail.contains(&project) && detail.contains(&solo), "{detail}");
+    let mut wrong = decided.clone();
+    wrong["password"] = json!("not the password");
+    assert_eq!(me(wrong).await.0, 403);
+    let mut outsider = decided.clone();
+    outsider["projects"][&project] = json!({ "hand_over_to": stranger_id });
+    assert_eq!(me(outsider).await.0, 422, "a project goes to one of its members");
+    assert_eq!(w.send(Method::GET, &w.owner, &format!("/projects/{solo}"), None).await.0, 200, "nothing changed");
+
+    let (status, deleted) = me(decided).await;
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(
+        (deleted["user"]["display_name"].as_str(), deleted["user"]["disabled"].as_bool()),
+        (Some("Deleted user"), Some(true))
+    );
+    assert_eq!(deleted["handed_over"][&project], json!(viewer_id));
+    assert_eq!(deleted["deletions"][0]["target"], json!(solo));
+    // Its sessions end at once, and it cannot sign in again.
+    assert_eq!(w.send(Method::GET, &w.owner, "/me", None).await.0, 401);
+    let form = [("grant_type", "password"), ("username", "owner@example.com"), ("password", support::PASSWORD)];
+    let signed_in = w.client.post(format!("{}/api/v1/auth/token", w.base)).form(&form).send().await.unwrap();
+    assert_eq!(signed_in.status(), 400);
+    let (_, kept) = w.send(Method::GET, &w.viewer, &format!("/projects/{project}"), None).await;
+    assert_eq!(kept["role"], "owner", "handed over: {kept}");
+    let (_, members) = w.send(Method::GET, &w.viewer, &format!("/projects/{project}/members"), None).await;
+    assert_eq!(members.as_array().unwrap().len(), 1, "the deleted account is no member: {members}");
+    // An administrator deletes an account that owns nothing; it needs no choices.
+    let (status, gone) =
+        w.send(Method::DELETE, &w.viewer, &format!("/admin/users/{stranger_id}"), Some(json!({}))).await;
+    assert_eq!((status, gone["deletions"].clone()), (200, json!([])), "{gone}");
+    assert_eq!(w.send(Method::GET, &stranger, "/me", None).await.0, 401);
+    let (status, _) = w.send(Method::DELETE, &stranger, "/me", Some(json!({}))).await;
+    assert_eq!(status, 401);
+    let (_, audit) = w.send(Method::GET, &w.viewer, "/admin/audit?limit=20", None).await;
+    let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    for action in ["user.deleted", "project.deleted", "project.handed_over", "member.removed"] {
+        assert!(actions.contains(&action), "{action} in {actions:?}");
+    }
+}
 
 impl World {
     async fn send(&self, method: Method, token: &str, path: &str, body: Option<Value>) -> (u16, Value) {

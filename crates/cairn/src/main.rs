@@ -362,6 +362,7 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
             files.clone(),
             cache,
             Duration::from_secs(1),
+            lease,
         )
         .start();
     }
