@@ -18,7 +18,11 @@ export default function Admin() {
       client.call('PATCH', `/api/v1/admin/users/${id}`, change),
     onSuccess: () => void queries.invalidateQueries({ queryKey: ['admin'] }),
   });
-  const error = users.error ?? audit.error ?? update.error;
+  const remove = useMutation({
+    mutationFn: (id: string) => client.call('DELETE', `/api/v1/admin/users/${id}`, {}),
+    onSuccess: () => void queries.invalidateQueries({ queryKey: ['admin'] }),
+  });
+  const error = users.error ?? audit.error ?? update.error ?? remove.error;
   return (
     <section aria-labelledby="admin-heading" className="flex flex-col gap-4">
       <a href="#/" className="text-sm text-blue-600 underline">
@@ -37,6 +41,7 @@ export default function Admin() {
             <th className="pr-3">E-mail</th>
             <th className="pr-3">Role</th>
             <th className="pr-3">State</th>
+            <th className="pr-3">Delete</th>
           </tr>
         </thead>
         <tbody>
@@ -57,6 +62,20 @@ export default function Admin() {
                 <button type="button" className="underline" onClick={() => update.mutate({ id: user.id, change: { disabled: !user.disabled } })}>
                   {user.disabled ? 'disabled (enable)' : 'active (disable)'}
                 </button>
+              </td>
+              <td className="pr-3">
+                {user.display_name !== 'Deleted user' && (
+                  <button
+                    type="button"
+                    className="text-red-700 underline"
+                    aria-label={`Delete the account of ${user.display_name}`}
+                    onClick={() => {
+                      if (globalThis.confirm(`Delete the account of ${user.display_name}? It cannot be undone.`)) remove.mutate(user.id);
+                    }}
+                  >
+                    delete
+                  </button>
+                )}
               </td>
             </tr>
           ))}

@@ -2,6 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { problemMessage } from '../api/client';
 import { useSession } from '../session';
 import { Alert } from '../components/Alert';
+import { DeleteAccount } from './Deletion';
 
 /** A password input with its label (required unless told otherwise). */
 export function PasswordField(props: {
@@ -143,6 +144,7 @@ export function Account() {
           Change password
         </button>
       </form>
+      <DeleteAccount />
     </section>
   );
 }

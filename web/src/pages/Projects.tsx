@@ -11,6 +11,7 @@ import Webhooks from './Webhooks';
 import { Alert } from '../components/Alert';
 import { EditableTitle } from '../components/EditableTitle';
 import { ConnectModelLink } from './Connections';
+import { ProjectDangerZone } from './Deletion';
 
 /** The caller's projects, and a form to make one. */
 export function Projects() {
@@ -149,6 +150,7 @@ export function ProjectPage({ id }: { id: string }) {
       {project.data && <ProjectSettings project={project.data} />}
       {project.data?.role === 'owner' && <Schedules projectId={id} />}
       {project.data?.role === 'owner' && <Webhooks projectId={id} />}
+      {project.data && <ProjectDangerZone project={project.data} />}
     </section>
   );
 }

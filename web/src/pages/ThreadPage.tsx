@@ -12,6 +12,7 @@ import type {
 } from '../api/schema';
 import { Alert } from '../components/Alert';
 import { EditableTitle } from '../components/EditableTitle';
+import { DeleteThread } from './Deletion';
 import { CodeBlock, Markdown } from '../components/Markdown';
 import { SafeHtml } from '../components/SafeHtml';
 import { typingInField } from '../components/Shortcuts';
@@ -163,6 +164,7 @@ export default function ThreadPage({ id }: { id: string }) {
         ← Threads
       </a>
       <EditableTitle id="thread-heading" title={thread.data?.title} label="Thread title" canEdit={canWrite} onSave={rename} />
+      {project.data?.role === 'owner' && projectId && <DeleteThread threadId={id} projectId={projectId} />}
       <div className="flex flex-wrap items-center justify-between gap-2 text-sm text-gray-500">
         <p aria-live="polite">{connected ? 'Live' : 'Connecting…'}</p>
         <ul aria-label="Here now" className="flex flex-wrap gap-1">
