@@ -167,13 +167,8 @@ impl Scheduler {
         let posted =
             self.runs.post_run(thread, schedule.run_as, schedule.message.clone(), true, RunOptions::default()).await;
         let run = posted.map_err(|e| e.to_string())?.1.ok_or("no run was started")?;
-        let entry = NewAuditEntry {
-            actor: Some(schedule.run_as),
-            project_id: Some(project),
-            action: "run.started".into(),
-            detail: json!({ "run": run.id, "thread": thread, "schedule": schedule.id }),
-            client_addr: None,
-        };
+        let detail = json!({ "run": run.id, "thread": thread, "schedule": schedule.id });
+        let entry = NewAuditEntry::new(Some(schedule.run_as), Some(project), "run.started", detail, None);
         if let Err(error) = self.store.record_audit(entry).await {
             tracing::error!(%error, "cannot write the audit log");
         }

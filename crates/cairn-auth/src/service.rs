@@ -7,11 +7,11 @@ use std::time::Duration;
 use cairn_config::Config;
 use cairn_core::bus::{Bus, Cache, PubSub};
 use cairn_core::model::{
-    ApiKey, AuditEntry, Membership, NewApiKey, NewAuditEntry, NewProject, NewRefreshToken, NewUser, Project,
-    ProjectUpdate, RefreshOutcome, Role, User,
+    ApiKey, Membership, NewApiKey, NewAuditEntry, NewProject, NewRefreshToken, NewUser, Project, ProjectUpdate,
+    RefreshOutcome, Role, User,
 };
 use cairn_core::store::Store;
-use cairn_core::{ApiKeyId, AuditId, ProjectId, SessionId, UserId};
+use cairn_core::{ApiKeyId, ProjectId, SessionId, UserId};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -22,6 +22,7 @@ use crate::tokens::{self, AccessClaims};
 use crate::users::{self, UserCache};
 use crate::{Error, Result, SigningKeys, password};
 
+mod audit;
 mod lifecycle;
 mod service_accounts;
 
@@ -136,13 +137,7 @@ impl Auth {
     }
 
     async fn audit(&self, actor: Option<UserId>, project: Option<ProjectId>, action: &str, detail: Value, addr: &str) {
-        let entry = NewAuditEntry {
-            actor,
-            project_id: project,
-            action: action.to_owned(),
-            detail,
-            client_addr: (!addr.is_empty()).then(|| addr.to_owned()),
-        };
+        let entry = NewAuditEntry::new(actor, project, action, detail, (!addr.is_empty()).then(|| addr.to_owned()));
         // The action happened; a failed audit write must not undo it, but it is logged.
         if let Err(error) = self.store().record_audit(entry).await {
             tracing::error!(%error, action, "cannot write the audit log");
@@ -722,16 +717,6 @@ impl Auth {
     pub async fn user(&self, principal: &Principal, user: UserId) -> Result<User> {
         principal.require_admin()?;
         Ok(self.store().user(user).await?)
-    }
-
-    pub async fn audit_log(
-        &self,
-        principal: &Principal,
-        before: Option<AuditId>,
-        limit: i64,
-    ) -> Result<Vec<AuditEntry>> {
-        principal.require_admin()?;
-        Ok(self.store().audit_log(before, limit.clamp(1, 500)).await?)
     }
 }
 

@@ -7,55 +7,31 @@ use uuid::Uuid;
 
 use crate::{DeletionId, ProjectId, UserId};
 
-/// What a deletion removes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DeletionKind {
-    /// A thread: its messages, events, runs, checkpoints, sandboxes and
-    /// workspaces, and the memory its runs kept.
-    Thread,
-    /// A project: its threads as above, its library (every version, in the
-    /// object store), memory, API keys, webhooks, schedules, MCP servers and
-    /// service accounts.
-    Project,
-}
+crate::model::string_enum!(
+    /// What a deletion removes.
+    DeletionKind, "deletion kind" {
+        /// A thread: its messages, events, runs, checkpoints, sandboxes and
+        /// workspaces, and the memory its runs kept.
+        Thread => "thread",
+        /// A project: its threads as above, its library (every version, in
+        /// the object store), memory, API keys, webhooks, schedules, MCP
+        /// servers and service accounts.
+        Project => "project",
+    }
+);
 
-/// Where a deletion stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DeletionStatus {
-    /// Queued: the target is hidden, nothing removed yet.
-    Pending,
-    /// A process is removing it (or was, and died: another takes it over
-    /// when its lease runs out).
-    Running,
-    /// Everything is gone.
-    Done,
-}
-
-macro_rules! text_form {
-    ($name:ident, $kind:literal { $($variant:ident => $text:literal),+ }) => {
-        impl $name {
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = crate::model::UnknownVariant;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    other => Err(crate::model::UnknownVariant { kind: $kind, value: other.to_owned() }),
-                }
-            }
-        }
-    };
-}
-
-text_form!(DeletionKind, "deletion kind" { Thread => "thread", Project => "project" });
-text_form!(DeletionStatus, "deletion status" { Pending => "pending", Running => "running", Done => "done" });
+crate::model::string_enum!(
+    /// Where a deletion stands.
+    DeletionStatus, "deletion status" {
+        /// Queued: the target is hidden, nothing removed yet.
+        Pending => "pending",
+        /// A process is removing it (or was, and died: another takes it
+        /// over when its lease runs out).
+        Running => "running",
+        /// Everything is gone.
+        Done => "done",
+    }
+);
 
 /// A deletion job.
 #[derive(Debug, Clone, PartialEq)]

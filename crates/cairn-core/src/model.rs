@@ -1,9 +1,6 @@
 //! Domain types. Wire shapes (`*Request`/`*Response`) live in the gateway and
 //! are converted from these explicitly.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -32,23 +29,25 @@ macro_rules! string_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl FromStr for $name {
-            type Err = UnknownVariant;
+        impl std::str::FromStr for $name {
+            type Err = $crate::model::UnknownVariant;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s {
                     $($text => Ok($name::$variant),)+
-                    other => Err(UnknownVariant { kind: $kind, value: other.to_owned() }),
+                    other => Err($crate::model::UnknownVariant { kind: $kind, value: other.to_owned() }),
                 }
             }
         }
     };
 }
+
+pub(crate) use string_enum;
 
 string_enum!(
     /// A member's role in a project. Viewers read; editors also write and run
@@ -472,6 +471,50 @@ pub struct NewApiKey {
     pub expires_at: Option<OffsetDateTime>,
 }
 
+string_enum!(
+    /// How an audited action ended.
+    AuditOutcome, "audit outcome" {
+        Succeeded => "succeeded",
+        /// Refused by a rule: a wrong password, a policy, a limit.
+        Refused => "refused",
+        Failed => "failed",
+    }
+);
+
+impl AuditOutcome {
+    /// The outcome an action's name says: `…_failed` failed; `…refused`,
+    /// `…denied`, `…_throttled` and `…_reused` were refused; the rest
+    /// succeeded.
+    pub fn of_action(action: &str) -> AuditOutcome {
+        if action.ends_with("_failed") {
+            AuditOutcome::Failed
+        } else if ["refused", "denied", "_throttled", "_reused"].iter().any(|end| action.ends_with(end)) {
+            AuditOutcome::Refused
+        } else {
+            AuditOutcome::Succeeded
+        }
+    }
+}
+
+/// The detail fields that name what an action was done to, in the order
+/// they are looked for: the first one present is the entry's target.
+const TARGET_KEYS: &[&str] = &[
+    "thread",
+    "run",
+    "file",
+    "path",
+    "user",
+    "account",
+    "key",
+    "webhook",
+    "schedule",
+    "server",
+    "connection",
+    "deletion",
+    "session",
+    "tool",
+];
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntry {
     pub id: AuditId,
@@ -479,6 +522,10 @@ pub struct AuditEntry {
     pub project_id: Option<ProjectId>,
     /// A dotted verb such as `user.disabled` or `member.added`.
     pub action: String,
+    /// What it was done to, as `kind:id` (`thread:…`, `user:…`); `None`
+    /// when it is the project itself, or nothing in particular.
+    pub target: Option<String>,
+    pub outcome: AuditOutcome,
     pub detail: Value,
     /// The client address the action came from, when it came over the network.
     pub client_addr: Option<String>,
@@ -490,8 +537,54 @@ pub struct NewAuditEntry {
     pub actor: Option<UserId>,
     pub project_id: Option<ProjectId>,
     pub action: String,
+    pub target: Option<String>,
+    pub outcome: AuditOutcome,
     pub detail: Value,
     pub client_addr: Option<String>,
+}
+
+impl NewAuditEntry {
+    /// An entry whose target is the first of the usual fields its detail
+    /// has (`thread`, `run`, `file`, `user`…) and whose outcome its action's
+    /// name says ([`AuditOutcome::of_action`]).
+    pub fn new(
+        actor: Option<UserId>,
+        project_id: Option<ProjectId>,
+        action: &str,
+        detail: Value,
+        client_addr: Option<String>,
+    ) -> NewAuditEntry {
+        let target = TARGET_KEYS.iter().find_map(|key| {
+            let value = detail.get(key)?;
+            let text = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
+            (!value.is_null()).then(|| format!("{key}:{text}"))
+        });
+        NewAuditEntry {
+            actor,
+            project_id,
+            action: action.to_owned(),
+            target,
+            outcome: AuditOutcome::of_action(action),
+            detail,
+            client_addr,
+        }
+    }
+}
+
+/// Which audit entries to read, newest first; every field set narrows it.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Entries older than this one (paging backwards).
+    pub before: Option<AuditId>,
+    pub actor: Option<UserId>,
+    pub project: Option<ProjectId>,
+    /// An action (`run.started`), or a family of them ending in a dot (`run.`).
+    pub action: Option<String>,
+    pub outcome: Option<AuditOutcome>,
+    /// From this time on (inclusive).
+    pub since: Option<OffsetDateTime>,
+    /// Before this time.
+    pub until: Option<OffsetDateTime>,
 }
 
 #[cfg(test)]

@@ -200,8 +200,10 @@ pub trait FileRepo: Send + Sync {
 #[async_trait]
 pub trait AuditRepo: Send + Sync {
     async fn record_audit(&self, entry: NewAuditEntry) -> Result<AuditEntry>;
-    /// Newest first; `before` pages backwards through older entries.
-    async fn audit_log(&self, before: Option<crate::AuditId>, limit: i64) -> Result<Vec<AuditEntry>>;
+    /// The entries the filter lets through, newest first; `filter.before`
+    /// pages backwards through older entries. There is no way to change or
+    /// remove an entry (the database refuses updates).
+    async fn audit_log(&self, filter: &crate::model::AuditFilter, limit: i64) -> Result<Vec<AuditEntry>>;
 }
 
 /// Everything the rest of Cairn needs from the database.

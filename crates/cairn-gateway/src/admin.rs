@@ -1,20 +1,17 @@
-//! Administration: users and the audit log. Admins only, signed in as themselves.
+//! Administration: users (the audit log is in `audit.rs`). Admins only, signed in as themselves.
 
 use axum::extract::{Path, Query, State};
-use cairn_core::{AuditId, UserId};
+use cairn_core::UserId;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::authn::{Authenticated, ClientAddr};
-use crate::wire::{AuditEntryResponse, GlobalRole, UserResponse};
+use crate::wire::{GlobalRole, UserResponse};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_users))
-        .routes(routes!(update_user, crate::lifecycle::delete_user))
-        .routes(routes!(audit_log))
+    OpenApiRouter::new().routes(routes!(list_users)).routes(routes!(update_user, crate::lifecycle::delete_user))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -79,28 +76,4 @@ async fn update_user(
         None => state.auth.user(&principal, user_id).await?,
     };
     Ok(ApiJson(UserResponse::from(&user)))
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct AuditQuery {
-    /// Continue with entries older than this one.
-    pub before: Option<AuditId>,
-    /// At most this many (1 to 500, default 100).
-    pub limit: Option<i64>,
-}
-
-/// The audit log, newest first.
-#[utoipa::path(get, path = "/admin/audit", tag = "admin", security(("oauth2" = [])), params(AuditQuery),
-    responses(
-        (status = 200, description = "A page of entries", body = [AuditEntryResponse]),
-        (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-async fn audit_log(
-    State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
-    Query(query): Query<AuditQuery>,
-) -> Result<ApiJson<Vec<AuditEntryResponse>>, ApiError> {
-    let entries = state.auth.audit_log(&principal, query.before, query.limit.unwrap_or(100)).await?;
-    Ok(ApiJson(entries.into_iter().map(AuditEntryResponse::from).collect()))
 }

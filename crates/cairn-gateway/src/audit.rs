@@ -1,13 +1,31 @@
-//! Audit entries the gateway writes itself (the authentication service
-//! writes its own): who did it — a person, or a key, whose owner may be a
-//! project's service account — from where, to what.
+//! The audit log: entries the gateway writes itself (the authentication
+//! service writes its own) — who did it (a person, or a key, whose owner may
+//! be a project's service account), from where, to what, with what outcome —
+//! and reading it: filtered, for administrators (all of it, and as a CSV or
+//! JSON export) and for a project's owners (their project's entries). No
+//! route changes or removes an entry.
 
-use cairn_auth::{Credential, Principal};
-use cairn_core::ProjectId;
-use cairn_core::model::NewAuditEntry;
-use serde_json::Value;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use cairn_auth::Principal;
+use cairn_core::model::{AuditEntry, AuditFilter, AuditOutcome};
+use cairn_core::{AuditId, ProjectId, UserId};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::AppState;
+use crate::authn::{Authenticated, ClientAddr};
+use crate::wire::AuditEntryResponse;
+use crate::{ApiError, ApiJson, AppState, Problem};
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(audit_log)).routes(routes!(export_audit)).routes(routes!(project_audit))
+}
 
 /// Records `action` by `principal`; a key's id joins the detail. A failure
 /// to write is logged, never the caller's error.
@@ -16,20 +34,244 @@ pub(crate) async fn record(
     principal: &Principal,
     project: Option<ProjectId>,
     action: &str,
-    mut detail: Value,
+    detail: Value,
     addr: &str,
 ) {
-    if let (Credential::ApiKey { key, .. }, Some(map)) = (&principal.credential, detail.as_object_mut()) {
-        map.insert("key".to_owned(), Value::String(key.to_string()));
+    state.auth.audit_as(principal, project, action, detail, addr).await;
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct AuditQuery {
+    /// Continue with entries older than this one.
+    pub before: Option<AuditId>,
+    /// At most this many (1 to 500, default 100).
+    pub limit: Option<i64>,
+    /// Done by this account (a person or a service account).
+    pub actor: Option<UserId>,
+    /// In this project (administrators; a project's own log is always its own).
+    pub project_id: Option<ProjectId>,
+    /// One action (`run.started`), or a family ending in a dot (`run.`).
+    pub action: Option<String>,
+    pub outcome: Option<AuditOutcome>,
+    /// From this time on (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub since: Option<OffsetDateTime>,
+    /// Before this time (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub until: Option<OffsetDateTime>,
+}
+
+impl AuditQuery {
+    fn filter(&self) -> AuditFilter {
+        AuditFilter {
+            before: self.before,
+            actor: self.actor,
+            project: self.project_id,
+            action: self.action.clone(),
+            outcome: self.outcome,
+            since: self.since,
+            until: self.until,
+        }
     }
-    let entry = NewAuditEntry {
-        actor: Some(principal.user.id),
-        project_id: project,
-        action: action.to_owned(),
-        detail,
-        client_addr: (!addr.is_empty()).then(|| addr.to_owned()),
+}
+
+/// The audit log, newest first, filtered (administrators).
+#[utoipa::path(get, path = "/admin/audit", tag = "admin", security(("oauth2" = [])), params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of entries", body = [AuditEntryResponse]),
+        (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn audit_log(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Query(query): Query<AuditQuery>,
+) -> Result<ApiJson<Vec<AuditEntryResponse>>, ApiError> {
+    let entries = state.auth.audit_log(&principal, &query.filter(), query.limit.unwrap_or(100)).await?;
+    Ok(ApiJson(entries.into_iter().map(AuditEntryResponse::from).collect()))
+}
+
+/// The project's audit log, newest first, filtered (owners).
+#[utoipa::path(get, path = "/projects/{project_id}/audit", tag = "projects", security(("oauth2" = []), ("api_key" = [])),
+    params(("project_id" = ProjectId, Path), AuditQuery),
+    responses(
+        (status = 200, description = "A page of the project's entries", body = [AuditEntryResponse]),
+        (status = 403, description = "Not an owner", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn project_audit(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(project_id): Path<ProjectId>,
+    Query(query): Query<AuditQuery>,
+) -> Result<ApiJson<Vec<AuditEntryResponse>>, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    let entries = state.auth.project_audit_log(&principal, project_id, &query.filter(), limit).await?;
+    Ok(ApiJson(entries.into_iter().map(AuditEntryResponse::from).collect()))
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// One row per entry, the detail as JSON in the last column.
+    #[default]
+    Csv,
+    /// One JSON array of entries.
+    Json,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ExportQuery {
+    /// `csv` (default) or `json`.
+    #[serde(default)]
+    pub format: ExportFormat,
+}
+
+/// Every entry the filter lets through, newest first, as a CSV or JSON
+/// download written while it is sent (administrators). The export is
+/// itself audited.
+#[utoipa::path(get, path = "/admin/audit/export", tag = "admin", security(("oauth2" = [])), params(ExportQuery, AuditQuery),
+    responses(
+        (status = 200, description = "The entries", content_type = "text/csv"),
+        (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn export_audit(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    Authenticated(principal): Authenticated,
+    Query(export): Query<ExportQuery>,
+    Query(query): Query<AuditQuery>,
+) -> Result<Response, ApiError> {
+    // The first page, read as the caller: refused here if not an administrator.
+    let filter = query.filter();
+    let first = state.auth.audit_log(&principal, &filter, PAGE).await?;
+    let detail = json!({ "format": match export.format { ExportFormat::Csv => "csv", ExportFormat::Json => "json" },
+        "action": query.action, "actor": query.actor, "project": query.project_id });
+    record(&state, &principal, None, "audit.exported", detail, &addr).await;
+    let format = export.format;
+    let start = Export { store: state.store.clone(), filter, format, next: Some(first), started: false, done: false };
+    let pages = futures::stream::unfold(start, Export::step);
+    let (content_type, name) = match format {
+        ExportFormat::Csv => ("text/csv; charset=utf-8", "cairn-audit.csv"),
+        ExportFormat::Json => ("application/json", "cairn-audit.json"),
     };
-    if let Err(error) = state.store.record_audit(entry).await {
-        tracing::error!(%error, action, "cannot write the audit log");
+    let mut response = Body::from_stream(pages).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    let disposition = format!("attachment; filename=\"{name}\"");
+    if let Ok(value) = header::HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+const PAGE: i64 = 500;
+
+/// An export under way: pages of entries read one after the other, each
+/// written out as it comes.
+struct Export {
+    store: std::sync::Arc<dyn cairn_core::store::Store>,
+    filter: AuditFilter,
+    format: ExportFormat,
+    /// A page read already (the first, read as the caller).
+    next: Option<Vec<AuditEntry>>,
+    /// Whether anything was written (the header, the array's opening).
+    started: bool,
+    done: bool,
+}
+
+impl Export {
+    async fn step(mut self) -> Option<(std::io::Result<Bytes>, Export)> {
+        if self.done {
+            return None;
+        }
+        let page = match self.next.take() {
+            Some(page) => page,
+            None => match self.store.audit_log(&self.filter, PAGE).await {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::error!(%error, "an audit export stopped: the store failed");
+                    self.done = true;
+                    return Some((Err(std::io::Error::other(error.to_string())), self));
+                }
+            },
+        };
+        if page.is_empty() {
+            self.done = true;
+            let end: &'static [u8] = match (self.format, self.started) {
+                (ExportFormat::Csv, false) => CSV_HEADER.as_bytes(),
+                (ExportFormat::Csv, true) => return None,
+                (ExportFormat::Json, false) => b"[]\n",
+                (ExportFormat::Json, true) => b"\n]\n",
+            };
+            return Some((Ok(Bytes::from_static(end)), self));
+        }
+        self.filter.before = page.last().map(|e| e.id);
+        let chunk = match self.format {
+            ExportFormat::Csv => csv_page(&page, !self.started),
+            ExportFormat::Json => json_page(page, !self.started),
+        };
+        self.started = true;
+        Some((Ok(chunk), self))
+    }
+}
+const CSV_HEADER: &str = "id,created_at,actor,project_id,action,target,outcome,client_addr,detail\n";
+
+/// A CSV field: quoted when it must be, and never read as a formula by a
+/// spreadsheet (text from members lands here).
+fn csv_field(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}") } else { text.to_owned() };
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
+}
+
+fn csv_page(page: &[AuditEntry], first: bool) -> Bytes {
+    let mut out = String::new();
+    if first {
+        out.push_str(CSV_HEADER);
+    }
+    for e in page {
+        let created = e.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let fields = [
+            e.id.to_string(),
+            created,
+            e.actor.map(|a| a.to_string()).unwrap_or_default(),
+            e.project_id.map(|p| p.to_string()).unwrap_or_default(),
+            e.action.clone(),
+            e.target.clone().unwrap_or_default(),
+            e.outcome.as_str().to_owned(),
+            e.client_addr.clone().unwrap_or_default(),
+            e.detail.to_string(),
+        ];
+        let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    Bytes::from(out)
+}
+
+fn json_page(page: Vec<AuditEntry>, first: bool) -> Bytes {
+    let mut out = Vec::new();
+    for (i, entry) in page.into_iter().enumerate() {
+        out.extend_from_slice(if first && i == 0 { b"[\n" } else { b",\n" });
+        let _ = serde_json::to_writer(&mut out, &AuditEntryResponse::from(entry));
+    }
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn a_csv_field_is_quoted_when_it_must_be_and_never_a_formula() {
+        assert_eq!(csv_field("run.started"), "run.started");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\"\nthen"), "\"say \"\"hi\"\"\nthen\"");
+        assert_eq!(csv_field("=HYPERLINK(\"http://x\")"), "\"'=HYPERLINK(\"\"http://x\"\")\"");
+        assert_eq!(csv_field("+1"), "'+1");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
     }
 }

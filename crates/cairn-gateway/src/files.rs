@@ -13,11 +13,12 @@ use cairn_core::{FileId, ProjectId, RunId, UserId};
 use cairn_files::{ByteRange, Download};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use time::OffsetDateTime;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
-use crate::authn::Authenticated;
+use crate::authn::{Authenticated, ClientAddr};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -197,11 +198,14 @@ pub struct DeleteQuery {
 )]
 async fn delete_path(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     Authenticated(principal): Authenticated,
     Path(project_id): Path<ProjectId>,
     Query(query): Query<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
     let removed = state.files.delete_versions(&principal, project_id, &query.path, query.folder).await?;
+    let detail = json!({ "path": query.path, "folder": query.folder, "versions": removed.len() });
+    crate::audit::record(&state, &principal, Some(project_id), "file.deleted", detail, &addr).await;
     // Their text leaves the project's memory too.
     let mut paths: Vec<String> = removed.into_iter().map(|r| r.path).collect();
     paths.sort();
@@ -328,11 +332,14 @@ pub struct MoveResponse {
 )]
 async fn move_files(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     Authenticated(principal): Authenticated,
     Path(project_id): Path<ProjectId>,
     ApiJson(body): ApiJson<MoveRequest>,
 ) -> Result<ApiJson<MoveResponse>, ApiError> {
     let moved = state.files.rename(&principal, project_id, &body.from, &body.to, body.folder).await?;
+    let detail = json!({ "path": body.from, "to": body.to, "folder": body.folder });
+    crate::audit::record(&state, &principal, Some(project_id), "file.moved", detail, &addr).await;
     Ok(ApiJson(MoveResponse { moved }))
 }
 
@@ -361,12 +368,15 @@ pub struct LinkResponse {
 )]
 async fn create_link(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     Authenticated(principal): Authenticated,
     Path((project_id, file_id)): Path<(ProjectId, FileId)>,
     ApiJson(body): ApiJson<LinkRequest>,
 ) -> Result<(StatusCode, ApiJson<LinkResponse>), ApiError> {
     let ttl = body.expires_in_secs.map(std::time::Duration::from_secs);
     let link = state.files.link(&principal, project_id, file_id, ttl).await?;
+    let detail = json!({ "file": file_id, "expires_at": link.expires_at.unix_timestamp() });
+    crate::audit::record(&state, &principal, Some(project_id), "file.shared", detail, &addr).await;
     Ok((StatusCode::CREATED, ApiJson(LinkResponse { url: link.url, expires_at: link.expires_at })))
 }
 

@@ -184,6 +184,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(memory::routes())
         .merge(threads::routes())
         .merge(admin::routes())
+        .merge(audit::routes())
         .merge(lifecycle::routes())
         .merge(connections::routes());
     OpenApiRouter::with_openapi(openapi::base())

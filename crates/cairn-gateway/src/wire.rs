@@ -169,6 +169,10 @@ pub struct AuditEntryResponse {
     pub project_id: Option<ProjectId>,
     /// A dotted verb such as `auth.sign_in_failed` or `member.added`.
     pub action: String,
+    /// What it was done to, as `kind:id` (`thread:…`, `user:…`); `null` when
+    /// it is the project itself, or nothing in particular.
+    pub target: Option<String>,
+    pub outcome: cairn_core::model::AuditOutcome,
     #[schema(value_type = Object)]
     pub detail: Value,
     pub client_addr: Option<String>,
@@ -184,6 +188,8 @@ impl From<AuditEntry> for AuditEntryResponse {
             actor: entry.actor,
             project_id: entry.project_id,
             action: entry.action,
+            target: entry.target,
+            outcome: entry.outcome,
             detail: entry.detail,
             client_addr: entry.client_addr,
             created_at: entry.created_at,

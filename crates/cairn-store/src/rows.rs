@@ -235,22 +235,26 @@ pub(crate) struct AuditRow {
     actor_id: Option<Uuid>,
     project_id: Option<Uuid>,
     action: String,
+    target: Option<String>,
+    outcome: String,
     detail: Json<Value>,
     client_addr: Option<String>,
     created_at: OffsetDateTime,
 }
 
-impl From<AuditRow> for AuditEntry {
-    fn from(r: AuditRow) -> Self {
-        AuditEntry {
-            id: AuditId(r.id),
-            actor: r.actor_id.map(UserId),
-            project_id: r.project_id.map(ProjectId),
-            action: r.action,
-            detail: r.detail.0,
-            client_addr: r.client_addr,
-            created_at: r.created_at,
-        }
+impl AuditRow {
+    pub(crate) fn into_domain(self) -> cairn_core::Result<AuditEntry> {
+        Ok(AuditEntry {
+            id: AuditId(self.id),
+            actor: self.actor_id.map(UserId),
+            project_id: self.project_id.map(ProjectId),
+            action: self.action,
+            target: self.target,
+            outcome: parse(&self.outcome)?,
+            detail: self.detail.0,
+            client_addr: self.client_addr,
+            created_at: self.created_at,
+        })
     }
 }
 

@@ -806,24 +806,61 @@ async fn a_hosts_report_keeps_its_placements_true(store: Arc<dyn Store>) {
 }
 
 async fn the_audit_log_pages_newest_first(store: Arc<dyn Store>) {
+    use cairn_core::model::{AuditFilter, AuditOutcome};
     let admin = user(&*store, "admin@example.com").await;
+    let other = user(&*store, "other@example.com").await;
+    let project = store.create_project(NewProject { name: "P".into(), owner: admin.id }).await.unwrap();
     for i in 0..5 {
-        let entry = NewAuditEntry {
-            actor: Some(admin.id),
-            project_id: None,
-            action: format!("test.action{i}"),
-            detail: json!({ "i": i }),
-            client_addr: Some("203.0.113.9".to_owned()),
-        };
+        let detail = json!({ "i": i, "thread": format!("t{i}") });
+        let entry =
+            NewAuditEntry::new(Some(admin.id), None, &format!("test.action{i}"), detail, Some("203.0.113.9".into()));
         store.record_audit(entry).await.unwrap();
     }
-    let page1 = store.audit_log(None, 2).await.unwrap();
+    let page1 = store.audit_log(&AuditFilter::default(), 2).await.unwrap();
     assert_eq!(page1.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), vec!["test.action4", "test.action3"]);
-    let page2 = store.audit_log(Some(page1[1].id), 10).await.unwrap();
+    let older = AuditFilter { before: Some(page1[1].id), ..AuditFilter::default() };
+    let page2 = store.audit_log(&older, 10).await.unwrap();
     assert_eq!(page2.len(), 3);
     assert_eq!(page2[0].action, "test.action2");
     assert_eq!(page2[0].actor, Some(admin.id));
     assert_eq!(page2[0].client_addr.as_deref(), Some("203.0.113.9"));
+    assert_eq!((page2[0].target.as_deref(), page2[0].outcome), (Some("thread:t2"), AuditOutcome::Succeeded));
+
+    // Filters: by actor, project, action (exactly, or a family), outcome and time.
+    let failed = NewAuditEntry::new(Some(other.id), Some(project.id), "run.start_failed", json!({}), None);
+    let started = store.record_audit(failed).await.unwrap();
+    let refused =
+        NewAuditEntry::new(Some(other.id), Some(project.id), "tool.refused", json!({ "tool": "fetch" }), None);
+    store.record_audit(refused).await.unwrap();
+    // `_` and `%` are taken literally in a family's name.
+    store.record_audit(NewAuditEntry::new(None, None, "runXstarted", json!({}), None)).await.unwrap();
+    let actions = |filter: AuditFilter| {
+        let store = store.clone();
+        async move { store.audit_log(&filter, 50).await.unwrap().into_iter().map(|e| e.action).collect::<Vec<_>>() }
+    };
+    assert_eq!(
+        actions(AuditFilter { actor: Some(other.id), ..Default::default() }).await,
+        ["tool.refused", "run.start_failed"]
+    );
+    assert_eq!(actions(AuditFilter { project: Some(project.id), ..Default::default() }).await.len(), 2);
+    assert_eq!(actions(AuditFilter { action: Some("run.".into()), ..Default::default() }).await, ["run.start_failed"]);
+    assert_eq!(actions(AuditFilter { action: Some("run_".into()), ..Default::default() }).await, Vec::<String>::new());
+    assert_eq!(
+        actions(AuditFilter { action: Some("test.action1".into()), ..Default::default() }).await,
+        ["test.action1"]
+    );
+    assert_eq!(
+        actions(AuditFilter { outcome: Some(AuditOutcome::Refused), ..Default::default() }).await,
+        ["tool.refused"]
+    );
+    assert_eq!(
+        actions(AuditFilter { outcome: Some(AuditOutcome::Failed), ..Default::default() }).await,
+        ["run.start_failed"]
+    );
+    let since = AuditFilter { since: Some(started.created_at), ..Default::default() };
+    assert_eq!(actions(since).await.len(), 3);
+    let until = AuditFilter { until: Some(started.created_at), ..Default::default() };
+    assert_eq!(actions(until).await.len(), 5);
 }
 
 async fn references_to_missing_rows_are_refused(store: Arc<dyn Store>) {

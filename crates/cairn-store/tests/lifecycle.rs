@@ -69,6 +69,7 @@ on_both!(
     a_deletion_is_claimed_once_and_taken_over_when_its_worker_dies,
     a_deleted_project_takes_everything_hanging_off_it,
     a_deleted_account_is_erased_and_its_credentials_end,
+    the_audit_log_refuses_changes_even_in_the_database,
 );
 
 fn month_start() -> OffsetDateTime {
@@ -265,4 +266,19 @@ async fn a_deleted_account_is_erased_and_its_credentials_end(store: Arc<dyn Stor
     assert!(matches!(again, Err(Error::NotFound { entity: "user" })), "{again:?}");
     // The e-mail is free for a new account.
     user(&*store, "gone@example.com").await;
+}
+
+async fn the_audit_log_refuses_changes_even_in_the_database(store: Arc<dyn Store>, db: &Database) {
+    use cairn_core::model::NewAuditEntry;
+    let entry = NewAuditEntry::new(None, None, "user.deleted", json!({ "user": "u" }), None);
+    let entry = store.record_audit(entry).await.unwrap();
+    let sql = "UPDATE audit_log SET action = 'nothing.happened' WHERE id = $1";
+    let changed = match db {
+        Database::Sqlite(pool) => sqlx::query(sql).bind(entry.id.0).execute(pool).await.map(|_| ()),
+        Database::Postgres(pool) => sqlx::query(sql).bind(entry.id.0).execute(pool).await.map(|_| ()),
+    };
+    let error = changed.expect_err("an audit entry cannot be changed");
+    assert!(error.to_string().contains("append-only"), "{error}");
+    let kept = store.audit_log(&Default::default(), 1).await.unwrap();
+    assert_eq!(kept[0].action, "user.deleted");
 }

@@ -272,14 +272,14 @@ export class Client {
 
   /** Downloads a library file and hands it to the browser as a download. */
   async download(projectId: string, file: FileResponse): Promise<void> {
-    const url = URL.createObjectURL(await this.fileContent(projectId, file.id));
-    const link = document.createElement('a');
-    link.href = url;
-    link.download = file.name;
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    saveBlob(await this.fileContent(projectId, file.id), file.name);
+  }
+
+  /** GETs `path` (an export) and hands the answer to the browser as the download `name`. */
+  async saveAs(path: string, name: string): Promise<void> {
+    const response = await this.withSession(() => this.send('GET', path));
+    if (!response.ok) throw await problemOf(response);
+    saveBlob(await response.blob(), name);
   }
 
   /**
@@ -344,4 +344,16 @@ export class Client {
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
   }
+}
+
+/** Hands a blob to the browser as a download. */
+function saveBlob(blob: Blob, name: string): void {
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }

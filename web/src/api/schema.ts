@@ -85,11 +85,17 @@ export type AuditEntryResponse = {
   created_at: string;
   detail: Record<string, unknown>;
   id: AuditId;
+  outcome: AuditOutcome;
   project_id?: ProjectId | null;
+  /** What it was done to, as `kind:id` (`thread:…`, `user:…`); `null` when it is the project itself, or nothing in particular. */
+  target?: string | null;
 };
 
 /** One audit-log entry. */
 export type AuditId = string;
+
+/** How an audited action ended. */
+export type AuditOutcome = "succeeded" | "refused" | "failed";
 
 export type BudgetReached = {
   /** Which limit, in words. */
@@ -1224,6 +1230,7 @@ export interface Operations {
   events: 'GET /api/v1/threads/{thread_id}/events';
   events_socket: 'GET /api/v1/threads/{thread_id}/events/ws';
   events_ticket: 'POST /api/v1/threads/{thread_id}/events/ticket';
+  export_audit: 'GET /api/v1/admin/audit/export';
   forgot_password: 'POST /api/v1/auth/password/forgot';
   fork_run: 'POST /api/v1/runs/{run_id}/fork';
   get_content: 'GET /api/v1/projects/{project_id}/files/{file_id}/content';
@@ -1260,6 +1267,7 @@ export interface Operations {
   openai_retrieve_model: 'GET /v1/models/{model}';
   post_mcp: 'POST /mcp';
   post_message: 'POST /api/v1/threads/{thread_id}/messages';
+  project_audit: 'GET /api/v1/projects/{project_id}/audit';
   project_usage: 'GET /api/v1/projects/{project_id}/usage';
   put_content: 'PUT /api/v1/projects/{project_id}/files/content';
   readyz: 'GET /readyz';

@@ -1,4 +1,5 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useState } from 'react';
 import type { AuditEntryResponse, GlobalRole, UserResponse } from '../api/schema';
 import { useSession } from '../session';
 import { Alert } from '../components/Alert';
@@ -9,9 +10,18 @@ export default function Admin() {
   const { client } = useSession();
   const queries = useQueryClient();
   const users = useQuery({ queryKey: ['admin', 'users'], queryFn: () => client.call<UserResponse[]>('GET', '/api/v1/admin/users?limit=200') });
+  const [action, setAction] = useState('');
+  const [outcome, setOutcome] = useState('');
+  const filter = new URLSearchParams();
+  if (action.trim()) filter.set('action', action.trim());
+  if (outcome) filter.set('outcome', outcome);
   const audit = useQuery({
-    queryKey: ['admin', 'audit'],
-    queryFn: () => client.call<AuditEntryResponse[]>('GET', '/api/v1/admin/audit?limit=100'),
+    queryKey: ['admin', 'audit', filter.toString()],
+    queryFn: () => client.call<AuditEntryResponse[]>('GET', `/api/v1/admin/audit?limit=100&${filter.toString()}`),
+  });
+  const exported = useMutation({
+    mutationFn: (format: 'csv' | 'json') =>
+      client.saveAs(`/api/v1/admin/audit/export?format=${format}&${filter.toString()}`, `cairn-audit.${format}`),
   });
   const update = useMutation({
     mutationFn: ({ id, change }: { id: string; change: { disabled?: boolean; role?: GlobalRole } }) =>
@@ -22,7 +32,7 @@ export default function Admin() {
     mutationFn: (id: string) => client.call('DELETE', `/api/v1/admin/users/${id}`, {}),
     onSuccess: () => void queries.invalidateQueries({ queryKey: ['admin'] }),
   });
-  const error = users.error ?? audit.error ?? update.error ?? remove.error;
+  const error = users.error ?? audit.error ?? update.error ?? remove.error ?? exported.error;
   return (
     <section aria-labelledby="admin-heading" className="flex flex-col gap-4">
       <a href="#/" className="text-sm text-blue-600 underline">
@@ -82,10 +92,33 @@ export default function Admin() {
         </tbody>
       </table>
       <h3 className="text-lg font-semibold">Audit log</h3>
+      <div className="flex flex-wrap items-end gap-2 text-sm" role="group" aria-label="Filter the audit log">
+        <label className="flex flex-col">
+          Action (or a family: run.)
+          <input className="rounded border px-1" value={action} onChange={(e) => setAction(e.target.value)} />
+        </label>
+        <label className="flex flex-col">
+          Outcome
+          <select className="rounded border px-1" value={outcome} onChange={(e) => setOutcome(e.target.value)}>
+            <option value="">any</option>
+            <option value="succeeded">succeeded</option>
+            <option value="refused">refused</option>
+            <option value="failed">failed</option>
+          </select>
+        </label>
+        <button type="button" className="rounded border px-2" onClick={() => exported.mutate('csv')}>
+          Export CSV
+        </button>
+        <button type="button" className="rounded border px-2" onClick={() => exported.mutate('json')}>
+          Export JSON
+        </button>
+      </div>
       <ol className="flex flex-col gap-1 text-sm" aria-label="Audit log">
         {audit.data?.map((entry) => (
           <li key={entry.id}>
             <span className="text-gray-500">{new Date(entry.created_at).toLocaleString()}</span> {entry.action}
+            {entry.target ? ` on ${entry.target}` : ''}
+            {entry.outcome !== 'succeeded' ? ` (${entry.outcome})` : ''}
             {entry.client_addr ? ` from ${entry.client_addr}` : ''}
           </li>
         ))}

@@ -38,10 +38,16 @@ impl Agent {
         let mut last = None;
         for message in thread_messages.iter().skip(state.seen_messages) {
             if message.role == cairn_core::model::MessageRole::User {
-                if let Some(call) = state.awaiting_approval.take()
-                    && says_yes(&message.content)
-                {
-                    state.approved.push(call);
+                if let Some(call) = state.awaiting_approval.take() {
+                    let approved = says_yes(&message.content);
+                    let tool =
+                        serde_json::from_str::<Value>(&call).ok().and_then(|c| c["tool"].as_str().map(str::to_owned));
+                    let action = if approved { "tool.approved" } else { "tool.denied" };
+                    let detail = json!({ "run": run.run, "tool": tool, "answer": message.content.chars().take(200).collect::<String>() });
+                    audit(&*self.store, message.author, run.project, action, detail).await;
+                    if approved {
+                        state.approved.push(call);
+                    }
                 }
                 if message.attachments.is_empty() {
                     state.messages.push(Message::user(message.content.clone()));
@@ -370,6 +376,14 @@ struct AgentBridge<'a> {
 }
 
 impl AgentBridge<'_> {
+    /// Records a tool call the policy refused in the audit log, as done by
+    /// the member whose run made it.
+    async fn refused(&self, tool: &str, reason: &str) {
+        let Some(project) = self.tools.project else { return };
+        let detail = json!({ "run": self.tools.run.map(|(run, _)| run), "tool": tool, "reason": reason });
+        audit(&*self.agent.store, Some(self.tools.user), project, "tool.refused", detail).await;
+    }
+
     /// Calls a tool; a file it saved into the library is noted.
     async fn call(&mut self, name: &str, args: Value, kwargs: Value) -> Result<Value, String> {
         if let Some(tool) = self.mcp.iter().find(|t| t.key() == name) {
@@ -379,7 +393,14 @@ impl AgentBridge<'_> {
             let called = cairn_tools::mcp::call_tool(&self.agent.services.http, &tool.url, &tool.tool, kwargs).await;
             return called.map_err(|e| e.to_string());
         }
-        let result = self.agent.registry.call(&self.tools, name, args, kwargs).await;
+        let result = match self.agent.registry.call_checked(&self.tools, name, args, kwargs).await {
+            Err(cairn_tools::ToolError::Refused(reason)) => {
+                // A destination the network policy refuses (a private address…).
+                self.refused(name, &reason).await;
+                Err(reason)
+            }
+            other => other.map_err(|e| e.to_string()),
+        };
         if name == "save_artifact"
             && let Some(saved) = result.as_ref().ok().and_then(|v| serde_json::from_value(v.clone()).ok())
         {
@@ -412,7 +433,9 @@ impl ExecHandler for AgentBridge<'_> {
             }
             _ if self.allowed.as_ref().is_some_and(|(_, tools)| !tools.iter().any(|t| t == name)) => {
                 let (agent, tools) = self.allowed.as_ref().map(|(a, t)| (a.as_str(), t.join(", "))).unwrap_or_default();
-                Err(format!("{name} is not one of the {agent} agent's tools; it may call {tools}"))
+                let reason = format!("{name} is not one of the {agent} agent's tools; it may call {tools}");
+                self.refused(name, &reason).await;
+                Err(reason)
             }
             _ if self.require_approval.iter().any(|t| t == name || (t == "mcp:*" && name.starts_with("mcp:"))) => {
                 let key = json!({ "tool": name, "args": args, "kwargs": kwargs }).to_string();
@@ -428,5 +451,20 @@ impl ExecHandler for AgentBridge<'_> {
             }
             _ => self.call(name, args, kwargs).await,
         }
+    }
+}
+
+/// Writes an audit entry for something the agent did or was told; a failure
+/// to write is logged, never the run's.
+async fn audit(
+    store: &dyn cairn_core::store::Store,
+    actor: Option<cairn_core::UserId>,
+    project: cairn_core::ProjectId,
+    action: &str,
+    detail: Value,
+) {
+    let entry = cairn_core::model::NewAuditEntry::new(actor, Some(project), action, detail, None);
+    if let Err(error) = store.record_audit(entry).await {
+        tracing::error!(%error, action, "cannot write the audit log");
     }
 }

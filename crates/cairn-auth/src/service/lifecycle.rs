@@ -162,7 +162,8 @@ impl Auth {
     }
 
     /// Records an action by a person or a key (whose id joins the detail).
-    pub(crate) async fn audit_as(
+    /// A failure to write is logged, never the caller's error.
+    pub async fn audit_as(
         &self,
         principal: &Principal,
         project: Option<ProjectId>,

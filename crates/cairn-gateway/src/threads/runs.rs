@@ -235,12 +235,18 @@ pub(super) async fn cancel_run(
 )]
 pub(super) async fn resume_run(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     Authenticated(principal): Authenticated,
     Path(run_id): Path<RunId>,
     ApiJson(request): ApiJson<ResumeRequest>,
 ) -> Result<ApiJson<RunResponse>, ApiError> {
-    let runs = runs_for_write(&state, &principal, run_id).await?;
-    Ok(ApiJson(runs.resume(run_id, principal.user.id, request.answer).await?.into()))
+    let (runs, project) = runs_and_project(&state, &principal, run_id).await?;
+    // The answer to a question or to an approval (a plan's, a tool call's).
+    let answer: String = request.answer.chars().take(200).collect();
+    let resumed = runs.resume(run_id, principal.user.id, request.answer).await?;
+    let detail = serde_json::json!({ "run": run_id, "thread": resumed.thread_id, "answer": answer });
+    crate::audit::record(&state, &principal, Some(project), "run.answered", detail, &addr).await;
+    Ok(ApiJson(resumed.into()))
 }
 
 /// Replaces the plan of a run that waits for its plan's approval (editors
@@ -254,12 +260,16 @@ pub(super) async fn resume_run(
 )]
 pub(super) async fn edit_plan(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     Authenticated(principal): Authenticated,
     Path(run_id): Path<RunId>,
     ApiJson(request): ApiJson<PlanBody>,
 ) -> Result<ApiJson<PlanBody>, ApiError> {
-    let runs = runs_for_write(&state, &principal, run_id).await?;
-    Ok(ApiJson(runs.edit_plan(run_id, request.into(), principal.user.id).await?.into()))
+    let (runs, project) = runs_and_project(&state, &principal, run_id).await?;
+    let plan = runs.edit_plan(run_id, request.into(), principal.user.id).await?;
+    let detail = serde_json::json!({ "run": run_id, "tasks": plan.tasks.len() });
+    crate::audit::record(&state, &principal, Some(project), "plan.edited", detail, &addr).await;
+    Ok(ApiJson(plan.into()))
 }
 
 /// Forks a run after one of its steps into a new thread of the same

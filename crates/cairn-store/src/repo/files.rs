@@ -77,7 +77,7 @@ macro_rules! file_repo {
             }
 
             async fn move_files(&self, project: ProjectId, from: &str, to: &str, folder: bool) -> cairn_core::Result<u64> {
-                let mut tx = self.pool.begin().await.db()?;
+                let mut tx = self.begin_write().await?;
                 let taken: Option<i32> = sqlx::query_scalar(
                     "SELECT 1 FROM files WHERE project_id = $1 \
                      AND (path = $2 OR substr(path, 1, length($2) + 1) = $2 || '/') LIMIT 1",

@@ -78,7 +78,7 @@ macro_rules! lifecycle_repo {
             /// Inside a transaction: adds what the runs chosen by `filter`
             /// (`$1` binds `id`) spent to the carried spending of `project`.
             async fn carry_spending<'c>(
-                tx: &mut sqlx::Transaction<'c, <$store as lifecycle::HasDb>::Db>,
+                tx: &mut sqlx::Transaction<'c, <$store as StoreDb>::Db>,
                 project: Uuid,
                 filter: &'static str,
                 id: Uuid,
@@ -106,7 +106,7 @@ macro_rules! lifecycle_repo {
             /// Inside a transaction: erases an account (see
             /// `LifecycleRepo::delete_account`); `None` if there is none to erase.
             async fn erase_account<'c>(
-                tx: &mut sqlx::Transaction<'c, <$store as lifecycle::HasDb>::Db>,
+                tx: &mut sqlx::Transaction<'c, <$store as StoreDb>::Db>,
                 user: Uuid,
             ) -> cairn_core::Result<Option<User>> {
                 let sql = concat!(
@@ -278,7 +278,7 @@ macro_rules! lifecycle_repo {
                 // What its runs kept in memory first: a crash between the two
                 // leaves the thread, and the next attempt forgets again.
                 self.forget_memory(ProjectId(project), &format!("thread:{thread}")).await?;
-                let mut tx = self.pool.begin().await.db()?;
+                let mut tx = self.begin_write().await?;
                 Self::carry_spending(&mut tx, project, "WHERE r.thread_id = $1", thread.0).await?;
                 // Messages, events, runs, checkpoints, lanes and schedules go
                 // with the row (foreign keys cascade); files keep no run.
@@ -297,7 +297,7 @@ macro_rules! lifecycle_repo {
                     return Ok(());
                 }
                 self.forget_project_memory(project).await?;
-                let mut tx = self.pool.begin().await.db()?;
+                let mut tx = self.begin_write().await?;
                 let filter = "JOIN threads t ON t.id = r.thread_id WHERE t.project_id = $1";
                 Self::carry_spending(&mut tx, project.0, filter, project.0).await?;
                 let accounts: Vec<Uuid> = sqlx::query_scalar("SELECT user_id FROM service_accounts WHERE project_id = $1")
@@ -347,19 +347,6 @@ macro_rules! lifecycle_repo {
             }
         }
     };
-}
-
-/// The database type of each store, to name its transactions.
-pub(crate) trait HasDb {
-    type Db: sqlx::Database;
-}
-
-impl HasDb for super::SqliteStore {
-    type Db = sqlx::Sqlite;
-}
-
-impl HasDb for super::PostgresStore {
-    type Db = sqlx::Postgres;
 }
 
 pub(super) use lifecycle_repo;

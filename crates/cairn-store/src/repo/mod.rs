@@ -21,9 +21,9 @@ mod users;
 use async_trait::async_trait;
 use cairn_core::lifecycle::{Deletion, DeletionKind};
 use cairn_core::model::{
-    ApiKey, AuditEntry, Checkpoint, Event, Fence, FileRecord, Membership, Message, NewApiKey, NewAuditEntry,
-    NewCheckpoint, NewEvent, NewFile, NewMessage, NewProject, NewRefreshToken, NewRun, NewThread, NewUser, Project,
-    ProjectUpdate, RefreshOutcome, Role, Run, RunStatus, Thread, User,
+    ApiKey, AuditEntry, AuditFilter, Checkpoint, Event, Fence, FileRecord, Membership, Message, NewApiKey,
+    NewAuditEntry, NewCheckpoint, NewEvent, NewFile, NewMessage, NewProject, NewRefreshToken, NewRun, NewThread,
+    NewUser, Project, ProjectUpdate, RefreshOutcome, Role, Run, RunStatus, Thread, User,
 };
 use cairn_core::store::{
     AuditRepo, CredentialRepo, FileRepo, LifecycleRepo, MemoryRepo, ProjectRepo, RunRepo, Store, ThreadRepo, UserRepo,
@@ -141,7 +141,7 @@ fn fenced(fence: Fence) -> cairn_core::Error {
 }
 
 macro_rules! sql_store {
-    ($(#[$meta:meta])* $name:ident, $pool:ty, $backend:literal, $fence_sql:literal, $row_lock:literal) => {
+    ($(#[$meta:meta])* $name:ident, $pool:ty, $backend:literal, $fence_sql:literal, $row_lock:literal, $begin_write:literal) => {
         $(#[$meta])*
         #[derive(Debug, Clone)]
         pub struct $name {
@@ -180,6 +180,14 @@ macro_rules! sql_store {
             pub(crate) fn pool(&self) -> &$pool {
                 &self.pool
             }
+
+            /// A transaction that reads before it writes. On SQLite it takes
+            /// the write lock at once: a deferred one that read and then
+            /// finds another connection wrote meanwhile fails at its first
+            /// write (SQLITE_BUSY_SNAPSHOT) instead of waiting its turn.
+            async fn begin_write(&self) -> cairn_core::Result<sqlx::Transaction<'static, <$name as StoreDb>::Db>> {
+                self.pool.begin_with($begin_write).await.db()
+            }
         }
 
         #[async_trait]
@@ -211,7 +219,8 @@ sql_store!(
     // SQLite has no row locks: a no-op write takes the database's write lock.
     "UPDATE runs SET lease_generation = lease_generation WHERE id = $1 RETURNING lease_generation",
     // One statement is atomic under SQLite's write lock.
-    ""
+    "",
+    "BEGIN IMMEDIATE"
 );
 sql_store!(
     /// The repositories on PostgreSQL: the distributed shape.
@@ -220,5 +229,19 @@ sql_store!(
     // Not FOR SHARE: share locks of overlapping writes could keep a claim
     // waiting for ever, while these exclusive ones queue with it in turn.
     "SELECT lease_generation FROM runs WHERE id = $1 FOR NO KEY UPDATE",
-    " FOR NO KEY UPDATE"
+    " FOR NO KEY UPDATE",
+    "BEGIN"
 );
+
+/// The database of each store, to name its transactions.
+pub(crate) trait StoreDb {
+    type Db: sqlx::Database;
+}
+
+impl StoreDb for SqliteStore {
+    type Db = sqlx::Sqlite;
+}
+
+impl StoreDb for PostgresStore {
+    type Db = sqlx::Postgres;
+}
