@@ -219,6 +219,9 @@ pub trait MemoryRepo: Send + Sync {
     -> Result<Vec<(MemoryChunk, f32)>>;
     /// Forgets the chunks of a source (a file being indexed again); how many.
     async fn forget_memory(&self, project: ProjectId, source: &str) -> Result<u64>;
+    /// What was remembered in so many words (notes, and what runs kept),
+    /// oldest first: every chunk but the library files' text.
+    async fn memory_notes(&self, project: ProjectId) -> Result<Vec<MemoryChunk>>;
 }
 
 /// What the agent's model calls used, added up from the threads' logs: each

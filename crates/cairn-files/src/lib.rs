@@ -20,4 +20,4 @@ mod sniff;
 pub use error::{Error, Result};
 pub use links::link_secret;
 pub use objects::Objects;
-pub use service::{ByteRange, Download, Files, Link, Listing};
+pub use service::{ByteRange, Download, Files, Link, Listing, ZipPart};

@@ -485,39 +485,70 @@ impl Files {
         if records.is_empty() {
             return Err(cairn_core::Error::NotFound { entity: "folder" }.into());
         }
+        let parts = records.into_iter().map(move |record| {
+            let name = record.path[prefix.len()..].to_owned();
+            Ok(ZipPart::File { name, record })
+        });
+        Ok(self.zip_parts(futures::stream::iter(parts).boxed()))
+    }
+
+    /// A zip archive of `parts`, written while it is sent: each part is
+    /// read when its turn comes (a file's bytes from the object store), so
+    /// nothing is staged on disk or in memory beyond one part's own bytes.
+    /// A part that fails ends the archive early (the download is cut).
+    pub fn zip_parts(
+        &self,
+        parts: BoxStream<'static, std::result::Result<ZipPart, String>>,
+    ) -> BoxStream<'static, std::io::Result<Bytes>> {
         let (writer, reader) = tokio::io::duplex(256 * 1024);
         let store = self.inner.objects.store.clone();
         tokio::spawn(async move {
-            if let Err(error) = write_zip(writer, store, records, prefix).await {
+            if let Err(error) = write_zip(writer, store, parts).await {
                 tracing::warn!(%error, "zip download stopped");
             }
         });
-        Ok(tokio_util::io::ReaderStream::new(reader).boxed())
+        tokio_util::io::ReaderStream::new(reader).boxed()
     }
+}
+
+/// One entry of a zip archive.
+#[derive(Debug, Clone)]
+pub enum ZipPart {
+    /// Bytes made by the caller (a JSON or Markdown document).
+    Bytes { name: String, bytes: Bytes },
+    /// A version of a library file, read from the object store.
+    File { name: String, record: FileRecord },
 }
 
 async fn write_zip(
     writer: tokio::io::DuplexStream,
     store: Arc<dyn object_store::ObjectStore>,
-    records: Vec<FileRecord>,
-    prefix: String,
+    mut parts: BoxStream<'static, std::result::Result<ZipPart, String>>,
 ) -> std::result::Result<(), String> {
     use async_zip::tokio::write::ZipFileWriter;
     use async_zip::{Compression, ZipEntryBuilder};
     use futures::AsyncWriteExt;
     let mut zip = ZipFileWriter::with_tokio(writer);
-    for record in records {
-        let name = record.path[prefix.len()..].to_owned();
-        let compression =
-            if record.content_type.starts_with("text/") { Compression::Deflate } else { Compression::Stored };
-        let entry = ZipEntryBuilder::new(name.into(), compression);
-        let mut entry_writer = zip.write_entry_stream(entry).await.map_err(|e| e.to_string())?;
-        let object = store.get(&ObjectPath::from(record.object_key.as_str())).await.map_err(|e| e.to_string())?;
-        let mut chunks = object.into_stream();
-        while let Some(chunk) = chunks.next().await {
-            entry_writer.write_all(&chunk.map_err(|e| e.to_string())?).await.map_err(|e| e.to_string())?;
+    while let Some(part) = parts.next().await {
+        match part? {
+            ZipPart::Bytes { name, bytes } => {
+                let entry = ZipEntryBuilder::new(name.into(), Compression::Deflate);
+                zip.write_entry_whole(entry, &bytes).await.map_err(|e| e.to_string())?;
+            }
+            ZipPart::File { name, record } => {
+                let compression =
+                    if record.content_type.starts_with("text/") { Compression::Deflate } else { Compression::Stored };
+                let entry = ZipEntryBuilder::new(name.into(), compression);
+                let mut entry_writer = zip.write_entry_stream(entry).await.map_err(|e| e.to_string())?;
+                let key = ObjectPath::from(record.object_key.as_str());
+                let object = store.get(&key).await.map_err(|e| e.to_string())?;
+                let mut chunks = object.into_stream();
+                while let Some(chunk) = chunks.next().await {
+                    entry_writer.write_all(&chunk.map_err(|e| e.to_string())?).await.map_err(|e| e.to_string())?;
+                }
+                entry_writer.close().await.map_err(|e| e.to_string())?;
+            }
         }
-        entry_writer.close().await.map_err(|e| e.to_string())?;
     }
     let mut inner = zip.close().await.map_err(|e| e.to_string())?;
     inner.close().await.map_err(|e| e.to_string())?;

@@ -13,6 +13,7 @@ mod audit;
 mod authn;
 mod connections;
 mod error;
+mod export;
 mod files;
 mod health;
 mod keys;
@@ -186,6 +187,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(admin::routes())
         .merge(audit::routes())
         .merge(lifecycle::routes())
+        .merge(export::routes())
         .merge(connections::routes());
     OpenApiRouter::with_openapi(openapi::base())
         .merge(health::routes())

@@ -52,6 +52,13 @@ macro_rules! columns {
     };
 }
 
+/// The project's chunks that are not a library file's text, oldest first.
+const NOTES_SQL: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM memory_chunks WHERE project_id = $1 AND substr(source, 1, 5) <> 'file:' ORDER BY created_at, id"
+);
+
 fn blob(embedding: &[f32]) -> Vec<u8> {
     embedding.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
@@ -156,6 +163,11 @@ impl MemoryRepo for SqliteStore {
             Err(error) if missing_table(&error) => Ok(Vec::new()),
             Err(error) => Err(error).db(),
         }
+    }
+
+    async fn memory_notes(&self, project: ProjectId) -> cairn_core::Result<Vec<MemoryChunk>> {
+        let rows: Vec<MemoryRow> = sqlx::query_as(NOTES_SQL).bind(project.0).fetch_all(self.pool()).await.db()?;
+        Ok(rows.into_iter().map(MemoryChunk::from).collect())
     }
 
     async fn forget_memory(&self, project: ProjectId, source: &str) -> cairn_core::Result<u64> {
@@ -299,6 +311,15 @@ impl MemoryRepo for PostgresStore {
             .await;
         match found {
             Ok(rows) => Ok(rows.into_iter().map(|r| (r.row.into(), r.score as f32)).collect()),
+            // Nothing was ever remembered here.
+            Err(error) if no_table(&error) => Ok(Vec::new()),
+            Err(error) => Err(error).db(),
+        }
+    }
+
+    async fn memory_notes(&self, project: ProjectId) -> cairn_core::Result<Vec<MemoryChunk>> {
+        match sqlx::query_as::<_, MemoryRow>(NOTES_SQL).bind(project.0).fetch_all(self.pool()).await {
+            Ok(rows) => Ok(rows.into_iter().map(MemoryChunk::from).collect()),
             // Nothing was ever remembered here.
             Err(error) if no_table(&error) => Ok(Vec::new()),
             Err(error) => Err(error).db(),

@@ -81,11 +81,14 @@ async fn deletions_forget(store: Arc<dyn Store>) -> (ProjectId, ProjectId) {
         ])
         .await
         .unwrap();
+    store.add_memory(vec![chunk(mine, "file:a.txt", "a file's text", vec![0.0, 0.0, 1.0])]).await.unwrap();
+    let notes: Vec<String> = store.memory_notes(mine).await.unwrap().into_iter().map(|c| c.text).collect();
+    assert_eq!(notes, ["said in the thread", "a note"], "notes, oldest first, without the files' text");
     store.request_deletion(DeletionKind::Thread, thread.id.0, owner).await.unwrap();
     store.purge_thread(thread.id).await.unwrap();
-    let left: Vec<String> =
-        store.search_memory(mine, &[1.0, 0.0, 0.0], 10).await.unwrap().into_iter().map(|(c, _)| c.text).collect();
+    let left: Vec<String> = store.memory_notes(mine).await.unwrap().into_iter().map(|c| c.text).collect();
     assert_eq!(left, ["a note"], "the thread's memory is forgotten, the project's note stays");
+    assert_eq!(store.search_memory(mine, &[1.0, 0.0, 0.0], 10).await.unwrap().len(), 2, "the note and the file");
     store.request_deletion(DeletionKind::Project, mine.0, owner).await.unwrap();
     store.purge_project(mine).await.unwrap();
     assert!(store.search_memory(mine, &[0.0, 1.0, 0.0], 10).await.unwrap().is_empty());

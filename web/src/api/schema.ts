@@ -1231,6 +1231,8 @@ export interface Operations {
   events_socket: 'GET /api/v1/threads/{thread_id}/events/ws';
   events_ticket: 'POST /api/v1/threads/{thread_id}/events/ticket';
   export_audit: 'GET /api/v1/admin/audit/export';
+  export_me: 'GET /api/v1/me/export';
+  export_project: 'GET /api/v1/projects/{project_id}/export';
   forgot_password: 'POST /api/v1/auth/password/forgot';
   fork_run: 'POST /api/v1/runs/{run_id}/fork';
   get_content: 'GET /api/v1/projects/{project_id}/files/{file_id}/content';

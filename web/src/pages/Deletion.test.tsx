@@ -41,6 +41,12 @@ describe('Deleting', () => {
     expect(sent.some((s) => s.url === '/api/v1/deletions/d1')).toBe(true);
   });
 
+  it('exports the project as an archive (owners)', async () => {
+    const sent = renderWithApi(<ProjectDangerZone project={PROJECT as never} />, (_method, url) => (url.endsWith('/me') ? ME : {}));
+    fireEvent.click(screen.getByRole('button', { name: /Export the project/ }));
+    await waitFor(() => expect(sent.some((s) => s.method === 'GET' && s.url === '/api/v1/projects/p1/export')).toBe(true));
+  });
+
   it('a thread after a confirmation that says what goes', async () => {
     const sent = renderWithApi(<DeleteThread threadId="t1" projectId="p1" />, () => ({ ...deletion('pending', 0), kind: 'thread' }));
     fireEvent.click(screen.getByRole('button', { name: 'Delete thread' }));

@@ -108,6 +108,9 @@ export function ProjectDangerZone({ project }: { project: ProjectResponse }) {
     mutationFn: () => client.call<DeletionResponse>('DELETE', `/api/v1/projects/${project.id}`),
     onSuccess: () => void queries.invalidateQueries({ queryKey: ['projects'] }),
   });
+  const exported = useMutation({
+    mutationFn: () => client.saveAs(`/api/v1/projects/${project.id}/export`, `cairn-${project.name}.zip`),
+  });
   function submit(event: FormEvent) {
     event.preventDefault();
     if (typed === project.name) remove.mutate();
@@ -115,8 +118,13 @@ export function ProjectDangerZone({ project }: { project: ProjectResponse }) {
   return (
     <section aria-labelledby="danger-heading" className="flex flex-col gap-2 rounded border border-red-300 p-3">
       <h3 id="danger-heading" className="text-lg font-semibold">
-        Leave or delete
+        Export, leave or delete
       </h3>
+      {project.role === 'owner' && (
+        <button type="button" className="self-start rounded border px-2 text-sm" disabled={exported.isPending} onClick={() => exported.mutate()}>
+          {exported.isPending ? 'Exporting…' : 'Export the project (zip: threads, library with versions, memory)'}
+        </button>
+      )}
       {me.data && (
         <Confirm
           action="Leave project"
@@ -139,7 +147,7 @@ export function ProjectDangerZone({ project }: { project: ProjectResponse }) {
             </button>
           </form>
         ))}
-      <Alert message={(leave.error ?? remove.error)?.message} />
+      <Alert message={(leave.error ?? remove.error ?? exported.error)?.message} />
     </section>
   );
 }
@@ -196,6 +204,7 @@ export function DeleteAccount() {
       setError(problemMessage(err));
     }
   }
+  const exported = useMutation({ mutationFn: () => client.saveAs('/api/v1/me/export', 'cairn-my-data.json') });
   if (done) {
     return (
       <p role="status">
@@ -208,6 +217,11 @@ export function DeleteAccount() {
   }
   return (
     <form onSubmit={(e) => void submit(e)} className="flex max-w-md flex-col gap-2 rounded border border-red-300 p-3" aria-label="Delete account">
+      <h3 className="text-lg font-semibold">Your data</h3>
+      <button type="button" className="self-start rounded border px-2 text-sm" onClick={() => exported.mutate()}>
+        Download my data (JSON)
+      </button>
+      <Alert message={exported.error?.message} />
       <h3 className="text-lg font-semibold">Delete your account</h3>
       <p className="text-sm">
         Your e-mail, name and password are erased and your sessions and keys end. What you wrote in projects stays, by

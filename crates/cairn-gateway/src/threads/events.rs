@@ -42,7 +42,7 @@ pub struct EventResponse {
 impl EventResponse {
     /// The stored event, typed; `None` (logged) for one this version cannot
     /// read, which is left out rather than sent half-understood.
-    fn read(e: Event) -> Option<EventResponse> {
+    pub(crate) fn read(e: Event) -> Option<EventResponse> {
         match RunEvent::decode(&e.kind, e.payload, e.schema_version) {
             Ok(event) => Some(EventResponse { seq: e.seq, run_id: e.run_id, event, created_at: e.created_at }),
             Err(error) => {

@@ -10,7 +10,9 @@ mod messages;
 mod runs;
 mod usage;
 
-pub(crate) use events::live_events;
+pub(crate) use events::{EventResponse, live_events};
+pub(crate) use messages::MessageResponse;
+pub(crate) use runs::RunResponse;
 pub(crate) use runs::agent_unavailable;
 
 use axum::extract::{Path, State};
