@@ -57,6 +57,32 @@ pub async fn budget_spent(store: &dyn Store, project: ProjectId, limit: f64) -> 
     Ok((spent >= limit).then(|| format!("the project's budget of ${limit:.2} is spent (${spent:.2})")))
 }
 
+/// Why the member's runs must stop, when one of their monthly budgets that
+/// applies to the project (the project's own, or the one across projects)
+/// is spent this calendar month (UTC).
+pub async fn member_budget_spent(
+    store: &dyn Store,
+    project: ProjectId,
+    user: cairn_core::UserId,
+) -> cairn_core::Result<Option<String>> {
+    let since = cairn_core::lifecycle::month_start(time::OffsetDateTime::now_utc());
+    for budget in store.member_budgets(user).await? {
+        if budget.project_id.is_some_and(|p| p != project) {
+            continue;
+        }
+        let spent = store.spent_by_member(budget.project_id, user, since).await?;
+        if spent >= budget.monthly_usd {
+            let scope = if budget.project_id.is_some() { "in this project" } else { "across projects" };
+            return Ok(Some(format!(
+                "your monthly budget of ${:.2} {scope} is spent (${spent:.2} this month); it starts again next month, \
+                 or an owner or administrator can raise it",
+                budget.monthly_usd
+            )));
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

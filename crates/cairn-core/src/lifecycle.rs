@@ -64,3 +64,22 @@ pub enum SoleOwned {
     /// This member becomes an owner first.
     HandOver(UserId),
 }
+
+/// A member's spending limit on models, per calendar month (UTC): in one
+/// project, or across all of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberBudget {
+    /// `None`: across every project.
+    pub project_id: Option<ProjectId>,
+    pub user_id: UserId,
+    pub monthly_usd: f64,
+    pub set_by: UserId,
+    pub updated_at: OffsetDateTime,
+}
+
+/// The first instant of the calendar month (UTC) `at` falls in: member
+/// budgets count from there.
+pub fn month_start(at: OffsetDateTime) -> OffsetDateTime {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    at.date().replace_day(1).unwrap_or(at.date()).midnight().assume_utc()
+}

@@ -397,6 +397,26 @@ pub trait LifecycleRepo: Send + Sync {
     /// project that is gone or still stored, in US dollars: deleted threads'
     /// spending included. With `since`, runs from then on only.
     async fn spent_by_member(&self, project: Option<ProjectId>, user: UserId, since: OffsetDateTime) -> Result<f64>;
+    /// Sets (or, with `None`, removes) a member's monthly budget in a
+    /// project, or across projects.
+    async fn set_member_budget(
+        &self,
+        project: Option<ProjectId>,
+        user: UserId,
+        monthly_usd: Option<f64>,
+        set_by: UserId,
+    ) -> Result<()>;
+    /// The member's budgets: across projects and per project.
+    async fn member_budgets(&self, user: UserId) -> Result<Vec<crate::lifecycle::MemberBudget>>;
+    /// The budgets set for members of the project (per project only).
+    async fn project_member_budgets(&self, project: ProjectId) -> Result<Vec<crate::lifecycle::MemberBudget>>;
+    /// What the project's runs spent since `since`, by member and calendar
+    /// month (UTC), deleted threads' spending included.
+    async fn project_spending(
+        &self,
+        project: ProjectId,
+        since: OffsetDateTime,
+    ) -> Result<Vec<(UserId, OffsetDateTime, f64)>>;
 }
 
 #[async_trait]

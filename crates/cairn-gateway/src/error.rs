@@ -262,6 +262,7 @@ impl From<cairn_agent::RunError> for ApiError {
             E::Store(error) => error.into(),
             E::Conflict(detail) => ApiError::Invalid { code: "run_state", detail },
             E::BudgetSpent(detail) => ApiError::Invalid { code: "budget_spent", detail },
+            E::MemberBudgetSpent(detail) => ApiError::Invalid { code: "member_budget_spent", detail },
             E::SandboxUnavailable(detail) => ApiError::AgentUnavailable { detail },
         }
     }

@@ -11,6 +11,7 @@ mod accounts;
 mod admin;
 mod audit;
 mod authn;
+mod budgets;
 mod connections;
 mod error;
 mod export;
@@ -188,6 +189,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(audit::routes())
         .merge(lifecycle::routes())
         .merge(export::routes())
+        .merge(budgets::routes())
         .merge(connections::routes());
     OpenApiRouter::with_openapi(openapi::base())
         .merge(health::routes())

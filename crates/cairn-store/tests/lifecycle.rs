@@ -70,6 +70,7 @@ on_both!(
     a_deleted_project_takes_everything_hanging_off_it,
     a_deleted_account_is_erased_and_its_credentials_end,
     the_audit_log_refuses_changes_even_in_the_database,
+    member_budgets_are_set_per_project_and_across_projects,
 );
 
 fn month_start() -> OffsetDateTime {
@@ -281,4 +282,33 @@ async fn the_audit_log_refuses_changes_even_in_the_database(store: Arc<dyn Store
     assert!(error.to_string().contains("append-only"), "{error}");
     let kept = store.audit_log(&Default::default(), 1).await.unwrap();
     assert_eq!(kept[0].action, "user.deleted");
+}
+
+async fn member_budgets_are_set_per_project_and_across_projects(store: Arc<dyn Store>, _db: &Database) {
+    let Seeded { user: owner, project, thread } = owner_with_thread(&*store, "budget@example.com").await;
+    let member = user(&*store, "spender@example.com").await;
+    store.set_member(project.id, member.id, Role::Editor).await.unwrap();
+    store.set_member_budget(Some(project.id), member.id, Some(2.0), owner.id).await.unwrap();
+    store.set_member_budget(Some(project.id), member.id, Some(3.0), owner.id).await.unwrap();
+    store.set_member_budget(None, member.id, Some(10.0), owner.id).await.unwrap();
+    let mut budgets: Vec<_> =
+        store.member_budgets(member.id).await.unwrap().into_iter().map(|b| (b.project_id, b.monthly_usd)).collect();
+    budgets.sort_by(|a, b| a.1.total_cmp(&b.1));
+    assert_eq!(budgets, [(Some(project.id), 3.0), (None, 10.0)], "set again, replaced");
+    assert_eq!(store.project_member_budgets(project.id).await.unwrap().len(), 1);
+    store.set_member_budget(None, member.id, None, owner.id).await.unwrap();
+    assert_eq!(store.member_budgets(member.id).await.unwrap().len(), 1, "removed");
+
+    busy_run(&store, &thread, member.id, 1.25).await;
+    busy_run(&store, &thread, owner.id, 0.5).await;
+    let spending = store.project_spending(project.id, month_start()).await.unwrap();
+    let mut spent: Vec<(cairn_core::UserId, f64)> = spending.iter().map(|(u, _, c)| (*u, *c)).collect();
+    spent.sort_by(|a, b| a.1.total_cmp(&b.1));
+    assert_eq!(spent, [(owner.id, 0.5), (member.id, 1.25)]);
+    assert!(spending.iter().all(|(_, month, _)| *month == month_start()));
+    // Still counted once the thread is gone.
+    store.request_deletion(DeletionKind::Thread, thread.id.0, owner.id).await.unwrap();
+    store.purge_thread(thread.id).await.unwrap();
+    let after: f64 = store.project_spending(project.id, month_start()).await.unwrap().iter().map(|(_, _, c)| c).sum();
+    assert!((after - 1.75).abs() < 1e-9, "{after}");
 }

@@ -102,6 +102,11 @@ export type BudgetReached = {
   reason: string;
 };
 
+export type BudgetRequest = {
+  /** US dollars per calendar month (UTC), 0 to 10^9; `null` removes the limit. */
+  monthly_usd?: number | null;
+};
+
 /** The thread and run behind a completion (also sent as the `X-Cairn-Thread-Id` and `X-Cairn-Run-Id` headers). */
 export type CairnRef = {
   run_id: RunId;
@@ -521,6 +526,19 @@ export type MemberResponse = {
   user_id: UserId;
 };
 
+export type MemberSpending = {
+  /** Their monthly budget across projects, set by an administrator; `null`: none. */
+  across_projects_usd?: number | null;
+  display_name: string;
+  /** The member's monthly budget in this project; `null`: none. */
+  monthly_usd?: number | null;
+  /** Spent in this project, month by month, oldest first (months without spending left out). */
+  months: MonthSpending[];
+  /** Spent in this project this month. */
+  this_month_usd: number;
+  user_id: UserId;
+};
+
 /** A piece of a project's memory. */
 export type MemoryId = string;
 
@@ -611,6 +629,12 @@ export type ModelsResponse = {
   /** The model used when a project or thread names none. */
   default?: string | null;
   models: ModelInfo[];
+};
+
+export type MonthSpending = {
+  cost_usd: number;
+  /** `YYYY-MM` (UTC). */
+  month: string;
 };
 
 export type MoveRequest = {
@@ -1270,6 +1294,7 @@ export interface Operations {
   post_mcp: 'POST /mcp';
   post_message: 'POST /api/v1/threads/{thread_id}/messages';
   project_audit: 'GET /api/v1/projects/{project_id}/audit';
+  project_spending: 'GET /api/v1/projects/{project_id}/spending';
   project_usage: 'GET /api/v1/projects/{project_id}/usage';
   put_content: 'PUT /api/v1/projects/{project_id}/files/content';
   readyz: 'GET /readyz';
@@ -1286,7 +1311,9 @@ export interface Operations {
   revoke_key: 'DELETE /api/v1/api-keys/{key_id}';
   rotate_secret: 'POST /api/v1/projects/{project_id}/webhooks/{webhook_id}/secret';
   search: 'GET /api/v1/projects/{project_id}/memory/search';
+  set_member_budget: 'PUT /api/v1/projects/{project_id}/members/{user_id}/budget';
   set_project_model: 'PUT /api/v1/projects/{project_id}/model';
+  set_user_budget: 'PUT /api/v1/admin/users/{user_id}/budget';
   test_connection: 'POST /api/v1/admin/connections/{connection_id}/test';
   thread_runs: 'GET /api/v1/threads/{thread_id}/runs';
   token: 'POST /api/v1/auth/token';

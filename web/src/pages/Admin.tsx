@@ -28,11 +28,20 @@ export default function Admin() {
       client.call('PATCH', `/api/v1/admin/users/${id}`, change),
     onSuccess: () => void queries.invalidateQueries({ queryKey: ['admin'] }),
   });
+  const budget = useMutation({
+    mutationFn: ({ id, usd }: { id: string; usd: number | null }) =>
+      client.call('PUT', `/api/v1/admin/users/${id}/budget`, { monthly_usd: usd }),
+  });
+  function askBudget(user: UserResponse) {
+    const answer = globalThis.prompt(`Monthly budget of ${user.display_name} across all projects (US $; empty for none)`);
+    if (answer === null) return;
+    budget.mutate({ id: user.id, usd: answer.trim() === '' ? null : Number(answer) });
+  }
   const remove = useMutation({
     mutationFn: (id: string) => client.call('DELETE', `/api/v1/admin/users/${id}`, {}),
     onSuccess: () => void queries.invalidateQueries({ queryKey: ['admin'] }),
   });
-  const error = users.error ?? audit.error ?? update.error ?? remove.error ?? exported.error;
+  const error = users.error ?? audit.error ?? update.error ?? remove.error ?? exported.error ?? budget.error;
   return (
     <section aria-labelledby="admin-heading" className="flex flex-col gap-4">
       <a href="#/" className="text-sm text-blue-600 underline">
@@ -51,6 +60,7 @@ export default function Admin() {
             <th className="pr-3">E-mail</th>
             <th className="pr-3">Role</th>
             <th className="pr-3">State</th>
+            <th className="pr-3">Budget</th>
             <th className="pr-3">Delete</th>
           </tr>
         </thead>
@@ -71,6 +81,11 @@ export default function Admin() {
               <td className="pr-3">
                 <button type="button" className="underline" onClick={() => update.mutate({ id: user.id, change: { disabled: !user.disabled } })}>
                   {user.disabled ? 'disabled (enable)' : 'active (disable)'}
+                </button>
+              </td>
+              <td className="pr-3">
+                <button type="button" className="underline" aria-label={`Monthly budget of ${user.display_name}`} onClick={() => askBudget(user)}>
+                  set monthly limit
                 </button>
               </td>
               <td className="pr-3">

@@ -12,6 +12,7 @@ import { Alert } from '../components/Alert';
 import { EditableTitle } from '../components/EditableTitle';
 import { ConnectModelLink } from './Connections';
 import { ProjectDangerZone } from './Deletion';
+import MemberBudgets from './MemberBudgets';
 
 /** The caller's projects, and a form to make one. */
 export function Projects() {
@@ -148,6 +149,7 @@ export function ProjectPage({ id }: { id: string }) {
       <MemoryPanel projectId={id} canWrite={project.data !== undefined && project.data.role !== 'viewer'} />
       <Members projectId={id} canManage={project.data?.role === 'owner'} />
       {project.data && <ProjectSettings project={project.data} />}
+      {project.data?.role === 'owner' && <MemberBudgets projectId={id} />}
       {project.data?.role === 'owner' && <Schedules projectId={id} />}
       {project.data?.role === 'owner' && <Webhooks projectId={id} />}
       {project.data && <ProjectDangerZone project={project.data} />}

@@ -71,6 +71,9 @@ impl Agent {
         {
             return Ok(Some(why));
         }
+        if let Some(why) = crate::budget::member_budget_spent(&*self.store, run.project, run.user).await? {
+            return Ok(Some(why));
+        }
         Ok(run.budget.reached(state.spent()))
     }
 

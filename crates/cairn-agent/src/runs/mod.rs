@@ -57,6 +57,9 @@ pub enum RunError {
     /// The project's budget is spent: no new run starts.
     #[error("{0}")]
     BudgetSpent(String),
+    /// The member's monthly budget is spent: no new run of theirs starts.
+    #[error("{0}")]
+    MemberBudgetSpent(String),
     /// No sandbox can be had now (no sandbox host answers): the run waits in
     /// the queue and is tried again.
     #[error("{0}")]
@@ -432,6 +435,9 @@ impl Runs {
                 && let Some(why) = budget_spent(&*self.inner.store, project, limit).await?
             {
                 return Err(RunError::BudgetSpent(format!("{why}; an owner can raise it in the project's settings")));
+            }
+            if let Some(why) = crate::budget::member_budget_spent(&*self.inner.store, project, user).await? {
+                return Err(RunError::MemberBudgetSpent(why));
             }
         }
         let message = self

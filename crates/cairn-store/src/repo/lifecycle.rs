@@ -48,12 +48,30 @@ impl DeletionRow {
     }
 }
 
-/// The first instant of the month `at` falls in (UTC): spending is carried
-/// by month, the period of member budgets.
-pub(super) fn month_start(at: OffsetDateTime) -> OffsetDateTime {
-    let date = at.date().replace_day(1).unwrap_or(at.date());
-    date.midnight().assume_utc()
+use cairn_core::lifecycle::{MemberBudget, month_start};
+
+#[derive(sqlx::FromRow)]
+pub(super) struct BudgetRow {
+    project_id: Option<Uuid>,
+    user_id: Uuid,
+    monthly_usd: f64,
+    set_by: Uuid,
+    updated_at: OffsetDateTime,
 }
+
+impl From<BudgetRow> for MemberBudget {
+    fn from(r: BudgetRow) -> Self {
+        MemberBudget {
+            project_id: r.project_id.map(ProjectId),
+            user_id: UserId(r.user_id),
+            monthly_usd: r.monthly_usd,
+            set_by: UserId(r.set_by),
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+pub(super) const BUDGET_COLUMNS: &str = "project_id, user_id, monthly_usd, set_by, updated_at";
 
 /// Runs' spending (member, when, dollars) added up by member and month.
 pub(super) fn by_member_month(runs: Vec<(Uuid, OffsetDateTime, f64)>) -> HashMap<(Uuid, OffsetDateTime), f64> {
@@ -339,11 +357,91 @@ macro_rules! lifecycle_repo {
                 .bind(user.0)
                 .bind(project.map(|p| p.0))
                 .bind(since)
-                .bind(lifecycle::month_start(since))
+                .bind(cairn_core::lifecycle::month_start(since))
                 .fetch_one(&self.pool)
                 .await
                 .db()?;
                 Ok(spent.unwrap_or(0.0))
+            }
+
+            async fn set_member_budget(
+                &self,
+                project: Option<ProjectId>,
+                user: UserId,
+                monthly_usd: Option<f64>,
+                set_by: UserId,
+            ) -> cairn_core::Result<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "DELETE FROM member_budgets WHERE user_id = $1 \
+                     AND (project_id = $2 OR ($2 IS NULL AND project_id IS NULL))",
+                )
+                .bind(user.0)
+                .bind(project.map(|p| p.0))
+                .execute(&mut *tx)
+                .await
+                .db()?;
+                if let Some(monthly_usd) = monthly_usd {
+                    sqlx::query(
+                        "INSERT INTO member_budgets (id, project_id, user_id, monthly_usd, set_by, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(uuid::Uuid::now_v7())
+                    .bind(project.map(|p| p.0))
+                    .bind(user.0)
+                    .bind(monthly_usd)
+                    .bind(set_by.0)
+                    .bind(now())
+                    .execute(&mut *tx)
+                    .await
+                    .db_entity("member budget")?;
+                }
+                tx.commit().await.db()?;
+                Ok(())
+            }
+
+            async fn member_budgets(&self, user: UserId) -> cairn_core::Result<Vec<MemberBudget>> {
+                let sql = format!("SELECT {} FROM member_budgets WHERE user_id = $1 ORDER BY id", lifecycle::BUDGET_COLUMNS);
+                let rows: Vec<lifecycle::BudgetRow> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(user.0).fetch_all(&self.pool).await.db()?;
+                Ok(rows.into_iter().map(MemberBudget::from).collect())
+            }
+
+            async fn project_member_budgets(&self, project: ProjectId) -> cairn_core::Result<Vec<MemberBudget>> {
+                let sql = format!("SELECT {} FROM member_budgets WHERE project_id = $1 ORDER BY id", lifecycle::BUDGET_COLUMNS);
+                let rows: Vec<lifecycle::BudgetRow> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(project.0).fetch_all(&self.pool).await.db()?;
+                Ok(rows.into_iter().map(MemberBudget::from).collect())
+            }
+
+            async fn project_spending(
+                &self,
+                project: ProjectId,
+                since: OffsetDateTime,
+            ) -> cairn_core::Result<Vec<(UserId, OffsetDateTime, f64)>> {
+                let runs: Vec<(Uuid, OffsetDateTime, f64)> = sqlx::query_as(
+                    "SELECT r.created_by, r.created_at, r.cost_usd FROM runs r JOIN threads t ON t.id = r.thread_id \
+                     WHERE t.project_id = $1 AND r.created_at >= $2 AND r.cost_usd > 0",
+                )
+                .bind(project.0)
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await
+                .db()?;
+                let carried: Vec<(Uuid, OffsetDateTime, f64)> = sqlx::query_as(
+                    "SELECT user_id, month_start, cost_usd FROM spend_carried WHERE project_id = $1 AND month_start >= $2",
+                )
+                .bind(project.0)
+                .bind(cairn_core::lifecycle::month_start(since))
+                .fetch_all(&self.pool)
+                .await
+                .db()?;
+                let mut months: Vec<_> = lifecycle::by_member_month(runs.into_iter().chain(carried).collect())
+                    .into_iter()
+                    .map(|((user, month), cost)| (UserId(user), month, cost))
+                    .collect();
+                months.sort_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
+                Ok(months)
             }
         }
     };

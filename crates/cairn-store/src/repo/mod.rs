@@ -19,7 +19,7 @@ mod threads;
 mod users;
 
 use async_trait::async_trait;
-use cairn_core::lifecycle::{Deletion, DeletionKind};
+use cairn_core::lifecycle::{Deletion, DeletionKind, MemberBudget};
 use cairn_core::model::{
     ApiKey, AuditEntry, AuditFilter, Checkpoint, Event, Fence, FileRecord, Membership, Message, NewApiKey,
     NewAuditEntry, NewCheckpoint, NewEvent, NewFile, NewMessage, NewProject, NewRefreshToken, NewRun, NewThread,
