@@ -126,6 +126,7 @@ pub enum ExportFormat {
 pub struct ExportQuery {
     /// `csv` (default) or `json`.
     #[serde(default)]
+    #[param(inline)]
     pub format: ExportFormat,
 }
 
