@@ -10,6 +10,7 @@ pub mod events;
 mod figures;
 pub mod graph;
 pub mod plan;
+pub mod retention;
 pub mod runs;
 pub mod schedules;
 

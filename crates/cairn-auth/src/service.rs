@@ -508,8 +508,14 @@ impl Auth {
         {
             return Err(Error::InvalidInput("`budget_usd` must be a number of dollars from 0 to 1000000000".into()));
         }
+        if let Some(Some(days)) = update.retention_days
+            && !(0..=36_500).contains(&days)
+        {
+            return Err(Error::InvalidInput("`retention_days` must be a number of days from 0 to 36500".into()));
+        }
         let project = self.store().update_project(id, update.clone()).await?;
-        let changes = json!({ "name": update.name, "model": update.model, "budget_usd": update.budget_usd });
+        let changes = json!({ "name": update.name, "model": update.model, "budget_usd": update.budget_usd,
+            "retention_days": update.retention_days });
         self.audit(Some(principal.user.id), Some(id), "project.updated", changes, addr).await;
         Ok((project, grant.role))
     }

@@ -23,6 +23,7 @@ mod queue;
 mod rate_limit;
 mod redis;
 pub mod reference;
+mod retention;
 mod sandbox;
 mod secret;
 mod server;
@@ -46,6 +47,7 @@ pub use mail::MailConfig;
 pub use queue::QueueConfig;
 pub use rate_limit::RateLimitConfig;
 pub use redis::RedisConfig;
+pub use retention::RetentionConfig;
 pub use sandbox::SandboxConfig;
 pub use secret::{REDACTED, Secret};
 pub use server::ServerConfig;
@@ -77,6 +79,7 @@ pub struct Config {
     pub llm: LlmConfig,
     pub agent: AgentConfig,
     pub webhooks: WebhooksConfig,
+    pub retention: RetentionConfig,
     pub log: LogConfig,
 }
 
@@ -97,6 +100,7 @@ impl Default for Config {
             llm: LlmConfig::default(),
             agent: AgentConfig::default(),
             webhooks: WebhooksConfig::default(),
+            retention: RetentionConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -131,6 +135,7 @@ impl Config {
         self.redis.validate()?;
         self.queue.validate()?;
         self.webhooks.validate()?;
+        self.retention.validate()?;
         self.auth.validate()?;
         self.mail.validate()?;
         self.rate_limit.validate()?;

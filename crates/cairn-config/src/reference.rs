@@ -90,6 +90,13 @@ const ROWS: &[Row] = &[
     ),
     Row::new(&["webhooks.timeout_secs"], "how long one webhook attempt may take"),
     Row::new(&["webhooks.rotation_grace_hours"], "hours a rotated webhook secret still signs beside the new one"),
+    Row::new(
+        &["retention.step_details_days"],
+        "days finished runs keep their step details (code, outputs, checkpoints); a project's own setting wins; \
+         0 keeps them for ever. Answers, messages and files are never removed",
+    ),
+    Row::new(&["retention.audit_days"], "days the audit log keeps an entry; 0 keeps them for ever"),
+    Row::new(&["retention.interval_secs"], "seconds between two passes of the retention job"),
     Row::new(&["auth.issuer"], "`iss` of access tokens"),
     Row::new(&["auth.audience"], "`aud` of access tokens"),
     Row::new(&["auth.access_token_ttl_secs"], "access-token lifetime (at most 900)"),

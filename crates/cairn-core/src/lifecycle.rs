@@ -83,3 +83,19 @@ pub fn month_start(at: OffsetDateTime) -> OffsetDateTime {
     let at = at.to_offset(time::UtcOffset::UTC);
     at.date().replace_day(1).unwrap_or(at.date()).midnight().assume_utc()
 }
+
+/// The events retention keeps of a run whose step details it removes: the
+/// messages, the run's statuses (its answer among them), the files it
+/// saved, what its model calls cost, its plan, the questions it asked and
+/// the budget that stopped it. Code, outputs, observations, streamed tokens
+/// and reasoning go.
+pub const KEPT_EVENT_KINDS: &[&str] =
+    &["message.created", "run.status", "artifact", "usage", "plan", "interrupt", "run.budget"];
+
+/// What one pruning removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub runs: u64,
+    pub events: u64,
+    pub checkpoints: u64,
+}

@@ -154,6 +154,9 @@ pub struct Project {
     /// The most its agent runs may spend on models in all (US dollars);
     /// `None`: no limit beyond each run's own.
     pub budget_usd: Option<f64>,
+    /// Days a finished run's step details are kept; `None`: the
+    /// deployment's `retention.step_details_days`; 0: for ever.
+    pub retention_days: Option<i32>,
 }
 
 /// Changes to a project's settings; `None` leaves a setting as it is.
@@ -162,6 +165,7 @@ pub struct ProjectUpdate {
     pub name: Option<String>,
     pub model: Option<Option<String>>,
     pub budget_usd: Option<Option<f64>>,
+    pub retention_days: Option<Option<i32>>,
 }
 
 #[derive(Debug, Clone)]
@@ -237,6 +241,9 @@ pub struct Run {
     pub updated_at: OffsetDateTime,
     /// The W3C `traceparent` the run's work continues from (traces on).
     pub trace_parent: Option<String>,
+    /// When retention removed its step details (its answer, files and
+    /// status stay).
+    pub details_removed_at: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone)]

@@ -408,6 +408,21 @@ pub trait LifecycleRepo: Send + Sync {
     ) -> Result<()>;
     /// The member's budgets: across projects and per project.
     async fn member_budgets(&self, user: UserId) -> Result<Vec<crate::lifecycle::MemberBudget>>;
+    /// Every project (not deleted) with its own retention setting.
+    async fn retention_settings(&self) -> Result<Vec<(ProjectId, Option<i32>)>>;
+    /// Removes the step details of up to `limit` of the project's runs that
+    /// finished before `before` and still have them: their events but those
+    /// in [`crate::lifecycle::KEPT_EVENT_KINDS`], their checkpoints and lane
+    /// results. Each is marked (`details_removed_at`). What was removed.
+    async fn prune_run_details(
+        &self,
+        project: ProjectId,
+        before: OffsetDateTime,
+        limit: i64,
+    ) -> Result<crate::lifecycle::Pruned>;
+    /// Removes audit entries older than `before` (only where the deployment
+    /// configured an audit retention); how many.
+    async fn prune_audit(&self, before: OffsetDateTime) -> Result<u64>;
     /// The budgets set for members of the project (per project only).
     async fn project_member_budgets(&self, project: ProjectId) -> Result<Vec<crate::lifecycle::MemberBudget>>;
     /// What the project's runs spent since `since`, by member and calendar

@@ -129,10 +129,16 @@ pub struct UpdateProjectRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<f64>)]
     pub budget_usd: Option<Option<f64>>,
+    /// Days finished runs keep their step details (code, outputs,
+    /// observations), 0 to 36500 (0: for ever); `null`: the deployment's
+    /// setting. Answers, messages and files are never removed.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>)]
+    pub retention_days: Option<Option<i32>>,
 }
 
-/// Changes the project's settings (owners): its name, default model and
-/// budget. Fields left out stay as they are.
+/// Changes the project's settings (owners): its name, default model,
+/// budget and retention. Fields left out stay as they are.
 #[utoipa::path(patch, path = "/projects/{project_id}", tag = "projects", security(("oauth2" = []), ("api_key" = [])),
     params(("project_id" = ProjectId, Path)), request_body = UpdateProjectRequest,
     responses(
@@ -153,7 +159,12 @@ async fn update_project(
     if let Some(model) = &request.model {
         crate::threads::check_model(&state, model.as_deref())?;
     }
-    let update = ProjectUpdate { name: request.name, model: request.model, budget_usd: request.budget_usd };
+    let update = ProjectUpdate {
+        name: request.name,
+        model: request.model,
+        budget_usd: request.budget_usd,
+        retention_days: request.retention_days,
+    };
     Ok(ApiJson(state.auth.update_project(&principal, project_id, update, &addr).await?.into()))
 }
 

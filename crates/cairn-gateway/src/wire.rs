@@ -83,6 +83,10 @@ pub struct ProjectResponse {
     /// The most the project's agent runs may spend on models in all (US
     /// dollars); `null`: no project limit.
     pub budget_usd: Option<f64>,
+    /// Days finished runs keep their step details (code, outputs); `null`:
+    /// the deployment's setting; 0: for ever. Answers, messages and files
+    /// are never removed by retention.
+    pub retention_days: Option<i32>,
 }
 
 impl From<(Project, Role)> for ProjectResponse {
@@ -95,6 +99,7 @@ impl From<(Project, Role)> for ProjectResponse {
             created_at: project.created_at,
             model: project.model,
             budget_usd: project.budget_usd,
+            retention_days: project.retention_days,
         }
     }
 }

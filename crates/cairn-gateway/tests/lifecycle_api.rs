@@ -96,6 +96,55 @@ macro_rules! on_both {
 on_both!(a_deleted_thread_and_then_its_project_leave_nothing_behind);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_removes_old_step_details_and_keeps_answers_visibly() {
+    let w = sqlite_local().await;
+    let project = w.project.clone();
+    let (_, thread) =
+        w.send(Method::POST, &w.owner, &format!("/projects/{project}/threads"), Some(json!({ "title": "T" }))).await;
+    let thread = thread["id"].as_str().unwrap().to_owned();
+    w.llm.push(block("print('step detail')"));
+    w.llm.push(block("final_answer('Kept answer.')"));
+    let message = json!({ "content": "Work", "wait": true });
+    let (_, posted) = w.send(Method::POST, &w.owner, &format!("/threads/{thread}/messages"), Some(message)).await;
+    assert_eq!(posted["answer"], "Kept answer.", "{posted}");
+    let run = posted["run"]["id"].as_str().unwrap().to_owned();
+    let kinds = || async {
+        let (_, events) = w.send(Method::GET, &w.owner, &format!("/threads/{thread}/events?after=0"), None).await;
+        events.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    assert!(kinds().await.iter().any(|k| k == "code"));
+
+    // The deployment keeps details 90 days; this project says for ever.
+    let config = cairn_config::RetentionConfig { step_details_days: 90, ..Default::default() };
+    let retention = cairn_agent::retention::Retention::new(w.state.store.clone(), config);
+    let settings = format!("/projects/{project}");
+    let patch = |days: Value| w.send(Method::PATCH, &w.owner, &settings, Some(json!({ "retention_days": days })));
+    assert_eq!(patch(json!(-1)).await.0, 422);
+    let (status, changed) = patch(json!(0)).await;
+    assert_eq!((status, changed["retention_days"].as_i64()), (200, Some(0)));
+    let in_a_year = time::OffsetDateTime::now_utc() + time::Duration::days(365);
+    assert_eq!(retention.apply(in_a_year).await.unwrap().details.runs, 0, "kept for ever");
+    // Back to the deployment's 90 days: not yet after 89, gone after 91.
+    assert_eq!(patch(Value::Null).await.1["retention_days"], Value::Null);
+    let days = |n| time::OffsetDateTime::now_utc() + time::Duration::days(n);
+    assert_eq!(retention.apply(days(89)).await.unwrap().details.runs, 0);
+    let swept = retention.apply(days(91)).await.unwrap();
+    assert_eq!(swept.details.runs, 1);
+
+    let (_, seen) = w.send(Method::GET, &w.owner, &format!("/runs/{run}"), None).await;
+    assert!(seen["details_removed_at"].is_string(), "the run says its details went: {seen}");
+    let left = kinds().await;
+    assert!(!left.iter().any(|k| k == "code" || k == "output" || k == "observation"), "{left:?}");
+    assert!(left.iter().any(|k| k == "run.status") && left.iter().any(|k| k == "message.created"), "{left:?}");
+    let (_, messages) = w.send(Method::GET, &w.owner, &format!("/threads/{thread}/messages"), None).await;
+    let texts: Vec<&str> = messages.as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["Work", "Kept answer."], "messages and the answer stay");
+    let (_, audit) = w.send(Method::GET, &w.owner, "/admin/audit?action=retention.applied", None).await;
+    assert_eq!(audit[0]["detail"]["runs"], 1, "{audit}");
+    assert_eq!(audit[0]["project_id"], json!(project));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_leave_and_accounts_are_deleted_with_their_projects_decided() {
     let w = sqlite_local().await;
     let project = w.project.clone();

@@ -62,6 +62,7 @@ pub(crate) struct ProjectRow {
     created_at: OffsetDateTime,
     model: Option<String>,
     budget_usd: Option<f64>,
+    retention_days: Option<i32>,
 }
 
 impl From<ProjectRow> for Project {
@@ -73,6 +74,7 @@ impl From<ProjectRow> for Project {
             created_at: r.created_at,
             model: r.model,
             budget_usd: r.budget_usd,
+            retention_days: r.retention_days,
         }
     }
 }
@@ -173,6 +175,7 @@ pub(crate) struct RunRow {
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
     trace_parent: Option<String>,
+    details_removed_at: Option<OffsetDateTime>,
 }
 
 impl RunRow {
@@ -186,6 +189,7 @@ impl RunRow {
             created_at: self.created_at,
             updated_at: self.updated_at,
             trace_parent: self.trace_parent,
+            details_removed_at: self.details_removed_at,
         })
     }
 }

@@ -71,6 +71,7 @@ on_both!(
     a_deleted_account_is_erased_and_its_credentials_end,
     the_audit_log_refuses_changes_even_in_the_database,
     member_budgets_are_set_per_project_and_across_projects,
+    retention_removes_finished_runs_step_details_and_keeps_answers,
 );
 
 fn month_start() -> OffsetDateTime {
@@ -311,4 +312,57 @@ async fn member_budgets_are_set_per_project_and_across_projects(store: Arc<dyn S
     store.purge_thread(thread.id).await.unwrap();
     let after: f64 = store.project_spending(project.id, month_start()).await.unwrap().iter().map(|(_, _, c)| c).sum();
     assert!((after - 1.75).abs() < 1e-9, "{after}");
+}
+
+async fn retention_removes_finished_runs_step_details_and_keeps_answers(store: Arc<dyn Store>, _db: &Database) {
+    use cairn_core::model::RunStatus;
+    let Seeded { user: owner, project, thread } = owner_with_thread(&*store, "keep@example.com").await;
+    let finished =
+        store.create_run(NewRun { thread_id: thread.id, created_by: owner.id, trace_parent: None }).await.unwrap();
+    let running =
+        store.create_run(NewRun { thread_id: thread.id, created_by: owner.id, trace_parent: None }).await.unwrap();
+    let mut events = Vec::new();
+    for (run, kind) in [
+        (finished.id, "code"),
+        (finished.id, "output"),
+        (finished.id, "artifact"),
+        (finished.id, "usage"),
+        (running.id, "code"),
+    ] {
+        events.push(NewEvent { run_id: Some(run), kind: kind.into(), payload: json!({}), schema_version: 2 });
+    }
+    store.append_events(thread.id, events, None).await.unwrap();
+    for run in [finished.id, running.id] {
+        store.put_checkpoint(NewCheckpoint { run_id: run, step: 1, state: json!({}) }, None).await.unwrap();
+    }
+    let answered = NewEvent {
+        run_id: Some(finished.id),
+        kind: "run.status".into(),
+        payload: json!({ "answer": "42" }),
+        schema_version: 2,
+    };
+    store.set_run_status_logged(finished.id, RunStatus::Succeeded, None, None, Some(answered)).await.unwrap();
+    store.set_run_status(running.id, RunStatus::Running, None, None).await.unwrap();
+
+    let before_it_ended = OffsetDateTime::now_utc() - time::Duration::hours(1);
+    assert_eq!(store.prune_run_details(project.id, before_it_ended, 10).await.unwrap().runs, 0, "too recent");
+    let later = OffsetDateTime::now_utc() + time::Duration::days(1);
+    let pruned = store.prune_run_details(project.id, later, 10).await.unwrap();
+    assert_eq!((pruned.runs, pruned.events, pruned.checkpoints), (1, 2, 1), "the finished run's code and output");
+    let kinds: Vec<(Option<cairn_core::RunId>, String)> =
+        store.events_after(thread.id, 0, 100).await.unwrap().into_iter().map(|e| (e.run_id, e.kind)).collect();
+    let of = |run| kinds.iter().filter(|(r, _)| *r == Some(run)).map(|(_, k)| k.as_str()).collect::<Vec<_>>();
+    assert_eq!(of(finished.id), ["artifact", "usage", "run.status"], "its answer, files and spending stay");
+    assert_eq!(of(running.id), ["code"], "a running run keeps everything");
+    assert!(store.run(finished.id).await.unwrap().details_removed_at.is_some());
+    assert!(store.run(running.id).await.unwrap().details_removed_at.is_none());
+    assert!(store.checkpoints(finished.id).await.unwrap().is_empty());
+    assert_eq!(store.checkpoints(running.id).await.unwrap().len(), 1);
+    assert_eq!(store.prune_run_details(project.id, later, 10).await.unwrap().runs, 0, "once");
+    assert_eq!(store.retention_settings().await.unwrap(), [(project.id, None)]);
+
+    let entry =
+        store.record_audit(cairn_core::model::NewAuditEntry::new(None, None, "x.y", json!({}), None)).await.unwrap();
+    assert_eq!(store.prune_audit(entry.created_at).await.unwrap(), 0);
+    assert_eq!(store.prune_audit(later).await.unwrap(), 1);
 }

@@ -366,6 +366,10 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
         )
         .start();
     }
+    // Retention passes, where runs are worked (idempotent across processes).
+    if role != ServerRole::Gateway {
+        cairn_agent::retention::Retention::new(store.clone(), config.retention.clone()).start();
+    }
     // Processes that work runs hand them back when they stop (a gateway's
     // runs have no worker: draining them is immediate).
     let draining = runs.clone();

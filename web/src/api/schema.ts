@@ -813,6 +813,8 @@ export type ProjectResponse = {
   /** The model its threads' runs use by default (`provider/model`); `null`: the deployment's default. */
   model?: string | null;
   name: string;
+  /** Days finished runs keep their step details (code, outputs); `null`: the deployment's setting; 0: for ever. Answers, messages and files are never removed by retention. */
+  retention_days?: number | null;
   /** The caller's role in the project. */
   role: Role;
 };
@@ -931,6 +933,8 @@ export type RunId = string;
 export type RunResponse = {
   created_at: string;
   created_by: UserId;
+  /** When retention removed its step details (code, outputs); its answer, messages and files stay. `null`: they are all there. */
+  details_removed_at?: string | null;
   /** Why the run failed, in words a person can act on. */
   error?: string | null;
   id: RunId;
@@ -1118,6 +1122,8 @@ export type UpdateProjectRequest = {
   model?: string | null;
   /** 1 to 200 characters. */
   name?: string | null;
+  /** Days finished runs keep their step details (code, outputs, observations), 0 to 36500 (0: for ever); `null`: the deployment's setting. Answers, messages and files are never removed. */
+  retention_days?: number | null;
 };
 
 export type UpdateScheduleRequest = {

@@ -14,7 +14,7 @@ export default function ProjectSettings({ project }: { project: ProjectResponse 
     queryFn: () => client.call<ProjectUsage>('GET', `/api/v1/projects/${project.id}/usage`),
   });
   const save = useMutation({
-    mutationFn: (changes: { model?: string | null; budget_usd?: number | null }) =>
+    mutationFn: (changes: { model?: string | null; budget_usd?: number | null; retention_days?: number | null }) =>
       client.call<ProjectResponse>('PATCH', `/api/v1/projects/${project.id}`, changes),
     onSuccess: (saved) => {
       queries.setQueryData(['project', project.id], saved);
@@ -22,6 +22,7 @@ export default function ProjectSettings({ project }: { project: ProjectResponse 
     },
   });
   const [budget, setBudget] = useState<string | null>(null);
+  const [retention, setRetention] = useState<string | null>(null);
   const owner = project.role === 'owner';
   const fallback = models.data?.default ? `the deployment's default (${models.data.default})` : "the deployment's default";
   const spent = usage.data?.total.cost_usd ?? 0;
@@ -79,6 +80,33 @@ export default function ProjectSettings({ project }: { project: ProjectResponse 
         {project.budget_usd != null && ` of $${project.budget_usd.toFixed(2)}`}
         {project.budget_usd != null && spent >= project.budget_usd && ' — the budget is spent; new runs are refused until an owner raises it.'}
       </p>
+      <form
+        className="flex flex-wrap items-center gap-2 text-sm"
+        aria-label="Retention"
+        onSubmit={(event) => {
+          event.preventDefault();
+          const text = (retention ?? '').trim();
+          save.mutate({ retention_days: text === '' ? null : Number(text) }, { onSuccess: () => setRetention(null) });
+        }}
+      >
+        <label htmlFor="retention">Keep finished runs' step details for (days; 0 for ever, empty for the deployment's setting)</label>
+        <input
+          id="retention"
+          className="w-24 rounded border px-1"
+          type="number"
+          min="0"
+          step="1"
+          disabled={!owner}
+          value={retention ?? (project.retention_days == null ? '' : String(project.retention_days))}
+          onChange={(e) => setRetention(e.target.value)}
+        />
+        {owner && (
+          <button type="submit" className="rounded border px-2" disabled={save.isPending || retention === null}>
+            Save retention
+          </button>
+        )}
+      </form>
+      <p className="text-xs text-gray-500">Answers, messages and library files are never removed by retention.</p>
       <Alert message={save.error?.message} />
     </section>
   );

@@ -30,6 +30,14 @@ describe('RunPanel', () => {
     expect(screen.queryByRole('button', { name: 'Approve' })).toBeNull();
   });
 
+  it('says when retention removed a run\'s step details', () => {
+    const { unmount } = render(<RunPanel run={run({ status: 'succeeded' })} canAnswer onAnswer={() => undefined} />);
+    expect(screen.queryByText(/retention policy/)).toBeNull();
+    unmount();
+    render(<RunPanel run={run({ status: 'succeeded' })} canAnswer onAnswer={() => undefined} detailsRemovedAt="2026-11-30T09:00:00Z" />);
+    expect(screen.getByText(/were removed on .* by the project's retention policy; its answer and files stay/)).toBeTruthy();
+  });
+
   it('shows the status, the cost and why a run stopped', () => {
     render(<RunPanel run={run({ status: 'failed', error: "the project's budget of $5.00 is spent" })} canAnswer onAnswer={() => undefined} />);
     expect(screen.getByText('Run: failed')).toBeTruthy();

@@ -7,6 +7,7 @@ import type {
   PostMessageRequest,
   PresenceSnapshot,
   ProjectResponse,
+  RunResponse,
   ThreadResponse,
   UserResponse,
 } from '../api/schema';
@@ -36,6 +37,12 @@ export default function ThreadPage({ id }: { id: string }) {
     queryKey: ['project', projectId],
     queryFn: () => client.call<ProjectResponse>('GET', `/api/v1/projects/${projectId ?? ''}`),
     enabled: projectId !== undefined,
+  });
+  // Runs whose step details retention removed, and when.
+  const pruned = useQuery({
+    queryKey: ['runs', id],
+    queryFn: () => client.call<RunResponse[]>('GET', `/api/v1/threads/${id}/runs`),
+    select: (runs) => new Map(runs.flatMap((r) => (r.details_removed_at ? [[r.id, r.details_removed_at] as const] : []))),
   });
   const members = useQuery({
     queryKey: ['members', projectId],
@@ -187,7 +194,13 @@ export default function ThreadPage({ id }: { id: string }) {
         ))}
       </ol>
       {view.runs.map((run) => (
-        <RunPanel key={run.id} run={run} canAnswer={canWrite} onAnswer={(reply) => void answer(reply)} />
+        <RunPanel
+          key={run.id}
+          run={run}
+          canAnswer={canWrite}
+          onAnswer={(reply) => void answer(reply)}
+          detailsRemovedAt={pruned.data?.get(run.id)}
+        />
       ))}
       </div>
       {planned && <PlanPanel key={planned.id} run={planned} canEdit={canWrite} onApprove={() => void answer('yes')} />}
@@ -264,7 +277,18 @@ function Thinking({ text }: { text: string }) {
   );
 }
 
-export function RunPanel({ run, canAnswer, onAnswer }: { run: RunView; canAnswer: boolean; onAnswer: (reply: string) => void }) {
+export function RunPanel({
+  run,
+  canAnswer,
+  onAnswer,
+  detailsRemovedAt,
+}: {
+  run: RunView;
+  canAnswer: boolean;
+  onAnswer: (reply: string) => void;
+  /** When retention removed the run's step details, if it did. */
+  detailsRemovedAt?: string | undefined;
+}) {
   const approval = run.question?.startsWith('May the agent run') === true && run.planApproval !== true;
   return (
     <article aria-label={`Run ${run.status}`} className="rounded border p-2">
@@ -275,6 +299,12 @@ export function RunPanel({ run, canAnswer, onAnswer }: { run: RunView; canAnswer
           {run.savedUsd !== undefined && run.savedUsd > 0 && ` (caching saved $${run.savedUsd.toFixed(4)})`}
         </span>
       </header>
+      {detailsRemovedAt && (
+        <p className="text-xs text-gray-500">
+          Its step details (code and outputs) were removed on {new Date(detailsRemovedAt).toLocaleDateString()} by the
+          project&apos;s retention policy; its answer and files stay.
+        </p>
+      )}
       {run.summarised !== undefined && (
         <p className="text-xs text-gray-500">
           {run.summarised} earlier turns were summarised to fit the model&apos;s context.

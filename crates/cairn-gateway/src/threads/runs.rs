@@ -31,6 +31,11 @@ pub struct RunResponse {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
+    /// When retention removed its step details (code, outputs); its answer,
+    /// messages and files stay. `null`: they are all there.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub details_removed_at: Option<OffsetDateTime>,
 }
 
 impl From<Run> for RunResponse {
@@ -43,6 +48,7 @@ impl From<Run> for RunResponse {
             error: r.error,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            details_removed_at: r.details_removed_at,
         }
     }
 }

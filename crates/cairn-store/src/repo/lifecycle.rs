@@ -364,6 +364,68 @@ macro_rules! lifecycle_repo {
                 Ok(spent.unwrap_or(0.0))
             }
 
+            async fn retention_settings(&self) -> cairn_core::Result<Vec<(ProjectId, Option<i32>)>> {
+                let rows: Vec<(Uuid, Option<i32>)> =
+                    sqlx::query_as("SELECT id, retention_days FROM projects WHERE deleted_at IS NULL ORDER BY id")
+                        .fetch_all(&self.pool)
+                        .await
+                        .db()?;
+                Ok(rows.into_iter().map(|(id, days)| (ProjectId(id), days)).collect())
+            }
+
+            async fn prune_run_details(
+                &self,
+                project: ProjectId,
+                before: OffsetDateTime,
+                limit: i64,
+            ) -> cairn_core::Result<cairn_core::lifecycle::Pruned> {
+                let mut tx = self.begin_write().await?;
+                let runs: Vec<Uuid> = sqlx::query_scalar(
+                    "UPDATE runs SET details_removed_at = $3 WHERE id IN (SELECT r.id FROM runs r \
+                     JOIN threads t ON t.id = r.thread_id WHERE t.project_id = $1 \
+                     AND r.status IN ('succeeded', 'failed', 'cancelled') AND r.updated_at < $2 \
+                     AND r.details_removed_at IS NULL ORDER BY r.id LIMIT $4) RETURNING id",
+                )
+                .bind(project.0)
+                .bind(before)
+                .bind(now())
+                .bind(limit.max(0))
+                .fetch_all(&mut *tx)
+                .await
+                .db()?;
+                // The kinds kept are constants of ours: nothing of a caller's reaches the SQL text.
+                let kept: Vec<String> =
+                    cairn_core::lifecycle::KEPT_EVENT_KINDS.iter().map(|k| format!("'{k}'")).collect();
+                let events_sql = format!("DELETE FROM events WHERE run_id = $1 AND kind NOT IN ({})", kept.join(", "));
+                let mut pruned = cairn_core::lifecycle::Pruned { runs: runs.len() as u64, ..Default::default() };
+                for run in runs {
+                    pruned.events += sqlx::query(sqlx::AssertSqlSafe(events_sql.as_str()))
+                        .bind(run)
+                        .execute(&mut *tx)
+                        .await
+                        .db()?
+                        .rows_affected();
+                    pruned.checkpoints += sqlx::query("DELETE FROM checkpoints WHERE run_id = $1")
+                        .bind(run)
+                        .execute(&mut *tx)
+                        .await
+                        .db()?
+                        .rows_affected();
+                    sqlx::query("DELETE FROM run_lanes WHERE run_id = $1").bind(run).execute(&mut *tx).await.db()?;
+                }
+                tx.commit().await.db()?;
+                Ok(pruned)
+            }
+
+            async fn prune_audit(&self, before: OffsetDateTime) -> cairn_core::Result<u64> {
+                let done = sqlx::query("DELETE FROM audit_log WHERE created_at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await
+                    .db()?;
+                Ok(done.rows_affected())
+            }
+
             async fn set_member_budget(
                 &self,
                 project: Option<ProjectId>,

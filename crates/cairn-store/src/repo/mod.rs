@@ -47,7 +47,7 @@ macro_rules! user_columns {
 }
 macro_rules! project_columns {
     () => {
-        "p.id, p.name, p.created_by, p.created_at, p.model, p.budget_usd"
+        "p.id, p.name, p.created_by, p.created_at, p.model, p.budget_usd, p.retention_days"
     };
 }
 macro_rules! thread_columns {
@@ -57,7 +57,7 @@ macro_rules! thread_columns {
 }
 macro_rules! run_columns {
     () => {
-        "id, thread_id, status, created_by, error, created_at, updated_at, trace_parent"
+        "id, thread_id, status, created_by, error, created_at, updated_at, trace_parent, details_removed_at"
     };
 }
 macro_rules! api_key_columns {

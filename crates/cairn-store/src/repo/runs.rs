@@ -8,7 +8,7 @@ macro_rules! run_repo {
         impl RunRepo for $store {
             async fn create_run(&self, new: NewRun) -> cairn_core::Result<Run> {
                 let at = now();
-                let sql = concat!("INSERT INTO runs (", run_columns!(), ") VALUES ($1, $2, $3, $4, NULL, $5, $5, $6) RETURNING ", run_columns!());
+                let sql = concat!("INSERT INTO runs (", run_columns!(), ") VALUES ($1, $2, $3, $4, NULL, $5, $5, $6, NULL) RETURNING ", run_columns!());
                 let row: RunRow = sqlx::query_as(sql)
                     .bind(RunId::new().0)
                     .bind(new.thread_id.0)
