@@ -22,9 +22,19 @@ where
 
 /// The current time as stored: UTC, whole microseconds (PostgreSQL's
 /// precision), so a value reads back exactly as it was written on both backends.
+///
+/// SQLite keeps a time as text with the fewest fraction digits
+/// (`…:05.12Z`), and compares the text: `…:05.12Z` sorts after
+/// `…:05.123Z`, a later time of the same second. With all six digits
+/// written, text order is time order, so a last digit of 0 is made 1 (a
+/// microsecond later).
 pub(crate) fn now() -> OffsetDateTime {
     let t = OffsetDateTime::now_utc();
-    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000).unwrap_or(t)
+    let mut micros = t.nanosecond() / 1_000;
+    if micros % 10 == 0 {
+        micros += 1;
+    }
+    t.replace_nanosecond(micros * 1_000).unwrap_or(t)
 }
 
 #[derive(sqlx::FromRow)]
@@ -321,6 +331,18 @@ impl From<FileRow> for FileRecord {
             run_id: r.run_id.map(RunId),
             step: r.step,
             created_at: r.created_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stored_times_have_six_fraction_digits_so_text_order_is_time_order() {
+        for _ in 0..1000 {
+            let t = super::now();
+            assert_eq!(t.nanosecond() % 1_000, 0, "whole microseconds");
+            assert_ne!(t.nanosecond() / 1_000 % 10, 0, "no trailing zero to drop");
         }
     }
 }
