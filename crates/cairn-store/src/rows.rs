@@ -31,7 +31,7 @@ where
 pub(crate) fn now() -> OffsetDateTime {
     let t = OffsetDateTime::now_utc();
     let mut micros = t.nanosecond() / 1_000;
-    if micros % 10 == 0 {
+    if micros.is_multiple_of(10) {
         micros += 1;
     }
     t.replace_nanosecond(micros * 1_000).unwrap_or(t)
@@ -342,7 +342,7 @@ mod tests {
         for _ in 0..1000 {
             let t = super::now();
             assert_eq!(t.nanosecond() % 1_000, 0, "whole microseconds");
-            assert_ne!(t.nanosecond() / 1_000 % 10, 0, "no trailing zero to drop");
+            assert!(!(t.nanosecond() / 1_000).is_multiple_of(10), "no trailing zero to drop");
         }
     }
 }
