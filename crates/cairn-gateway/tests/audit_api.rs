@@ -8,57 +8,32 @@
 
 mod support;
 
-use cairn_config::Config;
-use cairn_testkit::{Reply, ScriptedLlm, TempDir};
+use cairn_testkit::Reply;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-struct Api {
-    base: String,
-    client: reqwest::Client,
-    owner: String,
-    viewer: String,
-    project: String,
-    llm: ScriptedLlm,
-    _dir: TempDir,
-}
+type Api = support::Team;
 
 async fn start() -> Api {
-    let dir = TempDir::new("audit-api");
-    let llm = ScriptedLlm::start(Vec::new()).await;
-    let mut config = Config::default();
-    config.llm.providers = vec![support::scripted_provider(&llm.url, vec![support::free_model("m")])];
-    config.llm.default_model = "scripted/m".into();
-    config.llm.embedding_model = "scripted/embedder".into();
-    config.agent.require_approval = vec!["remember".into()];
-    let mut state = support::sqlite_state(&dir, config).await;
-    support::with_sandboxes(&mut state, &dir, true).await;
-    let base = support::serve(state).await;
-    let client = reqwest::Client::new();
-    let ([owner, viewer, _], project) = support::owner_viewer_stranger(&client, &base, "Audited").await;
-    Api { base, client, owner, viewer, project, llm, _dir: dir }
+    support::Team::start("Audited", |config| config.agent.require_approval = vec!["remember".into()]).await
 }
 
-impl Api {
-    async fn send(&self, method: Method, token: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        support::send_json(&self.client, method, &format!("{}/api/v1{path}", self.base), token, body).await
-    }
+/// The audit entries an administrator reads with `query`.
+async fn audit(api: &Api, query: &str) -> Vec<Value> {
+    let (status, entries) = api.send(Method::GET, &api.owner, &format!("/admin/audit?{query}"), None).await;
+    assert_eq!(status, 200, "{entries}");
+    entries.as_array().unwrap().clone()
+}
 
-    async fn audit(&self, query: &str) -> Vec<Value> {
-        let (status, entries) = self.send(Method::GET, &self.owner, &format!("/admin/audit?{query}"), None).await;
-        assert_eq!(status, 200, "{entries}");
-        entries.as_array().unwrap().clone()
-    }
-
-    async fn run_status(&self, run: &str, want: &str) {
-        for _ in 0..300 {
-            if self.send(Method::GET, &self.owner, &format!("/runs/{run}"), None).await.1["status"] == want {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+/// Waits until the run's status is `want`.
+async fn run_status(api: &Api, run: &str, want: &str) {
+    for _ in 0..300 {
+        if api.send(Method::GET, &api.owner, &format!("/runs/{run}"), None).await.1["status"] == want {
+            return;
         }
-        panic!("run {run} never became {want}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    panic!("run {run} never became {want}");
 }
 
 fn block(code: &str) -> Reply {
@@ -87,11 +62,11 @@ async fn actions_are_audited_filtered_and_exported() {
         .await;
     assert_eq!(status, 202, "{posted}");
     let run = posted["run"]["id"].as_str().unwrap().to_owned();
-    api.run_status(&run, "waiting").await;
+    run_status(&api, &run, "waiting").await;
     let (status, _) =
         api.send(Method::POST, &api.owner, &format!("/runs/{run}/resume"), Some(json!({ "answer": "yes" }))).await;
     assert_eq!(status, 200);
-    api.run_status(&run, "succeeded").await;
+    run_status(&api, &run, "succeeded").await;
 
     // The library: a file moved, shared and deleted; a setting changed.
     let url = format!("{}/api/v1/projects/{project}/files/content?path=a.txt", api.base);
@@ -108,7 +83,7 @@ async fn actions_are_audited_filtered_and_exported() {
     let budget = json!({ "budget_usd": 5.0 });
     assert_eq!(api.send(Method::PATCH, &api.owner, &format!("/projects/{project}"), Some(budget)).await.0, 200);
 
-    let tools = api.audit("action=tool.").await;
+    let tools = audit(&api, "action=tool.").await;
     let actions: Vec<&str> = tools.iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["tool.approved", "tool.refused"], "{tools:?}");
     let refused = &tools[1];
@@ -119,16 +94,16 @@ async fn actions_are_audited_filtered_and_exported() {
         (Some("web_fetch"), Some(project.as_str()))
     );
     assert_eq!(tools[0]["detail"]["tool"], "remember");
-    let answered = api.audit("action=run.answered").await;
+    let answered = audit(&api, "action=run.answered").await;
     assert_eq!((answered.len(), answered[0]["detail"]["answer"].as_str()), (1, Some("yes")));
-    let files = api.audit("action=file.").await;
+    let files = audit(&api, "action=file.").await;
     let actions: Vec<&str> = files.iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["file.deleted", "file.shared", "file.moved"]);
     assert_eq!(files[1]["target"], json!(format!("file:{file}")));
     assert!(files.iter().all(|e| e["client_addr"] == "127.0.0.1"), "{files:?}");
-    assert_eq!(api.audit("action=project.updated").await[0]["detail"]["budget_usd"], 5.0);
-    assert!(api.audit("outcome=refused").await.iter().all(|e| e["outcome"] == "refused"));
-    assert_eq!(api.audit(&format!("actor={me}&action=tool.refused")).await.len(), 1);
+    assert_eq!(audit(&api, "action=project.updated").await[0]["detail"]["budget_usd"], 5.0);
+    assert!(audit(&api, "outcome=refused").await.iter().all(|e| e["outcome"] == "refused"));
+    assert_eq!(audit(&api, &format!("actor={me}&action=tool.refused")).await.len(), 1);
 
     // A project's owners read its log; its viewers do not.
     let (status, _) = api.send(Method::GET, &api.viewer, &format!("/projects/{project}/audit"), None).await;
@@ -145,7 +120,7 @@ async fn actions_are_audited_filtered_and_exported() {
         async move { request.send().await.unwrap() }
     };
     assert_eq!(export("csv", &api.viewer).await.status(), 403);
-    let all = api.audit("limit=500").await;
+    let all = audit(&api, "limit=500").await;
     let json_export = export("json", &api.owner).await;
     assert_eq!(json_export.headers()["content-type"], "application/json");
     let exported: Vec<Value> = json_export.json().await.unwrap();
@@ -156,5 +131,5 @@ async fn actions_are_audited_filtered_and_exported() {
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("id,created_at,actor,project_id,action,target,outcome,client_addr,detail"));
     assert!(text.contains(",tool.refused,"), "{text}");
-    assert_eq!(api.audit("action=audit.exported").await.len(), 2, "exports are audited");
+    assert_eq!(audit(&api, "action=audit.exported").await.len(), 2, "exports are audited");
 }

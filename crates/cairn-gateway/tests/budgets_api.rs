@@ -7,34 +7,21 @@
 
 mod support;
 
-use cairn_config::{Config, LlmModel};
-use cairn_testkit::{Reply, ScriptedLlm, TempDir};
+use cairn_config::LlmModel;
+use cairn_testkit::Reply;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-struct Api {
-    base: String,
-    client: reqwest::Client,
-    owner: String,
-    viewer: String,
-    project: String,
-    llm: ScriptedLlm,
-    _dir: TempDir,
+type Api = support::Team;
+
+async fn id_of(api: &Api, token: &str) -> String {
+    api.send(Method::GET, token, "/me", None).await.1["id"].as_str().unwrap().to_owned()
 }
 
-impl Api {
-    async fn send(&self, method: Method, token: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        support::send_json(&self.client, method, &format!("{}/api/v1{path}", self.base), token, body).await
-    }
-
-    async fn id(&self, token: &str) -> String {
-        self.send(Method::GET, token, "/me", None).await.1["id"].as_str().unwrap().to_owned()
-    }
-
-    async fn post(&self, thread: &str, content: &str) -> (u16, Value) {
-        let body = json!({ "content": content, "model": "scripted/dear", "wait": true });
-        self.send(Method::POST, &self.owner, &format!("/threads/{thread}/messages"), Some(body)).await
-    }
+/// Posts as the owner, on the model that costs a dollar a token.
+async fn post(api: &Api, thread: &str, content: &str) -> (u16, Value) {
+    let body = json!({ "content": content, "model": "scripted/dear", "wait": true });
+    api.send(Method::POST, &api.owner, &format!("/threads/{thread}/messages"), Some(body)).await
 }
 
 fn block(code: &str) -> Reply {
@@ -43,9 +30,6 @@ fn block(code: &str) -> Reply {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spent_member_budget_stops_their_runs_here_or_everywhere() {
-    let dir = TempDir::new("budgets-api");
-    let llm = ScriptedLlm::start(Vec::new()).await;
-    let mut config = Config::default();
     // A dollar per token: one call spends the budgets below.
     let dear = LlmModel {
         name: "dear".into(),
@@ -54,16 +38,9 @@ async fn a_spent_member_budget_stops_their_runs_here_or_everywhere() {
         context_tokens: 128_000,
         ..Default::default()
     };
-    config.llm.providers = vec![support::scripted_provider(&llm.url, vec![support::free_model("m"), dear])];
-    config.llm.default_model = "scripted/m".into();
-    let mut state = support::sqlite_state(&dir, config).await;
-    support::with_sandboxes(&mut state, &dir, true).await;
-    let base = support::serve(state).await;
-    let client = reqwest::Client::new();
-    let ([owner, viewer, _], project) = support::owner_viewer_stranger(&client, &base, "Budgeted").await;
-    let api = Api { base, client, owner, viewer, project, llm, _dir: dir };
+    let api = support::Team::start("Budgeted", |config| config.llm.providers[0].models.push(dear)).await;
     let project = api.project.clone();
-    let owner_id = api.id(&api.owner).await;
+    let owner_id = id_of(&api, &api.owner).await;
 
     // Owners set a member's budget in their project; viewers cannot; bad amounts are refused.
     let budget = |usd: Value| Some(json!({ "monthly_usd": usd }));
@@ -82,12 +59,12 @@ async fn a_spent_member_budget_stops_their_runs_here_or_everywhere() {
     // The first model call costs dollars: the run stops before a second one.
     api.llm.push(block("x = 1"));
     api.llm.push(block("final_answer('never')"));
-    let (status, posted) = api.post(&thread, "Go").await;
+    let (status, posted) = post(&api, &thread, "Go").await;
     assert_eq!((status, posted["run"]["status"].as_str()), (200, Some("failed")), "{posted}");
     let error = posted["run"]["error"].as_str().unwrap_or_default();
     assert!(error.contains("your monthly budget of $0.50 in this project is spent"), "{posted}");
     assert_eq!(api.llm.received().len(), 1, "no model call after the budget was spent");
-    let (status, problem) = api.post(&thread, "Again").await;
+    let (status, problem) = post(&api, &thread, "Again").await;
     assert_eq!((status, problem["code"].as_str()), (422, Some("member_budget_spent")), "{problem}");
 
     // Owners see who spent what, this month and month by month.
@@ -115,11 +92,11 @@ async fn a_spent_member_budget_stops_their_runs_here_or_everywhere() {
             Some(json!({})),
         )
         .await;
-    let (status, problem) = api.post(elsewhere["id"].as_str().unwrap(), "Go").await;
+    let (status, problem) = post(&api, elsewhere["id"].as_str().unwrap(), "Go").await;
     assert_eq!((status, problem["code"].as_str()), (422, Some("member_budget_spent")), "{problem}");
     assert!(problem["detail"].as_str().unwrap().contains("across projects"), "{problem}");
     assert_eq!(api.send(Method::PUT, &api.owner, &across, budget(Value::Null)).await.0, 204);
-    let (status, posted) = api.post(&thread, "Now it goes").await;
+    let (status, posted) = post(&api, &thread, "Now it goes").await;
     assert_eq!((status, posted["answer"].as_str()), (200, Some("never")), "{posted}");
     let (_, audit) = api.send(Method::GET, &api.owner, "/admin/audit?action=user.budget_changed", None).await;
     assert_eq!(audit.as_array().unwrap().len(), 2);

@@ -7,50 +7,20 @@ mod support;
 
 use std::collections::HashMap;
 
-use cairn_config::Config;
-use cairn_testkit::{Reply, ScriptedLlm, TempDir};
+use cairn_testkit::Reply;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-struct Api {
-    base: String,
-    client: reqwest::Client,
-    owner: String,
-    viewer: String,
-    project: String,
-    llm: ScriptedLlm,
-    _dir: TempDir,
+type Api = support::Team;
+
+async fn get(api: &Api, path: &str) -> Value {
+    let (status, body) = api.send(Method::GET, &api.owner, path, None).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
 }
 
-impl Api {
-    async fn send(&self, method: Method, token: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        support::send_json(&self.client, method, &format!("{}/api/v1{path}", self.base), token, body).await
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let (status, body) = self.send(Method::GET, &self.owner, path, None).await;
-        assert_eq!(status, 200, "{path}: {body}");
-        body
-    }
-
-    async fn bytes(&self, path: &str) -> reqwest::Response {
-        self.client.get(format!("{}/api/v1{path}", self.base)).bearer_auth(&self.owner).send().await.unwrap()
-    }
-}
-
-async fn start() -> Api {
-    let dir = TempDir::new("export-api");
-    let llm = ScriptedLlm::start(Vec::new()).await;
-    let mut config = Config::default();
-    config.llm.providers = vec![support::scripted_provider(&llm.url, vec![support::free_model("m")])];
-    config.llm.default_model = "scripted/m".into();
-    config.llm.embedding_model = "scripted/embedder".into();
-    let mut state = support::sqlite_state(&dir, config).await;
-    support::with_sandboxes(&mut state, &dir, true).await;
-    let base = support::serve(state).await;
-    let client = reqwest::Client::new();
-    let ([owner, viewer, _], project) = support::owner_viewer_stranger(&client, &base, "Exported, Ltd").await;
-    Api { base, client, owner, viewer, project, llm, _dir: dir }
+async fn bytes(api: &Api, path: &str) -> reqwest::Response {
+    api.client.get(format!("{}/api/v1{path}", api.base)).bearer_auth(&api.owner).send().await.unwrap()
 }
 
 /// The archive's entries by name.
@@ -76,7 +46,7 @@ fn json_of(entries: &HashMap<String, Vec<u8>>, name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_project_archive_holds_what_the_api_shows_and_a_member_takes_their_own_data() {
-    let api = start().await;
+    let api = support::Team::start("Exported, Ltd", |_| {}).await;
     let project = api.project.clone();
     for body in ["first draft", "second draft"] {
         let url = format!("{}/api/v1/projects/{project}/files/content?path=docs/plan.txt", api.base);
@@ -99,20 +69,20 @@ async fn a_project_archive_holds_what_the_api_shows_and_a_member_takes_their_own
     // Owners only.
     let (status, _) = api.send(Method::GET, &api.viewer, &format!("/projects/{project}/export"), None).await;
     assert_eq!(status, 403);
-    let response = api.bytes(&format!("/projects/{project}/export")).await;
+    let response = bytes(&api, &format!("/projects/{project}/export")).await;
     assert_eq!(response.headers()["content-type"], "application/zip");
     assert!(response.headers()["content-disposition"].to_str().unwrap().contains("cairn-Exported__Ltd.zip"));
     let entries = unzip(response.bytes().await.unwrap().to_vec()).await;
 
     let head = json_of(&entries, "project.json");
     assert_eq!((head["format"].as_str(), head["version"].as_u64()), (Some("cairn-project-export"), Some(1)));
-    assert_eq!(head["project"], api.get(&format!("/projects/{project}")).await);
-    assert_eq!(head["members"], api.get(&format!("/projects/{project}/members")).await);
+    assert_eq!(head["project"], get(&api, &format!("/projects/{project}")).await);
+    assert_eq!(head["members"], get(&api, &format!("/projects/{project}/members")).await);
     let document = json_of(&entries, &format!("threads/{thread}.json"));
-    assert_eq!(document["thread"], api.get(&format!("/threads/{thread}")).await);
-    assert_eq!(document["messages"], api.get(&format!("/threads/{thread}/messages")).await);
-    assert_eq!(document["runs"], api.get(&format!("/threads/{thread}/runs")).await);
-    assert_eq!(document["events"], api.get(&format!("/threads/{thread}/events?after=0&limit=1000")).await);
+    assert_eq!(document["thread"], get(&api, &format!("/threads/{thread}")).await);
+    assert_eq!(document["messages"], get(&api, &format!("/threads/{thread}/messages")).await);
+    assert_eq!(document["runs"], get(&api, &format!("/threads/{thread}/runs")).await);
+    assert_eq!(document["events"], get(&api, &format!("/threads/{thread}/events?after=0&limit=1000")).await);
     let markdown = String::from_utf8(entries[&format!("threads/{thread}.md")].clone()).unwrap();
     for expected in
         ["# Sums", "What is 6 times 7?", "print(6 * 7)", "```text\n42\n```", "It is 42.", "_The run is succeeded._"]
@@ -123,7 +93,7 @@ async fn a_project_archive_holds_what_the_api_shows_and_a_member_takes_their_own
     assert_eq!(entries["library/docs/plan.txt"], b"second draft");
     assert_eq!(entries["versions/docs/plan.txt/v1"], b"first draft");
     let library = json_of(&entries, "library.json");
-    let versions = api.get(&format!("/projects/{project}/files/versions?path=docs/plan.txt")).await;
+    let versions = get(&api, &format!("/projects/{project}/files/versions?path=docs/plan.txt")).await;
     let listed: Vec<Value> = library.as_array().unwrap().iter().map(|v| v["file"].clone()).collect();
     assert_eq!(Value::from(listed), versions);
     let memory = json_of(&entries, "memory.json");
@@ -136,9 +106,9 @@ async fn a_project_archive_holds_what_the_api_shows_and_a_member_takes_their_own
     // A member's own data.
     let (status, _) = api.send(Method::GET, &api.viewer, "/me/export", None).await;
     assert_eq!(status, 200, "every member takes their own");
-    let mine: Value = api.bytes("/me/export").await.json().await.unwrap();
-    assert_eq!(mine["account"], api.get("/me").await);
-    assert_eq!(mine["projects"], api.get("/projects").await);
+    let mine: Value = bytes(&api, "/me/export").await.json().await.unwrap();
+    assert_eq!(mine["account"], get(&api, "/me").await);
+    assert_eq!(mine["projects"], get(&api, "/projects").await);
     let written: Vec<&str> =
         mine["messages"].as_array().unwrap().iter().map(|m| m["message"]["content"].as_str().unwrap()).collect();
     assert_eq!(written, ["What is 6 times 7?"], "their messages, not the agent's");

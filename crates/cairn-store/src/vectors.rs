@@ -171,9 +171,25 @@ impl MemoryRepo for SqliteStore {
     }
 
     async fn forget_memory(&self, project: ProjectId, source: &str) -> cairn_core::Result<u64> {
+        self.forget(project, Some(source)).await
+    }
+}
+
+impl SqliteStore {
+    /// Forgets everything the project remembered. The chunks' rows would go
+    /// with the project's (a foreign key), but not their vectors in the
+    /// `vec0` tables, which know no foreign keys.
+    pub(crate) async fn forget_project_memory(&self, project: ProjectId) -> cairn_core::Result<u64> {
+        self.forget(project, None).await
+    }
+
+    /// Forgets the project's chunks of `source` (all of them without one),
+    /// their vectors with them.
+    async fn forget(&self, project: ProjectId, source: Option<&str>) -> cairn_core::Result<u64> {
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.db()?;
         let gone: Vec<(i64, i64)> = sqlx::query_as(
-            "DELETE FROM memory_chunks WHERE project_id = $1 AND source = $2 RETURNING rowid, length(embedding) / 4",
+            "DELETE FROM memory_chunks WHERE project_id = $1 AND ($2 IS NULL OR source = $2) \
+             RETURNING rowid, length(embedding) / 4",
         )
         .bind(project.0)
         .bind(source)
@@ -189,34 +205,22 @@ impl MemoryRepo for SqliteStore {
     }
 }
 
-impl SqliteStore {
-    /// Forgets everything the project remembered. The chunks' rows would go
-    /// with the project's (a foreign key), but not their vectors in the
-    /// `vec0` tables, which know no foreign keys.
-    pub(crate) async fn forget_project_memory(&self, project: ProjectId) -> cairn_core::Result<u64> {
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await.db()?;
-        let gone: Vec<(i64, i64)> =
-            sqlx::query_as("DELETE FROM memory_chunks WHERE project_id = $1 RETURNING rowid, length(embedding) / 4")
-                .bind(project.0)
-                .fetch_all(&mut *tx)
-                .await
-                .db()?;
-        for (rowid, dims) in &gone {
-            let delete = format!("DELETE FROM {} WHERE rowid = $1", vec_table(usize::try_from(*dims).unwrap_or(0)));
-            sqlx::query(sqlx::AssertSqlSafe(delete)).bind(rowid).execute(&mut *tx).await.db()?;
-        }
-        tx.commit().await.db()?;
-        Ok(gone.len() as u64)
-    }
-}
-
 impl PostgresStore {
     /// Forgets everything the project remembered.
     pub(crate) async fn forget_project_memory(&self, project: ProjectId) -> cairn_core::Result<u64> {
-        let done =
-            sqlx::query("DELETE FROM memory_chunks WHERE project_id = $1").bind(project.0).execute(self.pool()).await;
+        self.forget(project, None).await
+    }
+
+    /// Forgets the project's chunks of `source` (all of them without one).
+    async fn forget(&self, project: ProjectId, source: Option<&str>) -> cairn_core::Result<u64> {
+        let done = sqlx::query("DELETE FROM memory_chunks WHERE project_id = $1 AND ($2::text IS NULL OR source = $2)")
+            .bind(project.0)
+            .bind(source)
+            .execute(self.pool())
+            .await;
         match done {
             Ok(done) => Ok(done.rows_affected()),
+            // Nothing was ever remembered here.
             Err(error) if no_table(&error) => Ok(0),
             Err(error) => Err(error).db(),
         }
@@ -327,15 +331,6 @@ impl MemoryRepo for PostgresStore {
     }
 
     async fn forget_memory(&self, project: ProjectId, source: &str) -> cairn_core::Result<u64> {
-        let done = sqlx::query("DELETE FROM memory_chunks WHERE project_id = $1 AND source = $2")
-            .bind(project.0)
-            .bind(source)
-            .execute(self.pool())
-            .await;
-        match done {
-            Ok(done) => Ok(done.rows_affected()),
-            Err(error) if no_table(&error) => Ok(0),
-            Err(error) => Err(error).db(),
-        }
+        self.forget(project, Some(source)).await
     }
 }

@@ -148,6 +148,49 @@ impl KeyedAgent {
     }
 }
 
+/// A server with the agent on real parts and the scripted model (`m`, free,
+/// the default; embeddings for memory), and a project with an owner and a
+/// viewer: what the data-lifecycle tests start from.
+pub struct Team {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub owner: String,
+    pub viewer: String,
+    pub project: String,
+    pub llm: cairn_testkit::ScriptedLlm,
+    pub dir: TempDir,
+}
+
+impl Team {
+    /// Served after `configure` changed the configuration.
+    pub async fn start(name: &str, configure: impl FnOnce(&mut Config)) -> Team {
+        let dir = TempDir::new(name);
+        let llm = cairn_testkit::ScriptedLlm::start(Vec::new()).await;
+        let mut config = Config::default();
+        config.llm.providers = vec![scripted_provider(&llm.url, vec![free_model("m")])];
+        config.llm.default_model = "scripted/m".into();
+        config.llm.embedding_model = "scripted/embedder".into();
+        configure(&mut config);
+        let mut state = sqlite_state(&dir, config).await;
+        with_sandboxes(&mut state, &dir, true).await;
+        let base = serve(state).await;
+        let client = reqwest::Client::new();
+        let ([owner, viewer, _], project) = owner_viewer_stranger(&client, &base, name).await;
+        Team { base, client, owner, viewer, project, llm, dir }
+    }
+
+    /// A request to `/api/v1{path}` as `token`; the status and the JSON answer.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        send_json(&self.client, method, &format!("{}/api/v1{path}", self.base), token, body).await
+    }
+}
+
 /// An editor's API key made by `owner` and a viewer's made by `viewer`,
 /// both for `project`.
 pub async fn editor_and_viewer_keys(
