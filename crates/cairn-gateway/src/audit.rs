@@ -135,7 +135,8 @@ pub struct ExportQuery {
 /// itself audited.
 #[utoipa::path(get, path = "/admin/audit/export", tag = "admin", security(("oauth2" = [])), params(ExportQuery, AuditQuery),
     responses(
-        (status = 200, description = "The entries", content_type = "text/csv"),
+        (status = 200, description = "The entries: CSV, or with `format=json` a JSON array",
+         content((String = "text/csv"), (Vec<AuditEntryResponse> = "application/json"))),
         (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
     )
 )]
