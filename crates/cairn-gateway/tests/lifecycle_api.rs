@@ -308,6 +308,19 @@ async fn a_deleted_thread_and_then_its_project_leave_nothing_behind(w: World) {
     recalled.sort();
     assert_eq!(recalled, ["The launch is in May.", "The launch slipped to June."]);
     assert!(!leftovers(w.pool(), &[], &[thread_id], &[run]).await.is_empty());
+    // The run read the thread's messages through the cache.
+    let cache = w.state.bus.cache.clone();
+    let generation_key = format!("thread:{thread}:generation");
+    let generation = cache.get(&generation_key).await.unwrap().expect("the thread's cache generation");
+    let generation: u64 = String::from_utf8_lossy(&generation).parse().unwrap();
+    let cached = || async {
+        let mut found = 0;
+        for g in 0..=generation {
+            found += usize::from(cache.get(&format!("thread:{thread}:messages:{g}")).await.unwrap().is_some());
+        }
+        found
+    };
+    assert!(cached().await > 0, "its messages are cached");
 
     // Only an owner deletes; the viewer is refused and nothing changes.
     let (status, _) = w.send(Method::DELETE, &w.viewer, &format!("/threads/{thread}"), None).await;
@@ -333,6 +346,8 @@ async fn a_deleted_thread_and_then_its_project_leave_nothing_behind(w: World) {
     assert_eq!((done["steps_done"].as_i64(), done["steps_total"].as_i64()), (Some(1), Some(1)), "{done}");
     assert_eq!(leftovers(w.pool(), &[], &[thread_id], &[run]).await, Vec::<String>::new());
     assert_eq!(w.sandboxes_of(&thread).await, 0, "its sandbox and workspace are gone");
+    assert!(cache.get(&generation_key).await.unwrap().is_none(), "its cache entries are gone");
+    assert_eq!(cached().await, 0);
     assert_eq!(w.recalled().await, ["The launch is in May."], "what the thread remembered is forgotten");
     let (_, files) = w.send(Method::GET, &w.owner, &format!("/projects/{project}/files"), None).await;
     let mut paths: Vec<&str> = files["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();

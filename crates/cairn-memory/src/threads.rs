@@ -57,19 +57,21 @@ impl ThreadCache {
         Ok(messages)
     }
 
-    /// The thread was deleted: its cached list and generation go now (lists
-    /// of older generations are never asked for again and expire).
+    /// The thread was deleted: its cached lists, of every generation, and
+    /// its generation go now.
     pub async fn forget(&self, thread: ThreadId) {
         let generation = match self.cache.get(&generation_key(thread)).await {
-            Ok(found) => found.map(|g| String::from_utf8_lossy(&g).into_owned()).unwrap_or_else(|| "0".into()),
+            Ok(found) => found.and_then(|g| String::from_utf8_lossy(&g).parse::<u64>().ok()).unwrap_or(0),
             Err(error) => {
                 tracing::warn!(%error, "a deleted thread's cached messages could not be removed; they expire soon");
                 return;
             }
         };
-        for key in [format!("thread:{thread}:messages:{generation}"), generation_key(thread)] {
+        let lists = (0..=generation).map(|g| format!("thread:{thread}:messages:{g}"));
+        for key in lists.chain(std::iter::once(generation_key(thread))) {
             if let Err(error) = self.cache.delete(&key).await {
                 tracing::warn!(%error, "a deleted thread's cached messages could not be removed; they expire soon");
+                return;
             }
         }
     }
