@@ -66,40 +66,17 @@ pub struct WebhookUpdate {
     pub enabled: Option<bool>,
 }
 
-/// Where a message to an endpoint stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    /// Not yet delivered; tried again at `next_attempt_at`.
-    Pending,
-    /// The endpoint answered 2xx.
-    Delivered,
-    /// Every attempt failed; it is not tried again unless redelivered.
-    Failed,
-}
-
-impl DeliveryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Delivered => "delivered",
-            DeliveryStatus::Failed => "failed",
-        }
+crate::model::string_enum!(
+    /// Where a message to an endpoint stands.
+    DeliveryStatus, "delivery status" {
+        /// Not yet delivered; tried again at `next_attempt_at`.
+        Pending => "pending",
+        /// The endpoint answered 2xx.
+        Delivered => "delivered",
+        /// Every attempt failed; it is not tried again unless redelivered.
+        Failed => "failed",
     }
-}
-
-impl std::str::FromStr for DeliveryStatus {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "pending" => Ok(DeliveryStatus::Pending),
-            "delivered" => Ok(DeliveryStatus::Delivered),
-            "failed" => Ok(DeliveryStatus::Failed),
-            other => Err(format!("unknown delivery status {other:?}")),
-        }
-    }
-}
+);
 
 /// One message to an endpoint and how its attempts went.
 #[derive(Debug, Clone, PartialEq)]

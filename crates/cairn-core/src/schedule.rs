@@ -5,36 +5,15 @@ use time::OffsetDateTime;
 
 use crate::{ProjectId, RunId, ScheduleId, ThreadId, UserId};
 
-/// What to do with ticks that passed while no process could run them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum MissedTicks {
-    /// Leave them: the next run is the next tick to come.
-    Skip,
-    /// Run once now for all of them, then go on with the next tick.
-    RunOnce,
-}
-
-impl MissedTicks {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MissedTicks::Skip => "skip",
-            MissedTicks::RunOnce => "run_once",
-        }
+crate::model::string_enum!(
+    /// What to do with ticks that passed while no process could run them.
+    MissedTicks, "missed-tick policy" {
+        /// Leave them: the next run is the next tick to come.
+        Skip => "skip",
+        /// Run once now for all of them, then go on with the next tick.
+        RunOnce => "run_once",
     }
-}
-
-impl std::str::FromStr for MissedTicks {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "skip" => Ok(MissedTicks::Skip),
-            "run_once" => Ok(MissedTicks::RunOnce),
-            other => Err(format!("unknown missed-tick policy {other:?}")),
-        }
-    }
-}
+);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
