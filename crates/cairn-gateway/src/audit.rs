@@ -7,8 +7,7 @@
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use cairn_auth::Principal;
 use cairn_core::model::{AuditEntry, AuditFilter, AuditOutcome};
@@ -160,14 +159,7 @@ async fn export_audit(
         ExportFormat::Csv => ("text/csv; charset=utf-8", "cairn-audit.csv"),
         ExportFormat::Json => ("application/json", "cairn-audit.json"),
     };
-    let mut response = Body::from_stream(pages).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
-    let disposition = format!("attachment; filename=\"{name}\"");
-    if let Ok(value) = header::HeaderValue::from_str(&disposition) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    Ok(response)
+    Ok(crate::files::attachment(Body::from_stream(pages), content_type, name))
 }
 
 const PAGE: i64 = 500;

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use cairn_agent::RunEvent;
 use cairn_auth::Access;
@@ -23,7 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::authn::{Authenticated, ClientAddr};
-use crate::files::FileResponse;
+use crate::files::{FileResponse, attachment, safe_stem};
 use crate::memory::MemoryResponse;
 use crate::threads::{EventResponse, MessageResponse, RunResponse, ThreadResponse};
 use crate::wire::{ApiKeyResponse, AuditEntryResponse, MemberResponse, ProjectResponse, UserResponse};
@@ -35,16 +34,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 
 /// The version of the archive's layout, in `project.json`.
 const FORMAT_VERSION: u32 = 1;
-
-fn attachment(body: Body, content_type: &'static str, name: &str) -> Response {
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
-    if let Ok(value) = header::HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    response
-}
 
 fn json_bytes(value: &impl Serialize) -> Result<Bytes, String> {
     serde_json::to_vec_pretty(value).map(Bytes::from).map_err(|e| e.to_string())
@@ -73,7 +62,8 @@ async fn export_project(
 ) -> Result<Response, ApiError> {
     let grant = state.auth.authorize(&principal, project_id, Access::Manage).await?;
     let project = state.store.project(project_id).await?;
-    let name = format!("cairn-{}.zip", safe_name(&project.name));
+    let stem: String = project.name.chars().take(60).collect();
+    let name = format!("cairn-{}.zip", safe_stem(&stem));
     crate::audit::record(&state, &principal, Some(project_id), "project.exported", json!({}), &addr).await;
     let (parts, receiver) = tokio::sync::mpsc::channel::<Result<ZipPart, String>>(4);
     let store = state.store.clone();
@@ -196,12 +186,6 @@ fn thread_markdown(
         md.push_str(&step);
     }
     md
-}
-
-/// A file name's safe part: letters, digits, `-` and `_`.
-fn safe_name(name: &str) -> String {
-    let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
-    safe.chars().take(60).collect()
 }
 
 #[derive(Debug, Serialize)]

@@ -412,14 +412,22 @@ async fn zip(
 ) -> Result<Response, ApiError> {
     let archive = state.files.zip(&principal, project_id, &query.folder).await?;
     let name = query.folder.trim_end_matches('/').rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("library");
-    let safe: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_".contains(c) { c } else { '_' }).collect();
-    let disposition = format!("attachment; filename=\"{safe}.zip\"");
-    let mut response = Body::from_stream(archive).into_response();
+    Ok(attachment(Body::from_stream(archive), "application/zip", &format!("{}.zip", safe_stem(name))))
+}
+
+/// A download the browser saves as `name` (ASCII, no quotes: see [`safe_stem`]).
+pub(crate) fn attachment(body: Body, content_type: &'static str, name: &str) -> Response {
+    let mut response = body.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
-    if let Ok(value) = HeaderValue::from_str(&disposition) {
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
-    Ok(response)
+    response
+}
+
+/// A name fit for a download's file name: ASCII letters, digits, `-` and
+/// `_` kept, anything else `_`.
+pub(crate) fn safe_stem(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_".contains(c) { c } else { '_' }).collect()
 }
