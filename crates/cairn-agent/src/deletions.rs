@@ -118,12 +118,13 @@ impl Deleter {
             DeletionKind::Thread => {
                 let thread = ThreadId(deletion.target);
                 self.progress(deletion, 0, 1).await?;
-                self.delete_thread(thread).await
+                self.delete_thread(thread, true).await
             }
             DeletionKind::Project => {
                 let project = ProjectId(deletion.target);
                 let threads = self.store.project_thread_ids(project).await?;
-                // The threads, then the project's own sandboxes, its files,
+                // The threads, then the project's sandboxes (its threads'
+                // among them: listed once, not once a thread), its files,
                 // and its rows: one step each. A job taken over after a crash
                 // finds fewer threads: it goes on counting from where the
                 // first attempt got, so progress never runs backwards.
@@ -131,7 +132,7 @@ impl Deleter {
                 let total = deletion.steps_total.max(remaining);
                 for (n, thread) in threads.into_iter().enumerate() {
                     self.progress(deletion, total - remaining + n as i64, total).await?;
-                    self.delete_thread(thread).await?;
+                    self.delete_thread(thread, false).await?;
                 }
                 self.progress(deletion, total - 3, total).await?;
                 self.destroy_sandboxes(|s| s.project == Some(project)).await?;
@@ -148,9 +149,10 @@ impl Deleter {
         }
     }
 
-    /// Stops the thread's runs, destroys its sandboxes, and removes its rows,
-    /// memory and cached messages.
-    async fn delete_thread(&self, thread: ThreadId) -> Result<(), DeletionError> {
+    /// Stops the thread's runs, destroys its sandboxes (unless the caller
+    /// destroys the whole project's), and removes its rows, memory and
+    /// cached messages.
+    async fn delete_thread(&self, thread: ThreadId, sandboxes: bool) -> Result<(), DeletionError> {
         for run in self.store.runs(thread).await? {
             if run.status.is_terminal() {
                 continue;
@@ -171,7 +173,9 @@ impl Deleter {
                 return Err(DeletionError::Cancel { run: run.id, reason });
             }
         }
-        self.destroy_sandboxes(|s| s.thread == Some(thread)).await?;
+        if sandboxes {
+            self.destroy_sandboxes(|s| s.thread == Some(thread)).await?;
+        }
         self.store.purge_thread(thread).await?;
         self.cache.forget(thread).await;
         Ok(())

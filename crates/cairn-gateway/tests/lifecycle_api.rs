@@ -367,6 +367,16 @@ async fn a_deleted_thread_and_then_its_project_leave_nothing_behind(w: World) {
         .await;
     let link = link["url"].as_str().unwrap().to_owned();
 
+    // A second thread's run leaves a sandbox that the project's deletion must destroy.
+    let (_, second) =
+        w.send(Method::POST, &w.owner, &format!("/projects/{project}/threads"), Some(json!({ "title": "U" }))).await;
+    let second = second["id"].as_str().unwrap().to_owned();
+    w.llm.push(block("final_answer('Done.')"));
+    let message = json!({ "content": "Again", "wait": true });
+    let (_, posted) = w.send(Method::POST, &w.owner, &format!("/threads/{second}/messages"), Some(message)).await;
+    assert_eq!(posted["run"]["status"], "succeeded", "{posted}");
+    assert_eq!(w.sandboxes_of(&second).await, 1);
+
     let (status, _) = w.send(Method::DELETE, &w.viewer, &format!("/projects/{project}"), None).await;
     assert_eq!(status, 403);
     let (status, deletion) = w.send(Method::DELETE, &w.owner, &format!("/projects/{project}"), None).await;
@@ -385,7 +395,9 @@ async fn a_deleted_thread_and_then_its_project_leave_nothing_behind(w: World) {
     let fetched = w.client.get(url).send().await.unwrap().status().as_u16();
     assert!(matches!(fetched, 403 | 404), "the link serves nothing: {fetched}");
     let project_id = uuid::Uuid::parse_str(&project).unwrap();
-    assert_eq!(leftovers(w.pool(), &[project_id], &[], &[]).await, Vec::<String>::new());
+    let second_id = uuid::Uuid::parse_str(&second).unwrap();
+    assert_eq!(leftovers(w.pool(), &[project_id], &[second_id], &[]).await, Vec::<String>::new());
+    assert_eq!(w.sandboxes_of(&second).await, 0, "the project's sandboxes are destroyed");
     assert_eq!(w.objects().await, 0, "every version's object is gone from the object store");
     if let Database::Sqlite(pool) = &w.db {
         assert_eq!(cairn_testkit::leftovers::sqlite_vectors(pool, project_id).await, 0);
