@@ -118,7 +118,16 @@ impl Deleter {
             DeletionKind::Thread => {
                 let thread = ThreadId(deletion.target);
                 self.progress(deletion, 0, 1).await?;
-                self.delete_thread(thread, true).await
+                self.delete_thread(thread, true).await?;
+                // The pictures its runs showed (a project's deletion takes
+                // every object of the project instead).
+                let pictures = self
+                    .files
+                    .delete_thread_media(deletion.project_id, thread)
+                    .await
+                    .map_err(|e| DeletionError::Files(e.to_string()))?;
+                tracing::debug!(%thread, pictures, "deleted the thread's pictures");
+                Ok(())
             }
             DeletionKind::Project => {
                 let project = ProjectId(deletion.target);

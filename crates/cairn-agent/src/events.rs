@@ -69,6 +69,15 @@ pub enum RunEvent {
     /// Older turns were summarised to fit the model's context.
     #[serde(rename = "context.summarized")]
     ContextSummarized(ContextSummarized),
+    /// A tool the code called, and what came of it (both cut short).
+    #[serde(rename = "tool")]
+    Tool(ToolCalled),
+    /// What an execution changed in the thread's workspace.
+    #[serde(rename = "workspace")]
+    Workspace(WorkspaceChanged),
+    /// The page as the browser tool saw it after an action.
+    #[serde(rename = "browser")]
+    Browser(BrowserSeen),
 }
 
 /// Text that belongs to a step, and to a plan's task when a sub-agent
@@ -112,9 +121,13 @@ pub struct StatusChanged {
     /// `queued`: whether it plans first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<bool>,
-    /// `queued`, for a fork: the run and the step it goes on from.
+    /// `queued`, for a fork: the run and the step it goes on from (step 0:
+    /// a branch from the run's start, its message asked again or edited).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forked_from: Option<ForkedFrom>,
+    /// `queued`, for a retry: the failed or cancelled run it does again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<RunId>,
     /// `waiting`: the question asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub question: Option<String>,
@@ -140,6 +153,7 @@ impl StatusChanged {
             model: None,
             plan: None,
             forked_from: None,
+            retry_of: None,
             question: None,
             answer: None,
             usage: None,
@@ -229,6 +243,74 @@ pub struct ContextSummarized {
     /// The prompt's estimated tokens before and after.
     pub tokens_before: usize,
     pub tokens_after: usize,
+    /// The plan task's id, for a sub-agent's events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+}
+
+/// Characters of a tool's arguments or result an event keeps.
+pub const TOOL_TEXT_CHARS: usize = 300;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ToolCalled {
+    /// The tool (`web_fetch`, `browser_open`, `mcp:<server>/<tool>`…).
+    pub name: String,
+    /// Its arguments, as JSON, cut short.
+    pub args: String,
+    /// What it returned (or why it failed), cut short.
+    pub result: String,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// How long it took, in milliseconds.
+    pub duration_ms: u64,
+    /// The plan task's id, for a sub-agent's events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+}
+
+/// How a workspace path changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    Added,
+    Modified,
+    Removed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PathChanged {
+    /// Relative to the workspace root, `/`-separated.
+    pub path: String,
+    pub change: Change,
+    /// Its size now, in bytes (0 once removed).
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WorkspaceChanged {
+    /// The files added, modified or removed, by path.
+    pub changes: Vec<PathChanged>,
+    /// More changed than the list holds.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    /// The plan task's id, for a sub-agent's events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BrowserSeen {
+    /// The browser tool that acted (`browser_open`, `browser_click`…).
+    pub action: String,
+    /// The page's address after it.
+    pub url: String,
+    /// The page's title.
+    #[serde(default)]
+    pub title: String,
+    /// The screenshot's name among the thread's pictures
+    /// (`GET /threads/{id}/pictures/{name}`); absent when none could be taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screenshot: Option<String>,
     /// The plan task's id, for a sub-agent's events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,

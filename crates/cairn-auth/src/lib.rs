@@ -26,4 +26,4 @@ pub use keys::{SigningKeys, write_private};
 pub use password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 pub use service::{AccountDeleted, Auth, IssuedKey, MemberRef, ServiceAccount, Session};
 pub use throttle::{Limit, RateLimitStatus};
-pub use tokens::AccessClaims;
+pub use tokens::{AccessClaims, link_digest, link_secret};

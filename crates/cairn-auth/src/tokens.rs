@@ -193,6 +193,19 @@ pub(crate) fn random_token(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buffer)
 }
 
+/// A new secret for a link anyone holding it may open (a shared run), and
+/// the digest to store in its place.
+pub fn link_secret() -> (String, Vec<u8>) {
+    let token = random_token(32);
+    let stored = digest(&token);
+    (token, stored)
+}
+
+/// The stored digest of a link's secret, to look it up by.
+pub fn link_digest(token: &str) -> Vec<u8> {
+    digest(token)
+}
+
 /// SHA-256 of a secret, as stored. High-entropy secrets need no slow hash.
 pub(crate) fn digest(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()

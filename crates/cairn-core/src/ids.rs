@@ -95,6 +95,10 @@ id_type!(
     WebhookId
 );
 id_type!(
+    /// A read-only link to one run.
+    ShareId
+);
+id_type!(
     /// One message to a webhook endpoint (its `webhook-id`), tried until delivered.
     DeliveryId
 );

@@ -21,7 +21,7 @@ pub mod trace;
 pub use error::{Dependency, Error, Result};
 pub use ids::{
     ApiKeyId, AuditId, ConnectionId, DeletionId, DeliveryId, FileId, McpServerId, MemoryId, MessageId, ProjectId,
-    RunId, SandboxId, ScheduleId, SessionId, ThreadId, UserId, WebhookId,
+    RunId, SandboxId, ScheduleId, SessionId, ShareId, ThreadId, UserId, WebhookId,
 };
 
 /// The version of Cairn, shared by every crate and shown by `cairn version`.

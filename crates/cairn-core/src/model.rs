@@ -4,7 +4,7 @@
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::{ApiKeyId, AuditId, FileId, MessageId, ProjectId, RunId, SessionId, ThreadId, UserId};
+use crate::{ApiKeyId, AuditId, FileId, MessageId, ProjectId, RunId, SessionId, ShareId, ThreadId, UserId};
 
 /// Parse error for the string forms of the enums below (as stored in the
 /// database): an unknown value means corrupt data or a newer schema.
@@ -194,6 +194,33 @@ pub struct Thread {
     pub last_event_seq: i64,
     /// The model its runs use (`provider/model`); `None`: the deployment's default.
     pub model: Option<String>,
+}
+
+/// A thread found by a search, with the first of its messages that matched
+/// (none when only its title did).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThreadMatch {
+    pub thread: Thread,
+    pub snippet: Option<String>,
+}
+
+/// A read-only link to one run. Its token is shown once; only its SHA-256
+/// is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunShare {
+    pub id: ShareId,
+    pub run_id: RunId,
+    pub created_by: UserId,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl RunShare {
+    /// Whether the link still opens its run at `now`.
+    pub fn is_open(&self, now: OffsetDateTime) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -11,13 +11,13 @@ use crate::model::{
     ApiKey, AuditEntry, Checkpoint, Event, Fence, FileRecord, Membership, MemoryChunk, Message, ModelConnection,
     ModelConnectionUpdate, ModelUsage, NewApiKey, NewAuditEntry, NewCheckpoint, NewEvent, NewFile, NewMemoryChunk,
     NewMessage, NewModelConnection, NewProject, NewRefreshToken, NewRun, NewThread, NewUser, Project, ProjectUpdate,
-    RefreshOutcome, Role, Run, RunStatus, Thread, User,
+    RefreshOutcome, Role, Run, RunShare, RunStatus, Thread, ThreadMatch, User,
 };
 use crate::sandbox::{HostReport, Placement, SandboxHost};
 use crate::schedule::{NewSchedule, Schedule, ScheduleUpdate};
 use crate::{
     ApiKeyId, ConnectionId, DeletionId, DeliveryId, FileId, McpServerId, ProjectId, Result, RunId, SandboxId,
-    ScheduleId, SessionId, ThreadId, UserId, WebhookId,
+    ScheduleId, SessionId, ShareId, ThreadId, UserId, WebhookId,
 };
 
 #[async_trait]
@@ -120,6 +120,29 @@ pub trait ThreadRepo: Send + Sync {
     async fn append_events(&self, thread: ThreadId, events: Vec<NewEvent>, fence: Option<Fence>) -> Result<Vec<Event>>;
     /// Up to `limit` events with `seq > after`, in order.
     async fn events_after(&self, thread: ThreadId, after: i64, limit: i64) -> Result<Vec<Event>>;
+    /// Threads of `projects` whose title or any message holds `text`
+    /// (case-insensitive, taken literally), most recently active first, at
+    /// most `limit`.
+    async fn search_threads(&self, projects: &[ProjectId], text: &str, limit: i64) -> Result<Vec<ThreadMatch>>;
+}
+
+/// Read-only links to runs.
+#[async_trait]
+pub trait ShareRepo: Send + Sync {
+    async fn create_share(
+        &self,
+        run: RunId,
+        created_by: UserId,
+        token_hash: Vec<u8>,
+        expires_at: OffsetDateTime,
+    ) -> Result<RunShare>;
+    /// The run's links, newest first (revoked and expired ones too).
+    async fn shares(&self, run: RunId) -> Result<Vec<RunShare>>;
+    /// Revokes one of the run's links; `NotFound` if it has no such link.
+    async fn revoke_share(&self, run: RunId, id: ShareId) -> Result<RunShare>;
+    /// The link whose token hashes to `token_hash` (open or not);
+    /// `NotFound` if none.
+    async fn share_by_token(&self, token_hash: &[u8]) -> Result<RunShare>;
 }
 
 #[async_trait]
@@ -451,6 +474,7 @@ pub trait Store:
     + ScheduleRepo
     + McpServerRepo
     + LifecycleRepo
+    + ShareRepo
     + std::fmt::Debug
 {
     /// `sqlite` or `postgres`.

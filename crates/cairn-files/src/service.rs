@@ -8,7 +8,7 @@ use cairn_auth::{Access, Auth, Principal};
 use cairn_config::FilesConfig;
 use cairn_core::model::{FileRecord, NewFile};
 use cairn_core::store::Store;
-use cairn_core::{FileId, ProjectId, RunId, UserId};
+use cairn_core::{FileId, ProjectId, RunId, ThreadId, UserId};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
@@ -109,6 +109,19 @@ pub struct Files {
 
 fn object_key(project: ProjectId, id: FileId) -> ObjectPath {
     ObjectPath::from(format!("projects/{project}/objects/{id}"))
+}
+
+/// Where a thread's picture is kept; a name that is not a plain file name
+/// (letters, digits, `.`, `-`, `_`; up to 100) is refused.
+fn media_key(project: ProjectId, thread: ThreadId, name: &str) -> Result<ObjectPath> {
+    let plain = !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if !plain {
+        return Err(Error::InvalidPath { path: name.to_owned(), reason: "not a plain file name".into() });
+    }
+    Ok(ObjectPath::from(format!("projects/{project}/threads/{thread}/media/{name}")))
 }
 
 fn now() -> OffsetDateTime {
@@ -362,12 +375,42 @@ impl Files {
         Ok(removed)
     }
 
+    /// Keeps a picture a run showed (a browser screenshot) beside its
+    /// thread, outside the library: it counts toward no quota, is listed
+    /// nowhere, and goes with the thread. `name` is a plain file name.
+    pub async fn put_media(&self, project: ProjectId, thread: ThreadId, name: &str, bytes: Bytes) -> Result<()> {
+        let key = media_key(project, thread, name)?;
+        self.inner.objects.store.put(&key, bytes.into()).await?;
+        Ok(())
+    }
+
+    /// A picture kept with [`Files::put_media`], for callers that already
+    /// authorized the access. `NotFound` when there is none of that name.
+    pub async fn read_media(&self, project: ProjectId, thread: ThreadId, name: &str) -> Result<Bytes> {
+        let key = media_key(project, thread, name)?;
+        match self.inner.objects.store.get(&key).await {
+            Ok(found) => Ok(found.bytes().await?),
+            Err(object_store::Error::NotFound { .. }) => {
+                Err(Error::Backend(cairn_core::Error::NotFound { entity: "picture" }))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Deletes the pictures kept for a thread, for its deletion; how many went.
+    pub async fn delete_thread_media(&self, project: ProjectId, thread: ThreadId) -> Result<u64> {
+        self.delete_prefix(ObjectPath::from(format!("projects/{project}/threads/{thread}/"))).await
+    }
+
     /// Deletes every object stored for the project (every version of every
     /// file, and any an interrupted upload left), for a project's deletion;
     /// how many went.
     pub async fn delete_project_objects(&self, project: ProjectId) -> Result<u64> {
+        self.delete_prefix(ObjectPath::from(format!("projects/{project}/"))).await
+    }
+
+    async fn delete_prefix(&self, prefix: ObjectPath) -> Result<u64> {
         let store = &self.inner.objects.store;
-        let prefix = ObjectPath::from(format!("projects/{project}/"));
         let mut listed = store.list(Some(&prefix));
         let mut deleted = 0;
         while let Some(meta) = listed.next().await {

@@ -15,6 +15,7 @@ mod queue;
 mod repo;
 mod rows;
 mod schedules;
+mod shares;
 mod usage;
 mod vectors;
 mod webhooks;

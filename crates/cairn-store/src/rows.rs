@@ -132,6 +132,14 @@ pub(crate) struct ThreadRow {
     model: Option<String>,
 }
 
+/// A thread a search found, with its first matching message.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ThreadMatchRow {
+    #[sqlx(flatten)]
+    pub(crate) thread: ThreadRow,
+    pub(crate) snippet: Option<String>,
+}
+
 impl From<ThreadRow> for Thread {
     fn from(r: ThreadRow) -> Self {
         Thread {

@@ -94,6 +94,8 @@ contract!(
     files_are_listed_by_prefix_moved_and_deleted,
     projects_and_threads_are_renamed_and_runs_add_up_their_cost,
     a_threads_runs_are_listed_oldest_first,
+    threads_are_listed_by_activity_and_found_by_title_or_message,
+    a_runs_share_links_are_found_by_token_and_revoked,
     usage_is_added_up_from_the_usage_events_by_user_and_by_project,
 );
 
@@ -459,6 +461,72 @@ async fn projects_and_threads_are_renamed_and_runs_add_up_their_cost(store: Arc<
     assert_eq!(store.project_cost(elsewhere.id).await.unwrap(), 0.0, "another project's runs do not count");
     let no_run = store.add_run_cost(cairn_core::RunId::new(), 1.0).await;
     assert!(matches!(no_run, Err(Error::NotFound { entity: "run" })), "{no_run:?}");
+}
+
+async fn threads_are_listed_by_activity_and_found_by_title_or_message(store: Arc<dyn Store>) {
+    let Seeded { user: owner, project, thread: first } = owner_with_thread(&*store, "t@example.com").await;
+    let new_thread =
+        |title: &str| NewThread { project_id: project.id, title: title.into(), created_by: owner.id, model: None };
+    let second = store.create_thread(new_thread("Quarterly SALES")).await.unwrap();
+    let third = store.create_thread(new_thread("100% of 1_0")).await.unwrap();
+    let ids = |threads: Vec<cairn_core::model::Thread>| threads.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.threads(project.id).await.unwrap()), vec![third.id, second.id, first.id], "newest first");
+    // A message makes the oldest thread the most recently active.
+    let post = |thread, text: &str| NewMessage {
+        thread_id: thread,
+        role: MessageRole::User,
+        author: Some(owner.id),
+        content: text.into(),
+        attachments: Vec::new(),
+    };
+    store.append_message(post(first.id, "Chart the sales by region, please"), None).await.unwrap();
+    store.append_message(post(first.id, "and the sales by month"), None).await.unwrap();
+    assert_eq!(ids(store.threads(project.id).await.unwrap()), vec![first.id, third.id, second.id]);
+
+    let found = store.search_threads(&[project.id], "sales", 10).await.unwrap();
+    let found: Vec<_> = found.iter().map(|m| (m.thread.id, m.snippet.as_deref())).collect();
+    assert_eq!(
+        found,
+        vec![(first.id, Some("Chart the sales by region, please")), (second.id, None)],
+        "the title in any case, or the first message that holds it"
+    );
+    // `%` and `_` are literal, not wildcards.
+    let literal = store.search_threads(&[project.id], "0% of 1_", 10).await.unwrap();
+    assert_eq!(literal.iter().map(|m| m.thread.id).collect::<Vec<_>>(), vec![third.id]);
+    assert!(store.search_threads(&[project.id], "1%0", 10).await.unwrap().is_empty());
+    assert_eq!(store.search_threads(&[project.id], "sales", 1).await.unwrap().len(), 1, "the limit holds");
+    // Only the projects named; a deleted thread is not found.
+    let other = store.create_project(NewProject { name: "Other".into(), owner: owner.id }).await.unwrap();
+    assert!(store.search_threads(&[other.id], "sales", 10).await.unwrap().is_empty());
+    assert!(store.search_threads(&[], "sales", 10).await.unwrap().is_empty());
+    store.request_deletion(cairn_core::lifecycle::DeletionKind::Thread, first.id.0, owner.id).await.unwrap();
+    let after = store.search_threads(&[project.id, other.id], "sales", 10).await.unwrap();
+    assert_eq!(after.iter().map(|m| m.thread.id).collect::<Vec<_>>(), vec![second.id]);
+}
+
+async fn a_runs_share_links_are_found_by_token_and_revoked(store: Arc<dyn Store>) {
+    let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "t@example.com").await;
+    let run =
+        store.create_run(NewRun { thread_id: thread.id, created_by: owner.id, trace_parent: None }).await.unwrap();
+    let other =
+        store.create_run(NewRun { thread_id: thread.id, created_by: owner.id, trace_parent: None }).await.unwrap();
+    let expires = time::OffsetDateTime::now_utc() + time::Duration::days(7);
+    let first = store.create_share(run.id, owner.id, vec![1; 32], expires).await.unwrap();
+    let second = store.create_share(run.id, owner.id, vec![2; 32], expires).await.unwrap();
+    assert!(first.is_open(time::OffsetDateTime::now_utc()));
+    assert!(!first.is_open(expires), "closed once it expires");
+    let again = store.create_share(other.id, owner.id, vec![1; 32], expires).await;
+    assert!(matches!(again, Err(Error::Conflict { .. })), "a token is unique: {again:?}");
+    assert_eq!(store.shares(run.id).await.unwrap(), vec![second.clone(), first.clone()], "newest first");
+    assert_eq!(store.share_by_token(&[2; 32]).await.unwrap(), second);
+    assert!(matches!(store.share_by_token(&[3; 32]).await, Err(Error::NotFound { .. })));
+
+    let revoked = store.revoke_share(run.id, second.id).await.unwrap();
+    assert!(revoked.revoked_at.is_some() && !revoked.is_open(time::OffsetDateTime::now_utc()));
+    assert_eq!(store.share_by_token(&[2; 32]).await.unwrap(), revoked, "still found, as revoked");
+    assert_eq!(store.revoke_share(run.id, second.id).await.unwrap().revoked_at, revoked.revoked_at);
+    let elsewhere = store.revoke_share(other.id, first.id).await;
+    assert!(matches!(elsewhere, Err(Error::NotFound { .. })), "only through its own run: {elsewhere:?}");
 }
 
 async fn a_threads_runs_are_listed_oldest_first(store: Arc<dyn Store>) {

@@ -27,7 +27,8 @@ const BY_PROJECT: &[(&str, &str)] = &[
 ];
 const BY_THREAD: &[(&str, &str)] =
     &[("threads", "id"), ("messages", "thread_id"), ("runs", "thread_id"), ("events", "thread_id")];
-const BY_RUN: &[(&str, &str)] = &[("checkpoints", "run_id"), ("run_lanes", "run_id"), ("files", "run_id")];
+const BY_RUN: &[(&str, &str)] =
+    &[("checkpoints", "run_id"), ("run_lanes", "run_id"), ("files", "run_id"), ("run_shares", "run_id")];
 
 async fn count(pool: Pool<'_>, table: &str, column: &str, id: Uuid) -> Option<i64> {
     let sql = format!("SELECT COUNT(*) FROM {table} WHERE {column} = $1");

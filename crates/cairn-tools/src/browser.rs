@@ -342,6 +342,25 @@ impl Browsers {
         }
     }
 
+    /// What the sandbox's page shows now, for people watching the run: its
+    /// address, its title and a JPEG of its window. `None` when the sandbox
+    /// has no page open (nothing is started for it).
+    pub async fn glimpse(&self, sandbox: SandboxId) -> Option<Glimpse> {
+        if !self.inner.pages.lock().await.contains_key(&sandbox) {
+            return None;
+        }
+        let state = self.state(sandbox).await.ok()?;
+        let (cdp, session) = self.page(sandbox).await.ok()?;
+        let params = json!({ "format": "jpeg", "quality": 70 });
+        let shot = cdp.call(Some(&session), "Page.captureScreenshot", params).await.ok();
+        let jpeg = shot.and_then(|shot| base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str()?).ok());
+        Some(Glimpse {
+            url: state["url"].as_str().unwrap_or_default().to_owned(),
+            title: state["title"].as_str().unwrap_or_default().to_owned(),
+            jpeg,
+        })
+    }
+
     async fn state(&self, sandbox: SandboxId) -> Result<Value, ToolError> {
         self.evaluate(sandbox, "({url: location.href, title: document.title})").await
     }
@@ -377,6 +396,20 @@ impl Browsers {
         self.state(sandbox).await
     }
 }
+
+/// What a sandbox's page showed at one moment.
+#[derive(Debug, Clone)]
+pub struct Glimpse {
+    pub url: String,
+    pub title: String,
+    /// A JPEG of the window, when one could be taken.
+    pub jpeg: Option<Vec<u8>>,
+}
+
+/// The browser tools that act on the page (after which people watching
+/// the run see it).
+pub const ACTIONS: &[&str] =
+    &["browser_open", "browser_click", "browser_type", "browser_select", "browser_scroll", "browser_wait_for"];
 
 /// The browser tools share their spec's shape.
 fn spec(name: &'static str, description: &'static str, params: Vec<Param>) -> ToolSpec {

@@ -26,7 +26,7 @@ mod registry;
 mod remember;
 mod search;
 
-pub use browser::Browsers;
+pub use browser::{ACTIONS as BROWSER_ACTIONS, Browsers, Glimpse};
 pub use net::SafeHttp;
 pub use registry::{MAX_RESULT_BYTES, Registry, ToolBridge, ToolInfo};
 pub use search::SearchProvider;

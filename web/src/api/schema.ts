@@ -97,6 +97,19 @@ export type AuditId = string;
 /** How an audited action ended. */
 export type AuditOutcome = "succeeded" | "refused" | "failed";
 
+export type BrowserSeen = {
+  /** The browser tool that acted (`browser_open`, `browser_click`…). */
+  action: string;
+  /** The screenshot's name among the thread's pictures (`GET /threads/{id}/pictures/{name}`); absent when none could be taken. */
+  screenshot?: string | null;
+  /** The plan task's id, for a sub-agent's events. */
+  task?: string | null;
+  /** The page's title. */
+  title?: string;
+  /** The page's address after it. */
+  url: string;
+};
+
 export type BudgetReached = {
   /** Which limit, in words. */
   reason: string;
@@ -140,6 +153,9 @@ export type Capabilities = {
   thinking_tokens: number;
   token_limit: TokenLimit;
 };
+
+/** How a workspace path changed. */
+export type Change = "added" | "modified" | "removed";
 
 export type ChangeMemberRequest = {
   role: Role;
@@ -361,6 +377,13 @@ export type CreatedApiKeyResponse = ApiKeyResponse & {
   token: string;
 };
 
+export type CreatedShareResponse = ShareResponse & {
+  /** The web app's page for it, relative to the server (`/#/shared/<token>`). */
+  path: string;
+  /** The link's secret: shown this once, never stored. */
+  token: string;
+};
+
 export type DeleteAccountRequest = {
   /** The account's password (deleting one's own account). */
   password?: string | null;
@@ -420,6 +443,8 @@ export type DeliveryResponse = {
 /** Where a message to an endpoint stands. */
 export type DeliveryStatus = "pending" | "delivered" | "failed";
 
+export type EntryKind = "file" | "directory" | "symlink" | "other";
+
 /** One event of a thread's log: its number, its run, and the event itself (`kind` and a `payload` whose fields each kind defines, see `RunEvent`). */
 export type EventResponse = RunEvent & {
   created_at: string;
@@ -453,8 +478,10 @@ export type ForgotPasswordRequest = {
 };
 
 export type ForkRequest = {
-  /** The step (its checkpoint) to go on from; steps count from 1. */
-  step: number;
+  /** With step 0: the member's edit of the message that started the run. */
+  content?: string | null;
+  /** The step (its checkpoint) to go on from; steps count from 1. 0: from the run's start — its message is asked again (or `content` in its place) in the new thread. */
+  step?: number;
 };
 
 export type ForkResponse = {
@@ -708,6 +735,14 @@ export type OutputProduced = Output & {
   task?: string | null;
 };
 
+export type PathChanged = {
+  change: Change;
+  /** Relative to the workspace root, `/`-separated. */
+  path: string;
+  /** Its size now, in bytes (0 once removed). */
+  size: number;
+};
+
 export type Plan = {
   tasks: Task[];
   /** Plans made for this run so far (1 for the first). */
@@ -869,6 +904,11 @@ export type ResumeRequest = {
   answer: string;
 };
 
+export type RetryRequest = {
+  /** The model to try with (`provider/model`); the thread's when absent. */
+  model?: string | null;
+};
+
 /** A member's role in a project. Viewers read; editors also write and run the agent; owners also manage members and the project itself. */
 export type Role = "owner" | "editor" | "viewer";
 
@@ -925,6 +965,18 @@ export type RunEvent = {
   kind: "context.summarized";
   /** Older turns were summarised to fit the model's context. */
   payload: ContextSummarized;
+} | {
+  kind: "tool";
+  /** A tool the code called, and what came of it (both cut short). */
+  payload: ToolCalled;
+} | {
+  kind: "workspace";
+  /** What an execution changed in the thread's workspace. */
+  payload: WorkspaceChanged;
+} | {
+  kind: "browser";
+  /** The page as the browser tool saw it after an action. */
+  payload: BrowserSeen;
 };
 
 /** One agent run started from a thread. */
@@ -946,6 +998,13 @@ export type RunResponse = {
 
 /** The life cycle of an agent run. */
 export type RunStatus = "queued" | "running" | "waiting" | "succeeded" | "failed" | "cancelled";
+
+export type SaveWorkspaceFileRequest = {
+  /** The workspace file. */
+  path: string;
+  /** Its path in the library; the same path when absent. */
+  to?: string | null;
+};
 
 /** A project's scheduled run. */
 export type ScheduleId = string;
@@ -984,6 +1043,34 @@ export type ServiceAccountResponse = {
   role: Role;
 };
 
+/** A read-only link to one run. */
+export type ShareId = string;
+
+export type ShareResponse = {
+  created_at: string;
+  expires_at: string;
+  id: ShareId;
+  /** Whether the link opens its run now. */
+  open: boolean;
+  revoked_at?: string | null;
+  run_id: RunId;
+};
+
+export type ShareRunRequest = {
+  /** Hours until the link stops working: 1 to 2160 (90 days); 168 (a week) when absent. */
+  expires_in_hours?: number | null;
+};
+
+/** What a link shows: one run, with the messages around it. */
+export type SharedRunResponse = {
+  /** The run's events, and the thread's messages from the one that started it to its end, in the log's order. */
+  events: EventResponse[];
+  expires_at: string;
+  run: RunResponse;
+  thread_id: ThreadId;
+  thread_title: string;
+};
+
 /** What becomes of a project the account owns alone. */
 export type SoleOwnedChoice = "delete" | {
   /** Make this member its owner. */
@@ -1004,6 +1091,7 @@ export type StatusChanged = {
   plan?: boolean | null;
   /** `waiting`: the question asked. */
   question?: string | null;
+  retry_of?: RunId | null;
   /** The new status. */
   status: RunStatus;
   /** `succeeded`: its model calls. */
@@ -1046,6 +1134,13 @@ export type Text = {
 
 /** A conversation with the agent inside a project. */
 export type ThreadId = string;
+
+export type ThreadMatchResponse = {
+  project_name: string;
+  /** Where a message holds the text (cut around it); `null` when only the title matched. */
+  snippet?: string | null;
+  thread: ThreadResponse;
+};
 
 export type ThreadResponse = {
   created_at: string;
@@ -1101,6 +1196,21 @@ export type ToolCallResponse = {
   /** What the tool returned: any JSON value. */
   result: Record<string, unknown>;
   tool: string;
+};
+
+export type ToolCalled = {
+  /** Its arguments, as JSON, cut short. */
+  args: string;
+  /** How long it took, in milliseconds. */
+  duration_ms: number;
+  /** The tool (`web_fetch`, `browser_open`, `mcp:<server>/<tool>`…). */
+  name: string;
+  /** Whether it succeeded. */
+  ok: boolean;
+  /** What it returned (or why it failed), cut short. */
+  result: string;
+  /** The plan task's id, for a sub-agent's events. */
+  task?: string | null;
 };
 
 /** A tool as the API lists it. */
@@ -1229,6 +1339,25 @@ export type WebhookWithSecret = WebhookResponse & {
   secret: string;
 };
 
+export type WorkspaceChanged = {
+  /** The files added, modified or removed, by path. */
+  changes: PathChanged[];
+  /** The plan task's id, for a sub-agent's events. */
+  task?: string | null;
+  /** More changed than the list holds. */
+  truncated?: boolean;
+};
+
+/** An entry of a workspace folder. */
+export type WorkspaceEntry = {
+  kind: EntryKind;
+  modified?: string | null;
+  /** Relative to the workspace root, `/`-separated. */
+  path: string;
+  /** Size in bytes (files only). */
+  size: number;
+};
+
 /** Every operation of the API, by operation id: method and path. */
 export interface Operations {
   add_member: 'POST /api/v1/projects/{project_id}/members';
@@ -1285,10 +1414,12 @@ export interface Operations {
   list_projects: 'GET /api/v1/projects';
   list_schedules: 'GET /api/v1/projects/{project_id}/schedules';
   list_servers: 'GET /api/v1/projects/{project_id}/mcp-servers';
+  list_shares: 'GET /api/v1/runs/{run_id}/shares';
   list_threads: 'GET /api/v1/projects/{project_id}/threads';
   list_tools: 'GET /api/v1/tools';
   list_users: 'GET /api/v1/admin/users';
   list_webhooks: 'GET /api/v1/projects/{project_id}/webhooks';
+  list_workspace: 'GET /api/v1/threads/{thread_id}/workspace';
   logout: 'POST /api/v1/auth/logout';
   me: 'GET /api/v1/me';
   move_files: 'POST /api/v1/projects/{project_id}/files/move';
@@ -1303,6 +1434,7 @@ export interface Operations {
   project_spending: 'GET /api/v1/projects/{project_id}/spending';
   project_usage: 'GET /api/v1/projects/{project_id}/usage';
   put_content: 'PUT /api/v1/projects/{project_id}/files/content';
+  read_workspace_file: 'GET /api/v1/threads/{thread_id}/workspace/content';
   readyz: 'GET /readyz';
   redeliver: 'POST /api/v1/projects/{project_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver';
   refresh: 'POST /api/v1/auth/refresh';
@@ -1313,14 +1445,22 @@ export interface Operations {
   rename_thread: 'PATCH /api/v1/threads/{thread_id}';
   reset_password: 'POST /api/v1/auth/password/reset';
   resume_run: 'POST /api/v1/runs/{run_id}/resume';
+  retry_run: 'POST /api/v1/runs/{run_id}/retry';
   revoke_account_key: 'DELETE /api/v1/projects/{project_id}/service-accounts/{account_id}/keys/{key_id}';
   revoke_key: 'DELETE /api/v1/api-keys/{key_id}';
+  revoke_share: 'DELETE /api/v1/runs/{run_id}/shares/{share_id}';
   rotate_secret: 'POST /api/v1/projects/{project_id}/webhooks/{webhook_id}/secret';
+  save_workspace_file: 'POST /api/v1/threads/{thread_id}/workspace/save';
   search: 'GET /api/v1/projects/{project_id}/memory/search';
+  search_threads: 'GET /api/v1/search';
   set_member_budget: 'PUT /api/v1/projects/{project_id}/members/{user_id}/budget';
   set_project_model: 'PUT /api/v1/projects/{project_id}/model';
   set_user_budget: 'PUT /api/v1/admin/users/{user_id}/budget';
+  share_run: 'POST /api/v1/runs/{run_id}/shares';
+  shared_picture: 'GET /api/v1/shared/{token}/pictures/{name}';
+  shared_run: 'GET /api/v1/shared/{token}';
   test_connection: 'POST /api/v1/admin/connections/{connection_id}/test';
+  thread_picture: 'GET /api/v1/threads/{thread_id}/pictures/{name}';
   thread_runs: 'GET /api/v1/threads/{thread_id}/runs';
   token: 'POST /api/v1/auth/token';
   typing: 'POST /api/v1/threads/{thread_id}/typing';

@@ -52,8 +52,15 @@ describe('the thread view', () => {
         code: 'print(41 + 1)',
         outputs: [{ type: 'stream', text: '42\n' }, { type: 'display', image: 'iVBOR' }],
         observation: 'stdout:\n42\n',
+        tokens: 1050,
+        costUsd: 0.003,
       },
     ]);
+    expect(view.items).toEqual([
+      { type: 'message', id: 'm1' },
+      { type: 'run', id: 'run-1' },
+      { type: 'message', id: 'm2' },
+    ]); // the answer comes after the run that wrote it
     expect(run.streaming).toBe(''); // the streamed text became a step
     expect(run.thinking).toBeUndefined(); // and the reasoning went with it
     expect([run.tokens, run.costUsd, run.savedUsd]).toEqual([1050, 0.003, 0.0025]);
@@ -127,5 +134,48 @@ describe('the thread view', () => {
     expect(finished?.steps[0]?.task).toBe('t1');
     expect(finished?.plan?.[0]?.status).toBe('done');
     expect([finished?.planApproval, finished?.streaming]).toEqual([undefined, '']);
+  });
+
+  it("puts a step's tool calls, browser views and workspace changes on it, and tells a branch", () => {
+    seq = 0;
+    const events = [
+      event('message.created', { id: 'm1', role: 'user', author: 'ada', content: 'Look it up' }, null),
+      event('run.status', { status: 'queued', forked_from: { run: 'run-0', step: 0 }, model: 'p/m' }),
+      event('code', { code: "browser_open('https://example.com')" }),
+      event('tool', { name: 'browser_open', args: '{"url":"https://example.com"}', result: '{"title":"Example"}', ok: true, duration_ms: 12 }),
+      event('browser', { action: 'browser_open', url: 'https://example.com/', title: 'Example', screenshot: 'run-1-1-1.jpg' }),
+      event('workspace', { changes: [{ path: 'notes.txt', change: 'added', size: 5 }] }),
+      event('tool', { name: 'web_fetch', args: '[]', result: 'refused', ok: false, duration_ms: 1 }, 'run-2'),
+    ];
+    const view = replay(events);
+    const [first, second] = view.runs;
+    if (!first || !second) throw new Error('two runs');
+    expect(first.forkedFrom).toEqual({ run: 'run-0', step: 0 });
+    expect(first.model).toBe('p/m');
+    const step = first.steps[0];
+    expect(step?.tools).toEqual([{ name: 'browser_open', args: '{"url":"https://example.com"}', result: '{"title":"Example"}', ok: true, durationMs: 12 }]);
+    expect(step?.browser).toEqual([{ action: 'browser_open', url: 'https://example.com/', title: 'Example', screenshot: 'run-1-1-1.jpg' }]);
+    expect(step?.changes).toEqual([{ path: 'notes.txt', change: 'added', size: 5 }]);
+    expect(second.steps).toEqual([]); // a tool call before any step has nowhere to go
+  });
+
+  it("replays a run's own events up to a point", async () => {
+    seq = 0;
+    const events = [
+      event('message.created', { id: 'm0', role: 'user', author: 'ada', content: 'Earlier' }, null),
+      event('run.status', { status: 'succeeded' }, 'run-0'),
+      event('message.created', { id: 'm1', role: 'user', author: 'ada', content: 'Now' }, null),
+      event('run.status', { status: 'running' }),
+      event('code', { code: 'a = 1' }),
+      event('code', { code: 'b = 2' }),
+      event('message.created', { id: 'm2', role: 'assistant', content: 'Done' }, null),
+      event('run.status', { status: 'succeeded' }),
+    ];
+    const { runEvents, viewAt } = await import('./view');
+    const own = runEvents(events, 'run-1');
+    expect(own.map((e) => e.seq)).toEqual([3, 4, 5, 6, 7, 8]);
+    expect(viewAt(own, 3).runs[0]?.steps.map((s) => s.code)).toEqual(['a = 1']);
+    expect(viewAt(own, own.length).messages.map((m) => m.content)).toEqual(['Now', 'Done']);
+    expect(runEvents(events, 'no-such-run')).toEqual([]);
   });
 });

@@ -3,7 +3,7 @@
 // observation), a question waiting for an answer, and what it cost. A pure
 // function of the events, so a reconnect that replays them gives the same view.
 
-import type { EventResponse, MessageRole, Output, RunStatus, Task, UserId } from '../api/schema';
+import type { EventResponse, ForkedFrom, MessageRole, Output, PathChanged, RunStatus, Task, UserId } from '../api/schema';
 
 export interface ChatMessage {
   id: string;
@@ -23,6 +23,24 @@ export interface StepOutput {
   html?: string;
 }
 
+/** A tool the step's code called. */
+export interface ToolUse {
+  name: string;
+  args: string;
+  result: string;
+  ok: boolean;
+  durationMs: number;
+}
+
+/** The page as the browser tool saw it after an action of the step. */
+export interface BrowserShot {
+  action: string;
+  url: string;
+  title: string;
+  /** The screenshot's name among the thread's pictures. */
+  screenshot?: string;
+}
+
 export interface RunStep {
   /** The plan's task whose sub-agent wrote it, if any. */
   task?: string;
@@ -31,6 +49,15 @@ export interface RunStep {
   code: string;
   outputs: StepOutput[];
   observation?: string;
+  /** Tools the code called, in order. */
+  tools?: ToolUse[];
+  /** What the browser showed after each of its actions. */
+  browser?: BrowserShot[];
+  /** What the step changed in the workspace. */
+  changes?: PathChanged[];
+  /** The tokens and cost of the model call that wrote the step. */
+  tokens?: number;
+  costUsd?: number;
 }
 
 export interface RunView {
@@ -53,21 +80,42 @@ export interface RunView {
   tokens: number;
   /** What the provider's prompt cache saved on the run's model calls (US dollars). */
   savedUsd?: number;
+  /** Tokens and cost of model calls not yet tied to a step (the next one's). */
+  pending?: { tokens: number; costUsd: number };
+  /** A branch: the run (and its step; 0: its start) it goes on from. */
+  forkedFrom?: ForkedFrom;
+  /** A retry of this failed or cancelled run. */
+  retryOf?: string;
+  /** The model it was asked to use. */
+  model?: string;
 }
+
+/** What the conversation shows, in the log's order: a message, or a run. */
+export type TimelineItem = { type: 'message'; id: string } | { type: 'run'; id: string };
 
 export interface ThreadView {
   lastSeq: number;
   messages: ChatMessage[];
   runs: RunView[];
+  /** Messages and runs in the order they began. */
+  items: TimelineItem[];
 }
 
-export const emptyThread: ThreadView = { lastSeq: 0, messages: [], runs: [] };
+export const emptyThread: ThreadView = { lastSeq: 0, messages: [], runs: [], items: [] };
 
-function run(view: ThreadView, id: string): [RunView[], RunView] {
+function run(view: ThreadView, id: string): [RunView[], RunView, TimelineItem[]] {
   const existing = view.runs.find((r) => r.id === id);
   const current: RunView = existing ?? { id, status: 'queued', streaming: '', steps: [], costUsd: 0, tokens: 0 };
   const runs = existing ? view.runs : [...view.runs, current];
-  return [runs, current];
+  const items: TimelineItem[] = existing ? view.items : [...view.items, { type: 'run', id }];
+  return [runs, current, items];
+}
+
+/** The run with its last step changed by `change` (nothing without a step). */
+function onLastStep(current: RunView, change: (step: RunStep) => RunStep): RunView {
+  const last = current.steps.at(-1);
+  if (!last) return current;
+  return { ...current, steps: [...current.steps.slice(0, -1), change(last)] };
 }
 
 function replace(runs: RunView[], updated: RunView): RunView[] {
@@ -105,15 +153,20 @@ export function applyEvent(view: ThreadView, event: EventResponse): ThreadView {
     const { id, role, author, content, attachments } = event.payload;
     const message: ChatMessage = { id, role, author: author ?? null, content };
     if (attachments && attachments.length > 0) message.attachments = attachments;
-    return { ...next, messages: [...view.messages, message] };
+    return { ...next, messages: [...view.messages, message], items: [...view.items, { type: 'message', id }] };
   }
   const runId = event.run_id;
   if (!runId) return next;
-  const [runs, current] = run(view, runId);
+  const [runs, current, items] = run(view, runId);
+  next.items = items;
   let updated: RunView;
   switch (event.kind) {
     case 'run.status': {
       updated = { ...current, status: event.payload.status, error: event.payload.error ?? null };
+      const { forked_from: forkedFrom, retry_of: retryOf, model } = event.payload;
+      if (forkedFrom) updated.forkedFrom = forkedFrom;
+      if (retryOf) updated.retryOf = retryOf;
+      if (model) updated.model = model;
       if (updated.status !== 'waiting') {
         delete updated.question;
         delete updated.planApproval;
@@ -132,8 +185,13 @@ export function applyEvent(view: ThreadView, event: EventResponse): ThreadView {
       const step: RunStep = { code: event.payload.code, outputs: [] };
       if (event.payload.task) step.task = event.payload.task;
       if (current.thinking) step.thinking = current.thinking;
+      if (current.pending) {
+        step.tokens = current.pending.tokens;
+        step.costUsd = current.pending.costUsd;
+      }
       updated = { ...current, streaming: '', steps: [...current.steps, step] };
       delete updated.thinking;
+      delete updated.pending;
       break;
     }
     case 'plan':
@@ -170,15 +228,32 @@ export function applyEvent(view: ThreadView, event: EventResponse): ThreadView {
       break;
     case 'usage': {
       const usage = event.payload;
+      // Every token of the prompt (cached or not) and of the reply.
+      const tokens = usage.input_tokens + (usage.cache_read_tokens ?? 0) + (usage.cache_write_tokens ?? 0) + usage.output_tokens;
       updated = {
         ...current,
         costUsd: current.costUsd + usage.cost_usd,
-        // Every token of the prompt (cached or not) and of the reply.
-        tokens: current.tokens + usage.input_tokens + (usage.cache_read_tokens ?? 0) + (usage.cache_write_tokens ?? 0) + usage.output_tokens,
+        tokens: current.tokens + tokens,
         savedUsd: (current.savedUsd ?? 0) + (usage.saved_usd ?? 0),
+        pending: { tokens: (current.pending?.tokens ?? 0) + tokens, costUsd: (current.pending?.costUsd ?? 0) + usage.cost_usd },
       };
       break;
     }
+    case 'tool': {
+      const { name, args, result, ok, duration_ms: durationMs } = event.payload;
+      updated = onLastStep(current, (step) => ({ ...step, tools: [...(step.tools ?? []), { name, args, result, ok, durationMs }] }));
+      break;
+    }
+    case 'browser': {
+      const { action, url, title, screenshot } = event.payload;
+      const shot: BrowserShot = { action, url, title: title ?? '' };
+      if (screenshot) shot.screenshot = screenshot;
+      updated = onLastStep(current, (step) => ({ ...step, browser: [...(step.browser ?? []), shot] }));
+      break;
+    }
+    case 'workspace':
+      updated = onLastStep(current, (step) => ({ ...step, changes: [...(step.changes ?? []), ...event.payload.changes] }));
+      break;
     // The library lists a saved file, and a budget's stop comes as a failed status.
     case 'artifact':
     case 'run.budget':
@@ -189,6 +264,29 @@ export function applyEvent(view: ThreadView, event: EventResponse): ThreadView {
       return next;
   }
   return { ...next, runs: replace(runs, updated) };
+}
+
+/** The view of a thread's first `count` events: what a replay shows at that point. */
+export function viewAt(events: EventResponse[], count: number): ThreadView {
+  return events.slice(0, count).reduce(applyEvent, emptyThread);
+}
+
+/** A run's events, with the messages among them (the one that started it, its answer). */
+export function runEvents(events: EventResponse[], runId: string): EventResponse[] {
+  const first = events.findIndex((e) => e.run_id === runId);
+  if (first < 0) return [];
+  let last = first;
+  events.forEach((e, i) => {
+    if (e.run_id === runId) last = i;
+  });
+  let start = first;
+  for (let i = first - 1; i >= 0; i -= 1) {
+    if (events[i]?.kind === 'message.created') {
+      start = i;
+      break;
+    }
+  }
+  return events.slice(start, last + 1).filter((e) => e.run_id === runId || e.kind === 'message.created');
 }
 
 /** The run still going, if any (one that is queued, running or waiting). */

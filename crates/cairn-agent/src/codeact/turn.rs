@@ -3,7 +3,13 @@
 //! with the bridge that connects an execution to the tools.
 
 use super::*;
-use crate::events::ArtifactSaved;
+use crate::events::{ArtifactSaved, BrowserSeen, Change, PathChanged, TOOL_TEXT_CHARS, ToolCalled, WorkspaceChanged};
+
+/// Workspace entries compared before and after an execution, at most; a
+/// bigger workspace is told as far as this goes.
+const MAX_WATCHED_FILES: usize = 5000;
+/// Changed paths one `workspace` event lists, at most.
+const MAX_TOLD_CHANGES: usize = 200;
 
 /// Figures of one execution the model sees, at most.
 pub(super) const MAX_OBSERVED_IMAGES: usize = 4;
@@ -166,7 +172,8 @@ impl Agent {
             return Ok(Step::next(state));
         };
         let tools = self.tool_context(run, ctx.step);
-        let (outputs_tx, mut outputs_rx) = tokio::sync::mpsc::unbounded_channel::<Output>();
+        let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel::<RunEvent>();
+        let before = self.workspace_files(run.sandbox).await;
         let working_as = match state.task {
             Some(i) => state.plan.as_ref().and_then(|p| p.tasks.get(i)).map(|t| t.agent.clone()),
             None => state.agent.clone(),
@@ -179,7 +186,9 @@ impl Agent {
             agent: self,
             allowed,
             tools,
-            outputs: outputs_tx,
+            events: events_tx,
+            task: task_of(&state),
+            screenshots: 0,
             answer: None,
             question: None,
             require_approval: &run.require_approval,
@@ -218,14 +227,12 @@ impl Agent {
             loop {
                 tokio::select! {
                     outcome = &mut execution => break outcome,
-                    Some(output) = outputs_rx.recv() => {
-                        events.emit(RunEvent::Output(OutputProduced { output, task: task_of(&state) })).await;
-                    }
+                    Some(event) = events_rx.recv() => events.emit(event).await,
                 }
             }
         };
-        while let Ok(output) = outputs_rx.try_recv() {
-            events.emit(RunEvent::Output(OutputProduced { output, task: task_of(&state) })).await;
+        while let Ok(event) = events_rx.try_recv() {
+            events.emit(event).await;
         }
         for file in std::mem::take(&mut bridge.saved) {
             events.emit(RunEvent::Artifact(file)).await;
@@ -242,6 +249,12 @@ impl Agent {
                 Vec::new(),
             ),
         };
+        if let (Some(before), Some(after)) = (before, self.workspace_files(run.sandbox).await) {
+            let (changes, truncated) = workspace_changes(&before, &after);
+            if !changes.is_empty() {
+                events.emit(RunEvent::Workspace(WorkspaceChanged { changes, truncated, task: task_of(&state) })).await;
+            }
+        }
         events.emit(RunEvent::Observation(step_text(observation.clone(), &state))).await;
         state.messages.push(Message::user_with_images(format!("Observation:\n{observation}"), images));
         keep_recent_images(&mut state.messages);
@@ -342,6 +355,20 @@ impl Agent {
         (shorten(&parts.join("\n"), MAX_OBSERVATION_CHARS), images)
     }
 
+    /// The workspace's files (path → size and time), to tell what an
+    /// execution changed; `None` when it cannot be listed.
+    async fn workspace_files(&self, sandbox: cairn_core::SandboxId) -> Option<Files> {
+        let listed = self.services.sandboxes.list_files(sandbox, "", true).await.ok()?;
+        Some(
+            listed
+                .into_iter()
+                .filter(|e| e.kind == cairn_core::sandbox::EntryKind::File)
+                .take(MAX_WATCHED_FILES)
+                .map(|e| (e.path, (e.size, e.modified)))
+                .collect(),
+        )
+    }
+
     /// What a tool called in this step of the run works with (its
     /// artifacts carry the run and the step).
     pub(super) fn tool_context(&self, run: &RunContext, step: i64) -> ToolContext {
@@ -357,14 +384,46 @@ impl Agent {
     }
 }
 
+/// A workspace's files: path → size and modification time.
+type Files = std::collections::BTreeMap<String, (u64, Option<time::OffsetDateTime>)>;
+
+/// What changed between two listings of a workspace, by path (at most
+/// [`MAX_TOLD_CHANGES`]), and whether more did.
+fn workspace_changes(before: &Files, after: &Files) -> (Vec<PathChanged>, bool) {
+    let changed = after
+        .iter()
+        .filter_map(|(path, now)| match before.get(path) {
+            None => Some(PathChanged { path: path.clone(), change: Change::Added, size: now.0 }),
+            Some(then) if then != now => {
+                Some(PathChanged { path: path.clone(), change: Change::Modified, size: now.0 })
+            }
+            Some(_) => None,
+        })
+        .chain(before.keys().filter(|path| !after.contains_key(*path)).map(|path| PathChanged {
+            path: path.clone(),
+            change: Change::Removed,
+            size: 0,
+        }));
+    let mut changes: Vec<PathChanged> = changed.take(MAX_TOLD_CHANGES + 1).collect();
+    let truncated = changes.len() > MAX_TOLD_CHANGES;
+    changes.truncate(MAX_TOLD_CHANGES);
+    changes.sort_by(|a, b| a.path.cmp(&b.path));
+    (changes, truncated)
+}
+
 /// Connects an execution to the tools, and takes `final_answer` and
-/// `ask_user` for the run.
+/// `ask_user` for the run. What happens meanwhile (outputs, tool calls,
+/// what the browser saw) goes to `events` as it happens.
 struct AgentBridge<'a> {
     agent: &'a Agent,
     /// A sub-agent's name and the only tools it may call.
     allowed: Option<(String, Vec<String>)>,
     tools: ToolContext,
-    outputs: tokio::sync::mpsc::UnboundedSender<Output>,
+    events: tokio::sync::mpsc::UnboundedSender<RunEvent>,
+    /// The plan task's id, for a sub-agent's events.
+    task: Option<String>,
+    /// Screenshots taken in this execution (they are numbered in it).
+    screenshots: u32,
     answer: Option<String>,
     question: Option<String>,
     require_approval: &'a [String],
@@ -387,8 +446,68 @@ impl AgentBridge<'_> {
         audit(&*self.agent.store, Some(self.tools.user), project, "tool.refused", detail).await;
     }
 
-    /// Calls a tool; a file it saved into the library is noted.
+    /// Tells the run's watchers of a tool call and what came of it.
+    fn told(&self, name: &str, args: &Value, kwargs: &Value, result: &Result<Value, String>, started: Instant) {
+        let arguments = match (args.as_array().is_some_and(|a| !a.is_empty()), kwargs.as_object()) {
+            (false, Some(map)) if !map.is_empty() => kwargs.to_string(),
+            (true, Some(map)) if !map.is_empty() => format!("{args} {kwargs}"),
+            _ => args.to_string(),
+        };
+        let (text, ok) = match result {
+            Ok(Value::String(text)) => (text.clone(), true),
+            Ok(value) => (value.to_string(), true),
+            Err(reason) => (reason.clone(), false),
+        };
+        let event = ToolCalled {
+            name: name.to_owned(),
+            args: shorten(&arguments, TOOL_TEXT_CHARS),
+            result: shorten(&text, TOOL_TEXT_CHARS),
+            ok,
+            duration_ms: started.elapsed().as_millis() as u64,
+            task: self.task.clone(),
+        };
+        let _ = self.events.send(RunEvent::Tool(event));
+    }
+
+    /// After a browser action, what the page shows now: a screenshot kept
+    /// with the thread's pictures, and its address.
+    async fn glimpse(&mut self, action: &str) {
+        let Some(glimpse) = self.agent.services.browsers.glimpse(self.tools.sandbox).await else { return };
+        let mut screenshot = None;
+        if let (Some(jpeg), Some(files), Some(project), Some(thread), Some((run, step))) =
+            (glimpse.jpeg, &self.agent.services.files, self.tools.project, self.tools.thread, self.tools.run)
+        {
+            self.screenshots += 1;
+            let name = format!("{run}-{step}-{}.jpg", self.screenshots);
+            match files.put_media(project, thread, &name, jpeg.into()).await {
+                Ok(()) => screenshot = Some(name),
+                Err(error) => tracing::warn!(%error, "a browser screenshot could not be kept"),
+            }
+        }
+        let seen = BrowserSeen {
+            action: action.to_owned(),
+            url: glimpse.url,
+            title: glimpse.title,
+            screenshot,
+            task: self.task.clone(),
+        };
+        let _ = self.events.send(RunEvent::Browser(seen));
+    }
+
+    /// Calls a tool and tells of it; a file it saved into the library is
+    /// noted, and after a browser action the page is looked at.
     async fn call(&mut self, name: &str, args: Value, kwargs: Value) -> Result<Value, String> {
+        let started = Instant::now();
+        let told = (args.clone(), kwargs.clone());
+        let result = self.call_quietly(name, args, kwargs).await;
+        self.told(name, &told.0, &told.1, &result, started);
+        if result.is_ok() && cairn_tools::BROWSER_ACTIONS.contains(&name) {
+            self.glimpse(name).await;
+        }
+        result
+    }
+
+    async fn call_quietly(&mut self, name: &str, args: Value, kwargs: Value) -> Result<Value, String> {
         if let Some(tool) = self.mcp.iter().find(|t| t.key() == name) {
             if args.as_array().is_some_and(|a| !a.is_empty()) {
                 return Err(format!("{} takes keyword arguments only", tool.function));
@@ -416,7 +535,8 @@ impl AgentBridge<'_> {
 #[async_trait]
 impl ExecHandler for AgentBridge<'_> {
     fn output(&mut self, output: &Output) {
-        let _ = self.outputs.send(output.clone());
+        let produced = OutputProduced { output: output.clone(), task: self.task.clone() };
+        let _ = self.events.send(RunEvent::Output(produced));
     }
 
     async fn tool_call(&mut self, name: &str, args: Value, kwargs: Value) -> Result<Value, String> {
@@ -438,7 +558,9 @@ impl ExecHandler for AgentBridge<'_> {
                 let (agent, tools) = self.allowed.as_ref().map(|(a, t)| (a.as_str(), t.join(", "))).unwrap_or_default();
                 let reason = format!("{name} is not one of the {agent} agent's tools; it may call {tools}");
                 self.refused(name, &reason).await;
-                Err(reason)
+                let refused = Err(reason);
+                self.told(name, &args, &kwargs, &refused, Instant::now());
+                refused
             }
             _ if self.require_approval.iter().any(|t| t == name || (t == "mcp:*" && name.starts_with("mcp:"))) => {
                 let key = json!({ "tool": name, "args": args, "kwargs": kwargs }).to_string();
@@ -447,10 +569,12 @@ impl ExecHandler for AgentBridge<'_> {
                 }
                 let described = format!("{name}({}{})", args, kwargs);
                 self.needs_approval = Some((key, described));
-                Err(format!(
+                let waiting = Err(format!(
                     "{name} needs a member's approval; the run pauses until someone answers. If they approve, call it \
                      again with the same arguments."
-                ))
+                ));
+                self.told(name, &args, &kwargs, &waiting, Instant::now());
+                waiting
             }
             _ => self.call(name, args, kwargs).await,
         }

@@ -184,6 +184,9 @@ pub struct RunOptions {
     /// Run as this sub-agent (`GET /agents`, checked by the caller): its
     /// role, tools and model, for the whole run.
     pub agent: Option<String>,
+    /// The run this one branches from (a member edited its message, or
+    /// asked for it again, in a new thread).
+    pub forked_from: Option<ForkedFrom>,
 }
 
 /// The run service.
@@ -427,18 +430,10 @@ impl Runs {
         start: bool,
         options: RunOptions,
     ) -> Result<(Message, Option<Run>), RunError> {
-        let RunOptions { model, plan, attachments, agent } = options;
+        let RunOptions { model, plan, attachments, agent, forked_from } = options;
         if start {
             // Refused before anything is stored: the message is not lost, only not posted.
-            let project = self.inner.store.thread(thread).await?.project_id;
-            if let Some(limit) = self.inner.store.project(project).await?.budget_usd
-                && let Some(why) = budget_spent(&*self.inner.store, project, limit).await?
-            {
-                return Err(RunError::BudgetSpent(format!("{why}; an owner can raise it in the project's settings")));
-            }
-            if let Some(why) = crate::budget::member_budget_spent(&*self.inner.store, project, user).await? {
-                return Err(RunError::MemberBudgetSpent(why));
-            }
+            self.check_budgets(thread, user).await?;
         }
         let message = self
             .inner
@@ -461,11 +456,113 @@ impl Runs {
             return Ok((message, None));
         }
         let (run, span) = self.create_run(NewRun { thread_id: thread, created_by: user, trace_parent: None }).await?;
-        let queued =
-            StatusChanged { model: model.clone(), plan: Some(plan), ..StatusChanged::new(RunStatus::Queued, None) };
+        let queued = StatusChanged {
+            model: model.clone(),
+            plan: Some(plan),
+            forked_from,
+            ..StatusChanged::new(RunStatus::Queued, None)
+        };
         self.events(thread, Some(run.id)).emit(RunEvent::Status(queued)).await;
         self.enqueue_job(&run, model, plan, agent).instrument(span).await?;
         Ok((message, Some(run)))
+    }
+
+    /// Refuses a run the project's budget or the member's has no room for.
+    async fn check_budgets(&self, thread: ThreadId, user: UserId) -> Result<(), RunError> {
+        let project = self.inner.store.thread(thread).await?.project_id;
+        if let Some(limit) = self.inner.store.project(project).await?.budget_usd
+            && let Some(why) = budget_spent(&*self.inner.store, project, limit).await?
+        {
+            return Err(RunError::BudgetSpent(format!("{why}; an owner can raise it in the project's settings")));
+        }
+        if let Some(why) = crate::budget::member_budget_spent(&*self.inner.store, project, user).await? {
+            return Err(RunError::MemberBudgetSpent(why));
+        }
+        Ok(())
+    }
+
+    /// Runs a failed or cancelled run's work again, in its thread: a new run
+    /// answers the same messages (nothing is posted again).
+    pub async fn retry(&self, id: RunId, user: UserId, model: Option<String>) -> Result<Run, RunError> {
+        let run = self.inner.store.run(id).await?;
+        if !matches!(run.status, RunStatus::Failed | RunStatus::Cancelled) {
+            return Err(RunError::Conflict(format!(
+                "only a failed or cancelled run is tried again; this one is {}",
+                run.status.as_str()
+            )));
+        }
+        if self.inner.store.runs(run.thread_id).await?.iter().any(|r| !r.status.is_terminal()) {
+            return Err(RunError::Conflict("a run is going in this thread; stop it or wait for it first".into()));
+        }
+        self.check_budgets(run.thread_id, user).await?;
+        let (again, span) =
+            self.create_run(NewRun { thread_id: run.thread_id, created_by: user, trace_parent: None }).await?;
+        let queued =
+            StatusChanged { model: model.clone(), retry_of: Some(id), ..StatusChanged::new(RunStatus::Queued, None) };
+        self.events(run.thread_id, Some(again.id)).emit(RunEvent::Status(queued)).await;
+        self.enqueue_job(&again, model, false, None).instrument(span).await?;
+        Ok(again)
+    }
+
+    /// A new thread of `thread`'s project, titled after it with `why`, holding
+    /// copies of `messages`.
+    async fn new_thread_with(
+        &self,
+        thread: &cairn_core::model::Thread,
+        why: &str,
+        user: UserId,
+        messages: &[Message],
+    ) -> Result<cairn_core::model::Thread, RunError> {
+        let new = cairn_core::model::NewThread {
+            project_id: thread.project_id,
+            title: format!("{} ({why})", thread.title),
+            created_by: user,
+            model: thread.model.clone(),
+        };
+        let created = self.inner.store.create_thread(new).await?;
+        for message in messages {
+            let copy = NewMessage {
+                thread_id: created.id,
+                role: message.role,
+                author: message.author,
+                content: message.content.clone(),
+                attachments: message.attachments.clone(),
+            };
+            self.inner.store.append_message(copy, None).await?;
+        }
+        Ok(created)
+    }
+
+    /// Branches a run from its start into a new thread of the same project:
+    /// the messages before the one that started it are copied, then that
+    /// message — or `content` in its place, a member's edit — is posted
+    /// again and a new run answers it. The original thread is untouched.
+    pub async fn branch(
+        &self,
+        id: RunId,
+        content: Option<String>,
+        user: UserId,
+    ) -> Result<(cairn_core::model::Thread, Run), RunError> {
+        let run = self.inner.store.run(id).await?;
+        let thread = self.inner.store.thread(run.thread_id).await?;
+        let messages = self.inner.store.messages(thread.id).await?;
+        // The member's message the run answered: the last one before it began.
+        let started = messages
+            .iter()
+            .rposition(|m| m.role == MessageRole::User && m.created_at <= run.created_at)
+            .ok_or_else(|| RunError::Conflict("the run answered no member's message".into()))?;
+        let original = &messages[started];
+        let suffix = if content.is_some() { "edited" } else { "again" };
+        let branched = self.new_thread_with(&thread, suffix, user, &messages[..started]).await?;
+        let options = RunOptions {
+            attachments: original.attachments.clone(),
+            forked_from: Some(ForkedFrom { run: id, step: 0 }),
+            ..RunOptions::default()
+        };
+        let text = content.unwrap_or_else(|| original.content.clone());
+        let (_, new_run) = self.post_run(branched.id, user, text, true, options).await?;
+        let new_run = new_run.ok_or_else(|| RunError::Conflict("the branch's run did not start".into()))?;
+        Ok((branched, new_run))
     }
 
     /// A new run, and the span its trace begins with: the run keeps that
@@ -576,16 +673,6 @@ impl Runs {
             .into_iter()
             .find(|c| c.step == step)
             .ok_or_else(|| RunError::Conflict(format!("the run has no checkpoint after step {step}")))?;
-        let forked = self
-            .inner
-            .store
-            .create_thread(cairn_core::model::NewThread {
-                project_id: thread.project_id,
-                title: format!("{} (fork at step {step})", thread.title),
-                created_by: user,
-                model: thread.model.clone(),
-            })
-            .await?;
         // The messages the run had seen by then.
         let messages: Vec<Message> = self
             .inner
@@ -595,21 +682,7 @@ impl Runs {
             .into_iter()
             .filter(|m| m.created_at <= checkpoint.created_at)
             .collect();
-        for message in &messages {
-            self.inner
-                .store
-                .append_message(
-                    NewMessage {
-                        thread_id: forked.id,
-                        role: message.role,
-                        author: message.author,
-                        content: message.content.clone(),
-                        attachments: message.attachments.clone(),
-                    },
-                    None,
-                )
-                .await?;
-        }
+        let forked = self.new_thread_with(&thread, &format!("fork at step {step}"), user, &messages).await?;
         self.working().changed(forked.id).await;
         let (new_run, span) =
             self.create_run(NewRun { thread_id: forked.id, created_by: user, trace_parent: None }).await?;

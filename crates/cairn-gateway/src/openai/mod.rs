@@ -223,8 +223,8 @@ async fn chat_completions(
     let options = cairn_agent::RunOptions {
         model: choice.model,
         plan: choice.plan,
-        attachments: Vec::new(),
         agent: choice.agent,
+        ..cairn_agent::RunOptions::default()
     };
     // A new thread is titled by the user's message, not the quoted conversation.
     let last = request.messages.last().and_then(|m| m.text().ok()).unwrap_or_default();

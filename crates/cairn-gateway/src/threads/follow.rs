@@ -61,6 +61,7 @@ impl Progress {
                 Some(Progress::Step(format!("\n[saved {} (version {})]\n", saved.path, saved.version)))
             }
             RunEvent::Budget(reached) => Some(Progress::Step(format!("\n[{}]\n", reached.reason))),
+            RunEvent::Tool(called) => Some(Progress::Step(format!("\n[{}({})]\n", called.name, called.args))),
             _ => None,
         }
     }

@@ -101,6 +101,8 @@ pub struct PostMessageResponse {
 
 /// The most files one message may attach.
 const MAX_ATTACHMENTS: usize = 8;
+/// The longest message, in characters.
+pub(super) const MAX_MESSAGE_CHARS: usize = 100_000;
 
 /// The attachments' paths, normalised, each naming a file in the project's
 /// library; `attachment_not_found` names the first that does not.
@@ -194,8 +196,11 @@ pub(super) async fn post_message(
 ) -> Result<Response, ApiError> {
     let thread = thread_for(&state, &principal, thread_id, Access::Write).await?;
     let content = request.content.trim().to_owned();
-    if content.is_empty() || content.chars().count() > 100_000 {
-        return Err(ApiError::Invalid { code: "invalid_input", detail: "a message has 1 to 100000 characters".into() });
+    if content.is_empty() || content.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(ApiError::Invalid {
+            code: "invalid_input",
+            detail: format!("a message has 1 to {MAX_MESSAGE_CHARS} characters"),
+        });
     }
     let idempotency = Idempotency::from_headers(&headers, principal.user.id, thread_id);
     if let Some(key) = &idempotency
@@ -209,8 +214,13 @@ pub(super) async fn post_message(
     check_model(&state, request.model.as_deref())?;
     let attachments = check_attachments(&state, thread.project_id, &request.attachments).await?;
     super::check_agent(runs, request.agent.as_deref())?;
-    let options =
-        cairn_agent::RunOptions { model: request.model, plan: request.plan, attachments, agent: request.agent };
+    let options = cairn_agent::RunOptions {
+        model: request.model,
+        plan: request.plan,
+        attachments,
+        agent: request.agent,
+        forked_from: None,
+    };
     let (message, run) = runs.post_run(thread_id, principal.user.id, content, request.run, options).await?;
     if let Some(run) = &run {
         let detail = serde_json::json!({ "run": run.id, "thread": thread_id });

@@ -1,14 +1,19 @@
 //! Threads and what hangs off them, one module per resource: the thread
 //! itself (here), its messages (`messages.rs`), the agent's runs and their
 //! plans (`runs.rs`), its event log, served live over SSE and WebSocket
-//! (`events.rs`), and what the runs used (`usage.rs`). Each module holds its
+//! (`events.rs`), what the runs used (`usage.rs`), finding threads
+//! (`search.rs`), read-only links to runs (`shares.rs`), and the agent's
+//! computer: the workspace's files and the runs' pictures (`workspace.rs`). Each module holds its
 //! resource's wire types, then its handlers; the routes are listed here.
 
 mod events;
 pub(crate) mod follow;
 mod messages;
 mod runs;
+mod search;
+mod shares;
 mod usage;
+mod workspace;
 
 pub(crate) use events::{EventResponse, live_events};
 pub(crate) use messages::MessageResponse;
@@ -44,8 +49,18 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(events::events_ticket))
         .routes(routes!(runs::thread_runs))
         .routes(routes!(runs::fork_run))
+        .routes(routes!(runs::retry_run))
         .routes(routes!(usage::project_usage))
         .routes(routes!(usage::my_usage))
+        .routes(routes!(search::search_threads))
+        .routes(routes!(shares::share_run, shares::list_shares))
+        .routes(routes!(shares::revoke_share))
+        .routes(routes!(shares::shared_run))
+        .routes(routes!(workspace::list_workspace))
+        .routes(routes!(workspace::read_workspace_file))
+        .routes(routes!(workspace::save_workspace_file))
+        .routes(routes!(workspace::thread_picture))
+        .routes(routes!(workspace::shared_picture))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -133,8 +133,22 @@ impl From<Plan> for PlanBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForkRequest {
-    /// The step (its checkpoint) to go on from; steps count from 1.
+    /// The step (its checkpoint) to go on from; steps count from 1. 0: from
+    /// the run's start — its message is asked again (or `content` in its
+    /// place) in the new thread.
+    #[serde(default)]
     pub step: i64,
+    /// With step 0: the member's edit of the message that started the run.
+    #[serde(default)]
+    pub content: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryRequest {
+    /// The model to try with (`provider/model`); the thread's when absent.
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -161,10 +175,16 @@ pub(crate) fn agent_unavailable(state: &AppState, principal: &Principal) -> ApiE
 }
 
 /// The run, if the caller may see its thread.
-async fn run_for(state: &AppState, principal: &Principal, id: RunId, access: Access) -> Result<Run, ApiError> {
+/// The run and its project, if the caller may `access` the project.
+pub(super) async fn run_for(
+    state: &AppState,
+    principal: &Principal,
+    id: RunId,
+    access: Access,
+) -> Result<(Run, ProjectId), ApiError> {
     let run = state.store.run(id).await?;
-    thread_for(state, principal, run.thread_id, access).await.not_found_as("run")?;
-    Ok(run)
+    let thread = thread_for(state, principal, run.thread_id, access).await.not_found_as("run")?;
+    Ok((run, thread.project_id))
 }
 
 /// The run service, for a caller who may act on the run (editors and owners).
@@ -197,7 +217,7 @@ pub(super) async fn get_run(
     Authenticated(principal): Authenticated,
     Path(run_id): Path<RunId>,
 ) -> Result<ApiJson<RunResponse>, ApiError> {
-    Ok(ApiJson(run_for(&state, &principal, run_id, Access::Read).await?.into()))
+    Ok(ApiJson(run_for(&state, &principal, run_id, Access::Read).await?.0.into()))
 }
 
 /// The thread's runs, oldest first.
@@ -293,6 +313,47 @@ pub(super) async fn fork_run(
     ApiJson(request): ApiJson<ForkRequest>,
 ) -> Result<(StatusCode, ApiJson<ForkResponse>), ApiError> {
     let runs = runs_for_write(&state, &principal, run_id).await?;
-    let (thread, run) = runs.fork(run_id, request.step, principal.user.id).await?;
+    let (thread, run) = match (request.step, request.content) {
+        (0, content) => {
+            if let Some(text) = &content
+                && (text.trim().is_empty() || text.chars().count() > super::messages::MAX_MESSAGE_CHARS)
+            {
+                return Err(ApiError::Invalid {
+                    code: "invalid_input",
+                    detail: format!("a message has 1 to {} characters", super::messages::MAX_MESSAGE_CHARS),
+                });
+            }
+            runs.branch(run_id, content.map(|c| c.trim().to_owned()), principal.user.id).await?
+        }
+        (step, None) => runs.fork(run_id, step, principal.user.id).await?,
+        (_, Some(_)) => {
+            return Err(ApiError::Invalid {
+                code: "invalid_input",
+                detail: "an edited message goes with step 0 (a branch from the run's start)".into(),
+            });
+        }
+    };
     Ok((StatusCode::CREATED, ApiJson(ForkResponse { thread: thread.into(), run: run.into() })))
+}
+
+/// Runs a failed or cancelled run's work again, in its thread: a new run
+/// answers the same messages (nothing is posted again).
+#[utoipa::path(post, path = "/runs/{run_id}/retry", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("run_id" = RunId, Path)), request_body = RetryRequest,
+    responses((status = 201, description = "The new run", body = RunResponse),
+        (status = 403, description = "A viewer", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`run_state` (the run did not fail, or another run is going), `unknown_model`, \
+                                      `budget_spent`, `member_budget_spent`", body = Problem,
+         content_type = "application/problem+json"))
+)]
+pub(super) async fn retry_run(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(run_id): Path<RunId>,
+    ApiJson(request): ApiJson<RetryRequest>,
+) -> Result<(StatusCode, ApiJson<RunResponse>), ApiError> {
+    super::check_model(&state, request.model.as_deref())?;
+    let runs = runs_for_write(&state, &principal, run_id).await?;
+    let run = runs.retry(run_id, principal.user.id, request.model).await?;
+    Ok((StatusCode::CREATED, ApiJson(run.into())))
 }

@@ -252,7 +252,8 @@ pub async fn with_sandboxes(state: &mut AppState, dir: &TempDir, agent: bool) {
     local.pool_size = 0;
     local.prelude = Some(state.registry.python_prelude());
     let sandboxes = cairn_sandbox::LocalSandboxes::start(local).await.expect("bubblewrap and python3");
-    let tools = cairn_config::ToolsConfig::default();
+    // The tools as configured (a test may allowlist a local site).
+    let tools = state.config.tools.clone();
     let mut services =
         cairn_tools::Services::from_config(&tools, Arc::new(sandboxes), Some(state.files.clone())).await.unwrap();
     services.memory = Some(state.memory.clone());

@@ -23,7 +23,7 @@ use cairn_core::lifecycle::{Deletion, DeletionKind, MemberBudget};
 use cairn_core::model::{
     ApiKey, AuditEntry, AuditFilter, Checkpoint, Event, Fence, FileRecord, Membership, Message, NewApiKey,
     NewAuditEntry, NewCheckpoint, NewEvent, NewFile, NewMessage, NewProject, NewRefreshToken, NewRun, NewThread,
-    NewUser, Project, ProjectUpdate, RefreshOutcome, Role, Run, RunStatus, Thread, User,
+    NewUser, Project, ProjectUpdate, RefreshOutcome, Role, Run, RunStatus, Thread, ThreadMatch, User,
 };
 use cairn_core::store::{
     AuditRepo, CredentialRepo, FileRepo, LifecycleRepo, MemoryRepo, ProjectRepo, RunRepo, Store, ThreadRepo, UserRepo,
@@ -37,7 +37,7 @@ use uuid::Uuid;
 use crate::error::DbResult;
 use crate::rows::{
     ApiKeyRow, AuditRow, CheckpointRow, EventRow, FileRow, MembershipRow, MessageRow, ProjectRoleRow, ProjectRow,
-    RunRow, ThreadRow, UserRow, now, parse,
+    RunRow, ThreadMatchRow, ThreadRow, UserRow, now, parse,
 };
 
 macro_rules! user_columns {
@@ -55,6 +55,20 @@ macro_rules! thread_columns {
         "id, project_id, title, created_by, created_at, last_event_seq, model"
     };
 }
+/// When a thread (the table or its alias) was last active: its newest
+/// message, or its creation.
+macro_rules! last_active {
+    ($t:literal) => {
+        concat!(
+            "COALESCE((SELECT MAX(lm.created_at) FROM messages lm WHERE lm.thread_id = ",
+            $t,
+            ".id), ",
+            $t,
+            ".created_at)"
+        )
+    };
+}
+
 macro_rules! run_columns {
     () => {
         "id, thread_id, status, created_by, error, created_at, updated_at, trace_parent, details_removed_at"

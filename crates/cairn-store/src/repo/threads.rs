@@ -93,10 +93,44 @@ macro_rules! thread_repo {
                 let sql = concat!(
                     "SELECT ",
                     thread_columns!(),
-                    " FROM threads WHERE project_id = $1 AND deleted_at IS NULL ORDER BY id DESC"
+                    " FROM threads WHERE project_id = $1 AND deleted_at IS NULL ORDER BY ",
+                    last_active!("threads"),
+                    " DESC, id DESC"
                 );
                 let rows: Vec<ThreadRow> = sqlx::query_as(sql).bind(project.0).fetch_all(&self.pool).await.db()?;
                 Ok(rows.into_iter().map(Thread::from).collect())
+            }
+
+            async fn search_threads(
+                &self,
+                projects: &[ProjectId],
+                text: &str,
+                limit: i64,
+            ) -> cairn_core::Result<Vec<ThreadMatch>> {
+                if projects.is_empty() || text.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // `%`, `_` and the escape itself are taken literally.
+                let pattern =
+                    format!("%{}%", text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+                let list: Vec<String> = (0..projects.len()).map(|i| format!("${}", i + 3)).collect();
+                let sql = format!(
+                    "SELECT t.id, t.project_id, t.title, t.created_by, t.created_at, t.last_event_seq, t.model, \
+                     (SELECT m.content FROM messages m WHERE m.thread_id = t.id \
+                      AND lower(m.content) LIKE $1 ESCAPE '\\' ORDER BY m.id LIMIT 1) AS snippet \
+                     FROM threads t WHERE t.deleted_at IS NULL AND t.project_id IN ({}) \
+                     AND (lower(t.title) LIKE $1 ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m \
+                      WHERE m.thread_id = t.id AND lower(m.content) LIKE $1 ESCAPE '\\')) \
+                     ORDER BY {} DESC, t.id DESC LIMIT $2",
+                    list.join(", "),
+                    last_active!("t"),
+                );
+                let mut query = sqlx::query_as::<_, ThreadMatchRow>(sqlx::AssertSqlSafe(sql)).bind(pattern).bind(limit);
+                for project in projects {
+                    query = query.bind(project.0);
+                }
+                let rows = query.fetch_all(&self.pool).await.db()?;
+                Ok(rows.into_iter().map(|r| ThreadMatch { thread: r.thread.into(), snippet: r.snippet }).collect())
             }
 
             async fn append_message(&self, new: NewMessage, fence: Option<Fence>) -> cairn_core::Result<Message> {
