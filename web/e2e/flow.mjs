@@ -105,6 +105,9 @@ await withBrowser('failure', async (browser, pages) => {
   await owner.getByRole('button', { name: 'Create account' }).click();
   await owner.getByLabel('Project name').fill('Sales');
   await owner.getByRole('button', { name: 'Create' }).click();
+  // A project's views are pages of their own: its library first.
+  const view = (page, name) => page.getByRole('navigation', { name: 'Project views' }).getByRole('link', { name }).click();
+  await view(owner, 'Library');
   // Upload a CSV into the library, with its progress bar, and see it listed.
   await owner.getByLabel('Upload files (or drop them here)').setInputFiles({
     name: 'sales.csv',
@@ -131,6 +134,7 @@ await withBrowser('failure', async (browser, pages) => {
     });
     check(register.ok, `the account of ${name} is made`);
   }
+  await view(owner, 'Members');
   for (const [email, role] of [
     ['bo@example.com', 'viewer'],
     ['cy@example.com', 'editor'],
@@ -140,6 +144,7 @@ await withBrowser('failure', async (browser, pages) => {
     await owner.getByRole('button', { name: 'Invite' }).click();
     await owner.getByRole('list', { name: 'Members' }).getByText(email).waitFor();
   }
+  await view(owner, 'Threads');
   await owner.getByLabel('Thread title').fill('Quarterly numbers');
   await owner.screenshot({ path: join(shots, 'project.png') });
   await owner.getByRole('button', { name: 'Start' }).click();
@@ -168,6 +173,7 @@ await withBrowser('failure', async (browser, pages) => {
   const viewer = await signIn(network.url, 'bo@example.com', { width: 400, height: 800 });
   const editor = await signIn(base, 'cy@example.com', { width: 1000, height: 900 });
 
+  const conversation = (page) => page.getByRole('region', { name: 'Conversation' });
   // Everyone sees who is here.
   const hereNow = (page) => page.getByRole('list', { name: 'Here now' });
   for (const name of ['Bo', 'Cy']) await hereNow(owner).getByText(name).waitFor();
@@ -194,12 +200,12 @@ await withBrowser('failure', async (browser, pages) => {
   await owner.getByText('Cy is typing…').waitFor();
   await editor.getByLabel('Your message').press('Control+Enter');
   for (const page of [owner, editor, viewer]) {
-    const mid = page.getByRole('list', { name: 'Messages' }).getByRole('listitem').filter({ hasText: 'Please note the trend' });
+    const mid = conversation(page).getByRole('article').filter({ hasText: 'Please note the trend' });
     await mid.waitFor({ timeout: 30_000 });
     const by = await mid.locator('span').first().innerText();
     check(by === (page === editor ? 'You' : 'Cy'), `the editor's message names its author (${by})`);
   }
-  const answerIn = (page) => page.getByRole('list', { name: 'Messages' }).getByText('Sales grew');
+  const answerIn = (page) => conversation(page).getByRole('article', { name: 'Answer from Cairn' }).getByText('Sales grew');
   const chartIn = (page) => page.getByRole('img', { name: 'A figure the code made' });
   for (const page of [owner, editor, viewer]) {
     await answerIn(page).waitFor({ timeout: 60_000 });
@@ -246,6 +252,10 @@ await withBrowser('failure', async (browser, pages) => {
   await owner.getByLabel('Your message').fill('Which month sold best?');
   await owner.getByRole('button', { name: 'Send' }).click();
   const planIn = (page) => page.getByRole('complementary', { name: 'Plan' });
+  // The plan is a tab of the agent's computer (on a phone, the computer folds away above the conversation).
+  await owner.getByRole('tab', { name: 'plan' }).click({ timeout: 60_000 });
+  await viewer.getByText("The agent's computer").click();
+  await viewer.getByRole('tab', { name: 'plan' }).click({ timeout: 60_000 });
   await planIn(owner).getByRole('listitem', { name: 'Task t1: pending' }).waitFor({ timeout: 60_000 });
   await planIn(owner).getByRole('button', { name: 'Edit the plan' }).click();
   await planIn(owner).getByLabel('Goal').fill('name the month with the highest sales');
@@ -255,7 +265,7 @@ await withBrowser('failure', async (browser, pages) => {
   await owner.screenshot({ path: join(shots, 'plan.png'), fullPage: true });
   await planIn(owner).getByRole('button', { name: 'Approve the plan' }).click();
   await planIn(owner).getByRole('listitem', { name: 'Task t1: done' }).waitFor({ timeout: 60_000 });
-  await owner.getByRole('list', { name: 'Messages' }).getByText('The best month was').waitFor({ timeout: 60_000 });
+  await conversation(owner).getByRole('article', { name: 'Answer from Cairn' }).getByText('The best month was').waitFor({ timeout: 60_000 });
   await planIn(owner).getByRole('button', { name: 'Show its 1 step' }).click();
   await planIn(owner).locator('code', { hasText: 'best = max' }).waitFor();
 
@@ -279,6 +289,7 @@ await withBrowser('failure', async (browser, pages) => {
 
   // The artifact is in the library, linked to the run; it downloads.
   await owner.getByRole('link', { name: '← Threads' }).click();
+  await view(owner, 'Library');
   // The CSV's preview is a table, with its two versions.
   await owner.getByRole('button', { name: 'Preview sales.csv' }).click();
   await owner.getByRole('table', { name: 'Preview of sales.csv' }).getByRole('cell', { name: '110' }).waitFor();
@@ -304,6 +315,7 @@ await withBrowser('failure', async (browser, pages) => {
   const shareUrl = await owner.getByLabel('Share link').inputValue();
   const shared = await fetch(shareUrl);
   check(shared.ok && (await shared.text()) === 'total sales: 330\n', `the share link works without a session (${shareUrl})`);
+  await view(owner, 'Memory');
   // The project's memory: the uploaded CSV's text was indexed; a note is
   // remembered and found again by meaning.
   await owner.getByLabel('Something for the project to remember').fill('The sales target for next quarter is 400 units.');
@@ -315,11 +327,12 @@ await withBrowser('failure', async (browser, pages) => {
   await memories.getByText('The sales target for next quarter is 400 units.').waitFor();
   await memories.getByText('file:sales.csv', { exact: false }).waitFor();
   // The owner sets the project's model, then administers the accounts.
-  await owner.getByRole('button', { name: '↑ Up' }).click();
-  await owner.getByLabel('Search threads').fill('quarter');
-  await owner.getByRole('list', { name: 'Threads' }).getByText('Quarterly sales').waitFor();
-  await owner.getByLabel('Search threads').fill('no such thread');
-  check((await owner.getByRole('list', { name: 'Threads' }).getByRole('link').count()) === 0, 'the search filters threads');
+  await view(owner, 'Threads');
+  await owner.getByLabel('Search threads', { exact: true }).fill('quarter');
+  await owner.getByRole('list', { name: 'Threads', exact: true }).getByText('Quarterly sales').waitFor();
+  await owner.getByLabel('Search threads', { exact: true }).fill('no such thread');
+  check((await owner.getByRole('list', { name: 'Threads', exact: true }).getByRole('link').count()) === 0, 'the search filters threads');
+  await view(owner, 'Settings');
   const saved_model = owner.waitForResponse((r) => r.request().method() === 'PATCH' && r.ok());
   await owner.getByLabel("Model for this project's runs").selectOption('scripted/m');
   await saved_model;
@@ -336,7 +349,7 @@ await withBrowser('failure', async (browser, pages) => {
     async () => (await owner.getByLabel("Model for this project's runs").inputValue()) === 'scripted/m',
     'the model choice is kept',
   );
-  await owner.getByRole('link', { name: 'Admin' }).click();
+  await owner.getByRole('link', { name: 'Administration' }).click();
   await owner.getByRole('table', { name: 'Accounts' }).getByText('bo@example.com').waitFor();
   await owner.getByRole('list', { name: 'Audit log' }).getByText('member.added', { exact: false }).first().waitFor();
   // Model connections: the configuration's provider is read-only; the

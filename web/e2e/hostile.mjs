@@ -344,15 +344,18 @@ await withBrowser('hostile-failure', async (browser, pages) => {
   await owner.getByLabel('Project name').fill(hostile.project);
   await owner.getByRole('button', { name: 'Create' }).click();
   await owner.getByRole('heading', { name: hostile.project, exact: true }).waitFor();
+  const projectUrl = owner.url();
+  const projectId = new URL(projectUrl).hash.split('/').pop();
+  const view = (name) => owner.getByRole('navigation', { name: 'Project views' }).getByRole('link', { name }).click();
+  await view('Library');
   await owner.getByLabel('Upload files (or drop them here)').setInputFiles({
     name: 'visits.csv',
     mimeType: 'text/csv',
     buffer: Buffer.from(`city,note\nLyon,"${hostile.csvCell.replaceAll('"', '""')}"\nOslo,calm\n`),
   });
   await owner.getByRole('button', { name: 'Download visits.csv' }).waitFor();
-  const projectUrl = owner.url();
-  const projectId = new URL(projectUrl).hash.split('/').pop();
   await assertInert(owner, 'project');
+  await view('Threads');
 
   // A thread whose title is markup; the member's message carries some too.
   await owner.getByLabel('Thread title').fill(hostile.thread);
@@ -362,7 +365,8 @@ await withBrowser('hostile-failure', async (browser, pages) => {
   await owner.getByRole('list', { name: 'Here now' }).getByText(hostile.displayName, { exact: false }).waitFor();
   await owner.getByLabel('Your message').fill(hostile.message);
   await owner.getByRole('button', { name: 'Send', exact: true }).click();
-  const messages = owner.getByRole('list', { name: 'Messages' });
+  // The messages and answers of the conversation (not the runs' code).
+  const messages = owner.getByRole('region', { name: 'Conversation' }).locator('article[aria-label^="Message from"], article[aria-label="Answer from Cairn"]');
   await messages.getByText('The visits are counted').waitFor({ timeout: 60_000 });
   await owner.locator('article[aria-label="Run succeeded"]').waitFor({ timeout: 30_000 });
 
@@ -402,6 +406,7 @@ await withBrowser('hostile-failure', async (browser, pages) => {
   await owner.getByLabel('Plan first, with sub-agents').check();
   await owner.getByLabel('Your message').fill('Plan it, please.');
   await owner.getByRole('button', { name: 'Send', exact: true }).click();
+  await owner.getByRole('tab', { name: 'plan' }).click({ timeout: 60_000 });
   const plan = owner.getByRole('complementary', { name: 'Plan' });
   await plan.getByRole('listitem', { name: 'Task t1: done' }).waitFor({ timeout: 60_000 });
   await shownAsText(plan, hostile.planTitle, "the task's title");
@@ -422,8 +427,10 @@ await withBrowser('hostile-failure', async (browser, pages) => {
   // The project page: the thread's title in the list, the members' names.
   await owner.getByRole('link', { name: '← Threads' }).click();
   await owner.getByRole('heading', { name: hostile.project, exact: true }).waitFor();
-  await owner.getByRole('list', { name: 'Threads' }).getByRole('link', { name: hostile.thread, exact: true }).waitFor();
+  await owner.getByRole('list', { name: 'Threads', exact: true }).getByRole('link', { name: hostile.thread, exact: true }).waitFor();
+  await view('Members');
   await owner.getByRole('list', { name: 'Members' }).getByText(hostile.displayName, { exact: true }).waitFor();
+  await view('Library');
 
   // The library's previews: the CSV as a table (its markup cell as text),
   // the HTML file as source, the SVG as a sanitised image, the PDF.
@@ -510,7 +517,7 @@ await withBrowser('hostile-failure', async (browser, pages) => {
   await owner.getByRole('link', { name: 'Cairn', exact: true }).click();
   await owner.getByRole('link', { name: hostile.project, exact: true }).waitFor();
   await assertInert(owner, 'projects list');
-  await owner.getByRole('link', { name: 'Admin' }).click();
+  await owner.getByRole('link', { name: 'Administration' }).click();
   await owner.getByRole('table', { name: 'Accounts' }).getByRole('cell', { name: hostile.displayName, exact: true }).waitFor();
   await assertInert(owner, 'admin');
 
@@ -527,11 +534,11 @@ await withBrowser('hostile-failure', async (browser, pages) => {
   await bare.addScriptTag({ content: 'window.__inline_ran = 1' });
   check((await bare.evaluate(() => window.__inline_ran)) === 1, 'inline script runs in the CSP-less context (the control)');
   await bare.goto(threadUrl);
-  await bare.getByRole('list', { name: 'Messages' }).getByText('Planned and done').waitFor({ timeout: 30_000 });
+  await bare.getByRole('article', { name: 'Answer from Cairn' }).getByText('Planned and done').first().waitFor({ timeout: 30_000 });
   await bare.getByRole('img', { name: 'A figure the code made' }).waitFor();
   await bare.waitForTimeout(500); // time for an image to fail and a handler to run
   await assertInert(bare, 'thread without the CSP');
-  await bare.goto(projectUrl);
+  await bare.goto(`${projectUrl}/library`);
   for (const name of ['visits.csv', 'page.html', 'drawing.svg']) {
     await bare.getByRole('button', { name: `Preview ${name}` }).click();
     await bare.getByRole('region', { name: `Preview of ${name}` }).getByRole('button', { name: 'Close preview' }).waitFor();

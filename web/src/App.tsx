@@ -1,18 +1,25 @@
+import * as Dialog from '@radix-ui/react-dialog';
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
-import { lazy, Suspense, useCallback, useEffect, useState } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useState, type ReactNode } from 'react';
 import { Client } from './api/client';
-import Admin from './pages/Admin';
-import { Account, ResetPassword } from './pages/Password';
-import { ProjectPage, Projects } from './pages/Projects';
-import SignIn from './pages/SignIn';
-import ServerStatus from './ServerStatus';
 import { ShortcutHelp, typingInField } from './components/Shortcuts';
-import { SessionProvider, useRoute, useSession } from './session';
+import { Toaster } from './components/toast';
+import { Button, LoadingRows } from './components/ui';
+import { SidebarContent } from './layout/Sidebar';
+import Admin from './pages/Admin';
+import ApiKeys from './pages/ApiKeys';
+import { Account, ResetPassword } from './pages/Password';
+import { ProjectView, Projects } from './pages/Projects';
+import SignIn from './pages/SignIn';
+import Usage from './pages/Usage';
 import { usePrefs } from './prefs';
+import ServerStatus from './ServerStatus';
+import { SessionProvider, useRoute, useSession, type Route } from './session';
 import { applyTheme } from './theme';
 
 // The thread page brings Markdown and code highlighting: loaded when first opened.
 const ThreadPage = lazy(() => import('./pages/ThreadPage'));
+const SharedRun = lazy(() => import('./pages/SharedRun'));
 
 /** The app: the session and the page the URL names. */
 export default function App({ client }: { client?: Client }) {
@@ -22,16 +29,40 @@ export default function App({ client }: { client?: Client }) {
     <SessionProvider client={api}>
       <QueryClientProvider client={queries}>
         <Shell />
+        <Toaster />
       </QueryClientProvider>
     </SessionProvider>
   );
 }
 
+const pageLoading = <LoadingRows rows={4} label="Loading the page…" />;
+
+function Page({ route }: { route: Route }): ReactNode {
+  switch (route.page) {
+    case 'projects':
+      return <Projects />;
+    case 'project':
+      return <ProjectView key={route.id} id={route.id} tab={route.tab} />;
+    case 'account':
+      return <Account />;
+    case 'admin':
+      return <Admin />;
+    case 'keys':
+      return <ApiKeys />;
+    case 'usage':
+      return <Usage />;
+    default:
+      return null;
+  }
+}
+
 function Shell() {
-  const { client, signedIn } = useSession();
+  const { signedIn } = useSession();
   const route = useRoute();
-  const { theme, cycleTheme, shortcutsOpen: help, showShortcuts: setHelp } = usePrefs();
+  const { shortcutsOpen: help, showShortcuts: setHelp, sidebarHidden, toggleSidebar } = usePrefs();
+  const [drawer, setDrawer] = useState(false);
   const closeHelp = useCallback(() => setHelp(false), [setHelp]);
+  const closeDrawer = useCallback(() => setDrawer(false), []);
   useEffect(() => applyTheme(usePrefs.getState().theme), []);
   useEffect(() => {
     const onKey = (event: KeyboardEvent) => {
@@ -45,52 +76,66 @@ function Shell() {
     const token = new URLSearchParams(globalThis.location.hash.replace(/^#/, '')).get('token') ?? '';
     return <ResetPassword token={token} />;
   }
+  // A shared run opens without signing in, and shows that run only.
+  if (route.page === 'shared') {
+    return (
+      <Suspense fallback={<main className="p-4">{pageLoading}</main>}>
+        <SharedRun token={route.token} />
+      </Suspense>
+    );
+  }
   if (!signedIn) {
     return (
-      <>
+      <main>
         <SignIn />
         <details className="mx-auto mt-8 max-w-xl px-4">
           <summary>Server status</summary>
           <ServerStatus />
         </details>
-      </>
+      </main>
     );
   }
+  const thread = route.page === 'thread';
   return (
-    <div className="mx-auto flex min-h-screen max-w-5xl flex-col gap-4 p-4 text-gray-900 dark:text-gray-100">
-      <header className="flex items-center justify-between">
-        <a href="#/" className="text-2xl font-semibold">
-          Cairn
-        </a>
-        <nav className="flex flex-wrap items-center justify-end gap-3">
-          <button type="button" className="text-sm underline" onClick={cycleTheme} aria-label={`Theme: ${theme}; change it`}>
-            Theme: {theme}
-          </button>
-          <button type="button" className="text-sm underline" onClick={() => setHelp(true)} aria-label="Keyboard shortcuts">
-            Shortcuts (?)
-          </button>
-          <a href="#/account" className="text-blue-600 underline">
-            Account
+    <div className="flex h-dvh bg-zinc-50 text-zinc-900 dark:bg-zinc-950 dark:text-zinc-100">
+      {!sidebarHidden && (
+        <aside className="hidden w-72 shrink-0 border-r border-zinc-200 bg-zinc-100 md:block dark:border-zinc-800 dark:bg-zinc-900">
+          <SidebarContent route={route} />
+        </aside>
+      )}
+      <div className="flex min-w-0 flex-1 flex-col">
+        <header className="flex h-12 shrink-0 items-center gap-2 border-b border-zinc-200 px-3 dark:border-zinc-800">
+          <Button variant="ghost" size="sm" className="md:hidden" onClick={() => setDrawer(true)} aria-label="Open the menu">
+            ☰
+          </Button>
+          <Button variant="ghost" size="sm" className="hidden md:inline-flex" onClick={toggleSidebar} aria-label={sidebarHidden ? 'Show the sidebar' : 'Hide the sidebar'}>
+            {sidebarHidden ? '☰' : '⇤'}
+          </Button>
+          <a href="#/" className="font-semibold md:hidden">
+            Cairn
           </a>
-          <a href="#/admin" className="text-blue-600 underline">
-            Admin
-          </a>
-          <button type="button" className="rounded border px-3 py-1" onClick={() => void client.signOut()}>
-            Sign out
-          </button>
-        </nav>
-      </header>
-      <main>
-        {route.page === 'projects' && <Projects />}
-        {route.page === 'project' && <ProjectPage key={route.id} id={route.id} />}
-        {route.page === 'thread' && (
-          <Suspense fallback={<p className="text-sm text-gray-500">Loading the thread…</p>}>
-            <ThreadPage key={route.id} id={route.id} />
-          </Suspense>
-        )}
-        {route.page === 'account' && <Account />}
-        {route.page === 'admin' && <Admin />}
-      </main>
+        </header>
+        <main className={thread ? 'min-h-0 flex-1' : 'min-h-0 flex-1 overflow-y-auto'}>
+          {thread ? (
+            <Suspense fallback={<div className="p-4">{pageLoading}</div>}>
+              <ThreadPage key={route.id} id={route.id} />
+            </Suspense>
+          ) : (
+            <div className="mx-auto flex max-w-5xl flex-col gap-4 p-4">
+              <Page route={route} />
+            </div>
+          )}
+        </main>
+      </div>
+      <Dialog.Root open={drawer} onOpenChange={setDrawer}>
+        <Dialog.Portal>
+          <Dialog.Overlay className="fixed inset-0 z-30 bg-black/40 md:hidden" />
+          <Dialog.Content className="fixed inset-y-0 left-0 z-40 w-80 max-w-[85vw] bg-zinc-100 shadow-xl md:hidden dark:bg-zinc-900" aria-describedby={undefined}>
+            <Dialog.Title className="sr-only">Menu</Dialog.Title>
+            <SidebarContent route={route} onNavigate={closeDrawer} />
+          </Dialog.Content>
+        </Dialog.Portal>
+      </Dialog.Root>
       {help && <ShortcutHelp onClose={closeHelp} />}
     </div>
   );

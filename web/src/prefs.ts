@@ -11,6 +11,19 @@ interface Prefs {
   /** Whether the keyboard shortcut help is open. */
   shortcutsOpen: boolean;
   showShortcuts: (open: boolean) => void;
+  /** Whether the sidebar is folded away (wide screens; phones use a drawer). */
+  sidebarHidden: boolean;
+  toggleSidebar: () => void;
+}
+
+const SIDEBAR_KEY = 'cairn.sidebar';
+
+function storedSidebar(): boolean {
+  try {
+    return globalThis.localStorage?.getItem(SIDEBAR_KEY) === 'hidden';
+  } catch {
+    return false;
+  }
 }
 
 export const usePrefs = create<Prefs>()((set, get) => ({
@@ -22,4 +35,15 @@ export const usePrefs = create<Prefs>()((set, get) => ({
   },
   shortcutsOpen: false,
   showShortcuts: (open) => set({ shortcutsOpen: open }),
+  sidebarHidden: storedSidebar(),
+  toggleSidebar: () => {
+    const hidden = !get().sidebarHidden;
+    try {
+      if (hidden) globalThis.localStorage?.setItem(SIDEBAR_KEY, 'hidden');
+      else globalThis.localStorage?.removeItem(SIDEBAR_KEY);
+    } catch {
+      // not remembered
+    }
+    set({ sidebarHidden: hidden });
+  },
 }));

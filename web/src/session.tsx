@@ -23,20 +23,34 @@ export function useSession(): Session {
   return session;
 }
 
-/** The page the URL's hash names: `#/`, `#/projects/ID`, `#/threads/ID`. */
+/** A project's views, each its own page. */
+export type ProjectTab = 'threads' | 'library' | 'members' | 'memory' | 'settings';
+const TABS: readonly ProjectTab[] = ['threads', 'library', 'members', 'memory', 'settings'];
+
+/** The page the URL's hash names: `#/`, `#/projects/ID[/library|members|memory|settings]`,
+ * `#/threads/ID`, `#/keys`, `#/usage`, `#/account`, `#/admin`, `#/shared/TOKEN`. */
 export type Route =
   | { page: 'projects' }
   | { page: 'account' }
   | { page: 'admin' }
-  | { page: 'project'; id: string }
-  | { page: 'thread'; id: string };
+  | { page: 'keys' }
+  | { page: 'usage' }
+  | { page: 'project'; id: string; tab: ProjectTab }
+  | { page: 'thread'; id: string }
+  | { page: 'shared'; token: string };
 
 export function parseRoute(hash: string): Route {
   const parts = hash.replace(/^#\/?/, '').split('/').filter(Boolean);
-  if (parts[0] === 'projects' && parts[1]) return { page: 'project', id: parts[1] };
+  if (parts[0] === 'projects' && parts[1]) {
+    const tab = TABS.find((t) => t === parts[2]) ?? 'threads';
+    return { page: 'project', id: parts[1], tab };
+  }
   if (parts[0] === 'threads' && parts[1]) return { page: 'thread', id: parts[1] };
+  if (parts[0] === 'shared' && parts[1]) return { page: 'shared', token: parts[1] };
   if (parts[0] === 'account') return { page: 'account' };
   if (parts[0] === 'admin') return { page: 'admin' };
+  if (parts[0] === 'keys') return { page: 'keys' };
+  if (parts[0] === 'usage') return { page: 'usage' };
   return { page: 'projects' };
 }
 

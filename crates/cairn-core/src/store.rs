@@ -262,6 +262,13 @@ pub trait UsageRepo: Send + Sync {
     /// The user's model calls by project, for the projects they are a
     /// member of that have any, oldest project first.
     async fn usage_by_project(&self, user: UserId) -> Result<Vec<(ProjectId, ModelUsage)>>;
+    /// The project's model calls since `since`, by UTC day (`YYYY-MM-DD`),
+    /// user and model, oldest day first.
+    async fn usage_by_day(
+        &self,
+        project: ProjectId,
+        since: OffsetDateTime,
+    ) -> Result<Vec<(String, UserId, String, ModelUsage)>>;
 }
 
 /// Model connections made in the app.

@@ -64,14 +64,25 @@ struct UserUsageRow {
 }
 
 #[derive(sqlx::FromRow)]
+struct DailyUsageRow {
+    day: String,
+    user_id: String,
+    model: String,
+    #[sqlx(flatten)]
+    usage: UsageRow,
+}
+
+#[derive(sqlx::FromRow)]
 struct ProjectUsageRow {
     project_id: Uuid,
     #[sqlx(flatten)]
     usage: UsageRow,
 }
 
+/// `usage_repo!(Store, day)`: `day` is the backend's expression of an
+/// event's UTC day as `YYYY-MM-DD` (stored times are UTC on both).
 macro_rules! usage_repo {
-    ($store:ty) => {
+    ($store:ty, $day:literal) => {
         #[async_trait]
         impl UsageRepo for $store {
             async fn usage_by_user(&self, project: ProjectId) -> cairn_core::Result<Vec<(UserId, ModelUsage)>> {
@@ -110,9 +121,34 @@ macro_rules! usage_repo {
                     sqlx::query_as(sql).bind(user.0).bind(user.to_string()).fetch_all(self.pool()).await.db()?;
                 Ok(rows.into_iter().map(|row| (ProjectId(row.project_id), row.usage.into())).collect())
             }
+
+            async fn usage_by_day(
+                &self,
+                project: ProjectId,
+                since: time::OffsetDateTime,
+            ) -> cairn_core::Result<Vec<(String, UserId, String, ModelUsage)>> {
+                let sql = concat!(
+                    "SELECT ",
+                    $day,
+                    " AS day, e.payload ->> 'user' AS user_id, COALESCE(e.payload ->> 'model', '') AS model, ",
+                    usage_sums!(),
+                    " FROM events e JOIN threads t ON t.id = e.thread_id \
+                     WHERE t.project_id = $1 AND e.kind = 'usage' AND e.created_at >= $2 \
+                     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+                );
+                let rows: Vec<DailyUsageRow> =
+                    sqlx::query_as(sql).bind(project.0).bind(since).fetch_all(self.pool()).await.db()?;
+                Ok(rows
+                    .into_iter()
+                    .filter_map(|row| {
+                        let user = row.user_id.parse::<Uuid>().ok()?;
+                        Some((row.day, UserId(user), row.model, row.usage.into()))
+                    })
+                    .collect())
+            }
         }
     };
 }
 
-usage_repo!(SqliteStore);
-usage_repo!(PostgresStore);
+usage_repo!(SqliteStore, "substr(e.created_at, 1, 10)");
+usage_repo!(PostgresStore, "to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')");

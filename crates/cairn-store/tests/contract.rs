@@ -620,6 +620,15 @@ async fn usage_is_added_up_from_the_usage_events_by_user_and_by_project(store: A
     };
     assert_eq!(store.usage_by_project(owner.id).await.unwrap(), vec![(project, owners), (elsewhere.id, far_usage)]);
     assert_eq!(store.usage_by_project(editor.id).await.unwrap(), vec![(project, editors)], "only the user's own calls");
+    // By day (all today), user and model: the project's own calls only.
+    let now = time::OffsetDateTime::now_utc();
+    let today = format!("{:04}-{:02}-{:02}", now.year(), u8::from(now.month()), now.day());
+    let daily = store.usage_by_day(project, now - time::Duration::days(1)).await.unwrap();
+    let mut expected =
+        vec![(today.clone(), owner.id, "p/m".to_owned(), owners), (today, editor.id, "p/m".to_owned(), editors)];
+    expected.sort_by_key(|(_, user, _, _)| user.to_string());
+    assert_eq!(daily, expected);
+    assert!(store.usage_by_day(project, now + time::Duration::hours(1)).await.unwrap().is_empty(), "none since later");
     store.remove_member(project, editor.id).await.unwrap();
     assert_eq!(store.usage_by_project(editor.id).await.unwrap(), Vec::new(), "only projects the user is in");
 }

@@ -262,6 +262,13 @@ export class Client {
     return JSON.parse(result.body) as FileResponse;
   }
 
+  /** The bytes `path` answers (a workspace file, a run's picture), with the session. */
+  async blob(path: string, signal?: AbortSignal): Promise<Blob> {
+    const response = await this.withSession(() => this.send('GET', path, undefined, signal));
+    if (!response.ok) throw await problemOf(response);
+    return response.blob();
+  }
+
   /** The bytes of one version of a library file. */
   async fileContent(projectId: string, fileId: string, signal?: AbortSignal): Promise<Blob> {
     const path = `/api/v1/projects/${projectId}/files/${fileId}/content`;
@@ -347,7 +354,7 @@ export class Client {
 }
 
 /** Hands a blob to the browser as a download. */
-function saveBlob(blob: Blob, name: string): void {
+export function saveBlob(blob: Blob, name: string): void {
   const url = URL.createObjectURL(blob);
   const link = document.createElement('a');
   link.href = url;

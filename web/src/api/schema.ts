@@ -384,6 +384,14 @@ export type CreatedShareResponse = ShareResponse & {
   token: string;
 };
 
+export type DailyUsage = UsageTotals & {
+  /** The UTC day, `YYYY-MM-DD`. */
+  day: string;
+  /** `provider/model`. */
+  model: string;
+  user: UserId;
+};
+
 export type DeleteAccountRequest = {
   /** The account's password (deleting one's own account). */
   password?: string | null;
@@ -1376,6 +1384,7 @@ export interface Operations {
   create_schedule: 'POST /api/v1/projects/{project_id}/schedules';
   create_thread: 'POST /api/v1/projects/{project_id}/threads';
   create_webhook: 'POST /api/v1/projects/{project_id}/webhooks';
+  daily_usage: 'GET /api/v1/projects/{project_id}/usage/daily';
   delete_account: 'DELETE /api/v1/projects/{project_id}/service-accounts/{account_id}';
   delete_connection: 'DELETE /api/v1/admin/connections/{connection_id}';
   delete_me: 'DELETE /api/v1/me';

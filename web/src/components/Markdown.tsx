@@ -41,7 +41,8 @@ export function highlighted(code: string, language: string): string | null {
 export function CodeBlock({ code, language = 'python' }: { code: string; language?: string }) {
   const html = highlighted(code, language);
   return (
-    <pre className="overflow-x-auto rounded bg-gray-100 p-2 text-sm dark:bg-gray-800">
+    // Focusable: a long line scrolls sideways, by keyboard too.
+    <pre tabIndex={0} className="overflow-x-auto rounded bg-gray-100 p-2 text-sm dark:bg-gray-800">
       {html === null ? <code>{code}</code> : <code className="hljs" data-language={language} dangerouslySetInnerHTML={{ __html: html }} />}
     </pre>
   );

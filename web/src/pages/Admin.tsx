@@ -84,7 +84,7 @@ export default function Admin() {
                 </button>
               </td>
               <td className="pr-3">
-                <button type="button" className="underline" aria-label={`Monthly budget of ${user.display_name}`} onClick={() => askBudget(user)}>
+                <button type="button" className="underline" aria-label={`Set monthly limit of ${user.display_name}`} onClick={() => askBudget(user)}>
                   set monthly limit
                 </button>
               </td>

@@ -207,7 +207,7 @@ describe('attaching files to a message', () => {
       payload: { id: 'm1', role: 'user', author: 'u1', content: 'See these', attachments: ['data/sales.csv', `uploads/${hostile}`] },
     };
     renderThread({ events: [created] });
-    const message = (await screen.findByText('See these')).closest('li');
+    const message = (await screen.findByText('See these')).closest('article');
     if (!message) throw new Error('no message');
     const attached = within(within(message).getByRole('list', { name: 'Attachments' }));
     expect(attached.getAllByRole('listitem').map((li) => li.textContent)).toEqual(['data/sales.csv', `uploads/${hostile}`]);

@@ -133,12 +133,12 @@ export function AttachButton({ attachments, unavailable }: { attachments: Attach
         type="button"
         aria-label="Attach files"
         disabled={reason !== undefined}
-        className="rounded border px-2 py-1 disabled:opacity-50"
+        className="h-9 rounded-md border border-zinc-300 px-3 text-sm disabled:opacity-50 dark:border-zinc-600"
         onClick={() => picker.current?.click()}
       >
         {/* A glyph, not an inline SVG: the app's content holds no SVG at all,
             which the hostile-content test checks. */}
-        <span aria-hidden="true">📎</span>
+        <span aria-hidden="true">Attach</span>
       </button>
       <input
         ref={picker}

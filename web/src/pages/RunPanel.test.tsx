@@ -40,7 +40,7 @@ describe('RunPanel', () => {
 
   it('shows the status, the cost and why a run stopped', () => {
     render(<RunPanel run={run({ status: 'failed', error: "the project's budget of $5.00 is spent" })} canAnswer onAnswer={() => undefined} />);
-    expect(screen.getByText('Run: failed')).toBeTruthy();
+    expect(screen.getByRole('article', { name: 'Run failed' }).querySelector('header')?.textContent).toMatch(/^Runfailed/);
     expect(screen.getByText(/420 tokens · \$0\.0123/)).toBeTruthy();
     expect(screen.queryByText(/caching saved/)).toBeNull();
     expect(screen.getByRole('alert').textContent).toBe("The run stopped: the project's budget of $5.00 is spent");

@@ -51,6 +51,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::fork_run))
         .routes(routes!(runs::retry_run))
         .routes(routes!(usage::project_usage))
+        .routes(routes!(usage::daily_usage))
         .routes(routes!(usage::my_usage))
         .routes(routes!(search::search_threads))
         .routes(routes!(shares::share_run, shares::list_shares))

@@ -2,11 +2,11 @@
 //! (by user) and for the caller (by project). The store adds them up from
 //! the threads' logs.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use cairn_auth::Access;
 use cairn_core::model::ModelUsage;
 use cairn_core::{ProjectId, UserId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::authn::Authenticated;
 use crate::{ApiError, ApiJson, AppState};
@@ -39,6 +39,45 @@ pub struct ProjectTotals {
     pub project_id: ProjectId,
     #[serde(flatten)]
     pub totals: ModelUsage,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DailyUsage {
+    /// The UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    pub user: UserId,
+    /// `provider/model`.
+    pub model: String,
+    #[serde(flatten)]
+    pub totals: ModelUsage,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct DaysQuery {
+    /// How many days back, today included (1 to 366, default 30).
+    days: Option<i64>,
+}
+
+/// What the project's agent runs used day by day, by member and model, over
+/// the last days (the usage page's chart).
+#[utoipa::path(get, path = "/projects/{project_id}/usage/daily", tag = "threads", security(("oauth2" = []), ("api_key" = [])),
+    params(("project_id" = ProjectId, Path), DaysQuery),
+    responses((status = 200, description = "One line a day, member and model that had model calls, oldest first",
+        body = Vec<DailyUsage>))
+)]
+pub(super) async fn daily_usage(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(project_id): Path<ProjectId>,
+    Query(query): Query<DaysQuery>,
+) -> Result<ApiJson<Vec<DailyUsage>>, ApiError> {
+    state.auth.authorize(&principal, project_id, Access::Read).await?;
+    let days = query.days.unwrap_or(30).clamp(1, 366);
+    let today = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
+    let since = today - time::Duration::days(days - 1);
+    let lines = state.store.usage_by_day(project_id, since).await?;
+    Ok(ApiJson(lines.into_iter().map(|(day, user, model, totals)| DailyUsage { day, user, model, totals }).collect()))
 }
 
 /// What the project's agent runs used: model calls, tokens and cost, in
