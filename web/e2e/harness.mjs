@@ -122,6 +122,15 @@ export async function startCairn(llmUrl, env = {}) {
   return { base, port, data };
 }
 
+/** Signs `page` in at `base` with the sign-in form and waits for the projects. */
+export async function signIn(page, base, email, password) {
+  await page.goto(base);
+  await page.getByLabel('E-mail').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Projects' }).waitFor();
+}
+
 /**
  * Launches Chromium and runs `body(browser, pages)`; `body` adds every page
  * it opens to `pages`. If it throws, each page is screenshot as it stood

@@ -23,7 +23,7 @@
 //   CAIRN_BIN=… SCRIPTED_LLM_BIN=… CAIRN_SANDBOX_PYTHON=… node e2e/hostile.mjs
 
 import { join } from 'node:path';
-import { check, eventually, shots, startCairn, startLlm, withBrowser } from './harness.mjs';
+import { check, eventually, shots, signIn, startCairn, startLlm, withBrowser } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -526,11 +526,7 @@ await withBrowser('hostile-failure', async (browser, pages) => {
   const naked = await newContext(browser, { bypassCSP: true });
   const bare = await naked.newPage();
   pages.push(bare);
-  await bare.goto(base);
-  await bare.getByLabel('E-mail').fill('ada@example.com');
-  await bare.getByLabel('Password').fill(PASSWORD);
-  await bare.getByRole('button', { name: 'Sign in' }).click();
-  await bare.getByRole('heading', { name: 'Projects' }).waitFor();
+  await signIn(bare, base, 'ada@example.com', PASSWORD);
   await bare.addScriptTag({ content: 'window.__inline_ran = 1' });
   check((await bare.evaluate(() => window.__inline_ran)) === 1, 'inline script runs in the CSP-less context (the control)');
   await bare.goto(threadUrl);

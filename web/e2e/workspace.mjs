@@ -13,7 +13,7 @@
 import { createRequire } from 'node:module';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import { check, eventually, onCleanup, shots, startCairn, startLlm, withBrowser } from './harness.mjs';
+import { check, eventually, onCleanup, shots, signIn, startCairn, startLlm, withBrowser } from './harness.mjs';
 
 const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
@@ -196,6 +196,10 @@ await withBrowser('workspace-failure', async (browser, pages) => {
   await owner.getByRole('link', { name: 'Administration' }).click();
   await owner.getByRole('table', { name: 'Accounts' }).getByText('ada@example.com').waitFor();
   await owner.getByRole('list', { name: 'Audit log' }).getByText('run.shared', { exact: false }).first().waitFor();
+  // The sandboxes, per host: this process's own, the threads' sandboxes among them.
+  const sandboxes = owner.getByRole('table', { name: 'Sandboxes on local' });
+  await sandboxes.getByRole('row').nth(1).waitFor();
+  check((await sandboxes.getByRole('link', { name: 'open' }).count()) >= 2, 'the two threads have sandboxes');
   await accessible(owner, 'the administration page');
   await owner.getByRole('link', { name: /^Account/ }).click();
   await owner.waitForTimeout(300);
@@ -204,11 +208,7 @@ await withBrowser('workspace-failure', async (browser, pages) => {
   // A phone: the sidebar is a drawer.
   const phone = await (await browser.newContext({ viewport: { width: 390, height: 844 }, bypassCSP: true })).newPage();
   pages.push(phone);
-  await phone.goto(base);
-  await phone.getByLabel('E-mail').fill('ada@example.com');
-  await phone.getByLabel('Password').fill('correct horse battery staple');
-  await phone.getByRole('button', { name: 'Sign in' }).click();
-  await phone.getByRole('heading', { name: 'Projects' }).waitFor();
+  await signIn(phone, base, 'ada@example.com', 'correct horse battery staple');
   await phone.getByRole('button', { name: 'Open the menu' }).click();
   const drawer = phone.getByRole('dialog', { name: 'Menu' });
   await drawer.getByRole('link', { name: 'Quarry' }).click();

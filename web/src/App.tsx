@@ -6,19 +6,20 @@ import { ShortcutHelp, typingInField } from './components/Shortcuts';
 import { Toaster } from './components/toast';
 import { Button, LoadingRows } from './components/ui';
 import { SidebarContent } from './layout/Sidebar';
-import Admin from './pages/Admin';
-import ApiKeys from './pages/ApiKeys';
 import { Account, ResetPassword } from './pages/Password';
 import { ProjectView, Projects } from './pages/Projects';
 import SignIn from './pages/SignIn';
-import Usage from './pages/Usage';
 import { usePrefs } from './prefs';
 import ServerStatus from './ServerStatus';
 import { SessionProvider, useRoute, useSession, type Route } from './session';
 import { applyTheme } from './theme';
 
-// The thread page brings Markdown and code highlighting: loaded when first opened.
+// The thread page brings Markdown and code highlighting: loaded when first
+// opened, like the pages few open first (administration, keys, usage).
 const ThreadPage = lazy(() => import('./pages/ThreadPage'));
+const Admin = lazy(() => import('./pages/Admin'));
+const ApiKeys = lazy(() => import('./pages/ApiKeys'));
+const Usage = lazy(() => import('./pages/Usage'));
 const SharedRun = lazy(() => import('./pages/SharedRun'));
 
 /** The app: the session and the page the URL names. */
@@ -122,7 +123,9 @@ function Shell() {
             </Suspense>
           ) : (
             <div className="mx-auto flex max-w-5xl flex-col gap-4 p-4">
-              <Page route={route} />
+              <Suspense fallback={pageLoading}>
+                <Page route={route} />
+              </Suspense>
             </div>
           )}
         </main>

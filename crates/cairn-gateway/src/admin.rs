@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, Query, State};
 use cairn_core::UserId;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -11,7 +11,10 @@ use crate::wire::{GlobalRole, UserResponse};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_users)).routes(routes!(update_user, crate::lifecycle::delete_user))
+    OpenApiRouter::new()
+        .routes(routes!(list_users))
+        .routes(routes!(update_user, crate::lifecycle::delete_user))
+        .routes(routes!(list_sandboxes))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -76,4 +79,105 @@ async fn update_user(
         None => state.auth.user(&principal, user_id).await?,
     };
     Ok(ApiJson(UserResponse::from(&user)))
+}
+
+/// One sandbox, as the administration page lists it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SandboxSummary {
+    pub id: cairn_core::SandboxId,
+    pub owner: UserId,
+    pub thread: Option<cairn_core::ThreadId>,
+    /// Its kernel runs (not paused).
+    pub running: bool,
+    /// An execution runs now (as last known).
+    pub busy: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub active_at: time::OffsetDateTime,
+}
+
+/// A sandbox host and its sandboxes; `local` for this process's own.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SandboxHostResponse {
+    /// Its address (`local`: sandboxes of this process).
+    pub host: String,
+    /// Sandboxes it runs at most at once (absent for this process's own).
+    pub capacity: Option<u32>,
+    /// Its heartbeat is recent (a registered host), or it is this process.
+    pub live: bool,
+    pub draining: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub heartbeat_at: Option<time::OffsetDateTime>,
+    pub sandboxes: Vec<SandboxSummary>,
+}
+
+/// The sandbox hosts and the sandboxes on each (administrators): the
+/// registered hosts of a cluster with their heartbeats, or, in one process,
+/// its own sandboxes.
+#[utoipa::path(get, path = "/admin/sandboxes", tag = "admin", security(("oauth2" = [])),
+    responses(
+        (status = 200, description = "The hosts, each with its sandboxes", body = [SandboxHostResponse]),
+        (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn list_sandboxes(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+) -> Result<ApiJson<Vec<SandboxHostResponse>>, ApiError> {
+    principal.require_admin().map_err(ApiError::from)?;
+    let now = time::OffsetDateTime::now_utc();
+    // A host is taken for dead after three missed heartbeats, as placement judges it.
+    let stale = time::Duration::seconds(i64::try_from(state.config.sandbox.heartbeat_secs * 3).unwrap_or(i64::MAX));
+    let placements = state.store.placements(None).await?;
+    let mut hosts: Vec<SandboxHostResponse> = state
+        .store
+        .sandbox_hosts()
+        .await?
+        .into_iter()
+        .map(|host| SandboxHostResponse {
+            live: now - host.heartbeat_at < stale,
+            sandboxes: placements
+                .iter()
+                .filter(|p| p.host == host.url)
+                .map(|p| SandboxSummary {
+                    id: p.sandbox,
+                    owner: p.owner,
+                    thread: p.thread,
+                    running: p.running,
+                    busy: p.busy,
+                    active_at: p.active_at,
+                })
+                .collect(),
+            host: host.url,
+            capacity: Some(host.capacity),
+            draining: host.draining,
+            heartbeat_at: Some(host.heartbeat_at),
+        })
+        .collect();
+    // In one process (no registered hosts), this process's own sandboxes.
+    if hosts.is_empty()
+        && let Some(tools) = &state.tools
+    {
+        let local = tools.services.sandboxes.list(None).await?;
+        hosts.push(SandboxHostResponse {
+            host: "local".into(),
+            capacity: None,
+            live: true,
+            draining: false,
+            heartbeat_at: None,
+            sandboxes: local
+                .into_iter()
+                .map(|s| SandboxSummary {
+                    id: s.id,
+                    owner: s.owner,
+                    thread: s.thread,
+                    running: s.state == cairn_core::sandbox::SandboxState::Running,
+                    busy: s.busy,
+                    active_at: s.last_active_at,
+                })
+                .collect(),
+        });
+    }
+    Ok(ApiJson(hosts))
 }

@@ -185,6 +185,18 @@ async fn a_runs_tools_files_and_browser_are_told_served_and_shared() {
     let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert!(actions.contains(&"run.shared") && actions.contains(&"run.share_revoked"), "{actions:?}");
 
+    // The administration's view of the sandboxes: this process's own, the thread's among them.
+    let (status, hosts) = team.send(Method::GET, &team.owner, "/admin/sandboxes", None).await;
+    assert_eq!(
+        (status, hosts[0]["host"].as_str(), hosts[0]["live"].as_bool()),
+        (200, Some("local"), Some(true)),
+        "{hosts}"
+    );
+    let threads: Vec<&str> =
+        hosts[0]["sandboxes"].as_array().unwrap().iter().filter_map(|s| s["thread"].as_str()).collect();
+    assert!(threads.contains(&thread.as_str()), "{hosts}");
+    assert_eq!(team.send(Method::GET, &team.viewer, "/admin/sandboxes", None).await.0, 403, "administrators only");
+
     // Search: by message text across the caller's projects, not others'.
     let (status, found) = team.send(Method::GET, &team.viewer, "/search?q=QUARRY", None).await;
     assert_eq!(status, 200, "{found}");

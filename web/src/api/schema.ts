@@ -1007,6 +1007,34 @@ export type RunResponse = {
 /** The life cycle of an agent run. */
 export type RunStatus = "queued" | "running" | "waiting" | "succeeded" | "failed" | "cancelled";
 
+/** A sandbox host and its sandboxes; `local` for this process's own. */
+export type SandboxHostResponse = {
+  /** Sandboxes it runs at most at once (absent for this process's own). */
+  capacity?: number | null;
+  draining: boolean;
+  heartbeat_at?: string | null;
+  /** Its address (`local`: sandboxes of this process). */
+  host: string;
+  /** Its heartbeat is recent (a registered host), or it is this process. */
+  live: boolean;
+  sandboxes: SandboxSummary[];
+};
+
+/** A sandbox: a private workspace and a persistent kernel. */
+export type SandboxId = string;
+
+/** One sandbox, as the administration page lists it. */
+export type SandboxSummary = {
+  active_at: string;
+  /** An execution runs now (as last known). */
+  busy: boolean;
+  id: SandboxId;
+  owner: UserId;
+  /** Its kernel runs (not paused). */
+  running: boolean;
+  thread?: ThreadId | null;
+};
+
 export type SaveWorkspaceFileRequest = {
   /** The workspace file. */
   path: string;
@@ -1421,6 +1449,7 @@ export interface Operations {
   list_messages: 'GET /api/v1/threads/{thread_id}/messages';
   list_models: 'GET /api/v1/models';
   list_projects: 'GET /api/v1/projects';
+  list_sandboxes: 'GET /api/v1/admin/sandboxes';
   list_schedules: 'GET /api/v1/projects/{project_id}/schedules';
   list_servers: 'GET /api/v1/projects/{project_id}/mcp-servers';
   list_shares: 'GET /api/v1/runs/{run_id}/shares';

@@ -27,4 +27,22 @@ describe('Admin', () => {
     fireEvent.change(screen.getByLabelText('Outcome'), { target: { value: 'refused' } });
     await waitFor(() => expect(sent.some((s) => s.url.includes('action=tool.&outcome=refused'))).toBe(true));
   });
+
+  it('lists the sandbox hosts with their sandboxes and whether each host is alive', async () => {
+    renderWithApi(<Admin />, (_method, url) => {
+      if (url === '/api/v1/admin/sandboxes')
+        return [
+          { host: 'http://h1:8081', capacity: 4, live: true, draining: false, heartbeat_at: '2026-11-30T08:00:00Z', sandboxes: [{ id: 'abcdef1234', owner: 'u1', thread: 't1', running: true, busy: true, active_at: '2026-11-30T08:00:00Z' }] },
+          { host: 'http://h2:8081', capacity: 4, live: false, draining: true, heartbeat_at: '2026-11-30T07:00:00Z', sandboxes: [] },
+        ];
+      return [];
+    });
+    const first = await screen.findByRole('listitem', { name: 'Host http://h1:8081' });
+    expect(first.textContent).toContain('live');
+    expect(first.textContent).toContain('1 running of 4, 0 paused');
+    expect(screen.getByRole('table', { name: 'Sandboxes on http://h1:8081' }).textContent).toContain('executing');
+    const second = screen.getByRole('listitem', { name: 'Host http://h2:8081' });
+    expect(second.textContent).toContain('no heartbeat');
+    expect(second.textContent).toContain('draining');
+  });
 });

@@ -1,6 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
-import type { AuditEntryResponse, GlobalRole, UserResponse } from '../api/schema';
+import type { AuditEntryResponse, GlobalRole, SandboxHostResponse, UserResponse } from '../api/schema';
+import { Badge } from '../components/ui';
 import { useSession } from '../session';
 import { Alert } from '../components/Alert';
 import Connections from './Connections';
@@ -138,6 +139,63 @@ export default function Admin() {
           </li>
         ))}
       </ol>
+      <Sandboxes />
+    </section>
+  );
+}
+
+/** The sandbox hosts and the sandboxes on each, with their state. */
+function Sandboxes() {
+  const { client } = useSession();
+  const hosts = useQuery({
+    queryKey: ['admin', 'sandboxes'],
+    queryFn: () => client.call<SandboxHostResponse[]>('GET', '/api/v1/admin/sandboxes'),
+    refetchInterval: 10_000,
+  });
+  return (
+    <section aria-labelledby="sandboxes-heading" className="flex flex-col gap-2">
+      <h3 id="sandboxes-heading" className="text-lg font-semibold">
+        Sandboxes
+      </h3>
+      <Alert message={hosts.error?.message} />
+      {hosts.data?.length === 0 && <p className="text-sm text-zinc-600 dark:text-zinc-400">This server runs no sandboxes.</p>}
+      <ul aria-label="Sandbox hosts" className="flex flex-col gap-2">
+        {hosts.data?.map((host) => (
+          <li key={host.host} aria-label={`Host ${host.host}`} className="rounded-lg border border-zinc-200 p-3 text-sm dark:border-zinc-700">
+            <p className="flex flex-wrap items-center gap-2">
+              <span className="font-mono">{host.host === 'local' ? 'this process' : host.host}</span>
+              <Badge tone={host.live ? 'good' : 'bad'}>{host.live ? 'live' : 'no heartbeat'}</Badge>
+              {host.draining && <Badge tone="wait">draining</Badge>}
+              <span className="text-zinc-600 dark:text-zinc-400">
+                {host.sandboxes.filter((s) => s.running).length} running
+                {host.capacity != null ? ` of ${String(host.capacity)}` : ''}, {host.sandboxes.filter((s) => !s.running).length} paused
+              </span>
+            </p>
+            {host.sandboxes.length > 0 && (
+              <table className="mt-2 w-full text-left text-xs" aria-label={`Sandboxes on ${host.host}`}>
+                <thead>
+                  <tr>
+                    <th className="font-medium">Sandbox</th>
+                    <th className="font-medium">Thread</th>
+                    <th className="font-medium">State</th>
+                    <th className="font-medium">Last active</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {host.sandboxes.map((sandbox) => (
+                    <tr key={sandbox.id}>
+                      <td className="font-mono">{sandbox.id.slice(0, 8)}</td>
+                      <td>{sandbox.thread ? <a className="underline" href={`#/threads/${sandbox.thread}`}>open</a> : '—'}</td>
+                      <td>{sandbox.busy ? 'executing' : sandbox.running ? 'running' : 'paused'}</td>
+                      <td>{new Date(sandbox.active_at).toLocaleString()}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            )}
+          </li>
+        ))}
+      </ul>
     </section>
   );
 }

@@ -269,11 +269,20 @@ export default function ThreadPage({ id }: { id: string }) {
   const computerRun = pinned ? shown.runs.find((r) => r.id === pinned.run) : replay ? shown.runs.find((r) => r.id === replay.run) : (running ?? shown.runs.at(-1));
   const workspaceTick = view.runs.reduce((n, r) => n + r.steps.reduce((m, s) => m + (s.changes?.length ?? 0), 0), 0);
 
-  // Keeps the newest content in sight while the member is at the bottom.
+  // Keeps the newest content in sight until the member scrolls away from it
+  // (scrolling back to the end follows it again). Only a scroll the member
+  // made stops following: the page's own, and the virtual list's as it
+  // measures its rows, do not.
   const atBottom = useRef(true);
+  const lastInput = useRef(0);
+  const onInput = useCallback(() => {
+    lastInput.current = Date.now();
+  }, []);
   const onScroll = useCallback(() => {
     const el = scroller.current;
-    if (el) atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 120;
+    if (!el) return;
+    if (el.scrollHeight - el.scrollTop - el.clientHeight < 120) atBottom.current = true;
+    else if (Date.now() - lastInput.current < 1000) atBottom.current = false;
   }, []);
   const virtual = rows.length > VIRTUALISE_AFTER;
   // TanStack Virtual's measurements live outside React; the compiler leaves this component alone.
@@ -281,15 +290,25 @@ export default function ThreadPage({ id }: { id: string }) {
   const virtualizer = useVirtualizer({
     count: virtual ? rows.length : 0,
     getScrollElement: () => scroller.current,
-    estimateSize: (i) => (rows[i]?.kind === 'step' ? 220 : 72),
+    estimateSize: (i) => (rows[i]?.kind === 'step' ? 130 : 60),
     overscan: 6,
     getItemKey: (i) => rows[i]?.key ?? i,
   });
   useEffect(() => {
-    if (!atBottom.current || replay) return;
-    if (virtual) virtualizer.scrollToIndex(rows.length - 1, { align: 'end' });
-    else if (scroller.current) scroller.current.scrollTop = scroller.current.scrollHeight;
-  }, [rows, virtual, virtualizer, replay]);
+    if (!atBottom.current || replay) return undefined;
+    // Again over a few frames: a virtualised list's height settles as its rows are measured.
+    let frames = 0;
+    let frame = 0;
+    const toEnd = () => {
+      const el = scroller.current;
+      if (!el || !atBottom.current) return;
+      el.scrollTop = el.scrollHeight;
+      frames += 1;
+      if (virtual && frames < 4) frame = requestAnimationFrame(toEnd);
+    };
+    toEnd();
+    return () => cancelAnimationFrame(frame);
+  }, [rows, virtual, replay]);
 
   function author(user: string | null | undefined): string {
     if (!user) return 'A member';
@@ -496,7 +515,17 @@ export default function ThreadPage({ id }: { id: string }) {
             </details>
           )}
         </div>
-        <div ref={scroller} onScroll={onScroll} className="min-h-0 flex-1 overflow-y-auto px-4 py-3" aria-label="Conversation" role="region">
+        <div
+          ref={scroller}
+          onScroll={onScroll}
+          onWheel={onInput}
+          onTouchMove={onInput}
+          onKeyDown={onInput}
+          onPointerDown={onInput}
+          className="min-h-0 flex-1 overflow-y-auto px-4 py-3"
+          aria-label="Conversation"
+          role="region"
+        >
           {rows.length === 0 && thread.isSuccess && (
             <EmptyState title="Ask Cairn something">
               Say what you need in plain words: the agent plans, writes and runs Python in its own sandbox, browses the web

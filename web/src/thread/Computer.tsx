@@ -13,6 +13,9 @@ import { Badge, Button, cx, EmptyState, focusRing, Muted } from '../components/u
 import { useSession } from '../session';
 import type { BrowserShot, RunView } from './view';
 
+/** Lines the terminal shows at most. */
+const TERMINAL_LINES = 400;
+
 /** Where the pictures of a run come from: the thread (signed in) or a share link. */
 export type PictureSource = { kind: 'thread'; threadId: string } | { kind: 'shared'; token: string };
 
@@ -67,9 +70,12 @@ function usePicture(source: PictureSource, name: string | undefined): string | u
 
 function Terminal({ run, upTo }: { run: RunView | undefined; upTo: number | undefined }) {
   if (!run || run.steps.length === 0) return <EmptyState title="Nothing printed yet">What the agent&apos;s code prints, and its shell commands, show here as it runs.</EmptyState>;
-  const lines = terminalLines(run, upTo);
+  const all = terminalLines(run, upTo);
+  // A long run shows its last lines (the timeline holds every step's output).
+  const lines = all.slice(-TERMINAL_LINES);
   return (
-    <pre aria-label="Terminal" className="max-h-[70vh] overflow-auto rounded-md bg-zinc-950 p-3 font-mono text-xs leading-relaxed whitespace-pre-wrap text-zinc-100">
+    <pre tabIndex={0} aria-label="Terminal" className="max-h-[70vh] overflow-auto rounded-md bg-zinc-950 p-3 font-mono text-xs leading-relaxed whitespace-pre-wrap text-zinc-100">
+      {all.length > lines.length && <span className="block text-zinc-400">… {all.length - lines.length} earlier lines</span>}
       {lines.map((line, i) => (
         <span key={i} className={cx('block', line.command && 'text-indigo-300', line.error && 'text-red-300')}>
           {line.text}
