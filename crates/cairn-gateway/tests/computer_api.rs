@@ -165,6 +165,9 @@ async fn a_runs_tools_files_and_browser_are_told_served_and_shared() {
         of_kind(&shared["events"], "message.created").iter().map(|m| m["content"].as_str().unwrap()).collect();
     assert_eq!(messages, ["Visit the quarry's page", "Done."], "the message that started it and the answer");
     assert!(!of_kind(&shared["events"], "code").is_empty() && !of_kind(&shared["events"], "browser").is_empty());
+    let (_, me) = team.send(Method::GET, &team.owner, "/me", None).await;
+    let owner_id = me["id"].as_str().unwrap();
+    assert!(!shared.to_string().contains(owner_id), "a link names no member: {shared}");
     let (status, kind, _) = picture("", format!("/shared/{token}/pictures/{shot}")).await;
     assert_eq!((status, kind.as_deref()), (200, Some("image/jpeg")), "its screenshots open through the link");
     assert_eq!(anonymous(format!("/shared/{token}/pictures/{}-1-1.jpg", uuid_like())).await.0, 404, "no other run's");

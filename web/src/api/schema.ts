@@ -1097,12 +1097,21 @@ export type ShareRunRequest = {
   expires_in_hours?: number | null;
 };
 
-/** What a link shows: one run, with the messages around it. */
+/** The shared run itself: what it is and how it ended, without who ran it. */
+export type SharedRun = {
+  created_at: string;
+  error?: string | null;
+  id: RunId;
+  /** `queued`, `running`, `waiting`, `succeeded`, `failed`, `cancelled`. */
+  status: string;
+};
+
+/** What a link shows: one run, with the messages around it. Nothing names the project's members: messages carry no author, usage no user. */
 export type SharedRunResponse = {
   /** The run's events, and the thread's messages from the one that started it to its end, in the log's order. */
   events: EventResponse[];
   expires_at: string;
-  run: RunResponse;
+  run: SharedRun;
   thread_id: ThreadId;
   thread_title: string;
 };

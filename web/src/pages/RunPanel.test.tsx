@@ -88,5 +88,16 @@ describe('RunPanel', () => {
     expect(screen.getByText(`ValueError: ${hostile}`)).toBeTruthy();
     expect(screen.getAllByText(hostile).length).toBeGreaterThanOrEqual(2);
   });
-});
 
+  it('shows a planned run\'s tasks inline with their statuses, and says when the plan waits for approval', () => {
+    const plan = [
+      { id: 't1', title: 'Gather', goal: 'g', done_when: 'd', agent: 'researcher', status: 'done' as const },
+      { id: 't2', title: '<b>Write</b>', goal: 'g', done_when: 'd', agent: 'writer' },
+    ];
+    render(<RunPanel run={run({ status: 'waiting', plan, planApproval: true, question: 'Follow this plan?' })} canAnswer onAnswer={() => undefined} />);
+    const card = screen.getByRole('region', { name: "The run's plan" });
+    expect(card.textContent).toContain('Plan: 1 of 2 tasks done — waiting for approval (see the Plan tab)');
+    expect(card.textContent).toContain('pending<b>Write</b>');
+    expect(card.querySelector('b')).toBeNull();
+  });
+});

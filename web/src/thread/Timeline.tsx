@@ -122,6 +122,30 @@ export function StepView({
   );
 }
 
+const TASK_TONE = { pending: 'neutral', running: 'busy', done: 'good', failed: 'bad' } as const;
+
+/** A planned run's plan in brief, inline in the conversation (the Plan tab edits it). */
+export function PlanCard({ run }: { run: RunView }) {
+  if (!run.plan || run.plan.length === 0) return null;
+  const done = run.plan.filter((t) => t.status === 'done').length;
+  return (
+    <section aria-label="The run's plan" className="rounded-md border border-zinc-200 p-2 text-sm dark:border-zinc-700">
+      <p className="font-medium">
+        Plan: {done} of {run.plan.length} tasks done
+        {run.planApproval && run.status === 'waiting' ? ' — waiting for approval (see the Plan tab)' : ''}
+      </p>
+      <ol className="mt-1 flex flex-col gap-0.5">
+        {run.plan.map((task) => (
+          <li key={task.id} className="flex items-center gap-2">
+            <Badge tone={TASK_TONE[task.status ?? 'pending']}>{task.status ?? 'pending'}</Badge>
+            <span>{task.title}</span>
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+}
+
 /** A run's header: status, what it is (a branch, a retry), what it cost, and its actions. */
 export function RunHeader({ run, actions, detailsRemovedAt }: { run: RunView; actions?: ReactNode; detailsRemovedAt?: string | undefined }) {
   return (
@@ -144,6 +168,7 @@ export function RunHeader({ run, actions, detailsRemovedAt }: { run: RunView; ac
         </p>
       )}
       {run.summarised !== undefined && <p className="text-xs text-zinc-600 dark:text-zinc-400">{run.summarised} earlier turns were summarised to fit the model&apos;s context.</p>}
+      <PlanCard run={run} />
     </div>
   );
 }

@@ -4,6 +4,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use cairn_agent::RunEvent;
 use cairn_auth::Access;
 use cairn_core::model::RunShare;
 use cairn_core::{RunId, ShareId, ThreadId};
@@ -11,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 
+use super::EventResponse;
 use super::runs::run_for;
-use super::{EventResponse, RunResponse};
 use crate::authn::{Authenticated, ClientAddr};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
@@ -71,12 +72,25 @@ pub struct CreatedShareResponse {
     pub path: String,
 }
 
-/// What a link shows: one run, with the messages around it.
+/// The shared run itself: what it is and how it ended, without who ran it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SharedRun {
+    pub id: RunId,
+    /// `queued`, `running`, `waiting`, `succeeded`, `failed`, `cancelled`.
+    pub status: String,
+    pub error: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+/// What a link shows: one run, with the messages around it. Nothing names
+/// the project's members: messages carry no author, usage no user.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SharedRunResponse {
     pub thread_id: ThreadId,
     pub thread_title: String,
-    pub run: RunResponse,
+    pub run: SharedRun,
     /// The run's events, and the thread's messages from the one that started
     /// it to its end, in the log's order.
     pub events: Vec<EventResponse>,
@@ -180,10 +194,26 @@ pub(super) async fn shared_run(
     Ok(ApiJson(SharedRunResponse {
         thread_id: thread.id,
         thread_title: thread.title,
-        run: run.into(),
+        run: SharedRun {
+            id: run.id,
+            status: run.status.as_str().to_owned(),
+            error: run.error,
+            created_at: run.created_at,
+        },
         events,
         expires_at: share.expires_at,
     }))
+}
+
+/// The event without the member it names (a message's author, a model
+/// call's user): a link shows the work, not who is in the project.
+fn anonymous(mut response: EventResponse) -> EventResponse {
+    match &mut response.event {
+        RunEvent::MessageCreated(message) => message.author = None,
+        RunEvent::Usage(usage) => usage.user = cairn_core::UserId(uuid::Uuid::nil()),
+        _ => {}
+    }
+    response
 }
 
 /// The open link a token names.
@@ -225,6 +255,7 @@ async fn run_events(state: &AppState, thread: ThreadId, run: RunId) -> Result<Ve
         .enumerate()
         .filter(|(i, e)| (start..=last).contains(i) && (e.run_id == Some(run) || e.kind == "message.created"))
         .filter_map(|(_, e)| EventResponse::read(e))
+        .map(anonymous)
         .take(MAX_EVENTS)
         .collect();
     Ok(chosen)
