@@ -1,6 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { errorMessage } from '../api/client';
 import { Alert } from './Alert';
+import { Button, Input } from './ui';
 
 /** A page's heading that those allowed can rename in place. */
 export function EditableTitle({
@@ -38,13 +39,13 @@ export function EditableTitle({
   if (draft === null) {
     return (
       <div className="flex flex-wrap items-center gap-2">
-        <h2 id={id} className="text-xl font-semibold">
+        <h2 id={id} className="text-xl font-semibold text-zinc-900 dark:text-zinc-50">
           {title ?? '…'}
         </h2>
         {canEdit && title !== undefined && (
-          <button type="button" className="text-sm underline" onClick={() => setDraft(title)}>
+          <Button size="sm" variant="ghost" onClick={() => setDraft(title)}>
             Rename
-          </button>
+          </Button>
         )}
       </div>
     );
@@ -57,9 +58,9 @@ export function EditableTitle({
       <label className="sr-only" htmlFor={`${id}-input`}>
         {label}
       </label>
-      <input
+      <Input
         id={`${id}-input`}
-        className="rounded border px-2 py-1 text-xl"
+        className="max-w-md text-lg"
         value={draft}
         maxLength={200}
         autoFocus
@@ -68,12 +69,10 @@ export function EditableTitle({
           if (e.key === 'Escape') setDraft(null);
         }}
       />
-      <button type="submit" className="rounded bg-blue-600 px-3 py-1 text-white" disabled={saving || !draft.trim()}>
+      <Button type="submit" variant="primary" disabled={saving || !draft.trim()}>
         Save
-      </button>
-      <button type="button" className="rounded border px-3 py-1" onClick={() => setDraft(null)}>
-        Cancel
-      </button>
+      </Button>
+      <Button onClick={() => setDraft(null)}>Cancel</Button>
       <Alert message={error} />
     </form>
   );

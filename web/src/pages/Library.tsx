@@ -4,6 +4,7 @@ import { problemMessage } from '../api/client';
 import type { FileResponse, LinkResponse, ListingResponse } from '../api/schema';
 import { useSession } from '../session';
 import { Alert } from '../components/Alert';
+import { Button } from '../components/ui';
 
 // Previews bring the CSV reader and code highlighting: loaded when first asked for.
 const FilePreview = lazy(() => import('./FilePreview'));
@@ -99,41 +100,42 @@ export default function Library({ projectId }: { projectId: string }) {
         Library{folder && `: ${folder}`}
       </h3>
       {folder && (
-        <button type="button" className="self-start text-sm text-blue-600 underline" onClick={() => setFolder(parent)}>
+        <Button size="sm" variant="ghost" className="self-start" onClick={() => setFolder(parent)}>
           ↑ Up
-        </button>
+        </Button>
       )}
-      <ul className="flex flex-col gap-1" aria-label="Files">
+      <ul className="flex flex-col divide-y divide-zinc-200 rounded-lg border border-zinc-200 bg-white dark:divide-zinc-700 dark:border-zinc-700 dark:bg-zinc-900" aria-label="Files">
         {listing.data?.folders.map((name) => (
-          <li key={`folder-${name}`}>
-            <button type="button" className="text-blue-600 underline" onClick={() => setFolder(folder ? `${folder}/${name}` : name)}>
-              📁 {name}
-            </button>
+          <li key={`folder-${name}`} className="px-3 py-1.5">
+            <Button size="sm" variant="ghost" aria-label={`📁 ${name}`} onClick={() => setFolder(folder ? `${folder}/${name}` : name)}>
+              <span aria-hidden="true" className="text-zinc-500">▸</span> {name}
+              <span aria-hidden="true">/</span>
+            </Button>
           </li>
         ))}
         {listing.data?.files.map((file) => (
-          <li key={file.id} className="flex flex-wrap items-center gap-2">
-            <span>{file.name}</span>
-            <span className="text-sm text-gray-500">
+          <li key={file.id} className="flex flex-wrap items-center gap-2 px-3 py-1.5">
+            <span className="min-w-0 flex-1 truncate font-medium">{file.name}</span>
+            <span className="text-xs text-zinc-600 dark:text-zinc-400">
               {size(file.size)} · v{file.version}
               {file.run_id ? ` · made by a run (step ${file.step ?? '?'})` : ''}
             </span>
-            <button type="button" className="text-sm text-blue-600 underline" onClick={() => setPreviewed(file)} aria-label={`Preview ${file.name}`}>
+            <Button size="sm" variant="ghost" onClick={() => setPreviewed(file)} aria-label={`Preview ${file.name}`}>
               Preview
-            </button>
-            <button type="button" className="text-sm text-blue-600 underline" onClick={() => void download(file)} aria-label={`Download ${file.name}`}>
+            </Button>
+            <Button size="sm" variant="ghost" onClick={() => void download(file)} aria-label={`Download ${file.name}`}>
               Download
-            </button>
-            <button type="button" className="text-sm text-blue-600 underline" onClick={() => void share(file)} aria-label={`Share a link to ${file.name}`}>
+            </Button>
+            <Button size="sm" variant="ghost" onClick={() => void share(file)} aria-label={`Share a link to ${file.name}`}>
               Share link
-            </button>
-            <button type="button" className="text-sm text-red-600 underline" onClick={() => void remove(file)} aria-label={`Delete ${file.name}`}>
+            </Button>
+            <Button size="sm" variant="ghost" className="text-red-700 dark:text-red-300" onClick={() => void remove(file)} aria-label={`Delete ${file.name}`}>
               Delete
-            </button>
+            </Button>
           </li>
         ))}
         {listing.data && listing.data.files.length === 0 && listing.data.folders.length === 0 && (
-          <li className="text-sm text-gray-500">Nothing here yet. Drop files here to upload them.</li>
+          <li className="px-3 py-6 text-center text-sm text-zinc-600 dark:text-zinc-400">Nothing here yet. Drop files here, or choose them below, to upload them.</li>
         )}
       </ul>
       {previewed && (
@@ -141,9 +143,14 @@ export default function Library({ projectId }: { projectId: string }) {
           <FilePreview key={previewed.id} projectId={projectId} file={previewed} onClose={() => setPreviewed(null)} />
         </Suspense>
       )}
-      <label className="flex flex-col gap-1 text-sm">
+      <label className="flex flex-col gap-2 rounded-lg border border-dashed border-zinc-300 p-4 text-sm dark:border-zinc-600">
         Upload files (or drop them here)
-        <input type="file" multiple onChange={(e) => void upload(e.target.files)} />
+        <input
+          type="file"
+          multiple
+          onChange={(e) => void upload(e.target.files)}
+          className="text-sm file:mr-3 file:rounded-md file:border-0 file:bg-indigo-600 file:px-3 file:py-1.5 file:text-white"
+        />
       </label>
       {uploads.map((u) => (
         <div key={u.name} className="text-sm">

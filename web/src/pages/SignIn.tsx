@@ -3,6 +3,7 @@ import { problemMessage } from '../api/client';
 import { useSession } from '../session';
 import { ForgotPassword } from './Password';
 import { Alert } from '../components/Alert';
+import { Button, Card, Field, Input } from '../components/ui';
 
 /** Sign in, or create an account (and be signed in). */
 export default function SignIn() {
@@ -28,52 +29,61 @@ export default function SignIn() {
     }
   }
 
+  const brand = (
+    <div className="mb-6 flex flex-col gap-1 text-center">
+      <h1 className="text-3xl font-semibold text-zinc-900 dark:text-zinc-50">Cairn</h1>
+      <p className="text-sm text-zinc-600 dark:text-zinc-400">Give an agent a task; watch it plan, code and deliver — with your team.</p>
+    </div>
+  );
   if (mode === 'forgot') {
     return (
       <main className="mx-auto mt-16 max-w-sm px-4">
-        <h1 className="mb-6 text-3xl font-semibold">Cairn</h1>
-        <ForgotPassword onDone={() => setMode('in')} />
+        {brand}
+        <Card>
+          <ForgotPassword onDone={() => setMode('in')} />
+        </Card>
       </main>
     );
   }
   return (
     <main className="mx-auto mt-16 max-w-sm px-4">
-      <h1 className="mb-6 text-3xl font-semibold">Cairn</h1>
-      <form onSubmit={(e) => void submit(e)} className="flex flex-col gap-3" aria-label={mode === 'in' ? 'Sign in' : 'Sign up'}>
-        {mode === 'up' && (
-          <label className="flex flex-col gap-1">
-            Your name
-            <input className="rounded border px-2 py-1" value={name} onChange={(e) => setName(e.target.value)} required />
-          </label>
+      {brand}
+      <Card>
+        <form onSubmit={(e) => void submit(e)} className="flex flex-col gap-3" aria-label={mode === 'in' ? 'Sign in' : 'Sign up'}>
+          {mode === 'up' && (
+            <Field label="Your name" htmlFor="sign-name">
+              <Input id="sign-name" value={name} onChange={(e) => setName(e.target.value)} required autoComplete="name" />
+            </Field>
+          )}
+          <Field label="E-mail" htmlFor="sign-email">
+            <Input id="sign-email" type="email" value={email} onChange={(e) => setEmail(e.target.value)} required autoComplete="username" />
+          </Field>
+          <Field label="Password" htmlFor="sign-password">
+            <Input
+              id="sign-password"
+              type="password"
+              value={password}
+              onChange={(e) => setPassword(e.target.value)}
+              required
+              autoComplete={mode === 'in' ? 'current-password' : 'new-password'}
+            />
+          </Field>
+          <Alert message={error} />
+          <Button type="submit" variant="primary" disabled={busy}>
+            {mode === 'in' ? 'Sign in' : 'Create account'}
+          </Button>
+        </form>
+      </Card>
+      <div className="mt-4 flex flex-col items-center gap-2 text-sm">
+        <Button variant="ghost" onClick={() => setMode(mode === 'in' ? 'up' : 'in')}>
+          {mode === 'in' ? 'New here? Create an account' : 'Have an account? Sign in'}
+        </Button>
+        {mode === 'in' && (
+          <Button variant="ghost" onClick={() => setMode('forgot')}>
+            Forgot your password?
+          </Button>
         )}
-        <label className="flex flex-col gap-1">
-          E-mail
-          <input className="rounded border px-2 py-1" type="email" value={email} onChange={(e) => setEmail(e.target.value)} required autoComplete="username" />
-        </label>
-        <label className="flex flex-col gap-1">
-          Password
-          <input
-            className="rounded border px-2 py-1"
-            type="password"
-            value={password}
-            onChange={(e) => setPassword(e.target.value)}
-            required
-            autoComplete={mode === 'in' ? 'current-password' : 'new-password'}
-          />
-        </label>
-        <Alert message={error} />
-        <button type="submit" disabled={busy} className="rounded bg-blue-600 px-3 py-2 text-white disabled:opacity-50">
-          {mode === 'in' ? 'Sign in' : 'Create account'}
-        </button>
-      </form>
-      <button type="button" className="mt-4 text-blue-600 underline" onClick={() => setMode(mode === 'in' ? 'up' : 'in')}>
-        {mode === 'in' ? 'New here? Create an account' : 'Have an account? Sign in'}
-      </button>
-      {mode === 'in' && (
-        <button type="button" className="mt-2 block text-blue-600 underline" onClick={() => setMode('forgot')}>
-          Forgot your password?
-        </button>
-      )}
+      </div>
     </main>
   );
 }
