@@ -45,8 +45,9 @@ interface Log {
 
 function addEvent(log: Log, event: EventResponse): Log {
   if (event.seq <= log.view.lastSeq) return log;
-  // Appended in place: the array is only read through the view's sequence number.
-  log.events.push(event);
+  // Appended in place (a copy per event would make a long log's loading
+  // quadratic); once only, should React call this twice with the same log.
+  if ((log.events.at(-1)?.seq ?? 0) < event.seq) log.events.push(event);
   return { events: log.events, view: applyEvent(log.view, event) };
 }
 
