@@ -24,10 +24,12 @@ const BATCH: i64 = 200;
 pub struct Retention {
     store: Arc<dyn Store>,
     config: RetentionConfig,
+    /// Where the runs' pictures are kept (they go with the details).
+    files: Option<cairn_files::Files>,
 }
 
 /// What one pass removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Swept {
     pub details: Pruned,
     pub audit_entries: u64,
@@ -35,7 +37,13 @@ pub struct Swept {
 
 impl Retention {
     pub fn new(store: Arc<dyn Store>, config: RetentionConfig) -> Retention {
-        Retention { store, config }
+        Retention { store, config, files: None }
+    }
+
+    /// Also removes the pictures (browser screenshots) of the runs pruned.
+    pub fn with_files(mut self, files: cairn_files::Files) -> Retention {
+        self.files = Some(files);
+        self
     }
 
     /// Makes a pass every `retention.interval_secs` for as long as the
@@ -63,6 +71,14 @@ impl Retention {
             let mut here = Pruned::default();
             loop {
                 let pruned = self.store.prune_run_details(project, before, BATCH).await?;
+                if let Some(files) = &self.files {
+                    for (thread, run) in &pruned.pruned {
+                        // A picture left behind goes with its thread later; the pass goes on.
+                        if let Err(error) = files.delete_run_media(project, *thread, *run).await {
+                            tracing::warn!(%error, %run, "a pruned run's pictures could not be removed");
+                        }
+                    }
+                }
                 here.runs += pruned.runs;
                 here.events += pruned.events;
                 here.checkpoints += pruned.checkpoints;

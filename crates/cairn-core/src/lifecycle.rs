@@ -93,9 +93,11 @@ pub const KEPT_EVENT_KINDS: &[&str] =
     &["message.created", "run.status", "artifact", "usage", "plan", "interrupt", "run.budget"];
 
 /// What one pruning removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pruned {
     pub runs: u64,
     pub events: u64,
     pub checkpoints: u64,
+    /// The runs pruned, with their threads (their pictures go too).
+    pub pruned: Vec<(crate::ThreadId, crate::RunId)>,
 }

@@ -112,7 +112,10 @@ fn object_key(project: ProjectId, id: FileId) -> ObjectPath {
 }
 
 /// Where a thread's picture is kept; a name that is not a plain file name
-/// (letters, digits, `.`, `-`, `_`; up to 100) is refused.
+/// (letters, digits, `.`, `-`, `_`; up to 100) is refused. A name that
+/// begins with a run's id and `-` (`<run>-<step>-<n>.jpg`, as the agent
+/// names its screenshots) is kept in that run's folder, so the run's
+/// pictures can go on their own.
 fn media_key(project: ProjectId, thread: ThreadId, name: &str) -> Result<ObjectPath> {
     let plain = !name.is_empty()
         && name.len() <= 100
@@ -121,7 +124,14 @@ fn media_key(project: ProjectId, thread: ThreadId, name: &str) -> Result<ObjectP
     if !plain {
         return Err(Error::InvalidPath { path: name.to_owned(), reason: "not a plain file name".into() });
     }
-    Ok(ObjectPath::from(format!("projects/{project}/threads/{thread}/media/{name}")))
+    let folder = |run: &str| format!("projects/{project}/threads/{thread}/media/{run}");
+    let key = match name.split_at_checked(36) {
+        Some((run, rest)) if rest.len() > 1 && rest.starts_with('-') && run.parse::<RunId>().is_ok() => {
+            format!("{}/{}", folder(run), &rest[1..])
+        }
+        _ => format!("{}/{name}", folder("_")),
+    };
+    Ok(ObjectPath::from(key))
 }
 
 fn now() -> OffsetDateTime {
@@ -395,6 +405,12 @@ impl Files {
             }
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// Deletes the pictures one run of the thread showed (its step details
+    /// went); how many went.
+    pub async fn delete_run_media(&self, project: ProjectId, thread: ThreadId, run: RunId) -> Result<u64> {
+        self.delete_prefix(ObjectPath::from(format!("projects/{project}/threads/{thread}/media/{run}/"))).await
     }
 
     /// Deletes the pictures kept for a thread, for its deletion; how many went.

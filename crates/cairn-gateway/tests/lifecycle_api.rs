@@ -116,7 +116,15 @@ async fn retention_removes_old_step_details_and_keeps_answers_visibly() {
 
     // The deployment keeps details 90 days; this project says for ever.
     let config = cairn_config::RetentionConfig { step_details_days: 90, ..Default::default() };
-    let retention = cairn_agent::retention::Retention::new(w.state.store.clone(), config);
+    let retention =
+        cairn_agent::retention::Retention::new(w.state.store.clone(), config).with_files(w.state.files.clone());
+    // A picture the run showed (as the browser tool keeps one), and another thread's.
+    let (project_id, thread_id): (cairn_core::ProjectId, cairn_core::ThreadId) =
+        (project.parse().unwrap(), thread.parse().unwrap());
+    let shot = format!("{run}-1-1.jpg");
+    let bytes = bytes::Bytes::from_static(b"jpeg");
+    w.state.files.put_media(project_id, thread_id, &shot, bytes.clone()).await.unwrap();
+    w.state.files.put_media(project_id, thread_id, "other.jpg", bytes).await.unwrap();
     let settings = format!("/projects/{project}");
     let patch = |days: Value| w.send(Method::PATCH, &w.owner, &settings, Some(json!({ "retention_days": days })));
     assert_eq!(patch(json!(-1)).await.0, 422);
@@ -130,6 +138,9 @@ async fn retention_removes_old_step_details_and_keeps_answers_visibly() {
     assert_eq!(retention.apply(days(89)).await.unwrap().details.runs, 0);
     let swept = retention.apply(days(91)).await.unwrap();
     assert_eq!(swept.details.runs, 1);
+    let gone = w.state.files.read_media(project_id, thread_id, &shot).await;
+    assert!(gone.is_err(), "the pruned run's picture went with its details");
+    assert!(w.state.files.read_media(project_id, thread_id, "other.jpg").await.is_ok(), "a picture of no run stays");
 
     let (_, seen) = w.send(Method::GET, &w.owner, &format!("/runs/{run}"), None).await;
     assert!(seen["details_removed_at"].is_string(), "the run says its details went: {seen}");

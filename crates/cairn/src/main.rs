@@ -368,7 +368,9 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
     }
     // Retention passes, where runs are worked (idempotent across processes).
     if role != ServerRole::Gateway {
-        cairn_agent::retention::Retention::new(store.clone(), config.retention.clone()).start();
+        cairn_agent::retention::Retention::new(store.clone(), config.retention.clone())
+            .with_files(files.clone())
+            .start();
     }
     // Processes that work runs hand them back when they stop (a gateway's
     // runs have no worker: draining them is immediate).

@@ -380,11 +380,11 @@ macro_rules! lifecycle_repo {
                 limit: i64,
             ) -> cairn_core::Result<cairn_core::lifecycle::Pruned> {
                 let mut tx = self.begin_write().await?;
-                let runs: Vec<Uuid> = sqlx::query_scalar(
+                let runs: Vec<(Uuid, Uuid)> = sqlx::query_as(
                     "UPDATE runs SET details_removed_at = $3 WHERE id IN (SELECT r.id FROM runs r \
                      JOIN threads t ON t.id = r.thread_id WHERE t.project_id = $1 \
                      AND r.status IN ('succeeded', 'failed', 'cancelled') AND r.updated_at < $2 \
-                     AND r.details_removed_at IS NULL ORDER BY r.id LIMIT $4) RETURNING id",
+                     AND r.details_removed_at IS NULL ORDER BY r.id LIMIT $4) RETURNING id, thread_id",
                 )
                 .bind(project.0)
                 .bind(before)
@@ -398,7 +398,8 @@ macro_rules! lifecycle_repo {
                     cairn_core::lifecycle::KEPT_EVENT_KINDS.iter().map(|k| format!("'{k}'")).collect();
                 let events_sql = format!("DELETE FROM events WHERE run_id = $1 AND kind NOT IN ({})", kept.join(", "));
                 let mut pruned = cairn_core::lifecycle::Pruned { runs: runs.len() as u64, ..Default::default() };
-                for run in runs {
+                for (run, thread) in runs {
+                    pruned.pruned.push((ThreadId(thread), RunId(run)));
                     pruned.events += sqlx::query(sqlx::AssertSqlSafe(events_sql.as_str()))
                         .bind(run)
                         .execute(&mut *tx)
