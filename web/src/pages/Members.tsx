@@ -3,6 +3,7 @@ import { useState, type FormEvent } from 'react';
 import type { MemberResponse, Role } from '../api/schema';
 import { useSession } from '../session';
 import { Alert } from '../components/Alert';
+import { Badge, Button, Input, Select } from '../components/ui';
 
 const ROLES: Role[] = ['viewer', 'editor', 'owner'];
 
@@ -47,19 +48,18 @@ export default function Members({ projectId, canManage }: { projectId: string; c
       <h3 id="members-heading" className="text-lg font-semibold">
         Members
       </h3>
-      <ul className="flex flex-col gap-1" aria-label="Members">
+      <ul className="flex flex-col divide-y divide-zinc-200 rounded-lg border border-zinc-200 bg-white dark:divide-zinc-700 dark:border-zinc-700 dark:bg-zinc-900" aria-label="Members">
         {members.data?.map((member) => (
-          <li key={member.user_id} className="flex items-center gap-2">
-            <span>{member.display_name}</span>
-            <span className="text-sm text-gray-500">{member.email}</span>
+          <li key={member.user_id} className="flex flex-wrap items-center gap-2 px-3 py-2">
+            <span className="font-medium">{member.display_name}</span>
+            <span className="min-w-0 flex-1 truncate text-sm text-zinc-600 dark:text-zinc-400">{member.email}</span>
             {canManage ? (
               <>
                 <label className="sr-only" htmlFor={`role-${member.user_id}`}>
                   Role of {member.display_name}
                 </label>
-                <select
+                <Select
                   id={`role-${member.user_id}`}
-                  className="rounded border px-1"
                   value={member.role}
                   onChange={(e) => change.mutate({ user: member.user_id, to: e.target.value as Role })}
                 >
@@ -68,13 +68,13 @@ export default function Members({ projectId, canManage }: { projectId: string; c
                       {r}
                     </option>
                   ))}
-                </select>
-                <button type="button" className="text-sm text-red-600 underline" onClick={() => remove.mutate(member.user_id)}>
+                </Select>
+                <Button size="sm" variant="ghost" className="text-red-700 dark:text-red-300" onClick={() => remove.mutate(member.user_id)}>
                   Remove
-                </button>
+                </Button>
               </>
             ) : (
-              <span className="text-sm">{member.role}</span>
+              <Badge>{member.role}</Badge>
             )}
           </li>
         ))}
@@ -84,10 +84,10 @@ export default function Members({ projectId, canManage }: { projectId: string; c
           <label className="sr-only" htmlFor="invite-email">
             E-mail of the person to invite
           </label>
-          <input
+          <Input
             id="invite-email"
             type="email"
-            className="rounded border px-2 py-1"
+            className="max-w-xs"
             placeholder="name@example.com"
             value={email}
             onChange={(e) => setEmail(e.target.value)}
@@ -95,16 +95,16 @@ export default function Members({ projectId, canManage }: { projectId: string; c
           <label className="sr-only" htmlFor="invite-role">
             Their role
           </label>
-          <select id="invite-role" className="rounded border px-1" value={role} onChange={(e) => setRole(e.target.value as Role)}>
+          <Select id="invite-role" value={role} onChange={(e) => setRole(e.target.value as Role)}>
             {ROLES.map((r) => (
               <option key={r} value={r}>
                 {r}
               </option>
             ))}
-          </select>
-          <button type="submit" className="rounded bg-blue-600 px-3 py-1 text-white">
+          </Select>
+          <Button type="submit" variant="primary">
             Invite
-          </button>
+          </Button>
         </form>
       )}
       <Alert message={error?.message} />
