@@ -31,6 +31,21 @@ function stopAll() {
 }
 process.on('exit', stopAll);
 
+/** Stops the servers as an operator would (SIGTERM, so a server stops what it
+ * started — the agent's Chromium among them), then anything left with SIGKILL. */
+async function stopGracefully() {
+  const exited = children.map(
+    (child) =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) resolve();
+        else child.once('exit', resolve);
+      }),
+  );
+  for (const child of children) child.kill('SIGTERM');
+  await Promise.race([Promise.all(exited), new Promise((resolve) => setTimeout(resolve, 10_000))]);
+  stopAll();
+}
+
 /** Runs `step` when the test ends, however it ends. */
 export function onCleanup(step) {
   cleanup.push(step);
@@ -151,6 +166,6 @@ export async function withBrowser(failurePrefix, body) {
     throw error;
   } finally {
     await browser.close();
-    stopAll();
+    await stopGracefully();
   }
 }
