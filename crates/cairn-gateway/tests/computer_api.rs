@@ -128,6 +128,7 @@ async fn a_runs_tools_files_and_browser_are_told_served_and_shared() {
         .await
         .unwrap();
     assert_eq!(read.headers()["content-disposition"], "attachment; filename=\"a.txt\"");
+    assert_eq!(read.headers()["x-content-type-options"], "nosniff");
     assert_eq!(read.text().await.unwrap(), "granite blocks");
     let content = |path: &str| format!("/threads/{thread}/workspace/content?path={path}");
     assert_eq!(team.send(Method::GET, &team.owner, &content("nothing.txt"), None).await.0, 404);

@@ -411,6 +411,18 @@ fn workspace_changes(before: &Files, after: &Files) -> (Vec<PathChanged>, bool) 
     (changes, truncated)
 }
 
+/// A tool call's arguments as its `tool` event tells them: the positional
+/// ones, the keyword ones, or both, as JSON cut short — made before the
+/// call, so the arguments (a file's contents…) are never copied whole.
+fn told_arguments(args: &Value, kwargs: &Value) -> String {
+    let arguments = match (args.as_array().is_some_and(|a| !a.is_empty()), kwargs.as_object()) {
+        (false, Some(map)) if !map.is_empty() => kwargs.to_string(),
+        (true, Some(map)) if !map.is_empty() => format!("{args} {kwargs}"),
+        _ => args.to_string(),
+    };
+    shorten(&arguments, TOOL_TEXT_CHARS)
+}
+
 /// Connects an execution to the tools, and takes `final_answer` and
 /// `ask_user` for the run. What happens meanwhile (outputs, tool calls,
 /// what the browser saw) goes to `events` as it happens.
@@ -446,13 +458,9 @@ impl AgentBridge<'_> {
         audit(&*self.agent.store, Some(self.tools.user), project, "tool.refused", detail).await;
     }
 
-    /// Tells the run's watchers of a tool call and what came of it.
-    fn told(&self, name: &str, args: &Value, kwargs: &Value, result: &Result<Value, String>, started: Instant) {
-        let arguments = match (args.as_array().is_some_and(|a| !a.is_empty()), kwargs.as_object()) {
-            (false, Some(map)) if !map.is_empty() => kwargs.to_string(),
-            (true, Some(map)) if !map.is_empty() => format!("{args} {kwargs}"),
-            _ => args.to_string(),
-        };
+    /// Tells the run's watchers of a tool call (its arguments as
+    /// [`told_arguments`] gives them) and what came of it.
+    fn told(&self, name: &str, arguments: String, result: &Result<Value, String>, started: Instant) {
         let (text, ok) = match result {
             Ok(Value::String(text)) => (text.clone(), true),
             Ok(value) => (value.to_string(), true),
@@ -460,7 +468,7 @@ impl AgentBridge<'_> {
         };
         let event = ToolCalled {
             name: name.to_owned(),
-            args: shorten(&arguments, TOOL_TEXT_CHARS),
+            args: arguments,
             result: shorten(&text, TOOL_TEXT_CHARS),
             ok,
             duration_ms: started.elapsed().as_millis() as u64,
@@ -498,9 +506,9 @@ impl AgentBridge<'_> {
     /// noted, and after a browser action the page is looked at.
     async fn call(&mut self, name: &str, args: Value, kwargs: Value) -> Result<Value, String> {
         let started = Instant::now();
-        let told = (args.clone(), kwargs.clone());
+        let arguments = told_arguments(&args, &kwargs);
         let result = self.call_quietly(name, args, kwargs).await;
-        self.told(name, &told.0, &told.1, &result, started);
+        self.told(name, arguments, &result, started);
         if result.is_ok() && cairn_tools::BROWSER_ACTIONS.contains(&name) {
             self.glimpse(name).await;
         }
@@ -559,7 +567,7 @@ impl ExecHandler for AgentBridge<'_> {
                 let reason = format!("{name} is not one of the {agent} agent's tools; it may call {tools}");
                 self.refused(name, &reason).await;
                 let refused = Err(reason);
-                self.told(name, &args, &kwargs, &refused, Instant::now());
+                self.told(name, told_arguments(&args, &kwargs), &refused, Instant::now());
                 refused
             }
             _ if self.require_approval.iter().any(|t| t == name || (t == "mcp:*" && name.starts_with("mcp:"))) => {
@@ -573,7 +581,7 @@ impl ExecHandler for AgentBridge<'_> {
                     "{name} needs a member's approval; the run pauses until someone answers. If they approve, call it \
                      again with the same arguments."
                 ));
-                self.told(name, &args, &kwargs, &waiting, Instant::now());
+                self.told(name, told_arguments(&args, &kwargs), &waiting, Instant::now());
                 waiting
             }
             _ => self.call(name, args, kwargs).await,

@@ -8,7 +8,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cairn_auth::{Access, Principal};
-use cairn_core::sandbox::WorkspaceEntry;
+use std::sync::Arc;
+
+use cairn_core::sandbox::{Sandboxes, WorkspaceEntry};
 use cairn_core::{ProjectId, SandboxId, ThreadId};
 use serde::Deserialize;
 use serde_json::json;
@@ -41,14 +43,22 @@ pub struct SaveWorkspaceFileRequest {
     pub to: Option<String>,
 }
 
-/// The thread's sandbox (the caller's own first, where members have one
-/// each), and the thread's project.
-async fn workspace_of(
-    state: &AppState,
+/// A thread's workspace: the sandboxes it is in, the thread's sandbox, and
+/// the thread's project.
+struct Workspace<'a> {
+    sandboxes: &'a Arc<dyn Sandboxes>,
+    sandbox: SandboxId,
+    project: ProjectId,
+}
+
+/// The thread's workspace (the caller's own sandbox first, where members
+/// have one each).
+async fn workspace_of<'a>(
+    state: &'a AppState,
     principal: &Principal,
     thread: ThreadId,
     access: Access,
-) -> Result<(SandboxId, ProjectId), ApiError> {
+) -> Result<Workspace<'a>, ApiError> {
     let found = thread_for(state, principal, thread, access).await?;
     let tools = state.tools.as_ref().ok_or_else(|| ApiError::Missing {
         code: "no_workspace",
@@ -61,7 +71,7 @@ async fn workspace_of(
         code: "no_workspace",
         detail: "this thread has no workspace yet: one is made when the agent first runs code".into(),
     })?;
-    Ok((sandbox.id, found.project_id))
+    Ok(Workspace { sandboxes: &tools.services.sandboxes, sandbox: sandbox.id, project: found.project_id })
 }
 
 /// The files and folders of the thread's workspace, everything below its root.
@@ -78,9 +88,8 @@ pub(super) async fn list_workspace(
     Authenticated(principal): Authenticated,
     Path(thread_id): Path<ThreadId>,
 ) -> Result<ApiJson<Vec<WorkspaceEntry>>, ApiError> {
-    let (sandbox, _) = workspace_of(&state, &principal, thread_id, Access::Read).await?;
-    let sandboxes = &state.tools.as_ref().ok_or(ApiError::Internal)?.services.sandboxes;
-    let mut entries = sandboxes.list_files(sandbox, "", true).await?;
+    let workspace = workspace_of(&state, &principal, thread_id, Access::Read).await?;
+    let mut entries = workspace.sandboxes.list_files(workspace.sandbox, "", true).await?;
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     entries.truncate(MAX_ENTRIES);
     Ok(ApiJson(entries))
@@ -106,18 +115,16 @@ pub(super) async fn read_workspace_file(
     Path(thread_id): Path<ThreadId>,
     Query(query): Query<PathQuery>,
 ) -> Result<Response, ApiError> {
-    let (sandbox, _) = workspace_of(&state, &principal, thread_id, Access::Read).await?;
-    let sandboxes = &state.tools.as_ref().ok_or(ApiError::Internal)?.services.sandboxes;
-    let bytes = match sandboxes.read_file(sandbox, &query.path, MAX_READ_BYTES).await {
+    let workspace = workspace_of(&state, &principal, thread_id, Access::Read).await?;
+    let bytes = match workspace.sandboxes.read_file(workspace.sandbox, &query.path, MAX_READ_BYTES).await {
         Err(cairn_core::sandbox::SandboxError::TooLarge(_)) => {
             return Err(ApiError::PayloadTooLarge { limit: MAX_READ_BYTES });
         }
         other => other?,
     };
     let name = query.path.rsplit('/').next().unwrap_or("file");
-    let mut response = crate::files::attachment(Body::from(bytes), "application/octet-stream", name);
-    response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    Ok(response)
+    // `nosniff`, as on every answer, comes from the security headers' layer.
+    Ok(crate::files::attachment(Body::from(bytes), "application/octet-stream", name))
 }
 
 /// Saves a workspace file into the project's library (editors and owners);
@@ -140,8 +147,7 @@ pub(super) async fn save_workspace_file(
     Path(thread_id): Path<ThreadId>,
     ApiJson(request): ApiJson<SaveWorkspaceFileRequest>,
 ) -> Result<(StatusCode, ApiJson<FileResponse>), ApiError> {
-    let (sandbox, project) = workspace_of(&state, &principal, thread_id, Access::Write).await?;
-    let sandboxes = &state.tools.as_ref().ok_or(ApiError::Internal)?.services.sandboxes;
+    let Workspace { sandboxes, sandbox, project } = workspace_of(&state, &principal, thread_id, Access::Write).await?;
     let to = request.to.as_deref().unwrap_or(&request.path).trim_start_matches('/').to_owned();
     let body = sandboxes.download(sandbox, &request.path).await?;
     let record = state.files.upload(&principal, project, &to, body).await?;
@@ -201,7 +207,6 @@ async fn picture(state: &AppState, project: ProjectId, thread: ThreadId, name: &
     let mut response = Body::from(bytes).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
     Ok(response)
 }
