@@ -104,6 +104,15 @@ function grouped(rows: Row[]): { key: string; run?: RunView; rows: Row[] }[] {
   return groups;
 }
 
+/** A run's box in the conversation, named by its status. */
+function RunArticle({ run, children }: { run: RunView; children: ReactNode }) {
+  return (
+    <article aria-label={`Run ${run.status}`} className="flex flex-col gap-2 rounded-lg border border-zinc-200 bg-white p-3 dark:border-zinc-700 dark:bg-zinc-900">
+      {children}
+    </article>
+  );
+}
+
 /** A run's panel, whole: its header, its steps and its end (a shared run, tests). */
 export function RunPanel({
   run,
@@ -120,13 +129,13 @@ export function RunPanel({
   actions?: ReactNode;
 }) {
   return (
-    <article aria-label={`Run ${run.status}`} className="flex flex-col gap-2 rounded-lg border border-zinc-200 bg-white p-3 dark:border-zinc-700 dark:bg-zinc-900">
+    <RunArticle run={run}>
       <RunHeader run={run} detailsRemovedAt={detailsRemovedAt} actions={actions} />
       {run.steps.map((step, index) => (
         <StepView key={index} step={step} index={index} />
       ))}
       <RunFooter run={run} canAnswer={canAnswer} onAnswer={onAnswer} />
-    </article>
+    </RunArticle>
   );
 }
 
@@ -548,11 +557,11 @@ export default function ThreadPage({ id }: { id: string }) {
             <div className="flex flex-col gap-3">
               {grouped(rows).map((group) =>
                 group.run ? (
-                  <article key={group.key} aria-label={`Run ${group.run.status}`} className="flex flex-col gap-2 rounded-lg border border-zinc-200 bg-white p-3 dark:border-zinc-700 dark:bg-zinc-900">
+                  <RunArticle key={group.key} run={group.run}>
                     {group.rows.map((row) => (
                       <div key={row.key}>{renderRow(row)}</div>
                     ))}
-                  </article>
+                  </RunArticle>
                 ) : (
                   <div key={group.key}>{group.rows.map((row) => renderRow(row))}</div>
                 ),

@@ -121,6 +121,11 @@ function Browser({ run, upTo, source }: { run: RunView | undefined; upTo: number
   );
 }
 
+/** Where a workspace file's bytes are read. */
+function contentPath(threadId: string, path: string): string {
+  return `/api/v1/threads/${threadId}/workspace/content?path=${encodeURIComponent(path)}`;
+}
+
 const TEXT = /\.(txt|md|csv|tsv|json|py|js|ts|html|css|xml|yaml|yml|log|sql|sh|toml|ini)$/i;
 const IMAGE = /\.(png|jpe?g|gif|webp)$/i;
 
@@ -129,7 +134,7 @@ function Preview({ threadId, path }: { threadId: string; path: string }) {
   const content = useQuery({
     queryKey: ['workspace-file', threadId, path],
     queryFn: async () => {
-      const blob = await client.blob(`/api/v1/threads/${threadId}/workspace/content?path=${encodeURIComponent(path)}`);
+      const blob = await client.blob(contentPath(threadId, path));
       if (IMAGE.test(path)) return { image: URL.createObjectURL(new Blob([blob], { type: `image/${path.split('.').pop() ?? 'png'}` })) };
       return { text: (await blob.text()).slice(0, 100_000) };
     },
@@ -161,7 +166,7 @@ function Files({ threadId, run, upTo, live, canSave }: { threadId: string; run: 
   });
   async function download(path: string) {
     try {
-      saveBlob(await client.blob(`/api/v1/threads/${threadId}/workspace/content?path=${encodeURIComponent(path)}`), path.split('/').pop() ?? 'file');
+      saveBlob(await client.blob(contentPath(threadId, path)), path.split('/').pop() ?? 'file');
     } catch (err) {
       toast(err instanceof Error ? err.message : 'The download failed', 'error');
     }
