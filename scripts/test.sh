@@ -437,6 +437,26 @@ ensure_s3s_fs() {
     export CAIRN_TEST_S3S_FS="$root/bin/s3s-fs"
 }
 
+# The cloud object stores' emulators the file tests run against: Google
+# Cloud Storage's (gcp-storage-emulator, in the tools virtualenv) and Azure
+# Blob Storage's (Azurite, from npm, installed once into the cache folder).
+AZURITE_VERSION=3.35.0
+ensure_object_store_emulators() {
+    local root="$CAIRN_CACHE_DIR/tools/azurite" venv
+    venv=$(tools_venv)
+    export CAIRN_TEST_GCS_EMULATOR="$venv/bin/gcp-storage-emulator"
+    [[ -x $CAIRN_TEST_GCS_EMULATOR ]] || die "gcp-storage-emulator is missing from $venv"
+    if [[ ! -x $root/node_modules/.bin/azurite-blob ]] || ! grep -qx "$AZURITE_VERSION" "$root/azurite.version" 2>/dev/null; then
+        log "setup: installing Azurite $AZURITE_VERSION (once; kept in the cache folder)"
+        rm -rf "$root"
+        mkdir -p "$root"
+        (cd "$root" && npm install --no-audit --no-fund --no-save --silent "azurite@$AZURITE_VERSION") ||
+            die "installing Azurite $AZURITE_VERSION failed"
+        echo "$AZURITE_VERSION" >"$root/azurite.version"
+    fi
+    export CAIRN_TEST_AZURITE="$root/node_modules/.bin/azurite-blob"
+}
+
 # cargo-deny, which checks the Rust dependency tree against deny.toml, built
 # once into the cache folder.
 CARGO_DENY_VERSION=0.20.2
@@ -619,6 +639,7 @@ stage "api: validate the OpenAPI documents" validate_openapi
 stage "deploy: render and validate the manifests" "$ROOT/scripts/check-deploy.sh"
 
 stage "setup: s3s-fs" ensure_s3s_fs
+stage "setup: object store emulators" ensure_object_store_emulators
 stage "setup: sandbox Python" ensure_sandbox_python
 stage "services: PostgreSQL with pgvector" start_pgvector
 

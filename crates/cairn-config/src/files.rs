@@ -21,6 +21,22 @@ pub struct FilesConfig {
     pub s3_path_style: bool,
     /// Allow plain-HTTP endpoints (a local MinIO); never for the internet.
     pub allow_http: bool,
+    /// GCS JSON API endpoint; empty: Google's. Set with no service account
+    /// to reach an emulator without credentials.
+    pub gcs_endpoint: String,
+    /// Path of a GCS service account key (JSON); empty: `GOOGLE_*` or the
+    /// metadata server.
+    pub gcs_service_account: String,
+    /// Azure storage account name; empty: `AZURE_STORAGE_ACCOUNT_NAME`.
+    pub azure_account: String,
+    pub azure_access_key: Secret,
+    /// Azure Blob endpoint (Azurite: `http://127.0.0.1:10000/devstoreaccount1`);
+    /// empty: the account's own.
+    pub azure_endpoint: String,
+    /// How download links are made: `auto` (signed by the cloud store when it
+    /// can sign, else by Cairn) or `gateway` (always signed by Cairn and
+    /// served through it, for buckets browsers cannot reach).
+    pub links: LinkMode,
     /// Largest single upload, in bytes.
     pub max_upload_bytes: u64,
     /// Bytes a project may store, every version counted.
@@ -34,6 +50,17 @@ pub struct FilesConfig {
     pub link_signing_key: Secret,
 }
 
+/// `files.links`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkMode {
+    /// The cloud store's own presigned links where it can sign them.
+    #[default]
+    Auto,
+    /// Links signed by Cairn and served by the gateway, on every store.
+    Gateway,
+}
+
 impl Default for FilesConfig {
     fn default() -> Self {
         FilesConfig {
@@ -44,6 +71,12 @@ impl Default for FilesConfig {
             s3_secret_access_key: Secret::default(),
             s3_path_style: false,
             allow_http: false,
+            gcs_endpoint: String::new(),
+            gcs_service_account: String::new(),
+            azure_account: String::new(),
+            azure_access_key: Secret::default(),
+            azure_endpoint: String::new(),
+            links: LinkMode::Auto,
             max_upload_bytes: 10 * 1024 * 1024 * 1024,
             project_quota_bytes: 100 * 1024 * 1024 * 1024,
             link_ttl_secs: 300,

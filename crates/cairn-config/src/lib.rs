@@ -40,7 +40,7 @@ pub use agent::{AgentConfig, AgentSpec, PlanApproval};
 pub use auth::{AuthConfig, SigningKey};
 pub use database::{DatabaseConfig, DatabaseKind};
 pub use error::{Error, Result};
-pub use files::FilesConfig;
+pub use files::{FilesConfig, LinkMode};
 pub use llm::{LlmConfig, LlmModel, LlmProvider};
 pub use log::{LogConfig, LogFormat};
 pub use mail::MailConfig;

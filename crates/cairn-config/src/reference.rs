@@ -143,13 +143,31 @@ const ROWS: &[Row] = &[
     Row::new(&["files.s3_access_key_id", "files.s3_secret_access_key"], "S3 credentials (else from `AWS_*`)"),
     Row::new(&["files.s3_path_style"], "path-style requests (most S3-compatible servers)"),
     Row::new(&["files.allow_http"], "allow a plain-HTTP object store endpoint (a local MinIO only)"),
+    Row::new(
+        &["files.gcs_endpoint"],
+        "GCS JSON API endpoint; empty: Google's (with no service account: an emulator, reached \
+         without credentials)",
+    ),
+    Row::new(&["files.gcs_service_account"], "path of a GCS service account key (else `GOOGLE_*`, metadata)"),
+    Row::new(&["files.azure_account", "files.azure_access_key"], "Azure storage account and key (else `AZURE_*`)"),
+    Row::new(
+        &["files.azure_endpoint"],
+        "Azure Blob endpoint, e.g. Azurite's `http://127.0.0.1:10000/devstoreaccount1`; empty: the \
+         account's own",
+    ),
+    Row::new(
+        &["files.links"],
+        "`auto`: download links presigned by the cloud store where it can sign them, else by Cairn; \
+         `gateway`: always signed by Cairn and served through it (buckets browsers cannot reach)",
+    )
+    .note("(auto)"),
     Row::new(&["files.max_upload_bytes"], "largest single upload (413 beyond; nothing is kept)").note("(10 GiB)"),
     Row::new(&["files.project_quota_bytes"], "bytes a project may store, all versions counted").note("(100 GiB)"),
     Row::new(&["files.link_ttl_secs"], "default lifetime of a download link"),
     Row::new(&["files.link_max_ttl_secs"], "longest lifetime a link may ask for (at most 3600)"),
     Row::new(
         &["files.link_signing_key"],
-        "HMAC key (base64url, ≥32 bytes) for links to locally stored files; empty: generated into \
+        "HMAC key (base64url, ≥32 bytes) for links Cairn signs; empty: generated into \
          `<data_dir>/files/link-key`",
     ),
     Row::new(

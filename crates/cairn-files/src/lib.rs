@@ -11,6 +11,7 @@
 //! moving touch only metadata.
 
 mod error;
+mod gcs;
 mod links;
 mod objects;
 pub mod paths;

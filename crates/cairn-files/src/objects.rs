@@ -3,7 +3,7 @@
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
-use cairn_config::FilesConfig;
+use cairn_config::{FilesConfig, LinkMode};
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
@@ -11,14 +11,18 @@ use object_store::local::LocalFileSystem;
 use object_store::signer::Signer;
 use object_store::{ClientOptions, ObjectStore};
 
+use crate::gcs::GcsJson;
 use crate::{Error, Result};
+
+/// Google's JSON API.
+const GCS_API: &str = "https://storage.googleapis.com";
 
 /// Where contents are stored, and how download links are made for them.
 #[derive(Debug, Clone)]
 pub struct Objects {
     pub(crate) store: Arc<dyn ObjectStore>,
-    /// The cloud's own presigning; `None` for local storage, whose links the
-    /// gateway signs and serves.
+    /// The cloud's own presigning; `None` for local storage, an emulator or
+    /// `files.links = "gateway"`: the gateway signs and serves those links.
     pub(crate) signer: Option<Arc<dyn Signer>>,
     kind: &'static str,
 }
@@ -53,27 +57,63 @@ impl Objects {
             }
             builder = builder.with_virtual_hosted_style_request(!config.s3_path_style);
             let s3 = Arc::new(builder.build().map_err(storage)?);
-            return Ok(Objects { store: s3.clone(), signer: Some(s3), kind: "s3" });
+            return Ok(Objects::new(s3.clone(), Some(s3), "s3", config.links));
         }
-        if url.starts_with("gs://") {
-            let gcs = Arc::new(
-                GoogleCloudStorageBuilder::from_env()
-                    .with_url(url)
-                    .with_client_options(client)
-                    .build()
-                    .map_err(storage)?,
-            );
-            return Ok(Objects { store: gcs.clone(), signer: Some(gcs), kind: "gcs" });
-        }
-        let azure = Arc::new(
-            MicrosoftAzureBuilder::from_env().with_url(url).with_client_options(client).build().map_err(storage)?,
-        );
-        Ok(Objects { store: azure.clone(), signer: Some(azure), kind: "azure" })
+        let (store, signer, kind): (Arc<dyn ObjectStore>, Option<Arc<dyn Signer>>, _) = if url.starts_with("gs://") {
+            let bucket = url.trim_start_matches("gs://").split('/').next().unwrap_or_default();
+            let mut builder = GoogleCloudStorageBuilder::from_env().with_url(url).with_client_options(client);
+            if !config.gcs_service_account.is_empty() {
+                builder = builder.with_service_account_path(&config.gcs_service_account);
+            }
+            // An endpoint without a service account is an emulator: no
+            // credentials, and links signed by Cairn.
+            let anonymous = !config.gcs_endpoint.is_empty() && config.gcs_service_account.is_empty();
+            let base = if config.gcs_endpoint.is_empty() { GCS_API } else { config.gcs_endpoint.as_str() };
+            if anonymous {
+                let store = GcsJson::new(base, bucket, None, config.allow_http).map_err(storage)?;
+                (Arc::new(store), None, "gcs")
+            } else {
+                let signing = Arc::new(builder.build().map_err(storage)?);
+                let credentials = Some(signing.credentials().clone());
+                let store = GcsJson::new(base, bucket, credentials, config.allow_http).map_err(storage)?;
+                (Arc::new(store), Some(signing), "gcs")
+            }
+        } else {
+            let mut builder = MicrosoftAzureBuilder::from_env().with_url(url).with_client_options(client);
+            if !config.azure_account.is_empty() {
+                builder = builder.with_account(&config.azure_account);
+            }
+            if !config.azure_access_key.is_empty() {
+                builder = builder.with_access_key(config.azure_access_key.expose());
+            }
+            if !config.azure_endpoint.is_empty() {
+                builder = builder.with_endpoint(config.azure_endpoint.clone());
+            }
+            let azure = Arc::new(builder.build().map_err(storage)?);
+            (azure.clone(), Some(azure), "azure")
+        };
+        Ok(Objects::new(store, signer, kind, config.links))
+    }
+
+    fn new(
+        store: Arc<dyn ObjectStore>,
+        signer: Option<Arc<dyn Signer>>,
+        kind: &'static str,
+        links: LinkMode,
+    ) -> Objects {
+        let signer = signer.filter(|_| links == LinkMode::Auto);
+        Objects { store, signer, kind }
     }
 
     /// The underlying store, for tools and tests that look at raw objects.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
+    }
+
+    /// Whether download links are the store's own presigned ones (else
+    /// Cairn signs them and the gateway serves them).
+    pub fn signs_links(&self) -> bool {
+        self.signer.is_some()
     }
 
     /// `local`, `s3`, `gcs` or `azure`.

@@ -59,11 +59,13 @@ impl ByteRange {
         }
     }
 
-    fn to_get_range(self) -> GetRange {
+    /// The range to ask the store for, of a file of `size` bytes (the last
+    /// bytes as an offset: Azure's API has no suffix ranges).
+    fn to_get_range(self, size: u64) -> GetRange {
         match self {
             ByteRange::Bounded { start, end_inclusive } => GetRange::Bounded(start..end_inclusive.saturating_add(1)),
             ByteRange::From(start) => GetRange::Offset(start),
-            ByteRange::Last(n) => GetRange::Suffix(n),
+            ByteRange::Last(n) => GetRange::Offset(size.saturating_sub(n)),
         }
     }
 }
@@ -472,7 +474,7 @@ impl Files {
                 return Err(Error::BadRange { size });
             }
         }
-        let options = GetOptions { range: range.map(ByteRange::to_get_range), ..Default::default() };
+        let options = GetOptions { range: range.map(|r| r.to_get_range(size)), ..Default::default() };
         let result = self.inner.objects.store.get_opts(&ObjectPath::from(record.object_key.as_str()), options).await?;
         let served = result.range.clone();
         let body = result.into_stream().map_err(std::io::Error::other).boxed();

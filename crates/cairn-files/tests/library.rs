@@ -1,5 +1,7 @@
-//! The project library on the local backend and on a real S3 server
-//! (s3s-fs, which checks signatures and expiry), through the same service.
+//! The project library through the same service on every object store: the
+//! local backend, a real S3 server (s3s-fs, which checks signatures and
+//! expiry), Google Cloud Storage's emulator and Azure's (Azurite, which
+//! checks Shared Key and SAS signatures).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,7 +16,7 @@ use cairn_core::store::Store;
 use cairn_core::{ProjectId, SessionId};
 use cairn_files::{ByteRange, Error, Files, Objects};
 use cairn_store::{Database, OpenOptions};
-use cairn_testkit::{S3Server, Starter, TempDir};
+use cairn_testkit::{ObjectServer, Starter, TempDir};
 use futures::{StreamExt, TryStreamExt, stream};
 use sha2::Digest;
 
@@ -27,7 +29,7 @@ struct Library {
     project: ProjectId,
     other_project: ProjectId,
     _dir: TempDir,
-    _s3: Option<S3Server>,
+    _server: Option<ObjectServer>,
 }
 
 async fn person(store: &Arc<dyn Store>, email: &str) -> Principal {
@@ -35,15 +37,15 @@ async fn person(store: &Arc<dyn Store>, email: &str) -> Principal {
     Principal { user: Arc::new(user), credential: Credential::Session(SessionId::new()) }
 }
 
-async fn library(s3: Option<S3Server>, tweak: fn(&mut FilesConfig)) -> Library {
+async fn library(server: Option<ObjectServer>, tweak: fn(&mut FilesConfig)) -> Library {
     let dir = TempDir::new("files");
     let db = Database::open(&dir.sqlite_url(), &OpenOptions::default()).await.unwrap();
     db.migrate().await.unwrap();
     let store = db.store();
     let bus = cairn_bus::in_process(db.queue(Default::default()));
     let mut config = Config { data_dir: dir.path.clone(), ..Config::default() };
-    if let Some(s3) = &s3 {
-        s3.configure(&mut config.files);
+    if let Some(server) = &server {
+        server.configure(&mut config.files);
     }
     tweak(&mut config.files);
     let key = cairn_config::SigningKey { kid: "k".into(), secret: "A".repeat(43).into() };
@@ -59,7 +61,7 @@ async fn library(s3: Option<S3Server>, tweak: fn(&mut FilesConfig)) -> Library {
     let other_project =
         store.create_project(NewProject { name: "Q".into(), owner: stranger.user.id }).await.unwrap().id;
     store.set_member(project, viewer.user.id, Role::Viewer).await.unwrap();
-    Library { files, store, owner, viewer, stranger, project, other_project, _dir: dir, _s3: s3 }
+    Library { files, store, owner, viewer, stranger, project, other_project, _dir: dir, _server: server }
 }
 
 async fn local(tweak: fn(&mut FilesConfig)) -> Library {
@@ -67,7 +69,15 @@ async fn local(tweak: fn(&mut FilesConfig)) -> Library {
 }
 
 async fn s3(tweak: fn(&mut FilesConfig)) -> Library {
-    library(Some(S3Server::start().await), tweak).await
+    library(Some(ObjectServer::s3().await), tweak).await
+}
+
+async fn gcs(tweak: fn(&mut FilesConfig)) -> Library {
+    library(Some(ObjectServer::gcs().await), tweak).await
+}
+
+async fn azure(tweak: fn(&mut FilesConfig)) -> Library {
+    library(Some(ObjectServer::azure().await), tweak).await
 }
 
 fn body(chunks: &[&[u8]]) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send {
@@ -92,13 +102,14 @@ async fn objects_of(lib: &Library) -> usize {
     lib.files.objects().store().list(Some(&prefix)).collect::<Vec<_>>().await.len()
 }
 
-cairn_testkit::on_backends!(on_local: local, on_s3: s3;
+cairn_testkit::on_backends!(on_local: local, on_s3: s3, on_gcs: gcs, on_azure: azure;
     uploads_stream_in_and_come_back_intact,
     uploading_again_keeps_the_old_version,
     failed_uploads_leave_nothing_behind,
     folders_are_listed_renamed_moved_and_deleted,
     ranges_are_served,
     links_work_until_they_expire_and_refuse_tampering,
+    links_signed_by_cairn_work_on_every_store,
     access_follows_project_roles,
     a_folder_downloads_as_a_zip,
     artifacts_carry_their_lineage,
@@ -122,6 +133,15 @@ async fn uploads_stream_in_and_come_back_intact(start: impl Starter<FilesConfig,
     let empty = lib.files.upload(&lib.owner, lib.project, "empty.txt", body(&[])).await.unwrap();
     assert_eq!(empty.size, 0);
     assert!(read_all(lib.files.download(&lib.owner, lib.project, empty.id, None).await.unwrap()).await.is_empty());
+
+    // Large enough for several parts (a resumable upload on GCS), in
+    // uneven chunks, of a size no part boundary divides.
+    let large: Vec<u8> = (0..11_800_013u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let chunks: Vec<&[u8]> = large.chunks(777_777).collect();
+    let record = lib.files.upload(&lib.owner, lib.project, "large.bin", body(&chunks)).await.unwrap();
+    assert_eq!(record.size, large.len() as i64);
+    let back = read_all(lib.files.download(&lib.owner, lib.project, record.id, None).await.unwrap()).await;
+    assert!(back == large, "the large file came back intact ({} of {} bytes)", back.len(), large.len());
 }
 
 async fn uploading_again_keeps_the_old_version(start: impl Starter<FilesConfig, Library>) {
@@ -213,12 +233,6 @@ async fn ranges_are_served(start: impl Starter<FilesConfig, Library>) {
     assert!(matches!(beyond, Err(Error::BadRange { size: 100_000 })));
 }
 
-async fn fetch(lib: &Library, url: &str) -> reqwest::Response {
-    assert!(url.starts_with("http"), "cloud links are absolute; local ones are served by the gateway: {url}");
-    let _ = lib;
-    reqwest::get(url).await.unwrap()
-}
-
 async fn links_work_until_they_expire_and_refuse_tampering(start: impl Starter<FilesConfig, Library>) {
     let lib = start(|c| c.link_max_ttl_secs = 600).await;
     let record = lib.files.upload(&lib.owner, lib.project, "share.txt", body(&[b"shared content"])).await.unwrap();
@@ -228,45 +242,73 @@ async fn links_work_until_they_expire_and_refuse_tampering(start: impl Starter<F
     let too_long = lib.files.link(&lib.viewer, lib.project, record.id, Some(Duration::from_secs(601))).await;
     assert!(too_long.is_err());
     let short = lib.files.link(&lib.viewer, lib.project, record.id, Some(Duration::from_secs(1))).await.unwrap();
-
-    if lib.files.objects().kind() == "local" {
-        let token = link.url.strip_prefix("/api/v1/links/").expect("a gateway link");
-        let got = read_all(lib.files.open_link(token, None).await.unwrap()).await;
-        assert_eq!(got, b"shared content");
-        let mut altered = token.to_owned();
-        let last = altered.pop().unwrap();
-        altered.push(if last == 'A' { 'B' } else { 'A' });
-        assert!(matches!(lib.files.open_link(&altered, None).await, Err(Error::LinkInvalid(_))));
-        tokio::time::sleep(Duration::from_millis(2100)).await;
-        let expired = lib.files.open_link(short.url.strip_prefix("/api/v1/links/").unwrap(), None).await;
-        assert!(matches!(expired, Err(Error::LinkInvalid("this download link has expired"))));
+    // Local files and the GCS emulator (which has no signing key): links
+    // Cairn signs; S3 and Azure: the store's own presigned links.
+    let signed_by_store = matches!(lib.files.objects().kind(), "s3" | "azure");
+    assert_eq!(lib.files.objects().signs_links(), signed_by_store);
+    if signed_by_store {
+        cloud_links_are_checked_by_the_store(&link.url, &short.url).await;
     } else {
-        let ok = fetch(&lib, &link.url).await;
-        assert_eq!(ok.status(), 200);
-        assert_eq!(ok.bytes().await.unwrap(), "shared content");
-        let altered = link.url.replace("X-Amz-Expires=300", "X-Amz-Expires=3000");
-        assert_eq!(fetch(&lib, &altered).await.status(), 403, "an altered link is refused by S3");
-        let forged = {
-            let mut url = reqwest::Url::parse(&link.url).unwrap();
-            let pairs: Vec<(String, String)> = url
-                .query_pairs()
-                .map(|(k, v)| {
-                    if k == "X-Amz-Signature" {
-                        (k.into_owned(), "0".repeat(64))
-                    } else {
-                        (k.into_owned(), v.into_owned())
-                    }
-                })
-                .collect();
-            url.query_pairs_mut().clear().extend_pairs(pairs);
-            url.to_string()
-        };
-        assert_eq!(fetch(&lib, &forged).await.status(), 403, "a forged signature is refused");
-        tokio::time::sleep(Duration::from_millis(2100)).await;
-        assert_eq!(fetch(&lib, &short.url).await.status(), 403, "an expired link is refused");
-        let put = reqwest::Client::new().put(&link.url).body("overwrite").send().await.unwrap();
-        assert_eq!(put.status(), 403, "a GET link cannot write");
+        gateway_links_are_checked_by_cairn(&lib, &link.url, &short.url).await;
     }
+}
+
+/// Links Cairn signs work the same whatever store holds the bytes.
+async fn links_signed_by_cairn_work_on_every_store(start: impl Starter<FilesConfig, Library>) {
+    let lib = start(|c| c.links = cairn_config::LinkMode::Gateway).await;
+    assert!(!lib.files.objects().signs_links());
+    let record = lib.files.upload(&lib.owner, lib.project, "share.txt", body(&[b"shared content"])).await.unwrap();
+    let link = lib.files.link(&lib.viewer, lib.project, record.id, None).await.unwrap();
+    let short = lib.files.link(&lib.viewer, lib.project, record.id, Some(Duration::from_secs(1))).await.unwrap();
+    gateway_links_are_checked_by_cairn(&lib, &link.url, &short.url).await;
+}
+
+async fn gateway_links_are_checked_by_cairn(lib: &Library, url: &str, short: &str) {
+    let token = url.strip_prefix("/api/v1/links/").expect("a gateway link");
+    let got = read_all(lib.files.open_link(token, None).await.unwrap()).await;
+    assert_eq!(got, b"shared content");
+    let mut altered = token.to_owned();
+    let last = altered.pop().unwrap();
+    altered.push(if last == 'A' { 'B' } else { 'A' });
+    assert!(matches!(lib.files.open_link(&altered, None).await, Err(Error::LinkInvalid(_))));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let expired = lib.files.open_link(short.strip_prefix("/api/v1/links/").unwrap(), None).await;
+    assert!(matches!(expired, Err(Error::LinkInvalid("this download link has expired"))));
+}
+
+/// `url` with its query parameter `name` set to `value`.
+fn with_param(url: &str, name: &str, value: &str) -> String {
+    let mut url = reqwest::Url::parse(url).unwrap();
+    assert!(url.query_pairs().any(|(k, _)| k == name), "{name} in {url}");
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| if k == name { (k.into_owned(), value.to_owned()) } else { (k.into_owned(), v.into_owned()) })
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    url.to_string()
+}
+
+async fn cloud_links_are_checked_by_the_store(url: &str, short: &str) {
+    assert!(url.starts_with("http"), "a presigned link is absolute: {url}");
+    let ok = reqwest::get(url).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.bytes().await.unwrap(), "shared content");
+    // S3 signs a lifetime in seconds, Azure an end time.
+    let (expiry, longer, signature, forged) = if url.contains("X-Amz-Signature=") {
+        ("X-Amz-Expires", "3000".to_owned(), "X-Amz-Signature", "0".repeat(64))
+    } else {
+        ("se", "2099-01-01T00:00:00Z".to_owned(), "sig", format!("{}=", "A".repeat(43)))
+    };
+    let altered = with_param(url, expiry, &longer);
+    assert_eq!(reqwest::get(&altered).await.unwrap().status(), 403, "an altered link is refused by the store");
+    let forged = with_param(url, signature, &forged);
+    assert_eq!(reqwest::get(&forged).await.unwrap().status(), 403, "a forged signature is refused");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(reqwest::get(short).await.unwrap().status(), 403, "an expired link is refused");
+    // A well-formed write (Azure's Put Blob names the blob's type).
+    let put =
+        reqwest::Client::new().put(url).header("x-ms-blob-type", "BlockBlob").body("overwrite").send().await.unwrap();
+    assert_eq!(put.status(), 403, "a GET link cannot write");
 }
 
 async fn access_follows_project_roles(start: impl Starter<FilesConfig, Library>) {

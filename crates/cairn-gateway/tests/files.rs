@@ -1,4 +1,5 @@
-//! The library over HTTP, on the local backend and on a real S3 server.
+//! The library over HTTP, on the local backend, a real S3 server and the
+//! GCS and Azure emulators.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,9 +13,9 @@ use cairn_testkit::Starter;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use support::files_api::{Api, local, s3};
+use support::files_api::{Api, azure, gcs, local, s3};
 
-cairn_testkit::on_backends!(on_local: local, on_s3: s3;
+cairn_testkit::on_backends!(on_local: local, on_s3: s3, on_gcs: gcs, on_azure: azure;
     upload_list_version_move_delete,
     downloads_are_ranged_sandboxed_attachments,
     links_download_without_signing_in_until_they_expire,
@@ -117,6 +118,10 @@ async fn links_download_without_signing_in_until_they_expire(start: impl Starter
     let tampered = if let Some((start, signature)) = url.split_once("X-Amz-Signature=") {
         let rest = signature.split_once('&').map(|(_, rest)| format!("&{rest}")).unwrap_or_default();
         format!("{start}X-Amz-Signature={}{rest}", "0".repeat(64))
+    } else if let Some((start, signature)) = url.split_once("&sig=") {
+        // Azure's SAS signature (base64, URL-encoded).
+        let rest = signature.split_once('&').map(|(_, rest)| format!("&{rest}")).unwrap_or_default();
+        format!("{start}&sig={}%3D{rest}", "A".repeat(43))
     } else {
         format!("{}x", url)
     };

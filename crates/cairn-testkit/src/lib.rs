@@ -14,11 +14,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod emulators;
 pub mod leftovers;
 mod otlp;
 mod scripted_llm;
 pub mod seed;
 
+pub use emulators::{
+    AZURITE_ACCOUNT, AZURITE_ENV, AZURITE_KEY, AzuriteServer, GCS_EMULATOR_ENV, GcsServer, ObjectServer,
+};
 pub use otlp::{CollectedSpan, OtlpCollector};
 pub use scripted_llm::{EMBEDDING_DIMS, Received, Reply, ScriptedLlm, scripted_embedding};
 
@@ -397,18 +401,19 @@ where
     type Fut = Fut;
 }
 
-/// Runs every named test body on two backends: in module `$first` each test
-/// calls `$name(super::$first_start)`, in `$second` `$name(super::$second_start)`.
+/// Runs every named test body on each backend: in module `$module` each
+/// test calls `$name(super::$start)`.
 #[macro_export]
 macro_rules! on_backends {
-    ($first:ident: $first_start:ident, $second:ident: $second_start:ident; $($name:ident),+ $(,)?) => {
-        mod $first {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::$first_start).await; })+
-        }
-        mod $second {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::$second_start).await; })+
-        }
+    ($($module:ident: $start:ident),+ ; $($name:ident),+ $(,)?) => {
+        $crate::on_backends!(@each [$($name),+] $($module: $start),+);
     };
+    (@each [$($name:ident),+] $module:ident: $start:ident $(, $rest:ident: $rest_start:ident)*) => {
+        mod $module {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::$start).await; })+
+        }
+        $crate::on_backends!(@each [$($name),+] $($rest: $rest_start),*);
+    };
+    (@each [$($name:ident),+]) => {};
 }

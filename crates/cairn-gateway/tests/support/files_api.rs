@@ -1,8 +1,9 @@
 //! The library API on a fresh server: an owner, a viewer and a stranger,
-//! and a project, on local storage or a real S3 server.
+//! and a project, on local storage, a real S3 server or the GCS and Azure
+//! emulators.
 
 use cairn_config::Config;
-use cairn_testkit::{S3Server, TempDir};
+use cairn_testkit::{ObjectServer, TempDir};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -16,14 +17,14 @@ pub struct Api {
     pub project: String,
     _stop: oneshot::Sender<()>,
     _dir: TempDir,
-    _s3: Option<S3Server>,
+    _server: Option<ObjectServer>,
 }
 
-async fn start(s3: Option<S3Server>, tweak: fn(&mut Config)) -> Api {
+async fn start(server: Option<ObjectServer>, tweak: fn(&mut Config)) -> Api {
     let dir = TempDir::new("files-api");
     let mut config = Config::default();
-    if let Some(s3) = &s3 {
-        s3.configure(&mut config.files);
+    if let Some(server) = &server {
+        server.configure(&mut config.files);
     }
     tweak(&mut config);
     let state = super::sqlite_state(&dir, config).await;
@@ -35,7 +36,7 @@ async fn start(s3: Option<S3Server>, tweak: fn(&mut Config)) -> Api {
     }));
     let client = reqwest::Client::new();
     let ([owner, viewer, stranger], project) = super::owner_viewer_stranger(&client, &base, "Library").await;
-    Api { base, client, owner, viewer, stranger, project, _stop: stop, _dir: dir, _s3: s3 }
+    Api { base, client, owner, viewer, stranger, project, _stop: stop, _dir: dir, _server: server }
 }
 
 pub async fn local(tweak: fn(&mut Config)) -> Api {
@@ -43,7 +44,15 @@ pub async fn local(tweak: fn(&mut Config)) -> Api {
 }
 
 pub async fn s3(tweak: fn(&mut Config)) -> Api {
-    start(Some(S3Server::start().await), tweak).await
+    start(Some(ObjectServer::s3().await), tweak).await
+}
+
+pub async fn gcs(tweak: fn(&mut Config)) -> Api {
+    start(Some(ObjectServer::gcs().await), tweak).await
+}
+
+pub async fn azure(tweak: fn(&mut Config)) -> Api {
+    start(Some(ObjectServer::azure().await), tweak).await
 }
 
 impl Api {
