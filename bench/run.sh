@@ -41,6 +41,18 @@ cargo build --release --locked -p cairn-sandbox --example kernel_bench
 echo "cairn:     $("$CARGO_TARGET_DIR/release/examples/kernel_bench" 20 2000)"
 echo "ipykernel: $("$venv/bin/python" bench/kernel_reference.py 10 1000 2>/dev/null)"
 
+echo "## Sandbox backends: the same kernels in containers of a private Podman"
+(
+    # shellcheck source=scripts/common.sh
+    source scripts/common.sh
+    # shellcheck source=scripts/container-engine.sh
+    source scripts/container-engine.sh
+    trap stop_container_engine EXIT
+    start_container_engine >&2
+    echo "container: $("$CARGO_TARGET_DIR/release/examples/kernel_bench" 20 2000 container \
+        "$CAIRN_TEST_CONTAINER_ENGINE" "$CAIRN_TEST_CONTAINER_IMAGE")"
+)
+
 echo "## Sandbox service: in-process and over the sandbox host's HTTP API"
 cargo build --release --locked -p cairn-gateway --example sandbox_service_bench
 echo "cairn:     $("$CARGO_TARGET_DIR/release/examples/sandbox_service_bench" 20 2000)"

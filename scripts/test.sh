@@ -37,6 +37,8 @@ set -euo pipefail
 
 # shellcheck source=scripts/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source=scripts/container-engine.sh
+source "$(dirname "${BASH_SOURCE[0]}")/container-engine.sh"
 
 ONLY_SERVICES=${CAIRN_TEST_ONLY_SERVICES:-0}
 OWN_SERVICES=${CAIRN_TEST_OWN_SERVICES:-0}
@@ -400,6 +402,7 @@ cleanup() {
     stop_private_redis
     stop_private_postgres
     stop_pgvector
+    stop_container_engine
     exit "$rc"
 }
 trap cleanup EXIT
@@ -642,6 +645,7 @@ stage "setup: s3s-fs" ensure_s3s_fs
 stage "setup: object store emulators" ensure_object_store_emulators
 stage "setup: sandbox Python" ensure_sandbox_python
 stage "services: PostgreSQL with pgvector" start_pgvector
+stage "services: container engine (Podman)" start_container_engine
 
 stage "rust: fmt" cargo fmt --all --check
 stage "rust: clippy" cargo clippy --workspace --all-targets --locked -- -D warnings

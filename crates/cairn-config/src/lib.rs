@@ -48,7 +48,7 @@ pub use queue::QueueConfig;
 pub use rate_limit::RateLimitConfig;
 pub use redis::RedisConfig;
 pub use retention::RetentionConfig;
-pub use sandbox::SandboxConfig;
+pub use sandbox::{SandboxBackend, SandboxConfig};
 pub use secret::{REDACTED, Secret};
 pub use server::ServerConfig;
 pub use tools::ToolsConfig;

@@ -198,8 +198,16 @@ const ROWS: &[Row] = &[
     Row::new(
         &["sandbox.python"],
         "the sandboxes' Python (a venv's `bin/python` with the data stack; `run.sh` builds one); \
-         empty: `python3` on the PATH",
+         empty: `python3` on the PATH; with containers, its packages are mounted into them",
     ),
+    Row::new(
+        &["sandbox.backend"],
+        "`bubblewrap`: each sandbox in namespaces on this machine; `container`: each a container of a \
+         Docker Engine API (Docker, or Podman's socket) — see docs/backends.md",
+    ),
+    Row::new(&["sandbox.container_engine"], "the container engine's socket, for the container backend"),
+    Row::new(&["sandbox.container_image"], "the image sandboxes run in, for the container backend"),
+    Row::new(&["sandbox.container_python"], "the interpreter inside that image"),
     Row::new(&["sandbox.pool_size"], "sandboxes kept started ahead of need (the warm pool)"),
     Row::new(
         &["sandbox.memory_mb", "sandbox.max_memory_mb"],

@@ -28,8 +28,20 @@ pub struct SandboxConfig {
     /// for three times this long is taken for dead.
     pub heartbeat_secs: u64,
     /// The sandboxes' Python (a venv's `bin/python` with the data stack);
-    /// empty: the `python3` on the PATH.
+    /// empty: the `python3` on the PATH. With the container backend, its
+    /// packages are mounted into the containers (read-only) and run by the
+    /// image's interpreter.
     pub python: String,
+    /// What isolates this machine's sandboxes: `bubblewrap` (namespaces,
+    /// here) or `container` (a container each, through a Docker Engine API).
+    pub backend: SandboxBackend,
+    /// The container engine's socket (`unix:///run/podman/podman.sock`,
+    /// Docker's `/var/run/docker.sock`), for the container backend.
+    pub container_engine: String,
+    /// The image sandboxes run in, for the container backend.
+    pub container_image: String,
+    /// The interpreter inside that image.
+    pub container_python: String,
     /// Sandboxes kept started ahead of need.
     pub pool_size: usize,
     /// Default and largest memory of one sandbox, in MiB.
@@ -72,6 +84,10 @@ impl Default for SandboxConfig {
             advertise_url: String::new(),
             heartbeat_secs: 5,
             python: String::new(),
+            backend: SandboxBackend::Bubblewrap,
+            container_engine: "unix:///var/run/docker.sock".to_owned(),
+            container_image: String::new(),
+            container_python: "/usr/bin/python3".to_owned(),
             pool_size: 2,
             memory_mb: 1024,
             max_memory_mb: 4096,
@@ -93,8 +109,24 @@ impl Default for SandboxConfig {
     }
 }
 
+/// `sandbox.backend`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxBackend {
+    #[default]
+    Bubblewrap,
+    Container,
+}
+
 impl SandboxConfig {
     pub(crate) fn validate(&self) -> Result<()> {
+        if self.backend == SandboxBackend::Container && self.container_image.is_empty() {
+            return Err(Error::Invalid {
+                key: "sandbox.container_image",
+                expected: "the image sandboxes run in, with sandbox.backend = \"container\"",
+                got: String::new(),
+            });
+        }
         for (key, default, max) in [
             ("sandbox.memory_mb", self.memory_mb, self.max_memory_mb),
             ("sandbox.processes", self.processes.into(), self.max_processes.into()),

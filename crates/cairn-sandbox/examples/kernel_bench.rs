@@ -1,12 +1,18 @@
 //! Kernel benchmark: sandbox start to the first `print(1)` result (cold),
 //! execute round trips of trivial code, and idle memory. Run by
 //! `bench/run.sh`; prints one JSON object.
+//!
+//! `kernel_bench STARTS EXECUTIONS` runs bubblewrap kernels;
+//! `kernel_bench STARTS EXECUTIONS container SOCKET IMAGE` runs them in
+//! containers of that engine (Docker or Podman) from that image.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
-use cairn_sandbox::{Kernel, KernelOptions};
+use std::sync::Arc;
+
+use cairn_sandbox::{ContainerEngine, Kernel, KernelOptions};
 
 fn percentile(samples: &mut [f64], p: f64) -> f64 {
     samples.sort_by(|a, b| a.total_cmp(b));
@@ -19,7 +25,14 @@ async fn main() {
     let executions: usize = std::env::args().nth(2).and_then(|n| n.parse().ok()).unwrap_or(2000);
     let root = std::env::temp_dir().join(format!("cairn-kernel-bench-{}", std::process::id()));
     // Finding the interpreter is done once, as a server does at start-up.
-    let base = KernelOptions::with_host_python(root.join("ws"), root.join("runtime")).expect("python3");
+    let mut base = KernelOptions::with_host_python(root.join("ws"), root.join("runtime")).expect("python3");
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(3).map(String::as_str) == Some("container") {
+        let (socket, image) = (&args[4], &args[5]);
+        let python = std::path::Path::new("/usr/bin/python3");
+        let engine = ContainerEngine::connect(socket, image, python, &root.join("runtime")).await.expect("the engine");
+        base = base.in_container(Arc::new(engine));
+    }
     let options = |n: usize| KernelOptions { workspace: root.join(format!("ws{n}")), ..base.clone() };
 
     let mut cold = Vec::new();

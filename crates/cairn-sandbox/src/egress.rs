@@ -59,6 +59,9 @@ impl Egress {
         let socket = dir.join(SOCKET);
         let _ = std::fs::remove_file(&socket);
         let listener = UnixListener::bind(&socket)?;
+        // Any sandbox user may connect (a container's is not Cairn's own);
+        // the proxy reaches only what the rules allow, whoever asks.
+        std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o666))?;
         let (rules, permits) = (Arc::new(rules), Arc::new(Semaphore::new(MAX_CONNECTIONS)));
         tokio::spawn(async move {
             loop {

@@ -1,4 +1,4 @@
-//! A Python kernel running under bubblewrap.
+//! A Python kernel running under bubblewrap, or in a container.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -8,11 +8,14 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use cairn_core::sandbox::{ExecHandler, ExecOutcome, Output};
 use serde_json::{Value, json};
-use tokio::io::BufReader;
-use tokio::process::{Child, ChildStdin, Command};
+use std::pin::Pin;
+
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
+use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, mpsc};
 use tokio::time::Instant;
 
+use crate::container::{self, ContainerEngine};
 use crate::egress::{self, Egress};
 use crate::limits::{self, Cgroup, CgroupSupport, Limits};
 use crate::{Error, Result, protocol, seccomp, workspace};
@@ -43,6 +46,20 @@ pub struct KernelOptions {
     /// Python run in every new kernel before anything else (the tools'
     /// functions), so it is there again after a restart.
     pub prelude: Option<Arc<str>>,
+    /// What keeps the kernel from the host.
+    pub isolation: Isolation,
+}
+
+/// What isolates a kernel from the host.
+#[derive(Debug, Clone, Default)]
+pub enum Isolation {
+    /// bubblewrap's namespaces, Cairn's seccomp filter and cgroup, on this
+    /// machine (the default).
+    #[default]
+    Bubblewrap,
+    /// A container of this engine, from its image; `KernelOptions::python`
+    /// is then the image's interpreter and `python_roots` are not mounted.
+    Container(Arc<ContainerEngine>),
 }
 
 impl KernelOptions {
@@ -89,7 +106,18 @@ impl KernelOptions {
             cgroups: CgroupSupport::detect(),
             egress: None,
             prelude: None,
+            isolation: Isolation::Bubblewrap,
         })
+    }
+
+    /// Options for kernels in containers of `engine`: its image's
+    /// interpreter, with the site-packages of these options (a host venv's,
+    /// mounted read-only) still on the path.
+    pub fn in_container(mut self, engine: Arc<ContainerEngine>) -> KernelOptions {
+        self.python = engine.python().to_owned();
+        self.python_roots = Vec::new();
+        self.isolation = Isolation::Container(engine);
+        self
     }
 }
 
@@ -98,7 +126,7 @@ impl KernelOptions {
 /// the kernel through restarts.
 #[derive(Debug, Clone)]
 pub struct KernelHandle {
-    input: Arc<Mutex<ChildStdin>>,
+    input: Arc<Mutex<Input>>,
     /// The host process id of the sandbox's launcher (bwrap).
     pid: Arc<AtomicU32>,
     stopped: Arc<AtomicBool>,
@@ -106,11 +134,20 @@ pub struct KernelHandle {
     procs: Arc<std::sync::Mutex<Option<PathBuf>>>,
 }
 
+/// The kernel's stdin: a pipe to bubblewrap, or a container's attachment.
+struct Input(Pin<Box<dyn AsyncWrite + Send>>);
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Input")
+    }
+}
+
 impl KernelHandle {
     /// Asks the running code to stop (a KeyboardInterrupt in the kernel; a
     /// shell command is killed).
     pub async fn interrupt(&self) -> Result<()> {
-        protocol::write(&mut *self.input.lock().await, &json!({ "type": "interrupt" })).await
+        protocol::write(&mut self.input.lock().await.0, &json!({ "type": "interrupt" })).await
     }
 
     /// Resident memory of every process in the sandbox, in bytes, and how
@@ -132,22 +169,116 @@ impl KernelHandle {
     /// a message saying so, and the kernel is not restarted.
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
-        let pid = self.pid.load(Ordering::SeqCst);
-        if pid != 0 {
-            // bwrap's sandbox dies with it (--die-with-parent, PID namespace).
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .stderr(std::process::Stdio::null())
-                .status();
+        // bwrap's sandbox dies with it (--die-with-parent, PID namespace);
+        // a container with its init process.
+        kill_now(self.pid.load(Ordering::SeqCst));
+    }
+}
+
+/// The process a kernel runs in.
+#[derive(Debug)]
+enum Process {
+    /// bubblewrap, started by this process.
+    Local(Child),
+    /// A container of an engine (`pid`: its init process on the host); its
+    /// stderr kept for messages.
+    Container { engine: Arc<ContainerEngine>, id: String, pid: u32, stderr: Arc<std::sync::Mutex<Vec<u8>>> },
+}
+
+impl Process {
+    async fn kill(&mut self) {
+        match self {
+            Process::Local(child) => {
+                let _ = child.kill().await;
+            }
+            Process::Container { engine, id, .. } => engine.remove(id).await,
         }
     }
+
+    /// How it ended, for a message.
+    async fn ended(&mut self) -> String {
+        match self {
+            Process::Local(child) => {
+                child.try_wait().ok().flatten().map(|s| s.to_string()).unwrap_or_else(|| "closed".into())
+            }
+            Process::Container { engine, id, .. } => match engine.exit_code(id).await {
+                Some(code) => format!("exit status: {code}"),
+                None => "closed".into(),
+            },
+        }
+    }
+
+    /// Whether a container's memory limit ended it: the engine's cgroup
+    /// killed it (SIGKILL, exit code 137; an engine's own flag for it is not
+    /// reliable across engines).
+    async fn killed_by_memory_limit(&mut self) -> bool {
+        match self {
+            Process::Local(_) => false,
+            Process::Container { engine, id, .. } => engine.exit_code(id).await == Some(137),
+        }
+    }
+
+    async fn stderr(&mut self) -> String {
+        match self {
+            Process::Local(child) => {
+                let mut text = String::new();
+                if let Some(mut err) = child.stderr.take() {
+                    let _ = tokio::io::AsyncReadExt::read_to_string(&mut err, &mut text).await;
+                }
+                text
+            }
+            Process::Container { stderr, .. } => {
+                String::from_utf8_lossy(&stderr.lock().unwrap_or_else(std::sync::PoisonError::into_inner)).into_owned()
+            }
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        match self {
+            Process::Local(child) => child.id().unwrap_or(0),
+            Process::Container { .. } => 0,
+        }
+    }
+}
+
+impl Drop for Process {
+    /// A container's processes die at once (as bubblewrap's do when its
+    /// child handle goes); the container is removed in the background.
+    fn drop(&mut self) {
+        if let Process::Container { engine, id, pid, .. } = self {
+            kill_now(*pid);
+            engine.remove_later(std::mem::take(id));
+        }
+    }
+}
+
+fn kill_now(pid: u32) {
+    if pid != 0 {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// A sandbox just started, before its kernel said it is ready.
+struct Launch {
+    process: Process,
+    input: Pin<Box<dyn AsyncWrite + Send>>,
+    output: Pin<Box<dyn AsyncRead + Send>>,
+    /// Cairn's own cgroup (bubblewrap); a container's is the engine's.
+    cgroup: Option<Cgroup>,
+    /// The host PID that takes the whole sandbox down when killed.
+    pid: u32,
+    /// The cgroup's process list, for memory use.
+    procs: Option<PathBuf>,
 }
 
 /// A running kernel. Dropping it kills the sandbox.
 #[derive(Debug)]
 pub struct Kernel {
     options: KernelOptions,
-    child: Child,
+    process: Process,
     handle: KernelHandle,
     /// Frames from the kernel, read by a task of their own so that waiting
     /// for them can be abandoned safely (on a limit) without losing one half-read.
@@ -191,10 +322,65 @@ impl Kernel {
     pub async fn start(options: &KernelOptions) -> Result<Kernel> {
         std::fs::create_dir_all(&options.workspace)?;
         std::fs::create_dir_all(&options.runtime_dir)?;
+        install(&options.runtime_dir.join("driver.py"), DRIVER.as_bytes())?;
+        let launched = match &options.isolation {
+            Isolation::Bubblewrap => Self::launch_bubblewrap(options)?,
+            Isolation::Container(engine) => {
+                let container = engine.launch(options).await?;
+                Launch {
+                    procs: container::procs_file(container.pid),
+                    pid: container.pid,
+                    process: Process::Container {
+                        engine: engine.clone(),
+                        id: container.id,
+                        pid: container.pid,
+                        stderr: container.stderr,
+                    },
+                    input: container.input,
+                    output: container.output,
+                    cgroup: None,
+                }
+            }
+        };
+        let Launch { process, input, output, cgroup, pid, procs } = launched;
+        let mut output = BufReader::new(output);
+        let (sender, frames) = mpsc::channel(256);
+        tokio::spawn(async move {
+            while let Ok(Some(frame)) = protocol::read(&mut output).await {
+                if sender.send(frame).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let handle = KernelHandle {
+            input: Arc::new(Mutex::new(Input(input))),
+            pid: Arc::new(AtomicU32::new(pid)),
+            stopped: Arc::new(AtomicBool::new(false)),
+            procs: Arc::new(std::sync::Mutex::new(procs)),
+        };
+        let disk_checked = workspace::usage_of(&options.workspace).await;
+        let mut kernel =
+            Kernel { options: options.clone(), process, handle, frames, cgroup, executions: 0, disk_checked };
+        match kernel.frames.recv().await {
+            Some(frame) if frame["type"] == "ready" => {
+                if let Some(prelude) = options.prelude.clone() {
+                    kernel.run_prelude(&prelude).await?;
+                }
+                Ok(kernel)
+            }
+            other => {
+                let stderr = kernel.process.stderr().await;
+                kernel.process.kill().await;
+                Err(Error::Unavailable(format!("the kernel did not start ({other:?}): {}", stderr.trim())))
+            }
+        }
+    }
+
+    /// Starts the driver under bubblewrap, in a cgroup of its own.
+    fn launch_bubblewrap(options: &KernelOptions) -> Result<Launch> {
         let (refusals, clone3) = seccomp::programs()?;
         let (refusals_path, clone3_path) =
             (options.runtime_dir.join("seccomp-refusals.bpf"), options.runtime_dir.join("seccomp-clone3.bpf"));
-        install(&options.runtime_dir.join("driver.py"), DRIVER.as_bytes())?;
         install(&refusals_path, refusals)?;
         install(&clone3_path, clone3)?;
         let id = uuid::Uuid::now_v7().simple().to_string();
@@ -268,39 +454,16 @@ impl Kernel {
             .kill_on_drop(true);
         let mut child = command.spawn().map_err(|e| Error::Unavailable(format!("cannot run bwrap: {e}")))?;
         let input = child.stdin.take().ok_or_else(|| Error::Unavailable("no stdin".into()))?;
-        let mut output = BufReader::new(child.stdout.take().ok_or_else(|| Error::Unavailable("no stdout".into()))?);
-        let (sender, frames) = mpsc::channel(256);
-        tokio::spawn(async move {
-            while let Ok(Some(frame)) = protocol::read(&mut output).await {
-                if sender.send(frame).await.is_err() {
-                    return;
-                }
-            }
-        });
-        let handle = KernelHandle {
-            input: Arc::new(Mutex::new(input)),
-            pid: Arc::new(AtomicU32::new(child.id().unwrap_or(0))),
-            stopped: Arc::new(AtomicBool::new(false)),
-            procs: Arc::new(std::sync::Mutex::new(cgroup.as_ref().map(Cgroup::procs_file))),
-        };
-        let disk_checked = workspace::usage_of(&options.workspace).await;
-        let mut kernel =
-            Kernel { options: options.clone(), child, handle, frames, cgroup, executions: 0, disk_checked };
-        match kernel.frames.recv().await {
-            Some(frame) if frame["type"] == "ready" => {
-                if let Some(prelude) = options.prelude.clone() {
-                    kernel.run_prelude(&prelude).await?;
-                }
-                Ok(kernel)
-            }
-            other => {
-                let mut stderr = String::new();
-                if let Some(mut err) = kernel.child.stderr.take() {
-                    let _ = tokio::io::AsyncReadExt::read_to_string(&mut err, &mut stderr).await;
-                }
-                Err(Error::Unavailable(format!("the kernel did not start ({other:?}): {}", stderr.trim())))
-            }
-        }
+        let output = child.stdout.take().ok_or_else(|| Error::Unavailable("no stdout".into()))?;
+        let process = Process::Local(child);
+        Ok(Launch {
+            pid: process.pid(),
+            procs: cgroup.as_ref().map(Cgroup::procs_file),
+            process,
+            input: Box::pin(input),
+            output: Box::pin(output),
+            cgroup,
+        })
     }
 
     /// Runs the prelude in a fresh kernel: any error is an installation
@@ -356,7 +519,7 @@ impl Kernel {
     }
 
     async fn send(&self, message: &Value) -> Result<()> {
-        protocol::write(&mut *self.handle.input.lock().await, message).await
+        protocol::write(&mut self.handle.input.lock().await.0, message).await
     }
 
     async fn run(&mut self, mut request: Value, handler: &mut dyn ExecHandler) -> Result<ExecOutcome> {
@@ -398,11 +561,12 @@ impl Kernel {
                     outputs.push(limit_error(&why));
                     return Ok(ExecOutcome { ok: false, exit_code: None, outputs, limit: Some(why), notice: None });
                 }
-                let oom = self.cgroup.as_ref().map_or(0, Cgroup::oom_kills) > oom_before;
+                let oom = self.cgroup.as_ref().map_or(0, Cgroup::oom_kills) > oom_before
+                    || self.process.killed_by_memory_limit().await;
                 let why = if oom {
                     format!("memory limit of {} exceeded; the kernel was restarted", limits::size(limits.memory_bytes))
                 } else {
-                    let status = self.child.try_wait()?.map(|s| s.to_string()).unwrap_or_else(|| "closed".into());
+                    let status = self.process.ended().await;
                     format!("the kernel stopped ({status}); it was restarted")
                 };
                 return self.restarted(outputs, why).await;
@@ -504,7 +668,7 @@ impl Kernel {
     /// Replaces a kernel that hit a limit with a fresh one on the same
     /// workspace, and reports why.
     async fn restarted(&mut self, mut outputs: Vec<Output>, why: String) -> Result<ExecOutcome> {
-        let _ = self.child.kill().await;
+        self.process.kill().await;
         if self.handle.stopped.load(Ordering::SeqCst) {
             let why = "the sandbox was stopped while the code ran".to_owned();
             outputs.push(limit_error(&why));
@@ -513,15 +677,15 @@ impl Kernel {
         self.cgroup = None;
         let fresh = Kernel::start(&self.options).await?;
         // The handle others hold must reach the new kernel.
-        let Kernel { child, handle, frames, cgroup, disk_checked, .. } = fresh;
+        let Kernel { process, handle, frames, cgroup, disk_checked, .. } = fresh;
+        let procs = handle.procs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        self.handle.pid.store(handle.pid.load(Ordering::SeqCst), Ordering::SeqCst);
         let input = Arc::try_unwrap(handle.input)
             .map_err(|_| Error::Protocol("a fresh kernel's input is shared".into()))?
             .into_inner();
         *self.handle.input.lock().await = input;
-        self.handle.pid.store(child.id().unwrap_or(0), Ordering::SeqCst);
-        *self.handle.procs.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            cgroup.as_ref().map(Cgroup::procs_file);
-        (self.child, self.frames, self.cgroup, self.disk_checked) = (child, frames, cgroup, disk_checked);
+        *self.handle.procs.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = procs;
+        (self.process, self.frames, self.cgroup, self.disk_checked) = (process, frames, cgroup, disk_checked);
         outputs.push(limit_error(&why));
         Ok(ExecOutcome { ok: false, exit_code: None, outputs, limit: Some(why), notice: None })
     }
@@ -544,6 +708,6 @@ impl Kernel {
 
     /// Stops the kernel and its sandbox.
     pub async fn shutdown(mut self) {
-        let _ = self.child.kill().await;
+        self.process.kill().await;
     }
 }

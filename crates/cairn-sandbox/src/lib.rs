@@ -15,6 +15,7 @@
 //! talks to it through the protocol.
 
 mod cluster;
+mod container;
 mod egress;
 mod kernel;
 mod limits;
@@ -28,12 +29,13 @@ mod workspace;
 
 pub use cairn_core::sandbox::{ExecOutcome, Output};
 pub use cluster::{ClusterSandboxes, Heartbeat};
+pub use container::ContainerEngine;
 pub use egress::{Egress, EgressRules};
-pub use kernel::{Kernel, KernelHandle, KernelOptions};
+pub use kernel::{Isolation, Kernel, KernelHandle, KernelOptions};
 pub use limits::{CgroupSupport, Limits};
 pub use pool::KernelPool;
 pub use remote::RemoteSandboxes;
-pub use service::{LocalConfig, LocalSandboxes, from_config, workspace_dir};
+pub use service::{ContainerConfig, LocalConfig, LocalSandboxes, from_config, workspace_dir};
 pub use snapshot::{SnapshotStats, Snapshots, fingerprint as snapshot_fingerprint};
 
 /// What a sandbox call can fail with.

@@ -75,42 +75,45 @@ pub(crate) fn programs() -> Result<(&'static [u8], &'static [u8])> {
     }
 }
 
+/// The calls refused outright, by number and by name (the name for the
+/// container engines' OCI profile).
+const REFUSED: [(i64, &str); 32] = [
+    (libc::SYS_ptrace, "ptrace"),
+    (libc::SYS_process_vm_readv, "process_vm_readv"),
+    (libc::SYS_process_vm_writev, "process_vm_writev"),
+    (libc::SYS_mount, "mount"),
+    (libc::SYS_umount2, "umount2"),
+    (libc::SYS_pivot_root, "pivot_root"),
+    (libc::SYS_chroot, "chroot"),
+    (libc::SYS_keyctl, "keyctl"),
+    (libc::SYS_add_key, "add_key"),
+    (libc::SYS_request_key, "request_key"),
+    (libc::SYS_bpf, "bpf"),
+    (libc::SYS_perf_event_open, "perf_event_open"),
+    (libc::SYS_unshare, "unshare"),
+    (libc::SYS_setns, "setns"),
+    (libc::SYS_io_uring_setup, "io_uring_setup"),
+    (libc::SYS_io_uring_enter, "io_uring_enter"),
+    (libc::SYS_io_uring_register, "io_uring_register"),
+    (libc::SYS_init_module, "init_module"),
+    (libc::SYS_finit_module, "finit_module"),
+    (libc::SYS_delete_module, "delete_module"),
+    (libc::SYS_kexec_load, "kexec_load"),
+    (libc::SYS_reboot, "reboot"),
+    (libc::SYS_swapon, "swapon"),
+    (libc::SYS_swapoff, "swapoff"),
+    (libc::SYS_acct, "acct"),
+    (libc::SYS_userfaultfd, "userfaultfd"),
+    (libc::SYS_open_by_handle_at, "open_by_handle_at"),
+    (libc::SYS_name_to_handle_at, "name_to_handle_at"),
+    (libc::SYS_fsopen, "fsopen"),
+    (libc::SYS_fsmount, "fsmount"),
+    (libc::SYS_move_mount, "move_mount"),
+    (libc::SYS_open_tree, "open_tree"),
+];
+
 fn build() -> Result<(Vec<u8>, Vec<u8>)> {
-    let refused = [
-        libc::SYS_ptrace,
-        libc::SYS_process_vm_readv,
-        libc::SYS_process_vm_writev,
-        libc::SYS_mount,
-        libc::SYS_umount2,
-        libc::SYS_pivot_root,
-        libc::SYS_chroot,
-        libc::SYS_keyctl,
-        libc::SYS_add_key,
-        libc::SYS_request_key,
-        libc::SYS_bpf,
-        libc::SYS_perf_event_open,
-        libc::SYS_unshare,
-        libc::SYS_setns,
-        libc::SYS_io_uring_setup,
-        libc::SYS_io_uring_enter,
-        libc::SYS_io_uring_register,
-        libc::SYS_init_module,
-        libc::SYS_finit_module,
-        libc::SYS_delete_module,
-        libc::SYS_kexec_load,
-        libc::SYS_reboot,
-        libc::SYS_swapon,
-        libc::SYS_swapoff,
-        libc::SYS_acct,
-        libc::SYS_userfaultfd,
-        libc::SYS_open_by_handle_at,
-        libc::SYS_name_to_handle_at,
-        libc::SYS_fsopen,
-        libc::SYS_fsmount,
-        libc::SYS_move_mount,
-        libc::SYS_open_tree,
-    ];
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = refused.iter().map(|nr| (*nr, Vec::new())).collect();
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = REFUSED.iter().map(|(nr, _)| (*nr, Vec::new())).collect();
     let clone_rules = NAMESPACE_FLAGS
         .iter()
         .map(|flag| condition(0, SeccompCmpOp::MaskedEq(*flag), *flag))
@@ -125,4 +128,30 @@ fn build() -> Result<(Vec<u8>, Vec<u8>)> {
     let refusals = compile(rules, libc::EPERM)?;
     let clone3 = compile(BTreeMap::from([(libc::SYS_clone3, Vec::new())]), libc::ENOSYS)?;
     Ok((refusals, clone3))
+}
+
+/// The same filter as an OCI seccomp profile (JSON), for container
+/// engines: everything allowed but what the BPF programs above refuse, with
+/// the same answers.
+pub(crate) fn oci_profile() -> Result<String> {
+    let architecture = match arch()? {
+        TargetArch::aarch64 => "SCMP_ARCH_AARCH64",
+        _ => "SCMP_ARCH_X86_64",
+    };
+    let refuse = |names: &[&str], args: serde_json::Value| serde_json::json!({ "names": names, "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM, "args": args });
+    let masked = |index: u32, mask: u64, value: u64| serde_json::json!([{ "index": index, "value": mask, "valueTwo": value, "op": "SCMP_CMP_MASKED_EQ" }]);
+    let equal = |index: u32, value: u64| serde_json::json!([{ "index": index, "value": value, "op": "SCMP_CMP_EQ" }]);
+    let names: Vec<&str> = REFUSED.iter().map(|(_, name)| *name).collect();
+    let mut syscalls = vec![refuse(&names, serde_json::json!([]))];
+    syscalls.extend(NAMESPACE_FLAGS.iter().map(|flag| refuse(&["clone"], masked(0, *flag, *flag))));
+    syscalls.push(refuse(&["socket"], equal(0, libc::AF_PACKET as u64)));
+    syscalls.push(refuse(&["socket"], equal(0, libc::AF_NETLINK as u64)));
+    syscalls.push(refuse(&["socket"], masked(1, 0xF, libc::SOCK_RAW as u64)));
+    syscalls.push(serde_json::json!({ "names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS }));
+    let profile = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": [architecture],
+        "syscalls": syscalls,
+    });
+    serde_json::to_string(&profile).map_err(|e| Error::Unavailable(format!("cannot write the seccomp profile: {e}")))
 }

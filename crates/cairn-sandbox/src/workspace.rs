@@ -232,16 +232,32 @@ impl Upload {
     /// upload and the file to write to, and the size of the file it replaces.
     pub(crate) fn begin(root: &Path, path: &str) -> SandboxResult<(Upload, std::fs::File, u64)> {
         let root = open_root(root)?;
+        // What the host creates belongs to the workspace's owner (a
+        // container's user, when Cairn runs as root).
+        let owner = rustix::fs::fstat(&root).map_err(|e| error(e, "."))?;
+        let adopt = |fd: &OwnedFd| {
+            if owner.st_uid != rustix::process::getuid().as_raw() {
+                let _ = rustix::fs::fchown(
+                    fd,
+                    Some(rustix::fs::Uid::from_raw(owner.st_uid)),
+                    Some(rustix::fs::Gid::from_raw(owner.st_gid)),
+                );
+            }
+        };
         let (parent_path, name) = split(path)?;
         let mut dir = root;
         let mut walked = String::new();
         for part in parent_path.split('/').filter(|p| !p.is_empty()) {
             walked = if walked.is_empty() { part.to_owned() } else { format!("{walked}/{part}") };
-            match rustix::fs::mkdirat(&dir, part, Mode::from_bits_truncate(0o755)) {
-                Ok(()) | Err(Errno::EXIST) => {}
+            let created = match rustix::fs::mkdirat(&dir, part, Mode::from_bits_truncate(0o755)) {
+                Ok(()) => true,
+                Err(Errno::EXIST) => false,
                 Err(e) => return Err(error(e, &walked)),
-            }
+            };
             dir = open_dir(&dir, part, &walked)?;
+            if created {
+                adopt(&dir);
+            }
         }
         let replaced = match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(stat) if kind_of(stat.st_mode) == EntryKind::Directory => {
@@ -252,6 +268,7 @@ impl Upload {
         };
         let temp = format!(".cairn-upload-{}", uuid::Uuid::now_v7().simple());
         let file = open_beneath(&dir, &temp, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, path)?;
+        adopt(&file);
         let upload = Upload { parent: dir, temp, name: name.to_owned(), committed: false };
         Ok((upload, std::fs::File::from(file), replaced))
     }

@@ -1,21 +1,64 @@
-//! The kernel under bubblewrap: notebook-like execution and the first
-//! isolation checks.
+//! The kernel under bubblewrap and in a container (Podman's Docker-compatible
+//! engine here): notebook-like execution, limits and the isolation checks,
+//! the same tests for both.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
-use cairn_sandbox::{CgroupSupport, Kernel, KernelOptions, Limits};
+use std::sync::Arc;
+
+use cairn_sandbox::{CgroupSupport, ContainerEngine, Kernel, KernelOptions, Limits};
 use cairn_testkit::TempDir;
 
-async fn kernel(dir: &TempDir) -> Kernel {
-    limited(dir, Limits::default()).await
+mod common;
+
+use common::{BUBBLEWRAP, Backend, CONTAINER, IMAGE_PYTHON, sandbox_python};
+
+cairn_testkit::on_backends!(on_bubblewrap: BUBBLEWRAP, on_container: CONTAINER;
+    state_persists_and_outputs_arrive_in_order,
+    the_sandbox_sees_no_host_secrets_files_or_network,
+    resource_bombs_are_stopped_by_their_limits,
+    escape_attempts_fail,
+    sandboxes_cannot_see_each_other,
+    shell_commands_run_in_the_same_sandbox,
+    the_data_stack_gives_rich_outputs,
+    the_warm_pool_hands_out_ready_kernels,
+);
+
+pub(crate) async fn engine(runtime: &std::path::Path) -> Arc<ContainerEngine> {
+    let (socket, image) = cairn_testkit::container_engine();
+    let engine = ContainerEngine::connect(&socket, &image, std::path::Path::new(IMAGE_PYTHON), runtime);
+    Arc::new(engine.await.expect("the container engine answers and has the sandbox image"))
 }
 
-async fn limited(dir: &TempDir, limits: Limits) -> Kernel {
-    let mut options = KernelOptions::with_host_python(dir.path.join("workspace"), dir.path.join("runtime")).unwrap();
+/// Kernel options on `backend`: bubblewrap with the host's `python3` (the
+/// sandbox venv's for the data stack); a container with the image's Python
+/// and the sandbox venv's packages.
+async fn options_in(
+    backend: Backend,
+    workspace: std::path::PathBuf,
+    runtime: std::path::PathBuf,
+    stack: bool,
+) -> KernelOptions {
+    match backend {
+        Backend::Bubblewrap if !stack => KernelOptions::with_host_python(workspace, runtime).unwrap(),
+        Backend::Bubblewrap => KernelOptions::with_python(&sandbox_python(), workspace, runtime).unwrap(),
+        Backend::Container => {
+            let engine = engine(&runtime).await;
+            KernelOptions::with_python(&sandbox_python(), workspace, runtime).unwrap().in_container(engine)
+        }
+    }
+}
+
+async fn kernel(backend: Backend, dir: &TempDir) -> Kernel {
+    limited(backend, dir, Limits::default()).await
+}
+
+async fn limited(backend: Backend, dir: &TempDir, limits: Limits) -> Kernel {
+    let mut options = options_in(backend, dir.path.join("workspace"), dir.path.join("runtime"), false).await;
     options.limits = limits;
-    Kernel::start(&options).await.expect("bubblewrap and python3 are needed for the sandbox tests")
+    Kernel::start(&options).await.expect("the sandbox starts (bubblewrap and python3, or the container engine)")
 }
 
 fn small() -> Limits {
@@ -30,10 +73,9 @@ fn small() -> Limits {
     }
 }
 
-#[tokio::test]
-async fn state_persists_and_outputs_arrive_in_order() {
+async fn state_persists_and_outputs_arrive_in_order(backend: Backend) {
     let dir = TempDir::new("kernel");
-    let mut kernel = kernel(&dir).await;
+    let mut kernel = kernel(backend, &dir).await;
     let first = kernel.execute("x = 41\nprint('hello')\nx + 1", |_| {}).await.unwrap();
     assert!(first.ok);
     assert_eq!(first.stream("stdout"), "hello\n");
@@ -55,15 +97,18 @@ async fn state_persists_and_outputs_arrive_in_order() {
     assert_eq!(after.result_text(), Some("82"), "an error does not lose the state");
 }
 
-#[tokio::test]
-async fn the_sandbox_sees_no_host_secrets_files_or_network() {
+async fn the_sandbox_sees_no_host_secrets_files_or_network(backend: Backend) {
     let dir = TempDir::new("kernel");
-    let mut kernel = kernel(&dir).await;
+    let mut kernel = kernel(backend, &dir).await;
+    // The host's accounts file must not be there (a container's image has
+    // one of its own).
+    let host_passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    kernel.execute(&format!("HOST_PASSWD = {host_passwd:?}"), |_| {}).await.unwrap();
     let probe = kernel
         .execute(
             "import os, socket\n\
-             print(sorted(k for k in os.environ if k not in ('PATH','HOME','LANG','MPLBACKEND','PYTHONDONTWRITEBYTECODE','PWD','SHLVL','_')))\n\
-             print(os.path.exists('/etc/passwd'), os.path.exists(os.path.expanduser('~root/.cargo')) or os.path.exists('/root/.cargo'), os.path.exists('/work'))\n\
+             print(sorted(k for k in os.environ if k not in ('PATH','HOME','LANG','MPLBACKEND','PYTHONDONTWRITEBYTECODE','PWD','SHLVL','_','HOSTNAME','container','TERM','PYTHONPATH')))\n\
+             print(os.path.exists('/etc/passwd') and open('/etc/passwd').read() == HOST_PASSWD, os.path.exists(os.path.expanduser('~root/.cargo')) or os.path.exists('/root/.cargo'), os.path.exists('/work'))\n\
              s = socket.socket()\ns.settimeout(2)\n\
              try:\n    s.connect(('127.0.0.1', 5432)); print('connected')\nexcept OSError as e:\n    print('refused')\n\
              print(socket.gethostname(), os.getpid())",
@@ -89,15 +134,14 @@ async fn the_sandbox_sees_no_host_secrets_files_or_network() {
 
 /// Each bomb is stopped by its limit with a message the agent can read, and
 /// the kernel (or a fresh one on the same workspace) keeps working.
-#[tokio::test]
-async fn resource_bombs_are_stopped_by_their_limits() {
+async fn resource_bombs_are_stopped_by_their_limits(backend: Backend) {
     assert!(
         !matches!(CgroupSupport::detect(), CgroupSupport::None(_)),
         "this host must offer cgroups for the memory and process limits: {:?}",
         CgroupSupport::detect()
     );
     let dir = TempDir::new("bombs");
-    let mut kernel = limited(&dir, small()).await;
+    let mut kernel = limited(backend, &dir, small()).await;
     kernel.execute("kept = 'state'", |_| {}).await.unwrap();
 
     let sleep = kernel.execute("import time\ntime.sleep(600)", |_| {}).await.unwrap();
@@ -147,7 +191,7 @@ async fn resource_bombs_are_stopped_by_their_limits() {
     // Disk limits in a kernel with room in time: filling 32 MiB on a busy
     // machine can take longer than the 2 s the limits above are tested with.
     let disk_dir = TempDir::new("bombs-disk");
-    let mut kernel = limited(&disk_dir, Limits { wall_time: Duration::from_secs(60), ..small() }).await;
+    let mut kernel = limited(backend, &disk_dir, Limits { wall_time: Duration::from_secs(60), ..small() }).await;
     let disk = kernel.execute("open('big.bin', 'wb').write(b'x' * (16 << 20))", |_| {}).await.unwrap();
     assert!(!disk.ok, "a file over the size limit cannot be written: {disk:?}");
     assert_eq!(kernel.execute("3 + 3", |_| {}).await.unwrap().result_text(), Some("6"));
@@ -162,10 +206,9 @@ async fn resource_bombs_are_stopped_by_their_limits() {
 }
 
 /// Escape attempts from inside the sandbox: each must fail.
-#[tokio::test]
-async fn escape_attempts_fail() {
+async fn escape_attempts_fail(backend: Backend) {
     let dir = TempDir::new("escape");
-    let mut kernel = kernel(&dir).await;
+    let mut kernel = kernel(backend, &dir).await;
     let probe = r#"
 import ctypes, errno, os, socket, subprocess
 libc = ctypes.CDLL(None, use_errno=True)
@@ -203,7 +246,10 @@ try:
     results["dns"] = "resolved"
 except OSError:
     results["dns"] = "refused"
-results["host_root"] = "listed" if os.path.exists("/proc/1/root/etc/hostname") and open("/proc/1/root/etc/hostname").read() else "refused"
+try:
+    results["host_root"] = "listed" if open("/proc/1/root/etc/hostname").read().strip() == HOST_NAME else "refused"
+except OSError:
+    results["host_root"] = "refused"
 try:
     os.symlink("/etc/shadow", "shadow-link"); open("shadow-link").read(); results["symlink"] = "read"
 except OSError:
@@ -213,6 +259,10 @@ results["threads_still_work"] = "ok" if subprocess.run(["true"]).returncode == 0
 import threading; t = threading.Thread(target=lambda: None); t.start(); t.join()
 results
 "#;
+    // The host's name, which its root's /etc/hostname holds (a container's
+    // own first process has a root of its own).
+    let host_name = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    kernel.execute(&format!("HOST_NAME = {:?}", host_name.trim()), |_| {}).await.unwrap();
     let outcome = kernel.execute(probe, |_| {}).await.unwrap();
     assert!(outcome.ok, "{outcome:?}");
     let text = outcome.result_text().unwrap().to_owned();
@@ -242,11 +292,10 @@ results
 }
 
 /// Two sandboxes cannot see each other's files or processes.
-#[tokio::test]
-async fn sandboxes_cannot_see_each_other() {
+async fn sandboxes_cannot_see_each_other(backend: Backend) {
     let (a_dir, b_dir) = (TempDir::new("a"), TempDir::new("b"));
-    let mut a = kernel(&a_dir).await;
-    let mut b = kernel(&b_dir).await;
+    let mut a = kernel(backend, &a_dir).await;
+    let mut b = kernel(backend, &b_dir).await;
     a.execute("open('/workspace/a-secret.txt', 'w').write('mine')", |_| {}).await.unwrap();
     let look = b
         .execute("import os\n(os.listdir('/workspace'), sorted(p for p in os.listdir('/proc') if p.isdigit()))", |_| {})
@@ -259,10 +308,9 @@ async fn sandboxes_cannot_see_each_other() {
     assert!(processes <= 4, "b sees only its own few processes: {text}");
 }
 
-#[tokio::test]
-async fn shell_commands_run_in_the_same_sandbox() {
+async fn shell_commands_run_in_the_same_sandbox(backend: Backend) {
     let dir = TempDir::new("shell");
-    let mut kernel = limited(&dir, Limits { wall_time: Duration::from_secs(2), ..Limits::default() }).await;
+    let mut kernel = limited(backend, &dir, Limits { wall_time: Duration::from_secs(2), ..Limits::default() }).await;
     kernel.execute("open('data.csv', 'w').write('a,b\\n1,2\\n')", |_| {}).await.unwrap();
     let listed = kernel.shell("ls; wc -l < data.csv; echo oops >&2; exit 3", |_| {}).await.unwrap();
     assert_eq!(listed.exit_code, Some(3));
@@ -270,7 +318,20 @@ async fn shell_commands_run_in_the_same_sandbox() {
     assert_eq!(listed.stream("stdout"), "data.csv\n2\n");
     assert_eq!(listed.stream("stderr"), "oops\n");
     let who = kernel.shell("id -u; hostname; cat /etc/hostname 2>/dev/null || echo no-etc", |_| {}).await.unwrap();
-    assert_eq!(who.stream("stdout"), "1000\nsandbox\nno-etc\n");
+    // bubblewrap: user 1000 of a user namespace, no /etc; a container: the
+    // user Cairn runs as (1000 when that is root), with the engine's
+    // /etc/hostname.
+    let expected = match backend {
+        Backend::Bubblewrap => ["1000".to_owned(), "sandbox".to_owned(), "no-etc".to_owned()],
+        Backend::Container => {
+            let uid = match own_uid() {
+                0 => 1000,
+                uid => uid,
+            };
+            [uid.to_string(), "sandbox".to_owned(), "sandbox".to_owned()]
+        }
+    };
+    assert_eq!(who.stream("stdout").lines().collect::<Vec<_>>(), expected, "{who:?}");
     let stuck = kernel.shell("sleep 600", |_| {}).await.unwrap();
     assert_eq!(stuck.limit.as_deref(), Some("wall time limit of 2 s exceeded; the execution was interrupted"));
     assert_eq!(kernel.execute("6 * 7", |_| {}).await.unwrap().result_text(), Some("42"), "the kernel lives on");
@@ -278,15 +339,9 @@ async fn shell_commands_run_in_the_same_sandbox() {
 
 /// The sandbox Python (the set-up's venv with the data stack): tables and
 /// figures come back as rich outputs.
-#[tokio::test]
-async fn the_data_stack_gives_rich_outputs() {
-    let python = std::env::var("CAIRN_SANDBOX_PYTHON").expect(
-        "CAIRN_SANDBOX_PYTHON must name the sandbox venv's python (the test command builds it: ./scripts/test.sh)",
-    );
+async fn the_data_stack_gives_rich_outputs(backend: Backend) {
     let dir = TempDir::new("stack");
-    let options =
-        KernelOptions::with_python(std::path::Path::new(&python), dir.path.join("workspace"), dir.path.join("runtime"))
-            .unwrap();
+    let options = options_in(backend, dir.path.join("workspace"), dir.path.join("runtime"), true).await;
     let mut kernel = Kernel::start(&options).await.unwrap();
     let table = kernel
         .execute(
@@ -327,10 +382,9 @@ async fn the_data_stack_gives_rich_outputs() {
 
 /// A warm kernel answers at once, works in the thread's workspace, and the
 /// pool refills itself.
-#[tokio::test]
-async fn the_warm_pool_hands_out_ready_kernels() {
+async fn the_warm_pool_hands_out_ready_kernels(backend: Backend) {
     let dir = TempDir::new("pool");
-    let template = KernelOptions::with_host_python(dir.path.join("unused"), dir.path.join("runtime")).unwrap();
+    let template = options_in(backend, dir.path.join("unused"), dir.path.join("runtime"), false).await;
     let pool = cairn_sandbox::KernelPool::new(template, dir.path.join("staging"), 2);
     pool.fill().await.unwrap();
     assert_eq!(pool.len(), 2);
@@ -354,4 +408,11 @@ async fn the_warm_pool_hands_out_ready_kernels() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(pool.len(), 2, "the pool refilled");
+}
+
+/// The user this test runs as.
+fn own_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    let probe = TempDir::new("uid");
+    std::fs::metadata(&probe.path).unwrap().uid()
 }

@@ -1,6 +1,8 @@
 //! The local backend of the `Sandboxes` interface: lifecycle, workspace
 //! files (and the links planted in them), the tool bridge, caps, idle
-//! timers, restarts and policy-granted egress.
+//! timers, restarts and policy-granted egress — with kernels under
+//! bubblewrap and in containers (Podman's Docker-compatible engine here),
+//! the same tests for both.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,15 +13,41 @@ use cairn_core::sandbox::{
     EntryKind, ExecHandler, Execution, NewSandbox, Output, SandboxError, SandboxPolicy, SandboxState, Sandboxes,
 };
 use cairn_core::{SandboxId, UserId};
-use cairn_sandbox::{Egress, EgressRules, LocalConfig, LocalSandboxes};
+use cairn_sandbox::{ContainerConfig, Egress, EgressRules, LocalConfig, LocalSandboxes};
 use cairn_testkit::TempDir;
 use serde_json::{Value, json};
 
-async fn service(dir: &TempDir, tweak: impl FnOnce(&mut LocalConfig)) -> LocalSandboxes {
+mod common;
+
+use common::{BUBBLEWRAP, Backend, CONTAINER, IMAGE_PYTHON, sandbox_python};
+
+cairn_testkit::on_backends!(on_bubblewrap: BUBBLEWRAP, on_container: CONTAINER;
+    a_sandbox_lives_pauses_resumes_and_is_destroyed,
+    workspace_files_can_be_written_listed_read_and_deleted,
+    links_planted_in_the_workspace_never_lead_the_host_outside,
+    uploads_respect_the_disk_limit_and_leave_nothing_when_refused,
+    sandboxed_code_calls_host_tools_through_the_bridge,
+    running_code_can_be_interrupted_and_the_sandbox_destroyed_mid_run,
+    caps_pause_the_least_recently_used_sandbox_or_refuse,
+    a_pause_if_idle_leaves_a_busy_sandbox_running,
+    idle_sandboxes_are_paused_then_reclaimed,
+    sandboxes_survive_a_restart_of_the_host_process_paused,
+    policies_are_checked_against_the_host,
+    network_policy_gives_proxied_egress_but_never_the_host,
+    a_paused_sandbox_tells_its_next_execution_that_variables_are_gone,
+    workspaces_move_between_hosts_through_their_snapshots,
+);
+
+async fn service(backend: Backend, dir: &TempDir, tweak: impl FnOnce(&mut LocalConfig)) -> LocalSandboxes {
     let mut config = LocalConfig::new(dir.path.join("sandboxes"));
     config.pool_size = 1;
+    if backend == Backend::Container {
+        let (engine, image) = cairn_testkit::container_engine();
+        config.python = Some(sandbox_python());
+        config.container = Some(ContainerConfig { engine, image, python: IMAGE_PYTHON.into() });
+    }
     tweak(&mut config);
-    LocalSandboxes::start(config).await.expect("bubblewrap and python3 are needed for the sandbox tests")
+    LocalSandboxes::start(config).await.expect("the sandboxes start (bubblewrap and python3, or the container engine)")
 }
 
 fn new(owner: UserId) -> NewSandbox {
@@ -38,10 +66,9 @@ async fn run(sandboxes: &LocalSandboxes, id: SandboxId, execution: Execution) ->
     sandboxes.execute(id, execution, &mut |_: &Output| {}).await.unwrap()
 }
 
-#[tokio::test]
-async fn a_sandbox_lives_pauses_resumes_and_is_destroyed() {
+async fn a_sandbox_lives_pauses_resumes_and_is_destroyed(backend: Backend) {
     let dir = TempDir::new("sandboxes");
-    let sandboxes = service(&dir, |_| {}).await;
+    let sandboxes = service(backend, &dir, |_| {}).await;
     let owner = UserId::new();
     let info = sandboxes.create(new(owner)).await.unwrap();
     assert_eq!((info.state, info.owner, info.busy, info.executions), (SandboxState::Running, owner, false, 0));
@@ -84,10 +111,9 @@ async fn a_sandbox_lives_pauses_resumes_and_is_destroyed() {
     assert!(!cairn_sandbox::workspace_dir(&dir.path.join("sandboxes"), info.id).exists(), "the workspace is gone");
 }
 
-#[tokio::test]
-async fn workspace_files_can_be_written_listed_read_and_deleted() {
+async fn workspace_files_can_be_written_listed_read_and_deleted(backend: Backend) {
     let dir = TempDir::new("sandboxes");
-    let sandboxes = service(&dir, |c| c.pool_size = 0).await;
+    let sandboxes = service(backend, &dir, |c| c.pool_size = 0).await;
     let id = sandboxes.create(new(UserId::new())).await.unwrap().id;
 
     let written = sandboxes.write_file(id, "/workspace/reports/q1/summary.md", b"# Q1\n".to_vec()).await.unwrap();
@@ -118,10 +144,9 @@ async fn workspace_files_can_be_written_listed_read_and_deleted() {
     assert!(matches!(sandboxes.delete_path(id, "reports").await, Err(SandboxError::NoSuchPath(_))));
 }
 
-#[tokio::test]
-async fn links_planted_in_the_workspace_never_lead_the_host_outside() {
+async fn links_planted_in_the_workspace_never_lead_the_host_outside(backend: Backend) {
     let dir = TempDir::new("sandboxes");
-    let sandboxes = service(&dir, |c| c.pool_size = 0).await;
+    let sandboxes = service(backend, &dir, |c| c.pool_size = 0).await;
     let id = sandboxes.create(new(UserId::new())).await.unwrap().id;
     let outside = dir.path.join("host-secret.txt");
     std::fs::write(&outside, "host only").unwrap();
@@ -164,10 +189,9 @@ async fn links_planted_in_the_workspace_never_lead_the_host_outside() {
     );
 }
 
-#[tokio::test]
-async fn uploads_respect_the_disk_limit_and_leave_nothing_when_refused() {
+async fn uploads_respect_the_disk_limit_and_leave_nothing_when_refused(backend: Backend) {
     let dir = TempDir::new("sandboxes");
-    let sandboxes = service(&dir, |c| {
+    let sandboxes = service(backend, &dir, |c| {
         c.pool_size = 0;
         c.defaults.disk_bytes = 1 << 20;
     })
@@ -211,10 +235,9 @@ impl ExecHandler for Tools {
     }
 }
 
-#[tokio::test]
-async fn sandboxed_code_calls_host_tools_through_the_bridge() {
+async fn sandboxed_code_calls_host_tools_through_the_bridge(backend: Backend) {
     let dir = TempDir::new("sandboxes");
-    let sandboxes = service(&dir, |c| {
+    let sandboxes = service(backend, &dir, |c| {
         c.pool_size = 0;
         c.defaults.wall_time = Duration::from_secs(1);
     })
@@ -234,10 +257,9 @@ async fn sandboxed_code_calls_host_tools_through_the_bridge() {
     assert_eq!(none.error().map(|e| e.0), Some("RuntimeError"), "a handler without tools refuses: {none:?}");
 }
 
-#[tokio::test]
-async fn running_code_can_be_interrupted_and_the_sandbox_destroyed_mid_run() {
+async fn running_code_can_be_interrupted_and_the_sandbox_destroyed_mid_run(backend: Backend) {
     let dir = TempDir::new("sandboxes");
-    let sandboxes = service(&dir, |c| c.pool_size = 0).await;
+    let sandboxes = service(backend, &dir, |c| c.pool_size = 0).await;
     let id = sandboxes.create(new(UserId::new())).await.unwrap().id;
     run(&sandboxes, id, python("kept = 1")).await;
     let running = {
@@ -265,10 +287,9 @@ async fn running_code_can_be_interrupted_and_the_sandbox_destroyed_mid_run() {
     assert_eq!(ended.limit.as_deref(), Some("the sandbox was stopped while the code ran"));
 }
 
-#[tokio::test]
-async fn caps_pause_the_least_recently_used_sandbox_or_refuse() {
+async fn caps_pause_the_least_recently_used_sandbox_or_refuse(backend: Backend) {
     let dir = TempDir::new("sandboxes");
-    let sandboxes = service(&dir, |c| {
+    let sandboxes = service(backend, &dir, |c| {
         c.pool_size = 0;
         c.max_running_per_user = 2;
         c.max_running = 3;
@@ -326,10 +347,9 @@ async fn caps_pause_the_least_recently_used_sandbox_or_refuse() {
 /// Pausing to make room never cuts an execution short: a busy sandbox is
 /// left running, an idle one pauses, and an execution that arrives after
 /// the pause wakes it with its files.
-#[tokio::test]
-async fn a_pause_if_idle_leaves_a_busy_sandbox_running() {
+async fn a_pause_if_idle_leaves_a_busy_sandbox_running(backend: Backend) {
     let dir = TempDir::new("sandboxes");
-    let sandboxes = service(&dir, |c| c.pool_size = 0).await;
+    let sandboxes = service(backend, &dir, |c| c.pool_size = 0).await;
     let id = sandboxes.create(new(UserId::new())).await.unwrap().id;
     let working = {
         let sandboxes = sandboxes.clone();
@@ -350,10 +370,9 @@ async fn a_pause_if_idle_leaves_a_busy_sandbox_running() {
     assert!(matches!(sandboxes.pause_if_idle(SandboxId::new()).await, Err(SandboxError::NotFound)));
 }
 
-#[tokio::test]
-async fn idle_sandboxes_are_paused_then_reclaimed() {
+async fn idle_sandboxes_are_paused_then_reclaimed(backend: Backend) {
     let dir = TempDir::new("sandboxes");
-    let sandboxes = service(&dir, |c| {
+    let sandboxes = service(backend, &dir, |c| {
         c.pool_size = 0;
         c.idle_pause = Duration::from_millis(300);
         c.idle_reclaim = Duration::from_millis(1500);
@@ -372,28 +391,26 @@ async fn idle_sandboxes_are_paused_then_reclaimed() {
     assert!(!dir.path.join("sandboxes/instances").join(id.to_string()).exists());
 }
 
-#[tokio::test]
-async fn sandboxes_survive_a_restart_of_the_host_process_paused() {
+async fn sandboxes_survive_a_restart_of_the_host_process_paused(backend: Backend) {
     let dir = TempDir::new("sandboxes");
     let owner = UserId::new();
     let id = {
-        let sandboxes = service(&dir, |c| c.pool_size = 0).await;
+        let sandboxes = service(backend, &dir, |c| c.pool_size = 0).await;
         let id = sandboxes.create(new(owner)).await.unwrap().id;
         run(&sandboxes, id, python("open('result.csv', 'w').write('a,b\\n')")).await;
         sandboxes.shutdown().await;
         id
     };
-    let sandboxes = service(&dir, |c| c.pool_size = 0).await;
+    let sandboxes = service(backend, &dir, |c| c.pool_size = 0).await;
     let info = sandboxes.inspect(id).await.unwrap();
     assert_eq!((info.state, info.owner, info.executions), (SandboxState::Paused, owner, 1));
     let seen = run(&sandboxes, id, python("open('result.csv').read()")).await;
     assert_eq!(seen.result_text(), Some("'a,b\\n'"));
 }
 
-#[tokio::test]
-async fn policies_are_checked_against_the_host() {
+async fn policies_are_checked_against_the_host(backend: Backend) {
     let dir = TempDir::new("sandboxes");
-    let sandboxes = service(&dir, |c| c.pool_size = 0).await;
+    let sandboxes = service(backend, &dir, |c| c.pool_size = 0).await;
     let mut request = new(UserId::new());
     request.policy.memory_bytes = Some(64 << 30);
     let too_much = sandboxes.create(request.clone()).await.unwrap_err();
@@ -431,14 +448,13 @@ async fn http_server(body: &'static str) -> std::net::SocketAddr {
     address
 }
 
-#[tokio::test]
-async fn network_policy_gives_proxied_egress_but_never_the_host() {
+async fn network_policy_gives_proxied_egress_but_never_the_host(backend: Backend) {
     let dir = TempDir::new("sandboxes");
     let allowed = http_server("mirror says hi").await;
     let forbidden = http_server("host secret").await;
     let rules = EgressRules { ports: vec![80, 443], allow: vec![allowed] };
     let egress = Egress::start(&dir.path.join("egress"), rules).unwrap();
-    let sandboxes = service(&dir, |c| {
+    let sandboxes = service(backend, &dir, |c| {
         c.pool_size = 0;
         c.egress = Some(egress);
     })
@@ -500,10 +516,9 @@ async fn network_policy_gives_proxied_egress_but_never_the_host() {
     assert_eq!(run(&sandboxes, offline, python(&code)).await.result_text(), Some("'failed'"));
 }
 
-#[tokio::test]
-async fn a_paused_sandbox_tells_its_next_execution_that_variables_are_gone() {
+async fn a_paused_sandbox_tells_its_next_execution_that_variables_are_gone(backend: Backend) {
     let dir = TempDir::new("sandboxes");
-    let sandboxes = service(&dir, |_| {}).await;
+    let sandboxes = service(backend, &dir, |_| {}).await;
     let info = sandboxes.create(new(UserId::new())).await.unwrap();
     assert_eq!(run(&sandboxes, info.id, python("x = 1")).await.notice, None);
     sandboxes.pause(info.id).await.unwrap();
@@ -517,15 +532,14 @@ async fn a_paused_sandbox_tells_its_next_execution_that_variables_are_gone() {
 /// its sandbox pauses) is restored into the sandbox of the same id on the
 /// other, folders and all; a snapshot holding a path that climbs out of the
 /// workspace is refused whole.
-#[tokio::test]
-async fn workspaces_move_between_hosts_through_their_snapshots() {
+async fn workspaces_move_between_hosts_through_their_snapshots(backend: Backend) {
     use std::sync::Arc;
     let (objects, one_dir, two_dir) = (TempDir::new("objects"), TempDir::new("host-a"), TempDir::new("host-b"));
     let store: Arc<dyn object_store::ObjectStore> =
         Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&objects.path).unwrap());
     let snapshots = cairn_sandbox::Snapshots::new(store.clone(), "sandbox-snapshots");
-    let one = service(&one_dir, |c| c.snapshots = Some(snapshots.clone())).await;
-    let two = service(&two_dir, |c| c.snapshots = Some(snapshots.clone())).await;
+    let one = service(backend, &one_dir, |c| c.snapshots = Some(snapshots.clone())).await;
+    let two = service(backend, &two_dir, |c| c.snapshots = Some(snapshots.clone())).await;
     let owner = UserId::new();
     let info = one.create(new(owner)).await.unwrap();
     let work = "import os\nos.makedirs('out/figs', exist_ok=True)\nos.makedirs('empty', exist_ok=True)\n\

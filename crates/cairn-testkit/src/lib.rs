@@ -417,3 +417,22 @@ macro_rules! on_backends {
     };
     (@each [$($name:ident),+]) => {};
 }
+
+/// The container engine's socket (Docker's, or `podman system service`'s)
+/// the container sandbox tests run on; the test command starts a Podman one.
+pub const CONTAINER_ENGINE_ENV: &str = "CAIRN_TEST_CONTAINER_ENGINE";
+/// The sandbox image in that engine (the test command builds one with
+/// debootstrap and imports it).
+pub const CONTAINER_IMAGE_ENV: &str = "CAIRN_TEST_CONTAINER_IMAGE";
+
+/// The container engine's socket and the sandbox image to test with, or a
+/// loud failure naming the variables.
+pub fn container_engine() -> (String, String) {
+    match (std::env::var(CONTAINER_ENGINE_ENV), std::env::var(CONTAINER_IMAGE_ENV)) {
+        (Ok(socket), Ok(image)) if !socket.is_empty() && !image.is_empty() => (socket, image),
+        _ => panic!(
+            "the container sandbox tests need a container engine: set {CONTAINER_ENGINE_ENV} (its socket) and \
+             {CONTAINER_IMAGE_ENV} (the sandbox image), or run ./scripts/test.sh, which starts Podman's and builds the image"
+        ),
+    }
+}

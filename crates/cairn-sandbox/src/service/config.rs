@@ -40,6 +40,16 @@ pub struct LocalConfig {
     /// Where workspaces are snapshotted (a sandbox host of the distributed
     /// shape); `None`: nowhere.
     pub snapshots: Option<crate::Snapshots>,
+    /// A container engine to run each kernel in; `None`: bubblewrap.
+    pub container: Option<ContainerConfig>,
+}
+
+/// The container backend: the engine's socket, the image and its Python.
+#[derive(Debug, Clone)]
+pub struct ContainerConfig {
+    pub engine: String,
+    pub image: String,
+    pub python: PathBuf,
 }
 
 impl LocalConfig {
@@ -59,6 +69,7 @@ impl LocalConfig {
             egress: None,
             prelude: None,
             snapshots: None,
+            container: None,
         }
     }
 }
@@ -106,6 +117,11 @@ impl LocalConfig {
             egress,
             prelude: None,
             snapshots: None,
+            container: (config.backend == cairn_config::SandboxBackend::Container).then(|| ContainerConfig {
+                engine: config.container_engine.clone(),
+                image: config.container_image.clone(),
+                python: PathBuf::from(&config.container_python),
+            }),
             root,
         })
     }

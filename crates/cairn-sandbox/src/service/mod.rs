@@ -30,12 +30,12 @@ use tokio::io::AsyncWriteExt;
 
 use crate::kernel::KernelHandle;
 use crate::limits::{self, CgroupSupport, Limits};
-use crate::{Error, Kernel, KernelOptions, KernelPool, workspace};
+use crate::{ContainerEngine, Error, Kernel, KernelOptions, KernelPool, workspace};
 
 mod config;
 mod moves;
 
-pub use config::{LocalConfig, from_config};
+pub use config::{ContainerConfig, LocalConfig, from_config};
 
 /// What `sandbox.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -173,19 +173,27 @@ impl LocalSandboxes {
         let staging = config.root.join("pool");
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir_all(&staging).map_err(io)?;
-        let bwrap = tokio::process::Command::new("bwrap").arg("--version").output().await;
-        if !bwrap.is_ok_and(|out| out.status.success()) {
-            return Err(SandboxError::Unavailable(
-                "bubblewrap (`bwrap`) is not installed; install the `bubblewrap` package".into(),
-            ));
+        if config.container.is_none() {
+            let bwrap = tokio::process::Command::new("bwrap").arg("--version").output().await;
+            if !bwrap.is_ok_and(|out| out.status.success()) {
+                return Err(SandboxError::Unavailable(
+                    "bubblewrap (`bwrap`) is not installed; install the `bubblewrap` package".into(),
+                ));
+            }
         }
         let runtime = config.root.join("runtime");
         let placeholder = config.root.join("unused");
         let mut template = match &config.python {
-            Some(python) => KernelOptions::with_python(python, placeholder, runtime),
-            None => KernelOptions::with_host_python(placeholder, runtime),
+            Some(python) => KernelOptions::with_python(python, placeholder, runtime.clone()),
+            None => KernelOptions::with_host_python(placeholder, runtime.clone()),
         }
         .map_err(unavailable)?;
+        if let Some(container) = &config.container {
+            let engine = ContainerEngine::connect(&container.engine, &container.image, &container.python, &runtime)
+                .await
+                .map_err(unavailable)?;
+            template = template.in_container(Arc::new(engine));
+        }
         template.limits = config.defaults;
         template.prelude = config.prelude.as_deref().map(Arc::from);
         if let CgroupSupport::None(why) = &template.cgroups {

@@ -1,0 +1,133 @@
+# shellcheck shell=bash
+# The container sandbox backend's tests run on a private Podman: its own
+# configuration and storage in the cache folder (nothing of the system's is
+# changed), serving the Docker Engine API on a socket of its own, with a
+# sandbox image built from Debian's packages by debootstrap (once per recipe,
+# kept in the cache folder). Sourced by scripts/test.sh (after common.sh);
+# Podman needs root.
+
+PODMAN_TMP=""
+PODMAN_PID=""
+# What the sandbox image holds; a change here builds a new image.
+SANDBOX_IMAGE_PACKAGES="python3,python-is-python3"
+
+# Podman with the private configuration.
+pod() {
+    CONTAINERS_CONF="$CAIRN_CACHE_DIR/podman/containers.conf" \
+        CONTAINERS_STORAGE_CONF="$CAIRN_CACHE_DIR/podman/storage.conf" \
+        TMPDIR="$CAIRN_CACHE_DIR/podman/tmp" podman "$@"
+}
+
+# The Debian mirror this machine installs its packages from.
+debian_mirror() {
+    local uri
+    uri=$(grep -h '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | head -n 1)
+    if [[ -z $uri ]]; then
+        uri=$(grep -h '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}' | head -n 1)
+    fi
+    [[ -n $uri ]] || die "no Debian mirror found in /etc/apt (needed to build the sandbox image)"
+    printf '%s\n' "$uri"
+}
+
+debian_release() {
+    # shellcheck disable=SC1091 # the machine's own release file
+    (. /etc/os-release && printf '%s\n' "$VERSION_CODENAME")
+}
+
+# Builds the sandbox image's root file system into a tar file.
+build_sandbox_image() {
+    local tar=$1 release tmp
+    release=$(debian_release)
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/cairn-sandbox-image.XXXXXX")
+    log "setup: building the sandbox image with debootstrap ($release; once, kept in the cache folder)"
+    if ! debootstrap --variant=minbase --include="$SANDBOX_IMAGE_PACKAGES" "$release" "$tmp/rootfs" \
+        "$(debian_mirror)" >"$tmp/debootstrap.log" 2>&1; then
+        tail -n 30 "$tmp/debootstrap.log" >&2
+        rm -rf "$tmp"
+        die "debootstrap failed"
+    fi
+    rm -rf "$tmp/rootfs/var/lib/apt/lists/"* "$tmp/rootfs/usr/share/doc" "$tmp/rootfs/usr/share/man" \
+        "$tmp/rootfs/usr/share/locale"
+    mkdir -p "$tmp/rootfs/workspace" "$(dirname "$tar")"
+    tar -C "$tmp/rootfs" -cf "$tar.partial" .
+    mv "$tar.partial" "$tar"
+    rm -rf "$tmp"
+}
+
+# Writes the private configuration: no default rlimits (hosts whose hard
+# limits are lower refuse them), cgroupfs (no systemd needed), no network
+# for containers unless asked, everything under the cache folder.
+write_podman_config() {
+    local root=$1
+    mkdir -p "$root/storage" "$root/run" "$root/tmp" "$root/cni"
+    printf '%s\n' \
+        '[containers]' \
+        'default_ulimits = []' \
+        'default_sysctls = []' \
+        'netns = "none"' \
+        'log_driver = "k8s-file"' \
+        '' \
+        '[network]' \
+        'network_backend = "cni"' \
+        "network_config_dir = \"$root/cni\"" \
+        '' \
+        '[engine]' \
+        'cgroup_manager = "cgroupfs"' \
+        'runtime = "runc"' \
+        'events_logger = "file"' \
+        "events_logfile_path = \"$root/events.log\"" \
+        "tmp_dir = \"$root/tmp\"" \
+        "static_dir = \"$root/storage/libpod\"" \
+        "volume_path = \"$root/storage/volumes\"" \
+        "image_copy_tmp_dir = \"$root/tmp\"" >"$root/containers.conf"
+    printf '%s\n' \
+        '[storage]' \
+        'driver = "overlay"' \
+        "graphroot = \"$root/storage\"" \
+        "runroot = \"$root/run\"" >"$root/storage.conf"
+}
+
+start_container_engine() {
+    local root="$CAIRN_CACHE_DIR/podman" missing=() tool key image tar waited=0
+    [[ $(id -u) -eq 0 ]] || die "the container sandbox tests run a rootful Podman: run the test command as root"
+    for tool in podman runc debootstrap catatonit; do
+        command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    done
+    [[ ${#missing[@]} -eq 0 ]] || apt_install podman runc debootstrap catatonit uidmap
+    write_podman_config "$root"
+    key=$(printf '%s %s' "$SANDBOX_IMAGE_PACKAGES" "$(debian_release)" | sha256sum | cut -c1-12)
+    image="localhost/cairn-sandbox-test:$key"
+    if ! pod image exists "$image" 2>/dev/null; then
+        tar="$CAIRN_CACHE_DIR/images/sandbox-$key.tar"
+        [[ -s $tar ]] || build_sandbox_image "$tar"
+        pod import --quiet --change 'WORKDIR /workspace' "$tar" "$image" >/dev/null ||
+            die "cannot import the sandbox image into Podman"
+    fi
+    PODMAN_TMP=$(mktemp -d "${TMPDIR:-/tmp}/cairn-test-podman.XXXXXX")
+    pod system service --time=0 "unix://$PODMAN_TMP/podman.sock" >"$PODMAN_TMP/service.log" 2>&1 &
+    PODMAN_PID=$!
+    until curl -sf --unix-socket "$PODMAN_TMP/podman.sock" http://podman/version >/dev/null 2>&1; do
+        if [[ $waited -ge 60 ]] || ! kill -0 "$PODMAN_PID" 2>/dev/null; then
+            cat "$PODMAN_TMP/service.log" >&2 || true
+            die "Podman's API service did not start"
+        fi
+        sleep 0.5
+        waited=$((waited + 1))
+    done
+    log "services: Podman's Docker-compatible API on $PODMAN_TMP/podman.sock, image $image"
+    export CAIRN_TEST_CONTAINER_ENGINE="unix://$PODMAN_TMP/podman.sock"
+    export CAIRN_TEST_CONTAINER_IMAGE="$image"
+}
+
+stop_container_engine() {
+    [[ -n $PODMAN_TMP ]] || return 0
+    if [[ -n $PODMAN_PID ]] && kill -0 "$PODMAN_PID" 2>/dev/null; then
+        kill "$PODMAN_PID" 2>/dev/null || true
+        wait "$PODMAN_PID" 2>/dev/null || true
+    fi
+    # Sandbox containers that tests dropped without stopping (the private
+    # storage holds nothing else).
+    pod rm --all --force >/dev/null 2>&1 || true
+    rm -rf "$PODMAN_TMP"
+    PODMAN_TMP=""
+}
