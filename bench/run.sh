@@ -34,7 +34,13 @@ if [[ ! -x $s3s_fs ]]; then
     cargo install s3s-fs@0.14.1 --features binary --locked --root "$CAIRN_CACHE_DIR/tools" \
         --target-dir "$CAIRN_CACHE_DIR/tools-target"
 fi
-python3 bench/files.py "$CARGO_TARGET_DIR/release/cairn" "$s3s_fs" --mib "${FILE_MIB:-1024}"
+azurite="$CAIRN_CACHE_DIR/tools/azurite/node_modules/.bin/azurite-blob"
+if [[ ! -x $azurite ]]; then
+    mkdir -p "$CAIRN_CACHE_DIR/tools/azurite"
+    (cd "$CAIRN_CACHE_DIR/tools/azurite" && npm install --no-audit --no-fund --no-save --silent azurite@3.35.0)
+fi
+python3 bench/files.py "$CARGO_TARGET_DIR/release/cairn" "$s3s_fs" --mib "${FILE_MIB:-1024}" \
+    --gcs-emulator "$venv/bin/gcp-storage-emulator" --azurite "$azurite" --cloud-mib "${CLOUD_FILE_MIB:-256}"
 echo
 echo "## Sandbox kernel (bubblewrap, limits, seccomp) beside a local Jupyter kernel"
 cargo build --release --locked -p cairn-sandbox --example kernel_bench
@@ -51,7 +57,16 @@ echo "## Sandbox backends: the same kernels in containers of a private Podman"
     start_container_engine >&2
     echo "container: $("$CARGO_TARGET_DIR/release/examples/kernel_bench" 20 2000 container \
         "$CAIRN_TEST_CONTAINER_ENGINE" "$CAIRN_TEST_CONTAINER_IMAGE")"
+    echo "## Pause and resume (no kernel checkpoint: see docs/backends.md)"
+    cargo build --release --locked -p cairn-sandbox --example pause_bench >&2
+    echo "bubblewrap: $("$CARGO_TARGET_DIR/release/examples/pause_bench" 20)"
+    echo "container:  $("$CARGO_TARGET_DIR/release/examples/pause_bench" 20 container \
+        "$CAIRN_TEST_CONTAINER_ENGINE" "$CAIRN_TEST_CONTAINER_IMAGE")"
 )
+
+echo "## Sandbox backends: E2B's protocol over loopback (the stand-in that follows E2B's API)"
+cargo build --release --locked -p cairn-sandbox --example e2b_bench
+echo "e2b:       $("$CARGO_TARGET_DIR/release/examples/e2b_bench" 20 2000)"
 
 echo "## Sandbox service: in-process and over the sandbox host's HTTP API"
 cargo build --release --locked -p cairn-gateway --example sandbox_service_bench

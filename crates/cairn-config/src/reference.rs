@@ -203,11 +203,22 @@ const ROWS: &[Row] = &[
     Row::new(
         &["sandbox.backend"],
         "`bubblewrap`: each sandbox in namespaces on this machine; `container`: each a container of a \
-         Docker Engine API (Docker, or Podman's socket) — see docs/backends.md",
+         Docker Engine API (Docker, or Podman's socket); `e2b`: each an E2B cloud sandbox — see \
+         docs/backends.md",
     ),
     Row::new(&["sandbox.container_engine"], "the container engine's socket, for the container backend"),
     Row::new(&["sandbox.container_image"], "the image sandboxes run in, for the container backend"),
     Row::new(&["sandbox.container_python"], "the interpreter inside that image"),
+    Row::new(&["sandbox.e2b_api_url"], "E2B's API, for the `e2b` backend"),
+    Row::new(
+        &["sandbox.e2b_sandbox_url"],
+        "one address for every E2B sandbox's services, routed by E2B's headers; empty: \
+         `https://{port}-{sandbox}.{e2b_domain}`",
+    ),
+    Row::new(&["sandbox.e2b_domain"], "E2B's sandbox domain"),
+    Row::new(&["sandbox.e2b_api_key"], "the E2B API key (`e2b_…`), for the `e2b` backend"),
+    Row::new(&["sandbox.e2b_template"], "the template E2B sandboxes start from"),
+    Row::new(&["sandbox.e2b_timeout_secs"], "seconds an E2B sandbox lives unused (E2B's timeout)"),
     Row::new(&["sandbox.pool_size"], "sandboxes kept started ahead of need (the warm pool)"),
     Row::new(
         &["sandbox.memory_mb", "sandbox.max_memory_mb"],

@@ -42,6 +42,19 @@ pub struct SandboxConfig {
     pub container_image: String,
     /// The interpreter inside that image.
     pub container_python: String,
+    /// E2B's API, for the `e2b` backend.
+    pub e2b_api_url: String,
+    /// One address for every E2B sandbox's services, routed by headers;
+    /// empty: `https://{port}-{sandbox}.{e2b_domain}`.
+    pub e2b_sandbox_url: String,
+    pub e2b_domain: String,
+    /// The E2B API key (`e2b_…`).
+    pub e2b_api_key: Secret,
+    /// The template E2B sandboxes start from.
+    pub e2b_template: String,
+    /// Seconds an E2B sandbox lives unused (E2B's timeout); paused ones are
+    /// kept by E2B.
+    pub e2b_timeout_secs: u64,
     /// Sandboxes kept started ahead of need.
     pub pool_size: usize,
     /// Default and largest memory of one sandbox, in MiB.
@@ -88,6 +101,12 @@ impl Default for SandboxConfig {
             container_engine: "unix:///var/run/docker.sock".to_owned(),
             container_image: String::new(),
             container_python: "/usr/bin/python3".to_owned(),
+            e2b_api_url: "https://api.e2b.app".to_owned(),
+            e2b_sandbox_url: String::new(),
+            e2b_domain: "e2b.app".to_owned(),
+            e2b_api_key: Secret::default(),
+            e2b_template: "code-interpreter-v1".to_owned(),
+            e2b_timeout_secs: 3600,
             pool_size: 2,
             memory_mb: 1024,
             max_memory_mb: 4096,
@@ -116,10 +135,19 @@ pub enum SandboxBackend {
     #[default]
     Bubblewrap,
     Container,
+    /// E2B's cloud sandboxes.
+    E2b,
 }
 
 impl SandboxConfig {
     pub(crate) fn validate(&self) -> Result<()> {
+        if self.backend == SandboxBackend::E2b && self.e2b_api_key.is_empty() {
+            return Err(Error::Invalid {
+                key: "sandbox.e2b_api_key",
+                expected: "the E2B API key, with sandbox.backend = \"e2b\"",
+                got: String::new(),
+            });
+        }
         if self.backend == SandboxBackend::Container && self.container_image.is_empty() {
             return Err(Error::Invalid {
                 key: "sandbox.container_image",

@@ -16,6 +16,7 @@
 
 mod cluster;
 mod container;
+mod e2b;
 mod egress;
 mod kernel;
 mod limits;
@@ -30,6 +31,7 @@ mod workspace;
 pub use cairn_core::sandbox::{ExecOutcome, Output};
 pub use cluster::{ClusterSandboxes, Heartbeat};
 pub use container::ContainerEngine;
+pub use e2b::{E2bConfig, E2bSandboxes};
 pub use egress::{Egress, EgressRules};
 pub use kernel::{Isolation, Kernel, KernelHandle, KernelOptions};
 pub use limits::{CgroupSupport, Limits};

@@ -14,12 +14,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod e2b;
 mod emulators;
 pub mod leftovers;
 mod otlp;
 mod scripted_llm;
 pub mod seed;
 
+pub use e2b::E2bStandIn;
 pub use emulators::{
     AZURITE_ACCOUNT, AZURITE_ENV, AZURITE_KEY, AzuriteServer, GCS_EMULATOR_ENV, GcsServer, ObjectServer,
 };

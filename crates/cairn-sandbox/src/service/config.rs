@@ -130,6 +130,26 @@ impl LocalConfig {
 /// The configured sandboxes: a sandbox host's when `sandbox.host_url` is
 /// set, else this machine's.
 pub async fn from_config(config: &cairn_config::SandboxConfig, data_dir: &Path) -> SandboxResult<Arc<dyn Sandboxes>> {
+    if config.backend == cairn_config::SandboxBackend::E2b {
+        let limits = cairn_core::sandbox::EffectiveLimits {
+            network: false,
+            memory_bytes: config.memory_mb << 20,
+            processes: config.processes,
+            wall_time_secs: config.wall_time_secs,
+            disk_bytes: config.disk_mb << 20,
+            output_bytes: config.output_kb << 10,
+            open_files: Limits::default().open_files,
+        };
+        return Ok(Arc::new(crate::E2bSandboxes::new(crate::E2bConfig {
+            api_url: config.e2b_api_url.clone(),
+            sandbox_url: config.e2b_sandbox_url.clone(),
+            domain: config.e2b_domain.clone(),
+            api_key: config.e2b_api_key.expose().to_owned(),
+            template: config.e2b_template.clone(),
+            timeout_secs: config.e2b_timeout_secs,
+            limits,
+        })?));
+    }
     if config.host_url.is_empty() {
         Ok(Arc::new(LocalSandboxes::start(LocalConfig::from_config(config, data_dir)?).await?))
     } else {
