@@ -104,9 +104,11 @@ start_container_engine() {
             die "cannot import the sandbox image into Podman"
     fi
     PODMAN_TMP=$(mktemp -d "${TMPDIR:-/tmp}/cairn-test-podman.XXXXXX")
-    # Started directly (not through `pod`), so that $! is Podman's own PID.
-    CONTAINERS_CONF="$root/containers.conf" CONTAINERS_STORAGE_CONF="$root/storage.conf" TMPDIR="$root/tmp" \
-        podman system service --time=0 "unix://$PODMAN_TMP/podman.sock" >"$PODMAN_TMP/service.log" 2>&1 &
+    # Started with exec (not through `pod`), so that $! is Podman's own PID;
+    # in its own folder, where its monitor leaves files such as `oom`.
+    (cd "$PODMAN_TMP" && CONTAINERS_CONF="$root/containers.conf" CONTAINERS_STORAGE_CONF="$root/storage.conf" \
+        TMPDIR="$root/tmp" exec podman system service --time=0 "unix://$PODMAN_TMP/podman.sock" \
+        >"$PODMAN_TMP/service.log" 2>&1) &
     PODMAN_PID=$!
     until curl -sf --unix-socket "$PODMAN_TMP/podman.sock" http://podman/version >/dev/null 2>&1; do
         if [[ $waited -ge 60 ]] || ! kill -0 "$PODMAN_PID" 2>/dev/null; then
