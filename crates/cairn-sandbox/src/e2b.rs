@@ -69,6 +69,8 @@ pub struct E2bSandboxes {
     sandboxes: Arc<Mutex<HashMap<SandboxId, Remote>>>,
     /// Interrupt signals for running executions.
     running: Arc<Mutex<HashMap<SandboxId, Arc<tokio::sync::Notify>>>>,
+    /// One execution at a time per sandbox, in the order they arrive.
+    turns: Arc<Mutex<HashMap<SandboxId, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 fn unavailable(error: impl std::fmt::Display) -> SandboxError {
@@ -102,6 +104,7 @@ impl E2bSandboxes {
             http,
             sandboxes: Arc::new(Mutex::new(HashMap::new())),
             running: Arc::new(Mutex::new(HashMap::new())),
+            turns: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -455,6 +458,11 @@ impl Sandboxes for E2bSandboxes {
         execution: Execution,
         handler: &mut dyn ExecHandler,
     ) -> SandboxResult<ExecOutcome> {
+        let turn = self.remote(id).map(|_| {
+            let mut turns = self.turns.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            turns.entry(id).or_default().clone()
+        })?;
+        let _turn = turn.lock().await;
         let remote = self.awake(id).await?;
         let stop = Arc::new(tokio::sync::Notify::new());
         self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, stop.clone());
@@ -525,6 +533,7 @@ impl Sandboxes for E2bSandboxes {
             return Err(refused(response).await);
         }
         self.sandboxes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+        self.turns.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
         Ok(())
     }
 

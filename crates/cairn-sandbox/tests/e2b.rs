@@ -74,6 +74,13 @@ async fn code_runs_with_its_state_outputs_and_errors() {
     let fine = run(&sandboxes, info.id, shell("true")).await;
     assert_eq!((fine.ok, fine.exit_code), (true, Some(0)), "protobuf's JSON leaves a zero exit code out");
     assert_eq!(sandboxes.inspect(info.id).await.unwrap().executions, 5);
+    // Two at once run one after the other, in order, on the same kernel.
+    let (a, b) = tokio::join!(run(&sandboxes, info.id, python("import time\ntime.sleep(0.3)\norder = ['a']")), async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        run(&sandboxes, info.id, python("order.append('b')\norder")).await
+    });
+    assert!(a.ok, "{a:?}");
+    assert_eq!(b.result_text(), Some("['a', 'b']"), "the second waited for the first: {b:?}");
 
     sandboxes.destroy(info.id).await.unwrap();
     assert_eq!(stand_in.sandboxes(), (0, 0), "killed on E2B");

@@ -41,7 +41,10 @@ const HOME: &str = "/home/user";
 /// The notebook: runs each cell like Jupyter (the last expression is the
 /// result) and writes E2B's output lines.
 const KERNEL: &str = r#"
-import ast, io, json, sys, traceback
+import ast, io, json, signal, sys, traceback
+# Interrupts raise KeyboardInterrupt even when this process was started with
+# SIGINT ignored (as a background job's children are).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 out = sys.stdout
 def emit(item):
     out.write(json.dumps(item) + "\n"); out.flush()
