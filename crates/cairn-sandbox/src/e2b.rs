@@ -340,7 +340,7 @@ impl E2bSandboxes {
 
 /// An execution cut short: what came so far, and why.
 fn stopped(mut outputs: Vec<Output>, why: String, handler: &mut dyn ExecHandler) -> ExecOutcome {
-    let error = Output::Error { ename: "SandboxLimitExceeded".into(), evalue: why.clone(), traceback: Vec::new() };
+    let error = crate::kernel::limit_error(&why);
     handler.output(&error);
     outputs.push(error);
     ExecOutcome { ok: false, exit_code: None, outputs, limit: Some(why), notice: None }

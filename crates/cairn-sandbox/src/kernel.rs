@@ -300,7 +300,7 @@ fn text_of(frame: &Value, key: &str) -> String {
     frame.get(key).and_then(Value::as_str).unwrap_or_default().to_owned()
 }
 
-fn limit_error(message: &str) -> Output {
+pub(crate) fn limit_error(message: &str) -> Output {
     Output::Error { ename: "SandboxLimitExceeded".to_owned(), evalue: message.to_owned(), traceback: Vec::new() }
 }
 
