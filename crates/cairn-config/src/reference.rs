@@ -254,6 +254,18 @@ const ROWS: &[Row] = &[
         "exact private `address:port` pairs the proxy may reach anyway (an internal package \
          mirror)",
     ),
+    Row::new(
+        &["sandbox.package_index"],
+        "the package index (PEP 503 simple API) of projects that allow package installs; their \
+         sandboxes reach it and nothing else; empty: no installs",
+    ),
+    Row::new(
+        &["sandbox.package_file_hosts"],
+        "host names the index serves package files from besides its own (PyPI's \
+         `files.pythonhosted.org`)",
+    ),
+    Row::new(&["sandbox.package_install_secs"], "wall time of installing a project's requirements"),
+    Row::new(&["sandbox.package_env_mb"], "size of one project's package environments together"),
     Row::new(&["tools.fetch_timeout_secs"], "how long one web request of a tool may take"),
     Row::new(&["tools.fetch_max_mb"], "the largest page or file a web tool reads"),
     Row::new(

@@ -86,6 +86,18 @@ pub struct SandboxConfig {
     /// Exact `address:port` pairs the egress proxy may reach even though
     /// they are private (an internal package mirror).
     pub egress_allow: Vec<SocketAddr>,
+    /// The package index (PEP 503 "simple" API) sandboxes of projects that
+    /// allow package installs reach, and nothing else; empty: no project may
+    /// install packages.
+    pub package_index: String,
+    /// Host names the index sends package files from besides its own (for
+    /// PyPI: `files.pythonhosted.org`).
+    pub package_file_hosts: Vec<String>,
+    /// Wall time of installing a project's requirements, in seconds.
+    pub package_install_secs: u64,
+    /// Size of one project's package environments together, in MiB: past
+    /// it, an install is stopped.
+    pub package_env_mb: u64,
 }
 
 impl Default for SandboxConfig {
@@ -124,6 +136,10 @@ impl Default for SandboxConfig {
             allow_network: true,
             egress_ports: vec![80, 443],
             egress_allow: Vec::new(),
+            package_index: "https://pypi.org/simple".to_owned(),
+            package_file_hosts: vec!["files.pythonhosted.org".to_owned()],
+            package_install_secs: 900,
+            package_env_mb: 4096,
         }
     }
 }
@@ -176,8 +192,24 @@ impl SandboxConfig {
             ("sandbox.max_running_per_user", self.max_running_per_user as u64, "at least 1"),
             ("sandbox.max_running", self.max_running as u64, "at least 1"),
             ("sandbox.heartbeat_secs", self.heartbeat_secs, "at least 1"),
+            ("sandbox.package_install_secs", self.package_install_secs, "at least 1"),
+            ("sandbox.package_env_mb", self.package_env_mb, "at least 1"),
         ])?;
         let http = |url: &str| url.starts_with("http://") || url.starts_with("https://");
+        if !(self.package_index.is_empty() || http(&self.package_index)) {
+            return Err(Error::Invalid {
+                key: "sandbox.package_index",
+                expected: "empty (no package installs) or the http:// or https:// URL of a package index",
+                got: self.package_index.clone(),
+            });
+        }
+        if let Some(bad) = self.package_file_hosts.iter().find(|h| h.is_empty() || h.contains(['/', ':', ' '])) {
+            return Err(Error::Invalid {
+                key: "sandbox.package_file_hosts",
+                expected: "host names (no scheme, port or path)",
+                got: bad.clone(),
+            });
+        }
         if !(self.advertise_url.is_empty() || http(&self.advertise_url)) {
             return Err(Error::Invalid {
                 key: "sandbox.advertise_url",

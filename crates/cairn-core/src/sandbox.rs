@@ -37,6 +37,91 @@ pub struct SandboxPolicy {
     /// Size of everything in the workspace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_bytes: Option<u64>,
+    /// Let code install Python packages from the host's package index (and
+    /// reach nothing else), into its project's environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packages: Option<PackagePolicy>,
+}
+
+/// Package installs granted to a sandbox: `pip install` reaches the host's
+/// configured index (through the egress proxy, which lets nothing else
+/// through) and installs into an environment of the sandbox's project,
+/// layered on the base stack and kept for the project's next sandboxes. The
+/// environment starts from `requirements` (one per item, as in a
+/// `requirements.txt`); each list of requirements is an environment of its
+/// own, built once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PackagePolicy {
+    #[serde(default)]
+    pub requirements: Vec<String>,
+}
+
+/// [`Sandboxes::set_packages`]'s request: the sandbox's project and the
+/// package installs it is granted now (`None`: none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PackagesChange {
+    pub project: ProjectId,
+    #[serde(default)]
+    pub packages: Option<PackagePolicy>,
+}
+
+/// Most requirements a project's environment starts from.
+pub const MAX_REQUIREMENTS: usize = 200;
+/// Longest requirement.
+const MAX_REQUIREMENT_LEN: usize = 200;
+
+impl PackagePolicy {
+    /// Reads a `requirements.txt`: one requirement per line, blank lines
+    /// and `#` comments left out. Only names with extras, version
+    /// specifiers and markers are accepted — no options (`-r`, `--index-url`,
+    /// `-e`) and no URLs or paths — so packages come from the configured
+    /// index and nowhere else.
+    pub fn parse(text: &str) -> Result<PackagePolicy, String> {
+        let mut requirements = Vec::new();
+        for (number, line) in text.lines().enumerate() {
+            let line = line.split_once('#').map_or(line, |(before, _)| before).trim();
+            if line.is_empty() {
+                continue;
+            }
+            check_requirement(line).map_err(|why| format!("line {}: {why}", number + 1))?;
+            requirements.push(line.to_owned());
+        }
+        if requirements.len() > MAX_REQUIREMENTS {
+            return Err(format!("at most {MAX_REQUIREMENTS} requirements"));
+        }
+        Ok(PackagePolicy { requirements })
+    }
+
+    /// Checks requirements given as a list (as [`PackagePolicy::parse`]).
+    pub fn check(&self) -> Result<(), String> {
+        if self.requirements.len() > MAX_REQUIREMENTS {
+            return Err(format!("at most {MAX_REQUIREMENTS} requirements"));
+        }
+        self.requirements.iter().try_for_each(|r| check_requirement(r).map_err(|why| format!("{r:?}: {why}")))
+    }
+}
+
+fn check_requirement(line: &str) -> Result<(), String> {
+    if line.len() > MAX_REQUIREMENT_LEN {
+        return Err(format!("a requirement is at most {MAX_REQUIREMENT_LEN} characters"));
+    }
+    if line.starts_with('-') {
+        return Err(
+            "options (such as -r, -e or --index-url) are not accepted; packages come from the configured index".into(),
+        );
+    }
+    if !line.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err("a requirement starts with a package name".into());
+    }
+    if line.contains("://") || line.contains('@') || line.contains('/') || line.contains('\\') {
+        return Err("URLs and paths are not accepted; packages come from the configured index".into());
+    }
+    match line.chars().find(|c| !(c.is_ascii_alphanumeric() || " ._-[],<>=!~;'\"*()".contains(*c))) {
+        Some(c) => Err(format!("{c:?} has no place in a requirement")),
+        None => Ok(()),
+    }
 }
 
 /// A request for a new sandbox.
@@ -485,6 +570,18 @@ pub trait Sandboxes: Send + Sync + std::fmt::Debug {
     /// Starts a fresh kernel on a paused sandbox's workspace.
     async fn resume(&self, id: SandboxId) -> SandboxResult<SandboxInfo>;
 
+    /// Changes the package installs granted to a sandbox (its project's
+    /// setting changed). A running kernel that used other packages is
+    /// stopped: the next execution starts one with the new environment, and
+    /// its outcome says the kernel restarted. The default: a backend whose
+    /// sandboxes install packages their own way (E2B's have their own
+    /// network) accepts the grant and does nothing. A sandbox that lost its
+    /// project (moved to another host) is given `project` back.
+    async fn set_packages(&self, id: SandboxId, change: PackagesChange) -> SandboxResult<()> {
+        let _ = (id, change);
+        Ok(())
+    }
+
     /// Stops the processes and deletes the workspace.
     async fn destroy(&self, id: SandboxId) -> SandboxResult<()>;
 
@@ -532,5 +629,43 @@ pub trait Sandboxes: Send + Sync + std::fmt::Debug {
     async fn write_file(&self, id: SandboxId, path: &str, bytes: Vec<u8>) -> SandboxResult<WorkspaceEntry> {
         let body = futures::stream::once(async move { Ok(Bytes::from(bytes)) });
         self.upload(id, path, Box::pin(body)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PackagePolicy;
+
+    #[test]
+    fn requirements_are_read_like_a_requirements_file() {
+        let text = "# data\nnumpy>=2\n\n  polars[plot] ~= 1.2 ; python_version >= \"3.10\"  # fast\ncairn-demo==1.0\n";
+        let policy = PackagePolicy::parse(text).unwrap();
+        assert_eq!(
+            policy.requirements,
+            ["numpy>=2", "polars[plot] ~= 1.2 ; python_version >= \"3.10\"", "cairn-demo==1.0"]
+        );
+        assert!(policy.check().is_ok());
+        assert_eq!(PackagePolicy::parse("\n# nothing\n").unwrap().requirements, Vec::<String>::new());
+    }
+
+    #[test]
+    fn requirements_cannot_point_anywhere_but_the_index() {
+        for (text, says) in [
+            ("--index-url http://evil.example/simple", "options"),
+            ("-r other.txt", "options"),
+            ("-e .", "options"),
+            ("pkg @ https://evil.example/pkg.whl", "URLs"),
+            ("git+https://evil.example/repo", "URLs"),
+            ("./local/dir", "package name"),
+            ("pkg$(reboot)", "no place"),
+            ("pkg\u{0}", "no place"),
+        ] {
+            let error = PackagePolicy::parse(&format!("ok\n{text}")).unwrap_err();
+            assert!(error.starts_with("line 2: ") && error.contains(says), "{text}: {error}");
+        }
+        assert!(PackagePolicy::parse(&"x\n".repeat(201)).unwrap_err().contains("at most 200"));
+        assert!(PackagePolicy::parse(&"x".repeat(201)).unwrap_err().contains("at most 200 characters"));
+        let listed = PackagePolicy { requirements: vec!["ok".into(), "--pre".into()] };
+        assert!(listed.check().unwrap_err().contains("options"));
     }
 }

@@ -29,7 +29,8 @@ use axum::routing::get;
 use bytes::Bytes;
 use cairn_config::Config;
 use cairn_core::sandbox::{
-    ExecEvent, ExecHandler, Execution, NewSandbox, Output, SandboxInfo, Sandboxes, ToolResult, WorkspaceEntry,
+    ExecEvent, ExecHandler, Execution, NewSandbox, Output, PackagesChange, SandboxInfo, Sandboxes, ToolResult,
+    WorkspaceEntry,
 };
 use cairn_core::{SandboxId, UserId};
 use futures::{StreamExt, TryStreamExt};
@@ -100,6 +101,7 @@ fn api() -> OpenApiRouter<HostState> {
         .routes(routes!(pause))
         .routes(routes!(pause_if_idle))
         .routes(routes!(resume))
+        .routes(routes!(set_packages))
         .routes(routes!(interrupt))
         .routes(routes!(execute))
         .routes(routes!(tool_result))
@@ -288,6 +290,23 @@ async fn pause_if_idle(State(state): State<HostState>, Path(id): Path<SandboxId>
         Some(info) => ApiJson(info).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     })
+}
+
+/// Changes the package installs granted to the sandbox (its project's
+/// setting changed); a running kernel restarts with the new environment.
+#[utoipa::path(put, path = "/sandboxes/{id}/packages", tag = "sandboxes", params(("id" = SandboxId, Path)),
+    request_body = PackagesChange,
+    responses((status = 204, description = "Granted; the next execution uses it"),
+        (status = 422, description = "`invalid_policy`: this host has no package index, or the requirements are refused",
+         body = Problem, content_type = "application/problem+json"))
+)]
+async fn set_packages(
+    State(state): State<HostState>,
+    Path(id): Path<SandboxId>,
+    ApiJson(change): ApiJson<PackagesChange>,
+) -> Result<StatusCode, ApiError> {
+    state.sandboxes.set_packages(id, change).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Starts a fresh kernel on a paused sandbox's workspace.

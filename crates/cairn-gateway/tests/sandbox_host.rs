@@ -108,6 +108,14 @@ async fn the_client_drives_a_remote_sandbox_like_a_local_one() {
     let mut greedy = new(owner);
     greedy.policy.memory_bytes = Some(1 << 40);
     assert!(matches!(remote.create(greedy).await, Err(SandboxError::InvalidPolicy(_))));
+    // Package grants travel too: this host has no index, so one is refused
+    // by its code; taking none away is accepted.
+    let project = cairn_core::ProjectId::new();
+    let grant = cairn_core::sandbox::PackagesChange { project, packages: Some(Default::default()) };
+    let refused = remote.set_packages(info.id, grant).await.unwrap_err();
+    assert!(matches!(&refused, SandboxError::InvalidPolicy(why) if why.contains("install packages")), "{refused:?}");
+    let none = cairn_core::sandbox::PackagesChange { project, packages: None };
+    remote.set_packages(info.id, none).await.unwrap();
 
     assert_eq!(remote.pause(info.id).await.unwrap().state, SandboxState::Paused);
     assert_eq!(remote.resume(info.id).await.unwrap().state, SandboxState::Running);

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cairn_core::sandbox::{
-    ByteStream, ExecHandler, ExecOutcome, Execution, HostReport, NewSandbox, Placement, SandboxError, SandboxHost,
-    SandboxInfo, SandboxResult, Sandboxes, WorkspaceEntry,
+    ByteStream, ExecHandler, ExecOutcome, Execution, HostReport, NewSandbox, PackagesChange, Placement, SandboxError,
+    SandboxHost, SandboxInfo, SandboxResult, Sandboxes, WorkspaceEntry,
 };
 use cairn_core::store::Store;
 use cairn_core::{SandboxId, UserId};
@@ -319,6 +319,14 @@ impl Sandboxes for ClusterSandboxes {
             self.placements.mark_placement(id, false).await.map_err(store_down)?;
         }
         Ok(paused)
+    }
+
+    async fn set_packages(&self, id: SandboxId, change: PackagesChange) -> SandboxResult<()> {
+        self.on_host(id, |c| {
+            let change = change.clone();
+            async move { c.set_packages(id, change).await }
+        })
+        .await
     }
 
     async fn resume(&self, id: SandboxId) -> SandboxResult<SandboxInfo> {

@@ -26,7 +26,7 @@ use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::kernel::KernelOptions;
-use crate::{Error, Result, egress, seccomp};
+use crate::{Error, Result, egress, packages, seccomp};
 
 /// The label every sandbox container carries: the engine's containers of
 /// one Cairn host are found (and leftovers removed) by it.
@@ -126,14 +126,17 @@ impl ContainerEngine {
         ];
         // Package folders at paths of their own (the host's may lie under
         // a home the sandbox user cannot enter).
-        let sites: Vec<String> = (0..options.site_packages.len()).map(|i| format!("/opt/site-packages/{i}")).collect();
-        for (site, inside) in options.site_packages.iter().zip(&sites) {
+        for (site, inside) in options.site_packages.iter().zip(sites_inside(options.site_packages.len())) {
             binds.push(format!("{}:{inside}:ro", site.display()));
         }
+        let (python, sites, variables) = options.launch_view();
         let (uid, gid) = sandbox_user();
         adopt_workspace(&options.workspace, uid, gid)?;
         let mut env = vec![
-            "PATH=/usr/local/bin:/usr/bin:/bin".to_owned(),
+            format!(
+                "PATH={}/usr/local/bin:/usr/bin:/bin",
+                if options.project_env.is_some() { format!("{}/bin:", packages::ENV_INSIDE) } else { String::new() }
+            ),
             "HOME=/workspace".to_owned(),
             "LANG=C.UTF-8".to_owned(),
             "MPLBACKEND=Agg".to_owned(),
@@ -150,12 +153,19 @@ impl ContainerEngine {
                 env.push(format!("{name}=http://127.0.0.1:3128"));
             }
         }
+        if let Some(project) = &options.project_env {
+            for (dir, inside) in [(&project.env, packages::ENV_INSIDE), (&project.cache, packages::CACHE_INSIDE)] {
+                adopt_workspace(dir, uid, gid)?;
+                binds.push(format!("{}:{inside}:rw", dir.display()));
+            }
+            env.extend(variables.iter().map(|(name, value)| format!("{name}={value}")));
+        }
         let mut command = vec![
             "prlimit".to_owned(),
             format!("--nofile={0}:{0}", limits.open_files),
             format!("--fsize={0}:{0}", limits.file_bytes),
             "--core=0:0".to_owned(),
-            self.python.display().to_string(),
+            python.display().to_string(),
             "-I".to_owned(),
             "-S".to_owned(),
             "-u".to_owned(),
@@ -331,6 +341,11 @@ fn adopt_workspace(root: &Path, uid: u32, gid: u32) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Where a container sees the first `count` package folders of the host.
+pub(crate) fn sites_inside(count: usize) -> Vec<String> {
+    (0..count).map(|i| format!("/opt/site-packages/{i}")).collect()
 }
 
 /// The cgroup process list of the container whose first process is `pid`

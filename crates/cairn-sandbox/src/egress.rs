@@ -37,11 +37,14 @@ pub struct EgressRules {
     /// Exceptions to "public addresses only": exact address and port pairs
     /// an operator trusts (an internal package mirror, say).
     pub allow: Vec<SocketAddr>,
+    /// When not empty, the only host names (as the request names them,
+    /// case aside) the proxy connects to: a package index and its file hosts.
+    pub hosts: Vec<String>,
 }
 
 impl Default for EgressRules {
     fn default() -> Self {
-        EgressRules { ports: vec![80, 443], allow: Vec::new() }
+        EgressRules { ports: vec![80, 443], allow: Vec::new(), hosts: Vec::new() }
     }
 }
 
@@ -137,6 +140,9 @@ fn host_port(authority: &str, default_port: Option<u16>) -> Option<(String, u16)
 /// Resolves and vets a destination: the first address that is public (or
 /// explicitly allowed) on an allowed port.
 async fn vet(host: &str, port: u16, rules: &EgressRules) -> Result<SocketAddr, String> {
+    if !rules.hosts.is_empty() && !rules.hosts.iter().any(|allowed| allowed.eq_ignore_ascii_case(host)) {
+        return Err(format!("{host} is not the package index; only {} may be reached", rules.hosts.join(", ")));
+    }
     let addresses: Vec<SocketAddr> =
         tokio::net::lookup_host((host, port)).await.map_err(|e| format!("cannot resolve {host}: {e}"))?.collect();
     if let Some(allowed) = addresses.iter().find(|a| rules.allow.contains(a)) {

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use crate::container::{self, ContainerEngine};
 use crate::egress::{self, Egress};
 use crate::limits::{self, Cgroup, CgroupSupport, Limits};
+use crate::packages::{self, ProjectEnv};
 use crate::{Error, Result, protocol, seccomp, workspace};
 
 /// The driver, shipped inside the binary and written next to the workspaces.
@@ -48,6 +49,11 @@ pub struct KernelOptions {
     pub prelude: Option<Arc<str>>,
     /// What keeps the kernel from the host.
     pub isolation: Isolation,
+    /// The interpreter's `major.minor`.
+    pub python_version: String,
+    /// The project's package environment, for a sandbox granted package
+    /// installs: its interpreter runs the kernel, its packages come first.
+    pub project_env: Option<ProjectEnv>,
 }
 
 /// What isolates a kernel from the host.
@@ -76,13 +82,13 @@ impl KernelOptions {
             .args([
                 "-c",
                 "import sys, site; print(sys.executable); print(sys.prefix); print(sys.base_prefix); \
-                 print(':'.join(site.getsitepackages()))",
+                 print(':'.join(site.getsitepackages())); print('%d.%d' % sys.version_info[:2])",
             ])
             .output()
             .map_err(|e| Error::Unavailable(format!("{} cannot run: {e}", python.display())))?;
         let text = String::from_utf8_lossy(&probe.stdout);
         let lines: Vec<&str> = text.lines().collect();
-        let [executable, prefix, base, sites] = lines.as_slice() else {
+        let [executable, prefix, base, sites, version] = lines.as_slice() else {
             return Err(Error::Unavailable("python3 did not describe itself".into()));
         };
         let mut roots = vec![PathBuf::from(prefix)];
@@ -107,6 +113,8 @@ impl KernelOptions {
             egress: None,
             prelude: None,
             isolation: Isolation::Bubblewrap,
+            python_version: (*version).to_owned(),
+            project_env: None,
         })
     }
 
@@ -118,6 +126,40 @@ impl KernelOptions {
         self.python_roots = Vec::new();
         self.isolation = Isolation::Container(engine);
         self
+    }
+
+    /// The base interpreter and its package folders as a kernel sees them
+    /// (a container mounts the host's folders at paths of its own).
+    pub(crate) fn base_inside(&self) -> (PathBuf, Vec<String>) {
+        match &self.isolation {
+            Isolation::Bubblewrap => (
+                std::fs::canonicalize(&self.python).unwrap_or_else(|_| self.python.clone()),
+                self.site_packages.iter().map(|s| s.display().to_string()).collect(),
+            ),
+            Isolation::Container(engine) => {
+                (engine.python().to_owned(), container::sites_inside(self.site_packages.len()))
+            }
+        }
+    }
+
+    /// What the kernel runs: the interpreter, its package folders (the
+    /// project's first), and the variables of a project environment.
+    pub(crate) fn launch_view(&self) -> (PathBuf, Vec<String>, Vec<(String, String)>) {
+        let (base_python, mut sites) = match &self.isolation {
+            Isolation::Bubblewrap => {
+                (self.python.clone(), self.site_packages.iter().map(|s| s.display().to_string()).collect())
+            }
+            Isolation::Container(engine) => {
+                (engine.python().to_owned(), container::sites_inside(self.site_packages.len()))
+            }
+        };
+        match &self.project_env {
+            None => (base_python, sites, Vec::new()),
+            Some(env) => {
+                sites.insert(0, env.site.clone());
+                (env.python(), sites, env.variables.clone())
+            }
+        }
     }
 }
 
@@ -385,6 +427,7 @@ impl Kernel {
         install(&clone3_path, clone3)?;
         let id = uuid::Uuid::now_v7().simple().to_string();
         let cgroup = Cgroup::create(&options.cgroups, &id, &options.limits)?;
+        let (python, sites, variables) = options.launch_view();
         // A small launcher joins the cgroup first and then becomes bwrap, so
         // no process of the sandbox ever runs outside the limits.
         let mut command = Command::new("/bin/sh");
@@ -405,7 +448,7 @@ impl Kernel {
             .args(["--clearenv", "--setenv", "PATH"])
             .arg(format!(
                 "{}:/usr/local/bin:/usr/bin:/bin",
-                options.python.parent().map(|p| p.display().to_string()).unwrap_or_default()
+                python.parent().map(|p| p.display().to_string()).unwrap_or_default()
             ))
             .args(["--setenv", "HOME", "/workspace", "--setenv", "LANG", "C.UTF-8"])
             .args(["--setenv", "MPLBACKEND", "Agg", "--setenv", "PYTHONDONTWRITEBYTECODE", "1"]);
@@ -431,6 +474,13 @@ impl Kernel {
                 command.args(["--setenv", name, proxy]);
             }
         }
+        if let Some(env) = &options.project_env {
+            command.arg("--bind").arg(&env.env).arg(packages::ENV_INSIDE);
+            command.arg("--bind").arg(&env.cache).arg(packages::CACHE_INSIDE);
+            for (name, value) in &variables {
+                command.args(["--setenv", name, value]);
+            }
+        }
         command
             .arg("--ro-bind")
             .arg(&options.runtime_dir)
@@ -443,9 +493,9 @@ impl Kernel {
             .arg(format!("--nofile={0}:{0}", options.limits.open_files))
             .arg(format!("--fsize={0}:{0}", options.limits.file_bytes))
             .arg("--core=0:0")
-            .arg(&options.python)
+            .arg(&python)
             .args(["-I", "-S", "-u", "/opt/cairn/driver.py"])
-            .args(&options.site_packages)
+            .args(&sites)
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .stdin(Stdio::piped())

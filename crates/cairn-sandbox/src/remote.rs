@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cairn_core::sandbox::{
-    ByteStream, ExecEvent, ExecHandler, ExecOutcome, Execution, NewSandbox, SandboxError, SandboxInfo, SandboxResult,
-    Sandboxes, ToolResult, WorkspaceEntry,
+    ByteStream, ExecEvent, ExecHandler, ExecOutcome, Execution, NewSandbox, PackagesChange, SandboxError, SandboxInfo,
+    SandboxResult, Sandboxes, ToolResult, WorkspaceEntry,
 };
 use cairn_core::{SandboxId, UserId};
 use futures::{StreamExt, TryStreamExt};
@@ -147,6 +147,10 @@ impl Sandboxes for RemoteSandboxes {
 
     async fn resume(&self, id: SandboxId) -> SandboxResult<SandboxInfo> {
         self.json(self.request(Method::POST, &format!("/sandboxes/{id}/resume"))).await
+    }
+
+    async fn set_packages(&self, id: SandboxId, change: PackagesChange) -> SandboxResult<()> {
+        self.send(self.request(Method::PUT, &format!("/sandboxes/{id}/packages")).json(&change)).await.map(drop)
     }
 
     async fn destroy(&self, id: SandboxId) -> SandboxResult<()> {

@@ -18,6 +18,7 @@ mod e2b;
 mod emulators;
 pub mod leftovers;
 mod otlp;
+mod package_index;
 mod scripted_llm;
 pub mod seed;
 
@@ -26,6 +27,7 @@ pub use emulators::{
     AZURITE_ACCOUNT, AZURITE_ENV, AZURITE_KEY, AzuriteServer, GCS_EMULATOR_ENV, GcsServer, ObjectServer,
 };
 pub use otlp::{CollectedSpan, OtlpCollector};
+pub use package_index::{Package, PackageIndex};
 pub use scripted_llm::{EMBEDDING_DIMS, Received, Reply, ScriptedLlm, scripted_embedding};
 
 use sqlx::Connection;

@@ -209,7 +209,7 @@ impl Services {
             usize::try_from(config.fetch_max_mb << 20).unwrap_or(usize::MAX),
             config.allow_private.clone(),
         )?;
-        let rules = cairn_sandbox::EgressRules { ports: vec![80, 443], allow: config.allow_private.clone() };
+        let rules = cairn_sandbox::EgressRules { allow: config.allow_private.clone(), ..Default::default() };
         let proxy = cairn_sandbox::Egress::start_tcp(rules)
             .await
             .map_err(|e| ToolError::Unavailable(format!("cannot start the browser's proxy: {e}")))?;

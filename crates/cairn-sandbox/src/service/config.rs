@@ -10,6 +10,7 @@ use cairn_core::sandbox::{SandboxError, SandboxResult, Sandboxes};
 use super::LocalSandboxes;
 use crate::egress::Egress;
 use crate::limits::Limits;
+use crate::packages::PackageIndex;
 
 /// How the local backend runs sandboxes.
 #[derive(Debug, Clone)]
@@ -42,6 +43,9 @@ pub struct LocalConfig {
     pub snapshots: Option<crate::Snapshots>,
     /// A container engine to run each kernel in; `None`: bubblewrap.
     pub container: Option<ContainerConfig>,
+    /// The package index projects' sandboxes may install from; `None`: no
+    /// sandbox here installs packages.
+    pub packages: Option<PackageIndex>,
 }
 
 /// The container backend: the engine's socket, the image and its Python.
@@ -70,6 +74,7 @@ impl LocalConfig {
             prelude: None,
             snapshots: None,
             container: None,
+            packages: None,
         }
     }
 }
@@ -96,8 +101,28 @@ impl LocalConfig {
             disk_bytes: mb(config.max_disk_mb),
             ..defaults
         };
+        let packages = if config.package_index.is_empty() {
+            None
+        } else {
+            let index = PackageIndex::start(
+                &root.join("egress-packages"),
+                &config.package_index,
+                &config.package_file_hosts,
+                config.egress_allow.clone(),
+            )
+            .map_err(|e| SandboxError::Unavailable(format!("cannot start the package index proxy: {e}")))?;
+            Some(PackageIndex {
+                install_time: Duration::from_secs(config.package_install_secs),
+                max_bytes: config.package_env_mb << 20,
+                ..index
+            })
+        };
         let egress = if config.allow_network {
-            let rules = crate::EgressRules { ports: config.egress_ports.clone(), allow: config.egress_allow.clone() };
+            let rules = crate::EgressRules {
+                ports: config.egress_ports.clone(),
+                allow: config.egress_allow.clone(),
+                ..crate::EgressRules::default()
+            };
             Some(
                 Egress::start(&root.join("egress"), rules)
                     .map_err(|e| SandboxError::Unavailable(format!("cannot start the egress proxy: {e}")))?,
@@ -117,6 +142,7 @@ impl LocalConfig {
             egress,
             prelude: None,
             snapshots: None,
+            packages,
             container: (config.backend == cairn_config::SandboxBackend::Container).then(|| ContainerConfig {
                 engine: config.container_engine.clone(),
                 image: config.container_image.clone(),

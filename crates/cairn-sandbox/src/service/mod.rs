@@ -19,8 +19,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use cairn_core::sandbox::{
-    ByteStream, EffectiveLimits, ExecHandler, ExecOutcome, Execution, NewSandbox, SandboxCounts, SandboxError,
-    SandboxInfo, SandboxPolicy, SandboxResult, SandboxState, Sandboxes, WorkspaceEntry,
+    ByteStream, EffectiveLimits, ExecHandler, ExecOutcome, Execution, NewSandbox, PackagePolicy, PackagesChange,
+    SandboxCounts, SandboxError, SandboxInfo, SandboxPolicy, SandboxResult, SandboxState, Sandboxes, WorkspaceEntry,
 };
 use cairn_core::{ProjectId, SandboxId, ThreadId, UserId};
 use futures::StreamExt;
@@ -59,6 +59,9 @@ struct Meta {
     /// The workspace's fingerprint when it was last snapshotted.
     #[serde(skip)]
     snapshotted: Option<u64>,
+    /// Package installs granted (its project's environment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    packages: Option<PackagePolicy>,
     /// What the next execution's outcome tells the agent: its kernel is a
     /// new one (the sandbox was paused, or moved here from another host).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,6 +152,8 @@ struct Inner {
     admission: tokio::sync::Mutex<()>,
     /// Held while a sandbox is made under a given id.
     placing: tokio::sync::Mutex<()>,
+    /// Projects' package environments, when this host has a package index.
+    environments: Option<crate::packages::Environments>,
 }
 
 fn unavailable(error: Error) -> SandboxError {
@@ -200,7 +205,12 @@ impl LocalSandboxes {
             tracing::warn!(reason = %why, "sandbox memory and process limits are NOT enforced on this host");
         }
         let pool = (config.pool_size > 0).then(|| KernelPool::new(template.clone(), staging, config.pool_size));
+        let environments = config
+            .packages
+            .clone()
+            .map(|index| crate::packages::Environments::new(config.root.join("packages"), index));
         let inner = Arc::new(Inner {
+            environments,
             config,
             template,
             pool,
@@ -314,6 +324,9 @@ impl LocalSandboxes {
         if policy.network && self.inner.config.egress.is_none() {
             return Err(SandboxError::InvalidPolicy("this host does not give sandboxes network access".into()));
         }
+        if let Some(packages) = &policy.packages {
+            self.check_packages(packages)?;
+        }
         Ok(EffectiveLimits {
             network: policy.network,
             memory_bytes: pick(policy.memory_bytes, defaults.memory_bytes, maximum.memory_bytes, "memory_bytes", 0)?,
@@ -329,6 +342,16 @@ impl LocalSandboxes {
             output_bytes: defaults.output_bytes as u64,
             open_files: defaults.open_files,
         })
+    }
+
+    /// Whether this host can grant these package installs.
+    fn check_packages(&self, packages: &PackagePolicy) -> SandboxResult<()> {
+        if self.inner.environments.is_none() {
+            return Err(SandboxError::InvalidPolicy(
+                "this host does not let sandboxes install packages (sandbox.package_index is empty)".into(),
+            ));
+        }
+        packages.check().map_err(SandboxError::InvalidPolicy)
     }
 
     fn kernel_options(&self, entry: &Entry) -> KernelOptions {
@@ -388,9 +411,32 @@ impl LocalSandboxes {
 
     /// Starts the kernel of an entry that has none.
     async fn start_kernel(&self, entry: &Entry, slot: &mut Option<Kernel>, fresh: bool) -> SandboxResult<()> {
+        let packages = entry.meta().packages.clone();
+        let project_env = match (packages, &self.inner.environments) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(SandboxError::InvalidPolicy("this host does not let sandboxes install packages".into()));
+            }
+            (Some(policy), Some(environments)) => {
+                let project = entry.meta().project.ok_or_else(|| {
+                    SandboxError::InvalidPolicy("package installs are for sandboxes of a project".into())
+                })?;
+                Some((environments.prepare(project, &policy, &self.inner.template).await?, environments.egress()))
+            }
+        };
         self.admit(entry).await?;
-        let options = self.kernel_options(entry);
-        let from_pool = fresh && options.limits == self.inner.template.limits && options.egress.is_none();
+        let mut options = self.kernel_options(entry);
+        if let Some((env, egress)) = project_env {
+            // Full network, when granted, reaches the index too.
+            if options.egress.is_none() {
+                options.egress = Some(egress.clone());
+            }
+            options.project_env = Some(env);
+        }
+        let from_pool = fresh
+            && options.limits == self.inner.template.limits
+            && options.egress.is_none()
+            && options.project_env.is_none();
         let started = match (&self.inner.pool, from_pool) {
             (Some(pool), true) => pool.take(&options.workspace).await,
             _ => Kernel::start(&options).await,
@@ -543,6 +589,9 @@ async fn reap(service: Weak<Inner>) {
 impl Sandboxes for LocalSandboxes {
     async fn create(&self, request: NewSandbox) -> SandboxResult<SandboxInfo> {
         let limits = self.limits_for(&request.policy)?;
+        if request.policy.packages.is_some() && request.project.is_none() {
+            return Err(SandboxError::InvalidPolicy("package installs are for sandboxes of a project".into()));
+        }
         let id = request.id.unwrap_or_default();
         // A sandbox asked for by id (placed again after its host went away)
         // is made once: two callers moving it at once wait for each other.
@@ -567,6 +616,7 @@ impl Sandboxes for LocalSandboxes {
             busy: false,
             dirty: false,
             snapshotted: None,
+            packages: request.policy.packages,
             notice: None,
         };
         let dir = self.inner.config.root.join("instances").join(id.to_string());
@@ -645,6 +695,43 @@ impl Sandboxes for LocalSandboxes {
         self.pause_entry(&entry).await?;
         entry.touch();
         Ok(self.info(&entry).await)
+    }
+
+    async fn set_packages(&self, id: SandboxId, change: PackagesChange) -> SandboxResult<()> {
+        let entry = self.entry(id)?;
+        let PackagesChange { project, packages } = change;
+        match entry.meta().project {
+            Some(own) if own != project => {
+                return Err(SandboxError::InvalidPolicy("the sandbox belongs to another project".into()));
+            }
+            _ => {}
+        }
+        if entry.meta().packages == packages && entry.meta().project.is_some() {
+            return Ok(());
+        }
+        if let Some(policy) = &packages {
+            self.check_packages(policy)?;
+        }
+        // Waits for a running execution; the next one starts a kernel with
+        // the new environment.
+        let mut slot = entry.kernel.lock().await;
+        entry.check_alive()?;
+        let running = slot.is_some();
+        stop_kernel(&entry, &mut slot).await;
+        {
+            let mut meta = entry.meta();
+            meta.project = Some(project);
+            meta.packages = packages;
+            if running || meta.executions > 0 {
+                meta.notice = Some(
+                    "the project's package settings changed, so the sandbox's Python kernel restarted: variables \
+                     and imports are gone; the workspace files are kept"
+                        .to_owned(),
+                );
+            }
+        }
+        drop(slot);
+        entry.save()
     }
 
     async fn pause_if_idle(&self, id: SandboxId) -> SandboxResult<Option<SandboxInfo>> {
