@@ -513,9 +513,17 @@ impl Auth {
         {
             return Err(Error::InvalidInput("`retention_days` must be a number of days from 0 to 36500".into()));
         }
+        if let Some(requirements) = &update.requirements {
+            if requirements.len() > 20_000 {
+                return Err(Error::InvalidInput("`requirements` is at most 20000 characters".into()));
+            }
+            cairn_core::sandbox::PackagePolicy::parse(requirements)
+                .map_err(|why| Error::InvalidInput(format!("`requirements`: {why}")))?;
+        }
         let project = self.store().update_project(id, update.clone()).await?;
         let changes = json!({ "name": update.name, "model": update.model, "budget_usd": update.budget_usd,
-            "retention_days": update.retention_days });
+            "retention_days": update.retention_days, "packages": update.packages,
+            "requirements": update.requirements });
         self.audit(Some(principal.user.id), Some(id), "project.updated", changes, addr).await;
         Ok((project, grant.role))
     }

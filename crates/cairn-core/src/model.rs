@@ -157,6 +157,21 @@ pub struct Project {
     /// Days a finished run's step details are kept; `None`: the
     /// deployment's `retention.step_details_days`; 0: for ever.
     pub retention_days: Option<i32>,
+    /// Its sandboxes may install Python packages from the deployment's
+    /// package index (`sandbox.package_index`) into the project's own
+    /// environment.
+    pub packages: bool,
+    /// What that environment starts from: a `requirements.txt` (checked by
+    /// [`crate::sandbox::PackagePolicy::parse`]).
+    pub requirements: String,
+}
+
+impl Project {
+    /// The package installs its sandboxes are granted (`None`: none).
+    pub fn package_policy(&self) -> Option<crate::sandbox::PackagePolicy> {
+        // Checked when set; a list that no longer reads grants none.
+        self.packages.then(|| crate::sandbox::PackagePolicy::parse(&self.requirements).unwrap_or_default())
+    }
 }
 
 /// Changes to a project's settings; `None` leaves a setting as it is.
@@ -166,6 +181,8 @@ pub struct ProjectUpdate {
     pub model: Option<Option<String>>,
     pub budget_usd: Option<Option<f64>>,
     pub retention_days: Option<Option<i32>>,
+    pub packages: Option<bool>,
+    pub requirements: Option<String>,
 }
 
 #[derive(Debug, Clone)]

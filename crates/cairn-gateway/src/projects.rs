@@ -135,16 +135,28 @@ pub struct UpdateProjectRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i32>)]
     pub retention_days: Option<Option<i32>>,
+    /// Let the project's sandboxes install Python packages (`pip install`)
+    /// from the deployment's package index, and reach nothing else; what
+    /// they install is kept for the project's next sandboxes. Refused with
+    /// `packages_unavailable` when the deployment has no index.
+    #[serde(default)]
+    pub packages: Option<bool>,
+    /// The `requirements.txt` the project's package environment starts from
+    /// (installed once, before the first sandbox that needs it): package
+    /// names with extras, versions and markers only, no options, URLs or
+    /// paths; at most 200 lines.
+    #[serde(default)]
+    pub requirements: Option<String>,
 }
 
 /// Changes the project's settings (owners): its name, default model,
-/// budget and retention. Fields left out stay as they are.
+/// budget, retention and packages. Fields left out stay as they are.
 #[utoipa::path(patch, path = "/projects/{project_id}", tag = "projects", security(("oauth2" = []), ("api_key" = [])),
     params(("project_id" = ProjectId, Path)), request_body = UpdateProjectRequest,
     responses(
         (status = 200, description = "The project", body = ProjectResponse),
         (status = 403, description = "Not an owner", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_input` or `unknown_model`", body = Problem,
+        (status = 422, description = "`invalid_input`, `unknown_model` or `packages_unavailable`", body = Problem,
          content_type = "application/problem+json"),
     )
 )]
@@ -159,11 +171,21 @@ async fn update_project(
     if let Some(model) = &request.model {
         crate::threads::check_model(&state, model.as_deref())?;
     }
+    if request.packages == Some(true) && state.config.sandbox.package_index.is_empty() {
+        return Err(ApiError::Invalid {
+            code: "packages_unavailable",
+            detail:
+                "this deployment has no package index (sandbox.package_index), so sandboxes cannot install packages"
+                    .into(),
+        });
+    }
     let update = ProjectUpdate {
         name: request.name,
         model: request.model,
         budget_usd: request.budget_usd,
         retention_days: request.retention_days,
+        packages: request.packages,
+        requirements: request.requirements,
     };
     Ok(ApiJson(state.auth.update_project(&principal, project_id, update, &addr).await?.into()))
 }

@@ -87,6 +87,11 @@ pub struct ProjectResponse {
     /// the deployment's setting; 0: for ever. Answers, messages and files
     /// are never removed by retention.
     pub retention_days: Option<i32>,
+    /// The project's sandboxes may install Python packages from the
+    /// deployment's package index (and reach nothing else).
+    pub packages: bool,
+    /// The `requirements.txt` the project's package environment starts from.
+    pub requirements: String,
 }
 
 impl From<(Project, Role)> for ProjectResponse {
@@ -100,6 +105,8 @@ impl From<(Project, Role)> for ProjectResponse {
             model: project.model,
             budget_usd: project.budget_usd,
             retention_days: project.retention_days,
+            packages: project.packages,
+            requirements: project.requirements,
         }
     }
 }

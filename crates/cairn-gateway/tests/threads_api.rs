@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use cairn_config::{Config, LlmModel};
-use cairn_testkit::{Reply, ScriptedLlm, TempDir};
+use cairn_testkit::{Package, Reply, ScriptedLlm, TempDir};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -29,6 +29,11 @@ async fn start(with_agent: bool) -> Api {
 }
 
 async fn start_with(with_agent: bool, configure: impl FnOnce(&mut Config)) -> Api {
+    start_full(with_agent, configure, None).await
+}
+
+/// [`start_with`], the sandboxes installing packages from `index`.
+async fn start_full(with_agent: bool, configure: impl FnOnce(&mut Config), index: Option<&str>) -> Api {
     let dir = TempDir::new("threads-api");
     let llm = ScriptedLlm::start(Vec::new()).await;
     let mut config = Config::default();
@@ -52,7 +57,7 @@ async fn start_with(with_agent: bool, configure: impl FnOnce(&mut Config)) -> Ap
     configure(&mut config);
     let mut state = support::sqlite_state(&dir, config).await;
     if with_agent {
-        support::with_sandboxes(&mut state, &dir, true).await;
+        support::with_sandboxes_and_index(&mut state, &dir, true, index).await;
     }
     let store = state.store.clone();
     let base = support::serve(state).await;
@@ -580,6 +585,64 @@ async fn owners_rename_a_project_and_set_its_model_and_budget() {
     let audit = api.get(&api.owner, "/api/v1/admin/audit").await;
     let updated = audit.as_array().unwrap().iter().filter(|e| e["action"] == "project.updated").count();
     assert_eq!(updated, 2, "each accepted change is audited: {audit}");
+}
+
+#[tokio::test]
+async fn a_project_that_allows_packages_has_them_in_its_runs() {
+    let index =
+        cairn_testkit::PackageIndex::start(&[Package::new("cairn-demo", "1.0", "def answer():\n    return 42\n")])
+            .await;
+    let (url, address) = (index.url(), index.address);
+    let configure = |config: &mut Config| config.sandbox.egress_allow = vec![address];
+    let api = start_full(true, configure, Some(&url)).await;
+    let path = format!("/api/v1/projects/{}", api.project);
+    let project = api.get(&api.viewer, &path).await;
+    assert_eq!((project["packages"].clone(), project["requirements"].clone()), (json!(false), json!("")));
+
+    let refusals = [
+        (&api.viewer, json!({ "packages": true }), 403, "forbidden"),
+        (&api.owner, json!({ "requirements": "--index-url http://evil.example/simple" }), 422, "invalid_input"),
+        (&api.owner, json!({ "requirements": "demo @ https://evil.example/demo.whl" }), 422, "invalid_input"),
+        (&api.owner, json!({ "requirements": "x\n".repeat(201) }), 422, "invalid_input"),
+        (&api.owner, json!({ "packages": "yes" }), 400, "malformed_json"),
+    ];
+    for (token, body, status, code) in refusals {
+        let (got, problem) = api.patch(token, &path, body.clone()).await;
+        assert_eq!((got, problem["code"].as_str()), (status, Some(code)), "{body}: {problem}");
+    }
+    let settings = json!({ "packages": true, "requirements": "# what the analysis needs\ncairn-demo==1.0\n" });
+    let (status, project) = api.patch(&api.owner, &path, settings).await;
+    assert_eq!((status, project["packages"].clone()), (200, json!(true)), "{project}");
+    assert_eq!(project["requirements"], "# what the analysis needs\ncairn-demo==1.0\n");
+
+    // The run's sandbox starts with the requirements installed, and may
+    // install more.
+    let thread = api.thread().await;
+    api.llm.push(block("import cairn_demo\nprint(cairn_demo.answer())"));
+    api.llm.push(block("final_answer(f'The package says {cairn_demo.answer()}.')"));
+    let (status, posted) =
+        api.post(&api.owner, &thread, json!({ "content": "Use cairn-demo", "wait": true }), None).await;
+    assert_eq!(status, 200, "{posted}");
+    assert_eq!(posted["answer"], "The package says 42.", "{posted}");
+    assert!(index.asked().iter().any(|p| p == "/files/cairn_demo-1.0-py3-none-any.whl"), "{:?}", index.asked());
+
+    // Turned off, the thread's next run has the base stack only.
+    let (status, _) = api.patch(&api.owner, &path, json!({ "packages": false })).await;
+    assert_eq!(status, 200);
+    api.llm
+        .push(block("try:\n    import cairn_demo\n    found = 'still there'\nexcept ImportError:\n    found = 'gone'"));
+    api.llm.push(block("final_answer(found)"));
+    let (_, posted) = api.post(&api.owner, &thread, json!({ "content": "Again", "wait": true }), None).await;
+    assert_eq!(posted["answer"], "gone", "{posted}");
+}
+
+#[tokio::test]
+async fn a_deployment_without_a_package_index_refuses_package_installs() {
+    let api = start_with(false, |config| config.sandbox.package_index = String::new()).await;
+    let path = format!("/api/v1/projects/{}", api.project);
+    let (status, problem) = api.patch(&api.owner, &path, json!({ "packages": true })).await;
+    assert_eq!((status, problem["code"].as_str()), (422, Some("packages_unavailable")), "{problem}");
+    assert_eq!(api.get(&api.owner, &path).await["packages"], false);
 }
 
 #[tokio::test]

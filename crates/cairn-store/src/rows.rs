@@ -73,6 +73,8 @@ pub(crate) struct ProjectRow {
     model: Option<String>,
     budget_usd: Option<f64>,
     retention_days: Option<i32>,
+    packages: bool,
+    requirements: String,
 }
 
 impl From<ProjectRow> for Project {
@@ -85,6 +87,8 @@ impl From<ProjectRow> for Project {
             model: r.model,
             budget_usd: r.budget_usd,
             retention_days: r.retention_days,
+            packages: r.packages,
+            requirements: r.requirements,
         }
     }
 }

@@ -856,6 +856,10 @@ export type ProjectResponse = {
   /** The model its threads' runs use by default (`provider/model`); `null`: the deployment's default. */
   model?: string | null;
   name: string;
+  /** The project's sandboxes may install Python packages from the deployment's package index (and reach nothing else). */
+  packages: boolean;
+  /** The `requirements.txt` the project's package environment starts from. */
+  requirements: string;
   /** Days finished runs keep their step details (code, outputs); `null`: the deployment's setting; 0: for ever. Answers, messages and files are never removed by retention. */
   retention_days?: number | null;
   /** The caller's role in the project. */
@@ -1277,6 +1281,10 @@ export type UpdateProjectRequest = {
   model?: string | null;
   /** 1 to 200 characters. */
   name?: string | null;
+  /** Let the project's sandboxes install Python packages (`pip install`) from the deployment's package index, and reach nothing else; what they install is kept for the project's next sandboxes. Refused with `packages_unavailable` when the deployment has no index. */
+  packages?: boolean | null;
+  /** The `requirements.txt` the project's package environment starts from (installed once, before the first sandbox that needs it): package names with extras, versions and markers only, no options, URLs or paths; at most 200 lines. */
+  requirements?: string | null;
   /** Days finished runs keep their step details (code, outputs, observations), 0 to 36500 (0: for ever); `null`: the deployment's setting. Answers, messages and files are never removed. */
   retention_days?: number | null;
 };

@@ -3,8 +3,9 @@ import { useState, type FormEvent } from 'react';
 import type { ModelsResponse, ProjectResponse, ProjectUsage } from '../api/schema';
 import { useSession } from '../session';
 import { Alert } from '../components/Alert';
+import Packages from './Packages';
 
-/** The project's default model and budget (owners change them; everyone sees them). */
+/** The project's default model, budget, retention and packages (owners change them; everyone sees them). */
 export default function ProjectSettings({ project }: { project: ProjectResponse }) {
   const { client } = useSession();
   const queries = useQueryClient();
@@ -108,6 +109,7 @@ export default function ProjectSettings({ project }: { project: ProjectResponse 
       </form>
       <p className="text-xs text-gray-500">Answers, messages and library files are never removed by retention.</p>
       <Alert message={save.error?.message} />
+      <Packages project={project} />
     </section>
   );
 }

@@ -60,6 +60,8 @@ pub struct RunContext {
     pub budget: Budget,
     /// The most the project's runs may spend in all (US dollars), if limited.
     pub project_budget_usd: Option<f64>,
+    /// The package installs the project grants its sandboxes.
+    pub packages: Option<cairn_core::sandbox::PackagePolicy>,
     /// Tools whose calls a member must approve first (`agent.require_approval`).
     pub require_approval: Vec<String>,
     /// The run starts with a plan (`plan` when posted).

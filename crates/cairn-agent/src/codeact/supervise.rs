@@ -213,7 +213,10 @@ impl Agent {
                         owner: run.user,
                         project: Some(run.project),
                         thread: None,
-                        policy: Default::default(),
+                        policy: cairn_core::sandbox::SandboxPolicy {
+                            packages: run.packages.clone(),
+                            ..Default::default()
+                        },
                         id: None,
                         restore: false,
                     };

@@ -160,7 +160,8 @@ impl Runs {
         }
         let thread = store.thread(run.thread_id).await?;
         let project = store.project(thread.project_id).await?;
-        let request = NewSandbox { project: Some(project.id), ..NewSandbox::for_owner(run.created_by) };
+        let mut request = NewSandbox { project: Some(project.id), ..NewSandbox::for_owner(run.created_by) };
+        request.policy.packages = project.package_policy();
         let sandbox = match agent.services.sandboxes.create(request).await {
             Ok(info) => info.id,
             Err(SandboxError::Unavailable(why) | SandboxError::CapReached(why)) => {

@@ -189,18 +189,27 @@ impl Runs {
         }
     }
 
-    /// The thread's sandbox: the one made for it before, or a new one.
-    async fn sandbox_for(&self, agent: &Agent, run: &Run, project: cairn_core::ProjectId) -> SandboxResult<SandboxId> {
+    /// The thread's sandbox: the one made for it before (granted the
+    /// project's package installs as they are now), or a new one.
+    async fn sandbox_for(
+        &self,
+        agent: &Agent,
+        run: &Run,
+        project: &cairn_core::model::Project,
+    ) -> SandboxResult<SandboxId> {
         let sandboxes = &agent.services.sandboxes;
         let existing = sandboxes.list(Some(run.created_by)).await?;
         if let Some(found) = existing.iter().find(|s| s.thread == Some(run.thread_id)) {
+            let change =
+                cairn_core::sandbox::PackagesChange { project: project.id, packages: project.package_policy() };
+            sandboxes.set_packages(found.id, change).await?;
             return Ok(found.id);
         }
         let request = NewSandbox {
             owner: run.created_by,
-            project: Some(project),
+            project: Some(project.id),
             thread: Some(run.thread_id),
-            policy: Default::default(),
+            policy: cairn_core::sandbox::SandboxPolicy { packages: project.package_policy(), ..Default::default() },
             id: None,
             restore: false,
         };
@@ -240,6 +249,7 @@ impl Runs {
             model: None,
             budget: self.inner.budget,
             project_budget_usd: project.budget_usd,
+            packages: project.package_policy(),
             require_approval: self.inner.require_approval.clone(),
             planning: plan,
             agents: self.inner.agents.clone(),
@@ -273,7 +283,8 @@ impl Runs {
         } else {
             self.set_status_under(&run, StatusChanged::new(RunStatus::Running, None), Some(fence)).await?
         };
-        let sandbox = match self.sandbox_for(agent, &run, thread.project_id).await {
+        let project = self.inner.store.project(thread.project_id).await?;
+        let sandbox = match self.sandbox_for(agent, &run, &project).await {
             Ok(sandbox) => sandbox,
             // Passing (the sandbox hosts are unreachable or restarting): the
             // run is tried again (waited out in place, then through the queue).
@@ -290,7 +301,6 @@ impl Runs {
                 return Ok(());
             }
         };
-        let project = self.inner.store.project(thread.project_id).await?;
         let cancel = Arc::new(AtomicBool::new(false));
         self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).insert(id, cancel.clone());
         let mut context = self.run_context(&run, &project, sandbox, plan);

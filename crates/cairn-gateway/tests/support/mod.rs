@@ -248,8 +248,19 @@ pub async fn owner_viewer_stranger(client: &reqwest::Client, base: &str, project
 /// Gives the state real sandboxes (on the host's Python, no warm pool) and
 /// the tools; with `agent`, also agent runs with two workers.
 pub async fn with_sandboxes(state: &mut AppState, dir: &TempDir, agent: bool) {
+    with_sandboxes_and_index(state, dir, agent, None).await;
+}
+
+/// [`with_sandboxes`], the sandboxes installing packages from `index` (a
+/// PEP 503 index URL on an allowlisted loopback address).
+pub async fn with_sandboxes_and_index(state: &mut AppState, dir: &TempDir, agent: bool, index: Option<&str>) {
     let mut local = cairn_sandbox::LocalConfig::new(dir.path.join("sandboxes"));
     local.pool_size = 0;
+    if let Some(url) = index {
+        let allow = state.config.sandbox.egress_allow.clone();
+        let packages = cairn_sandbox::PackageIndex::start(&dir.path.join("egress-packages"), url, &[], allow);
+        local.packages = Some(packages.expect("the package proxy starts"));
+    }
     local.prelude = Some(state.registry.python_prelude());
     let sandboxes = cairn_sandbox::LocalSandboxes::start(local).await.expect("bubblewrap and python3");
     // The tools as configured (a test may allowlist a local site).

@@ -47,7 +47,7 @@ macro_rules! user_columns {
 }
 macro_rules! project_columns {
     () => {
-        "p.id, p.name, p.created_by, p.created_at, p.model, p.budget_usd, p.retention_days"
+        "p.id, p.name, p.created_by, p.created_at, p.model, p.budget_usd, p.retention_days, p.packages, p.requirements"
     };
 }
 macro_rules! thread_columns {

@@ -11,7 +11,7 @@ macro_rules! project_repo {
                 let mut tx = self.pool.begin().await.db()?;
                 let row: ProjectRow = sqlx::query_as(
                     "INSERT INTO projects (id, name, created_by, created_at) VALUES ($1, $2, $3, $4) \
-                     RETURNING id, name, created_by, created_at, model, budget_usd, retention_days",
+                     RETURNING id, name, created_by, created_at, model, budget_usd, retention_days, packages, requirements",
                 )
                 .bind(id.0)
                 .bind(new.name)
@@ -42,14 +42,17 @@ macro_rules! project_repo {
             async fn update_project(&self, id: ProjectId, update: ProjectUpdate) -> cairn_core::Result<Project> {
                 let current = self.project(id).await?;
                 let row: ProjectRow = sqlx::query_as(
-                    "UPDATE projects SET name = $2, model = $3, budget_usd = $4, retention_days = $5 WHERE id = $1 \
-                     RETURNING id, name, created_by, created_at, model, budget_usd, retention_days",
+                    "UPDATE projects SET name = $2, model = $3, budget_usd = $4, retention_days = $5, packages = $6, \
+                     requirements = $7 WHERE id = $1 \
+                     RETURNING id, name, created_by, created_at, model, budget_usd, retention_days, packages, requirements",
                 )
                 .bind(id.0)
                 .bind(update.name.unwrap_or(current.name))
                 .bind(update.model.unwrap_or(current.model))
                 .bind(update.budget_usd.unwrap_or(current.budget_usd))
                 .bind(update.retention_days.unwrap_or(current.retention_days))
+                .bind(update.packages.unwrap_or(current.packages))
+                .bind(update.requirements.unwrap_or(current.requirements))
                 .fetch_one(&self.pool)
                 .await
                 .db_entity("project")?;
