@@ -257,6 +257,10 @@ pub async fn with_sandboxes_and_index(state: &mut AppState, dir: &TempDir, agent
     let mut local = cairn_sandbox::LocalConfig::new(dir.path.join("sandboxes"));
     local.pool_size = 0;
     if let Some(url) = index {
+        // pip comes with the sandbox venv (a host's python3 may lack it).
+        let python = std::env::var("CAIRN_SANDBOX_PYTHON")
+            .expect("CAIRN_SANDBOX_PYTHON names the sandbox venv's python (the test command builds it)");
+        local.python = Some(python.into());
         let allow = state.config.sandbox.egress_allow.clone();
         let packages = cairn_sandbox::PackageIndex::start(&dir.path.join("egress-packages"), url, &[], allow);
         local.packages = Some(packages.expect("the package proxy starts"));
