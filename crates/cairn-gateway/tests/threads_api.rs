@@ -625,6 +625,8 @@ async fn a_project_that_allows_packages_has_them_in_its_runs() {
     assert_eq!(status, 200, "{posted}");
     assert_eq!(posted["answer"], "The package says 42.", "{posted}");
     assert!(index.asked().iter().any(|p| p == "/files/cairn_demo-1.0-py3-none-any.whl"), "{:?}", index.asked());
+    let told = api.llm.received()[0].body.to_string();
+    assert!(told.contains("install what a task needs") && told.contains("Installed for this project: cairn-demo==1.0"));
 
     // Turned off, the thread's next run has the base stack only.
     let (status, _) = api.patch(&api.owner, &path, json!({ "packages": false })).await;
@@ -634,6 +636,7 @@ async fn a_project_that_allows_packages_has_them_in_its_runs() {
     api.llm.push(block("final_answer(found)"));
     let (_, posted) = api.post(&api.owner, &thread, json!({ "content": "Again", "wait": true }), None).await;
     assert_eq!(posted["answer"], "gone", "{posted}");
+    assert!(!api.llm.received().last().unwrap().body.to_string().contains("install what a task needs"));
 }
 
 #[tokio::test]

@@ -59,6 +59,16 @@ impl Agent {
         let Ok(project) = self.store.project(run.project).await else { return String::new() };
         let files = self.store.files(run.project, "").await.unwrap_or_default();
         let mut context = format!("Project: {}.", project.name);
+        if let Some(packages) = project.package_policy() {
+            context.push_str(
+                "\nPython packages: this project lets you install what a task needs from its package index (and \
+                 nothing else is reachable through it): run `subprocess.run([sys.executable, '-m', 'pip', 'install', \
+                 'NAME'], check=True)`, then import it. What you install stays for the project's next runs.",
+            );
+            if !packages.requirements.is_empty() {
+                context.push_str(&format!(" Installed for this project: {}.", packages.requirements.join(", ")));
+            }
+        }
         if !files.is_empty() {
             let listed: Vec<String> =
                 files.iter().take(50).map(|f| format!("- {} ({} bytes)", f.path, f.size)).collect();
