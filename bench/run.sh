@@ -62,6 +62,12 @@ echo "## Sandbox backends: the same kernels in containers of a private Podman"
     echo "bubblewrap: $("$CARGO_TARGET_DIR/release/examples/pause_bench" 20)"
     echo "container:  $("$CARGO_TARGET_DIR/release/examples/pause_bench" 20 container \
         "$CAIRN_TEST_CONTAINER_ENGINE" "$CAIRN_TEST_CONTAINER_IMAGE")"
+    echo "## Packages the agent installs (a loopback index; pip on the host is the reference)"
+    ensure_sandbox_python >/dev/null
+    cargo build --release --locked -p cairn-sandbox --example packages_bench >&2
+    echo "bubblewrap: $("$CARGO_TARGET_DIR/release/examples/packages_bench" 5 "$CAIRN_SANDBOX_PYTHON")"
+    echo "container:  $("$CARGO_TARGET_DIR/release/examples/packages_bench" 5 "$CAIRN_SANDBOX_PYTHON" container \
+        "$CAIRN_TEST_CONTAINER_ENGINE" "$CAIRN_TEST_CONTAINER_IMAGE")"
 )
 
 echo "## Sandbox backends: E2B's protocol over loopback (the stand-in that follows E2B's API)"

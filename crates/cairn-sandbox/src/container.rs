@@ -154,8 +154,9 @@ impl ContainerEngine {
             }
         }
         if let Some(project) = &options.project_env {
+            // Given to the sandbox user when made (`adopt`), never here: other
+            // sandboxes of the project may be changing them now.
             for (dir, inside) in [(&project.env, packages::ENV_INSIDE), (&project.cache, packages::CACHE_INSIDE)] {
-                adopt_workspace(dir, uid, gid)?;
                 binds.push(format!("{}:{inside}:rw", dir.display()));
             }
             env.extend(variables.iter().map(|(name, value)| format!("{name}={value}")));
@@ -316,6 +317,13 @@ impl ContainerEngine {
 fn sandbox_user() -> (u32, u32) {
     let (uid, gid) = (rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw());
     if uid == 0 { (SANDBOX_UID, SANDBOX_UID) } else { (uid, gid) }
+}
+
+/// Gives a folder Cairn just made, with what it holds, to the user its
+/// containers run as (when that is not Cairn's own).
+pub(crate) fn adopt(dir: &Path) -> Result<()> {
+    let (uid, gid) = sandbox_user();
+    adopt_workspace(dir, uid, gid)
 }
 
 /// The user of a container when Cairn runs as root (as under bubblewrap).

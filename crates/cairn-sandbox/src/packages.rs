@@ -25,8 +25,9 @@ use std::time::{Duration, SystemTime};
 use cairn_core::ProjectId;
 use cairn_core::sandbox::{PackagePolicy, SandboxError, SandboxResult};
 
+use crate::container;
 use crate::egress::{Egress, EgressRules};
-use crate::kernel::{Kernel, KernelOptions};
+use crate::kernel::{Isolation, Kernel, KernelOptions};
 use crate::{limits, workspace};
 
 /// Where a project's environment is mounted in its sandboxes.
@@ -187,10 +188,20 @@ impl Environments {
             remove_dir(&cache);
         }
         remove_dir(&env);
+        let new_cache = !cache.exists();
         std::fs::create_dir_all(&cache).map_err(io("cannot make the package cache"))?;
         write_skeleton(&env, &python, version, &sites).map_err(io("cannot make the project environment"))?;
         let requirements = policy.requirements.iter().map(|r| format!("{r}\n")).collect::<String>();
         std::fs::write(env.join("requirements.txt"), requirements).map_err(io("cannot write the requirements"))?;
+        // A container's user must write there. Only now, while no sandbox
+        // uses them: walking folders a sandbox changes could be led astray.
+        if let Isolation::Container(_) = template.isolation {
+            let adopt = |dir: &Path| container::adopt(dir).map_err(|e| SandboxError::Internal(e.to_string()));
+            adopt(&env)?;
+            if new_cache {
+                adopt(&cache)?;
+            }
+        }
         if !policy.requirements.is_empty()
             && let Err(error) = self.install(&project_dir, &project_env, template).await
         {
