@@ -131,11 +131,21 @@ impl KernelOptions {
     /// The base interpreter and its package folders as a kernel sees them
     /// (a container mounts the host's folders at paths of its own).
     pub(crate) fn base_inside(&self) -> (PathBuf, Vec<String>) {
+        let (python, sites) = self.base_launch();
         match &self.isolation {
-            Isolation::Bubblewrap => (
-                std::fs::canonicalize(&self.python).unwrap_or_else(|_| self.python.clone()),
-                self.site_packages.iter().map(|s| s.display().to_string()).collect(),
-            ),
+            // A venv's interpreter is a link: the environment links the real one.
+            Isolation::Bubblewrap => (std::fs::canonicalize(&python).unwrap_or(python), sites),
+            Isolation::Container(_) => (python, sites),
+        }
+    }
+
+    /// The base interpreter a kernel is started with, and its package
+    /// folders, as the kernel sees them.
+    fn base_launch(&self) -> (PathBuf, Vec<String>) {
+        match &self.isolation {
+            Isolation::Bubblewrap => {
+                (self.python.clone(), self.site_packages.iter().map(|s| s.display().to_string()).collect())
+            }
             Isolation::Container(engine) => {
                 (engine.python().to_owned(), container::sites_inside(self.site_packages.len()))
             }
@@ -145,14 +155,7 @@ impl KernelOptions {
     /// What the kernel runs: the interpreter, its package folders (the
     /// project's first), and the variables of a project environment.
     pub(crate) fn launch_view(&self) -> (PathBuf, Vec<String>, Vec<(String, String)>) {
-        let (base_python, mut sites) = match &self.isolation {
-            Isolation::Bubblewrap => {
-                (self.python.clone(), self.site_packages.iter().map(|s| s.display().to_string()).collect())
-            }
-            Isolation::Container(engine) => {
-                (engine.python().to_owned(), container::sites_inside(self.site_packages.len()))
-            }
-        };
+        let (base_python, mut sites) = self.base_launch();
         match &self.project_env {
             None => (base_python, sites, Vec::new()),
             Some(env) => {
