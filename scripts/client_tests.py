@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import http.server
+import importlib.util
 import json
 import os
 import shutil
@@ -332,6 +333,62 @@ def mcp_client(args) -> None:
     print("MCP client: an SDK-built server's tool called by the agent from its sandbox, under approval rules; a private address refused: passed")
 
 
+STDIO_CALC_SERVER = """
+import os
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("calc")
+
+
+@server.tool()
+def add(a: int, b: int) -> dict:
+    \"\"\"Adds two whole numbers and the offset the server was given.\"\"\"
+    return {"sum": a + b + int(os.environ["CALC_OFFSET"])}
+
+
+server.run("stdio")
+"""
+
+
+def mcp_stdio_client() -> None:
+    """The kernel's client of stdio MCP servers (what the agent's sandbox
+    runs) against a server built with the official Python SDK: it starts
+    the server with its environment, lists its tools, calls one, and hears
+    the SDK's refusal of bad arguments as the tool's error."""
+    spec = importlib.util.spec_from_file_location("mcp_stdio", ROOT / "crates/cairn-agent/src/codeact/mcp_stdio.py")
+    client = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(client)
+    with tempfile.TemporaryDirectory(prefix="cairn-mcp-stdio-") as scratch:
+        script = Path(scratch) / "calc.py"
+        script.write_text(STDIO_CALC_SERVER)
+        client.configure({"calc": {"command": ["python", str(script)], "env": {"CALC_OFFSET": "100"}}})
+        try:
+            listed = client.list_all(["calc"])["calc"]
+            check("result" in listed, f"the SDK server is listed: {listed}")
+            tools = listed["result"]["tools"]
+            check([t["name"] for t in tools] == ["add"], f"its tools: {tools}")
+            check(sorted(tools[0]["inputSchema"]["properties"]) == ["a", "b"], f"its schema: {tools[0]}")
+
+            def value(called):
+                # What Cairn reads of a result: structured content, or JSON text.
+                result = called.get("result") or {}
+                if result.get("structuredContent") is not None:
+                    return result["structuredContent"]
+                return json.loads("".join(part.get("text", "") for part in result.get("content", [])) or "null")
+
+            called = client.call("calc", "add", {"a": 2, "b": 3})
+            check(value(called) == {"sum": 105}, f"a call, with the environment: {called}")
+            refused = client.call("calc", "add", {"a": 2})
+            check(refused.get("result", {}).get("isError") is True, f"missing arguments are the tool's error: {refused}")
+            client.SERVERS["calc"].process.kill()
+            client.SERVERS["calc"].process.wait()
+            again = client.call("calc", "add", {"a": 1, "b": 1})
+            check(value(again) == {"sum": 102}, f"a server that died starts again: {again}")
+        finally:
+            client.SERVERS["calc"].stop()
+    print("MCP stdio client: an SDK-built stdio server listed and called with its environment, restarted after it died: passed")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cairn", required=True, help="the cairn binary")
@@ -357,6 +414,7 @@ def main() -> int:
     finally:
         receiver.shutdown()
     mcp_client(args)
+    mcp_stdio_client()
     return 0
 
 

@@ -243,6 +243,7 @@ async fn main() {
         registry,
         services,
         store: store.clone(),
+        keys: None,
     };
     let runs = cairn_agent::Runs::new(store.clone(), bus, Arc::new(agent), Default::default(), Duration::from_secs(60));
     runs.start_workers("bench", concurrent);

@@ -88,6 +88,7 @@ async fn run(kind: &str, model: &str) -> Outcome {
         registry,
         services,
         store: store.clone(),
+        keys: None,
     };
     let bus = cairn_bus::in_process(db.queue(Default::default()));
     let runs = cairn_agent::Runs::new(store.clone(), bus, Arc::new(agent), Default::default(), Duration::from_secs(60));

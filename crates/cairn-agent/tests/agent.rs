@@ -120,7 +120,7 @@ async fn world_full(budget: Budget, require_approval: Vec<String>, plan_approval
         ..LlmConfig::default()
     };
     let models = Arc::new(cairn_llm::Models::from_config(&llm_config).unwrap());
-    let agent = Arc::new(Agent { models, registry, services, store: store.clone() });
+    let agent = Arc::new(Agent { models, registry, services, store: store.clone(), keys: None });
     let agent_config = AgentConfig {
         max_steps: budget.max_steps,
         max_tokens: budget.max_tokens,

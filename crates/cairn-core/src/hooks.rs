@@ -123,14 +123,54 @@ impl Attempt {
     }
 }
 
-/// An MCP server (streamable HTTP) whose tools a project's agent may call.
-#[derive(Debug, Clone, PartialEq)]
+/// An MCP server whose tools a project's agent may call: a streamable-HTTP
+/// endpoint the agent's process calls, or a command started over stdio in
+/// the thread's sandbox.
+#[derive(Clone, PartialEq)]
 pub struct McpServer {
     pub id: McpServerId,
     pub project_id: ProjectId,
     /// A short identifier: its tools are `mcp_<name>_<tool>` in the kernel.
     pub name: String,
-    pub url: String,
+    pub transport: McpTransport,
+    /// The names of its secrets (HTTP headers, or environment variables of
+    /// a stdio server), shown to owners; their values are sealed.
+    pub secret_names: Vec<String>,
+    /// The secrets (a JSON object of name → value), sealed by the key ring.
+    pub secrets_sealed: Option<Vec<u8>>,
     pub created_by: UserId,
     pub created_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for McpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpServer")
+            .field("id", &self.id)
+            .field("project_id", &self.project_id)
+            .field("name", &self.name)
+            .field("transport", &self.transport)
+            .field("secret_names", &self.secret_names)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How an MCP server is reached.
+#[derive(Debug, Clone, PartialEq)]
+pub enum McpTransport {
+    /// A streamable-HTTP endpoint.
+    Http { url: String },
+    /// A command (program and arguments) the sandbox runs, speaking MCP on
+    /// its standard input and output.
+    Stdio { command: Vec<String> },
+}
+
+/// An MCP server to add.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMcpServer {
+    pub project: ProjectId,
+    pub name: String,
+    pub transport: McpTransport,
+    pub secret_names: Vec<String>,
+    pub secrets_sealed: Option<Vec<u8>>,
+    pub created_by: UserId,
 }

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::hooks::{Attempt, Delivery, McpServer, NewWebhook, Webhook, WebhookUpdate};
+use crate::hooks::{Attempt, Delivery, McpServer, NewMcpServer, NewWebhook, Webhook, WebhookUpdate};
 use crate::lifecycle::{Deletion, DeletionKind};
 use crate::model::{
     ApiKey, AuditEntry, Checkpoint, Event, Fence, FileRecord, Membership, MemoryChunk, Message, ModelConnection,
@@ -382,7 +382,7 @@ pub trait ScheduleRepo: Send + Sync {
 #[async_trait]
 pub trait McpServerRepo: Send + Sync {
     /// Adds one; `Conflict` when the project has one of that name.
-    async fn add_mcp_server(&self, project: ProjectId, name: &str, url: &str, created_by: UserId) -> Result<McpServer>;
+    async fn add_mcp_server(&self, new: NewMcpServer) -> Result<McpServer>;
     /// The project's, oldest first.
     async fn mcp_servers(&self, project: ProjectId) -> Result<Vec<McpServer>>;
     async fn remove_mcp_server(&self, project: ProjectId, id: McpServerId) -> Result<()>;

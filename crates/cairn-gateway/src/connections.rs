@@ -179,11 +179,16 @@ impl Connections {
     }
 
     fn seal(&self, key: &str) -> Result<(Vec<u8>, String), ApiError> {
-        let sealed = self.inner.keys.seal(key.as_bytes()).map_err(|error| {
-            tracing::error!(%error, "a provider key could not be sealed");
+        Ok((self.seal_secret(key)?, key_hint(key)))
+    }
+
+    /// A secret sealed by the key ring (for other records that keep secrets:
+    /// MCP servers' credentials).
+    pub(crate) fn seal_secret(&self, secret: &str) -> Result<Vec<u8>, ApiError> {
+        self.inner.keys.seal(secret.as_bytes()).map_err(|error| {
+            tracing::error!(%error, "a secret could not be sealed");
             ApiError::Internal
-        })?;
-        Ok((sealed, key_hint(key)))
+        })
     }
 }
 

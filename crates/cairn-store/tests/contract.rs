@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_core::Error;
+use cairn_core::hooks::{McpTransport, NewMcpServer};
 use cairn_core::model::{
     MessageRole, ModelUsage, NewApiKey, NewAuditEntry, NewCheckpoint, NewEvent, NewFile, NewMessage, NewProject,
     NewRefreshToken, NewRun, NewThread, NewUser, ProjectUpdate, RefreshOutcome, Role, RunStatus, User,
@@ -265,19 +266,40 @@ async fn a_schedules_tick_is_taken_once(store: Arc<dyn Store>) {
 async fn a_projects_mcp_servers_are_named_once(store: Arc<dyn Store>) {
     let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "mcp@example.com").await;
     let project = thread.project_id;
-    let calc = store.add_mcp_server(project, "calc", "https://mcp.example.com/calc", owner.id).await.unwrap();
-    let again = store.add_mcp_server(project, "calc", "https://elsewhere.example.com/mcp", owner.id).await;
+    let http = |name: &str, url: &str| NewMcpServer {
+        project,
+        name: name.to_owned(),
+        transport: McpTransport::Http { url: url.to_owned() },
+        secret_names: Vec::new(),
+        secrets_sealed: None,
+        created_by: owner.id,
+    };
+    let calc = store.add_mcp_server(http("calc", "https://mcp.example.com/calc")).await.unwrap();
+    let again = store.add_mcp_server(http("calc", "https://elsewhere.example.com/mcp")).await;
     assert!(matches!(again, Err(Error::Conflict { .. })), "{again:?}");
-    store.add_mcp_server(project, "docs", "https://mcp.example.com/docs", owner.id).await.unwrap();
-    let names: Vec<String> = store.mcp_servers(project).await.unwrap().into_iter().map(|s| s.name).collect();
-    assert_eq!(names, ["calc", "docs"]);
+    store.add_mcp_server(http("docs", "https://mcp.example.com/docs")).await.unwrap();
+    // A stdio server keeps its command, and its secrets sealed beside their names.
+    let stdio = NewMcpServer {
+        transport: McpTransport::Stdio { command: vec!["python".into(), "-m".into(), "notes_mcp".into()] },
+        secret_names: vec!["NOTES_TOKEN".into()],
+        secrets_sealed: Some(vec![7, 8, 9]),
+        ..http("notes", "")
+    };
+    store.add_mcp_server(stdio.clone()).await.unwrap();
+    let listed = store.mcp_servers(project).await.unwrap();
+    let names: Vec<&str> = listed.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["calc", "docs", "notes"]);
+    assert_eq!(listed[0].transport, McpTransport::Http { url: "https://mcp.example.com/calc".into() });
+    assert_eq!((&listed[0].secret_names, &listed[0].secrets_sealed), (&Vec::new(), &None));
+    assert_eq!(listed[2].transport, stdio.transport);
+    assert_eq!((&listed[2].secret_names, &listed[2].secrets_sealed), (&stdio.secret_names, &stdio.secrets_sealed));
     let other = owner_with_thread(&*store, "mcp2@example.com").await.thread.project_id;
     assert!(
         matches!(store.remove_mcp_server(other, calc.id).await, Err(Error::NotFound { .. })),
         "not another project's"
     );
     store.remove_mcp_server(project, calc.id).await.unwrap();
-    assert_eq!(store.mcp_servers(project).await.unwrap().len(), 1);
+    assert_eq!(store.mcp_servers(project).await.unwrap().len(), 2);
 }
 
 async fn messages_keep_their_order_and_authors(store: Arc<dyn Store>) {

@@ -205,7 +205,15 @@ async fn a_deleted_project_takes_everything_hanging_off_it(store: Arc<dyn Store>
     };
     store.create_webhook(hook).await.unwrap();
     store.queue_deliveries(project.id, "run.succeeded", json!({})).await.unwrap();
-    store.add_mcp_server(project.id, "docs", "https://mcp.example.com/", owner.id).await.unwrap();
+    let mcp = cairn_core::hooks::NewMcpServer {
+        project: project.id,
+        name: "docs".into(),
+        transport: cairn_core::hooks::McpTransport::Http { url: "https://mcp.example.com/".into() },
+        secret_names: vec!["Authorization".into()],
+        secrets_sealed: Some(vec![1]),
+        created_by: owner.id,
+    };
+    store.add_mcp_server(mcp).await.unwrap();
     let other =
         store.create_project(cairn_core::model::NewProject { name: "Other".into(), owner: owner.id }).await.unwrap();
 

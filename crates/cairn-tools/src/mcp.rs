@@ -3,7 +3,12 @@
 //! `notifications/initialized`, keeping the server's `Mcp-Session-Id`),
 //! then lists or calls tools. Answers come as JSON or as server-sent
 //! events; requests go through [`SafeHttp`], so MCP servers obey the web
-//! tools' rule on private addresses.
+//! tools' rule on private addresses. A server's own headers (its
+//! credentials) go with every request.
+//!
+//! [`tools_of`] and [`tool_result`] read `tools/list` and `tools/call`
+//! results, whichever transport brought them (stdio servers are spoken to
+//! in the sandbox, and their results read here the same way).
 
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -28,13 +33,14 @@ pub struct RemoteTool {
 struct Session<'a> {
     http: &'a SafeHttp,
     url: &'a str,
+    headers: &'a [(String, String)],
     id: Option<String>,
     next: u64,
 }
 
 impl<'a> Session<'a> {
-    async fn open(http: &'a SafeHttp, url: &'a str) -> Result<Session<'a>, ToolError> {
-        let mut session = Session { http, url, id: None, next: 1 };
+    async fn open(http: &'a SafeHttp, url: &'a str, headers: &'a [(String, String)]) -> Result<Session<'a>, ToolError> {
+        let mut session = Session { http, url, headers, id: None, next: 1 };
         let params = json!({
             "protocolVersion": VERSION,
             "capabilities": {},
@@ -46,7 +52,8 @@ impl<'a> Session<'a> {
     }
 
     async fn send(&mut self, message: Value) -> Result<(u16, Option<String>, Bytes), ToolError> {
-        let mut headers = vec![("accept", "application/json, text/event-stream".to_owned())];
+        let mut headers: Vec<(&str, String)> = self.headers.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+        headers.push(("accept", "application/json, text/event-stream".to_owned()));
         if let Some(id) = &self.id {
             headers.push(("mcp-session-id", id.clone()));
             headers.push(("mcp-protocol-version", VERSION.to_owned()));
@@ -95,11 +102,19 @@ fn answer_to(id: u64, content_type: Option<&str>, body: &[u8]) -> Option<Value> 
 }
 
 /// The tools a server offers.
-pub async fn list_tools(http: &SafeHttp, url: &str) -> Result<Vec<RemoteTool>, ToolError> {
-    let mut session = Session::open(http, url).await?;
-    let result = session.request("tools/list", json!({})).await?;
+pub async fn list_tools(
+    http: &SafeHttp,
+    url: &str,
+    headers: &[(String, String)],
+) -> Result<Vec<RemoteTool>, ToolError> {
+    let mut session = Session::open(http, url, headers).await?;
+    Ok(tools_of(&session.request("tools/list", json!({})).await?))
+}
+
+/// The tools in a `tools/list` result (entries without a name are left out).
+pub fn tools_of(result: &Value) -> Vec<RemoteTool> {
     let tools = result.get("tools").and_then(Value::as_array).cloned().unwrap_or_default();
-    Ok(tools
+    tools
         .into_iter()
         .filter_map(|tool| {
             Some(RemoteTool {
@@ -108,15 +123,26 @@ pub async fn list_tools(http: &SafeHttp, url: &str) -> Result<Vec<RemoteTool>, T
                 input_schema: tool.get("inputSchema").cloned().unwrap_or_else(|| json!({ "type": "object" })),
             })
         })
-        .collect())
+        .collect()
 }
 
-/// Calls a tool: its structured content when it gives one, else its text
-/// (read as JSON when it is a JSON object or array); a result marked
-/// `isError` is the tool's failure, in its words.
-pub async fn call_tool(http: &SafeHttp, url: &str, name: &str, arguments: Value) -> Result<Value, ToolError> {
-    let mut session = Session::open(http, url).await?;
+/// Calls a tool; its result as [`tool_result`] reads it.
+pub async fn call_tool(
+    http: &SafeHttp,
+    url: &str,
+    headers: &[(String, String)],
+    name: &str,
+    arguments: Value,
+) -> Result<Value, ToolError> {
+    let mut session = Session::open(http, url, headers).await?;
     let result = session.request("tools/call", json!({ "name": name, "arguments": arguments })).await?;
+    tool_result(name, &result)
+}
+
+/// A `tools/call` result: its structured content when it gives one, else
+/// its text (read as JSON when it is a JSON object or array); a result
+/// marked `isError` is the tool's failure, in its words.
+pub fn tool_result(name: &str, result: &Value) -> Result<Value, ToolError> {
     let text: Vec<&str> = result
         .get("content")
         .and_then(Value::as_array)
@@ -149,5 +175,21 @@ mod tests {
                        event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"n\":5}}\n\n";
         assert_eq!(answer_to(3, Some("text/event-stream"), events).unwrap()["result"]["n"], 5);
         assert!(answer_to(4, Some("text/event-stream"), events).is_none());
+    }
+
+    #[test]
+    fn results_are_structured_content_json_text_or_text() {
+        let structured = json!({ "content": [{ "type": "text", "text": "{}" }], "structuredContent": { "sum": 5 } });
+        assert_eq!(tool_result("add", &structured).unwrap(), json!({ "sum": 5 }));
+        let json_text = json!({ "content": [{ "type": "text", "text": "[1, 2]" }] });
+        assert_eq!(tool_result("add", &json_text).unwrap(), json!([1, 2]));
+        let text = json!({ "content": [{ "type": "text", "text": "5" }, { "type": "text", "text": "done" }] });
+        assert_eq!(tool_result("add", &text).unwrap(), json!("5\ndone"));
+        let failed = json!({ "content": [{ "type": "text", "text": "b is missing" }], "isError": true });
+        assert_eq!(tool_result("add", &failed).unwrap_err().to_string(), "add failed: b is missing");
+        let listed =
+            json!({ "tools": [{ "name": "add", "inputSchema": { "type": "object" } }, { "title": "no name" }] });
+        let tools = tools_of(&listed);
+        assert_eq!(tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["add"]);
     }
 }

@@ -325,6 +325,7 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
                 registry: registry.clone(),
                 services: runner.services.clone(),
                 store: store.clone(),
+                keys: Some(Arc::new(key_ring()?)),
             };
             let runs = cairn_agent::Runs::new(
                 store.clone(),

@@ -17,10 +17,14 @@ export type AccountDeletedResponse = {
 };
 
 export type AddMcpServerRequest = {
+  /** A stdio server: the program and its arguments (`python` is the sandbox's interpreter), started in each thread's sandbox, under the sandbox's isolation and network policy. Give `url` or `command`. */
+  command?: string[] | null;
   /** A short name (`[a-z][a-z0-9_]*`, up to 32): its tools are `mcp_<name>_<tool>` in the kernel. */
   name: string;
-  /** Its streamable-HTTP endpoint (no private address unless `tools.allow_private` names it). */
-  url: string;
+  /** Credentials: headers sent with every request to an HTTP server, or environment variables of a stdio server (up to 16). Sealed when stored and never shown again; a stdio server's are readable by the code that runs in its sandbox. */
+  secrets?: Record<string, string>;
+  /** Its streamable-HTTP endpoint (no private address unless `tools.allow_private` names it). Give `url` or `command`. */
+  url?: string | null;
 };
 
 export type AddMemberRequest = {
@@ -540,18 +544,26 @@ export type ListingResponse = {
 export type McpServerId = string;
 
 export type McpServerResponse = {
+  /** A stdio server's command. */
+  command?: string[] | null;
   created_at: string;
   id: McpServerId;
   name: string;
-  /** The tools it offered when it was added (runs list them afresh). */
+  /** The names of its secrets (their values are never shown). */
+  secrets: string[];
+  /** The tools an HTTP server offered when it was added (runs list them afresh; a stdio server's are listed by each run, in its sandbox). */
   tools: McpToolResponse[];
-  url: string;
+  transport: McpTransportKind;
+  /** An HTTP server's endpoint. */
+  url?: string | null;
 };
 
 export type McpToolResponse = {
   description: string;
   name: string;
 };
+
+export type McpTransportKind = "http" | "stdio";
 
 export type MemberResponse = {
   added_at: string;

@@ -115,6 +115,9 @@ pub struct Agent {
     pub registry: Arc<Registry>,
     pub services: Services,
     pub store: Arc<dyn cairn_core::store::Store>,
+    /// Opens the secrets stored sealed (MCP servers' credentials); without
+    /// it, servers get none.
+    pub keys: Option<Arc<cairn_auth::KeyRing>>,
 }
 
 /// How much of an observation the model sees.

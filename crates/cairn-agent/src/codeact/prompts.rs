@@ -89,7 +89,7 @@ impl Agent {
             return context.clone();
         }
         let mut context = self.project_context(run).await;
-        let (tools, section) = self.mcp_tools(run.project).await;
+        let (tools, section) = self.mcp_tools(run).await;
         if !section.is_empty() {
             context.push_str("\n\n");
             context.push_str(&section);

@@ -182,6 +182,7 @@ impl Agent {
             .and_then(|name| run.agent_spec(&name))
             .filter(|spec| !spec.tools.is_empty())
             .map(|spec| (spec.name.clone(), spec.tools.clone()));
+        let mcp_secrets = self.mcp_secrets_for(run.project, &state.mcp_tools).await;
         let mut bridge = AgentBridge {
             agent: self,
             allowed,
@@ -196,6 +197,8 @@ impl Agent {
             needs_approval: None,
             saved: Vec::new(),
             mcp: &state.mcp_tools,
+            mcp_secrets: &mcp_secrets,
+            stdio_call: None,
         };
         if state.planning || state.agent.is_some() {
             // The kernel's tools check the sub-agent's list too (they may run
@@ -213,7 +216,7 @@ impl Agent {
         }
         if !state.mcp_tools.is_empty() {
             // Defined before every block: a kernel that restarted has lost them.
-            let code = super::mcp::definitions(&state.mcp_tools);
+            let code = super::mcp::definitions(&state.mcp_tools, &mcp_secrets);
             let quiet = &mut |_: &Output| {};
             if let Err(error) = self.services.sandboxes.execute(run.sandbox, Execution::Python { code }, quiet).await {
                 tracing::warn!(error = %error.detail(), "the project's MCP tools could not be defined");
@@ -447,6 +450,11 @@ struct AgentBridge<'a> {
     saved: Vec<ArtifactSaved>,
     /// The project's MCP tools (`mcp:<server>/<tool>`).
     mcp: &'a [super::mcp::McpTool],
+    /// Their servers' secrets.
+    mcp_secrets: &'a super::mcp::McpSecrets,
+    /// A stdio tool's call the bridge allowed, which the kernel is making:
+    /// its key, its arguments as told, and when it began.
+    stdio_call: Option<(String, String, Instant)>,
 }
 
 impl AgentBridge<'_> {
@@ -507,6 +515,12 @@ impl AgentBridge<'_> {
     async fn call(&mut self, name: &str, args: Value, kwargs: Value) -> Result<Value, String> {
         let started = Instant::now();
         let arguments = told_arguments(&args, &kwargs);
+        if self.mcp.iter().any(|t| t.is_stdio() && t.key() == name) {
+            // The kernel calls the server now, and brings back the outcome
+            // (`stdio_outcome`), which is told then.
+            self.stdio_call = Some((name.to_owned(), arguments, started));
+            return Ok(json!(true));
+        }
         let result = self.call_quietly(name, args, kwargs).await;
         self.told(name, arguments, &result, started);
         if result.is_ok() && cairn_tools::BROWSER_ACTIONS.contains(&name) {
@@ -515,12 +529,35 @@ impl AgentBridge<'_> {
         result
     }
 
+    /// A stdio tool's outcome, from the kernel that called its server: read
+    /// as an HTTP server's result is, and told. Only the call the bridge
+    /// allowed last is taken.
+    fn stdio_outcome(&mut self, name: &str, outcome: &Value) -> Result<Value, String> {
+        let Some(tool) = self.mcp.iter().find(|t| t.is_stdio() && t.key() == name) else {
+            return Err(format!("{name} is not a stdio MCP tool"));
+        };
+        let Some((_, arguments, started)) = self.stdio_call.take_if(|(key, _, _)| key == name) else {
+            return Err(format!("{name} was not called"));
+        };
+        let result = match outcome.get("error").and_then(Value::as_str) {
+            Some(error) => Err(error.to_owned()),
+            None => {
+                let result = outcome.get("result").cloned().unwrap_or(Value::Null);
+                cairn_tools::mcp::tool_result(&tool.tool, &result).map_err(|e| e.to_string())
+            }
+        };
+        self.told(name, arguments, &result, started);
+        result
+    }
+
     async fn call_quietly(&mut self, name: &str, args: Value, kwargs: Value) -> Result<Value, String> {
         if let Some(tool) = self.mcp.iter().find(|t| t.key() == name) {
             if args.as_array().is_some_and(|a| !a.is_empty()) {
                 return Err(format!("{} takes keyword arguments only", tool.function));
             }
-            let called = cairn_tools::mcp::call_tool(&self.agent.services.http, &tool.url, &tool.tool, kwargs).await;
+            let headers = self.mcp_secrets.of(&tool.server);
+            let called =
+                cairn_tools::mcp::call_tool(&self.agent.services.http, &tool.url, headers, &tool.tool, kwargs).await;
             return called.map_err(|e| e.to_string());
         }
         let result = match self.agent.registry.call_checked(&self.tools, name, args, kwargs).await {
@@ -551,6 +588,12 @@ impl ExecHandler for AgentBridge<'_> {
         let text = |key: &str| {
             kwargs.get(key).and_then(Value::as_str).or(args.get(0).and_then(Value::as_str)).map(str::to_owned)
         };
+        // A stdio MCP tool's outcome comes back under the tool's name, as
+        // the only keyword argument.
+        if let Some(outcome) = kwargs.as_object().filter(|k| k.len() == 1).and_then(|k| k.get(super::mcp::STDIO_RESULT))
+        {
+            return self.stdio_outcome(name, outcome);
+        }
         match name {
             "final_answer" => {
                 let answer = text("answer").ok_or("final_answer needs the answer as text")?;

@@ -23,18 +23,20 @@ pub async fn sqlite_state(dir: &TempDir, mut config: Config) -> AppState {
     state(config, &db, bus, dir)
 }
 
+/// The key ring that seals stored secrets: the configured keys, or a test key.
+pub fn key_ring(config: &Config) -> cairn_auth::KeyRing {
+    if config.llm.secret_keys.is_empty() {
+        let secret = cairn_config::SigningKey { kid: "test".into(), secret: "Q".repeat(43).into() };
+        cairn_auth::KeyRing::from_config(std::slice::from_ref(&secret)).unwrap()
+    } else {
+        cairn_auth::KeyRing::from_config(&config.llm.secret_keys).unwrap()
+    }
+}
+
 pub fn state(config: Config, db: &Database, bus: Bus, dir: &TempDir) -> AppState {
     let config_llm = config.llm.clone();
     let models = Arc::new(cairn_llm::Models::from_config(&config_llm).unwrap());
-    let secret = cairn_config::SigningKey { kid: "test".into(), secret: "Q".repeat(43).into() };
-    let ring = || {
-        if config.llm.secret_keys.is_empty() {
-            cairn_auth::KeyRing::from_config(std::slice::from_ref(&secret)).unwrap()
-        } else {
-            cairn_auth::KeyRing::from_config(&config.llm.secret_keys).unwrap()
-        }
-    };
-    let (secret_ring, hook_ring) = (ring(), ring());
+    let (secret_ring, hook_ring) = (key_ring(&config), key_ring(&config));
     let webhooks =
         cairn_webhooks::Webhooks::new(db.store(), hook_ring, &config.webhooks, config.tools.allow_private.clone())
             .unwrap();
@@ -164,6 +166,11 @@ pub struct Team {
 impl Team {
     /// Served after `configure` changed the configuration.
     pub async fn start(name: &str, configure: impl FnOnce(&mut Config)) -> Team {
+        Team::start_with_index(name, configure, None).await
+    }
+
+    /// [`Team::start`], the sandboxes installing packages from `index`.
+    pub async fn start_with_index(name: &str, configure: impl FnOnce(&mut Config), index: Option<&str>) -> Team {
         let dir = TempDir::new(name);
         let llm = cairn_testkit::ScriptedLlm::start(Vec::new()).await;
         let mut config = Config::default();
@@ -172,7 +179,7 @@ impl Team {
         config.llm.embedding_model = "scripted/embedder".into();
         configure(&mut config);
         let mut state = sqlite_state(&dir, config).await;
-        with_sandboxes(&mut state, &dir, true).await;
+        with_sandboxes_and_index(&mut state, &dir, true, index).await;
         let base = serve(state).await;
         let client = reqwest::Client::new();
         let ([owner, viewer, _], project) = owner_viewer_stranger(&client, &base, name).await;
@@ -280,6 +287,7 @@ pub async fn with_sandboxes_and_index(state: &mut AppState, dir: &TempDir, agent
             registry: state.registry.clone(),
             services,
             store: state.store.clone(),
+            keys: Some(Arc::new(key_ring(&state.config))),
         };
         let lease = std::time::Duration::from_secs(30);
         let runs =
