@@ -587,7 +587,18 @@ impl Auth {
         if before == Some(Role::Owner) && role != Role::Owner {
             self.keep_an_owner(project, user.id).await?;
         }
-        let membership = self.store().set_member(project, user.id, role).await?;
+        // A member added is a project event: its webhook deliveries are
+        // queued with the membership.
+        let notice = before.is_none().then(|| cairn_core::hooks::Notice {
+            kind: "member.added",
+            data: json!({
+                "user": user.id,
+                "display_name": user.display_name,
+                "role": role,
+                "added_by": principal.user.id,
+            }),
+        });
+        let membership = self.store().set_member_noticed(project, user.id, role, notice).await?;
         let action = if before.is_some() { "member.role_changed" } else { "member.added" };
         let detail = json!({ "user": user.id, "role": role, "previous": before });
         self.audit(Some(principal.user.id), Some(project), action, detail, addr).await;

@@ -4,7 +4,6 @@
 
 use std::fmt;
 
-use async_trait::async_trait;
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -13,21 +12,32 @@ use crate::{DeliveryId, McpServerId, ProjectId, UserId, WebhookId};
 /// The event types a webhook may subscribe to.
 pub const EVENT_TYPES: [&str; 5] = ["run.succeeded", "run.failed", "run.waiting", "artifact.saved", "member.added"];
 
-/// Something that happened in a project.
+/// A project event written with the change that made it happen: the store
+/// queues its webhook deliveries in the change's own transaction, so a
+/// process that dies after the change cannot lose them.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ProjectEvent {
-    pub project: ProjectId,
+pub struct Notice {
     /// One of [`EVENT_TYPES`].
     pub kind: &'static str,
     /// What the payload's `data` holds.
     pub data: Value,
 }
 
-/// Where project events go. Telling is best effort for the teller: a
-/// failure is the receiver's to log, never the caller's error.
-#[async_trait]
+impl Notice {
+    /// The payload a webhook receives: `type`, `timestamp` (now) and `data`.
+    pub fn payload(&self) -> Value {
+        let timestamp =
+            OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        serde_json::json!({ "type": self.kind, "timestamp": timestamp, "data": self.data })
+    }
+}
+
+/// Where project events go: their webhook deliveries are queued by the
+/// writes that make them ([`Notice`]); the hooks are told, to send them now.
 pub trait Hooks: Send + Sync + fmt::Debug {
-    async fn emit(&self, event: ProjectEvent);
+    /// Deliveries were queued by a write of this process: send them now
+    /// rather than at the next poll.
+    fn queued(&self);
 }
 
 /// A project's webhook endpoint.

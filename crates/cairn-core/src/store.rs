@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::hooks::{Attempt, Delivery, McpServer, NewMcpServer, NewWebhook, Webhook, WebhookUpdate};
+use crate::hooks::{Attempt, Delivery, McpServer, NewMcpServer, NewWebhook, Notice, Webhook, WebhookUpdate};
 use crate::lifecycle::{Deletion, DeletionKind};
 use crate::model::{
     ApiKey, AuditEntry, Checkpoint, Event, Fence, FileRecord, Membership, MemoryChunk, Message, ModelConnection,
@@ -74,7 +74,18 @@ pub trait ProjectRepo: Send + Sync {
     /// The projects a user belongs to, with their role, oldest first.
     async fn projects_for_user(&self, user: UserId) -> Result<Vec<(Project, Role)>>;
     /// Adds the user to the project or changes their role.
-    async fn set_member(&self, project: ProjectId, user: UserId, role: Role) -> Result<Membership>;
+    async fn set_member(&self, project: ProjectId, user: UserId, role: Role) -> Result<Membership> {
+        self.set_member_noticed(project, user, role, None).await
+    }
+    /// [`set_member`](ProjectRepo::set_member), and in the same transaction
+    /// the notice's webhook deliveries are queued.
+    async fn set_member_noticed(
+        &self,
+        project: ProjectId,
+        user: UserId,
+        role: Role,
+        notice: Option<Notice>,
+    ) -> Result<Membership>;
     /// Fails with `NotFound` if the user was not a member.
     async fn remove_member(&self, project: ProjectId, user: UserId) -> Result<()>;
     /// The user's role in the project, `None` for non-members. Every
@@ -117,7 +128,18 @@ pub trait ThreadRepo: Send + Sync {
     /// in one transaction, and returns them with their numbers. Concurrent
     /// appenders never get the same number and never leave a gap. With a
     /// fence, refused (`LeaseLost`) when the run was claimed since.
-    async fn append_events(&self, thread: ThreadId, events: Vec<NewEvent>, fence: Option<Fence>) -> Result<Vec<Event>>;
+    async fn append_events(&self, thread: ThreadId, events: Vec<NewEvent>, fence: Option<Fence>) -> Result<Vec<Event>> {
+        self.append_events_noticed(thread, events, fence, None).await
+    }
+    /// [`append_events`](ThreadRepo::append_events), and in the same
+    /// transaction the notice's webhook deliveries are queued.
+    async fn append_events_noticed(
+        &self,
+        thread: ThreadId,
+        events: Vec<NewEvent>,
+        fence: Option<Fence>,
+        notice: Option<Notice>,
+    ) -> Result<Vec<Event>>;
     /// Up to `limit` events with `seq > after`, in order.
     async fn events_after(&self, thread: ThreadId, after: i64, limit: i64) -> Result<Vec<Event>>;
     /// Threads of `projects` whose title or any message holds `text`
@@ -164,7 +186,8 @@ pub trait RunRepo: Send + Sync {
     /// [`RunRepo::set_run_status`] and, in the same transaction, the event
     /// that says so at the end of the run's thread's log: both or neither,
     /// so a crash or an outage between them cannot leave a finished run
-    /// whose log never says it finished.
+    /// whose log never says it finished. A notice's webhook deliveries are
+    /// queued in the same transaction too.
     async fn set_run_status_logged(
         &self,
         id: RunId,
@@ -172,6 +195,7 @@ pub trait RunRepo: Send + Sync {
         error: Option<String>,
         fence: Option<Fence>,
         event: Option<NewEvent>,
+        notice: Option<Notice>,
     ) -> Result<(Run, Option<Event>)>;
     /// Claims the run for the caller: moves its lease generation on and
     /// returns the fence the caller's writes carry. Every earlier fence of

@@ -237,15 +237,9 @@ async fn add_member(
     ApiJson(body): ApiJson<AddMemberRequest>,
 ) -> Result<(StatusCode, ApiJson<MemberResponse>), ApiError> {
     let target = MemberRef::Email(&body.email);
+    // A new member's webhook deliveries are queued with the membership.
     let member = state.auth.set_member(&principal, project_id, target, body.role, &addr).await?;
-    let data = serde_json::json!({
-        "user": member.1.id,
-        "display_name": member.1.display_name,
-        "role": member.0.role,
-        "added_by": principal.user.id,
-    });
-    let event = cairn_core::hooks::ProjectEvent { project: project_id, kind: "member.added", data };
-    cairn_core::hooks::Hooks::emit(&state.webhooks, event).await;
+    cairn_core::hooks::Hooks::queued(&state.webhooks);
     Ok((StatusCode::CREATED, ApiJson(member.into())))
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_core::Error;
-use cairn_core::hooks::{McpTransport, NewMcpServer};
+use cairn_core::hooks::{McpTransport, NewMcpServer, NewWebhook, Notice, WebhookUpdate};
 use cairn_core::model::{
     MessageRole, ModelUsage, NewApiKey, NewAuditEntry, NewCheckpoint, NewEvent, NewFile, NewMessage, NewProject,
     NewRefreshToken, NewRun, NewThread, NewUser, ProjectUpdate, RefreshOutcome, Role, RunStatus, User,
@@ -405,25 +405,86 @@ async fn a_status_and_its_event_are_written_together(store: Arc<dyn Store>) {
         payload: json!({ "status": status }),
         schema_version: 2,
     };
+    // The project's webhooks: one subscribed to finished runs and saved
+    // files, one to members only, one disabled.
+    let hook = |events: &[&str]| NewWebhook {
+        project_id: thread.project_id,
+        url: "https://hooks.example.com/cairn".into(),
+        events: events.iter().map(|e| e.to_string()).collect(),
+        secret_sealed: vec![1],
+        created_by: owner.id,
+    };
+    let runs_hook = store.create_webhook(hook(&["run.succeeded", "artifact.saved"])).await.unwrap();
+    let members_hook = store.create_webhook(hook(&["member.added"])).await.unwrap();
+    let off = store.create_webhook(hook(&["run.succeeded"])).await.unwrap();
+    let update = WebhookUpdate { url: None, events: None, enabled: Some(false) };
+    store.update_webhook(off.id, update).await.unwrap();
+    let notice = |kind: &'static str| Some(Notice { kind, data: json!({ "run": run.id }) });
     let (done, logged) = store
-        .set_run_status_logged(run.id, RunStatus::Succeeded, None, Some(fence), Some(said("succeeded")))
+        .set_run_status_logged(
+            run.id,
+            RunStatus::Succeeded,
+            None,
+            Some(fence),
+            Some(said("succeeded")),
+            notice("run.succeeded"),
+        )
         .await
         .unwrap();
     let logged = logged.unwrap();
     assert_eq!((done.status, logged.seq, logged.run_id), (RunStatus::Succeeded, 2, Some(run.id)));
     assert_eq!(store.thread(thread.id).await.unwrap().last_event_seq, 2);
-    // Refused status changes log nothing: a finished run, a superseded fence.
-    let late = store.set_run_status_logged(run.id, RunStatus::Failed, None, None, Some(said("failed"))).await;
+    // Its webhook delivery was queued with it, to the subscribed hook only.
+    let queued = store.deliveries(runs_hook.id, 10).await.unwrap();
+    assert_eq!((queued.len(), queued[0].event_type.as_str()), (1, "run.succeeded"));
+    assert_eq!(
+        (queued[0].payload["type"].clone(), queued[0].payload["data"]["run"].clone()),
+        (json!("run.succeeded"), json!(run.id))
+    );
+    assert!(queued[0].payload["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{:?}", queued[0].payload);
+    assert!(
+        store.deliveries(members_hook.id, 10).await.unwrap().is_empty()
+            && store.deliveries(off.id, 10).await.unwrap().is_empty()
+    );
+    // Refused status changes log nothing and queue nothing: a finished run,
+    // a superseded fence.
+    let late = store
+        .set_run_status_logged(run.id, RunStatus::Failed, None, None, Some(said("failed")), notice("run.succeeded"))
+        .await;
     assert!(matches!(late, Err(Error::Conflict { .. })), "{late:?}");
     let other = store.create_run(NewRun { thread_id: thread.id, created_by: owner.id, trace_parent: None });
     let other = other.await.unwrap();
     let first = store.claim_run(other.id).await.unwrap();
     store.claim_run(other.id).await.unwrap();
-    let fenced = store.set_run_status_logged(other.id, RunStatus::Running, None, Some(first), Some(said("running")));
+    let fenced = store.set_run_status_logged(
+        other.id,
+        RunStatus::Running,
+        None,
+        Some(first),
+        Some(said("running")),
+        notice("run.succeeded"),
+    );
     assert!(matches!(fenced.await, Err(Error::LeaseLost { .. })));
     let log = store.events_after(thread.id, 0, 100).await.unwrap();
     assert_eq!(log.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2], "no event of a refused change");
     assert_eq!(log[1].payload["status"], "succeeded");
+    assert_eq!(store.deliveries(runs_hook.id, 10).await.unwrap().len(), 1, "no delivery of a refused change");
+    // An event appended with a notice queues it too; a fenced one neither.
+    let saved = store.append_events_noticed(thread.id, vec![event("artifact", 3)], None, notice("artifact.saved"));
+    assert_eq!(saved.await.unwrap()[0].seq, 3);
+    let refused =
+        store.append_events_noticed(thread.id, vec![event("artifact", 4)], Some(first), notice("artifact.saved"));
+    assert!(matches!(refused.await, Err(Error::LeaseLost { .. })));
+    let kinds: Vec<String> =
+        store.deliveries(runs_hook.id, 10).await.unwrap().into_iter().map(|d| d.event_type).collect();
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    assert!(kinds.contains(&"artifact.saved".to_owned()), "{kinds:?}");
+    // A member added with a notice queues it with the membership.
+    let added = user(&*store, "s2@example.com").await;
+    store.set_member_noticed(thread.project_id, added.id, Role::Viewer, notice("member.added")).await.unwrap();
+    let told = store.deliveries(members_hook.id, 10).await.unwrap();
+    assert_eq!((told.len(), told[0].event_type.as_str()), (1, "member.added"));
+    assert_eq!(store.member_role(thread.project_id, added.id).await.unwrap(), Some(Role::Viewer));
 }
 
 async fn a_lanes_first_result_stays(store: Arc<dyn Store>) {

@@ -349,7 +349,7 @@ async fn retention_removes_finished_runs_step_details_and_keeps_answers(store: A
         payload: json!({ "answer": "42" }),
         schema_version: 2,
     };
-    store.set_run_status_logged(finished.id, RunStatus::Succeeded, None, None, Some(answered)).await.unwrap();
+    store.set_run_status_logged(finished.id, RunStatus::Succeeded, None, None, Some(answered), None).await.unwrap();
     store.set_run_status(running.id, RunStatus::Running, None, None).await.unwrap();
 
     let before_it_ended = OffsetDateTime::now_utc() - time::Duration::hours(1);

@@ -23,14 +23,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use cairn_core::hooks::{
-    Attempt, Delivery, DeliveryStatus, EVENT_TYPES, Hooks, NewWebhook, ProjectEvent, Webhook, WebhookUpdate,
-};
+use cairn_core::hooks::{Attempt, Delivery, DeliveryStatus, EVENT_TYPES, Hooks, NewWebhook, Webhook, WebhookUpdate};
 use cairn_core::store::Store;
 use cairn_core::{ProjectId, UserId, WebhookId};
-use serde_json::json;
 use time::OffsetDateTime;
 use tokio::sync::{Notify, Semaphore};
 
@@ -258,18 +254,9 @@ impl Webhooks {
     }
 }
 
-#[async_trait]
 impl Hooks for Webhooks {
-    /// Queues the event for every enabled endpoint of its project that
-    /// subscribes to it, and wakes this process's dispatcher.
-    async fn emit(&self, event: ProjectEvent) {
-        let timestamp =
-            OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-        let payload = json!({ "type": event.kind, "timestamp": timestamp, "data": event.data });
-        match self.inner.store.queue_deliveries(event.project, event.kind, payload).await {
-            Ok(queued) if !queued.is_empty() => self.inner.wake.notify_one(),
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, kind = event.kind, "a webhook event could not be queued"),
-        }
+    /// Wakes this process's dispatcher.
+    fn queued(&self) {
+        self.inner.wake.notify_one();
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use cairn_core::bus::Bus;
-use cairn_core::hooks::{Hooks, ProjectEvent};
+use cairn_core::hooks::{Hooks, Notice};
 use cairn_core::model::{Fence, Message, MessageRole, NewEvent, NewMessage, NewRun, Run, RunStatus};
 use cairn_core::store::Store;
 use cairn_core::{RunId, ThreadId, UserId};
@@ -84,26 +84,32 @@ pub struct StoreEvents {
 #[async_trait]
 impl Events for StoreEvents {
     async fn emit(&self, event: RunEvent) {
-        let artifact = match (&event, &self.hooks) {
-            (RunEvent::Artifact(saved), Some(_)) => Some(json!({
-                "run": self.run,
-                "thread": self.thread,
-                "file_id": saved.file_id,
-                "path": saved.path,
-                "version": saved.version,
-                "size": saved.size,
-            })),
+        // A saved file is a project event: its webhook deliveries are queued
+        // with the event that tells of it.
+        let notice = match &event {
+            RunEvent::Artifact(saved) => Some(Notice {
+                kind: "artifact.saved",
+                data: json!({
+                    "run": self.run,
+                    "thread": self.thread,
+                    "file_id": saved.file_id,
+                    "path": saved.path,
+                    "version": saved.version,
+                    "size": saved.size,
+                }),
+            }),
             _ => None,
         };
+        let noticed = notice.is_some();
         let (kind, payload) = event.into_parts();
         let event = NewEvent { run_id: self.run, kind: kind.clone(), payload, schema_version: SCHEMA_VERSION };
-        match self.store.append_events(self.thread, vec![event], self.fence).await {
+        match self.store.append_events_noticed(self.thread, vec![event], self.fence, notice).await {
             Ok(stored) => {
                 for event in stored {
                     publish(&self.bus, event).await;
                 }
-                if let (Some(data), Some(hooks)) = (artifact, &self.hooks) {
-                    tell(&*self.store, hooks.as_ref(), self.thread, "artifact.saved", data).await;
+                if let (true, Some(hooks)) = (noticed, &self.hooks) {
+                    hooks.queued();
                 }
             }
             Err(cairn_core::Error::LeaseLost { .. }) => {
@@ -114,14 +120,6 @@ impl Events for StoreEvents {
             }
             Err(error) => tracing::warn!(%error, %kind, "an event could not be recorded"),
         }
-    }
-}
-
-/// Tells `hooks` of an event in the thread's project.
-async fn tell(store: &dyn Store, hooks: &dyn Hooks, thread: ThreadId, kind: &'static str, data: serde_json::Value) {
-    match store.thread(thread).await {
-        Ok(thread) => hooks.emit(ProjectEvent { project: thread.project_id, kind, data }).await,
-        Err(error) => tracing::warn!(%error, kind, "a project event could not be told: its thread cannot be read"),
     }
 }
 
@@ -370,7 +368,7 @@ impl Runs {
         // or a database lost between two writes would leave a finished run
         // whose log never says so.
         let (status, error) = (change.status, change.error.clone());
-        let told = match status {
+        let notice = match status {
             RunStatus::Succeeded => Some((
                 "run.succeeded",
                 json!({ "answer": change.answer, "usage": change.usage, "cost_usd": change.cost_usd }),
@@ -378,20 +376,25 @@ impl Runs {
             RunStatus::Failed => Some(("run.failed", json!({ "error": change.error }))),
             RunStatus::Waiting => Some(("run.waiting", json!({ "question": change.question }))),
             _ => None,
-        };
-        let (kind, payload) = RunEvent::Status(change).into_parts();
-        let event = NewEvent { run_id: Some(run.id), kind, payload, schema_version: SCHEMA_VERSION };
-        let (updated, logged) =
-            self.inner.store.set_run_status_logged(run.id, status, error, fence, Some(event)).await?;
-        if let Some(event) = logged {
-            publish(&self.inner.bus, event).await;
         }
-        if let (Some((kind, mut data)), Some(hooks)) = (told, &self.inner.hooks) {
+        .map(|(kind, mut data)| {
             if let Some(map) = data.as_object_mut() {
                 map.insert("run".into(), json!(run.id));
                 map.insert("thread".into(), json!(run.thread_id));
             }
-            tell(&*self.inner.store, hooks.as_ref(), run.thread_id, kind, data).await;
+            Notice { kind, data }
+        });
+        let noticed = notice.is_some();
+        let (kind, payload) = RunEvent::Status(change).into_parts();
+        let event = NewEvent { run_id: Some(run.id), kind, payload, schema_version: SCHEMA_VERSION };
+        // The status, its event and its webhook deliveries are one write.
+        let (updated, logged) =
+            self.inner.store.set_run_status_logged(run.id, status, error, fence, Some(event), notice).await?;
+        if let Some(event) = logged {
+            publish(&self.inner.bus, event).await;
+        }
+        if let (true, Some(hooks)) = (noticed, &self.inner.hooks) {
+            hooks.queued();
         }
         Ok(updated)
     }

@@ -131,6 +131,44 @@ macro_rules! append_one {
     }};
 }
 
+/// Inside a write's transaction: queues a delivery of the notice to each
+/// enabled webhook of the project (a `ProjectId`, or `thread: ThreadId` for
+/// the thread's project) that subscribes to its kind.
+macro_rules! queue_notice {
+    ($tx:expr, thread: $thread:expr, $notice:expr) => {{
+        let project: uuid::Uuid = sqlx::query_scalar("SELECT project_id FROM threads WHERE id = $1")
+            .bind($thread.0)
+            .fetch_one(&mut *$tx)
+            .await
+            .db_entity("thread")?;
+        queue_notice!($tx, cairn_core::ProjectId(project), $notice)
+    }};
+    ($tx:expr, $project:expr, $notice:expr) => {{
+        let notice: &cairn_core::hooks::Notice = $notice;
+        let hooks: Vec<(uuid::Uuid, sqlx::types::Json<Vec<String>>)> =
+            sqlx::query_as("SELECT id, events FROM webhooks WHERE project_id = $1 AND enabled ORDER BY created_at, id")
+                .bind($project.0)
+                .fetch_all(&mut *$tx)
+                .await
+                .db()?;
+        let (payload, at) = (notice.payload(), now());
+        for (webhook, _) in hooks.into_iter().filter(|(_, events)| events.0.iter().any(|e| e == notice.kind)) {
+            sqlx::query(
+                "INSERT INTO webhook_deliveries (id, webhook_id, event_type, payload, status, attempts, \
+                 next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5)",
+            )
+            .bind(cairn_core::DeliveryId::new().0)
+            .bind(webhook)
+            .bind(notice.kind)
+            .bind(sqlx::types::Json(&payload))
+            .bind(at)
+            .execute(&mut *$tx)
+            .await
+            .db_entity("webhook delivery")?;
+        }
+    }};
+}
+
 /// Inside a write's transaction: refuses the write (`LeaseLost`) when the
 /// fence's run was claimed since the fence was made, and holds the run's row
 /// until the transaction ends, so a claim cannot slip in between the check

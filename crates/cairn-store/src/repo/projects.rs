@@ -83,7 +83,14 @@ macro_rules! project_repo {
                 rows.into_iter().map(ProjectRoleRow::into_domain).collect()
             }
 
-            async fn set_member(&self, project: ProjectId, user: UserId, role: Role) -> cairn_core::Result<Membership> {
+            async fn set_member_noticed(
+                &self,
+                project: ProjectId,
+                user: UserId,
+                role: Role,
+                notice: Option<cairn_core::hooks::Notice>,
+            ) -> cairn_core::Result<Membership> {
+                let mut tx = self.pool.begin().await.db()?;
                 let row: MembershipRow = sqlx::query_as(
                     "INSERT INTO memberships (project_id, user_id, role, created_at) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role \
@@ -93,9 +100,13 @@ macro_rules! project_repo {
                 .bind(user.0)
                 .bind(role.as_str())
                 .bind(now())
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *tx)
                 .await
                 .db_entity("membership")?;
+                if let Some(notice) = &notice {
+                    queue_notice!(tx, project, notice);
+                }
+                tx.commit().await.db()?;
                 row.into_domain()
             }
 

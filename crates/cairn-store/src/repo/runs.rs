@@ -64,7 +64,7 @@ macro_rules! run_repo {
                 error: Option<String>,
                 fence: Option<Fence>,
             ) -> cairn_core::Result<Run> {
-                Ok(self.set_run_status_logged(id, status, error, fence, None).await?.0)
+                Ok(self.set_run_status_logged(id, status, error, fence, None, None).await?.0)
             }
 
             async fn set_run_status_logged(
@@ -74,6 +74,7 @@ macro_rules! run_repo {
                 error: Option<String>,
                 fence: Option<Fence>,
                 event: Option<NewEvent>,
+                notice: Option<cairn_core::hooks::Notice>,
             ) -> cairn_core::Result<(Run, Option<Event>)> {
                 // The guards in the WHERE clause make "finished runs stay
                 // finished" and "a superseded worker writes nothing" hold even
@@ -101,6 +102,9 @@ macro_rules! run_repo {
                         Some(event) => Some(append_one!(tx, run.thread_id, event)),
                         None => None,
                     };
+                    if let Some(notice) = &notice {
+                        queue_notice!(tx, thread: run.thread_id, notice);
+                    }
                     tx.commit().await.db()?;
                     return Ok((run, logged));
                 }

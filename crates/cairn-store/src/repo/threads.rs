@@ -168,11 +168,12 @@ macro_rules! thread_repo {
                 Ok(answer)
             }
 
-            async fn append_events(
+            async fn append_events_noticed(
                 &self,
                 thread: ThreadId,
                 events: Vec<NewEvent>,
                 fence: Option<Fence>,
+                notice: Option<cairn_core::hooks::Notice>,
             ) -> cairn_core::Result<Vec<Event>> {
                 if events.is_empty() {
                     return Ok(Vec::new());
@@ -195,6 +196,9 @@ macro_rules! thread_repo {
                 let mut stored = Vec::with_capacity(events.len());
                 for (seq, event) in (last - count + 1..).zip(events) {
                     stored.push(insert_event!(tx, thread, seq, event, at));
+                }
+                if let Some(notice) = &notice {
+                    queue_notice!(tx, thread: thread, notice);
                 }
                 tx.commit().await.db()?;
                 Ok(stored)
