@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_core::model::{NewAuditEntry, NewThread};
+use cairn_core::model::{Message, NewAuditEntry, NewThread};
 use cairn_core::schedule::{MissedTicks, Schedule};
 use cairn_core::store::Store;
 use croner::Cron;
@@ -76,11 +76,23 @@ pub struct Scheduler {
     store: Arc<dyn Store>,
     runs: Runs,
     poll: Duration,
+    /// How long a taken tick may stay pending before another process takes
+    /// it over (its taker died, or lost the store).
+    stale: Duration,
 }
+
+/// How long a taken tick may stay pending: posting takes milliseconds.
+const STALE: Duration = Duration::from_secs(60);
 
 impl Scheduler {
     pub fn new(store: Arc<dyn Store>, runs: Runs, poll: Duration) -> Scheduler {
-        Scheduler { store, runs, poll }
+        Scheduler { store, runs, poll, stale: STALE }
+    }
+
+    /// With pending ticks taken over after `stale` (tests shorten it).
+    pub fn with_stale_after(mut self, stale: Duration) -> Scheduler {
+        self.stale = stale;
+        self
     }
 
     /// Polls for due schedules for as long as the process lives.
@@ -93,22 +105,58 @@ impl Scheduler {
         });
     }
 
-    /// Runs every due schedule's tick this process takes; how many runs it started.
+    /// Runs every due schedule's tick this process takes, and every pending
+    /// tick it takes over; how many runs it started.
     pub async fn tick(&self) -> usize {
         let now = OffsetDateTime::now_utc();
+        let mut started = self.take_over(now).await;
         let due = match self.store.due_schedules(now, 100).await {
             Ok(due) => due,
             Err(error) => {
                 tracing::warn!(%error, "cannot read the due schedules; trying again shortly");
-                return 0;
+                return started;
             }
         };
-        let mut started = 0;
         for schedule in due {
             match self.fire(&schedule, now).await {
                 Ok(true) => started += 1,
                 Ok(false) => {}
                 Err(error) => tracing::warn!(%error, schedule = %schedule.id, "a schedule's tick failed"),
+            }
+        }
+        started
+    }
+
+    /// Ticks whose taker died before recording what they did: each is taken
+    /// over by one process, which posts it unless it was posted (the
+    /// message's origin says so), and answers it if its run never started.
+    async fn take_over(&self, now: OffsetDateTime) -> usize {
+        let stale = time::Duration::try_from(self.stale).unwrap_or(time::Duration::MINUTE);
+        let pending = match self.store.stale_ticks(now - stale, 100).await {
+            Ok(pending) => pending,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the pending ticks; trying again shortly");
+                return 0;
+            }
+        };
+        let mut started = 0;
+        for schedule in pending {
+            let (Some(tick), Some(since)) = (schedule.pending_tick, schedule.pending_since) else { continue };
+            match self.store.retake_tick(schedule.id, since).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(error) => {
+                    tracing::warn!(%error, schedule = %schedule.id, "cannot take over a pending tick");
+                    continue;
+                }
+            }
+            tracing::info!(schedule = %schedule.id, %tick, "taking over a tick whose process did not finish it");
+            match self.post(&schedule, tick).await {
+                Ok(run) => {
+                    self.record(&schedule, Some(run), None).await;
+                    started += 1;
+                }
+                Err(error) => self.record(&schedule, None, Some(error)).await,
             }
         }
         started
@@ -136,7 +184,7 @@ impl Scheduler {
             self.record(schedule, None, Some(note)).await;
             return Ok(false);
         }
-        match self.post(schedule).await {
+        match self.post(schedule, schedule.next_run_at).await {
             Ok(run) => {
                 self.record(schedule, Some(run), None).await;
                 Ok(true)
@@ -148,13 +196,20 @@ impl Scheduler {
         }
     }
 
-    /// Posts the message as the schedule's service account; the run.
-    async fn post(&self, schedule: &Schedule) -> Result<cairn_core::RunId, String> {
+    /// Posts the tick's message as the schedule's service account; the run.
+    /// The message carries the tick as its origin: a tick posted already
+    /// (by a process that died before recording it) is not posted again,
+    /// and its run is started if it never was.
+    async fn post(&self, schedule: &Schedule, tick: OffsetDateTime) -> Result<cairn_core::RunId, String> {
         let project = schedule.project_id;
         let member = self.store.member_role(project, schedule.run_as).await.map_err(|e| e.to_string())?;
         let account = self.store.user(schedule.run_as).await.map_err(|e| e.to_string())?;
         if member.is_none_or(|role| role == cairn_core::model::Role::Viewer) || account.disabled {
             return Err("the schedule's service account was deleted or may not run the agent; choose another".into());
+        }
+        let origin = format!("schedule:{}:{}", schedule.id, tick.unix_timestamp());
+        if let Some(posted) = self.store.message_by_origin(&origin).await.map_err(|e| e.to_string())? {
+            return self.answered(schedule, &posted).await;
         }
         let thread = match schedule.thread_id {
             Some(thread) => thread,
@@ -164,11 +219,35 @@ impl Scheduler {
                 self.store.create_thread(new).await.map_err(|e| e.to_string())?.id
             }
         };
-        let posted =
-            self.runs.post_run(thread, schedule.run_as, schedule.message.clone(), true, RunOptions::default()).await;
-        let run = posted.map_err(|e| e.to_string())?.1.ok_or("no run was started")?;
+        let options = RunOptions { origin: Some(origin.clone()), ..RunOptions::default() };
+        let posted = self.runs.post_run(thread, schedule.run_as, schedule.message.clone(), true, options).await;
+        let run = match posted {
+            Ok((_, run)) => run.ok_or("no run was started")?,
+            // Posted meanwhile by a process thought dead.
+            Err(crate::RunError::Conflict(_)) => {
+                let posted = self.store.message_by_origin(&origin).await.map_err(|e| e.to_string())?;
+                return self.answered(schedule, &posted.ok_or("the tick's message is gone")?).await;
+            }
+            Err(error) => return Err(error.to_string()),
+        };
         let detail = json!({ "run": run.id, "thread": thread, "schedule": schedule.id });
         let entry = NewAuditEntry::new(Some(schedule.run_as), Some(project), "run.started", detail, None);
+        if let Err(error) = self.store.record_audit(entry).await {
+            tracing::error!(%error, "cannot write the audit log");
+        }
+        Ok(run.id)
+    }
+
+    /// The run answering a tick's message posted earlier: the run its
+    /// account started after it, or one started now.
+    async fn answered(&self, schedule: &Schedule, posted: &Message) -> Result<cairn_core::RunId, String> {
+        let runs = self.store.runs(posted.thread_id).await.map_err(|e| e.to_string())?;
+        if let Some(run) = runs.iter().find(|r| r.created_by == schedule.run_as && r.created_at >= posted.created_at) {
+            return Ok(run.id);
+        }
+        let run = self.runs.answer(posted.thread_id, schedule.run_as).await.map_err(|e| e.to_string())?;
+        let detail = json!({ "run": run.id, "thread": posted.thread_id, "schedule": schedule.id });
+        let entry = NewAuditEntry::new(Some(schedule.run_as), Some(schedule.project_id), "run.started", detail, None);
         if let Err(error) = self.store.record_audit(entry).await {
             tracing::error!(%error, "cannot write the audit log");
         }

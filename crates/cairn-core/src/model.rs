@@ -271,6 +271,9 @@ pub struct NewMessage {
     pub content: String,
     /// Library paths in the thread's project (checked by the caller).
     pub attachments: Vec<String>,
+    /// What posted it, when that must happen once (a schedule's tick): a
+    /// second message of the same origin is refused (`Conflict`).
+    pub origin: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

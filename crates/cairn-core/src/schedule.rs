@@ -39,6 +39,9 @@ pub struct Schedule {
     pub last_run_id: Option<RunId>,
     /// Why the last tick did not start a run, in words.
     pub last_error: Option<String>,
+    /// A tick taken whose outcome is not recorded yet, and since when.
+    pub pending_tick: Option<OffsetDateTime>,
+    pub pending_since: Option<OffsetDateTime>,
     pub created_by: UserId,
     pub created_at: OffsetDateTime,
 }

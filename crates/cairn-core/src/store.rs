@@ -122,6 +122,8 @@ pub trait ThreadRepo: Send + Sync {
     async fn append_answer(&self, new: NewMessage, run: RunId, fence: Option<Fence>) -> Result<(Message, bool)>;
     /// The thread's messages in the order they were written.
     async fn messages(&self, thread: ThreadId) -> Result<Vec<Message>>;
+    /// The message of that origin ([`NewMessage::origin`]), if one was posted.
+    async fn message_by_origin(&self, origin: &str) -> Result<Option<Message>>;
     /// The answer a run posted, if it posted one.
     async fn run_answer(&self, run: RunId) -> Result<Option<String>>;
     /// Stores the events at the end of the thread's log, numbered consecutively
@@ -396,10 +398,18 @@ pub trait ScheduleRepo: Send + Sync {
     async fn due_schedules(&self, now: OffsetDateTime, limit: i64) -> Result<Vec<Schedule>>;
     /// Takes the tick due at `due`: moves the schedule on to `next`, unless
     /// another caller took it (or it was paused or changed) since; whether
-    /// this caller got it.
+    /// this caller got it. The tick stays pending (`pending_tick`, since
+    /// now) until [`record_tick`](ScheduleRepo::record_tick).
     async fn take_tick(&self, id: ScheduleId, due: OffsetDateTime, next: OffsetDateTime) -> Result<bool>;
-    /// Records what a tick did: the run it started, or why it started none.
+    /// Records what a tick did: the run it started, or why it started none;
+    /// the tick is no longer pending.
     async fn record_tick(&self, id: ScheduleId, run: Option<RunId>, error: Option<String>) -> Result<()>;
+    /// Schedules whose tick has been pending since before `before` (the
+    /// process that took it died, or lost the store), oldest first.
+    async fn stale_ticks(&self, before: OffsetDateTime, limit: i64) -> Result<Vec<Schedule>>;
+    /// Takes over a stale pending tick, unless another caller did since (it
+    /// was pending since `since`); whether this caller got it.
+    async fn retake_tick(&self, id: ScheduleId, since: OffsetDateTime) -> Result<bool>;
 }
 
 /// The MCP servers a project's agent may use.

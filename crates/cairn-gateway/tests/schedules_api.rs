@@ -196,6 +196,72 @@ async fn missed_ticks_are_skipped_or_run_once_as_each_schedule_says() {
 }
 
 #[tokio::test]
+async fn a_tick_whose_process_died_is_taken_over_and_posted_once() {
+    let api = start().await;
+    let account: cairn_core::UserId = api.account.parse().unwrap();
+    // Three schedules, each to a thread of its own, whose tick a process took
+    // and then died: before posting, after posting the message, and after
+    // starting the run.
+    let mut cases = Vec::new();
+    for case in ["before posting", "after the message", "after the run"] {
+        let path = format!("/api/v1/projects/{}/threads", api.project);
+        let (_, thread) = api.call(Method::POST, &api.owner, &path, Some(json!({ "title": case }))).await;
+        let thread: cairn_core::ThreadId = thread["id"].as_str().unwrap().parse().unwrap();
+        let made = api
+            .create(json!({
+                "name": case, "cron": "0 0 1 1 *", "message": "Happy new year.",
+                "thread_id": thread, "service_account_id": api.account,
+            }))
+            .await;
+        let id: cairn_core::ScheduleId = made["id"].as_str().unwrap().parse().unwrap();
+        let due = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() - time::Duration::seconds(1);
+        let update = ScheduleUpdate { next_run_at: Some(due), ..Default::default() };
+        api.store.update_schedule(id, update).await.unwrap();
+        let next = due + time::Duration::days(365);
+        assert!(api.store.take_tick(id, due, next).await.unwrap(), "{case}: the dying process took the tick");
+        let origin = Some(format!("schedule:{id}:{}", due.unix_timestamp()));
+        let options = || cairn_agent::RunOptions { origin: origin.clone(), ..Default::default() };
+        match case {
+            "before posting" => {}
+            "after the message" => {
+                api.runs.post_run(thread, account, "Happy new year.".into(), false, options()).await.unwrap();
+            }
+            _ => {
+                api.runs.post_run(thread, account, "Happy new year.".into(), true, options()).await.unwrap();
+            }
+        }
+        cases.push((case, id, thread));
+    }
+    // A live scheduler leaves a tick pending for a while: nothing happens.
+    assert_eq!(api.scheduler().tick().await, 0);
+    // Pending too long, the ticks are taken over — by one of three
+    // schedulers polling together — and each ends with one message and one run.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let schedulers = [(); 3].map(|_| api.scheduler().with_stale_after(Duration::ZERO));
+    for _ in 0..3 {
+        futures::future::join_all(schedulers.iter().map(Scheduler::tick)).await;
+    }
+    for (case, id, thread) in cases {
+        let path = format!("/api/v1/threads/{thread}/messages");
+        let mut messages = Value::Null;
+        for _ in 0..200 {
+            messages = api.call(Method::GET, &api.owner, &path, None).await.1;
+            if messages.as_array().unwrap().len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let texts: Vec<&str> = messages.as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
+        assert_eq!(texts, ["Happy new year.", "reported"], "{case}: posted and answered once: {messages}");
+        let runs = api.store.runs(thread).await.unwrap();
+        assert_eq!(runs.len(), 1, "{case}: one run: {runs:?}");
+        let schedule = api.store.schedule(id).await.unwrap();
+        assert_eq!((schedule.last_run_id, schedule.pending_tick), (Some(runs[0].id), None), "{case}");
+    }
+    assert_eq!(api.scheduler().with_stale_after(Duration::ZERO).tick().await, 0, "nothing is pending any more");
+}
+
+#[tokio::test]
 async fn schedules_are_checked_and_only_owners_make_them() {
     let api = start().await;
     let body = |cron: &str, zone: &str, account: &str| json!({ "name": "x", "cron": cron, "timezone": zone, "message": "Go.", "service_account_id": account });

@@ -122,6 +122,7 @@ mod tests {
             author: Some(user.id),
             content: text.into(),
             attachments: Vec::new(),
+            origin: None,
         };
 
         store.append_message(post("first"), None).await.unwrap();

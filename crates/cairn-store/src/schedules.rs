@@ -19,7 +19,7 @@ fn whole(at: OffsetDateTime) -> OffsetDateTime {
 }
 
 const COLUMNS: &str = "id, project_id, name, cron, timezone, message, thread_id, run_as, missed, paused, next_run_at, \
-                       last_run_at, last_run_id, last_error, created_by, created_at";
+                       last_run_at, last_run_id, last_error, created_by, created_at, pending_tick, pending_since";
 
 #[derive(sqlx::FromRow)]
 struct ScheduleRow {
@@ -39,6 +39,8 @@ struct ScheduleRow {
     last_error: Option<String>,
     created_by: Uuid,
     created_at: OffsetDateTime,
+    pending_tick: Option<OffsetDateTime>,
+    pending_since: Option<OffsetDateTime>,
 }
 
 impl ScheduleRow {
@@ -58,6 +60,8 @@ impl ScheduleRow {
             last_run_at: self.last_run_at,
             last_run_id: self.last_run_id.map(RunId),
             last_error: self.last_error,
+            pending_tick: self.pending_tick,
+            pending_since: self.pending_since,
             created_by: UserId(self.created_by),
             created_at: self.created_at,
         })
@@ -71,7 +75,7 @@ macro_rules! schedule_repo {
             async fn create_schedule(&self, new: NewSchedule) -> cairn_core::Result<Schedule> {
                 let sql = format!(
                     "INSERT INTO schedules ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, FALSE, $10, NULL, \
-                     NULL, NULL, $11, $12) RETURNING {COLUMNS}"
+                     NULL, NULL, $11, $12, NULL, NULL) RETURNING {COLUMNS}"
                 );
                 let row: ScheduleRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .bind(ScheduleId::new().0)
@@ -159,13 +163,14 @@ macro_rules! schedule_repo {
                 next: OffsetDateTime,
             ) -> cairn_core::Result<bool> {
                 let taken = sqlx::query(
-                    "UPDATE schedules SET next_run_at = $3, last_run_at = $4 \
+                    "UPDATE schedules SET next_run_at = $3, last_run_at = $4, pending_tick = $2, pending_since = $5 \
                      WHERE id = $1 AND next_run_at = $2 AND NOT paused",
                 )
                 .bind(id.0)
                 .bind(due)
                 .bind(whole(next))
                 .bind(now())
+                .bind(whole(now()))
                 .execute(self.pool())
                 .await
                 .db()?;
@@ -178,7 +183,10 @@ macro_rules! schedule_repo {
                 run: Option<RunId>,
                 error: Option<String>,
             ) -> cairn_core::Result<()> {
-                sqlx::query("UPDATE schedules SET last_run_id = $2, last_error = $3 WHERE id = $1")
+                sqlx::query(
+                    "UPDATE schedules SET last_run_id = $2, last_error = $3, pending_tick = NULL, pending_since = NULL \
+                     WHERE id = $1",
+                )
                     .bind(id.0)
                     .bind(run.map(|r| r.0))
                     .bind(error)
@@ -186,6 +194,37 @@ macro_rules! schedule_repo {
                     .await
                     .db()?;
                 Ok(())
+            }
+
+            async fn stale_ticks(&self, before: OffsetDateTime, limit: i64) -> cairn_core::Result<Vec<Schedule>> {
+                let before = whole(before);
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM schedules WHERE pending_tick IS NOT NULL AND pending_since < $1 \
+                     ORDER BY pending_since LIMIT $2"
+                );
+                let rows: Vec<ScheduleRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(before)
+                    .bind(limit.max(0))
+                    .fetch_all(self.pool())
+                    .await
+                    .db()?;
+                rows.into_iter().map(ScheduleRow::into_domain).collect()
+            }
+
+            async fn retake_tick(&self, id: ScheduleId, since: OffsetDateTime) -> cairn_core::Result<bool> {
+                let taken = sqlx::query(
+                    "UPDATE schedules SET pending_since = $3 WHERE id = $1 AND pending_since = $2 \
+                     AND pending_tick IS NOT NULL",
+                )
+                // Whole seconds, and later than before: each take-over
+                // changes it, so of two that read the same value one wins.
+                .bind(id.0)
+                .bind(since)
+                .bind(whole(now()).max(since + time::Duration::SECOND))
+                .execute(self.pool())
+                .await
+                .db()?;
+                Ok(taken.rows_affected() == 1)
             }
         }
     };

@@ -249,11 +249,39 @@ async fn a_schedules_tick_is_taken_once(store: Arc<dyn Store>) {
     let taken = store.schedule(schedule.id).await.unwrap();
     assert_eq!(taken.next_run_at, next);
     assert!(taken.last_run_at.is_some());
+    // The tick stays pending until recorded; stale, one caller takes it over.
+    assert_eq!(taken.pending_tick, Some(due));
+    let since = taken.pending_since.unwrap();
+    assert!(store.stale_ticks(since, 10).await.unwrap().is_empty(), "not before it is stale");
+    let later = since + time::Duration::seconds(1);
+    let stale = store.stale_ticks(later, 10).await.unwrap();
+    assert_eq!(stale.iter().map(|s| s.id).collect::<Vec<_>>(), [schedule.id]);
+    let retakes = futures::future::join_all((0..6).map(|_| store.retake_tick(schedule.id, since))).await;
+    assert_eq!(retakes.into_iter().filter(|t| *t.as_ref().unwrap()).count(), 1, "one caller takes it over");
+    let retaken = store.schedule(schedule.id).await.unwrap();
+    assert!(retaken.pending_since.unwrap() > since && retaken.pending_tick == Some(due));
     store.record_tick(schedule.id, None, Some("the service account was deleted".into())).await.unwrap();
-    assert_eq!(
-        store.schedule(schedule.id).await.unwrap().last_error.as_deref(),
-        Some("the service account was deleted")
-    );
+    let recorded = store.schedule(schedule.id).await.unwrap();
+    assert_eq!(recorded.last_error.as_deref(), Some("the service account was deleted"));
+    assert_eq!((recorded.pending_tick, recorded.pending_since), (None, None));
+    assert!(store.stale_ticks(later + time::Duration::hours(1), 10).await.unwrap().is_empty());
+    assert!(!store.retake_tick(schedule.id, retaken.pending_since.unwrap()).await.unwrap());
+    // A message of an origin is posted once, and found by it.
+    let once = |text: &str| NewMessage {
+        thread_id: thread.id,
+        role: MessageRole::User,
+        author: Some(account.id),
+        content: text.into(),
+        attachments: Vec::new(),
+        origin: Some(format!("schedule:{}:1", schedule.id)),
+    };
+    let posted = store.append_message(once("Report."), None).await.unwrap();
+    let again = store.append_message(once("Report, again."), None).await;
+    assert!(matches!(again, Err(Error::Conflict { .. })), "{again:?}");
+    let found = store.message_by_origin(&format!("schedule:{}:1", schedule.id)).await.unwrap();
+    assert_eq!(found, Some(posted));
+    assert_eq!(store.message_by_origin("schedule:none:1").await.unwrap(), None);
+    assert_eq!(store.messages(thread.id).await.unwrap().len(), 1);
     // Paused: never due, its tick not taken.
     let paused = ScheduleUpdate { paused: Some(true), next_run_at: Some(due), ..Default::default() };
     store.update_schedule(schedule.id, paused).await.unwrap();
@@ -312,7 +340,8 @@ async fn messages_keep_their_order_and_authors(store: Arc<dyn Store>) {
         (MessageRole::User, Some(owner.id), "thanks"),
     ] {
         let attachments = if author.is_some() { vec!["data/sales.csv".to_owned()] } else { Vec::new() };
-        let message = NewMessage { thread_id: thread.id, role, author, content: text.into(), attachments };
+        let message =
+            NewMessage { thread_id: thread.id, role, author, content: text.into(), attachments, origin: None };
         written.push(store.append_message(message, None).await.unwrap());
     }
     assert_eq!(store.messages(thread.id).await.unwrap(), written);
@@ -561,6 +590,7 @@ async fn threads_are_listed_by_activity_and_found_by_title_or_message(store: Arc
         author: Some(owner.id),
         content: text.into(),
         attachments: Vec::new(),
+        origin: None,
     };
     store.append_message(post(first.id, "Chart the sales by region, please"), None).await.unwrap();
     store.append_message(post(first.id, "and the sales by month"), None).await.unwrap();
@@ -762,6 +792,7 @@ async fn a_worker_whose_run_was_claimed_since_writes_nothing(store: Arc<dyn Stor
         author: None,
         content: text.into(),
         attachments: Vec::new(),
+        origin: None,
     };
     // The holder writes.
     store.set_run_status(run.id, RunStatus::Running, None, Some(first)).await.unwrap();

@@ -97,6 +97,7 @@ async fn busy_run(
         author: Some(by),
         content: "hello".into(),
         attachments: vec![],
+        origin: None,
     };
     store.append_message(message, None).await.unwrap();
     let event = NewEvent { run_id: Some(run.id), kind: "output".into(), payload: json!({}), schema_version: 2 };

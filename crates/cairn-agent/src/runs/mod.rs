@@ -185,6 +185,9 @@ pub struct RunOptions {
     /// The run this one branches from (a member edited its message, or
     /// asked for it again, in a new thread).
     pub forked_from: Option<ForkedFrom>,
+    /// What posts the message, when it must be posted once (a schedule's
+    /// tick): a second post of the same origin is refused (`Conflict`).
+    pub origin: Option<String>,
 }
 
 /// The run service.
@@ -433,19 +436,19 @@ impl Runs {
         start: bool,
         options: RunOptions,
     ) -> Result<(Message, Option<Run>), RunError> {
-        let RunOptions { model, plan, attachments, agent, forked_from } = options;
+        let RunOptions { model, plan, attachments, agent, forked_from, origin } = options;
         if start {
             // Refused before anything is stored: the message is not lost, only not posted.
             self.check_budgets(thread, user).await?;
         }
-        let message = self
-            .inner
-            .store
-            .append_message(
-                NewMessage { thread_id: thread, role: MessageRole::User, author: Some(user), content, attachments },
-                None,
-            )
-            .await?;
+        let new =
+            NewMessage { thread_id: thread, role: MessageRole::User, author: Some(user), content, attachments, origin };
+        let message = match self.inner.store.append_message(new, None).await {
+            Err(cairn_core::Error::Conflict { .. }) => {
+                return Err(RunError::Conflict("a message of this origin was posted already".into()));
+            }
+            other => other?,
+        };
         self.working().changed(thread).await;
         let created = MessageCreated {
             id: message.id,
@@ -458,6 +461,21 @@ impl Runs {
         if !start {
             return Ok((message, None));
         }
+        let run = self.start(thread, user, model, plan, agent, forked_from).await?;
+        Ok((message, Some(run)))
+    }
+
+    /// Starts a run that answers the thread's messages as they are (nothing
+    /// is posted): queued, told, and its job enqueued.
+    async fn start(
+        &self,
+        thread: ThreadId,
+        user: UserId,
+        model: Option<String>,
+        plan: bool,
+        agent: Option<String>,
+        forked_from: Option<ForkedFrom>,
+    ) -> Result<Run, RunError> {
         let (run, span) = self.create_run(NewRun { thread_id: thread, created_by: user, trace_parent: None }).await?;
         let queued = StatusChanged {
             model: model.clone(),
@@ -467,7 +485,14 @@ impl Runs {
         };
         self.events(thread, Some(run.id)).emit(RunEvent::Status(queued)).await;
         self.enqueue_job(&run, model, plan, agent).instrument(span).await?;
-        Ok((message, Some(run)))
+        Ok(run)
+    }
+
+    /// Starts a run answering a message that was posted without one (a
+    /// schedule's tick whose process died in between), as its author.
+    pub async fn answer(&self, thread: ThreadId, user: UserId) -> Result<Run, RunError> {
+        self.check_budgets(thread, user).await?;
+        self.start(thread, user, None, false, None, None).await
     }
 
     /// Refuses a run the project's budget or the member's has no room for.
@@ -530,6 +555,7 @@ impl Runs {
                 author: message.author,
                 content: message.content.clone(),
                 attachments: message.attachments.clone(),
+                origin: None,
             };
             self.inner.store.append_message(copy, None).await?;
         }

@@ -330,6 +330,7 @@ impl Runs {
                         author: None,
                         content: answer.clone(),
                         attachments: Vec::new(),
+                        origin: None,
                     };
                     let (message, posted) = self.inner.store.append_answer(answered, id, Some(fence)).await?;
                     if posted || !self.announced(run.thread_id, message.id).await? {

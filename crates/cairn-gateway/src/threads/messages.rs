@@ -220,6 +220,7 @@ pub(super) async fn post_message(
         attachments,
         agent: request.agent,
         forked_from: None,
+        origin: None,
     };
     let (message, run) = runs.post_run(thread_id, principal.user.id, content, request.run, options).await?;
     if let Some(run) = &run {

@@ -15,10 +15,13 @@ macro_rules! thread_repo {
             ) -> cairn_core::Result<(Message, bool)> {
                 let mut tx = self.pool.begin().await.db()?;
                 check_fence!(tx, fence);
+                // A conflict is a run's second answer (kept: the first), or a
+                // second message of the same origin (refused).
+                let origin = new.origin.clone();
                 let row: Option<MessageRow> = sqlx::query_as(
-                    "INSERT INTO messages (id, thread_id, role, author_id, content, attachments, created_at, run_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     ON CONFLICT (run_id) WHERE run_id IS NOT NULL DO NOTHING \
+                    "INSERT INTO messages \
+                     (id, thread_id, role, author_id, content, attachments, created_at, run_id, origin) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING \
                      RETURNING id, thread_id, role, author_id, content, attachments, created_at",
                 )
                 .bind(MessageId::new().0)
@@ -29,11 +32,13 @@ macro_rules! thread_repo {
                 .bind(serde_json::to_string(&new.attachments).unwrap_or_else(|_| "[]".to_owned()))
                 .bind(now())
                 .bind(run.map(|r| r.0))
+                .bind(origin.as_deref())
                 .fetch_optional(&mut *tx)
                 .await
                 .db_entity("message")?;
                 let (row, created) = match row {
                     Some(row) => (row, true),
+                    None if run.is_none() => return Err(cairn_core::Error::Conflict { entity: "message" }),
                     None => {
                         let row: MessageRow = sqlx::query_as(
                             "SELECT id, thread_id, role, author_id, content, attachments, created_at FROM messages \
@@ -156,6 +161,18 @@ macro_rules! thread_repo {
                 .await
                 .db()?;
                 rows.into_iter().map(MessageRow::into_domain).collect()
+            }
+
+            async fn message_by_origin(&self, origin: &str) -> cairn_core::Result<Option<Message>> {
+                let row: Option<MessageRow> = sqlx::query_as(
+                    "SELECT id, thread_id, role, author_id, content, attachments, created_at FROM messages \
+                     WHERE origin = $1",
+                )
+                .bind(origin)
+                .fetch_optional(&self.pool)
+                .await
+                .db()?;
+                row.map(MessageRow::into_domain).transpose()
             }
 
             async fn run_answer(&self, run: RunId) -> cairn_core::Result<Option<String>> {
