@@ -1,7 +1,8 @@
 """A Python client generated from docs/openapi.json by openapi-python-client
 (a standard generator, run by the test command), driving a live Cairn: sign
 up and in, make a project and a thread, post a message and wait for the
-agent's answer. Run by scripts/client_tests.py with the generated package
+agent's answer, then read the thread's events as the generated typed models
+(one per event kind). Run by scripts/client_tests.py with the generated package
 on the path; exits non-zero, naming the step, on the first failure.
 """
 
@@ -12,9 +13,11 @@ import sys
 from cairn_client import AuthenticatedClient, Client
 from cairn_client.api.auth import register, token
 from cairn_client.api.projects import create_project
-from cairn_client.api.threads import create_thread, post_message
+from cairn_client.api.threads import create_thread, events, post_message
 from cairn_client.models import (
     CreateProjectRequest,
+    EventResponseMessageCreated,
+    EventResponseRunStatus,
     NewThreadRequest,
     PostMessageRequest,
     PostMessageResponse,
@@ -41,7 +44,13 @@ def main(base: str, expected: str) -> int:
     posted = post_message.sync(thread_id=thread.id, client=client, body=PostMessageRequest(content="What is 6 times 7?", wait=True))
     assert isinstance(posted, PostMessageResponse), f"post: {posted}"
     assert posted.answer == expected, f"the answer: {posted.answer!r}"
-    print("generated Python client: sign-in, a project, a thread, a message answered: passed")
+    logged = events.sync(thread_id=thread.id, client=client)
+    assert isinstance(logged, list) and logged, f"events: {logged}"
+    asked = [e for e in logged if isinstance(e, EventResponseMessageCreated)]
+    assert asked and asked[0].payload.content == "What is 6 times 7?", f"the message as a typed event: {logged}"
+    statuses = [e.payload.status.value for e in logged if isinstance(e, EventResponseRunStatus)]
+    assert statuses[-1] == "succeeded", f"the run's statuses as typed events: {statuses}"
+    print("generated Python client: sign-in, a project, a thread, a message answered, its events typed: passed")
     return 0
 
 

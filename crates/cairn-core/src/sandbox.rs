@@ -292,6 +292,22 @@ impl SandboxCounts {
     }
 }
 
+/// Content by MIME type (`text/plain`, `text/html`, `image/png` with binary
+/// content base64-encoded …), as a rich output carries it: named in the API's
+/// documentation, so every output's `data` has one shape there.
+#[derive(Debug)]
+pub struct MimeBundle;
+
+impl utoipa::PartialSchema for MimeBundle {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .description(Some("Content by MIME type (binary content base64-encoded)."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for MimeBundle {}
+
 /// One output of an execution, in the order the kernel produced it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -301,12 +317,12 @@ pub enum Output {
     /// A rich output (`display(...)`, a matplotlib figure): MIME type →
     /// content (binary content base64-encoded).
     Display {
-        #[schema(value_type = Object)]
+        #[schema(value_type = MimeBundle)]
         data: Value,
     },
     /// The value of the last expression, by MIME type.
     Result {
-        #[schema(value_type = Object)]
+        #[schema(value_type = MimeBundle)]
         data: Value,
     },
     /// An exception, or a limit the execution hit (`SandboxLimitExceeded`).

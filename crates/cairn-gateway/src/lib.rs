@@ -209,7 +209,7 @@ pub fn app(state: AppState) -> Router {
 /// shutdown) on handlers of their own.
 pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     let (api, mut document) = api_routes().split_for_parts();
-    openapi::document_common_errors(&mut document);
+    openapi::finish(&mut document);
     let router = api
         .merge(extra)
         .layer(axum::middleware::from_fn_with_state(state.clone(), authn::authenticate))

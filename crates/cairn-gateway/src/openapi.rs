@@ -63,8 +63,112 @@ pub(crate) fn base() -> Document {
 /// committed copy for drift).
 pub fn openapi_document() -> Document {
     let mut document = crate::api_routes().into_openapi();
-    document_common_errors(&mut document);
+    finish(&mut document);
     document
+}
+
+/// What is added to the routes' document before it is published.
+pub(crate) fn finish(document: &mut Document) {
+    document_common_errors(document);
+    plain_unions(document);
+}
+
+/// Unions written so that client generators read them: an object that is
+/// `allOf` a union and more fields (a serde-flattened enum) becomes a union
+/// of objects, each variant with the fields added; and each variant of a
+/// union told apart by a one-value tag is titled after its tag, so the
+/// generated models are named for what they are. The document means the
+/// same; only its form changes.
+fn plain_unions(document: &mut Document) {
+    let Some(components) = document.components.as_mut() else { return };
+    let Ok(serde_json::Value::Object(mut schemas)) = serde_json::to_value(&components.schemas) else { return };
+    let names: Vec<String> = schemas.keys().cloned().collect();
+    let mut changed = Vec::new();
+    for name in &names {
+        let Some(union) = flattened_union(&schemas, name) else { continue };
+        schemas.insert(name.clone(), union);
+        changed.push(name.clone());
+    }
+    for name in &names {
+        if let Some(variants) = schemas.get_mut(name).and_then(|s| s.get_mut("oneOf")).and_then(|v| v.as_array_mut()) {
+            let mut titled = false;
+            for variant in variants {
+                titled |= title_by_tag(name, variant);
+            }
+            if titled && !changed.contains(name) {
+                changed.push(name.clone());
+            }
+        }
+    }
+    for name in changed {
+        match serde_json::from_value(schemas[&name].clone()) {
+            Ok(plain) => {
+                components.schemas.insert(name, plain);
+            }
+            Err(error) => tracing::error!(%error, %name, "a union could not be written plainly"),
+        }
+    }
+}
+
+/// `allOf: [{$ref: U}, {type: object, …}]` where `U` is a `oneOf` of
+/// objects: that `oneOf`, each variant with the object's fields.
+fn flattened_union(schemas: &serde_json::Map<String, serde_json::Value>, name: &str) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    let parts = schemas.get(name)?.get("allOf")?.as_array()?;
+    let [first, extra] = parts.as_slice() else { return None };
+    let union = first.get("$ref")?.as_str()?.strip_prefix("#/components/schemas/")?;
+    let variants = schemas.get(union)?.get("oneOf")?.as_array()?;
+    if extra.get("type")?.as_str()? != "object"
+        || variants.iter().any(|v| v.get("type").and_then(Value::as_str) != Some("object"))
+    {
+        return None;
+    }
+    let merged: Vec<Value> = variants
+        .iter()
+        .map(|variant| {
+            let mut variant = variant.clone();
+            for key in ["properties", "required"] {
+                let Some(added) = extra.get(key) else { continue };
+                match (variant.get_mut(key), added) {
+                    (Some(Value::Object(mine)), Value::Object(more)) => {
+                        mine.extend(more.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    }
+                    (Some(Value::Array(mine)), Value::Array(more)) => mine.extend(more.iter().cloned()),
+                    (None, more) => {
+                        variant[key] = more.clone();
+                    }
+                    _ => {}
+                }
+            }
+            variant
+        })
+        .collect();
+    let mut plain = serde_json::json!({ "oneOf": merged });
+    if let Some(description) = schemas.get(name)?.get("description") {
+        plain["description"] = description.clone();
+    }
+    Some(plain)
+}
+
+/// Titles a union's variant `<Union><Tag>` when one of its string fields
+/// holds a single value (`"kind": {"enum": ["run.status"]}` → `RunEventRunStatus`).
+fn title_by_tag(union: &str, variant: &mut serde_json::Value) -> bool {
+    if variant.get("title").is_some() {
+        return false;
+    }
+    let Some(properties) = variant.get("properties").and_then(|p| p.as_object()) else { return false };
+    let tag = properties.values().find_map(|p| match p.get("enum").and_then(|e| e.as_array()) {
+        Some(values) if values.len() == 1 => values[0].as_str().map(str::to_owned),
+        _ => None,
+    });
+    let Some(tag) = tag else { return false };
+    let pascal: String = tag
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .map(|word| word[..1].to_ascii_uppercase() + &word[1..])
+        .collect();
+    variant["title"] = serde_json::Value::String(format!("{union}{pascal}"));
+    true
 }
 
 /// The problems any operation may answer, whatever it does: the middleware,

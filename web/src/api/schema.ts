@@ -458,8 +458,131 @@ export type DeliveryStatus = "pending" | "delivered" | "failed";
 export type EntryKind = "file" | "directory" | "symlink" | "other";
 
 /** One event of a thread's log: its number, its run, and the event itself (`kind` and a `payload` whose fields each kind defines, see `RunEvent`). */
-export type EventResponse = RunEvent & {
+export type EventResponse = {
   created_at: string;
+  kind: "run.status";
+  /** The run changed status (`queued`, `running`, `waiting`, `succeeded`, `failed`, `cancelled`). */
+  payload: StatusChanged;
+  run_id?: RunId | null;
+  /** Consecutive per thread: resume with `after` (or `Last-Event-ID`) set to the last one seen. */
+  seq: number;
+} | {
+  created_at: string;
+  kind: "message.created";
+  /** A message was added to the thread (a member's or the agent's answer). */
+  payload: MessageCreated;
+  run_id?: RunId | null;
+  /** Consecutive per thread: resume with `after` (or `Last-Event-ID`) set to the last one seen. */
+  seq: number;
+} | {
+  created_at: string;
+  kind: "token";
+  /** A piece of the model's reply, as it streams. */
+  payload: Text;
+  run_id?: RunId | null;
+  /** Consecutive per thread: resume with `after` (or `Last-Event-ID`) set to the last one seen. */
+  seq: number;
+} | {
+  created_at: string;
+  kind: "reasoning";
+  /** A piece of the model's reasoning, where it shows it; never the answer. */
+  payload: Text;
+  run_id?: RunId | null;
+  /** Consecutive per thread: resume with `after` (or `Last-Event-ID`) set to the last one seen. */
+  seq: number;
+} | {
+  created_at: string;
+  kind: "code";
+  /** The Python block the agent runs next. */
+  payload: CodeBlock;
+  run_id?: RunId | null;
+  /** Consecutive per thread: resume with `after` (or `Last-Event-ID`) set to the last one seen. */
+  seq: number;
+} | {
+  created_at: string;
+  kind: "output";
+  /** One output of the running block, as the kernel produced it. */
+  payload: OutputProduced;
+  run_id?: RunId | null;
+  /** Consecutive per thread: resume with `after` (or `Last-Event-ID`) set to the last one seen. */
+  seq: number;
+} | {
+  created_at: string;
+  kind: "observation";
+  /** What the agent sees of an execution (cut to length). */
+  payload: Text;
+  run_id?: RunId | null;
+  /** Consecutive per thread: resume with `after` (or `Last-Event-ID`) set to the last one seen. */
+  seq: number;
+} | {
+  created_at: string;
+  kind: "artifact";
+  /** A file the run saved into the library. */
+  payload: ArtifactSaved;
+  run_id?: RunId | null;
+  /** Consecutive per thread: resume with `after` (or `Last-Event-ID`) set to the last one seen. */
+  seq: number;
+} | {
+  created_at: string;
+  kind: "interrupt";
+  /** The run asks a person and waits. */
+  payload: Interrupted;
+  run_id?: RunId | null;
+  /** Consecutive per thread: resume with `after` (or `Last-Event-ID`) set to the last one seen. */
+  seq: number;
+} | {
+  created_at: string;
+  kind: "usage";
+  /** One model call's tokens and cost. */
+  payload: UsageRecorded;
+  run_id?: RunId | null;
+  /** Consecutive per thread: resume with `after` (or `Last-Event-ID`) set to the last one seen. */
+  seq: number;
+} | {
+  created_at: string;
+  kind: "run.budget";
+  /** A budget ended the run. */
+  payload: BudgetReached;
+  run_id?: RunId | null;
+  /** Consecutive per thread: resume with `after` (or `Last-Event-ID`) set to the last one seen. */
+  seq: number;
+} | {
+  created_at: string;
+  kind: "plan";
+  /** The run's plan was made or changed. */
+  payload: PlanChanged;
+  run_id?: RunId | null;
+  /** Consecutive per thread: resume with `after` (or `Last-Event-ID`) set to the last one seen. */
+  seq: number;
+} | {
+  created_at: string;
+  kind: "context.summarized";
+  /** Older turns were summarised to fit the model's context. */
+  payload: ContextSummarized;
+  run_id?: RunId | null;
+  /** Consecutive per thread: resume with `after` (or `Last-Event-ID`) set to the last one seen. */
+  seq: number;
+} | {
+  created_at: string;
+  kind: "tool";
+  /** A tool the code called, and what came of it (both cut short). */
+  payload: ToolCalled;
+  run_id?: RunId | null;
+  /** Consecutive per thread: resume with `after` (or `Last-Event-ID`) set to the last one seen. */
+  seq: number;
+} | {
+  created_at: string;
+  kind: "workspace";
+  /** What an execution changed in the thread's workspace. */
+  payload: WorkspaceChanged;
+  run_id?: RunId | null;
+  /** Consecutive per thread: resume with `after` (or `Last-Event-ID`) set to the last one seen. */
+  seq: number;
+} | {
+  created_at: string;
+  kind: "browser";
+  /** The page as the browser tool saw it after an action. */
+  payload: BrowserSeen;
   run_id?: RunId | null;
   /** Consecutive per thread: resume with `after` (or `Last-Event-ID`) set to the last one seen. */
   seq: number;
@@ -633,6 +756,9 @@ export type MessageResponse = {
 /** Who wrote a message. */
 export type MessageRole = "user" | "assistant" | "system";
 
+/** Content by MIME type (binary content base64-encoded). */
+export type MimeBundle = Record<string, unknown>;
+
 /** What to do with ticks that passed while no process could run them. */
 export type MissedTicks = "skip" | "run_once";
 
@@ -738,10 +864,10 @@ export type Output = {
   text: string;
   type: "stream";
 } | {
-  data: Record<string, unknown>;
+  data: MimeBundle;
   type: "display";
 } | {
-  data: Record<string, unknown>;
+  data: MimeBundle;
   type: "result";
 } | {
   ename: string;
@@ -750,9 +876,29 @@ export type Output = {
   type: "error";
 };
 
-export type OutputProduced = Output & {
+export type OutputProduced = {
+  name: string;
   /** The plan task's id, for a sub-agent's events. */
   task?: string | null;
+  text: string;
+  type: "stream";
+} | {
+  data: MimeBundle;
+  /** The plan task's id, for a sub-agent's events. */
+  task?: string | null;
+  type: "display";
+} | {
+  data: MimeBundle;
+  /** The plan task's id, for a sub-agent's events. */
+  task?: string | null;
+  type: "result";
+} | {
+  ename: string;
+  evalue: string;
+  /** The plan task's id, for a sub-agent's events. */
+  task?: string | null;
+  traceback: string[];
+  type: "error";
 };
 
 export type PathChanged = {
