@@ -9,6 +9,7 @@ import Members from './Members';
 import ProjectSettings from './ProjectSettings';
 import Schedules from './Schedules';
 import Webhooks from './Webhooks';
+import McpServers from './McpServers';
 import { Alert } from '../components/Alert';
 import { Badge, Button, cx, EmptyState, Field, focusRing, Input, LoadingRows, PageHeader } from '../components/ui';
 import { EditableTitle } from '../components/EditableTitle';
@@ -152,6 +153,7 @@ export function ProjectView({ id, tab }: { id: string; tab: ProjectTab }) {
           <ProjectSettings project={project.data} />
           {role === 'owner' && <Schedules projectId={id} />}
           {role === 'owner' && <Webhooks projectId={id} />}
+          {role === 'owner' && <McpServers projectId={id} />}
           <ProjectDangerZone project={project.data} />
         </>
       )}
