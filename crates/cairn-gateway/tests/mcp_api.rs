@@ -159,8 +159,9 @@ async fn tools_work_in_the_keys_project_only() {
 }
 
 /// A stdio MCP server with the standard library only: one JSON-RPC message
-/// a line; `add` adds the deployment's `CALC_OFFSET` (a secret) too, logs a
-/// notification first, and fails without `b`.
+/// a line (after a banner line that is not one); `add` adds the deployment's
+/// `CALC_OFFSET` (a secret) too, logs a notification first, and fails
+/// without `b`.
 const CALC_SERVER: &str = r#"import json, os, sys
 
 ADD = {
@@ -193,6 +194,8 @@ def send(message):
 
 def main():
     print("calc is ready", file=sys.stderr)
+    # Not a message: MCP forbids it, some servers do it anyway.
+    print("calc 1.0 starting")
     for line in sys.stdin:
         message = json.loads(line)
         if "id" not in message:

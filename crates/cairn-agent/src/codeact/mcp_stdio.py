@@ -5,7 +5,8 @@ A server is a command the sandbox runs, speaking JSON-RPC messages, one per
 line, on its standard input and output (MCP's stdio transport). It is
 started on first use (`initialize`, then `notifications/initialized`) and
 kept for the kernel's life; one that exited is started again. Its standard
-error is kept (the last lines) to say why it failed. Requests the server
+error is kept (the last lines) to say why it failed, with any line of its
+output that is not a message. Requests the server
 makes are answered (`ping`) or refused; its notifications are ignored.
 
 The raw `tools/list` and `tools/call` results go back to Cairn, which reads
@@ -104,7 +105,10 @@ class StdioServer:
         try:
             return json.loads(line)
         except ValueError:
-            raise McpError(f"the MCP server {self.name} wrote something that is not JSON-RPC: {line[:200]!r}")
+            # Not a message (a server that prints to its output, which MCP
+            # forbids): kept with its errors, to say why if it fails.
+            self.errors.append(line[:200].decode("utf-8", "replace"))
+            return None
 
     def _request(self, method, params):
         request_id = self.next_id
