@@ -15,7 +15,12 @@ between the gateways and between SSE and WebSocket (which needs the
 `websockets` package: run it with the bench venv's Python), and the memory
 per idle viewer is the two gateways' together.
 
-Usage: bench/viewers.py CAIRN_BINARY SCRIPTED_LLM_BINARY [--viewers N ...] [--gateways 2]
+With `--client PATH` the viewers are the Rust client
+(`crates/cairn-gateway/examples/viewers_client.rs`) instead of Python's
+asyncio in this process: the same connections and measures, at a fraction
+of the CPU (the clients share the machine with the servers they measure).
+
+Usage: bench/viewers.py CAIRN_BINARY SCRIPTED_LLM_BINARY [--viewers N ...] [--gateways 2] [--client PATH]
 Needs the sandbox's Python (CAIRN_SANDBOX_PYTHON, as the tests use). Prints
 one Markdown row per N. Every server it starts it stops by its process id.
 """
@@ -174,12 +179,52 @@ async def measure(ports, token, thread, pids, viewers):
     }
 
 
+def measure_native(client, ports, token, thread, pids, viewers):
+    """`measure`, the viewers being the Rust client (`viewers_client`): the
+    same connections, events and lags, at a fraction of the CPU the Python
+    viewers take from the servers they measure."""
+    before = sum(rss_mib(pid) for pid in pids)
+    base = f"http://127.0.0.1:{ports[0]}/api/v1"
+    process = subprocess.Popen([client, ",".join(map(str, ports)), token, thread, str(viewers)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        first = max(1, viewers // 10)
+        assert process.stdout.readline().strip() == "first"
+        time.sleep(3)
+        warm = sum(rss_mib(pid) for pid in pids)
+        process.stdin.write("go\n")
+        process.stdin.flush()
+        assert process.stdout.readline().strip() == "connected"
+        time.sleep(3)  # every stream open and idle
+        after = sum(rss_mib(pid) for pid in pids)
+        started = time.time()
+        post(f"{base}/threads/{thread}/messages", {"content": "Count."}, False, token)
+        result = json.loads(process.stdout.readline())
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    lags = result["lags_ms"]
+    return {
+        "viewers": viewers,
+        "complete": result["complete"],
+        "lag_p50_ms": percentile(lags, 0.5),
+        "lag_p99_ms": percentile(lags, 0.99),
+        "presence_messages": result["presence"],
+        "idle_kib_per_viewer": (after - before) * 1024 / viewers,
+        "marginal_kib_per_viewer": (after - warm) * 1024 / (viewers - first),
+        "seconds": time.time() - started,
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cairn")
     parser.add_argument("scripted_llm")
     parser.add_argument("--viewers", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--gateways", type=int, choices=[1, 2], default=1)
+    parser.add_argument("--client", help="the Rust viewers (viewers_client); without it, Python's asyncio")
     args = parser.parse_args()
     more_files()
     llm = subprocess.Popen([args.scripted_llm, CODE], stdout=subprocess.PIPE, text=True)
@@ -220,7 +265,11 @@ def main():
                                                         "password": PASSWORD}, form=True)["access_token"]
                     project = post(f"{base}/projects", {"name": "P"}, False, token)["id"]
                     thread = post(f"{base}/projects/{project}/threads", {"title": "T"}, False, token)["id"]
-                    r = asyncio.run(measure([p for p, _ in gateways], token, thread, [s.pid for _, s in gateways], n))
+                    ports, pids = [p for p, _ in gateways], [s.pid for _, s in gateways]
+                    if args.client:
+                        r = measure_native(args.client, ports, token, thread, pids, n)
+                    else:
+                        r = asyncio.run(measure(ports, token, thread, pids, n))
                     rows.append(f"| {n} | {r['complete']} of {n} | {r['lag_p50_ms']:.1f} ms | {r['lag_p99_ms']:.1f} ms "
                                 f"| {r['presence_messages']:,} | {r['idle_kib_per_viewer']:.1f} KiB "
                                 f"| {r['marginal_kib_per_viewer']:.1f} KiB |")
