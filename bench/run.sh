@@ -104,6 +104,12 @@ python3 bench/viewers.py "$CARGO_TARGET_DIR/release/cairn" "$CARGO_TARGET_DIR/re
 echo "## The same across two gateways (PostgreSQL and Redis), half over SSE and half over WebSocket"
 "$venv/bin/python" bench/viewers.py "$CARGO_TARGET_DIR/release/cairn" \
     "$CARGO_TARGET_DIR/release/examples/scripted_llm" --viewers ${VIEWERS:-100 1000} --gateways 2
+echo "## Both again, the viewers a Rust client (its own CPU cost out of the measure)"
+cargo build --release --locked -p cairn-gateway --example viewers_client
+for gateways in 1 2; do
+    python3 bench/viewers.py "$CARGO_TARGET_DIR/release/cairn" "$CARGO_TARGET_DIR/release/examples/scripted_llm" \
+        --viewers ${VIEWERS:-100 1000} --gateways "$gateways" --client "$CARGO_TARGET_DIR/release/examples/viewers_client"
+done
 
 echo "## Many runs at once: one gateway and two workers on PostgreSQL and Redis, the model answering after 200 ms"
 python3 bench/runs_load.py "$CARGO_TARGET_DIR/release/cairn" "$CARGO_TARGET_DIR/release/examples/scripted_llm" \
