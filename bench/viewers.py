@@ -179,11 +179,25 @@ async def measure(ports, token, thread, pids, viewers):
     }
 
 
+def settled_rss(pids, samples=5):
+    """The servers' resident set, the median of a few samples a fifth of a
+    second apart (the allocator returns freed pages lazily, so one reading
+    can catch it mid-way)."""
+    readings = []
+    for _ in range(samples):
+        readings.append(sum(rss_mib(pid) for pid in pids))
+        time.sleep(0.2)
+    return sorted(readings)[len(readings) // 2]
+
+
 def measure_native(client, ports, token, thread, pids, viewers):
     """`measure`, the viewers being the Rust client (`viewers_client`): the
     same connections, events and lags, at a fraction of the CPU the Python
-    viewers take from the servers they measure."""
-    before = sum(rss_mib(pid) for pid in pids)
+    viewers take from the servers they measure. Memory is read once the
+    servers settled: signing in just before hashed a password (Argon2 takes
+    tens of MiB for a moment), and each reading is a median of samples."""
+    time.sleep(3)
+    before = settled_rss(pids)
     base = f"http://127.0.0.1:{ports[0]}/api/v1"
     process = subprocess.Popen([client, ",".join(map(str, ports)), token, thread, str(viewers)],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -191,12 +205,12 @@ def measure_native(client, ports, token, thread, pids, viewers):
         first = max(1, viewers // 10)
         assert process.stdout.readline().strip() == "first"
         time.sleep(3)
-        warm = sum(rss_mib(pid) for pid in pids)
+        warm = settled_rss(pids)
         process.stdin.write("go\n")
         process.stdin.flush()
         assert process.stdout.readline().strip() == "connected"
         time.sleep(3)  # every stream open and idle
-        after = sum(rss_mib(pid) for pid in pids)
+        after = settled_rss(pids)
         started = time.time()
         post(f"{base}/threads/{thread}/messages", {"content": "Count."}, False, token)
         result = json.loads(process.stdout.readline())
