@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -22,119 +22,20 @@ use cairn_core::sandbox::{
     ByteStream, EffectiveLimits, ExecHandler, ExecOutcome, Execution, NewSandbox, PackagePolicy, PackagesChange,
     SandboxCounts, SandboxError, SandboxInfo, SandboxPolicy, SandboxResult, SandboxState, Sandboxes, WorkspaceEntry,
 };
-use cairn_core::{ProjectId, SandboxId, ThreadId, UserId};
+use cairn_core::{SandboxId, UserId};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
 
-use crate::kernel::KernelHandle;
 use crate::limits::{self, CgroupSupport, Limits};
 use crate::{ContainerEngine, Error, Kernel, KernelOptions, KernelPool, workspace};
 
 mod config;
+mod entry;
 mod moves;
 
 pub use config::{ContainerConfig, LocalConfig, from_config};
-
-/// What `sandbox.json` holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Meta {
-    owner: UserId,
-    project: Option<ProjectId>,
-    thread: Option<ThreadId>,
-    limits: EffectiveLimits,
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    last_active_at: OffsetDateTime,
-    executions: u64,
-    #[serde(skip, default = "paused")]
-    state: SandboxState,
-    #[serde(skip)]
-    busy: bool,
-    /// Changed since `sandbox.json` was written.
-    #[serde(skip)]
-    dirty: bool,
-    /// The workspace's fingerprint when it was last snapshotted.
-    #[serde(skip)]
-    snapshotted: Option<u64>,
-    /// Package installs granted (its project's environment).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    packages: Option<PackagePolicy>,
-    /// What the next execution's outcome tells the agent: its kernel is a
-    /// new one (the sandbox was paused, or moved here from another host).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    notice: Option<String>,
-}
-
-fn paused() -> SandboxState {
-    SandboxState::Paused
-}
-
-#[derive(Debug)]
-struct Entry {
-    id: SandboxId,
-    dir: PathBuf,
-    meta: Mutex<Meta>,
-    /// The kernel while running; held for the whole of an execution, so
-    /// executions of one sandbox run one at a time.
-    kernel: tokio::sync::Mutex<Option<Kernel>>,
-    /// Reaches the kernel while an execution holds it.
-    handle: Mutex<Option<KernelHandle>>,
-    destroyed: AtomicBool,
-}
-
-impl Entry {
-    fn meta(&self) -> std::sync::MutexGuard<'_, Meta> {
-        self.meta.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn handle(&self) -> Option<KernelHandle> {
-        self.handle.lock().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    fn set_handle(&self, handle: Option<KernelHandle>) {
-        *self.handle.lock().unwrap_or_else(PoisonError::into_inner) = handle;
-    }
-
-    fn workspace(&self) -> PathBuf {
-        self.dir.join("workspace")
-    }
-
-    fn touch(&self) {
-        self.meta().last_active_at = OffsetDateTime::now_utc();
-    }
-
-    /// Writes `sandbox.json` (through a temporary file, so it is whole).
-    fn save(&self) -> SandboxResult<()> {
-        let json = {
-            let mut meta = self.meta();
-            meta.dirty = false;
-            serde_json::to_vec_pretty(&*meta).map_err(|e| SandboxError::Internal(e.to_string()))?
-        };
-        let temp = self.dir.join(".sandbox.json.tmp");
-        std::fs::write(&temp, json)
-            .and_then(|()| std::fs::rename(&temp, self.dir.join("sandbox.json")))
-            .map_err(|e| SandboxError::Internal(format!("cannot record the sandbox: {e}")))
-    }
-
-    fn check_alive(&self) -> SandboxResult<()> {
-        if self.destroyed.load(Ordering::SeqCst) { Err(SandboxError::NotFound) } else { Ok(()) }
-    }
-}
-
-/// Clears an entry's `busy` mark however an execution ends.
-struct Busy<'a>(&'a Entry);
-
-impl Drop for Busy<'_> {
-    fn drop(&mut self) {
-        let mut meta = self.0.meta();
-        meta.busy = false;
-        meta.dirty = true;
-        meta.last_active_at = OffsetDateTime::now_utc();
-    }
-}
+use entry::{Busy, Entry, Meta, new_entry, stop_kernel};
 
 /// Sandboxes on this machine.
 #[derive(Debug, Clone)]
@@ -547,26 +448,6 @@ impl LocalSandboxes {
             }
         }
     }
-}
-
-fn new_entry(id: SandboxId, dir: PathBuf, meta: Meta) -> Entry {
-    Entry {
-        id,
-        dir,
-        meta: Mutex::new(meta),
-        kernel: tokio::sync::Mutex::new(None),
-        handle: Mutex::new(None),
-        destroyed: AtomicBool::new(false),
-    }
-}
-
-/// Stops an entry's kernel (if it has one) and marks it paused.
-async fn stop_kernel(entry: &Entry, slot: &mut Option<Kernel>) {
-    if let Some(kernel) = slot.take() {
-        kernel.shutdown().await;
-    }
-    entry.set_handle(None);
-    entry.meta().state = SandboxState::Paused;
 }
 
 /// Runs the idle timers until the service is dropped.
