@@ -230,11 +230,7 @@ impl Scheduler {
             }
             Err(error) => return Err(error.to_string()),
         };
-        let detail = json!({ "run": run.id, "thread": thread, "schedule": schedule.id });
-        let entry = NewAuditEntry::new(Some(schedule.run_as), Some(project), "run.started", detail, None);
-        if let Err(error) = self.store.record_audit(entry).await {
-            tracing::error!(%error, "cannot write the audit log");
-        }
+        self.audit_started(schedule, run.id, thread).await;
         Ok(run.id)
     }
 
@@ -246,12 +242,17 @@ impl Scheduler {
             return Ok(run.id);
         }
         let run = self.runs.answer(posted.thread_id, schedule.run_as).await.map_err(|e| e.to_string())?;
-        let detail = json!({ "run": run.id, "thread": posted.thread_id, "schedule": schedule.id });
+        self.audit_started(schedule, run.id, posted.thread_id).await;
+        Ok(run.id)
+    }
+
+    /// Records in the audit log a run the schedule started, as its account.
+    async fn audit_started(&self, schedule: &Schedule, run: cairn_core::RunId, thread: cairn_core::ThreadId) {
+        let detail = json!({ "run": run, "thread": thread, "schedule": schedule.id });
         let entry = NewAuditEntry::new(Some(schedule.run_as), Some(schedule.project_id), "run.started", detail, None);
         if let Err(error) = self.store.record_audit(entry).await {
             tracing::error!(%error, "cannot write the audit log");
         }
-        Ok(run.id)
     }
 
     async fn record(&self, schedule: &Schedule, run: Option<cairn_core::RunId>, error: Option<String>) {

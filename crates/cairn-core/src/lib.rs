@@ -8,6 +8,7 @@
 
 pub mod bus;
 mod error;
+pub mod hash;
 pub mod hooks;
 mod ids;
 pub mod lifecycle;

@@ -163,7 +163,7 @@ impl Environments {
             description.push('\n');
         }
         let project_dir = self.root.join(project.to_string());
-        let env = project_dir.join(format!("env-{:016x}", fnv(description.as_bytes())));
+        let env = project_dir.join(format!("env-{:016x}", cairn_core::hash::fnv1a(description.as_bytes())));
         let cache = project_dir.join("cache");
         let project_env = ProjectEnv {
             env: env.clone(),
@@ -306,11 +306,6 @@ fn remove_dir(dir: &Path) {
     {
         tracing::warn!(dir = %dir.display(), %error, "cannot remove a folder");
     }
-}
-
-/// FNV-1a: a key that stays the same from one build of Cairn to the next.
-fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]

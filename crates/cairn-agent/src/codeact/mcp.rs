@@ -103,9 +103,7 @@ fn python_string(text: &str) -> String {
 /// Code that loads the kernel's stdio client (once per kernel and version
 /// of it) as `_cairn_mcp`, and gives it the servers' commands and secrets.
 fn stdio_setup(servers: &[(String, Vec<String>)], secrets: &McpSecrets) -> String {
-    let version =
-        STDIO_CLIENT.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    let module = format!("_cairn_mcp_stdio_{version:016x}");
+    let module = format!("_cairn_mcp_stdio_{:016x}", cairn_core::hash::fnv1a(STDIO_CLIENT.as_bytes()));
     let config: serde_json::Map<String, Value> = servers
         .iter()
         .map(|(name, command)| {
@@ -237,7 +235,7 @@ impl Agent {
         let secrets = self.mcp_secrets(&servers);
         let mut tools = Vec::new();
         let mut notes = Vec::new();
-        let mut stdio = Vec::new();
+        let mut stdio: Vec<(&McpServer, (String, Vec<String>))> = Vec::new();
         let mut not_listed = |server: &McpServer, error: &dyn std::fmt::Display| {
             notes.push(format!("(The MCP server `{}` could not be listed: {error}.)", server.name));
         };
@@ -249,12 +247,11 @@ impl Agent {
                         Err(error) => not_listed(server, &error),
                     }
                 }
-                McpTransport::Stdio { command } => stdio.push((server, command.clone())),
+                McpTransport::Stdio { command } => stdio.push((server, (server.name.clone(), command.clone()))),
             }
         }
         if !stdio.is_empty() {
-            let commands: Vec<(String, Vec<String>)> =
-                stdio.iter().map(|(server, command)| (server.name.clone(), command.clone())).collect();
+            let commands: Vec<(String, Vec<String>)> = stdio.iter().map(|(_, command)| command.clone()).collect();
             let mut listed = self.list_in_sandbox(run, &commands, &secrets).await;
             for (server, _) in stdio {
                 match listed.remove(&server.name).unwrap_or_else(|| Err("it was not listed".to_owned())) {
@@ -353,16 +350,17 @@ mod tests {
 
     #[test]
     fn tools_become_python_functions_that_call_the_bridge() {
-        let tool = tool("Calc", "add-two", &[]);
+        assert_eq!(identifier("Calc"), "calc");
+        let tool = tool("calc", "add-two", &[]);
         assert_eq!(tool.function, "mcp_calc_add_two");
-        assert_eq!(tool.key(), "mcp:Calc/add-two");
+        assert_eq!(tool.key(), "mcp:calc/add-two");
         assert_eq!(tool.params(), ["a", "b"]);
         let defined = definitions(&[tool], &McpSecrets::default());
         assert!(
             defined.starts_with("def mcp_calc_add_two(**kwargs):\n    \"\"\"Adds '''two''' numbers.\"\"\""),
             "{defined}"
         );
-        assert!(defined.contains("return call_tool(\"mcp:Calc/add-two\", **kwargs)"));
+        assert!(defined.contains("return call_tool(\"mcp:calc/add-two\", **kwargs)"));
         assert!(!defined.contains("_cairn_mcp"), "no stdio client without stdio servers");
     }
 

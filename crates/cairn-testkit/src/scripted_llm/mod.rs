@@ -375,11 +375,8 @@ pub const EMBEDDING_DIMS: usize = 64;
 pub fn scripted_embedding(text: &str) -> Vec<f32> {
     let mut vector = vec![0.0f32; EMBEDDING_DIMS];
     for word in text.split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() > 2) {
-        // FNV-1a: stable across runs and platforms.
-        let hash = word
-            .to_lowercase()
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        // Stable across runs and platforms.
+        let hash = cairn_core::hash::fnv1a(word.to_lowercase().as_bytes());
         vector[(hash % EMBEDDING_DIMS as u64) as usize] += 1.0;
     }
     let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
