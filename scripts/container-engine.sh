@@ -34,13 +34,15 @@ debian_release() {
     (. /etc/os-release && printf '%s\n' "$VERSION_CODENAME")
 }
 
-# Builds the sandbox image's root file system into a tar file.
-build_sandbox_image() {
-    local tar=$1 release tmp
+# Builds a Debian root file system (minbase, plus the packages named, comma
+# separated, if any) into a tar file.
+debootstrap_image() {
+    local tar=$1 packages=$2 what=$3 release tmp include=()
     release=$(debian_release)
-    tmp=$(mktemp -d "${TMPDIR:-/tmp}/cairn-sandbox-image.XXXXXX")
-    log "setup: building the sandbox image with debootstrap ($release; once, kept in the cache folder)"
-    if ! debootstrap --variant=minbase --include="$SANDBOX_IMAGE_PACKAGES" "$release" "$tmp/rootfs" \
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/cairn-image.XXXXXX")
+    [[ -z $packages ]] || include=(--include="$packages")
+    log "setup: building $what with debootstrap ($release; once, kept in the cache folder)"
+    if ! debootstrap --variant=minbase "${include[@]}" "$release" "$tmp/rootfs" \
         "$(debian_mirror)" >"$tmp/debootstrap.log" 2>&1; then
         tail -n 30 "$tmp/debootstrap.log" >&2
         rm -rf "$tmp"
@@ -99,7 +101,7 @@ start_container_engine() {
     image="localhost/cairn-sandbox-test:$key"
     if ! pod image exists "$image" 2>/dev/null; then
         tar="$CAIRN_CACHE_DIR/images/sandbox-$key.tar"
-        [[ -s $tar ]] || build_sandbox_image "$tar"
+        [[ -s $tar ]] || debootstrap_image "$tar" "$SANDBOX_IMAGE_PACKAGES" "the sandbox image"
         pod import --quiet --change 'WORKDIR /workspace' "$tar" "$image" >/dev/null ||
             die "cannot import the sandbox image into Podman"
     fi
@@ -134,4 +136,60 @@ stop_container_engine() {
     pod rm --all --force >/dev/null 2>&1 || true
     rm -rf "$PODMAN_TMP"
     PODMAN_TMP=""
+}
+
+# Cairn's container image (deploy/Dockerfile) built here: its runtime stage
+# as written, on a Debian root file system made by debootstrap in place of
+# debian:bookworm-slim and with the binary the tests built in place of the
+# release build stage (no registry of images is reachable here, so the
+# stages FROM rust and node cannot be built). Its apt and pip steps fetch
+# from this machine's package mirrors with this machine's CA bundle and pip
+# index, given to the build in a mount (/root/.config/pip, left empty in the
+# image). Layers are cached in the private storage: after the first build
+# only the binary's layer is new. Prints the image's name.
+build_cairn_image() {
+    local key base tar tmp cert
+    key=$(printf 'minbase %s' "$(debian_release)" | sha256sum | cut -c1-12)
+    base="localhost/cairn-debian-minbase:$key"
+    if ! pod image exists "$base" 2>/dev/null; then
+        tar="$CAIRN_CACHE_DIR/images/minbase-$key.tar"
+        [[ -s $tar ]] || debootstrap_image "$tar" "" "the image's base" >&2
+        pod import --quiet --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+            "$tar" "$base" >/dev/null || die "cannot import the image's base into Podman"
+    fi
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/cairn-image-build.XXXXXX")
+    mkdir -p "$tmp/binary/out" "$tmp/pip"
+    cp "$CARGO_TARGET_DIR/debug/cairn" "$tmp/binary/out/cairn"
+    cert=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
+    cp "$cert" "$tmp/pip/ca.crt"
+    {
+        echo '[global]'
+        echo 'cert = /root/.config/pip/ca.crt'
+        [[ -z ${PIP_INDEX_URL:-} ]] || echo "index-url = $PIP_INDEX_URL"
+    } >"$tmp/pip/pip.conf"
+    log "deploy: building deploy/Dockerfile's runtime stage on $base" >&2
+    if ! pod build --quiet --target runtime --network host --build-arg "RUNTIME_BASE=$base" \
+        --build-context "build=$tmp/binary" --volume "$tmp/pip:/root/.config/pip:ro" \
+        --file "$ROOT/deploy/Dockerfile" --tag localhost/cairn:smoke "$ROOT" >"$tmp/build.log" 2>&1; then
+        tail -n 40 "$tmp/build.log" >&2
+        rm -rf "$tmp"
+        die "the image did not build"
+    fi
+    rm -rf "$tmp"
+    printf '%s\n' localhost/cairn:smoke
+}
+
+# Each role in the image (scripts/image_smoke.py).
+image_smoke() {
+    local venv image
+    venv=$(tools_venv)
+    command -v psql >/dev/null 2>&1 || apt_install postgresql-client
+    build_servers
+    image=$(build_cairn_image)
+    CONTAINERS_CONF="$CAIRN_CACHE_DIR/podman/containers.conf" \
+        CONTAINERS_STORAGE_CONF="$CAIRN_CACHE_DIR/podman/storage.conf" \
+        TMPDIR="$CAIRN_CACHE_DIR/podman/tmp" \
+        "$venv/bin/python" "$ROOT/scripts/image_smoke.py" --image "$image" \
+        --llm "$CARGO_TARGET_DIR/debug/examples/scripted_llm" --s3s-fs "$CAIRN_TEST_S3S_FS" \
+        --database-url "$CAIRN_TEST_POSTGRES_URL" --redis-url "$CAIRN_TEST_REDIS_URL"
 }

@@ -653,6 +653,7 @@ RUST_TESTS_RAN=1
 stage "rust: test" cargo test --workspace --locked
 stage "api: schemathesis against a live server" api_fuzz
 stage "integrations: official clients against a live server" client_tests
+stage "deploy: the container image, each role smoke-tested in it" image_smoke
 stage "web: end-to-end in Chromium" web_e2e
 
 log "all checks passed"
