@@ -23,6 +23,11 @@ use cairn_testkit::{Reply, ScriptedLlm, seed};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
+// The allocator of the `cairn` binary, so the steps are measured as Cairn
+// runs them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn percentile(samples: &mut [f64], p: f64) -> f64 {
     samples.sort_by(|a, b| a.total_cmp(b));
     samples[((samples.len() as f64 - 1.0) * p).round() as usize]
