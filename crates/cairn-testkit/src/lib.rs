@@ -182,17 +182,21 @@ impl TcpProxy {
         let (task_up, task_generation) = (up.clone(), generation.clone());
         let task = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
+                // Subscribed before the check: a cut between the two is
+                // either seen by the check or signalled to the connection.
+                let mut cut = task_generation.subscribe();
                 if !task_up.load(Ordering::SeqCst) {
                     drop(inbound);
                     continue;
                 }
-                let mut cut = task_generation.subscribe();
                 let target = target.clone();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(&target).await else { return };
+                    // A cut wins over bytes waiting to be copied.
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        biased;
                         _ = cut.changed() => {}
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                     }
                 });
             }
