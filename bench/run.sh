@@ -110,6 +110,16 @@ for gateways in 1 2; do
     python3 bench/viewers.py "$CARGO_TARGET_DIR/release/cairn" "$CARGO_TARGET_DIR/release/examples/scripted_llm" \
         --viewers ${VIEWERS:-100 1000} --gateways "$gateways" --client "$CARGO_TARGET_DIR/release/examples/viewers_client"
 done
+echo "## The heap an idle viewer holds, counted by valgrind's massif (SSE, then half WebSocket)"
+command -v valgrind >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
+# A build on the system's malloc, which massif sees, with its symbols (its own
+# folder: the other benchmarks keep the stripped mimalloc build).
+CARGO_PROFILE_RELEASE_STRIP=none cargo build --release --locked -p cairn --features system-allocator \
+    --target-dir "$CAIRN_CACHE_DIR/target-heap"
+for ws in "" --ws; do
+    python3 bench/viewer_heap.py "$CAIRN_CACHE_DIR/target-heap/release/cairn" \
+        "$CARGO_TARGET_DIR/release/examples/viewers_client" --viewers 1000 $ws
+done
 
 echo "## Many runs at once: one gateway and two workers on PostgreSQL and Redis, the model answering after 200 ms"
 python3 bench/runs_load.py "$CARGO_TARGET_DIR/release/cairn" "$CARGO_TARGET_DIR/release/examples/scripted_llm" \

@@ -23,6 +23,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod client;
 mod telemetry;
 
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""The heap an idle viewer costs the server, counted by a heap profiler
+rather than read off the resident set: Cairn (all-in-one, SQLite; built with
+`--features system-allocator`, as valgrind's massif sees malloc only) runs
+under massif; N viewers (the Rust client, `viewers_client`) open one
+thread's event stream; a detailed heap snapshot is taken once the first
+tenth is connected and settled, and another once all are. The heap added
+between the two, divided by the viewers added, is what each idle viewer
+holds: the bytes the program asked for (`useful`), and with the
+allocator's bookkeeping as massif estimates it (`with overhead`). The
+resident-set figures of bench/viewers.py include what the allocator has not
+yet returned to the system; these do not depend on when it does.
+
+Usage: bench/viewer_heap.py CAIRN_SYSTEM_ALLOC VIEWERS_CLIENT [--viewers N] [--ws] [--log-level L]
+(--ws: half the viewers on the WebSocket, half on SSE; else all SSE;
+--log-level: warn by default, as bench/viewers.py runs the servers).
+Prints one Markdown row and the allocation sites that grew most. Needs
+valgrind (with vgdb). Every process it starts it stops by its process id.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from me import PASSWORD  # noqa: E402
+from startup import clean_env, free_port, ready  # noqa: E402
+from viewers import more_files, post  # noqa: E402
+
+
+def snapshot(pid, path):
+    """A detailed massif snapshot of the running server, through vgdb."""
+    if os.path.exists(path):
+        os.remove(path)
+    subprocess.run(["vgdb", f"--pid={pid}", "detailed_snapshot", path], check=True, capture_output=True, timeout=300)
+    deadline = time.time() + 60
+    while not (os.path.exists(path) and os.path.getsize(path) > 0):
+        if time.time() > deadline:
+            raise RuntimeError("massif wrote no snapshot")
+        time.sleep(0.2)
+    time.sleep(0.5)
+    return open(path).read()
+
+
+def totals(text):
+    heap = int(re.search(r"^mem_heap_B=(\d+)", text, re.M).group(1))
+    extra = int(re.search(r"^mem_heap_extra_B=(\d+)", text, re.M).group(1))
+    return heap, extra
+
+
+def sites(text):
+    """Bytes by allocation site: the frame below the allocator's own ones
+    (Rust's alloc and raw_vec, hashbrown and bytes growth, …) in each path of
+    the snapshot's tree, summed over paths."""
+    plumbing = re.compile(r"alloc::|raw_vec|__rust|hashbrown::raw|bytes::bytes_mut::BytesMut::reserve|<alloc::|"
+                          r"malloc|realloc|calloc|core::ptr::|std::alloc")
+    by_site = {}
+    stack = []
+    for line in text.splitlines():
+        match = re.match(r"^( *)n(\d+): (\d+) (?:0x[0-9A-F]+: )?(.*)$", line)
+        if not match:
+            continue
+        depth, children, size, name = len(match.group(1)), int(match.group(2)), int(match.group(3)), match.group(4)
+        stack[depth:] = [name]
+        if children == 0 and depth > 0:
+            site = next((frame for frame in stack[1:] if not plumbing.search(frame)), name)
+            site = re.sub(r" \(.*\)$", "", re.sub(r"::h[0-9a-f]{16}", "", site))
+            by_site[site] = by_site.get(site, 0) + size
+    return by_site
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("cairn")
+    parser.add_argument("client")
+    parser.add_argument("--viewers", type=int, default=1000)
+    parser.add_argument("--ws", action="store_true")
+    parser.add_argument("--log-level", default="warn", help="log.level (info, the default, keeps a span per request)")
+    args = parser.parse_args()
+    more_files()
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="cairn-bench-heap-") as work:
+        env = clean_env({
+            "CAIRN__SERVER__BIND": f"127.0.0.1:{port}",
+            "CAIRN__LOG__LEVEL": args.log_level,
+            "CAIRN__SANDBOX__POOL_SIZE": "0",
+            "CAIRN__RATE_LIMIT__PER_USER_PER_MINUTE": "1000000000",
+            "CAIRN__RATE_LIMIT__PER_ADDRESS_PER_MINUTE": "1000000000",
+            "CAIRN__LLM__PROVIDERS": '[{name="scripted",kind="openai-compatible",base_url="http://127.0.0.1:9/v1",'
+                                     'models=[{name="m"}]}]',
+        })
+        out = os.path.join(work, "massif.out")
+        server = subprocess.Popen(
+            ["valgrind", "--tool=massif", "--vgdb=yes", "--threshold=0.2", f"--massif-out-file={out}",
+             args.cairn, "serve"], env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = None
+        try:
+            deadline = time.time() + 600
+            while not ready(f"http://127.0.0.1:{port}/readyz"):
+                if server.poll() is not None or time.time() > deadline:
+                    raise RuntimeError("cairn did not start under valgrind")
+                time.sleep(0.5)
+            base = f"http://127.0.0.1:{port}/api/v1"
+            post(f"{base}/auth/register", {"email": "heap@example.com", "password": PASSWORD, "display_name": "H"})
+            token = post(f"{base}/auth/token", {"grant_type": "password", "username": "heap@example.com",
+                                                "password": PASSWORD}, form=True)["access_token"]
+            project = post(f"{base}/projects", {"name": "P"}, False, token)["id"]
+            thread = post(f"{base}/projects/{project}/threads", {"title": "T"}, False, token)["id"]
+            ports = f"{port},{port}" if args.ws else str(port)
+            client = subprocess.Popen([args.client, ports, token, thread, str(args.viewers)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            first = max(1, args.viewers // 10)
+            assert client.stdout.readline().strip() == "first"
+            time.sleep(10)
+            before = snapshot(server.pid, os.path.join(work, "before"))
+            client.stdin.write("go\n")
+            client.stdin.flush()
+            assert client.stdout.readline().strip() == "connected"
+            time.sleep(20)
+            after = snapshot(server.pid, os.path.join(work, "after"))
+        finally:
+            if client is not None and client.poll() is None:
+                client.kill()
+                client.wait()
+            server.terminate()
+            server.wait(timeout=120)
+    (heap_a, extra_a), (heap_b, extra_b) = totals(before), totals(after)
+    added = args.viewers - first
+    useful = (heap_b - heap_a) / added / 1024
+    overhead = (heap_b + extra_b - heap_a - extra_a) / added / 1024
+    kind = "half SSE, half WebSocket" if args.ws else "SSE"
+    print("| viewers | streams | log.level | heap per idle viewer (useful) | with the allocator's overhead |")
+    print("|---|---|---|---|---|")
+    print(f"| {args.viewers} | {kind} | {args.log_level} | {useful:.2f} KiB | {overhead:.2f} KiB |")
+    grown = sites(after)
+    for site, size in sites(before).items():
+        grown[site] = grown.get(site, 0) - size
+    print("\nWhat grew, per viewer added (sites over 64 bytes):")
+    for site, size in sorted(grown.items(), key=lambda item: -item[1]):
+        if size / added >= 64:
+            print(f"  {size / added / 1024:7.2f} KiB  {site}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
