@@ -116,10 +116,13 @@ command -v valgrind >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=n
 # folder: the other benchmarks keep the stripped mimalloc build).
 CARGO_PROFILE_RELEASE_STRIP=none cargo build --release --locked -p cairn --features system-allocator \
     --target-dir "$CAIRN_CACHE_DIR/target-heap"
-for ws in "" --ws; do
-    python3 bench/viewer_heap.py "$CAIRN_CACHE_DIR/target-heap/release/cairn" \
-        "$CARGO_TARGET_DIR/release/examples/viewers_client" --viewers 1000 $ws
-done
+CARGO_PROFILE_RELEASE_STRIP=none cargo build --release --locked -p cairn-gateway --example sse_floor \
+    --target-dir "$CAIRN_CACHE_DIR/target-heap"
+python3 bench/viewer_heap.py "$CAIRN_CACHE_DIR/target-heap/release/cairn" \
+    "$CARGO_TARGET_DIR/release/examples/viewers_client" --viewers 1000 \
+    --floor "$CAIRN_CACHE_DIR/target-heap/release/examples/sse_floor"
+python3 bench/viewer_heap.py "$CAIRN_CACHE_DIR/target-heap/release/cairn" \
+    "$CARGO_TARGET_DIR/release/examples/viewers_client" --viewers 1000 --ws
 
 echo "## Many runs at once: one gateway and two workers on PostgreSQL and Redis, the model answering after 200 ms"
 python3 bench/runs_load.py "$CARGO_TARGET_DIR/release/cairn" "$CARGO_TARGET_DIR/release/examples/scripted_llm" \

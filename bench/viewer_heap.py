@@ -12,8 +12,11 @@ resident-set figures of bench/viewers.py include what the allocator has not
 yet returned to the system; these do not depend on when it does.
 
 Usage: bench/viewer_heap.py CAIRN_SYSTEM_ALLOC VIEWERS_CLIENT [--viewers N] [--ws] [--log-level L]
+    [--floor SSE_FLOOR]
 (--ws: half the viewers on the WebSocket, half on SSE; else all SSE;
---log-level: warn by default, as bench/viewers.py runs the servers).
+--log-level: warn by default, as bench/viewers.py runs the servers;
+--floor: also a bare axum SSE server, the `sse_floor` example, measured
+the same way: what the HTTP stack alone holds per idle SSE connection).
 Prints one Markdown row and the allocation sites that grew most. Needs
 valgrind (with vgdb). Every process it starts it stops by its process id.
 """
@@ -21,6 +24,7 @@ valgrind (with vgdb). Every process it starts it stops by its process id.
 import argparse
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -73,47 +77,35 @@ def sites(text):
     return by_site
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("cairn")
-    parser.add_argument("client")
-    parser.add_argument("--viewers", type=int, default=1000)
-    parser.add_argument("--ws", action="store_true")
-    parser.add_argument("--log-level", default="warn", help="log.level (info, the default, keeps a span per request)")
-    args = parser.parse_args()
-    more_files()
-    port = free_port()
+def measure(command, env, port, viewers, ws, cairn):
+    """Runs `command` under massif and returns the two snapshots (first
+    tenth, all) and the viewers added between them. With `cairn`, signs up
+    and opens a thread first; the floor server takes any request."""
     with tempfile.TemporaryDirectory(prefix="cairn-bench-heap-") as work:
-        env = clean_env({
-            "CAIRN__SERVER__BIND": f"127.0.0.1:{port}",
-            "CAIRN__LOG__LEVEL": args.log_level,
-            "CAIRN__SANDBOX__POOL_SIZE": "0",
-            "CAIRN__RATE_LIMIT__PER_USER_PER_MINUTE": "1000000000",
-            "CAIRN__RATE_LIMIT__PER_ADDRESS_PER_MINUTE": "1000000000",
-            "CAIRN__LLM__PROVIDERS": '[{name="scripted",kind="openai-compatible",base_url="http://127.0.0.1:9/v1",'
-                                     'models=[{name="m"}]}]',
-        })
         out = os.path.join(work, "massif.out")
         server = subprocess.Popen(
-            ["valgrind", "--tool=massif", "--vgdb=yes", "--threshold=0.2", f"--massif-out-file={out}",
-             args.cairn, "serve"], env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            ["valgrind", "--tool=massif", "--vgdb=yes", "--threshold=0.2", f"--massif-out-file={out}", *command],
+            env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = None
         try:
             deadline = time.time() + 600
-            while not ready(f"http://127.0.0.1:{port}/readyz"):
+            probe = f"http://127.0.0.1:{port}/readyz"
+            while not (ready(probe) if cairn else listening(port)):
                 if server.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("cairn did not start under valgrind")
+                    raise RuntimeError(f"{command[0]} did not start under valgrind")
                 time.sleep(0.5)
-            base = f"http://127.0.0.1:{port}/api/v1"
-            post(f"{base}/auth/register", {"email": "heap@example.com", "password": PASSWORD, "display_name": "H"})
-            token = post(f"{base}/auth/token", {"grant_type": "password", "username": "heap@example.com",
-                                                "password": PASSWORD}, form=True)["access_token"]
-            project = post(f"{base}/projects", {"name": "P"}, False, token)["id"]
-            thread = post(f"{base}/projects/{project}/threads", {"title": "T"}, False, token)["id"]
-            ports = f"{port},{port}" if args.ws else str(port)
-            client = subprocess.Popen([args.client, ports, token, thread, str(args.viewers)],
+            token, thread = "none", "00000000-0000-0000-0000-000000000000"
+            if cairn:
+                base = f"http://127.0.0.1:{port}/api/v1"
+                post(f"{base}/auth/register", {"email": "heap@example.com", "password": PASSWORD, "display_name": "H"})
+                token = post(f"{base}/auth/token", {"grant_type": "password", "username": "heap@example.com",
+                                                    "password": PASSWORD}, form=True)["access_token"]
+                project = post(f"{base}/projects", {"name": "P"}, False, token)["id"]
+                thread = post(f"{base}/projects/{project}/threads", {"title": "T"}, False, token)["id"]
+            ports = f"{port},{port}" if ws else str(port)
+            client = subprocess.Popen([VIEWERS_CLIENT[0], ports, token, thread, str(viewers)],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            first = max(1, args.viewers // 10)
+            first = max(1, viewers // 10)
             assert client.stdout.readline().strip() == "first"
             time.sleep(10)
             before = snapshot(server.pid, os.path.join(work, "before"))
@@ -128,21 +120,70 @@ def main():
                 client.wait()
             server.terminate()
             server.wait(timeout=120)
+    return before, after, viewers - first
+
+
+def listening(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def report(label, before, after, added):
     (heap_a, extra_a), (heap_b, extra_b) = totals(before), totals(after)
-    added = args.viewers - first
     useful = (heap_b - heap_a) / added / 1024
     overhead = (heap_b + extra_b - heap_a - extra_a) / added / 1024
-    kind = "half SSE, half WebSocket" if args.ws else "SSE"
-    print("| viewers | streams | log.level | heap per idle viewer (useful) | with the allocator's overhead |")
-    print("|---|---|---|---|---|")
-    print(f"| {args.viewers} | {kind} | {args.log_level} | {useful:.2f} KiB | {overhead:.2f} KiB |")
     grown = sites(after)
     for site, size in sites(before).items():
         grown[site] = grown.get(site, 0) - size
-    print("\nWhat grew, per viewer added (sites over 64 bytes):")
+    lines = [f"| {label} | {useful:.2f} KiB | {overhead:.2f} KiB |", "", f"{label}: what grew, per viewer added "
+             "(sites over 64 bytes):"]
     for site, size in sorted(grown.items(), key=lambda item: -item[1]):
         if size / added >= 64:
-            print(f"  {size / added / 1024:7.2f} KiB  {site}")
+            lines.append(f"  {size / added / 1024:7.2f} KiB  {site}")
+    return lines
+
+
+VIEWERS_CLIENT = []
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("cairn")
+    parser.add_argument("client")
+    parser.add_argument("--viewers", type=int, default=1000)
+    parser.add_argument("--ws", action="store_true")
+    parser.add_argument("--log-level", default="warn", help="log.level (info, the default, keeps a span per request)")
+    parser.add_argument("--floor", help="the bare axum SSE server (sse_floor example), measured the same way")
+    args = parser.parse_args()
+    more_files()
+    VIEWERS_CLIENT.append(args.client)
+    port = free_port()
+    env = clean_env({
+        "CAIRN__SERVER__BIND": f"127.0.0.1:{port}",
+        "CAIRN__LOG__LEVEL": args.log_level,
+        "CAIRN__SANDBOX__POOL_SIZE": "0",
+        "CAIRN__RATE_LIMIT__PER_USER_PER_MINUTE": "1000000000",
+        "CAIRN__RATE_LIMIT__PER_ADDRESS_PER_MINUTE": "1000000000",
+        "CAIRN__LLM__PROVIDERS": '[{name="scripted",kind="openai-compatible",base_url="http://127.0.0.1:9/v1",'
+                                 'models=[{name="m"}]}]',
+    })
+    kind = "half SSE, half WebSocket" if args.ws else "SSE"
+    rows = ["| server, streams | heap per idle viewer (useful) | with the allocator's overhead |", "|---|---|---|"]
+    notes = []
+    measured = report(f"Cairn ({kind}, log.level {args.log_level})",
+                      *measure([args.cairn, "serve"], env, port, args.viewers, args.ws, True))
+    rows.append(measured[0])
+    notes += measured[1:]
+    if args.floor:
+        port = free_port()
+        measured = report("bare axum SSE (the floor)", *measure([args.floor, str(port)], clean_env({}), port,
+                                                                   args.viewers, False, False))
+        rows.append(measured[0])
+        notes += measured[1:]
+    print("\n".join(rows + notes))
     return 0
 
 
