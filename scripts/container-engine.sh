@@ -161,13 +161,16 @@ build_cairn_image() {
     mkdir -p "$tmp/binary/out" "$tmp/pip"
     cp "$CARGO_TARGET_DIR/debug/cairn" "$tmp/binary/out/cairn"
     cert=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
-    cp "$cert" "$tmp/pip/ca.crt"
+    cp "$cert" "$tmp/pip/ca.crt" || die "no CA bundle at $cert (set PIP_CERT)"
     {
         echo '[global]'
         echo 'cert = /root/.config/pip/ca.crt'
         [[ -z ${PIP_INDEX_URL:-} ]] || echo "index-url = $PIP_INDEX_URL"
     } >"$tmp/pip/pip.conf"
     log "deploy: building deploy/Dockerfile's runtime stage on $base" >&2
+    # The images of earlier runs, untagged by this one's (their layers below
+    # the binary's stay cached).
+    pod image prune --force >/dev/null 2>&1 || true
     if ! pod build --quiet --target runtime --network host --build-arg "RUNTIME_BASE=$base" \
         --build-context "build=$tmp/binary" --volume "$tmp/pip:/root/.config/pip:ro" \
         --file "$ROOT/deploy/Dockerfile" --tag localhost/cairn:smoke "$ROOT" >"$tmp/build.log" 2>&1; then
