@@ -16,7 +16,9 @@ Usage: bench/viewer_heap.py CAIRN_SYSTEM_ALLOC VIEWERS_CLIENT [--viewers N] [--w
 (--ws: half the viewers on the WebSocket, half on SSE; else all SSE;
 --log-level: warn by default, as bench/viewers.py runs the servers;
 --floor: also a bare axum SSE server, the `sse_floor` example, measured
-the same way: what the HTTP stack alone holds per idle SSE connection).
+the same way, with the Rust viewers' HTTP/1.0 requests and with HTTP/1.1
+ones held open as browsers send them: what the HTTP stack alone holds per
+idle SSE connection).
 Prints one Markdown row and the allocation sites that grew most. Needs
 valgrind (with vgdb). Every process it starts it stops by its process id.
 """
@@ -77,7 +79,7 @@ def sites(text):
     return by_site
 
 
-def measure(command, env, port, viewers, ws, cairn):
+def measure(command, env, port, viewers, ws, cairn, http11=False):
     """Runs `command` under massif and returns the two snapshots (first
     tenth, all) and the viewers added between them. With `cairn`, signs up
     and opens a thread first; the floor server takes any request."""
@@ -103,8 +105,9 @@ def measure(command, env, port, viewers, ws, cairn):
                 project = post(f"{base}/projects", {"name": "P"}, False, token)["id"]
                 thread = post(f"{base}/projects/{project}/threads", {"title": "T"}, False, token)["id"]
             ports = f"{port},{port}" if ws else str(port)
-            client = subprocess.Popen([VIEWERS_CLIENT[0], ports, token, thread, str(viewers)],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            viewer = ([sys.executable, "-c", HOLDER, str(port), str(viewers)] if http11
+                      else [VIEWERS_CLIENT[0], ports, token, thread, str(viewers)])
+            client = subprocess.Popen(viewer, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             first = max(1, viewers // 10)
             assert client.stdout.readline().strip() == "first"
             time.sleep(10)
@@ -121,6 +124,29 @@ def measure(command, env, port, viewers, ws, cairn):
             server.terminate()
             server.wait(timeout=120)
     return before, after, viewers - first
+
+
+HOLDER = """
+import asyncio, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+async def one():
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /events HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nAccept: text/event-stream\\r\\n\\r\\n")
+    await writer.drain()
+    await reader.read(4096)
+    await asyncio.sleep(3600)
+async def main():
+    first = max(1, n // 10)
+    held = [asyncio.create_task(one()) for _ in range(first)]
+    await asyncio.sleep(3)
+    print("first", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+    held += [asyncio.create_task(one()) for _ in range(n - first)]
+    await asyncio.sleep(5)
+    print("connected", flush=True)
+    await asyncio.sleep(3600)
+asyncio.run(main())
+"""
 
 
 def listening(port):
@@ -181,6 +207,12 @@ def main():
         port = free_port()
         measured = report("bare axum SSE (the floor)", *measure([args.floor, str(port)], clean_env({}), port,
                                                                    args.viewers, False, False))
+        rows.append(measured[0])
+        notes += measured[1:]
+        # Browsers ask in HTTP/1.1 (chunked); the Rust viewers in HTTP/1.0.
+        port = free_port()
+        measured = report("bare axum SSE, HTTP/1.1 requests", *measure([args.floor, str(port)], clean_env({}), port,
+                                                                        args.viewers, False, False, http11=True))
         rows.append(measured[0])
         notes += measured[1:]
     print("\n".join(rows + notes))
