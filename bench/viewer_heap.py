@@ -19,7 +19,8 @@ Usage: bench/viewer_heap.py CAIRN_SYSTEM_ALLOC VIEWERS_CLIENT [--viewers N] [--w
 the same way, with the Rust viewers' HTTP/1.0 requests and with HTTP/1.1
 ones held open as browsers send them: what the HTTP stack alone holds per
 idle SSE connection).
-Prints one Markdown row and the allocation sites that grew most. Needs
+Prints a Markdown table, a row per server, and the allocation sites that
+grew most. Needs
 valgrind (with vgdb). Every process it starts it stops by its process id.
 """
 
@@ -79,16 +80,17 @@ def sites(text):
     return by_site
 
 
-def measure(command, env, port, viewers, ws, cairn, http11=False):
+def measure(command, env, port, viewers, client, cairn):
     """Runs `command` under massif and returns the two snapshots (first
-    tenth, all) and the viewers added between them. With `cairn`, signs up
-    and opens a thread first; the floor server takes any request."""
+    tenth, all) and the viewers added between them; `client(token, thread)`
+    is the viewers' command line. With `cairn`, signs up and opens a thread
+    first; the floor server takes any request."""
     with tempfile.TemporaryDirectory(prefix="cairn-bench-heap-") as work:
         out = os.path.join(work, "massif.out")
         server = subprocess.Popen(
             ["valgrind", "--tool=massif", "--vgdb=yes", "--threshold=0.2", f"--massif-out-file={out}", *command],
             env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = None
+        held = None
         try:
             deadline = time.time() + 600
             probe = f"http://127.0.0.1:{port}/readyz"
@@ -96,7 +98,7 @@ def measure(command, env, port, viewers, ws, cairn, http11=False):
                 if server.poll() is not None or time.time() > deadline:
                     raise RuntimeError(f"{command[0]} did not start under valgrind")
                 time.sleep(0.5)
-            token, thread = "none", "00000000-0000-0000-0000-000000000000"
+            token, thread = "none", NO_THREAD
             if cairn:
                 base = f"http://127.0.0.1:{port}/api/v1"
                 post(f"{base}/auth/register", {"email": "heap@example.com", "password": PASSWORD, "display_name": "H"})
@@ -104,27 +106,27 @@ def measure(command, env, port, viewers, ws, cairn, http11=False):
                                                     "password": PASSWORD}, form=True)["access_token"]
                 project = post(f"{base}/projects", {"name": "P"}, False, token)["id"]
                 thread = post(f"{base}/projects/{project}/threads", {"title": "T"}, False, token)["id"]
-            ports = f"{port},{port}" if ws else str(port)
-            viewer = ([sys.executable, "-c", HOLDER, str(port), str(viewers)] if http11
-                      else [VIEWERS_CLIENT[0], ports, token, thread, str(viewers)])
-            client = subprocess.Popen(viewer, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            held = subprocess.Popen(client(token, thread), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             first = max(1, viewers // 10)
-            assert client.stdout.readline().strip() == "first"
+            assert held.stdout.readline().strip() == "first"
             time.sleep(10)
             before = snapshot(server.pid, os.path.join(work, "before"))
-            client.stdin.write("go\n")
-            client.stdin.flush()
-            assert client.stdout.readline().strip() == "connected"
+            held.stdin.write("go\n")
+            held.stdin.flush()
+            assert held.stdout.readline().strip() == "connected"
             time.sleep(20)
             after = snapshot(server.pid, os.path.join(work, "after"))
         finally:
-            if client is not None and client.poll() is None:
-                client.kill()
-                client.wait()
+            if held is not None and held.poll() is None:
+                held.kill()
+                held.wait()
             server.terminate()
             server.wait(timeout=120)
     return before, after, viewers - first
 
+
+# The thread the floor's viewers name: it takes any request.
+NO_THREAD = "00000000-0000-0000-0000-000000000000"
 
 HOLDER = """
 import asyncio, sys
@@ -172,9 +174,6 @@ def report(label, before, after, added):
     return lines
 
 
-VIEWERS_CLIENT = []
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cairn")
@@ -185,7 +184,7 @@ def main():
     parser.add_argument("--floor", help="the bare axum SSE server (sse_floor example), measured the same way")
     args = parser.parse_args()
     more_files()
-    VIEWERS_CLIENT.append(args.client)
+    n = str(args.viewers)
     port = free_port()
     env = clean_env({
         "CAIRN__SERVER__BIND": f"127.0.0.1:{port}",
@@ -196,23 +195,23 @@ def main():
         "CAIRN__LLM__PROVIDERS": '[{name="scripted",kind="openai-compatible",base_url="http://127.0.0.1:9/v1",'
                                  'models=[{name="m"}]}]',
     })
+    ports = f"{port},{port}" if args.ws else str(port)
     kind = "half SSE, half WebSocket" if args.ws else "SSE"
+    # (label, server command, its environment, its port, the viewers, whether it is Cairn)
+    series = [(f"Cairn ({kind}, log.level {args.log_level})", [args.cairn, "serve"], env, port,
+               lambda token, thread: [args.client, ports, token, thread, n], True)]
+    if args.floor:
+        # The Rust viewers ask in HTTP/1.0; browsers in HTTP/1.1 (chunked).
+        for label, http11 in (("bare axum SSE (the floor)", False), ("bare axum SSE, HTTP/1.1 requests", True)):
+            floor_port = free_port()
+            at = str(floor_port)
+            viewer = [sys.executable, "-c", HOLDER, at, n] if http11 else [args.client, at, "none", NO_THREAD, n]
+            series.append((label, [args.floor, at], clean_env({}), floor_port,
+                           lambda token, thread, viewer=viewer: viewer, False))
     rows = ["| server, streams | heap per idle viewer (useful) | with the allocator's overhead |", "|---|---|---|"]
     notes = []
-    measured = report(f"Cairn ({kind}, log.level {args.log_level})",
-                      *measure([args.cairn, "serve"], env, port, args.viewers, args.ws, True))
-    rows.append(measured[0])
-    notes += measured[1:]
-    if args.floor:
-        port = free_port()
-        measured = report("bare axum SSE (the floor)", *measure([args.floor, str(port)], clean_env({}), port,
-                                                                   args.viewers, False, False))
-        rows.append(measured[0])
-        notes += measured[1:]
-        # Browsers ask in HTTP/1.1 (chunked); the Rust viewers in HTTP/1.0.
-        port = free_port()
-        measured = report("bare axum SSE, HTTP/1.1 requests", *measure([args.floor, str(port)], clean_env({}), port,
-                                                                        args.viewers, False, False, http11=True))
+    for label, command, server_env, server_port, client, cairn in series:
+        measured = report(label, *measure(command, server_env, server_port, args.viewers, client, cairn))
         rows.append(measured[0])
         notes += measured[1:]
     print("\n".join(rows + notes))

@@ -11,11 +11,16 @@ PODMAN_PID=""
 # What the sandbox image holds; a change here builds a new image.
 SANDBOX_IMAGE_PACKAGES="python3,python-is-python3"
 
-# Podman with the private configuration.
-pod() {
+# A command with the private configuration in its environment.
+with_podman_config() {
     CONTAINERS_CONF="$CAIRN_CACHE_DIR/podman/containers.conf" \
         CONTAINERS_STORAGE_CONF="$CAIRN_CACHE_DIR/podman/storage.conf" \
-        TMPDIR="$CAIRN_CACHE_DIR/podman/tmp" podman "$@"
+        TMPDIR="$CAIRN_CACHE_DIR/podman/tmp" "$@"
+}
+
+# Podman with the private configuration.
+pod() {
+    with_podman_config podman "$@"
 }
 
 # The Debian mirror this machine installs its packages from.
@@ -35,9 +40,10 @@ debian_release() {
 }
 
 # Builds a Debian root file system (minbase, plus the packages named, comma
-# separated, if any) into a tar file.
+# separated, if any, and an empty folder at the root if named) into a tar
+# file.
 debootstrap_image() {
-    local tar=$1 packages=$2 what=$3 release tmp include=()
+    local tar=$1 packages=$2 what=$3 folder=${4:-} release tmp include=()
     release=$(debian_release)
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/cairn-image.XXXXXX")
     [[ -z $packages ]] || include=(--include="$packages")
@@ -50,7 +56,8 @@ debootstrap_image() {
     fi
     rm -rf "$tmp/rootfs/var/lib/apt/lists/"* "$tmp/rootfs/usr/share/doc" "$tmp/rootfs/usr/share/man" \
         "$tmp/rootfs/usr/share/locale"
-    mkdir -p "$tmp/rootfs/workspace" "$(dirname "$tar")"
+    [[ -z $folder ]] || mkdir -p "$tmp/rootfs/$folder"
+    mkdir -p "$(dirname "$tar")"
     tar -C "$tmp/rootfs" -cf "$tar.partial" .
     mv "$tar.partial" "$tar"
     rm -rf "$tmp"
@@ -101,7 +108,7 @@ start_container_engine() {
     image="localhost/cairn-sandbox-test:$key"
     if ! pod image exists "$image" 2>/dev/null; then
         tar="$CAIRN_CACHE_DIR/images/sandbox-$key.tar"
-        [[ -s $tar ]] || debootstrap_image "$tar" "$SANDBOX_IMAGE_PACKAGES" "the sandbox image"
+        [[ -s $tar ]] || debootstrap_image "$tar" "$SANDBOX_IMAGE_PACKAGES" "the sandbox image" workspace
         pod import --quiet --change 'WORKDIR /workspace' "$tar" "$image" >/dev/null ||
             die "cannot import the sandbox image into Podman"
     fi
@@ -149,7 +156,7 @@ stop_container_engine() {
 # only the binary's layer is new. Prints the image's name.
 build_cairn_image() {
     local key base tar tmp cert
-    key=$(printf 'minbase %s' "$(debian_release)" | sha256sum | cut -c1-12)
+    key=$(printf 'minbase, nothing added, %s' "$(debian_release)" | sha256sum | cut -c1-12)
     base="localhost/cairn-debian-minbase:$key"
     if ! pod image exists "$base" 2>/dev/null; then
         tar="$CAIRN_CACHE_DIR/images/minbase-$key.tar"
@@ -189,10 +196,7 @@ image_smoke() {
     command -v psql >/dev/null 2>&1 || apt_install postgresql-client
     build_servers
     image=$(build_cairn_image)
-    CONTAINERS_CONF="$CAIRN_CACHE_DIR/podman/containers.conf" \
-        CONTAINERS_STORAGE_CONF="$CAIRN_CACHE_DIR/podman/storage.conf" \
-        TMPDIR="$CAIRN_CACHE_DIR/podman/tmp" \
-        "$venv/bin/python" "$ROOT/scripts/image_smoke.py" --image "$image" \
+    with_podman_config "$venv/bin/python" "$ROOT/scripts/image_smoke.py" --image "$image" \
         --llm "$CARGO_TARGET_DIR/debug/examples/scripted_llm" --s3s-fs "$CAIRN_TEST_S3S_FS" \
         --database-url "$CAIRN_TEST_POSTGRES_URL" --redis-url "$CAIRN_TEST_REDIS_URL"
 }
