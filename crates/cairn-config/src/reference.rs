@@ -73,7 +73,10 @@ const ROWS: &[Row] = &[
         "empty: SQLite file `cairn.db` in the data dir; `sqlite://PATH`; or \
          `postgres://user:pass@host:5432/db`",
     ),
-    Row::new(&["database.max_connections"], "connection pool size"),
+    Row::new(
+        &["database.max_connections"],
+        "connection pool size (a process that runs agent steps keeps one connection more, for their checkpoints)",
+    ),
     Row::new(&["database.acquire_timeout_secs"], "how long a request waits for a connection before failing with 503"),
     Row::new(
         &["redis.url"],

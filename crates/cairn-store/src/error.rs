@@ -51,24 +51,29 @@ fn convert(error: sqlx::Error, entity: &'static str) -> cairn_core::Error {
     let internal = |detail: String| cairn_core::Error::Internal { dependency: Dependency::Database, detail };
     match error {
         sqlx::Error::RowNotFound => cairn_core::Error::NotFound { entity },
+        sqlx::Error::Database(db) if is_connection_loss(db.code().as_deref()) => unavailable(db.to_string()),
         sqlx::Error::Database(db) => match db.kind() {
             ErrorKind::UniqueViolation => cairn_core::Error::Conflict { entity },
             ErrorKind::ForeignKeyViolation => cairn_core::Error::NotFound { entity: "referenced entity" },
-            _ => {
-                if is_connection_loss(db.code().as_deref()) {
-                    unavailable(db.to_string())
-                } else {
-                    internal(db.to_string())
-                }
-            }
+            _ => internal(db.to_string()),
         },
+        other if is_loss(&other) => unavailable(other.to_string()),
+        other => internal(other.to_string()),
+    }
+}
+
+/// Whether an error means the connection (or the server) is gone, rather
+/// than that the query was refused.
+pub(crate) fn is_loss(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => is_connection_loss(db.code().as_deref()),
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => unavailable(error.to_string()),
-        other => internal(other.to_string()),
+        | sqlx::Error::Protocol(_) => true,
+        _ => false,
     }
 }
 

@@ -76,6 +76,7 @@ contract!(
     finished_runs_keep_their_final_status,
     a_status_and_its_event_are_written_together,
     a_rerun_step_replaces_its_checkpoint,
+    checkpoints_of_concurrent_runs_all_land,
     a_worker_whose_run_was_claimed_since_writes_nothing,
     a_claim_waits_for_a_fenced_write_in_flight,
     sandbox_hosts_keep_a_heartbeat_and_sandboxes_their_placement,
@@ -780,6 +781,32 @@ async fn a_rerun_step_replaces_its_checkpoint(store: Arc<dyn Store>) {
     assert_eq!((latest.step, latest.state), (2, json!({ "node": "act-again" })));
 }
 
+/// Checkpoints of many runs written at once (one connection is kept aside
+/// for them; the writes that find it busy go through the pool): each lands.
+async fn checkpoints_of_concurrent_runs_all_land(store: Arc<dyn Store>) {
+    let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "t@example.com").await;
+    let mut writers = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        let run =
+            store.create_run(NewRun { thread_id: thread.id, created_by: owner.id, trace_parent: None }).await.unwrap();
+        let fence = store.claim_run(run.id).await.unwrap();
+        writers.push(tokio::spawn(async move {
+            for step in 1..=20 {
+                let cp = NewCheckpoint { run_id: run.id, step, state: json!({ "step": step }) };
+                store.put_checkpoint(cp, Some(fence)).await.unwrap();
+            }
+            run.id
+        }));
+    }
+    for writer in writers {
+        let run = writer.await.unwrap();
+        let saved = store.checkpoints(run).await.unwrap();
+        assert_eq!(saved.iter().map(|c| c.step).collect::<Vec<_>>(), (1..=20).collect::<Vec<_>>());
+        assert!(saved.iter().all(|c| c.state == json!({ "step": c.step })));
+    }
+}
+
 async fn a_worker_whose_run_was_claimed_since_writes_nothing(store: Arc<dyn Store>) {
     let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "t@example.com").await;
     let run =
@@ -1069,15 +1096,22 @@ async fn references_to_missing_rows_are_refused(store: Arc<dyn Store>) {
     assert!(matches!(events, Err(Error::NotFound { entity: "thread" })), "{events:?}");
 }
 
-/// When PostgreSQL goes away, calls fail fast as `Unavailable` (the gateway
-/// turns that into 503), and work again by themselves once it is back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_outage_is_reported_and_recovered_from() {
+/// A migrated PostgreSQL database reached through a proxy the test can cut
+/// (small pool, short acquire timeout).
+async fn behind_proxy() -> (TestPostgres, TcpProxy, Database) {
     let pg = TestPostgres::create().await;
     let proxy = TcpProxy::start(&pg.server_addr()).await;
     let options = OpenOptions { max_connections: 4, acquire_timeout: Duration::from_secs(2) };
     let db = Database::open(&pg.url_via(proxy.addr), &options).await.unwrap();
     db.migrate().await.unwrap();
+    (pg, proxy, db)
+}
+
+/// When PostgreSQL goes away, calls fail fast as `Unavailable` (the gateway
+/// turns that into 503), and work again by themselves once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_is_reported_and_recovered_from() {
+    let (_pg, proxy, db) = behind_proxy().await;
     let store = db.store();
     store.ping().await.unwrap();
 
@@ -1099,6 +1133,49 @@ async fn postgres_outage_is_reported_and_recovered_from() {
     assert!(recovered, "the store did not reconnect after the outage");
     user(&*store, "back@example.com").await;
     db.close().await;
+}
+
+/// Checkpoints are written on a connection kept out of the pool. When it
+/// is lost with the server, a write fails as `Unavailable`; once the server
+/// is back, writes land again by themselves, a superseded fence is still
+/// refused, and closing the database does not wait for that connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_are_written_again_after_their_connection_was_lost() {
+    let (_pg, proxy, db) = behind_proxy().await;
+    let store = db.store();
+    let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "cp@example.com").await;
+    let run =
+        store.create_run(NewRun { thread_id: thread.id, created_by: owner.id, trace_parent: None }).await.unwrap();
+    let fence = store.claim_run(run.id).await.unwrap();
+    let checkpoint = |step| NewCheckpoint { run_id: run.id, step, state: json!({ "step": step }) };
+    store.put_checkpoint(checkpoint(1), Some(fence)).await.unwrap();
+
+    proxy.cut();
+    let down = store.put_checkpoint(checkpoint(2), Some(fence)).await;
+    assert!(matches!(down, Err(Error::Unavailable { dependency: cairn_core::Dependency::Database, .. })), "{down:?}");
+
+    proxy.restore();
+    let mut saved = false;
+    for _ in 0..50 {
+        if store.put_checkpoint(checkpoint(2), Some(fence)).await.is_ok() {
+            saved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(saved, "checkpoints were not written again after the outage");
+    store.put_checkpoint(checkpoint(3), Some(fence)).await.unwrap();
+    let steps = store.checkpoints(run.id).await.unwrap().iter().map(|c| c.step).collect::<Vec<_>>();
+    assert_eq!(steps, vec![1, 2, 3]);
+
+    let newer = store.claim_run(run.id).await.unwrap();
+    let stale = store.put_checkpoint(checkpoint(4), Some(fence)).await;
+    assert!(matches!(stale, Err(Error::LeaseLost { .. })), "{stale:?}");
+    store.put_checkpoint(checkpoint(4), Some(newer)).await.unwrap();
+    assert_eq!(store.latest_checkpoint(run.id).await.unwrap().unwrap().step, 4);
+
+    let closed = tokio::time::timeout(Duration::from_secs(10), db.close()).await;
+    assert!(closed.is_ok(), "closing the database waited for the checkpoints' connection");
 }
 
 async fn the_first_user_is_the_admin(store: Arc<dyn Store>) {

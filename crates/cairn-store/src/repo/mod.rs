@@ -192,12 +192,66 @@ fn fenced(fence: Fence) -> cairn_core::Error {
     cairn_core::Error::LeaseLost { job: format!("run {} (lease generation {})", fence.run, fence.generation) }
 }
 
+/// A connection taken out of the pool for the writes every agent step makes
+/// (its checkpoint). The pool pings each connection handed back to it — a
+/// second round trip after every query (through SQLite's connection thread,
+/// or to the PostgreSQL server) — which a connection kept aside does not
+/// pay. It is made on first use, detached from the pool (which may open a
+/// replacement: a process holds one connection more than
+/// `database.max_connections` once it ran a step), and dropped when the
+/// connection is lost.
+#[derive(Debug)]
+pub(crate) struct StepWriter<DB: sqlx::Database>(std::sync::Arc<tokio::sync::Mutex<Option<DB::Connection>>>);
+
+impl<DB: sqlx::Database> Clone for StepWriter<DB> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<DB: sqlx::Database> Default for StepWriter<DB> {
+    fn default() -> Self {
+        Self(Default::default())
+    }
+}
+
+/// Executes a query (an expression, evaluated again for a second attempt) on
+/// the store's step writer; through the pool when another write holds the
+/// writer or the writer's connection was lost (the query is tried once more
+/// there: step writes are upserts).
+macro_rules! step_write {
+    ($store:expr, $query:expr) => {{
+        let mut outcome = None;
+        if let Ok(mut slot) = $store.step_writer.0.try_lock() {
+            if slot.is_none() {
+                *slot = $store.pool.acquire().await.ok().map(sqlx::pool::PoolConnection::detach);
+            }
+            if let Some(conn) = slot.as_mut() {
+                match $query.execute(&mut *conn).await {
+                    Err(error) if crate::error::is_loss(&error) => {
+                        crate::error::LAST_LOSS.mark();
+                        *slot = None;
+                    }
+                    done => outcome = Some(done),
+                }
+            }
+        }
+        match outcome {
+            Some(done) => done,
+            None => $query.execute(&$store.pool).await,
+        }
+    }};
+}
+
 macro_rules! sql_store {
     ($(#[$meta:meta])* $name:ident, $pool:ty, $backend:literal, $fence_sql:literal, $row_lock:literal, $begin_write:literal) => {
         $(#[$meta])*
         #[derive(Debug, Clone)]
         pub struct $name {
             pool: $pool,
+            /// The connection the writes of every agent step go through
+            /// (`step_write!`), kept out of the pool.
+            step_writer: StepWriter<<$name as StoreDb>::Db>,
         }
 
         impl $name {
@@ -226,7 +280,7 @@ macro_rules! sql_store {
             );
 
             pub fn new(pool: $pool) -> Self {
-                Self { pool }
+                Self { pool, step_writer: StepWriter::default() }
             }
 
             pub(crate) fn pool(&self) -> &$pool {

@@ -140,30 +140,33 @@ macro_rules! run_repo {
             }
 
             async fn put_checkpoint(&self, checkpoint: NewCheckpoint, fence: Option<Fence>) -> cairn_core::Result<()> {
+                let at = now();
                 let Some(fence) = fence else {
-                    sqlx::query(
-                        "INSERT INTO checkpoints (run_id, step, state, created_at) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (run_id, step) DO UPDATE SET state = excluded.state, created_at = excluded.created_at",
+                    step_write!(
+                        self,
+                        sqlx::query(
+                            "INSERT INTO checkpoints (run_id, step, state, created_at) VALUES ($1, $2, $3, $4) \
+                             ON CONFLICT (run_id, step) DO UPDATE SET state = excluded.state, created_at = excluded.created_at",
+                        )
+                        .bind(checkpoint.run_id.0)
+                        .bind(checkpoint.step)
+                        .bind(Json(&checkpoint.state))
+                        .bind(at)
                     )
-                    .bind(checkpoint.run_id.0)
-                    .bind(checkpoint.step)
-                    .bind(Json(checkpoint.state))
-                    .bind(now())
-                    .execute(&self.pool)
-                    .await
                     .db_entity("checkpoint")?;
                     return Ok(());
                 };
-                let saved = sqlx::query(Self::FENCED_CHECKPOINT_SQL)
-                    .bind(checkpoint.run_id.0)
-                    .bind(checkpoint.step)
-                    .bind(Json(checkpoint.state))
-                    .bind(now())
-                    .bind(fence.generation)
-                    .execute(&self.pool)
-                    .await
-                    .db_entity("checkpoint")?
-                    .rows_affected();
+                let saved = step_write!(
+                    self,
+                    sqlx::query(Self::FENCED_CHECKPOINT_SQL)
+                        .bind(checkpoint.run_id.0)
+                        .bind(checkpoint.step)
+                        .bind(Json(&checkpoint.state))
+                        .bind(at)
+                        .bind(fence.generation)
+                )
+                .db_entity("checkpoint")?
+                .rows_affected();
                 match saved {
                     0 => match self.run(checkpoint.run_id).await {
                         Ok(_) => Err(fenced(fence)),
