@@ -15,10 +15,10 @@ Usage: bench/viewer_heap.py CAIRN_SYSTEM_ALLOC VIEWERS_CLIENT [--viewers N] [--w
     [--floor SSE_FLOOR]
 (--ws: half the viewers on the WebSocket, half on SSE; else all SSE;
 --log-level: warn by default, as bench/viewers.py runs the servers;
---floor: also a bare axum SSE server, the `sse_floor` example, measured
-the same way, with the Rust viewers' HTTP/1.0 requests and with HTTP/1.1
-ones held open as browsers send them: what the HTTP stack alone holds per
-idle SSE connection).
+--floor: also a bare SSE router, the `sse_floor` example, measured the
+same way: on Cairn's server loop with the Rust viewers' HTTP/1.0 requests
+and with HTTP/1.1 ones held open as browsers send them (what the HTTP stack
+alone holds per idle SSE connection), and on axum::serve).
 Prints a Markdown table, a row per server, and the allocation sites that
 grew most. Needs
 valgrind (with vgdb). Every process it starts it stops by its process id.
@@ -181,7 +181,7 @@ def main():
     parser.add_argument("--viewers", type=int, default=1000)
     parser.add_argument("--ws", action="store_true")
     parser.add_argument("--log-level", default="warn", help="log.level (info, the default, keeps a span per request)")
-    parser.add_argument("--floor", help="the bare axum SSE server (sse_floor example), measured the same way")
+    parser.add_argument("--floor", help="the bare SSE server (sse_floor example), measured the same way")
     args = parser.parse_args()
     more_files()
     n = str(args.viewers)
@@ -202,11 +202,15 @@ def main():
                lambda token, thread: [args.client, ports, token, thread, n], True)]
     if args.floor:
         # The Rust viewers ask in HTTP/1.0; browsers in HTTP/1.1 (chunked).
-        for label, http11 in (("bare axum SSE (the floor)", False), ("bare axum SSE, HTTP/1.1 requests", True)):
+        # The bare router is served by Cairn's server loop, and by
+        # axum::serve for comparison.
+        for label, http11, loop in (("bare SSE, Cairn's server loop (the floor)", False, []),
+                                    ("bare SSE, Cairn's server loop, HTTP/1.1 requests", True, []),
+                                    ("bare SSE, axum::serve", False, ["axum-serve"])):
             floor_port = free_port()
             at = str(floor_port)
             viewer = [sys.executable, "-c", HOLDER, at, n] if http11 else [args.client, at, "none", NO_THREAD, n]
-            series.append((label, [args.floor, at], clean_env({}), floor_port,
+            series.append((label, [args.floor, at, *loop], clean_env({}), floor_port,
                            lambda token, thread, viewer=viewer: viewer, False))
     rows = ["| server, streams | heap per idle viewer (useful) | with the allocator's overhead |", "|---|---|---|"]
     notes = []

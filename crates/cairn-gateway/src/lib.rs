@@ -32,6 +32,7 @@ mod projects;
 mod sandbox_host;
 mod schedules;
 mod security;
+mod server;
 mod service_accounts;
 mod system;
 mod threads;
@@ -40,7 +41,6 @@ mod web;
 mod webhooks;
 mod wire;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
@@ -55,6 +55,7 @@ pub use connections::{Connections, ConnectionsError};
 pub use error::{ApiError, ApiJson, Problem};
 pub use openapi::openapi_document;
 pub use sandbox_host::{sandbox_host_admin_app, sandbox_host_app, sandbox_host_openapi_document};
+pub use server::serve;
 
 /// Installs the process's metrics recorder. A process calls it first, so
 /// nothing it does before its HTTP application is built (a worker's first
@@ -225,23 +226,6 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
 /// `/readyz` without credentials, for the deployment's own monitoring.
 pub fn admin_app(state: AppState) -> Router {
     middleware::wrap(metrics::admin_routes().fallback(error::route_not_found), &state.config).with_state(state)
-}
-
-/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting
-/// connections and waits for the requests in flight to finish.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Streamed responses (execution events, downloads) are written in pieces;
-    // without NODELAY a piece can wait for the client's delayed ACK (~40 ms).
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
 /// Serves an admin application (metrics and probes) on `listener` in the

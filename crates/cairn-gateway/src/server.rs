@@ -1,0 +1,97 @@
+//! The HTTP/1.1 server loop: accepts connections and serves each with
+//! hyper's HTTP/1 connection, upgrades (WebSocket) included.
+//!
+//! Not `axum::serve`: it sniffs every connection for an HTTP/2 preface
+//! first, reading its first 24 bytes apart, and hands them to hyper as a
+//! short first read — which makes hyper grow its 8 KiB read buffer to 16 KiB
+//! for the life of the connection. An idle event-stream viewer is an open
+//! connection for hours, so that doubled buffer was a quarter of what each
+//! held (`BENCHMARKS.md`, "The heap an idle viewer holds"). Cairn speaks
+//! HTTP/1.1 (browsers reach it so, or through a proxy); HTTP/2 is the
+//! proxy's to terminate.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting
+/// connections, asks each open one to close once its response in flight is
+/// done, and waits for them.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Dropped when shutdown begins: each connection watches for it.
+    let (stop_tx, stop_rx) = watch::channel(());
+    // Held by each connection's task: closed once the last one ended.
+    let (done_tx, done_rx) = watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Streamed responses (execution events, downloads) are written in
+        // pieces; without NODELAY a piece can wait for the client's delayed
+        // ACK (~40 ms).
+        let _ = tcp.set_nodelay(true);
+        let service =
+            TowerToHyperService::new(app.clone().map_request(move |mut request: axum::http::Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(remote));
+                request.map(axum::body::Body::new)
+            }));
+        let (mut stop, done) = (stop_rx.clone(), done_rx.clone());
+        tokio::spawn(async move {
+            let connection =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).with_upgrades();
+            let mut connection = std::pin::pin!(connection);
+            let mut stopping = false;
+            loop {
+                tokio::select! {
+                    result = connection.as_mut() => {
+                        if let Err(error) = result {
+                            tracing::trace!(%error, %remote, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    _ = stop.changed(), if !stopping => {
+                        stopping = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+            drop(done);
+        });
+    }
+    drop((stop_tx, stop_rx, done_rx, listener));
+    done_tx.closed().await;
+    Ok(())
+}
+
+/// An accept that failed: the client's own trouble (it reset or gave up)
+/// is passed over; anything else (out of file descriptors, of memory) is
+/// logged and the loop pauses a second instead of spinning on it.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(error.kind(), ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused)
+    {
+        return;
+    }
+    tracing::error!(%error, "accepting a connection failed; pausing for a second");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
