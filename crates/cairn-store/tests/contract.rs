@@ -1151,8 +1151,10 @@ async fn checkpoints_are_written_again_after_their_connection_was_lost() {
     store.put_checkpoint(checkpoint(1), Some(fence)).await.unwrap();
 
     proxy.cut();
+    let started = std::time::Instant::now();
     let down = store.put_checkpoint(checkpoint(2), Some(fence)).await;
     assert!(matches!(down, Err(Error::Unavailable { dependency: cairn_core::Dependency::Database, .. })), "{down:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "failing took {:?}", started.elapsed());
 
     proxy.restore();
     let mut saved = false;

@@ -218,13 +218,19 @@ impl<DB: sqlx::Database> Default for StepWriter<DB> {
 /// Executes a query (an expression, evaluated again for a second attempt) on
 /// the store's step writer; through the pool when another write holds the
 /// writer or the writer's connection was lost (the query is tried once more
-/// there: step writes are upserts).
+/// there: step writes are upserts). When no connection can be had for the
+/// writer, that error is the write's.
 macro_rules! step_write {
     ($store:expr, $query:expr) => {{
         let mut outcome = None;
         if let Ok(mut slot) = $store.step_writer.0.try_lock() {
             if slot.is_none() {
-                *slot = $store.pool.acquire().await.ok().map(sqlx::pool::PoolConnection::detach);
+                // A pool that cannot give a connection now would not give
+                // one for the second attempt either: its error is the answer.
+                match $store.pool.acquire().await {
+                    Ok(conn) => *slot = Some(conn.detach()),
+                    Err(error) => outcome = Some(Err(error)),
+                }
             }
             if let Some(conn) = slot.as_mut() {
                 match $query.execute(&mut *conn).await {
