@@ -1,5 +1,7 @@
 //! The HTTP/1.1 server loop: accepts connections and serves each with
-//! hyper's HTTP/1 connection, upgrades (WebSocket) included.
+//! hyper's HTTP/1 connection, upgrades (WebSocket) included — except a
+//! connection whose first request asks for an event stream, which is
+//! answered without hyper (`first_request`).
 //!
 //! Not `axum::serve`: it sniffs every connection for an HTTP/2 preface
 //! first, reading its first 24 bytes apart, and hands them to hyper as a
@@ -10,17 +12,24 @@
 //! HTTP/1.1 (browsers reach it so, or through a proxy); HTTP/2 is the
 //! proxy's to terminate.
 
+mod first_request;
+
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
+use first_request::{First, Primed};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::ServiceExt;
+
+/// How long a new connection may take to send its first request's head.
+const FIRST_HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting
 /// connections, asks each open one to close once its response in flight is
@@ -50,37 +59,75 @@ pub async fn serve(
         // pieces; without NODELAY a piece can wait for the client's delayed
         // ACK (~40 ms).
         let _ = tcp.set_nodelay(true);
-        let service =
-            TowerToHyperService::new(app.clone().map_request(move |mut request: axum::http::Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(remote));
-                request.map(axum::body::Body::new)
-            }));
-        let (mut stop, done) = (stop_rx.clone(), done_rx.clone());
+        let (app, stop, done) = (app.clone(), stop_rx.clone(), done_rx.clone());
         tokio::spawn(async move {
-            let connection =
-                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).with_upgrades();
-            let mut connection = std::pin::pin!(connection);
-            let mut stopping = false;
-            loop {
-                tokio::select! {
-                    result = connection.as_mut() => {
-                        if let Err(error) = result {
-                            tracing::trace!(%error, %remote, "connection ended with an error");
-                        }
-                        break;
-                    }
-                    _ = stop.changed(), if !stopping => {
-                        stopping = true;
-                        connection.as_mut().graceful_shutdown();
-                    }
-                }
-            }
+            serve_connection(tcp, remote, app, stop).await;
             drop(done);
         });
     }
     drop((stop_tx, stop_rx, done_rx, listener));
     done_tx.closed().await;
     Ok(())
+}
+
+/// One connection: its first request sorted (`first_request`), then either
+/// answered there (an event stream) or served by hyper.
+async fn serve_connection(mut tcp: TcpStream, remote: SocketAddr, app: Router, mut stop: watch::Receiver<()>) {
+    // A client gets this long to send its first request's head (no
+    // connection held open by one that never does); one still silent when
+    // shutdown begins is closed.
+    let first = tokio::select! {
+        first = tokio::time::timeout(FIRST_HEAD_TIMEOUT, first_request::read(&mut tcp, remote)) => first,
+        _ = stop.changed() => return,
+    };
+    let first = match first {
+        Ok(Ok(first)) => first,
+        Ok(Err(error)) => {
+            tracing::trace!(%error, %remote, "reading the first request failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%remote, "no request within {FIRST_HEAD_TIMEOUT:?}; closing the connection");
+            return;
+        }
+    };
+    match first {
+        First::Closed => {}
+        First::EventStream(request) => {
+            if let Err(error) = first_request::answer(tcp, *request, app).await {
+                tracing::trace!(%error, %remote, "an event stream ended with an error");
+            }
+        }
+        // Boxed: an event stream's task is not the size of hyper's connection.
+        First::Other(read) => Box::pin(serve_with_hyper(Primed::new(read, tcp), remote, app, stop)).await,
+    }
+}
+
+/// Hyper's HTTP/1 connection, upgrades included, until it closes — or, once
+/// `stop` changes, until its response in flight is done.
+async fn serve_with_hyper(io: Primed, remote: SocketAddr, app: Router, mut stop: watch::Receiver<()>) {
+    let service = TowerToHyperService::new(app.map_request(move |mut request: axum::http::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(remote));
+        request.map(axum::body::Body::new)
+    }));
+    let connection =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service).with_upgrades();
+    let mut connection = std::pin::pin!(connection);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::trace!(%error, %remote, "connection ended with an error");
+                }
+                return;
+            }
+            _ = stop.changed(), if !stopping => {
+                stopping = true;
+                connection.as_mut().graceful_shutdown();
+            }
+        }
+    }
 }
 
 /// An accept that failed: the client's own trouble (it reset or gave up)

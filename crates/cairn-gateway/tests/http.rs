@@ -274,6 +274,84 @@ async fn shutdown_finishes_requests_in_flight_then_refuses_new_ones() {
     assert!(after.is_err(), "the server no longer accepts connections");
 }
 
+/// Reads one response from a raw connection: its head (lowercased) and a
+/// body of `content-length` bytes.
+async fn read_response(socket: &mut tokio::net::TcpStream) -> (String, String) {
+    use tokio::io::AsyncReadExt;
+    let mut read = Vec::new();
+    loop {
+        if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8(read[..end].to_vec()).unwrap().to_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .expect("a content-length")
+                .parse()
+                .unwrap();
+            if read.len() >= end + 4 + length {
+                return (head, String::from_utf8(read[end + 4..end + 4 + length].to_vec()).unwrap());
+            }
+        }
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "closed mid-response: {}", String::from_utf8_lossy(&read));
+        read.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// A connection's first request is read before hyper serves it (to pick
+/// out event streams): whatever else comes is served as before — a head
+/// that arrives in pieces, one longer than the first read looks at, and
+/// further requests on the same connection.
+#[tokio::test]
+async fn requests_that_are_not_event_streams_keep_their_connection() {
+    use tokio::io::AsyncWriteExt;
+    let (server, _db) = start(small_config()).await;
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let padding = "x".repeat(12 * 1024);
+    let first = format!("GET /healthz HTTP/1.1\r\nHost: cairn.test\r\nX-Padding: {padding}\r\n\r\n");
+    for piece in first.as_bytes().chunks(5000) {
+        socket.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let (head, body) = read_response(&mut socket).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n") && !head.contains("connection: close"), "{head}");
+    assert!(body.contains("ok"), "{body}");
+    // The same connection takes the next request, and a JSON body.
+    let echo = r#"{"name":"again","count":2}"#;
+    let second = format!(
+        "POST /api/v1/test/echo HTTP/1.1\r\nHost: cairn.test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{echo}",
+        echo.len()
+    );
+    socket.write_all(second.as_bytes()).await.unwrap();
+    let (head, body) = read_response(&mut socket).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), json!({ "name": "again", "count": 2 }));
+    // Garbage is still hyper's to refuse.
+    let mut junk = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    junk.write_all(b"NOT HTTP AT ALL\r\n\r\n").await.unwrap();
+    let mut answer = String::new();
+    use tokio::io::AsyncReadExt;
+    tokio::time::timeout(Duration::from_secs(10), junk.read_to_string(&mut answer)).await.unwrap().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    server.stop().await;
+}
+
+/// A connection that has sent nothing does not hold shutdown up.
+#[tokio::test]
+async fn a_silent_connection_does_not_delay_shutdown() {
+    use tokio::io::AsyncReadExt;
+    let (server, _db) = start(small_config()).await;
+    let mut silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    server.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(5), "shutdown took {:?}", started.elapsed());
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), silent.read_to_end(&mut rest)).await.unwrap();
+    assert!(read.is_ok_and(|n| n == 0), "the silent connection is closed");
+}
+
 async fn wait_for_status(server: &Server, path: &str, status: StatusCode) -> Value {
     let mut last = None;
     for _ in 0..100 {

@@ -759,6 +759,142 @@ async fn members_see_who_is_in_a_thread_and_who_is_typing() {
     assert_eq!(ids(&left["here"]), [owner["id"].clone()]);
 }
 
+/// A connection to the API whose first request is `head`, sent in two
+/// pieces a moment apart (as a slow client's would arrive).
+async fn raw_request(api: &Api, head: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut socket = tokio::net::TcpStream::connect(api.base.trim_start_matches("http://")).await.unwrap();
+    let (first, rest) = head.split_at(head.len() / 2);
+    socket.write_all(first.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    socket.write_all(rest.as_bytes()).await.unwrap();
+    socket
+}
+
+/// Reads a response's head (lowercased) and what came after it so far.
+async fn response_head(socket: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut read = Vec::new();
+    loop {
+        if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8(read[..end].to_vec()).unwrap().to_lowercase();
+            return (head, read[end + 4..].to_vec());
+        }
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "the connection closed before a whole head: {}", String::from_utf8_lossy(&read));
+        read.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Reads more of a response until `done` holds for the body (decoded from
+/// chunks when `chunked`) or the server closes; returns the body and
+/// whether the server closed.
+async fn body_until(
+    socket: &mut tokio::net::TcpStream,
+    raw: &mut Vec<u8>,
+    chunked: bool,
+    done: impl Fn(&str) -> bool,
+) -> (String, bool) {
+    use tokio::io::AsyncReadExt;
+    let decode = |raw: &[u8]| -> String {
+        if !chunked {
+            return String::from_utf8_lossy(raw).into_owned();
+        }
+        let (mut body, mut at) = (Vec::new(), 0);
+        while let Some(line) = raw[at..].windows(2).position(|w| w == b"\r\n") {
+            let size = usize::from_str_radix(std::str::from_utf8(&raw[at..at + line]).unwrap(), 16).unwrap();
+            let start = at + line + 2;
+            if raw.len() < start + size + 2 {
+                break;
+            }
+            assert_eq!(&raw[start + size..start + size + 2], b"\r\n", "a chunk ends with CRLF");
+            body.extend_from_slice(&raw[start..start + size]);
+            at = start + size + 2;
+        }
+        String::from_utf8_lossy(&body).into_owned()
+    };
+    loop {
+        let body = decode(raw);
+        if done(&body) {
+            return (body, false);
+        }
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf))
+            .await
+            .expect("more of the body")
+            .unwrap();
+        if n == 0 {
+            return (decode(raw), true);
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// An event stream opened as a connection's first request is answered
+/// without hyper (`server/first_request.rs`): the same headers as any
+/// response, chunked for HTTP/1.1 and up to the close for HTTP/1.0, live
+/// events as they come, and the viewer gone as soon as its client is.
+#[tokio::test]
+async fn an_event_stream_opened_by_a_new_connection_is_served_in_full() {
+    use cairn_core::model::NewEvent;
+    let api = start(false).await;
+    let thread = api.thread().await;
+    let path = format!("/api/v1/threads/{thread}/events");
+    let mut owners = api.stream(&api.owner, &thread).await;
+    let mut seen = String::new();
+    presence_until(&mut owners, &mut seen, |s| ids(&s["here"]).len() == 1).await;
+
+    let request = |version: &str, token: Option<&str>| {
+        let credential = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        format!("GET {path} HTTP/{version}\r\nHost: cairn.test\r\n{credential}Accept: text/event-stream\r\n\r\n")
+    };
+    let mut viewer = raw_request(&api, &request("1.1", Some(&api.viewer))).await;
+    let (head, rest) = response_head(&mut viewer).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    for line in ["content-type: text/event-stream", "transfer-encoding: chunked", "connection: close", "date: "] {
+        assert!(head.contains(line), "{line} in {head}");
+    }
+    // What the middleware puts on every response (security headers, the
+    // request id) is on this one too: compare with a response hyper served.
+    let json = api.client.get(format!("{}{path}", api.base)).bearer_auth(&api.viewer).send().await.unwrap();
+    for name in json.headers().keys() {
+        if !["content-length", "content-type", "date"].contains(&name.as_str()) {
+            assert!(head.contains(&format!("\r\n{name}: ")), "{name} missing from {head}");
+        }
+    }
+    // The viewer is present, and a live event reaches them as a chunk.
+    presence_until(&mut owners, &mut seen, |s| ids(&s["here"]).len() == 2).await;
+    let mut raw = rest;
+    body_until(&mut viewer, &mut raw, true, |body| body.contains("event: presence")).await;
+    let live = NewEvent { run_id: None, kind: "token".into(), payload: json!({ "text": "live" }), schema_version: 2 };
+    api.store.append_events(thread.parse().unwrap(), vec![live], None).await.unwrap();
+    let (body, closed) = body_until(&mut viewer, &mut raw, true, |body| body.contains("id: 1")).await;
+    assert!(!closed && body.contains("event: token") && body.contains(r#""text":"live""#), "{body}");
+    // The client goes: so does its presence, at once.
+    drop(viewer);
+    presence_until(&mut owners, &mut seen, |s| ids(&s["here"]).len() == 1).await;
+
+    // HTTP/1.0 has no chunks: the body runs to the close.
+    let mut old = raw_request(&api, &request("1.0", Some(&api.viewer))).await;
+    let (head, rest) = response_head(&mut old).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n") && head.contains("connection: close"), "{head}");
+    assert!(!head.contains("transfer-encoding") && !head.contains("content-length"), "{head}");
+    let mut raw = rest;
+    let (body, _) = body_until(&mut old, &mut raw, false, |body| body.contains("id: 1")).await;
+    assert!(body.contains(r#""text":"live""#), "the backlog: {body}");
+
+    // Refused requests are answered whole (with their length), then closed.
+    let mut anonymous = raw_request(&api, &request("1.1", None)).await;
+    let (head, rest) = response_head(&mut anonymous).await;
+    assert!(head.starts_with("http/1.1 401 unauthorized\r\n") && head.contains("content-length: "), "{head}");
+    let mut raw = rest;
+    let (body, closed) = body_until(&mut anonymous, &mut raw, false, |_| false).await;
+    assert!(closed, "the connection closes after the response");
+    let problem: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(problem["code"], "unauthenticated", "{problem}");
+}
+
 /// Many viewers of one thread: each gets a handful of compact states, not a
 /// message per viewer per change (the old signals went out about N² times).
 #[tokio::test]
