@@ -22,14 +22,14 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use first_request::{First, Primed};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-/// How long a new connection may take to send its first request's head.
-const FIRST_HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take to send a request's head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting
 /// connections, asks each open one to close once its response in flight is
@@ -77,7 +77,7 @@ async fn serve_connection(mut tcp: TcpStream, remote: SocketAddr, app: Router, m
     // connection held open by one that never does); one still silent when
     // shutdown begins is closed.
     let first = tokio::select! {
-        first = tokio::time::timeout(FIRST_HEAD_TIMEOUT, first_request::read(&mut tcp, remote)) => first,
+        first = tokio::time::timeout(HEAD_TIMEOUT, first_request::read(&mut tcp, remote)) => first,
         _ = stop.changed() => return,
     };
     let first = match first {
@@ -87,7 +87,7 @@ async fn serve_connection(mut tcp: TcpStream, remote: SocketAddr, app: Router, m
             return;
         }
         Err(_) => {
-            tracing::debug!(%remote, "no request within {FIRST_HEAD_TIMEOUT:?}; closing the connection");
+            tracing::debug!(%remote, "no request within {HEAD_TIMEOUT:?}; closing the connection");
             return;
         }
     };
@@ -110,8 +110,13 @@ async fn serve_with_hyper(io: Primed, remote: SocketAddr, app: Router, mut stop:
         request.extensions_mut().insert(ConnectInfo(remote));
         request.map(axum::body::Body::new)
     }));
-    let connection =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service).with_upgrades();
+    // The same time for every later request's head (a connection idle
+    // between requests is closed after it too).
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
     let mut connection = std::pin::pin!(connection);
     let mut stopping = false;
     loop {

@@ -337,6 +337,30 @@ async fn requests_that_are_not_event_streams_keep_their_connection() {
     server.stop().await;
 }
 
+/// A client that is slow to send a request's head (the first on its
+/// connection, or a later one) is cut off after 30 s: no connection is held
+/// open by one that never finishes a request.
+#[tokio::test]
+async fn a_request_head_that_never_ends_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (server, _db) = start(small_config()).await;
+    let started = std::time::Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut stalled = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stalled.write_all(b"GET /healthz HTTP/1.1\r\nHost: cairn.test\r\n\r\n").await.unwrap();
+    let (head, _) = read_response(&mut stalled).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    stalled.write_all(b"GET /healthz HTTP/1.1\r\nHo").await.unwrap();
+    for socket in [&mut silent, &mut stalled] {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(45), socket.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "the connection is closed");
+    }
+    let waited = started.elapsed();
+    assert!(waited > Duration::from_secs(25) && waited < Duration::from_secs(45), "closed after {waited:?}");
+    server.stop().await;
+}
+
 /// A connection that has sent nothing does not hold shutdown up.
 #[tokio::test]
 async fn a_silent_connection_does_not_delay_shutdown() {
