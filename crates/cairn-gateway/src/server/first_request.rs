@@ -108,11 +108,17 @@ fn event_stream_request(head: &httparse::Request<'_, '_>, remote: SocketAddr) ->
 /// side ends the response at once (its stream, and its presence, go).
 pub(super) async fn answer(mut tcp: TcpStream, request: Request<Body>, app: Router) -> io::Result<()> {
     let http10 = request.version() == Version::HTTP_10;
-    let Ok(response) = app.oneshot(request).await;
+    // Boxed, as the head below is dropped before the body streams: a
+    // viewer's task holds neither the router's future nor the response's
+    // header map while it waits for events.
+    let Ok(response) = Box::pin(app.oneshot(request)).await;
     let (parts, mut body) = response.into_parts();
     let length = body.size_hint().exact();
     let chunked = length.is_none() && !http10;
-    tcp.write_all(&head(&parts, length, chunked)).await?;
+    let head = head(&parts, length, chunked);
+    drop(parts);
+    tcp.write_all(&head).await?;
+    drop(head);
     let (mut reader, mut writer) = tcp.split();
     let mut ignored = [0u8; 64];
     loop {
