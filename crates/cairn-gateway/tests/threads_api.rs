@@ -895,6 +895,108 @@ async fn an_event_stream_opened_by_a_new_connection_is_served_in_full() {
     assert_eq!(problem["code"], "unauthenticated", "{problem}");
 }
 
+/// A viewer whose client stops reading (its socket full, the connection
+/// still open) is dropped after 30 s, presence and all, rather than held:
+/// it resumes with `Last-Event-ID` when it reads again.
+#[tokio::test]
+async fn a_viewer_that_reads_nothing_is_dropped() {
+    use cairn_core::model::NewEvent;
+    use tokio::io::AsyncWriteExt;
+    let api = start(false).await;
+    let thread = api.thread().await;
+    let mut owners = api.stream(&api.owner, &thread).await;
+    let mut seen = String::new();
+    presence_until(&mut owners, &mut seen, |s| ids(&s["here"]).len() == 1).await;
+    // A client with a small receive window that never reads.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(api.base.trim_start_matches("http://").parse().unwrap()).await.unwrap();
+    let request = format!(
+        "GET /api/v1/threads/{thread}/events HTTP/1.1\r\nHost: cairn.test\r\nAuthorization: Bearer {}\r\n\
+         Accept: text/event-stream\r\n\r\n",
+        api.viewer
+    );
+    stalled.write_all(request.as_bytes()).await.unwrap();
+    presence_until(&mut owners, &mut seen, |s| ids(&s["here"]).len() == 2).await;
+    // More than the socket buffers hold: 12 MiB of events.
+    let text = "x".repeat(64 * 1024);
+    let thread_id = thread.parse().unwrap();
+    for _ in 0..12 {
+        let events = (0..16)
+            .map(|_| NewEvent {
+                run_id: None,
+                kind: "token".into(),
+                payload: json!({ "text": text }),
+                schema_version: 2,
+            })
+            .collect();
+        api.store.append_events(thread_id, events, None).await.unwrap();
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let block = seen.clone();
+        if block.contains("event: presence") {
+            // Only the owner left: the stalled viewer is gone.
+            let states: Vec<Value> = block
+                .split("\n\n")
+                .filter(|b| b.contains("event: presence"))
+                .filter_map(|b| b.lines().find_map(|l| l.strip_prefix("data: ")))
+                .map(|d| serde_json::from_str(d).unwrap())
+                .collect();
+            if states.iter().any(|s| ids(&s["here"]).len() == 1) {
+                break;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the stalled viewer was never dropped");
+        if let Ok(Some(chunk)) = tokio::time::timeout(Duration::from_secs(1), owners.next()).await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+    }
+    assert!(started.elapsed() > Duration::from_secs(20), "dropped after {:?}", started.elapsed());
+    drop(stalled);
+}
+
+/// The same on the event WebSocket: a client that reads nothing is
+/// dropped after 30 s (its socket ends rather than staying open).
+#[tokio::test]
+async fn a_socket_client_that_reads_nothing_is_dropped() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let api = start(false).await;
+    let thread = api.thread().await;
+    let url = format!("{}/api/v1/threads/{thread}/events/ws?after=0", api.base.replace("http://", "ws://"));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert("authorization", format!("Bearer {}", api.viewer).parse().unwrap());
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(api.base.trim_start_matches("http://").parse().unwrap()).await.unwrap();
+    let (mut stalled, _) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
+    let text = "x".repeat(64 * 1024);
+    let thread_id = thread.parse().unwrap();
+    for _ in 0..12 {
+        let events = (0..16)
+            .map(|_| cairn_core::model::NewEvent {
+                run_id: None,
+                kind: "token".into(),
+                payload: json!({ "text": text }),
+                schema_version: 2,
+            })
+            .collect();
+        api.store.append_events(thread_id, events, None).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(35)).await;
+    // Reading now drains what the sockets held, then finds the end.
+    let mut received = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), stalled.next()).await {
+            Ok(Some(Ok(message))) if message.is_text() => received += 1,
+            Ok(Some(Ok(_))) => {}
+            Ok(None) | Ok(Some(Err(_))) => break,
+            Err(_) => panic!("the socket is still open after {received} events: the client was not dropped"),
+        }
+    }
+    assert!(received < 192, "all {received} events arrived: the client was not dropped");
+}
+
 /// Many viewers of one thread: each gets a handful of compact states, not a
 /// message per viewer per change (the old signals went out about N² times).
 #[tokio::test]

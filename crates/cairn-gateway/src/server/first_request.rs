@@ -12,7 +12,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
@@ -30,6 +30,9 @@ use tower::ServiceExt;
 pub(super) const HEAD_LIMIT: usize = 8 * 1024;
 /// What the first read may take before the head is known to be longer.
 const FIRST_READ: usize = 2 * 1024;
+/// A client whose socket takes none of a piece for this long is dropped
+/// (it resumes with `Last-Event-ID`), its stream and presence with it.
+const STALLED_WRITE: Duration = Duration::from_secs(30);
 /// Header lines looked at; a request with more is left to hyper (which
 /// refuses it with 431).
 const MAX_HEADERS: usize = 64;
@@ -105,7 +108,8 @@ fn event_stream_request(head: &httparse::Request<'_, '_>, remote: SocketAddr) ->
 /// Answers `request` through `app` on `tcp` and closes the connection: the
 /// head, then the body as it comes (chunked for HTTP/1.1, up to the close
 /// for HTTP/1.0, or with its length when known). A client that closes its
-/// side ends the response at once (its stream, and its presence, go).
+/// side ends the response at once (its stream, and its presence, go); so
+/// does one that takes nothing for `STALLED_WRITE`.
 pub(super) async fn answer(mut tcp: TcpStream, request: Request<Body>, app: Router) -> io::Result<()> {
     let http10 = request.version() == Version::HTTP_10;
     // Boxed, as the head below is dropped before the body streams: a
@@ -127,7 +131,11 @@ pub(super) async fn answer(mut tcp: TcpStream, request: Request<Body>, app: Rout
                 Some(Ok(frame)) => {
                     let Ok(data) = frame.into_data() else { continue }; // trailers: none are sent
                     if data.has_remaining() {
-                        writer.write_all(&piece(data, chunked)).await?;
+                        let piece = piece(data, chunked);
+                        if tokio::time::timeout(STALLED_WRITE, writer.write_all(&piece)).await.is_err() {
+                            tracing::debug!("a client took nothing for {STALLED_WRITE:?}; its stream is dropped");
+                            return Ok(());
+                        }
                     }
                 }
                 Some(Err(error)) => {
