@@ -895,12 +895,35 @@ async fn an_event_stream_opened_by_a_new_connection_is_served_in_full() {
     assert_eq!(problem["code"], "unauthenticated", "{problem}");
 }
 
+/// A connection to the API with a small receive window (a client that
+/// stops reading fills it soon).
+async fn small_window(api: &Api) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(api.base.trim_start_matches("http://").parse().unwrap()).await.unwrap()
+}
+
+/// More events than a connection's socket buffers hold: 12 MiB, written
+/// straight to the thread's log.
+async fn flood(api: &Api, thread: &str) {
+    let text = "x".repeat(64 * 1024);
+    let thread_id = thread.parse().unwrap();
+    for _ in 0..12 {
+        let event = || cairn_core::model::NewEvent {
+            run_id: None,
+            kind: "token".into(),
+            payload: json!({ "text": text }),
+            schema_version: 2,
+        };
+        api.store.append_events(thread_id, (0..16).map(|_| event()).collect(), None).await.unwrap();
+    }
+}
+
 /// A viewer whose client stops reading (its socket full, the connection
 /// still open) is dropped after 30 s, presence and all, rather than held:
 /// it resumes with `Last-Event-ID` when it reads again.
 #[tokio::test]
 async fn a_viewer_that_reads_nothing_is_dropped() {
-    use cairn_core::model::NewEvent;
     use tokio::io::AsyncWriteExt;
     let api = start(false).await;
     let thread = api.thread().await;
@@ -908,9 +931,7 @@ async fn a_viewer_that_reads_nothing_is_dropped() {
     let mut seen = String::new();
     presence_until(&mut owners, &mut seen, |s| ids(&s["here"]).len() == 1).await;
     // A client with a small receive window that never reads.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stalled = socket.connect(api.base.trim_start_matches("http://").parse().unwrap()).await.unwrap();
+    let mut stalled = small_window(&api).await;
     let request = format!(
         "GET /api/v1/threads/{thread}/events HTTP/1.1\r\nHost: cairn.test\r\nAuthorization: Bearer {}\r\n\
          Accept: text/event-stream\r\n\r\n",
@@ -918,20 +939,7 @@ async fn a_viewer_that_reads_nothing_is_dropped() {
     );
     stalled.write_all(request.as_bytes()).await.unwrap();
     presence_until(&mut owners, &mut seen, |s| ids(&s["here"]).len() == 2).await;
-    // More than the socket buffers hold: 12 MiB of events.
-    let text = "x".repeat(64 * 1024);
-    let thread_id = thread.parse().unwrap();
-    for _ in 0..12 {
-        let events = (0..16)
-            .map(|_| NewEvent {
-                run_id: None,
-                kind: "token".into(),
-                payload: json!({ "text": text }),
-                schema_version: 2,
-            })
-            .collect();
-        api.store.append_events(thread_id, events, None).await.unwrap();
-    }
+    flood(&api, &thread).await;
     let started = std::time::Instant::now();
     loop {
         let block = seen.clone();
@@ -966,23 +974,8 @@ async fn a_socket_client_that_reads_nothing_is_dropped() {
     let url = format!("{}/api/v1/threads/{thread}/events/ws?after=0", api.base.replace("http://", "ws://"));
     let mut request = url.into_client_request().unwrap();
     request.headers_mut().insert("authorization", format!("Bearer {}", api.viewer).parse().unwrap());
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let tcp = socket.connect(api.base.trim_start_matches("http://").parse().unwrap()).await.unwrap();
-    let (mut stalled, _) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
-    let text = "x".repeat(64 * 1024);
-    let thread_id = thread.parse().unwrap();
-    for _ in 0..12 {
-        let events = (0..16)
-            .map(|_| cairn_core::model::NewEvent {
-                run_id: None,
-                kind: "token".into(),
-                payload: json!({ "text": text }),
-                schema_version: 2,
-            })
-            .collect();
-        api.store.append_events(thread_id, events, None).await.unwrap();
-    }
+    let (mut stalled, _) = tokio_tungstenite::client_async(request, small_window(&api).await).await.unwrap();
+    flood(&api, &thread).await;
     tokio::time::sleep(Duration::from_secs(35)).await;
     // Reading now drains what the sockets held, then finds the end.
     let mut received = 0;
