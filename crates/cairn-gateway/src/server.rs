@@ -31,6 +31,11 @@ use tower::ServiceExt;
 /// How long a client may take to send a request's head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a live stream waits for a client that takes none of what it
+/// sends (its socket full, the connection open) before dropping it, its
+/// stream and presence with it; the client resumes with its last event id.
+pub(crate) const STALLED_CLIENT: Duration = Duration::from_secs(30);
+
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting
 /// connections, asks each open one to close once its response in flight is
 /// done, and waits for them.

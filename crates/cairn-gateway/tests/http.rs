@@ -278,25 +278,16 @@ async fn shutdown_finishes_requests_in_flight_then_refuses_new_ones() {
 /// body of `content-length` bytes.
 async fn read_response(socket: &mut tokio::net::TcpStream) -> (String, String) {
     use tokio::io::AsyncReadExt;
-    let mut read = Vec::new();
-    loop {
-        if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8(read[..end].to_vec()).unwrap().to_lowercase();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length: "))
-                .expect("a content-length")
-                .parse()
-                .unwrap();
-            if read.len() >= end + 4 + length {
-                return (head, String::from_utf8(read[end + 4..end + 4 + length].to_vec()).unwrap());
-            }
-        }
+    let (head, mut body) = support::response_head(socket).await;
+    let length: usize =
+        head.lines().find_map(|l| l.strip_prefix("content-length: ")).expect("a content-length").parse().unwrap();
+    while body.len() < length {
         let mut buf = [0u8; 4096];
         let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf)).await.unwrap().unwrap();
-        assert!(n > 0, "closed mid-response: {}", String::from_utf8_lossy(&read));
-        read.extend_from_slice(&buf[..n]);
+        assert!(n > 0, "closed mid-body: {}", String::from_utf8_lossy(&body));
+        body.extend_from_slice(&buf[..n]);
     }
+    (head, String::from_utf8(body[..length].to_vec()).unwrap())
 }
 
 /// A connection's first request is read before hyper serves it (to pick

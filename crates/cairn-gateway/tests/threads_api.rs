@@ -771,22 +771,6 @@ async fn raw_request(api: &Api, head: &str) -> tokio::net::TcpStream {
     socket
 }
 
-/// Reads a response's head (lowercased) and what came after it so far.
-async fn response_head(socket: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
-    use tokio::io::AsyncReadExt;
-    let mut read = Vec::new();
-    loop {
-        if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8(read[..end].to_vec()).unwrap().to_lowercase();
-            return (head, read[end + 4..].to_vec());
-        }
-        let mut buf = [0u8; 4096];
-        let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf)).await.unwrap().unwrap();
-        assert!(n > 0, "the connection closed before a whole head: {}", String::from_utf8_lossy(&read));
-        read.extend_from_slice(&buf[..n]);
-    }
-}
-
 /// Reads more of a response until `done` holds for the body (decoded from
 /// chunks when `chunked`) or the server closes; returns the body and
 /// whether the server closed.
@@ -850,7 +834,7 @@ async fn an_event_stream_opened_by_a_new_connection_is_served_in_full() {
         format!("GET {path} HTTP/{version}\r\nHost: cairn.test\r\n{credential}Accept: text/event-stream\r\n\r\n")
     };
     let mut viewer = raw_request(&api, &request("1.1", Some(&api.viewer))).await;
-    let (head, rest) = response_head(&mut viewer).await;
+    let (head, rest) = support::response_head(&mut viewer).await;
     assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
     for line in ["content-type: text/event-stream", "transfer-encoding: chunked", "connection: close", "date: "] {
         assert!(head.contains(line), "{line} in {head}");
@@ -877,7 +861,7 @@ async fn an_event_stream_opened_by_a_new_connection_is_served_in_full() {
 
     // HTTP/1.0 has no chunks: the body runs to the close.
     let mut old = raw_request(&api, &request("1.0", Some(&api.viewer))).await;
-    let (head, rest) = response_head(&mut old).await;
+    let (head, rest) = support::response_head(&mut old).await;
     assert!(head.starts_with("http/1.1 200 ok\r\n") && head.contains("connection: close"), "{head}");
     assert!(!head.contains("transfer-encoding") && !head.contains("content-length"), "{head}");
     let mut raw = rest;
@@ -886,7 +870,7 @@ async fn an_event_stream_opened_by_a_new_connection_is_served_in_full() {
 
     // Refused requests are answered whole (with their length), then closed.
     let mut anonymous = raw_request(&api, &request("1.1", None)).await;
-    let (head, rest) = response_head(&mut anonymous).await;
+    let (head, rest) = support::response_head(&mut anonymous).await;
     assert!(head.starts_with("http/1.1 401 unauthorized\r\n") && head.contains("content-length: "), "{head}");
     let mut raw = rest;
     let (body, closed) = body_until(&mut anonymous, &mut raw, false, |_| false).await;

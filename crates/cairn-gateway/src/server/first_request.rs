@@ -12,27 +12,26 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::Router;
 use axum::body::Body;
 use axum::body::HttpBody as _;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderName, HeaderValue, Method, Request, Version, header};
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 
+use super::STALLED_CLIENT;
+
 /// The first request's head is looked for within this many bytes (hyper's
 /// first read takes as many); a longer head is left to hyper.
-pub(super) const HEAD_LIMIT: usize = 8 * 1024;
+const HEAD_LIMIT: usize = 8 * 1024;
 /// What the first read may take before the head is known to be longer.
 const FIRST_READ: usize = 2 * 1024;
-/// A client whose socket takes none of a piece for this long is dropped
-/// (it resumes with `Last-Event-ID`), its stream and presence with it.
-const STALLED_WRITE: Duration = Duration::from_secs(30);
 /// Header lines looked at; a request with more is left to hyper (which
 /// refuses it with 431).
 const MAX_HEADERS: usize = 64;
@@ -109,7 +108,7 @@ fn event_stream_request(head: &httparse::Request<'_, '_>, remote: SocketAddr) ->
 /// head, then the body as it comes (chunked for HTTP/1.1, up to the close
 /// for HTTP/1.0, or with its length when known). A client that closes its
 /// side ends the response at once (its stream, and its presence, go); so
-/// does one that takes nothing for `STALLED_WRITE`.
+/// does one that takes nothing for `STALLED_CLIENT`.
 pub(super) async fn answer(mut tcp: TcpStream, request: Request<Body>, app: Router) -> io::Result<()> {
     let http10 = request.version() == Version::HTTP_10;
     // Boxed, as the head below is dropped before the body streams: a
@@ -130,10 +129,10 @@ pub(super) async fn answer(mut tcp: TcpStream, request: Request<Body>, app: Rout
             frame = body.frame() => match frame {
                 Some(Ok(frame)) => {
                     let Ok(data) = frame.into_data() else { continue }; // trailers: none are sent
-                    if data.has_remaining() {
+                    if !data.is_empty() {
                         let piece = piece(data, chunked);
-                        if tokio::time::timeout(STALLED_WRITE, writer.write_all(&piece)).await.is_err() {
-                            tracing::debug!("a client took nothing for {STALLED_WRITE:?}; its stream is dropped");
+                        if tokio::time::timeout(STALLED_CLIENT, writer.write_all(&piece)).await.is_err() {
+                            tracing::debug!("a client took nothing for {STALLED_CLIENT:?}; its stream is dropped");
                             return Ok(());
                         }
                     }
@@ -191,18 +190,14 @@ fn line(head: &mut Vec<u8>, name: &str, value: &[u8]) {
 }
 
 /// A piece of the body as it goes on the wire.
-fn piece(mut data: Bytes, chunked: bool) -> Bytes {
+fn piece(data: Bytes, chunked: bool) -> Bytes {
     if !chunked {
         return data;
     }
-    let mut piece = Vec::with_capacity(data.len() + 12);
-    piece.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-    while data.has_remaining() {
-        let part = data.chunk();
-        piece.extend_from_slice(part);
-        let n = part.len();
-        data.advance(n);
-    }
+    let size = format!("{:x}\r\n", data.len());
+    let mut piece = Vec::with_capacity(size.len() + data.len() + 2);
+    piece.extend_from_slice(size.as_bytes());
+    piece.extend_from_slice(&data);
     piece.extend_from_slice(b"\r\n");
     Bytes::from(piece)
 }

@@ -122,9 +122,6 @@ struct Follow {
 const SOCKET_READ_BUFFER: usize = 4 * 1024;
 const SOCKET_MAX_MESSAGE: usize = 64 * 1024;
 
-/// How long an event socket's send may wait for a client that reads nothing.
-const STALLED_SEND: Duration = Duration::from_secs(30);
-
 /// How long a live stream waits for the bus before reading the log anyway.
 const LOG_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -329,7 +326,7 @@ pub(super) async fn events_socket(
                     let text = serde_json::to_string(&streamed.event).unwrap_or_default();
                     // A client that takes nothing for a while is dropped
                     // (it reconnects with its last `seq`).
-                    match tokio::time::timeout(STALLED_SEND, socket.send(WsMessage::Text(text.into()))).await {
+                    match tokio::time::timeout(crate::server::STALLED_CLIENT, socket.send(WsMessage::Text(text.into()))).await {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) | Err(_) => return,
                     }

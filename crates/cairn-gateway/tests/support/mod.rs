@@ -306,3 +306,20 @@ pub async fn serve(state: AppState) -> String {
     tokio::spawn(cairn_gateway::serve(listener, cairn_gateway::app(state), std::future::pending()));
     base
 }
+
+/// Reads a response's head from a raw connection (lowercased) and what came
+/// after it so far.
+pub async fn response_head(socket: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut read = Vec::new();
+    loop {
+        if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8(read[..end].to_vec()).unwrap().to_lowercase();
+            return (head, read[end + 4..].to_vec());
+        }
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), socket.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "the connection closed before a whole head: {}", String::from_utf8_lossy(&read));
+        read.extend_from_slice(&buf[..n]);
+    }
+}
