@@ -1,7 +1,8 @@
 //! The HTTP/1.1 server loop: accepts connections and serves each with
-//! hyper's HTTP/1 connection, upgrades (WebSocket) included — except a
-//! connection whose first request asks for an event stream, which is
-//! answered without hyper (`first_request`).
+//! Cairn's own keep-alive loop (`http1`) — the API's requests and event
+//! streams — handing a connection to hyper's HTTP/1 connection for the rest
+//! of its life at the first request that loop leaves to it (an upgrade to a
+//! WebSocket, an upload, anything that does not parse).
 //!
 //! Not `axum::serve`: it sniffs every connection for an HTTP/2 preface
 //! first, reading its first 24 bytes apart, and hands them to hyper as a
@@ -12,7 +13,7 @@
 //! HTTP/1.1 (browsers reach it so, or through a proxy); HTTP/2 is the
 //! proxy's to terminate.
 
-mod first_request;
+mod http1;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use first_request::{First, Primed};
+use http1::{Connection, Next, Primed};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -75,36 +76,36 @@ pub async fn serve(
     Ok(())
 }
 
-/// One connection: its first request sorted (`first_request`), then either
-/// answered there (an event stream) or served by hyper.
-async fn serve_connection(mut tcp: TcpStream, remote: SocketAddr, app: Router, mut stop: watch::Receiver<()>) {
-    // A client gets this long to send its first request's head (no
-    // connection held open by one that never does); one still silent when
-    // shutdown begins is closed.
-    let first = tokio::select! {
-        first = tokio::time::timeout(HEAD_TIMEOUT, first_request::read(&mut tcp, remote)) => first,
-        _ = stop.changed() => return,
-    };
-    let first = match first {
-        Ok(Ok(first)) => first,
-        Ok(Err(error)) => {
-            tracing::trace!(%error, %remote, "reading the first request failed");
-            return;
+/// One connection: its requests served by `http1`'s loop until one is
+/// hyper's, which then serves the rest of the connection.
+async fn serve_connection(tcp: TcpStream, remote: SocketAddr, app: Router, mut stop: watch::Receiver<()>) {
+    let mut connection = Connection::new(tcp, remote);
+    loop {
+        // A client gets this long to send a request's head, the first or a
+        // later one (no connection is held open by one that never does); an
+        // idle connection is closed once shutdown begins.
+        let next = tokio::select! {
+            next = tokio::time::timeout(HEAD_TIMEOUT, connection.next()) => next,
+            _ = stop.changed() => return,
+        };
+        let (request, answer) = match next {
+            Ok(Ok(Next::Request(request, answer))) => (request, answer),
+            Ok(Ok(Next::Closed)) => return,
+            // Boxed: a connection's task is not the size of hyper's.
+            Ok(Ok(Next::Hyper)) => return Box::pin(serve_with_hyper(connection.into_hyper(), remote, app, stop)).await,
+            Ok(Err(error)) => return tracing::trace!(%error, %remote, "reading a request failed"),
+            Err(_) => return tracing::debug!(%remote, "no request within {HEAD_TIMEOUT:?}; closing the connection"),
+        };
+        // Boxed, and gone before the body streams: a viewer's task holds
+        // neither the router's future nor the response's header map while
+        // it waits for events.
+        let Ok(response) = Box::pin(app.clone().oneshot(*request)).await;
+        let stopping = stop.has_changed().is_err();
+        match connection.respond(answer, response, stopping).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => return tracing::trace!(%error, %remote, "writing a response failed"),
         }
-        Err(_) => {
-            tracing::debug!(%remote, "no request within {HEAD_TIMEOUT:?}; closing the connection");
-            return;
-        }
-    };
-    match first {
-        First::Closed => {}
-        First::EventStream(request) => {
-            if let Err(error) = first_request::answer(tcp, *request, app).await {
-                tracing::trace!(%error, %remote, "an event stream ended with an error");
-            }
-        }
-        // Boxed: an event stream's task is not the size of hyper's connection.
-        First::Other(read) => Box::pin(serve_with_hyper(Primed::new(read, tcp), remote, app, stop)).await,
     }
 }
 

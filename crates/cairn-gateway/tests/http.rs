@@ -274,26 +274,51 @@ async fn shutdown_finishes_requests_in_flight_then_refuses_new_ones() {
     assert!(after.is_err(), "the server no longer accepts connections");
 }
 
-/// Reads one response from a raw connection: its head (lowercased) and a
-/// body of `content-length` bytes.
+/// Reads one response from a raw connection: its head (lowercased) and its
+/// body, of `content-length` bytes or chunked.
 async fn read_response(socket: &mut tokio::net::TcpStream) -> (String, String) {
     use tokio::io::AsyncReadExt;
-    let (head, mut body) = support::response_head(socket).await;
-    let length: usize =
-        head.lines().find_map(|l| l.strip_prefix("content-length: ")).expect("a content-length").parse().unwrap();
-    while body.len() < length {
+    let (head, mut raw) = support::response_head(socket).await;
+    let length: Option<usize> =
+        head.lines().find_map(|l| l.strip_prefix("content-length: ")).map(|l| l.parse().unwrap());
+    assert!(length.is_some() || head.contains("transfer-encoding: chunked"), "{head}");
+    loop {
+        let body = match length {
+            Some(length) => (raw.len() >= length).then(|| raw[..length].to_vec()),
+            None => dechunk(&raw),
+        };
+        if let Some(body) = body {
+            return (head, String::from_utf8(body).unwrap());
+        }
         let mut buf = [0u8; 4096];
         let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf)).await.unwrap().unwrap();
-        assert!(n > 0, "closed mid-body: {}", String::from_utf8_lossy(&body));
-        body.extend_from_slice(&buf[..n]);
+        assert!(n > 0, "closed mid-body: {}", String::from_utf8_lossy(&raw));
+        raw.extend_from_slice(&buf[..n]);
     }
-    (head, String::from_utf8(body[..length].to_vec()).unwrap())
 }
 
-/// A connection's first request is read before hyper serves it (to pick
-/// out event streams): whatever else comes is served as before — a head
-/// that arrives in pieces, one longer than the first read looks at, and
-/// further requests on the same connection.
+/// A chunked body, once its last chunk has come.
+fn dechunk(raw: &[u8]) -> Option<Vec<u8>> {
+    let (mut body, mut at) = (Vec::new(), 0);
+    loop {
+        let line = raw[at..].windows(2).position(|w| w == b"\r\n")?;
+        let size = usize::from_str_radix(std::str::from_utf8(&raw[at..at + line]).unwrap(), 16).unwrap();
+        let start = at + line + 2;
+        if raw.len() < start + size + 2 {
+            return None;
+        }
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(&raw[start..start + size]);
+        at = start + size + 2;
+    }
+}
+
+/// A head that arrives in pieces and one longer than Cairn's own loop reads
+/// (left to hyper) are served, and so are further requests on the same
+/// connection; what is not HTTP, or frames its body ambiguously, is
+/// refused with 400.
 #[tokio::test]
 async fn requests_that_are_not_event_streams_keep_their_connection() {
     use tokio::io::AsyncWriteExt;
@@ -318,13 +343,133 @@ async fn requests_that_are_not_event_streams_keep_their_connection() {
     let (head, body) = read_response(&mut socket).await;
     assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), json!({ "name": "again", "count": 2 }));
-    // Garbage is still hyper's to refuse.
-    let mut junk = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    junk.write_all(b"NOT HTTP AT ALL\r\n\r\n").await.unwrap();
-    let mut answer = String::new();
+    // Garbage is still hyper's to refuse, and so is a length that is not
+    // plain digits (a proxy in front may read `+5` otherwise: smuggling).
     use tokio::io::AsyncReadExt;
-    tokio::time::timeout(Duration::from_secs(10), junk.read_to_string(&mut answer)).await.unwrap().unwrap();
-    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    for junk in [
+        &b"NOT HTTP AT ALL\r\n\r\n"[..],
+        b"POST /api/v1/test/echo HTTP/1.1\r\nHost: cairn.test\r\nContent-Length: +5\r\n\r\n{\"a\"}",
+    ] {
+        let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        socket.write_all(junk).await.unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(10), socket.read_to_string(&mut answer)).await.unwrap().unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    }
+    server.stop().await;
+}
+
+/// A connection serves request after request: several sent at once
+/// (pipelined) are answered in order, `HEAD` gets a head only, `Connection:
+/// close` and HTTP/1.0 close after their answer unless HTTP/1.0 asks to
+/// keep the connection.
+#[tokio::test]
+async fn one_connection_serves_many_requests_in_order() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (server, _db) = start(small_config()).await;
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let echo = |name: &str| {
+        let body = format!(r#"{{"name":"{name}","count":1}}"#);
+        format!(
+            "POST /api/v1/test/echo HTTP/1.1\r\nHost: cairn.test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let pipelined = format!(
+        "GET /healthz HTTP/1.1\r\nHost: cairn.test\r\n\r\n{}HEAD /healthz HTTP/1.1\r\nHost: cairn.test\r\n\r\n{}",
+        echo("first"),
+        echo("second")
+    );
+    socket.write_all(pipelined.as_bytes()).await.unwrap();
+    // All four answers, read as they come (in any number of pieces).
+    let mut raw = Vec::new();
+    while !String::from_utf8_lossy(&raw).contains("second") {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&raw));
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let mut rest = raw.as_slice();
+    let mut answers = Vec::new();
+    for bodiless in [false, false, true, false] {
+        let end = rest.windows(4).position(|w| w == b"\r\n\r\n").expect("a whole head") + 4;
+        let head = String::from_utf8_lossy(&rest[..end]).to_lowercase();
+        let length: usize = head.lines().find_map(|l| l.strip_prefix("content-length: ")).unwrap().parse().unwrap();
+        let length = if bodiless { 0 } else { length };
+        answers.push((head, String::from_utf8_lossy(&rest[end..end + length]).into_owned()));
+        rest = &rest[end + length..];
+    }
+    assert!(rest.is_empty(), "nothing more: {}", String::from_utf8_lossy(rest));
+    for ((head, body), expected) in answers.iter().zip(["ok", "first", "", "second"]) {
+        assert!(head.starts_with("http/1.1 200 ok\r\n") && body.contains(expected), "{head}{body}");
+        assert!(!head.contains("connection: close"), "{head}");
+    }
+    // HEAD: the length the body would have, and no body.
+    assert_ne!(answers[2].0.lines().find_map(|l| l.strip_prefix("content-length: ")), Some("0"), "{}", answers[2].0);
+
+    // `Connection: close`: answered, then closed.
+    socket.write_all(b"GET /healthz HTTP/1.1\r\nHost: cairn.test\r\nConnection: close\r\n\r\n").await.unwrap();
+    let (head, _) = read_response(&mut socket).await;
+    assert!(head.contains("connection: close"), "{head}");
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut rest)).await.unwrap().unwrap();
+    assert!(rest.is_empty(), "nothing after the last response");
+
+    // HTTP/1.0 closes unless it asks to keep the connection.
+    let mut old = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    old.write_all(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").await.unwrap();
+    let (head, _) = read_response(&mut old).await;
+    assert!(head.contains("connection: keep-alive"), "{head}");
+    old.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").await.unwrap();
+    let (head, _) = read_response(&mut old).await;
+    assert!(head.contains("connection: close"), "{head}");
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), old.read_to_end(&mut rest)).await.unwrap().unwrap();
+    assert!(rest.is_empty(), "closed after the HTTP/1.0 response");
+    server.stop().await;
+}
+
+/// What Cairn's own loop leaves to hyper — a chunked body, one larger than
+/// it reads whole, `Expect: 100-continue` — is served on the same
+/// connection, after the requests it answered itself.
+#[tokio::test]
+async fn bodies_the_loop_does_not_read_are_served_by_hyper_on_the_same_connection() {
+    use tokio::io::AsyncWriteExt;
+    let (server, _db) = start(Config::default()).await;
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    socket.write_all(b"GET /healthz HTTP/1.1\r\nHost: cairn.test\r\n\r\n").await.unwrap();
+    let (head, _) = read_response(&mut socket).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    // Chunked.
+    let body = r#"{"name":"chunked","count":3}"#;
+    let chunked = format!(
+        "POST /api/v1/test/echo HTTP/1.1\r\nHost: cairn.test\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(chunked.as_bytes()).await.unwrap();
+    let (head, answer) = read_response(&mut socket).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    assert_eq!(serde_json::from_str::<Value>(&answer).unwrap(), json!({ "name": "chunked", "count": 3 }));
+    // Larger than 64 KiB, announced with `Expect: 100-continue`.
+    let name = "n".repeat(100 * 1024);
+    let body = format!(r#"{{"name":"{name}","count":4}}"#);
+    let large = format!(
+        "POST /api/v1/test/echo HTTP/1.1\r\nHost: cairn.test\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(large.as_bytes()).await.unwrap();
+    let (head, rest) = support::response_head(&mut socket).await;
+    assert!(head.starts_with("http/1.1 100 continue"), "{head}");
+    assert!(rest.is_empty());
+    socket.write_all(body.as_bytes()).await.unwrap();
+    let (head, answer) = read_response(&mut socket).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["name"].as_str().map(str::len), Some(100 * 1024));
+    // And the connection still serves.
+    socket.write_all(b"GET /healthz HTTP/1.1\r\nHost: cairn.test\r\n\r\n").await.unwrap();
+    let (head, body) = read_response(&mut socket).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n") && body.contains("ok"), "{head}");
     server.stop().await;
 }
 

@@ -815,13 +815,15 @@ async fn body_until(
     }
 }
 
-/// An event stream opened as a connection's first request is answered
-/// without hyper (`server/first_request.rs`): the same headers as any
-/// response, chunked for HTTP/1.1 and up to the close for HTTP/1.0, live
-/// events as they come, and the viewer gone as soon as its client is.
+/// Event streams are answered by Cairn's own HTTP/1.1 loop
+/// (`server/http1.rs`), on a new connection or one that served other
+/// requests first: the same headers as any response, chunked for HTTP/1.1
+/// and up to the close for HTTP/1.0, live events as they come, and the
+/// viewer gone as soon as its client is.
 #[tokio::test]
-async fn an_event_stream_opened_by_a_new_connection_is_served_in_full() {
+async fn an_event_stream_is_served_in_full_on_a_new_or_a_reused_connection() {
     use cairn_core::model::NewEvent;
+    use tokio::io::AsyncWriteExt;
     let api = start(false).await;
     let thread = api.thread().await;
     let path = format!("/api/v1/threads/{thread}/events");
@@ -833,14 +835,27 @@ async fn an_event_stream_opened_by_a_new_connection_is_served_in_full() {
         let credential = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
         format!("GET {path} HTTP/{version}\r\nHost: cairn.test\r\n{credential}Accept: text/event-stream\r\n\r\n")
     };
-    let mut viewer = raw_request(&api, &request("1.1", Some(&api.viewer))).await;
+    // A refused request is answered whole, with its length, and the
+    // connection stays open for the next one.
+    let mut viewer = raw_request(&api, &request("1.1", None)).await;
     let (head, rest) = support::response_head(&mut viewer).await;
-    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
-    for line in ["content-type: text/event-stream", "transfer-encoding: chunked", "connection: close", "date: "] {
+    assert!(head.starts_with("http/1.1 401 unauthorized\r\n") && !head.contains("connection: close"), "{head}");
+    let length: usize = head.lines().find_map(|l| l.strip_prefix("content-length: ")).unwrap().parse().unwrap();
+    let mut raw = rest;
+    let (body, closed) = body_until(&mut viewer, &mut raw, false, |body| body.len() >= length).await;
+    assert!(!closed && body.len() == length, "{body}");
+    let problem: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(problem["code"], "unauthenticated", "{problem}");
+
+    // The same connection opens the stream.
+    viewer.write_all(request("1.1", Some(&api.viewer)).as_bytes()).await.unwrap();
+    let (head, rest) = support::response_head(&mut viewer).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n") && !head.contains("connection: close"), "{head}");
+    for line in ["content-type: text/event-stream", "transfer-encoding: chunked", "date: "] {
         assert!(head.contains(line), "{line} in {head}");
     }
     // What the middleware puts on every response (security headers, the
-    // request id) is on this one too: compare with a response hyper served.
+    // request id) is on this one too: compare with a JSON response.
     let json = api.client.get(format!("{}{path}", api.base)).bearer_auth(&api.viewer).send().await.unwrap();
     for name in json.headers().keys() {
         if !["content-length", "content-type", "date"].contains(&name.as_str()) {
@@ -867,16 +882,6 @@ async fn an_event_stream_opened_by_a_new_connection_is_served_in_full() {
     let mut raw = rest;
     let (body, _) = body_until(&mut old, &mut raw, false, |body| body.contains("id: 1")).await;
     assert!(body.contains(r#""text":"live""#), "the backlog: {body}");
-
-    // Refused requests are answered whole (with their length), then closed.
-    let mut anonymous = raw_request(&api, &request("1.1", None)).await;
-    let (head, rest) = support::response_head(&mut anonymous).await;
-    assert!(head.starts_with("http/1.1 401 unauthorized\r\n") && head.contains("content-length: "), "{head}");
-    let mut raw = rest;
-    let (body, closed) = body_until(&mut anonymous, &mut raw, false, |_| false).await;
-    assert!(closed, "the connection closes after the response");
-    let problem: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(problem["code"], "unauthenticated", "{problem}");
 }
 
 /// A connection to the API with a small receive window (a client that

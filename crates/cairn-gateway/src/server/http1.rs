@@ -1,0 +1,506 @@
+//! Cairn's own HTTP/1.1 keep-alive loop, for the requests nearly all
+//! traffic is: a head of at most `HEAD_LIMIT` bytes and a body of at most
+//! `BODY_LIMIT` bytes with its length given.
+//!
+//! A connection stays here from request to request, so an event stream is
+//! answered here whether it is a connection's first request or a later one
+//! (a browser's, or a proxy's pooled upstream connection): an idle viewer
+//! holds its stream and a socket, not hyper's 8 KiB read and write buffers
+//! and the header map it keeps for reuse (`BENCHMARKS.md`, "The heap an idle
+//! viewer holds"). Between requests a connection holds no buffer at all.
+//!
+//! What this loop does not take goes to hyper for the rest of the
+//! connection, with the bytes read so far handed back first (`Primed`):
+//! upgrades (WebSocket), `CONNECT`, chunked or larger bodies, `Expect`, and
+//! anything that does not parse (which hyper refuses with its 4xx).
+
+use std::cell::RefCell;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::body::HttpBody as _;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
+use bytes::{Buf, Bytes};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::STALLED_CLIENT;
+
+/// A request's head is looked for within this many bytes (hyper's first
+/// read takes as many); a longer head is left to hyper.
+const HEAD_LIMIT: usize = 8 * 1024;
+/// A body up to this size is read here, whole, before the request is
+/// handled; a larger one (an upload) is left to hyper, which streams it.
+const BODY_LIMIT: u64 = 64 * 1024;
+/// What one read takes when nothing is buffered.
+const READ_CHUNK: usize = 2 * 1024;
+/// Header lines looked at; a request with more is left to hyper (which
+/// refuses it with 431).
+const MAX_HEADERS: usize = 64;
+
+/// A connection served by this loop: its socket and the bytes read but not
+/// yet taken (the rest of a head, or requests sent ahead — pipelined).
+pub(super) struct Connection {
+    tcp: TcpStream,
+    remote: SocketAddr,
+    pending: Vec<u8>,
+}
+
+/// What came next on a connection.
+pub(super) enum Next {
+    /// A request to handle here, and how to answer it.
+    Request(Box<Request<Body>>, Answer),
+    /// One to leave to hyper, with the rest of the connection.
+    Hyper,
+    /// The client closed (or sent only part of a request before it did).
+    Closed,
+}
+
+/// What a response needs to know of the request it answers.
+#[derive(Clone, Copy)]
+pub(super) struct Answer {
+    /// Whether the client keeps the connection after this response.
+    keep_alive: bool,
+    http10: bool,
+    /// A `HEAD` request: the response has no body.
+    head: bool,
+}
+
+impl Connection {
+    pub(super) fn new(tcp: TcpStream, remote: SocketAddr) -> Self {
+        Self { tcp, remote, pending: Vec::new() }
+    }
+
+    /// The connection as hyper reads it from here on: the bytes read so far
+    /// first, then the socket.
+    pub(super) fn into_hyper(self) -> Primed {
+        Primed::new(Bytes::from(self.pending), self.tcp)
+    }
+
+    /// Reads the next request: its head and, if it has one, its body.
+    pub(super) async fn next(&mut self) -> io::Result<Next> {
+        loop {
+            if !self.pending.is_empty() {
+                match parse(&self.pending, self.remote) {
+                    Parsed::Partial if self.pending.len() < HEAD_LIMIT => {}
+                    Parsed::Partial | Parsed::Hyper => return Ok(Next::Hyper),
+                    Parsed::Complete { request, answer, head_length, body_length } => {
+                        let end = head_length + body_length;
+                        self.pending.reserve(end.saturating_sub(self.pending.len()));
+                        while self.pending.len() < end {
+                            if read_into(&self.tcp, &mut self.pending).await? == 0 {
+                                return Ok(Next::Closed);
+                            }
+                        }
+                        let body = Bytes::copy_from_slice(&self.pending[head_length..end]);
+                        self.take(end);
+                        let request =
+                            Box::new(request.map(|()| if body.is_empty() { Body::empty() } else { Body::from(body) }));
+                        return Ok(Next::Request(request, answer));
+                    }
+                }
+            }
+            if read_into(&self.tcp, &mut self.pending).await? == 0 {
+                return Ok(Next::Closed);
+            }
+        }
+    }
+
+    /// Drops the first `n` pending bytes (and the buffer, once empty).
+    fn take(&mut self, n: usize) {
+        if n == self.pending.len() {
+            self.pending = Vec::new();
+        } else {
+            self.pending.drain(..n);
+        }
+    }
+
+    /// Writes `response`: its head, then its body as it comes — with its
+    /// length when known, else chunked (HTTP/1.1) or up to the close
+    /// (HTTP/1.0). A client that closes its side ends a stream at once (its
+    /// presence goes with it); one that takes nothing for `STALLED_CLIENT`
+    /// is dropped. Whether the connection takes another request after.
+    pub(super) async fn respond(
+        &mut self,
+        answer: Answer,
+        response: Response<Body>,
+        stopping: bool,
+    ) -> io::Result<bool> {
+        let (parts, mut body) = response.into_parts();
+        let status = parts.status;
+        let bodiless = answer.head
+            || status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
+        let framing = if bodiless {
+            Framing::None
+        } else if let Some(length) = body.size_hint().exact().or_else(|| content_length(&parts.headers)) {
+            Framing::Length(length)
+        } else if answer.http10 {
+            Framing::Close
+        } else {
+            Framing::Chunked
+        };
+        let mut keep_alive =
+            answer.keep_alive && !stopping && !matches!(framing, Framing::Close) && !has_token(&parts.headers, "close");
+        let head = head(&parts, framing, keep_alive, answer.http10);
+        drop(parts);
+        let (reader, mut writer) = self.tcp.split();
+        let socket: &TcpStream = reader.as_ref();
+        // A known length waits for its first piece, to go in one write with
+        // the head; a stream's head goes at once.
+        let mut unsent = Some(head);
+        if !matches!(framing, Framing::Length(_)) {
+            let head = unsent.take().unwrap_or_default();
+            if !send(&mut writer, &mut head.as_slice()).await? {
+                return Ok(false);
+            }
+        }
+        if matches!(framing, Framing::None) {
+            return Ok(keep_alive);
+        }
+        let mut sent = 0u64;
+        let mut watching = true;
+        loop {
+            tokio::select! {
+                frame = body.frame() => match frame {
+                    None => break,
+                    Some(Err(error)) => {
+                        // Cut short: no last chunk or a short body, so the
+                        // client sees it was.
+                        tracing::debug!(%error, "a response's body failed");
+                        return Ok(false);
+                    }
+                    Some(Ok(frame)) => {
+                        let Ok(data) = frame.into_data() else { continue }; // trailers: none are sent
+                        if data.is_empty() {
+                            continue;
+                        }
+                        sent += data.len() as u64;
+                        if matches!(framing, Framing::Length(length) if sent > length) {
+                            tracing::warn!("a response's body is longer than its length; closing the connection");
+                            return Ok(false);
+                        }
+                        let head = unsent.take().unwrap_or_default();
+                        let mut size = ChunkSize::new(if matches!(framing, Framing::Chunked) { Some(data.len()) } else { None });
+                        let end: &[u8] = if matches!(framing, Framing::Chunked) { b"\r\n" } else { b"" };
+                        let mut piece = head.as_slice().chain(size.as_slice()).chain(data).chain(end);
+                        if !send(&mut writer, &mut piece).await? {
+                            return Ok(false);
+                        }
+                    }
+                },
+                read = read_into(socket, &mut self.pending), if watching => match read {
+                    Ok(0) | Err(_) => {
+                        // The client is gone, or sends no more: a stream
+                        // ends, a response of known length is finished.
+                        if !matches!(framing, Framing::Length(_)) {
+                            return Ok(false);
+                        }
+                        (watching, keep_alive) = (false, false);
+                    }
+                    // Requests sent ahead, kept for after this response (up
+                    // to a head's worth and its body).
+                    Ok(_) => watching = self.pending.len() < HEAD_LIMIT + BODY_LIMIT as usize,
+                },
+            }
+        }
+        let mut tail: Vec<u8> = unsent.take().unwrap_or_default();
+        match framing {
+            Framing::Length(length) if sent != length => {
+                tracing::warn!(sent, length, "a response's body is shorter than its length; closing the connection");
+                keep_alive = false;
+            }
+            Framing::Chunked => tail.extend_from_slice(b"0\r\n\r\n"),
+            _ => {}
+        }
+        if !tail.is_empty() && !send(&mut writer, &mut tail.as_slice()).await? {
+            return Ok(false);
+        }
+        if !keep_alive {
+            let _ = writer.shutdown().await;
+        }
+        Ok(keep_alive)
+    }
+}
+
+/// How a response's body goes on the wire.
+#[derive(Clone, Copy)]
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    /// Up to the connection's close (HTTP/1.0, length unknown).
+    Close,
+}
+
+/// Writes `buf` whole, or reports `false` once the client has taken none of
+/// it for `STALLED_CLIENT`.
+async fn send(writer: &mut (impl AsyncWrite + Unpin), buf: &mut impl Buf) -> io::Result<bool> {
+    match tokio::time::timeout(STALLED_CLIENT, writer.write_all_buf(buf)).await {
+        Ok(written) => written.map(|()| true),
+        Err(_) => {
+            tracing::debug!("a client took nothing for {STALLED_CLIENT:?}; its connection is dropped");
+            Ok(false)
+        }
+    }
+}
+
+/// Waits until `socket` has bytes and appends them to `pending`, which gets
+/// room only then (an idle connection holds no buffer). Zero: closed.
+async fn read_into(socket: &TcpStream, pending: &mut Vec<u8>) -> io::Result<usize> {
+    loop {
+        socket.readable().await?;
+        if pending.capacity() - pending.len() < READ_CHUNK / 2 {
+            pending.reserve(READ_CHUNK);
+        }
+        match socket.try_read_buf(pending) {
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+            read => return read,
+        }
+    }
+}
+
+/// A request's head, as far as it came.
+enum Parsed {
+    Partial,
+    /// Not one for this loop (or not HTTP): hyper's.
+    Hyper,
+    Complete {
+        request: Box<Request<()>>,
+        answer: Answer,
+        head_length: usize,
+        body_length: usize,
+    },
+}
+
+fn parse(bytes: &[u8], remote: SocketAddr) -> Parsed {
+    let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut head = httparse::Request::new(&mut lines);
+    let head_length = match head.parse(bytes) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::Hyper,
+    };
+    match request(&head, remote) {
+        Some((request, answer, body_length)) => {
+            Parsed::Complete { request: Box::new(request), answer, head_length, body_length }
+        }
+        None => Parsed::Hyper,
+    }
+}
+
+/// The request, if this loop can serve it; `None` leaves it to hyper.
+fn request(head: &httparse::Request<'_, '_>, remote: SocketAddr) -> Option<(Request<()>, Answer, usize)> {
+    let http10 = head.version? == 0;
+    let method = Method::from_bytes(head.method?.as_bytes()).ok()?;
+    if method == Method::CONNECT {
+        return None;
+    }
+    let uri = Uri::try_from(head.path?).ok()?;
+    let mut headers = HeaderMap::with_capacity(head.headers.len());
+    let mut body_length = None;
+    let (mut close, mut keep_alive) = (false, false);
+    for line in head.headers.iter() {
+        let name = HeaderName::from_bytes(line.name.as_bytes()).ok()?;
+        let value = HeaderValue::from_bytes(line.value).ok()?;
+        if name == header::UPGRADE || name == header::TRANSFER_ENCODING || name == header::EXPECT {
+            return None;
+        }
+        if name == header::CONTENT_LENGTH {
+            // Digits only (`parse` would take a leading `+`, which a proxy
+            // in front may read otherwise): anything else is hyper's to refuse.
+            if line.value.is_empty() || !line.value.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let length: u64 = std::str::from_utf8(line.value).ok()?.parse().ok()?;
+            if body_length.is_some() || length > BODY_LIMIT {
+                return None;
+            }
+            body_length = Some(length as usize);
+        }
+        if name == header::CONNECTION {
+            for token in line.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"upgrade") {
+                    return None;
+                }
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+        headers.append(name, value);
+    }
+    let answer =
+        Answer { keep_alive: if http10 { keep_alive && !close } else { !close }, http10, head: method == Method::HEAD };
+    let mut request = Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = if http10 { Version::HTTP_10 } else { Version::HTTP_11 };
+    *request.headers_mut() = headers;
+    request.extensions_mut().insert(ConnectInfo(remote));
+    Some((request, answer, body_length.unwrap_or(0)))
+}
+
+/// The response's status line and header block.
+fn head(parts: &axum::http::response::Parts, framing: Framing, keep_alive: bool, http10: bool) -> Vec<u8> {
+    let mut head = Vec::with_capacity(256);
+    let status = parts.status;
+    head.extend_from_slice(b"HTTP/1.1 ");
+    head.extend_from_slice(status.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    head.extend_from_slice(b"\r\n");
+    // A bodiless answer to HEAD, or a 304, says the length the body would
+    // have had, as the app gave it.
+    let own_length = !matches!(framing, Framing::None);
+    for (name, value) in &parts.headers {
+        if name == header::CONNECTION
+            || name == header::TRANSFER_ENCODING
+            || name == header::DATE
+            || (name == header::CONTENT_LENGTH && (own_length || parts.status == StatusCode::NO_CONTENT))
+        {
+            continue;
+        }
+        line(&mut head, name.as_str().as_bytes(), value.as_bytes());
+    }
+    DATE.with_borrow_mut(|date| line(&mut head, b"date", date.now()));
+    match framing {
+        Framing::Length(length) => line(&mut head, b"content-length", length.to_string().as_bytes()),
+        Framing::Chunked => line(&mut head, b"transfer-encoding", b"chunked"),
+        Framing::None | Framing::Close => {}
+    }
+    if !keep_alive {
+        line(&mut head, b"connection", b"close");
+    } else if http10 {
+        line(&mut head, b"connection", b"keep-alive");
+    }
+    head.extend_from_slice(b"\r\n");
+    head
+}
+
+fn line(head: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    head.extend_from_slice(name);
+    head.extend_from_slice(b": ");
+    head.extend_from_slice(value);
+    head.extend_from_slice(b"\r\n");
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// Whether a `Connection` header names `token`.
+fn has_token(headers: &HeaderMap, token: &str) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(|value| {
+        value.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    })
+}
+
+/// A chunk's size line (`1a2b\r\n`), or nothing outside chunked framing.
+struct ChunkSize {
+    bytes: [u8; 18],
+    start: usize,
+}
+
+impl ChunkSize {
+    fn new(size: Option<usize>) -> Self {
+        let mut bytes = [0u8; 18];
+        let Some(mut size) = size else { return Self { bytes, start: bytes.len() } };
+        let mut start = bytes.len() - 2;
+        bytes[start..].copy_from_slice(b"\r\n");
+        loop {
+            start -= 1;
+            bytes[start] = b"0123456789abcdef"[size & 15];
+            size >>= 4;
+            if size == 0 {
+                break;
+            }
+        }
+        Self { bytes, start }
+    }
+
+    fn as_slice(&mut self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+}
+
+/// The `date` header's value, formatted once a second per thread.
+struct CachedDate {
+    second: u64,
+    text: [u8; 29],
+}
+
+impl CachedDate {
+    fn now(&mut self) -> &[u8] {
+        let now = SystemTime::now();
+        let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if second != self.second {
+            self.second = second;
+            self.text.copy_from_slice(httpdate::fmt_http_date(now).as_bytes());
+        }
+        &self.text
+    }
+}
+
+thread_local! {
+    static DATE: RefCell<CachedDate> = const { RefCell::new(CachedDate { second: 0, text: [0; 29] }) };
+}
+
+/// The connection as hyper reads it: the bytes read here come first, then
+/// the socket.
+pub(super) struct Primed {
+    read: Option<Bytes>,
+    tcp: TcpStream,
+}
+
+impl Primed {
+    fn new(read: Bytes, tcp: TcpStream) -> Self {
+        Self { read: (!read.is_empty()).then_some(read), tcp }
+    }
+}
+
+impl AsyncRead for Primed {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if let Some(read) = self.read.as_mut() {
+            let n = read.len().min(buf.remaining());
+            buf.put_slice(&read.split_to(n));
+            if read.is_empty() {
+                self.read = None; // its allocation goes with it
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Primed {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
