@@ -11,9 +11,11 @@ allocator's bookkeeping as massif estimates it (`with overhead`). The
 resident-set figures of bench/viewers.py include what the allocator has not
 yet returned to the system; these do not depend on when it does.
 
-Usage: bench/viewer_heap.py CAIRN_SYSTEM_ALLOC VIEWERS_CLIENT [--viewers N] [--ws] [--log-level L]
-    [--floor SSE_FLOOR]
+Usage: bench/viewer_heap.py CAIRN_SYSTEM_ALLOC VIEWERS_CLIENT [--viewers N] [--ws] [--reuse]
+    [--log-level L] [--floor SSE_FLOOR]
 (--ws: half the viewers on the WebSocket, half on SSE; else all SSE;
+--reuse: each SSE viewer first asks for /api/v1/me in HTTP/1.1 and opens
+its stream on the same connection, as a reused connection does;
 --log-level: warn by default, as bench/viewers.py runs the servers;
 --floor: also a bare SSE router, the `sse_floor` example, measured the
 same way: on Cairn's server loop with the Rust viewers' HTTP/1.0 requests
@@ -180,6 +182,8 @@ def main():
     parser.add_argument("client")
     parser.add_argument("--viewers", type=int, default=1000)
     parser.add_argument("--ws", action="store_true")
+    parser.add_argument("--reuse", action="store_true",
+                        help="each SSE viewer asks for /api/v1/me first and opens its stream on the same connection")
     parser.add_argument("--log-level", default="warn", help="log.level (info, the default, keeps a span per request)")
     parser.add_argument("--floor", help="the bare SSE server (sse_floor example), measured the same way")
     args = parser.parse_args()
@@ -197,9 +201,12 @@ def main():
     })
     ports = f"{port},{port}" if args.ws else str(port)
     kind = "half SSE, half WebSocket" if args.ws else "SSE"
+    reuse = ["reuse"] if args.reuse else []
+    if args.reuse:
+        kind += " after a request on the same connection"
     # (label, server command, its environment, its port, the viewers, whether it is Cairn)
     series = [(f"Cairn ({kind}, log.level {args.log_level})", [args.cairn, "serve"], env, port,
-               lambda token, thread: [args.client, ports, token, thread, n], True)]
+               lambda token, thread: [args.client, ports, token, thread, n, *reuse], True)]
     if args.floor:
         # The Rust viewers ask in HTTP/1.0; browsers in HTTP/1.1 (chunked).
         # The bare router is served by Cairn's server loop, and by

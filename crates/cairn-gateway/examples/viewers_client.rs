@@ -6,9 +6,11 @@
 //! little of it: the Python viewers' own event loop was part of what they
 //! measured.
 //!
-//! Usage: viewers_client PORTS TOKEN THREAD VIEWERS
+//! Usage: viewers_client PORTS TOKEN THREAD VIEWERS [reuse]
 //! (PORTS comma-separated; with two, viewers alternate between them and,
-//! on each, between SSE and WebSocket). It connects the first tenth and
+//! on each, between SSE and WebSocket; `reuse`: each SSE viewer first asks
+//! for `/api/v1/me` in HTTP/1.1 and opens its stream on the same connection,
+//! as a browser or a proxy reusing a connection does). It connects the first tenth and
 //! prints `first`; waits for a line on its input; connects the rest and
 //! prints `connected`; then, when every viewer saw the run end, prints one
 //! JSON line: `{"lags_ms": [...], "presence": N, "complete": N}`.
@@ -61,17 +63,28 @@ fn told(event: &Value, received: f64) -> Told {
     }
 }
 
-async fn sse(port: u16, token: &str, thread: &str, ready: &Semaphore) -> (Vec<f64>, u64) {
+async fn sse(port: u16, token: &str, thread: &str, reuse: bool, ready: &Semaphore) -> (Vec<f64>, u64) {
     let mut socket = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     socket.set_nodelay(true).unwrap();
+    let mut chunk = vec![0u8; 16 * 1024];
+    let mut buffer = Vec::<u8>::new();
+    let version = if reuse {
+        let me = format!("GET /api/v1/me HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n");
+        socket.write_all(me.as_bytes()).await.unwrap();
+        buffer = answered(&mut socket, &mut chunk).await;
+        "1.1"
+    } else {
+        "1.0"
+    };
     let request = format!(
-        "GET /api/v1/threads/{thread}/events HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\
+        "GET /api/v1/threads/{thread}/events HTTP/{version}\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\
          Authorization: Bearer {token}\r\n\r\n"
     );
     socket.write_all(request.as_bytes()).await.unwrap();
     ready.add_permits(1);
-    let (mut lags, mut presence, mut buffer) = (Vec::new(), 0, Vec::<u8>::new());
-    let mut chunk = vec![0u8; 16 * 1024];
+    // Chunked (HTTP/1.1): the chunks' size lines fall between events and are
+    // passed over with the rest that is not `data:`.
+    let (mut lags, mut presence) = (Vec::new(), 0);
     loop {
         let read = socket.read(&mut chunk).await.unwrap_or(0);
         if read == 0 {
@@ -95,6 +108,24 @@ async fn sse(port: u16, token: &str, thread: &str, ready: &Semaphore) -> (Vec<f6
                 Told::Other => {}
             }
         }
+    }
+}
+
+/// Reads a sized 200 response off `socket`; what came after it.
+async fn answered(socket: &mut TcpStream, chunk: &mut [u8]) -> Vec<u8> {
+    let mut read = Vec::new();
+    loop {
+        if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&read[..end]).to_ascii_lowercase();
+            assert!(head.starts_with("http/1.1 200"), "{head}");
+            let length: usize = head.lines().find_map(|l| l.strip_prefix("content-length: ")).unwrap().parse().unwrap();
+            if read.len() >= end + 4 + length {
+                return read.split_off(end + 4 + length);
+            }
+        }
+        let n = socket.read(chunk).await.unwrap();
+        assert!(n > 0, "the connection closed after its first request");
+        read.extend_from_slice(&chunk[..n]);
     }
 }
 
@@ -126,8 +157,12 @@ async fn websocket(port: u16, token: &str, thread: &str, ready: &Semaphore) -> (
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, ports, token, thread, viewers] = args.as_slice() else {
-        eprintln!("usage: viewers_client PORTS TOKEN THREAD VIEWERS");
+    let (reuse, args) = match args.split_last() {
+        Some((last, rest)) if last == "reuse" => (true, rest),
+        _ => (false, args.as_slice()),
+    };
+    let [_, ports, token, thread, viewers] = args else {
+        eprintln!("usage: viewers_client PORTS TOKEN THREAD VIEWERS [reuse]");
         std::process::exit(2);
     };
     let ports: Vec<u16> = ports.split(',').map(|p| p.parse().unwrap()).collect();
@@ -150,7 +185,7 @@ async fn main() {
         tasks.push(tokio::spawn(async move {
             let (lags, presence) = match over_websocket {
                 true => websocket(port, &token, &thread, &ready).await,
-                false => sse(port, &token, &thread, &ready).await,
+                false => sse(port, &token, &thread, reuse, &ready).await,
             };
             let mut seen = seen.lock().await;
             seen.complete += u64::from(lags.len() >= LINES);

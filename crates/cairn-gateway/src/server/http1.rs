@@ -38,8 +38,8 @@ const HEAD_LIMIT: usize = 8 * 1024;
 /// A body up to this size is read here, whole, before the request is
 /// handled; a larger one (an upload) is left to hyper, which streams it.
 const BODY_LIMIT: u64 = 64 * 1024;
-/// What one read takes when nothing is buffered.
-const READ_CHUNK: usize = 2 * 1024;
+/// What one read takes at most when `pending` has no room for it.
+const READ_CHUNK: usize = 4 * 1024;
 /// Header lines looked at; a request with more is left to hyper (which
 /// refuses it with 431).
 const MAX_HEADERS: usize = 64;
@@ -252,19 +252,30 @@ async fn send(writer: &mut (impl AsyncWrite + Unpin), buf: &mut impl Buf) -> io:
     }
 }
 
-/// Waits until `socket` has bytes and appends them to `pending`, which gets
-/// room only then (an idle connection holds no buffer). Zero: closed.
+/// Waits until `socket` has bytes and appends them to `pending`. Zero:
+/// closed.
 async fn read_into(socket: &TcpStream, pending: &mut Vec<u8>) -> io::Result<usize> {
     loop {
         socket.readable().await?;
-        if pending.capacity() - pending.len() < READ_CHUNK / 2 {
-            pending.reserve(READ_CHUNK);
-        }
-        match socket.try_read_buf(pending) {
+        match read_now(socket, pending) {
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
             read => return read,
         }
     }
+}
+
+/// One read, into `pending`'s spare room if it has enough, else through
+/// the stack: `pending` grows only by what came. Readiness can be stale (it
+/// is cleared only by a read that finds nothing), so a connection waiting
+/// on an idle client must not reserve room before it knows bytes are there.
+fn read_now(socket: &TcpStream, pending: &mut Vec<u8>) -> io::Result<usize> {
+    if pending.capacity() - pending.len() >= READ_CHUNK {
+        return socket.try_read_buf(pending);
+    }
+    let mut chunk = [0u8; READ_CHUNK];
+    let read = socket.try_read(&mut chunk)?;
+    pending.extend_from_slice(&chunk[..read]);
+    Ok(read)
 }
 
 /// A request's head, as far as it came.
@@ -502,5 +513,37 @@ impl AsyncWrite for Primed {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A connection streaming to a client that sends nothing more holds no
+    /// read buffer, whether or not its socket still looks readable from the
+    /// request it read.
+    #[tokio::test]
+    async fn a_stream_to_an_idle_client_holds_no_read_buffer() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (tcp, remote) = listener.accept().await.unwrap();
+        let mut connection = Connection::new(tcp, remote);
+        client.write_all(b"GET /events HTTP/1.1\r\nHost: cairn.test\r\n\r\n").await.unwrap();
+        let Next::Request(request, answer) = connection.next().await.unwrap() else { panic!("a request") };
+        assert_eq!(request.uri().path(), "/events");
+        assert_eq!(connection.pending.capacity(), 0, "the request's bytes are gone once it is read");
+        // A body that never ends: the stream of an idle thread.
+        let never = Body::from_stream(futures::stream::pending::<Result<Bytes, io::Error>>());
+        let streaming = connection.respond(answer, Response::new(never), false);
+        assert!(tokio::time::timeout(Duration::from_millis(300), streaming).await.is_err(), "the stream goes on");
+        assert_eq!(connection.pending.capacity(), 0, "no room is held for a read that finds nothing");
     }
 }
