@@ -110,7 +110,7 @@ for gateways in 1 2; do
     python3 bench/viewers.py "$CARGO_TARGET_DIR/release/cairn" "$CARGO_TARGET_DIR/release/examples/scripted_llm" \
         --viewers ${VIEWERS:-100 1000} --gateways "$gateways" --client "$CARGO_TARGET_DIR/release/examples/viewers_client"
 done
-echo "## The heap an idle viewer holds, counted by valgrind's massif (SSE, then half WebSocket)"
+echo "## The heap an idle viewer holds, counted by valgrind's massif (SSE, half WebSocket, SSE on reused connections)"
 command -v valgrind >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
 # A build on the system's malloc, which massif sees, with its symbols (its own
 # folder: the other benchmarks keep the stripped mimalloc build).
@@ -123,6 +123,8 @@ python3 bench/viewer_heap.py "$CAIRN_CACHE_DIR/target-heap/release/cairn" \
     --floor "$CAIRN_CACHE_DIR/target-heap/release/examples/sse_floor"
 python3 bench/viewer_heap.py "$CAIRN_CACHE_DIR/target-heap/release/cairn" \
     "$CARGO_TARGET_DIR/release/examples/viewers_client" --viewers 1000 --ws
+python3 bench/viewer_heap.py "$CAIRN_CACHE_DIR/target-heap/release/cairn" \
+    "$CARGO_TARGET_DIR/release/examples/viewers_client" --viewers 1000 --reuse
 
 echo "## Many runs at once: one gateway and two workers on PostgreSQL and Redis, the model answering after 200 ms"
 python3 bench/runs_load.py "$CARGO_TARGET_DIR/release/cairn" "$CARGO_TARGET_DIR/release/examples/scripted_llm" \
