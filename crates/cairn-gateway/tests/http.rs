@@ -315,6 +315,19 @@ fn dechunk(raw: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// A raw `POST /api/v1/test/echo` with a JSON `body` framed by `framing`
+/// (header lines, each ending in CRLF).
+fn echo_request(framing: &str, body: &str) -> String {
+    format!(
+        "POST /api/v1/test/echo HTTP/1.1\r\nHost: cairn.test\r\nContent-Type: application/json\r\n{framing}\r\n{body}"
+    )
+}
+
+/// The same, its body's length given.
+fn sized_echo(body: &str) -> String {
+    echo_request(&format!("Content-Length: {}\r\n", body.len()), body)
+}
+
 /// A head that arrives in pieces and one longer than Cairn's own loop reads
 /// (left to hyper) are served, and so are further requests on the same
 /// connection; what is not HTTP, or frames its body ambiguously, is
@@ -334,12 +347,7 @@ async fn requests_that_are_not_event_streams_keep_their_connection() {
     assert!(head.starts_with("http/1.1 200 ok\r\n") && !head.contains("connection: close"), "{head}");
     assert!(body.contains("ok"), "{body}");
     // The same connection takes the next request, and a JSON body.
-    let echo = r#"{"name":"again","count":2}"#;
-    let second = format!(
-        "POST /api/v1/test/echo HTTP/1.1\r\nHost: cairn.test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{echo}",
-        echo.len()
-    );
-    socket.write_all(second.as_bytes()).await.unwrap();
+    socket.write_all(sized_echo(r#"{"name":"again","count":2}"#).as_bytes()).await.unwrap();
     let (head, body) = read_response(&mut socket).await;
     assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), json!({ "name": "again", "count": 2 }));
@@ -368,13 +376,7 @@ async fn one_connection_serves_many_requests_in_order() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (server, _db) = start(small_config()).await;
     let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let echo = |name: &str| {
-        let body = format!(r#"{{"name":"{name}","count":1}}"#);
-        format!(
-            "POST /api/v1/test/echo HTTP/1.1\r\nHost: cairn.test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-    };
+    let echo = |name: &str| sized_echo(&format!(r#"{{"name":"{name}","count":1}}"#));
     let pipelined = format!(
         "GET /healthz HTTP/1.1\r\nHost: cairn.test\r\n\r\n{}HEAD /healthz HTTP/1.1\r\nHost: cairn.test\r\n\r\n{}",
         echo("first"),
@@ -442,10 +444,7 @@ async fn bodies_the_loop_does_not_read_are_served_by_hyper_on_the_same_connectio
     assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
     // Chunked.
     let body = r#"{"name":"chunked","count":3}"#;
-    let chunked = format!(
-        "POST /api/v1/test/echo HTTP/1.1\r\nHost: cairn.test\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
-        body.len()
-    );
+    let chunked = echo_request("Transfer-Encoding: chunked\r\n", &format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len()));
     socket.write_all(chunked.as_bytes()).await.unwrap();
     let (head, answer) = read_response(&mut socket).await;
     assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
@@ -453,10 +452,7 @@ async fn bodies_the_loop_does_not_read_are_served_by_hyper_on_the_same_connectio
     // Larger than 64 KiB, announced with `Expect: 100-continue`.
     let name = "n".repeat(100 * 1024);
     let body = format!(r#"{{"name":"{name}","count":4}}"#);
-    let large = format!(
-        "POST /api/v1/test/echo HTTP/1.1\r\nHost: cairn.test\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
+    let large = echo_request(&format!("Expect: 100-continue\r\nContent-Length: {}\r\n", body.len()), "");
     socket.write_all(large.as_bytes()).await.unwrap();
     let (head, rest) = support::response_head(&mut socket).await;
     assert!(head.starts_with("http/1.1 100 continue"), "{head}");
