@@ -337,7 +337,7 @@ fn request(head: &httparse::Request<'_, '_>, remote: SocketAddr) -> Option<(Requ
             body_length = Some(length as usize);
         }
         if name == header::CONNECTION {
-            for token in line.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            for token in tokens(line.value) {
                 if token.eq_ignore_ascii_case(b"upgrade") {
                     return None;
                 }
@@ -408,9 +408,15 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 
 /// Whether a `Connection` header names `token`.
 fn has_token(headers: &HeaderMap, token: &str) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|value| {
-        value.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-    })
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .any(|value| tokens(value.as_bytes()).any(|t| t.eq_ignore_ascii_case(token.as_bytes())))
+}
+
+/// The comma-separated tokens of a `Connection` header's value.
+fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
 }
 
 /// A chunk's size line (`1a2b\r\n`), or nothing outside chunked framing.
