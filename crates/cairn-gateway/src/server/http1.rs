@@ -360,7 +360,9 @@ fn request(head: &httparse::Request<'_, '_>, remote: SocketAddr) -> Option<(Requ
 
 /// The response's status line and header block.
 fn head(parts: &axum::http::response::Parts, framing: Framing, keep_alive: bool, http10: bool) -> Vec<u8> {
-    let mut head = Vec::with_capacity(256);
+    // Room for Cairn's heads (its security headers alone take about 450
+    // bytes): no regrowth while it is written.
+    let mut head = Vec::with_capacity(1024);
     let status = parts.status;
     head.extend_from_slice(b"HTTP/1.1 ");
     head.extend_from_slice(status.as_str().as_bytes());
