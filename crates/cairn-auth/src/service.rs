@@ -194,8 +194,8 @@ impl Auth {
     pub async fn sign_in(&self, email: &str, password: &str, addr: &str) -> Result<Session> {
         let email = email.trim().to_lowercase();
         let (per_account, per_address) = self.sign_in_limits();
-        let account_key: throttle::Subject<'_> = ("signin-fail:account", &email);
-        let address_key: throttle::Subject<'_> = ("signin-fail:address", &addr);
+        let account_key: throttle::Subject<'_> = ("signin-fail:account", throttle::Whose::Text(&email));
+        let address_key: throttle::Subject<'_> = ("signin-fail:address", throttle::Whose::Text(addr));
         let cache = self.inner.cache.as_ref();
         for (key, limit) in [(account_key, per_account), (address_key, per_address)] {
             let status = throttle::check(cache, key, limit).await?;
@@ -441,11 +441,11 @@ impl Auth {
         match &principal.credential {
             Credential::Session(_) => {
                 let limit = Limit { max: self.inner.limits.per_user_per_minute, window };
-                throttle::hit(cache, ("rate:user", &principal.user.id), limit).await
+                throttle::hit(cache, ("rate:user", throttle::Whose::Id(principal.user.id.0)), limit).await
             }
             Credential::ApiKey { key, .. } => {
                 let limit = Limit { max: self.inner.limits.per_api_key_per_minute, window };
-                throttle::hit(cache, ("rate:key", key), limit).await
+                throttle::hit(cache, ("rate:key", throttle::Whose::Id(key.0)), limit).await
             }
         }
     }
@@ -453,7 +453,7 @@ impl Auth {
     /// Counts a request against its client address's limit.
     pub async fn rate_limit_address(&self, addr: &str) -> Result<RateLimitStatus> {
         let limit = Limit { max: self.inner.limits.per_address_per_minute, window: Duration::from_secs(60) };
-        throttle::hit(self.inner.cache.as_ref(), ("rate:addr", &addr), limit).await
+        throttle::hit(self.inner.cache.as_ref(), ("rate:addr", throttle::Whose::Text(addr)), limit).await
     }
 
     /// The one check in front of every project-scoped action. A caller who is

@@ -137,11 +137,16 @@ const REMEMBERED_TOKENS: usize = 10_000;
 /// and type are checked once (they cannot change for the same string, and
 /// the signing keys are fixed while the process runs); expiry and
 /// not-before on every use. Only tokens that passed are remembered, so
-/// garbage cannot fill it.
+/// garbage cannot fill it. Entries are found by the signature (hashing a
+/// few dozen bytes, not the whole token on every request) and the whole
+/// token is compared before an entry counts.
 #[derive(Debug, Default)]
 pub(crate) struct VerifiedTokens {
-    entries: std::sync::RwLock<std::collections::HashMap<Box<str>, Checked>>,
+    entries: std::sync::RwLock<std::collections::HashMap<Box<str>, Remembered>>,
 }
+
+/// A remembered token, whole, and what it says.
+type Remembered = (Box<str>, Checked);
 
 impl VerifiedTokens {
     pub(crate) fn verify(
@@ -152,19 +157,26 @@ impl VerifiedTokens {
         audience: &str,
         now: i64,
     ) -> Result<Checked, &'static str> {
-        let known = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(token).copied();
+        let signature = &token[header_and_payload_len(token)..];
+        let known = self
+            .entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(signature)
+            .filter(|(whole, _)| **whole == *token)
+            .map(|(_, checked)| *checked);
         if let Some(checked) = known {
             return checked.current(now);
         }
         let checked = Checked::from(&verify(keys, token, issuer, audience, now)?);
         let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if entries.len() >= REMEMBERED_TOKENS {
-            entries.retain(|_, c| c.exp > now);
+            entries.retain(|_, (_, checked)| checked.exp > now);
             if entries.len() >= REMEMBERED_TOKENS {
                 entries.clear();
             }
         }
-        entries.insert(token.into(), checked);
+        entries.insert(signature.into(), (token.into(), checked));
         Ok(checked)
     }
 
@@ -344,6 +356,15 @@ mod tests {
         let forged = sign(&other, &claims);
         assert_eq!(remembered.verify(&keys, &forged, "cairn", "cairn-api", NOW), Err("the token signature is wrong"));
         assert_eq!(remembered.len(), 1, "only verified tokens are remembered");
+        // Other claims under the remembered signature: found by the signature, refused as a whole.
+        let mut other_claims = self::claims(NOW);
+        other_claims.iat = NOW - 1;
+        let other_token = sign(&keys, &other_claims);
+        let (signed_part, _) = other_token.rsplit_once('.').unwrap();
+        let (_, signature) = token.rsplit_once('.').unwrap();
+        let spliced = format!("{signed_part}.{signature}");
+        assert_eq!(remembered.verify(&keys, &spliced, "cairn", "cairn-api", NOW), Err("the token signature is wrong"));
+        assert_eq!(remembered.len(), 1);
         // Not valid yet: refused, and so not remembered until it is.
         let mut later = self::claims(NOW);
         later.nbf = NOW + 60;
