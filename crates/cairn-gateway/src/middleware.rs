@@ -12,7 +12,7 @@ use axum::response::Response;
 use cairn_config::Config;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::error::{PROBLEM_JSON, Problem, problem_response};
@@ -38,7 +38,7 @@ pub(crate) fn wrap<S: Clone + Send + Sync + 'static>(router: Router<S>, config: 
     };
     inner.layer(
         ServiceBuilder::new()
-            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(SetRequestIdLayer::new(REQUEST_ID, RequestIds))
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(request_span)
@@ -50,6 +50,47 @@ pub(crate) fn wrap<S: Clone + Send + Sync + 'static>(router: Router<S>, config: 
                 crate::security::headers,
             )),
     )
+}
+
+/// Request ids: UUIDs (version 4 in form), unique within the process by a
+/// counter and across processes by 128 random bits drawn once. A random
+/// UUID per request asked the operating system for randomness every time, a
+/// system call on every request.
+#[derive(Debug, Clone, Copy)]
+struct RequestIds;
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        static SEED: std::sync::LazyLock<(u64, u64)> = std::sync::LazyLock::new(|| {
+            let mut bytes = [0u8; 16];
+            // Without the OS's randomness, ids stay unique in this process.
+            if let Err(error) = getrandom::fill(&mut bytes) {
+                tracing::warn!(%error, "no random seed for request ids");
+            }
+            let (high, low) = bytes.split_at(8);
+            (
+                u64::from_le_bytes(high.try_into().unwrap_or_default()),
+                u64::from_le_bytes(low.try_into().unwrap_or_default()),
+            )
+        });
+        static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let (high, low) = *SEED;
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&high.to_le_bytes());
+        bytes[8..].copy_from_slice(&spread(n ^ low).to_le_bytes());
+        let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+        let mut text = uuid::Uuid::encode_buffer();
+        HeaderValue::from_str(id.hyphenated().encode_lower(&mut text)).ok().map(RequestId::new)
+    }
+}
+
+/// SplitMix64's finaliser: one to one, so distinct counts stay distinct,
+/// and consecutive ones look unrelated.
+fn spread(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// A request's span, continuing the caller's trace when it sends a
@@ -136,4 +177,23 @@ async fn problems_for_bare_errors(request: Request, next: Next) -> Response {
         }
     }
     replaced
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_distinct_version_4_uuids() {
+        let request = axum::http::Request::new(());
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let id = RequestIds.make_request_id(&request).map(|id| id.header_value().to_str().map(str::to_owned));
+            let Some(Ok(id)) = id else { panic!("an id as text") };
+            let parsed = uuid::Uuid::parse_str(&id).unwrap_or_default();
+            assert_eq!(parsed.get_version_num(), 4, "{id}");
+            assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122, "{id}");
+            assert!(seen.insert(id), "ids repeat");
+        }
+    }
 }

@@ -94,7 +94,7 @@ impl Connection {
                         let end = head_length + body_length;
                         self.pending.reserve(end.saturating_sub(self.pending.len()));
                         while self.pending.len() < end {
-                            if read_into(&self.tcp, &mut self.pending).await? == 0 {
+                            if read_into(&mut self.tcp, &mut self.pending).await? == 0 {
                                 return Ok(Next::Closed);
                             }
                         }
@@ -106,7 +106,7 @@ impl Connection {
                     }
                 }
             }
-            if read_into(&self.tcp, &mut self.pending).await? == 0 {
+            if read_into(&mut self.tcp, &mut self.pending).await? == 0 {
                 return Ok(Next::Closed);
             }
         }
@@ -151,8 +151,7 @@ impl Connection {
             answer.keep_alive && !stopping && !matches!(framing, Framing::Close) && !has_token(&parts.headers, "close");
         let head = head(&parts, framing, keep_alive, answer.http10);
         drop(parts);
-        let (reader, mut writer) = self.tcp.split();
-        let socket: &TcpStream = reader.as_ref();
+        let (mut reader, mut writer) = self.tcp.split();
         // A known length waits for its first piece, to go in one write with
         // the head; a stream's head goes at once.
         let mut unsent = Some(head);
@@ -196,7 +195,7 @@ impl Connection {
                         }
                     }
                 },
-                read = read_into(socket, &mut self.pending), if watching => match read {
+                read = read_into(&mut reader, &mut self.pending), if watching => match read {
                     Ok(0) | Err(_) => {
                         // The client is gone, or sends no more: a stream
                         // ends, a response of known length is finished.
@@ -253,29 +252,30 @@ async fn send(writer: &mut (impl AsyncWrite + Unpin), buf: &mut impl Buf) -> io:
 }
 
 /// Waits until `socket` has bytes and appends them to `pending`. Zero:
-/// closed.
-async fn read_into(socket: &TcpStream, pending: &mut Vec<u8>) -> io::Result<usize> {
-    loop {
-        socket.readable().await?;
-        match read_now(socket, pending) {
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-            read => return read,
-        }
+/// closed. Into `pending`'s spare room if it has enough, else through the
+/// thread's scratch buffer, so `pending` grows only by what came: readiness
+/// can be stale, and a connection waiting on an idle client must not
+/// reserve room before it knows bytes are there. The scratch buffer is
+/// zeroed once per thread, not on every read (a zeroed array on the stack
+/// cost more than the rest of the read). Reads go through `poll_read`,
+/// which takes a short read as the socket drained, so the next request
+/// waits for the socket instead of first trying a read that finds nothing.
+async fn read_into(socket: &mut (impl AsyncRead + Unpin), pending: &mut Vec<u8>) -> io::Result<usize> {
+    thread_local! {
+        static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into());
     }
-}
-
-/// One read, into `pending`'s spare room if it has enough, else through
-/// the stack: `pending` grows only by what came. Readiness can be stale (it
-/// is cleared only by a read that finds nothing), so a connection waiting
-/// on an idle client must not reserve room before it knows bytes are there.
-fn read_now(socket: &TcpStream, pending: &mut Vec<u8>) -> io::Result<usize> {
     if pending.capacity() - pending.len() >= READ_CHUNK {
-        return socket.try_read_buf(pending);
+        return tokio::io::AsyncReadExt::read_buf(socket, pending).await;
     }
-    let mut chunk = [0u8; READ_CHUNK];
-    let read = socket.try_read(&mut chunk)?;
-    pending.extend_from_slice(&chunk[..read]);
-    Ok(read)
+    std::future::poll_fn(|cx| {
+        SCRATCH.with_borrow_mut(|chunk| {
+            let mut buf = ReadBuf::new(chunk);
+            std::task::ready!(Pin::new(&mut *socket).poll_read(cx, &mut buf))?;
+            pending.extend_from_slice(buf.filled());
+            Poll::Ready(Ok(buf.filled().len()))
+        })
+    })
+    .await
 }
 
 /// A request's head, as far as it came.
