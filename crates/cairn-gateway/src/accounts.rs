@@ -16,14 +16,14 @@ use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(register))
-        .routes(routes!(token))
-        .routes(routes!(refresh))
-        .routes(routes!(logout))
-        .routes(routes!(forgot_password))
-        .routes(routes!(reset_password))
-        .routes(routes!(me, crate::lifecycle::delete_me))
-        .routes(routes!(change_password))
+        .routes(crate::v1(routes!(register)))
+        .routes(crate::v1(routes!(token)))
+        .routes(crate::v1(routes!(refresh)))
+        .routes(crate::v1(routes!(logout)))
+        .routes(crate::v1(routes!(forgot_password)))
+        .routes(crate::v1(routes!(reset_password)))
+        .routes(crate::v1(routes!(me, crate::lifecycle::delete_me)))
+        .routes(crate::v1(routes!(change_password)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

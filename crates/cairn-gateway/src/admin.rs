@@ -12,9 +12,9 @@ use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_users))
-        .routes(routes!(update_user, crate::lifecycle::delete_user))
-        .routes(routes!(list_sandboxes))
+        .routes(crate::v1(routes!(list_users)))
+        .routes(crate::v1(routes!(update_user, crate::lifecycle::delete_user)))
+        .routes(crate::v1(routes!(list_sandboxes)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -23,7 +23,10 @@ use crate::wire::AuditEntryResponse;
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(audit_log)).routes(routes!(export_audit)).routes(routes!(project_audit))
+    OpenApiRouter::new()
+        .routes(crate::v1(routes!(audit_log)))
+        .routes(crate::v1(routes!(export_audit)))
+        .routes(crate::v1(routes!(project_audit)))
 }
 
 /// Records `action` by `principal`; a key's id joins the detail. A failure

@@ -6,11 +6,11 @@
 //! `RateLimit-*` headers to the answer. Handlers take [`Authenticated`] to
 //! require a caller.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use cairn_auth::{Credential, Principal, RateLimitStatus};
@@ -78,7 +78,21 @@ fn client_addr(request: &Request, header_name: &str) -> String {
         // A proxy appends the address it saw; the first is the original client.
         return first.to_owned();
     }
-    request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default()
+    request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| ip_text(c.0.ip())).unwrap_or_default()
+}
+
+/// An address as text, as `Display` writes it; an IPv4 address (every
+/// request's, on most deployments) is joined from its four numbers.
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else { return ip.to_string() };
+    let mut text = String::with_capacity(15);
+    for (index, octet) in v4.octets().into_iter().enumerate() {
+        if index > 0 {
+            text.push('.');
+        }
+        text.push_str(itoa::Buffer::new().format(octet));
+    }
+    text
 }
 
 /// The bearer credential, if the request carries one. Other schemes are not
@@ -144,10 +158,25 @@ pub(crate) async fn authenticate(State(state): State<AppState>, mut request: Req
 /// The `RateLimit-Limit`, `-Remaining` and `-Reset` headers (IETF httpapi
 /// rate-limit headers draft).
 fn rate_limit_headers(headers: &mut HeaderMap, status: RateLimitStatus) {
+    const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+    const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+    const RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
     let reset = status.reset.as_secs().max(1);
-    for (name, value) in
-        [("ratelimit-limit", status.limit), ("ratelimit-remaining", status.remaining), ("ratelimit-reset", reset)]
-    {
+    for (name, value) in [(LIMIT, status.limit), (REMAINING, status.remaining), (RESET, reset)] {
         headers.insert(name, HeaderValue::from(value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_read_as_display_writes_them() {
+        for ip in ["0.0.0.0", "127.0.0.1", "203.0.113.255", "10.20.3.40", "::1", "2001:db8::7", "::ffff:192.0.2.1"] {
+            let parsed: IpAddr = ip.parse().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+            assert_eq!(ip_text(parsed), parsed.to_string());
+            assert_eq!(ip_text(parsed), ip);
+        }
     }
 }

@@ -21,9 +21,9 @@ use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(set_member_budget))
-        .routes(routes!(set_user_budget))
-        .routes(routes!(project_spending))
+        .routes(crate::v1(routes!(set_member_budget)))
+        .routes(crate::v1(routes!(set_user_budget)))
+        .routes(crate::v1(routes!(project_spending)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -200,9 +200,9 @@ fn key_hint(key: &str) -> String {
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_connections, create_connection))
-        .routes(routes!(update_connection, delete_connection))
-        .routes(routes!(test_connection))
+        .routes(crate::v1(routes!(list_connections, create_connection)))
+        .routes(crate::v1(routes!(update_connection, delete_connection)))
+        .routes(crate::v1(routes!(test_connection)))
 }
 
 /// One model of a connection.

@@ -29,7 +29,7 @@ use crate::wire::{ApiKeyResponse, AuditEntryResponse, MemberResponse, ProjectRes
 use crate::{ApiError, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(export_project)).routes(routes!(export_me))
+    OpenApiRouter::new().routes(crate::v1(routes!(export_project))).routes(crate::v1(routes!(export_me)))
 }
 
 /// The version of the archive's layout, in `project.json`.

@@ -23,15 +23,15 @@ use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(upload, list, delete_path).layer(DefaultBodyLimit::disable()))
-        .routes(routes!(put_content).layer(DefaultBodyLimit::disable()))
-        .routes(routes!(get_file))
-        .routes(routes!(get_content))
-        .routes(routes!(versions))
-        .routes(routes!(move_files))
-        .routes(routes!(create_link))
-        .routes(routes!(zip))
-        .routes(routes!(open_link))
+        .routes(crate::v1(routes!(upload, list, delete_path).layer(DefaultBodyLimit::disable())))
+        .routes(crate::v1(routes!(put_content).layer(DefaultBodyLimit::disable())))
+        .routes(crate::v1(routes!(get_file)))
+        .routes(crate::v1(routes!(get_content)))
+        .routes(crate::v1(routes!(versions)))
+        .routes(crate::v1(routes!(move_files)))
+        .routes(crate::v1(routes!(create_link)))
+        .routes(crate::v1(routes!(zip)))
+        .routes(crate::v1(routes!(open_link)))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

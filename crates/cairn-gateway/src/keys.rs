@@ -14,7 +14,7 @@ use crate::wire::{ApiKeyResponse, CreatedApiKeyResponse};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_key, list_keys)).routes(routes!(revoke_key))
+    OpenApiRouter::new().routes(crate::v1(routes!(create_key, list_keys))).routes(crate::v1(routes!(revoke_key)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

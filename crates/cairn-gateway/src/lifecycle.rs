@@ -20,7 +20,7 @@ use crate::wire::UserResponse;
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_deletion))
+    OpenApiRouter::new().routes(crate::v1(routes!(get_deletion)))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -21,7 +21,7 @@ use crate::authn::{Authenticated, ClientAddr};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(add_server, list_servers)).routes(routes!(remove_server))
+    OpenApiRouter::new().routes(crate::v1(routes!(add_server, list_servers))).routes(crate::v1(routes!(remove_server)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -16,7 +16,7 @@ use crate::authn::Authenticated;
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(remember)).routes(routes!(search))
+    OpenApiRouter::new().routes(crate::v1(routes!(remember))).routes(crate::v1(routes!(search)))
 }
 
 /// A piece of the project's memory.

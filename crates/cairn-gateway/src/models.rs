@@ -10,7 +10,7 @@ use crate::authn::Authenticated;
 use crate::{ApiJson, AppState};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_models)).routes(routes!(list_agents))
+    OpenApiRouter::new().routes(crate::v1(routes!(list_models))).routes(crate::v1(routes!(list_agents)))
 }
 
 /// A sub-agent plans give tasks to (`agent.agents`, or the built-in ones).

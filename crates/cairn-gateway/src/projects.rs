@@ -17,11 +17,11 @@ use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create_project, list_projects))
-        .routes(routes!(get_project, update_project, crate::lifecycle::delete_project))
-        .routes(routes!(set_project_model))
-        .routes(routes!(list_members, add_member))
-        .routes(routes!(change_member, remove_member))
+        .routes(crate::v1(routes!(create_project, list_projects)))
+        .routes(crate::v1(routes!(get_project, update_project, crate::lifecycle::delete_project)))
+        .routes(crate::v1(routes!(set_project_model)))
+        .routes(crate::v1(routes!(list_members, add_member)))
+        .routes(crate::v1(routes!(change_member, remove_member)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -19,8 +19,8 @@ use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create_schedule, list_schedules))
-        .routes(routes!(update_schedule, delete_schedule))
+        .routes(crate::v1(routes!(create_schedule, list_schedules)))
+        .routes(crate::v1(routes!(update_schedule, delete_schedule)))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -17,10 +17,10 @@ use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create_account, list_accounts))
-        .routes(routes!(delete_account))
-        .routes(routes!(create_account_key))
-        .routes(routes!(revoke_account_key))
+        .routes(crate::v1(routes!(create_account, list_accounts)))
+        .routes(crate::v1(routes!(delete_account)))
+        .routes(crate::v1(routes!(create_account_key)))
+        .routes(crate::v1(routes!(revoke_account_key)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -8,7 +8,7 @@ use utoipa_axum::routes;
 use crate::{ApiJson, AppState, ServerRole};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(version))
+    OpenApiRouter::new().routes(crate::v1(routes!(version)))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

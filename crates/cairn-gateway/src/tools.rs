@@ -15,7 +15,7 @@ use crate::authn::Authenticated;
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list)).routes(routes!(call))
+    OpenApiRouter::new().routes(crate::v1(routes!(list))).routes(crate::v1(routes!(call)))
 }
 
 /// Every tool the agent can call, with its JSON schema and Python signature.

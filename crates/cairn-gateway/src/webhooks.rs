@@ -18,11 +18,11 @@ use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create_webhook, list_webhooks))
-        .routes(routes!(update_webhook, delete_webhook))
-        .routes(routes!(rotate_secret))
-        .routes(routes!(list_deliveries))
-        .routes(routes!(redeliver))
+        .routes(crate::v1(routes!(create_webhook, list_webhooks)))
+        .routes(crate::v1(routes!(update_webhook, delete_webhook)))
+        .routes(crate::v1(routes!(rotate_secret)))
+        .routes(crate::v1(routes!(list_deliveries)))
+        .routes(crate::v1(routes!(redeliver)))
 }
 
 impl From<WebhookError> for ApiError {
