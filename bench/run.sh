@@ -28,6 +28,10 @@ echo "## Authenticated GET /api/v1/me (wrk, 2 threads, ${CONNECTIONS:-64} connec
 python3 bench/me.py "$CARGO_TARGET_DIR/release/cairn" --reference-python "$venv/bin/python" \
     --seconds "${SECONDS_PER_RUN:-10}" --connections "${CONNECTIONS:-64}"
 echo
+echo "## Instructions per request, /api/v1/me and /healthz (valgrind's callgrind)"
+command -v valgrind >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
+python3 bench/me_instructions.py "$CARGO_TARGET_DIR/release/cairn"
+echo
 echo "## File upload and download (${FILE_MIB:-1024} MiB)"
 s3s_fs="$CAIRN_CACHE_DIR/tools/bin/s3s-fs"
 if [[ ! -x $s3s_fs ]]; then

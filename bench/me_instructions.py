@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Instructions Cairn's own code runs per request, for authenticated
+`GET /api/v1/me` and for the bare `GET /healthz`, counted by valgrind's
+callgrind on a release build (embedded SQLite). Unlike requests per second
+this does not move with whatever else the machine is doing: the same build
+gives the same counts, so a change to the request path shows its effect
+even on a noisy machine. It counts user-space instructions only (the
+kernel's socket work is not in it) and the server runs slowly under
+valgrind, so the counts are for comparing builds, not for throughput.
+
+Usage: bench/me_instructions.py CAIRN_BINARY [--seconds N]
+Prints a Markdown table. The server it starts it stops by its process id.
+"""
+
+import argparse
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from startup import clean_env, free_port, ready  # noqa: E402
+
+PASSWORD = "load test passphrase 2026"
+
+
+def post(url, body, form=False):
+    data = urllib.parse.urlencode(body).encode() if form else json.dumps(body).encode()
+    kind = "application/x-www-form-urlencoded" if form else "application/json"
+    request = urllib.request.Request(url, data=data, headers={"content-type": kind})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.load(response)
+
+
+def wrk(url, token, seconds):
+    out = subprocess.run(
+        ["wrk", "-t1", "-c4", f"-d{seconds}s", "-H", f"Authorization: Bearer {token}", url],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    if "Non-2xx" in out:
+        raise RuntimeError(f"failed requests:\n{out}")
+    return int(re.search(r"(\d+) requests in", out).group(1))
+
+
+def total_instructions(path):
+    with open(path) as dump:
+        for line in dump:
+            if line.startswith(("summary:", "totals:")) and int(line.split()[1]) > 0:
+                return int(line.split()[1])
+    # callgrind_control dumps write per-function costs only; add them up.
+    out = subprocess.run(["callgrind_annotate", "--auto=no", "--threshold=100", path],
+                         check=True, capture_output=True, text=True).stdout
+    match = re.search(r"^\s*([\d,]+) \([^)]*\)\s+PROGRAM TOTALS", out, re.M)
+    return int(match.group(1).replace(",", ""))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("cairn")
+    parser.add_argument("--seconds", type=int, default=8)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="cairn-bench-instr-") as work:
+        port = free_port()
+        env = clean_env({
+            "CAIRN__SERVER__BIND": f"127.0.0.1:{port}",
+            "CAIRN__LOG__LEVEL": "warn",
+            "CAIRN__RATE_LIMIT__PER_USER_PER_MINUTE": "1000000000",
+            "CAIRN__RATE_LIMIT__PER_ADDRESS_PER_MINUTE": "1000000000",
+        })
+        out = os.path.join(work, "callgrind.%p")
+        process = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+             os.path.abspath(args.cairn), "serve"],
+            env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            started = time.time()
+            while not ready(f"http://127.0.0.1:{port}/readyz"):
+                if process.poll() is not None or time.time() - started > 300:
+                    raise RuntimeError("server did not start under valgrind")
+                time.sleep(0.5)
+            base = f"http://127.0.0.1:{port}/api/v1"
+            post(f"{base}/auth/register", {"email": "bench@example.com", "password": PASSWORD, "display_name": "Bench"})
+            token = post(f"{base}/auth/token", {"grant_type": "password", "username": "bench@example.com",
+                                                "password": PASSWORD}, form=True)["access_token"]
+
+            def control(*flags):
+                subprocess.run(["callgrind_control", *flags, str(process.pid)], check=True, capture_output=True)
+
+            rows = ["| request | requests counted | instructions per request |", "|---|---|---|"]
+            counts = {}
+            for name, url in [("GET /api/v1/me", f"{base}/me"), ("GET /healthz", f"http://127.0.0.1:{port}/healthz")]:
+                wrk(url, token, 3)  # warm-up: caches filled, first-use paths taken
+                control("-z")
+                control("-i", "on")
+                requests = wrk(url, token, args.seconds)
+                control("-i", "off")
+                before = set(glob.glob(os.path.join(work, "callgrind.*")))
+                control("-d", name.replace(" ", "_").replace("/", "_"))
+                dump = (set(glob.glob(os.path.join(work, "callgrind.*"))) - before).pop()
+                counts[name] = total_instructions(dump) / requests
+                rows.append(f"| {name} | {requests:,} | {counts[name]:,.0f} |")
+            extra = counts["GET /api/v1/me"] - counts["GET /healthz"]
+            rows.append("")
+            rows.append(f"Authentication, rate limits and the JSON answer add {extra:,.0f} instructions per request "
+                        f"to the bare route's {counts['GET /healthz']:,.0f}.")
+            print("\n".join(rows))
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
