@@ -37,11 +37,11 @@ def wait_ready(port, process, timeout=60):
         time.sleep(0.05)
 
 
-def post(url, body, form=False):
+def post(url, body, form=False, timeout=30):
     data = urllib.parse.urlencode(body).encode() if form else json.dumps(body).encode()
     kind = "application/x-www-form-urlencoded" if form else "application/json"
     request = urllib.request.Request(url, data=data, headers={"content-type": kind})
-    with urllib.request.urlopen(request, timeout=30) as response:
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.load(response)
 
 
@@ -62,22 +62,33 @@ def wrk(url, token, seconds, connections):
     return rps, latency(50), latency(99)
 
 
+def cairn_env(port):
+    """Cairn's environment for these benchmarks: quiet logs, rate limits out of the way."""
+    return clean_env({
+        "CAIRN__SERVER__BIND": f"127.0.0.1:{port}",
+        "CAIRN__LOG__LEVEL": "warn",
+        "CAIRN__RATE_LIMIT__PER_USER_PER_MINUTE": "1000000000",
+        "CAIRN__RATE_LIMIT__PER_ADDRESS_PER_MINUTE": "1000000000",
+    })
+
+
+def sign_in(base, timeout=30):
+    """Registers the benchmark's account on `base` (`.../api/v1`) and returns an access token."""
+    account = {"email": "bench@example.com", "password": PASSWORD, "display_name": "Bench"}
+    post(f"{base}/auth/register", account, timeout=timeout)
+    return post(f"{base}/auth/token", {"grant_type": "password", "username": "bench@example.com",
+                                       "password": PASSWORD}, form=True, timeout=timeout)["access_token"]
+
+
 def run_cairn(binary, seconds, connections, path="/me"):
     with tempfile.TemporaryDirectory(prefix="cairn-bench-") as work:
         port = free_port()
-        env = clean_env({
-            "CAIRN__SERVER__BIND": f"127.0.0.1:{port}",
-            "CAIRN__LOG__LEVEL": "warn",
-            "CAIRN__RATE_LIMIT__PER_USER_PER_MINUTE": "1000000000",
-            "CAIRN__RATE_LIMIT__PER_ADDRESS_PER_MINUTE": "1000000000",
-        })
+        env = cairn_env(port)
         process = subprocess.Popen([binary, "serve"], env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_ready(port, process)
             base = f"http://127.0.0.1:{port}/api/v1"
-            post(f"{base}/auth/register", {"email": "bench@example.com", "password": PASSWORD, "display_name": "Bench"})
-            token = post(f"{base}/auth/token", {"grant_type": "password", "username": "bench@example.com",
-                                                "password": PASSWORD}, form=True)["access_token"]
+            token = sign_in(base)
             url = f"http://127.0.0.1:{port}/healthz" if path == "/healthz" else f"{base}{path}"
             wrk(url, token, 2, connections)  # warm-up
             return wrk(url, token, seconds, connections)

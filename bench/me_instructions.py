@@ -14,28 +14,16 @@ Prints a Markdown table. The server it starts it stops by its process id.
 
 import argparse
 import glob
-import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from startup import clean_env, free_port, ready  # noqa: E402
-
-PASSWORD = "load test passphrase 2026"
-
-
-def post(url, body, form=False):
-    data = urllib.parse.urlencode(body).encode() if form else json.dumps(body).encode()
-    kind = "application/x-www-form-urlencoded" if form else "application/json"
-    request = urllib.request.Request(url, data=data, headers={"content-type": kind})
-    with urllib.request.urlopen(request, timeout=120) as response:
-        return json.load(response)
+from me import cairn_env, sign_in  # noqa: E402
+from startup import free_port, ready  # noqa: E402
 
 
 def wrk(url, token, seconds):
@@ -67,12 +55,7 @@ def main():
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cairn-bench-instr-") as work:
         port = free_port()
-        env = clean_env({
-            "CAIRN__SERVER__BIND": f"127.0.0.1:{port}",
-            "CAIRN__LOG__LEVEL": "warn",
-            "CAIRN__RATE_LIMIT__PER_USER_PER_MINUTE": "1000000000",
-            "CAIRN__RATE_LIMIT__PER_ADDRESS_PER_MINUTE": "1000000000",
-        })
+        env = cairn_env(port)
         out = os.path.join(work, "callgrind.%p")
         process = subprocess.Popen(
             ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
@@ -85,9 +68,7 @@ def main():
                     raise RuntimeError("server did not start under valgrind")
                 time.sleep(0.5)
             base = f"http://127.0.0.1:{port}/api/v1"
-            post(f"{base}/auth/register", {"email": "bench@example.com", "password": PASSWORD, "display_name": "Bench"})
-            token = post(f"{base}/auth/token", {"grant_type": "password", "username": "bench@example.com",
-                                                "password": PASSWORD}, form=True)["access_token"]
+            token = sign_in(base, timeout=120)  # the server runs slowly under valgrind
 
             def control(*flags):
                 subprocess.run(["callgrind_control", *flags, str(process.pid)], check=True, capture_output=True)
