@@ -5,13 +5,15 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use axum::extract::ws::{Message as WsMessage, WebSocketUpgrade};
+use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use cairn_agent::RunEvent;
 use cairn_auth::Access;
 use cairn_core::model::Event;
@@ -86,32 +88,109 @@ fn socket_scope(thread_id: ThreadId) -> String {
     format!("thread:{thread_id}:events")
 }
 
+/// An event as its viewers get it: read once, and its server-sent and
+/// WebSocket texts each made once, when first asked for, however many
+/// viewers of the thread this process serves.
+struct Rendered {
+    event: EventResponse,
+    /// Its kind and its data line.
+    sse: OnceLock<(String, String)>,
+    /// The event as one JSON text.
+    text: OnceLock<Utf8Bytes>,
+}
+
+impl Rendered {
+    fn new(event: EventResponse) -> Arc<Rendered> {
+        Arc::new(Rendered { event, sse: OnceLock::new(), text: OnceLock::new() })
+    }
+
+    /// The stored event, typed and ready to render (`None`: unreadable, see
+    /// [`EventResponse::read`]).
+    fn read(event: Event) -> Option<Arc<Rendered>> {
+        EventResponse::read(event).map(Rendered::new)
+    }
+
+    fn sse(&self) -> SseEvent {
+        let (kind, data) = self.sse.get_or_init(|| {
+            // The event's name is its serialized kind (one source: RunEvent's serde tags).
+            let data = serde_json::to_value(&self.event).unwrap_or_default();
+            (data["kind"].as_str().unwrap_or_default().to_owned(), data.to_string())
+        });
+        SseEvent::default().id(self.event.seq.to_string()).event(kind).data(data)
+    }
+
+    fn text(&self) -> Utf8Bytes {
+        self.text.get_or_init(|| serde_json::to_string(&self.event).unwrap_or_default().into()).clone()
+    }
+}
+
 /// An event of a live stream, and whether it is live: read once the
 /// backlog the client asked for (after its last event id) was all sent.
 pub(crate) struct Streamed {
-    pub(crate) event: EventResponse,
+    rendered: Arc<Rendered>,
     live: bool,
 }
 
 impl Streamed {
+    pub(crate) fn event(&self) -> &EventResponse {
+        &self.rendered.event
+    }
+
+    /// The run's event, taken out (copied when other viewers still hold it).
+    pub(crate) fn into_run_event(self) -> RunEvent {
+        match Arc::try_unwrap(self.rendered) {
+            Ok(rendered) => rendered.event.event,
+            Err(shared) => shared.event.event.clone(),
+        }
+    }
+
     /// Records how long a live event took from its creation (the worker's
     /// clock, in the log to the microsecond) to leaving for the client;
     /// the backlog's events are older and left out.
-    fn delivered(&self, transport: &'static str) {
+    fn delivered(&self, transport: Transport) {
         if self.live {
-            let lag = (OffsetDateTime::now_utc() - self.event.created_at).as_seconds_f64().max(0.0);
-            metrics::histogram!("cairn_event_delivery_seconds", "transport" => transport).record(lag);
+            let lag = (OffsetDateTime::now_utc() - self.event().created_at).as_seconds_f64().max(0.0);
+            transport.lag().record(lag);
         }
     }
 }
 
+/// How a live event leaves for its client.
+#[derive(Clone, Copy)]
+enum Transport {
+    Sse,
+    Ws,
+}
+
+impl Transport {
+    /// Its `cairn_event_delivery_seconds` histogram, looked up once: the
+    /// macro looks a metric up by its name and labels on every call, which
+    /// cost more than the rest of handing an event to a viewer.
+    fn lag(self) -> &'static metrics::Histogram {
+        static SSE: OnceLock<metrics::Histogram> = OnceLock::new();
+        static WS: OnceLock<metrics::Histogram> = OnceLock::new();
+        let (cell, label) = match self {
+            Transport::Sse => (&SSE, "sse"),
+            Transport::Ws => (&WS, "ws"),
+        };
+        cell.get_or_init(|| {
+            // A handle taken before the recorder is installed would count nowhere.
+            crate::metrics::install();
+            metrics::histogram!("cairn_event_delivery_seconds", "transport" => label)
+        })
+    }
+}
+
+/// An event to send: its number, the event (`None`: one this version
+/// cannot read, skipped), and whether the backlog was done when it was read.
+type Pending = (i64, Option<Arc<Rendered>>, bool);
+
 /// Where a live stream stands.
 struct Follow {
-    live: BoxStream<'static, bytes::Bytes>,
+    live: BoxStream<'static, Bytes>,
     /// The last event sent (or skipped as unreadable).
     last: i64,
-    /// Events read, each with whether the backlog was done when it was.
-    queue: VecDeque<(Event, bool)>,
+    queue: VecDeque<Pending>,
     caught_up: bool,
     /// The log must be read before the next word from the bus.
     read_log: bool,
@@ -125,6 +204,53 @@ const SOCKET_MAX_MESSAGE: usize = 64 * 1024;
 /// How long a live stream waits for the bus before reading the log anyway.
 const LOG_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The events this process heard on the bus lately, each read and rendered
+/// once for all of its viewers: every viewer's subscription to a thread
+/// receives the same payload, and a payload always reads as the same event
+/// (whichever thread it came on), so it is found again by its bytes — first
+/// by their address, which a payload kept here cannot give up to another.
+/// With many viewers of one thread, reading each event once per viewer was
+/// most of what delivering it cost.
+static HEARD: Lately = Lately::new();
+
+/// What is kept of the payloads heard lately: the last `KEPT`, each with what
+/// it read as.
+struct Lately(Mutex<VecDeque<(Bytes, Numbered)>>);
+
+/// An event's number and the event (`None`: one this version cannot read).
+type Numbered = (i64, Option<Arc<Rendered>>);
+
+impl Lately {
+    const KEPT: usize = 64;
+
+    const fn new() -> Lately {
+        Lately(Mutex::new(VecDeque::new()))
+    }
+
+    /// A payload heard on the bus, read: its number and its event, or
+    /// `None` when it does not read as a published event.
+    fn read(&self, thread_id: ThreadId, payload: &Bytes) -> Option<Numbered> {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let found = kept
+            .iter()
+            .rev()
+            .find(|(bytes, ..)| bytes.as_ptr() == payload.as_ptr() && bytes.len() == payload.len() || bytes == payload);
+        if let Some((_, numbered)) = found {
+            return Some(numbered.clone());
+        }
+        // Read under the lock, so a burst of viewers waiting for the same
+        // event reads it once.
+        let published = serde_json::from_slice::<cairn_core::model::Published>(payload).ok()?;
+        let seq = published.seq;
+        let rendered = Rendered::read(published.into_event(thread_id));
+        if kept.len() == Self::KEPT {
+            kept.pop_front();
+        }
+        kept.push_back((payload.clone(), (seq, rendered.clone())));
+        Some((seq, rendered))
+    }
+}
+
 /// The thread's events after `last`, then live ones, each exactly once and
 /// in the log's order: subscribed before the backlog is read; a published
 /// event that follows the last one sent goes out as it came (no read of the
@@ -137,17 +263,15 @@ pub(crate) async fn live_events(
 ) -> Result<BoxStream<'static, Streamed>, ApiError> {
     let live = state.bus.pubsub.subscribe(&cairn_agent::runs::topic(thread_id)).await?;
     let store = state.store.clone();
-    // The queue holds each event read with whether the backlog was done then.
     let start = Follow { live, last, queue: VecDeque::new(), caught_up: false, read_log: true };
     let stream = futures::stream::unfold(start, move |mut follow| {
         let store = store.clone();
         async move {
             loop {
-                if let Some((event, live_event)) = follow.queue.pop_front() {
-                    let event: Event = event;
-                    follow.last = event.seq;
-                    match EventResponse::read(event) {
-                        Some(event) => return Some((Streamed { event, live: live_event }, follow)),
+                if let Some((seq, rendered, live)) = follow.queue.pop_front() {
+                    follow.last = seq;
+                    match rendered {
+                        Some(rendered) => return Some((Streamed { rendered, live }, follow)),
                         None => continue,
                     }
                 }
@@ -155,7 +279,9 @@ pub(crate) async fn live_events(
                     match store.events_after(thread_id, follow.last, 500).await {
                         Ok(missed) if !missed.is_empty() => {
                             let caught_up = follow.caught_up;
-                            follow.queue.extend(missed.into_iter().map(|event| (event, caught_up)));
+                            follow
+                                .queue
+                                .extend(missed.into_iter().map(|event| (event.seq, Rendered::read(event), caught_up)));
                             continue;
                         }
                         Ok(_) => (follow.caught_up, follow.read_log) = (true, false),
@@ -172,10 +298,10 @@ pub(crate) async fn live_events(
                         continue;
                     }
                 };
-                match serde_json::from_slice::<cairn_core::model::Published>(&published) {
-                    Ok(event) if event.seq <= follow.last => {} // sent already
-                    Ok(event) if event.seq == follow.last + 1 && follow.caught_up => {
-                        follow.queue.push_back((event.into_event(thread_id), true));
+                match HEARD.read(thread_id, &published) {
+                    Some((seq, _)) if seq <= follow.last => {} // sent already
+                    Some((seq, rendered)) if seq == follow.last + 1 && follow.caught_up => {
+                        follow.queue.push_back((seq, rendered, true));
                     }
                     // A gap (events published out of order, or lost while
                     // the bus was away), or a word that does not parse: the
@@ -186,15 +312,6 @@ pub(crate) async fn live_events(
         }
     });
     Ok(stream.boxed())
-}
-
-fn sse_event(event: &EventResponse) -> SseEvent {
-    // The event's name is its serialized kind (one source: RunEvent's serde tags).
-    let data = serde_json::to_value(event).unwrap_or_default();
-    SseEvent::default()
-        .id(event.seq.to_string())
-        .event(data["kind"].as_str().unwrap_or_default())
-        .data(data.to_string())
 }
 
 /// The thread's events after `after`: as a JSON list, or — with `Accept:
@@ -227,8 +344,8 @@ pub(super) async fn events(
         return Ok(ApiJson(events.into_iter().filter_map(EventResponse::read).collect::<Vec<_>>()).into_response());
     }
     let events = live_events(&state, thread_id, last_seen).await?.map(|streamed| {
-        streamed.delivered("sse");
-        sse_event(&streamed.event)
+        streamed.delivered(Transport::Sse);
+        streamed.rendered.sse()
     });
     let viewer = state.presence.join(&state.bus.pubsub, thread_id, &principal.user);
     let presence = crate::presence::updates(viewer).map(|snapshot| {
@@ -323,14 +440,14 @@ pub(super) async fn events_socket(
                 }
                 streamed = events.next() => {
                     let Some(streamed) = streamed else { return };
-                    let text = serde_json::to_string(&streamed.event).unwrap_or_default();
                     // A client that takes nothing for a while is dropped
                     // (it reconnects with its last `seq`).
-                    match tokio::time::timeout(crate::server::STALLED_CLIENT, socket.send(WsMessage::Text(text.into()))).await {
+                    let text = WsMessage::Text(streamed.rendered.text());
+                    match tokio::time::timeout(crate::server::STALLED_CLIENT, socket.send(text)).await {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) | Err(_) => return,
                     }
-                    streamed.delivered("ws");
+                    streamed.delivered(Transport::Ws);
                 }
                 incoming = socket.recv() => match incoming {
                     Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return,
@@ -339,4 +456,64 @@ pub(super) async fn events_socket(
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_agent::events::Text;
+    use cairn_core::model::Published;
+
+    use super::*;
+
+    fn payload(seq: i64, text: &str) -> Bytes {
+        let (kind, payload) = RunEvent::Token(Text { text: text.into(), task: None }).into_parts();
+        let published = Published {
+            seq,
+            run_id: None,
+            kind,
+            payload,
+            schema_version: cairn_agent::events::SCHEMA_VERSION,
+            created_at: OffsetDateTime::now_utc(),
+        };
+        Bytes::from(serde_json::to_vec(&published).unwrap())
+    }
+
+    #[test]
+    fn a_payload_heard_by_many_viewers_is_read_once() {
+        let (lately, thread) = (Lately::new(), ThreadId::new());
+        let first = payload(7, "a line heard by every viewer");
+        let (seq, once) = lately.read(thread, &first).unwrap();
+        assert_eq!(seq, 7);
+        let once = once.expect("a token event reads");
+        assert_eq!(once.event.seq, 7);
+        // Every viewer's subscription holds the same payload: the same read.
+        let (_, again) = lately.read(thread, &first.clone()).unwrap();
+        assert!(Arc::ptr_eq(&once, &again.unwrap()));
+        // The same bytes delivered apart (another bus connection) read the same.
+        let (_, copied) = lately.read(thread, &Bytes::copy_from_slice(&first)).unwrap();
+        assert!(Arc::ptr_eq(&once, &copied.unwrap()));
+        // Rendered once, the texts are what the event serializes to.
+        assert_eq!(once.text().as_str(), serde_json::to_string(&once.event).unwrap());
+        assert!(Arc::ptr_eq(&once, &lately.read(thread, &first).unwrap().1.unwrap()));
+
+        let other = payload(8, "the next line");
+        let (seq, next) = lately.read(thread, &other).unwrap();
+        assert_eq!(seq, 8);
+        assert!(!Arc::ptr_eq(&once, &next.unwrap()));
+        assert!(lately.read(thread, &Bytes::from_static(b"not an event")).is_none());
+    }
+
+    #[test]
+    fn what_is_kept_of_heard_payloads_is_bounded() {
+        let (lately, thread) = (Lately::new(), ThreadId::new());
+        let first = payload(0, "a line");
+        let (_, kept) = lately.read(thread, &first).unwrap();
+        for seq in 1..(Lately::KEPT as i64 * 3) {
+            lately.read(thread, &payload(seq, "a line")).unwrap();
+        }
+        assert_eq!(lately.0.lock().unwrap().len(), Lately::KEPT);
+        // The first was let go: heard again, it is read again.
+        let (_, again) = lately.read(thread, &first).unwrap();
+        assert!(!Arc::ptr_eq(&kept.unwrap(), &again.unwrap()));
+    }
 }

@@ -100,10 +100,10 @@ pub(crate) async fn run_progress(
                 );
                 return Some((Progress::Ended { code: "server_stopping", message }, (events, stopping, true)));
             };
-            if streamed.event.run_id != Some(run) {
+            if streamed.event().run_id != Some(run) {
                 continue;
             }
-            if let Some(progress) = Progress::of(streamed.event.event, steps) {
+            if let Some(progress) = Progress::of(streamed.into_run_event(), steps) {
                 let done = progress.ends();
                 return Some((progress, (events, stopping, done)));
             }
