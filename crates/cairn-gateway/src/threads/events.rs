@@ -181,16 +181,17 @@ impl Transport {
     }
 }
 
-/// An event to send: its number, the event (`None`: one this version
-/// cannot read, skipped), and whether the backlog was done when it was read.
-type Pending = (i64, Option<Arc<Rendered>>, bool);
+/// An event's number and the event (`None`: one this version cannot read).
+type Numbered = (i64, Option<Arc<Rendered>>);
 
 /// Where a live stream stands.
 struct Follow {
     live: BoxStream<'static, Bytes>,
     /// The last event sent (or skipped as unreadable).
     last: i64,
-    queue: VecDeque<Pending>,
+    /// Events to send (unreadable ones skipped), each with whether the
+    /// backlog was done when it was read.
+    queue: VecDeque<(Numbered, bool)>,
     caught_up: bool,
     /// The log must be read before the next word from the bus.
     read_log: bool,
@@ -207,8 +208,7 @@ const LOG_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
 /// The events this process heard on the bus lately, each read and rendered
 /// once for all of its viewers: every viewer's subscription to a thread
 /// receives the same payload, and a payload always reads as the same event
-/// (whichever thread it came on), so it is found again by its bytes — first
-/// by their address, which a payload kept here cannot give up to another.
+/// (whichever thread it came on), so it is found again by its bytes.
 /// With many viewers of one thread, reading each event once per viewer was
 /// most of what delivering it cost.
 static HEARD: Lately = Lately::new();
@@ -216,9 +216,6 @@ static HEARD: Lately = Lately::new();
 /// What is kept of the payloads heard lately: the last `KEPT`, each with what
 /// it read as.
 struct Lately(Mutex<VecDeque<(Bytes, Numbered)>>);
-
-/// An event's number and the event (`None`: one this version cannot read).
-type Numbered = (i64, Option<Arc<Rendered>>);
 
 impl Lately {
     const KEPT: usize = 64;
@@ -231,11 +228,7 @@ impl Lately {
     /// `None` when it does not read as a published event.
     fn read(&self, thread_id: ThreadId, payload: &Bytes) -> Option<Numbered> {
         let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let found = kept
-            .iter()
-            .rev()
-            .find(|(bytes, ..)| bytes.as_ptr() == payload.as_ptr() && bytes.len() == payload.len() || bytes == payload);
-        if let Some((_, numbered)) = found {
+        if let Some((_, numbered)) = kept.iter().rev().find(|(bytes, _)| bytes == payload) {
             return Some(numbered.clone());
         }
         // Read under the lock, so a burst of viewers waiting for the same
@@ -268,7 +261,7 @@ pub(crate) async fn live_events(
         let store = store.clone();
         async move {
             loop {
-                if let Some((seq, rendered, live)) = follow.queue.pop_front() {
+                if let Some(((seq, rendered), live)) = follow.queue.pop_front() {
                     follow.last = seq;
                     match rendered {
                         Some(rendered) => return Some((Streamed { rendered, live }, follow)),
@@ -279,9 +272,9 @@ pub(crate) async fn live_events(
                     match store.events_after(thread_id, follow.last, 500).await {
                         Ok(missed) if !missed.is_empty() => {
                             let caught_up = follow.caught_up;
-                            follow
-                                .queue
-                                .extend(missed.into_iter().map(|event| (event.seq, Rendered::read(event), caught_up)));
+                            follow.queue.extend(
+                                missed.into_iter().map(|event| ((event.seq, Rendered::read(event)), caught_up)),
+                            );
                             continue;
                         }
                         Ok(_) => (follow.caught_up, follow.read_log) = (true, false),
@@ -301,7 +294,7 @@ pub(crate) async fn live_events(
                 match HEARD.read(thread_id, &published) {
                     Some((seq, _)) if seq <= follow.last => {} // sent already
                     Some((seq, rendered)) if seq == follow.last + 1 && follow.caught_up => {
-                        follow.queue.push_back((seq, rendered, true));
+                        follow.queue.push_back(((seq, rendered), true));
                     }
                     // A gap (events published out of order, or lost while
                     // the bus was away), or a word that does not parse: the
