@@ -13,8 +13,8 @@
 //! as a browser or a proxy reusing a connection does). It connects the first tenth and
 //! prints `first`; waits for a line on its input; connects the rest and
 //! prints `connected`; then, when every viewer saw the run end, prints one
-//! JSON line: `{"lags_ms": [...], "ws_lags_ms": [...], "presence": N,
-//! "complete": N}` (`ws_lags_ms`: the WebSocket viewers' part of the lags).
+//! JSON line: `{"sse_lags_ms": [...], "ws_lags_ms": [...], "presence": N,
+//! "complete": N}` (the lags of the SSE viewers and of the WebSocket ones).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -31,11 +31,12 @@ use tokio::net::TcpStream;
 use tokio::sync::{Mutex, Semaphore};
 
 const LINES: usize = 20;
+/// The line that names an SSE block a presence state.
+const PRESENCE: &[u8] = b"event: presence";
 
 #[derive(Default)]
 struct Seen {
-    lags_ms: Vec<f64>,
-    /// The WebSocket viewers' share of `lags_ms`, to tell the transports apart.
+    sse_lags_ms: Vec<f64>,
     ws_lags_ms: Vec<f64>,
     presence: u64,
     complete: u64,
@@ -141,7 +142,7 @@ async fn sse(port: u16, token: &str, thread: &str, reuse: bool, ready: &Semaphor
             let end = scanned.max(start) + end + 2;
             let block = &buffer[start..end];
             start = end;
-            if block.windows(15).any(|w| w == b"event: presence") {
+            if block.windows(PRESENCE.len()).any(|w| w == PRESENCE) {
                 presence += 1;
                 continue;
             }
@@ -241,10 +242,10 @@ async fn main() {
             };
             let mut seen = seen.lock().await;
             seen.complete += u64::from(lags.len() >= LINES);
-            if over_websocket {
-                seen.ws_lags_ms.extend_from_slice(&lags);
+            match over_websocket {
+                true => seen.ws_lags_ms.extend(lags),
+                false => seen.sse_lags_ms.extend(lags),
             }
-            seen.lags_ms.extend(lags);
             seen.presence += presence;
         }));
     }
@@ -256,7 +257,7 @@ async fn main() {
     }
     let seen = seen.lock().await;
     let result = serde_json::json!({
-        "lags_ms": seen.lags_ms,
+        "sse_lags_ms": seen.sse_lags_ms,
         "ws_lags_ms": seen.ws_lags_ms,
         "presence": seen.presence,
         "complete": seen.complete,
