@@ -1,8 +1,8 @@
 //! The HTTP/1.1 server loop: accepts connections and serves each with
-//! Cairn's own keep-alive loop (`http1`) — the API's requests and event
-//! streams — handing a connection to hyper's HTTP/1 connection for the rest
-//! of its life at the first request that loop leaves to it (an upgrade to a
-//! WebSocket, an upload, anything that does not parse).
+//! Cairn's own keep-alive loop (`http1`) — the API's requests, uploads and
+//! event streams — handing a connection to hyper's HTTP/1 connection for
+//! the rest of its life at the first request that loop leaves to it (an
+//! upgrade to a WebSocket, anything that does not parse).
 //!
 //! Not `axum::serve`: it sniffs every connection for an HTTP/2 preface
 //! first, reading its first 24 bytes apart, and hands them to hyper as a
@@ -14,14 +14,17 @@
 //! proxy's to terminate.
 
 mod http1;
+mod incoming;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::ConnectInfo;
-use http1::{Connection, Next, Primed};
+use axum::http::Request;
+use http1::{Answer, Connection, Next, Primed, Upload};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -90,6 +93,13 @@ async fn serve_connection(tcp: TcpStream, remote: SocketAddr, app: Router, mut s
         };
         let (request, answer) = match next {
             Ok(Ok(Next::Request(request, answer))) => (request, answer),
+            // Boxed: only an upload's task holds its state.
+            Ok(Ok(Next::Streamed(request, answer, upload))) => {
+                if Box::pin(serve_upload(&mut connection, *request, answer, upload, &app, &stop)).await {
+                    continue;
+                }
+                return;
+            }
             Ok(Ok(Next::Closed)) => return,
             // Boxed: a connection's task is not the size of hyper's.
             Ok(Ok(Next::Hyper)) => return Box::pin(serve_with_hyper(connection.into_hyper(), remote, app, stop)).await,
@@ -105,6 +115,37 @@ async fn serve_connection(tcp: TcpStream, remote: SocketAddr, app: Router, mut s
             Ok(true) => {}
             Ok(false) => return,
             Err(error) => return tracing::trace!(%error, %remote, "writing a response failed"),
+        }
+    }
+}
+
+/// A request whose body comes while it is handled (an upload, a chunked
+/// body): the handler runs while the body is read into it, the response is
+/// written, and what the handler left unread of the body is read past — or
+/// the connection closes. Whether the connection takes another request.
+async fn serve_upload(
+    connection: &mut Connection,
+    request: Request<Body>,
+    answer: Answer,
+    mut upload: Upload,
+    app: &Router,
+    stop: &watch::Receiver<()>,
+) -> bool {
+    let remote = connection.remote();
+    let Ok(response) = connection.receive(&mut upload, app.clone().oneshot(request)).await;
+    let answer = connection.settle(&mut upload, answer);
+    let stopping = stop.has_changed().is_err();
+    match connection.respond(answer, response, stopping).await {
+        Ok(true) => connection.drain(&mut upload).await,
+        Ok(false) => {
+            if !upload.ended() {
+                connection.linger().await;
+            }
+            false
+        }
+        Err(error) => {
+            tracing::trace!(%error, %remote, "writing a response failed");
+            false
         }
     }
 }

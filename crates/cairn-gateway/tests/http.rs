@@ -431,11 +431,26 @@ async fn one_connection_serves_many_requests_in_order() {
     server.stop().await;
 }
 
-/// What Cairn's own loop leaves to hyper — a chunked body, one larger than
-/// it reads whole, `Expect: 100-continue` — is served on the same
-/// connection, after the requests it answered itself.
+/// Reads from `socket` until `needle` has come; all that came.
+async fn read_until(socket: &mut tokio::net::TcpStream, needle: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut raw = Vec::new();
+    while !String::from_utf8_lossy(&raw).contains(needle) {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "closed before {needle:?}: {}", String::from_utf8_lossy(&raw));
+        raw.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(raw).unwrap()
+}
+
+/// Bodies the loop does not read whole before handling — chunked (with
+/// extensions and trailers, in pieces), larger than 64 KiB, announced with
+/// `Expect: 100-continue` — reach their handler as they come, on the same
+/// connection as the requests before and after them, a request sent right
+/// behind a body included.
 #[tokio::test]
-async fn bodies_the_loop_does_not_read_are_served_by_hyper_on_the_same_connection() {
+async fn streamed_bodies_are_served_on_the_same_connection() {
     use tokio::io::AsyncWriteExt;
     let (server, _db) = start(Config::default()).await;
     let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
@@ -449,6 +464,25 @@ async fn bodies_the_loop_does_not_read_are_served_by_hyper_on_the_same_connectio
     let (head, answer) = read_response(&mut socket).await;
     assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
     assert_eq!(serde_json::from_str::<Value>(&answer).unwrap(), json!({ "name": "chunked", "count": 3 }));
+    // In three chunks (one with an extension), a trailer, sent in pieces,
+    // and the next request right behind it.
+    let (first, rest) = body.split_at(10);
+    let (second, third) = rest.split_at(7);
+    let framed = format!(
+        "{:x}\r\n{first}\r\n{:x};note=1\r\n{second}\r\n{:x}\r\n{third}\r\n0\r\nX-Sum: 9\r\n\r\n",
+        first.len(),
+        second.len(),
+        third.len()
+    );
+    let wire =
+        echo_request("Transfer-Encoding: chunked\r\n", &framed) + "GET /healthz HTTP/1.1\r\nHost: cairn.test\r\n\r\n";
+    for piece in wire.as_bytes().chunks(40) {
+        socket.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let both = read_until(&mut socket, r#"{"status":"ok"}"#).await;
+    assert!(both.contains(r#"{"name":"chunked","count":3}"#), "{both}");
+    assert_eq!(both.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{both}");
     // Larger than 64 KiB, announced with `Expect: 100-continue`.
     let name = "n".repeat(100 * 1024);
     let body = format!(r#"{{"name":"{name}","count":4}}"#);
@@ -462,10 +496,66 @@ async fn bodies_the_loop_does_not_read_are_served_by_hyper_on_the_same_connectio
     assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
     let answer: Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(answer["name"].as_str().map(str::len), Some(100 * 1024));
+    // Larger than 64 KiB, in one write with its head.
+    socket.write_all(sized_echo(&body).as_bytes()).await.unwrap();
+    let (head, answer) = read_response(&mut socket).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n") && answer.len() > 100 * 1024, "{head}");
     // And the connection still serves.
     socket.write_all(b"GET /healthz HTTP/1.1\r\nHost: cairn.test\r\n\r\n").await.unwrap();
     let (head, body) = read_response(&mut socket).await;
     assert!(head.starts_with("http/1.1 200 ok\r\n") && body.contains("ok"), "{head}");
+    server.stop().await;
+}
+
+/// A body its handler refuses before reading it all (over the limit) gets
+/// its 413 and is read past, so the connection takes the next request; one
+/// too long to read past gets its 413 and the connection closes. A body
+/// framed wrongly, or cut short by its client, reaches the handler as an
+/// error (400), never as a shorter body, and ends its connection.
+#[tokio::test]
+async fn refused_and_broken_bodies_end_cleanly() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (server, _db) = start(small_config()).await; // 1 KiB body limit
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let big = format!(r#"{{"name":"{}","count":1}}"#, "b".repeat(100 * 1024));
+    let chunked_big = format!("{:x}\r\n{big}\r\n0\r\n\r\n", big.len());
+    for refused in [sized_echo(&big), echo_request("Transfer-Encoding: chunked\r\n", &chunked_big)] {
+        socket.write_all(refused.as_bytes()).await.unwrap();
+        let (head, answer) = read_response(&mut socket).await;
+        assert!(head.starts_with("http/1.1 413 ") && !head.contains("connection: close"), "{head}");
+        assert_eq!(serde_json::from_str::<Value>(&answer).unwrap()["code"], "payload_too_large");
+        socket.write_all(b"GET /healthz HTTP/1.1\r\nHost: cairn.test\r\n\r\n").await.unwrap();
+        let (head, body) = read_response(&mut socket).await;
+        assert!(head.starts_with("http/1.1 200 ok\r\n") && body.contains("ok"), "the connection goes on: {head}");
+    }
+    // 4 MiB announced: refused at once, and the connection closes.
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = echo_request(&format!("Content-Length: {}\r\n", 4 << 20), "");
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&vec![b' '; 256 * 1024]).await.unwrap();
+    let (head, _) = read_response(&mut socket).await;
+    assert!(head.starts_with("http/1.1 413 ") && head.contains("connection: close"), "{head}");
+
+    let valid = r#"{"name":"x","count":1}"#;
+    for broken in [
+        format!("{:x}\n{valid}\r\n0\r\n\r\n", valid.len()),     // a bare LF
+        format!("{:x}\r\n{valid}!!\r\n0\r\n\r\n", valid.len()), // longer than its size
+        format!("zz\r\n{valid}\r\n0\r\n\r\n"),                  // no size
+    ] {
+        let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        socket.write_all(echo_request("Transfer-Encoding: chunked\r\n", &broken).as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(10), socket.read_to_string(&mut answer)).await.unwrap().unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400 ") && answer.contains("connection: close"), "{broken:?}: {answer}");
+    }
+    // Cut short: a chunk of half its size, then the client's side closes.
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let chunk = format!("{:x}\r\n{valid}\r\n", valid.len() * 2);
+    socket.write_all(echo_request("Transfer-Encoding: chunked\r\n", &chunk).as_bytes()).await.unwrap();
+    socket.shutdown().await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), socket.read_to_string(&mut answer)).await.unwrap().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400 ") && answer.contains("connection: close"), "{answer}");
     server.stop().await;
 }
 

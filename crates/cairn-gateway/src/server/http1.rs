@@ -1,6 +1,8 @@
-//! Cairn's own HTTP/1.1 keep-alive loop, for the requests nearly all
-//! traffic is: a head of at most `HEAD_LIMIT` bytes and a body of at most
-//! `BODY_LIMIT` bytes with its length given.
+//! Cairn's own HTTP/1.1 keep-alive loop, for every request but upgrades:
+//! a head of at most `HEAD_LIMIT` bytes, and a body read whole before the
+//! request is handled when its length is given and at most `BODY_LIMIT`
+//! bytes, else (an upload, a chunked body, `Expect: 100-continue`) handed
+//! to the handler as it arrives (`incoming`).
 //!
 //! A connection stays here from request to request, so an event stream is
 //! answered here whether it is a connection's first request or a later one
@@ -11,7 +13,8 @@
 //!
 //! What this loop does not take goes to hyper for the rest of the
 //! connection, with the bytes read so far handed back first (`Primed`):
-//! upgrades (WebSocket), `CONNECT`, chunked or larger bodies, `Expect`, and
+//! upgrades (WebSocket), `CONNECT`, a head longer than `HEAD_LIMIT`, a
+//! transfer coding other than `chunked`, both a length and a coding, and
 //! anything that does not parse (which hyper refuses with its 4xx).
 
 use std::cell::RefCell;
@@ -25,19 +28,35 @@ use axum::body::Body;
 use axum::body::HttpBody as _;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::STALLED_CLIENT;
+use super::incoming::{Decoded, Decoder, Piece, Receiving};
 
 /// A request's head is looked for within this many bytes (hyper's first
 /// read takes as many); a longer head is left to hyper.
 const HEAD_LIMIT: usize = 8 * 1024;
 /// A body up to this size is read here, whole, before the request is
-/// handled; a larger one (an upload) is left to hyper, which streams it.
+/// handled; a larger one (an upload) reaches its handler as it comes.
 const BODY_LIMIT: u64 = 64 * 1024;
+/// What one read of a streamed body takes at most.
+const BODY_READ: usize = 64 * 1024;
+/// What is read past of a body its handler left unread (it answered
+/// before reading it all: a refusal), so the connection can take the next
+/// request; with more left, or not within `DRAIN_TIME`, it is closed.
+const DRAIN_LIMIT: u64 = 1024 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+/// Before a connection with part of an upload unread closes, what the
+/// client still sends is read and dropped for this long (up to
+/// `LINGER_LIMIT`): a close with bytes unread resets the connection, and a
+/// reset can discard the response before the client has read it.
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+const LINGER_LIMIT: usize = 16 * 1024 * 1024;
 /// What one read takes at most when `pending` has no room for it.
 const READ_CHUNK: usize = 4 * 1024;
 /// Header lines looked at; a request with more is left to hyper (which
@@ -56,6 +75,8 @@ pub(super) struct Connection {
 pub(super) enum Next {
     /// A request to handle here, and how to answer it.
     Request(Box<Request<Body>>, Answer),
+    /// One whose body is read while it is handled (`Connection::receive`).
+    Streamed(Box<Request<Body>>, Answer, Upload),
     /// One to leave to hyper, with the rest of the connection.
     Hyper,
     /// The client closed (or sent only part of a request before it did).
@@ -72,9 +93,44 @@ pub(super) struct Answer {
     head: bool,
 }
 
+/// A request's body as it is read while the request is handled: where its
+/// framing stands, the bytes received and not yet handed over (with what
+/// came after the body), and the handler's end of it.
+pub(super) struct Upload {
+    decoder: Decoder,
+    received: BytesMut,
+    /// Gone once the body has ended, failed, or the handler dropped it.
+    sender: Option<mpsc::Sender<Piece>>,
+    /// `Expect: 100-continue`, not yet answered.
+    continue_owed: bool,
+    /// Cut short or framed wrongly: the connection cannot be read further.
+    failed: bool,
+}
+
+impl Upload {
+    /// Whether the body has been read to its end.
+    pub(super) fn ended(&self) -> bool {
+        self.decoder.ended()
+    }
+
+    /// Hands `error` to the handler's body and stops reading it.
+    fn fail(&mut self, error: io::Error) {
+        self.failed = true;
+        if let Some(sender) = self.sender.take() {
+            // A full channel: dropping the sender ends the body with an
+            // error all the same.
+            let _ = sender.try_send(Err(error));
+        }
+    }
+}
+
 impl Connection {
     pub(super) fn new(tcp: TcpStream, remote: SocketAddr) -> Self {
         Self { tcp, remote, pending: Vec::new() }
+    }
+
+    pub(super) fn remote(&self) -> SocketAddr {
+        self.remote
     }
 
     /// The connection as hyper reads it from here on: the bytes read so far
@@ -90,7 +146,26 @@ impl Connection {
                 match parse(&self.pending, self.remote) {
                     Parsed::Partial if self.pending.len() < HEAD_LIMIT => {}
                     Parsed::Partial | Parsed::Hyper => return Ok(Next::Hyper),
-                    Parsed::Complete { request, answer, head_length, body_length } => {
+                    Parsed::Complete {
+                        request,
+                        answer,
+                        head_length,
+                        content: Content::Streamed { decoder, expect_continue },
+                    } => {
+                        let received = BytesMut::from(&self.pending[head_length..]);
+                        self.pending = Vec::new();
+                        let (sender, body) = Receiving::new(decoder.remaining());
+                        let request = Box::new(request.map(|()| Body::new(body)));
+                        let upload = Upload {
+                            decoder,
+                            received,
+                            sender: Some(sender),
+                            continue_owed: expect_continue,
+                            failed: false,
+                        };
+                        return Ok(Next::Streamed(request, answer, upload));
+                    }
+                    Parsed::Complete { request, answer, head_length, content: Content::Whole(body_length) } => {
                         let end = head_length + body_length;
                         self.pending.reserve(end.saturating_sub(self.pending.len()));
                         while self.pending.len() < end {
@@ -108,6 +183,112 @@ impl Connection {
             }
             if read_into(&mut self.tcp, &mut self.pending).await? == 0 {
                 return Ok(Next::Closed);
+            }
+        }
+    }
+
+    /// Runs `handling` while its request's body is read into it, after
+    /// answering `Expect: 100-continue`; the handler's output.
+    pub(super) async fn receive<T>(&mut self, upload: &mut Upload, handling: impl Future<Output = T>) -> T {
+        if upload.continue_owed {
+            match send(&mut self.tcp, &mut &b"HTTP/1.1 100 Continue\r\n\r\n"[..]).await {
+                Ok(true) => upload.continue_owed = false,
+                _ => upload.fail(io::Error::new(io::ErrorKind::BrokenPipe, "the client took no 100 Continue")),
+            }
+        }
+        let mut handling = std::pin::pin!(handling);
+        let mut reading = upload.sender.is_some();
+        loop {
+            tokio::select! {
+                output = &mut handling => return output,
+                () = self.read_body(upload), if reading => reading = false,
+            }
+        }
+    }
+
+    /// Reads the body and hands it over piece by piece, until it ends,
+    /// fails (cut short, framed wrongly, or nothing for `STALLED_CLIENT`)
+    /// or the handler drops it.
+    async fn read_body(&mut self, upload: &mut Upload) {
+        loop {
+            let Some(sender) = &upload.sender else { return };
+            let piece = match upload.decoder.decode(&mut upload.received) {
+                Ok(Decoded::Data(data)) => Ok(Some(data)),
+                Ok(Decoded::End) => Ok(None),
+                Ok(Decoded::More) => match read_body_bytes(&mut self.tcp, &mut upload.received).await {
+                    Ok(()) => continue,
+                    Err(error) => Err(error),
+                },
+                Err(error) => Err(error),
+            };
+            let last = !matches!(piece, Ok(Some(_)));
+            upload.failed |= piece.is_err();
+            if sender.send(piece).await.is_err() || last {
+                upload.sender = None;
+                return;
+            }
+        }
+    }
+
+    /// Once the handler has answered: what came after the body is kept
+    /// for the next request, and the answer says the connection closes
+    /// when the rest of the body cannot be read past.
+    pub(super) fn settle(&mut self, upload: &mut Upload, answer: Answer) -> Answer {
+        // A body still held (by a task the handler left running) sees it
+        // cut short, not ended.
+        upload.sender = None;
+        if upload.decoder.ended() {
+            self.pending = std::mem::take(&mut upload.received).to_vec();
+            return answer;
+        }
+        let too_long = upload.decoder.remaining().is_some_and(|left| left > DRAIN_LIMIT);
+        if upload.failed || upload.continue_owed || too_long { Answer { keep_alive: false, ..answer } } else { answer }
+    }
+
+    /// After the response to a request whose handler left part of its body
+    /// unread: reads past it (at most `DRAIN_LIMIT` bytes, within
+    /// `DRAIN_TIME`) so the connection can take the next request. Whether
+    /// it can; if not, the connection is closed (lingering).
+    pub(super) async fn drain(&mut self, upload: &mut Upload) -> bool {
+        if upload.decoder.ended() {
+            return true;
+        }
+        // Bytes read while the response was written came after these.
+        upload.received.extend_from_slice(&std::mem::take(&mut self.pending));
+        let deadline = Instant::now() + DRAIN_TIME;
+        let mut drained = 0u64;
+        let whole = loop {
+            match upload.decoder.decode(&mut upload.received) {
+                Ok(Decoded::Data(data)) => drained += data.len() as u64,
+                Ok(Decoded::End) => break true,
+                Ok(Decoded::More) if drained <= DRAIN_LIMIT => {
+                    let read = tokio::time::timeout_at(deadline, read_body_bytes(&mut self.tcp, &mut upload.received));
+                    if !matches!(read.await, Ok(Ok(()))) {
+                        break false;
+                    }
+                }
+                Ok(Decoded::More) | Err(_) => break false,
+            }
+        };
+        if whole {
+            self.pending = std::mem::take(&mut upload.received).to_vec();
+            return true;
+        }
+        let _ = self.tcp.shutdown().await;
+        self.linger().await;
+        false
+    }
+
+    /// Reads and drops what the client still sends, for `LINGER_TIME` at
+    /// most, before a connection with part of a body unread closes.
+    pub(super) async fn linger(&mut self) {
+        let deadline = Instant::now() + LINGER_TIME;
+        let mut sink = vec![0u8; 16 * 1024];
+        let mut read = 0;
+        while read < LINGER_LIMIT {
+            match tokio::time::timeout_at(deadline, tokio::io::AsyncReadExt::read(&mut self.tcp, &mut sink)).await {
+                Ok(Ok(n)) if n > 0 => read += n,
+                _ => return,
             }
         }
     }
@@ -278,6 +459,27 @@ async fn read_into(socket: &mut (impl AsyncRead + Unpin), pending: &mut Vec<u8>)
     .await
 }
 
+/// Reads more of a streamed body into `received`: an error when the
+/// client closed before the body's end or sent nothing for
+/// `STALLED_CLIENT`.
+async fn read_body_bytes(socket: &mut (impl AsyncRead + Unpin), received: &mut BytesMut) -> io::Result<()> {
+    received.reserve(BODY_READ);
+    match tokio::time::timeout(STALLED_CLIENT, tokio::io::AsyncReadExt::read_buf(socket, received)).await {
+        Ok(Ok(0)) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the client closed before the body's end")),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "the client sent none of the body for 30 s")),
+    }
+}
+
+/// How a request's body comes, as its head says.
+enum Content {
+    /// Read here, whole (this many bytes), before the request is handled.
+    Whole(usize),
+    /// Handed to the handler as it comes.
+    Streamed { decoder: Decoder, expect_continue: bool },
+}
+
 /// A request's head, as far as it came.
 enum Parsed {
     Partial,
@@ -287,7 +489,7 @@ enum Parsed {
         request: Box<Request<()>>,
         answer: Answer,
         head_length: usize,
-        body_length: usize,
+        content: Content,
     },
 }
 
@@ -300,15 +502,15 @@ fn parse(bytes: &[u8], remote: SocketAddr) -> Parsed {
         Err(_) => return Parsed::Hyper,
     };
     match request(&head, remote) {
-        Some((request, answer, body_length)) => {
-            Parsed::Complete { request: Box::new(request), answer, head_length, body_length }
+        Some((request, answer, content)) => {
+            Parsed::Complete { request: Box::new(request), answer, head_length, content }
         }
         None => Parsed::Hyper,
     }
 }
 
 /// The request, if this loop can serve it; `None` leaves it to hyper.
-fn request(head: &httparse::Request<'_, '_>, remote: SocketAddr) -> Option<(Request<()>, Answer, usize)> {
+fn request(head: &httparse::Request<'_, '_>, remote: SocketAddr) -> Option<(Request<()>, Answer, Content)> {
     let http10 = head.version? == 0;
     let method = Method::from_bytes(head.method?.as_bytes()).ok()?;
     if method == Method::CONNECT {
@@ -317,12 +519,25 @@ fn request(head: &httparse::Request<'_, '_>, remote: SocketAddr) -> Option<(Requ
     let uri = Uri::try_from(head.path?).ok()?;
     let mut headers = HeaderMap::with_capacity(head.headers.len());
     let mut body_length = None;
-    let (mut close, mut keep_alive) = (false, false);
+    let (mut close, mut keep_alive, mut chunked, mut expect_continue) = (false, false, false, false);
     for line in head.headers.iter() {
         let name = HeaderName::from_bytes(line.name.as_bytes()).ok()?;
         let value = HeaderValue::from_bytes(line.value).ok()?;
-        if name == header::UPGRADE || name == header::TRANSFER_ENCODING || name == header::EXPECT {
+        if name == header::UPGRADE {
             return None;
+        }
+        if name == header::TRANSFER_ENCODING {
+            // Plain `chunked`, once, in HTTP/1.1; any other coding, a list
+            // of them, or one in HTTP/1.0 is hyper's to take or refuse.
+            if http10 || chunked || !line.value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                return None;
+            }
+            chunked = true;
+        }
+        // HTTP/1.0 knows no 100 Continue; an expectation other than it is
+        // passed over (as hyper does), which RFC 9110 allows.
+        if name == header::EXPECT && !http10 && line.value.trim_ascii().eq_ignore_ascii_case(b"100-continue") {
+            expect_continue = true;
         }
         if name == header::CONTENT_LENGTH {
             // Digits only (`parse` would take a leading `+`, which a proxy
@@ -331,10 +546,10 @@ fn request(head: &httparse::Request<'_, '_>, remote: SocketAddr) -> Option<(Requ
                 return None;
             }
             let length: u64 = std::str::from_utf8(line.value).ok()?.parse().ok()?;
-            if body_length.is_some() || length > BODY_LIMIT {
+            if body_length.is_some() {
                 return None;
             }
-            body_length = Some(length as usize);
+            body_length = Some(length);
         }
         if name == header::CONNECTION {
             for token in tokens(line.value) {
@@ -355,7 +570,17 @@ fn request(head: &httparse::Request<'_, '_>, remote: SocketAddr) -> Option<(Requ
     *request.version_mut() = if http10 { Version::HTTP_10 } else { Version::HTTP_11 };
     *request.headers_mut() = headers;
     request.extensions_mut().insert(ConnectInfo(remote));
-    Some((request, answer, body_length.unwrap_or(0)))
+    let content = match (chunked, body_length) {
+        // Both a length and a coding: framed ambiguously (a proxy in front
+        // may read it otherwise); hyper's to take or refuse.
+        (true, Some(_)) => return None,
+        (true, None) => Content::Streamed { decoder: Decoder::chunked(), expect_continue },
+        (false, Some(length)) if length > BODY_LIMIT || (expect_continue && length > 0) => {
+            Content::Streamed { decoder: Decoder::Length(length), expect_continue }
+        }
+        (false, length) => Content::Whole(length.unwrap_or(0) as usize),
+    };
+    Some((request, answer, content))
 }
 
 /// The response's status line and header block.
@@ -535,23 +760,73 @@ mod tests {
 
     use super::*;
 
+    /// A client's socket and the server's connection to it.
+    async fn connected() -> (TcpStream, Connection) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (tcp, remote) = listener.accept().await.unwrap();
+        (client, Connection::new(tcp, remote))
+    }
+
+    /// Answers a request with a stream that never ends (an idle thread's)
+    /// and checks the connection holds no read buffer while it goes on.
+    async fn an_idle_stream_holds_no_read_buffer(connection: &mut Connection, answer: Answer) {
+        let never = Body::from_stream(futures::stream::pending::<Result<Bytes, io::Error>>());
+        let streaming = connection.respond(answer, Response::new(never), false);
+        assert!(tokio::time::timeout(Duration::from_millis(300), streaming).await.is_err(), "the stream goes on");
+        assert_eq!(connection.pending.capacity(), 0, "no room is held for a read that finds nothing");
+    }
+
     /// A connection streaming to a client that sends nothing more holds no
     /// read buffer, whether or not its socket still looks readable from the
     /// request it read.
     #[tokio::test]
     async fn a_stream_to_an_idle_client_holds_no_read_buffer() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
-        let (tcp, remote) = listener.accept().await.unwrap();
-        let mut connection = Connection::new(tcp, remote);
+        let (mut client, mut connection) = connected().await;
         client.write_all(b"GET /events HTTP/1.1\r\nHost: cairn.test\r\n\r\n").await.unwrap();
         let Next::Request(request, answer) = connection.next().await.unwrap() else { panic!("a request") };
         assert_eq!(request.uri().path(), "/events");
         assert_eq!(connection.pending.capacity(), 0, "the request's bytes are gone once it is read");
-        // A body that never ends: the stream of an idle thread.
-        let never = Body::from_stream(futures::stream::pending::<Result<Bytes, io::Error>>());
-        let streaming = connection.respond(answer, Response::new(never), false);
-        assert!(tokio::time::timeout(Duration::from_millis(300), streaming).await.is_err(), "the stream goes on");
-        assert_eq!(connection.pending.capacity(), 0, "no room is held for a read that finds nothing");
+        an_idle_stream_holds_no_read_buffer(&mut connection, answer).await;
+    }
+
+    /// An upload (a chunked body, then one larger than is read whole) stays
+    /// on this loop, and an event stream after it on the same connection
+    /// holds no read buffer either: nothing of the uploads is kept.
+    #[tokio::test]
+    async fn a_stream_after_uploads_on_its_connection_holds_no_read_buffer() {
+        let (mut client, mut connection) = connected().await;
+        let large = vec![b'x'; 300 * 1024];
+        let client_side = tokio::spawn(async move {
+            client
+                .write_all(b"POST /files HTTP/1.1\r\nHost: cairn.test\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await
+                .unwrap();
+            for _ in 0..3 {
+                client.write_all(format!("{:x}\r\n", large.len()).as_bytes()).await.unwrap();
+                client.write_all(&large).await.unwrap();
+                client.write_all(b"\r\n").await.unwrap();
+            }
+            client.write_all(b"0\r\n\r\n").await.unwrap();
+            let head = format!("PUT /files HTTP/1.1\r\nHost: cairn.test\r\nContent-Length: {}\r\n\r\n", large.len());
+            client.write_all(head.as_bytes()).await.unwrap();
+            client.write_all(&large).await.unwrap();
+            client.write_all(b"GET /events HTTP/1.1\r\nHost: cairn.test\r\n\r\n").await.unwrap();
+            client // kept open: the stream's viewer
+        });
+        for expected in [900 * 1024, 300 * 1024] {
+            let Next::Streamed(request, answer, mut upload) = connection.next().await.unwrap() else {
+                panic!("an upload stays on this loop")
+            };
+            let body = connection.receive(&mut upload, request.into_body().collect()).await.unwrap().to_bytes();
+            assert_eq!(body.len(), expected);
+            let answer = connection.settle(&mut upload, answer);
+            assert!(connection.respond(answer, Response::new(Body::from("saved")), false).await.unwrap());
+            assert!(connection.drain(&mut upload).await, "the body was read whole");
+        }
+        let Next::Request(request, answer) = connection.next().await.unwrap() else { panic!("a request") };
+        assert_eq!(request.uri().path(), "/events");
+        an_idle_stream_holds_no_read_buffer(&mut connection, answer).await;
+        drop(client_side.await.unwrap());
     }
 }
