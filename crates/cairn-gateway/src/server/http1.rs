@@ -44,8 +44,11 @@ const HEAD_LIMIT: usize = 8 * 1024;
 /// A body up to this size is read here, whole, before the request is
 /// handled; a larger one (an upload) reaches its handler as it comes.
 const BODY_LIMIT: u64 = 64 * 1024;
-/// What one read of a streamed body takes at most.
+/// What the first read of a streamed body takes at most; each read that
+/// fills its room doubles the next one's, up to `BODY_READ_MAX` (a large
+/// upload moves in fewer, larger pieces; a small body reserves little).
 const BODY_READ: usize = 64 * 1024;
+const BODY_READ_MAX: usize = 512 * 1024;
 /// What is read past of a body its handler left unread (it answered
 /// before reading it all: a refusal), so the connection can take the next
 /// request; with more left, or not within `DRAIN_TIME`, it is closed.
@@ -105,6 +108,8 @@ pub(super) struct Upload {
     continue_owed: bool,
     /// Cut short or framed wrongly: the connection cannot be read further.
     failed: bool,
+    /// Room for the next read (`BODY_READ` to `BODY_READ_MAX`).
+    read_size: usize,
 }
 
 impl Upload {
@@ -162,6 +167,7 @@ impl Connection {
                             sender: Some(sender),
                             continue_owed: expect_continue,
                             failed: false,
+                            read_size: BODY_READ,
                         };
                         return Ok(Next::Streamed(request, answer, upload));
                     }
@@ -215,8 +221,14 @@ impl Connection {
             let piece = match upload.decoder.decode(&mut upload.received) {
                 Ok(Decoded::Data(data)) => Ok(Some(data)),
                 Ok(Decoded::End) => Ok(None),
-                Ok(Decoded::More) => match read_body_bytes(&mut self.tcp, &mut upload.received).await {
-                    Ok(()) => continue,
+                Ok(Decoded::More) => match read_body_bytes(&mut self.tcp, &mut upload.received, upload.read_size).await
+                {
+                    Ok(read) => {
+                        if read >= upload.read_size {
+                            upload.read_size = (upload.read_size * 2).min(BODY_READ_MAX);
+                        }
+                        continue;
+                    }
                     Err(error) => Err(error),
                 },
                 Err(error) => Err(error),
@@ -262,8 +274,8 @@ impl Connection {
                 Ok(Decoded::Data(data)) => drained += data.len() as u64,
                 Ok(Decoded::End) => break true,
                 Ok(Decoded::More) if drained <= DRAIN_LIMIT => {
-                    let read = tokio::time::timeout_at(deadline, read_body_bytes(&mut self.tcp, &mut upload.received));
-                    if !matches!(read.await, Ok(Ok(()))) {
+                    let read = read_body_bytes(&mut self.tcp, &mut upload.received, BODY_READ);
+                    if !matches!(tokio::time::timeout_at(deadline, read).await, Ok(Ok(_))) {
                         break false;
                     }
                 }
@@ -459,14 +471,19 @@ async fn read_into(socket: &mut (impl AsyncRead + Unpin), pending: &mut Vec<u8>)
     .await
 }
 
-/// Reads more of a streamed body into `received`: an error when the
+/// Reads more of a streamed body into `received` (with room for `room`
+/// bytes), how many came: an error when the
 /// client closed before the body's end or sent nothing for
 /// `STALLED_CLIENT`.
-async fn read_body_bytes(socket: &mut (impl AsyncRead + Unpin), received: &mut BytesMut) -> io::Result<()> {
-    received.reserve(BODY_READ);
+async fn read_body_bytes(
+    socket: &mut (impl AsyncRead + Unpin),
+    received: &mut BytesMut,
+    room: usize,
+) -> io::Result<usize> {
+    received.reserve(room);
     match tokio::time::timeout(STALLED_CLIENT, tokio::io::AsyncReadExt::read_buf(socket, received)).await {
         Ok(Ok(0)) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the client closed before the body's end")),
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(read)) => Ok(read),
         Ok(Err(error)) => Err(error),
         Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "the client sent none of the body for 30 s")),
     }
