@@ -11,11 +11,13 @@ allocator's bookkeeping as massif estimates it (`with overhead`). The
 resident-set figures of bench/viewers.py include what the allocator has not
 yet returned to the system; these do not depend on when it does.
 
-Usage: bench/viewer_heap.py CAIRN_SYSTEM_ALLOC VIEWERS_CLIENT [--viewers N] [--ws] [--reuse]
-    [--log-level L] [--floor SSE_FLOOR]
+Usage: bench/viewer_heap.py CAIRN_SYSTEM_ALLOC VIEWERS_CLIENT [--viewers N] [--ws]
+    [--reuse | --upload] [--log-level L] [--floor SSE_FLOOR]
 (--ws: half the viewers on the WebSocket, half on SSE; else all SSE;
 --reuse: each SSE viewer first asks for /api/v1/me in HTTP/1.1 and opens
 its stream on the same connection, as a reused connection does;
+--upload: the same after a chunked request body (16 KiB, read whole by the
+server and refused with 400, so nothing is stored);
 --log-level: warn by default, as bench/viewers.py runs the servers;
 --floor: also a bare SSE router, the `sse_floor` example, measured the
 same way: on Cairn's server loop with the Rust viewers' HTTP/1.0 requests
@@ -184,6 +186,8 @@ def main():
     parser.add_argument("--ws", action="store_true")
     parser.add_argument("--reuse", action="store_true",
                         help="each SSE viewer asks for /api/v1/me first and opens its stream on the same connection")
+    parser.add_argument("--upload", action="store_true",
+                        help="each SSE viewer sends a chunked body first and opens its stream on the same connection")
     parser.add_argument("--log-level", default="warn", help="log.level (info, the default, keeps a span per request)")
     parser.add_argument("--floor", help="the bare SSE server (sse_floor example), measured the same way")
     args = parser.parse_args()
@@ -201,9 +205,11 @@ def main():
     })
     ports = f"{port},{port}" if args.ws else str(port)
     kind = "half SSE, half WebSocket" if args.ws else "SSE"
-    reuse = ["reuse"] if args.reuse else []
+    reuse = ["reuse"] if args.reuse else ["upload"] if args.upload else []
     if args.reuse:
         kind += " after a request on the same connection"
+    elif args.upload:
+        kind += " after a chunked request body on the same connection"
     # (label, server command, its environment, its port, the viewers, whether it is Cairn)
     series = [(f"Cairn ({kind}, log.level {args.log_level})", [args.cairn, "serve"], env, port,
                lambda token, thread: [args.client, ports, token, thread, n, *reuse], True)]

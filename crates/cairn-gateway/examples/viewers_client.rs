@@ -6,11 +6,14 @@
 //! little of it: the Python viewers' own event loop was part of what they
 //! measured.
 //!
-//! Usage: viewers_client PORTS TOKEN THREAD VIEWERS [reuse]
+//! Usage: viewers_client PORTS TOKEN THREAD VIEWERS [reuse|upload]
 //! (PORTS comma-separated; with two, viewers alternate between them and,
 //! on each, between SSE and WebSocket; `reuse`: each SSE viewer first asks
 //! for `/api/v1/me` in HTTP/1.1 and opens its stream on the same connection,
-//! as a browser or a proxy reusing a connection does). It connects the first tenth and
+//! as a browser or a proxy reusing a connection does; `upload`: the same
+//! after a chunked request body instead — 16 KiB of JSON in two chunks,
+//! which the server reads whole and refuses with 400 (a project whose name
+//! is a number), so nothing is stored). It connects the first tenth and
 //! prints `first`; waits for a line on its input; connects the rest and
 //! prints `connected`; then, when every viewer saw the run end, prints one
 //! JSON line: `{"sse_lags_ms": [...], "ws_lags_ms": [...], "presence": N,
@@ -105,18 +108,44 @@ fn sse_data<'a>(block: &'a [u8], joined: &'a mut Vec<u8>) -> &'a [u8] {
     joined
 }
 
-async fn sse(port: u16, token: &str, thread: &str, reuse: bool, ready: &Semaphore) -> (Vec<f64>, u64) {
+/// What an SSE viewer's connection carries before its stream.
+#[derive(Clone, Copy, PartialEq)]
+enum Before {
+    Nothing,
+    /// `GET /api/v1/me`.
+    Me,
+    /// A chunked `POST /api/v1/projects` the server reads and refuses.
+    Upload,
+}
+
+async fn sse(port: u16, token: &str, thread: &str, before: Before, ready: &Semaphore) -> (Vec<f64>, u64) {
     let mut socket = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     socket.set_nodelay(true).unwrap();
     let mut chunk = vec![0u8; 16 * 1024];
     let mut buffer = Vec::<u8>::new();
-    let version = if reuse {
-        let me = format!("GET /api/v1/me HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n");
-        socket.write_all(me.as_bytes()).await.unwrap();
-        buffer = answered(&mut socket, &mut chunk).await;
-        "1.1"
-    } else {
-        "1.0"
+    let version = match before {
+        Before::Nothing => "1.0",
+        Before::Me => {
+            let me = format!("GET /api/v1/me HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n");
+            socket.write_all(me.as_bytes()).await.unwrap();
+            buffer = answered(&mut socket, &mut chunk, "200").await;
+            "1.1"
+        }
+        Before::Upload => {
+            let (first, second) = (
+                format!(r#"{{"description":"{}","#, "d".repeat(8 * 1024)),
+                format!(r#""name":5,"x":"{}"}}"#, "x".repeat(8 * 1024)),
+            );
+            let upload = format!(
+                "POST /api/v1/projects HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{first}\r\n{:x}\r\n{second}\r\n0\r\n\r\n",
+                first.len(),
+                second.len()
+            );
+            socket.write_all(upload.as_bytes()).await.unwrap();
+            buffer = answered(&mut socket, &mut chunk, "400").await;
+            "1.1"
+        }
     };
     let request = format!(
         "GET /api/v1/threads/{thread}/events HTTP/{version}\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\
@@ -159,13 +188,13 @@ async fn sse(port: u16, token: &str, thread: &str, reuse: bool, ready: &Semaphor
     }
 }
 
-/// Reads a sized 200 response off `socket`; what came after it.
-async fn answered(socket: &mut TcpStream, chunk: &mut [u8]) -> Vec<u8> {
+/// Reads a sized response of `status` off `socket`; what came after it.
+async fn answered(socket: &mut TcpStream, chunk: &mut [u8], status: &str) -> Vec<u8> {
     let mut read = Vec::new();
     loop {
         if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&read[..end]).to_ascii_lowercase();
-            assert!(head.starts_with("http/1.1 200"), "{head}");
+            assert!(head.starts_with(&format!("http/1.1 {status}")), "{head}");
             let length: usize = head.lines().find_map(|l| l.strip_prefix("content-length: ")).unwrap().parse().unwrap();
             if read.len() >= end + 4 + length {
                 return read.split_off(end + 4 + length);
@@ -210,12 +239,13 @@ async fn websocket(port: u16, token: &str, thread: &str, ready: &Semaphore) -> (
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (reuse, args) = match args.split_last() {
-        Some((last, rest)) if last == "reuse" => (true, rest),
-        _ => (false, args.as_slice()),
+    let (before, args) = match args.split_last() {
+        Some((last, rest)) if last == "reuse" => (Before::Me, rest),
+        Some((last, rest)) if last == "upload" => (Before::Upload, rest),
+        _ => (Before::Nothing, args.as_slice()),
     };
     let [_, ports, token, thread, viewers] = args else {
-        eprintln!("usage: viewers_client PORTS TOKEN THREAD VIEWERS [reuse]");
+        eprintln!("usage: viewers_client PORTS TOKEN THREAD VIEWERS [reuse|upload]");
         std::process::exit(2);
     };
     let ports: Vec<u16> = ports.split(',').map(|p| p.parse().unwrap()).collect();
@@ -238,7 +268,7 @@ async fn main() {
         tasks.push(tokio::spawn(async move {
             let (lags, presence) = match over_websocket {
                 true => websocket(port, &token, &thread, &ready).await,
-                false => sse(port, &token, &thread, reuse, &ready).await,
+                false => sse(port, &token, &thread, before, &ready).await,
             };
             let mut seen = seen.lock().await;
             seen.complete += u64::from(lags.len() >= LINES);
