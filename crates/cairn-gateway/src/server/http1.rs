@@ -2,7 +2,8 @@
 //! a head of at most `HEAD_LIMIT` bytes, and a body read whole before the
 //! request is handled when its length is given and at most `BODY_LIMIT`
 //! bytes, else (an upload, a chunked body, `Expect: 100-continue`) handed
-//! to the handler as it arrives (`incoming`).
+//! to the handler as it arrives (`incoming` decodes it, `upload` feeds it
+//! and settles the connection after it).
 //!
 //! A connection stays here from request to request, so an event stream is
 //! answered here whether it is a connection's first request or a later one
@@ -32,11 +33,13 @@ use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 use super::STALLED_CLIENT;
-use super::incoming::{Decoded, Decoder, Piece, Receiving};
+use super::incoming::{Decoder, Receiving};
+
+mod upload;
+
+pub(super) use upload::Upload;
 
 /// A request's head is looked for within this many bytes (hyper's first
 /// read takes as many); a longer head is left to hyper.
@@ -44,22 +47,6 @@ const HEAD_LIMIT: usize = 8 * 1024;
 /// A body up to this size is read here, whole, before the request is
 /// handled; a larger one (an upload) reaches its handler as it comes.
 const BODY_LIMIT: u64 = 64 * 1024;
-/// What the first read of a streamed body takes at most; each read that
-/// fills its room doubles the next one's, up to `BODY_READ_MAX` (a large
-/// upload moves in fewer, larger pieces; a small body reserves little).
-const BODY_READ: usize = 64 * 1024;
-const BODY_READ_MAX: usize = 512 * 1024;
-/// What is read past of a body its handler left unread (it answered
-/// before reading it all: a refusal), so the connection can take the next
-/// request; with more left, or not within `DRAIN_TIME`, it is closed.
-const DRAIN_LIMIT: u64 = 1024 * 1024;
-const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
-/// Before a connection with part of an upload unread closes, what the
-/// client still sends is read and dropped for this long (up to
-/// `LINGER_LIMIT`): a close with bytes unread resets the connection, and a
-/// reset can discard the response before the client has read it.
-const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
-const LINGER_LIMIT: usize = 16 * 1024 * 1024;
 /// What one read takes at most when `pending` has no room for it.
 const READ_CHUNK: usize = 4 * 1024;
 /// Header lines looked at; a request with more is left to hyper (which
@@ -96,39 +83,6 @@ pub(super) struct Answer {
     head: bool,
 }
 
-/// A request's body as it is read while the request is handled: where its
-/// framing stands, the bytes received and not yet handed over (with what
-/// came after the body), and the handler's end of it.
-pub(super) struct Upload {
-    decoder: Decoder,
-    received: BytesMut,
-    /// Gone once the body has ended, failed, or the handler dropped it.
-    sender: Option<mpsc::Sender<Piece>>,
-    /// `Expect: 100-continue`, not yet answered.
-    continue_owed: bool,
-    /// Cut short or framed wrongly: the connection cannot be read further.
-    failed: bool,
-    /// Room for the next read (`BODY_READ` to `BODY_READ_MAX`).
-    read_size: usize,
-}
-
-impl Upload {
-    /// Whether the body has been read to its end.
-    pub(super) fn ended(&self) -> bool {
-        self.decoder.ended()
-    }
-
-    /// Hands `error` to the handler's body and stops reading it.
-    fn fail(&mut self, error: io::Error) {
-        self.failed = true;
-        if let Some(sender) = self.sender.take() {
-            // A full channel: dropping the sender ends the body with an
-            // error all the same.
-            let _ = sender.try_send(Err(error));
-        }
-    }
-}
-
 impl Connection {
     pub(super) fn new(tcp: TcpStream, remote: SocketAddr) -> Self {
         Self { tcp, remote, pending: Vec::new() }
@@ -161,14 +115,7 @@ impl Connection {
                         self.pending = Vec::new();
                         let (sender, body) = Receiving::new(decoder.remaining());
                         let request = Box::new(request.map(|()| Body::new(body)));
-                        let upload = Upload {
-                            decoder,
-                            received,
-                            sender: Some(sender),
-                            continue_owed: expect_continue,
-                            failed: false,
-                            read_size: BODY_READ,
-                        };
+                        let upload = Upload::new(decoder, received, sender, expect_continue);
                         return Ok(Next::Streamed(request, answer, upload));
                     }
                     Parsed::Complete { request, answer, head_length, content: Content::Whole(body_length) } => {
@@ -189,118 +136,6 @@ impl Connection {
             }
             if read_into(&mut self.tcp, &mut self.pending).await? == 0 {
                 return Ok(Next::Closed);
-            }
-        }
-    }
-
-    /// Runs `handling` while its request's body is read into it, after
-    /// answering `Expect: 100-continue`; the handler's output.
-    pub(super) async fn receive<T>(&mut self, upload: &mut Upload, handling: impl Future<Output = T>) -> T {
-        if upload.continue_owed {
-            match send(&mut self.tcp, &mut &b"HTTP/1.1 100 Continue\r\n\r\n"[..]).await {
-                Ok(true) => upload.continue_owed = false,
-                _ => upload.fail(io::Error::new(io::ErrorKind::BrokenPipe, "the client took no 100 Continue")),
-            }
-        }
-        let mut handling = std::pin::pin!(handling);
-        let mut reading = upload.sender.is_some();
-        loop {
-            tokio::select! {
-                output = &mut handling => return output,
-                () = self.read_body(upload), if reading => reading = false,
-            }
-        }
-    }
-
-    /// Reads the body and hands it over piece by piece, until it ends,
-    /// fails (cut short, framed wrongly, or nothing for `STALLED_CLIENT`)
-    /// or the handler drops it.
-    async fn read_body(&mut self, upload: &mut Upload) {
-        loop {
-            let Some(sender) = &upload.sender else { return };
-            let piece = match upload.decoder.decode(&mut upload.received) {
-                Ok(Decoded::Data(data)) => Ok(Some(data)),
-                Ok(Decoded::End) => Ok(None),
-                Ok(Decoded::More) => match read_body_bytes(&mut self.tcp, &mut upload.received, upload.read_size).await
-                {
-                    Ok(read) => {
-                        if read >= upload.read_size {
-                            upload.read_size = (upload.read_size * 2).min(BODY_READ_MAX);
-                        }
-                        continue;
-                    }
-                    Err(error) => Err(error),
-                },
-                Err(error) => Err(error),
-            };
-            let last = !matches!(piece, Ok(Some(_)));
-            upload.failed |= piece.is_err();
-            if sender.send(piece).await.is_err() || last {
-                upload.sender = None;
-                return;
-            }
-        }
-    }
-
-    /// Once the handler has answered: what came after the body is kept
-    /// for the next request, and the answer says the connection closes
-    /// when the rest of the body cannot be read past.
-    pub(super) fn settle(&mut self, upload: &mut Upload, answer: Answer) -> Answer {
-        // A body still held (by a task the handler left running) sees it
-        // cut short, not ended.
-        upload.sender = None;
-        if upload.decoder.ended() {
-            self.pending = std::mem::take(&mut upload.received).to_vec();
-            return answer;
-        }
-        let too_long = upload.decoder.remaining().is_some_and(|left| left > DRAIN_LIMIT);
-        if upload.failed || upload.continue_owed || too_long { Answer { keep_alive: false, ..answer } } else { answer }
-    }
-
-    /// After the response to a request whose handler left part of its body
-    /// unread: reads past it (at most `DRAIN_LIMIT` bytes, within
-    /// `DRAIN_TIME`) so the connection can take the next request. Whether
-    /// it can; if not, the connection is closed (lingering).
-    pub(super) async fn drain(&mut self, upload: &mut Upload) -> bool {
-        if upload.decoder.ended() {
-            return true;
-        }
-        // Bytes read while the response was written came after these.
-        upload.received.extend_from_slice(&std::mem::take(&mut self.pending));
-        let deadline = Instant::now() + DRAIN_TIME;
-        let mut drained = 0u64;
-        let whole = loop {
-            match upload.decoder.decode(&mut upload.received) {
-                Ok(Decoded::Data(data)) => drained += data.len() as u64,
-                Ok(Decoded::End) => break true,
-                Ok(Decoded::More) if drained <= DRAIN_LIMIT => {
-                    let read = read_body_bytes(&mut self.tcp, &mut upload.received, BODY_READ);
-                    if !matches!(tokio::time::timeout_at(deadline, read).await, Ok(Ok(_))) {
-                        break false;
-                    }
-                }
-                Ok(Decoded::More) | Err(_) => break false,
-            }
-        };
-        if whole {
-            self.pending = std::mem::take(&mut upload.received).to_vec();
-            return true;
-        }
-        let _ = self.tcp.shutdown().await;
-        self.linger().await;
-        false
-    }
-
-    /// Reads and drops what the client still sends, for `LINGER_TIME` at
-    /// most, before a connection with part of a body unread closes.
-    pub(super) async fn linger(&mut self) {
-        let deadline = Instant::now() + LINGER_TIME;
-        let mut sink = vec![0u8; 16 * 1024];
-        let mut read = 0;
-        while read < LINGER_LIMIT {
-            match tokio::time::timeout_at(deadline, tokio::io::AsyncReadExt::read(&mut self.tcp, &mut sink)).await {
-                Ok(Ok(n)) if n > 0 => read += n,
-                _ => return,
             }
         }
     }
@@ -469,24 +304,6 @@ async fn read_into(socket: &mut (impl AsyncRead + Unpin), pending: &mut Vec<u8>)
         })
     })
     .await
-}
-
-/// Reads more of a streamed body into `received` (with room for `room`
-/// bytes), how many came: an error when the
-/// client closed before the body's end or sent nothing for
-/// `STALLED_CLIENT`.
-async fn read_body_bytes(
-    socket: &mut (impl AsyncRead + Unpin),
-    received: &mut BytesMut,
-    room: usize,
-) -> io::Result<usize> {
-    received.reserve(room);
-    match tokio::time::timeout(STALLED_CLIENT, tokio::io::AsyncReadExt::read_buf(socket, received)).await {
-        Ok(Ok(0)) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the client closed before the body's end")),
-        Ok(Ok(read)) => Ok(read),
-        Ok(Err(error)) => Err(error),
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "the client sent none of the body for 30 s")),
-    }
 }
 
 /// How a request's body comes, as its head says.
