@@ -319,6 +319,15 @@ def k8s_check(path, namespace):
         selector = policy["spec"]["podSelector"].get("matchLabels")
         if selector and not selected(selector):
             problems.append(f"NetworkPolicy/{name} selects no workload")
+        # A named port the selected pods do not have lets nothing through.
+        for rule in policy["spec"].get("ingress", []):
+            for port in rule.get("ports", []):
+                if not isinstance(port.get("port"), str):
+                    continue
+                for target in selected(selector) if selector else []:
+                    names = {p.get("name") for c in pod_spec(workloads[target])["containers"] for p in c.get("ports", [])}
+                    if port["port"] not in names:
+                        problems.append(f"NetworkPolicy/{name}: port {port['port']} is no port of {target}")
     fail(problems, path)
     counts = ", ".join(f"{len(items)} {kind}" for kind, items in sorted(by_kind.items()))
     print(f"{len(objects)} objects ({counts}): references, probes, resources and security contexts check out")
