@@ -4,14 +4,14 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result, refuse_zero};
+use crate::{Error, Result, SecretUrl, refuse_zero};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// `postgres://…` for PostgreSQL, `sqlite://PATH` for SQLite; empty for a
     /// SQLite file `cairn.db` in the data dir.
-    pub url: String,
+    pub url: SecretUrl,
     pub max_connections: u32,
     /// How long a request waits for a connection before it fails with 503, in seconds.
     pub acquire_timeout_secs: u64,
@@ -19,35 +19,35 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        DatabaseConfig { url: String::new(), max_connections: 10, acquire_timeout_secs: 5 }
+        DatabaseConfig { url: SecretUrl::default(), max_connections: 10, acquire_timeout_secs: 5 }
     }
 }
 
 /// Which database a configuration selects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseKind {
-    Sqlite { url: String },
-    Postgres { url: String },
+    Sqlite { url: SecretUrl },
+    Postgres { url: SecretUrl },
 }
 
 impl DatabaseConfig {
     /// The database `url` selects; empty means the SQLite file in `data_dir`.
     pub(crate) fn kind(&self, data_dir: &Path) -> Result<DatabaseKind> {
-        let url = &self.url;
+        let url = self.url.expose();
         if url.is_empty() {
             let path = data_dir.join("cairn.db");
-            return Ok(DatabaseKind::Sqlite { url: format!("sqlite://{}", path.display()) });
+            return Ok(DatabaseKind::Sqlite { url: format!("sqlite://{}", path.display()).into() });
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(DatabaseKind::Postgres { url: url.clone() });
+            return Ok(DatabaseKind::Postgres { url: self.url.clone() });
         }
         if url.starts_with("sqlite:") {
-            return Ok(DatabaseKind::Sqlite { url: url.clone() });
+            return Ok(DatabaseKind::Sqlite { url: self.url.clone() });
         }
         Err(Error::Invalid {
             key: "database.url",
             expected: "empty (SQLite in the data dir), a sqlite:// URL or a postgres:// URL",
-            got: url.clone(),
+            got: self.url.redacted(),
         })
     }
 

@@ -49,7 +49,7 @@ pub use rate_limit::RateLimitConfig;
 pub use redis::RedisConfig;
 pub use retention::RetentionConfig;
 pub use sandbox::{SandboxBackend, SandboxConfig};
-pub use secret::{REDACTED, Secret};
+pub use secret::{REDACTED, Secret, SecretUrl};
 pub use server::ServerConfig;
 pub use tools::ToolsConfig;
 pub use webhooks::WebhooksConfig;
@@ -170,10 +170,7 @@ mod tests {
     fn defaults_describe_the_all_in_one_shape() {
         let config = Config::load_from(None, Env::prefixed("CAIRN_TEST_NOTHING__")).unwrap();
         assert_eq!(config.server.bind.to_string(), "127.0.0.1:8080");
-        assert_eq!(
-            config.database_kind().unwrap(),
-            DatabaseKind::Sqlite { url: "sqlite://./data/cairn.db".to_owned() }
-        );
+        assert_eq!(config.database_kind().unwrap(), DatabaseKind::Sqlite { url: "sqlite://./data/cairn.db".into() });
         assert!(config.redis.url.is_empty());
     }
 
@@ -193,7 +190,7 @@ mod tests {
             assert_eq!(config.data_dir, PathBuf::from("/srv/cairn"));
             assert_eq!(
                 config.database_kind().unwrap(),
-                DatabaseKind::Postgres { url: "postgres://db.internal/cairn".to_owned() }
+                DatabaseKind::Postgres { url: "postgres://db.internal/cairn".into() }
             );
             Ok(())
         });
@@ -325,13 +322,24 @@ mod tests {
             jail.set_env("CAIRN__FILES__S3_SECRET_ACCESS_KEY", "S3-ACCESS-KEY-SECRET");
             jail.set_env("CAIRN__FILES__LINK_SIGNING_KEY", "LINK-KEY-SECRET");
             jail.set_env("CAIRN__TOOLS__SEARCH_API_KEY", "SEARCH-KEY-SECRET");
+            // Passwords inside URLs are secrets too; the hosts stay visible.
+            jail.set_env("CAIRN__DATABASE__URL", "postgres://cairn:DB-PASSWORD-SECRET@db.internal/cairn");
+            jail.set_env("CAIRN__REDIS__URL", "redis://:REDIS-PASSWORD-SECRET@cache.internal:6379");
+            jail.set_env("CAIRN__MAIL__SMTP_URL", "smtps://mailer:SMTP-PASSWORD-SECRET@smtp.internal:465");
+            jail.set_env("CAIRN__SANDBOX__PACKAGE_INDEX", "https://INDEX-TOKEN-SECRET@pypi.internal/simple");
             let config = load_in_jail(Some("cairn.toml")).map_err(|e| e.to_string())?;
             assert_eq!(config.llm.providers[0].api_key.expose(), "PROVIDER-API-KEY-SECRET");
+            assert_eq!(config.database.url.expose(), "postgres://cairn:DB-PASSWORD-SECRET@db.internal/cairn");
+            let kind = config.database_kind().map_err(|e| e.to_string())?;
+            assert!(!format!("{kind:?}").contains("SECRET"), "{kind:?}");
             let shown = format!("{config:?} {config:#?}");
             let serialized = format!("{:?}", figment::value::Value::serialize(&config).unwrap());
             for text in [shown, serialized] {
                 assert!(!text.contains("SECRET"), "{text}");
                 assert!(text.contains(REDACTED), "{text}");
+                for host in ["db.internal", "cache.internal", "smtp.internal", "pypi.internal"] {
+                    assert!(text.contains(host), "{host}: {text}");
+                }
             }
             Ok(())
         });
@@ -351,6 +359,11 @@ mod tests {
             ("CAIRN__TOOLS__FETCH_MAX_MB", "0", "tools.fetch_max_mb"),
             ("CAIRN__LLM__DEFAULT_MODEL", "openai/gpt-none", "llm.default_model"),
             ("CAIRN__AGENT__MAX_STEPS", "0", "agent"),
+            // A refused URL is named without its password.
+            ("CAIRN__DATABASE__URL", "mysql://cairn:DB-SECRET@db.internal/cairn", "database.url"),
+            ("CAIRN__REDIS__URL", "http://:REDIS-SECRET@cache.internal", "redis.url"),
+            ("CAIRN__MAIL__SMTP_URL", "imap://u:SMTP-SECRET@mail.internal", "mail.smtp_url"),
+            ("CAIRN__SANDBOX__PACKAGE_INDEX", "ftp://u:INDEX-SECRET@pypi.internal", "sandbox.package_index"),
         ];
         for (var, value, key) in cases {
             let message = error_in_jail(|jail| {
@@ -358,6 +371,10 @@ mod tests {
                 Ok(None)
             });
             assert!(message.contains(&format!("`{key}`")), "{var}={value}: {message}");
+            assert!(!message.contains("SECRET"), "{var}: {message}");
+            if value.contains('@') {
+                assert!(message.contains(".internal"), "the host is still named: {message}");
+            }
         }
     }
 }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result, Secret, refuse_zero};
+use crate::{Error, Result, Secret, SecretUrl, refuse_zero};
 
 /// Where sandboxes run and what they may use.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -89,7 +89,7 @@ pub struct SandboxConfig {
     /// The package index (PEP 503 "simple" API) sandboxes of projects that
     /// allow package installs reach, and nothing else; empty: no project may
     /// install packages.
-    pub package_index: String,
+    pub package_index: SecretUrl,
     /// Host names the index sends package files from besides its own (for
     /// PyPI: `files.pythonhosted.org`).
     pub package_file_hosts: Vec<String>,
@@ -136,7 +136,7 @@ impl Default for SandboxConfig {
             allow_network: true,
             egress_ports: vec![80, 443],
             egress_allow: Vec::new(),
-            package_index: "https://pypi.org/simple".to_owned(),
+            package_index: "https://pypi.org/simple".into(),
             package_file_hosts: vec!["files.pythonhosted.org".to_owned()],
             package_install_secs: 900,
             package_env_mb: 4096,
@@ -196,11 +196,11 @@ impl SandboxConfig {
             ("sandbox.package_env_mb", self.package_env_mb, "at least 1"),
         ])?;
         let http = |url: &str| url.starts_with("http://") || url.starts_with("https://");
-        if !(self.package_index.is_empty() || http(&self.package_index)) {
+        if !(self.package_index.is_empty() || http(self.package_index.expose())) {
             return Err(Error::Invalid {
                 key: "sandbox.package_index",
                 expected: "empty (no package installs) or the http:// or https:// URL of a package index",
-                got: self.package_index.clone(),
+                got: self.package_index.redacted(),
             });
         }
         if let Some(bad) = self.package_file_hosts.iter().find(|h| h.is_empty() || h.contains(['/', ':', ' '])) {

@@ -641,7 +641,7 @@ async fn a_project_that_allows_packages_has_them_in_its_runs() {
 
 #[tokio::test]
 async fn a_deployment_without_a_package_index_refuses_package_installs() {
-    let api = start_with(false, |config| config.sandbox.package_index = String::new()).await;
+    let api = start_with(false, |config| config.sandbox.package_index = Default::default()).await;
     let path = format!("/api/v1/projects/{}", api.project);
     let (status, problem) = api.patch(&api.owner, &path, json!({ "packages": true })).await;
     assert_eq!((status, problem["code"].as_str()), (422, Some("packages_unavailable")), "{problem}");

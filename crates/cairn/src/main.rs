@@ -203,7 +203,7 @@ fn build_auth(config: &Config, store: Arc<dyn cairn_core::store::Store>, bus: &B
     let mailer: Arc<dyn Mailer> = if config.mail.smtp_url.is_empty() {
         Arc::new(Outbox::new(config.data_dir.join("outbox"), &config.mail.from).context("mail.from")?)
     } else {
-        Arc::new(Smtp::new(&config.mail.smtp_url, &config.mail.from).context("mail.smtp_url")?)
+        Arc::new(Smtp::new(config.mail.smtp_url.expose(), &config.mail.from).context("mail.smtp_url")?)
     };
     Ok(Auth::new(config, store, bus, mailer, keys))
 }
@@ -211,7 +211,7 @@ fn build_auth(config: &Config, store: Arc<dyn cairn_core::store::Store>, bus: &B
 async fn open_database(config: &Config) -> anyhow::Result<Database> {
     let kind = config.database_kind()?;
     let url = match &kind {
-        cairn_config::DatabaseKind::Sqlite { url } | cairn_config::DatabaseKind::Postgres { url } => url,
+        cairn_config::DatabaseKind::Sqlite { url } | cairn_config::DatabaseKind::Postgres { url } => url.expose(),
     };
     let options = OpenOptions {
         max_connections: config.database.max_connections,
@@ -243,12 +243,12 @@ async fn serve(mut config: Config, role: Role) -> Result<(), Failure> {
         lease: Duration::from_secs(config.queue.lease_secs),
         max_deliveries: config.queue.max_deliveries,
     };
-    let redis = match config.redis.url.as_str() {
+    let redis = match config.redis.url.expose() {
         "" => None,
         url => Some(
             cairn_bus::redis::connect(url, &config.redis.prefix, queue_options)
                 .await
-                .with_context(|| format!("the bus is configured on Redis at {}", redact(url)))?,
+                .with_context(|| format!("the bus is configured on Redis at {}", config.redis.url))?,
         ),
     };
     let db = open_database(&config).await?;
@@ -617,13 +617,5 @@ async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => {}
         () = terminate => {}
-    }
-}
-
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.split_once("://"), url.rfind('@')) {
-        (Some((scheme, _)), Some(at)) => format!("{scheme}://***{}", &url[at..]),
-        _ => url.to_owned(),
     }
 }

@@ -106,7 +106,7 @@ impl LocalConfig {
         } else {
             let index = PackageIndex::start(
                 &root.join("egress-packages"),
-                &config.package_index,
+                config.package_index.expose(),
                 &config.package_file_hosts,
                 config.egress_allow.clone(),
             )
