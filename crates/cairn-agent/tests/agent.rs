@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 struct World {
     runs: Runs,
+    bus: cairn_core::bus::Bus,
     store: Arc<dyn Store>,
     llm: ScriptedLlm,
     user: UserId,
@@ -130,12 +131,12 @@ async fn world_full(budget: Budget, require_approval: Vec<String>, plan_approval
         plan_approval: plan_approval.parse().unwrap(),
         ..AgentConfig::default()
     };
-    let runs = Runs::new(store.clone(), bus, agent, budget, Duration::from_secs(30)).configured(&agent_config);
+    let runs = Runs::new(store.clone(), bus.clone(), agent, budget, Duration::from_secs(30)).configured(&agent_config);
     runs.start_workers("test", 2);
 
     let seeded = cairn_testkit::seed::owner_with_thread(&*store, "ada@example.com").await;
     let (user, project, thread) = (seeded.user.id, seeded.project.id, seeded.thread.id);
-    World { runs, store, llm, user, project, thread, sandboxes, files, _db: db, _dir: dir }
+    World { runs, bus, store, llm, user, project, thread, sandboxes, files, _db: db, _dir: dir }
 }
 
 impl World {
@@ -586,6 +587,49 @@ async fn independent_tasks_run_at_the_same_time_in_kernels_of_their_own() {
     assert!(prompt.contains("Result of task a") && prompt.contains("Result of task b"), "{prompt}");
     // The batch's extra sandbox is gone again.
     assert_eq!(world.sandboxes().await, 1, "only the thread's sandbox remains");
+}
+
+#[tokio::test]
+async fn a_task_queued_under_a_claim_its_run_lost_since_writes_nothing() {
+    use cairn_core::model::NewRun;
+    let world = world(Budget::default()).await;
+    // A worker claimed the run and queued a task of its plan; then another
+    // worker took the run over (the first was paused past its lease).
+    let new_run = NewRun { thread_id: world.thread, created_by: world.user, trace_parent: None };
+    let run = world.store.create_run(new_run).await.unwrap();
+    let first = world.store.claim_run(run.id).await.unwrap();
+    world.store.set_run_status(run.id, RunStatus::Running, None, Some(first)).await.unwrap();
+    let second = world.store.claim_run(run.id).await.unwrap();
+    assert!(second.generation > first.generation);
+    world.llm.push(block("open('late.txt', 'w').write('late')\nfinal_answer('late')"));
+    let mut state = cairn_agent::AgentState { task: Some(0), ..Default::default() };
+    state.messages = vec![cairn_llm::Message::user("write late.txt")];
+    let job = cairn_agent::LaneJob { run: run.id, step: 1, lane: 1, state, fence: Some(first) };
+    let payload = bytes::Bytes::from(serde_json::to_vec(&job).unwrap());
+    world.bus.queue.enqueue(cairn_agent::runs::LANE_QUEUE, payload).await.unwrap();
+
+    // A worker takes the task and is done with it...
+    let mut waited = 0;
+    loop {
+        let stats = world.bus.queue.stats(cairn_agent::runs::LANE_QUEUE).await.unwrap();
+        if stats.ready + stats.taken == 0 {
+            break;
+        }
+        assert!(waited < 600, "the task was not taken and finished: {stats:?}");
+        waited += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(world.bus.queue.stats(cairn_agent::runs::LANE_QUEUE).await.unwrap().dead, 0);
+    // ...writing nothing under the claim the run lost: no event in the
+    // thread's log, no result for the new holder's supervisor to take, no
+    // file in the library; its sandbox is gone.
+    let events = world.store.events_after(world.thread, 0, 100).await.unwrap();
+    assert!(events.is_empty(), "{:?}", events.iter().map(|e| &e.kind).collect::<Vec<_>>());
+    assert_eq!(world.store.lane_result(run.id, 1, 1).await.unwrap(), None);
+    assert!(world.store.file_versions(world.project, "late.txt").await.unwrap().is_empty());
+    assert_eq!(world.sandboxes().await, 0);
+    // The run is the new holder's: it writes.
+    world.store.put_lane_result(run.id, 1, 1, json!({ "done": true }), Some(second)).await.unwrap();
 }
 
 #[tokio::test]

@@ -420,7 +420,7 @@ pub struct Checkpoint {
 /// took it. Writes made under a fence are refused (`Error::LeaseLost`) once
 /// another worker has claimed the run since, so a worker that was paused or
 /// cut off past its lease cannot write over the one that took over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Fence {
     pub run: RunId,
     pub generation: i64,

@@ -218,8 +218,18 @@ pub trait RunRepo: Send + Sync {
     async fn checkpoints(&self, run: RunId) -> Result<Vec<Checkpoint>>;
     /// Keeps what one lane of a batch of tasks (the run's step `step`) came
     /// to; the first result written stays (a lane worked twice after a crash
-    /// changes nothing).
-    async fn put_lane_result(&self, run: RunId, step: i64, lane: i64, state: serde_json::Value) -> Result<()>;
+    /// changes nothing). Under the supervisor's `fence` (the claim it queued
+    /// the lane under), refused with `LeaseLost` once another worker has
+    /// taken the run over (its supervisor queues the lane again) — unless a
+    /// result is already kept, which stays.
+    async fn put_lane_result(
+        &self,
+        run: RunId,
+        step: i64,
+        lane: i64,
+        state: serde_json::Value,
+        fence: Option<Fence>,
+    ) -> Result<()>;
     async fn lane_result(&self, run: RunId, step: i64, lane: i64) -> Result<Option<serde_json::Value>>;
 }
 

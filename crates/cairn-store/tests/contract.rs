@@ -522,14 +522,31 @@ async fn a_lanes_first_result_stays(store: Arc<dyn Store>) {
     let run = store.create_run(NewRun { thread_id: thread.id, created_by: owner.id, trace_parent: None });
     let run = run.await.unwrap();
     assert_eq!(store.lane_result(run.id, 4, 1).await.unwrap(), None);
-    store.put_lane_result(run.id, 4, 1, json!({ "answer": "first" })).await.unwrap();
-    store.put_lane_result(run.id, 4, 1, json!({ "answer": "again" })).await.unwrap();
-    store.put_lane_result(run.id, 4, 2, json!({ "answer": "other lane" })).await.unwrap();
+    store.put_lane_result(run.id, 4, 1, json!({ "answer": "first" }), None).await.unwrap();
+    store.put_lane_result(run.id, 4, 1, json!({ "answer": "again" }), None).await.unwrap();
+    store.put_lane_result(run.id, 4, 2, json!({ "answer": "other lane" }), None).await.unwrap();
     assert_eq!(store.lane_result(run.id, 4, 1).await.unwrap(), Some(json!({ "answer": "first" })));
     assert_eq!(store.lane_result(run.id, 4, 2).await.unwrap(), Some(json!({ "answer": "other lane" })));
     assert_eq!(store.lane_result(run.id, 6, 1).await.unwrap(), None, "another step's lane");
-    let orphan = store.put_lane_result(cairn_core::RunId::new(), 4, 1, json!({})).await;
+    let orphan = store.put_lane_result(cairn_core::RunId::new(), 4, 1, json!({}), None).await;
     assert!(matches!(orphan, Err(Error::NotFound { .. })), "{orphan:?}");
+
+    // Under the claim the supervisor queued its lanes with: kept while the
+    // claim holds, refused once another worker took the run over, and a
+    // result kept before stays either way.
+    let first = store.claim_run(run.id).await.unwrap();
+    store.put_lane_result(run.id, 8, 1, json!({ "answer": "held" }), Some(first)).await.unwrap();
+    assert_eq!(store.lane_result(run.id, 8, 1).await.unwrap(), Some(json!({ "answer": "held" })));
+    let second = store.claim_run(run.id).await.unwrap();
+    let late = store.put_lane_result(run.id, 8, 2, json!({ "answer": "late" }), Some(first)).await;
+    assert!(matches!(late, Err(Error::LeaseLost { .. })), "{late:?}");
+    assert_eq!(store.lane_result(run.id, 8, 2).await.unwrap(), None, "nothing of the superseded lane");
+    store.put_lane_result(run.id, 8, 1, json!({ "answer": "again" }), Some(first)).await.unwrap();
+    assert_eq!(store.lane_result(run.id, 8, 1).await.unwrap(), Some(json!({ "answer": "held" })));
+    store.put_lane_result(run.id, 8, 2, json!({ "answer": "new holder" }), Some(second)).await.unwrap();
+    assert_eq!(store.lane_result(run.id, 8, 2).await.unwrap(), Some(json!({ "answer": "new holder" })));
+    let gone = store.put_lane_result(cairn_core::RunId::new(), 8, 1, json!({}), Some(second)).await;
+    assert!(matches!(gone, Err(Error::NotFound { .. })), "{gone:?}");
 }
 
 async fn projects_and_threads_are_renamed_and_runs_add_up_their_cost(store: Arc<dyn Store>) {

@@ -90,7 +90,7 @@ async fn busy_run(
     let run = store.create_run(NewRun { thread_id: thread.id, created_by: by, trace_parent: None }).await.unwrap();
     store.add_run_cost(run.id, cost).await.unwrap();
     store.put_checkpoint(NewCheckpoint { run_id: run.id, step: 1, state: json!({ "n": 1 }) }, None).await.unwrap();
-    store.put_lane_result(run.id, 1, 0, json!({ "lane": 0 })).await.unwrap();
+    store.put_lane_result(run.id, 1, 0, json!({ "lane": 0 }), None).await.unwrap();
     let message = NewMessage {
         thread_id: thread.id,
         role: MessageRole::User,

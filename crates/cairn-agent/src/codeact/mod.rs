@@ -72,8 +72,8 @@ pub struct RunContext {
     pub plan_approval: cairn_config::PlanApproval,
     /// The thread's messages, cached.
     pub working: cairn_memory::ThreadCache,
-    /// The worker's claim on the run: its library writes carry it (`None`:
-    /// a lane worked for another worker's run, or no worker).
+    /// The worker's claim on the run (a lane's: the claim its supervisor
+    /// queued it under): its library writes carry it (`None`: no worker).
     pub fence: Option<cairn_core::model::Fence>,
     /// Where the lanes of a batch of tasks beyond the first are worked
     /// (queued for any worker); `None`: all here, side by side.
@@ -89,6 +89,13 @@ pub struct LaneJob {
     pub step: i64,
     pub lane: usize,
     pub state: AgentState,
+    /// The supervisor's claim on the run when it queued the lane: the lane's
+    /// events, library writes and result are made under it, so a lane of a
+    /// run another worker has taken over since writes nothing (that
+    /// worker's supervisor queues the lane again). `None` in jobs queued
+    /// before lanes carried it, and where no worker holds the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<cairn_core::model::Fence>,
 }
 
 /// Works lanes of a batch elsewhere (the run service queues them).

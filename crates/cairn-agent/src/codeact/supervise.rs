@@ -76,7 +76,7 @@ impl Agent {
                     state.awaiting_plan = true;
                     return Ok(Step {
                         state,
-                        control: Control::Interrupt { question: json!(question), resume_at: "dispatch".into() },
+                        control: Control::Interrupt { question: json!(question), resume_at: Node::Dispatch.into() },
                     });
                 }
             }
@@ -202,7 +202,7 @@ impl Agent {
                 if n > 0
                     && let Some(lanes) = &run.lanes
                 {
-                    let job = LaneJob { run: run.run, step: ctx.step, lane: n, state: lane };
+                    let job = LaneJob { run: run.run, step: ctx.step, lane: n, state: lane, fence: run.fence };
                     return lanes.work(job, &ctx).await;
                 }
                 let mut lane_run = run.clone();

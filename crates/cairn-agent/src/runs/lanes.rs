@@ -26,14 +26,52 @@ pub const LANE_QUEUE: &str = "lanes";
 /// How often a waiting supervisor looks for its lanes' results.
 const POLL: Duration = Duration::from_millis(100);
 
-/// A lane as queued.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A lane as queued. Version 1 was the same object without `version` (and
+/// without the job's fence).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct QueuedLane {
+    #[serde(default = "QueuedLane::first_version")]
+    version: u32,
     #[serde(flatten)]
     job: LaneJob,
     /// The W3C `traceparent` of the supervisor's step (traces on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     trace: Option<String>,
+}
+
+impl QueuedLane {
+    const VERSION: u32 = 2;
+
+    fn first_version() -> u32 {
+        1
+    }
+
+    fn new(job: LaneJob, trace: Option<String>) -> QueuedLane {
+        QueuedLane { version: QueuedLane::VERSION, job, trace }
+    }
+
+    fn encode(&self) -> Result<Vec<u8>, AgentError> {
+        serde_json::to_vec(self).map_err(|e| AgentError::Failed(e.to_string()))
+    }
+}
+
+/// What a worker makes of a queued lane.
+#[derive(Debug, PartialEq)]
+enum Taken {
+    Lane(Box<QueuedLane>),
+    /// Written by a newer version: left for a worker that reads it.
+    Newer(u32),
+    Unreadable,
+}
+
+impl Taken {
+    fn of(payload: &[u8]) -> Taken {
+        match serde_json::from_slice::<QueuedLane>(payload) {
+            Ok(lane) if lane.version <= QueuedLane::VERSION => Taken::Lane(Box::new(lane)),
+            Ok(lane) => Taken::Newer(lane.version),
+            Err(_) => Taken::Unreadable,
+        }
+    }
 }
 
 /// The supervisor's side: lanes through the queue, results from the store.
@@ -54,8 +92,7 @@ impl Lanes for QueuedLanes {
         let store = &self.runs.inner.store;
         let lane = i64::try_from(job.lane).unwrap_or(i64::MAX);
         if store.lane_result(job.run, job.step, lane).await?.is_none() {
-            let queued = QueuedLane { job: job.clone(), trace: cairn_core::trace::current() };
-            let payload = serde_json::to_vec(&queued).map_err(|e| AgentError::Failed(e.to_string()))?;
+            let payload = QueuedLane::new(job.clone(), cairn_core::trace::current()).encode()?;
             self.runs.inner.bus.queue.enqueue(LANE_QUEUE, Bytes::from(payload)).await?;
         }
         loop {
@@ -79,10 +116,21 @@ impl Runs {
         let mut drain = self.inner.drain.subscribe();
         loop {
             let Some(delivery) = self.next_job(LANE_QUEUE, consumer, &mut drain).await else { return };
-            let Ok(QueuedLane { job, trace }) = serde_json::from_slice::<QueuedLane>(&delivery.payload) else {
-                tracing::warn!("a queued task could not be read; dropped");
-                let _ = self.inner.bus.queue.ack(&delivery).await;
-                continue;
+            let QueuedLane { job, trace, .. } = match Taken::of(&delivery.payload) {
+                Taken::Lane(lane) => *lane,
+                // A rolling upgrade: a newer worker takes it (or, with none,
+                // it ends among the dead letters after queue.max_deliveries).
+                Taken::Newer(version) => {
+                    tracing::warn!(version, "a queued task of a newer version; put back for a newer worker");
+                    let why = format!("task version {version} is newer than this worker's");
+                    let _ = self.inner.bus.queue.nack(&delivery, Duration::from_secs(5), &why).await;
+                    continue;
+                }
+                Taken::Unreadable => {
+                    tracing::warn!("a queued task could not be read; dropped");
+                    let _ = self.inner.bus.queue.ack(&delivery).await;
+                    continue;
+                }
             };
             // Keep the lease while the lane works; stop it if its run ends.
             let cancel = Arc::new(AtomicBool::new(false));
@@ -143,8 +191,15 @@ impl Runs {
     async fn store_lane(&self, job: &LaneJob, state: &AgentState) -> Result<(), RunError> {
         let value = serde_json::to_value(state).map_err(|e| RunError::Conflict(e.to_string()))?;
         let lane = i64::try_from(job.lane).unwrap_or(i64::MAX);
-        self.inner.store.put_lane_result(job.run, job.step, lane, value).await?;
-        Ok(())
+        match self.inner.store.put_lane_result(job.run, job.step, lane, value, job.fence).await {
+            // The run was taken over since the lane was queued: its new
+            // holder queues the lane again, and this one is done with.
+            Err(cairn_core::Error::LeaseLost { .. }) => {
+                tracing::info!(run = %job.run, lane = job.lane, "the run was taken over; this task's result is dropped");
+                Ok(())
+            }
+            other => Ok(other?),
+        }
     }
 
     /// One lane: its sub-agent in a sandbox of its own, and its result kept.
@@ -173,10 +228,13 @@ impl Runs {
                 return self.store_lane(job, &state).await;
             }
         };
-        let context = self.run_context(&run, &project, sandbox, true);
+        let mut context = self.run_context(&run, &project, sandbox, true);
+        context.fence = job.fence;
+        // Fenced like the supervisor: once the run is taken over the lane's
+        // next event is refused and the lane stops.
         let events =
-            StoreEvents { fence: None, stop: Some(cancel.clone()), ..self.events(run.thread_id, Some(run.id)) };
-        let ctx = StepContext::new(run.id.to_string(), job.step, "dispatch", cancel);
+            StoreEvents { fence: job.fence, stop: Some(cancel.clone()), ..self.events(run.thread_id, Some(run.id)) };
+        let ctx = StepContext::new(run.id.to_string(), job.step, crate::codeact::Node::Dispatch.name(), cancel);
         let done = agent.work_lane(job.state.clone(), &context, &events, ctx).await;
         if let Err(error) = agent.services.sandboxes.destroy(sandbox).await {
             tracing::warn!(error = %error.detail(), "a task's sandbox could not be removed");
@@ -192,5 +250,29 @@ impl Runs {
             }
         };
         self.store_lane(job, &state).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queued_tasks_of_this_and_the_first_version_read_and_newer_ones_wait() {
+        let run = cairn_core::RunId::new();
+        let fence = Some(cairn_core::model::Fence { run, generation: 3 });
+        let job = LaneJob { run, step: 4, lane: 1, state: AgentState::default(), fence };
+        let queued = QueuedLane::new(job.clone(), Some("00-trace-span-01".into()));
+        let encoded = queued.encode().unwrap();
+        assert_eq!(Taken::of(&encoded), Taken::Lane(Box::new(queued)));
+        // Version 1 wrote the job and the trace without a version or a fence.
+        let first = serde_json::json!({ "run": run, "step": 4, "lane": 1, "state": AgentState::default() });
+        let read = Taken::of(first.to_string().as_bytes());
+        let unfenced = LaneJob { fence: None, ..job };
+        assert_eq!(read, Taken::Lane(Box::new(QueuedLane { version: 1, job: unfenced, trace: None })));
+        let mut newer: serde_json::Value = serde_json::from_slice(&encoded).unwrap();
+        newer["version"] = serde_json::json!(QueuedLane::VERSION + 1);
+        assert_eq!(Taken::of(newer.to_string().as_bytes()), Taken::Newer(QueuedLane::VERSION + 1));
+        assert_eq!(Taken::of(b"{\"run\": \"not an id\"}"), Taken::Unreadable);
     }
 }

@@ -273,6 +273,14 @@ macro_rules! sql_store {
                  ON CONFLICT (run_id, step) DO UPDATE SET state = excluded.state, created_at = excluded.created_at"
             );
 
+            /// A lane's result, only while the run's lease generation is `$6`.
+            const FENCED_LANE_SQL: &'static str = concat!(
+                "WITH held AS (SELECT id FROM runs WHERE id = $1 AND lease_generation = $6",
+                $row_lock,
+                ") INSERT INTO run_lanes (run_id, step, lane, state, created_at) SELECT $1, $2, $3, $4, $5 FROM held \
+                 WHERE true ON CONFLICT (run_id, step, lane) DO NOTHING"
+            );
+
             /// A new version of a file saved by a run's worker, only while
             /// the run's lease generation is `$13` (of run `$12`).
             const FENCED_FILE_SQL: &'static str = concat!(

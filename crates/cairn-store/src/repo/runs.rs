@@ -187,20 +187,35 @@ macro_rules! run_repo {
                 Ok(row.map(Checkpoint::from))
             }
 
-            async fn put_lane_result(&self, run: RunId, step: i64, lane: i64, state: serde_json::Value) -> cairn_core::Result<()> {
-                sqlx::query(
+            async fn put_lane_result(
+                &self,
+                run: RunId,
+                step: i64,
+                lane: i64,
+                state: serde_json::Value,
+                fence: Option<Fence>,
+            ) -> cairn_core::Result<()> {
+                let sql = if fence.is_some() {
+                    Self::FENCED_LANE_SQL
+                } else {
                     "INSERT INTO run_lanes (run_id, step, lane, state, created_at) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (run_id, step, lane) DO NOTHING",
-                )
-                .bind(run.0)
-                .bind(step)
-                .bind(lane)
-                .bind(Json(state))
-                .bind(now())
-                .execute(&self.pool)
-                .await
-                .db_entity("run")?;
-                Ok(())
+                     ON CONFLICT (run_id, step, lane) DO NOTHING"
+                };
+                let query = sqlx::query(sql).bind(run.0).bind(step).bind(lane).bind(Json(state)).bind(now());
+                let query = match fence {
+                    Some(fence) => query.bind(fence.generation),
+                    None => query,
+                };
+                let saved = query.execute(&self.pool).await.db_entity("run")?.rows_affected();
+                match fence {
+                    // Nothing inserted: a result was kept already, or the run
+                    // was claimed since (or is gone).
+                    Some(fence) if saved == 0 && self.lane_result(run, step, lane).await?.is_none() => {
+                        self.run(run).await?;
+                        Err(fenced(fence))
+                    }
+                    _ => Ok(()),
+                }
             }
 
             async fn lane_result(&self, run: RunId, step: i64, lane: i64) -> cairn_core::Result<Option<serde_json::Value>> {
