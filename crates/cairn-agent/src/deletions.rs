@@ -25,11 +25,13 @@ pub enum DeletionError {
     #[error(transparent)]
     Store(#[from] cairn_core::Error),
     #[error("cannot stop the thread's run {run}: {reason}")]
-    Cancel { run: cairn_core::RunId, reason: String },
-    #[error("cannot destroy the thread's sandboxes: {0}")]
-    Sandboxes(String),
+    Cancel { run: cairn_core::RunId, reason: crate::RunError },
+    #[error("cannot list the sandboxes to destroy: {0}")]
+    Sandboxes(cairn_core::sandbox::SandboxError),
+    #[error("cannot destroy the sandbox {sandbox}: {error}")]
+    Sandbox { sandbox: cairn_core::SandboxId, error: cairn_core::sandbox::SandboxError },
     #[error("cannot delete the project's files: {0}")]
-    Files(String),
+    Files(#[from] cairn_files::Error),
 }
 
 #[derive(Debug, Clone)]
@@ -121,11 +123,7 @@ impl Deleter {
                 self.delete_thread(thread, true).await?;
                 // The pictures its runs showed (a project's deletion takes
                 // every object of the project instead).
-                let pictures = self
-                    .files
-                    .delete_thread_media(deletion.project_id, thread)
-                    .await
-                    .map_err(|e| DeletionError::Files(e.to_string()))?;
+                let pictures = self.files.delete_thread_media(deletion.project_id, thread).await?;
                 tracing::debug!(%thread, pictures, "deleted the thread's pictures");
                 Ok(())
             }
@@ -146,11 +144,7 @@ impl Deleter {
                 self.progress(deletion, total - 3, total).await?;
                 self.destroy_sandboxes(|s| s.project == Some(project)).await?;
                 self.progress(deletion, total - 2, total).await?;
-                let objects = self
-                    .files
-                    .delete_project_objects(project)
-                    .await
-                    .map_err(|e| DeletionError::Files(e.to_string()))?;
+                let objects = self.files.delete_project_objects(project).await?;
                 tracing::debug!(%project, objects, "deleted the project's objects");
                 self.progress(deletion, total - 1, total).await?;
                 Ok(self.store.purge_project(project).await?)
@@ -167,13 +161,13 @@ impl Deleter {
                 continue;
             }
             let cancelled = match &self.runs {
-                Some(runs) => runs.cancel(run.id).await.map(|_| ()).map_err(|e| e.to_string()),
+                Some(runs) => runs.cancel(run.id).await.map(drop),
                 None => self
                     .store
                     .set_run_status(run.id, RunStatus::Cancelled, None, None)
                     .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string()),
+                    .map(drop)
+                    .map_err(Into::into),
             };
             // A run that ended meanwhile is fine; anything else is tried again.
             if let Err(reason) = cancelled
@@ -195,11 +189,11 @@ impl Deleter {
         chosen: impl Fn(&cairn_core::sandbox::SandboxInfo) -> bool,
     ) -> Result<(), DeletionError> {
         let Some(sandboxes) = &self.sandboxes else { return Ok(()) };
-        let listed = sandboxes.list(None).await.map_err(|e| DeletionError::Sandboxes(e.to_string()))?;
+        let listed = sandboxes.list(None).await.map_err(DeletionError::Sandboxes)?;
         for sandbox in listed.iter().filter(|s| chosen(s)) {
             match sandboxes.destroy(sandbox.id).await {
                 Ok(()) | Err(cairn_core::sandbox::SandboxError::NotFound) => {}
-                Err(error) => return Err(DeletionError::Sandboxes(format!("{}: {error}", sandbox.id))),
+                Err(error) => return Err(DeletionError::Sandbox { sandbox: sandbox.id, error }),
             }
         }
         Ok(())

@@ -24,6 +24,21 @@ use crate::{RunOptions, Runs};
 /// How late a tick may start and still count as on time.
 pub const GRACE: Duration = Duration::from_secs(60);
 
+/// Why a tick posted nothing (recorded on the schedule, in words).
+#[derive(Debug, thiserror::Error)]
+pub enum TickError {
+    /// The expression or the zone no longer reads, or never ticks again.
+    #[error("{0}")]
+    When(String),
+    /// The schedule cannot post as it stands.
+    #[error("{0}")]
+    Refused(&'static str),
+    #[error(transparent)]
+    Store(#[from] cairn_core::Error),
+    #[error(transparent)]
+    Run(#[from] crate::RunError),
+}
+
 /// A schedule's expression and zone, checked.
 #[derive(Debug, Clone)]
 pub struct When {
@@ -156,7 +171,7 @@ impl Scheduler {
                     self.record(&schedule, Some(run), None).await;
                     started += 1;
                 }
-                Err(error) => self.record(&schedule, None, Some(error)).await,
+                Err(error) => self.record(&schedule, None, Some(error.to_string())).await,
             }
         }
         started
@@ -164,15 +179,15 @@ impl Scheduler {
 
     /// Takes the schedule's due tick, if no other process did, and posts
     /// its message; whether a run started.
-    async fn fire(&self, schedule: &Schedule, now: OffsetDateTime) -> Result<bool, String> {
-        let when = When::parse(&schedule.cron, &schedule.timezone)?;
+    async fn fire(&self, schedule: &Schedule, now: OffsetDateTime) -> Result<bool, TickError> {
+        let when = When::parse(&schedule.cron, &schedule.timezone).map_err(TickError::When)?;
         // The tick after this one; ticks that fell while this one waited
         // are folded into it (one run, not a burst).
-        let mut next = when.next_after(schedule.next_run_at)?;
+        let mut next = when.next_after(schedule.next_run_at).map_err(TickError::When)?;
         if next <= now {
-            next = when.next_after(now)?;
+            next = when.next_after(now).map_err(TickError::When)?;
         }
-        if !self.store.take_tick(schedule.id, schedule.next_run_at, next).await.map_err(|e| e.to_string())? {
+        if !self.store.take_tick(schedule.id, schedule.next_run_at, next).await? {
             return Ok(false);
         }
         let late = now - schedule.next_run_at;
@@ -190,7 +205,7 @@ impl Scheduler {
                 Ok(true)
             }
             Err(error) => {
-                self.record(schedule, None, Some(error.clone())).await;
+                self.record(schedule, None, Some(error.to_string())).await;
                 Err(error)
             }
         }
@@ -200,15 +215,17 @@ impl Scheduler {
     /// The message carries the tick as its origin: a tick posted already
     /// (by a process that died before recording it) is not posted again,
     /// and its run is started if it never was.
-    async fn post(&self, schedule: &Schedule, tick: OffsetDateTime) -> Result<cairn_core::RunId, String> {
+    async fn post(&self, schedule: &Schedule, tick: OffsetDateTime) -> Result<cairn_core::RunId, TickError> {
         let project = schedule.project_id;
-        let member = self.store.member_role(project, schedule.run_as).await.map_err(|e| e.to_string())?;
-        let account = self.store.user(schedule.run_as).await.map_err(|e| e.to_string())?;
+        let member = self.store.member_role(project, schedule.run_as).await?;
+        let account = self.store.user(schedule.run_as).await?;
         if member.is_none_or(|role| role == cairn_core::model::Role::Viewer) || account.disabled {
-            return Err("the schedule's service account was deleted or may not run the agent; choose another".into());
+            return Err(TickError::Refused(
+                "the schedule's service account was deleted or may not run the agent; choose another",
+            ));
         }
         let origin = format!("schedule:{}:{}", schedule.id, tick.unix_timestamp());
-        if let Some(posted) = self.store.message_by_origin(&origin).await.map_err(|e| e.to_string())? {
+        if let Some(posted) = self.store.message_by_origin(&origin).await? {
             return self.answered(schedule, &posted).await;
         }
         let thread = match schedule.thread_id {
@@ -216,19 +233,19 @@ impl Scheduler {
             None => {
                 let title = format!("{} · {}", schedule.name, OffsetDateTime::now_utc().date());
                 let new = NewThread { project_id: project, title, created_by: schedule.run_as, model: None };
-                self.store.create_thread(new).await.map_err(|e| e.to_string())?.id
+                self.store.create_thread(new).await?.id
             }
         };
         let options = RunOptions { origin: Some(origin.clone()), ..RunOptions::default() };
         let posted = self.runs.post_run(thread, schedule.run_as, schedule.message.clone(), true, options).await;
         let run = match posted {
-            Ok((_, run)) => run.ok_or("no run was started")?,
+            Ok((_, run)) => run.ok_or(TickError::Refused("no run was started"))?,
             // Posted meanwhile by a process thought dead.
             Err(crate::RunError::Conflict(_)) => {
-                let posted = self.store.message_by_origin(&origin).await.map_err(|e| e.to_string())?;
-                return self.answered(schedule, &posted.ok_or("the tick's message is gone")?).await;
+                let posted = self.store.message_by_origin(&origin).await?;
+                return self.answered(schedule, &posted.ok_or(TickError::Refused("the tick's message is gone"))?).await;
             }
-            Err(error) => return Err(error.to_string()),
+            Err(error) => return Err(error.into()),
         };
         self.audit_started(schedule, run.id, thread).await;
         Ok(run.id)
@@ -236,12 +253,12 @@ impl Scheduler {
 
     /// The run answering a tick's message posted earlier: the run its
     /// account started after it, or one started now.
-    async fn answered(&self, schedule: &Schedule, posted: &Message) -> Result<cairn_core::RunId, String> {
-        let runs = self.store.runs(posted.thread_id).await.map_err(|e| e.to_string())?;
+    async fn answered(&self, schedule: &Schedule, posted: &Message) -> Result<cairn_core::RunId, TickError> {
+        let runs = self.store.runs(posted.thread_id).await?;
         if let Some(run) = runs.iter().find(|r| r.created_by == schedule.run_as && r.created_at >= posted.created_at) {
             return Ok(run.id);
         }
-        let run = self.runs.answer(posted.thread_id, schedule.run_as).await.map_err(|e| e.to_string())?;
+        let run = self.runs.answer(posted.thread_id, schedule.run_as).await?;
         self.audit_started(schedule, run.id, posted.thread_id).await;
         Ok(run.id)
     }

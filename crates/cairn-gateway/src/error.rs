@@ -284,6 +284,17 @@ impl<T, E: Into<ApiError>> NotFoundAs<T> for Result<T, E> {
     }
 }
 
+impl From<cairn_memory::MemoryError> for ApiError {
+    fn from(error: cairn_memory::MemoryError) -> ApiError {
+        match error {
+            cairn_memory::MemoryError::Invalid(detail) => ApiError::Invalid { code: "invalid_input", detail },
+            cairn_memory::MemoryError::Unavailable(detail) => ApiError::MemoryUnavailable { detail },
+            cairn_memory::MemoryError::Embedding(_) => ApiError::MemoryUnavailable { detail: error.to_string() },
+            cairn_memory::MemoryError::Store(error) => error.into(),
+        }
+    }
+}
+
 impl From<cairn_core::sandbox::SandboxError> for ApiError {
     fn from(error: cairn_core::sandbox::SandboxError) -> Self {
         if let cairn_core::sandbox::SandboxError::Internal(detail) = &error {

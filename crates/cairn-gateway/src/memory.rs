@@ -6,7 +6,6 @@ use axum::http::StatusCode;
 use cairn_auth::Access;
 use cairn_core::model::MemoryChunk;
 use cairn_core::{MemoryId, ProjectId, UserId};
-use cairn_memory::MemoryError;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
@@ -48,15 +47,6 @@ impl From<(MemoryChunk, Option<f32>)> for MemoryResponse {
     }
 }
 
-pub(crate) fn memory_error(error: MemoryError) -> ApiError {
-    match error {
-        MemoryError::Invalid(detail) => ApiError::Invalid { code: "invalid_input", detail },
-        MemoryError::Unavailable(detail) => ApiError::MemoryUnavailable { detail },
-        MemoryError::Embedding(_) => ApiError::MemoryUnavailable { detail: error.to_string() },
-        MemoryError::Store(error) => error.into(),
-    }
-}
-
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RememberRequest {
@@ -80,11 +70,7 @@ async fn remember(
     ApiJson(request): ApiJson<RememberRequest>,
 ) -> Result<(StatusCode, ApiJson<Vec<MemoryResponse>>), ApiError> {
     state.auth.authorize(&principal, project_id, Access::Write).await?;
-    let kept = state
-        .memory
-        .remember(project_id, Some(principal.user.id), "note", &request.text)
-        .await
-        .map_err(memory_error)?;
+    let kept = state.memory.remember(project_id, Some(principal.user.id), "note", &request.text).await?;
     Ok((StatusCode::CREATED, ApiJson(kept.into_iter().map(|c| (c, None).into()).collect())))
 }
 
@@ -113,6 +99,6 @@ async fn search(
     Query(query): Query<SearchQuery>,
 ) -> Result<ApiJson<Vec<MemoryResponse>>, ApiError> {
     state.auth.authorize(&principal, project_id, Access::Read).await?;
-    let found = state.memory.recall(project_id, &query.q, query.limit.unwrap_or(10)).await.map_err(memory_error)?;
+    let found = state.memory.recall(project_id, &query.q, query.limit.unwrap_or(10)).await?;
     Ok(ApiJson(found.into_iter().map(|(c, s)| (c, Some(s)).into()).collect()))
 }

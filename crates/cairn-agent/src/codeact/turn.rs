@@ -276,7 +276,7 @@ impl Agent {
             state.question = Some(question.clone());
             return Ok(Step {
                 state,
-                control: Control::Interrupt { question: json!(question), resume_at: "think".into() },
+                control: Control::Interrupt { question: json!(question), resume_at: Node::Think.into() },
             });
         }
         Ok(Step::next(state))

@@ -296,7 +296,7 @@ impl Caller<'_> {
         let query = text_arg(args, "query")?;
         self.state.auth.authorize(self.principal, self.project, Access::Read).await.map_err(ApiError::from)?;
         let limit = args.get("limit").and_then(Value::as_i64).unwrap_or(5);
-        let found = self.state.memory.recall(self.project, query, limit).await.map_err(crate::memory::memory_error)?;
+        let found = self.state.memory.recall(self.project, query, limit).await.map_err(ApiError::from)?;
         let results: Vec<Value> = found
             .iter()
             .map(|(chunk, score)| json!({ "source": chunk.source, "text": chunk.text, "score": score }))
