@@ -962,10 +962,11 @@ export type PostMessageRequest = {
 };
 
 export type PostMessageResponse = {
-  /** With `wait`: the agent's answer, when the run succeeded. */
+  /** With `wait`: the run's answer, when it succeeded. */
   answer?: string | null;
-  message: Record<string, unknown>;
-  run?: Record<string, unknown> | null;
+  /** The member's message, as posted. */
+  message: MessageResponse;
+  run?: RunResponse | null;
 };
 
 /** A `presence` server-sent event of a thread's stream: the whole state, sent when the stream opens and whenever it changes (at most four times a second). */

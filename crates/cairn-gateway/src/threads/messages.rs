@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use cairn_auth::Access;
-use cairn_core::model::{Message, MessageRole, RunStatus};
+use cairn_core::model::{Message, RunStatus};
 use cairn_core::{MessageId, ProjectId, ThreadId, UserId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -91,11 +91,12 @@ fn default_wait() -> u64 {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PostMessageResponse {
-    #[schema(value_type = Object)]
+    /// The member's message, as posted.
     pub message: MessageResponse,
-    #[schema(value_type = Option<Object>)]
+    /// The run it started (absent with `run: false`); with `wait`, as it
+    /// stood when the wait ended.
     pub run: Option<RunResponse>,
-    /// With `wait`: the agent's answer, when the run succeeded.
+    /// With `wait`: the run's answer, when it succeeded.
     pub answer: Option<String>,
 }
 
@@ -232,8 +233,9 @@ pub(super) async fn post_message(
         (true, Some(run)) => {
             let settled = runs.settle(run.id, Duration::from_secs(request.wait_secs.min(3600))).await?;
             if settled.status == RunStatus::Succeeded {
-                let messages = state.store.messages(thread_id).await?;
-                answer = messages.into_iter().rev().find(|m| m.role == MessageRole::Assistant).map(|m| m.content);
+                // This run's answer, not the thread's last (another run of
+                // the thread may have answered since).
+                answer = state.store.run_answer(run.id).await?;
             }
             if settled.status.is_terminal() {
                 status = StatusCode::OK;
