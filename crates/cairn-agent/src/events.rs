@@ -349,6 +349,23 @@ impl RunEvent {
 mod tests {
     use super::*;
 
+    /// Whether `kind` names a variant (an empty payload is refused for a
+    /// missing field, not for an unknown kind).
+    fn is_a_kind(kind: &str) -> bool {
+        match RunEvent::decode(kind, json!({}), SCHEMA_VERSION) {
+            Ok(_) => true,
+            Err(error) => !error.to_string().contains("unknown variant"),
+        }
+    }
+
+    #[test]
+    fn the_kinds_retention_keeps_are_kinds_of_events() {
+        assert!(!is_a_kind("no.such.kind"));
+        for kind in cairn_core::lifecycle::KEPT_EVENT_KINDS {
+            assert!(is_a_kind(kind), "{kind} is in KEPT_EVENT_KINDS but no RunEvent kind");
+        }
+    }
+
     #[test]
     fn events_keep_the_wire_shape_of_the_loose_json_they_replace() {
         let event = RunEvent::Token(Text { text: "Hel".into(), task: None });
