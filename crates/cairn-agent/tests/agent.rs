@@ -792,7 +792,38 @@ async fn a_recorded_run_keeps_its_prompts_and_its_events() {
 
     let prompts: Vec<Value> = world.llm.received().iter().map(|r| r.body["messages"].clone()).collect();
     insta::assert_json_snapshot!("recorded_run_prompts", stable(json!(prompts)));
+    insta::assert_json_snapshot!("recorded_run_events", recorded_events(&world).await);
+}
 
+/// The same for a planned run: the planner's, each sub-agent's, the
+/// supervisor's verdicts' and the synthesis's prompts, and the plan's
+/// events. Its tasks depend on each other, so they run in one order.
+#[tokio::test]
+async fn a_recorded_planned_run_keeps_its_prompts_and_its_events() {
+    let world = world(Budget::default()).await;
+    world.llm.push(plan_reply(serde_json::json!([
+        task("t1", "analyst", "compute six times seven", &[]),
+        task("t2", "writer", "write one line about the number", &["t1"]),
+    ])));
+    world.llm.push(block("x = 6 * 7\nfinal_answer(f'x is {x}')"));
+    world.llm.push(verdict(true, "a number"));
+    world.llm.push(block("final_answer('The number is 42.')"));
+    world.llm.push(verdict(true, "one line"));
+    world.llm.push(Reply::Text("The number is **42**.".into()));
+    let options = cairn_agent::RunOptions { plan: true, ..Default::default() };
+    let posted = world.runs.post_run(world.thread, world.user, "Six times seven, in a line.".into(), true, options);
+    let run = posted.await.unwrap().1.unwrap();
+    let run = world.runs.settle(run.id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!((run.status, run.error.as_deref()), (RunStatus::Succeeded, None), "{:?}", world.kinds().await);
+
+    let prompts: Vec<Value> = world.llm.received().iter().map(|r| r.body["messages"].clone()).collect();
+    insta::assert_json_snapshot!("recorded_planned_run_prompts", stable(json!(prompts)));
+    insta::assert_json_snapshot!("recorded_planned_run_events", recorded_events(&world).await);
+}
+
+/// The thread's events as a snapshot holds them: pieces of one stream
+/// joined, ids made stable.
+async fn recorded_events(world: &World) -> Value {
     let mut events: Vec<Value> = Vec::new();
     for (kind, payload) in world.events().await {
         // Token and reasoning pieces, and printed text of one stream.
@@ -809,5 +840,5 @@ async fn a_recorded_run_keeps_its_prompts_and_its_events() {
         }
         events.push(json!({ "kind": kind, "payload": payload }));
     }
-    insta::assert_json_snapshot!("recorded_run_events", stable(json!(events)));
+    stable(json!(events))
 }
