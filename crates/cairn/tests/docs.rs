@@ -1,7 +1,8 @@
 //! The docs stay true to the tree: every file or folder ARCHITECTURE.md
 //! names exists. A name is resolved from the repository's root, or, inside
 //! a crate's section (`### \`crates/…\``), within that crate (its own
-//! relative paths such as `codeact/model.rs` included).
+//! relative paths such as `codeact/model.rs` included); README.md stays a
+//! front page that links the references.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -88,4 +89,18 @@ fn every_path_architecture_names_exists() {
     }
     assert!(checked > 50, "the check found only {checked} paths: is ARCHITECTURE.md still where it was?");
     assert!(missing.is_empty(), "ARCHITECTURE.md names paths that do not exist:\n{}", missing.join("\n"));
+}
+
+/// README.md is a front page (what Cairn is, the two commands, the shapes,
+/// using it, links); references live in docs/. Past this it has become a
+/// reference again.
+#[test]
+fn the_readme_stays_a_front_page() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let chars = readme.chars().count();
+    assert!(chars <= 15_000, "README.md has {chars} characters, over 15,000: move reference material into docs/");
+    for link in ["docs/deploy.md", "docs/configuration.md", "docs/events.md", "ARCHITECTURE.md", "BENCHMARKS.md"] {
+        assert!(readme.contains(link), "README.md no longer links {link}");
+        assert!(root().join(link).exists(), "README.md links {link}, which does not exist");
+    }
 }
