@@ -1,7 +1,8 @@
 //! Sandboxes over several sandbox hosts, as real processes: placement by
 //! room, a sandbox moving when its host dies, the dead host deleting its
-//! stale copy when it comes back, and a member's cap on running sandboxes
-//! held over all the hosts.
+//! stale copy when it comes back, a member's cap on running sandboxes
+//! held over all the hosts, a planned run's tasks over two workers and two
+//! hosts, and a tool called through a gateway run on a host.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -254,7 +255,7 @@ async fn a_planned_runs_tasks_spread_over_both_workers_and_both_hosts() {
         worker.wait_ready().await;
     }
     let ada = Ada::signs_up(&gateway).await;
-    let (_, thread) = ada.project_with_thread().await;
+    let (project, thread) = ada.project_with_thread().await;
     let posted = ada
         .post(&format!("/api/v1/threads/{thread}/messages"), serde_json::json!({ "content": "Where?", "plan": true }))
         .await;
@@ -284,6 +285,25 @@ async fn a_planned_runs_tasks_spread_over_both_workers_and_both_hosts() {
         let metrics = reqwest::get(format!("{}/metrics", worker.base)).await.unwrap().text().await.unwrap();
         assert!(metrics.contains(r#"cairn_lanes_total{outcome="done"} 1"#), "each worker took one lane:\n{metrics}");
     }
+
+    // A tool called through the gateway's API runs in a sandbox placed on a
+    // host, never in the gateway: a library file copied into its workspace
+    // lands in a host's folder.
+    let upload = ada.client.put(format!("{}/api/v1/projects/{project}/files/content?path=notes.txt", gateway.base));
+    let uploaded = upload.bearer_auth(&ada.token).body("from the library").send().await.unwrap();
+    assert_eq!(uploaded.status(), 201);
+    let called = ada
+        .post(
+            &format!("/api/v1/projects/{project}/tools/load_file"),
+            serde_json::json!({ "arguments": { "path": "notes.txt" } }),
+        )
+        .await;
+    assert_eq!(called["result"]["size"], 16, "{called}");
+    let copies: Vec<std::path::PathBuf> =
+        host_dirs.iter().flat_map(|dir| files_named(&dir.path, "notes.txt")).collect();
+    assert_eq!(copies.len(), 1, "the copy is in one host's workspace: {copies:?}");
+    assert_eq!(std::fs::read_to_string(&copies[0]).unwrap(), "from the library");
+    assert!(files_named(&dirs[0].path, "notes.txt").is_empty(), "the gateway kept no workspace");
     for worker in workers {
         worker.terminate();
     }
@@ -291,4 +311,22 @@ async fn a_planned_runs_tasks_spread_over_both_workers_and_both_hosts() {
     for host in hosts {
         host.terminate();
     }
+}
+
+/// Every file called `name` under `dir`.
+fn files_named(dir: &std::path::Path, name: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                folders.push(path);
+            } else if entry.file_name() == name {
+                found.push(path);
+            }
+        }
+    }
+    found
 }
