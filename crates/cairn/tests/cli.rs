@@ -438,11 +438,30 @@ async fn presence_crosses_gateways() {
     drop(bens);
     let alone = adas.presence_until(|s| names(&s["here"]) == ["Ada"]).await;
     assert_eq!(names(&alone["typing"]), Vec::<String>::new(), "{alone}");
-    // A gateway that stops closes the streams it holds.
+    // A gateway that stops closes the streams it holds: server-sent events
+    // end, and a WebSocket is closed with "going away" (1001), so its client
+    // reconnects elsewhere with its last event id.
+    let mut socket = {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("{}/api/v1/threads/{thread}/events/ws?after=0", a.base.replace("http://", "ws://"));
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert("authorization", format!("Bearer {}", ada.token).parse().unwrap());
+        tokio_tungstenite::connect_async(request).await.unwrap().0
+    };
     a.terminate();
     let ended =
         tokio::time::timeout(Duration::from_secs(5), async { while let Ok(Some(_)) = adas.response.chunk().await {} });
     assert!(ended.await.is_ok(), "the stream was closed");
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        use futures::StreamExt;
+        while let Some(Ok(message)) = socket.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Close(frame) = message {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    });
+    assert_eq!(closed.await.expect("the socket was closed in time"), Some(1001), "closed as going away");
     b.terminate();
 }
 
