@@ -56,7 +56,8 @@ fn python(code: &str) -> Execution {
 /// Two sandbox hosts register in the database; sandboxes go to the one with
 /// room and every caller finds them; when a host is killed, its sandbox moves
 /// to the other with its files (the kernel's variables are gone, and the
-/// execution says so); a host that stops cleanly leaves the registry.
+/// execution says so); a host that stops cleanly (drained) leaves the
+/// registry, and its sandbox comes back on another host with its files.
 #[tokio::test]
 async fn sandboxes_spread_over_registered_hosts_and_move_when_one_dies() {
     let pg = TestPostgres::create().await;
@@ -122,12 +123,24 @@ async fn sandboxes_spread_over_registered_hosts_and_move_when_one_dies() {
     assert_eq!(still.result_text(), Some("1"), "the live sandbox is untouched: {still:?}");
     back.terminate();
 
-    // The surviving host stops cleanly: it pauses (snapshotting) and leaves
-    // the registry.
+    // The surviving host stops cleanly (drained): it pauses (snapshotting)
+    // and leaves the registry.
+    let late = "open('late.txt', 'w').write('before the drain')\nz = 3";
+    one.execute(first.id, python(late), &mut |_: &Output| {}).await.unwrap();
     let survivor = hosts.into_iter().nth(1 - victim).unwrap();
     survivor.terminate();
     let left: Vec<String> = store.sandbox_hosts().await.unwrap().into_iter().map(|h| h.url).collect();
     assert!(!left.contains(&placed[1]), "a stopped host leaves the registry: {left:?}");
+    // Its sandbox comes back on the next host there is, with its files.
+    let mut fresh = start_host(&dirs[victim], ports[victim], &pg, &objects);
+    fresh.wait_ready().await;
+    registered(&pg, 1).await;
+    let check = "print(open('late.txt').read())\nprint('z' in globals())";
+    let restored = two.execute(first.id, python(check), &mut |_: &Output| {}).await.unwrap();
+    assert_eq!(restored.stream("stdout"), "before the drain\nFalse\n", "files restored, variables gone: {restored:?}");
+    assert!(restored.notice.clone().unwrap_or_default().contains("variables"), "{restored:?}");
+    assert_eq!(store.placement(first.id).await.unwrap().unwrap().host, fresh.base);
+    fresh.terminate();
 }
 
 /// A member may have `sandbox.max_running_per_user` sandboxes running over
