@@ -183,12 +183,14 @@ async fn a_gateway_queues_runs_that_a_worker_process_works() {
     gateway.terminate();
 }
 
-/// A run held by a worker is cancelled through a gateway: the gateway says
-/// so at once and the worker stops calling the model at its next step.
+/// A run held by a worker hears a message posted mid-run through another
+/// gateway at its next step, and is cancelled through a gateway: the
+/// gateway says so at once and the worker stops calling the model at its
+/// next step.
 #[tokio::test]
 async fn a_cancel_through_a_gateway_stops_the_run_a_worker_holds() {
     use cairn_testkit::{Reply, ScriptedLlm};
-    let (gateway_dir, worker_dir) = (TempDir::new("cli"), TempDir::new("cli"));
+    let (gateway_dir, worker_dir, other_dir) = (TempDir::new("cli"), TempDir::new("cli"), TempDir::new("cli"));
     let pg = TestPostgres::create().await;
     let llm = ScriptedLlm::start(Vec::new()).await;
     // A run that would go on for its whole step budget: every reply is one
@@ -205,8 +207,10 @@ async fn a_cancel_through_a_gateway_stops_the_run_a_worker_holds() {
     ]
     .concat();
     let mut gateway = Running::start(&gateway_dir.path, &["--role", "gateway"], &envs);
+    let mut other = Running::start(&other_dir.path, &["--role", "gateway"], &envs);
     let mut worker = Running::start(&worker_dir.path, &["--role", "worker"], &envs);
     gateway.wait_ready().await;
+    other.wait_ready().await;
     worker.wait_ready().await;
     let ada = Ada::signs_up(&gateway).await;
     let (_, thread) = ada.project_with_thread().await;
@@ -215,6 +219,20 @@ async fn a_cancel_through_a_gateway_stops_the_run_a_worker_holds() {
     let run = posted["run"]["id"].as_str().unwrap();
     model_called(&llm, 2).await;
     assert_eq!(ada.get(&format!("/api/v1/runs/{run}")).await["status"], "running");
+
+    // A message posted meanwhile through the other gateway reaches the
+    // worker's next model call.
+    let elsewhere = Ada { client: ada.client.clone(), base: other.base.clone(), token: ada.token.clone() };
+    let note = "Also say the date, please.";
+    let added =
+        elsewhere.post(&format!("/api/v1/threads/{thread}/messages"), json!({ "content": note, "run": false })).await;
+    assert!(added["run"].is_null(), "no second run: {added}");
+    let heard = tokio::time::timeout(Duration::from_secs(20), async {
+        while !llm.received().iter().any(|r| r.body["messages"].to_string().contains(note)) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    assert!(heard.await.is_ok(), "the worker's next step saw the message posted through the other gateway");
 
     let cancelled = ada.post(&format!("/api/v1/runs/{run}/cancel"), json!({})).await;
     assert_eq!(cancelled["status"], "cancelled", "the gateway answers at once: {cancelled}");
@@ -234,6 +252,7 @@ async fn a_cancel_through_a_gateway_stops_the_run_a_worker_holds() {
         .count();
     assert_eq!(cancels, 1, "one cancelled status, not one per process: {events}");
     worker.terminate();
+    other.terminate();
     gateway.terminate();
 }
 
