@@ -3,8 +3,10 @@
 //! and one S3 server (the last three behind proxies that can cut every
 //! connection, as a restart does). Members post through one gateway and
 //! watch through the other; a cancel crosses processes; then faults strike
-//! while runs go: workers, a sandbox host and a gateway are killed with
-//! SIGKILL, Redis and PostgreSQL go away and come back. Every run completes
+//! while runs go, at random moments (the seed is printed;
+//! `CAIRN_TEST_FAULT_SEED` replays it): workers, a sandbox host and a
+//! gateway are killed with SIGKILL, Redis and PostgreSQL go away and come
+//! back. Every run completes
 //! exactly once: one answer per run, no doubled artifact, no gap or
 //! duplicate in any thread's log, and every watcher sees every event once.
 
@@ -18,6 +20,29 @@ use cairn_testkit::{Reply, S3Server, ScriptedLlm, TcpProxy, TempDir, TestPostgre
 use serde_json::{Value, json};
 
 const TOKEN: &str = "a-sandbox-host-credential-of-enough-length";
+
+/// The pauses before each fault, random (300–1,800 ms each) from a seed:
+/// the clock's, or `CAIRN_TEST_FAULT_SEED` to replay a run that failed.
+struct Faults {
+    seed: u64,
+    state: u64,
+}
+
+impl Faults {
+    fn new() -> Faults {
+        let clock = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+        let seed = std::env::var("CAIRN_TEST_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(clock);
+        Faults { seed, state: seed | 1 }
+    }
+
+    /// The next pause (xorshift64).
+    fn pause(&mut self) -> Duration {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        Duration::from_millis(300 + self.state % 1_500)
+    }
+}
 
 /// One `cairn serve` process of the cluster.
 struct Process {
@@ -413,27 +438,30 @@ async fn every_role_doubled_survives_kills_and_outages_with_every_run_done_once(
         threads.push((thread, posted["run"]["id"].as_str().unwrap().to_owned(), watcher));
     }
     let started = Instant::now();
-    // Worker kills: four, at staggered points of the runs, each worker
-    // killed twice and started again (same data folder, as a restarted pod).
+    let mut faults = Faults::new();
+    eprintln!("faults at random moments: CAIRN_TEST_FAULT_SEED={} replays them", faults.seed);
+    // Worker kills: four, at random points of the runs, each worker killed
+    // twice and started again (same data folder, as a restarted pod).
     for round in 0..4 {
-        tokio::time::sleep(Duration::from_millis(700 + 300 * round)).await;
-        let worker = &mut cluster.workers[round as usize % 2];
+        tokio::time::sleep(faults.pause()).await;
+        let worker = &mut cluster.workers[round % 2];
         worker.kill_9();
         worker.start();
         worker.ready().await;
     }
     // A sandbox host dies; its sandboxes move to the other on their next use.
+    tokio::time::sleep(faults.pause()).await;
     cluster.hosts[0].kill_9();
     // Gateway A dies with watchers on it; they resume on B.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(faults.pause()).await;
     cluster.gateways[0].kill_9();
     // Redis goes away and comes back.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(faults.pause()).await;
     cluster.redis_proxy.cut();
     tokio::time::sleep(Duration::from_secs(2)).await;
     cluster.redis_proxy.restore();
     // PostgreSQL goes away and comes back.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(faults.pause()).await;
     cluster.pg_proxy.cut();
     tokio::time::sleep(Duration::from_secs(2)).await;
     cluster.pg_proxy.restore();
@@ -468,8 +496,11 @@ async fn every_role_doubled_survives_kills_and_outages_with_every_run_done_once(
                         format!("== {} {}\n{}", p.role, p.port, lines.join("\n"))
                     })
                     .collect();
-                let calls = cluster.llm.received().len();
-                panic!("run {run} did not end ({calls} model calls in all): {got}\n{}", logs.join("\n"));
+                let (calls, seed) = (cluster.llm.received().len(), faults.seed);
+                panic!(
+                    "run {run} did not end ({calls} model calls in all; CAIRN_TEST_FAULT_SEED={seed}): {got}\n{}",
+                    logs.join("\n")
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
