@@ -289,43 +289,33 @@ pub async fn run(
     }
 }
 
-/// One event of a thread's stream, as the terminal shows it.
+/// One event of a thread's stream, as the terminal shows it: read as the
+/// run protocol's typed event (a kind this version does not know is not
+/// shown).
 fn show(event: &Value) {
-    let payload = &event["payload"];
+    use cairn_agent::events::{RunEvent, SCHEMA_VERSION};
+    use cairn_core::model::{MessageRole, RunStatus};
+    use cairn_core::sandbox::Output;
+    let kind = event["kind"].as_str().unwrap_or("");
+    let Ok(event) = RunEvent::decode(kind, event["payload"].clone(), SCHEMA_VERSION) else { return };
     let mut out = std::io::stdout();
-    match event["kind"].as_str().unwrap_or("") {
-        "token" => {
-            let _ = write!(out, "{}", payload["text"].as_str().unwrap_or(""));
-        }
-        "output" => match payload["type"].as_str() {
-            Some("stream") => {
-                let _ = write!(out, "{}", payload["text"].as_str().unwrap_or(""));
-            }
-            Some("error") => {
-                let _ = writeln!(
-                    out,
-                    "{}: {}",
-                    payload["ename"].as_str().unwrap_or(""),
-                    payload["evalue"].as_str().unwrap_or("")
-                );
-            }
-            _ => {}
+    let _ = match event {
+        RunEvent::Token(piece) => write!(out, "{}", piece.text),
+        RunEvent::Output(produced) => match produced.output {
+            Output::Stream { text, .. } => write!(out, "{text}"),
+            Output::Error { ename, evalue, .. } => writeln!(out, "{ename}: {evalue}"),
+            Output::Display { .. } | Output::Result { .. } => Ok(()),
         },
-        "artifact" => {
-            let _ =
-                writeln!(out, "\n[saved {} (version {})]", payload["path"].as_str().unwrap_or(""), payload["version"]);
+        RunEvent::Artifact(saved) => writeln!(out, "\n[saved {} (version {})]", saved.path, saved.version),
+        RunEvent::MessageCreated(message) if message.role == MessageRole::Assistant => {
+            writeln!(out, "\n\n{}\n", message.content)
         }
-        "message.created" if payload["role"] == "assistant" => {
-            let _ = writeln!(out, "\n\n{}\n", payload["content"].as_str().unwrap_or(""));
+        RunEvent::Status(changed) if changed.status == RunStatus::Failed => {
+            writeln!(out, "\n[the run failed: {}]", changed.error.unwrap_or_default())
         }
-        "run.status" if payload["status"] == "failed" => {
-            let _ = writeln!(out, "\n[the run failed: {}]", payload["error"].as_str().unwrap_or(""));
-        }
-        "interrupt" => {
-            let _ = writeln!(out, "\n[the agent asks] {}", payload["question"].as_str().unwrap_or(""));
-        }
-        _ => {}
-    }
+        RunEvent::Interrupt(asked) => writeln!(out, "\n[the agent asks] {}", asked.question),
+        _ => Ok(()),
+    };
     let _ = out.flush();
 }
 
