@@ -537,6 +537,27 @@ async fn a_long_run_is_summarised_to_fit_the_models_context_never_cut_silently()
     let last = world.llm.received().last().unwrap().body["messages"].to_string();
     assert!(last.contains("[A summary of"), "the summary stands in for the older turns");
     assert!(last.contains("Print a lot."), "the task itself is kept");
+    // The summariser's instructions and the stand-in a later prompt carries,
+    // pinned like the other prompts (a snapshot diff shows a change).
+    let received = world.llm.received();
+    // Its request: the instructions, then the transcript (cut here: its
+    // turns are pages of printed digits).
+    let summariser: Vec<Value> = received
+        .iter()
+        .find(|r| r.body["messages"][0]["content"].as_str().unwrap_or_default().contains("summar"))
+        .expect("a request to summarise")
+        .body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| json!({ "role": m["role"], "content": m["content"].as_str().unwrap().chars().take(400).collect::<String>() }))
+        .collect();
+    let stand_in = received
+        .iter()
+        .flat_map(|r| r.body["messages"].as_array().unwrap().clone())
+        .find(|m| m["content"].as_str().unwrap_or_default().contains("[A summary of"))
+        .unwrap();
+    insta::assert_json_snapshot!("context_summary_prompts", json!({ "summariser": summariser, "stand_in": stand_in }));
 }
 
 #[tokio::test]
