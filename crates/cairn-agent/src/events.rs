@@ -317,6 +317,10 @@ pub struct BrowserSeen {
 }
 
 impl RunEvent {
+    /// The stored kind of the events that tell of a thread's messages, for
+    /// reads of the log that pick them out without decoding every event.
+    pub const MESSAGE_CREATED: &'static str = "message.created";
+
     /// The event as the log stores it: its kind and its payload.
     pub fn into_parts(self) -> (String, Value) {
         match serde_json::to_value(self) {
@@ -356,6 +360,18 @@ mod tests {
             Ok(_) => true,
             Err(error) => !error.to_string().contains("unknown variant"),
         }
+    }
+
+    #[test]
+    fn the_named_kinds_are_the_variants_kinds() {
+        let created = RunEvent::MessageCreated(MessageCreated {
+            id: cairn_core::MessageId::new(),
+            role: cairn_core::model::MessageRole::User,
+            author: None,
+            content: "hi".into(),
+            attachments: Vec::new(),
+        });
+        assert_eq!(created.into_parts().0, RunEvent::MESSAGE_CREATED);
     }
 
     #[test]

@@ -222,7 +222,7 @@ impl Runs {
         let (mut after, id) = (0, json!(message));
         loop {
             let page = self.inner.store.events_after(thread, after, 1000).await?;
-            if page.iter().any(|e| e.kind == "message.created" && e.payload["id"] == id) {
+            if page.iter().any(|e| e.kind == RunEvent::MESSAGE_CREATED && e.payload["id"] == id) {
                 return Ok(true);
             }
             match page.last() {

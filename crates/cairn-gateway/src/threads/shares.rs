@@ -249,11 +249,12 @@ async fn run_events(state: &AppState, thread: ThreadId, run: RunId) -> Result<Ve
     let Some(first) = all.iter().position(|e| e.run_id == Some(run)) else { return Ok(Vec::new()) };
     let last = all.iter().rposition(|e| e.run_id == Some(run)).unwrap_or(first);
     // The member's message that started it comes just before its first event.
-    let start = all[..first].iter().rposition(|e| e.kind == "message.created").unwrap_or(first);
+    let message = |e: &cairn_core::model::Event| e.kind == RunEvent::MESSAGE_CREATED;
+    let start = all[..first].iter().rposition(message).unwrap_or(first);
     let chosen = all
         .into_iter()
         .enumerate()
-        .filter(|(i, e)| (start..=last).contains(i) && (e.run_id == Some(run) || e.kind == "message.created"))
+        .filter(|(i, e)| (start..=last).contains(i) && (e.run_id == Some(run) || message(e)))
         .filter_map(|(_, e)| EventResponse::read(e))
         .map(anonymous)
         .take(MAX_EVENTS)

@@ -10,6 +10,7 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use cairn_core::model::RunStatus;
 use clap::Subcommand;
 use futures::StreamExt;
 use reqwest::Method;
@@ -291,13 +292,17 @@ pub async fn run(
 
 /// One event of a thread's stream, as the terminal shows it: read as the
 /// run protocol's typed event (a kind this version does not know is not
-/// shown).
-fn show(event: &Value) {
+/// shown). The run's new status, when it is a status event.
+fn show(event: &Value) -> Option<RunStatus> {
     use cairn_agent::events::{RunEvent, SCHEMA_VERSION};
-    use cairn_core::model::{MessageRole, RunStatus};
+    use cairn_core::model::MessageRole;
     use cairn_core::sandbox::Output;
     let kind = event["kind"].as_str().unwrap_or("");
-    let Ok(event) = RunEvent::decode(kind, event["payload"].clone(), SCHEMA_VERSION) else { return };
+    let event = RunEvent::decode(kind, event["payload"].clone(), SCHEMA_VERSION).ok()?;
+    let status = match &event {
+        RunEvent::Status(changed) => Some(changed.status),
+        _ => None,
+    };
     let mut out = std::io::stdout();
     let _ = match event {
         RunEvent::Token(piece) => write!(out, "{}", piece.text),
@@ -317,6 +322,7 @@ fn show(event: &Value) {
         _ => Ok(()),
     };
     let _ = out.flush();
+    status
 }
 
 /// `cairn chat`: each line of standard input is a message; the run that
@@ -389,16 +395,13 @@ pub async fn chat(project: &str, thread: Option<&str>) -> Result<(), Failure> {
             if event["run_id"] != run.as_str() {
                 continue;
             }
-            show(&event);
-            let status =
-                if event["kind"] == "run.status" { event["payload"]["status"].as_str().unwrap_or("") } else { "" };
-            match status {
-                "succeeded" => break,
-                "failed" | "cancelled" => {
+            match show(&event) {
+                Some(RunStatus::Succeeded) => break,
+                Some(RunStatus::Failed | RunStatus::Cancelled) => {
                     failed = true;
                     break;
                 }
-                "waiting" => {
+                Some(RunStatus::Waiting) => {
                     eprint!("answer> ");
                     let Some(answer) = lines.recv().await else {
                         return Err(fail(exit::WAITING, "the run waits for an answer"));
