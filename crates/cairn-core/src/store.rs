@@ -213,6 +213,12 @@ pub trait RunRepo: Send + Sync {
     /// Nothing is read back: a run writes one after every step. With a
     /// fence, refused (`LeaseLost`) when the run was claimed since.
     async fn put_checkpoint(&self, checkpoint: NewCheckpoint, fence: Option<Fence>) -> Result<()>;
+    /// Replaces a step's checkpoint of a run that waits for a member (a plan
+    /// edited before its approval), in one statement that holds the run's
+    /// row; whether it was saved: not once the run no longer waits —
+    /// approved, cancelled or taken up meanwhile — so an edit never lands
+    /// under a run that went on.
+    async fn put_checkpoint_while_waiting(&self, checkpoint: NewCheckpoint) -> Result<bool>;
     async fn latest_checkpoint(&self, run: RunId) -> Result<Option<Checkpoint>>;
     /// All checkpoints of a run, by step.
     async fn checkpoints(&self, run: RunId) -> Result<Vec<Checkpoint>>;

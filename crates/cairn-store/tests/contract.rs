@@ -82,6 +82,7 @@ contract!(
     sandbox_hosts_keep_a_heartbeat_and_sandboxes_their_placement,
     a_hosts_report_keeps_its_placements_true,
     a_lanes_first_result_stays,
+    a_waiting_runs_checkpoint_is_edited_only_while_it_waits,
     runs_are_counted_by_status,
     the_audit_log_pages_newest_first,
     references_to_missing_rows_are_refused,
@@ -796,6 +797,25 @@ async fn a_rerun_step_replaces_its_checkpoint(store: Arc<dyn Store>) {
     assert_eq!(all.iter().map(|c| c.step).collect::<Vec<_>>(), vec![1, 2]);
     let latest = store.latest_checkpoint(run.id).await.unwrap().unwrap();
     assert_eq!((latest.step, latest.state), (2, json!({ "node": "act-again" })));
+}
+
+async fn a_waiting_runs_checkpoint_is_edited_only_while_it_waits(store: Arc<dyn Store>) {
+    let Seeded { user: owner, thread, .. } = owner_with_thread(&*store, "w@example.com").await;
+    let run =
+        store.create_run(NewRun { thread_id: thread.id, created_by: owner.id, trace_parent: None }).await.unwrap();
+    let at = |node: &str| NewCheckpoint { run_id: run.id, step: 3, state: json!({ "plan": node }) };
+    store.put_checkpoint(at("first"), None).await.unwrap();
+    // Not waiting (queued): the edit is not saved.
+    assert!(!store.put_checkpoint_while_waiting(at("early")).await.unwrap());
+    store.set_run_status(run.id, RunStatus::Waiting, None, None).await.unwrap();
+    assert!(store.put_checkpoint_while_waiting(at("edited")).await.unwrap());
+    assert_eq!(store.latest_checkpoint(run.id).await.unwrap().unwrap().state, json!({ "plan": "edited" }));
+    // Approved meanwhile: the run goes on with what it had.
+    store.set_run_status(run.id, RunStatus::Queued, None, None).await.unwrap();
+    assert!(!store.put_checkpoint_while_waiting(at("late")).await.unwrap());
+    assert_eq!(store.latest_checkpoint(run.id).await.unwrap().unwrap().state, json!({ "plan": "edited" }));
+    let gone = store.put_checkpoint_while_waiting(NewCheckpoint { run_id: cairn_core::RunId::new(), ..at("x") }).await;
+    assert!(matches!(gone, Err(Error::NotFound { .. })), "{gone:?}");
 }
 
 /// Checkpoints of many runs written at once (one connection is kept aside

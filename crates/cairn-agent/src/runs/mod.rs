@@ -335,10 +335,14 @@ impl Runs {
         plan.validate(&self.inner.agents).map_err(RunError::Conflict)?;
         state.plan = Some(plan.clone());
         saved["state"] = serde_json::to_value(&state).map_err(|e| RunError::Conflict(e.to_string()))?;
-        self.inner
-            .store
-            .put_checkpoint(cairn_core::model::NewCheckpoint { run_id: id, step: checkpoint.step, state: saved }, None)
-            .await?;
+        let edited = cairn_core::model::NewCheckpoint { run_id: id, step: checkpoint.step, state: saved };
+        // Saved only while the run still waits: approved (or cancelled)
+        // since it was read, it goes on with the plan it had.
+        if !self.inner.store.put_checkpoint_while_waiting(edited).await? {
+            return Err(RunError::Conflict(
+                "the run went on before the edit was saved; the plan was not changed".into(),
+            ));
+        }
         let changed = PlanChanged { plan: plan.clone(), edited_by: Some(user) };
         self.events(run.thread_id, Some(id)).emit(RunEvent::Plan(changed)).await;
         Ok(plan)

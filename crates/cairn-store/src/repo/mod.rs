@@ -273,6 +273,14 @@ macro_rules! sql_store {
                  ON CONFLICT (run_id, step) DO UPDATE SET state = excluded.state, created_at = excluded.created_at"
             );
 
+            /// A checkpoint, only while the run waits for a member.
+            const WAITING_CHECKPOINT_SQL: &'static str = concat!(
+                "WITH held AS (SELECT id FROM runs WHERE id = $1 AND status = 'waiting'",
+                $row_lock,
+                ") INSERT INTO checkpoints (run_id, step, state, created_at) SELECT $1, $2, $3, $4 FROM held WHERE true \
+                 ON CONFLICT (run_id, step) DO UPDATE SET state = excluded.state, created_at = excluded.created_at"
+            );
+
             /// A lane's result, only while the run's lease generation is `$6`.
             const FENCED_LANE_SQL: &'static str = concat!(
                 "WITH held AS (SELECT id FROM runs WHERE id = $1 AND lease_generation = $6",

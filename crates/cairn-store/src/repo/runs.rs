@@ -176,6 +176,22 @@ macro_rules! run_repo {
                 }
             }
 
+            async fn put_checkpoint_while_waiting(&self, checkpoint: NewCheckpoint) -> cairn_core::Result<bool> {
+                let saved = sqlx::query(Self::WAITING_CHECKPOINT_SQL)
+                    .bind(checkpoint.run_id.0)
+                    .bind(checkpoint.step)
+                    .bind(Json(&checkpoint.state))
+                    .bind(now())
+                    .execute(&self.pool)
+                    .await
+                    .db_entity("checkpoint")?
+                    .rows_affected();
+                if saved == 0 {
+                    self.run(checkpoint.run_id).await?;
+                }
+                Ok(saved > 0)
+            }
+
             async fn latest_checkpoint(&self, run: RunId) -> cairn_core::Result<Option<Checkpoint>> {
                 let row: Option<CheckpointRow> = sqlx::query_as(
                     "SELECT run_id, step, state, created_at FROM checkpoints WHERE run_id = $1 ORDER BY step DESC LIMIT 1",
