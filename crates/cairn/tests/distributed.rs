@@ -1,14 +1,14 @@
 //! The distributed shape end to end, as real processes on this machine: two
-//! gateways, two workers and two sandbox hosts on one PostgreSQL, one Redis
-//! and one S3 server (the last three behind proxies that can cut every
-//! connection, as a restart does). Members post through one gateway and
-//! watch through the other; a cancel crosses processes; then faults strike
-//! while runs go, at random moments (the seed is printed;
-//! `CAIRN_TEST_FAULT_SEED` replays it): workers, a sandbox host and a
-//! gateway are killed with SIGKILL, Redis and PostgreSQL go away and come
-//! back. Every run completes
-//! exactly once: one answer per run, no doubled artifact, no gap or
-//! duplicate in any thread's log, and every watcher sees every event once.
+//! gateways, two workers and two sandbox hosts on one PostgreSQL (with
+//! pgvector), one Redis and one S3 server (the last three behind proxies that
+//! can cut every connection, as a restart does). Members post through one
+//! gateway and watch through the other; a cancel crosses processes; then
+//! faults strike while runs go, at random moments (the seed is printed;
+//! `CAIRN_TEST_FAULT_SEED` replays it): workers, a sandbox host and a gateway
+//! are killed with SIGKILL, Redis and PostgreSQL go away and come back. Every
+//! run completes exactly once: one answer per run, no doubled artifact, no
+//! gap or duplicate in any thread's log, and every watcher sees every event
+//! once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -295,7 +295,8 @@ struct Cluster {
 }
 
 async fn cluster() -> Cluster {
-    let pg = TestPostgres::create().await;
+    // PostgreSQL with pgvector, as the distributed shape is deployed.
+    let pg = TestPostgres::create_with_vector().await;
     let pg_proxy = TcpProxy::start(&pg.server_addr()).await;
     let redis_target = redis_url().trim_start_matches("redis://").trim_end_matches('/').to_owned();
     let redis_proxy = TcpProxy::start(&redis_target).await;
