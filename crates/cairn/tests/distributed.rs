@@ -199,6 +199,25 @@ impl Member {
 /// gateway with `Last-Event-ID` whenever its stream breaks, and records
 /// every event number it receives, in order.
 fn watch(member: Member, gateways: Vec<String>, thread: String, stop: tokio::sync::watch::Receiver<bool>) -> Watcher {
+    watch_over(Transport::Sse, member, gateways, thread, stop)
+}
+
+/// How a watcher follows its thread.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Transport {
+    /// Server-sent events, resumed with `Last-Event-ID`.
+    Sse,
+    /// The WebSocket, resumed with `?after=`.
+    WebSocket,
+}
+
+fn watch_over(
+    transport: Transport,
+    member: Member,
+    gateways: Vec<String>,
+    thread: String,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Watcher {
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<i64>::new()));
     let recorded = seen.clone();
     let task = tokio::spawn(async move {
@@ -206,6 +225,39 @@ fn watch(member: Member, gateways: Vec<String>, thread: String, stop: tokio::syn
         while !*stop.borrow() {
             let base = &gateways[turn % gateways.len()];
             let last = recorded.lock().unwrap().last().copied().unwrap_or(0);
+            if transport == Transport::WebSocket {
+                use futures::StreamExt;
+                use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+                let url =
+                    format!("{}/api/v1/threads/{thread}/events/ws?after={last}", base.replace("http://", "ws://"));
+                let mut request = url.into_client_request().unwrap();
+                request.headers_mut().insert("authorization", format!("Bearer {}", member.token).parse().unwrap());
+                let Ok((mut socket, _)) = tokio_tungstenite::connect_async(request).await else {
+                    turn += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                };
+                loop {
+                    let mut stopping = stop.clone();
+                    let message = tokio::select! {
+                        message = socket.next() => message,
+                        _ = stopping.changed() => break,
+                    };
+                    match message {
+                        Some(Ok(Message::Text(text))) => {
+                            let event: Value = serde_json::from_str(text.as_str()).unwrap();
+                            if let Some(seq) = event["seq"].as_i64() {
+                                recorded.lock().unwrap().push(seq);
+                            }
+                        }
+                        Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                        Some(Ok(_)) => {}
+                    }
+                }
+                reconnects += 1;
+                turn += 1;
+                continue;
+            }
             let request = member
                 .client
                 .get(format!("{base}/api/v1/threads/{thread}/events"))
@@ -432,7 +484,9 @@ async fn every_role_doubled_survives_kills_and_outages_with_every_run_done_once(
     let mut threads = Vec::new();
     for n in 0..8 {
         let thread = new_thread(format!("fault {n}")).await;
-        let watcher = watch(ada.clone(), vec![a.clone(), b.clone()], thread.clone(), stopping.clone());
+        // Half the watchers over server-sent events, half over the WebSocket.
+        let transport = if n % 2 == 0 { Transport::Sse } else { Transport::WebSocket };
+        let watcher = watch_over(transport, ada.clone(), vec![a.clone(), b.clone()], thread.clone(), stopping.clone());
         let through = if n % 2 == 0 { &a } else { &b };
         let posted =
             ada.post(through, &format!("/api/v1/threads/{thread}/messages"), json!({ "content": "Go." })).await;
