@@ -343,6 +343,10 @@ setup_redis() {
     else
         start_private_redis
     fi
+    # The distributed test runs a Redis of its own, to restart it for real.
+    command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+    CAIRN_TEST_REDIS_SERVER=$(command -v redis-server)
+    export CAIRN_TEST_REDIS_SERVER
 }
 
 # psql to reach the PostgreSQL in use: the one on PATH, else the private

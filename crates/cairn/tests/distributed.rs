@@ -5,7 +5,8 @@
 //! gateway and watch through the other; a cancel crosses processes; then
 //! faults strike while runs go, at random moments (the seed is printed;
 //! `CAIRN_TEST_FAULT_SEED` replays it): workers, a sandbox host and a gateway
-//! are killed with SIGKILL, Redis and PostgreSQL go away and come back. Every
+//! are killed with SIGKILL, Redis and PostgreSQL go away and come back, and
+//! Redis (the test's own, keeping its data on disk) is restarted. Every
 //! run completes exactly once: one answer per run, no doubled artifact, no
 //! gap or duplicate in any thread's log, and every watcher sees every event
 //! once.
@@ -16,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cairn_testkit::{Reply, S3Server, ScriptedLlm, TcpProxy, TempDir, TestPostgres, redis_url, unique_prefix};
+use cairn_testkit::{Reply, S3Server, ScriptedLlm, TcpProxy, TempDir, TestPostgres, unique_prefix};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "a-sandbox-host-credential-of-enough-length";
@@ -296,6 +297,70 @@ fn watch_over(
     Watcher { seen, task }
 }
 
+/// The cluster's own Redis server, as a deployment runs it: its data kept
+/// on disk (`appendonly yes`, which the run queue needs), so it can be
+/// restarted for real. The binary is `CAIRN_TEST_REDIS_SERVER` (the test
+/// command sets it, installing Redis where it is missing), else
+/// `redis-server` on the PATH.
+struct OwnRedis {
+    dir: TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    async fn start() -> OwnRedis {
+        let mut redis = OwnRedis { dir: TempDir::new("redis"), port: cairn_testkit::free_port(), child: None };
+        redis.launch().await;
+        redis
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    async fn launch(&mut self) {
+        let binary = std::env::var("CAIRN_TEST_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let port = self.port.to_string();
+        let child = Command::new(&binary)
+            .args(["--bind", "127.0.0.1", "--port", &port, "--appendonly", "yes", "--save", ""])
+            .arg("--dir")
+            .arg(&self.dir.path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("this test runs its own Redis: cannot start {binary} ({e}); set CAIRN_TEST_REDIS_SERVER")
+            });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(self.addr()).await.is_err() {
+            assert!(Instant::now() < deadline, "the test's Redis did not listen on {}", self.addr());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops it as an orchestrator does (SIGTERM: it writes what it holds
+    /// and exits), then starts it again on the same port and data.
+    async fn restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+            let _ = child.wait();
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.launch().await;
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 struct Watcher {
     seen: std::sync::Arc<std::sync::Mutex<Vec<i64>>>,
     task: tokio::task::JoinHandle<u32>,
@@ -341,6 +406,7 @@ struct Cluster {
     hosts: Vec<Process>,
     pg_proxy: TcpProxy,
     redis_proxy: TcpProxy,
+    redis: OwnRedis,
     _pg: TestPostgres,
     _s3: S3Server,
     llm: ScriptedLlm,
@@ -350,8 +416,8 @@ async fn cluster() -> Cluster {
     // PostgreSQL with pgvector, as the distributed shape is deployed.
     let pg = TestPostgres::create_with_vector().await;
     let pg_proxy = TcpProxy::start(&pg.server_addr()).await;
-    let redis_target = redis_url().trim_start_matches("redis://").trim_end_matches('/').to_owned();
-    let redis_proxy = TcpProxy::start(&redis_target).await;
+    let redis = OwnRedis::start().await;
+    let redis_proxy = TcpProxy::start(&redis.addr()).await;
     let s3 = S3Server::start().await;
     let llm = ScriptedLlm::start(Vec::new()).await;
     llm.set_default(step_reply());
@@ -396,7 +462,7 @@ async fn cluster() -> Cluster {
     for process in gateways.iter_mut().chain(workers.iter_mut()) {
         process.ready().await;
     }
-    Cluster { gateways, workers, hosts, pg_proxy, redis_proxy, _pg: pg, _s3: s3, llm }
+    Cluster { gateways, workers, hosts, pg_proxy, redis_proxy, redis, _pg: pg, _s3: s3, llm }
 }
 
 /// What must hold of a thread once its runs ended: contiguous numbers, one
@@ -510,7 +576,7 @@ async fn every_role_doubled_survives_kills_and_outages_with_every_run_done_once(
     // Gateway A dies with watchers on it; they resume on B.
     tokio::time::sleep(faults.pause()).await;
     cluster.gateways[0].kill_9();
-    // Redis goes away and comes back.
+    // Redis goes away and comes back (the network to it cut for 2 s).
     tokio::time::sleep(faults.pause()).await;
     cluster.redis_proxy.cut();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -520,6 +586,10 @@ async fn every_role_doubled_survives_kills_and_outages_with_every_run_done_once(
     cluster.pg_proxy.cut();
     tokio::time::sleep(Duration::from_secs(2)).await;
     cluster.pg_proxy.restore();
+    // Redis is restarted: stopped, and started again a second later with
+    // the queue it kept on disk.
+    tokio::time::sleep(faults.pause()).await;
+    cluster.redis.restart().await;
     // The dead come back.
     cluster.hosts[0].start();
     cluster.gateways[0].start();
