@@ -307,6 +307,9 @@ start_pgvector() {
     done
     PGV_PID=$(head -n 1 "$PGV_TMP/data/postmaster.pid")
     export CAIRN_TEST_PGVECTOR_URL="postgres://postgres@127.0.0.1:$port/postgres"
+    # The distributed test runs a server of its own from these binaries, to
+    # restart it for real.
+    export CAIRN_TEST_PG_BINDIR="$install/bin"
 }
 
 stop_pgvector() {

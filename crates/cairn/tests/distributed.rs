@@ -1,15 +1,14 @@
 //! The distributed shape end to end, as real processes on this machine: two
-//! gateways, two workers and two sandbox hosts on one PostgreSQL (with
-//! pgvector), one Redis and one S3 server (the last three behind proxies that
-//! can cut every connection, as a restart does). Members post through one
-//! gateway and watch through the other; a cancel crosses processes; then
-//! faults strike while runs go, at random moments (the seed is printed;
+//! gateways, two workers and two sandbox hosts on their own PostgreSQL (with
+//! pgvector) and Redis, and an S3 server (the first two behind proxies that
+//! can cut every connection). Members post through one gateway and watch
+//! through the other, over SSE and the WebSocket; a cancel crosses processes;
+//! then faults strike while runs go, at random moments (the seed is printed;
 //! `CAIRN_TEST_FAULT_SEED` replays it): workers, a sandbox host and a gateway
-//! are killed with SIGKILL, Redis and PostgreSQL go away and come back, and
-//! Redis (the test's own, keeping its data on disk) is restarted. Every
-//! run completes exactly once: one answer per run, no doubled artifact, no
-//! gap or duplicate in any thread's log, and every watcher sees every event
-//! once.
+//! are killed with SIGKILL, Redis and PostgreSQL are restarted for real and
+//! cut off for two seconds. Every run completes exactly once: one answer per
+//! run, no doubled artifact, no gap or duplicate in any thread's log, and
+//! every watcher sees every event once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -17,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cairn_testkit::{Reply, S3Server, ScriptedLlm, TcpProxy, TempDir, TestPostgres, unique_prefix};
+use cairn_testkit::{Reply, S3Server, ScriptedLlm, TcpProxy, TempDir, unique_prefix};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "a-sandbox-host-credential-of-enough-length";
@@ -361,6 +360,101 @@ impl Drop for OwnRedis {
     }
 }
 
+/// The cluster's own PostgreSQL (with pgvector), so it can be restarted for
+/// real: the server binaries of `CAIRN_TEST_PG_BINDIR` (the test command
+/// names those it runs the pgvector tests on). Run as the `postgres` user
+/// when the tests run as root, as the server refuses root.
+struct OwnPostgres {
+    dir: TempDir,
+    port: u16,
+    bindir: std::path::PathBuf,
+    root: bool,
+}
+
+impl OwnPostgres {
+    async fn start() -> OwnPostgres {
+        let bindir = std::env::var("CAIRN_TEST_PG_BINDIR").unwrap_or_else(|_| {
+            panic!(
+                "this test runs its own PostgreSQL with pgvector, to restart it: set CAIRN_TEST_PG_BINDIR to the \
+                 folder of its initdb, pg_ctl and postgres (scripts/test.sh does)"
+            )
+        });
+        let id = Command::new("id").arg("-u").output().unwrap();
+        let root = String::from_utf8_lossy(&id.stdout).trim() == "0";
+        let pg = OwnPostgres { dir: TempDir::new("pg"), port: cairn_testkit::free_port(), bindir: bindir.into(), root };
+        let data = pg.data();
+        std::fs::create_dir(&data).unwrap();
+        if root {
+            let owned = Command::new("chown").args(["-R", "postgres:"]).arg(&pg.dir.path).status().unwrap();
+            assert!(owned.success(), "cannot give the data folder to the postgres user");
+        }
+        let mut initdb = pg.command("initdb");
+        initdb.arg("-D").arg(&data).args(["-U", "postgres", "--auth=trust", "--no-locale", "-E", "UTF8", "--no-sync"]);
+        let made = initdb.output().unwrap();
+        assert!(made.status.success(), "initdb failed: {}", String::from_utf8_lossy(&made.stderr));
+        pg.pg_ctl_start();
+        pg
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.path.join("data")
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// One of the server's programs, as the user that may run it.
+    fn command(&self, program: &str) -> Command {
+        let program = self.bindir.join(program);
+        if self.root {
+            let mut command = Command::new("runuser");
+            command.current_dir("/").args(["-u", "postgres", "--"]).arg(program);
+            command
+        } else {
+            Command::new(program)
+        }
+    }
+
+    fn pg_ctl_start(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.data().display()
+        );
+        let started = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-w", "-t", "60", "-o", &options, "-l"])
+            .arg(self.dir.path.join("server.log"))
+            .arg("start")
+            .output()
+            .unwrap();
+        let log = std::fs::read_to_string(self.dir.path.join("server.log")).unwrap_or_default();
+        assert!(started.status.success(), "PostgreSQL did not start: {log}");
+    }
+
+    fn pg_ctl_stop(&self, mode: &str) -> bool {
+        let stop = self.command("pg_ctl").arg("-D").arg(self.data()).args(["-w", "-m", mode, "stop"]).output();
+        stop.is_ok_and(|done| done.status.success())
+    }
+
+    /// Stops it as an orchestrator does (a fast shutdown: sessions end,
+    /// what is committed stays) and starts it again on the same data.
+    async fn restart(&self) {
+        assert!(self.pg_ctl_stop("fast"), "PostgreSQL did not stop");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.pg_ctl_start();
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        self.pg_ctl_stop("immediate");
+    }
+}
+
 struct Watcher {
     seen: std::sync::Arc<std::sync::Mutex<Vec<i64>>>,
     task: tokio::task::JoinHandle<u32>,
@@ -407,22 +501,22 @@ struct Cluster {
     pg_proxy: TcpProxy,
     redis_proxy: TcpProxy,
     redis: OwnRedis,
-    _pg: TestPostgres,
+    pg: OwnPostgres,
     _s3: S3Server,
     llm: ScriptedLlm,
 }
 
 async fn cluster() -> Cluster {
     // PostgreSQL with pgvector, as the distributed shape is deployed.
-    let pg = TestPostgres::create_with_vector().await;
-    let pg_proxy = TcpProxy::start(&pg.server_addr()).await;
+    let pg = OwnPostgres::start().await;
+    let pg_proxy = TcpProxy::start(&pg.addr()).await;
     let redis = OwnRedis::start().await;
     let redis_proxy = TcpProxy::start(&redis.addr()).await;
     let s3 = S3Server::start().await;
     let llm = ScriptedLlm::start(Vec::new()).await;
     llm.set_default(step_reply());
     let mut shared: Vec<(String, String)> = [
-        ("CAIRN__DATABASE__URL", pg.url_via(pg_proxy.addr)),
+        ("CAIRN__DATABASE__URL", format!("postgres://postgres@{}/postgres", pg_proxy.addr)),
         ("CAIRN__DATABASE__ACQUIRE_TIMEOUT_SECS", "2".into()),
         ("CAIRN__REDIS__URL", format!("redis://{}", redis_proxy.addr)),
         ("CAIRN__REDIS__PREFIX", unique_prefix("dist")),
@@ -462,7 +556,7 @@ async fn cluster() -> Cluster {
     for process in gateways.iter_mut().chain(workers.iter_mut()) {
         process.ready().await;
     }
-    Cluster { gateways, workers, hosts, pg_proxy, redis_proxy, redis, _pg: pg, _s3: s3, llm }
+    Cluster { gateways, workers, hosts, pg_proxy, redis_proxy, redis, pg, _s3: s3, llm }
 }
 
 /// What must hold of a thread once its runs ended: contiguous numbers, one
@@ -563,16 +657,25 @@ async fn every_role_doubled_survives_kills_and_outages_with_every_run_done_once(
     eprintln!("faults at random moments: CAIRN_TEST_FAULT_SEED={} replays them", faults.seed);
     // Worker kills: four, at random points of the runs, each worker killed
     // twice and started again (same data folder, as a restarted pod).
+    // Between the second and the third, Redis is restarted: stopped, and
+    // started again a second later with the queue it kept on disk.
     for round in 0..4 {
         tokio::time::sleep(faults.pause()).await;
         let worker = &mut cluster.workers[round % 2];
         worker.kill_9();
         worker.start();
         worker.ready().await;
+        if round == 1 {
+            tokio::time::sleep(faults.pause()).await;
+            cluster.redis.restart().await;
+        }
     }
     // A sandbox host dies; its sandboxes move to the other on their next use.
     tokio::time::sleep(faults.pause()).await;
     cluster.hosts[0].kill_9();
+    // PostgreSQL is restarted (a fast shutdown, then started again).
+    tokio::time::sleep(faults.pause()).await;
+    cluster.pg.restart().await;
     // Gateway A dies with watchers on it; they resume on B.
     tokio::time::sleep(faults.pause()).await;
     cluster.gateways[0].kill_9();
@@ -586,10 +689,6 @@ async fn every_role_doubled_survives_kills_and_outages_with_every_run_done_once(
     cluster.pg_proxy.cut();
     tokio::time::sleep(Duration::from_secs(2)).await;
     cluster.pg_proxy.restore();
-    // Redis is restarted: stopped, and started again a second later with
-    // the queue it kept on disk.
-    tokio::time::sleep(faults.pause()).await;
-    cluster.redis.restart().await;
     // The dead come back.
     cluster.hosts[0].start();
     cluster.gateways[0].start();
