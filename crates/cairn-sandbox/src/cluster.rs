@@ -67,6 +67,8 @@ impl ClusterSandboxes {
     /// one about to run again, or a new one). The states are the hosts'
     /// last reports and what callers did since; a sandbox reported idle is
     /// paused only if its host finds it idle (no execution is cut short).
+    /// Callers ask again once theirs counts as running, so two starts at
+    /// the same moment cannot both take the last place.
     async fn make_room(&self, owner: UserId, starting: Option<SandboxId>) -> SandboxResult<()> {
         let Some(cap) = self.per_user else { return Ok(()) };
         let placed = self.placements.placements(Some(owner)).await.map_err(store_down)?;
@@ -117,6 +119,19 @@ impl ClusterSandboxes {
     }
 
     /// Live hosts taking new sandboxes, the one with the most room first.
+    /// Room for a paused sandbox of `owner`'s to run again, then counted as
+    /// running from now and checked again, as a new one is (two wakes or
+    /// starts at the same moment each made room for one).
+    async fn wake(&self, owner: UserId, id: SandboxId) -> SandboxResult<()> {
+        self.make_room(owner, Some(id)).await?;
+        self.placements.mark_placement(id, true).await.map_err(store_down)?;
+        if let Err(error) = self.make_room(owner, Some(id)).await {
+            let _ = self.placements.mark_placement(id, false).await;
+            return Err(error);
+        }
+        Ok(())
+    }
+
     async fn candidates(&self) -> SandboxResult<Vec<SandboxHost>> {
         let mut hosts: Vec<SandboxHost> = self
             .placements
@@ -273,6 +288,15 @@ impl Sandboxes for ClusterSandboxes {
                 let _ = client.destroy(id).await;
                 return Err(store_down(error));
             }
+            // Counted again with this one placed: another start of the
+            // member's at the same moment may have made room for one too.
+            // The room is made now (another idle one paused), or this one
+            // gives way.
+            if let Err(error) = self.make_room(request.owner, Some(id)).await {
+                let _ = client.destroy(id).await;
+                let _ = self.placements.remove_placement(id).await;
+                return Err(error);
+            }
             return Ok(info);
         }
         Err(last.unwrap_or_else(|| SandboxError::Unavailable("no sandbox host could take the sandbox".into())))
@@ -288,7 +312,7 @@ impl Sandboxes for ClusterSandboxes {
         // A paused sandbox runs again for this execution.
         let waking = !placement.running;
         if waking {
-            self.make_room(placement.owner, Some(id)).await?;
+            self.wake(placement.owner, id).await?;
         }
         let done = match client.execute(id, execution.clone(), handler).await {
             Err(SandboxError::Unavailable(why)) => {
@@ -331,10 +355,14 @@ impl Sandboxes for ClusterSandboxes {
 
     async fn resume(&self, id: SandboxId) -> SandboxResult<SandboxInfo> {
         let placement = self.placement(id).await?;
-        self.make_room(placement.owner, Some(id)).await?;
-        let info = self.on_host(id, |c| async move { c.resume(id).await }).await?;
-        self.placements.mark_placement(id, true).await.map_err(store_down)?;
-        Ok(info)
+        self.wake(placement.owner, id).await?;
+        match self.on_host(id, |c| async move { c.resume(id).await }).await {
+            Ok(info) => Ok(info),
+            Err(error) => {
+                let _ = self.placements.mark_placement(id, false).await;
+                Err(error)
+            }
+        }
     }
 
     async fn destroy(&self, id: SandboxId) -> SandboxResult<()> {

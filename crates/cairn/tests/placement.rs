@@ -209,6 +209,33 @@ async fn a_members_running_sandboxes_are_capped_over_all_hosts() {
     assert!(why.contains("at most 2"), "{why}");
     a.await.unwrap().unwrap();
     b.await.unwrap().unwrap();
+
+    // Carol starts four sandboxes at the same moment through four workers'
+    // views of the cluster: each start made room for itself before the
+    // others were placed, so each counts again once placed; at most two of
+    // hers run after, however the starts interleave.
+    let carol = cairn_core::UserId::new();
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let view =
+                cairn_sandbox::ClusterSandboxes::new(store.clone(), TOKEN, Duration::from_secs(3)).with_per_user_cap(2);
+            tokio::spawn(async move { view.create(NewSandbox::for_owner(carol)).await })
+        })
+        .collect();
+    let mut made = Vec::new();
+    for start in starts {
+        match start.await.unwrap() {
+            Ok(info) => made.push(info.id),
+            Err(cairn_core::sandbox::SandboxError::CapReached(_)) => {}
+            Err(other) => panic!("a start failed otherwise: {other:?}"),
+        }
+    }
+    assert!(!made.is_empty(), "at least one of the four starts");
+    let mut running = 0;
+    for id in &made {
+        running += usize::from(state(*id).await == SandboxState::Running);
+    }
+    assert!(running <= 2, "{running} of Carol's {} sandboxes run at once, over the cap of 2", made.len());
     for host in hosts {
         host.terminate();
     }
