@@ -67,8 +67,9 @@ impl ClusterSandboxes {
     /// one about to run again, or a new one). The states are the hosts'
     /// last reports and what callers did since; a sandbox reported idle is
     /// paused only if its host finds it idle (no execution is cut short).
-    /// Callers ask again once theirs counts as running, so two starts at
-    /// the same moment cannot both take the last place.
+    /// A start asks again once its sandbox is placed, a wake asks once its
+    /// sandbox is marked running, so two starts at the same moment cannot
+    /// both take the last place.
     async fn make_room(&self, owner: UserId, starting: Option<SandboxId>) -> SandboxResult<()> {
         let Some(cap) = self.per_user else { return Ok(()) };
         let placed = self.placements.placements(Some(owner)).await.map_err(store_down)?;
@@ -118,12 +119,10 @@ impl ClusterSandboxes {
         age < self.stale_after
     }
 
-    /// Live hosts taking new sandboxes, the one with the most room first.
-    /// Room for a paused sandbox of `owner`'s to run again, then counted as
-    /// running from now and checked again, as a new one is (two wakes or
-    /// starts at the same moment each made room for one).
+    /// A paused sandbox of `owner`'s about to run again: counted as running
+    /// from now, then room is made for it (so a start or wake of the same
+    /// moment elsewhere counts it), or it stays paused.
     async fn wake(&self, owner: UserId, id: SandboxId) -> SandboxResult<()> {
-        self.make_room(owner, Some(id)).await?;
         self.placements.mark_placement(id, true).await.map_err(store_down)?;
         if let Err(error) = self.make_room(owner, Some(id)).await {
             let _ = self.placements.mark_placement(id, false).await;
@@ -132,6 +131,7 @@ impl ClusterSandboxes {
         Ok(())
     }
 
+    /// Live hosts taking new sandboxes, the one with the most room first.
     async fn candidates(&self) -> SandboxResult<Vec<SandboxHost>> {
         let mut hosts: Vec<SandboxHost> = self
             .placements
