@@ -45,11 +45,41 @@ async fn world_planning(budget: Budget, require_approval: Vec<String>, plan_appr
 }
 
 async fn world_full(budget: Budget, require_approval: Vec<String>, plan_approval: &str, context_tokens: u32) -> World {
+    let setup = Setup { budget, require_approval, plan_approval, context_tokens, ..Setup::default() };
+    world_of(setup).await
+}
+
+/// How a test's world is made.
+struct Setup<'a> {
+    budget: Budget,
+    require_approval: Vec<String>,
+    plan_approval: &'a str,
+    context_tokens: u32,
+    queue: cairn_core::bus::QueueOptions,
+    /// Workers taking runs (and as many taking tasks) from the start.
+    workers: usize,
+}
+
+impl Default for Setup<'_> {
+    fn default() -> Self {
+        Setup {
+            budget: Budget::default(),
+            require_approval: Vec::new(),
+            plan_approval: "never",
+            context_tokens: 128_000,
+            queue: Default::default(),
+            workers: 2,
+        }
+    }
+}
+
+async fn world_of(setup: Setup<'_>) -> World {
+    let Setup { budget, require_approval, plan_approval, context_tokens, queue, workers } = setup;
     let dir = TempDir::new("agent");
     let db = Database::open(&dir.sqlite_url(), &OpenOptions::default()).await.unwrap();
     db.migrate().await.unwrap();
     let store = db.store();
-    let bus = cairn_bus::in_process(db.queue(Default::default()));
+    let bus = cairn_bus::in_process(db.queue(queue));
     let config = Config { data_dir: dir.path.clone(), ..Config::default() };
     let key = cairn_config::SigningKey { kid: "k".into(), secret: "A".repeat(43).into() };
     let keys = cairn_auth::SigningKeys::from_config(&[key]).unwrap();
@@ -132,7 +162,7 @@ async fn world_full(budget: Budget, require_approval: Vec<String>, plan_approval
         ..AgentConfig::default()
     };
     let runs = Runs::new(store.clone(), bus.clone(), agent, budget, Duration::from_secs(30)).configured(&agent_config);
-    runs.start_workers("test", 2);
+    runs.start_workers("test", workers);
 
     let seeded = cairn_testkit::seed::owner_with_thread(&*store, "ada@example.com").await;
     let (user, project, thread) = (seeded.user.id, seeded.project.id, seeded.thread.id);
@@ -651,6 +681,70 @@ async fn a_task_queued_under_a_claim_its_run_lost_since_writes_nothing() {
     assert_eq!(world.sandboxes().await, 0);
     // The run is the new holder's: it writes.
     world.store.put_lane_result(run.id, 1, 1, json!({ "done": true }), Some(second)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_run_and_a_task_whose_workers_keep_dying_end_failed_not_running_for_good() {
+    use cairn_agent::runs::LANE_QUEUE;
+    use cairn_core::model::NewRun;
+    let queue = cairn_core::bus::QueueOptions { lease: Duration::from_millis(400), max_deliveries: 2 };
+    let world = world_of(Setup { queue, workers: 0, ..Setup::default() }).await;
+    let (_, run) = world.runs.post(world.thread, world.user, "Go.".into(), true).await.unwrap();
+    let run = run.unwrap();
+    // A task of another run's plan, queued by the worker that claimed it.
+    let new_run = NewRun { thread_id: world.thread, created_by: world.user, trace_parent: None };
+    let planned = world.store.create_run(new_run).await.unwrap();
+    let claim = world.store.claim_run(planned.id).await.unwrap();
+    world.store.set_run_status(planned.id, RunStatus::Running, None, Some(claim)).await.unwrap();
+    let job = cairn_agent::LaneJob { run: planned.id, step: 1, lane: 1, state: Default::default(), fence: Some(claim) };
+    let payload = bytes::Bytes::from(serde_json::to_vec(&job).unwrap());
+    world.bus.queue.enqueue(LANE_QUEUE, payload).await.unwrap();
+    // Each is taken by a worker that dies holding it (no answer, no lease
+    // kept), as often as the queue allows.
+    for attempt in 1..=2 {
+        for queue_name in [cairn_agent::QUEUE, LANE_QUEUE] {
+            let taken = world.bus.queue.take(queue_name, "doomed", Duration::from_secs(5)).await.unwrap();
+            assert_eq!(taken.map(|t| (t.attempt, t.exhausted)), Some((attempt, false)), "{queue_name}");
+        }
+    }
+    tokio::time::sleep(queue.lease + Duration::from_millis(100)).await;
+
+    // A worker that comes up takes both once more: neither is worked again;
+    // the run ends failed saying why, and the task's result says it failed
+    // (so the supervisor waiting for it goes on) — neither waits for good.
+    world.runs.start_workers("test", 1);
+    let ended = world.runs.settle(run.id, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(ended.status, RunStatus::Failed, "{ended:?}");
+    let why = ended.error.clone().unwrap_or_default();
+    assert!(why.contains("stopped answering on each of its 2 deliveries"), "{why}");
+    let mut result = None;
+    for _ in 0..300 {
+        result = world.store.lane_result(planned.id, 1, 1).await.unwrap();
+        if result.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let failure = result.expect("the task's result")["task_failure"].as_str().unwrap_or_default().to_owned();
+    assert!(failure.contains("stopped answering on each of its 2 deliveries"), "{failure}");
+    assert!(world.llm.received().is_empty(), "nothing was worked again");
+    assert_eq!(world.sandboxes().await, 0, "no sandbox was made for either");
+    // The run's log says it ended; both jobs are set aside with the reason.
+    let statuses: Vec<String> = world
+        .store
+        .events_after(world.thread, 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "run.status" && e.run_id == Some(run.id))
+        .map(|e| e.payload["status"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(statuses, ["queued", "failed"]);
+    for queue_name in [cairn_agent::QUEUE, LANE_QUEUE] {
+        let dead = world.bus.queue.dead_letters(queue_name, 10).await.unwrap();
+        assert_eq!(dead.len(), 1, "{queue_name}: {dead:?}");
+        assert!(dead[0].last_error.as_deref().unwrap_or_default().contains("stopped answering"), "{dead:?}");
+    }
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! The bus on Redis: pub/sub on one RESP3 connection that resubscribes by
 //! itself after a reconnect, the work queue on Streams with a consumer group
-//! (XAUTOCLAIM takes over work whose consumer died), and the cache on plain
+//! (XCLAIM takes over work whose consumer died), and the cache on plain
 //! keys. Every key starts with the configured prefix.
 
 use std::collections::HashSet;
@@ -13,7 +13,7 @@ use cairn_core::bus::{Bus, BusHealth, Cache, DeadJob, Delivery, PubSub, QueueOpt
 use cairn_core::{Dependency, Error};
 use futures::stream::BoxStream;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamInfoGroupsReply, StreamRangeReply, StreamReadReply};
+use redis::streams::{StreamClaimReply, StreamId, StreamInfoGroupsReply, StreamRangeReply, StreamReadReply};
 use redis::{PushInfo, PushKind, RedisError, Script, Value};
 use tokio::time::Instant;
 
@@ -283,24 +283,44 @@ impl RedisQueue {
     }
 
     /// One look for work: first a job whose lease ran out, then a new one.
+    /// The expired job is found among all the taken ones (XPENDING with an
+    /// idle time), not among the first few only: XAUTOCLAIM looks at ten
+    /// entries per job asked for, so behind ten jobs still worked an
+    /// expired one would wait until they were done. XCLAIM with the lease
+    /// as minimum idle time then takes it only if no one took it first.
     async fn try_take(&self, queue: &str, keys: &Keys, consumer: &str) -> cairn_core::Result<Option<Delivery>> {
         let mut conn = self.conn.clone();
-        loop {
-            let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+        // Bounded: each round claims one job or sees another caller take it.
+        for _ in 0..16 {
+            let expired: Vec<(String, String, u64, u32)> = redis::cmd("XPENDING")
                 .arg(&keys.stream)
                 .arg(GROUP)
-                .arg(consumer)
+                .arg("IDLE")
                 .arg(millis(self.options.lease))
-                .arg("0-0")
-                .arg("COUNT")
+                .arg("-")
+                .arg("+")
                 .arg(1)
                 .query_async(&mut conn)
                 .await
                 .bus()?;
-            let Some(entry) = claimed.claimed.into_iter().next() else { break };
+            let Some((id, ..)) = expired.into_iter().next() else { break };
+            let claimed: StreamClaimReply = redis::cmd("XCLAIM")
+                .arg(&keys.stream)
+                .arg(GROUP)
+                .arg(consumer)
+                .arg(millis(self.options.lease))
+                .arg(&id)
+                .query_async(&mut conn)
+                .await
+                .bus()?;
+            // Taken by another consumer first (or its entry is gone).
+            let Some(entry) = claimed.ids.into_iter().next() else { continue };
             let attempt = self.delivery_count(&keys.stream, &entry.id).await?;
             let delivery = self.delivery(queue, consumer, &entry, attempt);
-            if attempt > self.options.max_deliveries {
+            // Its lease ran out on its last allowed delivery: handed out once
+            // more, exhausted, for the consumer to record the failure; on
+            // that one too: set aside.
+            if attempt > self.options.max_deliveries.saturating_add(1) {
                 let lost = "the consumer stopped answering (lease expired)";
                 self.bury(keys, &delivery, lost, false, attempt - 1).await?;
                 continue;
@@ -344,6 +364,7 @@ impl RedisQueue {
             consumer: consumer.to_owned(),
             payload: Bytes::from(payload),
             attempt,
+            exhausted: attempt > self.options.max_deliveries,
         }
     }
 }
@@ -388,8 +409,8 @@ impl WorkQueue for RedisQueue {
         if delivery.attempt >= self.options.max_deliveries {
             return self.bury(&keys, delivery, error, true, delivery.attempt).await;
         }
-        // Pretend the job has been idle for (lease - delay): XAUTOCLAIM then
-        // takes it again once the delay has passed.
+        // Pretend the job has been idle for (lease - delay): `take` then
+        // claims it again once the delay has passed.
         let idle = self.options.lease.saturating_sub(delay.min(self.options.lease));
         self.run(&self.scripts.retry, &keys, delivery, &[millis(idle).to_string(), error.to_owned()]).await
     }

@@ -69,6 +69,7 @@ macro_rules! queue_contract {
             a_waiting_take_wakes_when_work_arrives,
             concurrent_consumers_share_the_work_without_overlap,
             work_of_a_dead_consumer_is_delivered_again,
+            an_expired_job_behind_many_worked_ones_is_delivered_again,
             a_heartbeat_keeps_the_lease,
             a_failing_job_ends_in_the_dead_letters,
             a_job_whose_consumers_keep_dying_ends_in_the_dead_letters,
@@ -164,6 +165,33 @@ async fn work_of_a_dead_consumer_is_delivered_again(bus: Bus) {
     bus.queue.ack(&again).await.unwrap();
 }
 
+async fn an_expired_job_behind_many_worked_ones_is_delivered_again(bus: Bus) {
+    for n in 0..12 {
+        bus.queue.enqueue("runs", bytes(&format!("job {n}"))).await.unwrap();
+    }
+    let mut held = Vec::new();
+    for _ in 0..12 {
+        held.push(bus.queue.take("runs", "w1", Duration::from_secs(5)).await.unwrap().expect("a job"));
+    }
+    // The consumer of the newest dies; the eleven before it are still worked.
+    let lost = held.pop().unwrap();
+    let deadline = tokio::time::Instant::now() + OPTIONS.lease * 3;
+    let again = loop {
+        for job in &held {
+            bus.queue.extend(job).await.unwrap();
+        }
+        if let Some(delivery) = bus.queue.take("runs", "w2", NO_WAIT).await.unwrap() {
+            break delivery;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the expired job behind eleven worked ones was not delivered");
+        tokio::time::sleep(OPTIONS.lease / 4).await;
+    };
+    assert_eq!((again.payload.clone(), again.attempt), (lost.payload.clone(), 2));
+    for job in held.iter().chain([&again]) {
+        bus.queue.ack(job).await.unwrap();
+    }
+}
+
 async fn a_heartbeat_keeps_the_lease(bus: Bus) {
     bus.queue.enqueue("runs", bytes("long")).await.unwrap();
     let held = bus.queue.take("runs", "w1", NO_WAIT).await.unwrap().expect("a job");
@@ -220,11 +248,30 @@ async fn a_job_whose_consumers_keep_dying_ends_in_the_dead_letters(bus: Bus) {
     let first = bus.queue.take("runs", "w1", NO_WAIT).await.unwrap().expect("a job");
     let second = bus.queue.take("runs", "w2", Duration::from_secs(5)).await.unwrap().expect("redelivered");
     assert_eq!((first.attempt, second.attempt), (1, 2));
-    tokio::time::sleep(OPTIONS.lease + Duration::from_millis(100)).await;
-    assert_eq!(bus.queue.take("runs", "w3", NO_WAIT).await.unwrap(), None);
+    assert!(!first.exhausted && !second.exhausted, "{second:?}");
+    // The lease of its last allowed delivery runs out too: it comes back
+    // once more, marked, for the consumer to record the failure (not to
+    // work it), and its `nack` sets it aside with the consumer's word.
+    let last = bus.queue.take("runs", "w3", Duration::from_secs(5)).await.unwrap().expect("handed out once more");
+    assert_eq!((last.payload.clone(), last.attempt, last.exhausted), (bytes("cursed"), 3, true));
+    bus.queue.nack(&last, Duration::ZERO, "recorded as failed").await.unwrap();
+    assert_eq!(bus.queue.take("runs", "w4", Duration::from_millis(300)).await.unwrap(), None);
     let dead = bus.queue.dead_letters("runs", 10).await.unwrap();
     assert_eq!(dead.len(), 1, "{dead:?}");
-    assert!(dead[0].last_error.as_deref().unwrap_or_default().contains("lease expired"), "{dead:?}");
+    assert_eq!(dead[0].last_error.as_deref(), Some("recorded as failed"), "{dead:?}");
+
+    // Should the consumer holding the marked delivery die as well, the job
+    // is set aside without it.
+    bus.queue.enqueue("runs", bytes("doomed")).await.unwrap();
+    for attempt in 1..=3 {
+        let taken = bus.queue.take("runs", "w5", Duration::from_secs(5)).await.unwrap().expect("delivered");
+        assert_eq!((taken.attempt, taken.exhausted), (attempt, attempt == 3));
+    }
+    tokio::time::sleep(OPTIONS.lease + Duration::from_millis(100)).await;
+    assert_eq!(bus.queue.take("runs", "w6", NO_WAIT).await.unwrap(), None);
+    let dead = bus.queue.dead_letters("runs", 10).await.unwrap();
+    let doomed = dead.iter().find(|d| d.payload == bytes("doomed")).expect("set aside");
+    assert!(doomed.last_error.as_deref().unwrap_or_default().contains("lease expired"), "{dead:?}");
 }
 
 async fn subscribers_get_what_is_published_after_they_subscribe(bus: Bus) {

@@ -36,6 +36,11 @@ pub struct Delivery {
     pub payload: Bytes,
     /// 1 on the first delivery, 2 on the first redelivery, and so on.
     pub attempt: u32,
+    /// Its lease ran out on its last allowed delivery (its consumers kept
+    /// dying or stopped answering): it is handed out once more only so the
+    /// consumer can record that the work could not be done, never to work
+    /// it again; `nack` then sets it aside among the dead letters.
+    pub exhausted: bool,
 }
 
 /// A job that was delivered too many times and set aside.
@@ -70,6 +75,9 @@ pub trait WorkQueue: Send + Sync + fmt::Debug {
     async fn enqueue(&self, queue: &str, payload: Bytes) -> Result<String>;
     /// Takes the next job: one whose lease ran out first, else the oldest
     /// waiting one. Waits up to `wait` for one to arrive; `None` if none did.
+    /// A job whose lease ran out on its last allowed delivery comes back
+    /// once more marked [`Delivery::exhausted`]; should that delivery's
+    /// lease run out too, the job goes to the dead letters unannounced.
     async fn take(&self, queue: &str, consumer: &str, wait: Duration) -> Result<Option<Delivery>>;
     /// The job is done; it will not be delivered again.
     async fn ack(&self, delivery: &Delivery) -> Result<()>;

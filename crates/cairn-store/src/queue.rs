@@ -66,15 +66,17 @@ macro_rules! sql_queue {
 
             async fn try_take(&self, queue: &str, consumer: &str) -> cairn_core::Result<Option<Delivery>> {
                 // One statement picks and leases the job, so two consumers never
-                // get the same delivery. A job whose lease ran out after its last
-                // allowed delivery goes to the dead letters instead.
+                // get the same delivery. A job whose lease ran out on its last
+                // allowed delivery is handed out once more, exhausted (for the
+                // consumer to record its failure); one whose lease ran out on
+                // that one too goes to the dead letters instead.
                 let sql = concat!(
                     "UPDATE jobs SET ",
-                    "state = CASE WHEN attempts >= $3 THEN 'dead' ELSE 'leased' END, ",
-                    "attempts = CASE WHEN attempts >= $3 THEN attempts ELSE attempts + 1 END, ",
-                    "lease_owner = CASE WHEN attempts >= $3 THEN NULL ELSE $4 END, ",
-                    "lease_expires_at = CASE WHEN attempts >= $3 THEN NULL ELSE $5 END, ",
-                    "last_error = CASE WHEN attempts >= $3 ",
+                    "state = CASE WHEN attempts > $3 THEN 'dead' ELSE 'leased' END, ",
+                    "attempts = CASE WHEN attempts > $3 THEN attempts ELSE attempts + 1 END, ",
+                    "lease_owner = CASE WHEN attempts > $3 THEN NULL ELSE $4 END, ",
+                    "lease_expires_at = CASE WHEN attempts > $3 THEN NULL ELSE $5 END, ",
+                    "last_error = CASE WHEN attempts > $3 ",
                     "THEN COALESCE(last_error, 'the consumer stopped answering (lease expired)') ELSE last_error END ",
                     "WHERE id = (SELECT id FROM jobs WHERE queue = $1 AND ",
                     "((state = 'ready' AND available_at <= $2) OR (state = 'leased' AND lease_expires_at <= $2)) ",
@@ -103,6 +105,7 @@ macro_rules! sql_queue {
                                 consumer: consumer.to_owned(),
                                 payload: Bytes::from(row.payload),
                                 attempt: u32::try_from(row.attempts).unwrap_or(0),
+                                exhausted: row.attempts > max,
                             }));
                         }
                     }

@@ -504,6 +504,24 @@ struct Cluster {
     pg: OwnPostgres,
     _s3: S3Server,
     llm: ScriptedLlm,
+    /// The processes' Redis prefix.
+    prefix: String,
+}
+
+impl Cluster {
+    /// The jobs set aside on the run and task queues (for a failure's report).
+    async fn dead_letters(&self) -> String {
+        let url = format!("redis://{}", self.redis.addr());
+        let Ok(bus) = cairn_bus::redis::connect(&url, &self.prefix, Default::default()).await else {
+            return "(Redis did not answer)".into();
+        };
+        let mut found = String::new();
+        for queue in ["runs", "lanes"] {
+            let dead = bus.queue.dead_letters(queue, 20).await;
+            found.push_str(&format!("{queue}: {dead:?}\n"));
+        }
+        found
+    }
 }
 
 async fn cluster() -> Cluster {
@@ -515,11 +533,12 @@ async fn cluster() -> Cluster {
     let s3 = S3Server::start().await;
     let llm = ScriptedLlm::start(Vec::new()).await;
     llm.set_default(step_reply());
+    let prefix = unique_prefix("dist");
     let mut shared: Vec<(String, String)> = [
         ("CAIRN__DATABASE__URL", format!("postgres://postgres@{}/postgres", pg_proxy.addr)),
         ("CAIRN__DATABASE__ACQUIRE_TIMEOUT_SECS", "2".into()),
         ("CAIRN__REDIS__URL", format!("redis://{}", redis_proxy.addr)),
-        ("CAIRN__REDIS__PREFIX", unique_prefix("dist")),
+        ("CAIRN__REDIS__PREFIX", prefix.clone()),
         ("CAIRN__AUTH__SIGNING_KEYS", format!("[{{kid=\"k1\",secret=\"{}\"}}]", "A".repeat(43))),
         ("CAIRN__FILES__STORE_URL", format!("s3://{}", s3.bucket)),
         ("CAIRN__FILES__S3_ENDPOINT", s3.endpoint.clone()),
@@ -531,6 +550,12 @@ async fn cluster() -> Cluster {
         ("CAIRN__SANDBOX__POOL_SIZE", "0".into()),
         ("CAIRN__SANDBOX__HEARTBEAT_SECS", "1".into()),
         ("CAIRN__QUEUE__LEASE_SECS", "3".into()),
+        // The faults may strike one run six times or more (four worker kills,
+        // and the Redis outages outlast the short lease above, so its job
+        // goes to another worker); a run past the deliveries allowed ends
+        // failed (the agent crate tests that), which is not what this test
+        // is about.
+        ("CAIRN__QUEUE__MAX_DELIVERIES", "12".into()),
         ("CAIRN__SERVER__SHUTDOWN_GRACE_SECS", "1".into()),
         (
             "CAIRN__LLM__PROVIDERS",
@@ -556,7 +581,7 @@ async fn cluster() -> Cluster {
     for process in gateways.iter_mut().chain(workers.iter_mut()) {
         process.ready().await;
     }
-    Cluster { gateways, workers, hosts, pg_proxy, redis_proxy, redis, pg, _s3: s3, llm }
+    Cluster { gateways, workers, hosts, pg_proxy, redis_proxy, redis, pg, _s3: s3, llm, prefix }
 }
 
 /// What must hold of a thread once its runs ended: contiguous numbers, one
@@ -589,6 +614,30 @@ async fn check_thread(member: &Member, base: &str, thread: &str, watched: Option
         assert_eq!(seen, seqs, "the watcher of {thread} saw every event, in order");
     }
     succeeded
+}
+
+/// The highest delivery of a job the workers' logs name (`cairn.delivery`
+/// of their spans), their colours taken out.
+fn most_deliveries(logs: impl Iterator<Item = String>) -> u32 {
+    let mut most = 0;
+    for log in logs {
+        let mut plain = String::with_capacity(log.len());
+        let mut escaped = false;
+        for c in log.chars() {
+            match (escaped, c) {
+                (false, '\u{1b}') => escaped = true,
+                (true, 'm') => escaped = false,
+                (false, c) => plain.push(c),
+                (true, _) => {}
+            }
+        }
+        for (at, _) in plain.match_indices("cairn.delivery=") {
+            let digits: String =
+                plain[at + "cairn.delivery=".len()..].chars().take_while(char::is_ascii_digit).collect();
+            most = most.max(digits.parse().unwrap_or(0));
+        }
+    }
+    most
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -721,8 +770,10 @@ async fn every_role_doubled_survives_kills_and_outages_with_every_run_done_once(
                     })
                     .collect();
                 let (calls, seed) = (cluster.llm.received().len(), faults.seed);
+                let dead = cluster.dead_letters().await;
                 panic!(
-                    "run {run} did not end ({calls} model calls in all; CAIRN_TEST_FAULT_SEED={seed}): {got}\n{}",
+                    "run {run} did not end ({calls} model calls in all; CAIRN_TEST_FAULT_SEED={seed}): {got}\n\
+                     dead letters:\n{dead}{}",
                     logs.join("\n")
                 );
             }
@@ -759,9 +810,11 @@ async fn every_role_doubled_survives_kills_and_outages_with_every_run_done_once(
     };
     let resumed = count("resuming a run from its last checkpoint");
     let moved = count("moved a sandbox whose host is gone");
+    let most = most_deliveries(cluster.workers.iter().map(Process::log));
     eprintln!(
         "faults over after {faults_over:?}, every run done after {all_done:?}; {reconnects} watcher reconnections; \
-         {resumed} runs resumed from a checkpoint by another worker; {moved} sandboxes moved off the killed host"
+         {resumed} runs resumed from a checkpoint by another worker; {moved} sandboxes moved off the killed host; \
+         at most {most} deliveries of one run's job"
     );
     assert!(resumed >= 1, "the worker kills struck runs in progress");
     for process in cluster.gateways.iter_mut().chain(cluster.workers.iter_mut()).chain(cluster.hosts.iter_mut()) {

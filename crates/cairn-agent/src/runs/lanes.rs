@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use cairn_core::bus::Delivery;
 use cairn_core::sandbox::{NewSandbox, SandboxError};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
@@ -132,6 +133,10 @@ impl Runs {
                     continue;
                 }
             };
+            if delivery.exhausted {
+                self.give_up_lane(&job, &delivery, &drain).await;
+                continue;
+            }
             // Keep the lease while the lane works; stop it if its run ends.
             let cancel = Arc::new(AtomicBool::new(false));
             let heartbeat = {
@@ -184,6 +189,39 @@ impl Runs {
                     tracing::warn!(run = %job.run, lane = job.lane, %error, "a task could not be worked; it will be tried again");
                     let _ = self.inner.bus.queue.nack(&delivery, Duration::from_secs(2), &error.to_string()).await;
                 }
+            }
+        }
+    }
+
+    /// A lane whose job came back exhausted (its workers died or stopped
+    /// answering on every delivery): it ends failed, so the supervisor
+    /// waiting for it goes on, rather than waiting for good.
+    async fn give_up_lane(&self, job: &LaneJob, delivery: &Delivery, drain: &tokio::sync::watch::Receiver<Drain>) {
+        let why = format!(
+            "the task could not be worked: the worker holding it stopped answering on each of its {} deliveries",
+            delivery.attempt.saturating_sub(1)
+        );
+        let lane = i64::try_from(job.lane).unwrap_or(i64::MAX);
+        let reason = &why;
+        let stored = self
+            .set_aside(delivery, drain, &why, || async move {
+                if self.inner.store.lane_result(job.run, job.step, lane).await?.is_some() {
+                    return Ok(false); // worked already, its worker gone before saying so
+                }
+                let mut state = job.state.clone();
+                state.task_failure = Some(reason.clone());
+                self.store_lane(job, &state).await?;
+                Ok(true)
+            })
+            .await;
+        match stored {
+            Ok(true) => {
+                tracing::warn!(run = %job.run, lane = job.lane, "a task whose workers kept dying ended failed");
+                metrics::counter!("cairn_lanes_total", "outcome" => "failed").increment(1);
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(run = %job.run, lane = job.lane, %error, "a task whose workers kept dying could not be marked failed");
             }
         }
     }

@@ -7,6 +7,7 @@ use std::sync::PoisonError;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use cairn_core::bus::Delivery;
 use cairn_core::model::{MessageRole, NewMessage, Run, RunStatus};
 use cairn_core::sandbox::{NewSandbox, SandboxResult};
 use cairn_core::{RunId, SandboxId, ThreadId};
@@ -47,7 +48,7 @@ impl Runs {
         queue: &str,
         consumer: &str,
         drain: &mut tokio::sync::watch::Receiver<Drain>,
-    ) -> Option<cairn_core::bus::Delivery> {
+    ) -> Option<Delivery> {
         loop {
             let taken = tokio::select! {
                 taken = self.inner.bus.queue.take(queue, consumer, Duration::from_secs(5)) => taken,
@@ -72,7 +73,7 @@ impl Runs {
     /// out meanwhile, the fence keeps the two workers apart).
     pub(super) fn keep_lease(
         &self,
-        delivery: &cairn_core::bus::Delivery,
+        delivery: &Delivery,
         run: RunId,
         moot: fn(RunStatus) -> bool,
         stop: impl Fn() + Send + 'static,
@@ -106,6 +107,10 @@ impl Runs {
                 let _ = self.inner.bus.queue.ack(&delivery).await;
                 continue;
             };
+            if delivery.exhausted {
+                self.give_up(id, &delivery, &drain).await;
+                continue;
+            }
             // Keep the lease while the run works, and stop the run if it was
             // cancelled elsewhere and the bus's word of it was lost.
             let heartbeat = {
@@ -185,6 +190,77 @@ impl Runs {
             self.inner.working.fetch_sub(1, Ordering::SeqCst);
             if *drain.borrow() != Drain::Take {
                 return;
+            }
+        }
+    }
+
+    /// Hands back a job that came back exhausted, once `record` wrote that
+    /// its work could not be done (`true`) or found it need not (`false`:
+    /// done or moot already; the job is then acknowledged, else set aside
+    /// with `why`). A passing outage of the database is waited out first
+    /// (2 s apart, the lease kept, at most [`TRANSIENT_RETRIES`] times, not
+    /// past a shutdown). What `record` came to.
+    pub(super) async fn set_aside<F>(
+        &self,
+        delivery: &Delivery,
+        drain: &tokio::sync::watch::Receiver<Drain>,
+        why: &str,
+        mut record: impl FnMut() -> F,
+    ) -> Result<bool, RunError>
+    where
+        F: std::future::Future<Output = Result<bool, RunError>>,
+    {
+        let mut waited = 0;
+        let recorded = loop {
+            match record().await {
+                Err(RunError::Store(cairn_core::Error::Unavailable { .. }))
+                    if waited < TRANSIENT_RETRIES && *drain.borrow() == Drain::Take =>
+                {
+                    waited += 1;
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    let _ = self.inner.bus.queue.extend(delivery).await;
+                }
+                other => break other,
+            }
+        };
+        let _ = match recorded {
+            Ok(false) => self.inner.bus.queue.ack(delivery).await,
+            _ => self.inner.bus.queue.nack(delivery, Duration::ZERO, why).await,
+        };
+        recorded
+    }
+
+    /// A run whose job came back exhausted: the workers holding it died or
+    /// stopped answering on every delivery the queue allows. The run ends
+    /// failed, saying so, rather than staying "running" for good with its
+    /// job among the dead letters; it is claimed first, so a holder still
+    /// alive somewhere writes nothing more. A run that had ended (or waits
+    /// for a member) meanwhile is left as it is.
+    async fn give_up(&self, id: RunId, delivery: &Delivery, drain: &tokio::sync::watch::Receiver<Drain>) {
+        let why = format!(
+            "the run was stopped: the worker holding it stopped answering on each of its {} deliveries",
+            delivery.attempt.saturating_sub(1)
+        );
+        let reason = &why;
+        let failed = self
+            .set_aside(delivery, drain, &why, || async move {
+                let run = self.inner.store.run(id).await?;
+                if run.status.is_terminal() || run.status == RunStatus::Waiting {
+                    return Ok(false);
+                }
+                let fence = self.inner.store.claim_run(id).await?;
+                let change = StatusChanged::new(RunStatus::Failed, Some(reason.clone()));
+                self.set_status_under(&run, change, Some(fence)).await?;
+                Ok(true)
+            })
+            .await;
+        match failed {
+            Ok(true) => {
+                tracing::warn!(run = %id, attempts = delivery.attempt - 1, "a run whose workers kept dying ended failed")
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(run = %id, %error, "a run whose workers kept dying could not be marked failed")
             }
         }
     }
