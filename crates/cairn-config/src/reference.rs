@@ -85,7 +85,10 @@ const ROWS: &[Row] = &[
     ),
     Row::new(&["redis.prefix"], "prefix of every Redis key, so deployments can share a server"),
     Row::new(&["queue.lease_secs"], "how long a worker may hold a job without a heartbeat before another takes it"),
-    Row::new(&["queue.max_deliveries"], "deliveries after which a failing job becomes a dead letter"),
+    Row::new(
+        &["queue.max_deliveries"],
+        "deliveries of a job before it is set aside as a dead letter (its run or task then ends failed, saying why)",
+    ),
     Row::new(
         &["webhooks.retry_secs"],
         "seconds between a failed webhook attempt and the next, one per retry (Standard Webhooks' schedule, \

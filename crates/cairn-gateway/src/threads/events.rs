@@ -16,72 +16,16 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use cairn_agent::RunEvent;
 use cairn_auth::Access;
+use cairn_core::ThreadId;
 use cairn_core::model::Event;
-use cairn_core::{RunId, ThreadId};
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::thread_for;
+use super::wire::{EventResponse, EventsQuery, SocketQuery, TicketResponse};
 use crate::authn::Authenticated;
 use crate::{ApiError, ApiJson, AppState, Problem};
-
-/// One event of a thread's log: its number, its run, and the event itself
-/// (`kind` and a `payload` whose fields each kind defines, see `RunEvent`).
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct EventResponse {
-    /// Consecutive per thread: resume with `after` (or `Last-Event-ID`) set to the last one seen.
-    pub seq: i64,
-    pub run_id: Option<RunId>,
-    #[serde(flatten)]
-    pub event: RunEvent,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: OffsetDateTime,
-}
-
-impl EventResponse {
-    /// The stored event, typed; `None` (logged) for one this version cannot
-    /// read, which is left out rather than sent half-understood.
-    pub(crate) fn read(e: Event) -> Option<EventResponse> {
-        match RunEvent::decode(&e.kind, e.payload, e.schema_version) {
-            Ok(event) => Some(EventResponse { seq: e.seq, run_id: e.run_id, event, created_at: e.created_at }),
-            Err(error) => {
-                tracing::warn!(%error, thread = %e.thread_id, seq = e.seq, kind = %e.kind, "an event could not be read");
-                None
-            }
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(super) struct EventsQuery {
-    /// Events after this sequence number (0: from the start). `Last-Event-ID` wins when sent.
-    #[serde(default)]
-    after: i64,
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(super) struct SocketQuery {
-    /// Events after this sequence number (0: from the start).
-    #[serde(default)]
-    after: i64,
-    /// A ticket from `POST /threads/{thread_id}/events/ticket`, for browsers
-    /// (which cannot send `Authorization` on a WebSocket). Other clients may
-    /// send their bearer credential instead.
-    ticket: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TicketResponse {
-    /// Send it as `?ticket=` when opening the thread's event WebSocket.
-    pub ticket: String,
-    /// Seconds it stays usable; it works once.
-    pub expires_in: u64,
-}
 
 /// What a ticket for a thread's event socket is good for.
 fn socket_scope(thread_id: ThreadId) -> String {

@@ -9,96 +9,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use cairn_auth::Access;
-use cairn_core::model::{Message, RunStatus};
-use cairn_core::{MessageId, ProjectId, ThreadId, UserId};
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use cairn_core::model::RunStatus;
+use cairn_core::{ProjectId, ThreadId, UserId};
 
-use super::runs::{RunResponse, agent_unavailable};
+use super::runs::agent_unavailable;
+use super::wire::{MessageResponse, PostMessageRequest, PostMessageResponse, RunResponse};
 use super::{check_model, thread_for};
 use crate::authn::{Authenticated, ClientAddr};
 use crate::{ApiError, ApiJson, AppState, Problem};
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MessageResponse {
-    pub id: MessageId,
-    pub thread_id: ThreadId,
-    /// `user`, `assistant` or `system`.
-    pub role: String,
-    pub author: Option<UserId>,
-    pub content: String,
-    /// Library files attached to it (paths in the thread's project).
-    pub attachments: Vec<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: OffsetDateTime,
-}
-
-impl From<Message> for MessageResponse {
-    fn from(m: Message) -> Self {
-        MessageResponse {
-            id: m.id,
-            thread_id: m.thread_id,
-            role: m.role.as_str().to_owned(),
-            author: m.author,
-            content: m.content,
-            attachments: m.attachments,
-            created_at: m.created_at,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PostMessageRequest {
-    pub content: String,
-    /// Start an agent run that answers it (default `true`). Without, the
-    /// message reaches a run already going at its next step.
-    #[serde(default = "yes")]
-    pub run: bool,
-    /// Answer only when the run has ended (or waits for a person), up to
-    /// `wait_secs` seconds.
-    #[serde(default)]
-    pub wait: bool,
-    #[serde(default = "default_wait")]
-    pub wait_secs: u64,
-    /// The model for the run (`provider/model`, see `GET /models`); the
-    /// deployment's default when left out.
-    #[serde(default)]
-    pub model: Option<String>,
-    /// Plan first: the run breaks the task into a plan whose tasks
-    /// sub-agents do (see `GET /agents`), then answers from their results.
-    #[serde(default)]
-    pub plan: bool,
-    /// Files in the project's library to attach (at most 8 paths, e.g. an
-    /// upload's `uploads/chart.png`): the agent is told of each, and a
-    /// model that sees is shown the images among them.
-    #[serde(default)]
-    pub attachments: Vec<String>,
-    /// Run as this sub-agent (see `GET /agents`): its role, tools and model
-    /// for the whole run.
-    #[serde(default)]
-    pub agent: Option<String>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn default_wait() -> u64 {
-    300
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PostMessageResponse {
-    /// The member's message, as posted.
-    pub message: MessageResponse,
-    /// The run it started (absent with `run: false`); with `wait`, as it
-    /// stood when the wait ended.
-    pub run: Option<RunResponse>,
-    /// With `wait`: the run's answer, when it succeeded.
-    pub answer: Option<String>,
-}
 
 /// The most files one message may attach.
 const MAX_ATTACHMENTS: usize = 8;

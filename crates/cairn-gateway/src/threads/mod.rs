@@ -3,8 +3,8 @@
 //! plans (`runs.rs`), its event log, served live over SSE and WebSocket
 //! (`events.rs`), what the runs used (`usage.rs`), finding threads
 //! (`search.rs`), read-only links to runs (`shares.rs`), and the agent's
-//! computer: the workspace's files and the runs' pictures (`workspace.rs`). Each module holds its
-//! resource's wire types, then its handlers; the routes are listed here.
+//! computer: the workspace's files and the runs' pictures (`workspace.rs`).
+//! Their wire types are in one place (`wire.rs`); the routes are listed here.
 
 mod events;
 pub(crate) mod follow;
@@ -13,26 +13,25 @@ mod runs;
 mod search;
 mod shares;
 mod usage;
+mod wire;
 mod workspace;
 
-pub(crate) use events::{EventResponse, live_events};
-pub(crate) use messages::MessageResponse;
-pub(crate) use runs::RunResponse;
+pub(crate) use events::live_events;
 pub(crate) use runs::agent_unavailable;
+pub(crate) use wire::{EventResponse, MessageResponse, RunResponse, ThreadResponse};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use cairn_auth::{Access, Principal};
 use cairn_core::model::{NewThread, Thread};
-use cairn_core::{ProjectId, ThreadId, UserId};
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use cairn_core::{ProjectId, ThreadId};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::authn::Authenticated;
 use crate::error::NotFoundAs;
 use crate::{ApiError, ApiJson, AppState, Problem};
+use wire::{NewThreadRequest, RenameThreadRequest};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -62,52 +61,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(crate::v1(routes!(workspace::save_workspace_file)))
         .routes(crate::v1(routes!(workspace::thread_picture)))
         .routes(crate::v1(routes!(workspace::shared_picture)))
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ThreadResponse {
-    pub id: ThreadId,
-    pub project_id: ProjectId,
-    pub title: String,
-    pub created_by: UserId,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: OffsetDateTime,
-    /// The newest event's sequence number (0: none yet).
-    pub last_event_seq: i64,
-    /// The model its runs use (`provider/model`); `null`: the deployment's default.
-    pub model: Option<String>,
-}
-
-impl From<Thread> for ThreadResponse {
-    fn from(t: Thread) -> Self {
-        ThreadResponse {
-            id: t.id,
-            project_id: t.project_id,
-            title: t.title,
-            created_by: t.created_by,
-            created_at: t.created_at,
-            last_event_seq: t.last_event_seq,
-            model: t.model,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewThreadRequest {
-    #[serde(default)]
-    pub title: String,
-    /// The model the thread's runs use (`provider/model`, see `GET /models`).
-    #[serde(default)]
-    pub model: Option<String>,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RenameThreadRequest {
-    /// 1 to 200 characters.
-    pub title: String,
 }
 
 /// The thread, if the caller may see its project.

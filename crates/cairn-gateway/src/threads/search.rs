@@ -2,9 +2,8 @@
 
 use axum::extract::{Query, State};
 use cairn_core::ProjectId;
-use serde::{Deserialize, Serialize};
 
-use super::ThreadResponse;
+use super::wire::{SearchQuery, ThreadMatchResponse};
 use crate::authn::Authenticated;
 use crate::{ApiError, ApiJson, AppState, Problem};
 
@@ -13,26 +12,6 @@ const MAX_RESULTS: i64 = 50;
 /// Characters of a matching message shown around the match.
 const SNIPPET_BEFORE: usize = 60;
 const SNIPPET_AFTER: usize = 120;
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(super) struct SearchQuery {
-    /// The text to find (1 to 200 characters; case-insensitive, taken literally).
-    q: String,
-    /// Only this project's threads.
-    project_id: Option<ProjectId>,
-    /// At most this many (1 to 50, default 20).
-    limit: Option<i64>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ThreadMatchResponse {
-    pub thread: ThreadResponse,
-    pub project_name: String,
-    /// Where a message holds the text (cut around it); `null` when only the
-    /// title matched.
-    pub snippet: Option<String>,
-}
 
 /// Threads whose title or messages hold the text, in the caller's projects
 /// (a key: its project), most recently active first.

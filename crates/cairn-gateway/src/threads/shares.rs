@@ -8,12 +8,11 @@ use cairn_agent::RunEvent;
 use cairn_auth::Access;
 use cairn_core::model::RunShare;
 use cairn_core::{RunId, ShareId, ThreadId};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::EventResponse;
 use super::runs::run_for;
+use super::wire::{CreatedShareResponse, EventResponse, ShareResponse, ShareRunRequest, SharedRun, SharedRunResponse};
 use crate::authn::{Authenticated, ClientAddr};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
@@ -23,81 +22,6 @@ const DEFAULT_HOURS: u32 = 24 * 7;
 const MAX_HOURS: u32 = 24 * 90;
 /// Events a shared run may show (a longer run shows its first ones).
 const MAX_EVENTS: usize = 20_000;
-
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ShareRunRequest {
-    /// Hours until the link stops working: 1 to 2160 (90 days); 168 (a week) when absent.
-    #[serde(default)]
-    pub expires_in_hours: Option<u32>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ShareResponse {
-    pub id: ShareId,
-    pub run_id: RunId,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub expires_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub revoked_at: Option<OffsetDateTime>,
-    /// Whether the link opens its run now.
-    pub open: bool,
-}
-
-impl From<RunShare> for ShareResponse {
-    fn from(s: RunShare) -> Self {
-        ShareResponse {
-            open: s.is_open(OffsetDateTime::now_utc()),
-            id: s.id,
-            run_id: s.run_id,
-            created_at: s.created_at,
-            expires_at: s.expires_at,
-            revoked_at: s.revoked_at,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CreatedShareResponse {
-    #[serde(flatten)]
-    pub share: ShareResponse,
-    /// The link's secret: shown this once, never stored.
-    pub token: String,
-    /// The web app's page for it, relative to the server (`/#/shared/<token>`).
-    pub path: String,
-}
-
-/// The shared run itself: what it is and how it ended, without who ran it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SharedRun {
-    pub id: RunId,
-    /// `queued`, `running`, `waiting`, `succeeded`, `failed`, `cancelled`.
-    pub status: String,
-    pub error: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: OffsetDateTime,
-}
-
-/// What a link shows: one run, with the messages around it. Nothing names
-/// the project's members: messages carry no author, usage no user.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SharedRunResponse {
-    pub thread_id: ThreadId,
-    pub thread_title: String,
-    pub run: SharedRun,
-    /// The run's events, and the thread's messages from the one that started
-    /// it to its end, in the log's order.
-    pub events: Vec<EventResponse>,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub expires_at: OffsetDateTime,
-}
 
 /// Makes a read-only link to the run (owners).
 #[utoipa::path(post, path = "/runs/{run_id}/shares", tag = "threads", security(("oauth2" = []), ("api_key" = [])),

@@ -4,60 +4,12 @@
 
 use axum::extract::{Path, Query, State};
 use cairn_auth::Access;
+use cairn_core::ProjectId;
 use cairn_core::model::ModelUsage;
-use cairn_core::{ProjectId, UserId};
-use serde::{Deserialize, Serialize};
 
+use super::wire::{DailyUsage, DaysQuery, MyUsage, ProjectTotals, ProjectUsage, UserUsage};
 use crate::authn::Authenticated;
 use crate::{ApiError, ApiJson, AppState};
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct UserUsage {
-    pub user: UserId,
-    #[serde(flatten)]
-    pub totals: ModelUsage,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ProjectUsage {
-    pub project_id: ProjectId,
-    pub total: ModelUsage,
-    /// By the user whose runs made the calls.
-    pub by_user: Vec<UserUsage>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MyUsage {
-    pub user: UserId,
-    pub total: ModelUsage,
-    /// By project, for the projects the caller is a member of.
-    pub by_project: Vec<ProjectTotals>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ProjectTotals {
-    pub project_id: ProjectId,
-    #[serde(flatten)]
-    pub totals: ModelUsage,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct DailyUsage {
-    /// The UTC day, `YYYY-MM-DD`.
-    pub day: String,
-    pub user: UserId,
-    /// `provider/model`.
-    pub model: String,
-    #[serde(flatten)]
-    pub totals: ModelUsage,
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(super) struct DaysQuery {
-    /// How many days back, today included (1 to 366, default 30).
-    days: Option<i64>,
-}
 
 /// What the project's agent runs used day by day, by member and model, over
 /// the last days (the usage page's chart).

@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use cairn_core::sandbox::{Sandboxes, WorkspaceEntry};
 use cairn_core::{ProjectId, SandboxId, ThreadId};
-use serde::Deserialize;
 use serde_json::json;
 
 use super::shares::open_share;
 use super::thread_for;
+use super::wire::{PathQuery, SaveWorkspaceFileRequest};
 use crate::authn::{Authenticated, ClientAddr};
 use crate::files::FileResponse;
 use crate::{ApiError, ApiJson, AppState, Problem};
@@ -25,23 +25,6 @@ use crate::{ApiError, ApiJson, AppState, Problem};
 const MAX_READ_BYTES: usize = 10 * 1024 * 1024;
 /// The most entries a listing returns.
 const MAX_ENTRIES: usize = 5000;
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(super) struct PathQuery {
-    /// A path relative to the workspace's root (`/`-separated).
-    path: String,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SaveWorkspaceFileRequest {
-    /// The workspace file.
-    pub path: String,
-    /// Its path in the library; the same path when absent.
-    #[serde(default)]
-    pub to: Option<String>,
-}
 
 /// A thread's workspace: the sandboxes it is in, the thread's sandbox, and
 /// the thread's project.
