@@ -5,13 +5,16 @@ use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::authn::{Authenticated, ClientAddr};
 use crate::security::{cookie_token, refresh_cookie, require_same_origin, wants_cookie};
-use crate::wire::{TokenResponse, UserResponse};
+use crate::wire::accounts::{
+    AcceptedResponse, ChangePasswordRequest, ForgotPasswordRequest, OAuthErrorResponse, RefreshRequest,
+    RegisterRequest, ResetPasswordRequest, SessionHeader, TokenRequest,
+};
+use crate::wire::accounts::{TokenResponse, UserResponse};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -24,14 +27,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(crate::v1(routes!(reset_password)))
         .routes(crate::v1(routes!(me, crate::lifecycle::delete_me)))
         .routes(crate::v1(routes!(change_password)))
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct RegisterRequest {
-    pub email: String,
-    /// 8 to 256 characters, not a common password.
-    pub password: String,
-    pub display_name: String,
 }
 
 /// Create an account. The first account of a deployment is its admin.
@@ -48,14 +43,6 @@ async fn register(
 ) -> Result<(StatusCode, ApiJson<UserResponse>), ApiError> {
     let user = state.auth.register(&body.email, &body.password, &body.display_name, &addr).await?;
     Ok((StatusCode::CREATED, ApiJson(UserResponse::from(&user))))
-}
-
-/// RFC 6749 §5.2 error body of the token endpoints.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct OAuthErrorResponse {
-    /// `invalid_grant`, `invalid_request`, `unsupported_grant_type` or `temporarily_unavailable`.
-    pub error: &'static str,
-    pub error_description: String,
 }
 
 /// What the token endpoints answer when they refuse: OAuth2's error shape
@@ -156,18 +143,6 @@ impl IntoResponse for TokenError {
     }
 }
 
-/// The OAuth2 token request, form-encoded.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct TokenRequest {
-    /// `password`, or `refresh_token` to trade a refresh token.
-    pub grant_type: String,
-    /// The e-mail address (password grant).
-    pub username: Option<String>,
-    pub password: Option<String>,
-    /// Refresh-token grant.
-    pub refresh_token: Option<String>,
-}
-
 /// Sign in: the OAuth2 password grant (RFC 6749 §4.3), as Swagger UI's
 /// "Authorize" sends it. With `Cairn-Session: cookie` (the web app, from
 /// its own origin only) the refresh token is set as an HttpOnly cookie
@@ -212,26 +187,6 @@ async fn token(
         }
     };
     Ok(session_response(&state, session, delivery))
-}
-
-/// `Cairn-Session: cookie` asks for the browser flow: the refresh token in
-/// an HttpOnly, SameSite=Strict cookie scoped to `/api/v1/auth`, never in
-/// the body. Accepted only from the web app's own origin.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Header)]
-#[allow(dead_code)] // documents the header for OpenAPI; `wants_cookie` reads it
-pub struct SessionHeader {
-    #[param(rename = "Cairn-Session", required = false, value_type = Option<String>, example = "cookie")]
-    #[serde(rename = "cairn-session")]
-    pub cairn_session: Option<String>,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct RefreshRequest {
-    /// The refresh token; omit it to use the `cairn_refresh` cookie (the
-    /// web app, from its own origin only).
-    #[serde(default)]
-    pub refresh_token: Option<String>,
 }
 
 /// Trade a refresh token for new tokens. Each refresh token works once;
@@ -284,18 +239,6 @@ async fn logout(
     Ok(clear_cookie(&state, StatusCode::NO_CONTENT.into_response()))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct ForgotPasswordRequest {
-    pub email: String,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AcceptedResponse {
-    /// Always `accepted`.
-    pub status: &'static str,
-    pub detail: &'static str,
-}
-
 /// Ask for a password-recovery link by e-mail. The answer is the same
 /// whether or not the address has an account.
 #[utoipa::path(post, path = "/auth/password/forgot", tag = "auth", request_body = ForgotPasswordRequest, responses(
@@ -309,13 +252,6 @@ async fn forgot_password(
     state.auth.forgot_password(&body.email, &addr);
     let detail = "if an account uses this address, a link to reset its password is on its way";
     (StatusCode::ACCEPTED, ApiJson(AcceptedResponse { status: "accepted", detail }))
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct ResetPasswordRequest {
-    /// The token from the recovery link.
-    pub token: String,
-    pub new_password: String,
 }
 
 /// Choose a new password with a recovery token. Ends every session.
@@ -342,12 +278,6 @@ async fn reset_password(
 ))]
 async fn me(Authenticated(principal): Authenticated) -> ApiJson<UserResponse> {
     ApiJson(UserResponse::from(principal.user.as_ref()))
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct ChangePasswordRequest {
-    pub current_password: String,
-    pub new_password: String,
 }
 
 /// Change the password. Every session ends; the answer carries a new one

@@ -2,12 +2,12 @@
 
 use axum::extract::{Path, Query, State};
 use cairn_core::UserId;
-use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::authn::{Authenticated, ClientAddr};
-use crate::wire::{GlobalRole, UserResponse};
+use crate::wire::accounts::{GlobalRole, UserResponse};
+use crate::wire::admin::{SandboxHostResponse, SandboxSummary, UpdateUserRequest, UsersQuery};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -15,14 +15,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(crate::v1(routes!(list_users)))
         .routes(crate::v1(routes!(update_user, crate::lifecycle::delete_user)))
         .routes(crate::v1(routes!(list_sandboxes)))
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct UsersQuery {
-    /// Continue after this user (the last id of the previous page).
-    pub after: Option<UserId>,
-    /// At most this many (1 to 500, default 100).
-    pub limit: Option<i64>,
 }
 
 /// Every account, in order of creation.
@@ -39,14 +31,6 @@ async fn list_users(
 ) -> Result<ApiJson<Vec<UserResponse>>, ApiError> {
     let users = state.auth.users(&principal, query.after, query.limit.unwrap_or(100)).await?;
     Ok(ApiJson(users.iter().map(UserResponse::from).collect()))
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct UpdateUserRequest {
-    /// Disable (tokens and keys stop working at once) or enable the account.
-    pub disabled: Option<bool>,
-    /// The global role.
-    pub role: Option<GlobalRole>,
 }
 
 /// Disable or enable an account, or change its global role.
@@ -79,37 +63,6 @@ async fn update_user(
         None => state.auth.user(&principal, user_id).await?,
     };
     Ok(ApiJson(UserResponse::from(&user)))
-}
-
-/// One sandbox, as the administration page lists it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SandboxSummary {
-    pub id: cairn_core::SandboxId,
-    pub owner: UserId,
-    pub thread: Option<cairn_core::ThreadId>,
-    /// Its kernel runs (not paused).
-    pub running: bool,
-    /// An execution runs now (as last known).
-    pub busy: bool,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub active_at: time::OffsetDateTime,
-}
-
-/// A sandbox host and its sandboxes; `local` for this process's own.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SandboxHostResponse {
-    /// Its address (`local`: sandboxes of this process).
-    pub host: String,
-    /// Sandboxes it runs at most at once (absent for this process's own).
-    pub capacity: Option<u32>,
-    /// Its heartbeat is recent (a registered host), or it is this process.
-    pub live: bool,
-    pub draining: bool,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub heartbeat_at: Option<time::OffsetDateTime>,
-    pub sandboxes: Vec<SandboxSummary>,
 }
 
 /// The sandbox hosts and the sandboxes on each (administrators): the

@@ -10,16 +10,15 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use bytes::Bytes;
 use cairn_auth::Principal;
-use cairn_core::model::{AuditEntry, AuditFilter, AuditOutcome};
-use cairn_core::{AuditId, ProjectId, UserId};
-use serde::Deserialize;
+use cairn_core::ProjectId;
+use cairn_core::model::{AuditEntry, AuditFilter};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::authn::{Authenticated, ClientAddr};
-use crate::wire::AuditEntryResponse;
+use crate::wire::audit::AuditEntryResponse;
+use crate::wire::audit::{AuditQuery, ExportFormat, ExportQuery};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -40,43 +39,6 @@ pub(crate) async fn record(
     addr: &str,
 ) {
     state.auth.audit_as(principal, project, action, detail, addr).await;
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct AuditQuery {
-    /// Continue with entries older than this one.
-    pub before: Option<AuditId>,
-    /// At most this many (1 to 500, default 100).
-    pub limit: Option<i64>,
-    /// Done by this account (a person or a service account).
-    pub actor: Option<UserId>,
-    /// In this project (administrators; a project's own log is always its own).
-    pub project_id: Option<ProjectId>,
-    /// One action (`run.started`), or a family ending in a dot (`run.`).
-    pub action: Option<String>,
-    pub outcome: Option<AuditOutcome>,
-    /// From this time on (RFC 3339).
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    #[param(value_type = Option<String>, format = DateTime)]
-    pub since: Option<OffsetDateTime>,
-    /// Before this time (RFC 3339).
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    #[param(value_type = Option<String>, format = DateTime)]
-    pub until: Option<OffsetDateTime>,
-}
-
-impl AuditQuery {
-    fn filter(&self) -> AuditFilter {
-        AuditFilter {
-            before: self.before,
-            actor: self.actor,
-            project: self.project_id,
-            action: self.action.clone(),
-            outcome: self.outcome,
-            since: self.since,
-            until: self.until,
-        }
-    }
 }
 
 /// The audit log, newest first, filtered (administrators).
@@ -112,24 +74,6 @@ async fn project_audit(
     let limit = query.limit.unwrap_or(100);
     let entries = state.auth.project_audit_log(&principal, project_id, &query.filter(), limit).await?;
     Ok(ApiJson(entries.into_iter().map(AuditEntryResponse::from).collect()))
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ExportFormat {
-    /// One row per entry, the detail as JSON in the last column.
-    #[default]
-    Csv,
-    /// One JSON array of entries.
-    Json,
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct ExportQuery {
-    /// `csv` (default) or `json`.
-    #[serde(default)]
-    #[param(inline)]
-    pub format: ExportFormat,
 }
 
 /// Every entry the filter lets through, newest first, as a CSV or JSON

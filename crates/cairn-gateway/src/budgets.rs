@@ -10,13 +10,13 @@ use axum::extract::{Path, Query, State};
 use cairn_auth::Access;
 use cairn_core::lifecycle::month_start;
 use cairn_core::{ProjectId, UserId};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::authn::{Authenticated, ClientAddr};
+use crate::wire::budgets::{BudgetRequest, MemberSpending, MonthSpending, SpendingQuery};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -24,13 +24,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(crate::v1(routes!(set_member_budget)))
         .routes(crate::v1(routes!(set_user_budget)))
         .routes(crate::v1(routes!(project_spending)))
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BudgetRequest {
-    /// US dollars per calendar month (UTC), 0 to 10^9; `null` removes the limit.
-    pub monthly_usd: Option<f64>,
 }
 
 fn checked(request: &BudgetRequest) -> Result<Option<f64>, ApiError> {
@@ -94,34 +87,6 @@ async fn set_user_budget(
     let detail = json!({ "user": user_id, "monthly_usd": monthly_usd });
     crate::audit::record(&state, &principal, None, "user.budget_changed", detail, &addr).await;
     Ok(axum::http::StatusCode::NO_CONTENT)
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct SpendingQuery {
-    /// Months back, this one included (1 to 24, default 6).
-    pub months: Option<u8>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MonthSpending {
-    /// `YYYY-MM` (UTC).
-    pub month: String,
-    pub cost_usd: f64,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MemberSpending {
-    pub user_id: UserId,
-    pub display_name: String,
-    /// The member's monthly budget in this project; `null`: none.
-    pub monthly_usd: Option<f64>,
-    /// Their monthly budget across projects, set by an administrator; `null`: none.
-    pub across_projects_usd: Option<f64>,
-    /// Spent in this project this month.
-    pub this_month_usd: f64,
-    /// Spent in this project, month by month, oldest first (months without
-    /// spending left out).
-    pub months: Vec<MonthSpending>,
 }
 
 /// What each member spent in the project, month by month, beside their

@@ -22,10 +22,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::authn::{Authenticated, ClientAddr};
-use crate::files::{FileResponse, attachment, safe_stem};
-use crate::memory::MemoryResponse;
-use crate::threads::{EventResponse, MessageResponse, RunResponse, ThreadResponse};
-use crate::wire::{ApiKeyResponse, AuditEntryResponse, MemberResponse, ProjectResponse, UserResponse};
+use crate::files::{attachment, safe_stem};
+use crate::wire::accounts::UserResponse;
+use crate::wire::audit::AuditEntryResponse;
+use crate::wire::files::FileResponse;
+use crate::wire::keys::ApiKeyResponse;
+use crate::wire::memory::MemoryResponse;
+use crate::wire::projects::{MemberResponse, ProjectResponse};
+use crate::wire::threads::{EventResponse, MessageResponse, RunResponse, ThreadResponse};
 use crate::{ApiError, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {

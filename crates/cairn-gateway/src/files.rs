@@ -8,17 +8,18 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cairn_core::model::FileRecord;
-use cairn_core::{FileId, ProjectId, RunId, UserId};
+use cairn_core::{FileId, ProjectId};
 use cairn_files::{ByteRange, Download};
 use futures::TryStreamExt;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
-use time::OffsetDateTime;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use crate::authn::{Authenticated, ClientAddr};
+use crate::wire::files::{
+    DeleteQuery, FileResponse, FolderQuery, LinkRequest, LinkResponse, ListingResponse, MoveRequest, MoveResponse,
+    PathQuery,
+};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -32,53 +33,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(crate::v1(routes!(create_link)))
         .routes(crate::v1(routes!(zip)))
         .routes(crate::v1(routes!(open_link)))
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct FileResponse {
-    pub id: FileId,
-    /// The full path in the library, e.g. `reports/q1.pdf`.
-    pub path: String,
-    /// The last segment of the path.
-    pub name: String,
-    pub version: i32,
-    pub size: i64,
-    /// Judged from the content.
-    pub content_type: String,
-    pub sha256: String,
-    /// Who uploaded it; empty for files the agent made.
-    pub created_by: Option<UserId>,
-    /// The run (and step) that made it, for agent artifacts.
-    pub run_id: Option<RunId>,
-    pub step: Option<i64>,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: OffsetDateTime,
-}
-
-impl From<FileRecord> for FileResponse {
-    fn from(r: FileRecord) -> Self {
-        FileResponse {
-            id: r.id,
-            name: r.path.rsplit('/').next().unwrap_or(&r.path).to_owned(),
-            path: r.path,
-            version: r.version,
-            size: r.size,
-            content_type: r.content_type,
-            sha256: r.sha256,
-            created_by: r.created_by,
-            run_id: r.run_id,
-            step: r.step,
-            created_at: r.created_at,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct FolderQuery {
-    /// A folder of the library; the root if absent.
-    #[serde(default)]
-    pub folder: String,
 }
 
 /// Upload one or more files (multipart/form-data; each part's file name is
@@ -122,12 +76,6 @@ async fn upload(
     Ok((StatusCode::CREATED, ApiJson(stored)))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct PathQuery {
-    /// The file's path in the library.
-    pub path: String,
-}
-
 /// Upload one file as the raw request body (any size up to the limit), to `path`.
 #[utoipa::path(put, path = "/projects/{project_id}/files/content", tag = "files",
     security(("oauth2" = []), ("api_key" = [])),
@@ -152,15 +100,6 @@ async fn put_content(
     Ok((StatusCode::CREATED, ApiJson(record.into())))
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ListingResponse {
-    pub folder: String,
-    /// Names of the sub-folders.
-    pub folders: Vec<String>,
-    /// The newest version of each file in the folder.
-    pub files: Vec<FileResponse>,
-}
-
 /// A folder of the library: its sub-folders and files.
 #[utoipa::path(get, path = "/projects/{project_id}/files", tag = "files", security(("oauth2" = []), ("api_key" = [])),
     params(("project_id" = ProjectId, Path), FolderQuery),
@@ -178,14 +117,6 @@ async fn list(
         folders: listing.folders,
         files: listing.files.into_iter().map(FileResponse::from).collect(),
     }))
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct DeleteQuery {
-    pub path: String,
-    /// Delete the folder at `path` and everything in it.
-    #[serde(default)]
-    pub folder: bool,
 }
 
 /// Delete a file (every version) or a folder.
@@ -305,21 +236,6 @@ async fn versions(
     Ok(ApiJson(versions.into_iter().map(FileResponse::from).collect()))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct MoveRequest {
-    pub from: String,
-    pub to: String,
-    /// Move the folder `from` (and everything in it) to `to`.
-    #[serde(default)]
-    pub folder: bool,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MoveResponse {
-    /// How many file versions moved.
-    pub moved: u64,
-}
-
 /// Rename or move a file (with its versions) or a folder.
 #[utoipa::path(post, path = "/projects/{project_id}/files/move", tag = "files",
     security(("oauth2" = []), ("api_key" = [])),
@@ -341,22 +257,6 @@ async fn move_files(
     let detail = json!({ "path": body.from, "to": body.to, "folder": body.folder });
     crate::audit::record(&state, &principal, Some(project_id), "file.moved", detail, &addr).await;
     Ok(ApiJson(MoveResponse { moved }))
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct LinkRequest {
-    /// Seconds the link works; 300 if absent, at most the configured maximum (3600).
-    pub expires_in_secs: Option<u64>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct LinkResponse {
-    /// Downloads this version of the file without signing in. Relative to
-    /// this server for local storage; the store's own URL otherwise.
-    pub url: String,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub expires_at: OffsetDateTime,
 }
 
 /// A time-limited download link for one file version.

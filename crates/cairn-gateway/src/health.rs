@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Serialize;
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::wire::health::{Check, Checks, HealthResponse, ReadyResponse};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 /// A dependency that does not answer within this time counts as down.
@@ -18,39 +18,10 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz))
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct HealthResponse {
-    /// Always `ok`.
-    pub status: &'static str,
-}
-
 /// The process is up (it answers); says nothing of its dependencies.
 #[utoipa::path(get, path = "/healthz", tag = "probes", responses((status = 200, description = "The process is up", body = HealthResponse)))]
 pub(crate) async fn healthz() -> ApiJson<HealthResponse> {
     ApiJson(HealthResponse { status: "ok" })
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Check {
-    pub ok: bool,
-    /// Which implementation is in use (`sqlite`, `postgres`, `in-process`, `redis`).
-    pub backend: &'static str,
-    /// Why the check failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Checks {
-    pub database: Check,
-    pub bus: Check,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ReadyResponse {
-    /// Always `ready`.
-    pub status: &'static str,
-    pub checks: Checks,
 }
 
 async fn check(backend: &'static str, ping: impl Future<Output = cairn_core::Result<()>>) -> Check {

@@ -2,32 +2,17 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use cairn_core::model::Role;
-use cairn_core::{ApiKeyId, ProjectId};
-use serde::Deserialize;
-use time::OffsetDateTime;
+use cairn_core::ApiKeyId;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::authn::{Authenticated, ClientAddr};
-use crate::wire::{ApiKeyResponse, CreatedApiKeyResponse};
+use crate::wire::keys::CreateApiKeyRequest;
+use crate::wire::keys::{ApiKeyResponse, CreatedApiKeyResponse};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(crate::v1(routes!(create_key, list_keys))).routes(crate::v1(routes!(revoke_key)))
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct CreateApiKeyRequest {
-    pub project_id: ProjectId,
-    /// At most the caller's own role in the project.
-    pub role: Role,
-    /// What the key is for, e.g. `CESAR integration`.
-    pub name: String,
-    /// When the key stops working (RFC 3339); never if absent.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub expires_at: Option<OffsetDateTime>,
 }
 
 /// Create an API key. The answer holds the key itself, shown only this once.

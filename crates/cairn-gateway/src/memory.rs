@@ -4,54 +4,16 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use cairn_auth::Access;
-use cairn_core::model::MemoryChunk;
-use cairn_core::{MemoryId, ProjectId, UserId};
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use cairn_core::ProjectId;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::authn::Authenticated;
+use crate::wire::memory::{MemoryResponse, RememberRequest, SearchQuery};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(crate::v1(routes!(remember))).routes(crate::v1(routes!(search)))
-}
-
-/// A piece of the project's memory.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MemoryResponse {
-    pub id: MemoryId,
-    /// `note`, or `file:<path>` for a chunk of a library file.
-    pub source: String,
-    pub text: String,
-    pub created_by: Option<UserId>,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: OffsetDateTime,
-    /// Cosine similarity to the query (1: the same meaning), in searches.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub score: Option<f32>,
-}
-
-impl From<(MemoryChunk, Option<f32>)> for MemoryResponse {
-    fn from((chunk, score): (MemoryChunk, Option<f32>)) -> Self {
-        MemoryResponse {
-            id: chunk.id,
-            source: chunk.source,
-            text: chunk.text,
-            created_by: chunk.created_by,
-            created_at: chunk.created_at,
-            score,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RememberRequest {
-    /// What to remember (up to 200,000 characters; long texts are kept in chunks).
-    pub text: String,
 }
 
 /// Remembers a text for the project (editors and owners).
@@ -72,15 +34,6 @@ async fn remember(
     state.auth.authorize(&principal, project_id, Access::Write).await?;
     let kept = state.memory.remember(project_id, Some(principal.user.id), "note", &request.text).await?;
     Ok((StatusCode::CREATED, ApiJson(kept.into_iter().map(|c| (c, None).into()).collect())))
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-struct SearchQuery {
-    /// What to look for (1 to 2000 characters).
-    q: String,
-    /// How many results (1 to 50, default 10).
-    limit: Option<i64>,
 }
 
 /// The project's memories most similar in meaning to `q`, best first (members).

@@ -1,30 +1,15 @@
 //! The language models this deployment is configured with.
 
 use axum::extract::State;
-use cairn_llm::ModelInfo;
-use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::authn::Authenticated;
+use crate::wire::models::{AgentResponse, ModelsResponse};
 use crate::{ApiJson, AppState};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(crate::v1(routes!(list_models))).routes(crate::v1(routes!(list_agents)))
-}
-
-/// A sub-agent plans give tasks to (`agent.agents`, or the built-in ones).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AgentResponse {
-    pub name: String,
-    /// What it is good at (part of its system prompt).
-    pub role: String,
-    /// The tools it may call; empty: all.
-    pub tools: Vec<String>,
-    /// `provider/model`; `null`: the run's model.
-    pub model: Option<String>,
-    /// Model calls one task may take.
-    pub max_steps: u32,
 }
 
 /// The sub-agents of this deployment.
@@ -52,13 +37,6 @@ async fn list_agents(
             })
             .collect(),
     )
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ModelsResponse {
-    /// The model used when a project or thread names none.
-    pub default: Option<String>,
-    pub models: Vec<ModelInfo>,
 }
 
 /// The configured models (`provider/model`), with their prices.

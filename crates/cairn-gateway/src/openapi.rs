@@ -33,7 +33,7 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "openai", description = "OpenAI-compatible chat completions: Cairn's agents as models, for \
                                          OpenAI's SDKs and chat clients (a project's API key; errors in OpenAI's shape)"),
     ),
-    components(schemas(crate::Problem, crate::presence::PresenceSnapshot, crate::openai::OpenAiErrorResponse)),
+    components(schemas(crate::Problem, crate::wire::presence::PresenceSnapshot, crate::openai::OpenAiErrorResponse)),
     modifiers(&SecuritySchemes)
 )]
 struct ApiDoc;

@@ -35,6 +35,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use crate::authn::Authenticated;
+use crate::wire::presence::{PresenceSnapshot, PresentMember};
 use crate::{ApiError, AppState, Problem};
 
 /// How often a process re-announces who of a thread is on its streams.
@@ -52,25 +53,6 @@ const GONE_AFTER: Duration = Duration::from_secs(30);
 
 /// How often expired typing and silent processes are swept out.
 const SWEEP: Duration = Duration::from_secs(1);
-
-/// A member in a presence state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct PresentMember {
-    pub user: UserId,
-    /// The member's display name.
-    pub name: String,
-}
-
-/// A `presence` server-sent event of a thread's stream: the whole state,
-/// sent when the stream opens and whenever it changes (at most four times a
-/// second).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct PresenceSnapshot {
-    /// Members with the thread open, by name.
-    pub here: Vec<PresentMember>,
-    /// Members writing a message now, by name.
-    pub typing: Vec<PresentMember>,
-}
 
 /// What processes tell each other about a thread on the bus.
 #[derive(Debug, Serialize, Deserialize)]

@@ -7,12 +7,14 @@ use axum::http::StatusCode;
 use cairn_auth::MemberRef;
 use cairn_core::model::{ProjectUpdate, Role};
 use cairn_core::{ProjectId, UserId};
-use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::authn::{Authenticated, ClientAddr};
-use crate::wire::{MemberResponse, ProjectResponse};
+use crate::wire::projects::{
+    AddMemberRequest, ChangeMemberRequest, CreateProjectRequest, ProjectModelRequest, UpdateProjectRequest,
+};
+use crate::wire::projects::{MemberResponse, ProjectResponse};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -22,12 +24,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(crate::v1(routes!(set_project_model)))
         .routes(crate::v1(routes!(list_members, add_member)))
         .routes(crate::v1(routes!(change_member, remove_member)))
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct CreateProjectRequest {
-    /// 1 to 200 characters.
-    pub name: String,
 }
 
 /// Create a project; the caller becomes its owner.
@@ -77,13 +73,6 @@ async fn get_project(
     Ok(ApiJson(state.auth.project(&principal, project_id).await?.into()))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProjectModelRequest {
-    /// `provider/model` (see `GET /models`); `null` for the deployment's default.
-    pub model: Option<String>,
-}
-
 /// Sets the model the project's runs use by default (owners). A thread's
 /// own model, or a run's, still wins.
 #[utoipa::path(put, path = "/projects/{project_id}/model", tag = "projects", security(("oauth2" = []), ("api_key" = [])),
@@ -104,49 +93,6 @@ async fn set_project_model(
     crate::threads::check_model(&state, request.model.as_deref())?;
     let update = ProjectUpdate { model: Some(request.model), ..ProjectUpdate::default() };
     Ok(ApiJson(state.auth.update_project(&principal, project_id, update, &addr).await?.into()))
-}
-
-/// Deserializes a field that is present, `null` included, as `Some`: with
-/// `#[serde(default)]`, an absent field stays `None` (left as it is).
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateProjectRequest {
-    /// 1 to 200 characters.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// `provider/model` (see `GET /models`); `null` for the deployment's default.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
-    pub model: Option<Option<String>>,
-    /// The most the project's agent runs may spend on models in all (US
-    /// dollars, 0 to 10^9); `null` for no project limit. Once spent, new runs
-    /// are refused (`budget_spent`) and running ones stop before their next
-    /// model call.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<f64>)]
-    pub budget_usd: Option<Option<f64>>,
-    /// Days finished runs keep their step details (code, outputs,
-    /// observations), 0 to 36500 (0: for ever); `null`: the deployment's
-    /// setting. Answers, messages and files are never removed.
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i32>)]
-    pub retention_days: Option<Option<i32>>,
-    /// Let the project's sandboxes install Python packages (`pip install`)
-    /// from the deployment's package index, and reach nothing else; what
-    /// they install is kept for the project's next sandboxes. Refused with
-    /// `packages_unavailable` when the deployment has no index.
-    #[serde(default)]
-    pub packages: Option<bool>,
-    /// The `requirements.txt` the project's package environment starts from
-    /// (installed once, before the first sandbox that needs it): package
-    /// names with extras, versions and markers only, no options, URLs or
-    /// paths; at most 200 lines.
-    #[serde(default)]
-    pub requirements: Option<String>,
 }
 
 /// Changes the project's settings (owners): its name, default model,
@@ -209,13 +155,6 @@ async fn list_members(
     Ok(ApiJson(members.into_iter().map(MemberResponse::from).collect()))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct AddMemberRequest {
-    /// The e-mail of an existing account.
-    pub email: String,
-    pub role: Role,
-}
-
 /// Add a member by e-mail, or change the role of one (owners only).
 #[utoipa::path(post, path = "/projects/{project_id}/members", tag = "projects", security(("oauth2" = [])),
     params(("project_id" = ProjectId, Path)),
@@ -241,11 +180,6 @@ async fn add_member(
     let member = state.auth.set_member(&principal, project_id, target, body.role, &addr).await?;
     cairn_core::hooks::Hooks::queued(&state.webhooks);
     Ok((StatusCode::CREATED, ApiJson(member.into())))
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct ChangeMemberRequest {
-    pub role: Role,
 }
 
 /// Change a member's role (owners only). A project always keeps an owner.

@@ -3,16 +3,14 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use cairn_core::model::Role;
 use cairn_core::{ApiKeyId, ProjectId, UserId};
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::authn::{Authenticated, ClientAddr};
 use crate::error::NotFoundAs;
-use crate::wire::{ApiKeyResponse, CreatedApiKeyResponse};
+use crate::wire::keys::{ApiKeyResponse, CreatedApiKeyResponse};
+use crate::wire::service_accounts::{CreateServiceAccountRequest, CreateServiceKeyRequest, ServiceAccountResponse};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -21,51 +19,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(crate::v1(routes!(delete_account)))
         .routes(crate::v1(routes!(create_account_key)))
         .routes(crate::v1(routes!(revoke_account_key)))
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateServiceAccountRequest {
-    /// What it is for, e.g. `CI pipeline` (1 to 100 characters).
-    pub name: String,
-    /// `editor` or `viewer`.
-    pub role: Role,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ServiceAccountResponse {
-    /// Its user id: the actor of what its keys do, in the audit log.
-    pub id: UserId,
-    pub name: String,
-    pub role: Role,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: OffsetDateTime,
-    /// Its keys, newest first, revoked ones included (without secrets).
-    pub keys: Vec<ApiKeyResponse>,
-}
-
-impl From<cairn_auth::ServiceAccount> for ServiceAccountResponse {
-    fn from(account: cairn_auth::ServiceAccount) -> Self {
-        ServiceAccountResponse {
-            id: account.user.id,
-            name: account.user.display_name,
-            role: account.role,
-            created_at: account.user.created_at,
-            keys: account.keys.into_iter().map(ApiKeyResponse::from).collect(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateServiceKeyRequest {
-    /// What the key is for (1 to 100 characters).
-    pub name: String,
-    /// When the key stops working (RFC 3339); never if absent.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub expires_at: Option<OffsetDateTime>,
 }
 
 /// Makes a service account of the project (owners).

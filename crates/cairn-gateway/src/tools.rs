@@ -6,12 +6,12 @@ use axum::extract::{Path, State};
 use cairn_auth::Access;
 use cairn_core::ProjectId;
 use cairn_tools::{ToolError, ToolInfo};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::authn::Authenticated;
+use crate::wire::tools::{ToolCallRequest, ToolCallResponse};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -24,22 +24,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 )]
 async fn list(State(state): State<AppState>, Authenticated(_principal): Authenticated) -> ApiJson<Vec<ToolInfo>> {
     ApiJson(state.registry.list())
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ToolCallRequest {
-    /// The tool's arguments by name (see its `parameters` schema).
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub arguments: Map<String, Value>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ToolCallResponse {
-    pub tool: String,
-    /// What the tool returned: any JSON value.
-    pub result: Value,
 }
 
 impl From<ToolError> for ApiError {

@@ -23,8 +23,8 @@ use futures::stream::BoxStream;
 use time::OffsetDateTime;
 
 use super::thread_for;
-use super::wire::{EventResponse, EventsQuery, SocketQuery, TicketResponse};
 use crate::authn::Authenticated;
+use crate::wire::threads::{EventResponse, EventsQuery, SocketQuery, TicketResponse};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 /// What a ticket for a thread's event socket is good for.

@@ -13,9 +13,9 @@ use cairn_core::model::RunStatus;
 use cairn_core::{ProjectId, ThreadId, UserId};
 
 use super::runs::agent_unavailable;
-use super::wire::{MessageResponse, PostMessageRequest, PostMessageResponse, RunResponse};
 use super::{check_model, thread_for};
 use crate::authn::{Authenticated, ClientAddr};
+use crate::wire::threads::{MessageResponse, PostMessageRequest, PostMessageResponse, RunResponse};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 /// The most files one message may attach.

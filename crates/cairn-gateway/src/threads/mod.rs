@@ -4,7 +4,7 @@
 //! (`events.rs`), what the runs used (`usage.rs`), finding threads
 //! (`search.rs`), read-only links to runs (`shares.rs`), and the agent's
 //! computer: the workspace's files and the runs' pictures (`workspace.rs`).
-//! Their wire types are in one place (`wire.rs`); the routes are listed here.
+//! Their wire types are in `crate::wire::threads`; the routes are listed here.
 
 mod events;
 pub(crate) mod follow;
@@ -13,12 +13,10 @@ mod runs;
 mod search;
 mod shares;
 mod usage;
-mod wire;
 mod workspace;
 
 pub(crate) use events::live_events;
 pub(crate) use runs::agent_unavailable;
-pub(crate) use wire::{EventResponse, MessageResponse, RunResponse, ThreadResponse};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -30,8 +28,8 @@ use utoipa_axum::routes;
 
 use crate::authn::Authenticated;
 use crate::error::NotFoundAs;
+use crate::wire::threads::{NewThreadRequest, RenameThreadRequest, ThreadResponse};
 use crate::{ApiError, ApiJson, AppState, Problem};
-use wire::{NewThreadRequest, RenameThreadRequest};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -9,9 +9,9 @@ use cairn_core::model::Run;
 use cairn_core::{ProjectId, RunId, ThreadId};
 
 use super::thread_for;
-use super::wire::{ForkRequest, ForkResponse, PlanBody, ResumeRequest, RetryRequest, RunResponse};
 use crate::authn::{Authenticated, ClientAddr};
 use crate::error::NotFoundAs;
+use crate::wire::threads::{ForkRequest, ForkResponse, PlanBody, ResumeRequest, RetryRequest, RunResponse};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 /// Why no run can start, in words for who asked: an administrator learns

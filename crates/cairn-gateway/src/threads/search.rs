@@ -3,8 +3,8 @@
 use axum::extract::{Query, State};
 use cairn_core::ProjectId;
 
-use super::wire::{SearchQuery, ThreadMatchResponse};
 use crate::authn::Authenticated;
+use crate::wire::threads::{SearchQuery, ThreadMatchResponse};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 /// Threads a search returns at most.

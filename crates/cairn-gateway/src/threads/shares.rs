@@ -12,8 +12,10 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::runs::run_for;
-use super::wire::{CreatedShareResponse, EventResponse, ShareResponse, ShareRunRequest, SharedRun, SharedRunResponse};
 use crate::authn::{Authenticated, ClientAddr};
+use crate::wire::threads::{
+    CreatedShareResponse, EventResponse, ShareResponse, ShareRunRequest, SharedRun, SharedRunResponse,
+};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 /// How long a link lasts unless asked otherwise: a week.

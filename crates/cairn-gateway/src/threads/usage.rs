@@ -7,8 +7,8 @@ use cairn_auth::Access;
 use cairn_core::ProjectId;
 use cairn_core::model::ModelUsage;
 
-use super::wire::{DailyUsage, DaysQuery, MyUsage, ProjectTotals, ProjectUsage, UserUsage};
 use crate::authn::Authenticated;
+use crate::wire::threads::{DailyUsage, DaysQuery, MyUsage, ProjectTotals, ProjectUsage, UserUsage};
 use crate::{ApiError, ApiJson, AppState};
 
 /// What the project's agent runs used day by day, by member and model, over

@@ -16,9 +16,9 @@ use serde_json::json;
 
 use super::shares::open_share;
 use super::thread_for;
-use super::wire::{PathQuery, SaveWorkspaceFileRequest};
 use crate::authn::{Authenticated, ClientAddr};
-use crate::files::FileResponse;
+use crate::wire::files::FileResponse;
+use crate::wire::threads::{PathQuery, SaveWorkspaceFileRequest};
 use crate::{ApiError, ApiJson, AppState, Problem};
 
 /// The most of a workspace file one read returns.
