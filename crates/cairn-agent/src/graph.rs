@@ -81,8 +81,14 @@ impl StepContext {
 /// Why a run stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {
-    #[error("node `{node}` failed: {message}")]
-    Node { node: String, message: String },
+    /// A node's step failed; `source` is the node's own error, kept whole so
+    /// the caller can tell a store outage from a step that cannot be done.
+    #[error("node `{node}` failed: {source}")]
+    Node {
+        node: String,
+        #[source]
+        source: NodeError,
+    },
     #[error("the graph has no node `{0}`")]
     UnknownNode(String),
     #[error("the checkpoint could not be saved or read: {0}")]
@@ -108,7 +114,10 @@ pub enum CheckpointError {
     Missing { run: String, step: i64 },
 }
 
-pub type NodeFn<S> = Arc<dyn Fn(S, StepContext) -> BoxFuture<'static, Result<Step<S>, String>> + Send + Sync>;
+/// What a node's step failed with: the node's own error type, boxed.
+pub type NodeError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+pub type NodeFn<S> = Arc<dyn Fn(S, StepContext) -> BoxFuture<'static, Result<Step<S>, NodeError>> + Send + Sync>;
 pub type Router<S> = Arc<dyn Fn(&S) -> Option<String> + Send + Sync>;
 
 /// Where a node leads.
@@ -191,7 +200,7 @@ impl<S: GraphState> Graph<S> {
     pub fn node<F, Fut>(mut self, name: &str, run: F) -> Self
     where
         F: Fn(S, StepContext) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = Result<Step<S>, String>> + Send + 'static,
+        Fut: std::future::Future<Output = Result<Step<S>, NodeError>> + Send + 'static,
     {
         self.nodes.insert(name.to_owned(), Arc::new(move |state, ctx| Box::pin(run(state, ctx))));
         self
@@ -260,7 +269,7 @@ impl<S: GraphState> Graph<S> {
             let step = self.node_fn(&node)?(state, ctx.clone())
                 .instrument(span.clone())
                 .await
-                .map_err(|message| GraphError::Node { node: node.clone(), message })?;
+                .map_err(|source| GraphError::Node { node: node.clone(), source })?;
             state = step.state;
             let mut question = None;
             let next = match step.control {

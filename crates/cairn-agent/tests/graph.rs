@@ -73,7 +73,7 @@ async fn a_failed_run_resumes_from_its_last_checkpoint_without_repeating_steps()
         async move {
             counted.fetch_add(1, Ordering::SeqCst);
             if s.n == 2 && failing.swap(false, Ordering::SeqCst) {
-                return Err(format!("the process died in step {}", ctx.step));
+                return Err(format!("the process died in step {}", ctx.step).into());
             }
             s.n += 1;
             visit(&mut s, "add");

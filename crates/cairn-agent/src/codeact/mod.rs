@@ -43,7 +43,7 @@ use crate::events::{
     BudgetReached, CodeBlock, ContextSummarized, Events, Interrupted, OutputProduced, PlanChanged, RunEvent, Text,
     UsageRecorded,
 };
-use crate::graph::{Control, Edge, Graph, Step, StepContext};
+use crate::graph::{Control, Edge, Graph, NodeError, Step, StepContext};
 use crate::plan::{Plan, TaskStatus, parse_plan, parse_verdict, planner_prompt};
 use cairn_config::AgentSpec;
 
@@ -256,8 +256,9 @@ impl Agent {
                         Node::Check => agent.check(state, run, events, ctx).await,
                         Node::Synthesize => agent.synthesize(state, run, events, ctx).await,
                     };
-                    // The graph records a step's error in words.
-                    step.map_err(|error| error.to_string())
+                    // Kept typed: the run service tells a store outage
+                    // (go on later from the last checkpoint) from a failure.
+                    step.map_err(NodeError::from)
                 }
             });
         }
