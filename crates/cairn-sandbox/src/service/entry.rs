@@ -60,6 +60,10 @@ pub(super) struct Entry {
     /// Reaches the kernel while an execution holds it.
     pub(super) handle: Mutex<Option<KernelHandle>>,
     pub(super) destroyed: AtomicBool,
+    /// Held while `sandbox.json` is written: saves come from the idle timers
+    /// as well as from the operation at hand, and two at once would rename
+    /// one temporary file twice (the second finding it gone).
+    saving: Mutex<()>,
 }
 
 impl Entry {
@@ -83,17 +87,25 @@ impl Entry {
         self.meta().last_active_at = OffsetDateTime::now_utc();
     }
 
-    /// Writes `sandbox.json` (through a temporary file, so it is whole).
+    /// Writes `sandbox.json` (through a temporary file, so it is whole), one
+    /// save at a time, the newest state last.
     pub(super) fn save(&self) -> SandboxResult<()> {
+        let _saving = self.saving.lock().unwrap_or_else(PoisonError::into_inner);
         let json = {
             let mut meta = self.meta();
             meta.dirty = false;
             serde_json::to_vec_pretty(&*meta).map_err(|e| SandboxError::Internal(e.to_string()))?
         };
         let temp = self.dir.join(".sandbox.json.tmp");
-        std::fs::write(&temp, json)
-            .and_then(|()| std::fs::rename(&temp, self.dir.join("sandbox.json")))
-            .map_err(|e| SandboxError::Internal(format!("cannot record the sandbox: {e}")))
+        std::fs::write(&temp, json).and_then(|()| std::fs::rename(&temp, self.dir.join("sandbox.json"))).map_err(|e| {
+            // Destroyed meanwhile (its folder is gone): as for any other
+            // operation on it, there is no such sandbox.
+            if self.destroyed.load(Ordering::SeqCst) {
+                SandboxError::NotFound
+            } else {
+                SandboxError::Internal(format!("cannot record the sandbox: {e}"))
+            }
+        })
     }
 
     pub(super) fn check_alive(&self) -> SandboxResult<()> {
@@ -121,6 +133,7 @@ pub(super) fn new_entry(id: SandboxId, dir: PathBuf, meta: Meta) -> Entry {
         kernel: tokio::sync::Mutex::new(None),
         handle: Mutex::new(None),
         destroyed: AtomicBool::new(false),
+        saving: Mutex::new(()),
     }
 }
 
@@ -131,4 +144,67 @@ pub(super) async fn stop_kernel(entry: &Entry, slot: &mut Option<Kernel>) {
     }
     entry.set_handle(None);
     entry.meta().state = SandboxState::Paused;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry_in(dir: PathBuf) -> Entry {
+        let now = OffsetDateTime::now_utc();
+        let limits = EffectiveLimits {
+            network: false,
+            memory_bytes: 1 << 30,
+            processes: 64,
+            wall_time_secs: 60,
+            disk_bytes: 1 << 30,
+            output_bytes: 1 << 20,
+            open_files: 256,
+        };
+        let meta = Meta {
+            owner: UserId::new(),
+            project: None,
+            thread: None,
+            limits,
+            created_at: now,
+            last_active_at: now,
+            executions: 0,
+            state: SandboxState::Paused,
+            busy: false,
+            dirty: false,
+            snapshotted: None,
+            packages: None,
+            notice: None,
+        };
+        new_entry(SandboxId::new(), dir, meta)
+    }
+
+    #[test]
+    fn saves_from_several_threads_at_once_all_succeed_and_leave_a_whole_record() {
+        let dir = cairn_testkit::TempDir::new("sandbox-entry");
+        let entry = entry_in(dir.path.clone());
+        // The idle timers and an operation saving the same sandbox at the
+        // same moment (before, one of two could find the temporary file
+        // renamed away by the other: "cannot record the sandbox").
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..200 {
+                        entry.meta().executions += 1;
+                        entry.save().expect("every save succeeds");
+                    }
+                });
+            }
+        });
+        let saved: Meta = serde_json::from_slice(&std::fs::read(dir.path.join("sandbox.json")).unwrap()).unwrap();
+        assert_eq!(saved.executions, 800, "the last save wrote the newest state");
+    }
+
+    #[test]
+    fn a_save_after_the_sandbox_was_destroyed_says_there_is_no_such_sandbox() {
+        let dir = cairn_testkit::TempDir::new("sandbox-entry-gone");
+        let entry = entry_in(dir.path.join("removed"));
+        entry.destroyed.store(true, Ordering::SeqCst);
+        assert!(matches!(entry.save(), Err(SandboxError::NotFound)));
+    }
 }
