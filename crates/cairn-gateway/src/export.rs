@@ -39,8 +39,26 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
 /// The version of the archive's layout, in `project.json`.
 const FORMAT_VERSION: u32 = 1;
 
-fn json_bytes(value: &impl Serialize) -> Result<Bytes, String> {
-    serde_json::to_vec_pretty(value).map(Bytes::from).map_err(|e| e.to_string())
+/// Why a project's export stopped partway: the archive then ends broken
+/// (the client sees the download fail) and the log says why.
+#[derive(Debug, thiserror::Error)]
+enum ExportError {
+    #[error(transparent)]
+    Store(#[from] cairn_core::Error),
+    #[error("a part of the archive could not be written: {0}")]
+    Format(#[from] serde_json::Error),
+    #[error("the download was closed")]
+    Closed,
+}
+
+impl<T> From<tokio::sync::mpsc::error::SendError<T>> for ExportError {
+    fn from(_: tokio::sync::mpsc::error::SendError<T>) -> Self {
+        ExportError::Closed
+    }
+}
+
+fn json_bytes(value: &impl Serialize) -> Result<Bytes, ExportError> {
+    Ok(serde_json::to_vec_pretty(value).map(Bytes::from)?)
 }
 
 /// The whole project as one zip archive (owners): `project.json` (the
@@ -74,7 +92,7 @@ async fn export_project(
     tokio::spawn(async move {
         if let Err(error) = project_parts(store, project, grant.role, &parts).await {
             tracing::warn!(%error, project = %project_id, "a project export stopped");
-            let _ = parts.send(Err(error)).await;
+            let _ = parts.send(Err(error.to_string())).await;
         }
     });
     let parts = futures::stream::unfold(receiver, |mut rx| async move { rx.recv().await.map(|part| (part, rx)) });
@@ -89,15 +107,14 @@ async fn project_parts(
     project: Project,
     role: Role,
     parts: &tokio::sync::mpsc::Sender<Result<ZipPart, String>>,
-) -> Result<(), String> {
-    let e = |error: cairn_core::Error| error.to_string();
+) -> Result<(), ExportError> {
     let send = |name: String, bytes: Bytes| async move {
-        parts.send(Ok(ZipPart::Bytes { name, bytes })).await.map_err(|_| "the download was closed".to_owned())
+        Ok::<_, ExportError>(parts.send(Ok(ZipPart::Bytes { name, bytes })).await?)
     };
     let mut members = Vec::new();
     let mut names = HashMap::new();
-    for membership in store.members(project.id).await.map_err(e)? {
-        let user = store.user(membership.user_id).await.map_err(e)?;
+    for membership in store.members(project.id).await? {
+        let user = store.user(membership.user_id).await?;
         names.insert(user.id, user.display_name.clone());
         members.push(MemberResponse::from((membership, user)));
     }
@@ -110,13 +127,13 @@ async fn project_parts(
         "members": members,
     });
     send("project.json".into(), json_bytes(&head)?).await?;
-    for thread in store.threads(project.id).await.map_err(e)? {
-        let messages = store.messages(thread.id).await.map_err(e)?;
-        let runs = store.runs(thread.id).await.map_err(e)?;
+    for thread in store.threads(project.id).await? {
+        let messages = store.messages(thread.id).await?;
+        let runs = store.runs(thread.id).await?;
         let mut events = Vec::new();
         let mut after = 0;
         loop {
-            let page = store.events_after(thread.id, after, 1000).await.map_err(e)?;
+            let page = store.events_after(thread.id, after, 1000).await?;
             let Some(last) = page.last() else { break };
             after = last.seq;
             events.extend(page.into_iter().filter_map(EventResponse::read));
@@ -133,20 +150,20 @@ async fn project_parts(
         send(format!("threads/{id}.md"), Bytes::from(markdown)).await?;
     }
     let mut library = Vec::new();
-    for newest in store.files(project.id, "").await.map_err(e)? {
-        for record in store.file_versions(project.id, &newest.path).await.map_err(e)? {
+    for newest in store.files(project.id, "").await? {
+        for record in store.file_versions(project.id, &newest.path).await? {
             let name = if record.version == newest.version {
                 format!("library/{}", record.path)
             } else {
                 format!("versions/{}/v{}", record.path, record.version)
             };
             library.push(json!({ "archive_name": name, "file": FileResponse::from(record.clone()) }));
-            parts.send(Ok(ZipPart::File { name, record })).await.map_err(|_| "the download was closed".to_owned())?;
+            parts.send(Ok(ZipPart::File { name, record })).await?;
         }
     }
     send("library.json".into(), json_bytes(&library)?).await?;
     let notes: Vec<MemoryResponse> =
-        store.memory_notes(project.id).await.map_err(e)?.into_iter().map(|c| MemoryResponse::from((c, None))).collect();
+        store.memory_notes(project.id).await?.into_iter().map(|c| MemoryResponse::from((c, None))).collect();
     send("memory.json".into(), json_bytes(&notes)?).await
 }
 
