@@ -180,6 +180,24 @@ impl Checkpointer for Outage {
 }
 
 #[tokio::test]
+async fn a_nodes_own_error_reaches_the_caller_whole() {
+    let graph = looping().node("add", |_: Counter, _| async move {
+        let outage = cairn_core::Error::Unavailable {
+            dependency: cairn_core::Dependency::Database,
+            reason: "connection refused".into(),
+        };
+        Err::<Step<Counter>, _>(outage.into())
+    });
+    let checkpoints = MemoryCheckpointer::default();
+    let error = graph.run("r7", &checkpoints, Counter::default(), None, never()).await.unwrap_err();
+    // The caller can tell what went wrong, not only read it.
+    let GraphError::Node { node, source } = &error else { panic!("{error:?}") };
+    assert_eq!(node, "add");
+    assert!(matches!(source.downcast_ref::<cairn_core::Error>(), Some(cairn_core::Error::Unavailable { .. })));
+    assert!(error.to_string().starts_with("node `add` failed: "), "{error}");
+}
+
+#[tokio::test]
 async fn a_store_outage_is_a_typed_error_and_the_run_goes_on_from_its_last_checkpoint() {
     let checkpoints = Outage { inner: MemoryCheckpointer::default(), fail_at_step: 3, failed: AtomicBool::new(false) };
     let error = looping().run("r6", &checkpoints, Counter::default(), None, never()).await.unwrap_err();

@@ -745,7 +745,7 @@ async fn every_role_doubled_survives_kills_and_outages_with_every_run_done_once(
     cluster.gateways[0].ready().await;
     let faults_over = started.elapsed();
 
-    for (_, run, _) in &threads {
+    for (run_thread, run, _) in &threads {
         let deadline = Instant::now() + Duration::from_secs(120);
         let ended = loop {
             let got = ada.get(&b, &format!("/api/v1/runs/{run}")).await;
@@ -771,9 +771,16 @@ async fn every_role_doubled_survives_kills_and_outages_with_every_run_done_once(
                     .collect();
                 let (calls, seed) = (cluster.llm.received().len(), faults.seed);
                 let dead = cluster.dead_letters().await;
+                // Where it stopped: the last events of its thread's log.
+                let log = ada.get(&b, &format!("/api/v1/threads/{run_thread}/events?after=0")).await;
+                let last: Vec<String> = log.as_array().map_or_else(Vec::new, |events| {
+                    let from = events.len().saturating_sub(8);
+                    events[from..].iter().map(|e| e.to_string().chars().take(300).collect()).collect()
+                });
                 panic!(
                     "run {run} did not end ({calls} model calls in all; CAIRN_TEST_FAULT_SEED={seed}): {got}\n\
-                     dead letters:\n{dead}{}",
+                     its thread's last events:\n{}\ndead letters:\n{dead}{}",
+                    last.join("\n"),
                     logs.join("\n")
                 );
             }

@@ -256,8 +256,7 @@ impl Agent {
                         Node::Check => agent.check(state, run, events, ctx).await,
                         Node::Synthesize => agent.synthesize(state, run, events, ctx).await,
                     };
-                    // Kept typed: the run service tells a store outage
-                    // (go on later from the last checkpoint) from a failure.
+                    // Kept typed: the graph's error holds the node's own.
                     step.map_err(NodeError::from)
                 }
             });

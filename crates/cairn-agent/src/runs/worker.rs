@@ -15,7 +15,7 @@ use serde_json::json;
 use tracing::Instrument;
 
 use super::{Drain, QUEUE, RunError, RunJob, Runs, StoreEvents, TRANSIENT_RETRIES};
-use crate::codeact::{Agent, AgentError, AgentState, RunContext};
+use crate::codeact::{Agent, AgentState, RunContext};
 use crate::events::{Events, MessageCreated, RunEvent, StatusChanged};
 use crate::graph::{CheckpointError, GraphError, Outcome, StoreCheckpointer};
 
@@ -449,79 +449,19 @@ impl Runs {
                     Err(other) => return Err(other),
                 }
             }
-            Err(error) => match interruption(error) {
-                // The store is out of reach: the job goes back to the queue and
-                // the run goes on from its last checkpoint when it is taken again.
-                // Or another worker has taken the run over: it is the other's now.
-                Ok(store) => return Err(store.into()),
-                Err(error) => {
-                    let failed = StatusChanged::new(RunStatus::Failed, Some(error.to_string()));
-                    self.set_status_under(&run, failed, Some(fence)).await?;
-                }
-            },
+            // The store is out of reach: the job goes back to the queue and
+            // the run goes on from its last checkpoint when it is taken again.
+            // Or another worker has taken the run over: it is the other's now.
+            Err(GraphError::Checkpoint(CheckpointError::Store(
+                error @ (cairn_core::Error::Unavailable { .. } | cairn_core::Error::LeaseLost { .. }),
+            ))) => {
+                return Err(error.into());
+            }
+            Err(error) => {
+                let failed = StatusChanged::new(RunStatus::Failed, Some(error.to_string()));
+                self.set_status_under(&run, failed, Some(fence)).await?;
+            }
         }
         Ok(())
-    }
-}
-
-/// The store error behind a graph's stop when the run is interrupted, not
-/// over: the store out of reach, or the run taken over by another worker
-/// (this one's lease lost), met saving a checkpoint or in a step's own work
-/// (reading the thread's new messages, checking a budget). The run then goes
-/// on from its last checkpoint, as after a crash. Any other error comes back:
-/// the run failed.
-fn interruption(error: GraphError) -> Result<cairn_core::Error, GraphError> {
-    let interrupting = |e: &cairn_core::Error| {
-        matches!(e, cairn_core::Error::Unavailable { .. } | cairn_core::Error::LeaseLost { .. })
-    };
-    match error {
-        GraphError::Checkpoint(CheckpointError::Store(store)) if interrupting(&store) => Ok(store),
-        GraphError::Node { node, source } => match source.downcast::<AgentError>() {
-            Ok(agent) => match *agent {
-                AgentError::Store(store) if interrupting(&store) => Ok(store),
-                other => Err(GraphError::Node { node, source: Box::new(other) }),
-            },
-            Err(source) => Err(GraphError::Node { node, source }),
-        },
-        other => Err(other),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use cairn_core::{Dependency, Error};
-
-    use super::*;
-
-    fn outage() -> Error {
-        Error::Unavailable { dependency: Dependency::Database, reason: "connection refused".into() }
-    }
-
-    fn in_step(error: AgentError) -> GraphError {
-        GraphError::Node { node: "think".into(), source: Box::new(error) }
-    }
-
-    #[test]
-    fn a_store_outage_in_a_step_interrupts_the_run_and_a_failed_step_fails_it() {
-        // Met in a step's own work (a budget check, the thread's messages):
-        // the run goes on later from its last checkpoint, as when met saving one.
-        assert!(matches!(interruption(in_step(AgentError::Store(outage()))), Ok(Error::Unavailable { .. })));
-        assert!(matches!(
-            interruption(GraphError::Checkpoint(CheckpointError::Store(outage()))),
-            Ok(Error::Unavailable { .. })
-        ));
-        let lost = Error::LeaseLost { job: "run".into() };
-        assert!(matches!(interruption(in_step(AgentError::Store(lost))), Ok(Error::LeaseLost { .. })));
-
-        // A step that cannot be done, or a store that answered no: the run
-        // failed, and its reason reads as before.
-        let failed = interruption(in_step(AgentError::Failed("the code block was empty".into()))).unwrap_err();
-        assert_eq!(failed.to_string(), "node `think` failed: the code block was empty");
-        let refused = Error::NotFound { entity: "thread" };
-        assert!(matches!(
-            interruption(in_step(AgentError::Store(refused))),
-            Err(GraphError::Node { ref node, .. }) if node == "think"
-        ));
-        assert!(interruption(GraphError::TooManySteps(10)).is_err());
     }
 }
