@@ -45,6 +45,34 @@ pub(super) struct Meta {
     pub(super) notice: Option<String>,
 }
 
+impl Meta {
+    /// A new sandbox's record: paused, never run, made and active now.
+    pub(super) fn new(
+        owner: UserId,
+        project: Option<ProjectId>,
+        thread: Option<ThreadId>,
+        limits: EffectiveLimits,
+        packages: Option<PackagePolicy>,
+    ) -> Meta {
+        let now = OffsetDateTime::now_utc();
+        Meta {
+            owner,
+            project,
+            thread,
+            limits,
+            created_at: now,
+            last_active_at: now,
+            executions: 0,
+            state: SandboxState::Paused,
+            busy: false,
+            dirty: false,
+            snapshotted: None,
+            packages,
+            notice: None,
+        }
+    }
+}
+
 fn paused() -> SandboxState {
     SandboxState::Paused
 }
@@ -151,7 +179,6 @@ mod tests {
     use super::*;
 
     fn entry_in(dir: PathBuf) -> Entry {
-        let now = OffsetDateTime::now_utc();
         let limits = EffectiveLimits {
             network: false,
             memory_bytes: 1 << 30,
@@ -161,22 +188,7 @@ mod tests {
             output_bytes: 1 << 20,
             open_files: 256,
         };
-        let meta = Meta {
-            owner: UserId::new(),
-            project: None,
-            thread: None,
-            limits,
-            created_at: now,
-            last_active_at: now,
-            executions: 0,
-            state: SandboxState::Paused,
-            busy: false,
-            dirty: false,
-            snapshotted: None,
-            packages: None,
-            notice: None,
-        };
-        new_entry(SandboxId::new(), dir, meta)
+        new_entry(SandboxId::new(), dir, Meta::new(UserId::new(), None, None, limits, None))
     }
 
     #[test]

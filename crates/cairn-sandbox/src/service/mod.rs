@@ -484,22 +484,7 @@ impl Sandboxes for LocalSandboxes {
         if let Ok(existing) = self.entry(id) {
             return Ok(self.info(&existing).await);
         }
-        let now = OffsetDateTime::now_utc();
-        let meta = Meta {
-            owner: request.owner,
-            project: request.project,
-            thread: request.thread,
-            limits,
-            created_at: now,
-            last_active_at: now,
-            executions: 0,
-            state: SandboxState::Paused,
-            busy: false,
-            dirty: false,
-            snapshotted: None,
-            packages: request.policy.packages,
-            notice: None,
-        };
+        let meta = Meta::new(request.owner, request.project, request.thread, limits, request.policy.packages);
         let dir = self.inner.config.root.join("instances").join(id.to_string());
         let entry = Arc::new(new_entry(id, dir, meta));
         std::fs::create_dir_all(&entry.dir).map_err(|e| SandboxError::Internal(e.to_string()))?;
