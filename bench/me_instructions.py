@@ -8,14 +8,16 @@ even on a noisy machine. It counts user-space instructions only (the
 kernel's socket work is not in it) and the server runs slowly under
 valgrind, so the counts are for comparing builds, not for throughput.
 
-Usage: bench/me_instructions.py CAIRN_BINARY [--seconds N]
-Prints a Markdown table. The server it starts it stops by its process id.
+Usage: bench/me_instructions.py CAIRN_BINARY [--seconds N] [--keep DIR]
+Prints a Markdown table; with --keep, also leaves the two dumps in DIR for
+`callgrind_annotate --inclusive=yes` to say where the instructions go. The server it starts it stops by its process id.
 """
 
 import argparse
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,6 +54,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cairn")
     parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--keep", help="a folder to copy the callgrind dumps into")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cairn-bench-instr-") as work:
         port = free_port()
@@ -85,6 +88,9 @@ def main():
                 control("-d", name.replace(" ", "_").replace("/", "_"))
                 dump = (set(glob.glob(os.path.join(work, "callgrind.*"))) - before).pop()
                 counts[name] = total_instructions(dump) / requests
+                if args.keep:
+                    os.makedirs(args.keep, exist_ok=True)
+                    shutil.copy(dump, os.path.join(args.keep, f"callgrind.{name.split()[-1].strip('/').replace('/', '_')}"))
                 rows.append(f"| {name} | {requests:,} | {counts[name]:,.0f} |")
             extra = counts["GET /api/v1/me"] - counts["GET /healthz"]
             rows.append("")
