@@ -10,7 +10,8 @@ valgrind, so the counts are for comparing builds, not for throughput.
 
 Usage: bench/me_instructions.py CAIRN_BINARY [--seconds N] [--keep DIR]
 Prints a Markdown table; with --keep, also leaves the two dumps in DIR for
-`callgrind_annotate --inclusive=yes` to say where the instructions go. The server it starts it stops by its process id.
+`callgrind_annotate --inclusive=yes` to say where the instructions go. The
+server it starts it stops by its process id.
 """
 
 import argparse
@@ -85,12 +86,13 @@ def main():
                 requests = wrk(url, token, args.seconds)
                 control("-i", "off")
                 before = set(glob.glob(os.path.join(work, "callgrind.*")))
-                control("-d", name.replace(" ", "_").replace("/", "_"))
+                label = name.replace(" ", "_").replace("/", "_")
+                control("-d", label)
                 dump = (set(glob.glob(os.path.join(work, "callgrind.*"))) - before).pop()
                 counts[name] = total_instructions(dump) / requests
                 if args.keep:
                     os.makedirs(args.keep, exist_ok=True)
-                    shutil.copy(dump, os.path.join(args.keep, f"callgrind.{name.split()[-1].strip('/').replace('/', '_')}"))
+                    shutil.copy(dump, os.path.join(args.keep, f"callgrind.{label}"))
                 rows.append(f"| {name} | {requests:,} | {counts[name]:,.0f} |")
             extra = counts["GET /api/v1/me"] - counts["GET /healthz"]
             rows.append("")
